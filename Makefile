@@ -1,0 +1,40 @@
+# The two commands of the README: `make demo` and `make test`. Both set up a fresh clone.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint format bench examples clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/cytosafe quantify examples/cra-study/msd/*.csv --sample-map examples/cra-study/msd/samples.csv --out out/demo/msd
+	$(BIN)/cytosafe quantify examples/cra-study/luminex/*.csv --sample-map examples/cra-study/luminex/samples.csv --out out/demo/luminex
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
+
+format: setup
+	$(BIN)/ruff format src tests benchmarks examples
+	$(BIN)/ruff check --fix src tests benchmarks examples
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python benchmarks/bench_fit.py
+	$(BIN)/python benchmarks/bench_real_exports.py
+
+examples: setup
+	$(BIN)/python examples/generate_cra_study.py
+
+clean:
+	rm -rf $(VENV) out build *.egg-info src/*.egg-info

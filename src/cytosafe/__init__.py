@@ -1,0 +1,17 @@
+"""CytoSafe: cytokine release syndrome risk from the plate to the patient.
+
+The public face of the package. Analysis stages are plain functions from tidy tables to
+tidy tables; see ``cytosafe.io`` (readers), ``cytosafe.curves`` (fitting, calibration,
+potency) and :func:`quantify` (the whole quantification step).
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("cytosafe")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0+unknown"
+
+from cytosafe.errors import CytoSafeError, InputError, SchemaError, UnitError
+
+__all__ = ["CytoSafeError", "InputError", "SchemaError", "UnitError", "__version__"]

@@ -1,0 +1,166 @@
+"""Sample maps: the culture metadata an instrument export does not know.
+
+A reader knows wells, sample names, analytes and signals; it does not know which donor,
+treatment and concentration each culture supernatant came from. A *sample map* supplies
+that, keyed either by the sample name written in the export (``sample_id``) or by
+``well``, optionally per ``plate_id``. The same function joins a plate map (keyed by well)
+to a reader matrix.
+
+Rules (each breach is an :class:`~cytosafe.errors.InputError` naming file, row and field):
+
+* a key appears once in the map;
+* every key of the map must exist in the export (a plate map naming a well the reader
+  lacks is an error, not a silently dropped row);
+* every well of sample type ``sample`` or ``control`` in the export must be found in the
+  map (standards and blanks may be left to the reader);
+* values in the map override what the reader inferred (e.g. its ``sample_type``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cytosafe.errors import InputError
+from cytosafe.schema.measurements import MEASUREMENT_COLUMNS, validate_measurements
+from cytosafe.schema.wells import normalize_well
+
+__all__ = ["MAP_VALUE_COLUMNS", "annotate", "read_sample_map"]
+
+#: Columns a sample map may set.
+MAP_VALUE_COLUMNS = (
+    "study_id",
+    "sample_type",
+    "standard_concentration",
+    "donor_id",
+    "treatment",
+    "treatment_role",
+    "treatment_concentration",
+    "treatment_unit",
+    "assay_format",
+    "incubation_h",
+    "replicate",
+    "dilution_factor",
+)
+_KNOWN = {c.name for c in MEASUREMENT_COLUMNS}
+
+
+def read_sample_map(path: str | Path) -> pd.DataFrame:
+    """Read a sample map from CSV or XLSX, keeping the file name and line of each row."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", file=str(path))
+    try:
+        if path.suffix.lower() in {".xlsx", ".xlsm"}:
+            table = pd.read_excel(path, dtype=str)
+        else:
+            table = pd.read_csv(path, dtype=str, skipinitialspace=True, encoding="utf-8-sig")
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise InputError(f"cannot be read as a table: {exc}", file=str(path)) from None
+    table.columns = [str(c).strip() for c in table.columns]
+    table = table.dropna(how="all")
+    table.attrs["source"] = str(path)
+    table["_map_row"] = table.index + 2
+    return table
+
+
+def annotate(
+    measurements: pd.DataFrame, sample_map: pd.DataFrame | str | Path, *, source: str | None = None
+) -> pd.DataFrame:
+    """Join culture metadata from ``sample_map`` onto a measurement table.
+
+    The key is ``sample_id`` when the map has that column, otherwise ``well``; a
+    ``plate_id`` column in the map narrows the key to one plate. Returns the validated
+    measurement table.
+    """
+    if not isinstance(sample_map, pd.DataFrame):
+        sample_map = read_sample_map(sample_map)
+    smap = sample_map.copy()
+    source = source or smap.attrs.get("source")
+    if "_map_row" not in smap.columns:
+        smap["_map_row"] = np.arange(len(smap)) + 2
+    if "sample_id" in smap.columns:
+        key = "sample_id"
+    elif "well" in smap.columns:
+        key = "well"
+    else:
+        raise InputError(
+            "a sample map needs a 'sample_id' or a 'well' column",
+            file=source,
+            expected="a key column",
+        )
+    unknown = [
+        c
+        for c in smap.columns
+        if c not in (*MAP_VALUE_COLUMNS, key, "plate_id", "_map_row") and c not in _KNOWN
+    ]
+    keys = [key] + (["plate_id"] if "plate_id" in smap.columns else [])
+
+    for col in keys:
+        empty = smap[col].isna() | (smap[col].astype(str).str.strip() == "")
+        if empty.any():
+            raise InputError(
+                "key is empty", file=source, row=int(smap["_map_row"][empty].iloc[0]), field=col
+            )
+        smap[col] = smap[col].astype(str).str.strip()
+    if key == "well":
+        smap["well"] = [
+            normalize_well(w, file=source, row=int(r))
+            for w, r in zip(smap["well"], smap["_map_row"], strict=True)
+        ]
+    dup = smap.duplicated(keys, keep="first")
+    if dup.any():
+        row = smap[dup].iloc[0]
+        raise InputError(
+            f"{key} '{row[key]}' appears more than once in the sample map",
+            file=source,
+            row=int(row["_map_row"]),
+            field=key,
+            expected="one row per " + " x ".join(keys),
+        )
+
+    meas = measurements.copy()
+    meas_keys = meas[keys].astype(str)
+    present = set(map(tuple, meas_keys.drop_duplicates().to_numpy().tolist()))
+    for row in smap[[*keys, "_map_row"]].itertuples(index=False):
+        if tuple(row[: len(keys)]) not in present:
+            where = " on plate '" + row[1] + "'" if len(keys) > 1 else ""
+            raise InputError(
+                f"the sample map names {key} '{row[0]}'{where}, which the export does not contain",
+                file=source,
+                row=int(row[-1]),
+                field=key,
+            )
+
+    values = [c for c in smap.columns if c in MAP_VALUE_COLUMNS]
+    extra = [c for c in unknown if c != "_map_row"]
+    joined = meas_keys.merge(smap[[*keys, *values, *extra, "_map_row"]], on=keys, how="left")
+    found = joined["_map_row"].notna().to_numpy()
+    needs = meas["sample_type"].astype(str).isin(["sample", "control"]).to_numpy()
+    if "sample_type" in values:
+        mapped_type = joined["sample_type"].astype(str).str.lower().to_numpy()
+        needs |= np.isin(mapped_type, ["sample", "control"])
+    lacking = needs & ~found
+    if lacking.any():
+        pos = int(np.flatnonzero(lacking)[0])
+        label = meas[key].iat[pos]
+        raise InputError(
+            f"{meas['sample_type'].iat[pos]} {key} '{label}' (analyte {meas['analyte'].iat[pos]}) is not in the sample map",
+            file=source,
+            well=str(meas["well"].iat[pos]),
+            field=key,
+            expected="a sample-map row for every sample and control",
+        )
+    for col in [*values, *extra]:
+        mapped = joined[col].to_numpy()
+        has = (
+            found & pd.notna(mapped) & (pd.Series(mapped).astype(str).str.strip() != "").to_numpy()
+        )
+        if col not in meas.columns:
+            meas[col] = np.nan
+        base = meas[col].astype(object).to_numpy()
+        base[has] = mapped[has]
+        meas[col] = base
+    return validate_measurements(meas, source=source)

@@ -1,0 +1,335 @@
+"""The tidy measurement table: one row per well x analyte.
+
+This is the contract between every reader (``cytosafe.io``) and every analysis stage
+(``cytosafe.curves``, later ``cytosafe.hazard``). A reader's only job is to produce it;
+:func:`validate_measurements` checks it and returns a normalised copy (canonical column
+order and dtypes, wells as ``A01``), or raises :class:`~cytosafe.errors.SchemaError` naming
+the file, row or well and field.
+
+Two kinds of "control" are kept apart on purpose:
+
+* ``sample_type`` is the role of the *well in the immunoassay*: a calibrator
+  (``standard``), an assay ``blank`` (zero calibrator / background), a kit quality
+  ``control`` with an expected concentration, or a ``sample`` (a culture supernatant or
+  plasma to be quantified).
+* ``treatment_role`` is the role of the *culture condition* a sample came from in the
+  cytokine release assay: the ``test`` article, the ``negative_control`` (medium), the
+  ``vehicle``, the ``isotype_control`` or a ``positive_control`` (e.g. anti-CD3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from cytosafe.errors import InputError, SchemaError, UnitError
+from cytosafe.schema.units import canonical_unit
+from cytosafe.schema.wells import normalize_well
+
+__all__ = [
+    "MEASUREMENT_COLUMNS",
+    "SAMPLE_TYPES",
+    "TREATMENT_ROLES",
+    "Column",
+    "validate_measurements",
+]
+
+SAMPLE_TYPES = ("standard", "blank", "sample", "control")
+TREATMENT_ROLES = ("test", "negative_control", "vehicle", "isotype_control", "positive_control")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the tidy table: its name, kind, whether required, and meaning."""
+
+    name: str
+    kind: str  # "str", "float", "int", "category"
+    required: bool
+    description: str
+
+
+MEASUREMENT_COLUMNS: tuple[Column, ...] = (
+    Column("study_id", "str", True, "Study identifier."),
+    Column("plate_id", "str", True, "Assay plate identifier (unique within the study)."),
+    Column("well", "str", True, "Plate well, normalised to A01."),
+    Column("analyte", "str", True, "Cytokine measured (e.g. IL-6)."),
+    Column("sample_type", "category", True, "standard | blank | sample | control."),
+    Column(
+        "standard_concentration",
+        "float",
+        False,
+        "Nominal calibrator concentration, pg/mL (standards; controls' expected value).",
+    ),
+    Column("donor_id", "str", False, "Blood donor of the culture."),
+    Column("treatment", "str", False, "Culture condition / test article name."),
+    Column(
+        "treatment_role",
+        "category",
+        False,
+        "test | negative_control | vehicle | isotype_control | positive_control.",
+    ),
+    Column(
+        "treatment_concentration", "float", False, "Concentration of the treatment in the culture."
+    ),
+    Column("treatment_unit", "str", False, "Unit of treatment_concentration (e.g. ug/mL, nM)."),
+    Column("assay_format", "str", False, "CRA format (e.g. whole_blood, pbmc_aqueous)."),
+    Column("incubation_h", "float", False, "Culture incubation time, hours."),
+    Column("replicate", "int", False, "Replicate number within a sample/standard level (1-based)."),
+    Column("signal", "float", True, "Raw reader signal (ECL counts, median FI, OD); non-negative."),
+    Column(
+        "dilution_factor",
+        "float",
+        False,
+        "Dilution of the sample before the immunoassay (>= 1; 1 = neat).",
+    ),
+    Column("sample_id", "str", False, "Sample name as written in the instrument export."),
+    Column(
+        "bead_count",
+        "float",
+        False,
+        "Beads counted for the analyte in the well (bead-based readers).",
+    ),
+    Column("source_file", "str", False, "File the row was read from."),
+    Column("source_row", "int", False, "1-based line of the row in its source file."),
+)
+
+_BY_NAME = {c.name: c for c in MEASUREMENT_COLUMNS}
+REQUIRED = tuple(c.name for c in MEASUREMENT_COLUMNS if c.required)
+
+
+def _where(df: pd.DataFrame, pos: int, source: str | None) -> dict[str, object]:
+    """Location of positional row ``pos`` for an error message."""
+    where: dict[str, object] = {}
+    file = source
+    if "source_file" in df.columns and isinstance(df["source_file"].iat[pos], str):
+        file = df["source_file"].iat[pos]
+    if file:
+        where["file"] = file
+    if "source_row" in df.columns and pd.notna(df["source_row"].iat[pos]):
+        where["row"] = int(df["source_row"].iat[pos])
+    else:
+        where["row"] = pos + 2  # a CSV's header is line 1
+    if "well" in df.columns and isinstance(df["well"].iat[pos], str):
+        where["well"] = df["well"].iat[pos]
+    return where
+
+
+def _fail(
+    df: pd.DataFrame, bad: np.ndarray, source: str | None, field: str, message: str, expected: str
+) -> None:
+    positions = np.flatnonzero(bad)
+    if positions.size == 0:
+        return
+    pos = int(positions[0])
+    more = f" ({positions.size - 1} more rows like it)" if positions.size > 1 else ""
+    value = df[field].iat[pos] if field in df.columns else None
+    raise SchemaError(
+        message.format(value=value) + more,
+        field=field,
+        expected=expected,
+        **_where(df, pos, source),
+    )
+
+
+def _numeric(df: pd.DataFrame, name: str, source: str | None) -> pd.Series:
+    raw = df[name]
+    values = pd.to_numeric(raw, errors="coerce")
+    text_bad = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+    _fail(df, text_bad.to_numpy(), source, name, "'{value}' is not a number", "a number")
+    return values.astype(float)
+
+
+def validate_measurements(df: pd.DataFrame, *, source: str | None = None) -> pd.DataFrame:
+    """Check a measurement table against the contract and return a normalised copy.
+
+    Parameters
+    ----------
+    df:
+        Table with at least the required columns (``study_id, plate_id, well, analyte,
+        sample_type, signal``); the optional columns of :data:`MEASUREMENT_COLUMNS` are
+        added empty when absent; any other column (a reader extra) is kept after them.
+    source:
+        File name for error messages when the table has no ``source_file`` column.
+
+    Raises
+    ------
+    SchemaError
+        Naming file, row (``source_row`` when present), well and field of the first
+        offending row, with the number of further rows that share the problem.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise SchemaError("a measurement table must be a pandas DataFrame", file=source)
+    out = df.copy()
+    missing = [c for c in REQUIRED if c not in out.columns]
+    if missing:
+        raise SchemaError(
+            "missing required column(s): " + ", ".join(missing),
+            file=source,
+            expected="columns " + ", ".join(REQUIRED),
+        )
+    if out.empty:
+        raise SchemaError("the table has no rows", file=source)
+    for col in MEASUREMENT_COLUMNS:
+        if col.name not in out.columns:
+            out[col.name] = np.nan
+    out = out.reset_index(drop=True)
+
+    for name in ("study_id", "plate_id", "analyte"):
+        blank = out[name].isna() | (out[name].astype(str).str.strip() == "")
+        _fail(out, blank.to_numpy(), source, name, "value is empty", "a non-empty identifier")
+        out[name] = out[name].astype(str).str.strip()
+
+    # Wells: normalised one distinct value at a time (a plate has at most 384).
+    cache: dict[object, str] = {}
+    wells = []
+    for pos, value in enumerate(out["well"].tolist()):
+        if value not in cache:
+            try:
+                cache[value] = normalize_well(value)
+            except InputError as exc:
+                raise SchemaError(
+                    exc.message, field="well", expected=exc.expected, **_where(out, pos, source)
+                ) from None
+        wells.append(cache[value])
+    out["well"] = wells
+
+    stype = out["sample_type"].astype(str).str.strip().str.lower()
+    _fail(
+        out,
+        (~stype.isin(SAMPLE_TYPES)).to_numpy(),
+        source,
+        "sample_type",
+        "unknown sample type '{value}'",
+        " | ".join(SAMPLE_TYPES),
+    )
+    out["sample_type"] = pd.Categorical(stype, categories=SAMPLE_TYPES)
+
+    role = out["treatment_role"]
+    has_role = role.notna() & (role.astype(str).str.strip() != "")
+    role_text = role.where(~has_role, role.astype(str).str.strip().str.lower())
+    _fail(
+        out,
+        (has_role & ~role_text.isin(TREATMENT_ROLES)).to_numpy(),
+        source,
+        "treatment_role",
+        "unknown treatment role '{value}'",
+        " | ".join(TREATMENT_ROLES),
+    )
+    out["treatment_role"] = pd.Categorical(role_text.where(has_role), categories=TREATMENT_ROLES)
+
+    signal = _numeric(out, "signal", source)
+    _fail(
+        out,
+        signal.isna().to_numpy(),
+        source,
+        "signal",
+        "signal is missing",
+        "a non-negative number",
+    )
+    _fail(
+        out,
+        (~np.isfinite(signal) | (signal < 0)).to_numpy(),
+        source,
+        "signal",
+        "signal {value} is negative or not finite",
+        "a non-negative number",
+    )
+    out["signal"] = signal
+
+    for name in ("standard_concentration", "treatment_concentration", "incubation_h", "bead_count"):
+        values = _numeric(out, name, source)
+        _fail(
+            out,
+            (values < 0).to_numpy(),
+            source,
+            name,
+            "{value} is negative",
+            "a non-negative number",
+        )
+        out[name] = values
+    dil = _numeric(out, "dilution_factor", source).fillna(1.0)
+    _fail(
+        out,
+        (dil <= 0).to_numpy(),
+        source,
+        "dilution_factor",
+        "dilution factor {value} is not positive",
+        "a number > 0 (1 = neat)",
+    )
+    out["dilution_factor"] = dil
+
+    is_std = (out["sample_type"] == "standard").to_numpy()
+    _fail(
+        out,
+        is_std & out["standard_concentration"].isna().to_numpy(),
+        source,
+        "standard_concentration",
+        "a standard has no nominal concentration",
+        "a concentration in pg/mL",
+    )
+    _fail(
+        out,
+        is_std & (out["standard_concentration"] <= 0).to_numpy(),
+        source,
+        "standard_concentration",
+        "a standard's nominal concentration is {value}",
+        "a concentration > 0 pg/mL; use sample_type 'blank' for the zero calibrator",
+    )
+
+    rep = _numeric(out, "replicate", source)
+    _fail(
+        out,
+        (rep.notna() & ((rep < 1) | (rep != np.round(rep)))).to_numpy(),
+        source,
+        "replicate",
+        "replicate '{value}' is not a positive whole number",
+        "1, 2, 3, ...",
+    )
+    out["replicate"] = rep.astype("Int64")
+    out["source_row"] = _numeric(out, "source_row", source).astype("Int64")
+
+    units = out["treatment_unit"]
+    has_unit = units.notna() & (units.astype(str).str.strip() != "")
+    canon: dict[object, str] = {}
+    for pos in np.flatnonzero(has_unit.to_numpy()):
+        value = units.iat[pos]
+        if value not in canon:
+            try:
+                canon[value] = canonical_unit(value)
+            except UnitError as exc:
+                raise exc.located(field="treatment_unit", **_where(out, int(pos), source)) from None
+    out["treatment_unit"] = units.map(
+        lambda v: canon.get(v, np.nan) if isinstance(v, str) else np.nan
+    )
+    needs_unit = out["treatment_concentration"].gt(0) & ~has_unit
+    _fail(
+        out,
+        needs_unit.to_numpy(),
+        source,
+        "treatment_unit",
+        "a treatment concentration has no unit",
+        "a unit such as ug/mL or nM",
+    )
+
+    for name in ("donor_id", "treatment", "assay_format", "sample_id", "source_file"):
+        col = out[name]
+        out[name] = col.where(col.isna(), col.astype(str).str.strip()).replace("", np.nan)
+
+    key = ["plate_id", "well", "analyte"]
+    dup = out.duplicated(key, keep="first").to_numpy()
+    if dup.any():
+        pos = int(np.flatnonzero(dup)[0])
+        first = int(np.flatnonzero((out[key] == out.loc[pos, key]).all(axis=1).to_numpy())[0])
+        raise SchemaError(
+            f"duplicate well: plate '{out['plate_id'].iat[pos]}', analyte '{out['analyte'].iat[pos]}' "
+            f"already has a value in this well (first at row {_where(out, first, source)['row']})",
+            field="well",
+            expected="one row per plate x well x analyte",
+            **_where(out, pos, source),
+        )
+
+    canonical = [c.name for c in MEASUREMENT_COLUMNS]
+    extras = [c for c in out.columns if c not in _BY_NAME]
+    return out[canonical + extras]
