@@ -56,6 +56,7 @@ def test_ryegrass_expected_information_matches_nls_style_errors():
     f = lambda x, a, b, c, d: get_model("4PL").f(x[None], np.array([[a, b, c, d]]))[0]  # noqa: E731
     popt, pcov = curve_fit(f, RYEGRASS_CONC, RYEGRASS_ROOTL, p0=exp.params[0])
     np.testing.assert_allclose(exp.se[0], np.sqrt(np.diag(pcov)), rtol=1e-5)
+    np.testing.assert_allclose(exp.params[0], popt, rtol=1e-6)
 
 
 # --- NIST StRD: Rat42 -------------------------------------------------------------------
