@@ -1,0 +1,562 @@
+"""Calibration: standard curves per plate x analyte, back-calculation, LLOQ/ULOQ, flags, QC.
+
+One curve is fitted to the standards of each plate x analyte (all curves in one batch),
+every well is back-calculated through its own curve with a 95% interval, the quantifiable
+range is read off the standards, and each value carries the flags a bioanalyst expects.
+
+Acceptance rules (defaults; each is a field of :class:`CalibrationSettings`):
+
+* **Calibrator accuracy** — the back-calculated concentration of a standard level lies
+  within 80-120% of nominal, 75-125% at the lowest and highest level of the range
+  (the LLOQ and ULOQ). Source: ICH M10 *Bioanalytical method validation and study sample
+  analysis* (2022), section 4.1.2 (ligand-binding assays: ±20%, ±25% at LLOQ/ULOQ), the
+  same limits as the FDA *Bioanalytical Method Validation* guidance (2018), and DeSilva
+  et al., Pharm Res 2003;20:1885-1900.
+* **Precision** — the CV of a level's replicate back-calculated concentrations at most
+  20% (ICH M10 section 4.1.2 allows 25% at LLOQ and ULOQ: set ``end_max_cv=25`` to use it).
+* **Quantifiable range** — the longest run of consecutive standard levels whose two ends
+  pass the end criteria and whose inner levels pass the inner criteria; LLOQ and ULOQ are
+  the nominal concentrations of its ends. A standard series needs at least 5 levels
+  (``min_levels``): fewer cannot identify a 5PL with any residual degrees of freedom.
+* **Limit of detection** — mean blank signal plus 2.5 SD, back-calculated (the LLOD
+  definition of Meso Scale Discovery's kit inserts); reported, not used for flags.
+* **Bead count** — fewer than 35 beads for an analyte in a well is flagged
+  (``min_bead_count``); xPONENT protocols commonly acquire 50 beads per region and
+  Luminex's xMAP guidance treats counts below ~35 as unreliable for the median.
+
+Blanks (``blank=``), a documented choice because vendors differ:
+
+* ``"zero_standard"`` (default): blanks enter the fit as a standard of concentration 0,
+  anchoring the lower asymptote (the 5PL here is defined at ``x = 0``); as MSD Discovery
+  Workbench treats the zero calibrator.
+* ``"subtract"``: the plate's mean blank signal is subtracted from every signal before
+  fitting, as xPONENT's Net MFI.
+* ``"ignore"``: blanks are reported in QC only.
+
+Back-calculation interval: the delta method on the inverse prediction. For a mean signal
+``ȳ`` of ``k`` replicates, ``Var(x̂) ≈ [σ²/(w(ȳ)·k) + gᵀΣg] / f'(x̂)²`` with ``g = ∂f/∂θ``
+at ``x̂`` and ``Σ`` the parameter covariance; the interval is symmetric on the log scale
+with Student's t on the fit's residual degrees of freedom. Concentrations are reported in
+the well (``concentration_in_well``) and in the sample (``concentration`` = in-well x
+``dilution_factor``), in pg/mL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from cytosafe.curves.fit import FitResult, curve_weights, fit_curves
+from cytosafe.curves.models import get_model
+from cytosafe.errors import InputError
+from cytosafe.schema.measurements import validate_measurements
+
+__all__ = ["FLAGS", "Calibration", "CalibrationSettings", "calibrate"]
+
+#: Per-value flags, in the order they are reported.
+FLAGS = (
+    "no_curve",
+    "outside_asymptotes",
+    "below_lloq",
+    "above_uloq",
+    "extrapolated",
+    "high_cv",
+    "low_bead_count",
+)
+
+CURVE_KEY = ["study_id", "plate_id", "analyte"]
+
+
+@dataclass(frozen=True)
+class CalibrationSettings:
+    """Every choice calibration makes, recorded in results and reports.
+
+    See the module docstring for the source of each default.
+    """
+
+    model: str = "5PL"
+    weighting: str = "1/y2"
+    blank: str = "zero_standard"
+    covariance: str = "expected"
+    recovery_range: tuple[float, float] = (80.0, 120.0)
+    end_recovery_range: tuple[float, float] = (75.0, 125.0)
+    max_cv: float = 20.0
+    end_max_cv: float = 20.0
+    min_levels: int = 5
+    min_bead_count: float = 35.0
+    confidence: float = 0.95
+    lod_sd: float = 2.5
+
+    def __post_init__(self) -> None:
+        get_model(self.model)
+        if self.blank not in ("zero_standard", "subtract", "ignore"):
+            raise InputError(
+                f"unknown blank handling '{self.blank}'",
+                field="blank",
+                expected="zero_standard | subtract | ignore",
+            )
+        if not 0 < self.confidence < 1:
+            raise InputError("confidence must lie between 0 and 1", field="confidence")
+        if self.min_levels < 4:
+            raise InputError(
+                "min_levels below 4 cannot identify a logistic curve", field="min_levels"
+            )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Calibration:
+    """Everything calibration produced.
+
+    Attributes
+    ----------
+    wells: the measurement table with ``signal_used``, ``concentration_in_well``,
+        ``concentration`` (pg/mL in the sample), ``ci_low``/``ci_high``, one boolean column
+        per flag and a ``flags`` text column (``;``-separated).
+    samples: one row per plate x analyte x replicate group (a sample, standard level or
+        control): mean signal, CV, back-calculated mean with interval, flags.
+    curves: one row per plate x analyte: model parameters and errors, fit status, LLOQ,
+        ULOQ, LOD, blank statistics.
+    standards: one row per plate x analyte x standard level: nominal, mean signal,
+        back-calculated concentration, recovery %, CV %, pass/fail, in range.
+    qc: plate QC summary per plate x analyte with ``qc_pass`` and reasons.
+    fit: the :class:`~cytosafe.curves.fit.FitResult` behind ``curves``.
+    """
+
+    wells: pd.DataFrame
+    samples: pd.DataFrame
+    curves: pd.DataFrame
+    standards: pd.DataFrame
+    qc: pd.DataFrame
+    fit: FitResult
+    settings: CalibrationSettings
+    curve_points: dict = field(default_factory=dict)
+
+
+def _group_key(df: pd.DataFrame) -> pd.Series:
+    """Replicate group of each row: the sample name, else the culture description."""
+    parts = ["sample_type", "donor_id", "treatment", "treatment_concentration", "assay_format", "incubation_h",
+             "dilution_factor", "standard_concentration"]  # fmt: skip
+    text = [df[c].astype(object).where(df[c].notna(), "").astype(str) for c in parts]
+    described = text[0].str.cat(text[1:], sep="|")
+    by_name = (
+        text[0]
+        + "|"
+        + df["sample_id"].astype(object).where(df["sample_id"].notna(), "").astype(str)
+    )
+    return by_name.where(df["sample_id"].notna(), described)
+
+
+def _pad(
+    groups: np.ndarray, values: list[np.ndarray]
+) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """Pad rows grouped by integer id ``groups`` into ``(n_groups, max_len)`` arrays."""
+    order = np.argsort(groups, kind="stable")
+    g = groups[order]
+    n = int(g.max()) + 1 if g.size else 0
+    counts = np.bincount(g, minlength=n)
+    width = int(counts.max()) if n else 0
+    pos = np.arange(g.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    mask = np.zeros((n, width), dtype=bool)
+    mask[g, pos] = True
+    out = []
+    for v in values:
+        arr = np.full((n, width), np.nan)
+        arr[g, pos] = v[order]
+        out.append(arr)
+    return mask, out, order
+
+
+def calibrate(
+    measurements: pd.DataFrame, settings: CalibrationSettings | None = None
+) -> Calibration:
+    """Fit standard curves and back-calculate every well of a measurement table.
+
+    Parameters
+    ----------
+    measurements:
+        The tidy measurement table (validated here again; cheap and safe).
+    settings:
+        :class:`CalibrationSettings`; defaults to 5PL, 1/y² weights, blanks as the zero
+        standard.
+
+    Returns
+    -------
+    Calibration
+
+    Raises
+    ------
+    InputError
+        When a plate x analyte has fewer than ``min_levels`` standard levels (or none),
+        naming the plate, analyte and source file.
+    """
+    settings = settings or CalibrationSettings()
+    model = get_model(settings.model)
+    df = validate_measurements(measurements)
+    df["curve_id"] = df.groupby(CURVE_KEY, sort=True, observed=True).ngroup()
+    keys = (
+        df.drop_duplicates("curve_id")
+        .sort_values("curve_id")[[*CURVE_KEY, "curve_id"]]
+        .reset_index(drop=True)
+    )
+    n_curves = len(keys)
+
+    is_std = (df["sample_type"] == "standard").to_numpy()
+    is_blank = (df["sample_type"] == "blank").to_numpy()
+    levels = df.loc[is_std].groupby("curve_id")["standard_concentration"].nunique()
+    levels = levels.reindex(range(n_curves), fill_value=0)
+    short = levels[levels < settings.min_levels]
+    if len(short):
+        cid = int(short.index[0])
+        row = df.loc[df["curve_id"] == cid].iloc[0]
+        raise InputError(
+            f"plate '{row['plate_id']}', analyte '{row['analyte']}' has {int(short.iloc[0])} standard level(s)"
+            + (
+                f"; {len(short) - 1} more plate x analyte curves are short too"
+                if len(short) > 1
+                else ""
+            ),
+            file=row["source_file"] if isinstance(row["source_file"], str) else None,
+            field="standard_concentration",
+            expected=f"at least {settings.min_levels} distinct standard concentrations per plate and analyte",
+        )
+
+    # Blank statistics and blank subtraction.
+    cid = df["curve_id"].to_numpy()
+    sig = df["signal"].to_numpy(dtype=float)
+    bl_n = np.bincount(cid[is_blank], minlength=n_curves).astype(float)
+    bl_s1 = np.bincount(cid[is_blank], weights=sig[is_blank], minlength=n_curves)
+    bl_s2 = np.bincount(cid[is_blank], weights=sig[is_blank] ** 2, minlength=n_curves)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        blank_mean = np.where(bl_n > 0, bl_s1 / bl_n, np.nan)
+        blank_sd = np.where(
+            bl_n > 1, np.sqrt(np.maximum(bl_s2 - bl_n * blank_mean**2, 0) / (bl_n - 1)), np.nan
+        )
+    used = sig.copy()
+    if settings.blank == "subtract":
+        used = sig - np.nan_to_num(blank_mean[cid])
+    df["signal_used"] = used
+
+    # One batch fit over every curve.
+    in_fit = is_std | (is_blank & (settings.blank == "zero_standard"))
+    xs = np.where(is_std, df["standard_concentration"].to_numpy(dtype=float), 0.0)
+    mask, (X, Y), _ = _pad(cid[in_fit], [xs[in_fit], used[in_fit]])
+    if X.shape[0] < n_curves:  # curves with no points at all cannot happen (levels checked)
+        raise AssertionError("every curve has standards")
+    fit = fit_curves(
+        X, Y, model=model, weighting=settings.weighting, mask=mask, covariance=settings.covariance
+    )
+    raw_w = curve_weights(
+        X, Y, mask, "none" if settings.weighting == "none" else settings.weighting
+    )
+    weight_norm = _weight_normaliser(X, Y, mask, settings.weighting)
+    usable = np.isin(fit.status, ["converged", "stalled"]) & np.all(np.isfinite(fit.params), axis=1)
+
+    # Replicate groups (samples, standard levels, controls) per curve.
+    df["group"] = _group_key(df)
+    df["group_id"] = df.groupby(["curve_id", "group"], sort=False).ngroup()
+    grp = df["group_id"].to_numpy()
+    n_grp = int(grp.max()) + 1
+    g_n = np.bincount(grp, minlength=n_grp).astype(float)
+    g_mean = np.bincount(grp, weights=used, minlength=n_grp) / g_n
+    g_curve = np.zeros(n_grp, dtype=int)
+    g_curve[grp] = cid
+
+    params = fit.params
+    t_crit = stats.t.ppf(0.5 + settings.confidence / 2, np.maximum(fit.df, 1))
+
+    def back_calc(signal: np.ndarray, curve: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, ...]:
+        p = params[curve]
+        xhat = model.inverse(signal[:, None], p)[:, 0]
+        ok = usable[curve] & np.isfinite(xhat)
+        xh = np.where(ok, xhat, 1.0)
+        J = model.jac(xh[:, None], p)[:, 0, :]
+        cov = fit.cov[curve]
+        var_curve = np.einsum("ik,ikl,il->i", J, cov, J)
+        w_new = _weight_at(signal, curve, settings.weighting, weight_norm, X, Y, mask, raw_w)
+        var_obs = fit.sigma[curve] ** 2 / (w_new * k)
+        slope = model.dfdx(xh[:, None], p)[:, 0]
+        with np.errstate(all="ignore"):
+            se_x = np.sqrt(var_curve + var_obs) / np.abs(slope)
+            half = t_crit[curve] * se_x / xh
+            lo, hi = xh * np.exp(-half), xh * np.exp(half)
+        lo = np.where(ok & np.isfinite(lo), lo, np.nan)
+        hi = np.where(ok & np.isfinite(hi), hi, np.nan)
+        return np.where(ok, xhat, np.nan), lo, hi
+
+    well_x, well_lo, well_hi = back_calc(used, cid, np.ones_like(used))
+    grp_x, grp_lo, grp_hi = back_calc(g_mean, g_curve, g_n)
+
+    # Replicate CV (of back-calculated concentrations where all replicates back-calculate,
+    # else of the signal).
+    def group_cv(values: np.ndarray) -> np.ndarray:
+        v = np.where(np.isfinite(values), values, 0.0)
+        fin = np.bincount(grp, weights=np.isfinite(values).astype(float), minlength=n_grp)
+        s1 = np.bincount(grp, weights=v, minlength=n_grp)
+        s2 = np.bincount(grp, weights=v**2, minlength=n_grp)
+        with np.errstate(all="ignore"):
+            mean = s1 / fin
+            sd = np.sqrt(np.maximum(s2 - fin * mean**2, 0) / (fin - 1))
+            cv = 100 * sd / np.abs(mean)
+        return np.where((fin == g_n) & (g_n > 1), cv, np.nan), mean
+
+    cv_conc, mean_conc = group_cv(well_x)
+    cv_sig, _ = group_cv(used)
+    cv = np.where(np.isfinite(cv_conc), cv_conc, cv_sig)
+
+    # Standards table and the quantifiable range.
+    std_tab, lloq, uloq = _standards_table(
+        df, is_std, grp, g_mean, grp_x, cv, mean_conc, usable, n_curves, settings
+    )
+    x_min = np.full(n_curves, np.nan)
+    x_max = np.full(n_curves, np.nan)
+    xs_std = df.loc[is_std, "standard_concentration"].to_numpy(dtype=float)
+    np.fmin.at(x_min, cid[is_std], xs_std)
+    np.fmax.at(x_max, cid[is_std], xs_std)
+
+    # LOD: blank mean + lod_sd * SD, back-calculated.
+    lod_signal = blank_mean + settings.lod_sd * blank_sd
+    if settings.blank == "subtract":
+        lod_signal = settings.lod_sd * blank_sd
+    lod, _, _ = back_calc(
+        np.nan_to_num(lod_signal, nan=-np.inf), np.arange(n_curves), np.ones(n_curves)
+    )
+    lod = np.where(np.isfinite(lod_signal), lod, np.nan)
+
+    # Flags per well and per group.
+    a_idx, d_idx = model.names.index("a"), model.names.index("d")
+    lo_asym = np.fmin(params[:, a_idx], params[:, d_idx])
+    hi_asym = np.fmax(params[:, a_idx], params[:, d_idx])
+    rising = params[:, d_idx] >= params[:, a_idx]
+
+    def flags_for(signal, xhat, curve, cvs, beads):
+        no_curve = ~usable[curve]
+        outside = ~no_curve & ~((signal > lo_asym[curve]) & (signal < hi_asym[curve]))
+        low_signal = np.where(rising[curve], signal <= lo_asym[curve], signal >= hi_asym[curve])
+        below = ~no_curve & ((xhat < lloq[curve]) | (outside & low_signal) | np.isnan(lloq[curve]))
+        above = ~no_curve & ((xhat > uloq[curve]) | (outside & ~low_signal)) & ~below
+        extrap = ~no_curve & np.isfinite(xhat) & ((xhat < x_min[curve]) | (xhat > x_max[curve]))
+        return {
+            "no_curve": no_curve,
+            "outside_asymptotes": outside,
+            "below_lloq": below,
+            "above_uloq": above,
+            "extrapolated": extrap,
+            "high_cv": np.nan_to_num(cvs, nan=0.0) > settings.max_cv,
+            "low_bead_count": np.nan_to_num(beads, nan=np.inf) < settings.min_bead_count,
+        }
+
+    beads = df["bead_count"].to_numpy(dtype=float)
+    well_flags = flags_for(used, well_x, cid, cv[grp], beads)
+    g_beads = np.full(n_grp, np.inf)
+    np.fmin.at(g_beads, grp, np.nan_to_num(beads, nan=np.inf))
+    grp_flags = flags_for(g_mean, grp_x, g_curve, cv, g_beads)
+
+    dil = df["dilution_factor"].to_numpy(dtype=float)
+    wells = df.drop(columns=["group", "group_id", "curve_id"]).copy()
+    wells["concentration_in_well"] = well_x
+    wells["concentration"] = well_x * dil
+    wells["ci_low"] = well_lo * dil
+    wells["ci_high"] = well_hi * dil
+    wells["replicate_cv"] = cv[grp]
+    wells["lloq"] = lloq[cid] * dil
+    wells["uloq"] = uloq[cid] * dil
+    for name in FLAGS:
+        wells[name] = well_flags[name]
+    wells["flags"] = _flag_text(well_flags)
+
+    first = df.drop_duplicates("group_id").set_index("group_id").sort_index()
+    samples = first[[*CURVE_KEY, "sample_type", "sample_id", "donor_id", "treatment", "treatment_role",
+                     "treatment_concentration", "treatment_unit", "assay_format", "incubation_h",
+                     "dilution_factor", "standard_concentration"]].copy()  # fmt: skip
+    g_dil = first["dilution_factor"].to_numpy(dtype=float)
+    samples["n_replicates"] = g_n.astype(int)
+    samples["mean_signal"] = g_mean
+    samples["cv"] = cv
+    samples["concentration_in_well"] = grp_x
+    samples["concentration"] = grp_x * g_dil
+    samples["ci_low"] = grp_lo * g_dil
+    samples["ci_high"] = grp_hi * g_dil
+    samples["lloq"] = lloq[g_curve] * g_dil
+    samples["uloq"] = uloq[g_curve] * g_dil
+    for name in FLAGS:
+        samples[name] = grp_flags[name]
+    samples["flags"] = _flag_text(grp_flags)
+    samples = samples.reset_index(drop=True)
+
+    curves = keys.drop(columns="curve_id").copy()
+    curves["model"] = model.name
+    curves["weighting"] = settings.weighting
+    curves["blank_handling"] = settings.blank
+    fr = fit.to_frame()
+    curves = pd.concat([curves, fr], axis=1)
+    curves["n_levels"] = levels.to_numpy()
+    curves["lloq"] = lloq
+    curves["uloq"] = uloq
+    curves["lod"] = lod
+    curves["min_standard"] = x_min
+    curves["max_standard"] = x_max
+    curves["blank_n"] = bl_n.astype(int)
+    curves["blank_mean"] = blank_mean
+    curves["blank_sd"] = blank_sd
+    with np.errstate(all="ignore"):
+        curves["blank_cv"] = 100 * blank_sd / blank_mean
+    curves["formula"] = model.formula
+
+    qc = _plate_qc(curves, std_tab, samples, settings)
+    points = {"x": X, "y": Y, "mask": mask}
+    return Calibration(wells, samples, curves, std_tab, qc, fit, settings, points)
+
+
+def _weight_normaliser(X, Y, mask, weighting):
+    """Mean raw weight over each curve's fitted points (``curve_weights`` scales to mean 1)."""
+    if weighting in ("none", "1/var"):
+        return np.ones(X.shape[0])
+    pos = mask & (Y > 0)
+    floor = np.where(pos, Y, np.inf).min(1, keepdims=True)
+    floor = np.where(np.isfinite(floor), floor, 1.0)
+    yy = np.where(pos, Y, floor)
+    raw = 1 / yy if weighting == "1/y" else 1 / yy**2
+    return np.where(mask, raw, 0).sum(1) / np.maximum(mask.sum(1), 1)
+
+
+def _weight_at(signal, curve, weighting, norm, X, Y, mask, w_fit):
+    """Weight (on the fit's scale) of a new observation with ``signal`` on ``curve``."""
+    if weighting == "none":
+        return np.ones_like(signal)
+    if weighting in ("1/y", "1/y2"):
+        pos = mask & (Y > 0)
+        floor = np.where(pos, Y, np.inf).min(1)
+        s = np.where(signal > 0, signal, floor[curve])
+        raw = 1 / s if weighting == "1/y" else 1 / s**2
+        return raw / norm[curve]
+    # 1/var: the weight of the fitted point whose signal is nearest (log scale).
+    ly = np.log(np.where(mask & (Y > 0), Y, np.nan))
+    ls = np.log(np.where(signal > 0, signal, np.nan))
+    dist = np.abs(ly[curve] - ls[:, None])
+    dist = np.where(np.isfinite(dist), dist, np.inf)
+    j = np.argmin(dist, axis=1)
+    return w_fit[curve, j]
+
+
+def _standards_table(df, is_std, grp, g_mean, grp_x, cv, mean_conc, usable, n_curves, settings):
+    std = df.loc[
+        is_std,
+        ["study_id", "plate_id", "analyte", "curve_id", "group_id", "standard_concentration"],
+    ]
+    std = std.drop_duplicates("group_id").sort_values(["curve_id", "standard_concentration"])
+    gid = std["group_id"].to_numpy()
+    cid = std["curve_id"].to_numpy()
+    nominal = std["standard_concentration"].to_numpy(dtype=float)
+    back = np.where(np.isfinite(mean_conc[gid]), mean_conc[gid], grp_x[gid])
+    recovery = 100 * back / nominal
+    level_cv = cv[gid]
+    cv_ok = np.nan_to_num(level_cv, nan=0.0)
+    lo, hi = settings.recovery_range
+    elo, ehi = settings.end_recovery_range
+    inner = usable[cid] & (recovery >= lo) & (recovery <= hi) & (cv_ok <= settings.max_cv)
+    end = usable[cid] & (recovery >= elo) & (recovery <= ehi) & (cv_ok <= settings.end_max_cv)
+
+    # Longest run [i..j] with passing ends and passing inner levels, per curve (levels are
+    # few, <= ~16, so the pairwise search per curve is cheap and exact).
+    lloq = np.full(n_curves, np.nan)
+    uloq = np.full(n_curves, np.nan)
+    mask, (NOM, INNER, END), _ = _pad(cid, [nominal, inner.astype(float), end.astype(float)])
+    inner_m = (INNER == 1) & mask
+    end_m = (END == 1) & mask
+    L = NOM.shape[1]
+    cum = np.concatenate([np.zeros((NOM.shape[0], 1)), np.cumsum(inner_m, axis=1)], axis=1)
+    best_len = np.zeros(NOM.shape[0], dtype=int)
+    best_i = np.full(NOM.shape[0], -1)
+    for i in range(L):
+        for j in range(i + 1, L):  # a range needs at least two levels
+            n_inner = cum[:, j] - cum[:, i + 1]
+            ok = end_m[:, i] & end_m[:, j] & (n_inner == j - i - 1)
+            longer = ok & (j - i + 1 > best_len)
+            best_len = np.where(longer, j - i + 1, best_len)
+            best_i = np.where(longer, i, best_i)
+    has = best_len > 0
+    rows = np.arange(NOM.shape[0])
+    lloq_c = np.where(has, NOM[rows, np.maximum(best_i, 0)], np.nan)
+    uloq_c = np.where(has, NOM[rows, np.maximum(best_i + best_len - 1, 0)], np.nan)
+    lloq[: NOM.shape[0]] = lloq_c  # rows of the padded arrays are curve ids
+    uloq[: NOM.shape[0]] = uloq_c
+    in_range = (nominal >= lloq[cid]) & (nominal <= uloq[cid])
+
+    table = std[["study_id", "plate_id", "analyte", "standard_concentration"]].copy()
+    table = table.rename(columns={"standard_concentration": "nominal"})
+    table["n_replicates"] = np.bincount(grp, minlength=grp.max() + 1)[gid]
+    table["mean_signal"] = g_mean[gid]
+    table["cv"] = level_cv
+    table["back_calculated"] = back
+    table["recovery"] = recovery
+    table["passes"] = inner
+    table["passes_as_end"] = end
+    table["in_range"] = in_range
+    return table.reset_index(drop=True), lloq, uloq
+
+
+def _flag_text(flags: dict[str, np.ndarray]) -> np.ndarray:
+    names = np.array(FLAGS, dtype=object)
+    stack = np.column_stack([flags[n] for n in FLAGS])
+    return np.array([";".join(names[row]) for row in stack], dtype=object)
+
+
+def _plate_qc(curves, standards, samples, settings) -> pd.DataFrame:
+    qc = curves[
+        [*CURVE_KEY, "status", "n_levels", "lloq", "uloq", "lod", "blank_mean", "blank_cv"]
+    ].copy()
+    std_groups = standards.groupby(CURVE_KEY, sort=False, observed=True)
+    stats_std = std_groups.agg(
+        levels_passing=("passes", "sum"),
+        levels_in_range=("in_range", "sum"),
+        median_recovery=("recovery", "median"),
+        max_standard_cv=("cv", "max"),
+    )
+    qc = qc.merge(stats_std, left_on=CURVE_KEY, right_index=True, how="left")
+    smp = samples[samples["sample_type"] == "sample"]
+    s_groups = smp.groupby(CURVE_KEY, sort=False, observed=True)
+    stats_smp = s_groups.agg(
+        n_samples=("sample_type", "size"),
+        median_sample_cv=("cv", "median"),
+        share_below_lloq=("below_lloq", "mean"),
+        share_above_uloq=("above_uloq", "mean"),
+        share_high_cv=("high_cv", "mean"),
+    )
+    qc = qc.merge(stats_smp, left_on=CURVE_KEY, right_index=True, how="left")
+    ctl = samples[samples["sample_type"] == "control"].copy()
+    if len(ctl):
+        ctl["recovery"] = 100 * ctl["concentration_in_well"] / ctl["standard_concentration"]
+        lo, hi = settings.recovery_range
+        ctl["ok"] = ctl["recovery"].between(lo, hi)
+        stats_ctl = ctl.groupby(CURVE_KEY, sort=False, observed=True).agg(
+            n_controls=("ok", "size"), controls_passing=("ok", "sum")
+        )
+        qc = qc.merge(stats_ctl, left_on=CURVE_KEY, right_index=True, how="left")
+    else:
+        qc["n_controls"] = 0
+        qc["controls_passing"] = 0
+    reasons = []
+    for row in qc.itertuples(index=False):
+        why = []
+        if row.status not in ("converged", "stalled"):
+            why.append(f"curve fit {row.status}")
+        if not np.isfinite(row.lloq):
+            why.append("no standard levels meet the acceptance criteria")
+        elif row.levels_in_range < settings.min_levels:
+            why.append(f"only {int(row.levels_in_range)} standard levels in the quantifiable range")
+        n_ctl = 0 if pd.isna(row.n_controls) else int(row.n_controls)
+        if n_ctl and int(row.controls_passing) < n_ctl:
+            why.append(
+                f"{n_ctl - int(row.controls_passing)} of {n_ctl} kit controls outside recovery limits"
+            )
+        reasons.append("; ".join(why))
+    qc["qc_pass"] = [r == "" for r in reasons]
+    qc["qc_reasons"] = reasons
+    return qc

@@ -1,0 +1,233 @@
+"""Potency: concentration-response fits per donor x treatment x analyte, EC50 and ECx.
+
+The cytokine concentration released in culture (pg/mL, from calibration) is modelled as a
+4PL in log test-article concentration (Ritz et al., PLOS ONE 2015;10:e0146021; the same
+:class:`~cytosafe.curves.models.FourPL` as calibration), all curves in one batch. The
+donor's matched negative control (same donor, analyte, format and incubation), when
+present, enters as concentration 0 and anchors the lower asymptote.
+
+A potency is only reported where there is a response; never a fabricated EC50:
+
+* ``insufficient_data`` — fewer than ``min_concentrations`` (4) distinct test-article
+  concentrations above zero: a 4PL cannot be identified.
+* ``no_response`` — the 4PL does not fit better than a flat line (extra-sum-of-squares
+  F-test, ``alpha`` 0.05; Motulsky & Christopoulos, *Fitting models to biological data*,
+  2004, ch. 22), or the fitted curve falls instead of rising (cytokine release is an
+  increase), or the fitted span is below ``min_fold`` (1.5-fold) over the bottom.
+* ``fit_failed`` — the fit did not converge.
+* ``response`` — EC50 and ECx (EC20 by default, *relative* to the fitted span:
+  ``ECx = c·(x/(100−x))^(1/b)``) with Wald intervals on the log scale (delta method, t on
+  the residual degrees of freedom). An EC beyond the tested concentrations is not
+  extrapolated: it is reported as censored (``>`` the highest or ``<`` the lowest tested
+  concentration) with no point value.
+
+Values flagged below the LLOQ enter the fit at half the LLOQ and values above the ULOQ at
+the ULOQ (a simple substitution, documented in every result row as ``censoring``);
+the hazard step treats censoring formally.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from cytosafe.curves.fit import curve_weights, fit_curves
+from cytosafe.curves.models import get_model
+
+__all__ = ["PotencySettings", "effective_concentration", "potency"]
+
+POTENCY_KEY = ["study_id", "assay_format", "incubation_h", "donor_id", "treatment", "analyte"]
+
+
+@dataclass(frozen=True)
+class PotencySettings:
+    """Choices of the potency step (see the module docstring for their sources)."""
+
+    ecx: float = 20.0
+    weighting: str = "1/y2"
+    alpha: float = 0.05
+    min_concentrations: int = 4
+    min_fold: float = 1.5
+    confidence: float = 0.95
+    include_negative_control: bool = True
+    censoring: str = "lloq/2, uloq"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def effective_concentration(
+    params: np.ndarray, cov: np.ndarray, percent: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """ECx of 4PL curves and its delta-method standard error, vectorised over curves.
+
+    ``ECx = c·(x/(100−x))^(1/b)`` is the concentration at ``x`` % of the way from the
+    response at zero (``a``) to the response at infinity (``d``) — drc's *relative* effective
+    dose (``ED(..., type = "relative")``, Ritz et al. 2015). ``params`` ``(n, 4)`` are
+    ``(a, b, c, d)`` and ``cov`` ``(n, 4, 4)`` their covariance.
+
+    Returns ``(ecx, se)`` on the concentration scale.
+    """
+    params = np.atleast_2d(params)
+    cov = np.asarray(cov).reshape(-1, 4, 4)
+    L = np.log(percent / (100.0 - percent))
+    b, c = params[:, 1], params[:, 2]
+    with np.errstate(all="ignore"):
+        ec = c * np.exp(L / b)
+        grad = np.stack([np.zeros_like(ec), -ec * L / b**2, ec / c, np.zeros_like(ec)], axis=1)
+        se = np.sqrt(np.maximum(np.einsum("ik,ikl,il->i", grad, cov, grad), 0.0))
+    return ec, se
+
+
+def _response_values(wells: pd.DataFrame) -> np.ndarray:
+    conc = wells["concentration"].to_numpy(dtype=float)
+    lloq = wells["lloq"].to_numpy(dtype=float) if "lloq" in wells else np.full(len(wells), np.nan)
+    uloq = wells["uloq"].to_numpy(dtype=float) if "uloq" in wells else np.full(len(wells), np.nan)
+    below = wells["below_lloq"].to_numpy(dtype=bool)
+    above = wells["above_uloq"].to_numpy(dtype=bool)
+    y = np.where(below & np.isfinite(lloq), lloq / 2, conc)
+    y = np.where(above & np.isfinite(uloq), uloq, y)
+    return y
+
+
+def potency(wells: pd.DataFrame, settings: PotencySettings | None = None) -> pd.DataFrame:
+    """Fit concentration-response curves and report EC50/ECx per donor x treatment x analyte.
+
+    Parameters
+    ----------
+    wells:
+        Calibrated well table (``Calibration.wells``) with ``lloq``/``uloq`` columns in
+        sample units, or any table with the potency key columns, ``treatment_role``,
+        ``treatment_concentration``, ``treatment_unit``, ``concentration``,
+        ``below_lloq`` and ``above_uloq``.
+    settings:
+        :class:`PotencySettings`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per study x format x incubation x donor x treatment x analyte for every
+        test article and positive control, with ``status`` and, for responses, ``ec50``,
+        ``ec{x}`` and their intervals.
+    """
+    settings = settings or PotencySettings()
+    model = get_model("4PL")
+    w = wells[wells["sample_type"] == "sample"].copy()
+    w["_y"] = _response_values(w)
+    for col in ("assay_format", "donor_id", "treatment"):
+        w[col] = w[col].astype(object).where(w[col].notna(), "")
+    w["incubation_h"] = w["incubation_h"].fillna(-1.0)
+    roles = w["treatment_role"].astype(str)
+    curves = w[roles.isin(["test", "positive_control"]) & (w["treatment_concentration"] > 0)]
+    if curves.empty:
+        return pd.DataFrame(columns=[*POTENCY_KEY, "status"])
+    keys = curves[POTENCY_KEY].drop_duplicates().reset_index(drop=True)
+    keys["curve_id"] = np.arange(len(keys))
+    pts = curves.merge(keys, on=POTENCY_KEY)[["curve_id", "treatment_concentration", "_y"]]
+    if settings.include_negative_control:
+        neg = w[roles == "negative_control"]
+        base_key = [k for k in POTENCY_KEY if k != "treatment"]
+        anchor = neg[[*base_key, "_y"]].merge(keys, on=base_key)[["curve_id", "_y"]]
+        anchor["treatment_concentration"] = 0.0
+        pts = pd.concat([pts, anchor[pts.columns]], ignore_index=True)
+    pts = pts[np.isfinite(pts["_y"]) & (pts["_y"] > 0)]
+
+    n = len(keys)
+    cid = pts["curve_id"].to_numpy()
+    order = np.argsort(cid, kind="stable")
+    cid_s = cid[order]
+    counts = np.bincount(cid_s, minlength=n)
+    width = max(int(counts.max()), 1)
+    pos = np.arange(cid_s.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    X = np.full((n, width), np.nan)
+    Y = np.full((n, width), np.nan)
+    X[cid_s, pos] = pts["treatment_concentration"].to_numpy(dtype=float)[order]
+    Y[cid_s, pos] = pts["_y"].to_numpy(dtype=float)[order]
+    M = np.isfinite(X) & np.isfinite(Y)
+
+    n_conc = np.array([np.unique(X[i][M[i] & (X[i] > 0)]).size for i in range(n)])
+    res = fit_curves(X, Y, model=model, weighting=settings.weighting, mask=M)
+    # Flat model: the weighted mean, with the same weights.
+    W = curve_weights(X, np.where(M, Y, 0), M, settings.weighting)
+    ybar = (W * np.where(M, Y, 0)).sum(1) / np.maximum(W.sum(1), 1e-300)
+    rss0 = (W * np.where(M, Y - ybar[:, None], 0) ** 2).sum(1)
+    df1 = res.df
+    df0 = res.n_obs - 1
+    with np.errstate(all="ignore"):
+        F = ((rss0 - res.rss) / np.maximum(df0 - df1, 1)) / (res.rss / df1)
+        p_value = np.where(df1 > 0, stats.f.sf(F, df0 - df1, df1), np.nan)
+    a, b, d = res.params[:, 0], res.params[:, 1], res.params[:, 3]
+    with np.errstate(all="ignore"):
+        fold = d / a
+    x_lo = np.where(M & (X > 0), X, np.inf).min(1)
+    x_hi = np.where(M & (X > 0), X, -np.inf).max(1)
+
+    status = np.full(n, "response", dtype=object)
+    reason = np.full(n, "", dtype=object)
+    fit_ok = np.isin(res.status, ["converged", "stalled"])
+    converged = fit_ok.copy()
+    insufficient = n_conc < settings.min_concentrations
+    # A flat data set is no response even when the 4PL wanders without converging (its
+    # RSS is never above the start's, so the F-test stays valid).
+    flat = np.isfinite(res.rss) & ~(p_value < settings.alpha)
+    failed = ~fit_ok & ~flat
+    status[failed] = "fit_failed"
+    reason[failed] = "the 4PL did not converge (" + res.status[failed].astype(str) + ")"
+    fit_ok &= ~flat
+    falling = fit_ok & (d < a)
+    small = fit_ok & ~falling & ~(fold >= settings.min_fold)
+    status[flat] = "no_response"
+    reason[flat] = [f"no better than a flat line (F-test p = {p:.3g})" for p in p_value[flat]]
+    status[falling] = "no_response"
+    reason[falling] = "the fitted curve decreases with concentration"
+    status[small] = "no_response"
+    reason[small] = [
+        f"fitted span {f:.2f}-fold is below {settings.min_fold}-fold" for f in fold[small]
+    ]
+    status[insufficient] = "insufficient_data"
+    reason[insufficient] = [
+        f"{k} test concentration(s); at least {settings.min_concentrations} are needed for a 4PL"
+        for k in n_conc[insufficient]
+    ]
+    is_resp = status == "response"
+
+    t_crit = stats.t.ppf(0.5 + settings.confidence / 2, np.maximum(res.df, 1))
+    cov = res.cov
+    out = keys.drop(columns="curve_id").copy()
+    out["incubation_h"] = out["incubation_h"].where(out["incubation_h"] >= 0)
+    unit = curves.groupby(POTENCY_KEY, sort=False)["treatment_unit"].first()
+    out["treatment_unit"] = out.set_index(POTENCY_KEY).index.map(unit).to_numpy()
+    out["status"] = status
+    out["reason"] = reason
+    out["n_concentrations"] = n_conc
+    out["n_points"] = res.n_obs
+    out["min_tested"] = x_lo
+    out["max_tested"] = x_hi
+    out["p_value"] = p_value
+    shown = converged & ~insufficient
+    out["bottom"] = np.where(shown, a, np.nan)
+    out["top"] = np.where(shown, d, np.nan)
+    out["slope"] = np.where(shown, b, np.nan)
+    out["fold_change_top"] = np.where(shown, fold, np.nan)
+    for pct in sorted({50.0, float(settings.ecx)}):
+        name = f"ec{pct:g}"
+        ec, se_ec = effective_concentration(res.params, cov, pct)
+        with np.errstate(all="ignore"):
+            log_ec = np.log(ec)
+            se = se_ec / ec  # log-scale standard error (delta method)
+        above = is_resp & (ec > x_hi)
+        below = is_resp & (ec < x_lo)
+        inside = is_resp & ~above & ~below
+        out[name] = np.where(inside, ec, np.nan)
+        out[f"{name}_ci_low"] = np.where(inside, np.exp(log_ec - t_crit * se), np.nan)
+        out[f"{name}_ci_high"] = np.where(inside, np.exp(log_ec + t_crit * se), np.nan)
+        out[f"{name}_censored"] = np.where(above, ">", np.where(below, "<", ""))
+    out["ecx_percent"] = settings.ecx
+    out["model"] = model.name
+    out["weighting"] = settings.weighting
+    out["censoring"] = settings.censoring
+    return out

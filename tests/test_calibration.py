@@ -1,0 +1,236 @@
+"""Calibration: back-calculation, the quantifiable range, every flag, plate QC, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cytosafe.curves import get_model
+from cytosafe.curves.calibration import FLAGS, CalibrationSettings, calibrate
+from cytosafe.errors import InputError
+
+TRUE = np.array([[40.0, 1.1, 900.0, 45000.0, 0.8]])  # a, b, c, d, g of a typical cytokine kit
+LEVELS = 10000 / 4.0 ** np.arange(8)  # 8 standards, 1:4 series from 10,000 pg/mL
+ROWS = "ABCDEFGHIJKLMNOP"
+
+
+def signal_of(conc, p=TRUE):
+    return get_model("5PL").f(np.atleast_2d(np.asarray(conc, float)), p)[0]
+
+
+def plate(
+    *,
+    plate_id="P1",
+    analyte="IL-6",
+    levels=LEVELS,
+    samples=(),
+    noise=0.0,
+    seed=0,
+    blanks=2,
+    p=TRUE,
+    bead_count=None,
+):
+    """A plate: standards in duplicate, blanks, and samples given as (name, conc, dilution)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    well = iter(f"{ROWS[i // 12]}{i % 12 + 1:02d}" for i in range(384))
+
+    def add(kind, conc, rep, **extra):
+        s = signal_of([conc], p)[0] * (1 + noise * rng.standard_normal())
+        rows.append(
+            dict(study_id="S1", plate_id=plate_id, well=next(well), analyte=analyte, sample_type=kind,
+                 signal=max(s, 0.0), replicate=rep, bead_count=bead_count, **extra)
+        )  # fmt: skip
+
+    for c in levels:
+        for r in (1, 2):
+            add("standard", c, r, standard_concentration=c)
+    for r in range(1, blanks + 1):
+        add("blank", 0.0, r)
+    for name, conc, dil in samples:
+        for r in (1, 2):
+            add("sample", conc, r, sample_id=name, dilution_factor=dil)
+    return pd.DataFrame(rows)
+
+
+def test_noise_free_samples_back_calculate_to_their_concentration():
+    samples = [("s1", 3.0, 1), ("s2", 50.0, 2), ("s3", 700.0, 1), ("s4", 6000.0, 10)]
+    cal = calibrate(plate(samples=samples))
+    got = cal.samples.set_index("sample_id").loc[["s1", "s2", "s3", "s4"]]
+    np.testing.assert_allclose(got["concentration_in_well"], [3.0, 50.0, 700.0, 6000.0], rtol=1e-5)
+    np.testing.assert_allclose(got["concentration"], [3.0, 100.0, 700.0, 60000.0], rtol=1e-5)
+    assert (got["ci_low"] <= got["concentration"]).all() and (
+        got["ci_high"] >= got["concentration"]
+    ).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    log_conc=st.floats(np.log(1.0), np.log(9000.0)), b=st.floats(0.7, 2.0), g=st.floats(0.5, 2.0)
+)
+def test_back_calculation_inverts_the_forward_model(log_conc, b, g):
+    model = get_model("5PL")
+    p = np.array([[30.0, b, 1000.0, 50000.0, g]])
+    x = np.exp(log_conc)
+    y = model.f(np.array([[x]]), p)
+    assert model.inverse(y, p)[0, 0] == pytest.approx(x, rel=1e-8)
+
+
+def test_interval_narrows_with_more_replicates_and_widens_with_noise():
+    quiet = calibrate(plate(samples=[("s", 200.0, 1)], noise=0.02, seed=1))
+    noisy = calibrate(plate(samples=[("s", 200.0, 1)], noise=0.10, seed=1))
+
+    def width(cal):
+        row = cal.samples.set_index("sample_id").loc["s"]
+        return np.log(row["ci_high"] / row["ci_low"])
+
+    assert width(noisy) > width(quiet)
+    well = quiet.wells[quiet.wells["sample_id"] == "s"].iloc[0]
+    grp = quiet.samples.set_index("sample_id").loc["s"]
+    assert np.log(well["ci_high"] / well["ci_low"]) > np.log(grp["ci_high"] / grp["ci_low"])
+
+
+def test_range_covers_all_levels_when_all_recover():
+    cal = calibrate(plate(noise=0.0))
+    curve = cal.curves.iloc[0]
+    assert curve["lloq"] == pytest.approx(LEVELS.min())
+    assert curve["uloq"] == pytest.approx(LEVELS.max())
+    assert cal.standards["in_range"].all() and cal.qc["qc_pass"].all()
+
+
+def test_a_failing_top_level_moves_the_uloq_down():
+    df = plate()
+    top = df["standard_concentration"] == LEVELS.max()
+    df.loc[top, "signal"] *= 0.55  # the top standard recovers far below 75%
+    cal = calibrate(df, CalibrationSettings(model="5PL"))
+    assert cal.curves.iloc[0]["uloq"] < LEVELS.max()
+    assert not cal.standards.loc[cal.standards["nominal"] == LEVELS.max(), "in_range"].any()
+
+
+def test_end_levels_may_recover_within_75_to_125_percent():
+    # ICH M10 4.1.2: +/-20% for calibrators, +/-25% at the LLOQ and ULOQ.
+    s = CalibrationSettings()
+    assert (
+        s.recovery_range == (80.0, 120.0)
+        and s.end_recovery_range == (75.0, 125.0)
+        and s.max_cv == 20.0
+    )
+
+
+def _flags(cal, name):
+    return cal.samples.set_index("sample_id").loc[name]
+
+
+def test_flag_below_lloq_and_outside_asymptotes():
+    df = plate(samples=[("low", 0.01, 1)])
+    df.loc[df["sample_id"] == "low", "signal"] = 1.0  # below the zero-concentration signal
+    cal = calibrate(df)
+    row = _flags(cal, "low")
+    assert row["below_lloq"] and row["outside_asymptotes"] and np.isnan(row["concentration"])
+
+
+def test_flag_above_uloq_and_extrapolated():
+    cal = calibrate(plate(samples=[("high", 30000.0, 1)]))
+    row = _flags(cal, "high")
+    assert row["above_uloq"] and row["extrapolated"]
+    assert row["concentration"] == pytest.approx(30000.0, rel=1e-4)
+
+
+def test_flag_extrapolated_below_the_lowest_standard_but_above_lod():
+    cal = calibrate(plate(samples=[("tiny", 0.3, 1)]))
+    row = _flags(cal, "tiny")
+    assert row["extrapolated"] and row["below_lloq"]
+
+
+def test_flag_high_replicate_cv():
+    df = plate(samples=[("cv", 300.0, 1)])
+    idx = df.index[df["sample_id"] == "cv"]
+    df.loc[idx[0], "signal"] *= 1.5
+    row = _flags(calibrate(df), "cv")
+    assert row["high_cv"] and row["cv"] > 20
+
+
+def test_flag_low_bead_count():
+    df = plate(samples=[("beads", 300.0, 1)], bead_count=80)
+    df.loc[df["sample_id"] == "beads", "bead_count"] = [20, 90]
+    cal = calibrate(df)
+    assert _flags(cal, "beads")["low_bead_count"]
+    wells = cal.wells[cal.wells["sample_id"] == "beads"]
+    assert wells["low_bead_count"].tolist() == [True, False]
+
+
+def test_flag_no_curve_when_the_fit_cannot_be_used():
+    df = plate(samples=[("s", 300.0, 1)])
+    df.loc[df["sample_type"] == "standard", "signal"] = 100.0  # a flat "curve"
+    cal = calibrate(df, CalibrationSettings(model="4PL"))
+    row = _flags(cal, "s")
+    assert row["below_lloq"] or row["no_curve"] or row["outside_asymptotes"]
+    assert not cal.qc.iloc[0]["qc_pass"]
+
+
+def test_every_flag_is_reported_as_a_column_and_in_text():
+    cal = calibrate(plate(samples=[("high", 30000.0, 1)]))
+    assert set(FLAGS) <= set(cal.wells.columns)
+    assert "above_uloq" in _flags(cal, "high")["flags"]
+
+
+def test_blank_handling_options_give_the_same_answer_on_clean_data():
+    df = plate(samples=[("s", 250.0, 1)], noise=0.01, seed=5)
+    results = {
+        b: _flags(calibrate(df, CalibrationSettings(blank=b)), "s")["concentration"]
+        for b in ("zero_standard", "ignore")
+    }
+    assert results["zero_standard"] == pytest.approx(results["ignore"], rel=0.05)
+    sub = calibrate(df, CalibrationSettings(blank="subtract"))
+    assert sub.wells["signal_used"].min() < df["signal"].min()
+
+
+def test_lod_is_blank_mean_plus_2_5_sd_back_calculated():
+    df = plate(blanks=6, noise=0.05, seed=3)
+    cal = calibrate(df)
+    blanks = df[df["sample_type"] == "blank"]["signal"]
+    expected_signal = blanks.mean() + 2.5 * blanks.std(ddof=1)
+    curve = cal.curves.iloc[0]
+    p = curve[list(get_model("5PL").names)].to_numpy(float)[None]
+    assert curve["lod"] == pytest.approx(
+        get_model("5PL").inverse(np.array([[expected_signal]]), p)[0, 0], rel=1e-9
+    )
+
+
+def test_many_plates_and_analytes_are_fitted_in_one_batch():
+    parts = [plate(plate_id=f"P{i}", analyte=a, samples=[("s", 100.0, 1)], noise=0.03, seed=i)
+             for i in range(4) for a in ("IL-6", "TNF", "IFN-g")]  # fmt: skip
+    cal = calibrate(pd.concat(parts, ignore_index=True))
+    assert len(cal.curves) == 12 and len(cal.fit.status) == 12
+    assert np.allclose(cal.samples.query("sample_id == 's'")["concentration"], 100.0, rtol=0.15)
+
+
+def test_fewer_than_five_standard_levels_is_an_error_naming_plate_and_analyte():
+    with pytest.raises(InputError, match=r"plate 'P9', analyte 'TNF' has 4 standard level"):
+        calibrate(plate(plate_id="P9", analyte="TNF", levels=LEVELS[:4]))
+
+
+def test_kit_controls_are_checked_for_recovery():
+    df = plate()
+    ctl = df.iloc[:2].copy()
+    ctl["sample_type"] = "control"
+    ctl["well"] = ["H11", "H12"]
+    ctl["standard_concentration"] = 400.0
+    ctl["signal"] = signal_of([400.0, 400.0])
+    df = pd.concat([df, ctl], ignore_index=True)
+    qc = calibrate(df).qc.iloc[0]
+    assert qc["n_controls"] == 1 and qc["controls_passing"] == 1
+    df.loc[df["sample_type"] == "control", "signal"] = signal_of([150.0, 150.0])
+    qc = calibrate(df).qc.iloc[0]
+    assert not qc["qc_pass"] and "kit controls" in qc["qc_reasons"]
+
+
+@pytest.mark.parametrize("model", ["4PL", "5PL"])
+@pytest.mark.parametrize("weighting", ["none", "1/y", "1/y2", "1/var"])
+def test_every_model_and_weighting_recovers_a_mid_range_sample(model, weighting):
+    df = plate(samples=[("s", 150.0, 1)], noise=0.03, seed=11)
+    cal = calibrate(df, CalibrationSettings(model=model, weighting=weighting))
+    assert _flags(cal, "s")["concentration"] == pytest.approx(150.0, rel=0.15)
