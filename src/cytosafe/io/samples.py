@@ -160,7 +160,7 @@ def annotate(
         )
         if col not in meas.columns:
             meas[col] = np.nan
-        base = meas[col].astype(object).to_numpy()
+        base = meas[col].astype(object).to_numpy(copy=True)
         base[has] = mapped[has]
         meas[col] = base
     return validate_measurements(meas, source=source)

@@ -1,0 +1,930 @@
+"""Bio-Rad Bio-Plex Manager Excel reports: one sheet per analyte, read into the tidy table.
+
+Bio-Plex Manager (4.x writes BIFF8 ``.xls``, 6.x ``.xlsx``; both are read, recognised by
+their content, not their extension) exports a *report table* with one worksheet per
+analyte. Each analyte sheet is laid out as follows (1-based sheet rows; studied on the
+Bio-Plex Manager 4.1 reports ``pnLINCO20070302A.xls`` and ``10JAN07_plate_1.xls`` of
+LabKey/commonAssays, Apache-2.0, and on the layouts LabKey's ``LuminexExcelParser``
+accepts)::
+
+    File Name: G:\\...\\plate1.rbx           <- "Key: value" header lines in column A
+    Analyte: IL-6 (12)                       <- analyte name and bead region
+    Acquisition Date: 02-Mar-2007, 01:03 PM
+    Plate ID: PLATE1_3-2-07                  <- may be empty
+    ...                                      (Reader Serial Number, RP1 PMT, Signed By, ...)
+    <blank row>
+    Analyte | Type | Well | Outlier | Description | FI | FI - Bkgd | Std Dev | %CV |
+        Obs Conc | Exp Conc | (Obs/Exp) * 100 | Conc in Range | Group | Ratio | Dilution |
+        [Bead Count] | Sampling Errors    <- the data header (column set varies by version)
+    IL-6 (12) | S1 | C1,D1 | 0 | | 43.3 | 43.3 | 3.18 | 7.36 | 0.15 | 0.13 | 115 | ...
+    ...                                      <- one row per well, or per replicate group
+    <blank row>                              (a second header + block may follow)
+    legend lines ("*** Value not available / --- = Designated as an outlier", ...)
+    Regression Type: Logistic - 5PL
+    Std. Curve: FI = -8.49859 + (20147.9 + 8.49859) / ((1 + (Conc / 409.762)^-0.738017))^1.4408
+    FitProb. = 0.3347, ResVar. = 0.9308
+
+What the columns mean, and how they are read:
+
+* **Type** is the well's role and replicate-group label: ``S<n>`` standard (``ES<n>`` is
+  read as a standard too, as LabKey does), ``B`` blank / background, ``C<n>`` control,
+  ``X<n>`` (or ``U<n>``) unknown sample. Mapped to ``sample_type`` ``standard``,
+  ``blank``, ``control``, ``sample``; any other label is an error. A standard whose
+  ``Exp Conc`` is 0 is the zero calibrator and becomes a ``blank`` (the schema's rule).
+* **Analyte** (and the ``Analyte:`` line) is the vendor's name with the bead region in
+  parentheses: ``Hu IL-12(p70) (75)`` -> ``analyte`` ``Hu IL-12(p70)``, ``bead_region``
+  75. The vendor's spelling is kept; a row naming another analyte than its sheet is an
+  error.
+* **Description** is the sample name -> ``sample_id`` of samples and controls (the Type
+  label when empty; Excel's numeric IDs such as ``275001.0`` are read as ``275001``).
+  Standards and blanks get their Type label (``S3``, ``B``) as ``sample_id``, because
+  their Description names the standard series, the same for every level.
+* **Well** is one well (``A1``) in a per-well table, or the replicate wells of a group
+  (``C1,D1``) in a summary table, where ``FI`` is the group's *mean* and ``Std Dev`` /
+  ``%CV`` its spread. A group row is kept as one row (Bio-Plex printed one measurement,
+  and copying the mean into every well would fake replicates with zero variance):
+  ``well`` is the first well listed, ``wells`` all of them, ``n_wells`` their number.
+  When a sheet has both a per-well and a summary table, the per-well rows are used and
+  every well of the summary must be among them.
+* **FI** is the raw median fluorescence intensity -> ``signal``; ``FI - Bkgd`` (FI minus
+  the mean FI of the blank wells; it can be negative) -> ``net_signal``. ``---`` (the
+  analyst designated the well/group an outlier) and ``***`` (value not available) mean
+  no FI exists: such rows are not read, a :class:`~cytosafe.errors.DataWarning` names
+  them, and ``DataFrame.attrs["skipped"]`` lists them. Anything else that is not a
+  non-negative number is an error.
+* **Obs Conc** is Bio-Plex's back-calculated concentration, *already multiplied by the
+  Dilution*, read with :func:`~cytosafe.io._values.parse_vendor_value` into
+  ``vendor_concentration`` (pg/mL) and ``vendor_flag`` (``OOR <`` / ``OOR >`` -> below /
+  above range, ``*1.55`` -> extrapolated, ``***`` / empty -> missing).
+* **Exp Conc** is the nominal concentration of a standard (and the expected value of a
+  control; a control's 0 is read as no expected value, as LabKey's sample report, where
+  ``(Obs/Exp) * 100`` is then ``***``, suggests) ->
+  ``standard_concentration`` in pg/mL; the printed number stays in ``exp_conc`` and its
+  unit (canonical spelling) in ``concentration_unit``.
+* **Dilution** (``4`` or ``1:4``) -> ``dilution_factor``; **Bead Count** -> ``bead_count``
+  (summary tables have none); **Outlier** -> ``outlier``; **Std Dev**, **%CV** ->
+  ``fi_sd``, ``fi_cv``; **Sampling Errors** -> ``sampling_errors``. ``(Obs/Exp) * 100``,
+  ``Conc in Range``, ``Group`` and ``Ratio`` are derived or empty and not read.
+
+Units: Bio-Plex's report does not print the concentration unit in the versions studied.
+The unit is taken, in this order, from the analyte sheet (a header such as ``Exp Conc
+(pg/mL)`` or a ``...Units...: pg/mL`` header line), from a *Project Template* sheet in
+the workbook (the SCHARP/LabKey upload template that labs fill in; its row "Units of
+Concentration"), or from the ``standard_unit`` argument. A unit in the file that
+disagrees with ``standard_unit`` is an error, as is no unit at all when the report has
+concentrations.
+
+The standard curve (see :func:`read_bioplex_equations`): Bio-Plex fits ``FI - Bkgd``
+(not FI) against the concentration in the well, ::
+
+    FI - Bkgd = d + (a - d) / (1 + (Conc / c)^b)^g          (4PL: g = 1)
+
+and prints it with the numbers substituted, ``d`` first. Its fitted slope ``b`` is
+negative for a rising curve, so ``d`` is the response at zero concentration and ``a``
+the response at infinite concentration (the reverse of the ``a``/``d`` naming of
+:mod:`cytosafe.curves.models`, where ``b > 0``). ``Obs Conc`` = ``Dilution`` x the
+inverse, ``c * (((a - d) / (y - d))^(1/g) - 1)^(1/b)``, evaluated at the printed
+``FI - Bkgd`` of the row. This reproduces every in-range ``Obs Conc`` of both studied
+reports to the precision the numbers are printed with (``tests/test_io_bioplex.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cytosafe.errors import DataWarning, InputError
+from cytosafe.io._values import parse_vendor_value
+from cytosafe.schema.measurements import validate_measurements
+from cytosafe.schema.units import canonical_unit, to_pg_per_ml
+from cytosafe.schema.wells import normalize_well
+
+__all__ = ["read_bioplex", "read_bioplex_equations"]
+
+#: Default ``study_id`` when none is given (an export does not know its study).
+DEFAULT_STUDY_ID = "unassigned"
+
+_OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # BIFF8 .xls lives in an OLE2 container
+_ZIP_MAGIC = b"PK\x03\x04"  # .xlsx / .xlsm are zip packages
+
+_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+_HEADER_LINE = re.compile(r"^\s*([^:]{1,60}?)\s*:\s*(.*?)\s*$")
+_TYPE = re.compile(r"^(ES|S|B|C|X|U)(\d*)$")
+_SAMPLE_TYPE = {"ES": "standard", "S": "standard", "B": "blank", "C": "control"}
+_REGION = re.compile(r"^(.*?\S)\s*\((\d+)\)\s*$")
+_SKIP_MARKERS = {"---": "outlier", "***": "not available"}
+_CURVE = re.compile(
+    rf"^\s*FI\s*=\s*(?P<d>{_NUM})\s*\+\s*\(\s*(?P<a>{_NUM})\s*(?P<op>[-+])\s*(?P<d2>{_NUM})\s*\)"
+    rf"\s*/\s*(?P<outer>\(\s*)?\(\s*1\s*\+\s*\(\s*Conc\s*/\s*(?P<c>{_NUM})\s*\)\s*\^\s*"
+    rf"(?P<b>{_NUM})\s*\)(?:\s*\)\s*\^\s*(?P<g>{_NUM}))?\s*$",
+    re.IGNORECASE,
+)
+_FIT_STATS = re.compile(
+    rf"FitProb\.?\s*=\s*(?P<p>{_NUM})\s*,\s*ResVar\.?\s*=\s*(?P<r>{_NUM})", re.IGNORECASE
+)
+
+# Header cells of the data table, normalised (lower case, single spaces) -> field name.
+_COLUMNS = {
+    "analyte": "Analyte",
+    "type": "Type",
+    "well": "Well",
+    "outlier": "Outlier",
+    "description": "Description",
+    "fi": "FI",
+    "fi - bkgd": "FI - Bkgd",
+    "std dev": "Std Dev",
+    "%cv": "%CV",
+    "obs conc": "Obs Conc",
+    "exp conc": "Exp Conc",
+    "dilution": "Dilution",
+    "bead count": "Bead Count",
+    "beadcount": "Bead Count",
+    "count": "Bead Count",
+    "sampling errors": "Sampling Errors",
+}
+_REQUIRED_COLUMNS = ("Type", "Well", "FI")
+
+
+# --------------------------------------------------------------------------- workbook
+
+
+@dataclass
+class _Sheet:
+    """One worksheet as plain cell values; ``rows[i]`` is sheet row ``i + 1``."""
+
+    name: str
+    rows: list[list[object]]
+
+
+def _load_workbook(path: Path) -> list[_Sheet]:
+    """Every worksheet of an .xls or .xlsx file, told apart by the file's first bytes."""
+    if not path.is_file():
+        raise InputError("file not found", file=str(path))
+    with path.open("rb") as fh:
+        magic = fh.read(8)
+    if magic.startswith(_OLE2_MAGIC):
+        return _load_xls(path)
+    if magic.startswith(_ZIP_MAGIC):
+        return _load_xlsx(path)
+    raise InputError(
+        "not a Bio-Plex Manager report: the file is not an Excel workbook",
+        file=str(path),
+        expected="a Bio-Plex Manager Excel report (.xls or .xlsx)",
+    )
+
+
+def _load_xls(path: Path) -> list[_Sheet]:
+    try:
+        import xlrd
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("reading .xls reports needs xlrd>=2.0 (pip install xlrd)") from exc
+    try:
+        book = xlrd.open_workbook(str(path))
+    except Exception as exc:  # xlrd raises several unrelated types on corrupt input
+        raise InputError(f"cannot be read as an .xls workbook: {exc}", file=str(path)) from None
+    sheets = []
+    for sh in book.sheets():
+        rows = []
+        for r in range(sh.nrows):
+            values: list[object] = []
+            for ctype, value in zip(sh.row_types(r), sh.row_values(r), strict=True):
+                if ctype in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK):
+                    values.append(None)
+                elif ctype == xlrd.XL_CELL_ERROR:
+                    values.append(xlrd.error_text_from_code.get(value, "#ERROR"))
+                else:
+                    values.append(value)
+            rows.append(values)
+        sheets.append(_Sheet(sh.name, rows))
+    return sheets
+
+
+def _load_xlsx(path: Path) -> list[_Sheet]:
+    import openpyxl
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # zipfile, KeyError, InvalidFileException, ...
+        raise InputError(f"cannot be read as an .xlsx workbook: {exc}", file=str(path)) from None
+    try:
+        sheets = [
+            _Sheet(ws.title, [list(row) for row in ws.iter_rows(values_only=True)])
+            for ws in book.worksheets
+        ]
+    finally:
+        book.close()
+    return sheets
+
+
+# --------------------------------------------------------------------------- cells
+
+
+def _text(value: object) -> str:
+    """A cell as stripped text; whole numbers without '.0' (Excel stores IDs as floats)."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        if value.is_integer():
+            return str(int(value))
+    return str(value).strip()
+
+
+def _norm(value: object) -> str:
+    return re.sub(r"\s+", " ", _text(value)).lower()
+
+
+def _is_empty(row: list[object]) -> bool:
+    return all(_text(v) == "" for v in row)
+
+
+def _number(value: object) -> float:
+    """A plain number, or NaN for anything else (empty, markers, text)."""
+    if isinstance(value, bool):
+        return math.nan
+    number, flag = parse_vendor_value(value)
+    return number if flag is None else math.nan
+
+
+# --------------------------------------------------------------------------- sheet layout
+
+
+@dataclass
+class _Block:
+    """One data table: its header row, the column of each field, and its data rows."""
+
+    header_row: int
+    columns: dict[str, int]
+    units: dict[str, str]
+    rows: list[tuple[int, list[object]]] = field(default_factory=list)
+
+    @property
+    def is_summary(self) -> bool:
+        """A replicate-group table lists several wells in at least one row."""
+        col = self.columns["Well"]
+        return any(
+            len(_split_wells(vals[col] if col < len(vals) else None)) > 1 for _, vals in self.rows
+        )
+
+
+@dataclass
+class _AnalyteSheet:
+    """A parsed Bio-Plex analyte sheet."""
+
+    name: str
+    header: dict[str, tuple[str, int]]  # header-line key (lower case) -> (value, row)
+    blocks: list[_Block]
+    footer: dict[str, tuple[str, int]]  # "regression type" / "std. curve" / "fitprob"
+
+    @property
+    def analyte_text(self) -> str:
+        if "analyte" in self.header and self.header["analyte"][0]:
+            return self.header["analyte"][0]
+        for block in self.blocks:
+            col = block.columns.get("Analyte")
+            for _, vals in block.rows:
+                if col is not None and col < len(vals) and _text(vals[col]):
+                    return _text(vals[col])
+        return self.name
+
+
+def _header_cells(row: list[object]) -> tuple[dict[str, int], dict[str, str]] | None:
+    """The column map of a data-table header row, or None if the row is not one."""
+    columns: dict[str, int] = {}
+    units: dict[str, str] = {}
+    for idx, value in enumerate(row):
+        text = _norm(value)
+        text = re.sub(r"\s*-\s*", " - ", text)
+        unit = None
+        m = re.match(r"^(obs conc|exp conc)\s*\((.+)\)$", text)
+        if m:
+            text, unit = m.group(1), _text(value)[_text(value).rfind("(") + 1 : -1].strip()
+        name = _COLUMNS.get(text)
+        if name and name not in columns:
+            columns[name] = idx
+            if unit:
+                units[name] = unit
+    if all(c in columns for c in _REQUIRED_COLUMNS):
+        return columns, units
+    return None
+
+
+def _parse_sheet(sheet: _Sheet) -> _AnalyteSheet | None:
+    """Split a sheet into header lines, data tables and footer; None if not Bio-Plex."""
+    header: dict[str, tuple[str, int]] = {}
+    footer: dict[str, tuple[str, int]] = {}
+    blocks: list[_Block] = []
+    rows = sheet.rows
+    r = 0
+    while r < len(rows):
+        found = _header_cells(rows[r])
+        if found:
+            block = _Block(r + 1, *found)
+            r += 1
+            while r < len(rows) and not _is_empty(rows[r]) and not _header_cells(rows[r]):
+                block.rows.append((r + 1, rows[r]))
+                r += 1
+            blocks.append(block)
+            continue
+        first = _text(rows[r][0]) if rows[r] else ""
+        lowered = first.lower()
+        if lowered.startswith("regression type"):
+            footer["regression type"] = (first.split(":", 1)[-1].strip(), r + 1)
+        elif lowered.startswith("std. curve") or lowered.startswith("std curve"):
+            footer["std. curve"] = (first.split(":", 1)[-1].strip(), r + 1)
+        elif lowered.startswith("fitprob"):
+            footer["fitprob"] = (first, r + 1)
+        elif first and not blocks:
+            m = _HEADER_LINE.match(first)
+            if m and m.group(1).lower() not in header:
+                header[m.group(1).lower()] = (m.group(2), r + 1)
+        r += 1
+    # The "Analyte:" header line marks a Bio-Plex analyte sheet even when its table is
+    # missing (an error the caller reports); a table alone is enough, too.
+    if not blocks and "analyte" not in header:
+        return None
+    return _AnalyteSheet(sheet.name, header, blocks, footer)
+
+
+def _template_unit(sheets: list[_Sheet], path: Path) -> tuple[str, str] | None:
+    """The 'Units of Concentration' of a Project Template sheet: (unit, where) or None."""
+    found: list[tuple[str, str]] = []
+    for sheet in sheets:
+        value_col = None
+        for r, row in enumerate(sheet.rows):
+            cells = [_norm(v) for v in row]
+            if value_col is None and "value" in cells:
+                value_col = cells.index("value")
+            if "units of concentration" in cells:
+                pos = cells.index("units of concentration")
+                candidates = row[value_col:] if value_col is not None else row[pos + 1 :]
+                unit = next((_text(v) for v in candidates if _text(v)), "")
+                if unit:
+                    found.append((unit, f"{path} (sheet '{sheet.name}', row {r + 1})"))
+    distinct = {canonical_unit(u, file=w, field="Units of Concentration") for u, w in found}
+    if len(distinct) > 1:
+        raise InputError(
+            "the workbook declares different units of concentration: "
+            + ", ".join(f"'{u}' at {w}" for u, w in found),
+            file=str(path),
+            field="Units of Concentration",
+            expected="one unit per report",
+        )
+    return found[0] if found else None
+
+
+def _sheet_unit(sheet: _AnalyteSheet, path: Path) -> tuple[str, str] | None:
+    """A unit printed on the analyte sheet itself (header line or column header)."""
+    where = _where_sheet(path, sheet.name)
+    units = [(value, key) for key, (value, _row) in sheet.header.items() if "unit" in key and value]
+    units += [(u, name) for block in sheet.blocks for name, u in block.units.items()]
+    distinct = {canonical_unit(u, file=where, field=f) for u, f in units}
+    if len(distinct) > 1:
+        raise InputError(
+            "the sheet prints different concentration units: "
+            + ", ".join(f"'{u}' ({f})" for u, f in units),
+            file=where,
+            field="Exp Conc",
+            expected="one unit per sheet",
+        )
+    return units[0] if units else None
+
+
+def _where_sheet(path: Path, sheet: str) -> str:
+    # InputError has no 'sheet' part; naming it next to the file keeps one location.
+    return f"{path} (sheet '{sheet}')"
+
+
+def _split_region(text: str) -> tuple[str, float]:
+    """'Hu IL-12(p70) (75)' -> ('Hu IL-12(p70)', 75): analyte name and bead region."""
+    m = _REGION.match(text)
+    if m:
+        return m.group(1), float(m.group(2))
+    return text.strip(), math.nan
+
+
+def _split_wells(value: object) -> list[str]:
+    return [w for w in re.split(r"[,;\s]+", _text(value)) if w]
+
+
+def _analyte_sheets(sheets: list[_Sheet], path: Path) -> list[_AnalyteSheet]:
+    parsed = [p for p in (_parse_sheet(s) for s in sheets) if p is not None]
+    if not parsed:
+        raise InputError(
+            "not a Bio-Plex Manager report: no sheet has an 'Analyte:' header line or a "
+            "data table with Type, Well and FI columns",
+            file=str(path),
+            expected="a Bio-Plex Manager report table exported to Excel",
+        )
+    for sheet in parsed:
+        if not sheet.blocks:
+            row = sheet.header["analyte"][1]
+            raise InputError(
+                "the analyte sheet has no data table (no header row with Type, Well and FI "
+                f"columns after the 'Analyte:' line at row {row})",
+                file=_where_sheet(path, sheet.name),
+                field="Type/Well/FI",
+                expected="a header row 'Analyte, Type, Well, ..., FI, FI - Bkgd, ...'",
+            )
+    return parsed
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def _cell(block: _Block, vals: list[object], name: str) -> object:
+    col = block.columns.get(name)
+    if col is None or col >= len(vals):
+        return None
+    return vals[col]
+
+
+def _read_fi(value: object, where: dict) -> float | str:
+    """The FI of a row: a float, or the skip reason for '---' / '***'."""
+    text = _text(value)
+    if text in _SKIP_MARKERS:
+        return _SKIP_MARKERS[text]
+    if text == "":
+        raise InputError("FI is empty", field="FI", expected="a non-negative number", **where)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        fi = float(value)
+    else:
+        # Text that is a plain number (Excel's "number stored as text") is accepted; a
+        # decimal comma ('43,3') is not guessed at.
+        fi = float(text) if re.fullmatch(_NUM, text) else None
+        if fi is None:
+            raise InputError(
+                f"FI '{text}' is not a number",
+                field="FI",
+                expected="a non-negative number, or '---' / '***' for no value",
+                **where,
+            )
+    if not math.isfinite(fi) or fi < 0:
+        raise InputError(
+            f"FI {text} is negative or not finite",
+            field="FI",
+            expected="a non-negative number (raw fluorescence intensity)",
+            **where,
+        )
+    return fi
+
+
+def _read_dilution(value: object, where: dict) -> float:
+    text = _text(value)
+    if text == "":
+        return 1.0
+    if text.startswith("1:"):
+        text = text[2:].strip()
+    dil = _number(value if isinstance(value, (int, float)) else text)
+    if not math.isfinite(dil) or dil <= 0:
+        raise InputError(
+            f"dilution '{_text(value)}' is not a positive number",
+            field="Dilution",
+            expected="a number > 0 such as 4 or 1:4 (1 = neat)",
+            **where,
+        )
+    return dil
+
+
+def _choose_blocks(sheet: _AnalyteSheet, path: Path) -> list[_Block]:
+    """Per-well tables when present (summary tables then only restate them)."""
+    per_well = [b for b in sheet.blocks if not b.is_summary]
+    summary = [b for b in sheet.blocks if b.is_summary]
+    if not per_well or not summary:
+        return sheet.blocks
+    covered = set()
+    for block in per_well:
+        for _, vals in block.rows:
+            covered.update(_split_wells(_cell(block, vals, "Well")))
+    for block in summary:
+        for row, vals in block.rows:
+            wells = _split_wells(_cell(block, vals, "Well"))
+            missing = [w for w in wells if w not in covered]
+            if missing:
+                raise InputError(
+                    "the summary table lists well(s) " + ", ".join(missing) + " that the "
+                    "per-well table of the same sheet lacks",
+                    file=_where_sheet(path, sheet.name),
+                    row=row,
+                    well=missing[0],
+                    field="Well",
+                    expected="every well of a replicate group also in the per-well table",
+                )
+    return per_well
+
+
+def _sheet_records(sheet: _AnalyteSheet, path: Path, seen: dict, skipped: list[dict]) -> list[dict]:
+    """One record per data row of an analyte sheet (skipped rows go to ``skipped``)."""
+    analyte_text = sheet.analyte_text
+    analyte, region = _split_region(analyte_text)
+    file_where = _where_sheet(path, sheet.name)
+    records = []
+    replicate_count: dict[str, int] = {}
+    for block in _choose_blocks(sheet, path):
+        for row, vals in block.rows:
+            where = {"file": file_where, "row": row}
+            raw_wells = _split_wells(_cell(block, vals, "Well"))
+            if not raw_wells:
+                raise InputError(
+                    "well is empty", field="Well", expected="a well such as A1 or C1,D1", **where
+                )
+            try:
+                wells = [normalize_well(w) for w in raw_wells]
+            except InputError as exc:  # name the report's column, as every error here does
+                raise InputError(
+                    exc.message, field="Well", expected=exc.expected, **where
+                ) from None
+            where["well"] = wells[0]
+
+            type_label = _text(_cell(block, vals, "Type")).upper()
+            m = _TYPE.match(type_label)
+            if not m:
+                raise InputError(
+                    f"unknown well type '{type_label}'" if type_label else "well type is empty",
+                    field="Type",
+                    expected="S<n> (standard), B (blank), C<n> (control), X<n> or U<n> (sample)",
+                    **where,
+                )
+            sample_type = _SAMPLE_TYPE.get(m.group(1), "sample")
+
+            row_analyte = _text(_cell(block, vals, "Analyte"))
+            if row_analyte and _norm(row_analyte) != _norm(analyte_text):
+                raise InputError(
+                    f"the row names analyte '{row_analyte}' on the sheet of '{analyte_text}'",
+                    field="Analyte",
+                    expected=f"'{analyte_text}' (one analyte per sheet)",
+                    **where,
+                )
+            for well in wells:
+                key = (analyte, well)
+                if key in seen:
+                    first_sheet, first_row = seen[key]
+                    raise InputError(
+                        f"duplicate well x analyte: {analyte} in well {well} already has a "
+                        f"row (sheet '{first_sheet}', row {first_row})",
+                        field="Well",
+                        expected="one row per well x analyte",
+                        **{**where, "well": well},
+                    )
+                seen[key] = (sheet.name, row)
+
+            fi = _read_fi(_cell(block, vals, "FI"), where)
+            if isinstance(fi, str):
+                skipped.append(
+                    {"sheet": sheet.name, "row": row, "well": ",".join(wells),
+                     "type_label": type_label, "analyte": analyte, "reason": fi}
+                )  # fmt: skip
+                continue
+
+            exp_conc = _number(_cell(block, vals, "Exp Conc"))
+            if sample_type == "standard":
+                if not math.isfinite(exp_conc):
+                    raise InputError(
+                        f"standard {type_label} has no expected concentration",
+                        field="Exp Conc",
+                        expected="the nominal concentration of the standard",
+                        **where,
+                    )
+                if exp_conc < 0:
+                    raise InputError(
+                        f"standard {type_label} has a negative expected concentration {exp_conc}",
+                        field="Exp Conc",
+                        expected="a concentration >= 0",
+                        **where,
+                    )
+                if exp_conc == 0:
+                    sample_type = "blank"  # the zero calibrator
+            obs_value, obs_flag = parse_vendor_value(_cell(block, vals, "Obs Conc"))
+            bead_count = _number(_cell(block, vals, "Bead Count"))
+            if bead_count < 0:
+                raise InputError(
+                    f"bead count {bead_count:g} is negative",
+                    field="Bead Count",
+                    expected="a count >= 0",
+                    **where,
+                )
+            outlier = _number(_cell(block, vals, "Outlier"))
+            description = _text(_cell(block, vals, "Description"))
+            sampling = _text(_cell(block, vals, "Sampling Errors"))
+            if len(wells) == 1:
+                replicate_count[type_label] = replicate_count.get(type_label, 0) + 1
+                replicate = replicate_count[type_label]
+            else:
+                replicate = math.nan  # a group mean is not one replicate
+            if sample_type in ("standard", "blank") or not description:
+                sample_id = type_label  # Description names the series, not the level
+            else:
+                sample_id = description
+            records.append(
+                {
+                    "analyte": analyte,
+                    "well": wells[0],
+                    "sample_type": sample_type,
+                    "signal": fi,
+                    "dilution_factor": _read_dilution(_cell(block, vals, "Dilution"), where),
+                    "sample_id": sample_id,
+                    "bead_count": bead_count,
+                    "replicate": replicate,
+                    "source_row": row,
+                    "net_signal": _number(_cell(block, vals, "FI - Bkgd")),
+                    "exp_conc": exp_conc,
+                    "_obs_conc": obs_value,
+                    "vendor_flag": obs_flag,
+                    "fi_sd": _number(_cell(block, vals, "Std Dev")),
+                    "fi_cv": _number(_cell(block, vals, "%CV")),
+                    "wells": ",".join(wells),
+                    "n_wells": len(wells),
+                    "type_label": type_label,
+                    "description": description or None,
+                    "outlier": (outlier != 0) if math.isfinite(outlier) else None,
+                    "sampling_errors": sampling or None,
+                    "bead_region": region,
+                    "source_sheet": sheet.name,
+                }
+            )
+    return records
+
+
+def _resolve_unit(
+    sheet: _AnalyteSheet,
+    path: Path,
+    template: tuple[str, str] | None,
+    standard_unit: str | None,
+) -> tuple[str | None, str]:
+    """(unit, where it was read) for one sheet; a file/argument conflict is an error."""
+    declared = _sheet_unit(sheet, path)
+    where = _where_sheet(path, sheet.name)
+    if declared is None and template is not None:
+        declared = template
+        where = template[1]
+    if declared is not None:
+        if standard_unit is not None and canonical_unit(standard_unit) != canonical_unit(
+            declared[0]
+        ):
+            raise InputError(
+                f"the report declares concentrations in '{declared[0]}' ({where}) but "
+                f"standard_unit='{standard_unit}' was given",
+                file=str(path),
+                field="standard_unit",
+                expected=f"standard_unit='{declared[0]}' or None",
+            )
+        return declared[0], where
+    return standard_unit, "the standard_unit argument"
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def read_bioplex(
+    path,
+    *,
+    study_id: str | None = None,
+    plate_id: str | None = None,
+    sample_map=None,
+    standard_unit: str | None = None,
+) -> pd.DataFrame:
+    """Read a Bio-Plex Manager Excel report into the validated tidy measurement table.
+
+    Parameters
+    ----------
+    path : str or Path
+        The report, ``.xls`` (Bio-Plex Manager 4-5, BIFF8) or ``.xlsx`` (Bio-Plex Manager
+        6, or a report re-saved by Excel); the format is recognised from the content.
+    study_id : str, optional
+        Study identifier; defaults to ``"unassigned"`` (a report does not know its study).
+    plate_id : str, optional
+        Plate identifier; defaults to the report's ``Plate ID:`` line, else the file name
+        without extension. Sheets that print different plate IDs need it.
+    sample_map : DataFrame or path, optional
+        Culture metadata joined with :func:`cytosafe.io.samples.annotate` (keyed by
+        ``sample_id``, i.e. the report's Description, or by ``well``).
+    standard_unit : str, optional
+        Unit of ``Exp Conc`` / ``Obs Conc`` when the workbook declares none (e.g.
+        ``"pg/mL"``). A unit in the workbook that differs from it is an error.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per well x analyte -- per replicate group when the report only prints
+        group means (see the module notes) -- validated by
+        :func:`~cytosafe.schema.measurements.validate_measurements`. Extras after the
+        schema columns: ``net_signal`` (FI - Bkgd), ``vendor_concentration`` (Obs Conc,
+        pg/mL, dilution included), ``vendor_flag``, ``exp_conc`` (as
+        printed) and its ``concentration_unit`` (canonical spelling), ``fi_sd``, ``fi_cv``, ``wells``,
+        ``n_wells``, ``type_label`` (S1, X12, B), ``description``, ``outlier``,
+        ``sampling_errors``, ``bead_region``, ``source_sheet``. ``attrs["skipped"]``
+        lists rows without an FI, ``attrs["ignored_sheets"]`` sheets that are not
+        analyte sheets (e.g. a Project Template).
+
+    Raises
+    ------
+    InputError
+        Naming the file and sheet, the 1-based sheet row, the well and the field: not
+        an Excel file or no Bio-Plex analyte sheet; an analyte sheet without a data
+        table; an FI that is not a non-negative number; an unknown well type; the same
+        well twice for one analyte; a standard without ``Exp Conc``; a bad dilution; an
+        unknown, conflicting or missing concentration unit
+        (:class:`~cytosafe.errors.UnitError`). Nothing is returned on error.
+
+    Warns
+    -----
+    DataWarning
+        When rows carry no FI (``---`` outlier, ``***`` not available) and are not read.
+
+    Examples
+    --------
+    >>> table = read_bioplex("plate1.xls", study_id="CRA-001")  # doctest: +SKIP
+    >>> table[["well", "analyte", "sample_type", "signal", "vendor_concentration"]]  # doctest: +SKIP
+    """
+    path = Path(path)
+    if standard_unit is not None:
+        to_pg_per_ml(standard_unit, file=str(path), field="standard_unit")
+    sheets = _load_workbook(path)
+    analyte_sheets = _analyte_sheets(sheets, path)
+    template = _template_unit(sheets, path)
+
+    seen: dict = {}
+    skipped: list[dict] = []
+    records: list[dict] = []
+    printed_plates: dict[str, str] = {}
+    for sheet in analyte_sheets:
+        sheet_records = _sheet_records(sheet, path, seen, skipped)
+        printed = sheet.header.get("plate id", ("", 0))[0]
+        if printed:
+            printed_plates.setdefault(printed, sheet.name)
+        needs_unit = any(
+            math.isfinite(r["exp_conc"]) or math.isfinite(r["_obs_conc"]) for r in sheet_records
+        )
+        unit, unit_where = _resolve_unit(sheet, path, template, standard_unit)
+        if needs_unit and unit is None:
+            raise InputError(
+                "the report has concentrations but declares no unit",
+                file=_where_sheet(path, sheet.name),
+                field="Exp Conc",
+                expected="standard_unit='pg/mL' (or the kit's unit), or a unit in the workbook",
+            )
+        factor = (
+            to_pg_per_ml(unit, file=unit_where, field="concentration unit") if unit else math.nan
+        )
+        for rec in sheet_records:
+            has_expected = rec["sample_type"] == "standard" or (
+                rec["sample_type"] == "control" and rec["exp_conc"] > 0
+            )  # a control's 0 means no expected value was entered
+            rec["standard_concentration"] = rec["exp_conc"] * factor if has_expected else np.nan
+            rec["vendor_concentration"] = rec.pop("_obs_conc") * factor
+            rec["concentration_unit"] = canonical_unit(unit) if unit else None
+        records.extend(sheet_records)
+
+    if not records:
+        raise InputError(
+            "the report has no row with an FI value",
+            file=str(path),
+            field="FI",
+            expected="at least one well with a fluorescence intensity",
+        )
+    if plate_id is None:
+        if len(printed_plates) > 1:
+            raise InputError(
+                "the sheets print different Plate IDs: "
+                + ", ".join(f"'{p}' (sheet '{s}')" for p, s in printed_plates.items()),
+                file=str(path),
+                field="Plate ID",
+                expected="one plate per report, or pass plate_id=",
+            )
+        plate_id = next(iter(printed_plates), path.stem)
+
+    table = pd.DataFrame.from_records(records)
+    table.insert(0, "study_id", study_id or DEFAULT_STUDY_ID)
+    table.insert(1, "plate_id", plate_id)
+    table["source_file"] = str(path)
+    extras = ["net_signal", "vendor_concentration", "vendor_flag", "exp_conc",
+              "concentration_unit", "fi_sd", "fi_cv", "wells", "n_wells", "type_label",
+              "description", "outlier", "sampling_errors", "bead_region", "source_sheet"]  # fmt: skip
+    table = table[[c for c in table.columns if c not in extras] + extras]
+    table["bead_region"] = table["bead_region"].astype("Int64")
+    table = validate_measurements(table, source=str(path))
+    if sample_map is not None:
+        from cytosafe.io.samples import annotate
+
+        table = annotate(table, sample_map)
+
+    if skipped:
+        listed = "; ".join(
+            f"sheet '{s['sheet']}' row {s['row']} ({s['type_label']}, {s['well']}: {s['reason']})"
+            for s in skipped[:5]
+        )
+        more = f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        warnings.warn(
+            f"{path}: {len(skipped)} row(s) have no FI ('---' = designated an outlier, "
+            f"'***' = value not available) and were not read: {listed}{more}",
+            DataWarning,
+            stacklevel=2,
+        )
+    table.attrs["skipped"] = skipped
+    analyte_names = {s.name for s in analyte_sheets}
+    table.attrs["ignored_sheets"] = [s.name for s in sheets if s.name not in analyte_names]
+    return table
+
+
+def read_bioplex_equations(path) -> pd.DataFrame:
+    """The standard-curve equation Bio-Plex Manager printed under each analyte sheet.
+
+    Bio-Plex prints, e.g. ::
+
+        Regression Type: Logistic - 5PL
+        Std. Curve: FI = -8.49859 + (20147.9 + 8.49859) / ((1 + (Conc / 409.762)^-0.738017))^1.4408
+        FitProb. = 0.3347, ResVar. = 0.9308
+
+    i.e. ``FI = d + (a - d) / ((1 + (Conc / c)^b))^g`` with the coefficients substituted
+    (4PL: ``FI = d + (a - d) / (1 + (Conc / c)^b)``, read with ``g = 1``); ``(a - d)`` is
+    printed as ``(a + |d|)`` when ``d < 0``. Despite the ``FI`` on the left, the curve
+    maps concentration *in the well* to ``FI - Bkgd``; ``Obs Conc`` is ``Dilution`` times
+    ``c * (((a - d) / (FI - Bkgd - d))^(1/g) - 1)^(1/b)``. ``b`` is negative for rising
+    curves, so ``d`` is the response at zero and ``a`` at infinite concentration. In the
+    reports studied, Bio-Plex bounds ``g`` to [0.1, 10].
+
+    Parameters
+    ----------
+    path : str or Path
+        A Bio-Plex Manager report (.xls or .xlsx).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per analyte sheet: ``analyte``, ``bead_region``, ``regression_type``
+        (``4PL``, ``5PL``, or the printed text for other regressions, whose coefficients
+        are left NaN; None when the sheet prints no curve), ``equation`` (the text after
+        ``Std. Curve:``), ``a``, ``b``, ``c``, ``d``, ``g``, ``fit_prob``, ``res_var``,
+        ``source_file``, ``source_sheet``, ``source_row`` (row of the equation).
+
+    Raises
+    ------
+    InputError
+        Not a Bio-Plex report, an analyte sheet without a data table, or a logistic
+        equation that does not have the printed form above (naming sheet, row and field).
+    """
+    path = Path(path)
+    rows = []
+    for sheet in _analyte_sheets(_load_workbook(path), path):
+        analyte, region = _split_region(sheet.analyte_text)
+        reg_text, reg_row = sheet.footer.get("regression type", ("", None))
+        equation, eq_row = sheet.footer.get("std. curve", ("", None))
+        stats_text = sheet.footer.get("fitprob", ("", None))[0]
+        where = {"file": _where_sheet(path, sheet.name), "row": eq_row or reg_row}
+        m_pl = re.search(r"([45])\s*-?\s*PL", reg_text, re.IGNORECASE)
+        regression = f"{m_pl.group(1)}PL" if m_pl else (reg_text or None)
+        coef = dict.fromkeys("abcdg", math.nan)
+        m = _CURVE.match(equation) if equation else None
+        if m and bool(m.group("outer")) != bool(m.group("g")):
+            m = None  # unbalanced: '((1 + ...)' without '^g', or the reverse
+        if m:
+            shape = "5PL" if m.group("g") else "4PL"
+            if regression is None:
+                regression = shape
+            d = float(m.group("d"))
+            d_printed = float(m.group("d2")) * (1.0 if m.group("op") == "-" else -1.0)
+            if regression != shape or not math.isclose(d, d_printed, rel_tol=1e-9):
+                m = None
+            else:
+                coef = {
+                    "a": float(m.group("a")),
+                    "b": float(m.group("b")),
+                    "c": float(m.group("c")),
+                    "d": d,
+                    "g": float(m.group("g")) if m.group("g") else 1.0,
+                }
+        if regression in ("4PL", "5PL") and not m:
+            raise InputError(
+                f"cannot read the {regression} standard curve '{equation}'",
+                field="Std. Curve",
+                expected="FI = d + (a - d) / ((1 + (Conc / c)^b))^g"
+                if regression == "5PL"
+                else "FI = d + (a - d) / (1 + (Conc / c)^b)",
+                **where,
+            )
+        stats = _FIT_STATS.search(stats_text)
+        rows.append(
+            {
+                "analyte": analyte,
+                "bead_region": region,
+                "regression_type": regression,
+                "equation": equation or None,
+                **coef,
+                "fit_prob": float(stats.group("p")) if stats else math.nan,
+                "res_var": float(stats.group("r")) if stats else math.nan,
+                "source_file": str(path),
+                "source_sheet": sheet.name,
+                "source_row": eq_row,
+            }
+        )
+    out = pd.DataFrame(rows)
+    out["bead_region"] = out["bead_region"].astype("Int64")
+    out["source_row"] = out["source_row"].astype("Int64")
+    return out
