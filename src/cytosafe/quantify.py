@@ -47,18 +47,18 @@ def load_measurements(
     Plates must be unique across files: the same plate id in two files is an error naming
     both (it would silently merge two plates' standards otherwise).
     """
-    from cytosafe.io import read
-
     if isinstance(inputs, pd.DataFrame):
         return validate_measurements(inputs), ["<DataFrame>"]
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
     tables, sources = [], []
     seen: dict[str, str] = {}
-    for item in inputs if isinstance(inputs, Iterable) else [inputs]:
+    for number, item in enumerate(inputs if isinstance(inputs, Iterable) else [inputs], start=1):
         if isinstance(item, pd.DataFrame):
-            table, name = validate_measurements(item), "<DataFrame>"
+            table, name = validate_measurements(item), f"<DataFrame {number}>"
         else:
+            from cytosafe.io import read  # the readers are only needed for files
+
             table, name = read(item, sample_map=sample_map, study_id=study_id), str(item)
         for plate in table["plate_id"].unique():
             if plate in seen and seen[plate] != name:

@@ -38,7 +38,7 @@ from scipy import stats
 from cytosafe.curves.fit import curve_weights, fit_curves
 from cytosafe.curves.models import get_model
 
-__all__ = ["PotencySettings", "effective_concentration", "potency"]
+__all__ = ["PotencySettings", "censored_response", "effective_concentration", "potency"]
 
 POTENCY_KEY = ["study_id", "assay_format", "incubation_h", "donor_id", "treatment", "analyte"]
 
@@ -83,7 +83,11 @@ def effective_concentration(
     return ec, se
 
 
-def _response_values(wells: pd.DataFrame) -> np.ndarray:
+def censored_response(wells: pd.DataFrame) -> np.ndarray:
+    """The response used for fitting: the concentration, with censored values substituted.
+
+    Below the LLOQ: half the LLOQ; above the ULOQ: the ULOQ (``PotencySettings.censoring``).
+    """
     conc = wells["concentration"].to_numpy(dtype=float)
     lloq = wells["lloq"].to_numpy(dtype=float) if "lloq" in wells else np.full(len(wells), np.nan)
     uloq = wells["uloq"].to_numpy(dtype=float) if "uloq" in wells else np.full(len(wells), np.nan)
@@ -117,7 +121,7 @@ def potency(wells: pd.DataFrame, settings: PotencySettings | None = None) -> pd.
     settings = settings or PotencySettings()
     model = get_model("4PL")
     w = wells[wells["sample_type"] == "sample"].copy()
-    w["_y"] = _response_values(w)
+    w["_y"] = censored_response(w)
     for col in ("assay_format", "donor_id", "treatment"):
         w[col] = w[col].astype(object).where(w[col].notna(), "")
     w["incubation_h"] = w["incubation_h"].fillna(-1.0)
@@ -212,6 +216,7 @@ def potency(wells: pd.DataFrame, settings: PotencySettings | None = None) -> pd.
     out["bottom"] = np.where(shown, a, np.nan)
     out["top"] = np.where(shown, d, np.nan)
     out["slope"] = np.where(shown, b, np.nan)
+    out["midpoint"] = np.where(shown, res.params[:, 2], np.nan)  # the 4PL's c, drawn in reports
     out["fold_change_top"] = np.where(shown, fold, np.nan)
     for pct in sorted({50.0, float(settings.ecx)}):
         name = f"ec{pct:g}"

@@ -1,0 +1,803 @@
+"""The quantification QC report: one self-contained, reproducible HTML file.
+
+:func:`write_qc_report` turns a :class:`~cytosafe.quantify.QuantificationResult` into a
+single HTML page an immunoassay scientist can review and archive with the study:
+
+* **Header** — studies, input files, CytoSafe version, every setting (model and formula,
+  weighting, blank handling, covariance, acceptance criteria) and the references behind
+  each rule;
+* **Plate QC** — pass/fail per plate x analyte with the reasons, LLOQ/ULOQ, LOD, blank
+  CV, median sample CV and the share of samples outside the range;
+* **Standard curves** — one interactive figure per plate x analyte (standards by
+  replicate, the fitted curve, the quantifiable range, the blank level and the samples
+  at their back-calculated positions), as small multiples per plate;
+* **Standards** — recovery and CV of every standard level against the criteria;
+* **Plate maps** — each plate's wells coloured by log10 signal (a menu per analyte) and
+  a map of the flags the wells carry;
+* **Flags** — counts of each flag per plate x analyte;
+* **Potency** — EC50 and ECx with intervals (censored where beyond the tested range) and
+  concentration-response figures per treatment x analyte with a line per donor;
+* **Methods** — a methods paragraph generated from the settings, with references.
+
+The page needs no network: plotly.js is inlined once and all styles are inline. Figures
+are drawn when they scroll into view, so a 10-plate x 8-analyte study stays responsive.
+The same result always gives the same bytes (no timestamps unless ``generated`` is
+passed; no random element ids), so reports can be diffed and checksummed.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import jinja2
+import numpy as np
+import pandas as pd
+from markupsafe import Markup
+
+from cytosafe.curves.calibration import FLAGS
+from cytosafe.curves.potency import POTENCY_KEY, censored_response
+from cytosafe.report import _figures as figs
+from cytosafe.report._figures import natural_key as _natural
+from cytosafe.report._figures import num
+
+if TYPE_CHECKING:
+    from cytosafe.quantify import QuantificationResult
+
+__all__ = ["REFERENCES", "Reference", "render_qc_report", "write_qc_report"]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A source cited by the report: a short key, the full citation and what it supports."""
+
+    key: str
+    citation: str
+    supports: str
+
+
+#: The sources of the rules applied by calibration and potency (see the docstrings of
+#: :mod:`cytosafe.curves.calibration`, :mod:`cytosafe.curves.fit`,
+#: :mod:`cytosafe.curves.models` and :mod:`cytosafe.curves.potency`).
+REFERENCES: tuple[Reference, ...] = (
+    Reference(
+        "ICH M10",
+        "International Council for Harmonisation. ICH M10: Bioanalytical method validation "
+        "and study sample analysis. Adopted 24 May 2022. Section 4.1.2 (ligand-binding "
+        "assays: calibration curve).",
+        "calibrator accuracy (80-120%, 75-125% at LLOQ/ULOQ) and precision",
+    ),
+    Reference(
+        "FDA 2018",
+        "U.S. Food and Drug Administration. Bioanalytical Method Validation: Guidance for "
+        "Industry. May 2018.",
+        "calibrator acceptance criteria for ligand-binding assays",
+    ),
+    Reference(
+        "DeSilva 2003",
+        "DeSilva B, Smith W, Weiner R, et al. Recommendations for the bioanalytical method "
+        "validation of ligand-binding assays to support pharmacokinetic assessments of "
+        "macromolecules. Pharm Res. 2003;20(11):1885-1900.",
+        "ligand-binding assay calibration and the quantifiable range",
+    ),
+    Reference(
+        "Gottschalk & Dunn 2005",
+        "Gottschalk PG, Dunn JR. The five-parameter logistic: a characterization and "
+        "comparison with the four-parameter logistic. Anal Biochem. 2005;343(1):54-65.",
+        "the 5PL standard-curve model",
+    ),
+    Reference(
+        "Findlay & Dillard 2007",
+        "Findlay JWA, Dillard RF. Appropriate calibration curve fitting in ligand binding "
+        "assays. AAPS J. 2007;9(2):E260-E267.",
+        "weighted curve fitting (1/y, 1/y²)",
+    ),
+    Reference(
+        "Moré 1978",
+        "Moré JJ. The Levenberg-Marquardt algorithm: implementation and theory. In: Watson GA, "
+        "ed. Numerical Analysis. Lecture Notes in Mathematics, vol 630. Springer; 1978:105-116.",
+        "the curve-fitting algorithm",
+    ),
+    Reference(
+        "Ritz 2015",
+        "Ritz C, Baty F, Streibig JC, Gerhard D. Dose-response analysis using R. PLoS One. "
+        "2015;10(12):e0146021.",
+        "log-logistic models, relative ECx and its delta-method interval",
+    ),
+    Reference(
+        "Motulsky & Christopoulos 2004",
+        "Motulsky H, Christopoulos A. Fitting Models to Biological Data Using Linear and "
+        "Nonlinear Regression. Oxford University Press; 2004. Chapter 22.",
+        "the extra-sum-of-squares F-test for a response",
+    ),
+    Reference(
+        "MSD kit inserts",
+        "Meso Scale Discovery. V-PLEX / U-PLEX kit product inserts: lower limit of detection "
+        "as the concentration 2.5 standard deviations above the blank.",
+        "the limit of detection",
+    ),
+    Reference(
+        "Luminex xMAP",
+        "Luminex Corporation. xMAP technology and xPONENT acquisition guidance: bead counts "
+        "per region (about 50 acquired; below about 35 the median is unreliable).",
+        "the minimum bead count",
+    ),
+)
+_REF_NO = {r.key: i + 1 for i, r in enumerate(REFERENCES)}
+
+_BLANK_TEXT = {
+    "zero_standard": "blanks enter the fit as a standard at concentration 0 (as MSD "
+    "Discovery Workbench treats the zero calibrator)",
+    "subtract": "the plate's mean blank signal is subtracted from every signal before "
+    "fitting (as xPONENT's net MFI)",
+    "ignore": "blanks are reported in QC only and do not enter the fit",
+}
+_WEIGHT_TEXT = {
+    "none": "unweighted",
+    "1/y": "weighted by 1/y",
+    "1/y2": "weighted by 1/y²",
+    "1/var": "weighted by the reciprocal of the replicate variance",
+}
+_LSQ_TEXT = {
+    "none": "unweighted least squares",
+    "1/y": "weighted least squares (weights 1/y)",
+    "1/y2": "weighted least squares (weights 1/y²)",
+    "1/var": "weighted least squares (weights 1/replicate variance)",
+}
+_COV_TEXT = {
+    "expected": "σ²(JᵀWJ)⁻¹ (Gauss-Newton, as R nls and SciPy curve_fit)",
+    "observed": "the inverse of the full Hessian (as R drc)",
+}
+
+
+def _cite(*keys: str) -> str:
+    return "[" + ", ".join(str(_REF_NO[k]) for k in keys) + "]"
+
+
+def _pct(value: float, digits: int = 1) -> str:
+    return "–" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    try:
+        if pd.isna(value):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return str(value)
+
+
+class _Figures:
+    """Collects figure specifications under stable, sequential ids."""
+
+    def __init__(self) -> None:
+        self.specs: dict[str, dict] = {}
+
+    def add(self, spec: dict) -> str:
+        fig_id = f"fig{len(self.specs) + 1}"
+        self.specs[fig_id] = {"data": spec["data"], "layout": spec["layout"]}
+        return fig_id
+
+    def to_json(self) -> str:
+        text = json.dumps(self.specs, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+        # Inside <script> the HTML parser only looks for "</script"; escaping "<", ">" and
+        # "&" as JSON unicode escapes makes any user string inert there.
+        return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+#: The columns of ``Calibration.wells`` the report reads; selecting them first keeps the
+#: many per-plate and per-curve splits cheap.
+_WELL_COLUMNS = [
+    "study_id", "plate_id", "well", "analyte", "sample_type", "standard_concentration",
+    "donor_id", "treatment", "treatment_role", "treatment_concentration", "treatment_unit",
+    "assay_format", "incubation_h", "replicate", "signal", "sample_id", "signal_used",
+    "concentration_in_well", "concentration", "lloq", "uloq", *FLAGS, "flags",
+]  # fmt: skip
+
+
+def _slim(wells: pd.DataFrame) -> pd.DataFrame:
+    return wells[[c for c in _WELL_COLUMNS if c in wells.columns]]
+
+
+def _plate_key(study: str, plate: str, many_studies: bool) -> str:
+    return f"{study} / {plate}" if many_studies else plate
+
+
+def _plates(wells: pd.DataFrame) -> list[tuple[str, str]]:
+    pairs = wells[["study_id", "plate_id"]].drop_duplicates().itertuples(index=False)
+    return sorted(((s, p) for s, p in pairs), key=lambda sp: (_natural(sp[0]), _natural(sp[1])))
+
+
+def _header(result: QuantificationResult, generated: str | None) -> dict:
+    from cytosafe import __version__
+
+    wells = result.calibration.wells
+    return {
+        "studies": sorted(wells["study_id"].unique(), key=_natural),
+        "sources": list(result.sources),
+        "version": __version__,
+        "generated": generated,
+        "n_plates": len(_plates(wells)),
+        "analytes": sorted(wells["analyte"].unique(), key=_natural),
+        "n_wells": int(wells[["study_id", "plate_id", "well"]].drop_duplicates().shape[0]),
+    }
+
+
+def _settings(result: QuantificationResult) -> list[tuple[str, str, str]]:
+    s = result.calibration.settings
+    p = result.potency_settings
+    model = result.calibration.fit.model
+    lo, hi = s.recovery_range
+    elo, ehi = s.end_recovery_range
+    return [
+        (
+            "Standard curve model",
+            f"{model.name}: {model.formula}",
+            _cite("Gottschalk & Dunn 2005" if model.name == "5PL" else "Ritz 2015"),
+        ),
+        (
+            "Weighting",
+            _WEIGHT_TEXT.get(s.weighting, s.weighting),
+            _cite("Findlay & Dillard 2007") if s.weighting in ("1/y", "1/y2") else "",
+        ),
+        ("Blank handling", f"{s.blank}: {_BLANK_TEXT.get(s.blank, '')}", ""),
+        ("Parameter covariance", f"{s.covariance}: {_COV_TEXT.get(s.covariance, '')}", ""),
+        (
+            "Calibrator recovery",
+            f"{lo:g}-{hi:g}% of nominal; {elo:g}-{ehi:g}% at the LLOQ and ULOQ",
+            _cite("ICH M10", "FDA 2018", "DeSilva 2003"),
+        ),
+        (
+            "Calibrator precision",
+            f"CV ≤ {s.max_cv:g}%; ≤ {s.end_max_cv:g}% at the LLOQ and ULOQ",
+            _cite("ICH M10"),
+        ),
+        ("Standard levels", f"at least {s.min_levels} per plate and analyte", ""),
+        (
+            "Limit of detection",
+            f"blank mean + {s.lod_sd:g} SD, back-calculated",
+            _cite("MSD kit inserts"),
+        ),
+        ("Bead count", f"flag below {s.min_bead_count:g} beads", _cite("Luminex xMAP")),
+        ("Back-calculation interval", f"{100 * s.confidence:g}% (delta method, log scale)", ""),
+        (
+            "Potency",
+            f"4PL per donor x treatment x analyte, {_WEIGHT_TEXT.get(p.weighting, p.weighting)}; "
+            f"EC50 and EC{p.ecx:g} with {100 * p.confidence:g}% intervals",
+            _cite("Ritz 2015"),
+        ),
+        (
+            "Response criteria",
+            f"F-test against a flat line at α = {p.alpha:g}; rising curve; span ≥ "
+            f"{p.min_fold:g}-fold; at least {p.min_concentrations} tested concentrations",
+            _cite("Motulsky & Christopoulos 2004"),
+        ),
+        (
+            "Censored values in potency",
+            f"{p.censoring} (below LLOQ at LLOQ/2, above ULOQ at the ULOQ)"
+            + (
+                "; matched negative control anchors the bottom"
+                if p.include_negative_control
+                else ""
+            ),
+            "",
+        ),
+    ]
+
+
+def _qc_table(result: QuantificationResult, many: bool) -> tuple[list[dict], list[dict]]:
+    qc = result.calibration.qc.copy()
+    qc["_key"] = [
+        (_natural(s), _natural(p), _natural(a))
+        for s, p, a in zip(qc["study_id"], qc["plate_id"], qc["analyte"], strict=True)
+    ]
+    qc = qc.sort_values("_key", kind="stable")
+    rows = []
+    for r in qc.itertuples(index=False):
+        n_ctl = 0 if pd.isna(r.n_controls) else int(r.n_controls)
+        rows.append(
+            {
+                "plate": _plate_key(r.study_id, r.plate_id, many),
+                "analyte": r.analyte,
+                "passed": bool(r.qc_pass),
+                "status": str(r.status),
+                "levels": f"{_int(r.levels_in_range)} / {int(r.n_levels)}",
+                "lloq": num(r.lloq),
+                "uloq": num(r.uloq),
+                "lod": num(r.lod),
+                "blank_cv": _pct(r.blank_cv),
+                "sample_cv": _pct(r.median_sample_cv),
+                "below": _pct(100 * r.share_below_lloq, 0) if pd.notna(r.share_below_lloq) else "–",
+                "above": _pct(100 * r.share_above_uloq, 0) if pd.notna(r.share_above_uloq) else "–",
+                "controls": f"{_int(r.controls_passing)} / {n_ctl}" if n_ctl else "–",
+                "reasons": _text(r.qc_reasons),
+            }
+        )
+    cards = []
+    for (study, plate), g in qc.groupby(["study_id", "plate_id"], sort=False):
+        n_pass = int(g["qc_pass"].sum())
+        cards.append(
+            {
+                "plate": _plate_key(study, plate, many),
+                "n_pass": n_pass,
+                "n": len(g),
+                "state": "pass" if n_pass == len(g) else ("fail" if n_pass == 0 else "warn"),
+            }
+        )
+    return rows, cards
+
+
+def _int(value: object) -> str:
+    return "0" if value is None or pd.isna(value) else str(int(value))
+
+
+def _curves(result: QuantificationResult, figures: _Figures, many: bool) -> list[dict]:
+    cal = result.calibration
+    model = cal.fit.model
+    wells = _slim(cal.wells)
+    key = ["study_id", "plate_id", "analyte"]
+    by_curve = {k: g for k, g in wells.groupby(key, sort=False, observed=True)}
+    std_by = {k: g for k, g in cal.standards.groupby(key, sort=False, observed=True)}
+    qc = cal.qc.set_index(key)
+    subtracted = cal.settings.blank == "subtract"
+    panels = []
+    for study, plate in _plates(wells):
+        cards = []
+        cur = cal.curves[(cal.curves["study_id"] == study) & (cal.curves["plate_id"] == plate)]
+        cur = cur.iloc[sorted(range(len(cur)), key=lambda i: _natural(cur["analyte"].iloc[i]))]
+        for _, c in cur.iterrows():
+            k = (study, plate, c["analyte"])
+            w = by_curve[k]
+            params = c[list(model.names)].to_numpy(dtype=float)
+            spec = figs.standard_curve_figure(
+                title=html.escape(str(c["analyte"])),
+                model=model,
+                params=params,
+                curve=c,
+                standards=w[w["sample_type"] == "standard"],
+                levels=std_by.get(k, cal.standards.iloc[:0]),
+                samples=w[w["sample_type"].isin(["sample", "control"])],
+                blank_subtracted=subtracted,
+            )
+            q = qc.loc[k]
+            cards.append(
+                {
+                    "id": figures.add(spec),
+                    "analyte": c["analyte"],
+                    "passed": bool(q["qc_pass"]),
+                    "status": str(c["status"]),
+                    "range": f"{num(c['lloq'])}–{num(c['uloq'])} pg/mL"
+                    if np.isfinite(c["lloq"])
+                    else "no quantifiable range",
+                    "off_curve": spec["meta"]["off_curve"],
+                    "reasons": _text(q["qc_reasons"]),
+                }
+            )
+        panels.append(
+            {
+                "label": _plate_key(study, plate, many),
+                "cards": cards,
+                "n_pass": sum(c["passed"] for c in cards),
+            }
+        )
+    return panels
+
+
+def _standards(result: QuantificationResult, many: bool) -> list[dict]:
+    cal = result.calibration
+    s = cal.settings
+    lo, hi = s.recovery_range
+    elo, ehi = s.end_recovery_range
+    curves = cal.curves.set_index(["study_id", "plate_id", "analyte"])
+    groups = []
+    for study, plate in _plates(cal.wells):
+        t = cal.standards[
+            (cal.standards["study_id"] == study) & (cal.standards["plate_id"] == plate)
+        ]
+        t = t.assign(_k=[_natural(a) for a in t["analyte"]]).sort_values(
+            ["_k", "nominal"], kind="stable"
+        )
+        rows = []
+        for r in t.itertuples(index=False):
+            c = curves.loc[(study, plate, r.analyte)]
+            is_end = r.in_range and (
+                math.isclose(r.nominal, c["lloq"]) or math.isclose(r.nominal, c["uloq"])
+            )
+            rec = r.recovery
+            if not np.isfinite(rec):
+                rec_cls = "bad"
+            elif lo <= rec <= hi:
+                rec_cls = "ok"
+            elif elo <= rec <= ehi:
+                rec_cls = "warn"
+            else:
+                rec_cls = "bad"
+            limit = s.end_max_cv if is_end else s.max_cv
+            cv_cls = "" if not np.isfinite(r.cv) else ("ok" if r.cv <= limit else "bad")
+            if not r.in_range:
+                role = "outside range"
+            elif math.isclose(r.nominal, c["lloq"]):
+                role = "LLOQ"
+            elif math.isclose(r.nominal, c["uloq"]):
+                role = "ULOQ"
+            else:
+                role = "in range"
+            verdict = "pass" if r.passes else ("end pass" if r.passes_as_end else "fail")
+            rows.append(
+                {
+                    "analyte": r.analyte,
+                    "nominal": num(r.nominal),
+                    "n": int(r.n_replicates),
+                    "signal": num(r.mean_signal, 4),
+                    "back": num(r.back_calculated),
+                    "recovery": _pct(rec),
+                    "rec_cls": rec_cls,
+                    "cv": _pct(r.cv),
+                    "cv_cls": cv_cls,
+                    "verdict": verdict,
+                    "role": role,
+                    "in_range": bool(r.in_range),
+                }
+            )
+        n_fail = sum(r["verdict"] == "fail" for r in rows)
+        groups.append({"label": _plate_key(study, plate, many), "rows": rows, "n_fail": n_fail})
+    return groups
+
+
+def _plate_maps(result: QuantificationResult, figures: _Figures, many: bool) -> list[dict]:
+    wells = _slim(result.calibration.wells)
+    by_plate = {k: g for k, g in wells.groupby(["study_id", "plate_id"], sort=False)}
+    out = []
+    for study, plate in _plates(wells):
+        w = by_plate[(study, plate)]
+        described = figs.describe_wells(w)
+        out.append(
+            {
+                "label": _plate_key(study, plate, many),
+                "signal": figures.add(
+                    figs.plate_heatmap_figure(w, title="log10 signal", described=described)
+                ),
+                "flags": figures.add(
+                    figs.flag_map_figure(w, FLAGS, title="flags per well", described=described)
+                ),
+            }
+        )
+    return out
+
+
+def _flag_counts(result: QuantificationResult, many: bool) -> tuple[list[dict], dict]:
+    wells = result.calibration.wells
+    study_wells = wells[wells["sample_type"].isin(["sample", "control"])]
+    key = ["study_id", "plate_id", "analyte"]
+    counts = study_wells.groupby(key, observed=True)[list(FLAGS)].sum()
+    sizes = study_wells.groupby(key, observed=True).size()
+    rows = []
+    order = sorted(counts.index, key=lambda k: tuple(_natural(x) for x in k))
+    for k in order:
+        n = int(sizes.loc[k])
+        cells = []
+        for f in FLAGS:
+            v = int(counts.loc[k, f])
+            share = v / n if n else 0.0
+            # A light-to-strong amber by the share of wells carrying the flag.
+            alpha = 0.0 if v == 0 else round(0.12 + 0.6 * share, 2)
+            cells.append({"count": v, "alpha": alpha})
+        rows.append(
+            {"plate": _plate_key(k[0], k[1], many), "analyte": k[2], "n": n, "cells": cells}
+        )
+    totals = {f: int(counts[f].sum()) for f in FLAGS}
+    return rows, totals
+
+
+def _potency(result: QuantificationResult, figures: _Figures) -> dict:
+    pot = result.potency
+    ecx = float(result.potency_settings.ecx)
+    ecn = f"ec{ecx:g}"
+    if pot is None or pot.empty or "ec50" not in pot.columns:
+        return {"rows": [], "panels": [], "ecx": f"EC{ecx:g}", "counts": {}}
+    pot = pot.copy()
+    for col in ("assay_format", "donor_id", "treatment"):
+        pot[col] = pot[col].astype(object).where(pot[col].notna(), "")
+    pot["_k"] = [
+        (_natural(t), _natural(a), _natural(d), _natural(f), float(i) if pd.notna(i) else -1.0)
+        for t, a, d, f, i in zip(
+            pot["treatment"], pot["analyte"], pot["donor_id"], pot["assay_format"],
+            pot["incubation_h"], strict=True,
+        )
+    ]  # fmt: skip
+    pot = pot.sort_values("_k", kind="stable").drop(columns="_k")
+    many_formats = pot[["assay_format", "incubation_h"]].drop_duplicates().shape[0] > 1
+
+    def ec_cell(r: pd.Series, name: str) -> dict:
+        cens = _text(r.get(f"{name}_censored"))
+        if cens:
+            bound = r["max_tested"] if cens == ">" else r["min_tested"]
+            return {"text": f"{cens} {num(bound)}", "ci": "", "censored": True}
+        v = r.get(name, np.nan)
+        if not np.isfinite(v):
+            return {"text": "–", "ci": "", "censored": False}
+        return {
+            "text": num(v),
+            "ci": f"[{num(r[f'{name}_ci_low'])}, {num(r[f'{name}_ci_high'])}]",
+            "censored": False,
+        }
+
+    rows = []
+    for _, r in pot.iterrows():
+        fmt = " · ".join(
+            x
+            for x in (
+                _text(r["assay_format"]),
+                f"{r['incubation_h']:g} h" if pd.notna(r["incubation_h"]) else "",
+            )
+            if x
+        )
+        rows.append(
+            {
+                "treatment": r["treatment"],
+                "analyte": r["analyte"],
+                "donor": r["donor_id"],
+                "format": fmt,
+                "status": str(r["status"]),
+                "ec50": ec_cell(r, "ec50"),
+                "ecx": ec_cell(r, ecn) if ecn != "ec50" else None,
+                "unit": _text(r.get("treatment_unit")),
+                "fold": num(r["fold_change_top"]) if "fold_change_top" in r else "–",
+                "n_conc": int(r["n_concentrations"]),
+                "reason": _text(r["reason"]),
+            }
+        )
+    counts = pot["status"].value_counts().sort_index().to_dict()
+
+    # Concentration-response data: the same values the potency fit used.
+    wells = _slim(result.calibration.wells)
+    w = wells[wells["sample_type"] == "sample"].copy()
+    w["response"] = censored_response(w)
+    w["censored"] = w["below_lloq"].astype(bool) | w["above_uloq"].astype(bool)
+    for col in ("assay_format", "donor_id", "treatment"):
+        w[col] = w[col].astype(object).where(w[col].notna(), "")
+    w["incubation_h"] = w["incubation_h"].fillna(-1.0)
+    roles = w["treatment_role"].astype(str)
+    series = w[roles.isin(["test", "positive_control"]) & (w["treatment_concentration"] > 0)]
+    negatives = w[roles == "negative_control"]
+    fig_key = [k for k in POTENCY_KEY if k != "donor_id"]
+    base_key = [k for k in POTENCY_KEY if k not in ("donor_id", "treatment")]
+    pot_f = pot.assign(incubation_h=pot["incubation_h"].fillna(-1.0))
+    fits_by = {k: g for k, g in pot_f.groupby(fig_key, sort=False, dropna=False)}
+    neg_by = {k: g for k, g in negatives.groupby(base_key, sort=False, dropna=False)}
+    panels: dict[str, list[dict]] = {}
+    series_by = {k: g for k, g in series.groupby(fig_key, sort=False, dropna=False)}
+    keys = sorted(
+        series_by,
+        key=lambda k: (_natural(k[3]), _natural(k[4]), _natural(k[0]), _natural(k[1]), k[2]),
+    )
+    for k in keys:
+        study, fmt, inc, treatment, analyte = k
+        pts = series_by[k]
+        fits = fits_by.get(k, pot_f.iloc[:0])
+        neg = neg_by.get((study, fmt, inc, analyte), negatives.iloc[:0])
+        neg = neg[neg["donor_id"].isin(set(pts["donor_id"]))]
+        unit = (
+            _text(pts["treatment_unit"].dropna().iloc[0])
+            if pts["treatment_unit"].notna().any()
+            else ""
+        )
+        title = html.escape(str(analyte))
+        if many_formats:
+            title += f" · {html.escape(str(fmt))}" + (f" {inc:g} h" if inc >= 0 else "")
+        spec = figs.potency_figure(
+            title=title,
+            points=pts,
+            negatives=neg,
+            fits=fits,
+            ecx=ecx,
+            unit=unit,
+            analyte=str(analyte),
+        )
+        n_resp = int((fits["status"] == "response").sum())
+        panels.setdefault(treatment, []).append(
+            {
+                "id": figures.add(spec),
+                "analyte": analyte,
+                "format": fmt if many_formats else "",
+                "n_resp": n_resp,
+                "n": len(fits),
+            }
+        )
+    return {
+        "rows": rows,
+        "panels": [{"label": t, "cards": c} for t, c in panels.items()],
+        "ecx": f"EC{ecx:g}",
+        "counts": counts,
+    }
+
+
+def _methods(result: QuantificationResult) -> list[str]:
+    s = result.calibration.settings
+    p = result.potency_settings
+    model = result.calibration.fit.model
+    lo, hi = s.recovery_range
+    elo, ehi = s.end_recovery_range
+    model_name = {"5PL": "five-parameter logistic", "4PL": "four-parameter logistic"}.get(
+        model.name, model.name
+    )
+    conf = f"{100 * s.confidence:g}%"
+    text = [
+        f"Standard curves were fitted separately for each plate and analyte with a "
+        f"{model_name} ({model.name}) model, {model.formula} "
+        f"{_cite('Gottschalk & Dunn 2005') if model.name == '5PL' else _cite('Ritz 2015')}, "
+        f"by {_LSQ_TEXT.get(s.weighting, s.weighting)} "
+        f"{_cite('Findlay & Dillard 2007') if s.weighting in ('1/y', '1/y2') else ''} using "
+        f"the Levenberg-Marquardt algorithm {_cite('Moré 1978')}; "
+        f"{_BLANK_TEXT.get(s.blank, s.blank)}. The covariance of the estimates was "
+        f"{_COV_TEXT.get(s.covariance, s.covariance)}.",
+        f"Each standard level was back-calculated through its curve. A level was accepted when "
+        f"its mean back-calculated concentration was within {lo:g}-{hi:g}% of nominal "
+        f"({elo:g}-{ehi:g}% at the ends of the range) and the CV of its replicates at most "
+        f"{s.max_cv:g}% {_cite('ICH M10', 'FDA 2018', 'DeSilva 2003')}. The lower and upper "
+        f"limits of quantification (LLOQ, ULOQ) are the nominal concentrations of the ends of "
+        f"the longest run of consecutive accepted levels; a plate and analyte passed QC when "
+        f"the curve converged, at least {s.min_levels} levels lay in the range and every kit "
+        f"control recovered within {lo:g}-{hi:g}%. The limit of detection is the blank mean "
+        f"plus {s.lod_sd:g} standard deviations, back-calculated {_cite('MSD kit inserts')}.",
+        f"Sample concentrations were back-calculated with {conf} intervals from the delta "
+        f"method on the inverse prediction (symmetric on the log scale, Student's t on the "
+        f"residual degrees of freedom) and multiplied by the dilution factor. Values were "
+        f"flagged below the LLOQ, above the ULOQ, outside the curve's asymptotes, extrapolated "
+        f"beyond the standards, with a replicate CV above {s.max_cv:g}%, or with fewer than "
+        f"{s.min_bead_count:g} beads {_cite('Luminex xMAP')}.",
+        f"Concentration-response curves of each donor, treatment and analyte were fitted with "
+        f"a four-parameter log-logistic model {_cite('Ritz 2015')} "
+        f"by {_LSQ_TEXT.get(p.weighting, p.weighting)}"
+        + (
+            ", with the donor's matched negative control at concentration 0"
+            if p.include_negative_control
+            else ""
+        )
+        + f"; values below the LLOQ entered at LLOQ/2 and above the ULOQ at the ULOQ. A "
+        f"response required a fit better than a flat line (extra-sum-of-squares F-test, "
+        f"α = {p.alpha:g}) {_cite('Motulsky & Christopoulos 2004')}, a rising curve and a span "
+        f"of at least {p.min_fold:g}-fold, from at least {p.min_concentrations} tested "
+        f"concentrations. EC50 and the relative EC{p.ecx:g} are reported with "
+        f"{100 * p.confidence:g}% Wald intervals on the log scale; values beyond the tested "
+        f"concentrations are reported as censored, not extrapolated.",
+    ]
+    from cytosafe import __version__
+
+    text.append(
+        f"Analyses were performed with CytoSafe {__version__} (all settings are listed in the "
+        f"header of this report)."
+    )
+    return [re.sub(r"\s+", " ", t).replace(" ,", ",").replace(" ;", ";").strip() for t in text]
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("cytosafe.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["plural"] = lambda n, word, many=None: (
+        f"{n} {word}" if n == 1 else f"{n} {many or word + 's'}"
+    )
+    env.filters["cited"] = _link_citations
+    return env
+
+
+def _link_citations(text: str) -> Markup:
+    """Escape ``text`` and turn its citation marks (``[1, 3]``) into links to the references."""
+
+    def link(match: re.Match) -> str:
+        nums = [n.strip() for n in match.group(1).split(",")]
+        return "[" + ", ".join(f'<a href="#ref-{n}">{n}</a>' for n in nums) + "]"
+
+    return Markup(re.sub(r"\[(\d+(?:, \d+)*)\]", link, str(Markup.escape(text))))
+
+
+def render_qc_report(
+    result: QuantificationResult,
+    *,
+    title: str | None = None,
+    generated: str | None = None,
+) -> str:
+    """Render the QC report of a quantification run as one self-contained HTML document.
+
+    Parameters
+    ----------
+    result:
+        The :class:`~cytosafe.quantify.QuantificationResult` of
+        :func:`cytosafe.quantify.quantify`.
+    title:
+        Page title; defaults to "Quantification QC" and the study ids.
+    generated:
+        Text shown as the generation time (e.g. an ISO timestamp). Left out by default so
+        that the same result always renders to the same bytes.
+
+    Returns
+    -------
+    str
+        The HTML document.
+    """
+    from plotly.offline import get_plotlyjs
+
+    wells = result.calibration.wells
+    many = wells["study_id"].nunique() > 1
+    figures = _Figures()
+    header = _header(result, generated)
+    qc_rows, plate_cards = _qc_table(result, many)
+    flag_rows, flag_totals = _flag_counts(result, many)
+    context = {
+        "title": title or "Quantification QC · " + ", ".join(header["studies"]),
+        "header": header,
+        "settings": _settings(result),
+        "qc_rows": qc_rows,
+        "plate_cards": plate_cards,
+        "n_pass": sum(r["passed"] for r in qc_rows),
+        "curves": _curves(result, figures, many),
+        "standards": _standards(result, many),
+        "plate_maps": _plate_maps(result, figures, many),
+        "flags": list(FLAGS),
+        "flag_rows": flag_rows,
+        "flag_totals": flag_totals,
+        "potency": _potency(result, figures),
+        "methods": _methods(result),
+        "references": REFERENCES,
+        "model": result.calibration.fit.model,
+        "settings_obj": result.calibration.settings,
+    }
+    context["figures_json"] = Markup(figures.to_json())
+    context["template_json"] = Markup(
+        json.dumps({"layout": figs.LAYOUT_TEMPLATE}, separators=(",", ":"), ensure_ascii=False)
+    )
+    context["plotly_js"] = Markup(get_plotlyjs())
+    return _environment().get_template("qc.html").render(**context)
+
+
+def write_qc_report(
+    result: QuantificationResult,
+    path: str | Path,
+    *,
+    title: str | None = None,
+    generated: str | None = None,
+) -> Path:
+    """Write the QC report of a quantification run to ``path`` (one HTML file).
+
+    Parameters
+    ----------
+    result:
+        The result of :func:`cytosafe.quantify.quantify`.
+    path:
+        Where to write; parent directories must exist. A directory path gets
+        ``report.html`` inside it.
+    title, generated:
+        See :func:`render_qc_report`.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Examples
+    --------
+    >>> from cytosafe.quantify import quantify  # doctest: +SKIP
+    >>> write_qc_report(quantify(["plate_1.csv"]), "qc.html")  # doctest: +SKIP
+    PosixPath('qc.html')
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "report.html"
+    text = render_qc_report(result, title=title, generated=generated)
+    # newline="\n": the same bytes on every platform.
+    with path.open("w", encoding="utf-8", newline="\n") as fh:
+        fh.write(text)
+    return path

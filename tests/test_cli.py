@@ -1,0 +1,186 @@
+"""The command line: `cytosafe quantify` writes every output atomically; bad input is one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import cytosafe
+from cytosafe.cli import OUTPUT_FILES, app
+from test_report_qc import simulate_study, tidy_reader  # noqa: F401 (autouse fixture)
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def study() -> pd.DataFrame:
+    return simulate_study(2, ("IL-6", "TNF"))
+
+
+@pytest.fixture
+def exports(study, tmp_path) -> list[Path]:
+    """The study as one tidy CSV per plate, as a lab would export it."""
+    paths = []
+    for plate, table in study.groupby("plate_id"):
+        path = tmp_path / f"{plate}.csv"
+        table.to_csv(path, index=False)
+        paths.append(path)
+    return paths
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def leftovers(parent: Path) -> list[str]:
+    return [p.name for p in parent.iterdir() if ".partial-" in p.name]
+
+
+def run(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_quantify_writes_every_output_file(exports, study, tmp_path):
+    out = tmp_path / "results"
+    res = run("quantify", *exports, "--out", out, "--quiet")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)
+    assert len(pd.read_csv(out / "concentrations.csv")) == len(study)
+    curves = pd.read_csv(out / "curves.csv")
+    assert len(curves) == 4  # 2 plates x 2 analytes
+    for col in ("c", "c_se", "status", "lloq", "uloq", "lod", "qc_pass", "n_below_lloq"):
+        assert col in curves.columns
+    assert len(pd.read_csv(out / "potency.csv")) > 0
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["cytosafe_version"] == cytosafe.__version__
+    assert settings["inputs"] == [str(p) for p in exports]
+    assert settings["calibration"]["model"] == "5PL"
+    assert settings["calibration"]["recovery_range"] == [80.0, 120.0]
+    assert "<!DOCTYPE html>" in (out / "report.html").read_text(encoding="utf-8")[:100]
+    assert res.stdout == ""  # --quiet
+    assert leftovers(tmp_path) == []
+
+
+def test_summary_counts_curves_and_points_to_the_report(exports, tmp_path):
+    out = tmp_path / "results"
+    res = run("quantify", *exports, "--out", out)
+    assert res.exit_code == 0, res.output
+    assert "2 plate(s) × 2 analyte(s)" in res.stdout
+    assert "curves passing QC" in res.stdout
+    assert str(out / "report.html") in res.stdout
+
+
+def test_options_reach_the_settings_and_the_tables(exports, tmp_path):
+    out = tmp_path / "results"
+    res = run("quantify", *exports, "-o", out, "-q", "--model", "4PL", "--weighting", "1/y",
+              "--blank", "subtract", "--covariance", "observed", "--ecx", "10")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["calibration"] | {"model": "4PL", "weighting": "1/y", "blank": "subtract",
+                                      "covariance": "observed"} == settings["calibration"]  # fmt: skip
+    assert settings["potency"]["ecx"] == 10.0
+    assert "ec10" in pd.read_csv(out / "potency.csv").columns
+    assert "g" not in pd.read_csv(out / "curves.csv").columns  # a 4PL has no asymmetry
+
+
+def test_negative_signal_exits_2_with_one_line_and_leaves_out_untouched(study, tmp_path):
+    bad = study.copy()
+    bad.loc[5, "signal"] = -3.0  # line 7 of the CSV (header is line 1)
+    path = tmp_path / "bad.csv"
+    bad.to_csv(path, index=False)
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "notes.txt").write_text("the analyst's notes")
+    (out / "qc.csv").write_text("from an earlier run")
+    before = snapshot(out)
+
+    res = run("quantify", path, "--out", out)
+
+    assert res.exit_code == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "bad.csv" in lines[0] and "row 7" in lines[0] and "'signal'" in lines[0]
+    assert "Traceback" not in res.output
+    assert snapshot(out) == before
+    assert leftovers(tmp_path) == []
+
+
+def test_missing_required_column_exits_2_and_writes_nothing(study, tmp_path):
+    path = tmp_path / "no_signal.csv"
+    study.drop(columns="signal").to_csv(path, index=False)
+    out = tmp_path / "results"
+
+    res = run("quantify", path, "--out", out)
+
+    assert res.exit_code == 2
+    line = res.stderr.strip()
+    assert line.startswith("error: ") and "\n" not in line
+    assert "no_signal.csv" in line and "signal" in line
+    assert not out.exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_a_failure_while_writing_leaves_no_partial_output(exports, tmp_path, monkeypatch):
+    import cytosafe.report
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(cytosafe.report, "write_qc_report", broken)
+    out = tmp_path / "results"
+    res = run("quantify", *exports, "--out", out, "-q")
+    assert res.exit_code == 1
+    assert isinstance(res.exception, RuntimeError)  # a bug keeps its traceback
+    assert not out.exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_rerun_replaces_outputs_and_keeps_other_files(exports, tmp_path):
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    (out / "qc.csv").write_text("stale")
+    res = run("quantify", *exports, "--out", out, "-q")
+    assert res.exit_code == 0, res.output
+    assert (out / "notes.txt").read_text() == "keep me"
+    assert (out / "qc.csv").read_text() != "stale"
+    assert leftovers(tmp_path) == []
+
+
+def test_the_same_file_twice_is_an_input_error(exports, tmp_path):
+    res = run("quantify", exports[0], exports[0], "--out", tmp_path / "results")
+    assert res.exit_code == 2
+    assert res.stderr.startswith("error: ") and "more than once" in res.stderr
+
+
+def test_plate_maps_must_pair_with_matrices(tmp_path):
+    res = run("quantify", "--plate-map", tmp_path / "a.csv", "--plate-map", tmp_path / "b.csv",
+              "--matrix", tmp_path / "m.csv", "--out", tmp_path / "results")  # fmt: skip
+    assert res.exit_code == 2
+    assert res.stderr.startswith("error: ") and "plate maps" in res.stderr
+
+
+def test_no_input_is_an_input_error(tmp_path):
+    res = run("quantify", "--out", tmp_path / "results")
+    assert res.exit_code == 2 and res.stderr.startswith("error: no input files")
+
+
+def test_an_unknown_model_is_a_usage_error(exports, tmp_path):
+    res = run("quantify", *exports, "--out", tmp_path / "results", "--model", "3PL")
+    assert res.exit_code == 2
+    assert not (tmp_path / "results").exists()
+
+
+def test_ecx_must_be_a_percentage(exports, tmp_path):
+    res = run("quantify", *exports, "--out", tmp_path / "results", "--ecx", "100")
+    assert res.exit_code == 2
+
+
+def test_version():
+    res = run("--version")
+    assert res.exit_code == 0
+    assert res.stdout.strip() == f"cytosafe {cytosafe.__version__}"
