@@ -234,3 +234,19 @@ def test_every_model_and_weighting_recovers_a_mid_range_sample(model, weighting)
     df = plate(samples=[("s", 150.0, 1)], noise=0.03, seed=11)
     cal = calibrate(df, CalibrationSettings(model=model, weighting=weighting))
     assert _flags(cal, "s")["concentration"] == pytest.approx(150.0, rel=0.15)
+
+
+def test_an_excluded_standard_is_left_out_of_the_fit_but_reported():
+    # e.g. the xPONENT reader excludes a standard whose expected concentration breaks the
+    # dilution series (SOURCES.md of the real exports: '215625' for 215.625).
+    df = plate(samples=[("s", 150.0, 1)])
+    bad = df["standard_concentration"] == LEVELS[3]
+    df.loc[bad, "standard_concentration"] = LEVELS[3] * 1000
+    ruined = calibrate(df)
+    df["exclude"] = bad
+    cal = calibrate(df)
+    assert _flags(cal, "s")["concentration"] == pytest.approx(150.0, rel=1e-4)
+    assert _flags(ruined, "s")["concentration"] != pytest.approx(150.0, rel=1e-3)  # NaN or off
+    row = cal.standards[cal.standards["excluded"]]
+    assert len(row) == 1 and not row["in_range"].iloc[0]
+    assert cal.curves.iloc[0]["n_levels"] == 7

@@ -207,8 +207,9 @@ def calibrate(
     )
     n_curves = len(keys)
 
-    is_std = (df["sample_type"] == "standard").to_numpy()
-    is_blank = (df["sample_type"] == "blank").to_numpy()
+    excluded = df["exclude"].to_numpy(dtype=bool)
+    is_std = (df["sample_type"] == "standard").to_numpy() & ~excluded
+    is_blank = (df["sample_type"] == "blank").to_numpy() & ~excluded
     levels = df.loc[is_std].groupby("curve_id")["standard_concentration"].nunique()
     levels = levels.reindex(range(n_curves), fill_value=0)
     short = levels[levels < settings.min_levels]
@@ -260,7 +261,7 @@ def calibrate(
 
     # Replicate groups (samples, standard levels, controls) per curve.
     df["group"] = _group_key(df)
-    df["group_id"] = df.groupby(["curve_id", "group"], sort=False).ngroup()
+    df["group_id"] = df.groupby(["curve_id", "group", "exclude"], sort=False).ngroup()
     grp = df["group_id"].to_numpy()
     n_grp = int(grp.max()) + 1
     g_n = np.bincount(grp, minlength=n_grp).astype(float)
@@ -499,6 +500,25 @@ def _standards_table(df, is_std, grp, g_mean, grp_x, cv, mean_conc, usable, n_cu
     table["passes"] = inner
     table["passes_as_end"] = end
     table["in_range"] = in_range
+    table["excluded"] = False
+    left_out = df.loc[
+        df["exclude"].to_numpy(dtype=bool) & (df["sample_type"] == "standard").to_numpy()
+    ]
+    if len(left_out):
+        extra = left_out.drop_duplicates("group_id")
+        gid_x = extra["group_id"].to_numpy()
+        ex = extra[["study_id", "plate_id", "analyte", "standard_concentration"]].rename(
+            columns={"standard_concentration": "nominal"}
+        )
+        ex["n_replicates"] = np.bincount(grp, minlength=grp.max() + 1)[gid_x]
+        ex["mean_signal"] = g_mean[gid_x]
+        ex["cv"] = cv[gid_x]
+        ex["back_calculated"] = grp_x[gid_x]
+        ex["recovery"] = 100 * grp_x[gid_x] / ex["nominal"].to_numpy(dtype=float)
+        ex[["passes", "passes_as_end", "in_range"]] = False
+        ex["excluded"] = True
+        table = pd.concat([table, ex], ignore_index=True)
+        table = table.sort_values(["study_id", "plate_id", "analyte", "nominal"], kind="stable")
     return table.reset_index(drop=True), lloq, uloq
 
 

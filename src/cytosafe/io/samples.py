@@ -138,7 +138,7 @@ def annotate(
     extra = [c for c in unknown if c != "_map_row"]
     joined = meas_keys.merge(smap[[*keys, *values, *extra, "_map_row"]], on=keys, how="left")
     found = joined["_map_row"].notna().to_numpy()
-    needs = meas["sample_type"].astype(str).isin(["sample", "control"]).to_numpy()
+    needs = meas["sample_type"].astype(str).isin(["sample", "control"]).to_numpy(copy=True)
     if "sample_type" in values:
         mapped_type = joined["sample_type"].astype(str).str.lower().to_numpy()
         needs |= np.isin(mapped_type, ["sample", "control"])

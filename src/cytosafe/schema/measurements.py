@@ -84,6 +84,12 @@ MEASUREMENT_COLUMNS: tuple[Column, ...] = (
         False,
         "Dilution of the sample before the immunoassay (>= 1; 1 = neat).",
     ),
+    Column(
+        "exclude",
+        "bool",
+        False,
+        "Leave this standard or blank out of the curve fit (a suspect value); it is still reported.",
+    ),
     Column("sample_id", "str", False, "Sample name as written in the instrument export."),
     Column(
         "bead_count",
@@ -277,6 +283,22 @@ def validate_measurements(df: pd.DataFrame, *, source: str | None = None) -> pd.
         "a standard's nominal concentration is {value}",
         "a concentration > 0 pg/mL; use sample_type 'blank' for the zero calibrator",
     )
+
+    raw_ex = out["exclude"]
+    text = raw_ex.astype(object).where(raw_ex.notna(), "false").astype(str).str.strip().str.lower()
+    truthy, falsy = (
+        {"true", "1", "1.0", "yes", "y", "x"},
+        {"false", "0", "0.0", "no", "n", "", "nan", "none"},
+    )
+    _fail(
+        out,
+        (~text.isin(truthy | falsy)).to_numpy(),
+        source,
+        "exclude",
+        "'{value}' is not true or false",
+        "true/false, yes/no or 1/0",
+    )
+    out["exclude"] = text.isin(truthy).to_numpy()
 
     rep = _numeric(out, "replicate", source)
     _fail(
