@@ -18,13 +18,15 @@ demo: setup
 	$(BIN)/cytosafe quantify examples/cra-study/msd/*.csv --sample-map examples/cra-study/msd/samples.csv --out out/demo/msd
 	$(BIN)/cytosafe quantify examples/cra-study/luminex/*.csv --sample-map examples/cra-study/luminex/samples.csv --out out/demo/luminex
 
+LINTED := $(wildcard src tests benchmarks examples)
+
 lint: setup
-	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 format: setup
-	$(BIN)/ruff format src tests benchmarks examples
-	$(BIN)/ruff check --fix src tests benchmarks examples
+	$(BIN)/ruff format $(LINTED)
+	$(BIN)/ruff check --fix $(LINTED)
 
 test: lint
 	$(BIN)/python -m pytest

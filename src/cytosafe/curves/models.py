@@ -42,6 +42,9 @@ class Model:
     names: tuple[str, ...] = ()
     #: Which parameters are constrained positive (fitted on the log scale).
     positive: tuple[bool, ...] = ()
+    #: Which parameters enter the model linearly, ``f = sum_i p_i * phi_i(x, others)``
+    #: exactly (empty: none). The fitter eliminates them by variable projection.
+    linear: tuple[bool, ...] = ()
     #: Formula shown in reports and methods sections.
     formula: str = ""
 
@@ -73,6 +76,26 @@ class Model:
         """Several starting points ``(s, n, k)``; the fitter keeps the best fit of each curve."""
         return self.start(x, y, mask)[None]
 
+    def basis(self, x: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Basis functions of the linear parameters and their derivatives.
+
+        For a model with ``linear`` parameters ``f = sum_i p_i phi_i``: returns ``phi``
+        ``(q, n, m)`` and ``dphi`` ``(q, r, n, m)``, the derivatives of each ``phi_i`` with
+        respect to the ``r`` non-linear parameters (natural scale, in model order). The
+        default evaluates :meth:`jac` at the unit vectors of the linear parameters.
+        """
+        lin = np.flatnonzero(np.asarray(self.linear, dtype=bool))
+        nl = np.flatnonzero(~np.asarray(self.linear, dtype=bool))
+        phi, dphi = [], []
+        for i in lin:
+            pu = np.array(p, dtype=float, copy=True)
+            pu[:, lin] = 0.0
+            pu[:, i] = 1.0
+            J = np.moveaxis(self.jac(x, pu), -1, 0)
+            phi.append(J[i])
+            dphi.append(J[nl])
+        return np.stack(phi), np.stack(dphi)
+
     # Internal (unconstrained) parameterisation used by the fitter.
     def to_internal(self, p: np.ndarray) -> np.ndarray:
         pos = np.asarray(self.positive, dtype=bool)
@@ -85,6 +108,15 @@ class Model:
         p = np.array(theta, dtype=float, copy=True)
         p[..., pos] = np.exp(np.clip(theta[..., pos], -700.0, 700.0))
         return p
+
+    def internal_bounds(self, x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Box ``(lo, hi)``, each ``(n, k)``, that internal parameters are projected into.
+
+        Keeps a diverging step from sending a parameter where the curve no longer depends
+        on it (and its Jacobian column vanishes). Unbounded by default.
+        """
+        n = x.shape[0]
+        return np.full((n, self.n_params), -np.inf), np.full((n, self.n_params), np.inf)
 
     def internal_scale(self, p: np.ndarray) -> np.ndarray:
         """d p / d theta, per parameter: ``p`` for log-scaled parameters, 1 otherwise."""
@@ -114,38 +146,77 @@ class FivePL(Model):
     positive = (False, True, True, False, True)
     formula = "f(x) = d + (a - d) / (1 + (x/c)^b)^g"
 
+    linear = (True, False, False, True, False)
+
     def _parts(self, x, p):
         a, b, c, d, g = (p[:, i : i + 1] for i in range(5))
         lr, pos = _log_ratio(x, c)
-        z = np.where(pos, b * lr, -np.inf)
-        log_s = np.logaddexp(0.0, z)  # log(1 + (x/c)^b) without overflow
-        s_mg = np.exp(-g * log_s)  # (1 + u)^-g
-        frac = expit(z)  # u / (1 + u)
-        return a, b, c, d, g, lr, pos, log_s, s_mg, frac
+        z = np.where(pos, b * lr, -np.inf)  # log u, u = (x/c)^b
+        e = np.exp(-np.abs(z))
+        log_s = np.maximum(z, 0.0) + np.log1p(e)  # log(1 + u) without overflow
+        frac = np.where(z >= 0, 1.0, e) / (1.0 + e)  # u / (1 + u)
+        em = np.expm1(-g * log_s)  # s - 1, s = (1 + u)^-g
+        # s and 1 - s each to full precision: f = a s + d (1 - s) stays exact when the
+        # fit runs far out along the g -> 0 valley (d large, s within 1e-12 of 1).
+        return a, b, c, d, g, lr, pos, log_s, 1.0 + em, -em, frac
+
+    def internal_bounds(self, x, mask):
+        # A safety box only, far outside anything a real curve needs: slopes 1e-3..1e3,
+        # asymmetry e^-30..e^30 and an inflection within e^50 of the concentrations.
+        # The 5PL's least-squares estimate legitimately lies far out when the data cannot
+        # tell the 5PL from one of its limits (g -> 0 with d -> inf: a logarithmic upper
+        # arm; g -> inf with c -> inf: the Weibull-type curve d + (a-d) exp(-(x/c')^b)),
+        # and the fitter must be free to follow those valleys.
+        lo, hi = super().internal_bounds(x, mask)
+        use = mask & (x > 0)
+        lx = np.log(np.where(use, x, 1.0))
+        big = np.finfo(float).max
+        lx_lo = np.where(use, lx, big).min(1)
+        lx_hi = np.where(use, lx, -big).max(1)
+        none = ~use.any(1)
+        lx_lo = np.where(none, -30.0, lx_lo)
+        lx_hi = np.where(none, 30.0, lx_hi)
+        lo[:, 1], hi[:, 1] = np.log(1e-3), np.log(1e3)
+        lo[:, 2], hi[:, 2] = lx_lo - 50.0, lx_hi + 50.0
+        if self.n_params == 5:
+            lo[:, 4], hi[:, 4] = -30.0, 30.0
+        return lo, hi
 
     def f(self, x, p):
-        a, _, _, d, _, _, _, _, s_mg, _ = self._parts(x, p)
-        return d + (a - d) * s_mg
+        a, _, _, d, _, _, _, _, s, oms, _ = self._parts(x, p)
+        return a * s + d * oms
+
+    def _dshape(self, x, p):
+        """``s``, ``1 - s`` and ``ds / d(b, c, g)`` (natural scale)."""
+        _, b, c, _, g, lr, _, log_s, s, oms, frac = self._parts(x, p)
+        gsf = g * s * frac
+        return s, oms, (-gsf * lr, gsf * (b / c), -s * log_s)
 
     def jac(self, x, p):
-        a, b, c, d, g, lr, pos, log_s, s_mg, frac = self._parts(x, p)
-        common = -(a - d) * g * s_mg * frac  # d f / d log u
-        jb = np.where(pos, common * lr, 0.0)
-        jc = np.where(pos, -common * b / c, 0.0)
-        jg = -(a - d) * s_mg * log_s
-        return np.stack(np.broadcast_arrays(s_mg, jb, jc, 1.0 - s_mg, jg), axis=-1)
+        a, d = p[:, 0:1], p[:, 3:4]
+        s, oms, ds = self._dshape(x, p)
+        amd = a - d
+        cols = [s, amd * ds[0], amd * ds[1], oms, amd * ds[2]][: self.n_params]
+        return np.stack(np.broadcast_arrays(*cols), axis=-1)
+
+    def basis(self, x, p):
+        s, oms, ds = self._dshape(x, p)
+        ds = np.stack(ds[: self.n_params - 2])
+        return np.stack([s, oms]), np.stack([ds, -ds])
 
     def dfdx(self, x, p):
-        a, b, _, d, g, _, pos, _, s_mg, frac = self._parts(x, p)
+        a, b, _, d, g, _, pos, _, s, _, frac = self._parts(x, p)
         safe = np.where(pos, x, 1.0)
-        return np.where(pos, -(a - d) * g * s_mg * frac * b / safe, 0.0)
+        return np.where(pos, -(a - d) * g * s * frac * b / safe, 0.0)
 
     def inverse(self, y, p):
         a, b, c, d, g = (p[:, i : i + 1] for i in range(5))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = (a - d) / (y - d)
-            ok = np.isfinite(ratio) & (ratio > 1.0)
-            log_u = np.log(np.expm1(np.log(np.where(ok, ratio, 2.0)) / g))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            # log((a - d) / (y - d)) as log1p of a small number near the lower asymptote.
+            q = (a - y) / (y - d)
+            ok = np.isfinite(q) & (q > 0)
+            log_ratio = np.log1p(np.where(ok, q, 1.0))
+            log_u = np.log(np.expm1(log_ratio / g))
             x = c * np.exp(np.clip(log_u / b, -700, 700))
         return np.where(ok, x, np.nan)
 
@@ -181,11 +252,16 @@ class FourPL(FivePL):
     def _with_g(p):
         return np.column_stack([p, np.ones(p.shape[0])])
 
+    linear = (True, False, False, True)
+
     def f(self, x, p):
         return super().f(x, self._with_g(p))
 
     def jac(self, x, p):
-        return super().jac(x, self._with_g(p))[..., :4]
+        return super().jac(x, self._with_g(p))
+
+    def basis(self, x, p):
+        return super().basis(x, self._with_g(p))
 
     def dfdx(self, x, p):
         return super().dfdx(x, self._with_g(p))
@@ -210,6 +286,7 @@ class Logistic4(Model):
     name = "L4"
     names = ("a", "b", "c", "d")
     positive = (False, False, False, False)
+    linear = (True, False, False, True)
     formula = "f(x) = d + (a - d) / (1 + exp(b (x - c)))"
 
     def f(self, x, p):
@@ -302,12 +379,91 @@ def _logistic_start(
     return a[:, 0], b[:, 0], center[:, 0], d[:, 0]
 
 
-def _log_logistic_start(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """4PL starting values ``(a, b, c, d)`` for the log-logistic models."""
-    use = mask & (x > 0)
-    t = np.log(np.where(use, x, 1.0))
-    a, b, center, d = _logistic_start(x, y, mask, t, use, positive_slope=True)
-    return np.column_stack([a, b, np.exp(center), d])
+def _projected_rss(
+    t: np.ndarray, y: np.ndarray, w: np.ndarray, b: np.ndarray, tc: np.ndarray, g: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted RSS of the best ``d + (a - d) s`` for shapes ``s = (1 + e^{b(t - tc)})^-g``.
+
+    ``t (n, m)`` log concentrations (``-inf`` for a zero concentration), ``b, tc (n, G)``
+    grid points; returns the RSS, ``a`` and ``d``, each ``(n, G)`` -- the asymptotes by
+    linear least squares (variable projection), so only the shape is searched.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = b[:, :, None] * (t[:, None, :] - tc[:, :, None])
+        s = np.exp(-g * np.logaddexp(0.0, z)) if g != 1.0 else 1.0 / (1.0 + np.exp(z))
+    s = np.where(np.isnan(s), 1.0, s)
+    sw = w.sum(1)[:, None]
+    sy = np.einsum("nm,nm->n", w, y)[:, None]
+    syy = np.einsum("nm,nm->n", w, y * y)[:, None]
+    ss = np.einsum("ngm,nm->ng", s, w)
+    sss = np.einsum("ngm,nm->ng", s * s, w)
+    ssy = np.einsum("ngm,nm->ng", s, w * y)
+    var_s = sss - ss * ss / sw
+    cov = ssy - ss * sy / sw
+    ok = var_s > 1e-12 * sw
+    slope = np.where(ok, cov / np.where(ok, var_s, 1.0), 0.0)  # a - d
+    rss = syy - sy * sy / sw - slope * cov
+    d = (sy - slope * ss) / sw
+    return rss, d + slope, d
+
+
+def _log_logistic_start(
+    x: np.ndarray, y: np.ndarray, mask: np.ndarray, g: float = 1.0
+) -> np.ndarray:
+    """Starting values ``(a, b, c, d)`` for the log-logistic models (4PL/5PL with ``g``).
+
+    A coarse-to-fine grid search over the slope ``b`` and the inflection ``c``, with the
+    asymptotes ``a`` and ``d`` solved exactly by weighted linear least squares at every
+    grid point, so the search is over the shape of the curve only and does not depend on
+    guessing the plateaus (the plateaus are often not reached within the standards).
+    Relative weights ``1/y²`` (floored at 0.1% of the largest response) make the low
+    standards count as much as the high ones, as in immunoassay fitting. Vectorised:
+    about 60 shape evaluations per curve.
+    """
+    m = mask & np.isfinite(y) & np.isfinite(x) & (x >= 0)
+    n = x.shape[0]
+    pos = m & (x > 0)
+    t = np.where(pos, np.log(np.where(pos, x, 1.0)), -np.inf)
+    big = np.finfo(float).max
+    t_lo = np.where(pos, t, big).min(1)
+    t_hi = np.where(pos, t, -big).max(1)
+    none = ~pos.any(1)
+    t_lo = np.where(none, 0.0, t_lo)
+    t_hi = np.where(none, 1.0, t_hi)
+    t_hi = np.maximum(t_hi, t_lo + 1e-6)
+    yy = np.where(m, y, 0.0)
+    ay = np.abs(yy)
+    floor = np.maximum(1e-3 * ay.max(1, keepdims=True), 1e-300)
+    w = np.where(m, 1.0 / np.maximum(ay, floor) ** 2, 0.0)
+    w = w / np.maximum(w.max(1, keepdims=True), 1e-300)
+    t = np.where(m, t, 0.0)
+    # Stage 1: slopes 0.5, 1, 2; inflections from one e-fold below the lowest to 2.5
+    # above the highest concentration, 13 steps.
+    span = t_hi - t_lo
+    frac = np.linspace(0.0, 1.0, 13)
+    tc1 = (t_lo - 1.0)[:, None] + (span + 3.5)[:, None] * frac[None]
+    b1 = np.array([0.5, 1.0, 2.0])
+    bg = np.repeat(b1, tc1.shape[1])[None].repeat(n, 0)
+    tg = np.tile(tc1, (1, len(b1)))
+    rss, _, _ = _projected_rss(t, yy, w, bg, tg, g)
+    best = np.nanargmin(np.where(np.isfinite(rss), rss, np.inf), axis=1)
+    rows = np.arange(n)
+    b0, t0 = bg[rows, best], tg[rows, best]
+    step = (span + 3.5) / 12
+    # Stage 2: a 5 x 5 refinement around the best point.
+    fb = np.array([0.6, 0.77, 1.0, 1.3, 1.67])
+    ft = np.array([-0.5, -0.25, 0.0, 0.25, 0.5])
+    bg = b0[:, None] * np.repeat(fb, 5)[None]
+    tg = t0[:, None] + step[:, None] * np.tile(ft, 5)[None]
+    rss, a, d = _projected_rss(t, yy, w, bg, tg, g)
+    best = np.nanargmin(np.where(np.isfinite(rss), rss, np.inf), axis=1)
+    b, tc = bg[rows, best], tg[rows, best]
+    a, d = a[rows, best], d[rows, best]
+    flat = ~np.isfinite(a) | ~np.isfinite(d)
+    ymean = (w * yy).sum(1) / np.maximum(w.sum(1), 1e-300)
+    a = np.where(flat, ymean, a)
+    d = np.where(flat, ymean, d)
+    return np.column_stack([a, b, np.exp(tc), d])
 
 
 MODELS: dict[str, Model] = {"4PL": FourPL(), "5PL": FivePL(), "L4": Logistic4()}
