@@ -1,0 +1,394 @@
+"""Tidy measurement tables as CSV or XLSX: CytoSafe's own exchange format.
+
+A tidy file holds the measurement table of :mod:`cytosafe.schema.measurements` as it is:
+one row per well x analyte, one column per field, the schema's column names in the
+header. It is what a lab writes when its reader software is not supported (one row per
+well from any spreadsheet), and what :func:`write_tidy` writes.
+
+Reading (:func:`read_tidy`)
+---------------------------
+* CSV (``,``; ``;`` or tab are recognised from the header line), UTF-8 with or without a
+  byte-order mark, or Windows-1252; or an Excel workbook (``.xlsx``/``.xlsm``), its
+  first sheet unless ``sheet`` names or numbers another.
+* The header is the first non-empty row. Its names are matched to the schema's
+  ignoring case, spaces and hyphens (``Plate ID`` -> ``plate_id``, ``Sample Type`` ->
+  ``sample_type``); other columns are kept as extras under their own names.
+* Empty cells are missing values. A row with fewer cells than the header is a
+  truncated file, one with more a misaligned row; both are errors naming the line.
+* An optional ``concentration_unit`` column gives, per row, the unit of
+  ``standard_concentration`` (and of ``vendor_concentration`` when present, which a row
+  reports in the same unit); both are converted to pg/mL
+  (:func:`~cytosafe.schema.units.to_pg_per_ml`), an empty unit meaning pg/mL, and the
+  column is dropped. An unknown or molar unit is a :class:`~cytosafe.errors.UnitError`
+  naming the line.
+* ``source_file`` and ``source_row`` are this file and the row's line (the Excel row
+  for a workbook). A file that already carried them (a table written after reading an
+  instrument export) keeps them as ``origin_file`` / ``origin_row``.
+
+Writing (:func:`write_tidy`)
+----------------------------
+The validated table, all schema columns in canonical order then the extras; floats
+with full precision (the file reads back to the same numbers), missing values as empty
+cells; ``source_file`` / ``source_row`` only when the table has them. CSV is UTF-8 with
+``\\n`` line endings; XLSX has one sheet, ``measurements``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import re
+import tempfile
+from datetime import date, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cytosafe.errors import InputError, UnitError
+from cytosafe.schema.measurements import MEASUREMENT_COLUMNS, validate_measurements
+from cytosafe.schema.units import to_pg_per_ml
+
+__all__ = ["read_tidy", "write_tidy"]
+
+_SCHEMA = {c.name for c in MEASUREMENT_COLUMNS}
+_UNIT_COLUMN = "concentration_unit"
+_CONVERTED = ("standard_concentration", "vendor_concentration")
+_EXCEL = {".xlsx", ".xlsm"}
+
+
+def _key(name: str) -> str:
+    """A header name as a schema name: lower case, spaces and hyphens as underscores."""
+    return re.sub(r"[\s\-]+", "_", name.strip().lower()).strip("_")
+
+
+def _cell_text(value: object) -> str:
+    """A spreadsheet cell as CSV text, so both formats take the same path."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return ""
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def _records_csv(path: Path, file: str) -> list[tuple[int, list[str]]]:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("cp1252", errors="replace")
+    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    delimiter = max((",", ";", "\t"), key=first.count)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    records = []
+    end = 0
+    try:
+        for cells in reader:
+            records.append((end + 1, [c.strip() for c in cells]))
+            end = reader.line_num
+    except csv.Error as exc:
+        raise InputError(f"cannot be read as CSV: {exc}", file=file, row=end + 1) from None
+    return records
+
+
+def _records_xlsx(path: Path, file: str, sheet: str | int | None) -> list[tuple[int, list[str]]]:
+    import openpyxl
+
+    try:
+        book = openpyxl.load_workbook(path, data_only=True)
+    except Exception as exc:  # openpyxl raises many types for a damaged file
+        raise InputError(f"cannot be opened as an Excel workbook: {exc}", file=file) from None
+    try:
+        names = list(book.sheetnames)
+        if sheet is None:
+            name = names[0]
+        elif isinstance(sheet, int) and not isinstance(sheet, bool):
+            if not 0 <= sheet < len(names):
+                raise InputError(
+                    f"the workbook has no sheet number {sheet}",
+                    file=file,
+                    field="sheet",
+                    expected=f"0 to {len(names) - 1} ({', '.join(names)})",
+                )
+            name = names[sheet]
+        elif str(sheet) in names:
+            name = str(sheet)
+        else:
+            raise InputError(
+                f"the workbook has no sheet '{sheet}'",
+                file=file,
+                field="sheet",
+                expected="one of " + ", ".join(names),
+            )
+        ws = book[name]
+        return [
+            (i, [_cell_text(v) for v in row])
+            for i, row in enumerate(
+                ws.iter_rows(min_row=1, max_row=max(ws.max_row, 1), values_only=True), start=1
+            )
+        ]
+    finally:
+        book.close()
+
+
+def read_tidy(path, *, sheet: str | int | None = None) -> pd.DataFrame:
+    """Read a tidy measurement table from CSV or XLSX and validate it.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.csv`` (or ``.txt``/``.tsv``) file, or an ``.xlsx``/``.xlsm`` workbook.
+    sheet : str or int, optional
+        Workbook sheet, by name or 0-based number; the first sheet by default. Not
+        allowed for text files.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table validated by
+        :func:`~cytosafe.schema.measurements.validate_measurements`, in file order, with
+        ``source_file`` and ``source_row`` (the 1-based line, header = its line).
+
+    Raises
+    ------
+    InputError
+        Naming file, line, well and column: a missing file or sheet, no header, a
+        truncated or misaligned row, a duplicated column, an unknown
+        ``concentration_unit`` (:class:`~cytosafe.errors.UnitError`), and every breach
+        of the schema (:class:`~cytosafe.errors.SchemaError`).
+
+    Examples
+    --------
+    >>> table = read_tidy("examples/cra-study/tidy/measurements.csv")  # doctest: +SKIP
+    """
+    path = Path(path)
+    file = str(path)
+    if not path.is_file():
+        raise InputError("file not found", file=file)
+    if path.suffix.lower() in _EXCEL:
+        records = _records_xlsx(path, file, sheet)
+    else:
+        if sheet is not None:
+            raise InputError("sheet= applies to Excel workbooks only", file=file, field="sheet")
+        records = _records_csv(path, file)
+    records = [(line, cells) for line, cells in records if any(cells)]
+    if not records:
+        raise InputError("the file is empty", file=file, expected="a header row of column names")
+
+    header_line, header = records[0]
+    while header and not header[-1]:
+        header.pop()
+    names: list[str] = []
+    for pos, raw in enumerate(header):
+        if not raw:
+            raise InputError(
+                f"column {pos + 1} of the header has no name",
+                file=file,
+                row=header_line,
+                expected="a name for every column",
+            )
+        name = _key(raw) if _key(raw) in _SCHEMA | {_UNIT_COLUMN} else raw
+        if name in names:
+            raise InputError(
+                f"column '{raw}' appears twice in the header",
+                file=file,
+                row=header_line,
+                field=raw,
+                expected="each column once",
+            )
+        names.append(name)
+    width = len(names)
+    well_pos = names.index("well") if "well" in names else None
+
+    lines: list[int] = []
+    rows: list[list[str]] = []
+    for line, cells in records[1:]:
+        where: dict[str, object] = {"file": file, "row": line}
+        if well_pos is not None and well_pos < len(cells) and cells[well_pos]:
+            where["well"] = cells[well_pos]
+        if len(cells) < width:
+            raise InputError(
+                f"the row has {len(cells)} cells, the header {width}: the file is truncated",
+                field=header[len(cells)],
+                expected="every row as wide as the header",
+                **where,
+            )
+        if any(cells[width:]):
+            raise InputError(
+                f"the row has more cells than the header ({width})",
+                expected="every row as wide as the header (a value with an unquoted comma?)",
+                **where,
+            )
+        rows.append(cells[:width])
+        lines.append(line)
+    if not rows:
+        raise InputError("the table has a header but no rows", file=file, row=header_line)
+
+    table = pd.DataFrame(rows, columns=names)
+    table = table.where(table != "", None)
+    for name in names:
+        if table[name].isna().all():
+            table[name] = np.nan  # an empty column, as validation adds an absent one
+        elif name not in _SCHEMA and name != _UNIT_COLUMN:
+            table[name] = _infer_numeric(table[name])
+    for old, new in (("source_file", "origin_file"), ("source_row", "origin_row")):
+        if old in table.columns:
+            if table[old].notna().any():
+                table[new] = table.pop(old)
+                if new == "origin_row":
+                    table[new] = _infer_numeric(table[new])
+            else:
+                table = table.drop(columns=old)
+    table["source_file"] = file
+    table["source_row"] = lines
+
+    if _UNIT_COLUMN in table.columns:
+        table = _to_pg_per_ml(table, file)
+    return validate_measurements(table, source=file)
+
+
+def _infer_numeric(values: pd.Series) -> pd.Series:
+    """An extra column as numbers when every value is one (integers as ``Int64``)."""
+    present = values.dropna()
+    if present.empty:
+        return values
+    numbers = pd.to_numeric(present, errors="coerce")
+    if numbers.isna().any():
+        return values
+    if present.astype(str).str.fullmatch(r"[+-]?\d+").all():
+        return pd.to_numeric(values).astype("Int64")
+    return pd.to_numeric(values).astype(float)
+
+
+def _to_pg_per_ml(table: pd.DataFrame, file: str) -> pd.DataFrame:
+    """Convert the concentrations of each row from its ``concentration_unit`` to pg/mL."""
+    units = table.pop(_UNIT_COLUMN)
+    factors = pd.Series(1.0, index=table.index)
+    cache: dict[str, float] = {}
+    for pos, unit in enumerate(units.tolist()):
+        if pd.isna(unit):
+            continue
+        if unit not in cache:
+            where: dict[str, object] = {"file": file, "row": int(table["source_row"].iat[pos])}
+            if "well" in table.columns and pd.notna(table["well"].iat[pos]):
+                where["well"] = str(table["well"].iat[pos])
+            try:
+                cache[unit] = to_pg_per_ml(unit)
+            except UnitError as exc:
+                raise exc.located(field=_UNIT_COLUMN, **where) from None
+        factors.iat[pos] = cache[unit]
+    for column in _CONVERTED:
+        if column in table.columns:
+            values = pd.to_numeric(table[column], errors="coerce")
+            # Text that is not a number is left for validation to report, with its line.
+            ok = values.notna()
+            if ok.equals(table[column].notna()):
+                table[column] = values * factors
+            else:
+                converted = table[column].astype(object).copy()
+                converted[ok] = (values[ok] * factors[ok]).to_numpy()
+                table[column] = converted
+    return table
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, so no half file is left."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_tidy(measurements: pd.DataFrame, path) -> Path:
+    """Write a measurement table as a tidy CSV or XLSX file (chosen by the suffix).
+
+    Parameters
+    ----------
+    measurements : pandas.DataFrame
+        A measurement table; it is validated first, so only valid tables are written.
+    path : str or Path
+        ``.csv`` or ``.xlsx``; the file is replaced atomically.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    InputError
+        The suffix is neither ``.csv`` nor ``.xlsx``, or the table is not valid.
+
+    Notes
+    -----
+    ``read_tidy(write_tidy(table, p))`` returns the same table (``source_file`` and
+    ``source_row`` then name ``p``; earlier ones become ``origin_file``/``origin_row``).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in {".csv", ".xlsx"}:
+        raise InputError(
+            f"cannot write a tidy table as '{path.suffix}'",
+            file=str(path),
+            expected="a .csv or .xlsx file name",
+        )
+    table = validate_measurements(measurements)
+    for column in ("source_file", "source_row"):
+        if table[column].isna().all():
+            table = table.drop(columns=column)
+    # Categoricals and nullable integers as plain values; missing as empty cells.
+    out = pd.DataFrame(
+        {
+            c: table[c].astype(object).where(table[c].notna(), None)
+            if not pd.api.types.is_float_dtype(table[c])
+            else table[c]
+            for c in table.columns
+        }
+    )
+    if suffix == ".csv":
+        _atomic_write(
+            path,
+            lambda p: out.to_csv(p, index=False, lineterminator="\n", encoding="utf-8"),
+        )
+    else:
+        _atomic_write(path, lambda p: _write_xlsx(out, p))
+    return path
+
+
+def _write_xlsx(table: pd.DataFrame, path: Path) -> None:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "measurements"
+    sheet.append(list(table.columns))
+    for row in table.itertuples(index=False, name=None):
+        sheet.append([_xlsx_value(v) for v in row])
+    book.save(path)
+
+
+def _xlsx_value(value: object) -> object:
+    if value is None:
+        return None
+    if isinstance(value, float | np.floating):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
