@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 import cytosafe
 from cytosafe.cli import OUTPUT_FILES, app
-from test_report_qc import simulate_study, tidy_reader  # noqa: F401 (autouse fixture)
+from test_report_qc import simulate_study
 
 runner = CliRunner()
 

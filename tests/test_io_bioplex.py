@@ -18,19 +18,10 @@ import pytest
 
 from cytosafe.errors import DataWarning, InputError, UnitError
 from cytosafe.io.bioplex import read_bioplex, read_bioplex_equations
+from real_exports import REAL, real
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-exports"
 LINCO = REAL / "pnLINCO20070302A.xls"  # 13 cytokines, 4PL, replicate groups, no blanks
 PLATE = REAL / "10JAN07_plate_1.xls"  # 27 cytokines, 5PL, blanks, samples 1:4, OOR flags
-
-
-def real(path: Path) -> Path:
-    if not path.is_file():
-        pytest.fail(
-            f"real Bio-Plex export {path} is missing; these tests validate the reader against "
-            "it (see ../shared/data/real-exports/SOURCES.md)"
-        )
-    return path
 
 
 # --------------------------------------------------------------------------- writing reports

@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 
 from cytosafe.errors import DataWarning, InputError, UnitError
 from cytosafe.io.msd import MSD_COLUMNS, MSD_PREAMBLE_KEYS, read_msd, write_msd
+from real_exports import REAL, real
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-exports"
 DW_4012 = REAL / "tidy-data-4.csv"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "msd"
 GOLDEN = FIXTURES / "two_plates.csv"
@@ -47,16 +47,6 @@ HELD = [
     "sample_id",
 ]
 FIRST_DATA_LINE = 24  # preamble 1-19, two empty rows, title 22, header 23 (real export)
-
-
-def real(path: Path) -> Path:
-    if not path.is_file():
-        pytest.fail(
-            f"real export {path} is missing: the shared data folder "
-            "(../shared/data/real-exports/) must be next to the repository",
-            pytrace=False,
-        )
-    return path
 
 
 @pytest.fixture(scope="module")

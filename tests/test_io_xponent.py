@@ -29,8 +29,8 @@ from hypothesis import strategies as st
 from cytosafe.errors import DataWarning, InputError, UnitError
 from cytosafe.io.xponent import read_xponent, write_xponent
 from cytosafe.schema.measurements import validate_measurements
+from real_exports import REAL, real
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-exports"
 XPONENT_31 = REAL / "pone.0187901.s001.csv"
 FLEXMAP_43 = (
     REAL / "Flexmap_v433091_V540cLIA_NB-swarupap-5107580-0033_20241018_102647 (002) (3).csv"
@@ -53,16 +53,6 @@ HELD = [
     "bead_count",
 ]
 NOT_COMPARED = ["source_file", "source_row"]
-
-
-def real(path: Path) -> Path:
-    if not path.is_file():
-        pytest.fail(
-            f"real xPONENT export {path} is missing; these tests validate the reader against "
-            "it (CI clones the repository beside shared/; see "
-            "../shared/data/real-exports/SOURCES.md)"
-        )
-    return path
 
 
 def read_quietly(path: Path, **kwargs) -> pd.DataFrame:

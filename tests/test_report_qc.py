@@ -93,29 +93,6 @@ def simulate_study(
     return pd.DataFrame(rows)
 
 
-def read_tidy_csv(path, sample_map=None, study_id=None) -> pd.DataFrame:
-    """A stand-in for ``cytosafe.io.read`` on a tidy CSV, used only while io has none."""
-    from cytosafe.schema.measurements import validate_measurements
-
-    table = pd.read_csv(path)
-    table["source_file"] = str(path)
-    table["source_row"] = np.arange(len(table)) + 2  # the header is line 1
-    return validate_measurements(table, source=str(path))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def tidy_reader():
-    """``quantify`` imports ``cytosafe.io.read`` even for a DataFrame; the readers are being
-    written concurrently, so stand in for ``read`` until it exists (then this does nothing).
-    """
-    import cytosafe.io
-
-    with pytest.MonkeyPatch.context() as mp:
-        if not hasattr(cytosafe.io, "read"):
-            mp.setattr(cytosafe.io, "read", read_tidy_csv, raising=False)
-        yield
-
-
 def quantify_study(df: pd.DataFrame, **kwargs):
     from cytosafe.quantify import quantify
 
