@@ -86,3 +86,23 @@ def test_a_missing_file_is_named(tmp_path):
     with pytest.raises(InputError, match="file not found") as info:
         read(tmp_path / "nowhere.csv")
     assert "nowhere.csv" in str(info.value)
+
+
+def test_writers_leave_ordinary_permissions_and_no_temporary_file(tmp_path):
+    import os
+
+    from cytosafe.io import write_msd, write_tidy, write_xponent
+
+    table = read_xponent(FIXTURES / "xponent" / "small_plate.csv")
+    mask = os.umask(0o022)
+    try:
+        for path in (
+            write_tidy(table, tmp_path / "t.csv"),
+            write_tidy(table, tmp_path / "t.xlsx"),
+            write_xponent(table, tmp_path / "x.csv"),
+            write_msd(read_msd(FIXTURES / "msd" / "two_plates.csv"), tmp_path / "m.csv"),
+        ):
+            assert path.stat().st_mode & 0o777 == 0o644, path  # not mkstemp's 0o600
+    finally:
+        os.umask(mask)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv", "t.csv", "t.xlsx", "x.csv"]

@@ -269,7 +269,7 @@ def _read_inputs(
     :func:`cytosafe.quantify.load_measurements` that a plate appears in one input only is
     applied across all of them.
     """
-    from cytosafe.quantify import load_measurements
+    from cytosafe.io import read
 
     if plate_maps or matrices:
         if not matrices:
@@ -298,7 +298,7 @@ def _read_inputs(
     sources: list[str] = []
     seen: dict[str, str] = {}
     jobs: list[tuple[str, Callable[[], pd.DataFrame]]] = [
-        (str(p), functools.partial(load_measurements, p, sample_map=sample_map, study_id=study_id))
+        (str(p), functools.partial(read, p, sample_map=sample_map, study_id=study_id))
         for p in inputs
     ]
     for plate_map, matrix in pairs:
@@ -312,8 +312,6 @@ def _read_inputs(
     for name, job in jobs:
         advance(f"reading {Path(name).name}")
         table = job()
-        if isinstance(table, tuple):  # load_measurements returns (table, sources)
-            table = table[0]
         for plate in table["plate_id"].unique():
             if plate in seen and seen[plate] != name:
                 raise InputError(
@@ -325,6 +323,10 @@ def _read_inputs(
             seen[plate] = name
         tables.append(table)
         sources.append(name)
+    if sample_map is not None and inputs:
+        from cytosafe.io.samples import check_map_plates
+
+        check_map_plates(sample_map, seen)
     return pd.concat(tables, ignore_index=True), sources
 
 

@@ -73,6 +73,10 @@ def load_measurements(
         sources.append(name)
     if not tables:
         raise InputError("no input files were given", expected="one or more exports")
+    if sample_map is not None:
+        from cytosafe.io.samples import check_map_plates
+
+        check_map_plates(sample_map, seen)
     return validate_measurements(pd.concat(tables, ignore_index=True)), sources
 
 

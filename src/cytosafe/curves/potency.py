@@ -228,8 +228,10 @@ def potency(wells: pd.DataFrame, settings: PotencySettings | None = None) -> pd.
         below = is_resp & (ec < x_lo)
         inside = is_resp & ~above & ~below
         out[name] = np.where(inside, ec, np.nan)
-        out[f"{name}_ci_low"] = np.where(inside, np.exp(log_ec - t_crit * se), np.nan)
-        out[f"{name}_ci_high"] = np.where(inside, np.exp(log_ec + t_crit * se), np.nan)
+        with np.errstate(over="ignore"):
+            # A curve that barely pins its EC down has an unbounded (inf) upper limit.
+            out[f"{name}_ci_low"] = np.where(inside, np.exp(log_ec - t_crit * se), np.nan)
+            out[f"{name}_ci_high"] = np.where(inside, np.exp(log_ec + t_crit * se), np.nan)
         out[f"{name}_censored"] = np.where(above, ">", np.where(below, "<", ""))
     out["ecx_percent"] = settings.ecx
     out["model"] = model.name

@@ -113,7 +113,6 @@ import io
 import math
 import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -123,6 +122,7 @@ import numpy as np
 import pandas as pd
 
 from cytosafe.errors import DataWarning, InputError
+from cytosafe.io._atomic import atomic_write_bytes
 from cytosafe.io._values import parse_vendor_value
 from cytosafe.io.samples import annotate
 from cytosafe.schema.measurements import validate_measurements
@@ -1103,13 +1103,5 @@ def write_msd(
     writer.writerow(list(MSD_COLUMNS))
     writer.writerows(rows)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.getvalue().encode("utf-8"))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
     return path

@@ -120,9 +120,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -132,6 +130,7 @@ import numpy as np
 import pandas as pd
 
 from cytosafe.errors import InputError
+from cytosafe.io._atomic import atomic_write
 from cytosafe.io.samples import annotate
 from cytosafe.schema.measurements import MEASUREMENT_COLUMNS, validate_measurements
 from cytosafe.schema.units import CONCENTRATION_UNIT, canonical_unit, to_pg_per_ml
@@ -1275,10 +1274,8 @@ def _cell_value(value: object, **where: object) -> object:
 def _write_cells(rows: list[list[object]], path: Path) -> Path:
     """Write rows of cells to CSV (or XLSX by suffix) at once: whole or not at all."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp: Path) -> None:
         if path.suffix.lower() in {".xlsx", ".xlsm"}:
             import openpyxl
 
@@ -1291,11 +1288,8 @@ def _write_cells(rows: list[list[object]], path: Path) -> Path:
             with open(tmp, "w", newline="", encoding="utf-8") as fh:
                 writer = csv.writer(fh, lineterminator="\n")
                 writer.writerows([_csv_text(v) for v in row] for row in rows)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+
+    return atomic_write(path, write)
 
 
 def _csv_text(value: object) -> str:

@@ -72,8 +72,10 @@ def annotate(
     """Join culture metadata from ``sample_map`` onto a measurement table.
 
     The key is ``sample_id`` when the map has that column, otherwise ``well``; a
-    ``plate_id`` column in the map narrows the key to one plate. Returns the validated
-    measurement table.
+    ``plate_id`` column in the map narrows the key to one plate, and then rows for plates
+    the table does not hold are left for the other exports of the study (see
+    :func:`check_map_plates`). Every other map row must match a well of the table, and
+    every sample or control must be in the map. Returns the validated measurement table.
     """
     if not isinstance(sample_map, pd.DataFrame):
         sample_map = read_sample_map(sample_map)
@@ -124,7 +126,15 @@ def annotate(
     meas = measurements.copy()
     meas_keys = meas[keys].astype(str)
     present = set(map(tuple, meas_keys.drop_duplicates().to_numpy().tolist()))
-    for row in smap[[*keys, "_map_row"]].itertuples(index=False):
+    # A study-wide map annotates one export at a time: rows for plates this table does
+    # not hold are for other exports (check_map_plates confirms, once every export is read,
+    # that each plate of the map was found in one).
+    if "plate_id" in keys:
+        held = set(meas["plate_id"].astype(str))
+        smap_here = smap[smap["plate_id"].isin(held)]
+    else:
+        smap_here = smap
+    for row in smap_here[[*keys, "_map_row"]].itertuples(index=False):
         if tuple(row[: len(keys)]) not in present:
             where = " on plate '" + row[1] + "'" if len(keys) > 1 else ""
             raise InputError(
@@ -164,3 +174,29 @@ def annotate(
         base[has] = mapped[has]
         meas[col] = base
     return validate_measurements(meas, source=source)
+
+
+def check_map_plates(sample_map: pd.DataFrame | str | Path, plates) -> None:
+    """Check that every plate a study-wide sample map names was among the exports read.
+
+    :func:`annotate` applies a map with a ``plate_id`` column one export at a time and
+    leaves the rows of other plates alone; after the last export this names the first map
+    row whose plate none of them held (a typo in a plate id, or a forgotten file).
+    """
+    if not isinstance(sample_map, pd.DataFrame):
+        sample_map = read_sample_map(sample_map)
+    if "plate_id" not in sample_map.columns:
+        return
+    rows = sample_map["_map_row"] if "_map_row" in sample_map.columns else None
+    seen = {str(p) for p in plates}
+    ids = sample_map["plate_id"].astype(str).str.strip()
+    missing = ~ids.isin(seen) & sample_map["plate_id"].notna()
+    if missing.any():
+        pos = int(np.flatnonzero(missing.to_numpy())[0])
+        raise InputError(
+            f"the sample map names plate '{ids.iat[pos]}', which none of the exports holds",
+            file=sample_map.attrs.get("source"),
+            row=int(rows.iat[pos]) if rows is not None else pos + 2,
+            field="plate_id",
+            expected="plates among: " + ", ".join(sorted(seen)),
+        )

@@ -38,9 +38,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import re
-import tempfile
 from datetime import date, datetime
 from pathlib import Path
 
@@ -48,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from cytosafe.errors import InputError, UnitError
+from cytosafe.io._atomic import atomic_write
 from cytosafe.schema.measurements import MEASUREMENT_COLUMNS, validate_measurements
 from cytosafe.schema.units import to_pg_per_ml
 
@@ -301,19 +300,6 @@ def _to_pg_per_ml(table: pd.DataFrame, file: str) -> pd.DataFrame:
     return table
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, so no half file is left."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_tidy(measurements: pd.DataFrame, path) -> Path:
     """Write a measurement table as a tidy CSV or XLSX file (chosen by the suffix).
 
@@ -361,12 +347,12 @@ def write_tidy(measurements: pd.DataFrame, path) -> Path:
         }
     )
     if suffix == ".csv":
-        _atomic_write(
+        atomic_write(
             path,
             lambda p: out.to_csv(p, index=False, lineterminator="\n", encoding="utf-8"),
         )
     else:
-        _atomic_write(path, lambda p: _write_xlsx(out, p))
+        atomic_write(path, lambda p: _write_xlsx(out, p))
     return path
 
 

@@ -129,6 +129,7 @@ import numpy as np
 import pandas as pd
 
 from cytosafe.errors import DataWarning, InputError
+from cytosafe.io._atomic import atomic_write_bytes
 from cytosafe.io._values import parse_vendor_value
 from cytosafe.schema.measurements import validate_measurements
 from cytosafe.schema.units import canonical_unit, to_pg_per_ml
@@ -1612,10 +1613,4 @@ def write_xponent(
         [[_TRAILER] + [""] * (width - 1), [f"CRC32: {crc:08X}"] + [""] * (width - 1)]
     )
     data = body + trailer.getvalue().encode("utf-8")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write_bytes(path, data)

@@ -1,0 +1,41 @@
+"""Whole-or-nothing file writes shared by the writers of :mod:`cytosafe.io`."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Write ``path`` through a temporary file in the same folder, then rename it.
+
+    ``write`` receives the temporary path and writes the whole file. A reader never sees
+    a half-written file, and a failure leaves any earlier file as it was. The file gets
+    the permissions an ordinary ``open`` would give it (``0o666`` less the umask), not
+    the ``0o600`` of :func:`tempfile.mkstemp`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """:func:`atomic_write` of a byte string."""
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
