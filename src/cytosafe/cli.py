@@ -270,6 +270,7 @@ def _read_inputs(
     applied across all of them.
     """
     from cytosafe.io import read
+    from cytosafe.quantify import claim_plates
 
     if plate_maps or matrices:
         if not matrices:
@@ -312,15 +313,7 @@ def _read_inputs(
     for name, job in jobs:
         advance(f"reading {Path(name).name}")
         table = job()
-        for plate in table["plate_id"].unique():
-            if plate in seen and seen[plate] != name:
-                raise InputError(
-                    f"plate '{plate}' appears in two inputs (also in {seen[plate]})",
-                    file=name,
-                    field="plate_id",
-                    expected="each plate in one file, or distinct plate ids",
-                )
-            seen[plate] = name
+        claim_plates(seen, table, name)
         tables.append(table)
         sources.append(name)
     if sample_map is not None and inputs:

@@ -39,6 +39,21 @@ class QuantificationResult:
         return self.calibration.qc
 
 
+def claim_plates(seen: dict[str, str], table: pd.DataFrame, name: str) -> None:
+    """Record the plates of input ``name`` in ``seen`` (plate -> input); a plate already
+    claimed by another input is an error naming both (it would silently merge two plates'
+    standards otherwise)."""
+    for plate in table["plate_id"].unique():
+        if plate in seen and seen[plate] != name:
+            raise InputError(
+                f"plate '{plate}' appears in two inputs (also in {seen[plate]})",
+                file=name,
+                field="plate_id",
+                expected="each plate in one file, or distinct plate ids",
+            )
+        seen[plate] = name
+
+
 def load_measurements(
     inputs, *, sample_map=None, study_id: str | None = None
 ) -> tuple[pd.DataFrame, list[str]]:
@@ -60,15 +75,7 @@ def load_measurements(
             from cytosafe.io import read  # the readers are only needed for files
 
             table, name = read(item, sample_map=sample_map, study_id=study_id), str(item)
-        for plate in table["plate_id"].unique():
-            if plate in seen and seen[plate] != name:
-                raise InputError(
-                    f"plate '{plate}' appears in two inputs (also in {seen[plate]})",
-                    file=name,
-                    field="plate_id",
-                    expected="each plate in one file, or distinct plate ids",
-                )
-            seen[plate] = name
+        claim_plates(seen, table, name)
         tables.append(table)
         sources.append(name)
     if not tables:

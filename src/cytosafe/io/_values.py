@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import date, datetime, time
 
-__all__ = ["VENDOR_FLAGS", "parse_vendor_value"]
+__all__ = ["VENDOR_FLAGS", "cell_text", "parse_vendor_value"]
 
 #: The flag vocabulary of :func:`parse_vendor_value`.
 VENDOR_FLAGS = ("below_range", "above_range", "extrapolated", "missing")
@@ -59,3 +60,28 @@ def parse_vendor_value(text: object) -> tuple[float, str | None]:
     if _NUMBER.match(s):
         return float(s), flag
     return math.nan, "missing" if flag is None else flag
+
+
+def cell_text(value: object, *, non_finite: str = "", datetime_sep: str = "T") -> str:
+    """A spreadsheet cell as the text a CSV export of it would hold.
+
+    Readers of workbooks turn cells into text so that CSV and Excel files take one parsing
+    path. Integers (and integral floats below 1e15) lose their ``.0``, other floats keep
+    their shortest exact ``repr``, booleans become ``true``/``false``, dates ISO 8601;
+    ``non_finite`` stands for NaN and infinities (what the vendor writes for no value).
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return non_finite
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    if isinstance(value, datetime):
+        return value.isoformat(sep=datetime_sep)
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return str(value).strip()

@@ -123,7 +123,7 @@ import pandas as pd
 
 from cytosafe.errors import DataWarning, InputError
 from cytosafe.io._atomic import atomic_write_bytes
-from cytosafe.io._values import parse_vendor_value
+from cytosafe.io._values import cell_text, parse_vendor_value
 from cytosafe.io.samples import annotate
 from cytosafe.schema.measurements import validate_measurements
 from cytosafe.schema.units import to_pg_per_ml
@@ -237,23 +237,6 @@ class _Record:
         return [c for c in self.cells if c]
 
 
-def _cell_text(value: object) -> str:
-    """A spreadsheet cell as the text DW would have written in a CSV."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return "NaN"
-        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    return str(value).strip()
-
-
 def _load_xlsx(path: Path, file: str) -> tuple[list[_Record], str]:
     """The rows of DW's ``Exp_Data_Tbl`` sheet (or the first sheet with a data table)."""
     import openpyxl
@@ -270,7 +253,7 @@ def _load_xlsx(path: Path, file: str) -> tuple[list[_Record], str]:
         for name in order:
             sheet = book[name]
             records = [
-                _Record(i, [_cell_text(v) for v in row])
+                _Record(i, [cell_text(v, non_finite="NaN", datetime_sep=" ") for v in row])
                 for i, row in enumerate(
                     sheet.iter_rows(min_row=1, max_row=max(sheet.max_row, 1), values_only=True),
                     start=1,

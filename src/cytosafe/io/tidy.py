@@ -39,7 +39,6 @@ import csv
 import io
 import math
 import re
-from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +46,7 @@ import pandas as pd
 
 from cytosafe.errors import InputError, UnitError
 from cytosafe.io._atomic import atomic_write
+from cytosafe.io._values import cell_text
 from cytosafe.schema.measurements import MEASUREMENT_COLUMNS, validate_measurements
 from cytosafe.schema.units import to_pg_per_ml
 
@@ -61,23 +61,6 @@ _EXCEL = {".xlsx", ".xlsm"}
 def _key(name: str) -> str:
     """A header name as a schema name: lower case, spaces and hyphens as underscores."""
     return re.sub(r"[\s\-]+", "_", name.strip().lower()).strip("_")
-
-
-def _cell_text(value: object) -> str:
-    """A spreadsheet cell as CSV text, so both formats take the same path."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return ""
-        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return str(value).strip()
 
 
 def _records_csv(path: Path, file: str) -> list[tuple[int, list[str]]]:
@@ -131,7 +114,7 @@ def _records_xlsx(path: Path, file: str, sheet: str | int | None) -> list[tuple[
             )
         ws = book[name]
         return [
-            (i, [_cell_text(v) for v in row])
+            (i, [cell_text(v) for v in row])
             for i, row in enumerate(
                 ws.iter_rows(min_row=1, max_row=max(ws.max_row, 1), values_only=True), start=1
             )
