@@ -6,7 +6,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test lint format bench examples clean
 
-setup: $(STAMP)
+# Debian's Chromium, for printing reports to PDF and the browser tests (CI runs as root;
+# elsewhere run `sudo apt-get install chromium` once).
+CHROMIUM := /usr/bin/chromium
+
+setup: $(STAMP) $(CHROMIUM)
+
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
