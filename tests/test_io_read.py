@@ -106,3 +106,13 @@ def test_writers_leave_ordinary_permissions_and_no_temporary_file(tmp_path):
     finally:
         os.umask(mask)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv", "t.csv", "t.xlsx", "x.csv"]
+
+
+def test_the_top_level_api_names_the_whole_steps():
+    import cytosafe
+    from cytosafe.quantification import quantify
+
+    assert cytosafe.quantify is quantify and cytosafe.read is read
+    assert {"quantify", "read"} <= set(dir(cytosafe))
+    with pytest.raises(AttributeError, match="no attribute 'quantfy'"):
+        cytosafe.quantfy  # noqa: B018 (a typo must not pass silently)

@@ -10,7 +10,7 @@ import pytest
 from cytosafe.errors import InputError
 from cytosafe.io import read
 from cytosafe.io.samples import annotate, check_map_plates
-from cytosafe.quantify import load_measurements
+from cytosafe.quantification import load_measurements
 
 STUDY = Path(__file__).resolve().parents[1] / "examples" / "cra-study" / "msd"
 PLATES = sorted(STUDY.glob("plate_MSD-0*.csv"))

@@ -94,7 +94,7 @@ def simulate_study(
 
 
 def quantify_study(df: pd.DataFrame, **kwargs):
-    from cytosafe.quantify import quantify
+    from cytosafe.quantification import quantify
 
     return quantify(df, **kwargs)
 

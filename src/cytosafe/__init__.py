@@ -2,7 +2,8 @@
 
 The public face of the package. Analysis stages are plain functions from tidy tables to
 tidy tables; see ``cytosafe.io`` (readers), ``cytosafe.curves`` (fitting, calibration,
-potency) and :func:`quantify` (the whole quantification step).
+potency) and :func:`quantify` (the whole quantification step, from
+:mod:`cytosafe.quantification`).
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -14,4 +15,27 @@ except PackageNotFoundError:  # running from a source tree without installation
 
 from cytosafe.errors import CytoSafeError, InputError, SchemaError, UnitError
 
-__all__ = ["CytoSafeError", "InputError", "SchemaError", "UnitError", "__version__"]
+__all__ = [
+    "CytoSafeError",
+    "InputError",
+    "SchemaError",
+    "UnitError",
+    "__version__",
+    "quantify",
+    "read",
+]
+
+#: Public functions imported on first use, so that ``import cytosafe`` stays light.
+_LAZY = {"quantify": "cytosafe.quantification", "read": "cytosafe.io"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'cytosafe' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -1,7 +1,7 @@
 """The command line face of CytoSafe: ``cytosafe quantify ...`` and, later, its siblings.
 
 The CLI calls the analysis functions and does nothing else: reading, fitting and QC live
-in :mod:`cytosafe.quantify` and :mod:`cytosafe.curves`, the report in
+in :mod:`cytosafe.quantification` and :mod:`cytosafe.curves`, the report in
 :mod:`cytosafe.report`. What the CLI adds is what a face owes its user:
 
 * errors a user caused (:class:`~cytosafe.errors.CytoSafeError`, e.g. an
@@ -47,7 +47,7 @@ from cytosafe.curves.potency import PotencySettings
 from cytosafe.errors import CytoSafeError, InputError
 
 if TYPE_CHECKING:
-    from cytosafe.quantify import QuantificationResult
+    from cytosafe.quantification import QuantificationResult
 
 __all__ = [
     "EXIT_INPUT_ERROR",
@@ -266,11 +266,11 @@ def _read_inputs(
     """Read every export (and plate map + matrix pair) into one measurement table.
 
     Files are read one at a time so that progress can follow them; the rule of
-    :func:`cytosafe.quantify.load_measurements` that a plate appears in one input only is
+    :func:`cytosafe.quantification.load_measurements` that a plate appears in one input only is
     applied across all of them.
     """
     from cytosafe.io import read
-    from cytosafe.quantify import claim_plates
+    from cytosafe.quantification import claim_plates
 
     if plate_maps or matrices:
         if not matrices:
@@ -329,7 +329,7 @@ def quantification_tables(result: QuantificationResult) -> dict[str, pd.DataFram
     Parameters
     ----------
     result:
-        The result of :func:`cytosafe.quantify.quantify`.
+        The result of :func:`cytosafe.quantification.quantify`.
 
     Returns
     -------
@@ -475,7 +475,7 @@ def quantify_command(
     Writes the concentration, sample, curve, standard, QC and potency tables (CSV), the
     settings (JSON) and the QC report (HTML) into OUT: all of them, or nothing.
     """
-    from cytosafe.quantify import quantify
+    from cytosafe.quantification import quantify
     from cytosafe.report import write_qc_report
 
     inputs, plate_maps, matrices = list(inputs or []), list(plate_map or []), list(matrix or [])

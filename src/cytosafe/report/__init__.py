@@ -2,7 +2,7 @@
 
 ``write_qc_report`` writes the quantification QC report (plate QC, standard curves,
 standards, plate maps, flags, potency, methods) of a
-:class:`~cytosafe.quantify.QuantificationResult`.
+:class:`~cytosafe.quantification.QuantificationResult`.
 """
 
 from cytosafe.report.qc import REFERENCES, Reference, render_qc_report, write_qc_report

@@ -1,6 +1,6 @@
 """The quantification QC report: one self-contained, reproducible HTML file.
 
-:func:`write_qc_report` turns a :class:`~cytosafe.quantify.QuantificationResult` into a
+:func:`write_qc_report` turns a :class:`~cytosafe.quantification.QuantificationResult` into a
 single HTML page an immunoassay scientist can review and archive with the study:
 
 * **Header** — studies, input files, CytoSafe version, every setting (model and formula,
@@ -47,7 +47,7 @@ from cytosafe.report._figures import natural_key as _natural
 from cytosafe.report._figures import num
 
 if TYPE_CHECKING:
-    from cytosafe.quantify import QuantificationResult
+    from cytosafe.quantification import QuantificationResult
 
 __all__ = ["REFERENCES", "Reference", "render_qc_report", "write_qc_report"]
 
@@ -715,8 +715,8 @@ def render_qc_report(
     Parameters
     ----------
     result:
-        The :class:`~cytosafe.quantify.QuantificationResult` of
-        :func:`cytosafe.quantify.quantify`.
+        The :class:`~cytosafe.quantification.QuantificationResult` of
+        :func:`cytosafe.quantification.quantify`.
     title:
         Page title; defaults to "Quantification QC" and the study ids.
     generated:
@@ -775,7 +775,7 @@ def write_qc_report(
     Parameters
     ----------
     result:
-        The result of :func:`cytosafe.quantify.quantify`.
+        The result of :func:`cytosafe.quantification.quantify`.
     path:
         Where to write; parent directories must exist. A directory path gets
         ``report.html`` inside it.
@@ -789,7 +789,7 @@ def write_qc_report(
 
     Examples
     --------
-    >>> from cytosafe.quantify import quantify  # doctest: +SKIP
+    >>> from cytosafe.quantification import quantify  # doctest: +SKIP
     >>> write_qc_report(quantify(["plate_1.csv"]), "qc.html")  # doctest: +SKIP
     PosixPath('qc.html')
     """
