@@ -528,3 +528,12 @@ def quantify_command(
 
 if __name__ == "__main__":  # pragma: no cover
     app()
+
+
+# The sibling commands live beside the analysis they face; their modules import only light
+# modules at load time (the heavy libraries load inside the functions).
+from cytosafe.aop.commands import aop_command  # noqa: E402
+from cytosafe.assays.commands import recommend_command  # noqa: E402
+
+command("recommend")(recommend_command)
+command("aop")(aop_command)

@@ -1,0 +1,44 @@
+"""The CRS immune-related adverse outcome pathway: graph, AOP-Wiki interop, quantitative
+AOP (Bayesian network) and mechanism simulation (Boolean network, MaBoSS).
+
+* :func:`load_crs_aop` — the typed pathway (MIEs per modality, key events with readouts
+  and biomarkers, relationships with weight of evidence, the adverse outcome), from
+  ``data/crs_aop.toml``;
+* :func:`read_aopwiki_xml` / :func:`write_aopwiki_xml` — the AOP-Wiki XML export;
+  :func:`to_graphml`, :func:`to_cytoscape_json`, :func:`aop_svg`, :func:`aop_html`;
+* :class:`CrsBayesNetwork` — P(CRS), P(severe CRS) given key-event evidence, and the
+  expected information of one more assay (``data/crs_bayes.toml``);
+* :func:`simulate` — interventions in the Boolean model (``data/crs_mechanism.bnd``).
+"""
+
+from cytosafe.aop.aopwiki_xml import read_aopwiki_xml, write_aopwiki_xml
+from cytosafe.aop.bayes import CrsBayesNetwork, load_bayes_parameters
+from cytosafe.aop.boolean import load_boolean_model, simulate, summarise
+from cytosafe.aop.export import aop_html, aop_svg, simulation_svg, to_cytoscape_json, to_graphml
+from cytosafe.aop.graph import (
+    AdverseOutcomePathway,
+    EvidenceRecord,
+    KeyEvent,
+    Relationship,
+    load_crs_aop,
+)
+
+__all__ = [
+    "AdverseOutcomePathway",
+    "CrsBayesNetwork",
+    "EvidenceRecord",
+    "KeyEvent",
+    "Relationship",
+    "aop_html",
+    "aop_svg",
+    "load_bayes_parameters",
+    "load_boolean_model",
+    "load_crs_aop",
+    "read_aopwiki_xml",
+    "simulate",
+    "simulation_svg",
+    "summarise",
+    "to_cytoscape_json",
+    "to_graphml",
+    "write_aopwiki_xml",
+]

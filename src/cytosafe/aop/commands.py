@@ -1,0 +1,234 @@
+"""``cytosafe aop``: export the CRS AOP, query its Bayesian network, simulate interventions.
+
+Registered in :mod:`cytosafe.cli` with its ``command`` decorator (user errors become one
+line on stderr and exit code 2).
+
+Examples
+--------
+.. code-block:: console
+
+    $ cytosafe aop export --out aop/                       # XML, GraphML, Cytoscape, SVG, HTML
+    $ cytosafe aop query --modality car_t --evidence ke_vascular_leak=present
+    $ cytosafe aop simulate --intervention none --intervention tocilizumab
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cytosafe.errors import InputError
+
+__all__ = ["EXPORT_FILES", "AopAction", "aop_command"]
+
+#: The files ``cytosafe aop export`` writes.
+EXPORT_FILES = (
+    "crs_aop.aopwiki.xml",
+    "crs_aop.graphml",
+    "crs_aop.cyjs",
+    "crs_aop.svg",
+    "crs_aop.html",
+    "crs_aop_events.csv",
+    "crs_aop_relationships.csv",
+)
+
+
+class AopAction(StrEnum):
+    EXPORT = "export"
+    QUERY = "query"
+    SIMULATE = "simulate"
+
+
+def _evidence(items: list[str] | None) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise InputError(f"{item!r}", field="--evidence", expected="KEY_EVENT=present|absent")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def aop_command(
+    action: Annotated[AopAction, typer.Argument(help="export, query or simulate.")],
+    modality: Annotated[
+        str | None,
+        typer.Option(
+            "--modality", help="Modality (query: required; export: draw its pathway only)."
+        ),
+    ] = None,
+    evidence: Annotated[
+        list[str] | None,
+        typer.Option("--evidence", help="query: key-event evidence, KEY=present|absent (repeat)."),
+    ] = None,
+    parameters: Annotated[
+        Path | None,
+        typer.Option(
+            "--parameters", help="query: your own Bayesian-network parameter file (TOML)."
+        ),
+    ] = None,
+    interval: Annotated[
+        bool, typer.Option("--interval", help="query: propagate the parameter intervals.")
+    ] = False,
+    intervention: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--intervention",
+            help="simulate: none, tocilizumab, il1_blockade, corticosteroids, remove_mie "
+            "(repeat; combine with '+').",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="export: output directory; query: a CSV file; simulate: .csv, .svg or .html.",
+        ),
+    ] = None,
+) -> None:
+    """The CRS adverse outcome pathway: export it, query it, simulate it."""
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if action is AopAction.EXPORT:
+        _export(console, out, modality)
+    elif action is AopAction.QUERY:
+        _query(console, modality, _evidence(evidence), parameters, interval, out)
+    else:
+        _simulate(console, modality, intervention, out)
+
+
+def _export(console, out: Path | None, modality: str | None) -> None:
+    from cytosafe.aop.aopwiki_xml import write_aopwiki_xml
+    from cytosafe.aop.export import aop_html, aop_svg, to_cytoscape_json, to_graphml
+    from cytosafe.aop.graph import load_crs_aop
+    from cytosafe.assays._data import atomic_write_text
+    from cytosafe.assays.knowledge import load_knowledge_base
+
+    if out is None:
+        raise InputError("export needs an output directory", field="--out", expected="a directory")
+    if out.exists() and not out.is_dir():
+        raise InputError("exists and is not a directory", file=str(out), field="--out")
+    kb = load_knowledge_base()
+    if modality is not None:
+        modality = kb.modality(modality).key
+    aop = load_crs_aop()
+    names = {k: m.name for k, m in kb.modalities.items()}
+    # All files are written into a temporary sibling first and moved into place only when
+    # every one of them succeeded: a failed export leaves no half-written directory.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        write_aopwiki_xml(aop, staging / EXPORT_FILES[0], modality_names=names)
+        to_graphml(aop, staging / EXPORT_FILES[1])
+        to_cytoscape_json(aop, staging / EXPORT_FILES[2])
+        atomic_write_text(staging / EXPORT_FILES[3], aop_svg(aop, modality=modality))
+        aop_html(aop, staging / EXPORT_FILES[4], modality=modality)
+        for name, table in (
+            (EXPORT_FILES[5], aop.events_table()),
+            (EXPORT_FILES[6], aop.relationships_table()),
+        ):
+            atomic_write_text(staging / name, table.to_csv(index=False, lineterminator="\n"))
+        out.mkdir(exist_ok=True)
+        for name in EXPORT_FILES:
+            os.replace(staging / name, out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    console.print(f"wrote {len(EXPORT_FILES)} files to {out}")
+
+
+def _query(console, modality, evidence, parameters, interval, out) -> None:
+    from rich.table import Table
+
+    from cytosafe.aop.bayes import CrsBayesNetwork
+    from cytosafe.assays._data import atomic_write_text
+    from cytosafe.assays.knowledge import load_knowledge_base
+
+    if modality is None:
+        raise InputError("query needs a modality", field="--modality")
+    key = load_knowledge_base().modality(modality).key
+    net = CrsBayesNetwork.for_modality(key, parameters)
+    p = net.probability_interval(evidence) if interval else net.probability(evidence)
+    text = f"[bold]{key}[/bold] · evidence {evidence or 'none'}\nP(CRS) = {p['p_crs']:.3f}"
+    if interval:
+        text += f" ({p['level']:.0%} interval {p['p_crs_low']:.3f}-{p['p_crs_high']:.3f})"
+    text += f" · P(severe CRS) = {p['p_severe']:.3f}"
+    if interval:
+        text += f" ({p['p_severe_low']:.3f}-{p['p_severe_high']:.3f})"
+    console.print(text)
+    ranking = net.rank_assays(evidence)
+    table = Table(title="Expected information of one more assay about the outcome")
+    for col in ("assay", "key event", "bits", "P(CRS) if +", "P(CRS) if -", "expected |ΔP(CRS)|"):
+        table.add_column(col)
+    for r in ranking.head(10).itertuples(index=False):
+        table.add_row(
+            r.name,
+            r.node,
+            f"{r.mutual_information_bits:.3f}",
+            f"{r.p_crs_if_positive:.3f}",
+            f"{r.p_crs_if_negative:.3f}",
+            f"{r.expected_change_p_crs:.3f}",
+        )
+    console.print(table)
+    console.print(
+        "Parameters: elicited and anchored, not fitted (see crs_bayes.toml); "
+        f"source {net.params.source}"
+    )
+    if out is not None:
+        atomic_write_text(out, ranking.to_csv(index=False, lineterminator="\n"))
+        atomic_write_text(
+            out.with_suffix(".json"),
+            json.dumps({"modality": key, "evidence": evidence, **p}, indent=2) + "\n",
+        )
+        console.print(f"wrote {out}")
+
+
+def _simulate(console, modality, interventions, out) -> None:
+    from rich.table import Table
+
+    from cytosafe.aop.boolean import simulate, summarise
+    from cytosafe.assays._data import atomic_write_text
+
+    names = interventions or [
+        "none",
+        "tocilizumab",
+        "il1_blockade",
+        "corticosteroids",
+        "remove_mie",
+    ]
+    table = simulate(names, modality=modality)
+    summary = summarise(table)
+    view = Table(title="P(CRS node) in the Boolean model (relative time)")
+    for col in ("intervention", "final", "maximum", "time-averaged"):
+        view.add_column(col)
+    for r in summary.itertuples(index=False):
+        view.add_row(
+            r.intervention, f"{r.p_CRS_final:.3f}", f"{r.p_CRS_max:.3f}", f"{r.p_CRS_mean:.3f}"
+        )
+    console.print(view)
+    if out is not None:
+        from cytosafe.aop.export import simulation_svg
+
+        suffix = out.suffix.lower()
+        if suffix == ".svg":
+            atomic_write_text(out, simulation_svg(table))
+        elif suffix in (".html", ".htm"):
+            atomic_write_text(
+                out,
+                '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+                "<title>CRS mechanism simulation</title></head><body>"
+                + simulation_svg(table)
+                + summary.to_html(index=False, float_format="%.3f")
+                + "</body></html>\n",
+            )
+        else:
+            atomic_write_text(out, table.to_csv(index=False, lineterminator="\n"))
+        console.print(f"wrote {out}")

@@ -1,0 +1,142 @@
+"""``cytosafe recommend``: rank cytokine release assay formats for a molecule.
+
+The function is registered in :mod:`cytosafe.cli` with its ``command`` decorator, which
+turns a :class:`~cytosafe.errors.CytoSafeError` into one line on stderr and exit code 2.
+
+Examples
+--------
+.. code-block:: console
+
+    $ cytosafe recommend --modality cd28_superagonist --target CD28 --fc igg4
+    $ cytosafe recommend --modality cd3_bispecific --target CD20 --out rec.html
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cytosafe.errors import InputError
+
+__all__ = ["ReportFormat", "print_recommendation", "recommend_command"]
+
+
+class ReportFormat(StrEnum):
+    MARKDOWN = "markdown"
+    HTML = "html"
+
+
+def _options(items: list[str] | None) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise InputError(f"{item!r}", field="--option", expected="KEY=CHOICE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def print_recommendation(rec, console=None) -> None:
+    """The recommendation as rich tables (ranking, gaps, controls, panel)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console(highlight=False, soft_wrap=False)
+    kb = rec.kb
+    head = f"[bold]{rec.modality_name}[/bold]"
+    if rec.target:
+        head += f" · target {rec.target}"
+    if rec.fc:
+        head += f" · Fc {rec.fc}"
+    console.print(head + f" · {rec.intended_use} · knowledge base {rec.kb_version}")
+    table = Table(title="Cytokine release assay formats, best first", show_lines=False)
+    for col in ("#", "format", "score", "coverage", "chosen", "why"):
+        table.add_column(col, overflow="fold")
+    for r in rec.ranking.itertuples(index=False):
+        table.add_row(
+            str(r.rank),
+            r.name,
+            f"{r.score:.2f}",
+            f"{r.coverage:.2f}",
+            "✓" if r.chosen else "",
+            "; ".join(r.reasons),
+        )
+    console.print(table)
+    if rec.uncovered:
+        names = ", ".join(kb.mechanisms[m].name for m in rec.uncovered)
+        console.print(f"[yellow]Not covered by the chosen formats:[/yellow] {names}")
+    for note in rec.notes:
+        console.print(f"• {note}")
+    controls = Table(title="Controls")
+    for col in ("role", "control", "sources"):
+        controls.add_column(col, overflow="fold")
+    for c in rec.controls:
+        controls.add_row(c["role"], c["name"], kb.cite(tuple(c["citations"])))
+    console.print(controls)
+    console.print("[bold]Cytokine panel:[/bold] " + ", ".join(rec.panel))
+
+
+def recommend_command(
+    modality: Annotated[
+        str,
+        typer.Option(
+            "--modality",
+            help="Drug modality: igg1_mab, igg4_mab, fc_silent_mab, anti_cd3_mab, "
+            "cd28_superagonist, cd3_bispecific, t_cell_engager, car_t, checkpoint_inhibitor, "
+            "immunostimulatory_cytokine, immunostimulatory_agonist (or an alias).",
+        ),
+    ],
+    target: Annotated[
+        str | None, typer.Option("--target", help="Target antigen, e.g. CD3, CD28, CD20.")
+    ] = None,
+    fc: Annotated[
+        str | None,
+        typer.Option("--fc", help="Fc format: igg1, igg2, igg4, fc_silent or none."),
+    ] = None,
+    intended_use: Annotated[
+        str,
+        typer.Option(
+            "--intended-use",
+            help="hazard_identification, screening, mechanistic or dose_selection.",
+        ),
+    ] = "hazard_identification",
+    format: Annotated[
+        ReportFormat | None,
+        typer.Option(
+            "--format", help="Report format for --out (default: from its suffix, .html or .md)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the report (Markdown or HTML).")
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option",
+            help="Choose at a documented disagreement, KEY=CHOICE "
+            "(e.g. whole_blood_cd28_superagonist=no).",
+        ),
+    ] = None,
+) -> None:
+    """Rank cytokine release assay formats for a molecule, with reasons and sources.
+
+    Prints the ranking, the mechanisms no chosen format covers, the proposed controls and
+    cytokine panel; --out also writes them as Markdown or HTML.
+    """
+    from cytosafe.assays._data import atomic_write_text
+    from cytosafe.assays.recommend import recommend
+
+    rec = recommend(
+        modality, target=target, fc=fc, intended_use=intended_use, options=_options(option)
+    )
+    print_recommendation(rec)
+    if out is not None:
+        kind = format or (
+            ReportFormat.HTML if out.suffix.lower() in (".html", ".htm") else ReportFormat.MARKDOWN
+        )
+        text = rec.to_html() if kind is ReportFormat.HTML else rec.to_markdown()
+        atomic_write_text(out, text)
+        typer.echo(f"wrote {out}")
