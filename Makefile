@@ -22,8 +22,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/cytosafe quantify examples/cra-study/msd/plate_*.csv --sample-map examples/cra-study/msd/samples.csv --out out/demo/msd
-	$(BIN)/cytosafe quantify examples/cra-study/luminex/plate_*.csv --sample-map examples/cra-study/luminex/samples.csv --out out/demo/luminex
+	$(BIN)/cytosafe quantify examples/cra-study/msd/plate_*.csv --sample-map examples/cra-study/msd/samples.csv --study-id CRA-EX-001 --out out/demo/msd
+	$(BIN)/cytosafe quantify examples/cra-study/luminex/plate_*.csv --sample-map examples/cra-study/luminex/samples.csv --study-id CRA-EX-001 --out out/demo/luminex
 
 LINTED := $(wildcard src tests benchmarks examples)
 
