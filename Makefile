@@ -24,6 +24,7 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/cytosafe quantify examples/cra-study/msd/plate_*.csv --sample-map examples/cra-study/msd/samples.csv --study-id CRA-EX-001 --out out/demo/msd
 	$(BIN)/cytosafe quantify examples/cra-study/luminex/plate_*.csv --sample-map examples/cra-study/luminex/samples.csv --study-id CRA-EX-001 --out out/demo/luminex
+	$(BIN)/cytosafe analyze examples/cra-study/study.toml --out out/demo/analysis --pdf
 
 LINTED := $(wildcard src tests benchmarks examples)
 
@@ -41,6 +42,7 @@ test: lint
 bench: setup
 	$(BIN)/python benchmarks/bench_fit.py
 	$(BIN)/python benchmarks/bench_real_exports.py
+	$(BIN)/python benchmarks/bench_analyze.py
 
 examples: setup
 	$(BIN)/python examples/generate_cra_study.py

@@ -947,6 +947,11 @@ def _toml_value(value: object) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+#: Formats in which a positive control is expected to respond (all formats when absent):
+#: the CD28 superagonist only after high-density pre-culture (Romer et al. 2011).
+EXPECT_RESPONSE_IN = {"CD28-SA": ("pbmc_high_density",)}
+
+
 def study_toml(study: Study) -> str:
     """The study description: identity, formats, treatments, kits, files, rules."""
     lines = [
@@ -991,6 +996,23 @@ def study_toml(study: Study) -> str:
             f"formats = {_toml_value(list(t.formats))}",
             f"description = {_toml_value(t.description)}",
         ]
+        if t.name in EXPECT_RESPONSE_IN:
+            lines.append(f"expect_response_in = {_toml_value(list(EXPECT_RESPONSE_IN[t.name]))}")
+    lines += [
+        "",
+        "# How `cytosafe analyze study.toml` reads and analyses the study (cytosafe.hazard).",
+        "[analysis]",
+        f"inputs = {_toml_value(['msd/plate_*.csv'])}",
+        f"sample_map = {_toml_value('msd/samples.csv')}",
+        f"model = {_toml_value('4PL')}",
+        f"weighting = {_toml_value('1/y2')}",
+        "",
+        "[hazard]",
+        f"rule_set = {_toml_value('fold2_above_lloq')}",
+        f"below_lloq = {_toml_value('censored')}",
+        f"multiplicity = {_toml_value('fdr_bh')}",
+        f"reference_positive_control = {_toml_value('anti-CD3')}",
+    ]
     for kit in KITS:
         plates = study.plan.loc[study.plan["platform"] == kit.platform, "plate_id"].unique()
         lines += [

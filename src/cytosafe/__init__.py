@@ -21,12 +21,17 @@ __all__ = [
     "SchemaError",
     "UnitError",
     "__version__",
+    "analyze",
     "quantify",
     "read",
 ]
 
 #: Public functions imported on first use, so that ``import cytosafe`` stays light.
-_LAZY = {"quantify": "cytosafe.quantification", "read": "cytosafe.io"}
+_LAZY = {
+    "analyze": "cytosafe.hazard",
+    "quantify": "cytosafe.quantification",
+    "read": "cytosafe.io",
+}
 
 
 def __getattr__(name: str):

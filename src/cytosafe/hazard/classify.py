@@ -1,0 +1,318 @@
+"""Positive-control acceptance, benchmarking against controls and drugs, hazard classes.
+
+* **Positive-control acceptance** per format: a positive control passes when at least
+  ``positive_control_min_fraction`` of donors respond in at least one analyte. Every
+  positive control expected to respond in a format (all formats unless the design's
+  ``expect_response_in`` says otherwise: a CD28 superagonist is only expected after
+  high-density pre-culture, Römer et al. 2011) must pass; otherwise the format is
+  **invalid for hazard calling** and its test articles get the class ``invalid`` with
+  the reason, never a silent ``negative``.
+* **Benchmarking**: per analyte, the concentration of each treatment with the most
+  responders (ties: the larger geometric mean ratio); the response as the median
+  percentage of the donors' reference positive control; each treatment ranked against the
+  benchmarks of the same study and format (positive, isotype and vehicle controls and any
+  treatment marked ``benchmark``) by the median log2 fold change, per analyte and
+  overall (mean over analytes of the median log2 fold change, increases only).
+* **Hazard classes** (:class:`~cytosafe.hazard.rules.Classification`): tried in order,
+  first that fires wins; ``negative`` when none does. The reason says which cytokines,
+  how many donors and compared with which benchmark.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from cytosafe.hazard.design import HazardSettings, StudyDesign
+from cytosafe.hazard.rules import ClassRule
+
+__all__ = ["benchmark", "best_concentration", "classify", "positive_control_acceptance"]
+
+FORMAT_KEY = ["study_id", "assay_format", "incubation_h"]
+
+
+def natural_key(text: object) -> tuple:
+    """Sort key ordering embedded numbers by value (D9 before D10)."""
+    return tuple(
+        (0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", str(text)) if t
+    )
+
+
+def _fmt_name(fmt: str, inc: float) -> str:
+    text = (fmt or "no format").replace("_", " ")
+    return text + (f" {inc:g} h" if pd.notna(inc) and inc >= 0 else "")
+
+
+def _num(x: float) -> str:
+    if not np.isfinite(x):
+        return "–"
+    return f"{x:.3g}" if abs(x) < 1000 else f"{x:,.0f}"
+
+
+def _key_frame(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    out["incubation_h"] = out["incubation_h"].astype(float).fillna(-1.0)
+    return out
+
+
+def positive_control_acceptance(
+    responses: pd.DataFrame, design: StudyDesign, settings: HazardSettings
+) -> pd.DataFrame:
+    """One row per format x positive control: donors responding in any analyte, verdict."""
+    cols = [
+        *FORMAT_KEY,
+        "treatment",
+        "n_donors",
+        "n_responding_donors",
+        "fraction",
+        "expected",
+        "passed",
+        "non_responding_donors",
+        "reason",
+    ]
+    r = _key_frame(responses)
+    r = r[r["treatment_role"] == "positive_control"]
+    rows = []
+    for (study, fmt, inc, treatment), g in r.groupby([*FORMAT_KEY, "treatment"], sort=False):
+        donors = g.groupby("donor_id")["responder"].any()
+        n, k = len(donors), int(donors.sum())
+        frac = k / n if n else 0.0
+        t = design.treatments.get(treatment)
+        expected = t is None or t.expect_response_in is None or fmt in t.expect_response_in
+        passed = frac >= settings.positive_control_min_fraction
+        need = f"{100 * settings.positive_control_min_fraction:g}%"
+        if passed:
+            reason = f"{k}/{n} donors respond in at least one analyte (≥ {need} required)"
+        elif expected:
+            reason = f"FAILED: only {k}/{n} donors respond in any analyte (≥ {need} required)"
+        else:
+            reason = f"{k}/{n} donors respond; not expected to respond in this format"
+        silent = " ".join(sorted(map(str, donors.index[~donors.to_numpy()]), key=natural_key))
+        rows.append((study, fmt, inc, treatment, n, k, frac, expected, passed, silent, reason))
+    out = pd.DataFrame(rows, columns=cols)
+    out["incubation_h"] = out["incubation_h"].where(out["incubation_h"] >= 0)
+    return out
+
+
+def best_concentration(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per format x treatment x analyte, the concentration with the most responders."""
+    s = _key_frame(summary)
+    s = s.assign(_g=s["gmr"].fillna(-np.inf), _c=s["treatment_concentration"])
+    s = s.sort_values(["n_responders", "_g", "_c"], ascending=[False, False, False], kind="stable")
+    best = s.drop_duplicates([*FORMAT_KEY, "treatment", "analyte"]).drop(columns=["_g", "_c"])
+    return best.reset_index(drop=True)
+
+
+def benchmark(summary: pd.DataFrame, design: StudyDesign) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rank every treatment against the others, per analyte and overall, per format.
+
+    Returns ``(per_analyte, overall)``: ``per_analyte`` has one row per format x analyte
+    x treatment (its best concentration) with ``rank`` (1 = strongest median log2 fold
+    change), ``n_ranked``, ``median_percent_of_positive``, ``above`` and ``below`` (the
+    benchmarks ranked above and below it); ``overall`` one row per format x treatment with
+    ``score`` (mean over analytes of the median log2 fold change, increases only),
+    ``rank``, ``above``, ``below``.
+    """
+    best = best_concentration(summary)
+    if best.empty:
+        return best, best
+    benches = set(design.benchmarks)
+    best["is_benchmark"] = best["treatment"].isin(benches)
+    best["_score"] = best["median_log2_fold_change"].fillna(0.0)
+    per = []
+    for _, g in best.groupby([*FORMAT_KEY, "analyte"], sort=False):
+        g = g.sort_values("_score", ascending=False, kind="stable").copy()
+        g["rank"] = np.arange(1, len(g) + 1)
+        g["n_ranked"] = len(g)
+        names, scores = g["treatment"].tolist(), g["_score"].to_numpy()
+        flags = g["is_benchmark"].to_numpy()
+        g["above"] = [
+            " ".join(
+                n
+                for n, f, sc in zip(names, flags, scores, strict=True)
+                if f and sc > s0 and n != me
+            )
+            for me, s0 in zip(names, scores, strict=True)
+        ]
+        g["below"] = [
+            " ".join(
+                n
+                for n, f, sc in zip(names, flags, scores, strict=True)
+                if f and sc <= s0 and n != me
+            )
+            for me, s0 in zip(names, scores, strict=True)
+        ]
+        per.append(g)
+    per_analyte = pd.concat(per, ignore_index=True).drop(columns="_score")
+    ov = (
+        best.assign(_inc=best["_score"].clip(lower=0))
+        .groupby([*FORMAT_KEY, "treatment"], sort=False)
+        .agg(
+            treatment_role=("treatment_role", "first"),
+            is_benchmark=("is_benchmark", "first"),
+            score=("_inc", "mean"),
+            median_percent_of_positive=("median_percent_of_positive", "median"),
+            n_analytes=("analyte", "nunique"),
+        )
+        .reset_index()
+    )
+    parts = []
+    for _, g in ov.groupby(FORMAT_KEY, sort=False):
+        g = g.sort_values("score", ascending=False, kind="stable").copy()
+        g["rank"] = np.arange(1, len(g) + 1)
+        g["n_ranked"] = len(g)
+        names, scores, flags = (
+            g["treatment"].tolist(),
+            g["score"].to_numpy(),
+            g["is_benchmark"].to_numpy(),
+        )
+        g["above"] = [
+            " ".join(
+                n
+                for n, f, sc in zip(names, flags, scores, strict=True)
+                if f and sc > s0 and n != me
+            )
+            for me, s0 in zip(names, scores, strict=True)
+        ]
+        g["below"] = [
+            " ".join(
+                n
+                for n, f, sc in zip(names, flags, scores, strict=True)
+                if f and sc <= s0 and n != me
+            )
+            for me, s0 in zip(names, scores, strict=True)
+        ]
+        parts.append(g)
+    overall = pd.concat(parts, ignore_index=True)
+    for t in (per_analyte, overall):
+        t["incubation_h"] = t["incubation_h"].where(t["incubation_h"] >= 0)
+    return per_analyte, overall
+
+
+def _qualifies(rows: pd.DataFrame, rule: ClassRule) -> np.ndarray:
+    ok = np.ones(len(rows), dtype=bool)
+    if rule.min_responder_fraction is not None:
+        ok &= rows["responder_fraction"].to_numpy(dtype=float) >= rule.min_responder_fraction
+    if rule.min_donors is not None:
+        ok &= rows["n_responders"].to_numpy(dtype=float) >= rule.min_donors
+    if rule.require_significant:
+        ok &= rows["significant"].to_numpy(dtype=bool)
+    if rule.min_percent_of_positive is not None:
+        pct = np.nan_to_num(rows["median_percent_of_positive"].to_numpy(dtype=float), nan=-np.inf)
+        ok &= pct >= rule.min_percent_of_positive
+    return ok
+
+
+def classify(
+    summary: pd.DataFrame,
+    overall: pd.DataFrame,
+    acceptance: pd.DataFrame,
+    design: StudyDesign,
+    settings: HazardSettings,
+) -> pd.DataFrame:
+    """Hazard class per test article x format with the reason in words.
+
+    Columns: ``study_id, assay_format, incubation_h, treatment, hazard_class, valid,
+    class_rule`` (the condition that fired), ``analytes`` (those that qualified),
+    ``n_donors``, ``max_responders``, ``reason``, ``rank``, ``benchmarks_above``,
+    ``benchmarks_below``.
+    """
+    cols = [*FORMAT_KEY, "treatment", "hazard_class", "valid", "class_rule", "analytes", "n_donors",
+            "max_responders", "reason", "rank", "n_ranked", "benchmarks_above", "benchmarks_below"]  # fmt: skip
+    best = best_concentration(summary)
+    best = best[best["treatment_role"] == "test"]
+    if best.empty:
+        return pd.DataFrame(columns=cols)
+    acc = _key_frame(acceptance) if len(acceptance) else acceptance
+    ov = _key_frame(overall) if len(overall) else overall
+    rows = []
+    for (study, fmt, inc, treatment), g in best.groupby([*FORMAT_KEY, "treatment"], sort=False):
+        g = g.sort_values(["n_responders", "gmr"], ascending=False, kind="stable")
+        n_donors = int(g["n_donors"].max())
+        max_resp = int(g["n_responders"].max())
+        where = _fmt_name(fmt, inc)
+        unit = (
+            str(g["treatment_unit"].dropna().iloc[0]) if g["treatment_unit"].notna().any() else ""
+        )
+        o = (
+            ov[
+                (ov["study_id"] == study)
+                & (ov["assay_format"] == fmt)
+                & (ov["incubation_h"] == inc)
+                & (ov["treatment"] == treatment)
+            ]
+            if len(ov)
+            else ov
+        )
+        rank = int(o["rank"].iloc[0]) if len(o) else np.nan
+        n_ranked = int(o["n_ranked"].iloc[0]) if len(o) else np.nan
+        above = o["above"].iloc[0] if len(o) else ""
+        below = o["below"].iloc[0] if len(o) else ""
+        pcs = (
+            acc[
+                (acc["study_id"] == study)
+                & (acc["assay_format"] == fmt)
+                & (acc["incubation_h"] == inc)
+            ]
+            if len(acc)
+            else acc
+        )
+        failed = pcs[pcs["expected"] & ~pcs["passed"]] if len(pcs) else pcs
+        bench_text = ""
+        if len(o):
+            bench_text = (
+                f" Ranks {rank} of {n_ranked} treatments in {where}"
+                + (f", below {', '.join(above.split())}" if above else "")
+                + (f", above {', '.join(below.split())}" if below else "")
+                + "."
+            )
+        if len(failed):
+            names = ", ".join(failed["treatment"])
+            rows.append((study, fmt, inc, treatment, "invalid", False, "positive control failed", "",
+                         n_donors, max_resp,
+                         f"Not called: the positive control {names} failed in {where} "
+                         f"({'; '.join(failed['reason'])}); the assay could not have shown a release.",
+                         rank, n_ranked, above, below))  # fmt: skip
+            continue
+        fired, qual = None, g.iloc[:0]
+        for rule in settings.classification.classes:
+            q = g[_qualifies(g, rule)]
+            if len(q) >= rule.min_analytes:
+                fired, qual = rule, q
+                break
+        if fired is None:
+            cls = "negative"
+            top = g.iloc[0]
+            detail = (
+                f"no class condition met; at most {max_resp}/{n_donors} donors respond in any analyte"
+                + (f" (most: {top['analyte']}, GMR {_num(top['gmr'])})" if max_resp else "")
+            )
+            rule_text = "none fired"
+            analytes = ""
+        else:
+            cls = fired.name
+            rule_text = fired.describe()
+            analytes = " ".join(qual["analyte"])
+            bits = []
+            for r in qual.head(6).itertuples(index=False):
+                pct = (
+                    f", {_num(r.median_percent_of_positive)}% of {r.positive_control}"
+                    if np.isfinite(r.median_percent_of_positive) and r.positive_control
+                    else ""
+                )
+                bits.append(
+                    f"{r.analyte} in {r.n_responders}/{r.n_donors} donors at "
+                    f"{_num(r.treatment_concentration)} {unit} (GMR {_num(r.gmr)}"
+                    f"{pct})"
+                )
+            more = f" and {len(qual) - 6} more" if len(qual) > 6 else ""
+            detail = f"{len(qual)} analyte(s) meet '{rule_text}': " + "; ".join(bits) + more
+        if n_donors < 2:
+            detail += " WARNING: one donor only; no across-donor statistics."
+        rows.append((study, fmt, inc, treatment, cls, True, rule_text, analytes, n_donors, max_resp,
+                     f"{cls.capitalize()} in {where}: {detail}.{bench_text}", rank, n_ranked, above, below))  # fmt: skip
+    out = pd.DataFrame(rows, columns=cols)
+    out["incubation_h"] = out["incubation_h"].where(out["incubation_h"] >= 0)
+    return out

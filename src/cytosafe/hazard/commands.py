@@ -1,0 +1,105 @@
+"""``cytosafe analyze STUDY --out DIR``: the command-line face of :func:`cytosafe.hazard.analyze`.
+
+Registered in :mod:`cytosafe.cli` (``command("analyze")(analyze_command)``), which turns a
+:class:`~cytosafe.errors.CytoSafeError` into a one-line message and exit code 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cytosafe.errors import InputError
+from cytosafe.hazard.rules import presets
+
+__all__ = ["analyze_command"]
+
+#: The preset names, read from the rule data file (their single source).
+_RULE_SETS = " | ".join(presets())
+
+
+def analyze_command(
+    study: Annotated[
+        Path, typer.Argument(help="Study file (TOML) naming treatments, roles, inputs.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = ...,
+    inputs: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--input",
+            "-i",
+            help="Raw export (repeatable); default: the inputs of the study file's analysis table.",
+        ),
+    ] = None,
+    sample_map: Annotated[
+        Path | None,
+        typer.Option(help="Sample map; default: the study file's sample_map."),
+    ] = None,
+    rule_set: Annotated[
+        str | None,
+        typer.Option(help=f"Responder rule set: {_RULE_SETS}; default: the study file's."),
+    ] = None,
+    below_lloq: Annotated[
+        str | None, typer.Option(help="Values below the LLOQ: censored | lloq/2 | lloq.")
+    ] = None,
+    pdf: Annotated[
+        bool, typer.Option("--pdf/--no-pdf", help="Also print report.pdf (headless Chromium).")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
+) -> None:
+    """Quantify a study's raw exports and identify its cytokine-release hazard.
+
+    Writes the response, statistics, benchmark and hazard tables (CSV), the quantification
+    tables, settings.json and report.html (and report.pdf) into OUT: all of them, or nothing.
+    """
+    import dataclasses
+
+    from cytosafe.hazard.design import load_study
+    from cytosafe.hazard.pipeline import analyze
+    from cytosafe.hazard.rules import get_rule_set
+
+    if out.exists() and not out.is_dir():
+        raise InputError("exists and is not a directory", file=str(out), field="--out")
+    design = load_study(study)
+    settings = design.settings
+    if rule_set is not None:
+        settings = dataclasses.replace(settings, rule_set=get_rule_set(rule_set))
+    if below_lloq is not None:
+        settings = dataclasses.replace(settings, below_lloq=below_lloq)
+    result = analyze(
+        design,
+        inputs=list(inputs) if inputs else None,
+        sample_map=sample_map,
+        out=out,
+        settings=settings,
+        pdf=pdf,
+    )
+    if quiet:
+        return
+    from rich.console import Console
+
+    from cytosafe import __version__
+
+    console = Console(highlight=False, soft_wrap=True)
+    hz = result.hazard
+    console.print(f"[bold]CytoSafe {__version__}[/bold] · study {design.study_id or study}")
+    if not hz.valid:
+        console.print(
+            "[red]not valid for hazard calling in every format (a positive control failed)[/red]"
+        )
+    style = {
+        "negative": "green",
+        "low": "yellow",
+        "moderate": "yellow",
+        "high": "red",
+        "invalid": "red",
+    }
+    for r in hz.hazard.itertuples(index=False):
+        s = style.get(r.hazard_class, "white")
+        console.print(f"  {r.treatment} · {r.assay_format}: [{s}]{r.hazard_class}[/{s}]")
+    for w in hz.warnings[:5]:
+        console.print(f"  [yellow]![/yellow] {w}")
+    console.print(f"wrote {len(result.outputs)} files to {out}")
+    console.print(f"report: [bold]{out / 'report.html'}[/bold]")
