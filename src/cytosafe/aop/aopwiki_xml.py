@@ -34,6 +34,7 @@ import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
 
+from cytosafe._atomic import atomic_write_text
 from cytosafe.aop.graph import (
     GRADES,
     AdverseOutcomePathway,
@@ -41,7 +42,6 @@ from cytosafe.aop.graph import (
     KeyEvent,
     Relationship,
 )
-from cytosafe.assays._data import atomic_write_text
 from cytosafe.errors import InputError
 
 __all__ = ["AOP_NS", "CYTOSAFE_NS", "read_aopwiki_xml", "write_aopwiki_xml"]

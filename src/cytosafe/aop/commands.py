@@ -44,6 +44,11 @@ class AopAction(StrEnum):
     EXPORT = "export"
     QUERY = "query"
     SIMULATE = "simulate"
+    MAP = "map"
+
+
+#: The files ``cytosafe aop map`` writes.
+MAP_FILES = ("evidence.csv", "crs_aop_evidence.svg", "crs_aop_evidence.html")
 
 
 def _evidence(items: list[str] | None) -> dict[str, str]:
@@ -57,7 +62,7 @@ def _evidence(items: list[str] | None) -> dict[str, str]:
 
 
 def aop_command(
-    action: Annotated[AopAction, typer.Argument(help="export, query or simulate.")],
+    action: Annotated[AopAction, typer.Argument(help="export, query, simulate or map.")],
     modality: Annotated[
         str | None,
         typer.Option(
@@ -85,16 +90,26 @@ def aop_command(
             "(repeat; combine with '+').",
         ),
     ] = None,
+    responses: Annotated[
+        Path | None,
+        typer.Option(
+            "--responses", help="map: donor-level responses (responses.csv of cytosafe analyze)."
+        ),
+    ] = None,
+    timeline: Annotated[
+        Path | None,
+        typer.Option("--timeline", help="map: a graded timeline (timeline.csv of cytosafe grade)."),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(
             "--out",
             "-o",
-            help="export: output directory; query: a CSV file; simulate: .csv, .svg or .html.",
+            help="export, map: output directory; query: a CSV file; simulate: .csv, .svg or .html.",
         ),
     ] = None,
 ) -> None:
-    """The CRS adverse outcome pathway: export it, query it, simulate it."""
+    """The CRS adverse outcome pathway: export it, query it, simulate it, map evidence on it."""
     from rich.console import Console
 
     console = Console(highlight=False)
@@ -102,15 +117,17 @@ def aop_command(
         _export(console, out, modality)
     elif action is AopAction.QUERY:
         _query(console, modality, _evidence(evidence), parameters, interval, out)
+    elif action is AopAction.MAP:
+        _map(console, responses, timeline, out, modality)
     else:
         _simulate(console, modality, intervention, out)
 
 
 def _export(console, out: Path | None, modality: str | None) -> None:
+    from cytosafe._atomic import atomic_write_text
     from cytosafe.aop.aopwiki_xml import write_aopwiki_xml
     from cytosafe.aop.export import aop_html, aop_svg, to_cytoscape_json, to_graphml
     from cytosafe.aop.graph import load_crs_aop
-    from cytosafe.assays._data import atomic_write_text
     from cytosafe.assays.knowledge import load_knowledge_base
 
     if out is None:
@@ -148,8 +165,8 @@ def _export(console, out: Path | None, modality: str | None) -> None:
 def _query(console, modality, evidence, parameters, interval, out) -> None:
     from rich.table import Table
 
+    from cytosafe._atomic import atomic_write_text
     from cytosafe.aop.bayes import CrsBayesNetwork
-    from cytosafe.assays._data import atomic_write_text
     from cytosafe.assays.knowledge import load_knowledge_base
 
     if modality is None:
@@ -194,8 +211,8 @@ def _query(console, modality, evidence, parameters, interval, out) -> None:
 def _simulate(console, modality, interventions, out) -> None:
     from rich.table import Table
 
+    from cytosafe._atomic import atomic_write_text
     from cytosafe.aop.boolean import simulate, summarise
-    from cytosafe.assays._data import atomic_write_text
 
     names = interventions or [
         "none",
@@ -232,3 +249,43 @@ def _simulate(console, modality, interventions, out) -> None:
         else:
             atomic_write_text(out, table.to_csv(index=False, lineterminator="\n"))
         console.print(f"wrote {out}")
+
+
+def _read_csv(path: Path, option: str):
+    import pandas as pd
+
+    if not path.is_file():
+        raise InputError("file not found", file=str(path), field=option)
+    try:
+        return pd.read_csv(path)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise InputError(f"cannot be read as CSV: {exc}", file=str(path), field=option) from None
+
+
+def _map(console, responses, timeline, out, modality) -> None:
+    from rich.table import Table
+
+    from cytosafe._atomic import atomic_write_text
+    from cytosafe.aop.evidence import findings_from_timeline, map_evidence
+    from cytosafe.aop.export import aop_html, aop_svg
+    from cytosafe.aop.graph import load_crs_aop
+
+    if out is None:
+        raise InputError("map needs an output directory", field="--out", expected="a directory")
+    aop = load_crs_aop()
+    table, lit = map_evidence(
+        aop,
+        responses=_read_csv(responses, "--responses") if responses else None,
+        findings=findings_from_timeline(_read_csv(timeline, "--timeline")) if timeline else None,
+    )
+    view = Table(title="Evidence on the CRS pathway")
+    for col in ("key event", "source", "positive", "readouts", "note"):
+        view.add_column(col)
+    for r in table.itertuples(index=False):
+        view.add_row(r.event, r.source, f"{r.n_positive}/{r.n_total} {r.unit}", r.readout, r.note)
+    console.print(view)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / MAP_FILES[0], table.to_csv(index=False, lineterminator="\n"))
+    atomic_write_text(out / MAP_FILES[1], aop_svg(aop, highlight=lit, modality=modality))
+    aop_html(aop, out / MAP_FILES[2], highlight=lit, modality=modality)
+    console.print(f"wrote {len(MAP_FILES)} files to {out}")

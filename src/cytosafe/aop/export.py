@@ -8,8 +8,8 @@ from pathlib import Path
 
 import networkx as nx
 
+from cytosafe._atomic import atomic_write_text
 from cytosafe.aop.graph import AdverseOutcomePathway
-from cytosafe.assays._data import atomic_write_text
 
 __all__ = ["aop_html", "aop_svg", "simulation_svg", "to_cytoscape_json", "to_graphml"]
 

@@ -8,8 +8,6 @@ key) and the field, with what was expected.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import tomllib
 from collections.abc import Callable, Iterable
 from importlib import resources
@@ -18,7 +16,7 @@ from typing import Any
 
 from cytosafe.errors import InputError
 
-__all__ = ["STATUSES", "Fields", "atomic_write_text", "data_path", "read_toml"]
+__all__ = ["STATUSES", "Fields", "data_path", "read_toml"]
 
 #: How far a claim was checked against its cited source.
 STATUSES = ("confirmed", "unconfirmed")
@@ -195,23 +193,6 @@ def unique_keys(items: list[Fields], field: str = "key") -> dict[str, Fields]:
             item.fail(f"duplicate key {key!r}", field=field, expected="unique keys")
         seen[key] = item
     return seen
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary sibling and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
 
 
 def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:

@@ -126,7 +126,7 @@ def recommend_command(
     Prints the ranking, the mechanisms no chosen format covers, the proposed controls and
     cytokine panel; --out also writes them as Markdown or HTML.
     """
-    from cytosafe.assays._data import atomic_write_text
+    from cytosafe._atomic import atomic_write_text
     from cytosafe.assays.recommend import recommend
 
     rec = recommend(

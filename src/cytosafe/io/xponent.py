@@ -129,7 +129,7 @@ import numpy as np
 import pandas as pd
 
 from cytosafe.errors import DataWarning, InputError
-from cytosafe.io._atomic import atomic_write_bytes
+from cytosafe._atomic import atomic_write_bytes
 from cytosafe.io._values import parse_vendor_value
 from cytosafe.schema.measurements import validate_measurements
 from cytosafe.schema.units import canonical_unit, to_pg_per_ml

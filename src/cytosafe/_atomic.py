@@ -1,4 +1,4 @@
-"""Whole-or-nothing file writes shared by the writers of :mod:`cytosafe.io`."""
+"""Whole-or-nothing file writes, shared by every package that writes files."""
 
 from __future__ import annotations
 
@@ -39,3 +39,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """:func:`atomic_write` of a byte string."""
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """:func:`atomic_write` of text, UTF-8 with the line endings it has."""
+    return atomic_write_bytes(path, text.encode("utf-8"))

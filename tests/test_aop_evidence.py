@@ -1,0 +1,123 @@
+"""Evidence mapping: which key events a study's assay results and a cohort's findings move."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cytosafe.aop import aop_svg, load_crs_aop
+from cytosafe.aop.evidence import (
+    evidence_from_findings,
+    evidence_from_responses,
+    findings_from_timeline,
+    map_evidence,
+    normalise_readout,
+)
+from cytosafe.errors import InputError
+
+TRUTH = Path(__file__).resolve().parents[1] / "examples" / "cra-study" / "truth" / "responders.csv"
+
+
+def responses(rows):
+    return pd.DataFrame(
+        rows, columns=["donor_id", "treatment", "treatment_role", "assay_format", "analyte",
+                       "responder"],
+    )  # fmt: skip
+
+
+def by_event(records):
+    return {r.event: r for r in records}
+
+
+def test_spellings_of_one_readout_match():
+    assert normalise_readout("IFN-γ") == normalise_readout("IFN-g") == normalise_readout("IFNG")
+    assert normalise_readout("IL-1β") == normalise_readout("IL-1b")
+    assert normalise_readout("TNF-α") == normalise_readout("TNF")
+    assert normalise_readout("IL-10") != normalise_readout("IL-1")
+
+
+def test_donors_count_once_per_key_event_over_its_readouts():
+    # Hand-counted: three donors; IL-6 moved in D1 and D2, IFN-g in D3, IL-2 nowhere.
+    aop = load_crs_aop()
+    table = responses(
+        [
+            ("D1", "TA", "test", "whole_blood", "IL-6", True),
+            ("D2", "TA", "test", "whole_blood", "IL-6", True),
+            ("D3", "TA", "test", "whole_blood", "IL-6", False),
+            ("D1", "TA", "test", "whole_blood", "IFN-g", False),
+            ("D2", "TA", "test", "whole_blood", "IFN-g", False),
+            ("D3", "TA", "test", "whole_blood", "IFN-g", True),
+            ("D1", "TA", "test", "whole_blood", "IL-2", False),
+            ("D1", "CD3", "positive_control", "whole_blood", "IL-2", True),  # not a test article
+        ]
+    )
+    ev = by_event(evidence_from_responses(aop, table, study="S"))
+    # myeloid activation reads IL-6 (not IFN-g): D1, D2 of 3
+    assert (ev["ke_myeloid_activation"].n_positive, ev["ke_myeloid_activation"].n_total) == (2, 3)
+    # T-cell activation reads IFN-g and IL-2: D3 only, of 3 donors
+    assert (ev["ke_t_cell_activation"].n_positive, ev["ke_t_cell_activation"].n_total) == (1, 3)
+    # systemic release reads both: every donor moved something
+    assert ev["ke_systemic_cytokine_release"].n_positive == 3
+    assert "IFN-g, IL-6 moved" in ev["ke_systemic_cytokine_release"].note
+    # nothing measured the barrier: no record (absence of data is not absence of effect)
+    assert "ke_vascular_leak" not in ev
+    assert all(r.source == "assay" and r.unit == "donors" for r in ev.values())
+
+
+def test_clinical_findings_reach_the_vascular_leak_and_release_events():
+    aop = load_crs_aop()
+    timeline = pd.DataFrame(
+        {
+            "patient_id": ["P1", "P1", "P2", "P3"],
+            "fever": [True, False, True, False],
+            "hypotension": [False, True, False, False],
+            "hypoxia": [False, False, False, False],
+        }
+    )
+    findings = findings_from_timeline(timeline)
+    assert len(findings) == 9  # 3 patients x 3 findings
+    ev = by_event(evidence_from_findings(aop, findings))
+    leak = ev["ke_vascular_leak"]  # hypotension or hypoxia: P1 only
+    assert (leak.n_positive, leak.n_total, leak.unit) == (1, 3, "patients")
+    assert (ev["ke_systemic_cytokine_release"].n_positive) == 2  # fever: P1, P2
+
+
+def test_the_example_study_lights_up_the_pathway_for_ta1_not_ta2():
+    aop = load_crs_aop()
+    truth = pd.read_csv(TRUTH)
+    table, lit = map_evidence(aop, responses=truth, study="CRA-EX-001")
+    release = table[(table["event"] == "ke_systemic_cytokine_release")]
+    ta1 = release[release["note"].str.startswith("TA-1 in whole_blood")].iloc[0]
+    ta2 = release[release["note"].str.startswith("TA-2 in whole_blood")].iloc[0]
+    # the README of the example: TA-1 releases cytokines in most donors, TA-2 in none
+    assert ta1["n_positive"] >= 6 and ta1["n_total"] == 8
+    assert ta2["n_positive"] == 0
+    assert {"ke_systemic_cytokine_release", "ke_t_cell_activation"} <= lit
+    svg = aop_svg(aop, highlight=lit)
+    assert svg.count('class="event') > 0 and "highlight" in svg
+
+
+def test_missing_columns_and_empty_requests_are_named():
+    aop = load_crs_aop()
+    with pytest.raises(InputError, match="responder"):
+        evidence_from_responses(aop, responses([]).drop(columns="responder"))
+    with pytest.raises(InputError, match="nothing to map"):
+        map_evidence(aop)
+
+
+def test_the_command_writes_the_table_and_the_highlighted_figure(tmp_path):
+    from typer.testing import CliRunner
+
+    from cytosafe.cli import app
+
+    out = tmp_path / "map"
+    res = CliRunner().invoke(app, ["aop", "map", "--responses", str(TRUTH), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(out / "evidence.csv")
+    assert set(table["source"]) == {"assay"} and (table["n_total"] == 8).all()
+    assert "highlight" in (out / "crs_aop_evidence.svg").read_text()
+    bad = CliRunner().invoke(app, ["aop", "map", "--responses", str(tmp_path / "no.csv"),
+                                   "--out", str(out)])  # fmt: skip
+    assert bad.exit_code == 2 and "no.csv" in bad.output
