@@ -23,6 +23,8 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	$(BIN)/cytosafe quantify examples/cra-study/msd/plate_*.csv --sample-map examples/cra-study/msd/samples.csv --study-id CRA-EX-001 --out out/demo/msd
+	$(BIN)/cytosafe mabel --potency out/demo/msd/potency.csv --treatment TA-1 --out out/demo/mabel
+	$(BIN)/cytosafe simulate examples/translate/ta1_regimens.toml --potency out/demo/msd/potency.csv --out out/demo/simulate
 	$(BIN)/cytosafe quantify examples/cra-study/luminex/plate_*.csv --sample-map examples/cra-study/luminex/samples.csv --study-id CRA-EX-001 --out out/demo/luminex
 	$(BIN)/cytosafe analyze examples/cra-study/study.toml --out out/demo/analysis --pdf
 
@@ -43,6 +45,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_fit.py
 	$(BIN)/python benchmarks/bench_real_exports.py
 	$(BIN)/python benchmarks/bench_analyze.py
+	$(BIN)/python benchmarks/bench_simulate.py
 
 examples: setup
 	$(BIN)/python examples/generate_cra_study.py

@@ -535,7 +535,10 @@ if __name__ == "__main__":  # pragma: no cover
 from cytosafe.aop.commands import aop_command  # noqa: E402
 from cytosafe.assays.commands import recommend_command  # noqa: E402
 from cytosafe.hazard.commands import analyze_command  # noqa: E402
+from cytosafe.translate.commands import mabel_command, simulate_command  # noqa: E402
 
 command("analyze")(analyze_command)
 command("recommend")(recommend_command)
 command("aop")(aop_command)
+command("mabel")(mabel_command)
+command("simulate")(simulate_command)
