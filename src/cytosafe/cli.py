@@ -535,6 +535,7 @@ if __name__ == "__main__":  # pragma: no cover
 from cytosafe.aop.commands import aop_command  # noqa: E402
 from cytosafe.assays.commands import recommend_command  # noqa: E402
 from cytosafe.hazard.commands import analyze_command  # noqa: E402
+from cytosafe.store import commands as store_commands  # noqa: E402
 from cytosafe.translate.commands import mabel_command, simulate_command  # noqa: E402
 
 command("analyze")(analyze_command)
@@ -542,3 +543,12 @@ command("recommend")(recommend_command)
 command("aop")(aop_command)
 command("mabel")(mabel_command)
 command("simulate")(simulate_command)
+
+audit_app = typer.Typer(help="The audit trail of the study store.", no_args_is_help=True)
+audit_app.command("verify")(reporting_errors(store_commands.audit_verify))
+store_app = typer.Typer(help="The study store (SQLite by default, PostgreSQL by URL).",
+                        no_args_is_help=True)  # fmt: skip
+store_app.command("import")(reporting_errors(store_commands.store_import))
+store_app.command("upgrade")(reporting_errors(store_commands.store_upgrade))
+app.add_typer(audit_app, name="audit")
+app.add_typer(store_app, name="store")
