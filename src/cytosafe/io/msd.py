@@ -121,8 +121,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cytosafe.errors import DataWarning, InputError
 from cytosafe._atomic import atomic_write_bytes
+from cytosafe.errors import DataWarning, InputError
 from cytosafe.io._values import cell_text, parse_vendor_value
 from cytosafe.io.samples import annotate
 from cytosafe.schema.measurements import validate_measurements

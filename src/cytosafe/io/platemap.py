@@ -129,8 +129,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cytosafe.errors import InputError
 from cytosafe._atomic import atomic_write
+from cytosafe.errors import InputError
 from cytosafe.io.samples import annotate
 from cytosafe.schema.measurements import MEASUREMENT_COLUMNS, validate_measurements
 from cytosafe.schema.units import CONCENTRATION_UNIT, canonical_unit, to_pg_per_ml

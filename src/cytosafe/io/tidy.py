@@ -44,8 +44,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cytosafe.errors import InputError, UnitError
 from cytosafe._atomic import atomic_write
+from cytosafe.errors import InputError, UnitError
 from cytosafe.io._values import cell_text
 from cytosafe.schema.measurements import MEASUREMENT_COLUMNS, validate_measurements
 from cytosafe.schema.units import to_pg_per_ml

@@ -128,8 +128,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cytosafe.errors import DataWarning, InputError
 from cytosafe._atomic import atomic_write_bytes
+from cytosafe.errors import DataWarning, InputError
 from cytosafe.io._values import parse_vendor_value
 from cytosafe.schema.measurements import validate_measurements
 from cytosafe.schema.units import canonical_unit, to_pg_per_ml
