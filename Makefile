@@ -27,6 +27,7 @@ demo: setup
 	$(BIN)/cytosafe simulate examples/translate/ta1_regimens.toml --potency out/demo/msd/potency.csv --out out/demo/simulate
 	$(BIN)/cytosafe quantify examples/cra-study/luminex/plate_*.csv --sample-map examples/cra-study/luminex/samples.csv --study-id CRA-EX-001 --out out/demo/luminex
 	$(BIN)/cytosafe analyze examples/cra-study/study.toml --out out/demo/analysis --pdf
+	$(BIN)/cytosafe grade examples/crs-cohort/observations.csv --scale astct2019 --scale lee2014 --scale ctcae5 --scale penn --scale mskcc --scale cartox --out out/demo/crs
 
 LINTED := $(wildcard src tests benchmarks examples)
 
@@ -46,9 +47,11 @@ bench: setup
 	$(BIN)/python benchmarks/bench_real_exports.py
 	$(BIN)/python benchmarks/bench_analyze.py
 	$(BIN)/python benchmarks/bench_simulate.py
+	$(BIN)/python benchmarks/bench_grade.py
 
 examples: setup
 	$(BIN)/python examples/generate_cra_study.py
+	$(BIN)/python examples/generate_crs_cohort.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info src/*.egg-info

@@ -534,11 +534,13 @@ if __name__ == "__main__":  # pragma: no cover
 # modules at load time (the heavy libraries load inside the functions).
 from cytosafe.aop.commands import aop_command  # noqa: E402
 from cytosafe.assays.commands import recommend_command  # noqa: E402
+from cytosafe.clinical.commands import grade_command  # noqa: E402
 from cytosafe.hazard.commands import analyze_command  # noqa: E402
 from cytosafe.store import commands as store_commands  # noqa: E402
 from cytosafe.translate.commands import mabel_command, simulate_command  # noqa: E402
 
 command("analyze")(analyze_command)
+command("grade")(grade_command)
 command("recommend")(recommend_command)
 command("aop")(aop_command)
 command("mabel")(mabel_command)

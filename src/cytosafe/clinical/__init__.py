@@ -1,0 +1,40 @@
+"""Clinical grading of cytokine release syndrome (CRS) and ICANS.
+
+From patients' vital signs and treatments (the observation table,
+:mod:`cytosafe.clinical.observations`) to a graded timeline, episodes, per-patient and
+cohort summaries, under every published scale (:mod:`cytosafe.clinical.scales`; criteria
+in ``data/clinical_scales.toml``). Vectorised over all patients; Dask DataFrames
+partitioned by patient are accepted.
+
+>>> from cytosafe.clinical import grade, concordance   # doctest: +SKIP
+>>> result = grade("observations.csv", scale=["astct2019", "lee2014"])  # doctest: +SKIP
+>>> concordance(result.patients)  # doctest: +SKIP
+"""
+
+from cytosafe.clinical.episodes import episodes, patient_summary
+from cytosafe.clinical.grading import GradeResult, grade, scale_label
+from cytosafe.clinical.observations import (
+    ITEMS,
+    Observations,
+    read_observations,
+    validate_observations,
+)
+from cytosafe.clinical.scales import DEFAULT_SCALE, SCALES
+from cytosafe.clinical.summary import cohort_summary, concordance, incidence
+
+__all__ = [
+    "DEFAULT_SCALE",
+    "ITEMS",
+    "SCALES",
+    "GradeResult",
+    "Observations",
+    "cohort_summary",
+    "concordance",
+    "episodes",
+    "grade",
+    "incidence",
+    "patient_summary",
+    "read_observations",
+    "scale_label",
+    "validate_observations",
+]

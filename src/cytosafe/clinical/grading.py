@@ -1,0 +1,282 @@
+"""``grade()``: observations in, timeline + per-patient + cohort tables out, for any scale.
+
+The engine is vectorised over all patients at once (:mod:`cytosafe.clinical.states`,
+:mod:`cytosafe.clinical.scales`). A Dask DataFrame partitioned by patient is graded
+partition by partition on whatever Dask scheduler is active (a ``dask.distributed``
+client included); a patient split across partitions is an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cytosafe.clinical.criteria import criteria, criteria_version, settings_for
+from cytosafe.clinical.episodes import patient_summary
+from cytosafe.clinical.observations import (
+    DEVICES,
+    VASOPRESSORS,
+    Observations,
+    read_observations,
+    validate_observations,
+)
+from cytosafe.clinical.scales import DEFAULT_SCALE, get_scale
+from cytosafe.clinical.scales._common import Derived, Graded, derive
+from cytosafe.clinical.scales._text import Text
+from cytosafe.clinical.states import States, build_states
+from cytosafe.clinical.summary import cohort_summary
+from cytosafe.errors import InputError
+
+__all__ = ["GradeResult", "grade", "grade_arrays", "grade_states", "scale_label"]
+
+TIMELINE_COLUMNS = (
+    "patient_id", "time", "hours", "scale", "scale_version", "grade", "criterion", "estimates",
+    "temperature_c", "fever_required", "systolic_bp", "spo2", "oxygen_device", "oxygen_flow",
+    "fio2", *VASOPRESSORS, "n_vasopressors", "ne_equivalent", "ice_score", "event",
+)  # fmt: skip
+
+
+@dataclass
+class GradeResult:
+    """What :func:`grade` returns.
+
+    Attributes
+    ----------
+    timeline:
+        One row per patient x observation time x scale: the grade, the criterion that set
+        it, the estimates it relied on and the states it was read from.
+    patients:
+        One row per patient x scale (:func:`cytosafe.clinical.episodes.patient_summary`).
+    cohort:
+        The cohort table per scale (:func:`cytosafe.clinical.summary.cohort_summary`).
+    quarantine:
+        Input rows set aside (``errors="quarantine"``), with the reason.
+    scales:
+        The scales graded, as ``{name: label}`` (label: title, version, criteria file).
+    settings:
+        The settings each scale graded with.
+    """
+
+    timeline: pd.DataFrame
+    patients: pd.DataFrame
+    cohort: pd.DataFrame
+    quarantine: pd.DataFrame
+    scales: dict[str, str]
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def scale_label(name: str) -> str:
+    """``"ASTCT consensus CRS grading 2019 (criteria file v1)"``."""
+    meta = criteria()["scale"][name]
+    return f"{name} {meta['version']} · {meta['title']} (criteria file v{criteria_version()})"
+
+
+_EVENTS = ("infusion", "fluid_bolus", "antipyretic", "tocilizumab", "corticosteroid",
+           "anakinra", "siltuximab", "death")  # fmt: skip
+
+
+def _events(s) -> pd.Categorical:
+    bits = np.zeros(len(s), dtype=np.int64)
+    for i, name in enumerate(_EVENTS):
+        bits |= s.observed[name].astype(np.int64) << i
+    return Text.bits(bits, {1 << i: n for i, n in enumerate(_EVENTS)}).to_categorical()
+
+
+def grade_arrays(
+    s: States, scale: str, settings: dict, cache: dict | None = None
+) -> tuple[Graded, Derived | None]:
+    """Grade, criterion and estimates of every row of a state table under one scale.
+
+    The vectorised core of :func:`grade` (no tables built); ``cache`` shares the derived
+    quantities between scales graded with the same shared settings.
+    """
+    mod = get_scale(scale)
+    if mod.KIND != "CRS":
+        return mod.grade(s, None, settings), None
+    cache = {} if cache is None else cache
+    key = repr([(k, settings[k]) for k in sorted(criteria()["common"])])
+    if key not in cache:
+        cache[key] = derive(s, settings)
+    d = cache[key]
+    return mod.grade(s, d, settings), d
+
+
+def grade_states(obs: Observations, scales: Sequence[str], options: dict | None) -> pd.DataFrame:
+    """The timeline of validated observations under each of ``scales``."""
+    s = build_states(obs.table, obs.weight_assumed)
+    v = s.values
+    dev = v["oxygen_device"]
+    device = pd.Categorical.from_codes(
+        np.where(np.isnan(dev), 0, np.nan_to_num(dev) + 1).astype(np.int64), ["", *DEVICES]
+    )
+    frames = []
+    cache: dict[str, Any] = {}
+    # categorical: a million rows share a few thousand patient ids
+    firsts = np.flatnonzero(s.start == np.arange(len(s)))
+    patient_cat = pd.Categorical.from_codes(s.patient_code, categories=s.patient_id[firsts])
+    for name in scales:
+        mod = get_scale(name)
+        settings = settings_for(mod.NAME, (options or {}).get(mod.NAME))
+        g, d = grade_arrays(s, mod.NAME, settings, cache)
+        meta = criteria()["scale"][mod.NAME]
+        frame = {
+            "patient_id": patient_cat,
+            "time": s.time,
+            "hours": np.round(s.hours, 4),
+            "scale": pd.Categorical.from_codes(np.zeros(len(s), np.int64), [mod.NAME]),
+            "scale_version": pd.Categorical.from_codes(
+                np.zeros(len(s), np.int64), [f"{meta['version']}/v{criteria_version()}"]
+            ),
+            "grade": g.grade,
+            "criterion": g.criterion.to_categorical(),
+            "estimates": g.estimates.to_categorical(),
+            "temperature_c": np.round(v["temperature"], 2),
+            "fever_required": (~d.fever_masked)
+            if d is not None and mod.NAME == "astct2019"
+            else True,
+            "systolic_bp": v["systolic_bp"],
+            "spo2": v["spo2"],
+            "oxygen_device": device,
+            "oxygen_flow": v["oxygen_flow"],
+            "fio2": np.round(d.fio2, 1) if d is not None else v["fio2"],
+            **{p: v[p] for p in VASOPRESSORS},
+            "n_vasopressors": (d.n_pressors + d.vasopressin_on) if d is not None else 0,
+            "ne_equivalent": np.round(d.ne_equivalent, 3) if d is not None else np.nan,
+            "ice_score": v["ice_score"],
+            "event": _events(s),
+        }
+        out = pd.DataFrame(frame)
+        out["_has_infusion"] = s.has_infusion
+        frames.append(out)
+    out = pd.concat(frames, ignore_index=True)
+    return _categorical(out)
+
+
+def _categorical(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as categoricals (concatenating different categories gives strings)."""
+    for col in ("patient_id", "scale", "scale_version", "criterion", "estimates", "event",
+                "oxygen_device"):  # fmt: skip
+        if not isinstance(frame[col].dtype, pd.CategoricalDtype):
+            frame[col] = frame[col].astype("category")
+    return frame
+
+
+def _as_observations(observations: Any, source: str | None, errors: str) -> Observations:
+    if isinstance(observations, Observations):
+        return observations
+    if isinstance(observations, (str, Path)):
+        return read_observations(observations, errors=errors)
+    if isinstance(observations, pd.DataFrame):
+        return validate_observations(observations, source=source, errors=errors)
+    raise InputError(
+        f"cannot grade a {type(observations).__name__}",
+        field="observations",
+        expected="a pandas or Dask DataFrame, a CSV path, or Observations",
+    )
+
+
+def _partition(part: pd.DataFrame, scales: list[str], options: dict | None, errors: str, source):
+    obs = validate_observations(part, source=source, errors=errors)
+    tl = grade_states(obs, scales, options)
+    return tl, patient_summary(tl, obs.table), obs.quarantine
+
+
+def grade(
+    observations: Any,
+    scale: str | Sequence[str] = DEFAULT_SCALE,
+    *,
+    options: dict[str, dict[str, Any]] | None = None,
+    errors: str = "raise",
+    source: str | None = None,
+) -> GradeResult:
+    """Grade CRS (or ICANS) at every observation time of every patient.
+
+    Parameters
+    ----------
+    observations:
+        The observation table (:mod:`cytosafe.clinical.observations`): a pandas
+        DataFrame, a CSV/XLSX path, validated :class:`Observations`, or a Dask DataFrame
+        whose partitions each hold whole patients (e.g. after
+        ``ddf.set_index("patient_id")`` or ``ddf.shuffle("patient_id")``).
+    scale:
+        One scale name or several (``"astct2019"``, ``"lee2014"``, ``"ctcae5"``,
+        ``"penn"``, ``"mskcc"``, ``"cartox"``, ``"icans"``); several give stacked tables
+        and can be compared with :func:`cytosafe.clinical.concordance`.
+    options:
+        Per scale, settings that replace the defaults of ``data/clinical_scales.toml``,
+        e.g. ``{"astct2019": {"hypotension_sbp_below": 100}}``. Unknown keys are errors.
+    errors:
+        ``"raise"`` or ``"quarantine"`` (see
+        :func:`cytosafe.clinical.observations.validate_observations`).
+    source:
+        File name for error messages of a DataFrame input.
+
+    Returns
+    -------
+    GradeResult
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from cytosafe.clinical import grade
+    >>> obs = pd.DataFrame({
+    ...     "patient_id": ["P1"] * 3,
+    ...     "time": ["2024-01-01T08:00", "2024-01-02T08:00", "2024-01-02T09:00"],
+    ...     "item": ["infusion", "temperature", "oxygen_device"],
+    ...     "value": ["axi-cel", "38.4", "blow_by"],
+    ...     "unit": ["", "C", ""],
+    ... })
+    >>> grade(obs).patients[["patient_id", "max_grade", "onset_hours"]].to_dict("records")
+    [{'patient_id': 'P1', 'max_grade': 2, 'onset_hours': 24.0}]
+    """
+    scales = [scale] if isinstance(scale, str) else list(scale)
+    if not scales:
+        raise InputError("no scale given", field="scale", expected="one or more scale names")
+    names = [get_scale(s).NAME for s in scales]
+    for key in options or {}:
+        get_scale(key)
+    # Import Dask only for a Dask input: importing it costs most of a second.
+    if type(observations).__module__.startswith("dask"):
+        from dask import compute, delayed
+
+        ddf = observations
+        if ddf.index.name == "patient_id" and "patient_id" not in ddf.columns:
+            ddf = ddf.reset_index()
+        parts = [delayed(_partition)(p, names, options, errors, source) for p in ddf.to_delayed()]
+        results = [r for r in compute(*parts) if r is not None]
+        timeline = _categorical(pd.concat([r[0] for r in results], ignore_index=True))
+        patients = pd.concat([r[1] for r in results], ignore_index=True)
+        quarantine = pd.concat([r[2] for r in results], ignore_index=True)
+        split = patients.duplicated(["patient_id", "scale"])
+        if split.any():
+            pid = patients.loc[split, "patient_id"].iat[0]
+            raise InputError(
+                f"patient '{pid}' appears in more than one partition",
+                field="patient_id",
+                expected="a Dask DataFrame partitioned by patient (ddf.shuffle('patient_id'))",
+            )
+    else:
+        obs = _as_observations(observations, source, errors)
+        timeline = grade_states(obs, names, options)
+        patients = patient_summary(timeline, obs.table)
+        quarantine = obs.quarantine
+    timeline = timeline.drop(columns="_has_infusion")
+    order = {n: i for i, n in enumerate(names)}
+    patients = patients.sort_values(
+        ["scale", "patient_id"],
+        key=lambda c: c.map(order) if c.name == "scale" else c,
+        kind="stable",
+    ).reset_index(drop=True)
+    return GradeResult(
+        timeline=timeline,
+        patients=patients,
+        cohort=cohort_summary(patients),
+        quarantine=quarantine,
+        scales={n: scale_label(n) for n in names},
+        settings={n: settings_for(n, (options or {}).get(n)) for n in names},
+    )

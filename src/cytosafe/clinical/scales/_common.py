@@ -1,0 +1,234 @@
+"""Pieces the scales share, each a vectorised function of the state table and settings.
+
+Every function returns NumPy arrays over all rows (all patients at once). Estimates are
+bit flags (:data:`ESTIMATES`) so that each grade can say which estimate it relied on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cytosafe.clinical.observations import DEVICES, TREATMENTS
+from cytosafe.clinical.scales._text import Text, label, select, where
+from cytosafe.clinical.states import States, carry_forward, group_cumany, run_hours
+
+__all__ = [
+    "ESTIMATES",
+    "Derived",
+    "Graded",
+    "derive",
+    "estimate_text",
+    "graded_text",
+    "label",
+    "select",
+    "where",
+]
+
+#: Estimate flags: bit -> name written in the timeline's ``estimates`` column.
+ESTIMATES = {
+    1: "hypotension_from_sbp",
+    2: "fio2_from_flow",
+    4: "fio2_from_device",
+    8: "low_flow_assumed",
+    16: "weight_assumed",
+    32: "interpretation",
+}
+DEV = {name: i for i, name in enumerate(DEVICES)}
+_NON_VASOPRESSIN = ("norepinephrine", "epinephrine", "dopamine", "phenylephrine")
+
+
+@dataclass
+class Graded:
+    """A scale's answer for every row: grade, the criterion that set it, estimate flags."""
+
+    grade: np.ndarray
+    criterion: Text
+    estimates: Text
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class Derived:
+    """Quantities several scales read (computed once per grading call)."""
+
+    temperature: np.ndarray
+    fever: np.ndarray
+    fever_masked: np.ndarray
+    sbp_low: np.ndarray
+    n_pressors: np.ndarray  # excluding vasopressin
+    vasopressin_on: np.ndarray
+    ne_equivalent: np.ndarray
+    high_dose: np.ndarray
+    device: np.ndarray  # device code, -1 when never charted
+    flow: np.ndarray
+    high_flow_cannula: np.ndarray  # nasal cannula above the low-flow limit
+    flow_unknown: np.ndarray  # nasal cannula with no flow charted
+    fio2: np.ndarray
+    fio2_flag: np.ndarray  # estimate bits of fio2
+    pressor_hours: np.ndarray  # continuous hours any vasopressor has run (NaN: none)
+    weight_flag: np.ndarray
+
+
+def _fever_masked(s: States, fever: np.ndarray, settings: dict) -> np.ndarray:
+    """ASTCT: after antipyretic/anti-cytokine therapy given to a patient with CRS, fever
+    is no longer required. Masked from the treatment's time to the end of follow-up."""
+    mask_cfg = settings["fever_masking"]
+    treated = np.zeros(len(s), dtype=bool)
+    for name in mask_cfg["treatments"]:
+        if name not in TREATMENTS:
+            raise ValueError(f"fever_masking names an unknown treatment '{name}'")
+        treated |= s.observed[name]
+    if mask_cfg["requires_prior_fever"]:
+        treated &= group_cumany(fever, s.start)
+    return group_cumany(treated, s.start)
+
+
+def derive(s: States, settings: dict) -> Derived:
+    """Compute the shared quantities of :class:`Derived` from the states and settings."""
+    v = s.values
+    n = len(s)
+    temp = v["temperature"]
+    fever = np.nan_to_num(temp, nan=-np.inf) >= settings["fever_c"]
+    sbp = v["systolic_bp"]
+    sbp_low = np.nan_to_num(sbp, nan=np.inf) < settings["hypotension_sbp_below"]
+    n_pressors = sum((v[d] > 0).astype(np.int8) for d in _NON_VASOPRESSIN)
+    vasopressin_on = v["vasopressin"] > 0
+    ne = settings["ne_equivalent"]
+    ne_eq = (
+        ne["norepinephrine"] * v["norepinephrine"]
+        + ne["epinephrine"] * v["epinephrine"]
+        + ne["dopamine_per_ug_kg_min"] * v["dopamine"]
+        + ne["phenylephrine"] * v["phenylephrine"]
+    )
+    hd = settings["high_dose_vasopressors"]
+    mono = (n_pressors == 1) & ~vasopressin_on
+    high_now = (
+        (mono & (v["norepinephrine"] >= hd["norepinephrine_ug_min"]))
+        | (mono & (v["dopamine"] >= hd["dopamine_ug_kg_min"]))
+        | (mono & (v["phenylephrine"] >= hd["phenylephrine_ug_min"]))
+        | (mono & (v["epinephrine"] >= hd["epinephrine_ug_min"]))
+        | (vasopressin_on & (ne_eq >= hd["with_vasopressin_ne_equivalent_ug_min"]))
+        | ((n_pressors >= 2) & ~vasopressin_on & (ne_eq >= hd["combination_ne_equivalent_ug_min"]))
+    )
+    # "all doses required for >= 3 h": high dose counts once it has lasted min_hours.
+    held = run_hours(high_now, s.hours, s.start)
+    high_dose = high_now & (np.nan_to_num(held, nan=-1.0) >= hd["min_hours"])
+
+    dev_raw = v["oxygen_device"]
+    device = np.where(np.isnan(dev_raw), -1, dev_raw).astype(np.int8)
+    flow = v["oxygen_flow"]
+    cannula = device == DEV["nasal_cannula"]
+    high_flow_cannula = cannula & (np.nan_to_num(flow, nan=0.0) > settings["low_flow_max_l_min"])
+    flow_unknown = cannula & np.isnan(flow)
+
+    # FiO2: charted when charted at or after the device; else estimated from flow/device.
+    idx = np.arange(n, dtype=float)
+    fio2_at = carry_forward(np.where(s.observed["fio2"], idx, np.nan), s.start)
+    dev_at = carry_forward(np.where(s.observed["oxygen_device"], idx, np.nan), s.start)
+    charted = ~np.isnan(fio2_at) & (np.isnan(dev_at) | (fio2_at >= dev_at))
+    est = settings["fio2_device_estimate"]
+    by_device = np.full(n, np.nan)
+    for name, code in DEV.items():
+        if name in est:
+            by_device[device == code] = est[name]
+    from_flow = 21.0 + settings["fio2_per_l_min"] * np.nan_to_num(flow, nan=0.0)
+    fio2 = np.where(charted, v["fio2"], np.where(cannula, from_flow, by_device))
+    fio2 = np.where(device == DEV["room_air"], 21.0, fio2)
+    on_o2 = (device > DEV["room_air"]) & ~charted
+    fio2_flag = np.where(on_o2 & cannula, 2, np.where(on_o2, 4, 0)).astype(np.int16)
+    fio2_flag |= np.where(flow_unknown, 8, 0).astype(np.int16)
+
+    any_pressor = (n_pressors > 0) | vasopressin_on
+    return Derived(
+        temperature=temp,
+        fever=fever,
+        fever_masked=_fever_masked(s, fever, settings),
+        sbp_low=sbp_low,
+        n_pressors=n_pressors,
+        vasopressin_on=vasopressin_on,
+        ne_equivalent=ne_eq,
+        high_dose=high_dose,
+        device=device,
+        flow=flow,
+        high_flow_cannula=high_flow_cannula,
+        flow_unknown=flow_unknown,
+        fio2=fio2,
+        fio2_flag=fio2_flag,
+        pressor_hours=run_hours(any_pressor, s.hours, s.start),
+        weight_flag=np.where(s.weight_assumed & (any_pressor), 16, 0).astype(np.int16),
+    )
+
+
+def pick(grades: list[np.ndarray], labels: list[Text]) -> tuple[np.ndarray, Text]:
+    """The maximum of several component grades and the label(s) of the component(s) that set it."""
+    g = np.maximum.reduce(grades)
+    text = Text.const(len(g), "")
+    for comp, lab in zip(grades, labels, strict=True):
+        sets = (comp == g) & (g > 0) & ~lab.empty
+        both = sets & ~text.empty
+        text = where(both, text + "; " + lab, where(sets, lab, text))
+    return g, text
+
+
+def estimate_text(bits: np.ndarray) -> Text:
+    """``"fio2_from_flow;weight_assumed"``-style text of estimate bit flags."""
+    return Text.bits(bits, ESTIMATES)
+
+
+def graded_text(g: np.ndarray, text: Text) -> Text:
+    """``"grade 3: <text>"`` where the grade is above 0, else ``""``."""
+    return where(g > 0, "grade " + Text.ints(g) + ": " + text, "")
+
+
+def finish(
+    s: States,
+    grade: np.ndarray,
+    criterion: Text,
+    bits: np.ndarray,
+    *,
+    death_text: str = "grade 5: death due to CRS",
+) -> Graded:
+    """Apply grade 5 for death due to CRS and wrap the result."""
+    grade = np.where(s.death_crs, 5, grade).astype(np.int8)
+    criterion = where(s.death_crs, death_text, criterion)
+    other = s.death_other & ~s.death_crs
+    criterion = where(
+        other,
+        where(criterion.empty, "death not due to CRS", criterion + "; death not due to CRS"),
+        criterion,
+    )
+    criterion = where((grade == 0) & criterion.empty, "no criterion met", criterion)
+    bits = np.where(grade > 0, bits, 0).astype(np.int16)
+    return Graded(grade, criterion, estimate_text(bits))
+
+
+def oxygen_by_fio2(
+    d: Derived, grade3_min: float, grade4_devices: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Oxygen component of the FiO2-based scales: <min -> 2, >=min -> 3, listed devices -> 4.
+
+    Returns the grade and the estimate bits it relied on (FiO2 estimated from flow or device).
+    """
+    on_o2 = d.device > DEV["room_air"]
+    g = np.where(on_o2, np.where(d.fio2 >= grade3_min, 3, 2), 0).astype(np.int8)
+    vent = np.isin(d.device, [DEV[x] for x in grade4_devices])
+    g = np.where(vent, 4, g).astype(np.int8)
+    bits = np.where((g > 0) & ~vent, d.fio2_flag, 0).astype(np.int16)
+    return g, bits
+
+
+def fever_grade(d: Derived) -> np.ndarray:
+    """Grade 1 component: fever >= fever_c."""
+    return np.where(d.fever, 1, 0).astype(np.int8)
+
+
+def n_all_pressors(d: Derived, count_vasopressin: bool) -> np.ndarray:
+    """Number of running vasopressors, vasopressin included when ``count_vasopressin``."""
+    return d.n_pressors + (d.vasopressin_on.astype(np.int8) if count_vasopressin else 0)
+
+
+def fio2_text(d: Derived) -> Text:
+    """``"FiO2 44%"`` per row."""
+    return "FiO2 " + Text.fixed(d.fio2, 0) + "%"
