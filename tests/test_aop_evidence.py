@@ -121,3 +121,26 @@ def test_the_command_writes_the_table_and_the_highlighted_figure(tmp_path):
     bad = CliRunner().invoke(app, ["aop", "map", "--responses", str(tmp_path / "no.csv"),
                                    "--out", str(out)])  # fmt: skip
     assert bad.exit_code == 2 and "no.csv" in bad.output
+
+
+def test_a_graded_cohort_timeline_maps_to_the_clinical_key_events(tmp_path):
+    from cytosafe.clinical import grade
+
+    # Two simulated patients: P1 febrile then on norepinephrine; P2 afebrile on room air.
+    obs = pd.DataFrame(
+        [
+            ("P1", "2024-01-01T08:00", "infusion", "CAR-T", ""),
+            ("P1", "2024-01-02T08:00", "temperature", "38.6", "C"),
+            ("P1", "2024-01-02T20:00", "norepinephrine", "5", "ug/min"),
+            ("P2", "2024-01-01T08:00", "infusion", "CAR-T", ""),
+            ("P2", "2024-01-02T08:00", "temperature", "37.2", "C"),
+            ("P2", "2024-01-02T08:00", "oxygen_device", "room_air", ""),
+        ],
+        columns=["patient_id", "time", "item", "value", "unit"],
+    )
+    timeline = grade(obs, scale="astct2019").timeline
+    findings = findings_from_timeline(timeline).set_index(["patient_id", "finding"])["present"]
+    assert findings[("P1", "fever")] and findings[("P1", "hypotension")]
+    assert not findings[("P2", "fever")] and not findings[("P2", "hypoxia")]
+    ev = by_event(evidence_from_findings(load_crs_aop(), findings.reset_index()))
+    assert (ev["ke_vascular_leak"].n_positive, ev["ke_vascular_leak"].n_total) == (1, 2)

@@ -168,11 +168,35 @@ def findings_from_timeline(timeline: pd.DataFrame) -> pd.DataFrame:
     """Per patient, whether fever, hypotension and hypoxia were ever present.
 
     ``timeline`` is the grade-at-every-observation table of the clinical grading engine
-    with boolean columns ``fever``, ``hypotension`` and ``hypoxia`` (the criteria the
-    grade was built from). Returns ``patient_id, finding, present``.
+    (``timeline.csv`` of ``cytosafe grade``; :func:`cytosafe.clinical.grade`). Boolean
+    columns ``fever``, ``hypotension`` and ``hypoxia`` are used when present; otherwise
+    the findings are derived from the held vital signs and support on each row, with the
+    clinical engine's default definitions (``data/clinical_scales.toml``; Lee et al., Biol
+    Blood Marrow Transplant 2019;25:625):
+
+    * fever: ``temperature_c`` >= 38.0;
+    * hypotension: any vasopressor running (``n_vasopressors`` > 0) or ``systolic_bp``
+      < 90 mmHg;
+    * hypoxia: supplemental oxygen (an ``oxygen_device`` other than room air).
+
+    Returns ``patient_id, finding, present``.
     """
-    _require(timeline, ("patient_id", *FINDINGS), "timeline")
-    long = timeline.melt(
+    _require(timeline, ("patient_id",), "timeline")
+    table = timeline.copy()
+    if not set(FINDINGS) <= set(table.columns):
+        _require(
+            table,
+            ("temperature_c", "systolic_bp", "n_vasopressors", "oxygen_device"),
+            "timeline",
+        )
+        temperature = pd.to_numeric(table["temperature_c"], errors="coerce")
+        systolic = pd.to_numeric(table["systolic_bp"], errors="coerce")
+        pressors = pd.to_numeric(table["n_vasopressors"], errors="coerce").fillna(0)
+        device = table["oxygen_device"].fillna("room_air").astype(str).str.strip()
+        table["fever"] = temperature >= 38.0
+        table["hypotension"] = (pressors > 0) | (systolic < 90)
+        table["hypoxia"] = ~device.isin(["room_air", ""])
+    long = table.melt(
         id_vars="patient_id", value_vars=list(FINDINGS), var_name="finding", value_name="present"
     )
     long["present"] = long["present"].fillna(False).astype(bool)
