@@ -28,6 +28,9 @@ demo: setup
 	$(BIN)/cytosafe quantify examples/cra-study/luminex/plate_*.csv --sample-map examples/cra-study/luminex/samples.csv --study-id CRA-EX-001 --out out/demo/luminex
 	$(BIN)/cytosafe analyze examples/cra-study/study.toml --out out/demo/analysis --pdf
 	$(BIN)/cytosafe grade examples/crs-cohort/observations.csv --scale astct2019 --scale lee2014 --scale ctcae5 --scale penn --scale mskcc --scale cartox --out out/demo/crs
+	$(BIN)/cytosafe recommend --modality cd3_bispecific --target CD20 --out out/demo/recommend.html
+	$(BIN)/cytosafe aop map --responses out/demo/analysis/responses.csv --timeline out/demo/crs/timeline.csv --out out/demo/aop
+	@echo "reports: out/demo/*/report.html, out/demo/recommend.html, out/demo/aop/crs_aop_evidence.html"
 
 LINTED := $(wildcard src tests benchmarks examples)
 
