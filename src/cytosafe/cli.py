@@ -538,6 +538,7 @@ from cytosafe.clinical.commands import grade_command  # noqa: E402
 from cytosafe.hazard.commands import analyze_command  # noqa: E402
 from cytosafe.store import commands as store_commands  # noqa: E402
 from cytosafe.translate.commands import mabel_command, simulate_command  # noqa: E402
+from cytosafe.web.commands import serve_command  # noqa: E402
 
 command("analyze")(analyze_command)
 command("grade")(grade_command)
@@ -545,6 +546,7 @@ command("recommend")(recommend_command)
 command("aop")(aop_command)
 command("mabel")(mabel_command)
 command("simulate")(simulate_command)
+command("serve")(serve_command)
 
 audit_app = typer.Typer(help="The audit trail of the study store.", no_args_is_help=True)
 audit_app.command("verify")(reporting_errors(store_commands.audit_verify))

@@ -40,6 +40,7 @@ __all__ = [
     "ROLES",
     "Analysis",
     "AnalysisTable",
+    "ApiToken",
     "AuditEntry",
     "Base",
     "Grade",
@@ -123,6 +124,27 @@ class User(Base):
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=_now)
 
     groups: Mapped[list[Group]] = relationship(secondary="group_members", back_populates="members")
+
+
+class ApiToken(Base):
+    """A bearer token of the REST API, issued at password sign-in.
+
+    Only the SHA-256 of the token is kept (the token is 256 random bits, so a fast hash
+    suffices; a stolen database does not yield usable tokens). ``revoked_at`` set: signed
+    out; past ``expires_at``: no longer accepted.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=_now)
+    expires_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+
+    user: Mapped[User] = relationship()
 
 
 class Study(Base):

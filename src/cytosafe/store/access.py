@@ -1,0 +1,126 @@
+"""Sign-in for the REST API: bearer tokens, and group membership.
+
+A token is issued for a user whose password was checked (:func:`issue_token`); only its
+SHA-256 is stored (:class:`~cytosafe.store.models.ApiToken`). :func:`token_user` finds the
+active user of a valid (known, unrevoked, unexpired) token. Issuing and revoking tokens
+and adding users to groups are audited like every other change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cytosafe.errors import InputError
+from cytosafe.store.api import _reading, _transaction, _user
+from cytosafe.store.audit import record
+from cytosafe.store.database import Store
+from cytosafe.store.models import ApiToken, Group, GroupMember, User
+
+__all__ = ["add_to_group", "issue_token", "revoke_token", "token_user", "user_groups"]
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _aware(at: dt.datetime) -> dt.datetime:
+    # SQLite gives back naive datetimes (stored as UTC); PostgreSQL aware ones.
+    return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at
+
+
+def issue_token(
+    target: Store | Session,
+    user: User | str,
+    *,
+    lifetime: dt.timedelta = dt.timedelta(hours=12),
+    name: str | None = None,
+) -> str:
+    """A new bearer token of ``user`` (whose password the caller has checked)."""
+    token = secrets.token_urlsafe(32)
+    with _transaction(target) as session:
+        actor = _user(session, user)
+        row = ApiToken(
+            user_id=actor.id,
+            token_sha256=_digest(token),
+            name=name,
+            expires_at=dt.datetime.now(dt.UTC) + lifetime,
+        )
+        session.add(row)
+        session.flush()
+        record(
+            session,
+            "create",
+            "api_token",
+            row.id,
+            user=actor,
+            details={"expires_at": row.expires_at.isoformat(), "name": name},
+        )
+    return token
+
+
+def token_user(target: Store | Session, token: str) -> User | None:
+    """The active user of a valid token, else None."""
+    if not token:
+        return None
+    with _reading(target) as session:
+        row = session.scalar(select(ApiToken).where(ApiToken.token_sha256 == _digest(token)))
+        if row is None or row.revoked_at is not None:
+            return None
+        if _aware(row.expires_at) <= dt.datetime.now(dt.UTC):
+            return None
+        user = session.get(User, row.user_id)
+        if user is None or not user.active:
+            return None
+        user.groups  # noqa: B018 - load the groups before the session closes
+        return user
+
+
+def revoke_token(target: Store | Session, token: str) -> bool:
+    """Revoke a token (sign out); False when it was unknown or already revoked."""
+    with _transaction(target) as session:
+        row = session.scalar(select(ApiToken).where(ApiToken.token_sha256 == _digest(token)))
+        if row is None or row.revoked_at is not None:
+            return False
+        row.revoked_at = dt.datetime.now(dt.UTC)
+        session.flush()
+        record(session, "edit", "api_token", row.id, user=_user(session, row.user_id),
+               details={"revoked": True})  # fmt: skip
+        return True
+
+
+def add_to_group(target: Store | Session, user: User | str, group: str, *, by: User | str) -> None:
+    """Make ``user`` a member of ``group`` (created when new)."""
+    group = (group or "").strip()
+    if not group:
+        raise InputError("a group name is empty", field="group", expected="a non-empty name")
+    with _transaction(target) as session:
+        actor = _user(session, by)
+        member = _user(session, user)
+        row = session.scalar(select(Group).where(Group.name == group))
+        if row is None:
+            row = Group(name=group)
+            session.add(row)
+            session.flush()
+        if session.get(GroupMember, (row.id, member.id)) is None:
+            session.add(GroupMember(group_id=row.id, user_id=member.id))
+            session.flush()
+            record(
+                session,
+                "edit",
+                "group",
+                row.id,
+                user=actor,
+                details={"group": group, "added": member.username},
+            )
+
+
+def user_groups(target: Store | Session, user: User | str) -> list[str]:
+    """Names of the groups ``user`` belongs to."""
+    with _reading(target) as session:
+        member = _user(session, user)
+        return sorted(g.name for g in member.groups)
