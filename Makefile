@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format bench examples clean
+.PHONY: setup demo serve test lint format bench examples clean
 
 # Debian's Chromium, for printing reports to PDF and the browser tests (CI runs as root;
 # elsewhere run `sudo apt-get install chromium` once).
@@ -51,6 +51,11 @@ bench: setup
 	$(BIN)/python benchmarks/bench_analyze.py
 	$(BIN)/python benchmarks/bench_simulate.py
 	$(BIN)/python benchmarks/bench_grade.py
+	$(BIN)/python benchmarks/bench_api.py
+
+# The web app on the embedded SQLite store, with the simulated examples loaded on first run.
+serve: setup
+	$(BIN)/cytosafe serve
 
 examples: setup
 	$(BIN)/python examples/generate_cra_study.py

@@ -1,4 +1,5 @@
-"""The web face of CytoSafe: the REST API (FastAPI, OpenAPI documented).
+"""The web face of CytoSafe: the REST API (FastAPI, OpenAPI documented) and the web
+pages (server-rendered Jinja2, :mod:`cytosafe.web.pages`).
 
 :func:`create_app` builds the app on a :class:`~cytosafe.store.Store`; ``cytosafe serve``
 (:func:`cytosafe.web.commands.serve_command`) runs it with uvicorn. See

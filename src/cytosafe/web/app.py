@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated, Any, Literal
 
 import pandas as pd
@@ -53,6 +54,7 @@ from cytosafe.store import (
     Store,
     Study,
     User,
+    add_report,
     audit_entries,
     complete_analysis,
     create_study,
@@ -909,6 +911,7 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
     def grade_and_store(study: Study, user: User, obs, source: str, scales: list[str]) -> dict:
         from cytosafe import __version__
         from cytosafe.clinical import grade
+        from cytosafe.report.clinical import render_clinical_report
 
         result = grade(obs, scales)
         columns = ["patient_id", "time", "item", "value", "unit", "source_file", "source_row"]
@@ -929,6 +932,8 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
                 },
                 tables={"patients": result.patients, "cohort": result.cohort},
             )
+            html = render_clinical_report(result, title=f"{study.code}: CRS grading")
+            add_report(session, analysis, html, user=user.username)
         return {
             "analysis": analysis.id,
             "observations": n,
@@ -1126,4 +1131,28 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
         return Response(svg, media_type="image/svg+xml")
 
     app.include_router(api)
+    # The web pages call these same functions (no HTTP to itself), after their own
+    # session-cookie sign-in and role checks.
+    app.state.api = SimpleNamespace(
+        get_study=get_study,
+        get_analysis=get_analysis,
+        analysis_out=analysis_out,
+        new_study=new_study,
+        list_studies=list_studies,
+        list_plates=list_plates,
+        upload_exports=upload_exports,
+        list_analyses=list_analyses,
+        run_quantification=run_quantification,
+        run_hazard=run_hazard,
+        read_analysis=read_analysis,
+        read_table=read_table,
+        read_report=read_report,
+        sign_analysis=sign_analysis,
+        upload_observations=upload_observations,
+        recommend_assays=recommend_assays,
+        aop_figure=aop_figure,
+    )
+    from cytosafe.web.pages import add_pages
+
+    add_pages(app)
     return app

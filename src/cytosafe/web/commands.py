@@ -8,11 +8,15 @@ wired); FastAPI, uvicorn and the store are imported on first use so that
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-__all__ = ["serve_command"]
+__all__ = ["find_examples", "load_examples", "serve_command"]
+
+EXAMPLE_STUDY = "CRA-EX-001"
+EXAMPLE_COHORT = "CRS-EX-001"
 
 
 def _first_admin(store) -> str | None:
@@ -33,6 +37,84 @@ def _first_admin(store) -> str | None:
     return password
 
 
+def find_examples() -> Path | None:
+    """The shipped ``examples`` folder of a source checkout (next to ``src``), else the
+    one in the working directory; None when neither holds the example study (an
+    installed wheel ships no examples)."""
+    import cytosafe
+
+    for root in (Path(cytosafe.__file__).resolve().parents[2], Path.cwd()):
+        folder = root / "examples"
+        if (folder / "cra-study" / "msd" / "samples.csv").is_file() and (
+            folder / "crs-cohort" / "observations.csv"
+        ).is_file():
+            return folder
+    return None
+
+
+def _store_is_empty(store) -> bool:
+    from sqlalchemy import select
+
+    from cytosafe.store import Study
+
+    with store.reader() as session:
+        return session.scalar(select(Study.id).limit(1)) is None
+
+
+def load_examples(app, examples: Path, *, user: str = "admin") -> list[str]:
+    """Load the SIMULATED example study (MSD plates, sample map; its hazard analysis
+    queued as a background job of ``app``) and the example cohort (observations, graded)
+    into the app's store, as ``user``, through the functions the API uses. Returns what
+    was loaded, one line each."""
+    import io
+
+    from fastapi import UploadFile
+    from starlette.requests import Request
+
+    from cytosafe.store import User
+    from cytosafe.web.app import StudyIn
+
+    api = app.state.api
+    request = Request({"type": "http", "app": app, "headers": []})
+
+    def upload(path: Path) -> UploadFile:
+        return UploadFile(io.BytesIO(path.read_bytes()), filename=path.name)
+
+    with app.state.store.reader() as session:
+        from sqlalchemy import select
+
+        actor = session.scalar(select(User).where(User.username == user))
+        if actor is None or actor.role != "admin":
+            actor = session.scalar(select(User).where(User.role == "admin").order_by(User.id))
+    if actor is None:
+        return ["example data not loaded: the store has no admin user to load it as"]
+    cra = examples / "cra-study"
+    api.new_study(StudyIn(code=EXAMPLE_STUDY, title="SIMULATED example CRA study"), actor)
+    plates = sorted((cra / "msd").glob("plate_*.csv"))
+    stored = api.upload_exports(
+        EXAMPLE_STUDY,
+        request,
+        actor,
+        [upload(p) for p in plates],
+        upload(cra / "msd" / "samples.csv"),
+    )
+    job = api.run_hazard(EXAMPLE_STUDY, request, actor, upload(cra / "study.toml"))
+    cohort = StudyIn(code=EXAMPLE_COHORT, title="SIMULATED example CRS cohort", kind="clinical")
+    api.new_study(cohort, actor)
+    graded = api.upload_observations(
+        EXAMPLE_COHORT,
+        request,
+        actor,
+        upload(examples / "crs-cohort" / "observations.csv"),
+        "astct2019",
+    )
+    return [
+        f"loaded SIMULATED example study {EXAMPLE_STUDY}: {len(stored)} MSD plates; hazard analysis {job.id} running",
+        f"loaded SIMULATED example cohort {EXAMPLE_COHORT}: {graded['observations']} observations graded "
+        f"(analysis {graded['analysis']})",
+    ]
+
+
 def serve_command(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
@@ -46,11 +128,16 @@ def serve_command(
             show_default=False,
         ),
     ] = None,
+    examples: Annotated[
+        bool,
+        typer.Option(help="Load the SIMULATED example study and cohort when the store is empty."),
+    ] = True,
 ) -> None:
-    """Start the CytoSafe REST API (OpenAPI documentation at /docs).
+    """Start the CytoSafe web app and REST API (OpenAPI documentation at /docs).
 
     On a store where nobody can sign in yet, an ``admin`` user is created and its
-    password printed once.
+    password printed once. On a store without studies, the SIMULATED example study and
+    cohort of a source checkout are loaded (skipped, with a note, when not found).
     """
     import uvicorn
 
@@ -61,8 +148,16 @@ def serve_command(
     password = _first_admin(store)
     if password is not None:
         typer.echo(f"created user 'admin' with password {password} (shown once; change it)")
-    typer.echo(f"CytoSafe API on http://{host}:{port} (documentation: http://{host}:{port}/docs)")
+    app = create_app(store)
+    if examples and _store_is_empty(store):
+        folder = find_examples()
+        if folder is None:
+            typer.echo("no example data found (installed package): starting with an empty store")
+        else:
+            for line in load_examples(app, folder):
+                typer.echo(line)
+    typer.echo(f"CytoSafe on http://{host}:{port} (API documentation: http://{host}:{port}/docs)")
     try:
-        uvicorn.run(create_app(store), host=host, port=port, log_level="info")
+        uvicorn.run(app, host=host, port=port, log_level="info")
     finally:
         store.close()

@@ -1,0 +1,468 @@
+"""The web pages of CytoSafe: server-rendered Jinja2 templates on top of the REST API.
+
+Pages sign in with a session cookie that carries an API token (HttpOnly, SameSite=Lax);
+every form that changes something carries a CSRF token derived from the session token
+(checked on POST). Pages call the same functions as the API (``app.state.api``), after
+the same role checks, and never call the API over HTTP. Progress of a running analysis
+is polled by a few lines of plain JavaScript from ``/analyses/{id}/status``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import pandas as pd
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+from starlette.datastructures import UploadFile as StarletteUpload
+
+from cytosafe.errors import InputError
+from cytosafe.store import AnalysisTable, User, verify_password
+from cytosafe.store.access import issue_token, revoke_token, token_user
+from cytosafe.store.models import ROLES
+from cytosafe.store.tables import decode_table
+
+__all__ = ["COOKIE", "add_pages"]
+
+COOKIE = "cytosafe_session"
+HERE = Path(__file__).parent
+REPORT_CSS = HERE.parent / "report" / "templates" / "_report.css"
+
+
+class _Redirect(Exception):
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+
+def _csrf(token: str) -> str:
+    return hashlib.sha256(f"cytosafe-csrf:{token}".encode()).hexdigest()
+
+
+def _fmt(value: Any) -> str:
+    """A table cell as text: numbers to 4 significant digits, missing as blank."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if value != value:
+            return ""
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, HTTPException):
+        return str(exc.detail)
+    return str(exc)
+
+
+def add_pages(app: FastAPI) -> None:
+    """Add the web pages (and ``/static``) to the CytoSafe ``app``."""
+    store = app.state.store
+    settings = app.state.settings
+    api = app.state.api
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.globals["fmt"] = _fmt
+
+    # --- session, roles, CSRF ---------------------------------------------------------------
+
+    def session_user(request: Request) -> tuple[User, str] | None:
+        token = request.cookies.get(COOKIE)
+        user = token_user(store, token) if token else None
+        return None if user is None else (user, token)
+
+    def signed_in(request: Request, minimum: str = "viewer") -> tuple[User, str]:
+        found = session_user(request)
+        if found is None:
+            raise _Redirect("/sign-in?next=" + quote(request.url.path))
+        user, _ = found
+        if ROLES.index(user.role) < ROLES.index(minimum):
+            raise HTTPException(
+                403,
+                f"user '{user.username}' ({user.role}) may not do this; "
+                f"needs role {minimum} or higher",
+            )
+        return found
+
+    def check_csrf(token: str, csrf: str) -> None:
+        if not hmac.compare_digest(_csrf(token), csrf or ""):
+            raise HTTPException(403, "the form is stale or forged (CSRF check failed): reload")
+
+    def render(request: Request, name: str, found, status_code: int = 200, **context: Any):
+        user, token = found if found else (None, None)
+        context.update(
+            status_code=status_code,
+            user=user,
+            csrf=_csrf(token) if token else "",
+            can=lambda role: user is not None and ROLES.index(user.role) >= ROLES.index(role),
+        )
+        return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+    def page(handler):
+        """Turn sign-in redirects and 403s into pages."""
+        import functools
+
+        @functools.wraps(handler)
+        def wrapped(request: Request, *args, **kwargs):
+            try:
+                return handler(request, *args, **kwargs)
+            except _Redirect as r:
+                return RedirectResponse(r.url, status_code=303)
+            except HTTPException as exc:
+                if exc.status_code not in (403, 404):
+                    raise
+                found = session_user(request)
+                return render(request, "error.html", found, exc.status_code, message=_message(exc))
+
+        return wrapped
+
+    @app.exception_handler(_Redirect)
+    async def _redirect(request: Request, exc: _Redirect) -> RedirectResponse:
+        return RedirectResponse(exc.url, status_code=303)
+
+    # --- static ------------------------------------------------------------------------------
+
+    @app.get("/static/report.css", include_in_schema=False)
+    def report_css() -> Response:
+        return Response(REPORT_CSS.read_text(encoding="utf-8"), media_type="text/css")
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> Response:
+        path = HERE / "static" / Path(name).name
+        if not path.is_file():
+            raise HTTPException(404, "not found")
+        media = {".css": "text/css", ".js": "text/javascript"}.get(path.suffix, "text/plain")
+        return Response(path.read_bytes(), media_type=media)
+
+    # --- sign-in ------------------------------------------------------------------------------
+
+    @app.get("/", include_in_schema=False)
+    def home(request: Request) -> RedirectResponse:
+        return RedirectResponse("/studies" if session_user(request) else "/sign-in", 303)
+
+    @app.get("/sign-in", response_class=HTMLResponse, include_in_schema=False)
+    def sign_in_page(request: Request, next: str = "/studies"):
+        return render(request, "sign_in.html", None, next=next)
+
+    @app.post("/sign-in", include_in_schema=False)
+    def sign_in(
+        request: Request,
+        username: Annotated[str, Form()],
+        password: Annotated[str, Form()],
+        next: Annotated[str, Form()] = "/studies",
+    ):
+        with store.reader() as session:
+            user = session.scalar(select(User).where(User.username == username))
+        if user is None or not verify_password(user, password):
+            return render(
+                request,
+                "sign_in.html",
+                None,
+                401,
+                next=next,
+                error="Wrong user name or password.",
+            )
+        lifetime = dt.timedelta(hours=settings.token_hours)
+        token = issue_token(store, user.username, lifetime=lifetime, name="web sign-in")
+        target = next if next.startswith("/") and not next.startswith("//") else "/studies"
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(
+            COOKIE,
+            token,
+            max_age=int(lifetime.total_seconds()),
+            httponly=True,
+            samesite="lax",
+            secure=request.url.scheme == "https",
+        )
+        return response
+
+    @app.post("/sign-out", include_in_schema=False)
+    @page
+    def sign_out(request: Request, csrf: Annotated[str, Form()] = ""):
+        _, token = signed_in(request)
+        check_csrf(token, csrf)
+        revoke_token(store, token)
+        response = RedirectResponse("/sign-in", status_code=303)
+        response.delete_cookie(COOKIE)
+        return response
+
+    # --- studies -----------------------------------------------------------------------------
+
+    def studies_page(request: Request, found, status_code: int = 200, error: str | None = None):
+        studies = api.list_studies(found[0])
+        return render(request, "studies.html", found, status_code, studies=studies, error=error)
+
+    @app.get("/studies", response_class=HTMLResponse, include_in_schema=False)
+    @page
+    def studies(request: Request):
+        return studies_page(request, signed_in(request))
+
+    @app.post("/studies", include_in_schema=False)
+    @page
+    def create_study(
+        request: Request,
+        code: Annotated[str, Form()],
+        title: Annotated[str, Form()] = "",
+        kind: Annotated[str, Form()] = "cra",
+        group: Annotated[str, Form()] = "",
+        csrf: Annotated[str, Form()] = "",
+    ):
+        found = signed_in(request, "analyst")
+        check_csrf(found[1], csrf)
+        from cytosafe.web.app import StudyIn
+
+        try:
+            body = StudyIn(
+                code=code.strip(),
+                title=title.strip() or None,
+                kind=kind,
+                group=group.strip() or None,
+            )
+            api.new_study(body, found[0])
+        except (InputError, HTTPException, ValueError) as exc:
+            return studies_page(request, found, 422, error=_message(exc))
+        return RedirectResponse(f"/studies/{quote(body.code)}", status_code=303)
+
+    def study_page(
+        request: Request, found, code: str, status_code: int = 200, **extra: Any
+    ) -> Response:
+        user = found[0]
+        study = None
+        with store.reader() as session:
+            study = api.get_study(session, user, code)
+        analyses = api.list_analyses(code, user)
+        context = dict(study=study, analyses=list(reversed(analyses)), **extra)
+        if study.kind == "clinical":
+            grading = [a for a in analyses if a.kind == "grading" and a.status == "completed"]
+            latest = grading[-1] if grading else None
+            context["latest"] = latest
+            context["patients"] = _table(latest.id, "patients") if latest is not None else None
+            return render(request, "cohort.html", found, status_code, **context)
+        context["plates"] = api.list_plates(code, user)
+        return render(request, "study.html", found, status_code, **context)
+
+    def _table(analysis_id: int, name: str):
+        with store.reader() as session:
+            row = session.scalar(
+                select(AnalysisTable).where(
+                    AnalysisTable.analysis_id == analysis_id, AnalysisTable.name == name
+                )
+            )
+            return None if row is None else decode_table(row.content)
+
+    @app.get("/studies/{code}", response_class=HTMLResponse, include_in_schema=False)
+    @page
+    def study(request: Request, code: str):
+        return study_page(request, signed_in(request), code)
+
+    @app.post("/studies/{code}/plates", include_in_schema=False)
+    @page
+    def upload_plates(
+        request: Request,
+        code: str,
+        # A browser sends a file input left empty as a part without a file name, which
+        # arrives as "" (hence the str): it counts as no file.
+        files: Annotated[list[UploadFile | str], File()] = [],  # noqa: B006
+        sample_map: Annotated[UploadFile | str | None, File()] = None,
+        csrf: Annotated[str, Form()] = "",
+    ):
+        found = signed_in(request, "analyst")
+        check_csrf(found[1], csrf)
+        if not (isinstance(sample_map, StarletteUpload) and sample_map.filename):
+            sample_map = None
+        files = [f for f in files if isinstance(f, StarletteUpload) and f.filename]
+        try:
+            if not files:
+                raise InputError("choose at least one export file", field="files")
+            plates = api.upload_exports(code, request, found[0], files, sample_map)
+        except (InputError, HTTPException) as exc:
+            if isinstance(exc, HTTPException) and exc.status_code == 404:
+                raise
+            return study_page(request, found, code, 422, error=_message(exc))
+        names = ", ".join(p.code for p in plates)
+        return study_page(request, found, code, 201, notice=f"Stored plates: {names}.")
+
+    @app.post("/studies/{code}/quantify", include_in_schema=False)
+    @page
+    def quantify(
+        request: Request,
+        code: str,
+        model: Annotated[str, Form()] = "5PL",
+        csrf: Annotated[str, Form()] = "",
+    ):
+        found = signed_in(request, "analyst")
+        check_csrf(found[1], csrf)
+        from cytosafe.web.app import QuantifyIn
+
+        try:
+            out = api.run_quantification(code, found[0], QuantifyIn(model=model))
+        except (InputError, ValueError) as exc:
+            return study_page(request, found, code, 422, error=_message(exc))
+        return RedirectResponse(f"/analyses/{out.id}", status_code=303)
+
+    @app.post("/studies/{code}/hazard", include_in_schema=False)
+    @page
+    def hazard(
+        request: Request,
+        code: str,
+        study_file: Annotated[UploadFile, File()],
+        csrf: Annotated[str, Form()] = "",
+    ):
+        found = signed_in(request, "analyst")
+        check_csrf(found[1], csrf)
+        try:
+            out = api.run_hazard(code, request, found[0], study_file)
+        except InputError as exc:
+            return study_page(request, found, code, 422, error=_message(exc))
+        return RedirectResponse(f"/analyses/{out.id}", status_code=303)
+
+    @app.post("/studies/{code}/observations", include_in_schema=False)
+    @page
+    def observations(
+        request: Request,
+        code: str,
+        file: Annotated[UploadFile, File()],
+        scales: Annotated[str, Form()] = "astct2019",
+        csrf: Annotated[str, Form()] = "",
+    ):
+        found = signed_in(request, "analyst")
+        check_csrf(found[1], csrf)
+        try:
+            out = api.upload_observations(code, request, found[0], file, scales)
+        except InputError as exc:
+            return study_page(request, found, code, 422, error=_message(exc))
+        return study_page(
+            request,
+            found,
+            code,
+            201,
+            notice=f"Stored {out['observations']} observations and graded them "
+            f"(analysis {out['analysis']}).",
+        )
+
+    # --- analyses ----------------------------------------------------------------------------
+
+    @app.get("/analyses/{analysis_id}", response_class=HTMLResponse, include_in_schema=False)
+    @page
+    def analysis(request: Request, analysis_id: int):
+        found = signed_in(request)
+        out = api.read_analysis(analysis_id, found[0])
+        qc = _table(analysis_id, "qc") if out.status == "completed" else None
+        calls = None
+        if out.status == "completed" and out.kind == "hazard":
+            names = [t.name for t in out.tables]
+            for name in ("hazard_calls", "calls", "hazard"):
+                if name in names:
+                    calls = _table(analysis_id, name)
+                    break
+        return render(request, "analysis.html", found, analysis=out, qc=qc, calls=calls)
+
+    @app.get("/analyses/{analysis_id}/status", include_in_schema=False)
+    @page
+    def analysis_status(request: Request, analysis_id: int):
+        out = api.read_analysis(analysis_id, signed_in(request)[0])
+        return JSONResponse(
+            {"status": out.status, "progress": out.progress, "message": out.message}
+        )
+
+    @app.get("/analyses/{analysis_id}/report", include_in_schema=False)
+    @page
+    def analysis_report(request: Request, analysis_id: int, download: bool = False):
+        response = api.read_report(analysis_id, signed_in(request)[0])
+        if download:
+            response.headers["Content-Disposition"] = (
+                f'attachment; filename="analysis-{analysis_id}-report.html"'
+            )
+        return response
+
+    @app.get("/analyses/{analysis_id}/tables/{name}.{fmt}", include_in_schema=False)
+    @page
+    def analysis_table(request: Request, analysis_id: int, name: str, fmt: str):
+        if fmt not in ("csv", "json", "parquet"):
+            raise HTTPException(404, f"no format '{fmt}'")
+        return api.read_table(analysis_id, name, signed_in(request)[0], fmt)
+
+    @app.post("/analyses/{analysis_id}/sign-off", include_in_schema=False)
+    @page
+    def analysis_sign_off(
+        request: Request,
+        analysis_id: int,
+        meaning: Annotated[str, Form()] = "approved",
+        csrf: Annotated[str, Form()] = "",
+    ):
+        found = signed_in(request, "study_director")
+        check_csrf(found[1], csrf)
+        from cytosafe.web.app import SignOffIn
+
+        try:
+            api.sign_analysis(analysis_id, found[0], SignOffIn(meaning=meaning or "approved"))
+        except InputError as exc:
+            out = api.read_analysis(analysis_id, found[0])
+            return render(request, "analysis.html", found, 409, analysis=out, error=_message(exc))
+        return RedirectResponse(f"/analyses/{analysis_id}", status_code=303)
+
+    # --- knowledge ---------------------------------------------------------------------------
+
+    @app.get("/assays", response_class=HTMLResponse, include_in_schema=False)
+    @page
+    def assays(
+        request: Request,
+        modality: str | None = None,
+        target: str | None = None,
+        fc: str | None = None,
+        intended_use: str = "hazard_identification",
+    ):
+        found = signed_in(request)
+        from cytosafe.assays.knowledge import load_knowledge_base
+
+        kb = load_knowledge_base()
+        modalities = sorted(kb.modalities) if hasattr(kb, "modalities") else []
+        result, error, code = None, None, 200
+        if modality:
+            try:
+                result = api.recommend_assays(
+                    found[0], modality, target or None, fc or None, intended_use
+                )
+            except (InputError, KeyError, ValueError) as exc:
+                error, code = _message(exc), 422
+        form = dict(modality=modality or "", target=target or "", fc=fc or "")
+        form["intended_use"] = intended_use
+        return render(
+            request,
+            "assays.html",
+            found,
+            code,
+            result=result,
+            ranking=None if result is None else pd.DataFrame(result["ranking"]),
+            error=error,
+            form=form,
+            modalities=modalities,
+        )
+
+    @app.get("/aop", response_class=HTMLResponse, include_in_schema=False)
+    @page
+    def aop(request: Request, modality: str | None = None):
+        found = signed_in(request)
+        from markupsafe import Markup
+
+        error, svg, code = None, None, 200
+        try:
+            svg = api.aop_figure(found[0], modality or None, None).body.decode("utf-8")
+        except InputError as exc:
+            error, code = _message(exc), 422
+            svg = api.aop_figure(found[0], None, None).body.decode("utf-8")
+        return render(
+            request,
+            "aop.html",
+            found,
+            code,
+            svg=Markup(svg),
+            modality=modality or "",
+            error=error,
+        )

@@ -1,0 +1,600 @@
+"""The web pages: sign-in with a session cookie, CSRF-checked forms, role checks like the
+API's, uploads through the forms, an analysis run to completion and signed off, the
+cohort, recommender and AOP pages, ``cytosafe serve`` loading the examples, the Docker
+files' wiring, and a real browser (Debian's Chromium through Playwright) against a real
+uvicorn server."""
+
+from __future__ import annotations
+
+import io
+import re
+import socket
+import threading
+from html import unescape
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from cytosafe.store import Analysis, Measurement, Plate, Store, create_user
+from cytosafe.store.access import add_to_group
+from cytosafe.web import create_app
+from cytosafe.web.pages import COOKIE
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+MSD = EXAMPLES / "cra-study" / "msd"
+OBSERVATIONS = EXAMPLES / "crs-cohort" / "observations.csv"
+PASSWORD = "correct horse battery"
+USERS = {
+    "root": ("admin", None),
+    "dora": ("study_director", "lab-a"),
+    "ana": ("analyst", "lab-a"),
+    "vic": ("viewer", "lab-a"),
+    "olga": ("analyst", "lab-b"),
+}
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _users(store: Store) -> None:
+    for name, (role, group) in USERS.items():
+        create_user(
+            store, name, role=role, password=PASSWORD, by=None if name == "root" else "root"
+        )
+        if group:
+            add_to_group(store, name, group, by="root")
+
+
+def _sample_map(*plates: str) -> bytes:
+    table = pd.read_csv(MSD / "samples.csv", dtype=str, keep_default_na=False)
+    return table[table["plate_id"].isin(plates)].to_csv(index=False).encode()
+
+
+def _csrf(html: str) -> str:
+    return re.search(r'name="csrf" value="([0-9a-f]{64})"', html).group(1)
+
+
+def _flash(html: str) -> list[str]:
+    return [unescape(m) for m in re.findall(r'class="flash [a-z]+"[^>]*>([^<]*)<', html)]
+
+
+def _first_table(html: str) -> pd.DataFrame:
+    """The first ``table.data`` of ``html`` as a frame of strings (no lxml here)."""
+    table = html.split('<table class="data"', 1)[1].split("</table>", 1)[0]
+    head = [unescape(c) for c in re.findall(r"<th>(.*?)</th>", table)]
+    body = table.split("<tbody>", 1)[1]
+    rows = [
+        [unescape(c) for c in re.findall(r"<td>(.*?)</td>", row, re.DOTALL)]
+        for row in re.findall(r"<tr>(.*?)</tr>", body, re.DOTALL)
+    ]
+    return pd.DataFrame(rows, columns=head)
+
+
+def _count(store: Store, model) -> int:
+    with store.reader() as session:
+        return session.scalar(select(func.count()).select_from(model))
+
+
+class _Browser:
+    """A signed-in TestClient of one user and the CSRF token of its session."""
+
+    def __init__(self, app, name: str) -> None:
+        self.client = TestClient(app)
+        r = self.client.post("/sign-in", data={"username": name, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        self.csrf = _csrf(self.client.get("/studies").text)
+
+    def get(self, url: str, **kw):
+        return self.client.get(url, **kw)
+
+    def post(self, url: str, data: dict | None = None, **kw):
+        return self.client.post(url, data={"csrf": self.csrf, **(data or {})}, **kw)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    store = Store(f"sqlite:///{tmp_path_factory.mktemp('pages') / 'store.sqlite3'}")
+    _users(store)
+    app = create_app(store)
+    with TestClient(app):
+        yield app, store, {name: _Browser(app, name) for name in USERS}
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def quantified(site):
+    """Study PG-001 (lab-a) with MSD-01 uploaded through the form and quantified."""
+    app, _, users = site
+    ana = users["ana"]
+    r = ana.post("/studies", {"code": "PG-001", "title": "Pages", "group": "lab-a"})
+    assert r.status_code == 200 and r.url.path == "/studies/PG-001", r.text
+    files = [
+        ("files", ("plate_MSD-01.csv", (MSD / "plate_MSD-01.csv").read_bytes(), "text/csv")),
+        ("sample_map", ("samples.csv", _sample_map("MSD-01"), "text/csv")),
+    ]
+    r = ana.post("/studies/PG-001/plates", files=files)
+    assert r.status_code == 201, _flash(r.text)
+    assert _flash(r.text) == ["Stored plates: MSD-01."]
+    r = ana.post("/studies/PG-001/quantify", {"model": "4PL"}, follow_redirects=False)
+    assert r.status_code == 303
+    analysis_id = int(r.headers["location"].rsplit("/", 1)[1])
+    app.state.jobs.wait(analysis_id, timeout=600)
+    return analysis_id
+
+
+# --- sign-in, cookie, CSRF ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["/studies", "/studies/PG-001", "/analyses/1", "/assays", "/aop"])
+def test_pages_send_a_stranger_to_the_sign_in(site, url):
+    app, _, _ = site
+    r = TestClient(app).get(url, follow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["location"] == f"/sign-in?next={url}"
+
+
+def test_sign_in_sets_an_httponly_lax_cookie_and_goes_back(site):
+    app, _, _ = site
+    client = TestClient(app)
+    r = client.post(
+        "/sign-in",
+        data={"username": "vic", "password": PASSWORD, "next": "/aop"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/aop"
+    cookie = r.headers["set-cookie"]
+    assert cookie.startswith(f"{COOKIE}=")
+    assert "HttpOnly" in cookie and "samesite=lax" in cookie.lower()
+    assert "Signed in as <b>vic</b>" in client.get("/studies").text
+
+
+def test_a_wrong_password_is_401_and_sets_no_cookie(site):
+    app, _, _ = site
+    client = TestClient(app)
+    r = client.post("/sign-in", data={"username": "vic", "password": "nope nope nope"})
+    assert r.status_code == 401
+    assert "Wrong user name or password." in r.text
+    assert COOKIE not in client.cookies
+
+
+def test_sign_in_does_not_redirect_off_site(site):
+    app, _, _ = site
+    r = TestClient(app).post(
+        "/sign-in",
+        data={"username": "vic", "password": PASSWORD, "next": "//evil.example/x"},
+        follow_redirects=False,
+    )
+    assert r.headers["location"] == "/studies"
+
+
+def test_signing_out_revokes_the_session_token(site):
+    app, _, _ = site
+    vic = _Browser(app, "vic")
+    token = vic.client.cookies[COOKIE]
+    assert vic.post("/sign-out", follow_redirects=False).status_code == 303
+    again = TestClient(app, cookies={COOKIE: token})
+    assert again.get("/studies", follow_redirects=False).status_code == 303
+    api = again.get("/api/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert api.status_code == 401
+
+
+def test_a_form_without_the_csrf_token_is_403_and_stores_nothing(site):
+    _, store, users = site
+    ana = users["ana"]
+    before = _count(store, Analysis), _count(store, Plate)
+    r = ana.client.post("/studies", data={"code": "CSRF-1"})
+    assert r.status_code == 403 and "CSRF" in r.text
+    r = ana.client.post("/studies", data={"code": "CSRF-1", "csrf": "0" * 64})
+    assert r.status_code == 403
+    assert "CSRF-1" not in ana.get("/studies").text
+    assert (_count(store, Analysis), _count(store, Plate)) == before
+
+
+def test_the_csrf_token_of_one_session_does_not_work_in_another(site):
+    app, _, users = site
+    other = _Browser(app, "ana")
+    assert other.csrf != users["ana"].csrf
+    r = other.client.post("/studies", data={"code": "CSRF-2", "csrf": users["ana"].csrf})
+    assert r.status_code == 403
+
+
+# --- roles and groups ---------------------------------------------------------------------
+
+
+def test_a_viewer_sees_no_forms_and_cannot_post_them(site, quantified):
+    _, store, users = site
+    vic = users["vic"]
+    page = vic.get("/studies/PG-001").text
+    assert "PG-001" in page
+    assert 'action="/studies/PG-001/plates"' not in page
+    assert 'action="/studies/PG-001/quantify"' not in page
+    assert 'action="/studies"' not in vic.get("/studies").text
+    before = _count(store, Analysis)
+    assert vic.post("/studies/PG-001/quantify").status_code == 403
+    assert vic.post("/studies", {"code": "VIC-1"}).status_code == 403
+    assert _count(store, Analysis) == before
+    assert "VIC-1" not in vic.get("/studies").text
+
+
+def test_another_groups_study_and_analysis_are_not_found(site, quantified):
+    _, _, users = site
+    olga = users["olga"]
+    assert "PG-001" not in olga.get("/studies").text
+    assert olga.get("/studies/PG-001").status_code == 404
+    assert olga.get(f"/analyses/{quantified}").status_code == 404
+    assert olga.get(f"/analyses/{quantified}/report").status_code == 404
+    assert olga.get(f"/analyses/{quantified}/tables/qc.csv").status_code == 404
+    assert olga.post("/studies/PG-001/quantify").status_code == 404
+
+
+def test_a_study_cannot_be_put_in_another_group(site):
+    _, _, users = site
+    r = users["ana"].post("/studies", {"code": "GRP-1", "group": "lab-b"})
+    assert r.status_code == 422
+    assert _flash(r.text) == ["you are not a member of group 'lab-b'"]
+
+
+# --- uploads, analyses, sign-off ----------------------------------------------------------
+
+
+def test_the_uploaded_plate_is_stored_and_listed(site, quantified):
+    _, store, users = site
+    page = users["vic"].get("/studies/PG-001").text
+    assert re.search(r'id="plates".*MSD-01', page, re.DOTALL)
+    with store.reader() as session:
+        plates = session.scalars(select(Plate.code)).all()
+    assert "MSD-01" in plates
+
+
+def test_a_malformed_export_is_422_naming_the_file_and_stores_nothing(site, quantified):
+    _, store, users = site
+    before = _count(store, Measurement)
+    files = [("files", ("broken.csv", b"this,is\nnot,an export\n", "text/csv"))]
+    r = users["ana"].post("/studies/PG-001/plates", files=files)
+    assert r.status_code == 422
+    assert "broken.csv" in _flash(r.text)[0]
+    assert "cytosafe-upload-" not in r.text
+    assert _count(store, Measurement) == before
+
+
+def test_an_upload_without_a_file_chosen_is_422_and_stores_nothing(site, quantified):
+    _, store, users = site
+    before = _count(store, Measurement)
+    # What a browser sends for file inputs left empty.
+    files = [("files", ("", b"", "application/octet-stream")),
+             ("sample_map", ("", b"", "application/octet-stream"))]  # fmt: skip
+    r = users["ana"].post("/studies/PG-001/plates", files=files)
+    assert r.status_code == 422
+    assert "choose at least one export file" in _flash(r.text)[0]
+    assert _count(store, Measurement) == before
+
+
+def test_a_malformed_study_file_is_422_naming_it_and_queues_nothing(site, quantified):
+    _, store, users = site
+    before = _count(store, Analysis)
+    files = [("study_file", ("study.toml", b"[study\nid = 1\n", "application/toml"))]
+    r = users["ana"].post("/studies/PG-001/hazard", files=files)
+    assert r.status_code == 422
+    assert "study.toml" in _flash(r.text)[0]
+    assert _count(store, Analysis) == before
+
+
+def test_the_quantification_completes_and_shows_qc_tables_and_report(site, quantified):
+    _, _, users = site
+    vic = users["vic"]
+    page = vic.get(f"/analyses/{quantified}").text
+    assert '<span class="badge pass">completed</span>' in page
+    assert 'id="qc"' in page and 'id="report"' in page
+    assert 'data-poll="' not in page
+    status = vic.get(f"/analyses/{quantified}/status").json()
+    assert status["status"] == "completed"
+    csv = vic.get(f"/analyses/{quantified}/tables/qc.csv")
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert set(pd.read_csv(io.StringIO(csv.text))["plate_id"]) == {"MSD-01"}
+    report = vic.get(f"/analyses/{quantified}/report?download=true")
+    assert report.headers["content-type"].startswith("text/html")
+    assert "attachment" in report.headers["content-disposition"]
+    assert report.text.lstrip().lower().startswith("<!doctype html")
+
+
+def test_a_running_analysis_page_polls_its_status(site, quantified, monkeypatch):
+    app, _, users = site
+    real = app.state.api.read_analysis
+
+    def running(analysis_id, user):
+        out = real(analysis_id, user)
+        return out.model_copy(update={"status": "running", "progress": 0.4, "message": "fitting"})
+
+    monkeypatch.setattr(app.state.api, "read_analysis", running)
+    page = users["vic"].get(f"/analyses/{quantified}").text
+    assert f'data-poll="/analyses/{quantified}/status"' in page
+    assert 'src="/static/progress.js"' in page
+    assert "width: 40%" in page
+    js = users["vic"].get("/static/progress.js")
+    assert js.status_code == 200 and "data-poll" in js.text
+
+
+@pytest.mark.parametrize("who", ["vic", "ana"])
+def test_only_a_study_director_signs_off(site, quantified, who):
+    _, store, users = site
+    page = users[who].get(f"/analyses/{quantified}").text
+    assert "/sign-off" not in page
+    assert users[who].post(f"/analyses/{quantified}/sign-off").status_code == 403
+    with store.reader() as session:
+        assert session.get(Analysis, quantified).signed_off_at is None
+
+
+def test_a_study_director_signs_off_through_the_form_once(site, quantified):
+    _, store, users = site
+    dora = users["dora"]
+    assert f'action="/analyses/{quantified}/sign-off"' in dora.get(f"/analyses/{quantified}").text
+    r = dora.post(f"/analyses/{quantified}/sign-off", {"meaning": "approved"})
+    assert r.status_code == 200
+    assert '<span class="badge pass">signed off</span>' in r.text
+    assert "/sign-off" not in r.text
+    with store.reader() as session:
+        assert session.get(Analysis, quantified).signed_off_at is not None
+    again = dora.post(f"/analyses/{quantified}/sign-off")
+    assert again.status_code == 409
+
+
+# --- cohort, recommender, AOP -------------------------------------------------------------
+
+
+def test_the_cohort_page_grades_uploaded_observations(site):
+    _, _, users = site
+    ana = users["ana"]
+    r = ana.post("/studies", {"code": "CO-001", "kind": "clinical", "group": "lab-a"})
+    assert r.status_code == 200 and "No graded observations yet." in r.text
+    files = [("file", ("observations.csv", OBSERVATIONS.read_bytes(), "text/csv"))]
+    r = ana.post("/studies/CO-001/observations", files=files)
+    assert r.status_code == 201, _flash(r.text)
+    assert "observations and graded them" in _flash(r.text)[0]
+    patients = _first_table(r.text.split('id="patients"')[1])
+    expected = pd.read_csv(OBSERVATIONS)["patient_id"].nunique()
+    assert len(patients) == min(expected, 200) and "patient_id" in patients.columns
+    analysis_id = int(re.search(r"grading analysis <a href=\"/analyses/(\d+)\"", r.text).group(1))
+    report = users["vic"].get(f"/analyses/{analysis_id}/report")
+    assert report.status_code == 200 and "CRS grading" in report.text
+
+
+def test_malformed_observations_are_422_and_store_nothing(site):
+    _, store, users = site
+    users["ana"].post("/studies", {"code": "CO-002", "kind": "clinical"})
+    before = _count(store, Analysis)
+    files = [("file", ("obs.csv", b"patient_id,time\nP1,never\n", "text/csv"))]
+    r = users["ana"].post("/studies/CO-002/observations", files=files)
+    assert r.status_code == 422 and "obs.csv" in _flash(r.text)[0]
+    assert _count(store, Analysis) == before
+
+
+def test_the_recommender_page_ranks_formats(site):
+    _, _, users = site
+    r = users["vic"].get("/assays", params={"modality": "cd28_superagonist"})
+    assert r.status_code == 200
+    section = r.text.split('id="recommendation"')[1]
+    ranking = _first_table(section)
+    token = users["vic"].client.cookies[COOKIE]
+    api = (
+        users["vic"]
+        .get(
+            "/api/assays/recommend",
+            params={"modality": "cd28_superagonist"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        .json()
+    )
+    assert len(ranking) > 1
+    assert ranking["format"].tolist() == [row["format"] for row in api["ranking"]]
+    chosen = section.split("</p>", 1)[0]
+    assert all(f'<span class="badge pass">{c}</span>' in chosen for c in api["chosen"])
+
+
+def test_the_recommender_page_names_an_unknown_modality(site):
+    _, _, users = site
+    r = users["vic"].get("/assays", params={"modality": "no_such_thing"})
+    assert r.status_code == 422 and "no_such_thing" in _flash(r.text)[0]
+
+
+def test_the_aop_page_embeds_the_svg_figure(site):
+    _, _, users = site
+    r = users["vic"].get("/aop", params={"modality": "cd3_bispecific"})
+    assert r.status_code == 200
+    assert re.search(r'id="aop"><svg', r.text)
+    bad = users["vic"].get("/aop", params={"modality": "nope"})
+    assert bad.status_code == 422 and "<svg" in bad.text
+
+
+def test_the_pages_use_the_report_stylesheet(site):
+    app, _, _ = site
+    client = TestClient(app)
+    css = client.get("/static/report.css")
+    shipped = ROOT / "src" / "cytosafe" / "report" / "templates" / "_report.css"
+    assert css.text == shipped.read_text(encoding="utf-8")
+    assert client.get("/static/web.css").headers["content-type"].startswith("text/css")
+    assert client.get("/static/..%2Fpages.py").status_code == 404
+    assert '<link rel="stylesheet" href="/static/report.css">' in client.get("/sign-in").text
+
+
+# --- cytosafe serve and Docker ------------------------------------------------------------
+
+
+def test_serve_loads_the_examples_into_an_empty_store_once(tmp_path, monkeypatch, capsys):
+    import uvicorn
+
+    from cytosafe.web.commands import serve_command
+
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(app))
+    database = f"sqlite:///{tmp_path / 'serve.sqlite3'}"
+    serve_command(host="127.0.0.1", port=8124, database=database)
+    out = capsys.readouterr().out
+    assert "loaded SIMULATED example study CRA-EX-001: 9 MSD plates" in out
+    assert "loaded SIMULATED example cohort CRS-EX-001" in out
+    assert "CytoSafe on http://127.0.0.1:8124" in out
+    password = out.split("with password ")[1].split()[0]
+    app = served[0]
+    with TestClient(app) as client:
+        client.post("/sign-in", data={"username": "admin", "password": password})
+        page = client.get("/studies").text
+        assert "CRA-EX-001" in page and "CRS-EX-001" in page
+        job = int(re.search(r"hazard analysis (\d+) running", out).group(1))
+        app.state.jobs.wait(job, timeout=600)
+        analysis = client.get(f"/analyses/{job}").text
+        assert '<span class="badge pass">completed</span>' in analysis and 'id="hazard"' in analysis
+        assert 'id="patients"' in client.get("/studies/CRS-EX-001").text
+    app.state.store.close()
+    serve_command(host="127.0.0.1", port=8124, database=database)
+    assert "loaded SIMULATED" not in capsys.readouterr().out
+    served[1].state.store.close()
+
+
+def test_serve_without_examples_says_so(tmp_path, monkeypatch, capsys):
+    import uvicorn
+
+    from cytosafe.web import commands
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: app.state.store.close())
+    monkeypatch.setattr(commands, "find_examples", lambda: None)
+    commands.serve_command(host="127.0.0.1", port=8125, database=str(tmp_path / "s.sqlite3"))
+    out = capsys.readouterr().out
+    assert "no example data found" in out and "loaded SIMULATED" not in out
+
+
+def test_docker_compose_wires_the_app_to_postgresql_15():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    db, app = compose["services"]["db"], compose["services"]["app"]
+    assert db["image"] == "postgres:15"
+    assert app["build"] == "."
+    assert app["depends_on"]["db"]["condition"] == "service_healthy"
+    assert "pg_isready" in " ".join(db["healthcheck"]["test"])
+    from sqlalchemy.engine import make_url
+
+    url = make_url(app["environment"]["CYTOSAFE_DATABASE_URL"])
+    env = db["environment"]
+    assert url.drivername == "postgresql+psycopg"
+    assert (url.host, url.port) == ("db", 5432)
+    assert (url.username, url.password, url.database) == (
+        env["POSTGRES_USER"],
+        env["POSTGRES_PASSWORD"],
+        env["POSTGRES_DB"],
+    )
+    assert "8000:8000" in app["ports"]
+    assert app["command"][:4] == ["cytosafe", "serve", "--host", "0.0.0.0"]
+    assert any(v.endswith(":/var/lib/postgresql/data") for v in db["volumes"])
+    assert set(compose["volumes"]) == {v.split(":")[0] for v in db["volumes"]}
+
+
+def test_the_dockerfile_installs_the_package_and_serves_on_all_addresses():
+    lines = [
+        line.strip()
+        for line in (ROOT / "Dockerfile").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines[0] == "FROM python:3.11-slim"
+    assert any(line.startswith("RUN pip install .") for line in lines)
+    assert "COPY examples ./examples" in lines and "COPY src ./src" in lines
+    cmd = next(line for line in lines if line.startswith("CMD "))
+    assert cmd.startswith('CMD ["cytosafe", "serve", "--host", "0.0.0.0"')
+
+
+# --- a real browser -----------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def live_server(tmp_path):
+    import uvicorn
+
+    store = Store(f"sqlite:///{tmp_path / 'live.sqlite3'}")
+    _users(store)
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(store), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    ready = threading.Event()
+    for _ in range(400):
+        if server.started:
+            ready.set()
+            break
+        ready.wait(0.05)
+    assert server.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(60)
+    store.close()
+
+
+def test_a_scientist_quantifies_the_example_plates_in_chromium(live_server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    sample_map = tmp_path / "samples.csv"
+    sample_map.write_bytes(_sample_map("MSD-01", "MSD-02"))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(accept_downloads=True).new_page()
+            page.goto(f"{live_server}/studies/BR-001")
+            expect(page).to_have_url(re.compile(r"/sign-in\?next="))
+            page.fill("input[name=username]", "ana")
+            page.fill("input[name=password]", PASSWORD)
+            page.screenshot(path=shots / "01-sign-in.png")
+            page.click("button[type=submit]")
+            # BR-001 does not exist yet: the redirect lands on its 404 page.
+            expect(page.get_by_role("alert")).to_contain_text("study 'BR-001' not found")
+            page.goto(f"{live_server}/studies")
+            page.fill("input[name=code]", "BR-001")
+            page.fill("input[name=title]", "Browser test")
+            page.fill("input[name=group]", "lab-a")
+            page.click("text=Create")
+            expect(page.locator("h1")).to_have_text("BR-001")
+            page.set_input_files(
+                "input[name=files]", [MSD / "plate_MSD-01.csv", MSD / "plate_MSD-02.csv"]
+            )
+            page.set_input_files("input[name=sample_map]", sample_map)
+            page.click("text=Upload plates")
+            expect(page.get_by_role("status")).to_have_text("Stored plates: MSD-01, MSD-02.")
+            page.screenshot(path=shots / "02-plates.png", full_page=True)
+            page.select_option("select[name=model]", "4PL")
+            page.click("text=Run quantification")
+            expect(page).to_have_url(re.compile(r"/analyses/\d+$"))
+            page.screenshot(path=shots / "03-running.png")
+            expect(page.locator("#qc")).to_be_visible(timeout=240_000)
+            expect(page.locator(".badge.pass").first).to_have_text("completed")
+            expect(page.locator("#qc table.data tbody tr").first).to_be_visible()
+            page.screenshot(path=shots / "04-qc.png", full_page=True)
+            with page.expect_download() as info:
+                page.click("text=Download the report")
+            report = tmp_path / "report.html"
+            info.value.save_as(report)
+            text = report.read_text(encoding="utf-8")
+            assert text.lstrip().lower().startswith("<!doctype html")
+            assert "MSD-02" in text
+        finally:
+            browser.close()
+    assert sorted(f.name for f in shots.iterdir()) == [
+        "01-sign-in.png",
+        "02-plates.png",
+        "03-running.png",
+        "04-qc.png",
+    ]
+    assert all(f.stat().st_size > 5000 for f in shots.iterdir())
