@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -44,3 +46,39 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """:func:`atomic_write` of text, UTF-8 with the line endings it has."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _staging_dir(out: Path) -> Path:
+    """A new, empty sibling of ``out`` (same file system, so moves are renames)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for i in range(1000):
+        candidate = out.parent / f".{out.name}.partial-{os.getpid()}-{i}"
+        try:
+            candidate.mkdir()  # default permissions, unlike tempfile.mkdtemp's 0o700
+        except FileExistsError:
+            continue
+        return candidate
+    raise OSError(f"cannot create a staging directory next to {out}")
+
+
+@contextmanager
+def atomic_directory(out: str | Path, names: Iterable[str]) -> Iterator[Path]:
+    """Write the files ``names`` of an output directory all at once, or none of them.
+
+    Yields a staging sibling of ``out`` to write into. When the block finishes, a new
+    ``out`` appears by one rename, complete; into an existing ``out`` each named file is
+    replaced by a rename of its own (other files there are kept). When the block raises,
+    the staging directory is removed and ``out`` is as it was.
+    """
+    out = Path(out)
+    names = tuple(names)
+    staging = _staging_dir(out)
+    try:
+        yield staging
+        if not out.exists():
+            os.replace(staging, out)
+        else:
+            for name in names:
+                os.replace(staging / name, out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -42,6 +40,7 @@ import pandas as pd
 import typer
 
 from cytosafe import __version__
+from cytosafe._atomic import atomic_directory
 from cytosafe.curves.calibration import FLAGS, CalibrationSettings
 from cytosafe.curves.potency import PotencySettings
 from cytosafe.errors import CytoSafeError, InputError
@@ -371,33 +370,6 @@ def _run_settings(result: QuantificationResult, **inputs: Any) -> dict:
     }
 
 
-def _staging_dir(out: Path) -> Path:
-    """A new, empty sibling of ``out`` (same file system, so moves are renames)."""
-    parent = out.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    for i in range(1000):
-        candidate = parent / f".{out.name}.partial-{os.getpid()}-{i}"
-        try:
-            candidate.mkdir()  # default permissions, unlike tempfile.mkdtemp's 0o700
-        except FileExistsError:
-            continue
-        return candidate
-    raise OSError(f"cannot create a staging directory next to {out}")
-
-
-def _publish(staging: Path, out: Path, names: tuple[str, ...]) -> None:
-    """Move finished files from ``staging`` into ``out``.
-
-    A new ``out`` appears by one rename, complete; into an existing one each file is
-    replaced by a rename of its own (atomic per file; other files in ``out`` are kept).
-    """
-    if not out.exists():
-        os.replace(staging, out)
-        return
-    for name in names:
-        os.replace(staging / name, out / name)
-
-
 def _summary(result: QuantificationResult, out: Path, report: Path) -> None:
     from rich.console import Console
 
@@ -508,8 +480,7 @@ def quantify_command(
             matrices=[str(p) for p in matrices],
             study_id=study_id,
         )
-        staging = _staging_dir(out)
-        try:
+        with atomic_directory(out, OUTPUT_FILES) as staging:
             with steps.step("writing tables", total=len(OUTPUT_FILES)) as advance:
                 for name, frame in quantification_tables(result).items():
                     frame.to_csv(staging / name, index=False, lineterminator="\n")
@@ -519,9 +490,6 @@ def quantify_command(
                     fh.write("\n")
             with steps.step("writing the report"):
                 write_qc_report(result, staging / "report.html")
-            _publish(staging, out, OUTPUT_FILES)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
     if not quiet:
         _summary(result, out, out / "report.html")
 

@@ -15,9 +15,6 @@ Examples
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -124,7 +121,7 @@ def aop_command(
 
 
 def _export(console, out: Path | None, modality: str | None) -> None:
-    from cytosafe._atomic import atomic_write_text
+    from cytosafe._atomic import atomic_directory, atomic_write_text
     from cytosafe.aop.aopwiki_xml import write_aopwiki_xml
     from cytosafe.aop.export import aop_html, aop_svg, to_cytoscape_json, to_graphml
     from cytosafe.aop.graph import load_crs_aop
@@ -139,11 +136,9 @@ def _export(console, out: Path | None, modality: str | None) -> None:
         modality = kb.modality(modality).key
     aop = load_crs_aop()
     names = {k: m.name for k, m in kb.modalities.items()}
-    # All files are written into a temporary sibling first and moved into place only when
+    # All files are written into a staging sibling first and moved into place only when
     # every one of them succeeded: a failed export leaves no half-written directory.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    with atomic_directory(out, EXPORT_FILES) as staging:
         write_aopwiki_xml(aop, staging / EXPORT_FILES[0], modality_names=names)
         to_graphml(aop, staging / EXPORT_FILES[1])
         to_cytoscape_json(aop, staging / EXPORT_FILES[2])
@@ -154,11 +149,6 @@ def _export(console, out: Path | None, modality: str | None) -> None:
             (EXPORT_FILES[6], aop.relationships_table()),
         ):
             atomic_write_text(staging / name, table.to_csv(index=False, lineterminator="\n"))
-        out.mkdir(exist_ok=True)
-        for name in EXPORT_FILES:
-            os.replace(staging / name, out / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     console.print(f"wrote {len(EXPORT_FILES)} files to {out}")
 
 
@@ -265,7 +255,7 @@ def _read_csv(path: Path, option: str):
 def _map(console, responses, timeline, out, modality) -> None:
     from rich.table import Table
 
-    from cytosafe._atomic import atomic_write_text
+    from cytosafe._atomic import atomic_directory, atomic_write_text
     from cytosafe.aop.evidence import findings_from_timeline, map_evidence
     from cytosafe.aop.export import aop_html, aop_svg
     from cytosafe.aop.graph import load_crs_aop
@@ -284,8 +274,10 @@ def _map(console, responses, timeline, out, modality) -> None:
     for r in table.itertuples(index=False):
         view.add_row(r.event, r.source, f"{r.n_positive}/{r.n_total} {r.unit}", r.readout, r.note)
     console.print(view)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / MAP_FILES[0], table.to_csv(index=False, lineterminator="\n"))
-    atomic_write_text(out / MAP_FILES[1], aop_svg(aop, highlight=lit, modality=modality))
-    aop_html(aop, out / MAP_FILES[2], highlight=lit, modality=modality)
+    if out.exists() and not out.is_dir():
+        raise InputError("exists and is not a directory", file=str(out), field="--out")
+    with atomic_directory(out, MAP_FILES) as staging:
+        atomic_write_text(staging / MAP_FILES[0], table.to_csv(index=False, lineterminator="\n"))
+        atomic_write_text(staging / MAP_FILES[1], aop_svg(aop, highlight=lit, modality=modality))
+        aop_html(aop, staging / MAP_FILES[2], highlight=lit, modality=modality)
     console.print(f"wrote {len(MAP_FILES)} files to {out}")

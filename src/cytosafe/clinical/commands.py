@@ -9,7 +9,6 @@ set aside), ``settings.json`` and ``report.html`` into DIR atomically: all or no
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -49,7 +48,7 @@ def grade_command(
     quarantine.csv with --quarantine) into OUT: all of them, or nothing.
     """
     from cytosafe import __version__
-    from cytosafe.cli import _publish, _staging_dir
+    from cytosafe._atomic import atomic_directory
     from cytosafe.clinical import grade
     from cytosafe.errors import InputError
     from cytosafe.report.clinical import write_clinical_report
@@ -70,8 +69,7 @@ def grade_command(
         "quarantined_rows": len(result.quarantine),
         "outputs": names,
     }
-    staging = _staging_dir(out)
-    try:
+    with atomic_directory(out, names) as staging:
         tables = {
             "timeline.csv": result.timeline,
             "patients.csv": result.patients,
@@ -85,9 +83,6 @@ def grade_command(
             json.dump(run, fh, indent=2, ensure_ascii=False, default=str)
             fh.write("\n")
         write_clinical_report(result, staging / "report.html", sources=[str(observations)])
-        _publish(staging, out, tuple(names))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     if not quiet:
         p = result.patients
         for s in result.scales:

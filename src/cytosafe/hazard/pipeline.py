@@ -9,14 +9,13 @@ the HTML report and (optionally) its PDF into one output directory, all or nothi
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from cytosafe._atomic import atomic_directory
 from cytosafe.errors import InputError
 from cytosafe.hazard.classify import benchmark, classify, positive_control_acceptance
 from cytosafe.hazard.design import HazardSettings, StudyDesign, design_from_table, load_study
@@ -286,18 +285,6 @@ def analyze(
     return result
 
 
-def _staging_dir(out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for i in range(1000):
-        candidate = out.parent / f".{out.name}.partial-{os.getpid()}-{i}"
-        try:
-            candidate.mkdir()
-        except FileExistsError:
-            continue
-        return candidate
-    raise OSError(f"cannot create a staging directory next to {out}")
-
-
 def run_settings(result: AnalysisResult) -> dict:
     """The settings of an analysis as JSON-ready data."""
     from cytosafe import __version__
@@ -335,9 +322,8 @@ def write_analysis(
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a directory", file=str(out), field="--out")
     q = result.quantification
-    staging = _staging_dir(out)
     names = list(ANALYSIS_FILES) + (["report.pdf"] if pdf else [])
-    try:
+    with atomic_directory(out, names) as staging:
         t = time.perf_counter()
         tables = dict(result.hazard.tables())
         tables.update(
@@ -362,12 +348,5 @@ def write_analysis(
             t = time.perf_counter()
             write_hazard_pdf(staging / "report.html", staging / "report.pdf")
             result.timings["pdf"] = time.perf_counter() - t
-        if not out.exists():
-            os.replace(staging, out)
-        else:
-            for name in names:
-                os.replace(staging / name, out / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     result.outputs = [out / n for n in names]
     return result.outputs

@@ -8,7 +8,6 @@ Registered in :mod:`cytosafe.cli` (``command("mabel")(mabel_command)``,
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -39,12 +38,11 @@ _POTENCY_FIELDS = {"potency", "treatment", "measure", "treatment_unit", "ec20", 
 
 def _write_dir(out: Path, files: dict[str, object]) -> list[str]:
     """Write tables/JSON/text into ``out`` atomically (all files or none)."""
-    from cytosafe.cli import _publish, _staging_dir
+    from cytosafe._atomic import atomic_directory
 
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a directory", file=str(out), field="--out")
-    staging = _staging_dir(out)
-    try:
+    with atomic_directory(out, files) as staging:
         for name, obj in files.items():
             target = staging / name
             if isinstance(obj, pd.DataFrame):
@@ -55,9 +53,6 @@ def _write_dir(out: Path, files: dict[str, object]) -> list[str]:
                 with target.open("w", encoding="utf-8", newline="\n") as fh:
                     json.dump(obj, fh, indent=2, ensure_ascii=False, default=str)
                     fh.write("\n")
-        _publish(staging, out, tuple(files))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return list(files)
 
 
