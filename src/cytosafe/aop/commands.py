@@ -21,6 +21,7 @@ from typing import Annotated
 
 import typer
 
+from cytosafe.assays.commands import parse_key_values
 from cytosafe.errors import InputError
 
 __all__ = ["EXPORT_FILES", "AopAction", "aop_command"]
@@ -49,13 +50,7 @@ MAP_FILES = ("evidence.csv", "crs_aop_evidence.svg", "crs_aop_evidence.html")
 
 
 def _evidence(items: list[str] | None) -> dict[str, str]:
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise InputError(f"{item!r}", field="--evidence", expected="KEY_EVENT=present|absent")
-        out[key.strip()] = value.strip()
-    return out
+    return parse_key_values(items, option="--evidence", expected="KEY_EVENT=present|absent")
 
 
 def aop_command(

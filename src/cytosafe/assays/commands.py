@@ -21,7 +21,7 @@ import typer
 
 from cytosafe.errors import InputError
 
-__all__ = ["ReportFormat", "print_recommendation", "recommend_command"]
+__all__ = ["ReportFormat", "parse_key_values", "print_recommendation", "recommend_command"]
 
 
 class ReportFormat(StrEnum):
@@ -29,12 +29,16 @@ class ReportFormat(StrEnum):
     HTML = "html"
 
 
-def _options(items: list[str] | None) -> dict[str, str]:
+def parse_key_values(
+    items: list[str] | None, *, option: str, expected: str = "KEY=VALUE"
+) -> dict[str, str]:
+    """Repeated ``KEY=VALUE`` command-line options as a dict; a malformed one names
+    ``option``."""
     out = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise InputError(f"{item!r}", field="--option", expected="KEY=CHOICE")
+            raise InputError(f"{item!r}", field=option, expected=expected)
         out[key.strip()] = value.strip()
     return out
 
@@ -130,7 +134,11 @@ def recommend_command(
     from cytosafe.assays.recommend import recommend
 
     rec = recommend(
-        modality, target=target, fc=fc, intended_use=intended_use, options=_options(option)
+        modality,
+        target=target,
+        fc=fc,
+        intended_use=intended_use,
+        options=parse_key_values(option, option="--option", expected="KEY=CHOICE"),
     )
     print_recommendation(rec)
     if out is not None:
