@@ -38,6 +38,20 @@ class QuantificationResult:
     def qc(self) -> pd.DataFrame:
         return self.calibration.qc
 
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The run's result tables by name, as calibration and potency made them:
+        ``concentrations`` (wells), ``samples``, ``curves``, ``standards``, ``qc`` and
+        ``potency``."""
+        cal = self.calibration
+        return {
+            "concentrations": cal.wells,
+            "samples": cal.samples,
+            "curves": cal.curves,
+            "standards": cal.standards,
+            "qc": cal.qc,
+            "potency": self.potency,
+        }
+
 
 def claim_plates(seen: dict[str, str], table: pd.DataFrame, name: str) -> None:
     """Record the plates of input ``name`` in ``seen`` (plate -> input); a plate already

@@ -725,15 +725,7 @@ def import_quantification(
             h if h["sha256"] else {**h, "measurements_sha256": _fingerprint(measurements)}
             for h in file_hashes(result.sources)
         ]
-    cal = result.calibration
-    tables = {
-        "concentrations": cal.wells,
-        "samples": cal.samples,
-        "curves": cal.curves,
-        "standards": cal.standards,
-        "qc": cal.qc,
-        "potency": result.potency,
-    }
+    tables = result.tables()
     return import_analysis(
         target,
         "quantification",

@@ -23,7 +23,7 @@ import typer
 
 from cytosafe.errors import InputError
 
-__all__ = ["audit_verify", "store_import", "store_upgrade"]
+__all__ = ["DatabaseOption", "audit_verify", "store_import", "store_upgrade"]
 
 DatabaseOption = Annotated[
     str | None,

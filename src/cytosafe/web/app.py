@@ -693,18 +693,10 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
             step(0.6, "rendering the QC report")
             html = render_qc_report(result, title=f"{study.code}: quantification")
             step(0.9, "storing the tables")
-            cal = result.calibration
             complete_analysis(
                 store,
                 analysis.id,
-                {
-                    "concentrations": cal.wells,
-                    "samples": cal.samples,
-                    "curves": cal.curves,
-                    "standards": cal.standards,
-                    "qc": cal.qc,
-                    "potency": result.potency,
-                },
+                result.tables(),
                 user=user.username,
                 measurements=result.measurements,
                 report=html,

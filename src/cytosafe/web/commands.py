@@ -13,6 +13,8 @@ from typing import Annotated
 
 import typer
 
+from cytosafe.store.commands import DatabaseOption
+
 __all__ = ["find_examples", "load_examples", "serve_command"]
 
 EXAMPLE_STUDY = "CRA-EX-001"
@@ -118,16 +120,7 @@ def load_examples(app, examples: Path, *, user: str = "admin") -> list[str]:
 def serve_command(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    database: Annotated[
-        str | None,
-        typer.Option(
-            "--database",
-            "-d",
-            help="Database URL or SQLite file (default: $CYTOSAFE_DATABASE_URL, else the "
-            "SQLite store in the user data directory).",
-            show_default=False,
-        ),
-    ] = None,
+    database: DatabaseOption = None,
     examples: Annotated[
         bool,
         typer.Option(help="Load the SIMULATED example study and cohort when the store is empty."),
