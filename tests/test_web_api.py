@@ -217,6 +217,36 @@ def test_signing_out_revokes_the_token(api):
     assert client.get("/api/users/me", headers=auth).status_code == 401
 
 
+def test_a_revocation_made_outside_the_server_holds_within_the_token_cache_time(api, monkeypatch):
+    import cytosafe.web.app as web_app
+    from cytosafe.store.access import issue_token, revoke_token
+
+    client, store = api
+    token = issue_token(store, "vic")
+    auth = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/users/me", headers=auth).status_code == 200
+    revoke_token(store, token)  # as the CLI or another server process would
+    later = web_app.time.monotonic() + client.app.state.settings.token_cache_seconds + 0.1
+    monkeypatch.setattr(web_app.time, "monotonic", lambda: later)
+    assert client.get("/api/users/me", headers=auth).status_code == 401
+
+
+def test_without_the_token_cache_a_revocation_holds_at_once(tmp_path):
+    from cytosafe.store.access import issue_token, revoke_token
+    from cytosafe.web import Settings
+
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    create_user(store, "vic", role="viewer", password=PASSWORD)
+    settings = Settings(token_cache_seconds=0, compute_workers=0)
+    with TestClient(create_app(store, settings=settings)) as client:
+        token = issue_token(store, "vic")
+        auth = {"Authorization": f"Bearer {token}"}
+        assert client.get("/api/users/me", headers=auth).status_code == 200
+        revoke_token(store, token)
+        assert client.get("/api/users/me", headers=auth).status_code == 401
+    store.close()
+
+
 def test_the_token_issue_is_audited_but_the_token_is_not_stored(api):
     client, store = api
     token = _sign_in(client, "vic")["Authorization"].split()[1]
@@ -744,6 +774,25 @@ def test_grading_a_batch_stores_nothing(api):
     assert len(r.json()["patients"]) == 60
     assert r.json()["cohort"]
     assert _counts(store) == before
+
+
+def test_grading_runs_in_a_worker_process_with_the_same_result(api):
+    """The grading of an upload leaves the server's process (and its GIL) to a worker,
+    and gives what grading in the process gives."""
+    import json
+
+    from cytosafe.clinical import grade, read_observations
+
+    client, _ = api
+    pool = client.app.state.compute
+    assert pool.workers >= 1 and pool._pool is not None  # started with the server
+    r = client.post("/api/grade", headers=client.auth_headers["vic"], data={"scales": "lee2014"},
+                    files=[("file", ("observations.csv", OBSERVATIONS.read_bytes(), "text/csv"))])  # fmt: skip
+    assert r.status_code == 200, r.text
+    here = grade(read_observations(OBSERVATIONS), ["lee2014"])
+    expected = json.loads(here.patients.to_json(orient="records", date_format="iso",
+                                                 default_handler=str))  # fmt: skip
+    assert r.json()["patients"] == expected
 
 
 def test_grading_an_unknown_scale_is_422(api):

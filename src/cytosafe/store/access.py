@@ -13,7 +13,7 @@ import hashlib
 import secrets
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from cytosafe.errors import InputError
 from cytosafe.store.api import _reading, _transaction, _user
@@ -68,15 +68,19 @@ def token_user(target: Store | Session, token: str) -> User | None:
     if not token:
         return None
     with _reading(target) as session:
-        row = session.scalar(select(ApiToken).where(ApiToken.token_sha256 == _digest(token)))
-        if row is None or row.revoked_at is not None:
+        # One query for the token and its user (every API request makes it), one for
+        # the groups; expiry is compared here, as SQLite stores naive UTC times.
+        found = session.execute(
+            select(ApiToken.expires_at, User)
+            .join(User, User.id == ApiToken.user_id)
+            .where(ApiToken.token_sha256 == _digest(token), ApiToken.revoked_at.is_(None))
+            .options(selectinload(User.groups))
+        ).first()
+        if found is None:
             return None
-        if _aware(row.expires_at) <= dt.datetime.now(dt.UTC):
+        expires_at, user = found
+        if _aware(expires_at) <= dt.datetime.now(dt.UTC) or not user.active:
             return None
-        user = session.get(User, row.user_id)
-        if user is None or not user.active:
-            return None
-        user.groups  # noqa: B018 - load the groups before the session closes
         return user
 
 

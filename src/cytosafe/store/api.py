@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import event, func, insert, inspect, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
 from cytosafe.errors import CytoSafeError, InputError
 from cytosafe.schema.measurements import MEASUREMENT_COLUMNS, validate_measurements
@@ -891,10 +891,16 @@ def verify_tables(target: Store | Session) -> list[str]:
     """Result tables and reports whose bytes no longer match their recorded SHA-256."""
     bad = []
     with _reading(target) as session:
-        for row in session.scalars(select(AnalysisTable).execution_options(yield_per=50)):
+        for row in session.scalars(
+            select(AnalysisTable)
+            .options(undefer(AnalysisTable.content))
+            .execution_options(yield_per=50)
+        ):
             if hashlib.sha256(row.content).hexdigest() != row.sha256:
                 bad.append(f"analysis {row.analysis_id} table '{row.name}'")
-        for row in session.scalars(select(Report).execution_options(yield_per=50)):
+        for row in session.scalars(
+            select(Report).options(undefer(Report.content)).execution_options(yield_per=50)
+        ):
             if hashlib.sha256(row.content).hexdigest() != row.sha256:
                 bad.append(f"analysis {row.analysis_id} report '{row.name}'")
     return bad

@@ -83,9 +83,17 @@ def resolve_url(url: str | URL | Path | None = None) -> URL:
 
 
 def _sqlite_engine(url: URL, echo: bool) -> Engine:
-    if url.database and url.database != ":memory:":
+    on_disk = bool(url.database) and url.database != ":memory:"
+    if on_disk:
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False})
+    # A file's pool is as large as a server's threads use at once: kept SQLite
+    # connections are cheap, and each new one repeats the PRAGMAs below.
+    engine = create_engine(
+        url,
+        echo=echo,
+        connect_args={"timeout": 30, "check_same_thread": False},
+        **({"pool_size": 20, "max_overflow": 20} if on_disk else {}),
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:

@@ -287,7 +287,7 @@ class AnalysisTable(Base):
     columns: Mapped[list] = mapped_column(JSON)
     n_rows: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
-    content: Mapped[bytes] = mapped_column(LargeBinary)
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # loaded when read
 
     analysis: Mapped[Analysis] = relationship(back_populates="tables")
 
@@ -302,7 +302,7 @@ class Report(Base):
     name: Mapped[str] = mapped_column(String(200))
     media_type: Mapped[str] = mapped_column(String(100), default="text/html")
     sha256: Mapped[str] = mapped_column(String(64))
-    content: Mapped[bytes] = mapped_column(LargeBinary)
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # loaded when read
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=_now)
 
 

@@ -12,12 +12,17 @@ a malformed file gives a 422 whose ``detail`` names the file, row/well and field
 (:class:`~cytosafe.errors.InputError`) and leaves the store as it was.
 """
 
+import asyncio
 import datetime as dt
+import functools
 import io
 import json
 import re
 import shutil
 import tempfile
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -73,6 +78,7 @@ from cytosafe.store import (
 from cytosafe.store.access import add_to_group, issue_token, revoke_token, token_user
 from cytosafe.store.models import ROLES
 from cytosafe.store.tables import decode_table
+from cytosafe.web.compute import ComputePool
 from cytosafe.web.jobs import JobRunner
 
 __all__ = ["Settings", "create_app"]
@@ -90,6 +96,13 @@ class Settings:
         Database URL or SQLite file used when ``create_app`` is given no store.
     workers:
         Threads running background analyses.
+    compute_workers:
+        Processes grading uploaded observations (:class:`~cytosafe.web.compute.ComputePool`;
+        0 grades in the request's own thread).
+    token_cache_seconds:
+        How long the server remembers whose a token is before asking the store again
+        (0: on every request). A revocation made outside this server takes effect
+        within this time.
     token_hours:
         Lifetime of an API token.
     max_upload_mb:
@@ -98,6 +111,8 @@ class Settings:
 
     database: str | None = None
     workers: int = 2
+    compute_workers: int = 1
+    token_cache_seconds: float = 2.0
     token_hours: float = 12.0
     max_upload_mb: float = 200.0
 
@@ -252,9 +267,7 @@ class _Uploads:
 
     def strip(self, text: Any) -> Any:
         """``text`` with the temporary folder removed from file paths."""
-        if not isinstance(text, str):
-            return text
-        return text.replace(f"{self.dir}/", "").replace(str(self.dir), "")
+        return _strip_folder(text, self.dir)
 
     def strip_column(self, frame: pd.DataFrame, column: str = "source_file") -> pd.DataFrame:
         if column in frame.columns:
@@ -264,6 +277,56 @@ class _Uploads:
 
     def close(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _strip_folder(text: Any, folder: Path | str) -> Any:
+    if not isinstance(text, str):
+        return text
+    return text.replace(f"{folder}/", "").replace(str(folder), "")
+
+
+def _grade_upload(path: str, scales: list[str]) -> dict:
+    """Grade one uploaded observation table (run in a compute worker)."""
+    from cytosafe.clinical import grade, read_observations
+
+    result = grade(read_observations(path), scales)
+    return {
+        "scales": result.scales,
+        "patients": _records(result.patients),
+        "cohort": _records(result.cohort),
+    }
+
+
+def _read_and_grade(
+    kind: str,
+    parts: dict[str, str],
+    folder: str,
+    product: str | None,
+    scales: list[str],
+    title: str,
+) -> tuple[Any, Any, str]:
+    """Read uploaded observations (a table, SDTM domains or a FHIR bundle), grade them and
+    render the report (run in a compute worker); file names lose the upload folder."""
+    from cytosafe.clinical import grade, read_observations
+    from cytosafe.report.clinical import render_clinical_report
+
+    if kind == "table":
+        obs = read_observations(parts["file"])
+    elif kind == "sdtm":
+        from cytosafe.io.sdtm import read_sdtm
+
+        obs = read_sdtm(**parts, product=product).observations
+    else:
+        from cytosafe.io.fhir import read_fhir
+
+        obs = read_fhir(parts["bundle"], product=product).observations
+    if "source_file" in obs.table.columns:
+        obs.table = obs.table.copy()
+        obs.table["source_file"] = obs.table["source_file"].map(
+            lambda text: _strip_folder(text, folder)
+        )
+    result = grade(obs, scales)
+    return obs, result, render_clinical_report(result, title=title)
 
 
 @contextmanager
@@ -316,6 +379,27 @@ def _without_local_files(text: str) -> str:
     return "".join(chunk for _, chunk in out) + text[last:]
 
 
+def _on_loop(fn):
+    """Serve a short read endpoint on the event loop instead of the thread pool.
+
+    Its work is a few indexed queries (well under a millisecond on SQLite or a nearby
+    PostgreSQL) and no heavy computation. On the pool, each of those queries gave up
+    the GIL and then queued for it behind the other threads (a convoy): under 50 clients
+    a 2 ms read took hundreds. The plain function stays at ``__wrapped__`` for the web
+    pages, which call it from their own threads.
+    """
+
+    @functools.wraps(fn)
+    async def endpoint(*args, **kwargs):
+        return fn(*args, **kwargs)
+
+    return endpoint
+
+
+def _plain(fn):
+    return getattr(fn, "__wrapped__", fn)
+
+
 def _visible(user: User, study: Study) -> bool:
     if user.role == "admin" or study.group_id is None:
         return True
@@ -324,6 +408,51 @@ def _visible(user: User, study: Study) -> bool:
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return json.loads(frame.to_json(orient="records", date_format="iso", default_handler=str))
+
+
+class _EncodedTables:
+    """Result tables already encoded as CSV or JSON, least recently used first out.
+
+    A stored table never changes: its bytes are named by their SHA-256, so an encoding
+    made once serves every later read of the same bytes (in any analysis), and a read
+    costs a lookup instead of decoding Parquet and encoding again.
+    """
+
+    def __init__(self, max_bytes: int = 64 << 20) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, sha256: str, fmt: str) -> bytes | None:
+        with self._lock:
+            value = self._items.get((sha256, fmt))
+            if value is not None:
+                self._items.move_to_end((sha256, fmt))
+            return value
+
+    def put(self, sha256: str, fmt: str, value: bytes) -> None:
+        if len(value) > self.max_bytes // 4:
+            return  # a very large table is encoded on each read rather than crowd out the rest
+        with self._lock:
+            if (sha256, fmt) in self._items:
+                return
+            self._items[(sha256, fmt)] = value
+            self._size += len(value)
+            while self._size > self.max_bytes:
+                _, old = self._items.popitem(last=False)
+                self._size -= len(old)
+
+
+def _encode_table(content: bytes, fmt: str) -> bytes:
+    frame = decode_table(content)
+    if fmt == "json":
+        text = frame.to_json(orient="records", date_format="iso", default_handler=str)
+    else:
+        buffer = io.StringIO()
+        frame.to_csv(buffer, index=False, lineterminator="\n")
+        text = buffer.getvalue()
+    return text.encode("utf-8")
 
 
 # --- the app -----------------------------------------------------------------------------
@@ -343,11 +472,15 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
     settings = settings or Settings()
     store = store if store is not None else Store(settings.database)
     jobs = JobRunner(store, settings.workers)
+    compute = ComputePool(settings.compute_workers)
+    encoded = _EncodedTables()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        await asyncio.to_thread(compute.warm_up)
         yield
         jobs.shutdown()
+        compute.shutdown()
 
     app = FastAPI(
         title="CytoSafe API",
@@ -363,6 +496,7 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
     app.state.store = store
     app.state.settings = settings
     app.state.jobs = jobs
+    app.state.compute = compute
 
     @app.exception_handler(SignedOffError)
     async def _signed_off(request: Request, exc: SignedOffError) -> JSONResponse:
@@ -380,8 +514,25 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
 
     bearer = OAuth2PasswordBearer(tokenUrl="/api/token", auto_error=False)
 
+    # Who a token belongs to, remembered for a moment: the lookup was a third of the
+    # cost of a read. A sign-out through this server forgets the token at once; a
+    # revocation or role change made elsewhere (another server process, the CLI) takes
+    # effect within ``settings.token_cache_seconds``.
+    known: dict[str, tuple[float, User]] = {}
+
     def current_user(token: Annotated[str | None, Depends(bearer)]) -> User:
-        user = token_user(store, token) if token else None
+        user = None
+        if token:
+            now = time.monotonic()
+            hit = known.get(token)
+            if hit is not None and hit[0] > now:
+                user = hit[1]
+            else:
+                user = token_user(store, token)
+                if user is not None and settings.token_cache_seconds > 0:
+                    if len(known) > 10_000:
+                        known.clear()
+                    known[token] = (now + settings.token_cache_seconds, user)
         if user is None:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
@@ -395,7 +546,10 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
     def role(minimum: str):
         rank = ROLES.index(minimum)
 
-        def check(user: Annotated[User, Depends(current_user)]) -> User:
+        # The token lookup (one indexed query) and the role check, on the event loop:
+        # see _on_loop.
+        async def check(token: Annotated[str | None, Depends(bearer)]) -> User:
+            user = current_user(token)
             if ROLES.index(user.role) < rank:
                 raise HTTPException(
                     status.HTTP_403_FORBIDDEN,
@@ -494,6 +648,7 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
     @api.delete("/token", status_code=204, tags=["authentication"])
     def sign_out(user: Viewer, token: Annotated[str | None, Depends(bearer)]) -> Response:
         """Revoke the token of this request (sign out)."""
+        known.pop(token, None)
         revoke_token(store, token)
         return Response(status_code=204)
 
@@ -509,6 +664,7 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
         )
 
     @api.get("/users/me", response_model=UserOut, tags=["users"])
+    @_on_loop
     def me(user: Viewer) -> UserOut:
         """The signed-in user."""
         return user_out(user)
@@ -539,6 +695,7 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
     # --- studies ----------------------------------------------------------------------------
 
     @api.get("/studies", response_model=list[StudyOut], tags=["studies"])
+    @_on_loop
     def list_studies(user: Viewer) -> list[StudyOut]:
         """The studies you can see."""
         with store.reader() as session:
@@ -563,11 +720,13 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
             return study_out(session, session.get(Study, study.id))
 
     @api.get("/studies/{code}", response_model=StudyOut, tags=["studies"])
+    @_on_loop
     def read_study(code: str, user: Viewer) -> StudyOut:
         with store.reader() as session:
             return study_out(session, get_study(session, user, code))
 
     @api.get("/studies/{code}/plates", response_model=list[PlateOut], tags=["studies"])
+    @_on_loop
     def list_plates(code: str, user: Viewer) -> list[PlateOut]:
         """The study's plates with the number of stored measurements."""
         from sqlalchemy import func
@@ -632,6 +791,7 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
     # --- analyses ---------------------------------------------------------------------------
 
     @api.get("/studies/{code}/analyses", response_model=list[AnalysisOut], tags=["analyses"])
+    @_on_loop
     def list_analyses(code: str, user: Viewer) -> list[AnalysisOut]:
         with store.reader() as session:
             study = get_study(session, user, code)
@@ -795,6 +955,7 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
         return accepted(analysis.id, user)
 
     @api.get("/analyses/{analysis_id}", response_model=AnalysisOut, tags=["analyses"])
+    @_on_loop
     def read_analysis(analysis_id: int, user: Viewer) -> AnalysisOut:
         """An analysis: status, progress (poll this while it runs), settings, tables."""
         with store.reader() as session:
@@ -811,6 +972,7 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
             }
         },
     )
+    @_on_loop
     def read_table(
         analysis_id: int,
         name: str,
@@ -828,26 +990,26 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
             )
             if row is None:
                 raise _not_found(f"table '{name}' of analysis {analysis_id}")
-            content = row.content
+            body = encoded.get(row.sha256, format)
+            if body is None:
+                content = row.content  # the bytes are loaded only when not yet encoded
+                body = content if format == "parquet" else _encode_table(content, format)
+                if format != "parquet":
+                    encoded.put(row.sha256, format, body)
         filename = f"analysis-{analysis_id}-{name}.{format}"
         disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
         if format == "parquet":
-            return Response(content, media_type=PARQUET, headers=disposition)
-        frame = decode_table(content)
+            return Response(body, media_type=PARQUET, headers=disposition)
         if format == "json":
-            return Response(
-                frame.to_json(orient="records", date_format="iso", default_handler=str),
-                media_type="application/json",
-            )
-        buffer = io.StringIO()
-        frame.to_csv(buffer, index=False, lineterminator="\n")
-        return Response(buffer.getvalue(), media_type="text/csv", headers=disposition)
+            return Response(body, media_type="application/json")
+        return Response(body, media_type="text/csv", headers=disposition)
 
     @api.get(
         "/analyses/{analysis_id}/report",
         tags=["analyses"],
         responses={200: {"content": {"text/html": {}}, "description": "The HTML report."}},
     )
+    @_on_loop
     def read_report(analysis_id: int, user: Viewer) -> Response:
         """The report of an analysis (self-contained HTML)."""
         with store.reader() as session:
@@ -900,12 +1062,21 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
 
     # --- clinical ---------------------------------------------------------------------------
 
-    def grade_and_store(study: Study, user: User, obs, source: str, scales: list[str]) -> dict:
+    def grade_and_store(
+        study: Study, user: User, up: _Uploads, kind: str, parts: dict, product, scales: str
+    ) -> dict:
         from cytosafe import __version__
-        from cytosafe.clinical import grade
-        from cytosafe.report.clinical import render_clinical_report
 
-        result = grade(obs, scales)
+        source = ", ".join(Path(p).name for p in parts.values())
+        obs, result, html = compute.call(
+            _read_and_grade,
+            kind,
+            {k: str(v) for k, v in parts.items()},
+            str(up.dir),
+            product or None,
+            _scales(scales),
+            f"{study.code}: CRS grading",
+        )
         columns = ["patient_id", "time", "item", "value", "unit", "source_file", "source_row"]
         with store.session() as session:
             n = import_observations(
@@ -924,7 +1095,6 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
                 },
                 tables={"patients": result.patients, "cohort": result.cohort},
             )
-            html = render_clinical_report(result, title=f"{study.code}: CRS grading")
             add_report(session, analysis, html, user=user.username)
         return {
             "analysis": analysis.id,
@@ -963,14 +1133,10 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
         """Upload an observation table (patient_id, time, item, value, unit), store it
         and its grades (a grading analysis) in one transaction; returns the per-patient
         and cohort tables."""
-        from cytosafe.clinical import read_observations
-
         study = clinical_study(user, code)
         with _uploads(request) as up:
             path = up.save(file, "observations.csv")
-            obs = read_observations(path)
-            obs.table = up.strip_column(obs.table)
-            return grade_and_store(study, user, obs, path.name, _scales(scales))
+            return grade_and_store(study, user, up, "table", {"file": path}, None, scales)
 
     @api.post("/studies/{code}/observations/sdtm", status_code=201, tags=["clinical"])
     def upload_sdtm(
@@ -988,8 +1154,6 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
     ) -> dict:
         """Upload CDISC SDTM domains (SAS transport files), store the observations and
         their grades."""
-        from cytosafe.io.sdtm import read_sdtm
-
         study = clinical_study(user, code)
         with _uploads(request) as up:
             parts = {
@@ -997,11 +1161,7 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
                 for k, f in {"dm": dm, "vs": vs, "ex": ex, "cm": cm, "pr": pr, "ae": ae}.items()
                 if f is not None
             }
-            data = read_sdtm(**parts, product=product or None)
-            obs = data.observations
-            obs.table = up.strip_column(obs.table)
-            source = ", ".join(p.name for p in parts.values())
-            return grade_and_store(study, user, obs, source, _scales(scales))
+            return grade_and_store(study, user, up, "sdtm", parts, product, scales)
 
     @api.post("/studies/{code}/observations/fhir", status_code=201, tags=["clinical"])
     def upload_fhir(
@@ -1014,17 +1174,13 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
     ) -> dict:
         """Upload a FHIR R4 Bundle of Observations and MedicationAdministrations, store
         the observations and their grades."""
-        from cytosafe.io.fhir import read_fhir
-
         study = clinical_study(user, code)
         with _uploads(request) as up:
             path = up.save(bundle, "bundle.json")
-            obs = read_fhir(path, product=product or None).observations
-            obs.table = up.strip_column(obs.table)
-            return grade_and_store(study, user, obs, path.name, _scales(scales))
+            return grade_and_store(study, user, up, "fhir", {"bundle": path}, product, scales)
 
     @api.post("/grade", tags=["clinical"])
-    def grade_batch(
+    async def grade_batch(
         request: Request,
         user: Viewer,
         file: Annotated[UploadFile, File(description="Observation table (CSV or XLSX).")],
@@ -1032,16 +1188,9 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
     ) -> dict:
         """Grade an observation table without storing anything: per-patient and cohort
         tables of each scale."""
-        from cytosafe.clinical import grade, read_observations
-
         with _uploads(request) as up:
-            path = up.save(file, "observations.csv")
-            result = grade(read_observations(path), _scales(scales))
-        return {
-            "scales": result.scales,
-            "patients": _records(result.patients),
-            "cohort": _records(result.cohort),
-        }
+            path = await asyncio.to_thread(up.save, file, "observations.csv")
+            return await compute.run(_grade_upload, str(path), _scales(scales))
 
     # --- knowledge: assay recommender and the CRS AOP -------------------------------------
 
@@ -1126,23 +1275,23 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
     # The web pages call these same functions (no HTTP to itself), after their own
     # session-cookie sign-in and role checks.
     app.state.api = SimpleNamespace(
-        get_study=get_study,
-        get_analysis=get_analysis,
-        analysis_out=analysis_out,
-        new_study=new_study,
-        list_studies=list_studies,
-        list_plates=list_plates,
-        upload_exports=upload_exports,
-        list_analyses=list_analyses,
-        run_quantification=run_quantification,
-        run_hazard=run_hazard,
-        read_analysis=read_analysis,
-        read_table=read_table,
-        read_report=read_report,
-        sign_analysis=sign_analysis,
-        upload_observations=upload_observations,
-        recommend_assays=recommend_assays,
-        aop_figure=aop_figure,
+        get_study=_plain(get_study),
+        get_analysis=_plain(get_analysis),
+        analysis_out=_plain(analysis_out),
+        new_study=_plain(new_study),
+        list_studies=_plain(list_studies),
+        list_plates=_plain(list_plates),
+        upload_exports=_plain(upload_exports),
+        list_analyses=_plain(list_analyses),
+        run_quantification=_plain(run_quantification),
+        run_hazard=_plain(run_hazard),
+        read_analysis=_plain(read_analysis),
+        read_table=_plain(read_table),
+        read_report=_plain(read_report),
+        sign_analysis=_plain(sign_analysis),
+        upload_observations=_plain(upload_observations),
+        recommend_assays=_plain(recommend_assays),
+        aop_figure=_plain(aop_figure),
     )
     from cytosafe.web.pages import add_pages
 
