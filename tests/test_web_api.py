@@ -27,7 +27,7 @@ from cytosafe.store import (
     verify_audit,
 )
 from cytosafe.store.access import add_to_group
-from cytosafe.web import create_app
+from cytosafe.web import Settings, create_app
 
 postgres_cluster = store_backends.postgres_cluster
 backend = store_backends.backend
@@ -470,10 +470,18 @@ def test_progress_is_reported_while_the_job_runs(api, cra, monkeypatch):
     assert r.json()["status"] in ("queued", "running")
     started.wait(60)
     running = client.get(f"/api/analyses/{r.json()['id']}", headers=ana).json()
+    # The progress is in the store: another server process over it answers the same.
+    other = TestClient(create_app(client.app.state.store, settings=Settings(compute_workers=0)))
+    elsewhere = other.get(f"/api/analyses/{r.json()['id']}", headers=ana).json()
     release.set()
     assert running["status"] == "running"
     assert 0 < running["progress"] < 1
     assert running["message"] == "fitting standard curves"
+    assert (elsewhere["status"], elsewhere["progress"], elsewhere["message"]) == (
+        "running",
+        running["progress"],
+        "fitting standard curves",
+    )
     done = _finished(client, ana, r.json()["id"])
     assert (done["status"], done["progress"]) == ("completed", 1.0)
     assert done["settings"]["calibration"]["model"] == "4PL"
@@ -495,6 +503,41 @@ def test_a_crashing_job_fails_with_its_message_and_stores_no_table(api, cra, mon
     assert "the worker died mid-fit" in failed["message"]
     assert failed["tables"] == [] and failed["reports"] == []
     assert verify_audit(store) is None
+
+
+def test_a_job_left_running_by_a_stopped_server_fails_when_a_server_starts(tmp_path):
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from cytosafe.store import audit_entries, create_study, import_analysis, set_status
+
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    create_user(store, "ana", role="analyst", password=PASSWORD)
+    create_study(store, "S-1", user="ana")
+
+    def queued():
+        return import_analysis(store, "quantification", {}, study="S-1", user="ana",
+                               settings={"command": "quantify"}, status="queued")  # fmt: skip
+
+    left, live = queued(), queued()
+    set_status(store, left.id, "running", user="ana")
+    ten_minutes_ago = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
+    with store.session() as session:  # the server running it stopped ten minutes ago
+        session.execute(
+            update(Analysis).where(Analysis.id == left.id).values(heartbeat_at=ten_minutes_ago)
+        )
+    with TestClient(create_app(store, settings=Settings(compute_workers=0))) as client:
+        auth = _sign_in(client, "ana")
+        out = client.get(f"/api/analyses/{left.id}", headers=auth).json()
+        still = client.get(f"/api/analyses/{live.id}", headers=auth).json()
+    assert out["status"] == "failed"
+    assert out["message"].startswith("interrupted: the server running this job stopped")
+    assert still["status"] == "queued"  # a job just queued by a live server is left alone
+    entries = audit_entries(store, object_type="analysis", object_id=left.id)
+    assert entries[-1]["actor"] == "ana" and entries[-1]["details"]["new"] == "failed"
+    assert verify_audit(store) is None
+    store.close()
 
 
 def test_quantifying_unknown_plates_is_422_and_queues_nothing(api, cra):

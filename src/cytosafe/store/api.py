@@ -57,6 +57,7 @@ __all__ = [
     "AuthorizationError",
     "SignedOffError",
     "add_report",
+    "beat",
     "complete_analysis",
     "create_study",
     "create_user",
@@ -70,6 +71,8 @@ __all__ = [
     "load_measurements",
     "load_table",
     "quantification_settings",
+    "recover_interrupted",
+    "report_progress",
     "set_status",
     "sign_off",
     "verify_password",
@@ -662,6 +665,8 @@ def complete_analysis(
             None if report is None else _add_report(session, row, report, "report.html").sha256
         )
         old, row.status = row.status, "completed"
+        row.progress, row.progress_message = 1.0, "completed"
+        row.heartbeat_at = dt.datetime.now(dt.UTC)
         session.flush()
         record(
             session,
@@ -816,6 +821,9 @@ def set_status(
         row = _analysis(session, analysis, lock=True)
         _refuse_signed(row, "change its status")
         old, row.status = row.status, status
+        row.heartbeat_at = dt.datetime.now(dt.UTC)
+        if status in ("completed", "failed"):
+            row.progress, row.progress_message = 1.0, (message or status)[:500]
         session.flush()
         record(
             session,
@@ -826,6 +834,66 @@ def set_status(
             details={"old": old, "new": status, "message": message},
         )
         return row
+
+
+def report_progress(
+    target: Store | Session, analysis: Analysis | int, fraction: float, message: str
+) -> None:
+    """Record how far a running job is, and that its server is alive (not audited: the
+    audit trail records the status changes, not every step)."""
+    if not 0 <= fraction <= 1:
+        raise InputError(f"progress {fraction} is not between 0 and 1", field="progress")
+    analysis_id = analysis.id if isinstance(analysis, Analysis) else int(analysis)
+    with _transaction(target) as session:
+        session.execute(
+            Analysis.__table__.update()
+            .where(Analysis.id == analysis_id, Analysis.status.in_(("queued", "running")))
+            .values(
+                progress=round(float(fraction), 3),
+                progress_message=str(message)[:500],
+                heartbeat_at=dt.datetime.now(dt.UTC),
+            )
+        )
+
+
+def beat(target: Store | Session, analyses: Iterable[int]) -> None:
+    """Say that the server running these jobs is alive."""
+    ids = list(analyses)
+    if not ids:
+        return
+    with _transaction(target) as session:
+        session.execute(
+            Analysis.__table__.update()
+            .where(Analysis.id.in_(ids), Analysis.status.in_(("queued", "running")))
+            .values(heartbeat_at=dt.datetime.now(dt.UTC))
+        )
+
+
+def recover_interrupted(
+    target: Store | Session, *, silent_for: dt.timedelta = dt.timedelta(minutes=2)
+) -> list[int]:
+    """Fail the queued or running analyses whose server has not been heard of for
+    ``silent_for`` (it stopped or crashed while they ran), so that they do not look
+    alive for ever; returns their ids. Each change is audited, attributed to the user
+    who started the job, with the reason."""
+    cutoff = dt.datetime.now(dt.UTC) - silent_for
+    with _transaction(target) as session:
+        rows = session.scalars(
+            select(Analysis).where(Analysis.status.in_(("queued", "running")))
+        ).all()
+        stale = []
+        for row in rows:
+            last = row.heartbeat_at or row.created_at
+            last = last.replace(tzinfo=dt.UTC) if last.tzinfo is None else last
+            if last <= cutoff:
+                stale.append((row, last))
+        for row, last in stale:
+            message = (
+                f"interrupted: the server running this job stopped (last heard of at "
+                f"{last.isoformat(timespec='seconds')}); run the analysis again"
+            )
+            set_status(session, row, "failed", user=row.created_by_id, message=message)
+        return [row.id for row, _ in stale]
 
 
 def sign_off(

@@ -262,6 +262,11 @@ class Analysis(Base):
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=_now)
     signed_off_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     signed_off_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    # While a background job runs: how far it is (0-1), what it does, and when the server
+    # running it last said so (a job not heard of for long was interrupted).
+    progress: Mapped[float | None] = mapped_column(Float)
+    progress_message: Mapped[str | None] = mapped_column(String(500))
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
 
     study: Mapped[Study] = relationship(back_populates="analyses")
     tables: Mapped[list[AnalysisTable]] = relationship(

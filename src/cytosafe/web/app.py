@@ -177,7 +177,7 @@ class AnalysisOut(BaseModel):
     kind: str
     version: int
     status: str
-    progress: float | None = Field(None, description="0-1, while the job runs in this server.")
+    progress: float | None = Field(None, description="0-1: how far the job is.")
     message: str | None = None
     settings: dict
     cytosafe_version: str
@@ -477,6 +477,7 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        await asyncio.to_thread(jobs.start)
         await asyncio.to_thread(compute.warm_up)
         yield
         jobs.shutdown()
@@ -598,13 +599,12 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
             select(AnalysisTable).where(AnalysisTable.analysis_id == analysis.id)
         ).all()
         reports = session.scalars(select(Report.name).where(Report.analysis_id == analysis.id))
-        progress = jobs.progress(analysis.id)
-        message = progress.message if progress else None
-        if analysis.status == "failed" and message is None:
+        message = analysis.progress_message
+        if analysis.status == "failed" and message in (None, "failed"):
             last = audit_entries(store, object_type="analysis", object_id=analysis.id)
             failed = [e for e in last if e["details"].get("new") == "failed"]
-            message = failed[-1]["details"].get("message") if failed else None
-        fraction = progress.fraction if progress else None
+            message = failed[-1]["details"].get("message") if failed else message
+        fraction = analysis.progress
         if analysis.status in ("completed", "signed_off", "failed"):
             fraction = 1.0
         return AnalysisOut(

@@ -1,54 +1,107 @@
-"""Background analysis jobs: a small thread pool and the progress of each job.
+"""Background analysis jobs: a small thread pool whose progress lives in the store.
 
 A job is an analysis row the API created as ``queued``; the pool moves it to ``running``,
 runs the analysis and stores its tables (``completed``) or the error (``failed``) through
 the store's job flow (:func:`cytosafe.store.set_status`,
-:func:`cytosafe.store.complete_analysis`), so the status survives the process. Progress
-(a fraction and a message) is kept in memory by the process running the job; clients
-poll it with ``GET /api/analyses/{id}``.
+:func:`cytosafe.store.complete_analysis`). Its progress (a fraction and a message) is
+written to the analysis row too (:func:`cytosafe.store.report_progress`), so every server
+process answers ``GET /api/analyses/{id}`` alike, and a heartbeat says the job is alive.
+
+A server that stops or crashes mid-job leaves its analyses ``running`` with a heartbeat
+that ages; every runner looks for such jobs when it starts and once a minute after, and
+fails them with the reason (:func:`cytosafe.store.recover_interrupted`), audited.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 
 from cytosafe.errors import CytoSafeError
-from cytosafe.store import Store, set_status
+from cytosafe.store import Store, beat, recover_interrupted, report_progress, set_status
 
-__all__ = ["JobRunner", "Progress"]
+__all__ = ["JobRunner"]
 
 log = logging.getLogger("cytosafe.web.jobs")
 
 
-@dataclass(frozen=True)
-class Progress:
-    """How far a job is (0-1) and what it is doing."""
-
-    fraction: float
-    message: str
-
-
 class JobRunner:
-    """Runs analysis jobs on ``workers`` threads."""
+    """Runs analysis jobs on ``workers`` threads.
 
-    def __init__(self, store: Store, workers: int = 2) -> None:
+    Parameters
+    ----------
+    store:
+        Where the analyses, their progress and heartbeats are.
+    workers:
+        Threads running jobs at once.
+    heartbeat_seconds:
+        How often the runner says its jobs are alive. A job not heard of for
+        ``4 x heartbeat_seconds`` is taken for interrupted (0: no heartbeat thread and
+        no recovery, for tests that drive the runner by hand).
+    """
+
+    def __init__(self, store: Store, workers: int = 2, *, heartbeat_seconds: float = 15.0) -> None:
         self.store = store
+        self.heartbeat_seconds = heartbeat_seconds
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cytosafe-job")
         self._lock = threading.Lock()
-        self._progress: dict[int, Progress] = {}
         self._futures: dict[int, Future] = {}
+        self._last: dict[int, tuple[float, str]] = {}
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
 
-    def progress(self, analysis_id: int) -> Progress | None:
-        with self._lock:
-            return self._progress.get(analysis_id)
+    @property
+    def silent_for(self) -> dt.timedelta:
+        """How long a job may go unheard of before it is taken for interrupted."""
+        return dt.timedelta(seconds=4 * self.heartbeat_seconds)
+
+    def start(self) -> list[int]:
+        """Fail the jobs an earlier server left behind and start the heartbeat; returns
+        the ids of the analyses found interrupted."""
+        found: list[int] = []
+        if self.heartbeat_seconds > 0:
+            found = self.recover()
+            self._beat = threading.Thread(target=self._beating, name="cytosafe-beat", daemon=True)
+            self._beat.start()
+        return found
+
+    def recover(self) -> list[int]:
+        """Fail the queued or running analyses no server has been heard of for long."""
+        try:
+            found = recover_interrupted(self.store, silent_for=self.silent_for)
+        except Exception:  # pragma: no cover - the store is gone; try again next time
+            log.exception("cannot look for interrupted analyses")
+            return []
+        if found:
+            log.warning("analyses %s were interrupted and are marked failed", found)
+        return found
+
+    def _beating(self) -> None:
+        next_recovery = time.monotonic() + 60
+        while not self._stop.wait(self.heartbeat_seconds):
+            with self._lock:
+                running = [i for i, f in self._futures.items() if not f.done()]
+            try:
+                beat(self.store, running)
+            except Exception:  # pragma: no cover - the store is gone; try again next time
+                log.exception("cannot record the heartbeat of analyses %s", running)
+            if time.monotonic() >= next_recovery:
+                self.recover()
+                next_recovery = time.monotonic() + 60
 
     def report(self, analysis_id: int, fraction: float, message: str) -> None:
+        """Record a job's progress (at most once a second unless the message changes)."""
+        now = time.monotonic()
         with self._lock:
-            self._progress[analysis_id] = Progress(round(float(fraction), 3), message)
+            last = self._last.get(analysis_id)
+            if last is not None and last[1] == message and now - last[0] < 1.0:
+                return
+            self._last[analysis_id] = (now, message)
+        report_progress(self.store, analysis_id, min(max(float(fraction), 0.0), 1.0), message)
 
     def submit(
         self,
@@ -67,16 +120,17 @@ class JobRunner:
                 set_status(self.store, analysis_id, "running", user=username)
                 step(0.05, "running")
                 work(step)
-                step(1.0, "completed")
             except Exception as exc:  # the job's failure is the analysis' status
                 message = str(exc) if isinstance(exc, CytoSafeError) else repr(exc)
                 if not isinstance(exc, CytoSafeError):
                     log.exception("analysis %s failed", analysis_id)
-                self.report(analysis_id, 1.0, f"failed: {message}")
                 try:
                     set_status(self.store, analysis_id, "failed", user=username, message=message)
                 except Exception:  # pragma: no cover - the store itself is gone
                     log.exception("cannot record the failure of analysis %s", analysis_id)
+            finally:
+                with self._lock:
+                    self._last.pop(analysis_id, None)
 
         with self._lock:
             self._futures[analysis_id] = self._pool.submit(run)
@@ -90,4 +144,7 @@ class JobRunner:
 
     def shutdown(self) -> None:
         """Finish the running jobs and stop the threads."""
+        self._stop.set()
         self._pool.shutdown(wait=True)
+        if self._beat is not None:
+            self._beat.join(timeout=5)
