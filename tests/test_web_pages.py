@@ -7,6 +7,7 @@ uvicorn server."""
 from __future__ import annotations
 
 import io
+import json
 import re
 import socket
 import threading
@@ -27,6 +28,7 @@ from cytosafe.web.pages import COOKIE
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 MSD = EXAMPLES / "cra-study" / "msd"
+STUDY_FILE = EXAMPLES / "cra-study" / "study.toml"
 OBSERVATIONS = EXAMPLES / "crs-cohort" / "observations.csv"
 PASSWORD = "correct horse battery"
 USERS = {
@@ -132,10 +134,85 @@ def quantified(site):
     return analysis_id
 
 
+@pytest.fixture(scope="module")
+def hazard_analysis(site):
+    """Study CRA-EX-001 (lab-a): the nine example MSD plates uploaded through the form and
+    the example study file's hazard analysis run to completion."""
+    app, _, users = site
+    ana = users["ana"]
+    r = ana.post("/studies", {"code": "CRA-EX-001", "group": "lab-a"})
+    assert r.status_code == 200, r.text
+    files = [
+        ("files", (p.name, p.read_bytes(), "text/csv")) for p in sorted(MSD.glob("plate_*.csv"))
+    ]
+    files.append(("sample_map", ("samples.csv", (MSD / "samples.csv").read_bytes(), "text/csv")))
+    r = ana.post("/studies/CRA-EX-001/plates", files=files)
+    assert r.status_code == 201, _flash(r.text)
+    study_file = [("study_file", ("study.toml", STUDY_FILE.read_bytes(), "application/toml"))]
+    r = ana.post("/studies/CRA-EX-001/hazard", files=study_file, follow_redirects=False)
+    assert r.status_code == 303, _flash(r.text)
+    analysis_id = int(r.headers["location"].rsplit("/", 1)[1])
+    app.state.jobs.wait(analysis_id, timeout=600)
+    assert users["vic"].get(f"/analyses/{analysis_id}/status").json()["status"] == "completed"
+    return analysis_id
+
+
+def _stored(browser: _Browser, analysis_id: int, name: str) -> pd.DataFrame:
+    """A result table of an analysis as stored (through the CSV download)."""
+    r = browser.get(f"/analyses/{analysis_id}/tables/{name}.csv")
+    assert r.status_code == 200
+    return pd.read_csv(io.StringIO(r.text), keep_default_na=False, na_values=[""])
+
+
+def _section(html: str, section_id: str) -> str:
+    return html.split(f'<section id="{section_id}">', 1)[1].split("</section>", 1)[0]
+
+
+def _calls(html: str) -> dict[tuple[str, str], str]:
+    """The hazard class shown per (test article, format) in the calls table."""
+    return {
+        (unescape(a), unescape(f)): unescape(c)
+        for a, f, c in re.findall(
+            r'<tr data-article="([^"]+)" data-format="([^"]+)"[^>]*>.*?'
+            r'<td data-call><span class="badge [a-z]*">([^<]+)</span>',
+            _section(html, "calls"),
+            re.DOTALL,
+        )
+    }
+
+
+def _per_cytokine(html: str) -> dict[tuple[str, str], dict]:
+    """Per (cytokine, test article) the call and responders of the per-cytokine table."""
+    out = {}
+    body = _section(html, "cytokines").split("<tbody>", 1)[1]
+    for row in body.split('<tr data-analyte="')[1:]:
+        analyte = unescape(row.split('"', 1)[0])
+        for article, call, cell in re.findall(
+            r'<td class="first[^"]*" data-article="([^"]+)" data-call="([^"]*)"[^>]*>(.*?)</td>',
+            row,
+            re.DOTALL,
+        ):
+            responders = re.search(r"(\d+/\d+)", re.sub(r"<[^>]+>", " ", cell))
+            out[(analyte, unescape(article))] = {
+                "call": unescape(call),
+                "responders": responders.group(1) if responders else None,
+            }
+    return out
+
+
+def _figures(html: str) -> dict:
+    text = re.search(
+        r'<script type="application/json" id="cs-figures">(.*?)</script>', html, re.DOTALL
+    ).group(1)
+    return json.loads(text)
+
+
 # --- sign-in, cookie, CSRF ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("url", ["/studies", "/studies/PG-001", "/analyses/1", "/assays", "/aop"])
+@pytest.mark.parametrize(
+    "url", ["/studies", "/studies/PG-001", "/analyses/1", "/analyses/1/compare", "/assays", "/aop"]
+)
 def test_pages_send_a_stranger_to_the_sign_in(site, url):
     app, _, _ = site
     r = TestClient(app).get(url, follow_redirects=False)
@@ -346,6 +423,149 @@ def test_a_study_director_signs_off_through_the_form_once(site, quantified):
         assert session.get(Analysis, quantified).signed_off_at is not None
     again = dora.post(f"/analyses/{quantified}/sign-off")
     assert again.status_code == 409
+
+
+# --- comparing test articles --------------------------------------------------------------
+
+
+def test_the_hazard_analysis_page_links_to_the_comparison(site, hazard_analysis, quantified):
+    _, _, users = site
+    page = users["vic"].get(f"/analyses/{hazard_analysis}").text
+    assert f'href="/analyses/{hazard_analysis}/compare"' in page
+    assert "/compare" not in users["vic"].get(f"/analyses/{quantified}").text
+
+
+def test_the_comparison_shows_every_test_article_with_its_stored_calls(site, hazard_analysis):
+    _, _, users = site
+    vic = users["vic"]
+    r = vic.get(f"/analyses/{hazard_analysis}/compare")
+    assert r.status_code == 200
+    hazard = _stored(vic, hazard_analysis, "hazard")
+    articles = list(dict.fromkeys(hazard["treatment"]))
+    assert len(articles) == 2  # the example study's TA-1 and TA-2
+    for article in articles:
+        assert f'name="articles" value="{article}" checked' in r.text
+    # Every test article x format with the class stored in the hazard table.
+    expected = {(row.treatment, row.assay_format): row.hazard_class for row in hazard.itertuples()}
+    assert _calls(r.text) == expected
+    # Per cytokine, in the format shown: the cytokines that met the class carry it, the
+    # responders are those of the stored benchmark row (the best concentration).
+    shown = re.search(r'<option value="([^"]+)" selected>', r.text).group(1)
+    assert shown == hazard["assay_format"].iloc[0]
+    bench = _stored(vic, hazard_analysis, "benchmark")
+    bench = bench[(bench["assay_format"] == shown) & bench["treatment"].isin(articles)]
+    cells = _per_cytokine(r.text)
+    assert set(cells) == {(row.analyte, row.treatment) for row in bench.itertuples()}
+    for row in hazard[hazard["assay_format"] == shown].itertuples():
+        met = set(row.analytes.split()) if isinstance(row.analytes, str) else set()
+        for (analyte, article), cell in cells.items():
+            if article == row.treatment:
+                assert cell["call"] == (row.hazard_class if analyte in met else ""), (
+                    analyte,
+                    article,
+                )
+    for row in bench.itertuples():
+        assert cells[(row.analyte, row.treatment)]["responders"] == (
+            f"{row.n_responders}/{row.n_donors}"
+        )
+    # The positive controls of the format stand beside them.
+    controls = _stored(vic, hazard_analysis, "positive_controls")
+    heads = re.findall(r"<th[^>]*>([^<]*)</th>", _section(r.text, "cytokines"))
+    for name in controls.loc[controls["assay_format"] == shown, "treatment"]:
+        assert name in heads
+    # One figure: a panel per cytokine, one trace per test article in each, drawn by the
+    # report's script with the plotly.js bundle served by the app (no CDN).
+    figures = _figures(r.text)
+    assert list(figures) == ["fig1"]
+    spec = figures["fig1"]
+    import plotly.graph_objects as go
+
+    go.Figure(spec)  # a valid Plotly figure
+    for article in articles:
+        traces = [t for t in spec["data"] if t.get("legendgroup") == article]
+        assert len(traces) == bench["analyte"].nunique()
+        assert sum(t["showlegend"] for t in traces) == 1
+    assert '<script src="/static/plotly.min.js"></script>' in r.text
+    assert '<script src="/static/report.js"></script>' in r.text
+    assert "cdn." not in r.text.lower()
+    js = vic.get("/static/plotly.min.js")
+    assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+    assert "plotly" in js.text[:2000].lower()
+    assert vic.get("/static/report.js").text.startswith("(function")
+    # Potency: the EC50 of the stored fits, donor by donor, with its interval.
+    assert 'id="potency-table"' in r.text and 'id="potency-donors"' in r.text
+
+
+def test_the_comparison_of_one_test_article_in_another_format(site, hazard_analysis):
+    _, _, users = site
+    vic = users["vic"]
+    hazard = _stored(vic, hazard_analysis, "hazard")
+    article, fmt = hazard.iloc[-1]["treatment"], hazard.iloc[-1]["assay_format"]
+    other = next(a for a in hazard["treatment"] if a != article)
+    r = vic.get(f"/analyses/{hazard_analysis}/compare", params={"articles": article, "format": fmt})
+    assert r.status_code == 200
+    assert re.search(r'<option value="([^"]+)" selected>', r.text).group(1) == fmt
+    assert f'name="articles" value="{other}">' in r.text  # offered, not chosen
+    assert {a for _, a in _per_cytokine(r.text)} == {article}
+    assert set(_calls(r.text)) == {
+        (row.treatment, row.assay_format) for row in hazard.itertuples() if row.treatment == article
+    }
+
+
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        (
+            {"articles": ["TA-1", "NO-SUCH-TA"]},
+            "test article 'NO-SUCH-TA' not found in hazard analysis {id}; "
+            "its test articles are TA-1, TA-2",
+        ),
+        (
+            {"format": "no_such_format"},
+            "format 'no_such_format' not found for TA-1, TA-2 in hazard analysis {id}",
+        ),
+    ],
+)
+def test_an_unknown_test_article_or_format_is_404_naming_it(site, hazard_analysis, params, says):
+    _, _, users = site
+    r = users["vic"].get(f"/analyses/{hazard_analysis}/compare", params=params)
+    assert r.status_code == 404
+    assert "<h1>Not found</h1>" in r.text
+    (message,) = _flash(r.text)
+    assert message.startswith(says.format(id=hazard_analysis))
+
+
+def test_a_quantification_has_no_comparison(site, quantified):
+    _, _, users = site
+    r = users["vic"].get(f"/analyses/{quantified}/compare")
+    assert r.status_code == 404
+    assert _flash(r.text) == [
+        f"analysis {quantified} is a quantification analysis, not a hazard analysis: "
+        "it has no test articles to compare"
+    ]
+
+
+def test_a_running_hazard_analysis_is_not_compared_yet(site, hazard_analysis, monkeypatch):
+    app, _, users = site
+    real = app.state.api.read_analysis
+
+    def running(analysis_id, user):
+        return real(analysis_id, user).model_copy(update={"status": "running"})
+
+    monkeypatch.setattr(app.state.api, "read_analysis", running)
+    r = users["vic"].get(f"/analyses/{hazard_analysis}/compare")
+    assert r.status_code == 409
+    assert "<h1>Not ready</h1>" in r.text
+    assert f"hazard analysis {hazard_analysis} is running" in _flash(r.text)[0]
+
+
+def test_another_groups_comparison_is_not_found(site, hazard_analysis):
+    _, _, users = site
+    r = users["olga"].get(f"/analyses/{hazard_analysis}/compare", params={"articles": "TA-1"})
+    assert r.status_code == 404
+    assert _flash(r.text) == [f"analysis {hazard_analysis} not found"]
+    assert "TA-1" not in r.text.split("</nav>", 1)[1]
+    assert users["olga"].get("/analyses/999999/compare").status_code == 404
 
 
 # --- cohort, recommender, AOP -------------------------------------------------------------
@@ -598,3 +818,49 @@ def test_a_scientist_quantifies_the_example_plates_in_chromium(live_server, tmp_
         "04-qc.png",
     ]
     assert all(f.stat().st_size > 5000 for f in shots.iterdir())
+
+
+def test_a_scientist_compares_the_test_articles_in_chromium(live_server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{live_server}/sign-in")
+            page.fill("input[name=username]", "ana")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.fill("input[name=code]", "CRA-EX-001")
+            page.fill("input[name=group]", "lab-a")
+            page.click("text=Create")
+            page.set_input_files("input[name=files]", sorted(MSD.glob("plate_*.csv")))
+            page.set_input_files("input[name=sample_map]", MSD / "samples.csv")
+            page.click("text=Upload plates")
+            expect(page.get_by_role("status")).to_contain_text("Stored plates: MSD-01")
+            page.set_input_files("input[name=study_file]", STUDY_FILE)
+            page.click("text=Run hazard analysis")
+            expect(page.locator("#hazard")).to_be_visible(timeout=240_000)
+            page.click("text=Compare test articles")
+            expect(page).to_have_url(re.compile(r"/analyses/\d+/compare$"))
+            expect(page.locator("#calls tbody tr")).to_have_count(4)
+            figure = page.locator("#compare-figure")
+            figure.scroll_into_view_if_needed()
+            expect(figure.locator(".main-svg").first).to_be_visible(timeout=30_000)
+            expect(figure.locator(".legendtext", has_text="TA-1")).to_have_count(1)
+            expect(figure.locator(".legendtext", has_text="TA-2")).to_have_count(1)
+            page.screenshot(path=tmp_path / "compare.png", full_page=True)
+            # Only TA-2, in whole blood: the form's choice lands in the address.
+            page.uncheck("input[name=articles][value=TA-1]")
+            page.select_option("select[name=format]", "whole_blood")
+            page.click("#choose button[type=submit]")
+            expect(page).to_have_url(re.compile(r"compare\?articles=TA-2&format=whole_blood$"))
+            expect(page.locator("#per-cytokine td[data-article=TA-1]")).to_have_count(0)
+            expect(page.locator("#per-cytokine td[data-article=TA-2]").first).to_be_visible()
+            expect(figure.locator(".legendtext", has_text="TA-1")).to_have_count(0)
+            assert errors == []
+        finally:
+            browser.close()
+    assert (tmp_path / "compare.png").stat().st_size > 20_000

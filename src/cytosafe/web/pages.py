@@ -17,23 +17,26 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import pandas as pd
-from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from cytosafe.errors import InputError
+from cytosafe.report._figures import natural_key
 from cytosafe.store import AnalysisTable, User, verify_password
 from cytosafe.store.access import issue_token, revoke_token, token_user
 from cytosafe.store.models import ROLES
 from cytosafe.store.tables import decode_table
+from cytosafe.web import compare as side_by_side
 
 __all__ = ["COOKIE", "add_pages"]
 
 COOKIE = "cytosafe_session"
 HERE = Path(__file__).parent
 REPORT_CSS = HERE.parent / "report" / "templates" / "_report.css"
+REPORT_JS = HERE.parent / "report" / "templates" / "_report.js"
 
 
 class _Redirect(Exception):
@@ -115,7 +118,7 @@ def add_pages(app: FastAPI) -> None:
             except _Redirect as r:
                 return RedirectResponse(r.url, status_code=303)
             except HTTPException as exc:
-                if exc.status_code not in (403, 404):
+                if exc.status_code not in (403, 404, 409, 422):
                     raise
                 found = session_user(request)
                 return render(request, "error.html", found, exc.status_code, message=_message(exc))
@@ -131,6 +134,25 @@ def add_pages(app: FastAPI) -> None:
     @app.get("/static/report.css", include_in_schema=False)
     def report_css() -> Response:
         return Response(REPORT_CSS.read_text(encoding="utf-8"), media_type="text/css")
+
+    @app.get("/static/report.js", include_in_schema=False)
+    def report_js() -> Response:
+        return Response(REPORT_JS.read_text(encoding="utf-8"), media_type="text/javascript")
+
+    plotly_bundle: dict[str, bytes] = {}
+
+    @app.get("/static/plotly.min.js", include_in_schema=False)
+    def plotly_js() -> Response:
+        """The plotly.js bundle of the installed plotly package (as the reports inline
+        it): served from here, never from a CDN, and cached by the browser."""
+        body = plotly_bundle.get("js")
+        if body is None:
+            from plotly.offline import get_plotlyjs
+
+            body = plotly_bundle.setdefault("js", get_plotlyjs().encode("utf-8"))
+        return Response(
+            body, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"}
+        )
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> Response:
@@ -362,6 +384,106 @@ def add_pages(app: FastAPI) -> None:
                     calls = _table(analysis_id, name)
                     break
         return render(request, "analysis.html", found, analysis=out, qc=qc, calls=calls)
+
+    @app.get(
+        "/analyses/{analysis_id}/compare", response_class=HTMLResponse, include_in_schema=False
+    )
+    @page
+    def compare(
+        request: Request,
+        analysis_id: int,
+        articles: Annotated[list[str] | None, Query()] = None,
+        format: str | None = None,
+    ):
+        """The test articles of a hazard analysis side by side: hazard calls, per cytokine
+        fold change over the negative control against the positive controls, potency, and
+        one figure of the fold change per cytokine with a trace per test article."""
+        found = signed_in(request)
+        out = api.read_analysis(analysis_id, found[0])
+        if out.kind != "hazard":
+            raise HTTPException(
+                404,
+                f"analysis {analysis_id} is a {out.kind} analysis, not a hazard analysis: "
+                "it has no test articles to compare",
+            )
+        if out.status != "completed":
+            raise HTTPException(
+                409,
+                f"hazard analysis {analysis_id} is {out.status}: "
+                "compare its test articles once it has completed",
+            )
+        hazard = _table(analysis_id, "hazard")
+        if hazard is None or hazard.empty:
+            raise HTTPException(404, f"hazard analysis {analysis_id} called no test article")
+        known = list(dict.fromkeys(str(t) for t in hazard["treatment"]))
+        wanted = list(dict.fromkeys(a.strip() for a in articles or [] if a.strip()))
+        unknown = [a for a in wanted if a not in known]
+        if unknown:
+            names = ", ".join(f"'{a}'" for a in unknown)
+            raise HTTPException(
+                404,
+                f"test article {names} not found in hazard analysis {analysis_id}; "
+                f"its test articles are {', '.join(known)}",
+            )
+        chosen = [a for a in known if a in wanted] if wanted else known
+        mine = hazard[hazard["treatment"].isin(chosen)]
+        formats = side_by_side.formats(mine)
+        if format:
+            where = next((f for f in formats if f["key"] == format), None)
+            if where is None:
+                raise HTTPException(
+                    404,
+                    f"format '{format}' not found for {', '.join(chosen)} in hazard analysis "
+                    f"{analysis_id}; formats: {', '.join(f['key'] for f in formats)}",
+                )
+        else:
+            where = formats[0]
+        labels = {(f["format"], f["inc"]): f for f in formats}
+        calls = []
+        for r in sorted(
+            mine.to_dict("records"),
+            key=lambda r: (
+                chosen.index(r["treatment"]),
+                natural_key(side_by_side.text_cell(r["assay_format"])),
+            ),
+        ):
+            f = labels[
+                (side_by_side.text_cell(r["assay_format"]), side_by_side.number(r["incubation_h"]))
+            ]
+            cls = side_by_side.text_cell(r["hazard_class"])
+            above = side_by_side.text_cell(r.get("benchmarks_above")).split()
+            below = side_by_side.text_cell(r.get("benchmarks_below")).split()
+            rank = side_by_side.number(r.get("rank"))
+            calls.append(
+                {
+                    "article": r["treatment"],
+                    "format": f,
+                    "cls": cls,
+                    "style": side_by_side.CLASS_STYLE.get(cls, ""),
+                    "analytes": side_by_side.text_cell(r["analytes"]).split(),
+                    "responders": f"{int(r['max_responders'])}/{int(r['n_donors'])}",
+                    "rank": "" if rank is None else f"{int(rank)} of {int(r['n_ranked'])}",
+                    "above": above,
+                    "below": below,
+                    "rule": side_by_side.text_cell(r.get("class_rule")),
+                    "reason": side_by_side.text_cell(r["reason"]),
+                }
+            )
+        names = ("summary", "benchmark", "positive_controls", "potency")
+        tables = {"hazard": hazard, **{n: _table(analysis_id, n) for n in names}}
+        return render(
+            request,
+            "compare.html",
+            found,
+            analysis=out,
+            known=known,
+            chosen=chosen,
+            formats=formats,
+            where=where,
+            calls=calls,
+            classes={c["article"]: c for c in calls if c["format"] is where},
+            **side_by_side.comparison(tables, chosen, where),
+        )
 
     @app.get("/analyses/{analysis_id}/status", include_in_schema=False)
     @page
