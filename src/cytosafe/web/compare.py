@@ -17,17 +17,9 @@ from typing import Any
 import pandas as pd
 
 from cytosafe.report._figures import GRID, LAYOUT_TEMPLATE, PALETTE, esc, natural_key, num, rounded
+from cytosafe.report.hazard import CLASS_STYLE  # badge style of a class, as in the report
 
 __all__ = ["CLASS_STYLE", "comparison", "formats", "number", "text_cell"]
-
-#: Badge style of a hazard class (as in the study report).
-CLASS_STYLE = {
-    "negative": "pass",
-    "low": "warn",
-    "moderate": "warn",
-    "high": "fail",
-    "invalid": "fail",
-}
 
 
 def text_cell(value: Any) -> str:
