@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from cytosafe.errors import InputError
-from cytosafe.store.api import _reading, _transaction, _user
+from cytosafe.store.api import _aware, _reading, _transaction, _user
 from cytosafe.store.audit import record
 from cytosafe.store.database import Store
 from cytosafe.store.models import ApiToken, Group, GroupMember, User
@@ -26,11 +26,6 @@ __all__ = ["add_to_group", "issue_token", "revoke_token", "token_user", "user_gr
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def _aware(at: dt.datetime) -> dt.datetime:
-    # SQLite gives back naive datetimes (stored as UTC); PostgreSQL aware ones.
-    return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at
 
 
 def issue_token(

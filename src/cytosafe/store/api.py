@@ -182,6 +182,12 @@ def verify_password(user: User, password: str) -> bool:
         return False
 
 
+def _aware(at: dt.datetime) -> dt.datetime:
+    """``at`` with its time zone: SQLite gives back naive datetimes (stored as UTC),
+    PostgreSQL aware ones."""
+    return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at
+
+
 def _user(session: Session, user: User | str | int | None) -> User:
     if user is None:
         raise InputError("no user given: every change must be attributed", field="user")
@@ -836,6 +842,17 @@ def set_status(
         return row
 
 
+def _touch_live(target: Store | Session, ids: list[int], **values: Any) -> None:
+    """Update queued or running analyses (a finished one keeps its last word), with the
+    heartbeat set to now."""
+    with _transaction(target) as session:
+        session.execute(
+            Analysis.__table__.update()
+            .where(Analysis.id.in_(ids), Analysis.status.in_(("queued", "running")))
+            .values(heartbeat_at=dt.datetime.now(dt.UTC), **values)
+        )
+
+
 def report_progress(
     target: Store | Session, analysis: Analysis | int, fraction: float, message: str
 ) -> None:
@@ -844,29 +861,19 @@ def report_progress(
     if not 0 <= fraction <= 1:
         raise InputError(f"progress {fraction} is not between 0 and 1", field="progress")
     analysis_id = analysis.id if isinstance(analysis, Analysis) else int(analysis)
-    with _transaction(target) as session:
-        session.execute(
-            Analysis.__table__.update()
-            .where(Analysis.id == analysis_id, Analysis.status.in_(("queued", "running")))
-            .values(
-                progress=round(float(fraction), 3),
-                progress_message=str(message)[:500],
-                heartbeat_at=dt.datetime.now(dt.UTC),
-            )
-        )
+    _touch_live(
+        target,
+        [analysis_id],
+        progress=round(float(fraction), 3),
+        progress_message=str(message)[:500],
+    )
 
 
 def beat(target: Store | Session, analyses: Iterable[int]) -> None:
     """Say that the server running these jobs is alive."""
     ids = list(analyses)
-    if not ids:
-        return
-    with _transaction(target) as session:
-        session.execute(
-            Analysis.__table__.update()
-            .where(Analysis.id.in_(ids), Analysis.status.in_(("queued", "running")))
-            .values(heartbeat_at=dt.datetime.now(dt.UTC))
-        )
+    if ids:
+        _touch_live(target, ids)
 
 
 def recover_interrupted(
@@ -883,8 +890,7 @@ def recover_interrupted(
         ).all()
         stale = []
         for row in rows:
-            last = row.heartbeat_at or row.created_at
-            last = last.replace(tzinfo=dt.UTC) if last.tzinfo is None else last
+            last = _aware(row.heartbeat_at or row.created_at)
             if last <= cutoff:
                 stale.append((row, last))
         for row, last in stale:

@@ -270,10 +270,7 @@ class _Uploads:
         return _strip_folder(text, self.dir)
 
     def strip_column(self, frame: pd.DataFrame, column: str = "source_file") -> pd.DataFrame:
-        if column in frame.columns:
-            frame = frame.copy()
-            frame[column] = frame[column].map(self.strip)
-        return frame
+        return _strip_folder_column(frame, self.dir, column)
 
     def close(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -285,16 +282,30 @@ def _strip_folder(text: Any, folder: Path | str) -> Any:
     return text.replace(f"{folder}/", "").replace(str(folder), "")
 
 
-def _grade_upload(path: str, scales: list[str]) -> dict:
-    """Grade one uploaded observation table (run in a compute worker)."""
-    from cytosafe.clinical import grade, read_observations
+def _strip_folder_column(
+    frame: pd.DataFrame, folder: Path | str, column: str = "source_file"
+) -> pd.DataFrame:
+    """``frame`` with ``folder`` removed from the file paths in ``column``."""
+    if column in frame.columns:
+        frame = frame.copy()
+        frame[column] = frame[column].map(lambda text: _strip_folder(text, folder))
+    return frame
 
-    result = grade(read_observations(path), scales)
+
+def _grades_out(result: Any) -> dict:
+    """The scales, per-patient and cohort tables of a grading, as the API returns them."""
     return {
         "scales": result.scales,
         "patients": _records(result.patients),
         "cohort": _records(result.cohort),
     }
+
+
+def _grade_upload(path: str, scales: list[str]) -> dict:
+    """Grade one uploaded observation table (run in a compute worker)."""
+    from cytosafe.clinical import grade, read_observations
+
+    return _grades_out(grade(read_observations(path), scales))
 
 
 def _read_and_grade(
@@ -320,11 +331,7 @@ def _read_and_grade(
         from cytosafe.io.fhir import read_fhir
 
         obs = read_fhir(parts["bundle"], product=product).observations
-    if "source_file" in obs.table.columns:
-        obs.table = obs.table.copy()
-        obs.table["source_file"] = obs.table["source_file"].map(
-            lambda text: _strip_folder(text, folder)
-        )
+    obs.table = _strip_folder_column(obs.table, folder)
     result = grade(obs, scales)
     return obs, result, render_clinical_report(result, title=title)
 
@@ -1096,13 +1103,7 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
                 tables={"patients": result.patients, "cohort": result.cohort},
             )
             add_report(session, analysis, html, user=user.username)
-        return {
-            "analysis": analysis.id,
-            "observations": n,
-            "scales": result.scales,
-            "patients": _records(result.patients),
-            "cohort": _records(result.cohort),
-        }
+        return {"analysis": analysis.id, "observations": n, **_grades_out(result)}
 
     def clinical_study(user: User, code: str) -> Study:
         with store.reader() as session:
