@@ -22,7 +22,7 @@ from cytosafe.store import (
     load_measurements,
     verify_audit,
 )
-from cytosafe.store import api as store_api
+from cytosafe.store import analyses as store_analyses
 from cytosafe.store import audit as store_audit
 from store_backends import STUDY, quantified, seeded
 
@@ -63,7 +63,7 @@ def test_a_crash_after_measurements_and_analysis_were_written_leaves_nothing(
         written["plates"] = session.scalar(select(func.count()).select_from(Plate))
         raise Crash("the worker died while writing the report")
 
-    monkeypatch.setattr(store_api, "_add_report", crash)
+    monkeypatch.setattr(store_analyses, "_add_report", crash)
     with pytest.raises(Crash):
         import_quantification(store, results[1], user="bob", report="<html></html>")
     assert written["plates"] == before["Plate"] + 1  # the crash did come mid-import

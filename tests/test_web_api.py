@@ -23,10 +23,10 @@ from cytosafe.store import (
     Observation,
     Plate,
     Store,
+    add_to_group,
     create_user,
     verify_audit,
 )
-from cytosafe.store.access import add_to_group
 from cytosafe.web import Settings, create_app
 
 postgres_cluster = store_backends.postgres_cluster
@@ -201,7 +201,7 @@ def test_a_wrong_password_is_401(api):
 def test_an_expired_token_is_401(api):
     import datetime as dt
 
-    from cytosafe.store.access import issue_token
+    from cytosafe.store import issue_token
 
     client, store = api
     token = issue_token(store, "vic", lifetime=dt.timedelta(seconds=-1))
@@ -219,7 +219,7 @@ def test_signing_out_revokes_the_token(api):
 
 def test_a_revocation_made_outside_the_server_holds_within_the_token_cache_time(api, monkeypatch):
     import cytosafe.web.app as web_app
-    from cytosafe.store.access import issue_token, revoke_token
+    from cytosafe.store import issue_token, revoke_token
 
     client, store = api
     token = issue_token(store, "vic")
@@ -232,7 +232,7 @@ def test_a_revocation_made_outside_the_server_holds_within_the_token_cache_time(
 
 
 def test_without_the_token_cache_a_revocation_holds_at_once(tmp_path):
-    from cytosafe.store.access import issue_token, revoke_token
+    from cytosafe.store import issue_token, revoke_token
     from cytosafe.web import Settings
 
     store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")

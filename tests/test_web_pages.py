@@ -20,8 +20,7 @@ import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from cytosafe.store import Analysis, Measurement, Plate, Store, create_user
-from cytosafe.store.access import add_to_group
+from cytosafe.store import Analysis, Measurement, Plate, Store, add_to_group, create_user
 from cytosafe.web import create_app
 from cytosafe.web.pages import COOKIE
 

@@ -2,11 +2,21 @@
 
 SQLAlchemy 2 models (:mod:`.models`) on SQLite (default, a file in the user's data
 directory) or PostgreSQL (``CYTOSAFE_DATABASE_URL`` or the ``url`` argument), migrated by
-Alembic on open (:mod:`.database`); transactional imports, versioned analyses and
-sign-off (:mod:`.api`); result tables as Parquet (:mod:`.tables`); the hash-chained,
-append-only audit trail (:mod:`.audit`).
+Alembic on open (:mod:`.database`); result tables as Parquet (:mod:`.tables`); the
+hash-chained, append-only audit trail (:mod:`.audit`). What the faces do with it, one
+module per resource:
 
-The store depends on :mod:`cytosafe.schema` only; analysis packages never import it.
+- :mod:`.users`: users, groups and API tokens;
+- :mod:`.studies`: studies, and their plates of measurements (transactional imports,
+  audited edits);
+- :mod:`.analyses`: versioned analyses with their tables and report, sign-off;
+- :mod:`.jobs`: background analyses (status, progress, heartbeat, recovery);
+- :mod:`.clinical`: observations of a cohort and graded runs over them.
+
+Every function takes a :class:`Store` (one transaction of its own) or a session of
+:meth:`Store.session` (the caller's transaction), and attributes every change to a user
+in the audit trail. This module's ``__all__`` is the public API; the store depends on
+:mod:`cytosafe.schema` only, and analysis packages never import it.
 
 >>> from cytosafe.store import Store, create_user, create_study, import_quantification
 >>> store = Store("sqlite:///lab.sqlite3")  # doctest: +SKIP
@@ -17,34 +27,25 @@ The store depends on :mod:`cytosafe.schema` only; analysis packages never import
 True
 """
 
-from cytosafe.store.api import (
-    AuthorizationError,
-    SignedOffError,
+from cytosafe.store._session import AuthorizationError, SignedOffError
+from cytosafe.store.analyses import (
     add_report,
-    beat,
     complete_analysis,
-    create_study,
-    create_user,
-    edit_measurement,
     file_hashes,
     import_analysis,
-    import_grades,
-    import_measurements,
-    import_observations,
     import_quantification,
-    load_measurements,
     load_table,
     quantification_settings,
-    recover_interrupted,
-    report_progress,
-    set_status,
     sign_off,
-    verify_password,
     verify_tables,
 )
 from cytosafe.store.audit import AuditBreak, AuditError, audit_entries, head, verify_audit
+from cytosafe.store.clinical import import_grades, import_observations
 from cytosafe.store.database import DATABASE_URL_ENV, Store, default_url, open_store
+from cytosafe.store.jobs import beat, recover_interrupted, report_progress, set_status
 from cytosafe.store.models import (
+    ANALYSIS_KINDS,
+    ROLES,
     Analysis,
     AnalysisTable,
     AuditEntry,
@@ -58,9 +59,29 @@ from cytosafe.store.models import (
     Study,
     User,
 )
+from cytosafe.store.studies import (
+    EDITABLE_FIELDS,
+    create_study,
+    edit_measurement,
+    import_measurements,
+    load_measurements,
+)
+from cytosafe.store.tables import decode_table
+from cytosafe.store.users import (
+    add_to_group,
+    create_user,
+    issue_token,
+    revoke_token,
+    token_user,
+    user_groups,
+    verify_password,
+)
 
 __all__ = [
+    "ANALYSIS_KINDS",
     "DATABASE_URL_ENV",
+    "EDITABLE_FIELDS",
+    "ROLES",
     "Analysis",
     "AnalysisTable",
     "AuditBreak",
@@ -79,11 +100,13 @@ __all__ = [
     "Study",
     "User",
     "add_report",
+    "add_to_group",
     "audit_entries",
     "beat",
     "complete_analysis",
     "create_study",
     "create_user",
+    "decode_table",
     "default_url",
     "edit_measurement",
     "file_hashes",
@@ -93,14 +116,18 @@ __all__ = [
     "import_measurements",
     "import_observations",
     "import_quantification",
+    "issue_token",
     "load_measurements",
     "load_table",
     "open_store",
     "quantification_settings",
     "recover_interrupted",
     "report_progress",
+    "revoke_token",
     "set_status",
     "sign_off",
+    "token_user",
+    "user_groups",
     "verify_audit",
     "verify_password",
     "verify_tables",

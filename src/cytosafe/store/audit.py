@@ -30,8 +30,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
@@ -40,14 +41,12 @@ from sqlalchemy.sql.dml import Delete, Update
 from cytosafe.errors import CytoSafeError
 from cytosafe.store.models import AuditEntry, User
 
-if TYPE_CHECKING:
-    from cytosafe.store.database import Store
-
 __all__ = [
     "ACTIONS",
     "GENESIS_HASH",
     "AuditBreak",
     "AuditError",
+    "Readable",
     "audit_entries",
     "canonical_json",
     "entry_hash",
@@ -72,6 +71,14 @@ _ADVISORY_LOCK = 0x43_59_54_4F  # "CYTO"
 
 class AuditError(CytoSafeError):
     """An attempt to change or delete an audit entry."""
+
+
+class Readable(Protocol):
+    """What reading the trail needs of a store: read sessions. A
+    :class:`~cytosafe.store.Store` is one; typing against this protocol, not the class,
+    keeps this module below :mod:`cytosafe.store.database`, which installs its hooks."""
+
+    def reader(self) -> AbstractContextManager[Session]: ...
 
 
 def canonical_json(value: Any) -> str:
@@ -211,7 +218,7 @@ class AuditBreak:
         return f"audit entry {self.seq}: {self.reason}"
 
 
-def audit_entries(store: Store, *, object_type: str | None = None, object_id: object = None):
+def audit_entries(store: Readable, *, object_type: str | None = None, object_id: object = None):
     """The audit entries (oldest first), optionally of one object, as plain dicts."""
     with store.reader() as session:
         query = select(AuditEntry).order_by(AuditEntry.seq)
@@ -235,7 +242,7 @@ def audit_entries(store: Store, *, object_type: str | None = None, object_id: ob
         ]
 
 
-def verify_audit(store: Store) -> AuditBreak | None:
+def verify_audit(store: Readable) -> AuditBreak | None:
     """Walk the chain; return the first broken entry, or None when the chain holds.
 
     An entry is broken when its ``seq`` is not the next number (an entry was deleted or
@@ -266,7 +273,7 @@ def verify_audit(store: Store) -> AuditBreak | None:
     return None
 
 
-def head(store: Store) -> tuple[int, str]:
+def head(store: Readable) -> tuple[int, str]:
     """Number of entries and the hash of the last one (:data:`GENESIS_HASH` when empty)."""
     with store.reader() as session:
         last = session.execute(

@@ -25,7 +25,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cytosafe.errors import InputError
-from cytosafe.store import audit
+from cytosafe.store.audit import install as install_audit
 
 __all__ = ["DATABASE_URL_ENV", "Store", "default_url", "open_store", "resolve_url"]
 
@@ -37,7 +37,7 @@ class StoreSession(Session):
     """A session whose commits write the queued audit entries (see :mod:`.audit`)."""
 
 
-audit.install(StoreSession)
+install_audit(StoreSession)
 
 
 def default_url() -> str:

@@ -60,6 +60,7 @@ from cytosafe.store import (
     Study,
     User,
     add_report,
+    add_to_group,
     audit_entries,
     complete_analysis,
     create_study,
@@ -69,13 +70,15 @@ from cytosafe.store import (
     import_grades,
     import_measurements,
     import_observations,
+    issue_token,
     load_measurements,
+    revoke_token,
     sign_off,
+    token_user,
     verify_audit,
     verify_password,
     verify_tables,
 )
-from cytosafe.store.access import add_to_group, issue_token, revoke_token, token_user
 from cytosafe.store.models import ROLES
 from cytosafe.store.tables import decode_table
 from cytosafe.web.compute import ComputePool

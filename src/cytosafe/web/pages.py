@@ -25,8 +25,14 @@ from starlette.datastructures import UploadFile as StarletteUpload
 
 from cytosafe.errors import InputError
 from cytosafe.report._figures import natural_key
-from cytosafe.store import AnalysisTable, User, verify_password
-from cytosafe.store.access import issue_token, revoke_token, token_user
+from cytosafe.store import (
+    AnalysisTable,
+    User,
+    issue_token,
+    revoke_token,
+    token_user,
+    verify_password,
+)
 from cytosafe.store.models import ROLES
 from cytosafe.store.tables import decode_table
 from cytosafe.web import compare as side_by_side

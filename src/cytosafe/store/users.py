@@ -1,9 +1,10 @@
-"""Sign-in for the REST API: bearer tokens, and group membership.
+"""Users, their groups and their API tokens.
 
+A password is stored as an argon2id hash (:func:`create_user`, :func:`verify_password`).
 A token is issued for a user whose password was checked (:func:`issue_token`); only its
 SHA-256 is stored (:class:`~cytosafe.store.models.ApiToken`). :func:`token_user` finds the
-active user of a valid (known, unrevoked, unexpired) token. Issuing and revoking tokens
-and adding users to groups are audited like every other change.
+active user of a valid (known, unrevoked, unexpired) token. Creating users, issuing and
+revoking tokens and adding users to groups are audited like every other change.
 """
 
 from __future__ import annotations
@@ -16,12 +17,80 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from cytosafe.errors import InputError
-from cytosafe.store.api import _aware, _reading, _transaction, _user
+from cytosafe.store._session import aware, find_user, reading, transaction
 from cytosafe.store.audit import record
 from cytosafe.store.database import Store
-from cytosafe.store.models import ApiToken, Group, GroupMember, User
+from cytosafe.store.models import ROLES, ApiToken, Group, GroupMember, User
 
-__all__ = ["add_to_group", "issue_token", "revoke_token", "token_user", "user_groups"]
+__all__ = [
+    "add_to_group",
+    "create_user",
+    "issue_token",
+    "revoke_token",
+    "token_user",
+    "user_groups",
+    "verify_password",
+]
+
+
+def _hasher():
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()  # argon2id with the library's (RFC 9106 low-memory) defaults
+
+
+def create_user(
+    target: Store | Session,
+    username: str,
+    *,
+    role: str = "viewer",
+    password: str | None = None,
+    display_name: str | None = None,
+    by: User | str | None = None,
+) -> User:
+    """Add a user; ``password`` is stored as an argon2id hash (None: cannot sign in).
+
+    ``by`` is the admin creating the account (None: the user creates itself, as the
+    local command-line user or the first admin of a new store does).
+    """
+    username = (username or "").strip()
+    if not username:
+        raise InputError("a user name is empty", field="username", expected="a non-empty name")
+    if role not in ROLES:
+        raise InputError(f"unknown role '{role}'", field="role", expected=" | ".join(ROLES))
+    with transaction(target) as session:
+        if session.scalar(select(User.id).where(User.username == username)) is not None:
+            raise InputError(f"user '{username}' already exists", field="username")
+        user = User(
+            username=username,
+            role=role,
+            display_name=display_name,
+            password_hash=None if password is None else _hasher().hash(password),
+        )
+        session.add(user)
+        session.flush()
+        actor = user if by is None else find_user(session, by)
+        record(
+            session,
+            "create",
+            "user",
+            user.id,
+            user=actor,
+            details={"username": username, "role": role},
+        )
+        return user
+
+
+def verify_password(user: User, password: str) -> bool:
+    """Whether ``password`` is the user's password (False for users without one)."""
+    from argon2.exceptions import InvalidHashError, VerificationError
+
+    if not user.password_hash or not user.active:
+        return False
+    try:
+        return _hasher().verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def _digest(token: str) -> str:
@@ -37,8 +106,8 @@ def issue_token(
 ) -> str:
     """A new bearer token of ``user`` (whose password the caller has checked)."""
     token = secrets.token_urlsafe(32)
-    with _transaction(target) as session:
-        actor = _user(session, user)
+    with transaction(target) as session:
+        actor = find_user(session, user)
         row = ApiToken(
             user_id=actor.id,
             token_sha256=_digest(token),
@@ -62,7 +131,7 @@ def token_user(target: Store | Session, token: str) -> User | None:
     """The active user of a valid token, else None."""
     if not token:
         return None
-    with _reading(target) as session:
+    with reading(target) as session:
         # One query for the token and its user (every API request makes it), one for
         # the groups; expiry is compared here, as SQLite stores naive UTC times.
         found = session.execute(
@@ -74,20 +143,20 @@ def token_user(target: Store | Session, token: str) -> User | None:
         if found is None:
             return None
         expires_at, user = found
-        if _aware(expires_at) <= dt.datetime.now(dt.UTC) or not user.active:
+        if aware(expires_at) <= dt.datetime.now(dt.UTC) or not user.active:
             return None
         return user
 
 
 def revoke_token(target: Store | Session, token: str) -> bool:
     """Revoke a token (sign out); False when it was unknown or already revoked."""
-    with _transaction(target) as session:
+    with transaction(target) as session:
         row = session.scalar(select(ApiToken).where(ApiToken.token_sha256 == _digest(token)))
         if row is None or row.revoked_at is not None:
             return False
         row.revoked_at = dt.datetime.now(dt.UTC)
         session.flush()
-        record(session, "edit", "api_token", row.id, user=_user(session, row.user_id),
+        record(session, "edit", "api_token", row.id, user=find_user(session, row.user_id),
                details={"revoked": True})  # fmt: skip
         return True
 
@@ -97,9 +166,9 @@ def add_to_group(target: Store | Session, user: User | str, group: str, *, by: U
     group = (group or "").strip()
     if not group:
         raise InputError("a group name is empty", field="group", expected="a non-empty name")
-    with _transaction(target) as session:
-        actor = _user(session, by)
-        member = _user(session, user)
+    with transaction(target) as session:
+        actor = find_user(session, by)
+        member = find_user(session, user)
         row = session.scalar(select(Group).where(Group.name == group))
         if row is None:
             row = Group(name=group)
@@ -120,6 +189,6 @@ def add_to_group(target: Store | Session, user: User | str, group: str, *, by: U
 
 def user_groups(target: Store | Session, user: User | str) -> list[str]:
     """Names of the groups ``user`` belongs to."""
-    with _reading(target) as session:
-        member = _user(session, user)
+    with reading(target) as session:
+        member = find_user(session, user)
         return sorted(g.name for g in member.groups)

@@ -1,0 +1,271 @@
+"""Studies and their raw data: plates of measurements, imported whole and edited with a reason.
+
+A plate is stored once, with the SHA-256 of its measurements: importing the same plate
+again reuses it, a plate of the same name with other measurements is refused, so raw
+data never change silently (:func:`import_measurements`). A stored reading changes only
+through :func:`edit_measurement`, with a reason, audited with old and new values, and
+never under a signed-off analysis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from cytosafe.errors import InputError
+from cytosafe.schema.measurements import MEASUREMENT_COLUMNS, validate_measurements
+from cytosafe.store._session import (
+    ANALYST_ROLES,
+    SignedOffError,
+    find_study,
+    find_user,
+    reading,
+    records,
+    require_role,
+    transaction,
+)
+from cytosafe.store.audit import canonical_json, record
+from cytosafe.store.database import Store
+from cytosafe.store.models import Analysis, Group, Measurement, Plate, Study, User
+
+__all__ = [
+    "EDITABLE_FIELDS",
+    "create_study",
+    "edit_measurement",
+    "import_measurements",
+    "load_measurements",
+    "plate_sha256",
+    "store_plates",
+]
+
+#: The measurement columns stored on each row (the study and plate are the row's plate).
+MEASUREMENT_FIELDS = tuple(
+    c.name for c in MEASUREMENT_COLUMNS if c.name not in ("study_id", "plate_id")
+)
+#: Fields an audited edit may change (the raw reading and its use; not its identity).
+EDITABLE_FIELDS = ("signal", "exclude", "dilution_factor", "bead_count", "standard_concentration")
+
+
+def create_study(
+    target: Store | Session,
+    code: str,
+    *,
+    user: User | str,
+    title: str | None = None,
+    kind: str = "cra",
+    group: str | None = None,
+) -> Study:
+    """Create a study; ``code`` is the tidy tables' ``study_id``."""
+    code = (code or "").strip()
+    if not code:
+        raise InputError("a study id is empty", field="study_id", expected="a non-empty identifier")
+    if kind not in ("cra", "clinical"):
+        raise InputError(f"unknown study kind '{kind}'", field="kind", expected="cra | clinical")
+    with transaction(target) as session:
+        actor = find_user(session, user)
+        if session.scalar(select(Study.id).where(Study.code == code)) is not None:
+            raise InputError(f"study '{code}' already exists", field="study_id")
+        group_row = None
+        if group is not None:
+            group_row = session.scalar(select(Group).where(Group.name == group))
+            if group_row is None:
+                group_row = Group(name=group)
+                session.add(group_row)
+        study = Study(code=code, title=title, kind=kind, group=group_row, created_by_id=actor.id)
+        session.add(study)
+        session.flush()
+        record(
+            session,
+            "create",
+            "study",
+            study.id,
+            user=actor,
+            details={"code": code, "title": title, "kind": kind, "group": group},
+        )
+        return study
+
+
+def plate_sha256(plate_rows: pd.DataFrame) -> str:
+    """SHA-256 of a plate's measurements (provenance columns left out)."""
+    content = [c for c in MEASUREMENT_FIELDS if c not in ("source_file", "source_row")]
+    rows = records(plate_rows.sort_values(["well", "analyte"]), content)
+    return hashlib.sha256(canonical_json(rows).encode("utf-8")).hexdigest()
+
+
+def store_plates(session: Session, table: pd.DataFrame, study: Study, actor: User) -> list[Plate]:
+    """Store the plates of a validated measurement table in ``study`` (audited, one entry
+    per plate); a plate already stored with the same measurements is reused."""
+    codes = sorted(set(table["study_id"]))
+    if codes != [study.code]:
+        other = next(c for c in codes if c != study.code)
+        raise InputError(
+            f"the table belongs to study '{other}', not '{study.code}'",
+            field="study_id",
+            expected=f"study_id '{study.code}' on every row",
+        )
+    extras = [c for c in table.columns if c not in {c.name for c in MEASUREMENT_COLUMNS}]
+    plates = []
+    for code, rows in table.groupby("plate_id", sort=True):
+        fingerprint = plate_sha256(rows)
+        plate = session.scalar(select(Plate).where(Plate.study_id == study.id, Plate.code == code))
+        if plate is not None:
+            if plate.measurements_sha256 != fingerprint:
+                raise InputError(
+                    f"plate '{code}' is already in study '{study.code}' with different measurements",
+                    field="plate_id",
+                    expected="a new plate id, or the same measurements (edits go through edit_measurement)",
+                )
+            plates.append(plate)
+            continue
+        sources = rows["source_file"].dropna().unique().tolist()
+        plate = Plate(
+            study_id=study.id,
+            code=str(code),
+            source_file=";".join(map(str, sources)) or None,
+            measurements_sha256=fingerprint,
+        )
+        session.add(plate)
+        session.flush()
+        values = records(rows, MEASUREMENT_FIELDS)
+        if extras:
+            for value, extra in zip(values, records(rows, extras), strict=True):
+                value["extra"] = {k: v for k, v in extra.items() if v is not None} or None
+        for value in values:
+            value["plate_id"] = plate.id
+        session.execute(insert(Measurement), values)
+        record(
+            session,
+            "import",
+            "plate",
+            plate.id,
+            user=actor,
+            details={
+                "study": study.code,
+                "plate": plate.code,
+                "n_measurements": len(values),
+                "measurements_sha256": fingerprint,
+                "source_files": sources,
+            },
+        )
+        plates.append(plate)
+    return plates
+
+
+def import_measurements(
+    target: Store | Session,
+    measurements: pd.DataFrame,
+    *,
+    study: Study | str | None = None,
+    user: User | str,
+    source: str | None = None,
+) -> list[Plate]:
+    """Store a tidy measurement table (validated first); returns its plates.
+
+    A plate already stored with the same measurements is reused; with different ones it
+    is refused (:class:`InputError`), so raw data never change silently.
+    """
+    table = validate_measurements(measurements, source=source)
+    with transaction(target) as session:
+        actor = find_user(session, user)
+        if study is None:
+            codes = table["study_id"].unique().tolist()
+            if len(codes) != 1:
+                raise InputError("the table holds several studies", field="study_id", file=source)
+            study = codes[0]
+        return store_plates(session, table, find_study(session, study), actor)
+
+
+def load_measurements(
+    target: Store | Session, study: Study | str, *, plates: Iterable[str] | None = None
+) -> pd.DataFrame:
+    """The tidy measurement table of a study (or of some of its plates), validated."""
+    with reading(target) as session:
+        st = find_study(session, study, lock=False)
+        query = (
+            select(
+                Plate.code.label("plate_id"),
+                *[getattr(Measurement, c) for c in MEASUREMENT_FIELDS],
+                Measurement.extra,
+            )
+            .join(Plate, Measurement.plate_id == Plate.id)
+            .where(Plate.study_id == st.id)
+            .order_by(Plate.code, Measurement.id)
+        )
+        if plates is not None:
+            query = query.where(Plate.code.in_(list(plates)))
+        rows = session.execute(query).all()
+        code = st.code
+    frame = pd.DataFrame(rows, columns=["plate_id", *MEASUREMENT_FIELDS, "extra"])
+    if frame.empty:
+        raise InputError(f"study '{code}' has no measurements", field="study")
+    frame = frame.where(frame.notna(), np.nan)  # SQL NULL is NaN, as in the tables read
+    extra = frame.pop("extra")
+    if extra.notna().any():
+        frame = frame.join(pd.DataFrame([e or {} for e in extra], index=frame.index))
+    frame.insert(0, "study_id", code)
+    return validate_measurements(frame)
+
+
+def edit_measurement(
+    target: Store | Session, measurement_id: int, *, user: User | str, reason: str, **changes: Any
+) -> Measurement:
+    """Change fields of one stored measurement, with a reason, audited (old and new values).
+
+    Refused for plates read by a signed-off analysis: re-import and re-analyse instead.
+    """
+    if not reason or not reason.strip():
+        raise InputError("an edit needs a reason", field="reason")
+    unknown = sorted(set(changes) - set(EDITABLE_FIELDS))
+    if unknown or not changes:
+        raise InputError(
+            f"cannot edit field(s) {', '.join(unknown) or '(none given)'}",
+            field="changes",
+            expected=" | ".join(EDITABLE_FIELDS),
+        )
+    with transaction(target) as session:
+        actor = find_user(session, user)
+        require_role(actor, ANALYST_ROLES, "edit measurements")
+        row = session.get(Measurement, measurement_id)
+        if row is None:
+            raise InputError(f"no measurement {measurement_id}", field="measurement_id")
+        plate = session.get(Plate, row.plate_id, with_for_update=True)
+        signed = session.scalar(
+            select(Analysis.id)
+            .where(Analysis.plates.any(Plate.id == plate.id), Analysis.status == "signed_off")
+            .limit(1)
+        )
+        if signed is not None:
+            raise SignedOffError(
+                f"plate '{plate.code}' was read by signed-off analysis {signed}",
+                field="measurement_id",
+                expected="a plate not used by a signed-off analysis",
+            )
+        old = {k: getattr(row, k) for k in changes}
+        for key, value in changes.items():
+            setattr(row, key, value)
+        session.flush()
+        study = session.get(Study, plate.study_id)
+        table = load_measurements(session, study, plates=[plate.code])  # validates the edit
+        plate.measurements_sha256 = plate_sha256(table)
+        record(
+            session,
+            "edit",
+            "measurement",
+            row.id,
+            user=actor,
+            details={
+                "plate": plate.code,
+                "well": row.well,
+                "analyte": row.analyte,
+                "old": old,
+                "new": changes,
+                "reason": reason.strip(),
+            },
+        )
+        return row
