@@ -293,6 +293,13 @@ def test_sniff_knows_the_three_layouts_and_nothing_else(tmp_path):
     assert asm.detect_vendor(smp) == "softmax_pro"
     assert asm.detect_vendor(gen5) == "gen5"
     assert asm.detect_vendor(json_file) == "asm"
+    assert [asm.export_kind(p) for p in (smp, gen5, json_file, tidy)] == [
+        "softmax_pro",
+        "gen5",
+        "asm",
+        None,
+    ]
+    assert asm.export_kind(tmp_path / "missing.txt") is None
 
 
 def test_sniff_reads_a_probe_of_the_first_bytes(tmp_path):

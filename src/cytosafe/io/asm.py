@@ -55,11 +55,15 @@ instrument software showed.
 
 Wavelengths and the reference subtraction
 -----------------------------------------
-A TMB/HRP ELISA is read at 450 nm after the acid stop; a second read at 540-650 nm (570 or
-630 nm are common) measures the optical imperfections of the plate, and the reference
-reading is subtracted from the measurement reading well by well (R&D Systems, Quantikine
-ELISA handbooks, "Calculation of results": "If wavelength correction is available, set to
-540 nm or 570 nm ... subtract readings at 540 nm or 570 nm from the readings at 450 nm").
+A TMB/HRP ELISA is read at 450 nm after the acid stop; a second read at 540-650 nm
+measures the optical imperfections of the plate, and the reference reading is subtracted
+from the measurement reading well by well. Kit manuals say so in these words: "Measure
+absorbance on an ELISA plate reader set at 450nm and 550nm. Subtract 550nm values from
+450nm values to correct for optical imperfections in the microplate" (Thermo Fisher,
+Human TNF-alpha ELISA Reagent Kit user guide, "Absorbance Measurement"); "using 450 nm as
+primary wave length (you can use 620 nm as reference wave length; 610 nm to 650 nm is
+acceptable)" (Thermo Fisher, Human IL-18 Antibody Pair Kit user guide).
+
 The options ``wavelength`` and ``reference_wavelength`` say what to do:
 
 * default (neither given): every wavelength in the export is its own analyte, named
@@ -108,10 +112,10 @@ Checked with allotropy 0.1.150 on the real exports in ``shared/data/real-exports
   ``location identifier``), the assay (custom ``assay identifier``), a role guessed from
   the sample name's first letter (``S...`` standard, ``C...`` control, ``B...`` blank,
   ``U...`` unknown), the calibrator concentration as ``mass concentration`` labelled
-  pg/mL whatever the kit's unit, the dilution (read as a whole number) and DW's
-  calculated concentrations, means and CVs as calculated data. It lacks the kit unit,
-  non-integer dilutions, the sample groups and excluded flags, and the measurement time
-  (written as 1970-01-01).
+  pg/mL whatever the kit's unit, the dilution (converted with ``int()``, so 2.5 becomes
+  2) and DW's calculated concentrations, means and CVs as calculated data; other DW
+  columns (sample group, excluded) travel as free-form custom fields. It lacks the kit
+  unit, non-integer dilutions and the read time (always written as 1970-01-01).
 * **Luminex xPONENT** (:mod:`cytosafe.io.xponent`): ``LUMINEX_XPONENT`` reads the
   xPONENT 4.3 FlexMAP 3D file (median FI per analyte as a statistic, bead count per
   analyte and well, ``dilution factor setting``, Net MFI and Test Result as calculated
@@ -171,6 +175,7 @@ __all__ = [
     "NAME",
     "VENDORS",
     "detect_vendor",
+    "export_kind",
     "measurements_from_asm",
     "parse",
     "read_asm_plate",
@@ -309,6 +314,15 @@ def sniff(probe: object) -> bool:
     decoded lines), or a path.
     """
     return _kind(_probe_text(probe)) is not None
+
+
+def export_kind(path: str | Path) -> str | None:
+    """``"asm"``, ``"softmax_pro"``, ``"gen5"``, or None for any other (or no) file.
+
+    For callers that route a file to this reader or another one (a plate map's signal
+    source may be a reader matrix or an instrument export).
+    """
+    return _kind(_probe_text(path))
 
 
 def detect_vendor(path: str | Path) -> str:
@@ -461,7 +475,7 @@ def to_asm(path: str | Path, *, vendor: str | None = None) -> dict:
         return document
     convert, Vendor, AllotropyError = _allotropy(source)
     name = _vendor_name(kind, Vendor, source)
-    label = _VENDOR_LABELS.get(kind.lower(), Vendor[name].value)
+    label = _VENDOR_LABELS.get(kind.lower()) or getattr(Vendor[name], "display_name", name)
     from importlib.metadata import PackageNotFoundError, version
 
     try:
