@@ -11,7 +11,7 @@ import pytest
 from cytosafe.aop import EvidenceRecord, load_crs_aop
 from cytosafe.aop.graph import GRADES
 from cytosafe.assays import load_knowledge_base, load_references
-from cytosafe.assays._data import data_path
+from cytosafe.data import path as data_path
 from cytosafe.errors import InputError
 
 ISSUE_KEY_EVENTS = {

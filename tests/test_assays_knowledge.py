@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from cytosafe.assays import load_knowledge_base, load_references
-from cytosafe.assays._data import data_path
 from cytosafe.assays.knowledge import LEVELS
+from cytosafe.data import path as data_path
 from cytosafe.errors import InputError
 
 ISSUE_FORMATS = {

@@ -20,9 +20,9 @@ from cytosafe.translate import (
     occupancy_at_dose,
     receptor_occupancy,
     receptor_occupancy_quadratic,
+    references,
     species_table,
 )
-from cytosafe.translate._data import references
 
 
 # --- receptor occupancy ----------------------------------------------------------------------

@@ -35,8 +35,9 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from cytosafe.assays._data import Fields, data_path, entries, read_toml, unique_keys
 from cytosafe.assays.references import load_references
+from cytosafe.data import Fields, entries, read_toml, unique_keys
+from cytosafe.data import path as data_path
 from cytosafe.errors import InputError
 
 __all__ = [

@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cytosafe.assays._data import Fields, data_path, entries, read_toml, unique_keys
 from cytosafe.assays.references import load_references
+from cytosafe.data import Fields, entries, read_toml, unique_keys
+from cytosafe.data import path as data_path
 from cytosafe.errors import InputError
 
 __all__ = ["BooleanModel", "Intervention", "load_boolean_model", "simulate", "summarise"]

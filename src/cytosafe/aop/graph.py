@@ -28,8 +28,9 @@ from pathlib import Path
 import networkx as nx
 import pandas as pd
 
-from cytosafe.assays._data import Fields, data_path, entries, read_toml, unique_keys
 from cytosafe.assays.references import load_references
+from cytosafe.data import Fields, entries, read_toml, unique_keys
+from cytosafe.data import path as data_path
 from cytosafe.errors import InputError
 
 __all__ = [

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from cytosafe.assays._data import Fields, data_path, entries, read_toml, unique_keys
 from cytosafe.assays.references import Reference, load_references
+from cytosafe.data import Fields, entries, read_toml, unique_keys
+from cytosafe.data import path as data_path
 from cytosafe.errors import InputError
 
 __all__ = [

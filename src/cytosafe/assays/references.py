@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from cytosafe.assays._data import data_path, entries, read_toml, unique_keys
+from cytosafe.data import entries, read_toml, unique_keys
+from cytosafe.data import path as data_path
 
 __all__ = ["CHECK_LEVELS", "Reference", "load_references"]
 

@@ -8,11 +8,9 @@ a caller's options over its defaults.
 from __future__ import annotations
 
 import copy
-import tomllib
-from functools import cache
-from importlib.resources import files
 from typing import Any
 
+from cytosafe import data
 from cytosafe.errors import InputError
 
 __all__ = ["criteria", "criteria_version", "reference", "settings_for"]
@@ -20,10 +18,8 @@ __all__ = ["criteria", "criteria_version", "reference", "settings_for"]
 _FILE = "clinical_scales.toml"
 
 
-@cache
 def _load() -> dict[str, Any]:
-    text = files("cytosafe").joinpath("data", _FILE).read_text(encoding="utf-8")
-    return tomllib.loads(text)
+    return data.load(_FILE)
 
 
 def criteria() -> dict[str, Any]:
@@ -67,9 +63,9 @@ def settings_for(scale: str, overrides: dict[str, Any] | None = None) -> dict[st
     InputError
         For an unknown option.
     """
-    data = _load()
-    out: dict[str, Any] = {k: copy.deepcopy(_value(v)) for k, v in data["common"].items()}
-    own = data["scale"][scale]
+    crit = _load()
+    out: dict[str, Any] = {k: copy.deepcopy(_value(v)) for k, v in crit["common"].items()}
+    own = crit["scale"][scale]
     for key, value in own.items():
         if key in ("title", "version", "source", "criteria", "notes"):
             continue

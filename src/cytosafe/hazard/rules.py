@@ -10,11 +10,10 @@ first that fires wins.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, fields
 from functools import cache
-from importlib import resources
 
+from cytosafe import data
 from cytosafe.errors import InputError
 
 __all__ = [
@@ -242,10 +241,8 @@ def parse_class(raw: dict, *, where: dict | None = None) -> ClassRule:
     return ClassRule(**kwargs)
 
 
-@cache
 def _data() -> dict:
-    text = resources.files("cytosafe").joinpath("data", DATA_FILE).read_text(encoding="utf-8")
-    return tomllib.loads(text)
+    return data.load(DATA_FILE)
 
 
 def references() -> dict[str, str]:

@@ -165,7 +165,7 @@ def peaks_figure(per_dose, threshold: float) -> dict:
 
 
 def _refs():
-    from cytosafe.translate._data import references
+    from cytosafe.translate.knowledge import references
 
     items = list(references().items())
     number = {k: i + 1 for i, (k, _) in enumerate(items)}

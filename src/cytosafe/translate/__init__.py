@@ -9,7 +9,9 @@
 * :mod:`~cytosafe.translate.population` — virtual populations, regimen comparison, the
   step-up schedule search, Dask for large populations;
 * :mod:`~cytosafe.translate.regimen` — regimens and the regimen file of
-  ``cytosafe simulate``.
+  ``cytosafe simulate``;
+* :mod:`~cytosafe.translate.knowledge` — the knowledge files and their bibliography
+  (:func:`references`).
 """
 
 from cytosafe.translate.fih import (
@@ -26,6 +28,7 @@ from cytosafe.translate.fih import (
     receptor_occupancy_quadratic,
     species_table,
 )
+from cytosafe.translate.knowledge import references
 from cytosafe.translate.model import (
     DoseSchedule,
     ModelSettings,
@@ -62,6 +65,7 @@ __all__ = [
     "occupancy_at_dose",
     "receptor_occupancy",
     "receptor_occupancy_quadratic",
+    "references",
     "run_regimen_file",
     "sample_population",
     "search_step_up",

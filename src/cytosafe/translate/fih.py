@@ -35,8 +35,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from cytosafe.data import load
 from cytosafe.errors import InputError
-from cytosafe.translate._data import FIH_FILE, load
+from cytosafe.translate.knowledge import FIH_FILE
 from cytosafe.translate.units import check_positive, dose_to_mg_per_kg, to_ng_per_ml
 
 __all__ = [

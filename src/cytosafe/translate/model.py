@@ -52,8 +52,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from cytosafe.data import load
 from cytosafe.errors import InputError
-from cytosafe.translate._data import MODEL_FILE, load
+from cytosafe.translate.knowledge import MODEL_FILE
 
 __all__ = [
     "STATES",

@@ -55,8 +55,9 @@ from typing import Any
 
 import numpy as np
 
+from cytosafe.data import load
 from cytosafe.errors import InputError
-from cytosafe.translate._data import FIH_FILE, load
+from cytosafe.translate.knowledge import FIH_FILE
 from cytosafe.translate.model import (
     DoseSchedule,
     ModelSettings,

@@ -1,63 +1,25 @@
-"""Reading CytoSafe's versioned knowledge files (TOML) with errors that name the entry.
+"""Typed access to the entries of a knowledge file, with errors that name the entry.
 
-Every knowledge file lives in ``cytosafe/data`` and is read through :func:`read_toml`; a
-:class:`Fields` view of one table entry reads typed fields and raises
+A :class:`Fields` view of one table entry of a knowledge file (read with
+:func:`cytosafe.data.read_toml`) reads typed fields and raises
 :class:`~cytosafe.errors.InputError` naming the file, the entry (section, position and
 key) and the field, with what was expected.
 """
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable, Iterable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from cytosafe.errors import InputError
 
-__all__ = ["STATUSES", "Fields", "data_path", "read_toml"]
+__all__ = ["STATUSES", "Fields", "entries", "unique_keys"]
 
 #: How far a claim was checked against its cited source.
 STATUSES = ("confirmed", "unconfirmed")
 
 _MISSING = object()
-
-
-def data_path(name: str) -> Path:
-    """The path of a knowledge file shipped in ``cytosafe/data``."""
-    return Path(str(resources.files("cytosafe") / "data" / name))
-
-
-def read_toml(path: str | Path, *, schema: str | None = None) -> dict[str, Any]:
-    """Parse a TOML knowledge file; check its ``schema`` name and that it has a ``version``.
-
-    Raises
-    ------
-    InputError
-        The file is missing or not valid TOML (the parser's line and column are kept), or
-        it declares another schema.
-    """
-    path = Path(path)
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise InputError("file not found", file=str(path)) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"not valid TOML: {exc}", file=str(path)) from None
-    if schema is not None and data.get("schema") != schema:
-        raise InputError(
-            f"declares schema {data.get('schema')!r}",
-            file=str(path),
-            field="schema",
-            expected=repr(schema),
-        )
-    if not isinstance(data.get("version"), str) or not data["version"]:
-        raise InputError(
-            "has no version", file=str(path), field="version", expected="a version string"
-        )
-    return data
 
 
 class Fields:
