@@ -92,20 +92,31 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from cytosafe.errors import DataWarning, InputError
+from cytosafe.errors import InputError
 from cytosafe.io._values import parse_vendor_value
-from cytosafe.schema.measurements import validate_measurements
+from cytosafe.io.reader import Probe, finish
 from cytosafe.schema.units import canonical_unit, to_pg_per_ml
 from cytosafe.schema.wells import normalize_well
 
-__all__ = ["read_bioplex", "read_bioplex_equations"]
+__all__ = [
+    "DESCRIPTION",
+    "NAME",
+    "SUFFIXES",
+    "parse",
+    "read_bioplex",
+    "read_bioplex_equations",
+    "sniff",
+]
+
+NAME = "bioplex"
+DESCRIPTION = "a Bio-Rad Bio-Plex Manager report (.xls or .xlsx)"
+SUFFIXES = (".xlsx", ".xls")
 
 #: Default ``study_id`` when none is given (an export does not know its study).
 DEFAULT_STUDY_ID = "unassigned"
@@ -682,6 +693,19 @@ def _resolve_unit(
 # --------------------------------------------------------------------------- public API
 
 
+def sniff(probe: Probe) -> bool:
+    """A BIFF8 ``.xls`` (the only ``.xls`` export CytoSafe reads), or an ``.xlsx`` with a
+    sheet whose first rows hold an ``Analyte:`` line."""
+    if probe.is_ole2:
+        return True
+    for rows in probe.sheets.values():
+        for row in rows:
+            cells = [str(c).strip() for c in row if c is not None]
+            if cells and cells[0].startswith("Analyte:"):
+                return True
+    return False
+
+
 def read_bioplex(
     path,
     *,
@@ -743,6 +767,19 @@ def read_bioplex(
     >>> table = read_bioplex("plate1.xls", study_id="CRA-001")  # doctest: +SKIP
     >>> table[["well", "analyte", "sample_type", "signal", "vendor_concentration"]]  # doctest: +SKIP
     """
+    table = parse(path, study_id=study_id, plate_id=plate_id, standard_unit=standard_unit)
+    return finish(table, source=path, sample_map=sample_map)
+
+
+def parse(
+    path,
+    *,
+    study_id: str | None = None,
+    plate_id: str | None = None,
+    standard_unit: str | None = None,
+) -> pd.DataFrame:
+    """The raw table of a Bio-Plex report (the reader contract); :func:`read_bioplex`
+    validates it. Its warning waits in ``attrs["warnings"]``."""
     path = Path(path)
     if standard_unit is not None:
         to_pg_per_ml(standard_unit, file=str(path), field="standard_unit")
@@ -809,24 +846,19 @@ def read_bioplex(
               "description", "outlier", "sampling_errors", "bead_region", "source_sheet"]  # fmt: skip
     table = table[[c for c in table.columns if c not in extras] + extras]
     table["bead_region"] = table["bead_region"].astype("Int64")
-    table = validate_measurements(table, source=str(path))
-    if sample_map is not None:
-        from cytosafe.io.samples import annotate
 
-        table = annotate(table, sample_map)
-
+    pending = []
     if skipped:
         listed = "; ".join(
             f"sheet '{s['sheet']}' row {s['row']} ({s['type_label']}, {s['well']}: {s['reason']})"
             for s in skipped[:5]
         )
         more = f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""
-        warnings.warn(
+        pending.append(
             f"{path}: {len(skipped)} row(s) have no FI ('---' = designated an outlier, "
-            f"'***' = value not available) and were not read: {listed}{more}",
-            DataWarning,
-            stacklevel=2,
+            f"'***' = value not available) and were not read: {listed}{more}"
         )
+    table.attrs["warnings"] = pending
     table.attrs["skipped"] = skipped
     analyte_names = {s.name for s in analyte_sheets}
     table.attrs["ignored_sheets"] = [s.name for s in sheets if s.name not in analyte_names]

@@ -124,12 +124,27 @@ import pandas as pd
 from cytosafe._atomic import atomic_write_bytes
 from cytosafe.errors import DataWarning, InputError
 from cytosafe.io._values import cell_text, parse_vendor_value
-from cytosafe.io.samples import annotate
+from cytosafe.io.reader import Probe, finish, select_plate
 from cytosafe.schema.measurements import validate_measurements
 from cytosafe.schema.units import to_pg_per_ml
 from cytosafe.schema.wells import PLATE_FORMATS, normalize_well, plate_format_for, well_index
 
-__all__ = ["MSD_COLUMNS", "MSD_PREAMBLE_KEYS", "read_msd", "write_msd"]
+__all__ = [
+    "DESCRIPTION",
+    "MSD_COLUMNS",
+    "MSD_PREAMBLE_KEYS",
+    "NAME",
+    "SUFFIXES",
+    "parse",
+    "read_msd",
+    "sniff",
+    "write",
+    "write_msd",
+]
+
+NAME = "msd"
+DESCRIPTION = "an MSD Discovery Workbench data-table export (CSV, tab-separated text or XLSX)"
+SUFFIXES = (".csv", ".txt", ".xlsx")
 
 #: The columns of a Discovery Workbench 4.0 "Experiment Data Table", in DW's order.
 MSD_COLUMNS = (
@@ -627,12 +642,43 @@ def _replicates(
     return frame.groupby(["p", "a", "s"], sort=False)["pos"].rank(method="first").to_numpy(int)
 
 
+def sniff(probe: Probe) -> bool:
+    """A DW export: its ``Exp_Data_Tbl`` sheet or data-table header in an ``.xlsx``; in
+    text, the ``Name,Value`` preamble, the ``Experiment Data Table`` title, or a data-table
+    header (``Sample``, ``Well``) whose signal column is named further down (a data table
+    saved without its preamble; a header naming ``well`` and ``signal`` is a tidy table)."""
+    if probe.is_xlsx:
+        if "Exp_Data_Tbl" in probe.sheets:
+            return True
+        for rows in probe.sheets.values():
+            for row in rows:
+                names = {str(c).strip().lower() for c in row if c is not None}
+                if {"sample", "well", "signal", "assay"} <= names:
+                    return True
+        return False
+    if probe.is_ole2:
+        return False
+    first = probe.first_line.replace('"', "")
+    if first.startswith("Name,Value") or any(
+        line.strip().strip('",').endswith("Experiment Data Table") for line in probe.lines
+    ):
+        return True
+    header = first.lower()
+    return (
+        "sample" in header
+        and "well" in header
+        and "signal" not in header
+        and "signal" in "".join(probe.lines).lower()
+    )
+
+
 def read_msd(
     path,
     *,
     study_id: str | None = None,
+    plate_id: str | None = None,
     sample_map=None,
-    standard_unit: str = "pg/mL",
+    standard_unit: str | None = None,
 ) -> pd.DataFrame:
     """Read an MSD Discovery Workbench data-table export into the tidy measurement table.
 
@@ -643,12 +689,16 @@ def read_msd(
         a DW Excel workbook (sheet ``Exp_Data_Tbl``). Several plates per file are read.
     study_id : str, optional
         Study identifier; defaults to the file name without extension.
+    plate_id : str, optional
+        Plate identifier: names the plate of a one-plate file, or keeps the plate of that
+        name from a file of several (:func:`~cytosafe.io.reader.select_plate`); default
+        each row's Plate Name (else the section title, else the file name).
     sample_map : DataFrame or path, optional
         Culture metadata joined with :func:`cytosafe.io.samples.annotate`, keyed by
         ``sample_id`` (the export's Sample name, optionally per ``plate_id``) or ``well``.
-    standard_unit : str
+    standard_unit : str, optional
         Unit of DW's Concentration and Calc. Concentration columns (DW writes none);
-        converted to pg/mL. Default ``"pg/mL"``.
+        converted to pg/mL. Default (``None``) pg/mL.
 
     Returns
     -------
@@ -672,9 +722,21 @@ def read_msd(
     --------
     >>> table = read_msd("plate_MSD-01.csv", sample_map="samples.csv")  # doctest: +SKIP
     """
+    table = parse(path, study_id=study_id, plate_id=plate_id, standard_unit=standard_unit)
+    return finish(table, source=path, sample_map=sample_map)
+
+
+def parse(
+    path,
+    *,
+    study_id: str | None = None,
+    plate_id: str | None = None,
+    standard_unit: str | None = None,
+) -> pd.DataFrame:
+    """The raw table of a DW export (the reader contract); :func:`read_msd` validates it."""
     path = Path(path)
     file = str(path)
-    factor = to_pg_per_ml(standard_unit, file=file, field="standard_unit")
+    factor = to_pg_per_ml(standard_unit or "pg/mL", file=file, field="standard_unit")
     records, sheet = _load(path)
     sections, preamble, looks_like_dw = _sections(records, file)
     if not sections:
@@ -766,9 +828,7 @@ def read_msd(
             [s or None for s in col("detection_range")], dtype=object
         )
 
-    table = validate_measurements(table, source=file)
-    if sample_map is not None:
-        table = annotate(table, sample_map)
+    table = select_plate(table, plate_id, file=file)
     experiments = [s.experiment for s in sections if s.experiment]
     if any(s.experiment for s in sections):
         layout = "experiment_data_table"
@@ -1088,3 +1148,6 @@ def write_msd(
 
     atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
     return path
+
+
+write = write_msd

@@ -27,7 +27,13 @@ from cytosafe.errors import InputError
 from cytosafe.schema.measurements import MEASUREMENT_COLUMNS, validate_measurements
 from cytosafe.schema.wells import normalize_well
 
-__all__ = ["MAP_VALUE_COLUMNS", "annotate", "read_sample_map"]
+__all__ = [
+    "MAP_VALUE_COLUMNS",
+    "annotate",
+    "check_map_plates",
+    "join_sample_map",
+    "read_sample_map",
+]
 
 #: Columns a sample map may set.
 MAP_VALUE_COLUMNS = (
@@ -75,7 +81,45 @@ def annotate(
     ``plate_id`` column in the map narrows the key to one plate, and then rows for plates
     the table does not hold are left for the other exports of the study (see
     :func:`check_map_plates`). Every other map row must match a well of the table, and
-    every sample or control must be in the map. Returns the validated measurement table.
+    every sample or control must be in the map. Returns the validated measurement table
+    (:func:`join_sample_map`, then validation).
+    """
+    if not isinstance(sample_map, pd.DataFrame):
+        sample_map = read_sample_map(sample_map)
+    joined = join_sample_map(measurements, sample_map, source=source)
+    return validate_measurements(joined, source=source or sample_map.attrs.get("source"))
+
+
+def _measurement_keys(meas: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The join keys of a (possibly not yet validated) table, as the schema writes them."""
+    out = pd.DataFrame(index=meas.index)
+    for key in keys:
+        text = meas[key].astype(str).str.strip()
+        if key == "well":
+            cache: dict[str, str] = {}
+            for pos, value in enumerate(text.tolist()):
+                if value not in cache:
+                    where: dict[str, object] = {}
+                    if "source_file" in meas.columns and isinstance(
+                        meas["source_file"].iat[pos], str
+                    ):
+                        where["file"] = meas["source_file"].iat[pos]
+                    if "source_row" in meas.columns and pd.notna(meas["source_row"].iat[pos]):
+                        where["row"] = int(meas["source_row"].iat[pos])
+                    cache[value] = normalize_well(value, **where)
+            text = text.map(cache)
+        out[key] = text
+    return out
+
+
+def join_sample_map(
+    measurements: pd.DataFrame, sample_map: pd.DataFrame | str | Path, *, source: str | None = None
+) -> pd.DataFrame:
+    """:func:`annotate`'s join, without validating the result.
+
+    For :func:`cytosafe.io.reader.finish`, which validates once after the join, so that a
+    map can supply what a reader's raw table lacks (a standard's concentration). The keys of
+    the measurement table are compared as the schema writes them (wells as ``A01``).
     """
     if not isinstance(sample_map, pd.DataFrame):
         sample_map = read_sample_map(sample_map)
@@ -124,7 +168,7 @@ def annotate(
         )
 
     meas = measurements.copy()
-    meas_keys = meas[keys].astype(str)
+    meas_keys = _measurement_keys(meas, keys)
     present = set(map(tuple, meas_keys.drop_duplicates().to_numpy().tolist()))
     # A study-wide map annotates one export at a time: rows for plates this table does
     # not hold are for other exports (check_map_plates confirms, once every export is read,
@@ -148,7 +192,14 @@ def annotate(
     extra = [c for c in unknown if c != "_map_row"]
     joined = meas_keys.merge(smap[[*keys, *values, *extra, "_map_row"]], on=keys, how="left")
     found = joined["_map_row"].notna().to_numpy()
-    needs = meas["sample_type"].astype(str).isin(["sample", "control"]).to_numpy(copy=True)
+    needs = (
+        meas["sample_type"]
+        .astype(str)
+        .str.strip()
+        .str.lower()
+        .isin(["sample", "control"])
+        .to_numpy(copy=True)
+    )
     if "sample_type" in values:
         mapped_type = joined["sample_type"].astype(str).str.lower().to_numpy()
         needs |= np.isin(mapped_type, ["sample", "control"])
@@ -173,7 +224,7 @@ def annotate(
         base = meas[col].astype(object).to_numpy(copy=True)
         base[has] = mapped[has]
         meas[col] = base
-    return validate_measurements(meas, source=source)
+    return meas
 
 
 def check_map_plates(sample_map: pd.DataFrame | str | Path, plates) -> None:

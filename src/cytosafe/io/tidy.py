@@ -21,6 +21,10 @@ Reading (:func:`read_tidy`)
   (:func:`~cytosafe.schema.units.to_pg_per_ml`), an empty unit meaning pg/mL, and the
   column is dropped. An unknown or molar unit is a :class:`~cytosafe.errors.UnitError`
   naming the line.
+* ``study_id`` and ``plate_id`` given to the reader override the file's (a file of
+  several plates keeps the one ``plate_id`` names, see
+  :func:`~cytosafe.io.reader.select_plate`); ``standard_unit`` is the unit of rows
+  without a ``concentration_unit`` (pg/mL when not given).
 * ``source_file`` and ``source_row`` are this file and the row's line (the Excel row
   for a workbook). A file that already carried them (a table written after reading an
   instrument export) keeps them as ``origin_file`` / ``origin_row``.
@@ -47,10 +51,15 @@ import pandas as pd
 from cytosafe._atomic import atomic_write
 from cytosafe.errors import InputError, UnitError
 from cytosafe.io._values import cell_text
+from cytosafe.io.reader import Probe, finish, select_plate
 from cytosafe.schema.measurements import MEASUREMENT_COLUMNS, validate_measurements
 from cytosafe.schema.units import to_pg_per_ml
 
-__all__ = ["read_tidy", "write_tidy"]
+__all__ = ["DESCRIPTION", "NAME", "SUFFIXES", "parse", "read_tidy", "sniff", "write", "write_tidy"]
+
+NAME = "tidy"
+DESCRIPTION = "a tidy measurement table, CSV or XLSX, in the schema's columns"
+SUFFIXES = (".csv", ".xlsx", ".xlsm", ".tsv", ".txt")
 
 _SCHEMA = {c.name for c in MEASUREMENT_COLUMNS}
 _UNIT_COLUMN = "concentration_unit"
@@ -123,7 +132,27 @@ def _records_xlsx(path: Path, file: str, sheet: str | int | None) -> list[tuple[
         book.close()
 
 
-def read_tidy(path, *, sheet: str | int | None = None) -> pd.DataFrame:
+def sniff(probe: Probe) -> bool:
+    """A header naming ``well`` and ``signal``, or any ``.xlsx`` workbook.
+
+    Asked last by :func:`cytosafe.io.detect_format`: a workbook that is neither an MSD nor
+    a Bio-Plex export is taken for a tidy table.
+    """
+    if probe.is_xlsx:
+        return True
+    header = probe.first_line.replace('"', "").lower()
+    return "signal" in header and "well" in header
+
+
+def read_tidy(
+    path,
+    *,
+    sheet: str | int | None = None,
+    study_id: str | None = None,
+    plate_id: str | None = None,
+    sample_map=None,
+    standard_unit: str | None = None,
+) -> pd.DataFrame:
     """Read a tidy measurement table from CSV or XLSX and validate it.
 
     Parameters
@@ -133,6 +162,13 @@ def read_tidy(path, *, sheet: str | int | None = None) -> pd.DataFrame:
     sheet : str or int, optional
         Workbook sheet, by name or 0-based number; the first sheet by default. Not
         allowed for text files.
+    study_id, plate_id : str, optional
+        Override the file's study and plate (module notes).
+    sample_map : DataFrame or path, optional
+        Culture metadata joined with :func:`cytosafe.io.samples.annotate`.
+    standard_unit : str, optional
+        Unit of the concentrations of rows without a ``concentration_unit``; default
+        pg/mL.
 
     Returns
     -------
@@ -153,8 +189,25 @@ def read_tidy(path, *, sheet: str | int | None = None) -> pd.DataFrame:
     --------
     >>> table = read_tidy("examples/cra-study/tidy/measurements.csv")  # doctest: +SKIP
     """
+    table = parse(
+        path, sheet=sheet, study_id=study_id, plate_id=plate_id, standard_unit=standard_unit
+    )
+    return finish(table, source=path, sample_map=sample_map)
+
+
+def parse(
+    path,
+    *,
+    study_id: str | None = None,
+    plate_id: str | None = None,
+    standard_unit: str | None = None,
+    sheet: str | int | None = None,
+) -> pd.DataFrame:
+    """The raw table of a tidy file (the reader contract); :func:`read_tidy` validates it."""
     path = Path(path)
     file = str(path)
+    if standard_unit is not None:
+        to_pg_per_ml(standard_unit, file=file, field="standard_unit")
     if not path.is_file():
         raise InputError("file not found", file=file)
     if path.suffix.lower() in _EXCEL:
@@ -234,9 +287,15 @@ def read_tidy(path, *, sheet: str | int | None = None) -> pd.DataFrame:
     table["source_file"] = file
     table["source_row"] = lines
 
+    if standard_unit is not None:
+        if _UNIT_COLUMN not in table.columns:
+            table[_UNIT_COLUMN] = None
+        table[_UNIT_COLUMN] = table[_UNIT_COLUMN].fillna(standard_unit)
     if _UNIT_COLUMN in table.columns:
         table = _to_pg_per_ml(table, file)
-    return validate_measurements(table, source=file)
+    if study_id is not None:
+        table["study_id"] = study_id
+    return select_plate(table, plate_id, file=file)
 
 
 def _infer_numeric(values: pd.Series) -> pd.Series:
@@ -337,6 +396,9 @@ def write_tidy(measurements: pd.DataFrame, path) -> Path:
     else:
         atomic_write(path, lambda p: _write_xlsx(out, p))
     return path
+
+
+write = write_tidy
 
 
 def _write_xlsx(table: pd.DataFrame, path: Path) -> None:

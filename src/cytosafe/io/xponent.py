@@ -129,13 +129,28 @@ import numpy as np
 import pandas as pd
 
 from cytosafe._atomic import atomic_write_bytes
-from cytosafe.errors import DataWarning, InputError
+from cytosafe.errors import InputError
 from cytosafe.io._values import parse_vendor_value
+from cytosafe.io.reader import Probe, finish
 from cytosafe.schema.measurements import validate_measurements
 from cytosafe.schema.units import canonical_unit, to_pg_per_ml
 from cytosafe.schema.wells import normalize_well, plate_format_for, well_index
 
-__all__ = ["read_xponent", "write_xponent"]
+__all__ = [
+    "DESCRIPTION",
+    "NAME",
+    "SUFFIXES",
+    "check",
+    "parse",
+    "read_xponent",
+    "sniff",
+    "write",
+    "write_xponent",
+]
+
+NAME = "xponent"
+DESCRIPTION = "a Luminex xPONENT CSV export (3.x, 4.x)"
+SUFFIXES = (".csv",)
 
 _LOCATION = re.compile(r"^(\d+)\s*\(\s*(\d+)\s*,\s*([A-Za-z]\s*\d+)\s*\)$")
 _STANDARD = re.compile(r"^(?:standard|std)\s*(\d+)$", re.IGNORECASE)
@@ -744,7 +759,7 @@ def _g(x: float) -> str:
     return np.format_float_positional(x, unique=True, trim="-")
 
 
-def _warn_non_monotonic(found: list[dict[str, object]], file: str) -> None:
+def _non_monotonic_message(found: list[dict[str, object]], file: str) -> str:
     parts = []
     for f in found[:6]:
         text = f"{f['analyte']} {f['standard']} = {_g(f['expected_concentration'])}"
@@ -755,14 +770,12 @@ def _warn_non_monotonic(found: list[dict[str, object]], file: str) -> None:
         parts.append(text)
     more = f"; and {len(found) - 6} more" if len(found) > 6 else ""
     analytes = len({f["analyte"] for f in found})
-    warnings.warn(
+    return (
         f"{file}: the Standard Expected Concentration series is not monotonic in its "
         f"dilution steps for {analytes} analyte(s); {len(found)} standard(s) break the "
         "order and are flagged standard_flag='non_monotonic' (check them before fitting): "
         + "; ".join(parts)
-        + more,
-        DataWarning,
-        stacklevel=3,
+        + more
     )
 
 
@@ -960,17 +973,21 @@ def _bead_regions(export: _Export, units: dict) -> np.ndarray | None:
     return _numbers(np.array([rows[0].get(a, "") for a in analytes], dtype=object))[0]
 
 
-def _warn_skipped(skipped: list[dict[str, object]], file: str) -> None:
+def _skipped_message(skipped: list[dict[str, object]], file: str) -> str:
     listed = "; ".join(
         f"line {s['row']} well {s['well']} {s['analyte']} ({s['value']})" for s in skipped[:5]
     )
     more = f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""
-    warnings.warn(
+    return (
         f"{file}: {len(skipped)} well x analyte pair(s) have no Median (the region was "
-        f"not acquired) and were not read: {listed}{more}",
-        DataWarning,
-        stacklevel=3,
+        f"not acquired) and were not read: {listed}{more}"
     )
+
+
+def sniff(probe: Probe) -> bool:
+    """xPONENT's first line, ``Program,xPONENT,...``."""
+    first = probe.first_line.replace('"', "")
+    return first.startswith("Program") and "xPONENT" in first
 
 
 def read_xponent(
@@ -1034,6 +1051,19 @@ def read_xponent(
     >>> table = read_xponent("plate_1.csv", sample_map="samples.csv")  # doctest: +SKIP
     >>> table[["well", "analyte", "sample_type", "signal", "bead_count"]]  # doctest: +SKIP
     """
+    table = parse(path, study_id=study_id, plate_id=plate_id, standard_unit=standard_unit)
+    return finish(table, source=path, sample_map=sample_map, check=check)
+
+
+def parse(
+    path,
+    *,
+    study_id: str | None = None,
+    plate_id: str | None = None,
+    standard_unit: str | None = None,
+) -> pd.DataFrame:
+    """The raw table of an xPONENT export (the reader contract); :func:`read_xponent`
+    validates it. Its warnings wait in ``attrs["warnings"]``."""
     path = Path(path)
     file = str(path)
     if standard_unit is not None:
@@ -1132,18 +1162,10 @@ def read_xponent(
             field=_MEDIAN,
             expected="at least one median fluorescence intensity",
         )
-    if sample_map is None:
-        _check_standards_have_concentrations(table, file, sec_present=bool(sec))
-        table = validate_measurements(table, source=file)
-    else:
-        from cytosafe.io.samples import annotate
-
-        table = annotate(table, sample_map)
-
-    if skipped:
-        _warn_skipped(skipped, file)
-    if found:
-        _warn_non_monotonic(found, file)
+    table.attrs["warnings"] = [
+        *([_skipped_message(skipped, file)] if skipped else []),
+        *([_non_monotonic_message(found, file)] if found else []),
+    ]
     table.attrs["header"] = {k: list(v) for k, (v, _) in export.header.items()}
     table.attrs["analysis"] = _analysis(blocks, analytes)
     table.attrs["skipped"] = skipped
@@ -1159,14 +1181,21 @@ def _header_value(header: dict[str, tuple[list[str], int]], *keys: str) -> str |
     return None
 
 
-def _check_standards_have_concentrations(
-    table: pd.DataFrame, file: str, *, sec_present: bool
-) -> None:
-    """A clearer error than the schema's for standards the export gives no value for."""
-    lacking = (table["sample_type"] == "standard") & table["standard_concentration"].isna()
+def check(table: pd.DataFrame) -> None:
+    """A clearer error than the schema's for standards the export gives no value for.
+
+    Run by :func:`~cytosafe.io.reader.finish` after the sample-map join (a map may supply
+    the value). The export had a *Standard Expected Concentration* block when the table has
+    its ``standard_flag`` column.
+    """
+    sample_type = table["sample_type"].astype(str).str.strip().str.lower()
+    concentration = pd.to_numeric(table["standard_concentration"], errors="coerce")
+    lacking = (sample_type == "standard") & concentration.isna()
     if not lacking.any():
         return
+    sec_present = "standard_flag" in table.columns
     row = table[lacking].iloc[0]
+    file = row["source_file"]
     raise InputError(
         f"well {row['well']} is the standard '{row['sample_id']}' but the export gives no "
         f"expected concentration of {row['analyte']} for it"
@@ -1614,3 +1643,6 @@ def write_xponent(
     )
     data = body + trailer.getvalue().encode("utf-8")
     return atomic_write_bytes(path, data)
+
+
+write = write_xponent
