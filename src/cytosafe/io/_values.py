@@ -1,19 +1,27 @@
-"""Numbers as instrument software writes them.
+"""Numbers and times as instrument software writes them: shared by the readers and writers.
 
 Vendor exports mix numbers with range markers. Seen in real xPONENT, Bio-Plex Manager and
 MSD Discovery Workbench files: ``< 0.105`` / ``> 5850`` (outside the standard range, the
 number is the bound), ``OOR <`` / ``OOR >`` (out of range, no number), ``*1.55``
 (extrapolated beyond the standards), ``***`` / ``---`` / ``NaN`` / empty (no value), and
 numbers re-saved by Excel in scientific notation (``1.30013E+12``).
+
+The writers print numbers with :func:`number_text` and stamp files with
+:func:`export_time`.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
+from typing import Literal
 
-__all__ = ["VENDOR_FLAGS", "cell_text", "parse_vendor_value"]
+import numpy as np
+import pandas as pd
+
+__all__ = ["VENDOR_FLAGS", "cell_text", "export_time", "number_text", "parse_vendor_value"]
 
 #: The flag vocabulary of :func:`parse_vendor_value`.
 VENDOR_FLAGS = ("below_range", "above_range", "extrapolated", "missing")
@@ -85,3 +93,42 @@ def cell_text(value: object, *, non_finite: str = "", datetime_sep: str = "T") -
     if isinstance(value, date | time):
         return value.isoformat()
     return str(value).strip()
+
+
+def number_text(
+    value: object,
+    *,
+    missing: str = "NaN",
+    notation: Literal["shortest", "positional"] = "shortest",
+) -> str:
+    """A number as vendor software prints it: integers bare, others exactly.
+
+    Integral values below 1e15 lose their ``.0``; other values are the shortest text that
+    reads back to the same float: Python's ``repr`` (``notation="shortest"``, which turns to
+    exponents below 1e-4 and from 1e16, as Discovery Workbench's exports re-saved by Excel
+    hold them), or never an exponent (``"positional"``, as xPONENT prints). ``None``,
+    ``pd.NA``, NaN and infinities are ``missing``.
+
+    >>> number_text(3.0), number_text(1e-05), number_text(1e-05, notation="positional")
+    ('3', '1e-05', '0.00001')
+    """
+    if value is None or value is pd.NA:
+        return missing
+    x = float(value)
+    if not math.isfinite(x):
+        return missing
+    if x.is_integer() and abs(x) < 1e15:
+        return str(int(x))
+    if notation == "positional":
+        return np.format_float_positional(x, unique=True, trim="-")
+    return repr(x)
+
+
+def export_time() -> datetime:
+    """The time a writer stamps on a file: now (local, time-zone aware), or
+    ``SOURCE_DATE_EPOCH`` in UTC when set (the reproducible-builds convention,
+    https://reproducible-builds.org/specs/source-date-epoch/)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        return datetime.fromtimestamp(int(epoch), tz=UTC)
+    return datetime.now().astimezone()

@@ -111,11 +111,9 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import re
 import warnings
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -123,7 +121,7 @@ import pandas as pd
 
 from cytosafe._atomic import atomic_write_bytes
 from cytosafe.errors import DataWarning, InputError
-from cytosafe.io._values import cell_text, parse_vendor_value
+from cytosafe.io._values import cell_text, export_time, number_text, parse_vendor_value
 from cytosafe.io.reader import Probe, finish, select_plate
 from cytosafe.schema.measurements import validate_measurements
 from cytosafe.schema.units import to_pg_per_ml
@@ -848,26 +846,6 @@ def parse(
 # --------------------------------------------------------------------------- writing
 
 
-def _fmt(value: object) -> str:
-    """A number as DW's export shows it: integers bare, others with full precision."""
-    if value is None:
-        return ""
-    x = float(value)
-    if math.isnan(x):
-        return "NaN"
-    if x.is_integer() and abs(x) < 1e15:
-        return str(int(x))
-    return repr(x)
-
-
-def _timestamp() -> datetime:
-    """Now, or ``SOURCE_DATE_EPOCH`` (reproducible-builds convention) when it is set."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch:
-        return datetime.fromtimestamp(int(epoch), tz=UTC)
-    return datetime.now().astimezone()
-
-
 def _level_names(table: pd.DataFrame, stype: str, prefix: str, *, descending: bool) -> pd.Series:
     """DW-style names (``S001``...) for rows of ``stype`` lacking a sample_id.
 
@@ -1086,18 +1064,18 @@ def write_msd(
                 str(table["analyte"].iat[pos]),
                 str(table["well"].iat[pos]),
                 spot.iat[pos],
-                _fmt(dilution.iat[pos]) if write_dilution.iat[pos] else "",
-                _fmt(written_conc.iat[pos]) if is_ref else "",
-                _fmt(signal.iat[pos]),
-                _fmt(adjusted.iat[pos]),
-                _fmt(mean_rounded.iat[pos]),
-                _fmt(adj_mean.iat[pos]),
-                _fmt(cv.iat[pos]),
-                _fmt(recovery.iat[pos]) if has_vendor and written_conc.iat[pos] > 0 else "",
-                _fmt(rec_mean.iat[pos]) if has_vendor and is_ref else "",
-                _fmt(vendor.iat[pos]) if has_vendor else "",
-                _fmt(calc_mean.iat[pos]) if has_vendor else "",
-                _fmt(calc_cv.iat[pos]) if has_vendor else "",
+                number_text(dilution.iat[pos]) if write_dilution.iat[pos] else "",
+                number_text(written_conc.iat[pos]) if is_ref else "",
+                number_text(signal.iat[pos]),
+                number_text(adjusted.iat[pos]),
+                number_text(mean_rounded.iat[pos]),
+                number_text(adj_mean.iat[pos]),
+                number_text(cv.iat[pos]),
+                number_text(recovery.iat[pos]) if has_vendor and written_conc.iat[pos] > 0 else "",
+                number_text(rec_mean.iat[pos]) if has_vendor and is_ref else "",
+                number_text(vendor.iat[pos]) if has_vendor else "",
+                number_text(calc_mean.iat[pos]) if has_vendor else "",
+                number_text(calc_cv.iat[pos]) if has_vendor else "",
             ]
         )
 
@@ -1107,7 +1085,7 @@ def write_msd(
     n_spots = int(pd.to_numeric(spot, errors="coerce").max()) if spot.str.isdigit().all() else 1
     spots_per_well = next((k for k in (1, 4, 7, 10) if k >= n_spots), n_spots)
     plates = list(dict.fromkeys(table["plate_id"]))
-    stamp = _timestamp().strftime("%m/%d/%Y %H:%M:%S %Z").strip()
+    stamp = export_time().strftime("%m/%d/%Y %H:%M:%S %Z").strip()
     experiment = str(table["study_id"].iat[0])
     preamble = {
         "Name": "Value",

@@ -131,7 +131,7 @@ import pandas as pd
 
 from cytosafe._atomic import atomic_write
 from cytosafe.errors import InputError
-from cytosafe.io.samples import annotate
+from cytosafe.io.reader import finish
 from cytosafe.schema.measurements import MEASUREMENT_COLUMNS, validate_measurements
 from cytosafe.schema.units import CONCENTRATION_UNIT, canonical_unit, to_pg_per_ml
 from cytosafe.schema.wells import (
@@ -1069,7 +1069,7 @@ def read_plate(
     study_id: str | None,
     plate_id: str | None = None,
     analyte: str | None = None,
-    standard_unit: str = "pg/mL",
+    standard_unit: str | None = None,
 ) -> pd.DataFrame:
     """Join a plate map and a reader matrix into the validated tidy measurement table.
 
@@ -1090,8 +1090,8 @@ def read_plate(
     analyte:
         As for :func:`read_reader_matrix`: names a one-block matrix, or selects a block.
     standard_unit:
-        Unit of ``standard_concentration`` for map wells without a ``concentration_unit``;
-        concentrations are stored in pg/mL.
+        Unit of ``standard_concentration`` for map wells without a ``concentration_unit``
+        (default pg/mL); concentrations are stored in pg/mL.
 
     Returns
     -------
@@ -1114,7 +1114,7 @@ def read_plate(
     >>> table = read_plate("plate_map.csv", "reader_matrix.csv", study_id="CRA-01")  # doctest: +SKIP
     """
     matrix = Path(matrix)
-    default_factor = to_pg_per_ml(standard_unit, field="standard_unit")
+    default_factor = to_pg_per_ml(standard_unit or CONCENTRATION_UNIT, field="standard_unit")
     pmap = (
         _map_from_frame(plate_map)
         if isinstance(plate_map, pd.DataFrame)
@@ -1213,7 +1213,8 @@ def read_plate(
         factor = factor.fillna(default_factor).astype(float)
         smap["standard_concentration"] = rows["standard_concentration"].astype(float) * factor
     smap["_map_row"] = rows["source_row"].astype(int).to_numpy()
-    return annotate(meas, smap, source=map_src)
+    # The map is this reading's sample map: the same closing steps as every reader's.
+    return finish(meas, source=sheet.source, sample_map=smap, map_source=map_src)
 
 
 # --------------------------------------------------------------------------- writers

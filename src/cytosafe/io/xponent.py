@@ -117,12 +117,10 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import re
 import warnings
 import zlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +128,7 @@ import pandas as pd
 
 from cytosafe._atomic import atomic_write_bytes
 from cytosafe.errors import InputError
-from cytosafe.io._values import parse_vendor_value
+from cytosafe.io._values import export_time, number_text, parse_vendor_value
 from cytosafe.io.reader import Probe, finish
 from cytosafe.schema.measurements import validate_measurements
 from cytosafe.schema.units import canonical_unit, to_pg_per_ml
@@ -1214,14 +1212,7 @@ def check(table: pd.DataFrame) -> None:
 
 def _fmt(value: object, missing: str = "NaN") -> str:
     """A number as xPONENT prints it: integers bare, else the shortest exact decimal."""
-    if value is None or value is pd.NA:
-        return missing
-    x = float(value)
-    if not math.isfinite(x):
-        return missing
-    if x.is_integer() and abs(x) < 1e15:
-        return str(int(x))
-    return np.format_float_positional(x, unique=True, trim="-")
+    return number_text(value, missing=missing, notation="positional")
 
 
 def _result_cell(value: float, flag: object) -> str:
@@ -1234,14 +1225,6 @@ def _result_cell(value: float, flag: object) -> str:
     if flag == "extrapolated" and has:
         return f"*{_fmt(value)}"
     return _fmt(value)
-
-
-def _timestamp() -> datetime:
-    """Now, or ``SOURCE_DATE_EPOCH`` (reproducible-builds convention) when it is set."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch:
-        return datetime.fromtimestamp(int(epoch), tz=UTC)
-    return datetime.now()
 
 
 def _per_well(table: pd.DataFrame, column: str, wells: list[str], what: str) -> list[object]:
@@ -1311,7 +1294,7 @@ def _header_rows(
     The keys and their order are the 3.1 export's; instrument settings a table does not
     know are left empty, and the calibration / reagent-lot sections are not written.
     """
-    when = _timestamp()
+    when = export_time()
     stamp = when.strftime("%d/%m/%Y %H:%M:%S")  # day-first, as the 3.1 export
     return [
         ["Program", "xPONENT", "", "LX100/LX200"],
