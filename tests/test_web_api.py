@@ -218,7 +218,7 @@ def test_signing_out_revokes_the_token(api):
 
 
 def test_a_revocation_made_outside_the_server_holds_within_the_token_cache_time(api, monkeypatch):
-    import cytosafe.web.app as web_app
+    import cytosafe.web.deps as web_deps
     from cytosafe.store import issue_token, revoke_token
 
     client, store = api
@@ -226,8 +226,8 @@ def test_a_revocation_made_outside_the_server_holds_within_the_token_cache_time(
     auth = {"Authorization": f"Bearer {token}"}
     assert client.get("/api/users/me", headers=auth).status_code == 200
     revoke_token(store, token)  # as the CLI or another server process would
-    later = web_app.time.monotonic() + client.app.state.settings.token_cache_seconds + 0.1
-    monkeypatch.setattr(web_app.time, "monotonic", lambda: later)
+    later = web_deps.time.monotonic() + client.app.state.settings.token_cache_seconds + 0.1
+    monkeypatch.setattr(web_deps.time, "monotonic", lambda: later)
     assert client.get("/api/users/me", headers=auth).status_code == 401
 
 

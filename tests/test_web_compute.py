@@ -8,8 +8,8 @@ import os
 import pytest
 
 from cytosafe.errors import InputError
-from cytosafe.web.app import _EncodedTables
 from cytosafe.web.compute import NICENESS, ComputePool
+from cytosafe.web.tables import EncodedTables
 
 
 def _fail(path: str) -> None:
@@ -57,7 +57,7 @@ def test_no_workers_runs_in_the_calling_process():
 
 
 def test_encoded_tables_forget_the_least_recently_used_first():
-    cache = _EncodedTables(max_bytes=40)
+    cache = EncodedTables(max_bytes=40)
     cache.put("a", "json", b"x" * 10)
     cache.put("b", "json", b"y" * 10)
     cache.put("c", "csv", b"z" * 10)

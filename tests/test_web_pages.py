@@ -384,14 +384,16 @@ def test_the_quantification_completes_and_shows_qc_tables_and_report(site, quant
 
 
 def test_a_running_analysis_page_polls_its_status(site, quantified, monkeypatch):
-    app, _, users = site
-    real = app.state.api.read_analysis
+    from cytosafe.web import services
 
-    def running(analysis_id, user):
-        out = real(analysis_id, user)
+    _, _, users = site
+    real = services.read_analysis
+
+    def running(store, user, analysis_id):
+        out = real(store, user, analysis_id)
         return out.model_copy(update={"status": "running", "progress": 0.4, "message": "fitting"})
 
-    monkeypatch.setattr(app.state.api, "read_analysis", running)
+    monkeypatch.setattr(services, "read_analysis", running)
     page = users["vic"].get(f"/analyses/{quantified}").text
     assert f'data-poll="/analyses/{quantified}/status"' in page
     assert 'src="/static/progress.js"' in page
@@ -545,13 +547,15 @@ def test_a_quantification_has_no_comparison(site, quantified):
 
 
 def test_a_running_hazard_analysis_is_not_compared_yet(site, hazard_analysis, monkeypatch):
-    app, _, users = site
-    real = app.state.api.read_analysis
+    from cytosafe.web import services
 
-    def running(analysis_id, user):
-        return real(analysis_id, user).model_copy(update={"status": "running"})
+    _, _, users = site
+    real = services.read_analysis
 
-    monkeypatch.setattr(app.state.api, "read_analysis", running)
+    def running(store, user, analysis_id):
+        return real(store, user, analysis_id).model_copy(update={"status": "running"})
+
+    monkeypatch.setattr(services, "read_analysis", running)
     r = users["vic"].get(f"/analyses/{hazard_analysis}/compare")
     assert r.status_code == 409
     assert "<h1>Not ready</h1>" in r.text

@@ -2,14 +2,14 @@
 
 Pages sign in with a session cookie that carries an API token (HttpOnly, SameSite=Lax);
 every form that changes something carries a CSRF token derived from the session token
-(checked on POST). Pages call the same functions as the API (``app.state.api``), after
-the same role checks, and never call the API over HTTP. Progress of a running analysis
-is polled by a few lines of plain JavaScript from ``/analyses/{id}/status``.
+(checked on POST). Pages call the same services as the API (:mod:`cytosafe.web.services`),
+after the same role checks, and never call the API over HTTP. Progress of a running
+analysis is polled by a few lines of plain JavaScript from ``/analyses/{id}/status``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import functools
 import hashlib
 import hmac
 from pathlib import Path
@@ -17,25 +17,19 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import pandas as pd
-from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import select
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from cytosafe.errors import InputError
 from cytosafe.report._figures import natural_key
-from cytosafe.store import (
-    AnalysisTable,
-    User,
-    issue_token,
-    revoke_token,
-    token_user,
-    verify_password,
-)
-from cytosafe.store.models import ROLES
-from cytosafe.store.tables import decode_table
+from cytosafe.schema.choices import CurveModel
+from cytosafe.store import ROLES, User, token_user
 from cytosafe.web import compare as side_by_side
+from cytosafe.web import services
+from cytosafe.web.deps import get_study
+from cytosafe.web.schemas import QuantifyIn, SignOffIn, StudyIn
 
 __all__ = ["COOKIE", "add_pages"]
 
@@ -71,526 +65,567 @@ def _message(exc: Exception) -> str:
     return str(exc)
 
 
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.globals["fmt"] = _fmt
+
+router = APIRouter(include_in_schema=False)
+
+
 def add_pages(app: FastAPI) -> None:
     """Add the web pages (and ``/static``) to the CytoSafe ``app``."""
-    store = app.state.store
-    settings = app.state.settings
-    api = app.state.api
-    templates = Jinja2Templates(directory=str(HERE / "templates"))
-    templates.env.globals["fmt"] = _fmt
+    app.add_exception_handler(_Redirect, _redirect)
+    app.include_router(router)
 
-    # --- session, roles, CSRF ---------------------------------------------------------------
 
-    def session_user(request: Request) -> tuple[User, str] | None:
-        token = request.cookies.get(COOKIE)
-        user = token_user(store, token) if token else None
-        return None if user is None else (user, token)
+async def _redirect(request: Request, exc: _Redirect) -> RedirectResponse:
+    return RedirectResponse(exc.url, status_code=303)
 
-    def signed_in(request: Request, minimum: str = "viewer") -> tuple[User, str]:
-        found = session_user(request)
-        if found is None:
-            raise _Redirect("/sign-in?next=" + quote(request.url.path))
-        user, _ = found
-        if ROLES.index(user.role) < ROLES.index(minimum):
-            raise HTTPException(
-                403,
-                f"user '{user.username}' ({user.role}) may not do this; "
-                f"needs role {minimum} or higher",
-            )
-        return found
 
-    def check_csrf(token: str, csrf: str) -> None:
-        if not hmac.compare_digest(_csrf(token), csrf or ""):
-            raise HTTPException(403, "the form is stale or forged (CSRF check failed): reload")
+# --- session, roles, CSRF -----------------------------------------------------------------
 
-    def render(request: Request, name: str, found, status_code: int = 200, **context: Any):
-        user, token = found if found else (None, None)
-        context.update(
-            status_code=status_code,
-            user=user,
-            csrf=_csrf(token) if token else "",
-            can=lambda role: user is not None and ROLES.index(user.role) >= ROLES.index(role),
+
+def session_user(request: Request) -> tuple[User, str] | None:
+    """The user of the session cookie and its token, or None (not signed in)."""
+    token = request.cookies.get(COOKIE)
+    user = token_user(request.app.state.store, token) if token else None
+    return None if user is None else (user, token)
+
+
+def signed_in(request: Request, minimum: str = "viewer") -> tuple[User, str]:
+    """The signed-in user (role ``minimum`` or higher, else 403) and their token; not
+    signed in: off to the sign-in page."""
+    found = session_user(request)
+    if found is None:
+        raise _Redirect("/sign-in?next=" + quote(request.url.path))
+    user, _ = found
+    if ROLES.index(user.role) < ROLES.index(minimum):
+        raise HTTPException(
+            403,
+            f"user '{user.username}' ({user.role}) may not do this; needs role {minimum} or higher",
         )
-        return templates.TemplateResponse(request, name, context, status_code=status_code)
+    return found
 
-    def page(handler):
-        """Turn sign-in redirects and 403s into pages."""
-        import functools
 
-        @functools.wraps(handler)
-        def wrapped(request: Request, *args, **kwargs):
-            try:
-                return handler(request, *args, **kwargs)
-            except _Redirect as r:
-                return RedirectResponse(r.url, status_code=303)
-            except HTTPException as exc:
-                if exc.status_code not in (403, 404, 409, 422):
-                    raise
-                found = session_user(request)
-                return render(request, "error.html", found, exc.status_code, message=_message(exc))
+def check_csrf(token: str, csrf: str) -> None:
+    if not hmac.compare_digest(_csrf(token), csrf or ""):
+        raise HTTPException(403, "the form is stale or forged (CSRF check failed): reload")
 
-        return wrapped
 
-    @app.exception_handler(_Redirect)
-    async def _redirect(request: Request, exc: _Redirect) -> RedirectResponse:
-        return RedirectResponse(exc.url, status_code=303)
-
-    # --- static ------------------------------------------------------------------------------
-
-    @app.get("/static/report.css", include_in_schema=False)
-    def report_css() -> Response:
-        return Response(REPORT_CSS.read_text(encoding="utf-8"), media_type="text/css")
-
-    @app.get("/static/report.js", include_in_schema=False)
-    def report_js() -> Response:
-        return Response(REPORT_JS.read_text(encoding="utf-8"), media_type="text/javascript")
-
-    plotly_bundle: dict[str, bytes] = {}
-
-    @app.get("/static/plotly.min.js", include_in_schema=False)
-    def plotly_js() -> Response:
-        """The plotly.js bundle of the installed plotly package (as the reports inline
-        it): served from here, never from a CDN, and cached by the browser."""
-        body = plotly_bundle.get("js")
-        if body is None:
-            from plotly.offline import get_plotlyjs
-
-            body = plotly_bundle.setdefault("js", get_plotlyjs().encode("utf-8"))
-        return Response(
-            body, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"}
-        )
-
-    @app.get("/static/{name}", include_in_schema=False)
-    def static(name: str) -> Response:
-        path = HERE / "static" / Path(name).name
-        if not path.is_file():
-            raise HTTPException(404, "not found")
-        media = {".css": "text/css", ".js": "text/javascript"}.get(path.suffix, "text/plain")
-        return Response(path.read_bytes(), media_type=media)
-
-    # --- sign-in ------------------------------------------------------------------------------
-
-    @app.get("/", include_in_schema=False)
-    def home(request: Request) -> RedirectResponse:
-        return RedirectResponse("/studies" if session_user(request) else "/sign-in", 303)
-
-    @app.get("/sign-in", response_class=HTMLResponse, include_in_schema=False)
-    def sign_in_page(request: Request, next: str = "/studies"):
-        return render(request, "sign_in.html", None, next=next)
-
-    @app.post("/sign-in", include_in_schema=False)
-    def sign_in(
-        request: Request,
-        username: Annotated[str, Form()],
-        password: Annotated[str, Form()],
-        next: Annotated[str, Form()] = "/studies",
-    ):
-        with store.reader() as session:
-            user = session.scalar(select(User).where(User.username == username))
-        if user is None or not verify_password(user, password):
-            return render(
-                request,
-                "sign_in.html",
-                None,
-                401,
-                next=next,
-                error="Wrong user name or password.",
-            )
-        lifetime = dt.timedelta(hours=settings.token_hours)
-        token = issue_token(store, user.username, lifetime=lifetime, name="web sign-in")
-        target = next if next.startswith("/") and not next.startswith("//") else "/studies"
-        response = RedirectResponse(target, status_code=303)
-        response.set_cookie(
-            COOKIE,
-            token,
-            max_age=int(lifetime.total_seconds()),
-            httponly=True,
-            samesite="lax",
-            secure=request.url.scheme == "https",
-        )
-        return response
-
-    @app.post("/sign-out", include_in_schema=False)
-    @page
-    def sign_out(request: Request, csrf: Annotated[str, Form()] = ""):
-        _, token = signed_in(request)
-        check_csrf(token, csrf)
-        revoke_token(store, token)
-        response = RedirectResponse("/sign-in", status_code=303)
-        response.delete_cookie(COOKIE)
-        return response
-
-    # --- studies -----------------------------------------------------------------------------
-
-    def studies_page(request: Request, found, status_code: int = 200, error: str | None = None):
-        studies = api.list_studies(found[0])
-        return render(request, "studies.html", found, status_code, studies=studies, error=error)
-
-    @app.get("/studies", response_class=HTMLResponse, include_in_schema=False)
-    @page
-    def studies(request: Request):
-        return studies_page(request, signed_in(request))
-
-    @app.post("/studies", include_in_schema=False)
-    @page
-    def create_study(
-        request: Request,
-        code: Annotated[str, Form()],
-        title: Annotated[str, Form()] = "",
-        kind: Annotated[str, Form()] = "cra",
-        group: Annotated[str, Form()] = "",
-        csrf: Annotated[str, Form()] = "",
-    ):
-        found = signed_in(request, "analyst")
-        check_csrf(found[1], csrf)
-        from cytosafe.web.app import StudyIn
-
-        try:
-            body = StudyIn(
-                code=code.strip(),
-                title=title.strip() or None,
-                kind=kind,
-                group=group.strip() or None,
-            )
-            api.new_study(body, found[0])
-        except (InputError, HTTPException, ValueError) as exc:
-            return studies_page(request, found, 422, error=_message(exc))
-        return RedirectResponse(f"/studies/{quote(body.code)}", status_code=303)
-
-    def study_page(
-        request: Request, found, code: str, status_code: int = 200, **extra: Any
-    ) -> Response:
-        user = found[0]
-        study = None
-        with store.reader() as session:
-            study = api.get_study(session, user, code)
-        analyses = api.list_analyses(code, user)
-        context = dict(study=study, analyses=list(reversed(analyses)), **extra)
-        if study.kind == "clinical":
-            grading = [a for a in analyses if a.kind == "grading" and a.status == "completed"]
-            latest = grading[-1] if grading else None
-            context["latest"] = latest
-            context["patients"] = _table(latest.id, "patients") if latest is not None else None
-            return render(request, "cohort.html", found, status_code, **context)
-        context["plates"] = api.list_plates(code, user)
-        return render(request, "study.html", found, status_code, **context)
-
-    def _table(analysis_id: int, name: str):
-        with store.reader() as session:
-            row = session.scalar(
-                select(AnalysisTable).where(
-                    AnalysisTable.analysis_id == analysis_id, AnalysisTable.name == name
-                )
-            )
-            return None if row is None else decode_table(row.content)
-
-    @app.get("/studies/{code}", response_class=HTMLResponse, include_in_schema=False)
-    @page
-    def study(request: Request, code: str):
-        return study_page(request, signed_in(request), code)
-
-    @app.post("/studies/{code}/plates", include_in_schema=False)
-    @page
-    def upload_plates(
-        request: Request,
-        code: str,
-        # A browser sends a file input left empty as a part without a file name, which
-        # arrives as "" (hence the str): it counts as no file.
-        files: Annotated[list[UploadFile | str], File()] = [],  # noqa: B006
-        sample_map: Annotated[UploadFile | str | None, File()] = None,
-        csrf: Annotated[str, Form()] = "",
-    ):
-        found = signed_in(request, "analyst")
-        check_csrf(found[1], csrf)
-        if not (isinstance(sample_map, StarletteUpload) and sample_map.filename):
-            sample_map = None
-        files = [f for f in files if isinstance(f, StarletteUpload) and f.filename]
-        try:
-            if not files:
-                raise InputError("choose at least one export file", field="files")
-            plates = api.upload_exports(code, request, found[0], files, sample_map)
-        except (InputError, HTTPException) as exc:
-            if isinstance(exc, HTTPException) and exc.status_code == 404:
-                raise
-            return study_page(request, found, code, 422, error=_message(exc))
-        names = ", ".join(p.code for p in plates)
-        return study_page(request, found, code, 201, notice=f"Stored plates: {names}.")
-
-    @app.post("/studies/{code}/quantify", include_in_schema=False)
-    @page
-    def quantify(
-        request: Request,
-        code: str,
-        model: Annotated[str, Form()] = "5PL",
-        csrf: Annotated[str, Form()] = "",
-    ):
-        found = signed_in(request, "analyst")
-        check_csrf(found[1], csrf)
-        from cytosafe.web.app import QuantifyIn
-
-        try:
-            out = api.run_quantification(code, found[0], QuantifyIn(model=model))
-        except (InputError, ValueError) as exc:
-            return study_page(request, found, code, 422, error=_message(exc))
-        return RedirectResponse(f"/analyses/{out.id}", status_code=303)
-
-    @app.post("/studies/{code}/hazard", include_in_schema=False)
-    @page
-    def hazard(
-        request: Request,
-        code: str,
-        study_file: Annotated[UploadFile, File()],
-        csrf: Annotated[str, Form()] = "",
-    ):
-        found = signed_in(request, "analyst")
-        check_csrf(found[1], csrf)
-        try:
-            out = api.run_hazard(code, request, found[0], study_file)
-        except InputError as exc:
-            return study_page(request, found, code, 422, error=_message(exc))
-        return RedirectResponse(f"/analyses/{out.id}", status_code=303)
-
-    @app.post("/studies/{code}/observations", include_in_schema=False)
-    @page
-    def observations(
-        request: Request,
-        code: str,
-        file: Annotated[UploadFile, File()],
-        scales: Annotated[str, Form()] = "astct2019",
-        csrf: Annotated[str, Form()] = "",
-    ):
-        found = signed_in(request, "analyst")
-        check_csrf(found[1], csrf)
-        try:
-            out = api.upload_observations(code, request, found[0], file, scales)
-        except InputError as exc:
-            return study_page(request, found, code, 422, error=_message(exc))
-        return study_page(
-            request,
-            found,
-            code,
-            201,
-            notice=f"Stored {out['observations']} observations and graded them "
-            f"(analysis {out['analysis']}).",
-        )
-
-    # --- analyses ----------------------------------------------------------------------------
-
-    @app.get("/analyses/{analysis_id}", response_class=HTMLResponse, include_in_schema=False)
-    @page
-    def analysis(request: Request, analysis_id: int):
-        found = signed_in(request)
-        out = api.read_analysis(analysis_id, found[0])
-        qc = _table(analysis_id, "qc") if out.status == "completed" else None
-        calls = None
-        if out.status == "completed" and out.kind == "hazard":
-            names = [t.name for t in out.tables]
-            for name in ("hazard_calls", "calls", "hazard"):
-                if name in names:
-                    calls = _table(analysis_id, name)
-                    break
-        return render(request, "analysis.html", found, analysis=out, qc=qc, calls=calls)
-
-    @app.get(
-        "/analyses/{analysis_id}/compare", response_class=HTMLResponse, include_in_schema=False
+def render(request: Request, name: str, found, status_code: int = 200, **context: Any):
+    """Template ``name`` with the user, their CSRF token and role test in its context."""
+    user, token = found if found else (None, None)
+    context.update(
+        status_code=status_code,
+        user=user,
+        csrf=_csrf(token) if token else "",
+        can=lambda role: user is not None and ROLES.index(user.role) >= ROLES.index(role),
     )
-    @page
-    def compare(
-        request: Request,
-        analysis_id: int,
-        articles: Annotated[list[str] | None, Query()] = None,
-        format: str | None = None,
-    ):
-        """The test articles of a hazard analysis side by side: hazard calls, per cytokine
-        fold change over the negative control against the positive controls, potency, and
-        one figure of the fold change per cytokine with a trace per test article."""
-        found = signed_in(request)
-        out = api.read_analysis(analysis_id, found[0])
-        if out.kind != "hazard":
-            raise HTTPException(
-                404,
-                f"analysis {analysis_id} is a {out.kind} analysis, not a hazard analysis: "
-                "it has no test articles to compare",
-            )
-        if out.status != "completed":
-            raise HTTPException(
-                409,
-                f"hazard analysis {analysis_id} is {out.status}: "
-                "compare its test articles once it has completed",
-            )
-        hazard = _table(analysis_id, "hazard")
-        if hazard is None or hazard.empty:
-            raise HTTPException(404, f"hazard analysis {analysis_id} called no test article")
-        known = list(dict.fromkeys(str(t) for t in hazard["treatment"]))
-        wanted = list(dict.fromkeys(a.strip() for a in articles or [] if a.strip()))
-        unknown = [a for a in wanted if a not in known]
-        if unknown:
-            names = ", ".join(f"'{a}'" for a in unknown)
-            raise HTTPException(
-                404,
-                f"test article {names} not found in hazard analysis {analysis_id}; "
-                f"its test articles are {', '.join(known)}",
-            )
-        chosen = [a for a in known if a in wanted] if wanted else known
-        mine = hazard[hazard["treatment"].isin(chosen)]
-        formats = side_by_side.formats(mine)
-        if format:
-            where = next((f for f in formats if f["key"] == format), None)
-            if where is None:
-                raise HTTPException(
-                    404,
-                    f"format '{format}' not found for {', '.join(chosen)} in hazard analysis "
-                    f"{analysis_id}; formats: {', '.join(f['key'] for f in formats)}",
-                )
-        else:
-            where = formats[0]
-        labels = {(f["format"], f["inc"]): f for f in formats}
-        calls = []
-        for r in sorted(
-            mine.to_dict("records"),
-            key=lambda r: (
-                chosen.index(r["treatment"]),
-                natural_key(side_by_side.text_cell(r["assay_format"])),
-            ),
-        ):
-            f = labels[
-                (side_by_side.text_cell(r["assay_format"]), side_by_side.number(r["incubation_h"]))
-            ]
-            cls = side_by_side.text_cell(r["hazard_class"])
-            above = side_by_side.text_cell(r.get("benchmarks_above")).split()
-            below = side_by_side.text_cell(r.get("benchmarks_below")).split()
-            rank = side_by_side.number(r.get("rank"))
-            calls.append(
-                {
-                    "article": r["treatment"],
-                    "format": f,
-                    "cls": cls,
-                    "style": side_by_side.CLASS_STYLE.get(cls, ""),
-                    "analytes": side_by_side.text_cell(r["analytes"]).split(),
-                    "responders": f"{int(r['max_responders'])}/{int(r['n_donors'])}",
-                    "rank": "" if rank is None else f"{int(rank)} of {int(r['n_ranked'])}",
-                    "above": above,
-                    "below": below,
-                    "rule": side_by_side.text_cell(r.get("class_rule")),
-                    "reason": side_by_side.text_cell(r["reason"]),
-                }
-            )
-        names = ("summary", "benchmark", "positive_controls", "potency")
-        tables = {"hazard": hazard, **{n: _table(analysis_id, n) for n in names}}
+    return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def page(handler):
+    """Turn sign-in redirects and 403s into pages."""
+
+    @functools.wraps(handler)
+    def wrapped(request: Request, *args, **kwargs):
+        try:
+            return handler(request, *args, **kwargs)
+        except _Redirect as r:
+            return RedirectResponse(r.url, status_code=303)
+        except HTTPException as exc:
+            if exc.status_code not in (403, 404, 409, 422):
+                raise
+            found = session_user(request)
+            return render(request, "error.html", found, exc.status_code, message=_message(exc))
+
+    return wrapped
+
+
+# --- static ------------------------------------------------------------------------------
+
+
+@router.get("/static/report.css")
+def report_css() -> Response:
+    return Response(REPORT_CSS.read_text(encoding="utf-8"), media_type="text/css")
+
+
+@router.get("/static/report.js")
+def report_js() -> Response:
+    return Response(REPORT_JS.read_text(encoding="utf-8"), media_type="text/javascript")
+
+
+_plotly_bundle: dict[str, bytes] = {}
+
+
+@router.get("/static/plotly.min.js")
+def plotly_js() -> Response:
+    """The plotly.js bundle of the installed plotly package (as the reports inline
+    it): served from here, never from a CDN, and cached by the browser."""
+    body = _plotly_bundle.get("js")
+    if body is None:
+        from plotly.offline import get_plotlyjs
+
+        body = _plotly_bundle.setdefault("js", get_plotlyjs().encode("utf-8"))
+    return Response(
+        body, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"}
+    )
+
+
+@router.get("/static/{name}")
+def static(name: str) -> Response:
+    path = HERE / "static" / Path(name).name
+    if not path.is_file():
+        raise HTTPException(404, "not found")
+    media = {".css": "text/css", ".js": "text/javascript"}.get(path.suffix, "text/plain")
+    return Response(path.read_bytes(), media_type=media)
+
+
+# --- sign-in ------------------------------------------------------------------------------
+
+
+@router.get("/")
+def home(request: Request) -> RedirectResponse:
+    return RedirectResponse("/studies" if session_user(request) else "/sign-in", 303)
+
+
+@router.get("/sign-in", response_class=HTMLResponse)
+def sign_in_page(request: Request, next: str = "/studies"):
+    return render(request, "sign_in.html", None, next=next)
+
+
+@router.post("/sign-in")
+def sign_in(
+    request: Request,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/studies",
+):
+    state = request.app.state
+    issued = services.sign_in(state.store, state.settings, username, password, name="web sign-in")
+    if issued is None:
         return render(
             request,
-            "compare.html",
-            found,
-            analysis=out,
-            known=known,
-            chosen=chosen,
-            formats=formats,
-            where=where,
-            calls=calls,
-            classes={c["article"]: c for c in calls if c["format"] is where},
-            **side_by_side.comparison(tables, chosen, where),
+            "sign_in.html",
+            None,
+            401,
+            next=next,
+            error="Wrong user name or password.",
         )
+    token, lifetime = issued
+    target = next if next.startswith("/") and not next.startswith("//") else "/studies"
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=int(lifetime.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+    return response
 
-    @app.get("/analyses/{analysis_id}/status", include_in_schema=False)
-    @page
-    def analysis_status(request: Request, analysis_id: int):
-        out = api.read_analysis(analysis_id, signed_in(request)[0])
-        return JSONResponse(
-            {"status": out.status, "progress": out.progress, "message": out.message}
+
+@router.post("/sign-out")
+@page
+def sign_out(request: Request, csrf: Annotated[str, Form()] = ""):
+    _, token = signed_in(request)
+    check_csrf(token, csrf)
+    services.sign_out(request.app.state.store, request.app.state.tokens, token)
+    response = RedirectResponse("/sign-in", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response
+
+
+# --- studies -----------------------------------------------------------------------------
+
+
+def studies_page(request: Request, found, status_code: int = 200, error: str | None = None):
+    studies = services.list_studies(request.app.state.store, found[0])
+    return render(request, "studies.html", found, status_code, studies=studies, error=error)
+
+
+@router.get("/studies", response_class=HTMLResponse)
+@page
+def studies(request: Request):
+    return studies_page(request, signed_in(request))
+
+
+@router.post("/studies")
+@page
+def create_study(
+    request: Request,
+    code: Annotated[str, Form()],
+    title: Annotated[str, Form()] = "",
+    kind: Annotated[str, Form()] = "cra",
+    group: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+):
+    found = signed_in(request, "analyst")
+    check_csrf(found[1], csrf)
+    try:
+        body = StudyIn(
+            code=code.strip(),
+            title=title.strip() or None,
+            kind=kind,
+            group=group.strip() or None,
         )
+        services.new_study(request.app.state.store, found[0], body)
+    except (InputError, HTTPException, ValueError) as exc:
+        return studies_page(request, found, 422, error=_message(exc))
+    return RedirectResponse(f"/studies/{quote(body.code)}", status_code=303)
 
-    @app.get("/analyses/{analysis_id}/report", include_in_schema=False)
-    @page
-    def analysis_report(request: Request, analysis_id: int, download: bool = False):
-        response = api.read_report(analysis_id, signed_in(request)[0])
-        if download:
-            response.headers["Content-Disposition"] = (
-                f'attachment; filename="analysis-{analysis_id}-report.html"'
+
+def study_page(
+    request: Request, found, code: str, status_code: int = 200, **extra: Any
+) -> Response:
+    store = request.app.state.store
+    user = found[0]
+    with store.reader() as session:
+        study = get_study(session, user, code)
+    analyses = services.list_analyses(store, user, code)
+    context = dict(study=study, analyses=list(reversed(analyses)), **extra)
+    if study.kind == "clinical":
+        grading = [a for a in analyses if a.kind == "grading" and a.status == "completed"]
+        latest = grading[-1] if grading else None
+        context["latest"] = latest
+        context["patients"] = (
+            services.stored_table(store, latest.id, "patients") if latest is not None else None
+        )
+        return render(request, "cohort.html", found, status_code, **context)
+    context["plates"] = services.list_plates(store, user, code)
+    context["models"] = list(CurveModel)
+    return render(request, "study.html", found, status_code, **context)
+
+
+@router.get("/studies/{code}", response_class=HTMLResponse)
+@page
+def study(request: Request, code: str):
+    return study_page(request, signed_in(request), code)
+
+
+@router.post("/studies/{code}/plates")
+@page
+def upload_plates(
+    request: Request,
+    code: str,
+    # A browser sends a file input left empty as a part without a file name, which
+    # arrives as "" (hence the str): it counts as no file.
+    files: Annotated[list[UploadFile | str], File()] = [],  # noqa: B006
+    sample_map: Annotated[UploadFile | str | None, File()] = None,
+    csrf: Annotated[str, Form()] = "",
+):
+    found = signed_in(request, "analyst")
+    check_csrf(found[1], csrf)
+    if not (isinstance(sample_map, StarletteUpload) and sample_map.filename):
+        sample_map = None
+    files = [f for f in files if isinstance(f, StarletteUpload) and f.filename]
+    state = request.app.state
+    try:
+        if not files:
+            raise InputError("choose at least one export file", field="files")
+        plates = services.store_exports(
+            state.store, state.settings, found[0], code, files, sample_map
+        )
+    except (InputError, HTTPException) as exc:
+        if isinstance(exc, HTTPException) and exc.status_code == 404:
+            raise
+        return study_page(request, found, code, 422, error=_message(exc))
+    names = ", ".join(p.code for p in plates)
+    return study_page(request, found, code, 201, notice=f"Stored plates: {names}.")
+
+
+@router.post("/studies/{code}/quantify")
+@page
+def quantify(
+    request: Request,
+    code: str,
+    model: Annotated[str, Form()] = CurveModel.FIVE_PL.value,
+    csrf: Annotated[str, Form()] = "",
+):
+    found = signed_in(request, "analyst")
+    check_csrf(found[1], csrf)
+    state = request.app.state
+    try:
+        body = QuantifyIn(model=model)
+        out = services.run_quantification(state.store, state.jobs, found[0], code, body)
+    except (InputError, ValueError) as exc:
+        return study_page(request, found, code, 422, error=_message(exc))
+    return RedirectResponse(f"/analyses/{out.id}", status_code=303)
+
+
+@router.post("/studies/{code}/hazard")
+@page
+def hazard(
+    request: Request,
+    code: str,
+    study_file: Annotated[UploadFile, File()],
+    csrf: Annotated[str, Form()] = "",
+):
+    found = signed_in(request, "analyst")
+    check_csrf(found[1], csrf)
+    state = request.app.state
+    try:
+        out = services.run_hazard(
+            state.store, state.settings, state.jobs, found[0], code, study_file
+        )
+    except InputError as exc:
+        return study_page(request, found, code, 422, error=_message(exc))
+    return RedirectResponse(f"/analyses/{out.id}", status_code=303)
+
+
+@router.post("/studies/{code}/observations")
+@page
+def observations(
+    request: Request,
+    code: str,
+    file: Annotated[UploadFile, File()],
+    scales: Annotated[str, Form()] = "astct2019",
+    csrf: Annotated[str, Form()] = "",
+):
+    found = signed_in(request, "analyst")
+    check_csrf(found[1], csrf)
+    state = request.app.state
+    try:
+        out = services.upload_observations(
+            state.store, state.settings, state.compute, found[0], code, file, scales
+        )
+    except InputError as exc:
+        return study_page(request, found, code, 422, error=_message(exc))
+    return study_page(
+        request,
+        found,
+        code,
+        201,
+        notice=f"Stored {out['observations']} observations and graded them "
+        f"(analysis {out['analysis']}).",
+    )
+
+
+# --- analyses ----------------------------------------------------------------------------
+
+
+@router.get("/analyses/{analysis_id}", response_class=HTMLResponse)
+@page
+def analysis(request: Request, analysis_id: int):
+    store = request.app.state.store
+    found = signed_in(request)
+    out = services.read_analysis(store, found[0], analysis_id)
+    qc = services.stored_table(store, analysis_id, "qc") if out.status == "completed" else None
+    calls = None
+    if out.status == "completed" and out.kind == "hazard":
+        names = [t.name for t in out.tables]
+        for name in ("hazard_calls", "calls", "hazard"):
+            if name in names:
+                calls = services.stored_table(store, analysis_id, name)
+                break
+    return render(request, "analysis.html", found, analysis=out, qc=qc, calls=calls)
+
+
+@router.get("/analyses/{analysis_id}/compare", response_class=HTMLResponse)
+@page
+def compare(
+    request: Request,
+    analysis_id: int,
+    articles: Annotated[list[str] | None, Query()] = None,
+    format: str | None = None,
+):
+    """The test articles of a hazard analysis side by side: hazard calls, per cytokine
+    fold change over the negative control against the positive controls, potency, and
+    one figure of the fold change per cytokine with a trace per test article."""
+    store = request.app.state.store
+    found = signed_in(request)
+    out = services.read_analysis(store, found[0], analysis_id)
+    if out.kind != "hazard":
+        raise HTTPException(
+            404,
+            f"analysis {analysis_id} is a {out.kind} analysis, not a hazard analysis: "
+            "it has no test articles to compare",
+        )
+    if out.status != "completed":
+        raise HTTPException(
+            409,
+            f"hazard analysis {analysis_id} is {out.status}: "
+            "compare its test articles once it has completed",
+        )
+    hazard = services.stored_table(store, analysis_id, "hazard")
+    if hazard is None or hazard.empty:
+        raise HTTPException(404, f"hazard analysis {analysis_id} called no test article")
+    known = list(dict.fromkeys(str(t) for t in hazard["treatment"]))
+    wanted = list(dict.fromkeys(a.strip() for a in articles or [] if a.strip()))
+    unknown = [a for a in wanted if a not in known]
+    if unknown:
+        names = ", ".join(f"'{a}'" for a in unknown)
+        raise HTTPException(
+            404,
+            f"test article {names} not found in hazard analysis {analysis_id}; "
+            f"its test articles are {', '.join(known)}",
+        )
+    chosen = [a for a in known if a in wanted] if wanted else known
+    mine = hazard[hazard["treatment"].isin(chosen)]
+    formats = side_by_side.formats(mine)
+    if format:
+        where = next((f for f in formats if f["key"] == format), None)
+        if where is None:
+            raise HTTPException(
+                404,
+                f"format '{format}' not found for {', '.join(chosen)} in hazard analysis "
+                f"{analysis_id}; formats: {', '.join(f['key'] for f in formats)}",
             )
-        return response
-
-    @app.get("/analyses/{analysis_id}/tables/{name}.{fmt}", include_in_schema=False)
-    @page
-    def analysis_table(request: Request, analysis_id: int, name: str, fmt: str):
-        if fmt not in ("csv", "json", "parquet"):
-            raise HTTPException(404, f"no format '{fmt}'")
-        return api.read_table(analysis_id, name, signed_in(request)[0], fmt)
-
-    @app.post("/analyses/{analysis_id}/sign-off", include_in_schema=False)
-    @page
-    def analysis_sign_off(
-        request: Request,
-        analysis_id: int,
-        meaning: Annotated[str, Form()] = "approved",
-        csrf: Annotated[str, Form()] = "",
+    else:
+        where = formats[0]
+    labels = {(f["format"], f["inc"]): f for f in formats}
+    calls = []
+    for r in sorted(
+        mine.to_dict("records"),
+        key=lambda r: (
+            chosen.index(r["treatment"]),
+            natural_key(side_by_side.text_cell(r["assay_format"])),
+        ),
     ):
-        found = signed_in(request, "study_director")
-        check_csrf(found[1], csrf)
-        from cytosafe.web.app import SignOffIn
-
-        try:
-            api.sign_analysis(analysis_id, found[0], SignOffIn(meaning=meaning or "approved"))
-        except InputError as exc:
-            out = api.read_analysis(analysis_id, found[0])
-            return render(request, "analysis.html", found, 409, analysis=out, error=_message(exc))
-        return RedirectResponse(f"/analyses/{analysis_id}", status_code=303)
-
-    # --- knowledge ---------------------------------------------------------------------------
-
-    @app.get("/assays", response_class=HTMLResponse, include_in_schema=False)
-    @page
-    def assays(
-        request: Request,
-        modality: str | None = None,
-        target: str | None = None,
-        fc: str | None = None,
-        intended_use: str = "hazard_identification",
-    ):
-        found = signed_in(request)
-        from cytosafe.assays.knowledge import load_knowledge_base
-
-        kb = load_knowledge_base()
-        modalities = sorted(kb.modalities) if hasattr(kb, "modalities") else []
-        result, error, code = None, None, 200
-        if modality:
-            try:
-                result = api.recommend_assays(
-                    found[0], modality, target or None, fc or None, intended_use
-                )
-            except (InputError, KeyError, ValueError) as exc:
-                error, code = _message(exc), 422
-        form = dict(modality=modality or "", target=target or "", fc=fc or "")
-        form["intended_use"] = intended_use
-        return render(
-            request,
-            "assays.html",
-            found,
-            code,
-            result=result,
-            ranking=None if result is None else pd.DataFrame(result["ranking"]),
-            error=error,
-            form=form,
-            modalities=modalities,
+        f = labels[
+            (side_by_side.text_cell(r["assay_format"]), side_by_side.number(r["incubation_h"]))
+        ]
+        cls = side_by_side.text_cell(r["hazard_class"])
+        above = side_by_side.text_cell(r.get("benchmarks_above")).split()
+        below = side_by_side.text_cell(r.get("benchmarks_below")).split()
+        rank = side_by_side.number(r.get("rank"))
+        calls.append(
+            {
+                "article": r["treatment"],
+                "format": f,
+                "cls": cls,
+                "style": side_by_side.CLASS_STYLE.get(cls, ""),
+                "analytes": side_by_side.text_cell(r["analytes"]).split(),
+                "responders": f"{int(r['max_responders'])}/{int(r['n_donors'])}",
+                "rank": "" if rank is None else f"{int(rank)} of {int(r['n_ranked'])}",
+                "above": above,
+                "below": below,
+                "rule": side_by_side.text_cell(r.get("class_rule")),
+                "reason": side_by_side.text_cell(r["reason"]),
+            }
         )
+    names = ("summary", "benchmark", "positive_controls", "potency")
+    tables = {"hazard": hazard, **{n: services.stored_table(store, analysis_id, n) for n in names}}
+    return render(
+        request,
+        "compare.html",
+        found,
+        analysis=out,
+        known=known,
+        chosen=chosen,
+        formats=formats,
+        where=where,
+        calls=calls,
+        classes={c["article"]: c for c in calls if c["format"] is where},
+        **side_by_side.comparison(tables, chosen, where),
+    )
 
-    @app.get("/aop", response_class=HTMLResponse, include_in_schema=False)
-    @page
-    def aop(request: Request, modality: str | None = None):
-        found = signed_in(request)
-        from markupsafe import Markup
 
-        error, svg, code = None, None, 200
+@router.get("/analyses/{analysis_id}/status")
+@page
+def analysis_status(request: Request, analysis_id: int):
+    out = services.read_analysis(request.app.state.store, signed_in(request)[0], analysis_id)
+    return JSONResponse({"status": out.status, "progress": out.progress, "message": out.message})
+
+
+@router.get("/analyses/{analysis_id}/report")
+@page
+def analysis_report(request: Request, analysis_id: int, download: bool = False):
+    response = services.read_report(request.app.state.store, signed_in(request)[0], analysis_id)
+    if download:
+        response.headers["Content-Disposition"] = (
+            f'attachment; filename="analysis-{analysis_id}-report.html"'
+        )
+    return response
+
+
+@router.get("/analyses/{analysis_id}/tables/{name}.{fmt}")
+@page
+def analysis_table(request: Request, analysis_id: int, name: str, fmt: str):
+    if fmt not in ("csv", "json", "parquet"):
+        raise HTTPException(404, f"no format '{fmt}'")
+    state = request.app.state
+    user = signed_in(request)[0]
+    return services.read_table(state.store, state.tables, user, analysis_id, name, fmt)
+
+
+@router.post("/analyses/{analysis_id}/sign-off")
+@page
+def analysis_sign_off(
+    request: Request,
+    analysis_id: int,
+    meaning: Annotated[str, Form()] = "approved",
+    csrf: Annotated[str, Form()] = "",
+):
+    store = request.app.state.store
+    found = signed_in(request, "study_director")
+    check_csrf(found[1], csrf)
+    try:
+        services.sign_analysis(
+            store, found[0], analysis_id, SignOffIn(meaning=meaning or "approved")
+        )
+    except InputError as exc:
+        out = services.read_analysis(store, found[0], analysis_id)
+        return render(request, "analysis.html", found, 409, analysis=out, error=_message(exc))
+    return RedirectResponse(f"/analyses/{analysis_id}", status_code=303)
+
+
+# --- knowledge ---------------------------------------------------------------------------
+
+
+@router.get("/assays", response_class=HTMLResponse)
+@page
+def assays(
+    request: Request,
+    modality: str | None = None,
+    target: str | None = None,
+    fc: str | None = None,
+    intended_use: str = "hazard_identification",
+):
+    found = signed_in(request)
+    from cytosafe.assays.knowledge import load_knowledge_base
+
+    kb = load_knowledge_base()
+    modalities = sorted(kb.modalities) if hasattr(kb, "modalities") else []
+    result, error, code = None, None, 200
+    if modality:
         try:
-            svg = api.aop_figure(found[0], modality or None, None).body.decode("utf-8")
-        except InputError as exc:
+            result = services.recommend_assays(modality, target or None, fc or None, intended_use)
+        except (InputError, KeyError, ValueError) as exc:
             error, code = _message(exc), 422
-            svg = api.aop_figure(found[0], None, None).body.decode("utf-8")
-        return render(
-            request,
-            "aop.html",
-            found,
-            code,
-            svg=Markup(svg),
-            modality=modality or "",
-            error=error,
-        )
+    form = dict(modality=modality or "", target=target or "", fc=fc or "")
+    form["intended_use"] = intended_use
+    return render(
+        request,
+        "assays.html",
+        found,
+        code,
+        result=result,
+        ranking=None if result is None else pd.DataFrame(result["ranking"]),
+        error=error,
+        form=form,
+        modalities=modalities,
+    )
+
+
+@router.get("/aop", response_class=HTMLResponse)
+@page
+def aop(request: Request, modality: str | None = None):
+    found = signed_in(request)
+    from markupsafe import Markup
+
+    error, svg, code = None, None, 200
+    try:
+        svg = services.aop_figure(modality or None)
+    except InputError as exc:
+        error, code = _message(exc), 422
+        svg = services.aop_figure()
+    return render(
+        request,
+        "aop.html",
+        found,
+        code,
+        svg=Markup(svg),
+        modality=modality or "",
+        error=error,
+    )

@@ -1,0 +1,61 @@
+"""The knowledge bases: the assay recommender (``/api/assays/recommend``) and the CRS
+adverse outcome pathway (``/api/aop``)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from cytosafe.errors import InputError
+from cytosafe.web import services
+from cytosafe.web.deps import Viewer
+from cytosafe.web.schemas import AopQuery
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api")
+
+
+@router.get("/assays/recommend", tags=["knowledge"])
+def recommend_assays(
+    user: Viewer,
+    modality: str,
+    target: str | None = None,
+    fc: str | None = None,
+    intended_use: str = "hazard_identification",
+) -> dict:
+    """Rank CRA formats for a molecule and name what they cannot see."""
+    return services.recommend_assays(modality, target, fc, intended_use)
+
+
+@router.post("/aop/probability", tags=["knowledge"])
+def aop_probability(body: AopQuery, user: Viewer) -> dict:
+    """P(CRS), P(severe CRS) and P(no CRS) for a modality, given key-event evidence
+    (the quantitative CRS AOP, a Bayesian network)."""
+    from cytosafe.aop.bayes import CrsBayesNetwork
+
+    try:
+        network = CrsBayesNetwork.for_modality(body.modality)
+    except KeyError:
+        raise InputError(f"unknown modality '{body.modality}'", field="modality") from None
+    return {
+        "modality": body.modality,
+        "evidence": body.evidence,
+        **network.probability(body.evidence),
+    }
+
+
+@router.get(
+    "/aop/figure.svg",
+    tags=["knowledge"],
+    responses={200: {"content": {"image/svg+xml": {}}, "description": "The AOP figure."}},
+)
+def aop_figure(
+    user: Viewer,
+    modality: str | None = None,
+    highlight: Annotated[
+        str | None, Query(description="Comma-separated key events to emphasise.")
+    ] = None,
+) -> Response:
+    """The CRS adverse outcome pathway as SVG (one modality's pathway when given)."""
+    return Response(services.aop_figure(modality, highlight), media_type="image/svg+xml")
