@@ -254,7 +254,12 @@ def test_dw_fits_a_4pl_to_level_means_with_1_over_y2_weights(dw):
     s = dw.loc[ok, "signal"].to_numpy()
     back = mid * ((bottom - top) / (s - top) - 1.0) ** (1.0 / slope)
     rel = np.abs(back / dw.loc[ok, "vendor_concentration"].to_numpy() - 1.0)
-    assert rel.max() < 1e-5
+    # The claim is which fit DW makes, so the tolerance is the one that tells the fits
+    # apart, not SciPy's convergence digits (2.7e-6 with tight tolerances, 3.3e-5 with
+    # SciPy 1.17's defaults): the nearest alternative, the same fit on individual wells,
+    # misses by ~1e-3 (module notes). 1e-4 is a tenth of that, and far inside any
+    # bioanalytical acceptance (ICH M10: calibrators back-calculate within 15 %).
+    assert rel.max() < 1e-4
 
 
 def test_writer_recomputes_the_dw_columns_of_the_real_export(dw, tmp_path):
