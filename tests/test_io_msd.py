@@ -256,9 +256,10 @@ def test_dw_fits_a_4pl_to_level_means_with_1_over_y2_weights(dw):
     rel = np.abs(back / dw.loc[ok, "vendor_concentration"].to_numpy() - 1.0)
     # The claim is which fit DW makes, so the tolerance is the one that tells the fits
     # apart, not SciPy's convergence digits (2.7e-6 with tight tolerances, 3.3e-5 with
-    # SciPy 1.17's defaults): the nearest alternative, the same fit on individual wells,
-    # misses by ~1e-3 (module notes). 1e-4 is a tenth of that, and far inside any
-    # bioanalytical acceptance (ICH M10: calibrators back-calculate within 15 %).
+    # SciPy 1.17's defaults): the nearest alternative, the fit on individual wells each
+    # weighted by its own signal, misses by ~1e-3 for a typical well (module notes; 1.15 at
+    # worst, near the asymptotes). 1e-4 is a tenth of that, and far inside any bioanalytical
+    # acceptance (ICH M10: calibrators back-calculate within 15 %).
     assert rel.max() < 1e-4
 
 
