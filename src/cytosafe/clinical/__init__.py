@@ -13,14 +13,14 @@ partitioned by patient are accepted.
 
 from cytosafe.clinical.episodes import episodes, patient_summary
 from cytosafe.clinical.grading import GradeResult, grade, scale_label
-from cytosafe.clinical.observations import (
+from cytosafe.clinical.scales import DEFAULT_SCALE, SCALES
+from cytosafe.clinical.summary import cohort_summary, concordance, incidence
+from cytosafe.schema.observations import (
     ITEMS,
     Observations,
     read_observations,
     validate_observations,
 )
-from cytosafe.clinical.scales import DEFAULT_SCALE, SCALES
-from cytosafe.clinical.summary import cohort_summary, concordance, incidence
 
 __all__ = [
     "DEFAULT_SCALE",

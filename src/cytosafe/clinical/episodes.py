@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cytosafe.clinical.observations import TREATMENTS
+from cytosafe.schema.observations import TREATMENTS
 
 __all__ = ["PATIENT_COLUMNS", "episodes", "patient_summary"]
 

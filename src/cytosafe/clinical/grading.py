@@ -18,19 +18,19 @@ import pandas as pd
 
 from cytosafe.clinical.criteria import criteria, criteria_version, settings_for
 from cytosafe.clinical.episodes import patient_summary
-from cytosafe.clinical.observations import (
-    DEVICES,
-    VASOPRESSORS,
-    Observations,
-    read_observations,
-    validate_observations,
-)
 from cytosafe.clinical.scales import DEFAULT_SCALE, get_scale
 from cytosafe.clinical.scales._common import Derived, Graded, derive
 from cytosafe.clinical.scales._text import Text
 from cytosafe.clinical.states import States, build_states
 from cytosafe.clinical.summary import cohort_summary
 from cytosafe.errors import InputError
+from cytosafe.schema.observations import (
+    DEVICES,
+    VASOPRESSORS,
+    Observations,
+    read_observations,
+    validate_observations,
+)
 
 __all__ = ["GradeResult", "grade", "grade_arrays", "grade_states", "scale_label"]
 

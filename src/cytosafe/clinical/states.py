@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cytosafe.clinical.observations import ITEMS, VASOPRESSORS
+from cytosafe.schema.observations import ITEMS, VASOPRESSORS
 
 __all__ = [
     "States",

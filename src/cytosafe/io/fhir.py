@@ -35,9 +35,9 @@ from typing import Any
 
 import pandas as pd
 
-from cytosafe.clinical.observations import Observations, validate_observations
 from cytosafe.errors import InputError
 from cytosafe.io.sdtm import CM_TREATMENTS
+from cytosafe.schema.observations import Observations, validate_observations
 
 __all__ = ["LOCAL_SYSTEM", "LOINC", "FHIRData", "read_fhir"]
 
@@ -122,7 +122,7 @@ def read_fhir(path: str | Path, *, product: str | None = None, errors: str = "ra
         Name of the cell product whose MedicationAdministration is the infusion (hour 0).
     errors:
         ``"raise"`` or ``"quarantine"`` (see
-        :func:`cytosafe.clinical.observations.validate_observations`).
+        :func:`cytosafe.schema.observations.validate_observations`).
 
     Returns
     -------

@@ -1,7 +1,7 @@
 """CDISC SDTM domains (SAS transport .xpt) mapped onto the clinical observation table.
 
 Reads the DM, EX, VS, CM, PR and AE domains with ``pyreadstat.read_xport`` and returns the
-observation table of :mod:`cytosafe.clinical.observations` (validated, with every row
+observation table of :mod:`cytosafe.schema.observations` (validated, with every row
 keeping its file, record number and the SDTM variables it came from, so that a bad value
 is reported as e.g. ``vs.xpt, row 12, field 'VSSTRESU'``).
 
@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cytosafe.clinical.observations import Observations, validate_observations
 from cytosafe.errors import InputError
+from cytosafe.schema.observations import Observations, validate_observations
 
 __all__ = ["CM_TREATMENTS", "PR_DEVICES", "VS_TESTS", "SDTMData", "read_sdtm"]
 
@@ -99,7 +99,7 @@ class SDTMData:
     Attributes
     ----------
     observations:
-        The validated observation table (:class:`~cytosafe.clinical.Observations`).
+        The validated observation table (:class:`~cytosafe.schema.observations.Observations`).
     skipped:
         SDTM rows not used for grading, with ``source_file, source_row, reason``.
     reported_grades:
@@ -204,7 +204,7 @@ def read_sdtm(
         lymphodepleting chemotherapy as well).
     errors:
         ``"raise"`` or ``"quarantine"`` (see
-        :func:`cytosafe.clinical.observations.validate_observations`).
+        :func:`cytosafe.schema.observations.validate_observations`).
 
     Returns
     -------

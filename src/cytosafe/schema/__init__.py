@@ -1,4 +1,9 @@
-"""Tidy table definitions, units and validation (the contract between the layers)."""
+"""Tidy table definitions, units and validation (the contract between the layers).
+
+The measurement table (:mod:`~cytosafe.schema.measurements`) is what every instrument reader
+returns; the observation table (:mod:`~cytosafe.schema.observations`) what every clinical
+reader returns and grading reads.
+"""
 
 from cytosafe.schema.measurements import (
     MEASUREMENT_COLUMNS,
@@ -6,6 +11,11 @@ from cytosafe.schema.measurements import (
     TREATMENT_ROLES,
     Column,
     validate_measurements,
+)
+from cytosafe.schema.observations import (
+    OBSERVATION_COLUMNS,
+    Observations,
+    validate_observations,
 )
 from cytosafe.schema.units import CONCENTRATION_UNIT, canonical_unit, to_pg_per_ml
 from cytosafe.schema.wells import (
@@ -19,15 +29,18 @@ from cytosafe.schema.wells import (
 __all__ = [
     "CONCENTRATION_UNIT",
     "MEASUREMENT_COLUMNS",
+    "OBSERVATION_COLUMNS",
     "PLATE_FORMATS",
     "SAMPLE_TYPES",
     "TREATMENT_ROLES",
     "Column",
+    "Observations",
     "canonical_unit",
     "normalize_well",
     "plate_format_for",
     "to_pg_per_ml",
     "validate_measurements",
+    "validate_observations",
     "well_index",
     "well_name",
 ]

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cytosafe.clinical.observations import DEVICES, TREATMENTS
 from cytosafe.clinical.scales._text import Text, label, select, where
 from cytosafe.clinical.states import States, carry_forward, group_cumany, run_hours
+from cytosafe.schema.observations import DEVICES, TREATMENTS
 
 __all__ = [
     "ESTIMATES",

@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from cytosafe.clinical.observations import CONSCIOUSNESS, MOTOR, RAISED_ICP, SEIZURE
 from cytosafe.clinical.scales._common import Graded, estimate_text, label, pick
 from cytosafe.clinical.scales._text import Text, where
 from cytosafe.clinical.states import States
+from cytosafe.schema.observations import CONSCIOUSNESS, MOTOR, RAISED_ICP, SEIZURE
 
 NAME = "icans"
 KIND = "ICANS"
