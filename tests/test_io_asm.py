@@ -18,6 +18,7 @@ it; ASM JSON needs nothing beyond CytoSafe.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -30,6 +31,8 @@ from cytosafe.curves.calibration import CalibrationSettings
 from cytosafe.errors import DataWarning, InputError
 from cytosafe.io import asm
 from cytosafe.io.platemap import write_plate_map
+from cytosafe.io.reader import Probe
+from cytosafe.io.registry import detect_format, read
 from cytosafe.quantification import quantify
 from cytosafe.schema.measurements import MEASUREMENT_COLUMNS, validate_measurements
 from cytosafe.schema.wells import well_name
@@ -288,8 +291,8 @@ def test_sniff_knows_the_three_layouts_and_nothing_else(tmp_path):
     matrix.write_text("IL-6,1,2\nA,0.1,0.2\n")
     fhir = tmp_path / "f.json"
     fhir.write_text('{"resourceType": "Bundle", "entry": []}')
-    assert [asm.sniff(p) for p in (smp, gen5, json_file)] == [True, True, True]
-    assert [asm.sniff(p) for p in (tidy, matrix, fhir)] == [False, False, False]
+    assert [asm.sniff(Probe.of(p)) for p in (smp, gen5, json_file)] == [True, True, True]
+    assert [asm.sniff(Probe.of(p)) for p in (tidy, matrix, fhir)] == [False, False, False]
     assert asm.detect_vendor(smp) == "softmax_pro"
     assert asm.detect_vendor(gen5) == "gen5"
     assert asm.detect_vendor(json_file) == "asm"
@@ -302,17 +305,17 @@ def test_sniff_knows_the_three_layouts_and_nothing_else(tmp_path):
     assert asm.export_kind(tmp_path / "missing.txt") is None
 
 
-def test_sniff_reads_a_probe_of_the_first_bytes(tmp_path):
-    """The registry hands a probe with the file's first bytes: SoftMax Pro's UTF-16 is
-    decoded from its byte-order mark."""
+def test_sniff_reads_the_registrys_probe_and_the_registry_picks_asm(tmp_path):
+    """The registry's probe holds the first bytes: SoftMax Pro's UTF-16 is decoded from its
+    byte-order mark. No other reader claims these files."""
     od450, _ = plate_ods()
-    smp = write_softmax_pro(tmp_path / "a.txt", {"P1": {450: od450}})
-
-    class Probe:
-        path = smp
-        head = smp.read_bytes()[:4096]
-
-    assert asm.sniff(Probe())
+    files = [
+        write_softmax_pro(tmp_path / "a.txt", {"P1": {450: od450}}),
+        write_gen5(tmp_path / "b.txt", {450: od450}),
+        asm.write(expected_table(), tmp_path / "c.json"),
+    ]
+    assert all(asm.sniff(Probe.of(f)) for f in files)
+    assert [detect_format(f) for f in files] == ["asm", "asm", "asm"]
 
 
 def test_an_unrecognised_file_names_itself(tmp_path):
@@ -426,16 +429,21 @@ def test_a_reference_with_two_other_wavelengths_needs_the_wavelength(tmp_path):
 
 
 def test_a_difference_below_zero_is_stored_as_zero_with_a_warning(tmp_path):
-    needs_allotropy()
-    od450, od570 = plate_ods()
-    od450 = dict(od450, A12=od570["A12"] - 0.003)  # an empty well, within noise of the reference
-    path = write_gen5(tmp_path / "neg.txt", {450: od450, 570: od570})
-    with pytest.warns(
-        DataWarning, match=r"1 reading\(s\) below zero stored as 0.0 .*: A12 OD450-570 -0.003"
-    ):
-        table = asm.parse(path, reference_wavelength=570)
-    assert table.set_index("well").loc["A12", "signal"] == 0.0
-    assert (table["signal"] >= 0).all()
+    raw = raw_reads()
+    a12 = (raw["well"] == "A12") & (raw["analyte"] == "OD450")
+    ref = raw.loc[(raw["well"] == "A12") & (raw["analyte"] == "OD570"), "signal"].iloc[0]
+    raw.loc[a12, "signal"] = ref - 0.003  # an empty well, within noise of the reference
+    path = asm.write(raw, tmp_path / "neg.json")
+    message = r"1 reading\(s\) below zero stored as 0.0 .*: A12 OD450-570 -0.003"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        raw_table = asm.parse(path, reference_wavelength=570)  # the raw table keeps it
+    assert re.search(message, raw_table.attrs["warnings"][0])
+    for reading in (asm.read_asm, read):  # the reader's and the registry's read warn
+        with pytest.warns(DataWarning, match=message):
+            table = reading(path, reference_wavelength=570)
+        assert table.set_index("well").loc["A12", "signal"] == 0.0
+        assert (table["signal"] >= 0).all()
 
 
 # --------------------------------------------------------------------------- plate maps
@@ -518,8 +526,9 @@ def test_a_multi_plate_export_reads_the_plate_the_map_names(tmp_path):
         asm.read_asm_plate(plate_map, path, study_id="S", plate_id="IL6-P0", wavelength=450)
     assert err.value.field == "plate_id"
     assert sorted(asm.parse(path, plate_id="IL6-P0")["plate_id"].unique()) == ["IL6-P0"]
-    with pytest.raises(InputError, match="holds plates IL6-P0, IL6-P1, none called 'X'"):
+    with pytest.raises(InputError, match="holds 2 plates, none called 'X'") as err:
         asm.parse(path, plate_id="X")
+    assert err.value.expected == "one of IL6-P0, IL6-P1"
 
 
 # --------------------------------------------------------------------------- ASM JSON

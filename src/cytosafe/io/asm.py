@@ -152,7 +152,6 @@ import json
 import math
 import re
 import uuid
-import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -162,9 +161,9 @@ import numpy as np
 import pandas as pd
 
 from cytosafe._atomic import atomic_write_text
-from cytosafe.errors import DataWarning, InputError, UnitError
+from cytosafe.errors import InputError, UnitError
 from cytosafe.io.platemap import DEFAULT_STUDY_ID, read_plate_map
-from cytosafe.io.samples import annotate
+from cytosafe.io.reader import Probe, finish, select_plate
 from cytosafe.schema.measurements import validate_measurements
 from cytosafe.schema.units import to_pg_per_ml
 from cytosafe.schema.wells import PLATE_FORMATS, normalize_well, plate_format_for, well_index
@@ -173,11 +172,13 @@ __all__ = [
     "DESCRIPTION",
     "MIN_ALLOTROPY",
     "NAME",
+    "SUFFIXES",
     "VENDORS",
     "detect_vendor",
     "export_kind",
     "measurements_from_asm",
     "parse",
+    "read_asm",
     "read_asm_plate",
     "sniff",
     "to_asm",
@@ -186,9 +187,10 @@ __all__ = [
 
 NAME = "asm"
 DESCRIPTION = (
-    "Allotrope Simple Model (plate reader) JSON, and SoftMax Pro / Gen5 absorbance exports "
+    "Allotrope Simple Model (plate reader) JSON, or a SoftMax Pro / Gen5 absorbance export "
     "converted with allotropy"
 )
+SUFFIXES = (".json", ".txt")
 #: The oldest allotropy this module is tested with; older releases install beside pandas 3,
 #: and their SoftMax Pro and Gen5 parsers fail with it.
 MIN_ALLOTROPY = "0.1.114"
@@ -284,35 +286,27 @@ def _kind(text: str) -> str | None:
     return None
 
 
-def _probe_text(probe: object) -> str:
-    """The first part of a file as text, from a registry probe or a path."""
+def _probe_text(probe: Probe | str | Path) -> str:
+    """The first part of a file as text: a probe's first bytes (decoded here, because
+    SoftMax Pro writes UTF-16), or the first 64 KiB of a path."""
     if isinstance(probe, (str, Path)):
         path = Path(probe)
         if not path.is_file():
             return ""
         with path.open("rb") as fh:
             return _decode(fh.read(65536))
-    for name in ("head", "first_bytes", "raw", "data"):
-        raw = getattr(probe, name, None)
-        if isinstance(raw, (bytes, bytearray)):
-            return _decode(bytes(raw))
-    for name in ("lines", "text_lines", "head_lines"):
-        lines = getattr(probe, name, None)
-        if lines:
-            return "\n".join(str(x) for x in lines)
-    text = getattr(probe, "text", None)
-    if isinstance(text, str):
-        return text
-    path = getattr(probe, "path", None)
-    return _probe_text(path) if path is not None else ""
+    return _decode(probe.head)
 
 
-def sniff(probe: object) -> bool:
-    """True for plate-reader ASM JSON, a SoftMax Pro text export or a Gen5 text export.
+def sniff(probe: Probe) -> bool:
+    """Plate-reader ASM JSON, a SoftMax Pro text export or a Gen5 text export.
 
-    ``probe`` is the registry's view of a file's beginning (its bytes, or its first
-    decoded lines), or a path.
+    From the probe's first bytes: a JSON object naming ``$asm.manifest`` or an
+    ``aggregate document``; a first line ``##BLOCKS=``; a ``Software Version`` line with
+    ``Procedure Details``, ``Results`` or ``Plate Number`` (Gen5).
     """
+    if probe.is_ole2 or probe.is_xlsx:
+        return False
     return _kind(_probe_text(probe)) is not None
 
 
@@ -875,43 +869,22 @@ def _refuse(table: pd.DataFrame, source: str) -> None:
     )
 
 
-def _floor_at_zero(table: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Negative ODs (and OD differences) as 0.0, with a DataWarning naming the wells."""
+def _floor_at_zero(table: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[str]]:
+    """Negative ODs (and OD differences) as 0.0, and the warning that names the wells (for
+    ``attrs["warnings"]``, which :func:`~cytosafe.io.reader.finish` issues)."""
     negative = (table["signal"] < 0).to_numpy()
     if not negative.any():
-        return table
+        return table, []
     shown = table.loc[negative, ["well", "analyte", "signal"]].head(6)
     listed = ", ".join(f"{w} {a} {s:.4g}" for w, a, s in shown.itertuples(index=False))
     n = int(negative.sum())
-    warnings.warn(
+    message = (
         f"{source}: {n} reading(s) below zero stored as 0.0 (the schema stores "
-        f"non-negative signals): {listed}" + (" ..." if n > len(shown) else ""),
-        DataWarning,
-        stacklevel=3,
+        f"non-negative signals): {listed}" + (" ..." if n > len(shown) else "")
     )
     out = table.copy()
     out.loc[negative, "signal"] = 0.0
-    return out
-
-
-def _plates(table: pd.DataFrame, plate_id: str | None, source: str) -> pd.DataFrame:
-    """The plate asked for: kept when the export names it, renamed when the export holds
-    one plate, an error otherwise."""
-    if plate_id is None:
-        return table
-    plates = list(dict.fromkeys(table["plate_id"]))
-    if str(plate_id) in plates:
-        return table[table["plate_id"] == str(plate_id)].reset_index(drop=True)
-    if len(plates) == 1:
-        out = table.copy()
-        out["plate_id"] = str(plate_id)
-        return out
-    raise InputError(
-        f"the export holds plates {', '.join(plates)}, none called '{plate_id}'",
-        file=source,
-        field="plate_id",
-        expected="one of " + ", ".join(plates),
-    )
+    return out, [message]
 
 
 def measurements_from_asm(
@@ -936,9 +909,9 @@ def measurements_from_asm(
         wavelength=wavelength,
         reference_wavelength=reference_wavelength,
     )
-    table = _plates(table, plate_id, source)
+    table = select_plate(table, None if plate_id is None else str(plate_id), file=source)
     _refuse(table, source)
-    table = _floor_at_zero(table, source)
+    table, pending = _floor_at_zero(table, source)
     if study_id is not None or "study_id" not in table.columns:
         table["study_id"] = DEFAULT_STUDY_ID if study_id is None else study_id
     else:
@@ -950,7 +923,9 @@ def measurements_from_asm(
     front = ["study_id", "plate_id", "well", "analyte", "sample_type", "signal"]
     back = ["wavelength_nm", "reference_wavelength_nm"]
     middle = [c for c in table.columns if c not in (*front, *back, "problem", "plate_wells")]
-    return table[front + middle + back].reset_index(drop=True)
+    out = table[front + middle + back].reset_index(drop=True)
+    out.attrs["warnings"] = pending
+    return out
 
 
 def parse(
@@ -1018,6 +993,33 @@ def parse(
         wavelength=wavelength,
         reference_wavelength=reference_wavelength,
     )
+
+
+def read_asm(
+    path: str | Path,
+    *,
+    study_id: str | None = None,
+    plate_id: str | None = None,
+    sample_map=None,
+    standard_unit: str | None = None,
+    **options,
+) -> pd.DataFrame:
+    """:func:`parse`, then the closing steps of every reader (sample map, validation,
+    warnings: :func:`~cytosafe.io.reader.finish`).
+
+    ``options`` are :func:`parse`'s (``analyte``, ``wavelength``, ``reference_wavelength``,
+    ``vendor``). Without a plate map every well is a ``sample``: a ``sample_map`` keyed by
+    ``well`` may say which are standards (with their concentrations) and blanks, or use
+    :func:`read_asm_plate`.
+
+    Examples
+    --------
+    >>> table = read_asm("elisa.json", sample_map="plate_roles.csv")  # doctest: +SKIP
+    """
+    table = parse(
+        path, study_id=study_id, plate_id=plate_id, standard_unit=standard_unit, **options
+    )
+    return finish(table, source=path, sample_map=sample_map)
 
 
 # --------------------------------------------------------------------------- plate maps
@@ -1215,7 +1217,7 @@ def read_asm_plate(
         )
     signals = signals[~unused].reset_index(drop=True)
     _refuse(signals, source)
-    signals = _floor_at_zero(signals, source)
+    signals, pending = _floor_at_zero(signals, source)
 
     meas = signals[["analyte", "well", "signal"]].copy()
     meas.insert(0, "study_id", DEFAULT_STUDY_ID if study_id is None else study_id)
@@ -1247,7 +1249,8 @@ def read_asm_plate(
         factor = factor.fillna(default_factor).astype(float)
         smap["standard_concentration"] = rows["standard_concentration"].astype(float) * factor
     smap["_map_row"] = rows["source_row"].astype(int).to_numpy()
-    return annotate(meas, smap, source=map_src)
+    meas.attrs["warnings"] = pending
+    return finish(meas, source=source, sample_map=smap, map_source=map_src)
 
 
 # --------------------------------------------------------------------------- writing
