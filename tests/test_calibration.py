@@ -250,3 +250,38 @@ def test_an_excluded_standard_is_left_out_of_the_fit_but_reported():
     row = cal.standards[cal.standards["excluded"]]
     assert len(row) == 1 and not row["in_range"].iloc[0]
     assert cal.curves.iloc[0]["n_levels"] == 7
+
+
+@pytest.mark.parametrize(
+    ("field", "bad", "choices"),
+    [
+        ("weighting", "1/x", "none | 1/y | 1/y2 | 1/var"),
+        ("model", "6PL", "5PL | 4PL | L4"),
+        ("blank", "drop", "zero_standard | subtract | ignore"),
+        ("covariance", "sandwich", "expected | observed"),
+    ],
+)
+def test_an_unknown_choice_is_refused_when_the_settings_are_made(field, bad, choices):
+    # Not later, when the fit fails: the error names the field and every choice.
+    with pytest.raises(InputError) as err:
+        CalibrationSettings(**{field: bad})
+    assert err.value.field == field and err.value.expected == choices
+    assert f"'{bad}'" in str(err.value)
+
+
+def test_choices_are_their_strings_and_stay_strings_in_settings_json():
+    import dataclasses
+    import json
+
+    s = CalibrationSettings(model="4pl", weighting="1/y", blank="subtract")
+    assert s.model == "4PL" and s.weighting == "1/y" and s.blank == "subtract"
+    assert s == CalibrationSettings(model="4PL", weighting="1/y", blank="subtract")
+    for as_dict in (s.to_dict(), dataclasses.asdict(s)):
+        text = json.loads(json.dumps(as_dict))
+        assert text["model"] == "4PL" and text["weighting"] == "1/y"
+        assert text["blank"] == "subtract" and text["covariance"] == "expected"
+    plain = s.to_dict()
+    assert {type(plain[k]) for k in ("model", "weighting", "blank", "covariance")} == {str}
+    curves = calibrate(plate(samples=[("s", 150.0, 1)]), s).curves
+    assert {type(v) for v in curves["weighting"]} == {type(v) for v in curves["blank_handling"]}
+    assert {type(v) for v in curves["weighting"]} == {str}

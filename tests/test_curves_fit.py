@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cytosafe.curves import FitResult, Model, curve_weights, fit_curves, get_model
-from cytosafe.errors import FitError
+from cytosafe.curves import MODELS, FitResult, Model, curve_weights, fit_curves, get_model
+from cytosafe.curves.potency import effective_concentration
+from cytosafe.errors import FitError, InputError
 
 # --- R drc: ryegrass, LL.4 --------------------------------------------------------------
 # Data: drc's `ryegrass` (Inderjit, Streibig & Olofsdotter, Physiologia Plantarum
@@ -57,6 +58,130 @@ def test_ryegrass_expected_information_matches_nls_style_errors():
     popt, pcov = curve_fit(f, RYEGRASS_CONC, RYEGRASS_ROOTL, p0=exp.params[0])
     np.testing.assert_allclose(exp.se[0], np.sqrt(np.diag(pcov)), rtol=1e-5)
     np.testing.assert_allclose(exp.params[0], popt, rtol=1e-6)
+
+
+# --- R drc: ryegrass, L.4 and LL.5, and effective concentrations -----------------------
+# summary(drm(rootl ~ conc, data = ryegrass, fct = L.4())) in the drc reference manual
+# (logistic.Rd): b 1.10548 (0.22737), c 0.64966 (0.18978), d 8.07122 (0.35994),
+# e 3.06924 (0.19638); residual standard error 0.5527393 on 20 degrees of freedom. L.4 is
+# fitted in linear concentration with e its ED50 ("ED50 as parameter"). drc's (b, c, d, e)
+# are CytoSafe's (b, d, a, c).
+DRC_L4 = {
+    "a": (8.07122, 0.35994),
+    "b": (1.10548, 0.22737),
+    "c": (3.06924, 0.19638),
+    "d": (0.64966, 0.18978),
+}
+# summary(drm(rootl ~ conc, data = ryegrass, fct = LL.5())) in the drc reference manual
+# (LL.5.Rd): b 3.92870, c 0.32165, d 7.76054, e 2.21539, f 0.46831; residual standard
+# error 0.5270098 on 19 degrees of freedom. drc's (b, c, d, e, f) are CytoSafe's
+# (b, d, a, c, g).
+DRC_LL5 = {"a": 7.76054, "b": 3.92870, "c": 2.21539, "d": 0.32165, "g": 0.46831}
+
+
+def test_ryegrass_l4_estimates_and_its_ed50_match_drc():
+    res = fit_curves(RYEGRASS_CONC, RYEGRASS_ROOTL, model="L4", covariance="observed")
+    assert res.status[0] == "converged"
+    for j, name in enumerate(res.model.names):
+        est, se = DRC_L4[name]
+        assert res.params[0, j] == pytest.approx(est, abs=6e-5)
+        assert res.se[0, j] == pytest.approx(se, abs=6e-5)
+    assert res.sigma[0] == pytest.approx(0.5527393, rel=1e-6)
+    ec50, se = effective_concentration(res.params, res.cov, 50, model="L4")
+    assert ec50[0] == pytest.approx(3.06924, abs=6e-5)
+    assert se[0] == pytest.approx(0.19638, abs=6e-5)
+
+
+def test_ryegrass_5pl_matches_drc_ll5_and_so_do_its_effective_concentrations():
+    res = fit_curves(RYEGRASS_CONC, RYEGRASS_ROOTL, model="5PL", covariance="observed")
+    assert res.status[0] == "converged" and res.df[0] == 19
+    assert res.sigma[0] == pytest.approx(0.5270098, rel=1e-6)
+    # The 5PL's slope, inflection and asymmetry are weakly determined on these data
+    # (standard errors 40-110% of the estimates): drc stops within 0.1% of the optimum.
+    printed = np.array([[DRC_LL5[k] for k in res.model.names]])
+    np.testing.assert_allclose(res.params, printed, rtol=1e-3)
+    model = get_model("5PL")
+    for q in (0.1, 0.5, 0.9):
+        ours = model.effective_concentration(res.params, q)
+        assert ours[0] == pytest.approx(model.effective_concentration(printed, q)[0], rel=1e-3)
+
+
+def _random_params(model, n, rng, rising):
+    a, d = rng.uniform(10, 100, n), rng.uniform(1000, 5000, n)
+    if not rising:
+        a, d = d, a
+    cols = [a, rng.uniform(0.5, 3, n), rng.uniform(0.5, 20, n), d, rng.uniform(0.3, 3, n)]
+    return np.column_stack(cols[: model.n_params])
+
+
+@pytest.mark.parametrize("rising", [True, False], ids=["rising", "falling"])
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_effective_concentration_solves_its_definition_for_every_family(name, rising):
+    # ECx is where the response has gone the fraction x of the way from a to d.
+    model = get_model(name)
+    p = _random_params(model, 6, np.random.default_rng(5), rising)
+    a, d = p[:, 0], p[:, 3]
+    for q in (0.05, 0.2, 0.5, 0.8, 0.95):
+        ec = model.effective_concentration(p, q)
+        np.testing.assert_allclose(model.f(ec[:, None], p)[:, 0], a + q * (d - a), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_effective_concentration_gradient_is_its_derivative(name):
+    # The closed form against implicit differentiation of f(ECx, p) = a + x (d - a) (the
+    # generic Model method) and against central differences.
+    model = get_model(name)
+    p = _random_params(model, 4, np.random.default_rng(6), True)
+    for q in (0.1, 0.5, 0.9):
+        g = model.effective_concentration_jac(p, q)
+        np.testing.assert_allclose(g, Model.effective_concentration_jac(model, p, q), atol=1e-9)
+        for j in range(model.n_params):
+            h = 1e-6 * np.maximum(np.abs(p[:, j]), 1.0)
+            up, down = p.copy(), p.copy()
+            up[:, j] += h
+            down[:, j] -= h
+            fd = model.effective_concentration(up, q) - model.effective_concentration(down, q)
+            np.testing.assert_allclose(g[:, j], fd / (2 * h), rtol=1e-5, atol=1e-7)
+
+
+def test_4pl_effective_concentration_is_the_textbook_formula():
+    p = np.array([[20.0, 1.3, 7.0, 3000.0]])
+    x = get_model("4PL").effective_concentration(p, 0.2)
+    assert x[0] == pytest.approx(7.0 * (20 / 80) ** (1 / 1.3), rel=1e-14)
+
+
+def test_a_model_with_an_inverse_gets_its_effective_concentration_for_free():
+    four = get_model("4PL")
+
+    class Mirror4PL(Model):
+        """The 4PL through its value, Jacobian and inverse only (no closed-form ECx)."""
+
+        name, names = "mirror", ("a", "b", "c", "d")
+
+        def f(self, x, p):
+            return four.f(x, p)
+
+        def jac(self, x, p):
+            return four.jac(x, p)
+
+        def dfdx(self, x, p):
+            return four.dfdx(x, p)
+
+        def inverse(self, y, p):
+            return four.inverse(y, p)
+
+    p = np.array([[20.0, 1.3, 7.0, 3000.0]])
+    for q in (0.1, 0.5, 0.9):
+        ec = Mirror4PL().effective_concentration(p, q)
+        np.testing.assert_allclose(ec, four.effective_concentration(p, q), rtol=1e-13)
+        grad = Mirror4PL().effective_concentration_jac(p, q)
+        np.testing.assert_allclose(grad, four.effective_concentration_jac(p, q), atol=1e-12)
+
+
+def test_effective_concentration_takes_a_fraction_not_a_percent():
+    p = np.array([[20.0, 1.3, 7.0, 3000.0]])
+    with pytest.raises(InputError, match="outside"):
+        get_model("4PL").effective_concentration(p, 20)
 
 
 # --- NIST StRD: Rat42 -------------------------------------------------------------------

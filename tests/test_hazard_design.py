@@ -142,6 +142,23 @@ def test_missing_inputs_glob_is_an_error(tmp_path):
         load_study(_write(tmp_path, MINIMAL + '\n[analysis]\ninputs = ["plates/*.csv"]\n'))
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("weighting", "1/x", "none | 1/y | 1/y2 | 1/var"),
+        ("model", "6PL", "5PL | 4PL | L4"),
+        ("blank", "drop", "zero_standard | subtract | ignore"),
+    ],
+)
+def test_an_unknown_calibration_choice_names_file_line_and_choices(tmp_path, key, value, expected):
+    text = MINIMAL + f'\n[analysis]\n{key} = "{value}"\n'
+    with pytest.raises(InputError, match=f"'{value}'") as exc:
+        load_study(_write(tmp_path, text))
+    err = exc.value
+    assert err.file.endswith("study.toml") and err.field == key and err.expected == expected
+    assert err.row == text.splitlines().index(f'{key} = "{value}"') + 1
+
+
 def _table(**over) -> pd.DataFrame:
     rows = [
         {"study_id": "S", "sample_type": "sample", "donor_id": "D1", "treatment": "medium",

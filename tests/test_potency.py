@@ -93,3 +93,29 @@ def test_falling_curve_is_not_release():
 def test_settings_choose_the_ecx():
     out = potency(_study({"D1": 1.0}), PotencySettings(ecx=10)).iloc[0]
     assert "ec10" in out.index and out["ec10"] < out["ec50"]
+
+
+def test_unknown_weighting_or_model_is_refused_when_the_settings_are_made():
+    from cytosafe.errors import InputError
+
+    with pytest.raises(InputError, match="unknown weighting '1/x'") as err:
+        PotencySettings(weighting="1/x")
+    assert err.value.field == "weighting" and err.value.expected == "none | 1/y | 1/y2 | 1/var"
+    with pytest.raises(InputError, match="unknown curve model") as err:
+        PotencySettings(model="Hill")
+    assert err.value.field == "model"
+
+
+def test_potency_fits_the_model_of_its_settings():
+    # A 5PL fit of the same study: the ECs come from the 5PL's own closed form, the table
+    # carries its asymmetry, and the 4PL's table stays as it was.
+    study = _study({"D1": 0.5, "D2": 2.0}, conc=(0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10, 100))
+    four = potency(study)
+    five = potency(study, PotencySettings(model="5PL", min_concentrations=5))
+    assert set(five["model"]) == {"5PL"} and (five["status"] == "response").all()
+    assert "asymmetry" in five.columns and "asymmetry" not in four.columns
+    model = get_model("5PL")
+    p = five[["bottom", "slope", "midpoint", "top", "asymmetry"]].to_numpy(dtype=float)
+    np.testing.assert_allclose(five["ec20"], model.effective_concentration(p, 0.2), rtol=1e-12)
+    np.testing.assert_allclose(five["ec50"], four["ec50"], rtol=0.2)
+    assert PotencySettings(model="5PL").to_dict()["model"] == "5PL"

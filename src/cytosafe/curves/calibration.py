@@ -53,6 +53,7 @@ from scipy import stats
 from cytosafe.curves.fit import FitResult, curve_weights, fit_curves
 from cytosafe.curves.models import get_model
 from cytosafe.errors import InputError
+from cytosafe.schema.choices import BlankHandling, Covariance, CurveModel, Weighting, parse_choice
 from cytosafe.schema.measurements import validate_measurements
 
 __all__ = ["FLAGS", "Calibration", "CalibrationSettings", "calibrate"]
@@ -75,13 +76,26 @@ CURVE_KEY = ["study_id", "plate_id", "analyte"]
 class CalibrationSettings:
     """Every choice calibration makes, recorded in results and reports.
 
-    See the module docstring for the source of each default.
+    See the module docstring for the source of each default. ``model``, ``weighting``,
+    ``blank`` and ``covariance`` take the strings of their enumerations in
+    :mod:`cytosafe.schema.choices` (or the members) and hold the members, which equal
+    their strings; an unknown choice is an :class:`~cytosafe.errors.InputError` here,
+    naming the field and the choices, not later in the fit.
+
+    Examples
+    --------
+    >>> CalibrationSettings(weighting="1/y").weighting == "1/y"
+    True
+    >>> CalibrationSettings(weighting="1/x")
+    Traceback (most recent call last):
+    ...
+    cytosafe.errors.InputError: field 'weighting': unknown weighting '1/x' (expected none | 1/y | 1/y2 | 1/var)
     """
 
-    model: str = "5PL"
-    weighting: str = "1/y2"
-    blank: str = "zero_standard"
-    covariance: str = "expected"
+    model: CurveModel = CurveModel.FIVE_PL
+    weighting: Weighting = Weighting.Y2
+    blank: BlankHandling = BlankHandling.ZERO_STANDARD
+    covariance: Covariance = Covariance.EXPECTED
     recovery_range: tuple[float, float] = (80.0, 120.0)
     end_recovery_range: tuple[float, float] = (75.0, 125.0)
     max_cv: float = 20.0
@@ -92,13 +106,9 @@ class CalibrationSettings:
     lod_sd: float = 2.5
 
     def __post_init__(self) -> None:
-        get_model(self.model)
-        if self.blank not in ("zero_standard", "subtract", "ignore"):
-            raise InputError(
-                f"unknown blank handling '{self.blank}'",
-                field="blank",
-                expected="zero_standard | subtract | ignore",
-            )
+        for name, kind in _CHOICES.items():
+            # Frozen: the validated member replaces the string it was given.
+            object.__setattr__(self, name, parse_choice(kind, getattr(self, name), field=name))
         if not 0 < self.confidence < 1:
             raise InputError("confidence must lie between 0 and 1", field="confidence")
         if self.min_levels < 4:
@@ -107,7 +117,20 @@ class CalibrationSettings:
             )
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The settings as plain JSON-ready values (choices as their strings)."""
+        return {k: _plain(v) for k, v in dataclasses.asdict(self).items()}
+
+
+_CHOICES = {
+    "model": CurveModel,
+    "weighting": Weighting,
+    "blank": BlankHandling,
+    "covariance": Covariance,
+}
+
+
+def _plain(value: object) -> object:
+    return str(value) if isinstance(value, str) else value
 
 
 @dataclass
@@ -240,12 +263,12 @@ def calibrate(
             bl_n > 1, np.sqrt(np.maximum(bl_s2 - bl_n * blank_mean**2, 0) / (bl_n - 1)), np.nan
         )
     used = sig.copy()
-    if settings.blank == "subtract":
+    if settings.blank == BlankHandling.SUBTRACT:
         used = sig - np.nan_to_num(blank_mean[cid])
     df["signal_used"] = used
 
     # One batch fit over every curve.
-    in_fit = is_std | (is_blank & (settings.blank == "zero_standard"))
+    in_fit = is_std | (is_blank & (settings.blank == BlankHandling.ZERO_STANDARD))
     xs = np.where(is_std, df["standard_concentration"].to_numpy(dtype=float), 0.0)
     mask, (X, Y), _ = _pad(cid[in_fit], [xs[in_fit], used[in_fit]])
     if X.shape[0] < n_curves:  # curves with no points at all cannot happen (levels checked)
@@ -253,9 +276,7 @@ def calibrate(
     fit = fit_curves(
         X, Y, model=model, weighting=settings.weighting, mask=mask, covariance=settings.covariance
     )
-    raw_w = curve_weights(
-        X, Y, mask, "none" if settings.weighting == "none" else settings.weighting
-    )
+    raw_w = curve_weights(X, Y, mask, settings.weighting)
     weight_norm = _weight_normaliser(X, Y, mask, settings.weighting)
     usable = np.isin(fit.status, ["converged", "stalled"]) & np.all(np.isfinite(fit.params), axis=1)
 
@@ -323,7 +344,7 @@ def calibrate(
 
     # LOD: blank mean + lod_sd * SD, back-calculated.
     lod_signal = blank_mean + settings.lod_sd * blank_sd
-    if settings.blank == "subtract":
+    if settings.blank == BlankHandling.SUBTRACT:
         lod_signal = settings.lod_sd * blank_sd
     lod, _, _ = back_calc(
         np.nan_to_num(lod_signal, nan=-np.inf), np.arange(n_curves), np.ones(n_curves)
@@ -393,8 +414,8 @@ def calibrate(
 
     curves = keys.drop(columns="curve_id").copy()
     curves["model"] = model.name
-    curves["weighting"] = settings.weighting
-    curves["blank_handling"] = settings.blank
+    curves["weighting"] = str(settings.weighting)
+    curves["blank_handling"] = str(settings.blank)
     fr = fit.to_frame()
     curves = pd.concat([curves, fr], axis=1)
     curves["n_levels"] = levels.to_numpy()
@@ -417,25 +438,25 @@ def calibrate(
 
 def _weight_normaliser(X, Y, mask, weighting):
     """Mean raw weight over each curve's fitted points (``curve_weights`` scales to mean 1)."""
-    if weighting in ("none", "1/var"):
+    if weighting in (Weighting.NONE, Weighting.VAR):
         return np.ones(X.shape[0])
     pos = mask & (Y > 0)
     floor = np.where(pos, Y, np.inf).min(1, keepdims=True)
     floor = np.where(np.isfinite(floor), floor, 1.0)
     yy = np.where(pos, Y, floor)
-    raw = 1 / yy if weighting == "1/y" else 1 / yy**2
+    raw = 1 / yy if weighting == Weighting.Y else 1 / yy**2
     return np.where(mask, raw, 0).sum(1) / np.maximum(mask.sum(1), 1)
 
 
 def _weight_at(signal, curve, weighting, norm, X, Y, mask, w_fit):
     """Weight (on the fit's scale) of a new observation with ``signal`` on ``curve``."""
-    if weighting == "none":
+    if weighting == Weighting.NONE:
         return np.ones_like(signal)
-    if weighting in ("1/y", "1/y2"):
+    if weighting in (Weighting.Y, Weighting.Y2):
         pos = mask & (Y > 0)
         floor = np.where(pos, Y, np.inf).min(1)
         s = np.where(signal > 0, signal, floor[curve])
-        raw = 1 / s if weighting == "1/y" else 1 / s**2
+        raw = 1 / s if weighting == Weighting.Y else 1 / s**2
         return raw / norm[curve]
     # 1/var: the weight of the fitted point whose signal is nearest (log scale).
     ly = np.log(np.where(mask & (Y > 0), Y, np.nan))

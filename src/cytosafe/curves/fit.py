@@ -30,11 +30,13 @@ import pandas as pd
 
 from cytosafe.curves.models import Model, get_model
 from cytosafe.errors import FitError
+from cytosafe.schema.choices import Covariance, Weighting
 
 __all__ = ["WEIGHTINGS", "FitResult", "curve_weights", "fit_curves"]
 
-#: Weighting schemes of :func:`curve_weights`.
-WEIGHTINGS = ("none", "1/y", "1/y2", "1/var")
+#: Weighting schemes of :func:`curve_weights` (the values of
+#: :class:`~cytosafe.schema.choices.Weighting`).
+WEIGHTINGS = Weighting.values()
 
 #: Per-curve status values.
 STATUSES = ("converged", "max_iter", "stalled", "failed", "insufficient_data")
@@ -112,14 +114,14 @@ def curve_weights(
         raise FitError(f"unknown weighting '{weighting}'; expected one of {', '.join(WEIGHTINGS)}")
     y = np.asarray(y, dtype=float)
     m = np.asarray(mask, dtype=bool) & np.isfinite(y)
-    if weighting == "none":
+    if weighting == Weighting.NONE:
         w = np.ones_like(y)
-    elif weighting in ("1/y", "1/y2"):
+    elif weighting in (Weighting.Y, Weighting.Y2):
         pos = m & (y > 0)
         floor = np.where(pos, y, np.inf).min(axis=1, keepdims=True)
         floor = np.where(np.isfinite(floor), floor, 1.0)
         yy = np.where(pos, y, floor)
-        w = 1.0 / yy if weighting == "1/y" else 1.0 / yy**2
+        w = 1.0 / yy if weighting == Weighting.Y else 1.0 / yy**2
     else:
         w = _replicate_variance_weights(np.asarray(x, dtype=float), y, m)
     w = np.where(m, w, 0.0)
@@ -243,8 +245,11 @@ def fit_curves(
     (True, 20.0)
     """
     model = get_model(model)
-    if covariance not in ("expected", "observed"):
-        raise FitError(f"unknown covariance '{covariance}'; expected 'expected' or 'observed'")
+    if covariance not in Covariance.values():
+        raise FitError(
+            f"unknown covariance '{covariance}'; expected "
+            + " or ".join(f"'{c}'" for c in Covariance.values())
+        )
     x = _as_2d(x, "x")
     y = _as_2d(y, "y")
     if x.shape != y.shape:
@@ -332,8 +337,8 @@ def fit_curves(
         n_iter=n_iter,
         n_obs=n_obs,
         fixed=is_fixed,
-        weighting=weighting,
-        covariance=covariance,
+        weighting=str(weighting),
+        covariance=str(covariance),
     )
 
 
@@ -621,7 +626,7 @@ def _covariance(model, x, y, w, m, params, is_fixed, sigma2, kind):
         J = model.jac(x, p)
         J = np.where(m[..., None], J, 0.0)
         H = np.einsum("imk,im,iml->ikl", J, w, J)
-        if kind == "observed":
+        if kind == Covariance.OBSERVED:
             # Second derivatives of f by central differences of the analytic Jacobian.
             r = np.where(m, y - model.f(x, p), 0.0)
             for j in range(k):

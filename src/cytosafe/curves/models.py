@@ -20,12 +20,25 @@ maps as ``drc b = b, c = d, d = a, e = c``.
 Positive parameters (``b``, ``c``, ``g``) are fitted on the log scale, which keeps them
 positive without bounds; at the optimum the reported covariance is transformed back
 exactly (the gradient vanishes there).
+
+Effective concentrations (:meth:`Model.effective_concentration`) are *relative*, as drc's
+``ED(..., type = "relative")``: ECx is the concentration at which the response has moved
+the fraction ``x`` of the way from ``a`` to ``d``, given as a fraction (0.2 for EC20)::
+
+    4PL:  ECx = c (x / (1 - x))^(1/b)
+    5PL:  ECx = c ((1 - x)^(-1/g) - 1)^(1/b)
+    L4:   ECx = c + log(x / (1 - x)) / b
+
+each with its derivative with respect to the parameters
+(:meth:`Model.effective_concentration_jac`) for delta-method intervals.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.special import expit
+
+from cytosafe.errors import InputError
 
 __all__ = ["MODELS", "FivePL", "FourPL", "Logistic4", "Model", "get_model"]
 
@@ -35,7 +48,10 @@ _FLOOR = np.finfo(float).tiny
 class Model:
     """A curve family. Subclasses set ``name``, ``names``, ``positive`` and implement
     :meth:`f` and :meth:`jac`; :meth:`inverse`, :meth:`dfdx` and :meth:`start` make it usable
-    for calibration and potency.
+    for calibration and potency. A model whose parameters include the asymptotes ``a``
+    (response at the left end) and ``d`` (at the right end) gets
+    :meth:`effective_concentration` from its inverse; the families here give its closed
+    form.
     """
 
     name: str = "model"
@@ -71,6 +87,51 @@ class Model:
     def start(self, x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Starting values ``(n, k)`` from the data."""
         raise NotImplementedError(f"{self.name} has no self-starter")
+
+    def effective_concentration(self, p: np.ndarray, fraction: float | np.ndarray) -> np.ndarray:
+        """The relative ECx of each curve, ``(n,)`` from ``p (n, k)``.
+
+        ECx is the concentration at which the response has moved ``fraction`` of the way
+        from ``a`` to ``d``: ``f(ECx) = a + fraction (d - a)``, drc's relative effective
+        dose (``ED(..., type = "relative")``; Ritz et al., PLOS ONE 2015;10:e0146021).
+
+        Parameters
+        ----------
+        p:
+            Parameters ``(n, k)``, natural scale.
+        fraction:
+            ``x`` as a fraction in (0, 1), not a percent: 0.2 for EC20, 0.5 for EC50. A
+            scalar, or one value per curve.
+
+        The default solves ``f(ECx) = a + fraction (d - a)`` with :meth:`inverse`.
+        """
+        q = _fraction(fraction)
+        a, d = self._asymptotes(p)
+        return self.inverse((a + q * (d - a))[:, None], p)[:, 0]
+
+    def effective_concentration_jac(
+        self, p: np.ndarray, fraction: float | np.ndarray
+    ) -> np.ndarray:
+        """Derivative of :meth:`effective_concentration` with respect to ``p``, ``(n, k)``.
+
+        For the delta method: ``Var(ECx) ≈ gᵀ Σ g`` with ``g`` this gradient and ``Σ`` the
+        parameter covariance. The default differentiates ``f(ECx, p) = a + fraction
+        (d - a)`` implicitly: ``g = -(∂f/∂p - ∂target/∂p) / f'(ECx)``.
+        """
+        q = _fraction(fraction)
+        x = self.effective_concentration(p, q)[:, None]
+        target = np.zeros_like(p, dtype=float)
+        target[:, self.names.index("a")] = 1.0 - q
+        target[:, self.names.index("d")] = q
+        with np.errstate(all="ignore"):
+            return -(self.jac(x, p)[:, 0, :] - target) / self.dfdx(x, p)[:, 0][:, None]
+
+    def _asymptotes(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if "a" not in self.names or "d" not in self.names:
+            raise NotImplementedError(
+                f"{self.name} has no asymptotes a and d: define effective_concentration"
+            )
+        return p[:, self.names.index("a")], p[:, self.names.index("d")]
 
     def start_candidates(self, x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Several starting points ``(s, n, k)``; the fitter keeps the best fit of each curve."""
@@ -236,6 +297,31 @@ class FivePL(Model):
             cands.append(cand)
         return np.stack(cands)
 
+    def effective_concentration(self, p, fraction):
+        # (1 + (x/c)^b)^-g = 1 - q  =>  (x/c)^b = (1 - q)^(-1/g) - 1 = v.
+        v, b, c = self._ec_parts(p, fraction)
+        with np.errstate(all="ignore"):
+            return c * np.exp(np.log(v) / b)
+
+    def effective_concentration_jac(self, p, fraction):
+        q = _fraction(fraction)
+        v, b, c = self._ec_parts(p, q)
+        g = p[:, 4]
+        with np.errstate(all="ignore"):
+            log_v = np.log(v)
+            ec = c * np.exp(log_v / b)
+            zero = np.zeros_like(ec)
+            # dv/dg = (1 + v) log(1 - q) / g^2, and d ec / dv = ec / (b v).
+            dg = ec / (b * v) * (1.0 + v) * np.log1p(-q) / g**2
+            return np.stack([zero, -ec * log_v / b**2, ec / c, zero, dg], axis=1)
+
+    @staticmethod
+    def _ec_parts(p, fraction):
+        q = _fraction(fraction)
+        b, c, g = p[:, 1], p[:, 2], p[:, 4]
+        with np.errstate(all="ignore"):
+            return np.expm1(-np.log1p(-q) / g), b, c
+
 
 class FourPL(FivePL):
     """Four-parameter logistic in log concentration (log-logistic, drc ``LL.4``).
@@ -274,6 +360,22 @@ class FourPL(FivePL):
 
     def start_candidates(self, x, y, mask):
         return self.start(x, y, mask)[None]
+
+    def effective_concentration(self, p, fraction):
+        # 1 / (1 + (x/c)^b) = 1 - q  =>  x = c (q / (1 - q))^(1/b).
+        q = _fraction(fraction)
+        b, c = p[:, 1], p[:, 2]
+        with np.errstate(all="ignore"):
+            return c * np.exp(np.log(q / (1.0 - q)) / b)
+
+    def effective_concentration_jac(self, p, fraction):
+        q = _fraction(fraction)
+        b, c = p[:, 1], p[:, 2]
+        with np.errstate(all="ignore"):
+            L = np.log(q / (1.0 - q))
+            ec = c * np.exp(L / b)
+            zero = np.zeros_like(ec)
+            return np.stack([zero, -ec * L / b**2, ec / c, zero], axis=1)
 
 
 class Logistic4(Model):
@@ -319,6 +421,33 @@ class Logistic4(Model):
             x, y, mask, x, mask & np.isfinite(x), positive_slope=False
         )
         return np.column_stack([a, b, center, d])
+
+    def effective_concentration(self, p, fraction):
+        # expit(-b (x - c)) = 1 - q  =>  x = c + log(q / (1 - q)) / b.
+        q = _fraction(fraction)
+        b, c = p[:, 1], p[:, 2]
+        with np.errstate(all="ignore"):
+            return c + np.log(q / (1.0 - q)) / b
+
+    def effective_concentration_jac(self, p, fraction):
+        q = _fraction(fraction)
+        b = p[:, 1]
+        with np.errstate(all="ignore"):
+            L = np.log(q / (1.0 - q)) * np.ones_like(b)
+            zero = np.zeros_like(b)
+            return np.stack([zero, -L / b**2, np.ones_like(b), zero], axis=1)
+
+
+def _fraction(fraction: float | np.ndarray) -> float | np.ndarray:
+    """``fraction`` checked to lie in (0, 1) (a percent such as 20 is an error, not EC2000)."""
+    q = np.asarray(fraction, dtype=float)
+    if not np.all((q > 0) & (q < 1)):
+        raise InputError(
+            f"effective-concentration fraction {fraction!r} is outside (0, 1)",
+            field="fraction",
+            expected="a fraction such as 0.2 for EC20",
+        )
+    return float(q) if q.ndim == 0 else q
 
 
 def _logistic_start(
@@ -475,8 +604,6 @@ def get_model(model: str | Model) -> Model:
         return model
     key = str(model).upper()
     if key not in MODELS:
-        from cytosafe.errors import InputError
-
         raise InputError(
             f"unknown curve model '{model}'", field="model", expected=" | ".join(MODELS)
         )

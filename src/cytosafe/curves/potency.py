@@ -1,10 +1,11 @@
 """Potency: concentration-response fits per donor x treatment x analyte, EC50 and ECx.
 
 The cytokine concentration released in culture (pg/mL, from calibration) is modelled as a
-4PL in log test-article concentration (Ritz et al., PLOS ONE 2015;10:e0146021; the same
-:class:`~cytosafe.curves.models.FourPL` as calibration), all curves in one batch. The
-donor's matched negative control (same donor, analyte, format and incubation), when
-present, enters as concentration 0 and anchors the lower asymptote.
+4PL in log test-article concentration by default (Ritz et al., PLOS ONE 2015;10:e0146021;
+the same :class:`~cytosafe.curves.models.FourPL` as calibration; ``model`` chooses another
+family of :mod:`cytosafe.curves.models`), all curves in one batch. The donor's matched
+negative control (same donor, analyte, format and incubation), when present, enters as
+concentration 0 and anchors the lower asymptote.
 
 A potency is only reported where there is a response; never a fabricated EC50:
 
@@ -15,11 +16,12 @@ A potency is only reported where there is a response; never a fabricated EC50:
   2004, ch. 22), or the fitted curve falls instead of rising (cytokine release is an
   increase), or the fitted span is below ``min_fold`` (1.5-fold) over the bottom.
 * ``fit_failed`` — the fit did not converge.
-* ``response`` — EC50 and ECx (EC20 by default, *relative* to the fitted span:
-  ``ECx = c·(x/(100−x))^(1/b)``) with Wald intervals on the log scale (delta method, t on
-  the residual degrees of freedom). An EC beyond the tested concentrations is not
-  extrapolated: it is reported as censored (``>`` the highest or ``<`` the lowest tested
-  concentration) with no point value.
+* ``response`` — EC50 and ECx (EC20 by default, *relative* to the fitted span: for the
+  4PL ``ECx = c·(x/(100−x))^(1/b)``, in general
+  :meth:`~cytosafe.curves.models.Model.effective_concentration`) with Wald intervals on
+  the log scale (delta method, t on the residual degrees of freedom). An EC beyond the
+  tested concentrations is not extrapolated: it is reported as censored (``>`` the
+  highest or ``<`` the lowest tested concentration) with no point value.
 
 Values flagged below the LLOQ enter the fit at half the LLOQ and values above the ULOQ at
 the ULOQ (a simple substitution, documented in every result row as ``censoring``);
@@ -36,7 +38,8 @@ import pandas as pd
 from scipy import stats
 
 from cytosafe.curves.fit import curve_weights, fit_curves
-from cytosafe.curves.models import get_model
+from cytosafe.curves.models import Model, get_model
+from cytosafe.schema.choices import CurveModel, Weighting, parse_choice
 
 __all__ = ["PotencySettings", "censored_response", "effective_concentration", "potency"]
 
@@ -45,10 +48,17 @@ POTENCY_KEY = ["study_id", "assay_format", "incubation_h", "donor_id", "treatmen
 
 @dataclass(frozen=True)
 class PotencySettings:
-    """Choices of the potency step (see the module docstring for their sources)."""
+    """Choices of the potency step (see the module docstring for their sources).
+
+    ``model`` and ``weighting`` take the strings of
+    :class:`~cytosafe.schema.choices.CurveModel` and
+    :class:`~cytosafe.schema.choices.Weighting` (an unknown one is an
+    :class:`~cytosafe.errors.InputError` naming the field and the choices).
+    """
 
     ecx: float = 20.0
-    weighting: str = "1/y2"
+    model: CurveModel = CurveModel.FOUR_PL
+    weighting: Weighting = Weighting.Y2
     alpha: float = 0.05
     min_concentrations: int = 4
     min_fold: float = 1.5
@@ -56,29 +66,39 @@ class PotencySettings:
     include_negative_control: bool = True
     censoring: str = "lloq/2, uloq"
 
+    def __post_init__(self) -> None:
+        # Frozen: the validated members replace the strings they were given.
+        object.__setattr__(self, "model", parse_choice(CurveModel, self.model, field="model"))
+        object.__setattr__(
+            self, "weighting", parse_choice(Weighting, self.weighting, field="weighting")
+        )
+
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The settings as plain JSON-ready values (choices as their strings)."""
+        return {k: str(v) if isinstance(v, str) else v for k, v in dataclasses.asdict(self).items()}
 
 
 def effective_concentration(
-    params: np.ndarray, cov: np.ndarray, percent: float
+    params: np.ndarray, cov: np.ndarray, percent: float, model: str | Model = "4PL"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """ECx of 4PL curves and its delta-method standard error, vectorised over curves.
+    """ECx of fitted curves and its delta-method standard error, vectorised over curves.
 
-    ``ECx = c·(x/(100−x))^(1/b)`` is the concentration at ``x`` % of the way from the
-    response at zero (``a``) to the response at infinity (``d``) — drc's *relative* effective
-    dose (``ED(..., type = "relative")``, Ritz et al. 2015). ``params`` ``(n, 4)`` are
-    ``(a, b, c, d)`` and ``cov`` ``(n, 4, 4)`` their covariance.
+    The relative ECx of :meth:`~cytosafe.curves.models.Model.effective_concentration`: the
+    concentration at ``percent`` % of the way from the response at zero (``a``) to the
+    response at infinity (``d``), drc's ``ED(..., type = "relative")`` (Ritz et al. 2015);
+    for the 4PL ``ECx = c·(x/(100−x))^(1/b)``. ``params`` ``(n, k)`` are the model's
+    parameters and ``cov`` ``(n, k, k)`` their covariance.
 
     Returns ``(ecx, se)`` on the concentration scale.
     """
+    model = get_model(model)
+    k = model.n_params
     params = np.atleast_2d(params)
-    cov = np.asarray(cov).reshape(-1, 4, 4)
-    L = np.log(percent / (100.0 - percent))
-    b, c = params[:, 1], params[:, 2]
+    cov = np.asarray(cov).reshape(-1, k, k)
+    fraction = percent / 100.0
+    ec = model.effective_concentration(params, fraction)
+    grad = model.effective_concentration_jac(params, fraction)
     with np.errstate(all="ignore"):
-        ec = c * np.exp(L / b)
-        grad = np.stack([np.zeros_like(ec), -ec * L / b**2, ec / c, np.zeros_like(ec)], axis=1)
         se = np.sqrt(np.maximum(np.einsum("ik,ikl,il->i", grad, cov, grad), 0.0))
     return ec, se
 
@@ -119,7 +139,7 @@ def potency(wells: pd.DataFrame, settings: PotencySettings | None = None) -> pd.
         ``ec{x}`` and their intervals.
     """
     settings = settings or PotencySettings()
-    model = get_model("4PL")
+    model = get_model(settings.model)
     w = wells[wells["sample_type"] == "sample"].copy()
     w["_y"] = censored_response(w)
     for col in ("assay_format", "donor_id", "treatment"):
@@ -164,7 +184,7 @@ def potency(wells: pd.DataFrame, settings: PotencySettings | None = None) -> pd.
     with np.errstate(all="ignore"):
         F = ((rss0 - res.rss) / np.maximum(df0 - df1, 1)) / (res.rss / df1)
         p_value = np.where(df1 > 0, stats.f.sf(F, df0 - df1, df1), np.nan)
-    a, b, d = res.params[:, 0], res.params[:, 1], res.params[:, 3]
+    a, b, d = (res.params[:, model.names.index(k)] for k in ("a", "b", "d"))
     with np.errstate(all="ignore"):
         fold = d / a
     x_lo = np.where(M & (X > 0), X, np.inf).min(1)
@@ -175,12 +195,12 @@ def potency(wells: pd.DataFrame, settings: PotencySettings | None = None) -> pd.
     fit_ok = np.isin(res.status, ["converged", "stalled"])
     converged = fit_ok.copy()
     insufficient = n_conc < settings.min_concentrations
-    # A flat data set is no response even when the 4PL wanders without converging (its
+    # A flat data set is no response even when the curve wanders without converging (its
     # RSS is never above the start's, so the F-test stays valid).
     flat = np.isfinite(res.rss) & ~(p_value < settings.alpha)
     failed = ~fit_ok & ~flat
     status[failed] = "fit_failed"
-    reason[failed] = "the 4PL did not converge (" + res.status[failed].astype(str) + ")"
+    reason[failed] = f"the {model.name} did not converge (" + res.status[failed].astype(str) + ")"
     fit_ok &= ~flat
     falling = fit_ok & (d < a)
     small = fit_ok & ~falling & ~(fold >= settings.min_fold)
@@ -194,7 +214,8 @@ def potency(wells: pd.DataFrame, settings: PotencySettings | None = None) -> pd.
     ]
     status[insufficient] = "insufficient_data"
     reason[insufficient] = [
-        f"{k} test concentration(s); at least {settings.min_concentrations} are needed for a 4PL"
+        f"{k} test concentration(s); at least {settings.min_concentrations} are needed for a "
+        f"{model.name}"
         for k in n_conc[insufficient]
     ]
     is_resp = status == "response"
@@ -216,11 +237,14 @@ def potency(wells: pd.DataFrame, settings: PotencySettings | None = None) -> pd.
     out["bottom"] = np.where(shown, a, np.nan)
     out["top"] = np.where(shown, d, np.nan)
     out["slope"] = np.where(shown, b, np.nan)
-    out["midpoint"] = np.where(shown, res.params[:, 2], np.nan)  # the 4PL's c, drawn in reports
+    # The inflection c (the 4PL's EC50), drawn in reports.
+    out["midpoint"] = np.where(shown, res.params[:, model.names.index("c")], np.nan)
+    if "g" in model.names:  # the 5PL's asymmetry, needed to draw its curve
+        out["asymmetry"] = np.where(shown, res.params[:, model.names.index("g")], np.nan)
     out["fold_change_top"] = np.where(shown, fold, np.nan)
     for pct in sorted({50.0, float(settings.ecx)}):
         name = f"ec{pct:g}"
-        ec, se_ec = effective_concentration(res.params, cov, pct)
+        ec, se_ec = effective_concentration(res.params, cov, pct, model)
         with np.errstate(all="ignore"):
             log_ec = np.log(ec)
             se = se_ec / ec  # log-scale standard error (delta method)
@@ -235,6 +259,6 @@ def potency(wells: pd.DataFrame, settings: PotencySettings | None = None) -> pd.
         out[f"{name}_censored"] = np.where(above, ">", np.where(below, "<", ""))
     out["ecx_percent"] = settings.ecx
     out["model"] = model.name
-    out["weighting"] = settings.weighting
+    out["weighting"] = str(settings.weighting)
     out["censoring"] = settings.censoring
     return out

@@ -65,6 +65,7 @@ from cytosafe.hazard.rules import (
     parse_class,
     parse_rule,
 )
+from cytosafe.schema.choices import BlankHandling, CurveModel, Weighting, parse_choice
 from cytosafe.schema.measurements import TREATMENT_ROLES
 
 __all__ = [
@@ -197,9 +198,9 @@ class AnalysisInputs:
 
     inputs: tuple[Path, ...] = ()
     sample_map: Path | None = None
-    model: str = "5PL"
-    weighting: str = "1/y2"
-    blank: str = "zero_standard"
+    model: CurveModel = CurveModel.FIVE_PL
+    weighting: Weighting = Weighting.Y2
+    blank: BlankHandling = BlankHandling.ZERO_STANDARD
     ecx: float = 20.0
 
 
@@ -270,6 +271,7 @@ _TREATMENT_KEYS = {
     "expect_response_in", "description", "code", "mechanism",
 }  # fmt: skip
 _ANALYSIS_KEYS = {"inputs", "sample_map", "model", "weighting", "blank", "ecx"}
+_ANALYSIS_CHOICES = {"model": CurveModel, "weighting": Weighting, "blank": BlankHandling}
 _HAZARD_KEYS = {
     "rule_set", "classification", "below_lloq", "multiplicity", "alpha", "alternative",
     "confidence", "reference_positive_control", "positive_control_min_fraction",
@@ -486,10 +488,14 @@ def _analysis(raw: dict, loc: _Locator, base: Path) -> AnalysisInputs:
             raise InputError(
                 f"sample map '{raw['sample_map']}' not found", **loc.where("analysis", "sample_map")
             )
-    kwargs = {k: raw[k] for k in ("model", "weighting", "blank") if k in raw}
+    kwargs = {k: raw[k] for k in _ANALYSIS_CHOICES if k in raw}
     for k, v in kwargs.items():
         if not isinstance(v, str):
             raise InputError("must be text", **loc.where("analysis", k))
+        try:
+            kwargs[k] = parse_choice(_ANALYSIS_CHOICES[k], v, field=k)
+        except InputError as exc:  # named here with the study file's line
+            raise exc.located(**loc.where("analysis", k)) from None
     if "ecx" in raw:
         if not isinstance(raw["ecx"], (int, float)) or not 0 < raw["ecx"] < 100:
             raise InputError("ecx must lie between 0 and 100", **loc.where("analysis", "ecx"))

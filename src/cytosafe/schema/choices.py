@@ -6,8 +6,18 @@ against these enumerations; the CLI, the web forms and the reports read their ch
 their wording from here, so adding a weighting means adding one member and its phrases.
 
 Each member carries a short ``label`` (for a choice list) and a ``method`` phrase (for the
-methods section of a report). The sources of the methods are cited where they are applied
-(:mod:`cytosafe.curves.fit`, :mod:`cytosafe.curves.calibration`).
+methods section of a report); where the reports word the same option two ways, the second
+wording is a further attribute (:attr:`Weighting.brief`, :attr:`CurveModel.family`) rather
+than a copy in the report. The sources of the methods are cited where they are applied
+(:mod:`cytosafe.curves.models`, :mod:`cytosafe.curves.fit`,
+:mod:`cytosafe.curves.calibration`).
+
+Examples
+--------
+>>> Weighting("1/y2").method
+'weighted least squares (weights 1/y²)'
+>>> str(Weighting.Y2), Weighting.Y2 == "1/y2"
+('1/y2', True)
 """
 
 from __future__ import annotations
@@ -25,12 +35,14 @@ class _Choice(StrEnum):
     label: str
     method: str
 
-    def __new__(cls, value: str, label: str, method: str):
+    def __new__(cls, value: str, *phrases: str):
         member = str.__new__(cls, value)
         member._value_ = value
-        member.label = label
-        member.method = method
         return member
+
+    def __init__(self, value: str, label: str, method: str) -> None:
+        self.label = label
+        self.method = method
 
     @classmethod
     def values(cls) -> tuple[str, ...]:
@@ -39,24 +51,72 @@ class _Choice(StrEnum):
 
 
 class CurveModel(_Choice):
-    """Standard-curve model families of :mod:`cytosafe.curves.models`."""
+    """Standard-curve model families of :mod:`cytosafe.curves.models`.
 
-    FIVE_PL = ("5PL", "5PL (asymmetric logistic)", "five-parameter logistic")
-    FOUR_PL = ("4PL", "4PL (symmetric logistic)", "four-parameter logistic")
-    L4 = ("L4", "L4 (log-logistic, drc LL.4)", "four-parameter log-logistic")
+    ``method`` names the model in a calibration sentence ("a five-parameter logistic (5PL)
+    model"); ``family`` names it as a concentration-response family in the potency
+    sentence ("a four-parameter log-logistic model", drc's ``LL.4``; Ritz et al. 2015).
+    Names are matched without regard to case (``"5pl"`` is ``5PL``), as
+    :func:`cytosafe.curves.models.get_model` does.
+    """
+
+    family: str
+
+    FIVE_PL = (
+        "5PL",
+        "5PL (asymmetric logistic)",
+        "five-parameter logistic",
+        "five-parameter log-logistic",
+    )
+    FOUR_PL = (
+        "4PL",
+        "4PL (symmetric logistic)",
+        "four-parameter logistic",
+        "four-parameter log-logistic",
+    )
+    L4 = (
+        "L4",
+        "L4 (logistic in linear concentration, drc L.4)",
+        "four-parameter logistic in linear concentration",
+        "four-parameter logistic",
+    )
+
+    def __init__(self, value: str, label: str, method: str, family: str) -> None:
+        super().__init__(value, label, method)
+        self.family = family
+
+    @classmethod
+    def _missing_(cls, value: object) -> CurveModel | None:
+        if isinstance(value, str):
+            for member in cls:
+                if member.value.upper() == value.upper():
+                    return member
+        return None
 
 
 class Weighting(_Choice):
-    """Weights of the least-squares fit (:func:`cytosafe.curves.fit.weights_for`)."""
+    """Weights of the least-squares fit (:func:`cytosafe.curves.fit.curve_weights`).
 
-    NONE = ("none", "unweighted", "unweighted least squares")
-    Y = ("1/y", "weighted by 1/y", "weighted least squares (weights 1/y)")
-    Y2 = ("1/y2", "weighted by 1/y²", "weighted least squares (weights 1/y²)")
+    ``label`` is the QC report's wording of the settings table ("weighted by 1/y²"),
+    ``method`` its methods sentence and ``brief`` the parenthesis of the hazard report's
+    methods ("weights 1/y²").
+    """
+
+    brief: str
+
+    NONE = ("none", "unweighted", "unweighted least squares", "unweighted")
+    Y = ("1/y", "weighted by 1/y", "weighted least squares (weights 1/y)", "weights 1/y")
+    Y2 = ("1/y2", "weighted by 1/y²", "weighted least squares (weights 1/y²)", "weights 1/y²")
     VAR = (
         "1/var",
         "weighted by the reciprocal of the replicate variance",
         "weighted least squares (weights 1/replicate variance)",
+        "weights 1/variance",
     )
+
+    def __init__(self, value: str, label: str, method: str, brief: str) -> None:
+        super().__init__(value, label, method)
+        self.brief = brief
 
 
 class BlankHandling(_Choice):
@@ -65,8 +125,8 @@ class BlankHandling(_Choice):
     ZERO_STANDARD = (
         "zero_standard",
         "blanks as the zero standard",
-        "blanks enter the fit as the zero calibrator (as MSD Discovery Workbench treats the "
-        "zero calibrator)",
+        "blanks enter the fit as a standard at concentration 0 (as MSD Discovery Workbench "
+        "treats the zero calibrator)",
     )
     SUBTRACT = (
         "subtract",
@@ -92,6 +152,15 @@ class Covariance(_Choice):
     OBSERVED = ("observed", "observed (full Hessian)", "the inverse of the full Hessian (as R drc)")
 
 
+#: What each enumeration is called in messages.
+_NOUNS = {
+    CurveModel: "curve model",
+    Weighting: "weighting",
+    BlankHandling: "blank handling",
+    Covariance: "covariance",
+}
+
+
 def parse_choice(kind: type[_Choice], value: object, *, field: str) -> _Choice:
     """``value`` as a member of ``kind``, or an :class:`InputError` listing the choices.
 
@@ -104,7 +173,7 @@ def parse_choice(kind: type[_Choice], value: object, *, field: str) -> _Choice:
         return kind(value)
     except ValueError:
         raise InputError(
-            f"unknown {field.replace('_', ' ')} '{value}'",
+            f"unknown {_NOUNS.get(kind, field.replace('_', ' '))} '{value}'",
             field=field,
             expected=" | ".join(kind.values()),
         ) from None
