@@ -154,7 +154,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -162,10 +162,11 @@ import pandas as pd
 
 from cytosafe._atomic import atomic_write_text
 from cytosafe.errors import InputError, UnitError
+from cytosafe.io._values import export_time
 from cytosafe.io.platemap import DEFAULT_STUDY_ID, read_plate_map
 from cytosafe.io.reader import Probe, finish, select_plate
 from cytosafe.schema.measurements import validate_measurements
-from cytosafe.schema.units import to_pg_per_ml
+from cytosafe.schema.units import CONCENTRATION_UNIT, to_pg_per_ml
 from cytosafe.schema.wells import PLATE_FORMATS, normalize_well, plate_format_for, well_index
 
 __all__ = [
@@ -183,6 +184,7 @@ __all__ = [
     "sniff",
     "to_asm",
     "write",
+    "write_asm",
 ]
 
 NAME = "asm"
@@ -232,6 +234,7 @@ _CUSTOM_SAMPLE_FIELDS = (
     "replicate",
     "dilution_factor",
     "exclude",
+    "bead_count",
 )
 _ERROR_HINTS = {
     "OVRFLW": "Gen5 writes OVRFLW when the reading saturated the detector",
@@ -1073,7 +1076,7 @@ def read_asm_plate(
     analyte: str | None = None,
     wavelength: float | None = None,
     reference_wavelength: float | None = None,
-    standard_unit: str = "pg/mL",
+    standard_unit: str | None = None,
     vendor: str | None = None,
 ) -> pd.DataFrame:
     """Join a plate map and a SoftMax Pro, Gen5 or ASM export into the validated table.
@@ -1098,7 +1101,8 @@ def read_asm_plate(
     analyte, wavelength, reference_wavelength, vendor:
         As for :func:`parse`.
     standard_unit:
-        Unit of ``standard_concentration`` for map wells without a ``concentration_unit``.
+        Unit of ``standard_concentration`` for map wells without a ``concentration_unit``
+        (default pg/mL).
 
     Returns
     -------
@@ -1122,7 +1126,7 @@ def read_asm_plate(
     """
     export = Path(export)
     source = str(export)
-    default_factor = to_pg_per_ml(standard_unit, field="standard_unit")
+    default_factor = to_pg_per_ml(standard_unit or CONCENTRATION_UNIT, field="standard_unit")
     if isinstance(plate_map, pd.DataFrame):
         if plate_map.attrs.get("layout") not in {"grid", "long"}:
             raise InputError(
@@ -1322,7 +1326,8 @@ def write(
         ``OD450``, or a ``wavelength_nm`` column, states its own.
     measurement_time:
         When the plate was read (ISO 8601); the table does not say, so by default the time
-        of writing.
+        of writing (:func:`~cytosafe.io._values.export_time`: ``SOURCE_DATE_EPOCH`` when
+        set, for reproducible files).
 
     Returns
     -------
@@ -1343,7 +1348,7 @@ def write(
     table = validate_measurements(measurements)
     from cytosafe import __version__
 
-    when = measurement_time or datetime.now(UTC)
+    when = measurement_time or export_time()
     when_text = when.isoformat() if isinstance(when, datetime) else str(when)
     documents = []
     for (plate, well), group in table.groupby(["plate_id", "well"], sort=True):
@@ -1420,3 +1425,6 @@ def write(
         },
     }
     return atomic_write_text(path, json.dumps(document, indent=1, allow_nan=False) + "\n")
+
+
+write_asm = write
