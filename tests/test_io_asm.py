@@ -535,7 +535,9 @@ def test_a_multi_plate_export_reads_the_plate_the_map_names(tmp_path):
 
 
 def test_asm_json_round_trips_the_whole_table(tmp_path):
-    table = expected_table()
+    il6 = expected_table()
+    tnf = il6.assign(analyte="TNF", signal=il6["signal"] * 0.75, bead_count=61.0, exclude=True)
+    table = validate_measurements(pd.concat([il6, tnf], ignore_index=True))
     path = asm.write(table, tmp_path / "elisa.json", measurement_time="2025-03-14T10:12:31+00:00")
     back = asm.parse(path)
     assert_same(validate_measurements(back), table)
