@@ -35,7 +35,7 @@ exemptions.
 
 from __future__ import annotations
 
-from cytosafe.io.bioplex import read_bioplex, read_bioplex_equations
+from cytosafe.io.bioplex import read_bioplex, read_bioplex_equations, write_bioplex
 from cytosafe.io.msd import read_msd, write_msd
 from cytosafe.io.platemap import (
     read_plate,
@@ -68,6 +68,7 @@ __all__ = [
     "read_sample_map",
     "read_tidy",
     "read_xponent",
+    "write_bioplex",
     "write_msd",
     "write_plate_map",
     "write_reader_matrix",

@@ -92,19 +92,23 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from cytosafe.errors import InputError
-from cytosafe.io._values import parse_vendor_value
+from cytosafe._atomic import atomic_write
+from cytosafe.errors import DataWarning, InputError
+from cytosafe.io._values import export_time, parse_vendor_value
 from cytosafe.io.reader import Probe, finish
+from cytosafe.schema.measurements import validate_measurements
 from cytosafe.schema.units import canonical_unit, to_pg_per_ml
 from cytosafe.schema.wells import normalize_well
 
 __all__ = [
+    "BIOPLEX_COLUMNS",
     "DESCRIPTION",
     "NAME",
     "SUFFIXES",
@@ -112,6 +116,8 @@ __all__ = [
     "read_bioplex",
     "read_bioplex_equations",
     "sniff",
+    "write",
+    "write_bioplex",
 ]
 
 NAME = "bioplex"
@@ -960,3 +966,242 @@ def read_bioplex_equations(path) -> pd.DataFrame:
     out["bead_region"] = out["bead_region"].astype("Int64")
     out["source_row"] = out["source_row"].astype("Int64")
     return out
+
+
+# --------------------------------------------------------------------------- writing
+
+#: The data-table columns :func:`write_bioplex` writes (Bio-Plex Manager's report table;
+#: the concentration columns carry the unit, a header LabKey's parser also accepts).
+BIOPLEX_COLUMNS = (
+    "Analyte",
+    "Type",
+    "Well",
+    "Outlier",
+    "Description",
+    "FI",
+    "FI - Bkgd",
+    "Std Dev",
+    "%CV",
+    "Obs Conc",
+    "Exp Conc",
+    "(Obs/Exp) * 100",
+    "Conc in Range",
+    "Group",
+    "Ratio",
+    "Dilution",
+    "Bead Count",
+    "Sampling Errors",
+)
+_LEGEND = (
+    "***Value not available / --- = Designated as an outlier",
+    "*Value extrapolated beyond standard range",
+    "OOR = Out of Range / OOR> = Out of Range Above  / OOR< = Out of Range Below",
+)
+_SHEET_NAME_BAD = re.compile(r"[\[\]:*?/\\]")  # characters Excel refuses in a sheet name
+
+
+def _obs_cell(value: float, flag: object) -> object:
+    """A vendor concentration and flag as Bio-Plex's Obs Conc cell (read back identically)."""
+    has = math.isfinite(value)
+    if flag == "below_range":
+        return f"< {value!r}" if has else "OOR <"
+    if flag == "above_range":
+        return f"> {value!r}" if has else "OOR >"
+    if flag == "extrapolated" and has:
+        return f"*{value!r}"
+    return value if has else "***"
+
+
+def _bioplex_well(well: str) -> str:
+    """``A01`` -> ``A1``, as Bio-Plex Manager writes wells."""
+    return f"{well[0]}{int(well[1:])}"
+
+
+def _type_labels(table: pd.DataFrame) -> pd.Series:
+    """Bio-Plex's Type of each row: S1.. (falling concentration), B, C1.., X1.. .
+
+    Standards are numbered per analyte by their concentration (S1 the highest, as Bio-Plex
+    numbers a dilution series); controls and samples by their ``sample_id`` in order of
+    appearance (one label per well when a sample has no name).
+    """
+    stype = table["sample_type"].astype(str)
+    labels = pd.Series("B", index=table.index, dtype=object)
+    std = stype == "standard"
+    rank = (
+        table["standard_concentration"]
+        .where(std)
+        .groupby(table["analyte"])
+        .rank(method="dense", ascending=False)
+    )
+    labels[std] = "S" + rank[std].astype(int).astype(str)
+    for kind, prefix in (("control", "C"), ("sample", "X")):
+        mask = stype == kind
+        keys = [
+            sid if isinstance(sid, str) else f"\0{well}"
+            for sid, well in zip(table["sample_id"][mask], table["well"][mask], strict=True)
+        ]
+        numbers = {k: n for n, k in enumerate(dict.fromkeys(keys), start=1)}
+        labels[mask] = [f"{prefix}{numbers[k]}" for k in keys]
+    return labels
+
+
+def write_bioplex(
+    measurements: pd.DataFrame,
+    path,
+    *,
+    standard_unit: str = "pg/mL",
+) -> Path:
+    """Write a one-plate measurement table as a Bio-Plex Manager report (``.xlsx``).
+
+    The layout is the per-well report table the reader takes (the module notes): one sheet
+    per analyte, named after it, with ``Key: value`` header lines in column A (``File
+    Name``, ``Analyte: <name> (<bead region>)``, ``Acquisition Date``, ``Plate ID``), a
+    blank row, the data table of :data:`BIOPLEX_COLUMNS` with one row per well, a blank
+    row and the legend. Type is ``S1..`` for standards by falling concentration, ``B``
+    for blanks, ``C1..`` for controls and ``X1..`` for samples (one per ``sample_id``);
+    Description is the control's or sample's ``sample_id``. FI is ``signal``; FI - Bkgd
+    is ``net_signal`` when given, else FI minus the mean FI of the analyte's blanks (FI
+    without blanks), as Bio-Plex computes it; Obs Conc is ``vendor_concentration`` with
+    its ``vendor_flag`` (``OOR <``, ``*1.55``, ...), Exp Conc the standards' and controls'
+    ``standard_concentration``, both in ``standard_unit``, which the two column headers
+    name (``Exp Conc (pg/mL)``). Std Dev, %CV, the ratio columns and the printed standard
+    curve are left out: they describe a fit the table does not hold. The acquisition date
+    is now, or ``SOURCE_DATE_EPOCH`` when set.
+
+    Round trip: :func:`read_bioplex` of the file gives back the wells, analytes, sample
+    types, signals, standard concentrations, dilutions, bead counts and bead regions,
+    vendor concentrations and flags, and the samples' and controls' names; standards and
+    blanks are named by their Type (``S1``, ``B``), as the reader names them. Not written:
+    culture metadata (use a sample map) and ``exclude`` (a
+    :class:`~cytosafe.errors.DataWarning` says so).
+
+    Parameters
+    ----------
+    measurements : pandas.DataFrame
+        A tidy measurement table of one plate (validated first).
+    path : str or Path
+        Where to write (``.xlsx``); the file is replaced atomically.
+    standard_unit : str
+        Unit of the concentration columns in the file (default ``"pg/mL"``).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    InputError
+        The table is not valid or holds several plates, or the unit is unknown.
+    """
+    path = Path(path)
+    factor = to_pg_per_ml(standard_unit, field="standard_unit")
+    unit = canonical_unit(standard_unit)
+    table = validate_measurements(measurements).reset_index(drop=True)
+    plates = list(dict.fromkeys(table["plate_id"]))
+    if len(plates) > 1:
+        raise InputError(
+            f"a Bio-Plex report holds one plate; the table has {len(plates)}: "
+            + ", ".join(plates[:5]),
+            file=str(path),
+            field="plate_id",
+            expected="the rows of one plate",
+        )
+    if table["exclude"].any():
+        warnings.warn(
+            f"{int(table['exclude'].sum())} rows are marked 'exclude'; the Bio-Plex report "
+            "has no column for it, so it is not written",
+            DataWarning,
+            stacklevel=2,
+        )
+    stype = table["sample_type"].astype(str)
+    labels = _type_labels(table)
+    signal = table["signal"].astype(float)
+    blank_mean = signal.where(stype == "blank").groupby(table["analyte"]).transform("mean")
+    net = signal - blank_mean.fillna(0.0)
+    if "net_signal" in table.columns:
+        net = pd.to_numeric(table["net_signal"], errors="coerce").astype(float).fillna(net)
+    vendor = (
+        pd.to_numeric(table["vendor_concentration"], errors="coerce").astype(float) / factor
+        if "vendor_concentration" in table.columns
+        else None
+    )
+    flags = table["vendor_flag"] if "vendor_flag" in table.columns else None
+    expected = (table["standard_concentration"] / factor).where(stype.isin(["standard", "control"]))
+    regions = (
+        pd.to_numeric(table["bead_region"], errors="coerce")
+        if "bead_region" in table.columns
+        else pd.Series(np.nan, index=table.index)
+    )
+    type_rank = stype.map({"standard": 0, "blank": 1, "control": 2, "sample": 3})
+    label_number = labels.str[1:].replace("", "0").astype(int)
+    well_order = [int(w[1:]) * 100 + (ord(w[0]) - ord("A")) for w in table["well"]]
+    order = (
+        pd.DataFrame({"t": type_rank, "n": label_number, "w": well_order}, index=table.index)
+        .sort_values(["t", "n", "w"], kind="stable")
+        .index
+    )
+    stamp = export_time().strftime("%d-%b-%Y, %I:%M %p")
+    columns = [f"{c} ({unit})" if c in ("Obs Conc", "Exp Conc") else c for c in BIOPLEX_COLUMNS]
+
+    def write(target: Path) -> None:
+        import openpyxl
+
+        book = openpyxl.Workbook()
+        book.remove(book.active)
+        used: set[str] = set()
+        for analyte in dict.fromkeys(table["analyte"]):
+            rows = [i for i in order if table["analyte"].iat[i] == analyte]
+            region = regions.iloc[rows].dropna().unique()
+            label = f"{analyte} ({int(region[0])})" if len(region) == 1 else analyte
+            name = _SHEET_NAME_BAD.sub("_", label)[:31]
+            k = 1
+            while name.lower() in used:
+                k += 1
+                name = f"{_SHEET_NAME_BAD.sub('_', label)[: 31 - len(str(k)) - 1]}~{k}"
+            used.add(name.lower())
+            ws = book.create_sheet(name)
+            for line in (
+                f"File Name: {path.stem}.rbx",
+                f"Analyte: {label}",
+                f"Acquisition Date: {stamp}",
+                f"Plate ID: {plates[0]}",
+                "Comments: written by CytoSafe write_bioplex (not acquired on an instrument)",
+            ):
+                ws.append([line])
+            ws.append([])
+            ws.append(columns)
+            for i in rows:
+                cells = {
+                    "Analyte": label,
+                    "Type": labels.iat[i],
+                    "Well": _bioplex_well(table["well"].iat[i]),
+                    "Outlier": 0,
+                    "Description": table["sample_id"].iat[i]
+                    if stype.iat[i] in ("control", "sample")
+                    and isinstance(table["sample_id"].iat[i], str)
+                    else None,
+                    "FI": float(signal.iat[i]),
+                    "FI - Bkgd": float(net.iat[i]) if math.isfinite(net.iat[i]) else None,
+                    "Obs Conc": None
+                    if vendor is None
+                    else _obs_cell(
+                        float(vendor.iat[i]), flags.iat[i] if flags is not None else None
+                    ),
+                    "Exp Conc": float(expected.iat[i]) if pd.notna(expected.iat[i]) else None,
+                    "Dilution": float(table["dilution_factor"].iat[i]),
+                    "Bead Count": float(table["bead_count"].iat[i])
+                    if pd.notna(table["bead_count"].iat[i])
+                    else None,
+                }
+                ws.append([cells.get(c) for c in BIOPLEX_COLUMNS])
+            ws.append([])
+            for line in _LEGEND:
+                ws.append([line])
+        book.save(target)
+
+    atomic_write(path, write)
+    return path
+
+
+write = write_bioplex
