@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from cytosafe.errors import DataWarning, InputError, UnitError
-from cytosafe.io.bioplex import read_bioplex, read_bioplex_equations
+from cytosafe.io.bioplex import read_bioplex, read_bioplex_equations, write_bioplex
 from real_exports import REAL, real
 
 LINCO = REAL / "pnLINCO20070302A.xls"  # 13 cytokines, 4PL, replicate groups, no blanks
@@ -723,3 +723,43 @@ def test_synthetic_equation_round_trips(report):
     eq = read_bioplex_equations(report()).set_index("analyte")
     assert eq.loc["IL-6", ["a", "b", "c", "d", "g"]].tolist() == [25000.0, -1.1, 900.0, 15.0, 0.8]
     assert eq.loc["TNF-alpha", "c"] == 1500.0 and eq.loc["IL-6", "bead_region"] == 12
+
+
+# --------------------------------------------------------------------------- writer
+
+
+def test_a_real_report_round_trips_through_write_bioplex(plate, tmp_path):
+    # Every value the report holds per well comes back; standards are renamed S1.. by their
+    # concentration (the real report's S1 has no FI, so its levels start at S2).
+    path = write_bioplex(plate, tmp_path / "again.xlsx")
+    back = read_bioplex(path)
+    columns = ["plate_id", "well", "analyte", "sample_type", "signal", "net_signal",
+               "standard_concentration", "dilution_factor", "bead_count", "bead_region",
+               "vendor_concentration", "vendor_flag"]  # fmt: skip
+    key = ["analyte", "well"]
+    pd.testing.assert_frame_equal(
+        back[columns].sort_values(key).reset_index(drop=True),
+        plate[columns].sort_values(key).reset_index(drop=True),
+    )
+    samples = plate["sample_type"].isin(["sample", "control"])
+    assert (
+        back.loc[samples.to_numpy(), "sample_id"].tolist()
+        == plate.loc[samples, "sample_id"].tolist()
+    )
+
+
+def test_write_bioplex_writes_the_concentration_unit_in_the_column_headers(report, tmp_path):
+    table = read_bioplex(report(), standard_unit="pg/mL")
+    path = write_bioplex(table, tmp_path / "ng.xlsx", standard_unit="ng/mL")
+    back = read_bioplex(path).sort_values(["analyte", "well"]).reset_index(drop=True)
+    table = table.sort_values(["analyte", "well"]).reset_index(drop=True)
+    assert back["concentration_unit"].unique().tolist() == ["ng/mL"]
+    np.testing.assert_allclose(back["standard_concentration"], table["standard_concentration"])
+    np.testing.assert_allclose(back["exp_conc"] * 1000, table["exp_conc"])
+
+
+def test_write_bioplex_refuses_two_plates(report, tmp_path):
+    table = read_bioplex(report(), standard_unit="pg/mL")
+    two = pd.concat([table, table.assign(plate_id="OTHER")], ignore_index=True)
+    with pytest.raises(InputError, match="one plate"):
+        write_bioplex(two, tmp_path / "two.xlsx")
