@@ -231,6 +231,27 @@ def test_methods_are_generated_from_the_settings(page):
     assert 'href="#ref-1"' in methods  # citations link to the references
 
 
+def test_a_5pl_potency_fit_is_named_described_and_drawn_as_a_5pl():
+    from cytosafe.curves.potency import PotencySettings
+
+    res = quantify_study(
+        simulate_study(1, ("IL-6",)), potency_settings=PotencySettings(model="5PL")
+    )
+    page = render_qc_report(res)
+    potency = page.split('id="potency"')[1].split("</section>")[0]
+    assert "5PL concentration–response fit" in potency and "4PL" not in potency
+    methods = page.split('id="methods"')[1].split("</section>")[0]
+    assert "a five-parameter log-logistic model" in methods
+    row = res.potency[res.potency["status"] == "response"].iloc[0]
+    pot = re.findall(r'data-fig="(fig\d+)" data-treatment="([^"]+)" data-analyte="IL-6"', page)
+    fig = dict((t, f) for f, t in pot)[row["treatment"]]
+    curve = next(t for t in figures(page)[fig]["data"] if t.get("name") == f"{row['donor_id']} 5PL")
+    model = get_model("5PL")
+    p = row[["bottom", "slope", "midpoint", "top", "asymmetry"]].to_numpy(dtype=float)[None]
+    x = np.array(curve["x"], dtype=float)
+    np.testing.assert_allclose(curve["y"], model.f(x[None], p)[0], rtol=1e-3)
+
+
 def test_a_10_plate_8_analyte_study_stays_under_15_mb():
     analytes = ("IL-6", "TNF", "IFN-g", "IL-2", "IL-8", "IL-10", "IL-1b", "GM-CSF")
     page = render_qc_report(quantify_study(simulate_study(10, analytes)))

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-from cytosafe.report import _figures as figs
-from cytosafe.report._figures import esc, natural_key, rounded
-from cytosafe.report.qc import _environment, _Figures
+from cytosafe.report import figures as figs
+from cytosafe.report.figures import Figures, esc, natural_key, rounded
+from cytosafe.report.page import environment
 
 if TYPE_CHECKING:
     from cytosafe.clinical import GradeResult
@@ -190,7 +190,7 @@ def render_clinical_report(
 
     crit = criteria()
     scales = list(result.scales)
-    figures = _Figures()
+    figures = Figures()
     scale_info = []
     for name in scales:
         meta = crit["scale"][name]
@@ -248,7 +248,7 @@ def render_clinical_report(
         json.dumps({"layout": figs.LAYOUT_TEMPLATE}, separators=(",", ":"), ensure_ascii=False)
     )
     context["plotly_js"] = Markup(get_plotlyjs())
-    return _environment().get_template("clinical_grading.html").render(**context)
+    return environment().get_template("clinical_grading.html").render(**context)
 
 
 def write_clinical_report(result: GradeResult, path: str | Path, **kwargs) -> Path:

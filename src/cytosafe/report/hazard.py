@@ -11,7 +11,7 @@
 * **Donor responses** — a heatmap of donors x analytes (log2 fold change over the
   matched negative control, a menu per treatment) and per-analyte dot plots of every
   treatment with a line per donor;
-* **Concentration-response** — the quantification step's 4PL fits with EC50/ECx;
+* **Concentration-response** — the quantification step's fits (4PL by default) with EC50/ECx;
 * **Statistics** — across-donor summary (responders, GMR with CI, Wilcoxon, adjusted p),
   mixed models, ranking against benchmarks;
 * **Methods** — CytoSafe version, rule set, curve model, weighting, LLOQ rule,
@@ -35,10 +35,12 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-from cytosafe.report import _figures as figs
-from cytosafe.report._figures import PALETTE, esc, natural_key, num, rounded
+from cytosafe.report import figures as figs
+from cytosafe.report.figures import PALETTE, Figures, esc, natural_key, num, rounded
+from cytosafe.report.page import environment
 from cytosafe.report.qc import REFERENCES as QC_REFERENCES
-from cytosafe.report.qc import _environment, _Figures, _qc_table
+from cytosafe.report.qc import qc_table
+from cytosafe.schema.choices import CurveModel, Weighting
 
 if TYPE_CHECKING:
     from cytosafe.hazard.pipeline import AnalysisResult
@@ -292,7 +294,7 @@ def potency_figure(
     fits: list[dict], points: pd.DataFrame, *, title: str, analyte: str, unit: str, ecx: float
 ) -> dict:
     """Concentration-response of one test article x analyte x format: each donor's
-    values (one point per concentration, replicates and plates averaged), its fitted 4PL
+    values (one point per concentration, replicates and plates averaged), its fitted curve
     and its EC50 (and ECx) with interval. A light version of the QC report's figure: the
     study report draws one per test article and analyte and must stay small."""
     traces = []
@@ -334,11 +336,9 @@ def potency_figure(
             }
         )
         if f is not None and all(
-            np.isfinite(float(f.get(k, np.nan))) for k in ("bottom", "top", "slope", "midpoint")
+            np.isfinite(float(f.get(k, np.nan))) for k in figs.potency_curve_columns(f)
         ):
-            yy = figs.four_pl(
-                grid, float(f["bottom"]), float(f["top"]), float(f["slope"]), float(f["midpoint"])
-            )
+            yy = figs.potency_curve(f, grid)
             line = {
                 "color": color,
                 "width": 1.5 if f["status"] == "response" else 1,
@@ -362,13 +362,7 @@ def potency_figure(
                 if np.isfinite(v):
                     marks.append((name, sym, v))
             for name, sym, v in marks:
-                yv = figs.four_pl(
-                    np.array([v]),
-                    float(f["bottom"]),
-                    float(f["top"]),
-                    float(f["slope"]),
-                    float(f["midpoint"]),
-                )[0]
+                yv = figs.potency_curve(f, np.array([v]))[0]
                 traces.append(
                     {
                         "type": "scatter",
@@ -417,14 +411,15 @@ def _ec_cell(r: dict, name: str) -> dict:
     return {"text": num(v), "ci": f"[{num(r[f'{name}_ci_low'])}, {num(r[f'{name}_ci_high'])}]"}
 
 
-def _potency_section(result: AnalysisResult, figures: _Figures) -> dict:
+def _potency_section(result: AnalysisResult, figures: Figures) -> dict:
     """EC50/ECx table and concentration-response figures of the test articles."""
     q, hz = result.quantification, result.hazard
     design = hz.design
     ecx = float(q.potency_settings.ecx)
     ecn = f"ec{ecx:g}"
     pot = q.potency
-    empty = {"rows": [], "panels": [], "ecx": f"EC{ecx:g}", "counts": {}}
+    model = str(q.potency_settings.model)
+    empty = {"rows": [], "panels": [], "ecx": f"EC{ecx:g}", "model": model, "counts": {}}
     if pot is None or pot.empty or "ec50" not in pot.columns:
         return empty
     pot = pot[pot["treatment"].map(lambda t: design.role(t) == "test")].copy()
@@ -495,6 +490,7 @@ def _potency_section(result: AnalysisResult, figures: _Figures) -> dict:
         "rows": rows,
         "panels": [{"label": t, "cards": c} for t, c in panels.items()],
         "ecx": f"EC{ecx:g}",
+        "model": model,
         "counts": pot["status"].value_counts().sort_index().to_dict(),
     }
 
@@ -607,12 +603,7 @@ def _methods(result: AnalysisResult, refs: _Refs) -> list[str]:
     rs = s.rule_set
     rules = "; ".join(f"“{r.name}”: {r.describe()}" for r in rs.rules)
     cls = "; ".join(f"{c.name}: {c.describe()}" for c in s.classification.classes)
-    weight = {
-        "none": "unweighted",
-        "1/y": "weights 1/y",
-        "1/y2": "weights 1/y²",
-        "1/var": "weights 1/variance",
-    }.get(cal.weighting, cal.weighting)
+    weight = Weighting(cal.weighting).brief
     text = [
         f"Cytokine concentrations were quantified with CytoSafe {__version__}: a {model.name} "
         f"standard curve ({model.formula}) per plate and analyte by weighted least squares "
@@ -657,7 +648,8 @@ def _methods(result: AnalysisResult, refs: _Refs) -> list[str]:
         f"{refs.cite('Finco 2014', 'Grimaldi 2016', 'Iwata 2016')}. Hazard classes "
         f"(“{s.classification.name}”, first that applies): {cls}; otherwise negative "
         f"{refs.cite(*s.classification.citations)}.",
-        f"Concentration-response curves: a four-parameter log-logistic model per donor, "
+        f"Concentration-response curves: a {CurveModel(q.potency_settings.model).family} "
+        f"model per donor, "
         f"treatment and analyte with EC50 and EC{q.potency_settings.ecx:g} {refs.cite('Ritz 2015')}.",
     ]
     return [re.sub(r"\s+", " ", t).replace(" .", ".").replace(" ,", ",").strip() for t in text]
@@ -673,10 +665,10 @@ def render_hazard_report(
 
     q, hz = result.quantification, result.hazard
     design = hz.design
-    figures = _Figures()
+    figures = Figures()
     refs = _Refs()
     many = q.calibration.wells["study_id"].nunique() > 1
-    qc_rows, plate_cards = _qc_table(q, many)
+    qc_rows, plate_cards = qc_table(q, many)
     resp = hz.responses
     formats = (
         sorted(
@@ -837,7 +829,7 @@ def render_hazard_report(
         "methods": _methods(result, refs),
         "references": refs.items,
     }
-    env = _environment()
+    env = environment()
     context["figures_json"] = Markup(figures.to_json())
     context["template_json"] = Markup(
         json.dumps({"layout": figs.LAYOUT_TEMPLATE}, separators=(",", ":"))

@@ -35,21 +35,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import jinja2
 import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
 from cytosafe.curves.calibration import FLAGS
 from cytosafe.curves.potency import POTENCY_KEY, censored_response
-from cytosafe.report import _figures as figs
-from cytosafe.report._figures import natural_key as _natural
-from cytosafe.report._figures import num
+from cytosafe.report import figures as figs
+from cytosafe.report.figures import Figures, num
+from cytosafe.report.figures import natural_key as _natural
+from cytosafe.report.page import environment
+from cytosafe.schema.choices import BlankHandling, Covariance, CurveModel, Weighting
 
 if TYPE_CHECKING:
     from cytosafe.quantification import QuantificationResult
 
-__all__ = ["REFERENCES", "Reference", "render_qc_report", "write_qc_report"]
+__all__ = ["REFERENCES", "Reference", "qc_table", "render_qc_report", "write_qc_report"]
 
 
 @dataclass(frozen=True)
@@ -130,29 +131,8 @@ REFERENCES: tuple[Reference, ...] = (
 )
 _REF_NO = {r.key: i + 1 for i, r in enumerate(REFERENCES)}
 
-_BLANK_TEXT = {
-    "zero_standard": "blanks enter the fit as a standard at concentration 0 (as MSD "
-    "Discovery Workbench treats the zero calibrator)",
-    "subtract": "the plate's mean blank signal is subtracted from every signal before "
-    "fitting (as xPONENT's net MFI)",
-    "ignore": "blanks are reported in QC only and do not enter the fit",
-}
-_WEIGHT_TEXT = {
-    "none": "unweighted",
-    "1/y": "weighted by 1/y",
-    "1/y2": "weighted by 1/y²",
-    "1/var": "weighted by the reciprocal of the replicate variance",
-}
-_LSQ_TEXT = {
-    "none": "unweighted least squares",
-    "1/y": "weighted least squares (weights 1/y)",
-    "1/y2": "weighted least squares (weights 1/y²)",
-    "1/var": "weighted least squares (weights 1/replicate variance)",
-}
-_COV_TEXT = {
-    "expected": "σ²(JᵀWJ)⁻¹ (Gauss-Newton, as R nls and SciPy curve_fit)",
-    "observed": "the inverse of the full Hessian (as R drc)",
-}
+#: The weightings whose use for immunoassays Findlay & Dillard 2007 discuss (cited with them).
+_FINDLAY_DILLARD = (Weighting.Y, Weighting.Y2)
 
 
 def _cite(*keys: str) -> str:
@@ -172,24 +152,6 @@ def _text(value: object) -> str:
     except (TypeError, ValueError):
         pass
     return str(value)
-
-
-class _Figures:
-    """Collects figure specifications under stable, sequential ids."""
-
-    def __init__(self) -> None:
-        self.specs: dict[str, dict] = {}
-
-    def add(self, spec: dict) -> str:
-        fig_id = f"fig{len(self.specs) + 1}"
-        self.specs[fig_id] = {"data": spec["data"], "layout": spec["layout"]}
-        return fig_id
-
-    def to_json(self) -> str:
-        text = json.dumps(self.specs, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
-        # Inside <script> the HTML parser only looks for "</script"; escaping "<", ">" and
-        # "&" as JSON unicode escapes makes any user string inert there.
-        return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 #: The columns of ``Calibration.wells`` the report reads; selecting them first keeps the
@@ -244,11 +206,11 @@ def _settings(result: QuantificationResult) -> list[tuple[str, str, str]]:
         ),
         (
             "Weighting",
-            _WEIGHT_TEXT.get(s.weighting, s.weighting),
-            _cite("Findlay & Dillard 2007") if s.weighting in ("1/y", "1/y2") else "",
+            Weighting(s.weighting).label,
+            _cite("Findlay & Dillard 2007") if s.weighting in _FINDLAY_DILLARD else "",
         ),
-        ("Blank handling", f"{s.blank}: {_BLANK_TEXT.get(s.blank, '')}", ""),
-        ("Parameter covariance", f"{s.covariance}: {_COV_TEXT.get(s.covariance, '')}", ""),
+        ("Blank handling", f"{s.blank}: {BlankHandling(s.blank).method}", ""),
+        ("Parameter covariance", f"{s.covariance}: {Covariance(s.covariance).method}", ""),
         (
             "Calibrator recovery",
             f"{lo:g}-{hi:g}% of nominal; {elo:g}-{ehi:g}% at the LLOQ and ULOQ",
@@ -269,7 +231,7 @@ def _settings(result: QuantificationResult) -> list[tuple[str, str, str]]:
         ("Back-calculation interval", f"{100 * s.confidence:g}% (delta method, log scale)", ""),
         (
             "Potency",
-            f"4PL per donor x treatment x analyte, {_WEIGHT_TEXT.get(p.weighting, p.weighting)}; "
+            f"{p.model} per donor x treatment x analyte, {Weighting(p.weighting).label}; "
             f"EC50 and EC{p.ecx:g} with {100 * p.confidence:g}% intervals",
             _cite("Ritz 2015"),
         ),
@@ -292,7 +254,11 @@ def _settings(result: QuantificationResult) -> list[tuple[str, str, str]]:
     ]
 
 
-def _qc_table(result: QuantificationResult, many: bool) -> tuple[list[dict], list[dict]]:
+def qc_table(result: QuantificationResult, many: bool) -> tuple[list[dict], list[dict]]:
+    """The plate QC rows and per-plate cards of the report (also the hazard report's).
+
+    ``many``: more than one study, so plates are named with their study.
+    """
     qc = result.calibration.qc.copy()
     qc["_key"] = [
         (_natural(s), _natural(p), _natural(a))
@@ -338,7 +304,7 @@ def _int(value: object) -> str:
     return "0" if value is None or pd.isna(value) else str(int(value))
 
 
-def _curves(result: QuantificationResult, figures: _Figures, many: bool) -> list[dict]:
+def _curves(result: QuantificationResult, figures: Figures, many: bool) -> list[dict]:
     cal = result.calibration
     model = cal.fit.model
     wells = _slim(cal.wells)
@@ -451,7 +417,7 @@ def _standards(result: QuantificationResult, many: bool) -> list[dict]:
     return groups
 
 
-def _plate_maps(result: QuantificationResult, figures: _Figures, many: bool) -> list[dict]:
+def _plate_maps(result: QuantificationResult, figures: Figures, many: bool) -> list[dict]:
     wells = _slim(result.calibration.wells)
     by_plate = {k: g for k, g in wells.groupby(["study_id", "plate_id"], sort=False)}
     out = []
@@ -496,12 +462,13 @@ def _flag_counts(result: QuantificationResult, many: bool) -> tuple[list[dict], 
     return rows, totals
 
 
-def _potency(result: QuantificationResult, figures: _Figures) -> dict:
+def _potency(result: QuantificationResult, figures: Figures) -> dict:
     pot = result.potency
     ecx = float(result.potency_settings.ecx)
     ecn = f"ec{ecx:g}"
+    model = str(result.potency_settings.model)
     if pot is None or pot.empty or "ec50" not in pot.columns:
-        return {"rows": [], "panels": [], "ecx": f"EC{ecx:g}", "counts": {}}
+        return {"rows": [], "panels": [], "ecx": f"EC{ecx:g}", "model": model, "counts": {}}
     pot = pot.copy()
     for col in ("assay_format", "donor_id", "treatment"):
         pot[col] = pot[col].astype(object).where(pot[col].notna(), "")
@@ -615,6 +582,7 @@ def _potency(result: QuantificationResult, figures: _Figures) -> dict:
         "rows": rows,
         "panels": [{"label": t, "cards": c} for t, c in panels.items()],
         "ecx": f"EC{ecx:g}",
+        "model": model,
         "counts": counts,
     }
 
@@ -625,19 +593,17 @@ def _methods(result: QuantificationResult) -> list[str]:
     model = result.calibration.fit.model
     lo, hi = s.recovery_range
     elo, ehi = s.end_recovery_range
-    model_name = {"5PL": "five-parameter logistic", "4PL": "four-parameter logistic"}.get(
-        model.name, model.name
-    )
+    model_name = CurveModel(model.name).method if model.name in CurveModel.values() else model.name
     conf = f"{100 * s.confidence:g}%"
     text = [
         f"Standard curves were fitted separately for each plate and analyte with a "
         f"{model_name} ({model.name}) model, {model.formula} "
         f"{_cite('Gottschalk & Dunn 2005') if model.name == '5PL' else _cite('Ritz 2015')}, "
-        f"by {_LSQ_TEXT.get(s.weighting, s.weighting)} "
-        f"{_cite('Findlay & Dillard 2007') if s.weighting in ('1/y', '1/y2') else ''} using "
+        f"by {Weighting(s.weighting).method} "
+        f"{_cite('Findlay & Dillard 2007') if s.weighting in _FINDLAY_DILLARD else ''} using "
         f"the Levenberg-Marquardt algorithm {_cite('Moré 1978')}; "
-        f"{_BLANK_TEXT.get(s.blank, s.blank)}. The covariance of the estimates was "
-        f"{_COV_TEXT.get(s.covariance, s.covariance)}.",
+        f"{BlankHandling(s.blank).method}. The covariance of the estimates was "
+        f"{Covariance(s.covariance).method}.",
         f"Each standard level was back-calculated through its curve. A level was accepted when "
         f"its mean back-calculated concentration was within {lo:g}-{hi:g}% of nominal "
         f"({elo:g}-{ehi:g}% at the ends of the range) and the CV of its replicates at most "
@@ -654,8 +620,8 @@ def _methods(result: QuantificationResult) -> list[str]:
         f"beyond the standards, with a replicate CV above {s.max_cv:g}%, or with fewer than "
         f"{s.min_bead_count:g} beads {_cite('Luminex xMAP')}.",
         f"Concentration-response curves of each donor, treatment and analyte were fitted with "
-        f"a four-parameter log-logistic model {_cite('Ritz 2015')} "
-        f"by {_LSQ_TEXT.get(p.weighting, p.weighting)}"
+        f"a {CurveModel(p.model).family} model {_cite('Ritz 2015')} "
+        f"by {Weighting(p.weighting).method}"
         + (
             ", with the donor's matched negative control at concentration 0"
             if p.include_negative_control
@@ -676,32 +642,6 @@ def _methods(result: QuantificationResult) -> list[str]:
         f"header of this report)."
     )
     return [re.sub(r"\s+", " ", t).replace(" ,", ",").replace(" ;", ";").strip() for t in text]
-
-
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("cytosafe.report", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters["plural"] = lambda n, word, many=None: (
-        f"{n} {word}" if n == 1 else f"{n} {many or word + 's'}"
-    )
-    env.filters["cited"] = _link_citations
-    return env
-
-
-def _link_citations(text: str) -> Markup:
-    """Escape ``text`` and turn its citation marks (``[1, 3]``) into links to the references."""
-
-    def link(match: re.Match) -> str:
-        nums = [n.strip() for n in match.group(1).split(",")]
-        return "[" + ", ".join(f'<a href="#ref-{n}">{n}</a>' for n in nums) + "]"
-
-    return Markup(re.sub(r"\[(\d+(?:, \d+)*)\]", link, str(Markup.escape(text))))
 
 
 def render_qc_report(
@@ -732,9 +672,9 @@ def render_qc_report(
 
     wells = result.calibration.wells
     many = wells["study_id"].nunique() > 1
-    figures = _Figures()
+    figures = Figures()
     header = _header(result, generated)
-    qc_rows, plate_cards = _qc_table(result, many)
+    qc_rows, plate_cards = qc_table(result, many)
     flag_rows, flag_totals = _flag_counts(result, many)
     context = {
         "title": title or "Quantification QC · " + ", ".join(header["studies"]),
@@ -760,7 +700,7 @@ def render_qc_report(
         json.dumps({"layout": figs.LAYOUT_TEMPLATE}, separators=(",", ":"), ensure_ascii=False)
     )
     context["plotly_js"] = Markup(get_plotlyjs())
-    return _environment().get_template("qc.html").render(**context)
+    return environment().get_template("qc.html").render(**context)
 
 
 def write_qc_report(

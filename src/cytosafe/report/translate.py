@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING
 
 from markupsafe import Markup
 
-from cytosafe.report import _figures as figs
-from cytosafe.report._figures import PALETTE, esc, num, rounded
-from cytosafe.report.qc import _environment, _Figures
+from cytosafe.report import figures as figs
+from cytosafe.report.figures import PALETTE, Figures, esc, num, rounded
+from cytosafe.report.page import environment
 
 if TYPE_CHECKING:
     from cytosafe.translate.simulation import SimulationRun
@@ -182,7 +182,7 @@ def render_translate_report(
 
     res = run.result
     spec = run.spec
-    figures = _Figures()
+    figures = Figures()
     bands = res.time_courses()
     per_dose = res.per_dose()
     comparison = res.comparison()
@@ -249,7 +249,7 @@ def render_translate_report(
         "num": num,
         "references": refs,
     }
-    env = _environment()
+    env = environment()
     env.filters["num"] = num
     context["figures_json"] = Markup(figures.to_json())
     context["template_json"] = Markup(

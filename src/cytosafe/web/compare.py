@@ -299,7 +299,7 @@ def _best(frame: pd.DataFrame) -> pd.DataFrame:
 
 def comparison(tables: dict[str, pd.DataFrame | None], articles: list[str], where: dict) -> dict:
     """What the comparison page shows of ``articles`` in one format."""
-    from cytosafe.report.qc import _Figures
+    from cytosafe.report.figures import Figures as _Figures
 
     hazard = tables["hazard"]
     summary = tables.get("summary")

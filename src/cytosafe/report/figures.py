@@ -1,0 +1,802 @@
+"""The figure helpers every report (and the web app's comparison page) shares.
+
+Plotly figure specifications for the reports, as plain JSON-ready dictionaries, with the
+helpers that build them: :class:`Figures` (a page's figures under stable ids, written
+once as JSON), the colours and layout template, and text helpers (:func:`esc`,
+:func:`num`, :func:`rounded`, :func:`natural_key`).
+
+Figures are built as ``{"data": [...], "layout": {...}}`` dictionaries rather than
+``plotly.graph_objects`` figures: a QC report holds a hundred figures and the object
+layer's validation costs seconds, and plain dictionaries let every number be rounded
+before it is written (the size of a report is mostly its numbers). The shapes follow the
+Plotly JSON schema; the tests pass every figure of a report through
+``plotly.graph_objects.Figure`` to validate it.
+
+Every user string (sample names, plate ids, analytes, donors, treatments) is HTML-escaped
+here, because Plotly renders hover labels, titles and menu labels as a subset of HTML.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from cytosafe.curves.models import get_model
+from cytosafe.schema.wells import PLATE_FORMATS, plate_format_for, well_index
+
+__all__ = [
+    "ACCENT",
+    "FAIL",
+    "GRID",
+    "INK",
+    "LAYOUT_TEMPLATE",
+    "MUTED",
+    "PALETTE",
+    "PASS",
+    "Figures",
+    "describe_wells",
+    "esc",
+    "flag_map_figure",
+    "four_pl",
+    "natural_key",
+    "num",
+    "plate_heatmap_figure",
+    "potency_curve",
+    "potency_curve_columns",
+    "potency_figure",
+    "rounded",
+    "standard_curve_figure",
+]
+
+#: Okabe & Ito's colour-blind-safe palette (without black), for donors.
+PALETTE = (
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#CC79A7",
+    "#56B4E9",
+    "#D55E00",
+    "#F0E442",
+    "#6A3D9A",
+)
+
+INK = "#1f2933"
+MUTED = "#7b8794"
+GRID = "#e6e9ee"
+ACCENT = "#0b6e99"
+PASS = "#1b7f5b"
+FAIL = "#c2410c"
+RANGE_FILL = "rgba(27,127,91,0.07)"
+
+#: Shared layout defaults; the page applies them to every figure as its template, so
+#: they are written once rather than once per figure.
+LAYOUT_TEMPLATE = {
+    "font": {
+        "family": "Inter, system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif",
+        "size": 12,
+        "color": INK,
+    },
+    "paper_bgcolor": "#ffffff",
+    "plot_bgcolor": "#ffffff",
+    "colorway": list(PALETTE),
+    "hovermode": "closest",
+    "hoverlabel": {
+        "align": "left",
+        "bgcolor": "#ffffff",
+        "bordercolor": GRID,
+        "font": {"size": 12},
+    },
+    "xaxis": {
+        "gridcolor": GRID,
+        "linecolor": "#c5ccd6",
+        "showline": True,
+        "ticks": "outside",
+        "tickcolor": "#c5ccd6",
+        "zeroline": False,
+        "automargin": True,
+    },
+    "yaxis": {
+        "gridcolor": GRID,
+        "linecolor": "#c5ccd6",
+        "showline": True,
+        "ticks": "outside",
+        "tickcolor": "#c5ccd6",
+        "zeroline": False,
+        "automargin": True,
+    },
+    "legend": {"font": {"size": 11}, "bgcolor": "rgba(255,255,255,0.8)"},
+    "margin": {"l": 56, "r": 16, "t": 36, "b": 48},
+}
+
+_REPLICATE_SYMBOLS = ("circle", "diamond", "square", "triangle-up", "cross", "star")
+_CURVE_POINTS = 100  # fitted-curve grid; smooth at report sizes, small in the file
+
+
+class Figures:
+    """Collects a page's figure specifications under stable, sequential ids.
+
+    Examples
+    --------
+    >>> figures = Figures()
+    >>> figures.add({"data": [], "layout": {}})
+    'fig1'
+    >>> figures.to_json()
+    '{"fig1":{"data":[],"layout":{}}}'
+    """
+
+    def __init__(self) -> None:
+        self.specs: dict[str, dict] = {}
+
+    def add(self, spec: dict) -> str:
+        """Keep ``spec``'s data and layout; return its id (``fig1``, ``fig2``, ...)."""
+        fig_id = f"fig{len(self.specs) + 1}"
+        self.specs[fig_id] = {"data": spec["data"], "layout": spec["layout"]}
+        return fig_id
+
+    def to_json(self) -> str:
+        """Every figure as one JSON object, safe to place inside a ``<script>`` element."""
+        text = json.dumps(self.specs, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+        # Inside <script> the HTML parser only looks for "</script"; escaping "<", ">" and
+        # "&" as JSON unicode escapes makes any user string inert there.
+        return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def natural_key(text: object) -> tuple:
+    """Sort key that orders embedded numbers by value (P2 before P10, D9 before D10)."""
+    return tuple(
+        (0, int(t), "") if t.isdigit() else (1, 0, t.lower())
+        for t in re.split(r"(\d+)", str(text))
+        if t
+    )
+
+
+def rounded(values: Iterable[float] | np.ndarray, digits: int = 4) -> list[float | None]:
+    """Values rounded to ``digits`` significant digits as a JSON-ready list (NaN -> None).
+
+    Rounding keeps reports small and byte-stable: four significant digits are more than a
+    plotted point can show and more than any immunoassay signal carries.
+    """
+    arr = np.asarray(values, dtype=float).ravel()
+    out: list[float | None] = []
+    for v in arr.tolist():
+        if not math.isfinite(v):
+            out.append(None)
+        elif v == 0:
+            out.append(0.0)
+        else:
+            out.append(float(f"{v:.{digits}g}"))
+    return out
+
+
+def esc(value: object) -> str:
+    """HTML-escape a user value for Plotly text; missing values become an empty string."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    try:
+        if pd.isna(value):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return html.escape(str(value), quote=True)
+
+
+def num(value: float, digits: int = 3) -> str:
+    """A number for reading: thousands separated above 1,000, else ``digits`` significant."""
+    if value is None or not np.isfinite(value):
+        return "–"
+    v = float(value)
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if v == 0:
+        return "0"
+    if abs(v) < 1e-3:
+        return f"{v:.{digits - 1}e}"
+    text = f"{v:.{digits}g}"
+    return text if "e" not in text else f"{v:.{digits}f}"
+
+
+def _log_grid(lo: float, hi: float, n: int = _CURVE_POINTS) -> np.ndarray:
+    return np.logspace(np.log10(lo), np.log10(hi), n)
+
+
+def _vline(x: float, color: str, dash: str = "solid") -> dict:
+    return {
+        "type": "line",
+        "xref": "x",
+        "yref": "paper",
+        "x0": rounded([x])[0],
+        "x1": rounded([x])[0],
+        "y0": 0,
+        "y1": 1,
+        "line": {"color": color, "width": 1.2, "dash": dash},
+        "layer": "below",
+    }
+
+
+def _label(x: float, text: str, color: str) -> dict:
+    return {
+        "x": round(math.log10(x), 4),  # annotations on a log axis take log10 positions
+        "xref": "x",
+        "y": 1,
+        "yref": "paper",
+        "yanchor": "bottom",
+        "text": text,
+        "showarrow": False,
+        "font": {"size": 10, "color": color},
+    }
+
+
+def standard_curve_figure(
+    *,
+    title: str,
+    model,
+    params: np.ndarray,
+    curve: pd.Series,
+    standards: pd.DataFrame,
+    levels: pd.DataFrame,
+    samples: pd.DataFrame,
+    blank_subtracted: bool,
+) -> dict:
+    """Standard curve of one plate x analyte: standards, fitted curve, range, samples.
+
+    Parameters
+    ----------
+    title:
+        Plot title (already escaped).
+    model, params:
+        The calibration model object and this curve's parameters ``(k,)``.
+    curve:
+        This curve's row of ``Calibration.curves`` (``lloq``, ``uloq``, ``lod``,
+        ``blank_mean``, ``min_standard``, ``max_standard``, ``status``).
+    standards:
+        Its standard wells from ``Calibration.wells``.
+    levels:
+        Its rows of ``Calibration.standards`` (recovery, CV, pass flags per level).
+    samples:
+        Its sample and control wells from ``Calibration.wells``.
+    blank_subtracted:
+        Whether signals were blank-subtracted (the blank level is then zero, not drawn).
+    """
+    x_min, x_max = float(curve["min_standard"]), float(curve["max_standard"])
+    traces: list[dict] = []
+    have_params = params is not None and bool(np.all(np.isfinite(params)))
+
+    # The axis spans the standards and the samples that back-calculate, but never more than
+    # two decades beyond the standards (a wild extrapolation would flatten the plot).
+    sx = samples["concentration_in_well"].to_numpy(dtype=float)
+    sx = sx[np.isfinite(sx) & (sx > 0)]
+    lo = x_min / 3
+    hi = x_max * 3
+    if sx.size:
+        lo = max(min(lo, sx.min() / 1.5), x_min / 100)
+        hi = min(max(hi, sx.max() * 1.5), x_max * 100)
+    if have_params:
+        grid = _log_grid(lo, hi)
+        fitted = model.f(grid[None, :], params[None, :])[0]
+        keep = np.isfinite(fitted) & (fitted > 0)
+        # A fit that did not converge is still drawn (it shows where the fitter stopped),
+        # dashed and grey, so that it cannot be mistaken for a usable curve.
+        usable = str(curve["status"]) in ("converged", "stalled")
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": f"{model.name} fit" if usable else f"{model.name} fit ({curve['status']})",
+                "x": rounded(grid[keep]),
+                "y": rounded(fitted[keep]),
+                "line": {"color": ACCENT, "width": 2}
+                if usable
+                else {"color": MUTED, "width": 1.5, "dash": "dash"},
+                "hovertemplate": "%{x:.3g} pg/mL → %{y:.4g}<extra>fit</extra>",
+            }
+        )
+
+    # Standards: one trace per acceptance state; marker symbol by replicate.
+    by_level = {r["nominal"]: r for r in levels.to_dict("records")}
+    nominal = standards["standard_concentration"].to_numpy(dtype=float)
+    state = np.full(len(standards), "outside range", dtype=object)
+    level_text = np.full(len(standards), "", dtype=object)
+    for i, x in enumerate(nominal):
+        row = by_level.get(x)
+        if row is None:
+            continue
+        if row["in_range"]:
+            state[i] = "in range"
+        elif not row["passes_as_end"]:
+            state[i] = "failing"
+        level_text[i] = (
+            f"level recovery {num(row['recovery'])}% · CV {num(row['cv'])}%"
+            f" · {'pass' if row['passes'] else 'end pass' if row['passes_as_end'] else 'fail'}"
+        )
+    y = standards["signal_used"].to_numpy(dtype=float)
+    back = standards["concentration_in_well"].to_numpy(dtype=float)
+    rep = standards["replicate"].astype("Float64").fillna(1).to_numpy(dtype=float).astype(int)
+    hover = [
+        f"well {esc(w)} · replicate {r}<br>nominal {num(n)} pg/mL<br>"
+        f"back-calculated {num(b)} pg/mL ({num(100 * b / n)}%)<br>{t}"
+        for w, r, n, b, t in zip(standards["well"], rep, nominal, back, level_text, strict=True)
+    ]
+    style = {
+        "in range": {"color": ACCENT, "line": {"color": "#ffffff", "width": 1}},
+        "outside range": {"color": "#9aa5b1", "line": {"color": "#ffffff", "width": 1}},
+        "failing": {"color": "rgba(0,0,0,0)", "line": {"color": FAIL, "width": 1.6}},
+    }
+    for name in ("in range", "outside range", "failing"):
+        sel = (state == name) & np.isfinite(y) & (y > 0)
+        if not sel.any():
+            continue
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": f"standards, {name}",
+                "x": rounded(nominal[sel]),
+                "y": rounded(y[sel]),
+                "marker": {
+                    "size": 8,
+                    "symbol": [
+                        _REPLICATE_SYMBOLS[(r - 1) % len(_REPLICATE_SYMBOLS)] for r in rep[sel]
+                    ],
+                    **style[name],
+                },
+                "text": [h for h, s in zip(hover, sel, strict=True) if s],
+                "hovertemplate": "%{text}<extra></extra>",
+            }
+        )
+
+    # Samples and kit controls at their back-calculated positions on the curve.
+    n_off = 0
+    for kind, color, symbol in (("sample", "#52606d", "circle"), ("control", "#b7791f", "diamond")):
+        s = samples[samples["sample_type"] == kind]
+        if s.empty:
+            continue
+        x = s["concentration_in_well"].to_numpy(dtype=float)
+        yy = s["signal_used"].to_numpy(dtype=float)
+        ok = np.isfinite(x) & (x > 0) & np.isfinite(yy) & (yy > 0)
+        n_off += int((~ok).sum())
+        if not ok.any():
+            continue
+        names = s["sample_id"].to_numpy(dtype=object)
+        flags = s["flags"].to_numpy(dtype=object)
+        text = [
+            f"{esc(nm) or kind} · well {esc(w)}<br>signal {num(sig, 4)} → {num(c)} pg/mL in well"
+            f"<br>flags: {esc(str(fl).replace(';', ', ')) if isinstance(fl, str) and fl else 'none'}"
+            for nm, w, sig, c, fl, k in zip(names, s["well"], yy, x, flags, ok, strict=True)
+            if k
+        ]
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": f"{kind}s",
+                "x": rounded(x[ok]),
+                "y": rounded(yy[ok]),
+                "marker": {"size": 5, "color": color, "opacity": 0.55, "symbol": symbol},
+                "text": text,
+                "hovertemplate": "%{text}<extra></extra>",
+            }
+        )
+
+    shapes, annotations = [], []
+    lloq, uloq, lod = (float(curve[k]) for k in ("lloq", "uloq", "lod"))
+    if np.isfinite(lloq) and np.isfinite(uloq):
+        shapes.append(
+            {
+                "type": "rect",
+                "xref": "x",
+                "yref": "paper",
+                "x0": rounded([lloq])[0],
+                "x1": rounded([uloq])[0],
+                "y0": 0,
+                "y1": 1,
+                "fillcolor": RANGE_FILL,
+                "line": {"width": 0},
+                "layer": "below",
+            }
+        )
+        shapes += [_vline(lloq, PASS), _vline(uloq, PASS)]
+        annotations += [_label(lloq, "LLOQ", PASS), _label(uloq, "ULOQ", PASS)]
+    if np.isfinite(lod) and lod > 0 and lo < lod < hi:
+        shapes.append(_vline(lod, MUTED, "dot"))
+    blank = float(curve["blank_mean"])
+    if not blank_subtracted and np.isfinite(blank) and blank > 0:
+        shapes.append(
+            {
+                "type": "line",
+                "xref": "paper",
+                "yref": "y",
+                "x0": 0,
+                "x1": 1,
+                "y0": rounded([blank])[0],
+                "y1": rounded([blank])[0],
+                "line": {"color": MUTED, "width": 1, "dash": "dash"},
+            }
+        )
+    layout = {
+        # The title sits at the very top, clear of the LLOQ/ULOQ labels above the plot.
+        "title": {
+            "text": title,
+            "font": {"size": 13},
+            "x": 0.02,
+            "xanchor": "left",
+            "y": 0.985,
+            "yanchor": "top",
+        },
+        "height": 300,
+        "showlegend": False,
+        "xaxis": {"type": "log", "title": {"text": "concentration in well (pg/mL)"}},
+        "yaxis": {"type": "log", "title": {"text": "signal"}},
+        "shapes": shapes,
+        "annotations": annotations,
+        "margin": {"l": 56, "r": 12, "t": 48, "b": 44},
+    }
+    return {"data": traces, "layout": layout, "meta": {"off_curve": n_off}}
+
+
+def _plate_grid(wells: Sequence[str]) -> tuple[int, int]:
+    return PLATE_FORMATS[plate_format_for(list(wells))]
+
+
+def _grid_values(wells: Sequence[str], values: Sequence, shape: tuple[int, int], fill=None):
+    grid = [[fill for _ in range(shape[1])] for _ in range(shape[0])]
+    for w, v in zip(wells, values, strict=True):
+        r, c = well_index(w)
+        grid[r][c] = v
+    return grid
+
+
+def describe_wells(plate: pd.DataFrame) -> dict[str, str]:
+    """Hover description of what each well of one plate holds (the same for every analyte)."""
+    first = plate.sort_values(["well", "analyte"], kind="stable").drop_duplicates("well")
+    out = {}
+    for r in first.itertuples(index=False):
+        parts = [f"<b>{esc(r.well)}</b> · {esc(r.sample_type)}"]
+        if esc(r.sample_id):
+            parts.append(esc(r.sample_id))
+        if r.sample_type in ("standard", "control") and np.isfinite(r.standard_concentration):
+            parts.append(f"nominal {num(r.standard_concentration)} pg/mL")
+        dose = (
+            f"{num(r.treatment_concentration)} {esc(r.treatment_unit)}"
+            if np.isfinite(r.treatment_concentration)
+            else ""
+        )
+        culture = " · ".join(x for x in (esc(r.donor_id), esc(r.treatment), dose) if x)
+        if culture:
+            parts.append(culture)
+        out[r.well] = "<br>".join(parts)
+    return out
+
+
+def _map_layout(title: str, shape: tuple[int, int], buttons: list[dict]) -> dict:
+    return {
+        "title": {"text": title, "font": {"size": 13}, "x": 0.02, "xanchor": "left"},
+        "height": 150 + 26 * shape[0] if shape[0] <= 8 else 120 + 20 * shape[0],
+        "xaxis": {"side": "top", "showgrid": False, "showline": False, "ticks": ""},
+        "yaxis": {"autorange": "reversed", "showgrid": False, "showline": False, "ticks": ""},
+        "margin": {"l": 36, "r": 16, "t": 80, "b": 16},
+        "updatemenus": [_menu(buttons)],
+    }
+
+
+def _axes(shape: tuple[int, int]) -> tuple[list[str], list[str]]:
+    return [str(j + 1) for j in range(shape[1])], [chr(ord("A") + i) for i in range(shape[0])]
+
+
+def plate_heatmap_figure(plate: pd.DataFrame, *, title: str, described: dict[str, str]) -> dict:
+    """Plate layout of one plate coloured by log10 signal, with a menu per analyte.
+
+    ``plate`` holds the plate's rows of ``Calibration.wells`` (all analytes);
+    ``described`` the hover description of each well (:func:`describe_wells`).
+    """
+    shape = _plate_grid(plate["well"].unique())
+    wells_all = sorted(described)
+    custom = _grid_values(wells_all, [described[w] for w in wells_all], shape)
+    per_analyte = []
+    for analyte, a in plate.groupby("analyte", sort=True):
+        sig = a["signal"].to_numpy(dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(sig > 0, np.log10(sig), np.nan)
+        text = [
+            f"{esc(analyte)}: signal {num(s, 4)}"
+            + (f" · {num(c)} pg/mL" if np.isfinite(c) else "")
+            + (f"<br>flags: {esc(f.replace(';', ', '))}" if isinstance(f, str) and f else "")
+            for s, c, f in zip(
+                sig, a["concentration"].to_numpy(dtype=float), a["flags"], strict=True
+            )
+        ]
+        wells = a["well"].tolist()
+        per_analyte.append(
+            (
+                analyte,
+                _grid_values(wells, rounded(z, 3), shape),
+                _grid_values(wells, text, shape, fill=""),
+            )
+        )
+    x, y = _axes(shape)
+    first = per_analyte[0]
+    trace = {
+        "type": "heatmap",
+        "x": x,
+        "y": y,
+        "z": first[1],
+        "text": first[2],
+        "customdata": custom,
+        "hovertemplate": "%{customdata}<br>%{text}<extra></extra>",
+        "colorscale": "Viridis",
+        "colorbar": {"title": {"text": "log10<br>signal"}, "thickness": 12},
+        "xgap": 2,
+        "ygap": 2,
+        "hoverongaps": False,
+    }
+    buttons = [
+        {"label": esc(name), "method": "restyle", "args": [{"z": [z], "text": [t]}]}
+        for name, z, t in per_analyte
+    ]
+    return {"data": [trace], "layout": _map_layout(title, shape, buttons)}
+
+
+def _menu(buttons: list[dict]) -> dict:
+    return {
+        "type": "dropdown",
+        "buttons": buttons,
+        "x": 1.0,
+        "xanchor": "right",
+        "y": 1.0,
+        "yanchor": "bottom",
+        "pad": {"b": 28},
+        "bgcolor": "#ffffff",
+        "bordercolor": GRID,
+        "font": {"size": 11},
+        "showactive": True,
+    }
+
+
+def flag_map_figure(
+    plate: pd.DataFrame, flags: Sequence[str], *, title: str, described: dict[str, str]
+) -> dict:
+    """Which wells of one plate carry which flags, over all analytes; a menu per flag."""
+    shape = _plate_grid(plate["well"].unique())
+    slim = plate[["well", "analyte", "flags", *flags]].sort_values(["well", "analyte"])
+    counts = slim.groupby("well", sort=True)[list(flags)].sum().astype(int)
+    flagged = slim[slim["flags"].fillna("") != ""]
+    lines = flagged["analyte"].map(esc) + ": " + flagged["flags"].str.replace(";", ", ").map(esc)
+    text = lines.groupby(flagged["well"]).agg("<br>".join).to_dict()
+    wells = list(counts.index)
+    custom = _grid_values(
+        wells, [described.get(w, esc(w)) + "<br>" + text.get(w, "no flags") for w in wells], shape
+    )
+    options = [("all flags", counts.sum(axis=1))] + [
+        (f.replace("_", " "), counts[f]) for f in flags
+    ]
+    zs = [_grid_values(wells, [float(v) for v in o.to_numpy()], shape) for _, o in options]
+    x, y = _axes(shape)
+    trace = {
+        "type": "heatmap",
+        "x": x,
+        "y": y,
+        "z": zs[0],
+        "customdata": custom,
+        "hovertemplate": "%{customdata}<br><i>count: %{z}</i><extra></extra>",
+        "colorscale": [[0, "#f5f7fa"], [0.0001, "#fde9c8"], [0.5, "#f0a04b"], [1, "#b5370d"]],
+        # One colour scale for every menu option, so a colour means the same count.
+        "zmin": 0,
+        "zmax": max(1, int(counts.sum(axis=1).max()) if len(counts) else 1),
+        "colorbar": {"title": {"text": "flags"}, "thickness": 12},
+        "xgap": 2,
+        "ygap": 2,
+        "hoverongaps": False,
+    }
+    buttons = [
+        {"label": name, "method": "restyle", "args": [{"z": [z]}]}
+        for (name, _), z in zip(options, zs, strict=True)
+    ]
+    return {"data": [trace], "layout": _map_layout(title, shape, buttons)}
+
+
+def four_pl(x: np.ndarray, bottom: float, top: float, slope: float, ec50: float) -> np.ndarray:
+    """The potency 4PL, ``y = d + (a - d) / (1 + (x/c)^b)`` with a = bottom, d = top."""
+    with np.errstate(all="ignore"):
+        return top + (bottom - top) / (1 + (x / ec50) ** slope)
+
+
+#: Columns of the potency table holding each curve parameter.
+_POTENCY_PARAMETERS = {"a": "bottom", "b": "slope", "c": "midpoint", "d": "top", "g": "asymmetry"}
+
+
+def potency_curve_columns(row: Mapping) -> tuple[str, ...]:
+    """The potency-table columns holding the parameters of ``row``'s model (the 4PL's
+    ``bottom``, ``slope``, ``midpoint``, ``top``; the 5PL adds ``asymmetry``)."""
+    name = row.get("model", "4PL")
+    names = get_model(name if isinstance(name, str) else "4PL").names
+    return tuple(_POTENCY_PARAMETERS[k] for k in names)
+
+
+def potency_curve(row: Mapping, x: np.ndarray) -> np.ndarray:
+    """The fitted concentration-response curve of a potency table row, at ``x``.
+
+    The row's ``model`` (the 4PL when absent) with its parameters from the ``bottom``,
+    ``slope``, ``midpoint``, ``top`` (and for the 5PL ``asymmetry``) columns; NaN where a
+    parameter is missing.
+    """
+    x = np.asarray(x, dtype=float)
+    name = row.get("model", "4PL")
+    name = "4PL" if not isinstance(name, str) else name
+    if name == "4PL":
+        return four_pl(
+            x, *(float(row.get(k, np.nan)) for k in ("bottom", "top", "slope", "midpoint"))
+        )
+    p = np.array([[float(row.get(k, np.nan)) for k in potency_curve_columns(row)]])
+    with np.errstate(all="ignore"):
+        return get_model(name).f(x.reshape(1, -1), p)[0]
+
+
+def potency_figure(
+    *,
+    title: str,
+    points: pd.DataFrame,
+    negatives: pd.DataFrame,
+    fits: pd.DataFrame,
+    ecx: float,
+    unit: str,
+    analyte: str,
+) -> dict:
+    """Concentration-response of one treatment x analyte: donors' wells and fitted curves.
+
+    Parameters
+    ----------
+    points:
+        The treatment's sample wells (``donor_id``, ``treatment_concentration``,
+        ``response``, ``censored``, ``well``, ``plate_id``).
+    negatives:
+        The same donors' negative-control wells (drawn one decade below the lowest tested
+        concentration, as a log axis has no zero).
+    fits:
+        The rows of the potency table for these donors.
+    """
+    traces = []
+    x_lo = float(points["treatment_concentration"].min())
+    x_hi = float(points["treatment_concentration"].max())
+    x_neg = x_lo / 10
+    donors = sorted(set(points["donor_id"]) | set(fits["donor_id"]), key=natural_key)
+    fit_by = {}
+    for row in fits.to_dict("records"):
+        fit_by.setdefault(row["donor_id"], row)
+    # Plain arrays: a study has hundreds of donor x treatment x analyte series and pandas'
+    # per-group overhead would dominate the report's build time.
+    cols = {}
+    for name, frame in (("p", points), ("n", negatives)):
+        cols[name] = {
+            "donor": frame["donor_id"].to_numpy(dtype=object),
+            "x": frame["treatment_concentration"].to_numpy(dtype=float),
+            "y": frame["response"].to_numpy(dtype=float),
+            "cens": frame["censored"].to_numpy(dtype=bool),
+            "where": [
+                f"plate {esc(pl)} · well {esc(w)}"
+                for pl, w in zip(frame["plate_id"], frame["well"], strict=True)
+            ],
+        }
+    ecn = f"ec{ecx:g}"
+    for i, donor in enumerate(donors):
+        # Past eight donors the colours repeat; the line style tells the cycles apart.
+        color = PALETTE[i % len(PALETTE)]
+        dash = ("solid", "dash", "dashdot", "longdash")[(i // len(PALETTE)) % 4]
+        label = esc(donor) or "(no donor)"
+        sel_p = np.flatnonzero(cols["p"]["donor"] == donor)
+        sel_n = np.flatnonzero(cols["n"]["donor"] == donor)
+        f = fit_by.get(donor)
+        status = "not fitted" if f is None else str(f["status"])
+        xs = np.concatenate([cols["p"]["x"][sel_p], np.full(sel_n.size, x_neg)])
+        ys = np.concatenate([cols["p"]["y"][sel_p], cols["n"]["y"][sel_n]])
+        cens = np.concatenate([cols["p"]["cens"][sel_p], cols["n"]["cens"][sel_n]])
+        wells = [cols["p"]["where"][j] for j in sel_p] + [cols["n"]["where"][j] for j in sel_n]
+        kinds = [""] * sel_p.size + ["negative control<br>"] * sel_n.size
+        ok = np.isfinite(xs) & np.isfinite(ys) & (ys > 0)
+        text = [
+            f"<b>{label}</b> · {status.replace('_', ' ')}<br>{k}"
+            f"{'' if k else f'{num(x)} {esc(unit)}<br>'}"
+            f"{esc(analyte)} {num(y)} pg/mL{' (censored at LLOQ/2 or ULOQ)' if c else ''}<br>{w}"
+            for x, y, c, w, k, good in zip(xs, ys, cens, wells, kinds, ok, strict=True)
+            if good
+        ]
+        sym = np.where(cens, "circle-open", "circle")
+        sym = np.where(np.arange(len(xs)) >= sel_p.size, np.where(cens, "x-open", "x"), sym)
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": label,
+                "legendgroup": label,
+                "x": rounded(xs[ok]),
+                "y": rounded(ys[ok]),
+                "marker": {"color": color, "size": 7, "symbol": sym[ok].tolist(), "opacity": 0.85},
+                "text": text,
+                "hovertemplate": "%{text}<extra></extra>",
+            }
+        )
+        drawn = f is not None and all(
+            np.isfinite(float(f.get(k, np.nan))) for k in potency_curve_columns(f)
+        )
+        if drawn:
+            grid = _log_grid(x_lo / 3, x_hi * 3, 60)
+            line_x, line_y = grid, potency_curve(f, grid)
+            line = {"color": color, "width": 2, "dash": dash}
+            name = f"{label} {f.get('model', '4PL')}"
+        else:
+            # No curve to draw (no response, censored ECs, too few concentrations): join
+            # the donor's geometric means per tested concentration, dotted, so the series
+            # still reads as one donor.
+            tested = ok[: sel_p.size]
+            px, py = xs[: sel_p.size][tested], ys[: sel_p.size][tested]
+            line_x = np.unique(px)
+            line_y = np.array([np.exp(np.mean(np.log(py[px == x]))) for x in line_x])
+            line = {"color": color, "width": 1, "dash": "dot"}
+            name = f"{label} means"
+        if len(line_x):
+            traces.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "name": name,
+                    "legendgroup": label,
+                    "showlegend": False,
+                    "x": rounded(line_x),
+                    "y": rounded(line_y),
+                    "line": line,
+                    "hoverinfo": "skip",
+                }
+            )
+        if f is None:
+            continue
+        for name, symbol in (("ec50", "line-ns"), (ecn, "line-ns-open")):
+            if not np.isfinite(float(f.get(name, np.nan))):
+                continue
+            xe = float(f[name])
+            lo_ci, hi_ci = float(f[f"{name}_ci_low"]), float(f[f"{name}_ci_high"])
+            ye = potency_curve(f, np.array([xe]))[0] if drawn else np.nan
+            if not np.isfinite(ye):
+                continue
+            traces.append(
+                {
+                    "type": "scatter",
+                    "mode": "markers",
+                    "name": f"{label} {name.upper()}",
+                    "legendgroup": label,
+                    "showlegend": False,
+                    "x": rounded([xe]),
+                    "y": rounded([ye]),
+                    "error_x": {
+                        "type": "data",
+                        "symmetric": False,
+                        "array": rounded([hi_ci - xe]),
+                        "arrayminus": rounded([xe - lo_ci]),
+                        "color": color,
+                        "thickness": 1,
+                        "width": 3,
+                    },
+                    "marker": {
+                        "color": color,
+                        "size": 14,
+                        "symbol": symbol,
+                        "line": {"width": 2, "color": color},
+                    },
+                    "hovertemplate": (
+                        f"<b>{label}</b><br>{name.upper()} {num(xe)} {esc(unit)}"
+                        f" [{num(lo_ci)}, {num(hi_ci)}]<extra></extra>"
+                    ),
+                }
+            )
+    layout = {
+        "title": {"text": title, "font": {"size": 13}, "x": 0.02, "xanchor": "left"},
+        "height": 340,
+        "xaxis": {"type": "log", "title": {"text": f"concentration ({esc(unit)})"}},
+        "yaxis": {"type": "log", "title": {"text": f"{esc(analyte)} (pg/mL)"}},
+        "legend": {"font": {"size": 10}, "itemclick": "toggle", "tracegroupgap": 0},
+        "margin": {"l": 56, "r": 12, "t": 40, "b": 44},
+    }
+    return {"data": traces, "layout": layout}
