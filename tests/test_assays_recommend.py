@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from cytosafe.assays import recommend
 from cytosafe.assays.commands import recommend_command
 from cytosafe.cli import EXIT_INPUT_ERROR, reporting_errors
+from cytosafe.report.assays import recommendation_html, recommendation_markdown
 
 runner = CliRunner()
 
@@ -88,10 +89,10 @@ def test_the_panel_follows_the_mechanisms():
 
 def test_markdown_and_html_carry_the_ranking_the_gaps_and_the_references():
     rec = recommend("checkpoint_inhibitor", target="PD-1")
-    md = rec.to_markdown()
+    md = recommendation_markdown(rec)
     assert "## Ranked formats" in md and "Not covered by the chosen formats" in md
     assert "[tay2022]" in md
-    page = rec.to_html()
+    page = recommendation_html(rec)
     assert page.startswith("<!DOCTYPE html>") and "Checkpoint disinhibition" in page
     assert "<script" not in page
 

@@ -88,13 +88,15 @@ class Recommendation:
     kb_version: str
     kb: KnowledgeBase = field(repr=False)
 
+    # Transitional: `cytosafe recommend` (assays/commands.py) still calls these; once the
+    # command uses cytosafe.report.assays they go, and assays imports no face at all.
     def to_markdown(self) -> str:
-        from cytosafe.assays.render import recommendation_markdown
+        from cytosafe.report.assays import recommendation_markdown
 
         return recommendation_markdown(self)
 
     def to_html(self) -> str:
-        from cytosafe.assays.render import recommendation_html
+        from cytosafe.report.assays import recommendation_html
 
         return recommendation_html(self)
 

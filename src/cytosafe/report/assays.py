@@ -1,15 +1,23 @@
-"""Markdown and self-contained HTML for an assay recommendation."""
+"""Markdown and self-contained HTML for an assay recommendation.
+
+:func:`cytosafe.assays.recommend` decides; this module only writes the decision down (the
+ranking, the gaps, controls, panel and sources), so the assays package imports no face.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import jinja2
 
+from cytosafe._atomic import atomic_write_text
+from cytosafe.errors import InputError
+
 if TYPE_CHECKING:
     from cytosafe.assays.recommend import Recommendation
 
-__all__ = ["recommendation_html", "recommendation_markdown"]
+__all__ = ["recommendation_html", "recommendation_markdown", "write_recommendation"]
 
 
 def _md_cell(text: object) -> str:
@@ -118,3 +126,20 @@ def recommendation_html(rec: Recommendation) -> str:
         ref=lambda k: kb.references[k].formatted(),
         mech_name=lambda m: kb.mechanisms[m].name,
     )
+
+
+def write_recommendation(rec: Recommendation, path: str | Path, *, kind: str | None = None) -> Path:
+    """Write the recommendation to ``path`` as HTML or Markdown, whole or not at all.
+
+    ``kind`` is ``"html"`` or ``"markdown"``; by default it follows the suffix (``.html`` or
+    ``.htm`` for HTML, anything else Markdown).
+    """
+    path = Path(path)
+    if kind is None:
+        kind = "html" if path.suffix.lower() in (".html", ".htm") else "markdown"
+    if kind not in ("html", "markdown"):
+        raise InputError(
+            f"unknown report format '{kind}'", field="format", expected="html | markdown"
+        )
+    text = recommendation_html(rec) if kind == "html" else recommendation_markdown(rec)
+    return atomic_write_text(path, text)
