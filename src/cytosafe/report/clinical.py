@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-from cytosafe.report import figures as figs
+import cytosafe.report.figures as figs
 from cytosafe.report.figures import Figures, esc, natural_key, rounded
 from cytosafe.report.page import environment
 

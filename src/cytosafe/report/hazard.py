@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-from cytosafe.report import figures as figs
+import cytosafe.report.figures as figs
 from cytosafe.report.figures import PALETTE, Figures, esc, natural_key, num, rounded
 from cytosafe.report.page import environment
 from cytosafe.report.qc import REFERENCES as QC_REFERENCES

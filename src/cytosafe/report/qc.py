@@ -39,9 +39,9 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
+import cytosafe.report.figures as figs
 from cytosafe.curves.calibration import FLAGS
 from cytosafe.curves.potency import POTENCY_KEY, censored_response
-from cytosafe.report import figures as figs
 from cytosafe.report.figures import Figures, num
 from cytosafe.report.figures import natural_key as _natural
 from cytosafe.report.page import environment

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from markupsafe import Markup
 
-from cytosafe.report import figures as figs
+import cytosafe.report.figures as figs
 from cytosafe.report.figures import PALETTE, Figures, esc, num, rounded
 from cytosafe.report.page import environment
 
