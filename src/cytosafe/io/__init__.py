@@ -10,7 +10,7 @@ file from its content, so a user can pass any export without saying what it is.
 | ``msd`` Discovery Workbench | :mod:`~cytosafe.io.msd` | :func:`read_msd` | :func:`write_msd` |
 | ``xponent`` Luminex CSV | :mod:`~cytosafe.io.xponent` | :func:`read_xponent` | :func:`write_xponent` |
 | ``bioplex`` Bio-Plex Manager (.xls/.xlsx) | :mod:`~cytosafe.io.bioplex` | :func:`read_bioplex` | :func:`write_bioplex` |
-| ``asm`` ASM JSON, SoftMax Pro, Gen5 | :mod:`~cytosafe.io.asm` | ``asm.parse`` | ``asm.write`` |
+| ``asm`` ASM JSON, SoftMax Pro, Gen5 | :mod:`~cytosafe.io.asm` | :func:`read_asm`, :func:`read_asm_plate` | :func:`write_asm` |
 | plate map + reader matrix (96/384) | :mod:`~cytosafe.io.platemap` | :func:`read_plate` | :func:`write_plate_map`, :func:`write_reader_matrix` |
 
 Plate maps with reader matrices come in pairs and are read with :func:`read_plate`
@@ -35,6 +35,7 @@ exemptions.
 
 from __future__ import annotations
 
+from cytosafe.io.asm import read_asm, read_asm_plate, write_asm
 from cytosafe.io.bioplex import read_bioplex, read_bioplex_equations, write_bioplex
 from cytosafe.io.msd import read_msd, write_msd
 from cytosafe.io.platemap import (
@@ -59,6 +60,8 @@ __all__ = [
     "finish",
     "get_reader",
     "read",
+    "read_asm",
+    "read_asm_plate",
     "read_bioplex",
     "read_bioplex_equations",
     "read_msd",
@@ -68,6 +71,7 @@ __all__ = [
     "read_sample_map",
     "read_tidy",
     "read_xponent",
+    "write_asm",
     "write_bioplex",
     "write_msd",
     "write_plate_map",
