@@ -131,6 +131,7 @@ import pandas as pd
 
 from cytosafe._atomic import atomic_write
 from cytosafe.errors import InputError
+from cytosafe.io._values import number_text
 from cytosafe.io.reader import finish
 from cytosafe.schema.measurements import MEASUREMENT_COLUMNS, validate_measurements
 from cytosafe.schema.units import CONCENTRATION_UNIT, canonical_unit, to_pg_per_ml
@@ -252,12 +253,8 @@ def _cell_text(value: object) -> str:
 
 
 def _format_number(x: float) -> str:
-    """Shortest text that reads back as exactly ``x`` (``600.0`` -> ``600``)."""
-    if not math.isfinite(x):
-        return str(x)
-    if x == int(x) and abs(x) < 1e15:
-        return str(int(x))
-    return repr(x)
+    """Shortest text that reads back as exactly ``x`` (``600.0`` -> ``600``; ``nan``)."""
+    return number_text(x, missing=str(x))
 
 
 def _decode(raw: bytes) -> str:
