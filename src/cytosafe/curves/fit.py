@@ -69,8 +69,8 @@ class FitResult:
     n_iter: np.ndarray
     n_obs: np.ndarray
     fixed: np.ndarray
-    weighting: str = "none"
-    covariance: str = "expected"
+    weighting: str = Weighting.NONE.value
+    covariance: str = Covariance.EXPECTED.value
     extra: dict = field(default_factory=dict)
 
     @property
@@ -96,7 +96,7 @@ class FitResult:
 
 
 def curve_weights(
-    x: np.ndarray, y: np.ndarray, mask: np.ndarray, weighting: str = "none"
+    x: np.ndarray, y: np.ndarray, mask: np.ndarray, weighting: str = Weighting.NONE
 ) -> np.ndarray:
     """Observation weights for a batch of curves.
 
@@ -196,7 +196,7 @@ def fit_curves(
     *,
     model: str | Model = "5PL",
     weights=None,
-    weighting: str = "none",
+    weighting: str = Weighting.NONE,
     mask=None,
     fixed: dict | None = None,
     start=None,
@@ -204,7 +204,7 @@ def fit_curves(
     ftol: float = 1e-12,
     xtol: float = 1e-10,
     gtol: float = 1e-12,
-    covariance: str = "expected",
+    covariance: str = Covariance.EXPECTED,
 ) -> FitResult:
     """Fit one model to many curves at once by weighted Levenberg-Marquardt.
 

@@ -312,7 +312,7 @@ def _curves(result: QuantificationResult, figures: Figures, many: bool) -> list[
     by_curve = {k: g for k, g in wells.groupby(key, sort=False, observed=True)}
     std_by = {k: g for k, g in cal.standards.groupby(key, sort=False, observed=True)}
     qc = cal.qc.set_index(key)
-    subtracted = cal.settings.blank == "subtract"
+    subtracted = cal.settings.blank == BlankHandling.SUBTRACT
     panels = []
     for study, plate in _plates(wells):
         cards = []
