@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="write the study and results here")
     args = parser.parse_args(argv)
 
-    from cytosafe.hazard import analyze
+    from cytosafe import analyze
     from cytosafe.io.tidy import write_tidy
 
     t0 = time.perf_counter()

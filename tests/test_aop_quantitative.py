@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from cytosafe.aop import CrsBayesNetwork, load_bayes_parameters, simulate, summarise
 from cytosafe.aop.bayes import AssaySpec
-from cytosafe.aop.commands import EXPORT_FILES, aop_command
 from cytosafe.cli import EXIT_INPUT_ERROR, reporting_errors
+from cytosafe.cli.aop import EXPORT_FILES, aop_command
 from cytosafe.data import path as data_path
 from cytosafe.errors import InputError
 

@@ -13,8 +13,8 @@ import typer
 from typer.testing import CliRunner
 
 from cytosafe.assays import recommend
-from cytosafe.assays.commands import recommend_command
 from cytosafe.cli import EXIT_INPUT_ERROR, reporting_errors
+from cytosafe.cli.recommend import recommend_command
 from cytosafe.report.assays import recommendation_html, recommendation_markdown
 
 runner = CliRunner()

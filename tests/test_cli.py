@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 import cytosafe
-from cytosafe.cli import OUTPUT_FILES, app
+from cytosafe.cli import app
+from cytosafe.workflows import QUANTIFICATION_FILES as OUTPUT_FILES
 from test_report_qc import simulate_study
 
 runner = CliRunner()

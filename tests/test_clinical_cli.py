@@ -9,7 +9,8 @@ import typer
 from typer.testing import CliRunner
 
 from cytosafe.cli import reporting_errors
-from cytosafe.clinical.commands import GRADE_OUTPUT_FILES, grade_command
+from cytosafe.cli.grade import grade_command
+from cytosafe.workflows import GRADING_FILES as GRADE_OUTPUT_FILES
 from test_clinical_grading import cohort
 
 app = typer.Typer()

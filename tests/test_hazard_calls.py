@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cytosafe import analyze
 from cytosafe.curves.calibration import CalibrationSettings
-from cytosafe.hazard import analyze, assess_hazard, donor_responses, get_rule_set
+from cytosafe.hazard import assess_hazard, donor_responses, get_rule_set
 from cytosafe.hazard.design import HazardSettings
 from cytosafe.hazard.simulate import SimTreatment, default_treatments, simulate_study
 from cytosafe.quantification import quantify

@@ -15,9 +15,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from cytosafe import analyze
 from cytosafe.cli import reporting_errors
-from cytosafe.hazard import analyze
-from cytosafe.hazard.commands import analyze_command
+from cytosafe.cli.analyze import analyze_command
 from cytosafe.hazard.simulate import SimTreatment, default_treatments, simulate_study
 from cytosafe.io.tidy import write_tidy
 from cytosafe.report.hazard import CHROMIUM, CHROMIUM_ARGS, render_hazard_report, write_hazard_pdf

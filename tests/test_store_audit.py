@@ -10,6 +10,7 @@ from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
 import store_backends
+from cytosafe.cli.store import audit_verify
 from cytosafe.errors import InputError
 from cytosafe.store import (
     AnalysisTable,
@@ -29,7 +30,6 @@ from cytosafe.store import (
     verify_audit,
     verify_tables,
 )
-from cytosafe.store.commands import audit_verify
 from store_backends import quantified, seeded
 
 postgres_cluster = store_backends.postgres_cluster

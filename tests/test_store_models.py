@@ -235,7 +235,7 @@ def _cli():
     import typer
 
     from cytosafe.cli import reporting_errors
-    from cytosafe.store.commands import store_import
+    from cytosafe.cli.store import store_import
 
     app = typer.Typer()
     app.command()(reporting_errors(store_import))

@@ -18,7 +18,7 @@ import typer
 from typer.testing import CliRunner
 
 from cytosafe.cli import EXIT_INPUT_ERROR, reporting_errors
-from cytosafe.translate.commands import mabel_command, simulate_command
+from cytosafe.cli.translate import mabel_command, simulate_command
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "translate" / "ta1_regimens.toml"
 

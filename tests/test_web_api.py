@@ -952,7 +952,7 @@ def test_two_concurrent_uploads_to_one_study_lose_nothing(backend, tmp_path):
 def test_serve_creates_a_first_admin_once_and_runs_the_app(tmp_path, monkeypatch, capsys):
     import uvicorn
 
-    from cytosafe.web.commands import serve_command
+    from cytosafe.cli.serve import serve_command
 
     served = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append((app, kw)))

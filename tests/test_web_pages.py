@@ -655,7 +655,7 @@ def test_the_pages_use_the_report_stylesheet(site):
 def test_serve_loads_the_examples_into_an_empty_store_once(tmp_path, monkeypatch, capsys):
     import uvicorn
 
-    from cytosafe.web.commands import serve_command
+    from cytosafe.cli.serve import serve_command
 
     served = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(app))
@@ -685,7 +685,7 @@ def test_serve_loads_the_examples_into_an_empty_store_once(tmp_path, monkeypatch
 def test_serve_without_examples_says_so(tmp_path, monkeypatch, capsys):
     import uvicorn
 
-    from cytosafe.web import commands
+    from cytosafe.cli import serve as commands
 
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: app.state.store.close())
     monkeypatch.setattr(commands, "find_examples", lambda: None)

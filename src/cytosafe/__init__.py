@@ -2,8 +2,9 @@
 
 The public face of the package. Analysis stages are plain functions from tidy tables to
 tidy tables; see ``cytosafe.io`` (readers), ``cytosafe.curves`` (fitting, calibration,
-potency) and :func:`quantify` (the whole quantification step, from
-:mod:`cytosafe.quantification`).
+potency), :func:`quantify` (the whole quantification step, from
+:mod:`cytosafe.quantification`) and :func:`analyze` (a study from its exports to its hazard
+call and report, the workflow :func:`cytosafe.workflows.run_analysis`).
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -26,11 +27,12 @@ __all__ = [
     "read",
 ]
 
-#: Public functions imported on first use, so that ``import cytosafe`` stays light.
+#: Public functions imported on first use, so that ``import cytosafe`` stays light:
+#: name -> (module, attribute).
 _LAZY = {
-    "analyze": "cytosafe.hazard",
-    "quantify": "cytosafe.quantification",
-    "read": "cytosafe.io",
+    "analyze": ("cytosafe.workflows", "run_analysis"),
+    "quantify": ("cytosafe.quantification", "quantify"),
+    "read": ("cytosafe.io", "read"),
 }
 
 
@@ -38,7 +40,8 @@ def __getattr__(name: str):
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        module, attribute = _LAZY[name]
+        return getattr(importlib.import_module(module), attribute)
     raise AttributeError(f"module 'cytosafe' has no attribute {name!r}")
 
 

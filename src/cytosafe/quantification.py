@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,37 +68,103 @@ def claim_plates(seen: dict[str, str], table: pd.DataFrame, name: str) -> None:
         seen[plate] = name
 
 
-def load_measurements(
-    inputs, *, sample_map=None, study_id: str | None = None
-) -> tuple[pd.DataFrame, list[str]]:
-    """Read and concatenate exports (paths) or tables into one validated measurement table.
+def _plate_map_pairs(plate_maps: list, matrices: list) -> list[tuple[object, object]]:
+    """Pair plate maps with reader matrices: one map for every matrix, or one per matrix."""
+    if plate_maps and not matrices:
+        raise InputError("--plate-map needs at least one --matrix", field="--matrix")
+    if matrices and len(plate_maps) not in (1, len(matrices)):
+        raise InputError(
+            f"{len(plate_maps)} plate maps for {len(matrices)} matrices",
+            field="--plate-map",
+            expected="one plate map for all matrices, or one per matrix (in order)",
+        )
+    return [
+        (plate_maps[0] if len(plate_maps) == 1 else plate_maps[i], m)
+        for i, m in enumerate(matrices)
+    ]
 
-    Plates must be unique across files: the same plate id in two files is an error naming
-    both (it would silently merge two plates' standards otherwise).
+
+def load_measurements(
+    inputs=(),
+    *,
+    plate_maps: Iterable = (),
+    matrices: Iterable = (),
+    sample_map=None,
+    study_id: str | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> tuple[pd.DataFrame, list[str]]:
+    """Read and concatenate exports, plate-map + matrix pairs or tables into one validated
+    measurement table.
+
+    Parameters
+    ----------
+    inputs:
+        A path, a list of paths (any mix of single-file exports :func:`cytosafe.io.read`
+        recognises) or measurement tables.
+    plate_maps, matrices:
+        Reader matrices (one plate, one analyte each) with their plate map: one map for all
+        matrices or one per matrix, in order (:func:`cytosafe.io.read_plate`).
+    sample_map:
+        Culture metadata applied to every export in ``inputs``; a plate the map names that
+        no export holds is an error.
+    progress:
+        Called as ``progress(fraction, message)`` before each file is read.
+
+    Plates must be unique across inputs: the same plate id in two inputs is an error naming
+    both (it would silently merge two plates' standards otherwise), and so is a file given
+    twice.
     """
     if isinstance(inputs, pd.DataFrame):
         return validate_measurements(inputs), ["<DataFrame>"]
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
+    inputs, matrices = list(inputs or []), list(matrices or [])
+    pairs = _plate_map_pairs(list(plate_maps or []), matrices)
+    if not inputs and not pairs:
+        raise InputError(
+            "no input files were given",
+            expected="one or more exports, or --plate-map with --matrix",
+        )
+    given = [str(p) for p in inputs if not isinstance(p, pd.DataFrame)] + [str(m) for m in matrices]
+    twice = sorted({p for p in given if given.count(p) > 1})
+    if twice:
+        raise InputError("given more than once", file=twice[0], expected="each input once")
+
+    jobs: list[tuple[str, Callable[[], pd.DataFrame]]] = []
+    for number, item in enumerate(inputs, start=1):
+        if isinstance(item, pd.DataFrame):
+            jobs.append((f"<DataFrame {number}>", lambda item=item: validate_measurements(item)))
+        else:
+            jobs.append((str(item), lambda item=item: _read(item, sample_map, study_id)))
+    for plate_map, matrix in pairs:
+        jobs.append((str(matrix), lambda p=plate_map, m=matrix: _read_pair(p, m, study_id)))
+
     tables, sources = [], []
     seen: dict[str, str] = {}
-    for number, item in enumerate(inputs if isinstance(inputs, Iterable) else [inputs], start=1):
-        if isinstance(item, pd.DataFrame):
-            table, name = validate_measurements(item), f"<DataFrame {number}>"
-        else:
-            from cytosafe.io import read  # the readers are only needed for files
-
-            table, name = read(item, sample_map=sample_map, study_id=study_id), str(item)
+    for done, (name, job) in enumerate(jobs):
+        if progress is not None:
+            progress(done / len(jobs), f"reading {Path(name).name}")
+        table = job()
         claim_plates(seen, table, name)
         tables.append(table)
         sources.append(name)
-    if not tables:
-        raise InputError("no input files were given", expected="one or more exports")
-    if sample_map is not None:
+    if sample_map is not None and any(not isinstance(i, pd.DataFrame) for i in inputs):
         from cytosafe.io.samples import check_map_plates
 
         check_map_plates(sample_map, seen)
     return validate_measurements(pd.concat(tables, ignore_index=True)), sources
+
+
+def _read(path, sample_map, study_id: str | None) -> pd.DataFrame:
+    from cytosafe.io import read  # the readers are only needed for files
+
+    return read(path, sample_map=sample_map, study_id=study_id)
+
+
+def _read_pair(plate_map, matrix, study_id: str | None) -> pd.DataFrame:
+    from cytosafe.io import read_plate
+
+    return read_plate(plate_map, matrix, study_id=study_id)
 
 
 def quantify(

@@ -10,8 +10,9 @@ Stages, each a plain function from tidy tables to tidy tables:
   tests, geometric mean ratios, multiplicity control, donor random-effect models;
 * :func:`positive_control_acceptance`, :func:`benchmark`, :func:`classify` — assay
   validity, ranking against benchmark drugs, hazard classes with reasons;
-* :func:`assess_hazard` (all of the above) and :func:`analyze` (quantification, hazard,
-  tables and report from a study file).
+* :func:`assess_hazard` (all of the above). The whole analysis from a study file
+  (quantification, hazard, tables and report) is the workflow :func:`cytosafe.analyze`
+  (:func:`cytosafe.workflows.run_analysis`).
 """
 
 from cytosafe.hazard.classify import benchmark, classify, positive_control_acceptance
@@ -22,13 +23,7 @@ from cytosafe.hazard.design import (
     design_from_table,
     load_study,
 )
-from cytosafe.hazard.pipeline import (
-    AnalysisResult,
-    HazardResult,
-    analyze,
-    assess_hazard,
-    write_analysis,
-)
+from cytosafe.hazard.pipeline import AnalysisResult, HazardResult, assess_hazard
 from cytosafe.hazard.response import donor_responses
 from cytosafe.hazard.rules import Rule, RuleSet, get_classification, get_rule_set, presets
 from cytosafe.hazard.statistics import (
@@ -49,7 +44,6 @@ __all__ = [
     "TreatmentDesign",
     "across_donors",
     "adjust_pvalues",
-    "analyze",
     "assess_hazard",
     "benchmark",
     "classify",
@@ -63,5 +57,4 @@ __all__ = [
     "paired_wilcoxon",
     "positive_control_acceptance",
     "presets",
-    "write_analysis",
 ]

@@ -1,8 +1,7 @@
-"""Command-line function of the web face, for ``cli.py`` to register as ``cytosafe serve``.
+"""``cytosafe serve``: the web app on a study store.
 
-A plain Typer-annotated function (no app here: ``cli.py`` is the one place commands are
-wired); FastAPI, uvicorn and the store are imported on first use so that
-``cytosafe --help`` stays fast.
+FastAPI, uvicorn and the store are imported on first use so that ``cytosafe --help``
+stays fast.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from cytosafe.store.commands import DatabaseOption
+from cytosafe.cli.store import DatabaseOption
 
 __all__ = ["find_examples", "load_examples", "serve_command"]
 

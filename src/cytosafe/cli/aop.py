@@ -1,8 +1,5 @@
 """``cytosafe aop``: export the CRS AOP, query its Bayesian network, simulate interventions.
 
-Registered in :mod:`cytosafe.cli` with its ``command`` decorator (user errors become one
-line on stderr and exit code 2).
-
 Examples
 --------
 .. code-block:: console
@@ -21,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from cytosafe.assays.commands import parse_key_values
+from cytosafe.cli._common import parse_key_values
 from cytosafe.errors import InputError
 
 __all__ = ["EXPORT_FILES", "AopAction", "aop_command"]

@@ -1,8 +1,5 @@
 """``cytosafe recommend``: rank cytokine release assay formats for a molecule.
 
-The function is registered in :mod:`cytosafe.cli` with its ``command`` decorator, which
-turns a :class:`~cytosafe.errors.CytoSafeError` into one line on stderr and exit code 2.
-
 Examples
 --------
 .. code-block:: console
@@ -19,28 +16,14 @@ from typing import Annotated
 
 import typer
 
-from cytosafe.errors import InputError
+from cytosafe.cli._common import parse_key_values
 
-__all__ = ["ReportFormat", "parse_key_values", "print_recommendation", "recommend_command"]
+__all__ = ["ReportFormat", "print_recommendation", "recommend_command"]
 
 
 class ReportFormat(StrEnum):
     MARKDOWN = "markdown"
     HTML = "html"
-
-
-def parse_key_values(
-    items: list[str] | None, *, option: str, expected: str = "KEY=VALUE"
-) -> dict[str, str]:
-    """Repeated ``KEY=VALUE`` command-line options as a dict; a malformed one names
-    ``option``."""
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise InputError(f"{item!r}", field=option, expected=expected)
-        out[key.strip()] = value.strip()
-    return out
 
 
 def print_recommendation(rec, console=None) -> None:

@@ -1,9 +1,4 @@
-"""``cytosafe mabel ...`` and ``cytosafe simulate REGIMEN_FILE --out DIR``: the translate faces.
-
-Registered in :mod:`cytosafe.cli` (``command("mabel")(mabel_command)``,
-``command("simulate")(simulate_command)``), which turns a
-:class:`~cytosafe.errors.CytoSafeError` into a one-line message and exit code 2.
-"""
+"""``cytosafe mabel ...`` and ``cytosafe simulate REGIMEN_FILE --out DIR``: the translate faces."""
 
 from __future__ import annotations
 
@@ -120,8 +115,8 @@ def mabel_command(
     Prints every input, assumption and formula with its citation; --out writes them as
     tables (fih_dose.csv, fih_steps.csv, references.csv, settings.json).
     """
-    from cytosafe.translate._data import references
     from cytosafe.translate.fih import fih_dose, occupancy_at_dose
+    from cytosafe.translate.knowledge import references
 
     pot = None
     if potency is not None:

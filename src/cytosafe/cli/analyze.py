@@ -1,7 +1,5 @@
-"""``cytosafe analyze STUDY --out DIR``: the command-line face of :func:`cytosafe.hazard.analyze`.
-
-Registered in :mod:`cytosafe.cli` (``command("analyze")(analyze_command)``), which turns a
-:class:`~cytosafe.errors.CytoSafeError` into a one-line message and exit code 2.
+"""``cytosafe analyze STUDY --out DIR``: the command-line face of the analysis workflow
+(:func:`cytosafe.workflows.run_analysis`).
 """
 
 from __future__ import annotations
@@ -11,20 +9,21 @@ from typing import Annotated
 
 import typer
 
-from cytosafe.errors import InputError
-from cytosafe.hazard.rules import presets
+from cytosafe.cli._common import OutOption, QuietOption
+from cytosafe.data import load
 
 __all__ = ["analyze_command"]
 
-#: The preset names, read from the rule data file (their single source).
-_RULE_SETS = " | ".join(presets())
+#: The preset names, read from the rule data file (their single source) without loading
+#: the hazard package (SciPy, statsmodels) before the command runs.
+_RULE_SETS = " | ".join(load("hazard_rules.toml")["rule_set"])
 
 
 def analyze_command(
     study: Annotated[
         Path, typer.Argument(help="Study file (TOML) naming treatments, roles, inputs.")
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = ...,
+    out: OutOption = ...,
     inputs: Annotated[
         list[Path] | None,
         typer.Option(
@@ -47,7 +46,7 @@ def analyze_command(
     pdf: Annotated[
         bool, typer.Option("--pdf/--no-pdf", help="Also print report.pdf (headless Chromium).")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Quantify a study's raw exports and identify its cytokine-release hazard.
 
@@ -57,18 +56,18 @@ def analyze_command(
     import dataclasses
 
     from cytosafe.hazard.design import load_study
-    from cytosafe.hazard.pipeline import analyze
     from cytosafe.hazard.rules import get_rule_set
+    from cytosafe.workflows import run_analysis
+    from cytosafe.workflows._output import check_out
 
-    if out.exists() and not out.is_dir():
-        raise InputError("exists and is not a directory", file=str(out), field="--out")
+    check_out(out)
     design = load_study(study)
     settings = design.settings
     if rule_set is not None:
         settings = dataclasses.replace(settings, rule_set=get_rule_set(rule_set))
     if below_lloq is not None:
         settings = dataclasses.replace(settings, below_lloq=below_lloq)
-    result = analyze(
+    result = run_analysis(
         design,
         inputs=list(inputs) if inputs else None,
         sample_map=sample_map,

@@ -1,10 +1,8 @@
-"""Command-line functions of the store, for ``cli.py`` to register.
+"""``cytosafe store import|upgrade`` and ``cytosafe audit verify``: the store's commands.
 
 ``audit_verify`` is ``cytosafe audit verify``; ``store_import`` is ``cytosafe store
-import``; ``store_upgrade`` is ``cytosafe store upgrade``. They are plain Typer-annotated
-functions (no app here, so that ``cli.py`` stays the one place commands are wired, with
-its error reporting); the store itself is imported on first use, so that
-``cytosafe --help`` stays fast.
+import``; ``store_upgrade`` is ``cytosafe store upgrade``. The store itself is imported on
+first use, so that ``cytosafe --help`` stays fast.
 
 Who acts: ``--user`` names a store user; by default the operating-system login. When
 that user does not exist yet it is created as a local ``analyst`` without a password

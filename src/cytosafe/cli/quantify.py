@@ -1,0 +1,145 @@
+"""``cytosafe quantify``: exports in; concentrations, curves, QC, potency and a report out.
+
+The command parses its options and calls the workflow
+:func:`cytosafe.workflows.run_quantification`, which reads, fits, back-calculates and
+writes the output directory all or nothing.
+
+Examples
+--------
+.. code-block:: console
+
+    $ cytosafe quantify plate_1.csv plate_2.csv --sample-map samples.csv --out results/
+    $ cytosafe quantify --plate-map layout.csv --matrix il6.csv --matrix tnf.csv --out results/
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cytosafe.cli._common import OutOption, Progress, QuietOption
+from cytosafe.schema.choices import BlankHandling, Covariance, CurveModel, Weighting
+
+__all__ = ["quantify_command"]
+
+
+def _check_ecx(value: float | None) -> float | None:
+    if value is not None and not 0 < value < 100:
+        raise typer.BadParameter("must lie strictly between 0 and 100")
+    return value
+
+
+def _summary(result, out: Path) -> None:
+    from rich.console import Console
+
+    from cytosafe import __version__
+    from cytosafe.curves.calibration import FLAGS
+    from cytosafe.workflows import QUANTIFICATION_FILES
+
+    console = Console(highlight=False, soft_wrap=True)
+    cal = result.calibration
+    qc = cal.qc
+    n_plates = qc[["study_id", "plate_id"]].drop_duplicates().shape[0]
+    n_analytes = qc["analyte"].nunique()
+    n_pass = int(qc["qc_pass"].sum())
+    console.print(
+        f"[bold]CytoSafe {__version__}[/bold] · {n_plates} plate(s) × {n_analytes} analyte(s), "
+        f"{len(cal.wells)} measurements"
+    )
+    style = "green" if n_pass == len(qc) else "yellow"
+    console.print(f"curves passing QC: [{style}]{n_pass} / {len(qc)}[/{style}]")
+    failing = qc[~qc["qc_pass"]]
+    for r in failing.head(5).itertuples(index=False):
+        console.print(f"  [yellow]✗[/yellow] {r.plate_id} {r.analyte}: {r.qc_reasons}", markup=True)
+    if len(failing) > 5:
+        console.print(f"  … and {len(failing) - 5} more (see qc.csv)")
+    w = cal.wells[cal.wells["sample_type"].isin(["sample", "control"])]
+    flags = {f: int(w[f].sum()) for f in FLAGS if int(w[f].sum())}
+    console.print(
+        "flags on sample wells: "
+        + (", ".join(f"{f} {n}" for f, n in flags.items()) if flags else "none")
+    )
+    if len(result.potency) and "status" in result.potency:
+        counts = result.potency["status"].value_counts().sort_index()
+        console.print("potency: " + ", ".join(f"{s} {n}" for s, n in counts.items()))
+    console.print(f"wrote {len(QUANTIFICATION_FILES)} files to {out}")
+    console.print(f"report: [bold]{out / 'report.html'}[/bold]")
+
+
+def quantify_command(
+    inputs: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Instrument exports or tidy CSV/XLSX measurement tables.", show_default=False
+        ),
+    ] = None,
+    out: OutOption = ...,
+    sample_map: Annotated[
+        Path | None,
+        typer.Option(
+            help="Culture metadata (donor, treatment, ...) keyed by sample_id or well, "
+            "applied to every INPUT export."
+        ),
+    ] = None,
+    plate_map: Annotated[
+        list[Path] | None,
+        typer.Option(help="Plate map for --matrix files: one for all, or one per matrix."),
+    ] = None,
+    matrix: Annotated[
+        list[Path] | None, typer.Option(help="Reader matrix (one plate, one analyte) to map.")
+    ] = None,
+    study_id: Annotated[
+        str | None, typer.Option(help="Study id for inputs that do not carry one.")
+    ] = None,
+    model: Annotated[
+        CurveModel | None, typer.Option(help="Standard-curve model [default: 5PL].")
+    ] = None,
+    weighting: Annotated[
+        Weighting | None, typer.Option(help="Fit weights [default: 1/y2].")
+    ] = None,
+    blank: Annotated[
+        BlankHandling | None,
+        typer.Option(help="How blanks enter the fit [default: zero_standard]."),
+    ] = None,
+    covariance: Annotated[
+        Covariance | None, typer.Option(help="Parameter covariance [default: expected].")
+    ] = None,
+    ecx: Annotated[
+        float | None,
+        typer.Option(
+            help="The ECx reported with the EC50 (percent) [default: 20].", callback=_check_ecx
+        ),
+    ] = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Fit standard curves, back-calculate concentrations, check QC, estimate potency.
+
+    Writes the concentration, sample, curve, standard, QC and potency tables (CSV), the
+    settings (JSON) and the QC report (HTML) into OUT: all of them, or nothing.
+    """
+    from cytosafe.curves.calibration import CalibrationSettings
+    from cytosafe.curves.potency import PotencySettings
+    from cytosafe.workflows import run_quantification
+    from cytosafe.workflows._output import check_out
+
+    check_out(out)
+    chosen = {"model": model, "weighting": weighting, "blank": blank, "covariance": covariance}
+    settings = CalibrationSettings(**{k: str(v) for k, v in chosen.items() if v is not None})
+    potency_settings = PotencySettings(**({} if ecx is None else {"ecx": ecx}))
+    progress = Progress(enabled=None if not quiet else False)
+    with progress.running():
+        result = run_quantification(
+            list(inputs or []),
+            plate_maps=list(plate_map or []),
+            matrices=list(matrix or []),
+            sample_map=sample_map,
+            study_id=study_id,
+            settings=settings,
+            potency_settings=potency_settings,
+            out=out,
+            progress=progress,
+        )
+    if not quiet:
+        _summary(result, out)

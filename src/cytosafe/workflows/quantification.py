@@ -1,0 +1,192 @@
+"""The quantification workflow: exports in; tables, settings and the QC report out.
+
+One sequence for every face: ``cytosafe quantify``, the web app's quantification job and
+``cytosafe store import`` all read through :func:`run_quantification`, name their tables
+with :func:`quantification_tables` and record :func:`quantification_settings`, so a run
+writes the same tables whichever face started it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from cytosafe._atomic import atomic_directory
+from cytosafe.workflows._output import check_out, write_settings, write_tables
+
+__all__ = [
+    "QUANTIFICATION_FILES",
+    "QUANTIFICATION_TABLES",
+    "quantification_settings",
+    "quantification_tables",
+    "run_quantification",
+    "write_quantification",
+]
+
+#: The tables of a quantification run, in the order they are written.
+QUANTIFICATION_TABLES = ("concentrations", "samples", "curves", "standards", "qc", "potency")
+
+#: The files a quantification run writes into its output directory.
+QUANTIFICATION_FILES = (
+    *(f"{name}.csv" for name in QUANTIFICATION_TABLES),
+    "settings.json",
+    "report.html",
+)
+
+Progress = Callable[[float, str], None]
+
+
+def _silent(fraction: float, message: str) -> None:
+    return None
+
+
+def run_quantification(
+    inputs=(),
+    *,
+    plate_maps=(),
+    matrices=(),
+    sample_map=None,
+    study_id: str | None = None,
+    settings=None,
+    potency_settings=None,
+    out: str | Path | None = None,
+    title: str | None = None,
+    progress: Progress | None = None,
+):
+    """Read exports, fit every standard curve, back-calculate, fit potency; optionally write.
+
+    Parameters
+    ----------
+    inputs, plate_maps, matrices, sample_map, study_id:
+        What to read (:func:`cytosafe.quantification.load_measurements`): exports, tables,
+        or plate-map + reader-matrix pairs.
+    settings, potency_settings:
+        :class:`~cytosafe.curves.calibration.CalibrationSettings` and
+        :class:`~cytosafe.curves.potency.PotencySettings` (defaults when ``None``).
+    out:
+        When given, the tables, ``settings.json`` and ``report.html`` are written there,
+        all or nothing (:func:`write_quantification`).
+    progress:
+        Called as ``progress(fraction, message)`` as the run advances.
+
+    Returns
+    -------
+    QuantificationResult
+        With ``sources``, the inputs read.
+
+    Examples
+    --------
+    >>> from cytosafe.workflows import run_quantification  # doctest: +SKIP
+    >>> result = run_quantification(["plate_1.csv"], sample_map="samples.csv", out="out/q")  # doctest: +SKIP
+    """
+    from cytosafe.quantification import load_measurements, quantify
+
+    progress = progress or _silent
+    if out is not None:
+        check_out(out)  # before the work, not after it
+    table, sources = load_measurements(
+        inputs,
+        plate_maps=plate_maps,
+        matrices=matrices,
+        sample_map=sample_map,
+        study_id=study_id,
+        progress=lambda f, m: progress(0.2 * f, m),
+    )
+    progress(0.2, "fitting standard curves, back-calculating, potency")
+    result = quantify(table, settings=settings, potency_settings=potency_settings)
+    result.sources = sources
+
+    def paths(items) -> list[str]:
+        return [str(p) for p in items if not isinstance(p, pd.DataFrame)]
+
+    settings = quantification_settings(
+        result,
+        inputs=paths([inputs] if isinstance(inputs, (str, Path)) else inputs or []),
+        sample_map=None
+        if sample_map is None or isinstance(sample_map, pd.DataFrame)
+        else str(sample_map),
+        plate_maps=paths(plate_maps or []),
+        matrices=paths(matrices or []),
+        study_id=study_id,
+    )
+    if out is not None:
+        write_quantification(result, out, settings=settings, title=title, progress=progress)
+    progress(1.0, "done")
+    return result
+
+
+def quantification_tables(result) -> dict[str, pd.DataFrame]:
+    """The tables of a quantification run by name (without ``.csv``).
+
+    ``concentrations`` (every well), ``samples`` (replicate groups), ``curves``,
+    ``standards``, ``qc`` and ``potency``. ``curves`` is the calibration's curve table
+    (parameters, standard errors, fit status, LLOQ, ULOQ, LOD, blank statistics) joined
+    with its plate QC verdict (``qc_pass``, ``qc_reasons``) and the number of sample and
+    control wells carrying each flag (``n_below_lloq``, ...).
+    """
+    from cytosafe.curves.calibration import FLAGS
+
+    cal = result.calibration
+    key = ["study_id", "plate_id", "analyte"]
+    study_wells = cal.wells[cal.wells["sample_type"].isin(["sample", "control"])]
+    counts = study_wells.groupby(key, observed=True)[list(FLAGS)].sum().astype(int)
+    counts.columns = [f"n_{f}" for f in FLAGS]
+    curves = cal.curves.merge(cal.qc[[*key, "qc_pass", "qc_reasons"]], on=key, how="left")
+    curves = curves.merge(counts, left_on=key, right_index=True, how="left")
+    curves[counts.columns] = curves[counts.columns].fillna(0).astype(int)
+    tables = {
+        "concentrations": cal.wells,
+        "samples": cal.samples,
+        "curves": curves,
+        "standards": cal.standards,
+        "qc": cal.qc,
+        "potency": result.potency,
+    }
+    return {name: tables[name] for name in QUANTIFICATION_TABLES}
+
+
+def quantification_settings(result, *, command: str = "quantify", **inputs) -> dict:
+    """The settings of a quantification run as JSON-ready data (``settings.json``).
+
+    ``inputs`` records what was read (file names, plates, study id) as the face knows it.
+    """
+    from cytosafe import __version__
+
+    cal = result.calibration
+    return {
+        "cytosafe_version": __version__,
+        "command": command,
+        **inputs,
+        "calibration": {**cal.settings.to_dict(), "formula": cal.fit.model.formula},
+        "potency": result.potency_settings.to_dict(),
+        "outputs": list(QUANTIFICATION_FILES),
+    }
+
+
+def write_quantification(
+    result,
+    out: str | Path,
+    *,
+    settings: dict | None = None,
+    title: str | None = None,
+    progress: Progress | None = None,
+) -> list[Path]:
+    """Write the tables, ``settings.json`` and ``report.html`` into ``out``, all or nothing.
+
+    ``settings`` is what ``settings.json`` records (default:
+    :func:`quantification_settings` without the inputs).
+    """
+    from cytosafe.report import write_qc_report
+
+    progress = progress or _silent
+    out = check_out(out)
+    settings = settings or quantification_settings(result)
+    with atomic_directory(out, QUANTIFICATION_FILES) as staging:
+        progress(0.7, "writing tables")
+        write_tables(staging, quantification_tables(result))
+        write_settings(staging, settings)
+        progress(0.8, "writing the report")
+        write_qc_report(result, staging / "report.html", title=title)
+    return [out / name for name in QUANTIFICATION_FILES]
