@@ -185,3 +185,39 @@ def test_version():
     res = run("--version")
     assert res.exit_code == 0
     assert res.stdout.strip() == f"cytosafe {cytosafe.__version__}"
+
+
+def test_the_cli_starts_without_heavy_libraries():
+    # `cytosafe --help` must answer at once (issue 13: under 0.3 s CPU, measured in
+    # benchmarks/bench_startup.py); the structural cause is that no command module loads
+    # the scientific or server stack before the command runs.
+    import subprocess
+    import sys
+
+    heavy = ("numpy", "pandas", "scipy", "sqlalchemy", "fastapi", "plotly", "statsmodels")
+    code = f"import sys, cytosafe.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_help_states_the_calibration_defaults_of_the_settings_class():
+    # The options default to None ("the settings' default") so the CLI need not import the
+    # calibration to start; the defaults it prints must be those CalibrationSettings uses.
+    from cytosafe.curves.calibration import CalibrationSettings
+    from cytosafe.curves.potency import PotencySettings
+
+    import typing
+
+    from cytosafe.cli.quantify import quantify_command
+
+    hints = typing.get_type_hints(quantify_command, include_extras=True)
+    helps = {name: hint.__metadata__[0].help for name, hint in hints.items() if name != "return"}
+    cal, pot = CalibrationSettings(), PotencySettings()
+    for name, value in {
+        "model": cal.model,
+        "weighting": cal.weighting,
+        "blank": cal.blank,
+        "covariance": cal.covariance,
+        "ecx": f"{pot.ecx:g}",
+    }.items():
+        assert helps[name].endswith(f"[default: {value}].")

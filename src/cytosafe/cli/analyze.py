@@ -58,9 +58,7 @@ def analyze_command(
     from cytosafe.hazard.design import load_study
     from cytosafe.hazard.rules import get_rule_set
     from cytosafe.workflows import run_analysis
-    from cytosafe.workflows._output import check_out
 
-    check_out(out)
     design = load_study(study)
     settings = design.settings
     if rule_set is not None:

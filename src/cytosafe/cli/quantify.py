@@ -122,9 +122,7 @@ def quantify_command(
     from cytosafe.curves.calibration import CalibrationSettings
     from cytosafe.curves.potency import PotencySettings
     from cytosafe.workflows import run_quantification
-    from cytosafe.workflows._output import check_out
 
-    check_out(out)
     chosen = {"model": model, "weighting": weighting, "blank": blank, "covariance": covariance}
     settings = CalibrationSettings(**{k: str(v) for k, v in chosen.items() if v is not None})
     potency_settings = PotencySettings(**({} if ecx is None else {"ecx": ecx}))

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 
 from cytosafe.errors import InputError
@@ -33,6 +32,8 @@ _POTENCY_FIELDS = {"potency", "treatment", "measure", "treatment_unit", "ec20", 
 
 def _write_dir(out: Path, files: dict[str, object]) -> list[str]:
     """Write tables/JSON/text into ``out`` atomically (all files or none)."""
+    import pandas as pd
+
     from cytosafe._atomic import atomic_directory
 
     if out.exists() and not out.is_dir():
@@ -115,6 +116,8 @@ def mabel_command(
     Prints every input, assumption and formula with its citation; --out writes them as
     tables (fih_dose.csv, fih_steps.csv, references.csv, settings.json).
     """
+    import pandas as pd
+
     from cytosafe.translate.fih import fih_dose, occupancy_at_dose
     from cytosafe.translate.knowledge import references
 
