@@ -203,12 +203,11 @@ def test_the_cli_starts_without_heavy_libraries():
 def test_help_states_the_calibration_defaults_of_the_settings_class():
     # The options default to None ("the settings' default") so the CLI need not import the
     # calibration to start; the defaults it prints must be those CalibrationSettings uses.
-    from cytosafe.curves.calibration import CalibrationSettings
-    from cytosafe.curves.potency import PotencySettings
-
     import typing
 
     from cytosafe.cli.quantify import quantify_command
+    from cytosafe.curves.calibration import CalibrationSettings
+    from cytosafe.curves.potency import PotencySettings
 
     hints = typing.get_type_hints(quantify_command, include_extras=True)
     helps = {name: hint.__metadata__[0].help for name, hint in hints.items() if name != "return"}
