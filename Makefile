@@ -3,8 +3,11 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The exact versions the test suite passed with (make lock refreshes it from pyproject.toml's
+# lower bounds); make setup installs from it, so every machine runs what CI ran.
+LOCK := requirements.lock
 
-.PHONY: setup demo serve test lint format bench examples clean
+.PHONY: setup lock demo serve test test-newest lint format bench examples clean
 
 # Debian's Chromium, for printing reports to PDF and the browser tests (CI runs as root;
 # elsewhere run `sudo apt-get install chromium` once).
@@ -15,11 +18,27 @@ setup: $(STAMP) $(CHROMIUM)
 $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Resolve the newest versions pyproject.toml allows (Python 3.11, Linux) into the lock.
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --upgrade --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --no-header --annotation-style line -o $(LOCK)
+
+# The whole suite on whatever versions pip picks today within the lower bounds (not the
+# lock): how a newcomer's `pip install cytosafe` fares. Uses its own venv.
+test-newest: $(CHROMIUM)
+	rm -rf .venv-newest && $(PYTHON) -m venv .venv-newest
+	.venv-newest/bin/python -m pip install --quiet --upgrade pip
+	.venv-newest/bin/python -m pip install --quiet -e '.[dev]'
+	.venv-newest/bin/python -m pytest -q
 
 demo: setup
 	$(BIN)/cytosafe quantify examples/cra-study/msd/plate_*.csv --sample-map examples/cra-study/msd/samples.csv --study-id CRA-EX-001 --out out/demo/msd
@@ -62,4 +81,4 @@ examples: setup
 	$(BIN)/python examples/generate_crs_cohort.py
 
 clean:
-	rm -rf $(VENV) out build *.egg-info src/*.egg-info
+	rm -rf $(VENV) .venv-newest out build *.egg-info src/*.egg-info
