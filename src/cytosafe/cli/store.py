@@ -89,7 +89,9 @@ def _read_results_dir(path: Path) -> tuple[dict, dict, bytes | None]:
             expected="quantify",
         )
     tables = {}
-    for name in ("concentrations", "samples", "curves", "standards", "qc", "potency"):
+    from cytosafe.workflows import QUANTIFICATION_TABLES
+
+    for name in QUANTIFICATION_TABLES:
         file = path / f"{name}.csv"
         if not file.is_file():
             raise InputError("missing from the results directory", file=str(file))
@@ -129,10 +131,9 @@ def store_import(
     """Store a quantification (and its measurements) in one transaction: all or nothing."""
     from sqlalchemy import select
 
-    import cytosafe
     from cytosafe.schema.measurements import MEASUREMENT_COLUMNS
     from cytosafe.store import Study, create_study, file_hashes, import_analysis
-    from cytosafe.store.api import import_quantification
+    from cytosafe.workflows import run_quantification, store_quantification
 
     if len(inputs) == 1 and (inputs[0] / "settings.json").is_file():
         settings, tables, report = _read_results_dir(inputs[0])
@@ -148,7 +149,7 @@ def store_import(
         missing = [p for p in inputs if not p.exists()]
         if missing:
             raise InputError("no such file", file=str(missing[0]))
-        result = cytosafe.quantify(inputs, sample_map=sample_map, study_id=study)
+        result = run_quantification(inputs, sample_map=sample_map, study_id=study)
         codes = sorted(set(result.measurements["study_id"]))
     if study is None:
         if len(codes) != 1:
@@ -181,7 +182,7 @@ def store_import(
                 previous=previous,
             )
         else:
-            analysis = import_quantification(
+            analysis = store_quantification(
                 session,
                 result,
                 study=study,

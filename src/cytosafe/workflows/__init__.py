@@ -9,7 +9,7 @@ below the faces; nothing in them prints or parses arguments.
 
 | workflow | run | tables | settings | write |
 |---|---|---|---|---|
-| quantification | :func:`run_quantification` | :func:`quantification_tables` | :func:`quantification_settings` | :func:`write_quantification` |
+| quantification | :func:`run_quantification` | :func:`quantification_tables` | :func:`quantification_settings` | :func:`write_quantification`, :func:`store_quantification` |
 | analysis (quantification + hazard) | :func:`run_analysis` | :func:`analysis_tables` | :func:`analysis_settings` | :func:`write_analysis` |
 | clinical grading | :func:`run_grading` | :func:`grading_tables` | :func:`grading_settings` | :func:`write_grading` |
 """
@@ -36,6 +36,7 @@ from cytosafe.workflows.quantification import (
     quantification_settings,
     quantification_tables,
     run_quantification,
+    store_quantification,
     write_quantification,
 )
 
@@ -55,6 +56,7 @@ __all__ = [
     "run_analysis",
     "run_grading",
     "run_quantification",
+    "store_quantification",
     "write_analysis",
     "write_grading",
     "write_quantification",

@@ -22,6 +22,7 @@ __all__ = [
     "quantification_settings",
     "quantification_tables",
     "run_quantification",
+    "store_quantification",
     "write_quantification",
 ]
 
@@ -190,3 +191,66 @@ def write_quantification(
         progress(0.8, "writing the report")
         write_qc_report(result, staging / "report.html", title=title)
     return [out / name for name in QUANTIFICATION_FILES]
+
+
+def store_quantification(
+    target,
+    result,
+    *,
+    study: str | None = None,
+    user,
+    settings: dict | None = None,
+    inputs: list[dict] | None = None,
+    report: bytes | str | None = None,
+    previous=None,
+    note: str | None = None,
+):
+    """Store a quantification run in the study store, in one transaction: its measurements
+    (plates) and the tables of :func:`quantification_tables`.
+
+    Parameters
+    ----------
+    target:
+        A :class:`~cytosafe.store.Store` or an open session of one.
+    study:
+        The study code; default the measurements' single ``study_id``.
+    settings:
+        What the run recorded (default :func:`quantification_settings`).
+    inputs:
+        Input files with their hashes (default: the hashes of ``result.sources`` that are
+        files; a table given in memory is fingerprinted by its measurements).
+
+    Returns
+    -------
+    cytosafe.store.Analysis
+    """
+    from cytosafe.errors import InputError
+    from cytosafe.store import file_hashes, import_analysis
+    from cytosafe.store.studies import plate_sha256
+
+    measurements = result.measurements
+    if study is None:
+        codes = measurements["study_id"].unique().tolist()
+        if len(codes) != 1:
+            raise InputError(
+                f"the measurements hold {len(codes)} studies", field="study", expected="one"
+            )
+        study = codes[0]
+    if inputs is None:
+        inputs = [
+            h if h["sha256"] else {**h, "measurements_sha256": plate_sha256(measurements)}
+            for h in file_hashes(result.sources)
+        ]
+    return import_analysis(
+        target,
+        "quantification",
+        quantification_tables(result),
+        study=study,
+        user=user,
+        settings=settings if settings is not None else quantification_settings(result),
+        inputs=inputs,
+        measurements=measurements,
+        report=report,
+        previous=previous,
+        note=note,
+    )
