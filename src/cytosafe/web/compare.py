@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from cytosafe.report._figures import GRID, LAYOUT_TEMPLATE, PALETTE, esc, natural_key, num, rounded
+from cytosafe.report.figures import GRID, LAYOUT_TEMPLATE, PALETTE, esc, natural_key, num, rounded
 from cytosafe.report.hazard import CLASS_STYLE  # badge style of a class, as in the report
 
 __all__ = ["CLASS_STYLE", "comparison", "formats", "number", "text_cell"]

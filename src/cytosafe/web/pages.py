@@ -23,7 +23,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from cytosafe.errors import InputError
-from cytosafe.report._figures import natural_key
+from cytosafe.report.figures import natural_key
 from cytosafe.schema.choices import CurveModel
 from cytosafe.store import ROLES, User, token_user
 from cytosafe.web import compare as side_by_side
