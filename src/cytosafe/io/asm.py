@@ -107,7 +107,7 @@ Checked with allotropy 0.1.150 on the real exports in ``shared/data/real-exports
 * **MSD Discovery Workbench** (:mod:`cytosafe.io.msd`): allotropy's ``MSD_WORKBENCH``
   parser reads only per-plate data tables that open with a ``Plate_<barcode>`` line; the
   real DW 4.0.12 export (``tidy-data-4.csv``: key-value preamble, "Experiment Data
-  Table") fails with "Plate ID not found in the first row of the data". Where it reads,
+  Table") fails, allotropy finding no plate ID in its first row. Where it reads,
   its ASM carries the ECL signal, the well (``well location identifier``; the spot is the
   ``location identifier``), the assay (custom ``assay identifier``), a role guessed from
   the sample name's first letter (``S...`` standard, ``C...`` control, ``B...`` blank,
@@ -121,13 +121,12 @@ Checked with allotropy 0.1.150 on the real exports in ``shared/data/real-exports
   analyte and well, ``dilution factor setting``, Net MFI and Test Result as calculated
   data, instrument calibrations) but writes it as the *multi-analyte profiling* technique,
   not a plate-reader ASM, and carries neither sample roles nor the expected standard
-  concentrations; the xPONENT 3.1 file (``pone.0187901.s001.csv``) fails with "Invalid
-  calibration result format", so its ``Result`` (vendor concentration), ``Standard
-  Expected Concentration`` and ``Analysis Types`` blocks are not reachable.
+  concentrations; the xPONENT 3.1 file (``pone.0187901.s001.csv``) fails on its
+  calibration lines, so its ``Result`` (vendor concentration), ``Standard Expected
+  Concentration`` and ``Analysis Types`` blocks are not reachable.
 * **Bio-Rad Bio-Plex Manager** (:mod:`cytosafe.io.bioplex`): ``BIORAD_BIOPLEX`` reads
   Bio-Plex Manager's XML result files only; the Excel reports (``.xls``) CytoSafe reads,
-  with their printed standard curves and ``Obs Conc``, are refused ("Unsupported file
-  extension 'xls'").
+  with their printed standard curves and ``Obs Conc``, are refused for their extension.
 * **SoftMax Pro and Gen5** (this module): allotropy carries what a plate reader measures
   (OD per well and wavelength, errors, plate names, times) and puts the software's own
   tables aside: SoftMax Pro group tables (sample names, ``Concentration`` columns,
