@@ -227,12 +227,19 @@ def complete_analysis(
     user: User | str,
     measurements: pd.DataFrame | None = None,
     report: bytes | str | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> Analysis:
     """Finish a ``queued`` or ``running`` analysis (a background job): store its result
     tables (and the plates it read, and its report) and mark it ``completed``, in one
-    transaction."""
+    transaction.
+
+    ``settings``, when given, are the settings the run recorded once it had run (the
+    fitted model's formula, the potency settings, ...); they replace those it was queued
+    with, and the audit entry records their SHA-256.
+    """
     encoded = {str(name): encode_table(str(name), frame) for name, frame in tables.items()}
     table = None if measurements is None else validate_measurements(measurements)
+    clean = None if settings is None else _json_settings(settings)
     with transaction(target) as session:
         actor = find_user(session, user)
         require_role(actor, ANALYST_ROLES, "run analyses")
@@ -264,24 +271,22 @@ def complete_analysis(
         report_sha = (
             None if report is None else _add_report(session, row, report, "report.html").sha256
         )
+        if clean is not None:
+            row.settings = clean
         old, row.status = row.status, "completed"
         row.progress, row.progress_message = 1.0, "completed"
         row.heartbeat_at = dt.datetime.now(dt.UTC)
         session.flush()
-        record(
-            session,
-            "status",
-            "analysis",
-            row.id,
-            user=actor,
-            details={
-                "old": old,
-                "new": "completed",
-                "plates": [p.code for p in row.plates],
-                "tables": {n: e.sha256 for n, e in sorted(encoded.items())},
-                "report_sha256": report_sha,
-            },
-        )
+        details = {
+            "old": old,
+            "new": "completed",
+            "plates": [p.code for p in row.plates],
+            "tables": {n: e.sha256 for n, e in sorted(encoded.items())},
+            "report_sha256": report_sha,
+        }
+        if clean is not None:
+            details["settings_sha256"] = hashlib.sha256(canonical_json(clean).encode()).hexdigest()
+        record(session, "status", "analysis", row.id, user=actor, details=details)
         return row
 
 
@@ -311,13 +316,16 @@ def import_quantification(
     report: bytes | str | None = None,
     previous: Analysis | int | None = None,
     note: str | None = None,
+    tables: Mapping[str, pd.DataFrame] | None = None,
 ) -> Analysis:
     """Store a quantification run: its measurements (plates), and as tables
     ``concentrations``, ``samples``, ``curves``, ``standards``, ``qc`` and ``potency``.
 
     ``study`` defaults to the measurements' single ``study_id``; ``settings`` to
     :func:`quantification_settings`; ``inputs`` to the hashes of ``result.sources`` that
-    are files (a DataFrame input is fingerprinted by its measurements).
+    are files (a DataFrame input is fingerprinted by its measurements); ``tables`` to
+    ``result.tables()`` (the workflow layer passes the tables every face writes,
+    :func:`cytosafe.workflows.quantification_tables`).
     """
     measurements = result.measurements
     if study is None:
@@ -330,11 +338,10 @@ def import_quantification(
             h if h["sha256"] else {**h, "measurements_sha256": plate_sha256(measurements)}
             for h in file_hashes(result.sources)
         ]
-    tables = result.tables()
     return import_analysis(
         target,
         "quantification",
-        tables,
+        result.tables() if tables is None else tables,
         study=study,
         user=user,
         settings=settings if settings is not None else quantification_settings(result),

@@ -134,8 +134,10 @@ def store_plates(session: Session, table: pd.DataFrame, study: Study, actor: Use
         session.flush()
         values = records(rows, MEASUREMENT_FIELDS)
         if extras:
+            # Missing values are kept as nulls: a column empty on every row (a vendor's
+            # concentration the export left blank) still comes back from the store.
             for value, extra in zip(values, records(rows, extras), strict=True):
-                value["extra"] = {k: v for k, v in extra.items() if v is not None} or None
+                value["extra"] = extra
         for value in values:
             value["plate_id"] = plate.id
         session.execute(insert(Measurement), values)

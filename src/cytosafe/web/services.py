@@ -375,30 +375,34 @@ def run_quantification(
         study = get_study(session, user, code)
     # Read now: a study without (those) plates is the caller's error, not the job's.
     measurements = load_measurements(store, study.code, plates=body.plates)
-    run_settings = {
+    plates = sorted(measurements["plate_id"].unique().tolist())
+    asked = {
         "cytosafe_version": __version__,
         "command": "quantify",
-        "plates": sorted(measurements["plate_id"].unique().tolist()),
+        "plates": plates,
         "calibration": calibration.to_dict(),
     }
-    analysis = _queue(store, study, user, "quantification", run_settings)
+    analysis = _queue(store, study, user, "quantification", asked)
 
     def work(step) -> None:
-        from cytosafe.quantification import quantify
-        from cytosafe.report.qc import render_qc_report
+        from cytosafe import workflows
+        from cytosafe.report import render_qc_report
 
         step(0.1, "fitting standard curves")
-        result = quantify(measurements, settings=calibration)
+        # A list of one table: run_quantification records file inputs by testing
+        # ``inputs or []``, which a bare DataFrame cannot answer.
+        result = workflows.run_quantification([measurements], settings=calibration)
         step(0.6, "rendering the QC report")
         html = render_qc_report(result, title=f"{study.code}: quantification")
         step(0.9, "storing the tables")
         complete_analysis(
             store,
             analysis.id,
-            result.tables(),
+            workflows.quantification_tables(result),
             user=user.username,
             measurements=result.measurements,
             report=html,
+            settings=workflows.quantification_settings(result, study_id=study.code, plates=plates),
         )
 
     jobs.submit(analysis.id, user.username, work)
@@ -473,7 +477,9 @@ def run_hazard(
             expected=f'id = "{study.code}"',
         )
     measurements = load_measurements(store, study.code)
+    plates = sorted(measurements["plate_id"].unique().tolist())
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    study_file = {"name": name, "sha256": digest, "text": text}
     analysis = _queue(
         store,
         study,
@@ -482,39 +488,31 @@ def run_hazard(
         {
             "cytosafe_version": __version__,
             "command": "analyze",
-            "study_file": {"name": name, "sha256": digest, "text": text},
+            "study_file": study_file,
             "hazard": design.settings.to_dict(),
         },
         inputs=[{"name": name, "bytes": len(text.encode("utf-8")), "sha256": digest}],
     )
 
     def work(step) -> None:
-        from cytosafe.hazard import analyze
+        from cytosafe import workflows
         from cytosafe.report.hazard import render_hazard_report
 
         step(0.1, "quantifying and calling the hazard")
-        result = analyze(design, inputs=measurements)
+        result = workflows.run_analysis(design, inputs=measurements)
         step(0.6, "rendering the study report")
         html = render_hazard_report(result)
         step(0.9, "storing the tables")
-        q = result.quantification
-        tables = {n.removesuffix(".csv"): t for n, t in result.hazard.tables().items()}
-        tables.update(
-            {
-                "concentrations": q.calibration.wells,
-                "samples": q.calibration.samples,
-                "curves": q.calibration.curves,
-                "qc": q.calibration.qc,
-                "potency": q.potency,
-            }
-        )
+        # The study file was read from a temporary upload folder: name it as uploaded.
+        ran = {**workflows.analysis_settings(result), "study": name, "plates": plates}
         complete_analysis(
             store,
             analysis.id,
-            tables,
+            workflows.analysis_tables(result),
             user=user.username,
-            measurements=q.measurements,
+            measurements=result.quantification.measurements,
             report=html,
+            settings={**ran, "study_file": study_file},
         )
 
     jobs.submit(analysis.id, user.username, work)
