@@ -1,4 +1,4 @@
-"""Result tables as the API sends them: CSV and JSON encodings, cached by content.
+"""Result tables as the API sends them: CSV, JSON and Parquet, encodings cached by content.
 
 A stored table never changes: its bytes are named by their SHA-256, so an encoding made
 once serves every later read of the same bytes (in any analysis), and a read costs a
@@ -8,12 +8,24 @@ lookup instead of decoding Parquet and encoding again.
 from __future__ import annotations
 
 import io
+import json
 import threading
 from collections import OrderedDict
+from typing import Any
+
+import pandas as pd
 
 from cytosafe.store import decode_table
 
-__all__ = ["EncodedTables", "encode_table"]
+__all__ = ["PARQUET", "EncodedTables", "encode_table", "records"]
+
+#: The media type of a Parquet table.
+PARQUET = "application/vnd.apache.parquet"
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A table as JSON records (ISO dates; anything else as text)."""
+    return json.loads(frame.to_json(orient="records", date_format="iso", default_handler=str))
 
 
 class EncodedTables:

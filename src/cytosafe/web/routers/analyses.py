@@ -18,6 +18,7 @@ from cytosafe.web.deps import (
     on_loop,
 )
 from cytosafe.web.schemas import AnalysisOut, QuantifyIn, SignOffIn
+from cytosafe.web.tables import PARQUET
 
 __all__ = ["router"]
 
@@ -78,7 +79,7 @@ def read_analysis(analysis_id: int, user: Viewer, store: StoreDep) -> AnalysisOu
     tags=["analyses"],
     responses={
         200: {
-            "content": {"text/csv": {}, "application/json": {}, services.PARQUET: {}},
+            "content": {"text/csv": {}, "application/json": {}, PARQUET: {}},
             "description": "The table as CSV, JSON (records) or Parquet.",
         }
     },

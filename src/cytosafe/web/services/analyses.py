@@ -1,0 +1,347 @@
+"""Analyses: background quantification and hazard runs through the workflow layer, their
+tables and reports, and sign-off.
+
+A run is queued as an analysis (``queued``) with the settings asked for, and run by the
+job runner (:class:`~cytosafe.web.jobs.JobRunner`) through :mod:`cytosafe.workflows`, the
+sequence ``cytosafe quantify`` and ``cytosafe analyze`` run too: the job stores the same
+tables and the settings the run recorded (:func:`cytosafe.store.complete_analysis`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import pandas as pd
+from fastapi import UploadFile
+from fastapi.responses import Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cytosafe.errors import InputError
+from cytosafe.store import (
+    Analysis,
+    AnalysisTable,
+    Report,
+    Store,
+    Study,
+    User,
+    audit_entries,
+    complete_analysis,
+    decode_table,
+    import_analysis,
+    load_measurements,
+    sign_off,
+)
+from cytosafe.web.deps import get_analysis, get_study, not_found, uploads
+from cytosafe.web.jobs import JobRunner
+from cytosafe.web.schemas import AnalysisOut, QuantifyIn, SignOffIn, TableOut
+from cytosafe.web.settings import Settings
+from cytosafe.web.tables import PARQUET, EncodedTables, encode_table
+
+__all__ = [
+    "analysis_out",
+    "list_analyses",
+    "read_analysis",
+    "read_report",
+    "read_table",
+    "run_hazard",
+    "run_quantification",
+    "sign_analysis",
+    "stored_table",
+    "without_local_files",
+]
+
+
+def analysis_out(store: Store, session: Session, analysis: Analysis, study: Study) -> AnalysisOut:
+    """An analysis as the API shows it: status, progress, settings, tables, reports; a
+    failed job's message is taken from its audit entry when the row has none."""
+
+    def name(user_id):
+        return None if user_id is None else session.get(User, user_id).username
+
+    tables = session.scalars(
+        select(AnalysisTable).where(AnalysisTable.analysis_id == analysis.id)
+    ).all()
+    reports = session.scalars(select(Report.name).where(Report.analysis_id == analysis.id))
+    message = analysis.progress_message
+    if analysis.status == "failed" and message in (None, "failed"):
+        last = audit_entries(store, object_type="analysis", object_id=analysis.id)
+        failed = [e for e in last if e["details"].get("new") == "failed"]
+        message = failed[-1]["details"].get("message") if failed else message
+    fraction = analysis.progress
+    if analysis.status in ("completed", "signed_off", "failed"):
+        fraction = 1.0
+    return AnalysisOut(
+        id=analysis.id,
+        study=study.code,
+        kind=analysis.kind,
+        version=analysis.version,
+        status=analysis.status,
+        progress=fraction,
+        message=message,
+        settings=analysis.settings,
+        cytosafe_version=analysis.cytosafe_version,
+        created_by=name(analysis.created_by_id),
+        created_at=analysis.created_at,
+        signed_off_by=name(analysis.signed_off_by_id),
+        signed_off_at=analysis.signed_off_at,
+        tables=[
+            TableOut(name=t.name, n_rows=t.n_rows, columns=t.columns, sha256=t.sha256)
+            for t in tables
+        ],
+        reports=list(reports),
+    )
+
+
+def list_analyses(store: Store, user: User, code: str) -> list[AnalysisOut]:
+    """The analyses of a study, oldest first."""
+    with store.reader() as session:
+        study = get_study(session, user, code)
+        rows = session.scalars(
+            select(Analysis).where(Analysis.study_id == study.id).order_by(Analysis.id)
+        ).all()
+        return [analysis_out(store, session, a, study) for a in rows]
+
+
+def read_analysis(store: Store, user: User, analysis_id: int) -> AnalysisOut:
+    """One analysis ``user`` can see (404 otherwise)."""
+    with store.reader() as session:
+        analysis, study = get_analysis(session, user, analysis_id)
+        return analysis_out(store, session, analysis, study)
+
+
+def _queue(
+    store: Store, study: Study, user: User, kind: str, settings: dict, inputs=None
+) -> Analysis:
+    return import_analysis(
+        store,
+        kind,
+        {},
+        study=study.code,
+        user=user.username,
+        settings=settings,
+        inputs=inputs,
+        status="queued",
+    )
+
+
+def run_quantification(
+    store: Store, jobs: JobRunner, user: User, code: str, body: QuantifyIn | None = None
+) -> AnalysisOut:
+    """Queue the quantification of the study's stored plates (all, or ``body.plates``):
+    standard curves, back-calculated wells, potency and the QC report."""
+    from cytosafe import __version__
+    from cytosafe.curves.calibration import CalibrationSettings
+
+    body = body or QuantifyIn()
+    calibration = CalibrationSettings(model=body.model.value, weighting=body.weighting.value)
+    with store.reader() as session:
+        study = get_study(session, user, code)
+    # Read now: a study without (those) plates is the caller's error, not the job's.
+    measurements = load_measurements(store, study.code, plates=body.plates)
+    plates = sorted(measurements["plate_id"].unique().tolist())
+    asked = {
+        "cytosafe_version": __version__,
+        "command": "quantify",
+        "plates": plates,
+        "calibration": calibration.to_dict(),
+    }
+    analysis = _queue(store, study, user, "quantification", asked)
+
+    def work(step) -> None:
+        from cytosafe import workflows
+        from cytosafe.report import render_qc_report
+
+        step(0.1, "fitting standard curves")
+        # A list of one table: run_quantification records file inputs by testing
+        # ``inputs or []``, which a bare DataFrame cannot answer.
+        result = workflows.run_quantification([measurements], settings=calibration)
+        step(0.6, "rendering the QC report")
+        html = render_qc_report(result, title=f"{study.code}: quantification")
+        step(0.9, "storing the tables")
+        complete_analysis(
+            store,
+            analysis.id,
+            workflows.quantification_tables(result),
+            user=user.username,
+            measurements=result.measurements,
+            report=html,
+            settings=workflows.quantification_settings(result, study_id=study.code, plates=plates),
+        )
+
+    jobs.submit(analysis.id, user.username, work)
+    return read_analysis(store, user, analysis.id)
+
+
+_SECTION = re.compile(r"^\s*\[([^\[\]]+)\]\s*(#.*)?$", re.MULTILINE)
+_LOCAL_FILES = re.compile(
+    r"^(\s*)(inputs|sample_map)\s*=\s*(\[.*?\]|\"[^\"\n]*\"|'[^'\n]*')", re.MULTILINE | re.DOTALL
+)
+
+
+def without_local_files(text: str) -> str:
+    """The study file with ``[analysis] inputs`` and ``sample_map`` emptied, lines kept.
+
+    They name files on the scientist's disk; the API analyses the plates stored in the
+    study instead (uploaded with their sample map), so they are not looked for.
+    """
+    out, last = [], 0
+    for match in _SECTION.finditer(text + "\n[end]"):
+        start = match.start()
+        chunk = text[last:start]
+        if out and out[-1][0] == "analysis":
+            chunk = _LOCAL_FILES.sub(
+                lambda m: (
+                    m.group(1)
+                    + m.group(2)
+                    + (' = ""' if m.group(2) == "sample_map" else " = []")
+                    + "\n" * m.group(3).count("\n")
+                ),
+                chunk,
+            )
+        out.append((match.group(1).strip(), chunk))
+        last = start
+    return "".join(chunk for _, chunk in out) + text[last:]
+
+
+def run_hazard(
+    store: Store,
+    settings: Settings,
+    jobs: JobRunner,
+    user: User,
+    code: str,
+    study_file: UploadFile,
+) -> AnalysisOut:
+    """Queue the whole analysis of a study file on the study's stored plates:
+    quantification, donor responses, statistics, hazard classes and the study report.
+    The study file is validated now (naming line and key) and kept, with its SHA-256, in
+    the analysis settings."""
+    from cytosafe import __version__
+    from cytosafe.hazard import load_study
+
+    with store.reader() as session:
+        study = get_study(session, user, code)
+    with uploads(settings) as up:
+        path = up.save(study_file, "study.toml")
+        raw = path.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(
+                "not UTF-8 text", file=path.name, expected="a TOML study file"
+            ) from None
+        path.write_text(without_local_files(text), encoding="utf-8")
+        design = load_study(path)
+        name = path.name
+    if design.study_id and design.study_id != study.code:
+        raise InputError(
+            f"the study file is for study '{design.study_id}', not '{study.code}'",
+            file=name,
+            field="study.id",
+            expected=f'id = "{study.code}"',
+        )
+    measurements = load_measurements(store, study.code)
+    plates = sorted(measurements["plate_id"].unique().tolist())
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    study_file = {"name": name, "sha256": digest, "text": text}
+    analysis = _queue(
+        store,
+        study,
+        user,
+        "hazard",
+        {
+            "cytosafe_version": __version__,
+            "command": "analyze",
+            "study_file": study_file,
+            "hazard": design.settings.to_dict(),
+        },
+        inputs=[{"name": name, "bytes": len(text.encode("utf-8")), "sha256": digest}],
+    )
+
+    def work(step) -> None:
+        from cytosafe import workflows
+        from cytosafe.report.hazard import render_hazard_report
+
+        step(0.1, "quantifying and calling the hazard")
+        result = workflows.run_analysis(design, inputs=measurements)
+        step(0.6, "rendering the study report")
+        html = render_hazard_report(result)
+        step(0.9, "storing the tables")
+        # The study file was read from a temporary upload folder: name it as uploaded.
+        ran = {**workflows.analysis_settings(result), "study": name, "plates": plates}
+        complete_analysis(
+            store,
+            analysis.id,
+            workflows.analysis_tables(result),
+            user=user.username,
+            measurements=result.quantification.measurements,
+            report=html,
+            settings={**ran, "study_file": study_file},
+        )
+
+    jobs.submit(analysis.id, user.username, work)
+    return read_analysis(store, user, analysis.id)
+
+
+def read_table(
+    store: Store, cache: EncodedTables, user: User, analysis_id: int, name: str, fmt: str
+) -> Response:
+    """One result table of an analysis as CSV, JSON (records) or Parquet; Parquet is sent
+    as stored (its SHA-256 is the one recorded in the audit trail)."""
+    with store.reader() as session:
+        analysis, _ = get_analysis(session, user, analysis_id)
+        row = session.scalar(
+            select(AnalysisTable).where(
+                AnalysisTable.analysis_id == analysis.id, AnalysisTable.name == name
+            )
+        )
+        if row is None:
+            raise not_found(f"table '{name}' of analysis {analysis_id}")
+        body = cache.get(row.sha256, fmt)
+        if body is None:
+            content = row.content  # the bytes are loaded only when not yet encoded
+            body = content if fmt == "parquet" else encode_table(content, fmt)
+            if fmt != "parquet":
+                cache.put(row.sha256, fmt, body)
+    filename = f"analysis-{analysis_id}-{name}.{fmt}"
+    disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if fmt == "parquet":
+        return Response(body, media_type=PARQUET, headers=disposition)
+    if fmt == "json":
+        return Response(body, media_type="application/json")
+    return Response(body, media_type="text/csv", headers=disposition)
+
+
+def stored_table(store: Store, analysis_id: int, name: str) -> pd.DataFrame | None:
+    """A result table of an analysis (None when it has none of that name); the caller
+    has checked that the user may see the analysis."""
+    with store.reader() as session:
+        row = session.scalar(
+            select(AnalysisTable).where(
+                AnalysisTable.analysis_id == analysis_id, AnalysisTable.name == name
+            )
+        )
+        return None if row is None else decode_table(row.content)
+
+
+def read_report(store: Store, user: User, analysis_id: int) -> Response:
+    """The latest report of an analysis (self-contained HTML)."""
+    with store.reader() as session:
+        analysis, _ = get_analysis(session, user, analysis_id)
+        report = session.scalars(
+            select(Report).where(Report.analysis_id == analysis.id).order_by(Report.id.desc())
+        ).first()
+        if report is None:
+            raise not_found(f"report of analysis {analysis_id}")
+        return Response(report.content, media_type=report.media_type)
+
+
+def sign_analysis(
+    store: Store, user: User, analysis_id: int, body: SignOffIn | None = None
+) -> AnalysisOut:
+    """Sign off a completed analysis: from now on it is final."""
+    with store.reader() as session:
+        get_analysis(session, user, analysis_id)
+    sign_off(store, analysis_id, user=user.username, meaning=(body or SignOffIn()).meaning)
+    return read_analysis(store, user, analysis_id)

@@ -1,0 +1,162 @@
+"""Clinical grading of uploaded observations: read and graded in a compute worker
+(:class:`~cytosafe.web.compute.ComputePool`, hence module-level functions that pickle),
+then stored with their grades and report in one transaction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import UploadFile
+
+from cytosafe.errors import InputError
+from cytosafe.store import (
+    Store,
+    Study,
+    User,
+    add_report,
+    import_grades,
+    import_observations,
+)
+from cytosafe.web.compute import ComputePool
+from cytosafe.web.deps import Uploads, get_study, strip_folder_column, uploads
+from cytosafe.web.settings import Settings
+from cytosafe.web.tables import records
+
+__all__ = [
+    "clinical_study",
+    "grade_and_store",
+    "grade_upload",
+    "parse_scales",
+    "upload_observations",
+]
+
+
+def parse_scales(text: str) -> list[str]:
+    """Comma-separated scale names; none named: ASTCT 2019."""
+    return [s.strip() for s in text.split(",") if s.strip()] or ["astct2019"]
+
+
+def _grades_out(result: Any) -> dict:
+    """The scales, per-patient and cohort tables of a grading, as the API returns them."""
+    return {
+        "scales": result.scales,
+        "patients": records(result.patients),
+        "cohort": records(result.cohort),
+    }
+
+
+def grade_upload(path: str, scales: list[str]) -> dict:
+    """Grade one uploaded observation table (run in a compute worker)."""
+    from cytosafe.clinical import grade, read_observations
+
+    return _grades_out(grade(read_observations(path), scales))
+
+
+def _read_and_grade(
+    kind: str,
+    parts: dict[str, str],
+    folder: str,
+    product: str | None,
+    scales: list[str],
+    title: str,
+) -> tuple[Any, Any, str]:
+    """Read uploaded observations (a table, SDTM domains or a FHIR bundle), grade them and
+    render the report (run in a compute worker); file names lose the upload folder."""
+    from cytosafe.clinical import grade, read_observations
+    from cytosafe.report.clinical import render_clinical_report
+
+    if kind == "table":
+        obs = read_observations(parts["file"])
+    elif kind == "sdtm":
+        from cytosafe.io.sdtm import read_sdtm
+
+        obs = read_sdtm(**parts, product=product).observations
+    else:
+        from cytosafe.io.fhir import read_fhir
+
+        obs = read_fhir(parts["bundle"], product=product).observations
+    obs.table = strip_folder_column(obs.table, folder)
+    result = grade(obs, scales)
+    return obs, result, render_clinical_report(result, title=title)
+
+
+def clinical_study(store: Store, user: User, code: str) -> Study:
+    """A clinical study ``user`` can see (404 otherwise; a CRA study is bad input)."""
+    with store.reader() as session:
+        study = get_study(session, user, code)
+    if study.kind != "clinical":
+        raise InputError(
+            f"study '{code}' is a {study.kind} study",
+            field="study",
+            expected="a clinical study (kind 'clinical')",
+        )
+    return study
+
+
+def grade_and_store(
+    store: Store,
+    compute: ComputePool,
+    study: Study,
+    user: User,
+    up: Uploads,
+    kind: str,
+    parts: dict,
+    product: str | None,
+    scales: str,
+) -> dict:
+    """Read and grade uploaded observations (``kind``: ``table``, ``sdtm`` or ``fhir``)
+    in a compute worker, then store the observations, their grades (a grading analysis)
+    and its report in one transaction; returns the per-patient and cohort tables."""
+    from cytosafe import __version__
+
+    source = ", ".join(Path(p).name for p in parts.values())
+    obs, result, html = compute.call(
+        _read_and_grade,
+        kind,
+        {k: str(v) for k, v in parts.items()},
+        str(up.dir),
+        product or None,
+        parse_scales(scales),
+        f"{study.code}: CRS grading",
+    )
+    columns = ["patient_id", "time", "item", "value", "unit", "source_file", "source_row"]
+    with store.session() as session:
+        n = import_observations(
+            session, obs.table[columns], study=study.code, user=user.username, source=source
+        )
+        analysis = import_grades(
+            session,
+            result.timeline,
+            study=study.code,
+            user=user.username,
+            settings={
+                "cytosafe_version": __version__,
+                "command": "grade",
+                "scales": list(result.scales),
+                "source": source,
+            },
+            tables={"patients": result.patients, "cohort": result.cohort},
+        )
+        add_report(session, analysis, html, user=user.username)
+    return {"analysis": analysis.id, "observations": n, **_grades_out(result)}
+
+
+def upload_observations(
+    store: Store,
+    settings: Settings,
+    compute: ComputePool,
+    user: User,
+    code: str,
+    file: UploadFile,
+    scales: str = "astct2019",
+) -> dict:
+    """Store an uploaded observation table (patient_id, time, item, value, unit) and its
+    grades (a grading analysis) in one transaction; returns the per-patient and cohort
+    tables."""
+    study = clinical_study(store, user, code)
+    with uploads(settings) as up:
+        path = up.save(file, "observations.csv")
+        return grade_and_store(
+            store, compute, study, user, up, "table", {"file": path}, None, scales
+        )
