@@ -37,8 +37,7 @@ PASSWORD = "benchmark password"
 
 def _prepare(database: str) -> int:
     """Fill the store; returns the id of the quantification analysis."""
-    from cytosafe.quantification import load_measurements, quantify
-    from cytosafe.report.qc import render_qc_report
+    from cytosafe.report import render_qc_report
     from cytosafe.store import (
         Store,
         complete_analysis,
@@ -46,6 +45,11 @@ def _prepare(database: str) -> int:
         create_user,
         import_analysis,
         import_measurements,
+    )
+    from cytosafe.workflows import (
+        quantification_settings,
+        quantification_tables,
+        run_quantification,
     )
 
     store = Store(database)
@@ -56,13 +60,13 @@ def _prepare(database: str) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             sample_map = Path(tmp) / "samples.csv"
             samples[samples["plate_id"].isin(["MSD-01", "MSD-02"])].to_csv(sample_map, index=False)
-            table, _ = load_measurements(
+            result = run_quantification(
                 [MSD / "plate_MSD-01.csv", MSD / "plate_MSD-02.csv"],
                 sample_map=sample_map,
                 study_id="BENCH-001",
             )
-        import_measurements(store, table, study="BENCH-001", user="bench")
-        result = quantify(table)
+        import_measurements(store, result.measurements, study="BENCH-001", user="bench")
+        # Stored as the API's background job stores it: queued, then completed.
         analysis = import_analysis(
             store,
             "quantification",
@@ -72,13 +76,13 @@ def _prepare(database: str) -> int:
             settings={"command": "quantify"},
             status="queued",
         )
-        cal = result.calibration
         complete_analysis(
             store,
             analysis.id,
-            {"qc": cal.qc, "curves": cal.curves, "samples": cal.samples},
+            quantification_tables(result),
             user="bench",
             report=render_qc_report(result),
+            settings=quantification_settings(result, study_id="BENCH-001"),
         )
         return analysis.id
     finally:
