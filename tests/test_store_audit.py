@@ -23,13 +23,13 @@ from cytosafe.store import (
     audit_entries,
     edit_measurement,
     head,
-    import_quantification,
     load_table,
     set_status,
     sign_off,
     verify_audit,
     verify_tables,
 )
+from cytosafe.workflows import store_quantification
 from store_backends import quantified, seeded
 
 postgres_cluster = store_backends.postgres_cluster
@@ -46,7 +46,7 @@ def result():
 def analysed(store, result):
     """A seeded store with one quantification (analysis 1) by bob."""
     seeded(store)
-    analysis = import_quantification(store, result, user="bob", report="<html>v1</html>")
+    analysis = store_quantification(store, result, user="bob", report="<html>v1</html>")
     return store, analysis
 
 
@@ -218,7 +218,7 @@ def test_database_triggers_refuse_modifying_a_signed_off_analysis(analysed, sql)
 def test_reanalysis_creates_a_new_version_and_leaves_the_signed_off_one(analysed, result):
     store, first = analysed
     sign_off(store, first, user="ada")
-    second = import_quantification(store, result, user="bob", previous=first, note="4PL")
+    second = store_quantification(store, result, user="bob", previous=first, note="4PL")
     assert (second.version, second.previous_id, second.status) == (2, first.id, "completed")
     entry = audit_entries(store, object_type="analysis", object_id=second.id)[0]
     assert (entry["action"], entry["details"]["previous"]) == ("re-analysis", first.id)
@@ -227,7 +227,7 @@ def test_reanalysis_creates_a_new_version_and_leaves_the_signed_off_one(analysed
 
         assert session.get(Analysis, first.id).status == "signed_off"
     with pytest.raises(InputError, match="is not a quantification analysis of study"):
-        import_quantification(store, result, user="bob", previous=999)
+        store_quantification(store, result, user="bob", previous=999)
 
 
 def test_measurement_edits_are_audited_and_refused_once_signed_off(analysed):

@@ -18,12 +18,12 @@ from cytosafe.store import (
     Plate,
     Report,
     audit_entries,
-    import_quantification,
     load_measurements,
     verify_audit,
 )
 from cytosafe.store import analyses as store_analyses
 from cytosafe.store import audit as store_audit
+from cytosafe.workflows import store_quantification
 from store_backends import STUDY, quantified, seeded
 
 postgres_cluster = store_backends.postgres_cluster
@@ -52,7 +52,7 @@ def test_a_crash_after_measurements_and_analysis_were_written_leaves_nothing(
     store, results, monkeypatch
 ):
     seeded(store)
-    import_quantification(store, results[0], user="bob")
+    store_quantification(store, results[0], user="bob")
     before = _counts(store)
     written = {}
 
@@ -65,7 +65,7 @@ def test_a_crash_after_measurements_and_analysis_were_written_leaves_nothing(
 
     monkeypatch.setattr(store_analyses, "_add_report", crash)
     with pytest.raises(Crash):
-        import_quantification(store, results[1], user="bob", report="<html></html>")
+        store_quantification(store, results[1], user="bob", report="<html></html>")
     assert written["plates"] == before["Plate"] + 1  # the crash did come mid-import
     assert _counts(store) == before
     assert verify_audit(store) is None
@@ -81,11 +81,11 @@ def test_a_crash_while_writing_the_audit_entry_rolls_back_the_import(store, resu
 
     monkeypatch.setattr(store_audit, "entry_hash", crash)
     with pytest.raises(Crash):
-        import_quantification(store, results[0], user="bob")
+        store_quantification(store, results[0], user="bob")
     monkeypatch.undo()
     assert _counts(store) == before
     # The store is usable afterwards and the chain continues where it was.
-    import_quantification(store, results[0], user="bob")
+    store_quantification(store, results[0], user="bob")
     assert verify_audit(store) is None
 
 
@@ -98,7 +98,7 @@ def test_concurrent_imports_into_one_study_lose_no_data(store, results):
     def work(result):
         try:
             start.wait()
-            analyses.append(import_quantification(store, result, user="bob"))
+            analyses.append(store_quantification(store, result, user="bob"))
         except BaseException as exc:
             errors.append(exc)
 

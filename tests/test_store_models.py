@@ -27,7 +27,6 @@ from cytosafe.store import (
     import_grades,
     import_measurements,
     import_observations,
-    import_quantification,
     load_measurements,
     load_table,
     verify_audit,
@@ -35,6 +34,7 @@ from cytosafe.store import (
 )
 from cytosafe.store.database import resolve_url
 from cytosafe.store.models import Base
+from cytosafe.workflows import quantification_tables, store_quantification
 from store_backends import STUDY, empty_database_url, quantified, seeded
 
 # The shared fixtures (one PostgreSQL cluster for the session; a store per backend).
@@ -117,7 +117,7 @@ def test_passwords_are_argon2id_hashes(store):
 
 def test_quantification_round_trip_keeps_every_table_and_setting(store, result):
     seeded(store)
-    analysis = import_quantification(store, result, user="bob", report="<html>QC</html>")
+    analysis = store_quantification(store, result, user="bob", report="<html>QC</html>")
     assert (analysis.kind, analysis.version, analysis.status) == ("quantification", 1, "completed")
     assert analysis.settings["calibration"]["model"] == result.calibration.settings.model
     assert analysis.settings["potency"]["ecx"] == result.potency_settings.ecx
@@ -125,7 +125,8 @@ def test_quantification_round_trip_keeps_every_table_and_setting(store, result):
     assert analysis.inputs[0]["measurements_sha256"]  # a DataFrame input is fingerprinted
     for name, frame in {
         "concentrations": result.concentrations,
-        "curves": result.curves,
+        # the curves table every face writes: the fit joined with its QC verdict and counts
+        "curves": quantification_tables(result)["curves"],
         "qc": result.qc,
         "potency": result.potency,
         "samples": result.calibration.samples,
@@ -144,8 +145,8 @@ def test_quantification_round_trip_keeps_every_table_and_setting(store, result):
 
 def test_the_same_plate_imported_again_is_reused(store, result):
     seeded(store)
-    import_quantification(store, result, user="bob")
-    second = import_quantification(store, result, user="bob")
+    store_quantification(store, result, user="bob")
+    second = store_quantification(store, result, user="bob")
     assert second.version == 2
     assert _count(store, Plate) == 1
     assert _count(store, Measurement) == len(result.measurements)
@@ -158,7 +159,7 @@ def test_a_plate_with_different_measurements_is_refused_and_nothing_written(stor
     changed.loc[0, "signal"] += 1.0
     entries = _count(store, AuditEntry)
     with pytest.raises(InputError, match="already in study 'CRA-EX-001' with different"):
-        import_quantification(
+        store_quantification(
             store, quantified().__class__(**{**vars(result), "measurements": changed}), user="bob"
         )
     assert _count(store, Analysis) == 0
@@ -183,7 +184,7 @@ def test_measurements_of_another_study_are_refused(store, result):
 def test_bad_import_arguments_are_input_errors(store, result, kwargs, message):
     seeded(store)
     with pytest.raises(InputError, match=message):
-        import_quantification(store, result, **kwargs)
+        store_quantification(store, result, **kwargs)
     assert _count(store, Plate) == 0
 
 

@@ -693,12 +693,13 @@ def test_audit_verify_is_intact_then_finds_a_changed_table(tmp_path):
         dora = _sign_in(client, "dora")
         ok = client.get("/api/audit/verify", headers=dora).json()
         assert ok["intact"] is True and ok["broken"] is None and ok["entries"] > 0
-        from cytosafe.store import create_study, import_quantification
+        from cytosafe.store import create_study
+        from cytosafe.workflows import store_quantification
 
         # One quantified plate stored directly (the store's own test helper).
 
         create_study(store, store_backends.STUDY, user="dora")
-        analysis = import_quantification(store, store_backends.quantified(), user="dora")
+        analysis = store_quantification(store, store_backends.quantified(), user="dora")
         with store.engine.begin() as conn:
             conn.execute(
                 text(

@@ -18,7 +18,11 @@ __all__ = ["QuantificationResult", "load_measurements", "quantify"]
 
 @dataclass
 class QuantificationResult:
-    """Measurements, calibration and potency of one quantification run."""
+    """Measurements, calibration and potency of one quantification run.
+
+    The tables a run writes or stores, by name, are
+    :func:`cytosafe.workflows.quantification_tables` of this result.
+    """
 
     measurements: pd.DataFrame
     calibration: Calibration
@@ -37,20 +41,6 @@ class QuantificationResult:
     @property
     def qc(self) -> pd.DataFrame:
         return self.calibration.qc
-
-    def tables(self) -> dict[str, pd.DataFrame]:
-        """The run's result tables by name, as calibration and potency made them:
-        ``concentrations`` (wells), ``samples``, ``curves``, ``standards``, ``qc`` and
-        ``potency``."""
-        cal = self.calibration
-        return {
-            "concentrations": cal.wells,
-            "samples": cal.samples,
-            "curves": cal.curves,
-            "standards": cal.standards,
-            "qc": cal.qc,
-            "potency": self.potency,
-        }
 
 
 def claim_plates(seen: dict[str, str], table: pd.DataFrame, name: str) -> None:

@@ -14,10 +14,7 @@ import typer
 
 from cytosafe.cli.store import DatabaseOption
 
-__all__ = ["find_examples", "load_examples", "serve_command"]
-
-EXAMPLE_STUDY = "CRA-EX-001"
-EXAMPLE_COHORT = "CRS-EX-001"
+__all__ = ["find_examples", "serve_command"]
 
 
 def _first_admin(store) -> str | None:
@@ -62,60 +59,6 @@ def _store_is_empty(store) -> bool:
         return session.scalar(select(Study.id).limit(1)) is None
 
 
-def load_examples(app, examples: Path, *, user: str = "admin") -> list[str]:
-    """Load the SIMULATED example study (MSD plates, sample map; its hazard analysis
-    queued as a background job of ``app``) and the example cohort (observations, graded)
-    into the app's store, as ``user``, through the functions the API uses. Returns what
-    was loaded, one line each."""
-    import io
-
-    from fastapi import UploadFile
-    from starlette.requests import Request
-
-    from cytosafe.store import User
-    from cytosafe.web.app import StudyIn
-
-    api = app.state.api
-    request = Request({"type": "http", "app": app, "headers": []})
-
-    def upload(path: Path) -> UploadFile:
-        return UploadFile(io.BytesIO(path.read_bytes()), filename=path.name)
-
-    with app.state.store.reader() as session:
-        from sqlalchemy import select
-
-        actor = session.scalar(select(User).where(User.username == user))
-        if actor is None or actor.role != "admin":
-            actor = session.scalar(select(User).where(User.role == "admin").order_by(User.id))
-    if actor is None:
-        return ["example data not loaded: the store has no admin user to load it as"]
-    cra = examples / "cra-study"
-    api.new_study(StudyIn(code=EXAMPLE_STUDY, title="SIMULATED example CRA study"), actor)
-    plates = sorted((cra / "msd").glob("plate_*.csv"))
-    stored = api.upload_exports(
-        EXAMPLE_STUDY,
-        request,
-        actor,
-        [upload(p) for p in plates],
-        upload(cra / "msd" / "samples.csv"),
-    )
-    job = api.run_hazard(EXAMPLE_STUDY, request, actor, upload(cra / "study.toml"))
-    cohort = StudyIn(code=EXAMPLE_COHORT, title="SIMULATED example CRS cohort", kind="clinical")
-    api.new_study(cohort, actor)
-    graded = api.upload_observations(
-        EXAMPLE_COHORT,
-        request,
-        actor,
-        upload(examples / "crs-cohort" / "observations.csv"),
-        "astct2019",
-    )
-    return [
-        f"loaded SIMULATED example study {EXAMPLE_STUDY}: {len(stored)} MSD plates; hazard analysis {job.id} running",
-        f"loaded SIMULATED example cohort {EXAMPLE_COHORT}: {graded['observations']} observations graded "
-        f"(analysis {graded['analysis']})",
-    ]
-
-
 def serve_command(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
@@ -135,6 +78,7 @@ def serve_command(
 
     from cytosafe.store import Store
     from cytosafe.web import create_app
+    from cytosafe.web.services import load_examples
 
     store = Store(database)
     password = _first_admin(store)

@@ -18,11 +18,12 @@ Every function takes a :class:`Store` (one transaction of its own) or a session 
 in the audit trail. This module's ``__all__`` is the public API; the store depends on
 :mod:`cytosafe.schema` only, and analysis packages never import it.
 
->>> from cytosafe.store import Store, create_user, create_study, import_quantification
+>>> from cytosafe.store import Store, create_user, create_study
+>>> from cytosafe.workflows import run_quantification, store_quantification
 >>> store = Store("sqlite:///lab.sqlite3")  # doctest: +SKIP
 >>> create_user(store, "ada", role="analyst", password="...")  # doctest: +SKIP
 >>> create_study(store, "CRA-EX-001", user="ada")  # doctest: +SKIP
->>> analysis = import_quantification(store, cytosafe.quantify(files), user="ada")  # doctest: +SKIP
+>>> analysis = store_quantification(store, run_quantification(files), user="ada")  # doctest: +SKIP
 >>> verify_audit(store) is None  # doctest: +SKIP
 True
 """
@@ -33,9 +34,7 @@ from cytosafe.store.analyses import (
     complete_analysis,
     file_hashes,
     import_analysis,
-    import_quantification,
     load_table,
-    quantification_settings,
     sign_off,
     verify_tables,
 )
@@ -115,12 +114,10 @@ __all__ = [
     "import_grades",
     "import_measurements",
     "import_observations",
-    "import_quantification",
     "issue_token",
     "load_measurements",
     "load_table",
     "open_store",
-    "quantification_settings",
     "recover_interrupted",
     "report_progress",
     "revoke_token",

@@ -50,7 +50,7 @@ from cytosafe.store.models import (
     Study,
     User,
 )
-from cytosafe.store.studies import plate_sha256, store_plates
+from cytosafe.store.studies import store_plates
 from cytosafe.store.tables import decode_table, encode_table
 
 __all__ = [
@@ -58,9 +58,7 @@ __all__ = [
     "complete_analysis",
     "file_hashes",
     "import_analysis",
-    "import_quantification",
     "load_table",
-    "quantification_settings",
     "sign_off",
     "verify_tables",
 ]
@@ -288,69 +286,6 @@ def complete_analysis(
             details["settings_sha256"] = hashlib.sha256(canonical_json(clean).encode()).hexdigest()
         record(session, "status", "analysis", row.id, user=actor, details=details)
         return row
-
-
-def quantification_settings(result: Any) -> dict[str, Any]:
-    """The settings of a :class:`~cytosafe.quantification.QuantificationResult`, in the
-    shape of ``settings.json`` written by ``cytosafe quantify``."""
-    from cytosafe import __version__
-
-    cal = result.calibration
-    return {
-        "cytosafe_version": __version__,
-        "command": "quantify",
-        "inputs": list(result.sources),
-        "calibration": {**cal.settings.to_dict(), "formula": cal.fit.model.formula},
-        "potency": result.potency_settings.to_dict(),
-    }
-
-
-def import_quantification(
-    target: Store | Session,
-    result: Any,
-    *,
-    study: Study | str | None = None,
-    user: User | str,
-    settings: Mapping[str, Any] | None = None,
-    inputs: list[dict[str, Any]] | None = None,
-    report: bytes | str | None = None,
-    previous: Analysis | int | None = None,
-    note: str | None = None,
-    tables: Mapping[str, pd.DataFrame] | None = None,
-) -> Analysis:
-    """Store a quantification run: its measurements (plates), and as tables
-    ``concentrations``, ``samples``, ``curves``, ``standards``, ``qc`` and ``potency``.
-
-    ``study`` defaults to the measurements' single ``study_id``; ``settings`` to
-    :func:`quantification_settings`; ``inputs`` to the hashes of ``result.sources`` that
-    are files (a DataFrame input is fingerprinted by its measurements); ``tables`` to
-    ``result.tables()`` (the workflow layer passes the tables every face writes,
-    :func:`cytosafe.workflows.quantification_tables`).
-    """
-    measurements = result.measurements
-    if study is None:
-        codes = measurements["study_id"].unique().tolist()
-        if len(codes) != 1:
-            raise InputError("the measurements hold several studies; name one", field="study")
-        study = codes[0]
-    if inputs is None:
-        inputs = [
-            h if h["sha256"] else {**h, "measurements_sha256": plate_sha256(measurements)}
-            for h in file_hashes(result.sources)
-        ]
-    return import_analysis(
-        target,
-        "quantification",
-        result.tables() if tables is None else tables,
-        study=study,
-        user=user,
-        settings=settings if settings is not None else quantification_settings(result),
-        inputs=inputs,
-        measurements=measurements,
-        report=report,
-        previous=previous,
-        note=note,
-    )
 
 
 def _add_report(session: Session, analysis: Analysis, content: bytes | str, name: str) -> Report:

@@ -100,16 +100,18 @@ def run_quantification(
     result.sources = sources
 
     def paths(items) -> list[str]:
+        if isinstance(items, (str, Path, pd.DataFrame)):
+            items = [items]
         return [str(p) for p in items if not isinstance(p, pd.DataFrame)]
 
     settings = quantification_settings(
         result,
-        inputs=paths([inputs] if isinstance(inputs, (str, Path)) else inputs or []),
+        inputs=paths(inputs),
         sample_map=None
         if sample_map is None or isinstance(sample_map, pd.DataFrame)
         else str(sample_map),
-        plate_maps=paths(plate_maps or []),
-        matrices=paths(matrices or []),
+        plate_maps=paths(plate_maps),
+        matrices=paths(matrices),
         study_id=study_id,
     )
     if out is not None:
@@ -247,7 +249,9 @@ def store_quantification(
         quantification_tables(result),
         study=study,
         user=user,
-        settings=settings if settings is not None else quantification_settings(result),
+        settings=settings
+        if settings is not None
+        else quantification_settings(result, inputs=list(result.sources)),
         inputs=inputs,
         measurements=measurements,
         report=report,
