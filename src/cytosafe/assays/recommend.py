@@ -88,18 +88,6 @@ class Recommendation:
     kb_version: str
     kb: KnowledgeBase = field(repr=False)
 
-    # Transitional: `cytosafe recommend` (assays/commands.py) still calls these; once the
-    # command uses cytosafe.report.assays they go, and assays imports no face at all.
-    def to_markdown(self) -> str:
-        from cytosafe.report.assays import recommendation_markdown
-
-        return recommendation_markdown(self)
-
-    def to_html(self) -> str:
-        from cytosafe.report.assays import recommendation_html
-
-        return recommendation_html(self)
-
 
 def recommend(
     modality: str,

@@ -113,8 +113,8 @@ def recommend_command(
     Prints the ranking, the mechanisms no chosen format covers, the proposed controls and
     cytokine panel; --out also writes them as Markdown or HTML.
     """
-    from cytosafe._atomic import atomic_write_text
     from cytosafe.assays.recommend import recommend
+    from cytosafe.report.assays import write_recommendation
 
     rec = recommend(
         modality,
@@ -125,9 +125,5 @@ def recommend_command(
     )
     print_recommendation(rec)
     if out is not None:
-        kind = format or (
-            ReportFormat.HTML if out.suffix.lower() in (".html", ".htm") else ReportFormat.MARKDOWN
-        )
-        text = rec.to_html() if kind is ReportFormat.HTML else rec.to_markdown()
-        atomic_write_text(out, text)
+        write_recommendation(rec, out, kind=None if format is None else format.value)
         typer.echo(f"wrote {out}")
