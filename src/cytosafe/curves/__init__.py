@@ -1,17 +1,41 @@
 """Curve models, the batched fitter, calibration (back-calculation, LLOQ/ULOQ) and potency."""
 
-from cytosafe.curves.fit import WEIGHTINGS, FitResult, curve_weights, fit_curves
-from cytosafe.curves.models import MODELS, FivePL, FourPL, Logistic4, Model, get_model
+from cytosafe.curves.fit import (
+    USABLE,
+    WEIGHTINGS,
+    FamilyChoice,
+    FitResult,
+    choose_family,
+    curve_weights,
+    fit_curves,
+)
+from cytosafe.curves.models import (
+    MODELS,
+    FivePL,
+    FourPL,
+    Logistic4,
+    MirrorFivePL,
+    Model,
+    curve_difference,
+    get_model,
+    vendor_curve,
+)
 
 __all__ = [
     "MODELS",
+    "USABLE",
     "WEIGHTINGS",
+    "FamilyChoice",
     "FitResult",
     "FivePL",
     "FourPL",
     "Logistic4",
+    "MirrorFivePL",
     "Model",
+    "choose_family",
+    "curve_difference",
     "curve_weights",
     "fit_curves",
     "get_model",
+    "vendor_curve",
 ]

@@ -32,14 +32,25 @@ from cytosafe.curves.models import Model, get_model
 from cytosafe.errors import FitError
 from cytosafe.schema.choices import Covariance, Weighting
 
-__all__ = ["WEIGHTINGS", "FitResult", "curve_weights", "fit_curves"]
+__all__ = [
+    "WEIGHTINGS",
+    "FamilyChoice",
+    "FitResult",
+    "choose_family",
+    "curve_weights",
+    "fit_curves",
+]
 
 #: Weighting schemes of :func:`curve_weights` (the values of
 #: :class:`~cytosafe.schema.choices.Weighting`).
 WEIGHTINGS = Weighting.values()
 
-#: Per-curve status values.
-STATUSES = ("converged", "max_iter", "stalled", "failed", "insufficient_data")
+#: Per-curve status values (``degenerate``: see :class:`FitLimits`).
+STATUSES = ("converged", "max_iter", "stalled", "degenerate", "failed", "insufficient_data")
+
+#: The statuses whose parameters may be used (a stall is a minimum the tolerances could
+#: not certify, typically an exact fit).
+USABLE = ("converged", "stalled")
 
 
 @dataclass
@@ -650,3 +661,82 @@ def _covariance(model, x, y, w, m, params, is_fixed, sigma2, kind):
         cov[good] = inv * sigma2[good][:, None, None]
     mask2 = free[:, :, None] & free[:, None, :]
     return np.where(mask2, cov, 0.0)
+
+
+@dataclass
+class FamilyChoice:
+    """Fits of several model families to the same curves and the family kept per curve.
+
+    Attributes
+    ----------
+    fits: ``{model name: FitResult}``, every family fitted to every curve.
+    chosen: ``(n,)`` the name of the family kept for each curve.
+    params: ``(n, k)`` the kept fit's parameters (the families must share ``k``).
+    aic: ``(n, n_families)`` AIC of each fit, in the order of ``fits``.
+    """
+
+    fits: dict
+    chosen: np.ndarray
+    params: np.ndarray
+    aic: np.ndarray
+
+    def result(self, name: str) -> FitResult:
+        """The :class:`FitResult` of family ``name`` (all curves)."""
+        return self.fits[name]
+
+
+def choose_family(x, y, *, models=("5PL", "5PL-mirror"), **fit_kwargs) -> FamilyChoice:
+    """Fit both 5PL families (or any families with the same parameter count) and keep the
+    better one per curve.
+
+    Use where the vendor's family is unknown (where an export prints its coefficients,
+    fit in the vendor's family instead: :func:`cytosafe.curves.models.vendor_curve`).
+    The criterion is Akaike's information criterion for least squares,
+    ``AIC = n log(RSS_w / n) + 2 (p + 1)`` (Motulsky & Christopoulos, *Fitting models to
+    biological data*, 2004, ch. 22); with the same weights and the same number of
+    parameters it is the smaller weighted RSS. A fit whose status is usable
+    (``converged`` or ``stalled``) is preferred to one that is not; ties keep the first
+    family listed.
+
+    Parameters
+    ----------
+    x, y:
+        As :func:`fit_curves`.
+    models:
+        Family names; each is fitted to every curve in one batch.
+    **fit_kwargs:
+        Passed to :func:`fit_curves` (``weighting``, ``mask``, ``weights``...).
+
+    Returns
+    -------
+    FamilyChoice
+    """
+    fits = {}
+    for name in models:
+        res = fit_curves(x, y, model=name, **fit_kwargs)
+        fits[res.model.name] = res
+    names = list(fits)
+    ks = {fits[nm].model.n_params for nm in names}
+    if len(ks) != 1:
+        raise FitError("choose_family needs families with the same number of parameters")
+    k = ks.pop()
+    aic = np.column_stack(
+        [
+            np.where(
+                np.isfinite(fits[nm].rss) & (fits[nm].n_obs > 0),
+                fits[nm].n_obs
+                * np.log(np.maximum(fits[nm].rss, 1e-300) / np.maximum(fits[nm].n_obs, 1))
+                + 2 * (k + 1),
+                np.inf,
+            )
+            for nm in names
+        ]
+    )
+    usable = np.column_stack([np.isin(fits[nm].status, list(USABLE)) for nm in names])
+    score = np.where(usable, aic, np.inf)
+    score = np.where(usable.any(1, keepdims=True), score, aic)
+    best = np.argmin(score, axis=1)
+    chosen = np.array(names, dtype=object)[best]
+    stack = np.stack([fits[nm].params for nm in names])
+    params = stack[best, np.arange(len(best))]
+    return FamilyChoice(fits=fits, chosen=chosen, params=params, aic=aic)

@@ -17,6 +17,39 @@ asymmetry. The direction of the curve is carried by ``a`` versus ``d`` (``a < d`
 so ``b`` stays positive and a zero concentration is allowed (``f(0) = a``). drc's ``LL.4``
 maps as ``drc b = b, c = d, d = a, e = c``.
 
+Two 5PL families
+----------------
+With ``b > 0`` the 5PL above has one asymmetric shape, ``s = (1 + u)^-g`` with
+``u = (x/c)^b``. The same printed formula with a *negative* slope, which is how xPONENT
+and Bio-Plex Manager print a rising curve, is the mirror shape (Gottschalk & Dunn 2005
+discuss both signs of ``b``)::
+
+    5PL-mirror:  f(x) = a + (d - a) (u / (1 + u))^g,   u = (x/c)^b,  b > 0
+
+(:class:`MirrorFivePL`). The two families agree only at ``g = 1`` (both are then the
+4PL); for ``g != 1`` the asymmetry lies at opposite ends of the curve, so a curve fitted
+in one family cannot reproduce a vendor's curve printed in the other.
+
+Mapping of the vendors' printed coefficients (:func:`vendor_curve` does it):
+
+* xPONENT (*Logistic 5P*, "Analysis Coefficients" block ``Coefficient A, B, C, D, F``;
+  :func:`cytosafe.io.xponent.read_xponent` puts them in ``attrs["analysis"]``) prints
+  ``y = A + (B - A) / (1 + (x / C)^D)^F``. With ``D < 0`` (every rising curve):
+  ``5PL-mirror`` with ``a = A, d = B, c = C, b = -D, g = F``. With ``D > 0``: ``5PL``
+  with ``a = B, d = A, c = C, b = D, g = F``. *Logistic 4P* (no ``F``): the 4PL with
+  ``g = 1`` and the same ``a, b, c, d``.
+* Bio-Plex Manager (``Std. Curve: FI = d + (a - d) / ((1 + (Conc / c)^b))^g``;
+  :func:`cytosafe.io.bioplex.read_bioplex_equations` returns the printed ``a, b, c, d,
+  g``): with ``b < 0`` (rising curves): ``5PL-mirror`` with ``a = d_printed,
+  d = a_printed, c = c, b = -b_printed, g = g``. With ``b > 0``: ``5PL`` with the printed
+  letters unchanged. A 4PL equation reads with ``g = 1``.
+
+Both are checked against the vendors' own back-calculated concentrations in
+``tests/test_curves_families.py`` (xPONENT's ``Result`` block of the drLumi export).
+Where the vendor's family is unknown, :func:`cytosafe.curves.fit.choose_family` fits
+both and keeps the smaller weighted RSS per curve (the families have the same number of
+parameters, so this is also the smaller AIC).
+
 Positive parameters (``b``, ``c``, ``g``) are fitted on the log scale, which keeps them
 positive without bounds; at the optimum the reported covariance is transformed back
 exactly (the gradient vanishes there).
@@ -27,6 +60,7 @@ the fraction ``x`` of the way from ``a`` to ``d``, given as a fraction (0.2 for 
 
     4PL:  ECx = c (x / (1 - x))^(1/b)
     5PL:  ECx = c ((1 - x)^(-1/g) - 1)^(1/b)
+    5PL-mirror:  ECx = c (x^(-1/g) - 1)^(-1/b)
     L4:   ECx = c + log(x / (1 - x)) / b
 
 each with its derivative with respect to the parameters
@@ -35,12 +69,24 @@ each with its derivative with respect to the parameters
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.special import expit
 
 from cytosafe.errors import InputError
 
-__all__ = ["MODELS", "FivePL", "FourPL", "Logistic4", "Model", "get_model"]
+__all__ = [
+    "MODELS",
+    "FivePL",
+    "FourPL",
+    "Logistic4",
+    "MirrorFivePL",
+    "Model",
+    "curve_difference",
+    "get_model",
+    "vendor_curve",
+]
 
 _FLOOR = np.finfo(float).tiny
 
@@ -323,6 +369,83 @@ class FivePL(Model):
             return np.expm1(-np.log1p(-q) / g), b, c
 
 
+class MirrorFivePL(FivePL):
+    """The 5PL's mirror family, the asymmetric logistic as xPONENT and Bio-Plex print it.
+
+    ``f(x) = a + (d - a) (u / (1 + u))^g`` with ``u = (x/c)^b``, ``b > 0``; equivalently
+    the vendors' ``d + (a - d) / (1 + (x/c)^b)^g`` with a *negative* printed slope (see
+    the module docstring for the mapping). ``a`` is the response at zero concentration,
+    ``d`` at infinite concentration. The asymmetry sits at the other end of the curve
+    from :class:`FivePL`'s: the two families agree only at ``g = 1`` (the 4PL).
+    """
+
+    name = "5PL-mirror"
+    formula = "f(x) = a + (d - a) ((x/c)^b / (1 + (x/c)^b))^g"
+
+    def _parts(self, x, p):
+        a, b, c, d, g = (p[:, i : i + 1] for i in range(5))
+        lr, pos = _log_ratio(x, c)
+        z = np.where(pos, b * lr, -np.inf)  # log u
+        e = np.exp(-np.abs(z))
+        # L = log(1 + 1/u) = softplus(-z), without overflow; +inf at x = 0.
+        L = np.maximum(-z, 0.0) + np.log1p(e)
+        frac = np.where(z >= 0, e, 1.0) / (1.0 + e)  # 1 / (1 + u)
+        with np.errstate(invalid="ignore"):
+            em = np.expm1(-g * L)  # t - 1, t = (u / (1 + u))^g
+        t = np.where(pos, 1.0 + em, 0.0)
+        one_minus_t = np.where(pos, -em, 1.0)
+        # f = a s + d (1 - s) with s = 1 - t, as FivePL.
+        return a, b, c, d, g, lr, pos, L, one_minus_t, t, frac
+
+    def _dshape(self, x, p):
+        _, b, c, _, g, lr, pos, L, s, t, frac = self._parts(x, p)
+        gtf = g * t * frac  # d t / d log u
+        with np.errstate(invalid="ignore"):
+            dsg = np.where(pos, L * t, 0.0)
+        return s, t, (-gtf * lr, gtf * (b / c), dsg)
+
+    def dfdx(self, x, p):
+        a, b, _, d, g, _, pos, _, _, t, frac = self._parts(x, p)
+        safe = np.where(pos, x, 1.0)
+        return np.where(pos, (d - a) * g * t * frac * b / safe, 0.0)
+
+    def inverse(self, y, p):
+        a, b, c, d, g = (p[:, i : i + 1] for i in range(5))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            # t = (y - a) / (d - a) = 1 + q; log t as log1p(q) near the upper asymptote.
+            q = (y - d) / (d - a)
+            ok = np.isfinite(q) & (q > -1.0) & (q < 0.0)
+            L = -np.log1p(np.where(ok, q, -0.5)) / g  # log(1 + 1/u)
+            log_u = -np.log(np.expm1(L))
+            x = c * np.exp(np.clip(log_u / b, -700, 700))
+        return np.where(ok, x, np.nan)
+
+    def effective_concentration(self, p, fraction):
+        # (u / (1 + u))^g = q  =>  1/u = q^(-1/g) - 1 = v,  x = c v^(-1/b).
+        v, b, c = self._ec_parts(p, fraction)
+        with np.errstate(all="ignore"):
+            return c * np.exp(-np.log(v) / b)
+
+    def effective_concentration_jac(self, p, fraction):
+        q = _fraction(fraction)
+        v, b, c = self._ec_parts(p, q)
+        g = p[:, 4]
+        with np.errstate(all="ignore"):
+            log_v = np.log(v)
+            ec = c * np.exp(-log_v / b)
+            zero = np.zeros_like(ec)
+            # dv/dg = (1 + v) log(q) / g^2, and d ec / dv = -ec / (b v).
+            dg = -ec / (b * v) * (1.0 + v) * np.log(q) / g**2
+            return np.stack([zero, ec * log_v / b**2, ec / c, zero, dg], axis=1)
+
+    @staticmethod
+    def _ec_parts(p, fraction):
+        q = _fraction(fraction)
+        b, c, g = p[:, 1], p[:, 2], p[:, 4]
+        with np.errstate(all="ignore"):
+            return np.expm1(-np.log(q) / g), b, c
+
+
 class FourPL(FivePL):
     """Four-parameter logistic in log concentration (log-logistic, drc ``LL.4``).
 
@@ -595,16 +718,141 @@ def _log_logistic_start(
     return np.column_stack([a, b, np.exp(tc), d])
 
 
-MODELS: dict[str, Model] = {"4PL": FourPL(), "5PL": FivePL(), "L4": Logistic4()}
+MODELS: dict[str, Model] = {
+    "4PL": FourPL(),
+    "5PL": FivePL(),
+    "5PL-mirror": MirrorFivePL(),
+    "L4": Logistic4(),
+}
+_BY_UPPER = {k.upper(): v for k, v in MODELS.items()}
 
 
 def get_model(model: str | Model) -> Model:
-    """Return a model object from its name (``'4PL'``, ``'5PL'``, ``'L4'``) or the object itself."""
+    """Return a model object from its name (``'4PL'``, ``'5PL'``, ``'5PL-mirror'``, ``'L4'``,
+    any case) or the object itself."""
     if isinstance(model, Model):
         return model
     key = str(model).upper()
-    if key not in MODELS:
+    if key not in _BY_UPPER:
         raise InputError(
             f"unknown curve model '{model}'", field="model", expected=" | ".join(MODELS)
         )
-    return MODELS[key]
+    return _BY_UPPER[key]
+
+
+def vendor_curve(vendor: str, coefficients) -> tuple[Model, np.ndarray]:
+    """A vendor's printed standard curve as one of our models and its parameters.
+
+    Parameters
+    ----------
+    vendor:
+        ``"xponent"``: ``coefficients`` has ``A, B, C, D`` and, for *Logistic 5P*, ``F``
+        (the entry of ``read_xponent(...).attrs["analysis"][analyte]``; other keys are
+        ignored). ``"bioplex"``: ``a, b, c, d, g`` as printed (a row of
+        :func:`cytosafe.io.bioplex.read_bioplex_equations`; ``g`` missing or NaN is a 4PL).
+    coefficients:
+        A mapping (or a pandas row) of the printed coefficients of one curve.
+
+    Returns
+    -------
+    (model, params)
+        ``params`` is ``(1, k)`` in ``model``'s parameterisation, so that
+        ``model.f(x, params)`` is the printed curve and ``model.inverse(y, params)`` its
+        back-calculation. The mapping is in the module docstring.
+
+    Raises
+    ------
+    InputError
+        Unknown vendor, a missing or non-finite coefficient, or a zero slope.
+
+    Examples
+    --------
+    >>> m, p = vendor_curve("xponent", {"A": 1.0, "B": 1e4, "C": 500.0, "D": -1.2, "F": 0.8})
+    >>> m.name, p.round(3).tolist()
+    ('5PL-mirror', [[1.0, 1.2, 500.0, 10000.0, 0.8]])
+    """
+    kind = str(vendor).lower().replace("-", "").replace(" ", "")
+    if kind == "xponent":
+        keys = {"a": "A", "b": "B", "c": "C", "slope": "D", "g": "F"}
+        zero, inf = "A", "B"  # printed value at zero / infinite concentration for D < 0
+    elif kind == "bioplex":
+        keys = {"a": "a", "b": "b", "c": "c", "slope": "b", "g": "g"}
+        zero, inf = "d", "a"
+    else:
+        raise InputError(f"unknown vendor '{vendor}'", field="vendor", expected="xponent | bioplex")
+
+    def get(key: str, required: bool = True) -> float:
+        try:
+            value = float(coefficients[key])
+        except (KeyError, TypeError, ValueError):
+            value = math.nan
+        if required and not math.isfinite(value):
+            raise InputError(
+                f"the printed {vendor} curve has no finite coefficient {key}",
+                field=key,
+                expected="a number",
+            )
+        return value
+
+    slope = get(keys["slope"])
+    g = get(keys["g"], required=False)
+    five = math.isfinite(g)
+    g = g if five else 1.0
+    low, high, c = get(zero), get(inf), get(keys["c"])
+    if slope == 0.0:
+        raise InputError(
+            f"the printed {vendor} curve has a zero slope", field=keys["slope"], expected="!= 0"
+        )
+    if slope < 0:
+        # Printed low + (high - low) / (1 + (x/c)^-b)^g = low + (high - low) (u/(1+u))^g.
+        name = "5PL-mirror" if five else "4PL"
+        p = [low, -slope, c, high, g]
+    else:
+        # Printed low + (high - low) / (1 + (x/c)^b)^g: our 5PL with a = high, d = low.
+        name = "5PL" if five else "4PL"
+        p = [high, slope, c, low, g]
+    model = MODELS[name]
+    return model, np.array([p[: model.n_params]], dtype=float)
+
+
+def curve_difference(
+    model: str | Model,
+    params: np.ndarray,
+    other_model: str | Model,
+    other_params: np.ndarray,
+    x_lo,
+    x_hi,
+    n_grid: int = 201,
+) -> np.ndarray:
+    """Largest relative difference between two curves over a concentration range.
+
+    ``max |f1(x) / f2(x) - 1|`` over ``n_grid`` points evenly spaced in ``log x`` from
+    ``x_lo`` to ``x_hi`` (the standards' lowest and highest positive concentrations), with
+    ``f2`` the reference (e.g. the vendor's printed curve from :func:`vendor_curve`).
+    Vectorised: ``params``/``other_params`` ``(n, k)``, ``x_lo``/``x_hi`` scalars or
+    ``(n,)``; returns ``(n,)``, NaN where a range or a curve is not finite or the
+    reference curve reaches 0 on the grid.
+
+    Examples
+    --------
+    >>> m, p = vendor_curve("xponent", {"A": 1.0, "B": 1e4, "C": 500.0, "D": -1.2, "F": 0.8})
+    >>> float(curve_difference("5PL-mirror", p, m, p, 1.0, 1e4)[0])
+    0.0
+    """
+    model, other_model = get_model(model), get_model(other_model)
+    params = np.atleast_2d(np.asarray(params, dtype=float))
+    other_params = np.atleast_2d(np.asarray(other_params, dtype=float))
+    n = max(params.shape[0], other_params.shape[0])
+    lo = np.broadcast_to(np.asarray(x_lo, dtype=float), (n,))
+    hi = np.broadcast_to(np.asarray(x_hi, dtype=float), (n,))
+    ok = np.isfinite(lo) & np.isfinite(hi) & (lo > 0) & (hi >= lo)
+    frac = np.linspace(0.0, 1.0, n_grid)[None]
+    with np.errstate(all="ignore"):
+        llo, lhi = np.log(np.where(ok, lo, 1.0)), np.log(np.where(ok, hi, 1.0))
+        x = np.exp(llo[:, None] + (lhi - llo)[:, None] * frac)
+        f1 = model.f(x, np.broadcast_to(params, (n, params.shape[1])))
+        f2 = other_model.f(x, np.broadcast_to(other_params, (n, other_params.shape[1])))
+        rel = np.abs(f1 / f2 - 1.0)
+        out = np.max(rel, axis=1)
+    bad = ~ok | ~np.all(np.isfinite(rel), axis=1)
+    return np.where(bad, np.nan, out)
