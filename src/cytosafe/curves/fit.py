@@ -630,35 +630,72 @@ def _levenberg_marquardt(model, x, y, w, m, p0, is_fixed, max_iter, ftol, xtol, 
 
 
 def _covariance(model, x, y, w, m, params, is_fixed, sigma2, kind):
-    n, k = params.shape
+    """Parameter covariance ``(n, k, k)`` on the scaled problem (zeros for fixed parameters).
+
+    The normal matrix ``JᵀWJ`` of a calibration curve is never formed or inverted as it
+    stands: its condition number reaches 1e16 at ECL and MFI signal scales only because
+    the parameters live on very different scales (an asymptote of 1e5 beside a slope of
+    1), not because the fit is ill-determined. Instead the columns of the weighted
+    Jacobian ``√W J`` are equilibrated to unit norm (``D`` their norms; this removes the
+    units of the parameters and of the signal, so the covariance is exactly invariant to
+    rescaling the signal), and the scaled Jacobian ``J_s = √W J D⁻¹`` is decomposed by SVD,
+    ``J_s = U S Vᵀ``: ``Cov = σ² D⁻¹ V S⁻² Vᵀ D⁻¹`` (Björck, *Numerical Methods for Least
+    Squares Problems*, SIAM 1996, §1.2 and §2.7; the column scaling is van der Sluis'
+    near-optimal diagonal scaling, Numer Math 1969;14:14-23). A curve gets a covariance
+    when its scaled Jacobian has full rank among the free parameters, judged by
+    ``s_min > 1e-10 s_max`` (a documented engineering choice: ~1e6 times the double
+    precision floor of the SVD, so the smallest singular value carries at least six
+    significant digits); otherwise its covariance is NaN.
+
+    ``"observed"`` adds the second-order term of the Hessian, scaled the same way, and
+    inverts the scaled Hessian by its symmetric eigendecomposition: it needs every free
+    eigenvalue positive and above 1e-10 of the largest.
+    """
+    k = params.shape[1]
     free = ~is_fixed
+    n_free = free.sum(1)
     with np.errstate(all="ignore"):
         p = np.where(np.isfinite(params), params, 0.0)
-        J = model.jac(x, p)
-        J = np.where(m[..., None], J, 0.0)
-        H = np.einsum("imk,im,iml->ikl", J, w, J)
+        J = np.where(m[..., None], model.jac(x, p), 0.0) * free[:, None, :]
+        Jw = np.sqrt(w)[..., None] * J
+        good = np.all(np.isfinite(Jw), axis=(1, 2)) & np.isfinite(sigma2)
+        Jw = np.where(good[:, None, None], Jw, 0.0)
+        dnorm = np.sqrt(np.einsum("imk,imk->ik", Jw, Jw))
+        dsafe = np.where(dnorm > 0, dnorm, 1.0)
+        Js = Jw / dsafe[:, None, :]
         if kind == Covariance.OBSERVED:
             # Second derivatives of f by central differences of the analytic Jacobian.
             r = np.where(m, y - model.f(x, p), 0.0)
+            H = np.einsum("imk,iml->ikl", Js, Js)
             for j in range(k):
                 h = 1e-5 * np.maximum(np.abs(p[:, j]), 1e-3)
                 pp, pm = p.copy(), p.copy()
                 pp[:, j] += h
                 pm[:, j] -= h
                 d2 = (model.jac(x, pp) - model.jac(x, pm)) / (2 * h)[:, None, None]
-                H[:, j, :] -= np.einsum("im,im,imk->ik", w, r, np.where(m[..., None], d2, 0.0))
+                d2 = np.where(m[..., None], d2, 0.0) * free[:, None, :]
+                H[:, j, :] -= np.einsum("im,im,imk->ik", w, r, d2) / (dsafe[:, j : j + 1] * dsafe)
             H = 0.5 * (H + np.transpose(H, (0, 2, 1)))
-    eye = np.eye(k)
-    H = np.where(free[:, :, None] & free[:, None, :], H, eye)
-    cov = np.full((n, k, k), np.nan)
-    good = np.all(np.isfinite(H), axis=(1, 2)) & np.isfinite(sigma2)
-    if good.any():
-        Hg = H[good]
-        inv = np.full_like(Hg, np.nan)
-        cond_ok = np.linalg.cond(Hg) < 1e14
-        if cond_ok.any():
-            inv[cond_ok] = np.linalg.inv(Hg[cond_ok])
-        cov[good] = inv * sigma2[good][:, None, None]
+            H = H * (free[:, :, None] & free[:, None, :])
+            good &= np.all(np.isfinite(H), axis=(1, 2))
+            H = np.where(good[:, None, None], H, 0.0)
+            lam, V = np.linalg.eigh(H)
+            top = np.max(np.abs(lam), axis=1, keepdims=True)
+            keep = lam > 1e-10 * top
+            neg = lam < -1e-10 * top
+            full = (keep.sum(1) == n_free) & ~neg.any(1)
+            inv = np.where(keep, 1.0 / np.where(keep, lam, 1.0), 0.0)
+        else:
+            _, sv, Vt = np.linalg.svd(Js, full_matrices=False)
+            V = np.transpose(Vt, (0, 2, 1))
+            top = sv.max(1, keepdims=True)
+            keep = sv > 1e-10 * top
+            full = keep.sum(1) == n_free
+            inv = np.where(keep, 1.0 / np.where(keep, sv, 1.0) ** 2, 0.0)
+        Cs = np.einsum("ikj,ij,ilj->ikl", V, inv, V)
+        cov = Cs / (dsafe[:, :, None] * dsafe[:, None, :]) * sigma2[:, None, None]
+    ok = good & full & (n_free > 0)
+    cov = np.where(ok[:, None, None], cov, np.nan)
     mask2 = free[:, :, None] & free[:, None, :]
     return np.where(mask2, cov, 0.0)
 
