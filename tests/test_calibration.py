@@ -208,9 +208,20 @@ def test_many_plates_and_analytes_are_fitted_in_one_batch():
     assert np.allclose(cal.samples.query("sample_id == 's'")["concentration"], 100.0, rtol=0.15)
 
 
-def test_fewer_than_five_standard_levels_is_an_error_naming_plate_and_analyte():
-    with pytest.raises(InputError, match=r"plate 'P9', analyte 'TNF' has 4 standard level"):
-        calibrate(plate(plate_id="P9", analyte="TNF", levels=LEVELS[:4]))
+def test_an_analyte_with_four_standard_levels_never_stops_the_others():
+    # Issue 12, item 6: the short curve gets a status and a reason, and no number.
+    short = plate(plate_id="P9", analyte="TNF", levels=LEVELS[:4], samples=[("s", 150.0, 1)])
+    good = plate(plate_id="P9", analyte="IL6", samples=[("s", 150.0, 1)])
+    cal = calibrate(pd.concat([short, good], ignore_index=True))
+    curves = cal.curves.set_index("analyte")
+    assert curves.loc["TNF", "status"] == "too_few_levels"
+    qc = cal.qc.set_index("analyte")
+    assert not qc.loc["TNF", "qc_pass"]
+    assert "only 4 standard level(s); at least 5" in qc.loc["TNF", "qc_reasons"]
+    assert qc.loc["IL6", "qc_pass"]
+    wells = cal.wells[cal.wells["sample_type"] == "sample"].set_index("analyte")
+    assert wells.loc["TNF", "curve_failed"].all() and wells.loc["TNF", "concentration"].isna().all()
+    assert wells.loc["IL6", "concentration"].to_numpy() == pytest.approx(150.0, rel=0.05)
 
 
 def test_kit_controls_are_checked_for_recovery():
@@ -285,3 +296,112 @@ def test_choices_are_their_strings_and_stay_strings_in_settings_json():
     curves = calibrate(plate(samples=[("s", 150.0, 1)]), s).curves
     assert {type(v) for v in curves["weighting"]} == {type(v) for v in curves["blank_handling"]}
     assert {type(v) for v in curves["weighting"]} == {str}
+
+
+def _control(df, expected, measured, dilution=1.0, name="C1"):
+    ctl = df[df["sample_type"] == "blank"].iloc[:2].copy()
+    ctl["sample_type"] = "control"
+    ctl["sample_id"] = name
+    ctl["well"] = [f"P{2 * int(name[-1]) + 1}", f"P{2 * int(name[-1]) + 2}"]
+    ctl["standard_concentration"] = expected
+    ctl["dilution_factor"] = dilution
+    ctl["signal"] = signal_of([measured, measured])
+    return pd.concat([df, ctl], ignore_index=True)
+
+
+def test_kit_control_recovery_is_compared_after_the_dilution_factor():
+    # Issue 12, item 4: an expected 800 pg/mL control diluted 1:2 reads 400 in the well;
+    # compared in the sample (as xPONENT's % Recovery) it recovers 100 %.
+    df = _control(plate(), expected=800.0, measured=400.0, dilution=2.0)
+    qc = calibrate(df).qc.iloc[0]
+    assert qc["n_controls"] == 1 and qc["controls_passing"] == 1 and qc["qc_pass"]
+
+
+def test_two_thirds_of_the_kit_controls_must_pass():
+    # ICH M10 run acceptance: at least 67 % of the QCs within limits.
+    df = plate()
+    for name, measured in (("C1", 400.0), ("C2", 400.0), ("C3", 150.0)):
+        df = _control(df, expected=400.0, measured=measured, name=name)
+    qc = calibrate(df).qc.iloc[0]
+    assert qc["controls_passing"] == 2 and qc["qc_pass"]
+    df.loc[df["sample_id"] == "C2", "signal"] = signal_of([150.0, 150.0])
+    qc = calibrate(df).qc.iloc[0]
+    assert not qc["qc_pass"] and "2 of 3 kit controls" in qc["qc_reasons"]
+
+
+def test_a_curve_that_fails_qc_gives_no_number_unless_accepted():
+    df = _control(plate(samples=[("s", 150.0, 1)]), expected=400.0, measured=150.0)
+    cal = calibrate(df)
+    s = cal.wells[cal.wells["sample_type"] == "sample"]
+    assert not cal.qc.iloc[0]["qc_pass"] and cal.curves.iloc[0]["curve_failed"]
+    assert s["curve_failed"].all() and s["concentration"].isna().all()
+    assert s["ci_low"].isna().all() and s["flags"].str.contains("curve_failed").all()
+    ok = calibrate(df, CalibrationSettings(accept_curves=("P1:IL-6",)))
+    s = ok.wells[ok.wells["sample_type"] == "sample"]
+    assert not s["curve_failed"].any()
+    np.testing.assert_allclose(s["concentration"], 150.0, rtol=1e-5)
+    assert ok.qc.iloc[0]["accepted"] and not ok.qc.iloc[0]["qc_pass"]
+    assert CalibrationSettings(accept_curves="*").accepts("any", "thing")
+    with pytest.raises(InputError, match="cannot read accepted curve"):
+        CalibrationSettings(accept_curves=("IL6",))
+
+
+def test_a_degenerate_fit_status_gives_no_number():
+    # The fit status decides as well as QC: the IL1B fit of the xPONENT export
+    # (a = 2.9e14, c = 4e25, b = 0.004) came out of a fit that was not usable.
+    from cytosafe.curves.calibration import FIT_OK
+
+    assert "degenerate" not in FIT_OK and "failed" not in FIT_OK
+
+
+def test_a_net_signal_below_the_blank_is_below_blank_not_a_number():
+    df = plate(samples=[("s", 150.0, 1)])
+    blank = df.loc[df["sample_type"] == "blank", "signal"].mean()
+    df.loc[df["sample_type"] == "sample", "signal"] = blank * 0.5
+    for blank_handling in ("subtract", "zero_standard"):
+        cal = calibrate(df, CalibrationSettings(blank=blank_handling, accept_curves=("*",)))
+        s = cal.wells[cal.wells["sample_type"] == "sample"]
+        assert s["below_blank"].all() and s["concentration"].isna().all(), blank_handling
+
+
+def test_an_exclusion_with_its_reason_refits_only_the_curve_it_touches():
+    from cytosafe.curves.exclusions import apply_exclusions, parse_exclusions
+
+    one = plate(analyte="IL-6", noise=0.04, seed=3, samples=[("s", 150.0, 1)])
+    two = plate(analyte="TNF", noise=0.04, seed=4, samples=[("s", 150.0, 1)])
+    df = pd.concat([one, two], ignore_index=True)
+    before = calibrate(df, CalibrationSettings(accept_curves=("*",)))
+    well = one.loc[one["standard_concentration"] == LEVELS[3], "well"].iloc[0]
+    table = parse_exclusions([f"P1:{well}:IL-6=bubble seen in the well"])
+    after = calibrate(apply_exclusions(df, table), CalibrationSettings(accept_curves=("*",)))
+    b, a = before.curves.set_index("analyte"), after.curves.set_index("analyte")
+    cols = ["a", "b", "c", "d", "g"]
+    assert (a.loc["TNF", cols].to_numpy() == b.loc["TNF", cols].to_numpy()).all()
+    assert not np.allclose(a.loc["IL-6", cols].to_numpy(float), b.loc["IL-6", cols].to_numpy(float))
+    std = after.standards[after.standards["excluded"]]
+    assert len(std) == 1 and std["exclusion_reason"].iloc[0] == "bubble seen in the well"
+    assert std["analyte"].iloc[0] == "IL-6"
+
+
+def test_exclusions_are_read_from_text_and_tables_and_bad_ones_are_named(tmp_path):
+    from cytosafe.curves.exclusions import apply_exclusions, parse_exclusions
+
+    lines = tmp_path / "excl.txt"
+    lines.write_text("# analyst's exclusions\nP1:A01=tip touched the well\n")
+    table = tmp_path / "excl.csv"
+    table.write_text("plate_id,well,analyte,reason\nP1,A2,IL-6,outlier by Grubbs\n")
+    got = parse_exclusions([lines, str(table), "P1:B1:IL-6=bubble"])
+    assert got["well"].tolist() == ["A01", "A2", "B1"]
+    assert got["analyte"].tolist() == [None, "IL-6", "IL-6"]
+    marked = apply_exclusions(plate(), got)
+    assert marked["exclude"].sum() == 3
+    with pytest.raises(InputError, match="cannot read exclusion") as err:
+        parse_exclusions(["P1:A01"])  # no reason
+    assert err.value.field == "exclude"
+    with pytest.raises(InputError, match="matches no well"):
+        apply_exclusions(plate(), parse_exclusions(["P9:A01=typo"]))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("plate_id,well,analyte,reason\nP1,A2,IL-6,\n")
+    with pytest.raises(InputError) as err:
+        parse_exclusions(bad)
+    assert err.value.row == 2 and err.value.field == "reason" and err.value.file == str(bad)

@@ -219,4 +219,8 @@ def test_help_states_the_calibration_defaults_of_the_settings_class():
         "covariance": cal.covariance,
         "ecx": f"{pot.ecx:g}",
     }.items():
-        assert helps[name].endswith(f"[default: {value}].")
+        if name in ("model", "weighting", "blank"):
+            # Issue 12, item 2: the reader's vendor convention first, then the class default.
+            assert helps[name].endswith(f"[default: the vendor's, else {value}].")
+        else:
+            assert helps[name].endswith(f"[default: {value}].")

@@ -119,3 +119,31 @@ def test_potency_fits_the_model_of_its_settings():
     np.testing.assert_allclose(five["ec20"], model.effective_concentration(p, 0.2), rtol=1e-12)
     np.testing.assert_allclose(five["ec50"], four["ec50"], rtol=0.2)
     assert PotencySettings(model="5PL").to_dict()["model"] == "5PL"
+
+
+def test_a_response_built_only_from_below_lloq_values_is_never_counted():
+    # Issue 12, item 5: every value censored below the LLOQ (substituted at LLOQ/2) is
+    # no response, even where the substitutes happen to rise.
+    df = _study({"D1": 1.0})
+    df["below_lloq"] = df["treatment_role"] == "test"
+    df["lloq"] = np.where(df["treatment_role"] == "test", 1e6, 2.0)
+    out = potency(df).iloc[0]
+    assert out["status"] != "response" and np.isnan(out["ec50"])
+
+
+def test_wells_of_a_failed_curve_never_enter_the_potency_fit():
+    df = _study({"D1": 1.0})
+    df["curve_failed"] = True
+    out = potency(df).iloc[0]
+    assert out["status"] == "insufficient_data" and np.isnan(out["ec50"])
+
+
+def test_a_degenerate_potency_fit_is_fit_failed_not_a_response():
+    # A step between two tested concentrations: the Hill slope runs away (the demo's
+    # D07 IFN-g reached slopes of 11-45); it must not count as a response.
+    df = _study({"D1": 1.0}, conc=(0.01, 0.1, 0.5, 2, 10, 100), noise=0.0)
+    step = np.where(df["treatment_concentration"] > 1.0, 3000.0, 20.0)
+    df["concentration"] = step * np.where(df.index % 2 == 0, 1.01, 0.99)
+    out = potency(df).iloc[0]
+    assert out["status"] == "fit_failed" and "degenerate" in out["reason"]
+    assert np.isnan(out["ec50"])

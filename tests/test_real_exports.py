@@ -2,20 +2,23 @@
 
 Each file (``../shared/data/real-exports/``, see its SOURCES.md for origin and licence)
 holds the raw signals *and* the concentrations its vendor software printed for every
-sample. CytoSafe reads the file, fits the standard curves with the vendor's model and
-weighting, and must reproduce the vendor's numbers: a published, independent
-implementation of the same calculation. Which settings each vendor uses:
+sample. CytoSafe quantifies the file with **no options**: each plate gets its reader's
+vendor convention (``CALIBRATION`` of :mod:`cytosafe.io.xponent`, :mod:`cytosafe.io.bioplex`,
+:mod:`cytosafe.io.msd`; :func:`cytosafe.quantification.plate_conventions`) and must
+reproduce the vendor's numbers, a published, independent implementation of the same
+calculation:
 
-* MSD Discovery Workbench 4.0.12: 4PL, weights 1/y^2, on the raw ECL signal.
-* Luminex xPONENT 3.1: 5PL ("Logistic 5P" in the file's Analysis Types block) on Net MFI
-  (median FI minus the background wells), weights 1/y^2.
+* MSD Discovery Workbench 4.0.12: 4PL, weights 1/y^2, blanks as the zero standard.
+* Luminex xPONENT 3.1: the mirror 5PL ("Logistic 5P", printed ``D < 0``) on Net MFI.
 * Bio-Plex Manager 4.1: the regression the report prints ("Logistic - 4PL" for
-  pnLINCO20070302A, "Logistic - 5PL" for 10JAN07_plate_1) on FI - Bkgd.
+  pnLINCO20070302A, a mirror "Logistic - 5PL" for 10JAN07_plate_1) on FI - Bkgd.
 
-The vendors do not document their weights or optimiser tolerances, so agreement is not
-exact; the thresholds below are a little above what the fitter reaches today (medians
-0.1 %, 1.4 %, 0.7 % and 1.5 %), and the unweighted fits of the same data miss by an order
-of magnitude more, which shows the comparison can fail.
+The targets are issue 12's: median ``|CytoSafe / vendor - 1|`` at most 1 %, its 90th
+percentile at most 5 %, and fewer than 1 % of the wells the vendor quantified left
+without a number. :data:`KNOWN_MISSES` lists the targets a file misses today, with the
+reason (``benchmarks/bench_real_exports.py`` prints the figures); they are expected
+failures, reported, not hidden, and :func:`test_the_figures_do_not_regress` holds every
+file to what it reaches now.
 """
 
 from __future__ import annotations
@@ -25,56 +28,118 @@ import warnings
 import numpy as np
 import pytest
 
-from cytosafe.curves.calibration import CalibrationSettings, calibrate
-from cytosafe.io import read
+from cytosafe.quantification import quantify
 from real_exports import real
 
+FILES = ("tidy-data-4.csv", "pone.0187901.s001.csv", "pnLINCO20070302A.xls",
+         "10JAN07_plate_1.xls")  # fmt: skip
 
-def relative_errors(name: str, **settings) -> np.ndarray:
-    """|CytoSafe / vendor - 1| over the samples the vendor reported a number for."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the readers' DataWarnings are tested with them
-        table = read(real(name))
-        wells = calibrate(table, CalibrationSettings(**settings)).wells
-    flag = wells["vendor_flag"] if "vendor_flag" in wells else None
+#: Issue 12's targets: median, 90th percentile, share of vendor-quantified wells without
+#: a number.
+TARGETS = {"median": 0.01, "p90": 0.05, "no_number": 0.01}
+
+#: (file, figure) -> why the target is missed today.
+KNOWN_MISSES = {
+    ("pone.0187901.s001.csv", "p90"): (
+        "a few xPONENT analytes (IL1B, RANTES, IL13...) fit far from the printed curve; "
+        "the 90th percentile is 6-13 % depending on the fitter's bounds"
+    ),
+    ("pone.0187901.s001.csv", "no_number"): (
+        "curves that fail QC give no number (issue 12, item 5): xPONENT quantified "
+        "analytes whose kit controls fail (fewer than 2 of 3 within 80-120 %, ICH M10) "
+        "or whose fit is degenerate; about 20 % of its quantified wells lie on them"
+    ),
+    ("10JAN07_plate_1.xls", "median"): (
+        "Bio-Plex Manager's printed 5PL misses its own standards by up to 11 % (IL-2): its "
+        "undocumented weighting is not 1/y^2, which reaches a 1.4-1.5 % median"
+    ),
+}
+
+#: What each file reaches today (median, p90, share without a number), a little above the
+#: measured figures: a regression guard for every file, misses included.
+GUARDS = {
+    "tidy-data-4.csv": (0.002, 0.005, 0.0),
+    "pone.0187901.s001.csv": (0.01, 0.15, 0.25),
+    "pnLINCO20070302A.xls": (0.01, 0.02, 0.0),
+    "10JAN07_plate_1.xls": (0.02, 0.05, 0.15),
+}
+
+_CACHE: dict[str, object] = {}
+
+
+def result(name: str):
+    """The no-options quantification of a real export (computed once per session)."""
+    if name not in _CACHE:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the readers' DataWarnings are tested with them
+            _CACHE[name] = quantify(real(name))
+    return _CACHE[name]
+
+
+def figures(wells) -> dict[str, float]:
+    """Median and p90 of ``|CytoSafe / vendor - 1|`` over the samples the vendor quantified
+    (a number, no out-of-range flag) that CytoSafe gives a number, and the share of those
+    samples CytoSafe leaves without a number."""
     use = (
         (wells["sample_type"] == "sample")
         & np.isfinite(wells["vendor_concentration"])
         & (wells["vendor_concentration"] > 0)
     )
-    if flag is not None:
-        use &= flag.isna()
+    if "vendor_flag" in wells:
+        use &= wells["vendor_flag"].isna()
     ratio = wells.loc[use, "concentration"] / wells.loc[use, "vendor_concentration"]
-    return np.abs(ratio.to_numpy(dtype=float) - 1.0)
+    err = np.abs(ratio.to_numpy(dtype=float) - 1.0)
+    return {
+        "n": int(use.sum()),
+        "median": float(np.nanmedian(err)),
+        "p90": float(np.nanquantile(err, 0.9)),
+        "no_number": float(np.isnan(err).mean()),
+    }
 
 
-CASES = {
-    # name: (settings, median limit, 90th percentile limit, samples compared at least)
-    "tidy-data-4.csv": (dict(model="4PL", weighting="1/y2"), 0.005, 0.01, 76),
-    "pone.0187901.s001.csv": (
-        dict(model="5PL", weighting="1/y2", blank="subtract"), 0.02, 0.25, 1900,
-    ),
-    "pnLINCO20070302A.xls": (dict(model="4PL", weighting="1/y2", blank="subtract"), 0.01, 0.03, 500),
-    "10JAN07_plate_1.xls": (dict(model="5PL", weighting="1/y2", blank="subtract"), 0.02, 0.06, 400),
-}  # fmt: skip
+def _cases():
+    for name in FILES:
+        for figure in TARGETS:
+            miss = KNOWN_MISSES.get((name, figure))
+            marks = [pytest.mark.xfail(reason=miss, strict=False)] if miss else []
+            yield pytest.param(name, figure, marks=marks, id=f"{name}-{figure}")
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_vendor_concentrations_are_reproduced(name):
-    settings, median_limit, p90_limit, at_least = CASES[name]
-    err = relative_errors(name, **settings)
-    assert err.size >= at_least
-    # Every sample the vendor quantified gets a number from CytoSafe too (but a handful
-    # of xPONENT wells whose Net MFI lies beyond the fitted asymptote: under 1 %).
-    assert np.isnan(err).mean() < 0.01
-    assert np.nanmedian(err) < median_limit
-    assert np.nanquantile(err, 0.9) < p90_limit
+@pytest.mark.parametrize(("name", "figure"), list(_cases()))
+def test_no_options_reproduce_the_vendor(name, figure):
+    got = figures(result(name).calibration.wells)
+    assert got["n"] >= 76
+    assert got[figure] <= TARGETS[figure], f"{figure} {100 * got[figure]:.2f} %"
 
 
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", FILES)
+def test_the_figures_do_not_regress(name):
+    got = figures(result(name).calibration.wells)
+    median, p90, no_number = GUARDS[name]
+    assert got["median"] <= median and got["p90"] <= p90 and got["no_number"] <= no_number
+
+
+@pytest.mark.parametrize(
+    ("name", "model", "blank"),
+    [("tidy-data-4.csv", "4PL", "zero_standard"), ("pone.0187901.s001.csv", "5PL-mirror", "subtract"),
+     ("pnLINCO20070302A.xls", "4PL", "subtract"), ("10JAN07_plate_1.xls", "5PL-mirror", "subtract")],
+)  # fmt: skip
+def test_each_plate_names_the_vendor_convention_it_got(name, model, blank):
+    conv = result(name).calibration.conventions
+    assert len(conv) == 1
+    row = conv.iloc[0]
+    assert (row["model"], row["weighting"], row["blank"]) == (model, "1/y2", blank)
+    assert "convention" in row["applied"] and row["source"]
+
+
+@pytest.mark.parametrize("name", FILES)
 def test_the_weighting_is_what_makes_them_agree(name):
-    # The same data fitted without weights miss the vendor's numbers by several times
-    # more: the comparison is sensitive to the calculation, not a formality.
-    weighted = np.nanmedian(relative_errors(name, **CASES[name][0]))
-    unweighted = np.nanmedian(relative_errors(name, **dict(CASES[name][0], weighting="none")))
-    assert unweighted > 3 * weighted
+    # The same data fitted without weights (an explicit option over the convention)
+    # miss the vendor's numbers by several times more: the comparison is sensitive to
+    # the calculation, not a formality.
+    weighted = figures(result(name).calibration.wells)["median"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = quantify(real(name), options={"weighting": "none", "accept_curves": ("*",)})
+    assert "weighting=none" in plain.calibration.conventions["applied"].iloc[0]
+    assert figures(plain.calibration.wells)["median"] > 3 * weighted

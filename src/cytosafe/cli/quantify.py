@@ -10,6 +10,10 @@ Examples
 
     $ cytosafe quantify plate_1.csv plate_2.csv --sample-map samples.csv --out results/
     $ cytosafe quantify --plate-map layout.csv --matrix il6.csv --matrix tnf.csv --out results/
+    $ cytosafe quantify run.csv --exclude "P1:B3:IL6=bubble in the well" --out results/
+
+Without options each plate is calibrated with its reader's vendor convention
+(:mod:`cytosafe.quantification`); an option given overrides it on every plate.
 """
 
 from __future__ import annotations
@@ -94,14 +98,15 @@ def quantify_command(
         str | None, typer.Option(help="Study id for inputs that do not carry one.")
     ] = None,
     model: Annotated[
-        CurveModel | None, typer.Option(help="Standard-curve model [default: 5PL].")
+        CurveModel | None,
+        typer.Option(help="Standard-curve model [default: the vendor's, else 5PL]."),
     ] = None,
     weighting: Annotated[
-        Weighting | None, typer.Option(help="Fit weights [default: 1/y2].")
+        Weighting | None, typer.Option(help="Fit weights [default: the vendor's, else 1/y2].")
     ] = None,
     blank: Annotated[
         BlankHandling | None,
-        typer.Option(help="How blanks enter the fit [default: zero_standard]."),
+        typer.Option(help="How blanks enter the fit [default: the vendor's, else zero_standard]."),
     ] = None,
     covariance: Annotated[
         Covariance | None, typer.Option(help="Parameter covariance [default: expected].")
@@ -112,6 +117,27 @@ def quantify_command(
             help="The ECx reported with the EC50 (percent) [default: 20].", callback=_check_ecx
         ),
     ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Leave a well out of the fit, with a reason: PLATE:WELL[:ANALYTE]=REASON "
+            "(repeatable)."
+        ),
+    ] = None,
+    exclusions: Annotated[
+        Path | None,
+        typer.Option(
+            help="File of exclusions: CSV with plate_id, well, analyte, reason, or lines "
+            "PLATE:WELL[:ANALYTE]=REASON."
+        ),
+    ] = None,
+    accept_curve: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Report numbers from a curve that failed QC: PLATE:ANALYTE, or * for all "
+            "(repeatable)."
+        ),
+    ] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Fit standard curves, back-calculate concentrations, check QC, estimate potency.
@@ -119,12 +145,15 @@ def quantify_command(
     Writes the concentration, sample, curve, standard, QC and potency tables (CSV), the
     settings (JSON) and the QC report (HTML) into OUT: all of them, or nothing.
     """
-    from cytosafe.curves.calibration import CalibrationSettings
     from cytosafe.curves.potency import PotencySettings
     from cytosafe.workflows import run_quantification
 
+    # Only what the user set overrides the readers' vendor conventions (None = not set).
     chosen = {"model": model, "weighting": weighting, "blank": blank, "covariance": covariance}
-    settings = CalibrationSettings(**{k: str(v) for k, v in chosen.items() if v is not None})
+    options = {k: str(v) for k, v in chosen.items() if v is not None}
+    if accept_curve:
+        options["accept_curves"] = tuple(accept_curve)
+    excluded = [*(exclude or []), *([exclusions] if exclusions is not None else [])]
     potency_settings = PotencySettings(**({} if ecx is None else {"ecx": ecx}))
     progress = Progress(enabled=None if not quiet else False)
     with progress.running():
@@ -134,7 +163,8 @@ def quantify_command(
             matrices=list(matrix or []),
             sample_map=sample_map,
             study_id=study_id,
-            settings=settings,
+            options=options,
+            exclusions=excluded or None,
             potency_settings=potency_settings,
             out=out,
             progress=progress,

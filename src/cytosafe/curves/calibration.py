@@ -20,6 +20,16 @@ Acceptance rules (defaults; each is a field of :class:`CalibrationSettings`):
   (``min_levels``): fewer cannot identify a 5PL with any residual degrees of freedom.
 * **Limit of detection** — mean blank signal plus 2.5 SD, back-calculated (the LLOD
   definition of Meso Scale Discovery's kit inserts); reported, not used for flags.
+* **Kit controls** — a control's back-calculated concentration *in the sample* (after
+  its dilution factor, as xPONENT's % Recovery and Bio-Plex's (Obs/Exp) * 100) lies
+  within ``recovery_range`` of its expected value; a curve passes when at least
+  ``min_control_share`` (two thirds) of its controls do: the run acceptance rule of ICH
+  M10 section 7.2.1 for ligand-binding assays (at least 67 % of the QCs within ±20 %).
+* **Failed curves** — a curve that fails QC, or whose fit status is not in
+  :data:`FIT_OK`, gives its sample and control wells the flag ``curve_failed`` and no
+  concentration, unless the user accepts it (``accept_curves``: ``PLATE:ANALYTE`` or
+  ``*``); a sample whose net signal is below the blank is ``below_blank``, not a number
+  (issue 12, item 5).
 * **Bead count** — fewer than 35 beads for an analyte in a well is flagged
   (``min_bead_count``); xPONENT protocols commonly acquire 50 beads per region and
   Luminex's xMAP guidance treats counts below ~35 as unreliable for the median.
@@ -56,11 +66,13 @@ from cytosafe.errors import InputError
 from cytosafe.schema.choices import BlankHandling, Covariance, CurveModel, Weighting, parse_choice
 from cytosafe.schema.measurements import validate_measurements
 
-__all__ = ["FLAGS", "Calibration", "CalibrationSettings", "calibrate"]
+__all__ = ["FLAGS", "Calibration", "CalibrationSettings", "calibrate", "calibrate_plates"]
 
 #: Per-value flags, in the order they are reported.
 FLAGS = (
     "no_curve",
+    "curve_failed",
+    "below_blank",
     "outside_asymptotes",
     "below_lloq",
     "above_uloq",
@@ -70,6 +82,12 @@ FLAGS = (
 )
 
 CURVE_KEY = ["study_id", "plate_id", "analyte"]
+
+#: Fit statuses whose parameters may be used (:data:`cytosafe.curves.fit.STATUSES`): a
+#: converged fit, or one that stopped improving within the fitter's tolerance ("stalled").
+#: Anything else (``failed``, ``max_iter``, ``insufficient_data``, a ``degenerate`` fit, a
+#: curve with too few levels) gives its wells ``curve_failed`` and no number.
+FIT_OK = ("converged", "stalled")
 
 
 @dataclass(frozen=True)
@@ -104,21 +122,44 @@ class CalibrationSettings:
     min_bead_count: float = 35.0
     confidence: float = 0.95
     lod_sd: float = 2.5
+    min_control_share: float = 2 / 3
+    accept_curves: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name, kind in _CHOICES.items():
+            value = getattr(self, name)
+            if name == "model" and _model_only(value):
+                continue  # a family of curves.models not (yet) among the enumeration
             # Frozen: the validated member replaces the string it was given.
-            object.__setattr__(self, name, parse_choice(kind, getattr(self, name), field=name))
+            object.__setattr__(self, name, parse_choice(kind, value, field=name))
         if not 0 < self.confidence < 1:
             raise InputError("confidence must lie between 0 and 1", field="confidence")
         if self.min_levels < 4:
             raise InputError(
                 "min_levels below 4 cannot identify a logistic curve", field="min_levels"
             )
+        accepted = (
+            (self.accept_curves,) if isinstance(self.accept_curves, str) else self.accept_curves
+        )
+        object.__setattr__(self, "accept_curves", tuple(str(a).strip() for a in accepted))
+        for entry in self.accept_curves:
+            if entry != "*" and ":" not in entry:
+                raise InputError(
+                    f"cannot read accepted curve '{entry}'",
+                    field="accept_curves",
+                    expected="PLATE:ANALYTE, or * for every curve",
+                )
+
+    def accepts(self, plate_id: object, analyte: object) -> bool:
+        """Whether the user accepted the curve of ``plate_id`` x ``analyte`` although it
+        failed QC (``accept_curves``: ``PLATE:ANALYTE`` entries, ``*`` for all)."""
+        return "*" in self.accept_curves or f"{plate_id}:{analyte}" in self.accept_curves
 
     def to_dict(self) -> dict:
         """The settings as plain JSON-ready values (choices as their strings)."""
-        return {k: _plain(v) for k, v in dataclasses.asdict(self).items()}
+        out = {k: _plain(v) for k, v in dataclasses.asdict(self).items()}
+        out["accept_curves"] = list(self.accept_curves)
+        return out
 
 
 _CHOICES = {
@@ -127,6 +168,14 @@ _CHOICES = {
     "blank": BlankHandling,
     "covariance": Covariance,
 }
+
+
+def _model_only(value: object) -> bool:
+    """A model name :mod:`cytosafe.curves.models` knows but :class:`CurveModel` does not
+    list (the ``5PL-mirror`` family, which the vendor conventions need)."""
+    from cytosafe.curves.models import MODELS
+
+    return isinstance(value, str) and value in MODELS and value not in CurveModel.values()
 
 
 def _plain(value: object) -> object:
@@ -149,7 +198,13 @@ class Calibration:
     standards: one row per plate x analyte x standard level: nominal, mean signal,
         back-calculated concentration, recovery %, CV %, pass/fail, in range.
     qc: plate QC summary per plate x analyte with ``qc_pass`` and reasons.
-    fit: the :class:`~cytosafe.curves.fit.FitResult` behind ``curves``.
+    fit: the :class:`~cytosafe.curves.fit.FitResult` behind ``curves`` (with plates
+        calibrated under different models, :func:`calibrate_plates`, that of the first
+        group; ``curves["model"]`` names each curve's model).
+    settings: the settings (of the first group of plates, see ``conventions``).
+    conventions: one row per plate: the settings it was calibrated with and why
+        (``reader``, ``model``, ``weighting``, ``blank``, ``signal``, ``source``,
+        ``applied``); empty when one set of settings applied to every plate.
     """
 
     wells: pd.DataFrame
@@ -160,6 +215,7 @@ class Calibration:
     fit: FitResult
     settings: CalibrationSettings
     curve_points: dict = field(default_factory=dict)
+    conventions: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _group_key(df: pd.DataFrame) -> pd.Series:
@@ -235,21 +291,9 @@ def calibrate(
     is_blank = (df["sample_type"] == "blank").to_numpy() & ~excluded
     levels = df.loc[is_std].groupby("curve_id")["standard_concentration"].nunique()
     levels = levels.reindex(range(n_curves), fill_value=0)
-    short = levels[levels < settings.min_levels]
-    if len(short):
-        cid = int(short.index[0])
-        row = df.loc[df["curve_id"] == cid].iloc[0]
-        raise InputError(
-            f"plate '{row['plate_id']}', analyte '{row['analyte']}' has {int(short.iloc[0])} standard level(s)"
-            + (
-                f"; {len(short) - 1} more plate x analyte curves are short too"
-                if len(short) > 1
-                else ""
-            ),
-            file=row["source_file"] if isinstance(row["source_file"], str) else None,
-            field="standard_concentration",
-            expected=f"at least {settings.min_levels} distinct standard concentrations per plate and analyte",
-        )
+    # A curve with too few levels cannot be calibrated; it gets a status and a reason and
+    # every other curve goes on (issue 12, item 6).
+    short = (levels < settings.min_levels).to_numpy()
 
     # Blank statistics and blank subtraction.
     cid = df["curve_id"].to_numpy()
@@ -270,15 +314,26 @@ def calibrate(
     # One batch fit over every curve.
     in_fit = is_std | (is_blank & (settings.blank == BlankHandling.ZERO_STANDARD))
     xs = np.where(is_std, df["standard_concentration"].to_numpy(dtype=float), 0.0)
-    mask, (X, Y), _ = _pad(cid[in_fit], [xs[in_fit], used[in_fit]])
-    if X.shape[0] < n_curves:  # curves with no points at all cannot happen (levels checked)
-        raise AssertionError("every curve has standards")
-    fit = fit_curves(
-        X, Y, model=model, weighting=settings.weighting, mask=mask, covariance=settings.covariance
-    )
-    raw_w = curve_weights(X, Y, mask, settings.weighting)
-    weight_norm = _weight_normaliser(X, Y, mask, settings.weighting)
-    usable = np.isin(fit.status, ["converged", "stalled"]) & np.all(np.isfinite(fit.params), axis=1)
+    in_fit &= ~short[cid] & np.isfinite(used)
+    if in_fit.any():
+        mask, (X, Y), _ = _pad(cid[in_fit], [xs[in_fit], used[in_fit]])
+    else:
+        mask, X, Y = np.zeros((0, 1), dtype=bool), np.zeros((0, 1)), np.zeros((0, 1))
+    if X.shape[0] < n_curves:  # trailing curves without standards: empty rows
+        extra = n_curves - X.shape[0]
+        width = max(X.shape[1], 1)
+        X = np.vstack([np.pad(X, ((0, 0), (0, width - X.shape[1])), constant_values=np.nan),
+                       np.full((extra, width), np.nan)])  # fmt: skip
+        Y = np.vstack([np.pad(Y, ((0, 0), (0, width - Y.shape[1])), constant_values=np.nan),
+                       np.full((extra, width), np.nan)])  # fmt: skip
+        mask = np.vstack([np.pad(mask, ((0, 0), (0, width - mask.shape[1]))),
+                          np.zeros((extra, width), dtype=bool)])  # fmt: skip
+    fit = fit_rows(X, Y, mask, ~short & mask.any(1), model, settings.weighting, settings.covariance)
+    with np.errstate(all="ignore"):  # curves without fitted points have no weights
+        raw_w = curve_weights(X, Y, mask, settings.weighting)
+        weight_norm = _weight_normaliser(X, Y, mask, settings.weighting)
+    fit.status = np.where(short, "too_few_levels", fit.status).astype(object)
+    usable = np.isin(fit.status, FIT_OK) & np.all(np.isfinite(fit.params), axis=1)
 
     # Replicate groups (samples, standard levels, controls) per curve.
     df["group"] = _group_key(df)
@@ -301,7 +356,8 @@ def calibrate(
         J = model.jac(xh[:, None], p)[:, 0, :]
         cov = fit.cov[curve]
         var_curve = np.einsum("ik,ikl,il->i", J, cov, J)
-        w_new = _weight_at(signal, curve, settings.weighting, weight_norm, X, Y, mask, raw_w)
+        with np.errstate(all="ignore"):  # curves without fitted points have no weights
+            w_new = _weight_at(signal, curve, settings.weighting, weight_norm, X, Y, mask, raw_w)
         var_obs = fit.sigma[curve] ** 2 / (w_new * k)
         slope = model.dfdx(xh[:, None], p)[:, 0]
         with np.errstate(all="ignore"):
@@ -357,8 +413,17 @@ def calibrate(
     hi_asym = np.fmax(params[:, a_idx], params[:, d_idx])
     rising = params[:, d_idx] >= params[:, a_idx]
 
-    def flags_for(signal, xhat, curve, cvs, beads):
+    # Net signal: above the plate's mean blank (the signal itself when blanks were
+    # subtracted). A sample or control below it has no concentration: ``below_blank``.
+    offset = np.zeros(n_curves) if settings.blank == BlankHandling.SUBTRACT else blank_mean
+    measured = ~df["sample_type"].isin(["standard", "blank"]).to_numpy()
+    g_measured = np.zeros(n_grp, dtype=bool)
+    g_measured[grp] = measured
+
+    def flags_for(signal, xhat, curve, cvs, beads, study):
         no_curve = ~usable[curve]
+        with np.errstate(invalid="ignore"):
+            below_blank = study & np.isfinite(offset[curve]) & (signal - offset[curve] < 0)
         outside = ~no_curve & ~((signal > lo_asym[curve]) & (signal < hi_asym[curve]))
         low_signal = np.where(rising[curve], signal <= lo_asym[curve], signal >= hi_asym[curve])
         below = ~no_curve & ((xhat < lloq[curve]) | (outside & low_signal) | np.isnan(lloq[curve]))
@@ -366,6 +431,8 @@ def calibrate(
         extrap = ~no_curve & np.isfinite(xhat) & ((xhat < x_min[curve]) | (xhat > x_max[curve]))
         return {
             "no_curve": no_curve,
+            "curve_failed": np.zeros_like(no_curve),  # set once QC has judged the curve
+            "below_blank": below_blank,
             "outside_asymptotes": outside,
             "below_lloq": below,
             "above_uloq": above,
@@ -375,10 +442,10 @@ def calibrate(
         }
 
     beads = df["bead_count"].to_numpy(dtype=float)
-    well_flags = flags_for(used, well_x, cid, cv[grp], beads)
+    well_flags = flags_for(used, well_x, cid, cv[grp], beads, measured)
     g_beads = np.full(n_grp, np.inf)
     np.fmin.at(g_beads, grp, np.nan_to_num(beads, nan=np.inf))
-    grp_flags = flags_for(g_mean, grp_x, g_curve, cv, g_beads)
+    grp_flags = flags_for(g_mean, grp_x, g_curve, cv, g_beads, g_measured)
 
     dil = df["dilution_factor"].to_numpy(dtype=float)
     wells = df.drop(columns=["group", "group_id", "curve_id"]).copy()
@@ -432,8 +499,121 @@ def calibrate(
     curves["formula"] = model.formula
 
     qc = _plate_qc(curves, std_tab, samples, settings)
+    accepted = np.array(
+        [settings.accepts(p, a) for p, a in zip(keys["plate_id"], keys["analyte"], strict=True)],
+        dtype=bool,
+    )
+    qc["accepted"] = accepted & ~qc["qc_pass"].to_numpy(dtype=bool) & usable
+    failed = (~qc["qc_pass"].to_numpy(dtype=bool) | ~usable) & ~(accepted & usable)
+    curves["curve_failed"] = failed
+    _fail_rows(wells, failed[cid] & measured)
+    _fail_rows(samples, failed[g_curve] & g_measured)
     points = {"x": X, "y": Y, "mask": mask}
     return Calibration(wells, samples, curves, std_tab, qc, fit, settings, points)
+
+
+def fit_rows(X, Y, mask, rows, model, weighting, covariance=Covariance.EXPECTED) -> FitResult:
+    """:func:`~cytosafe.curves.fit.fit_curves` on the curves ``rows`` only.
+
+    The others (too few levels or points to identify the model) get NaN parameters and
+    status ``insufficient_data`` (a caller may name it better), so that one curve that
+    cannot be fitted never disturbs the batch.
+    """
+    n, k = X.shape[0], model.n_params
+    idx = np.flatnonzero(rows)
+    if idx.size == n:
+        return fit_curves(X, Y, model=model, weighting=weighting, mask=mask, covariance=covariance)
+    full = FitResult(
+        model=model, params=np.full((n, k), np.nan), se=np.full((n, k), np.nan),
+        cov=np.full((n, k, k), np.nan), rss=np.full(n, np.nan), df=np.zeros(n, dtype=int),
+        sigma=np.full(n, np.nan), status=np.full(n, "insufficient_data", dtype=object),
+        n_iter=np.zeros(n, dtype=int), n_obs=mask.sum(1).astype(int),
+        fixed=np.zeros((n, k), dtype=bool), weighting=str(weighting), covariance=str(covariance),
+    )  # fmt: skip
+    if idx.size:
+        part = fit_curves(X[idx], Y[idx], model=model, weighting=weighting, mask=mask[idx],
+                          covariance=covariance)  # fmt: skip
+        for name in ("params", "se", "cov", "rss", "df", "sigma", "status", "n_iter", "n_obs",
+                     "fixed"):  # fmt: skip
+            arr = getattr(full, name)
+            arr = arr.astype(np.result_type(arr, getattr(part, name)))
+            arr[idx] = getattr(part, name)
+            setattr(full, name, arr)
+        full.extra = part.extra
+    return full
+
+
+_VALUE_COLUMNS = ("concentration_in_well", "concentration", "ci_low", "ci_high")
+
+
+def _fail_rows(table: pd.DataFrame, failed: np.ndarray) -> None:
+    """No number from a failed curve, and none below the blank (issue 12, item 5): flag
+    ``curve_failed`` and blank the values of ``failed`` rows and of ``below_blank`` rows."""
+    table["curve_failed"] = failed
+    gone = failed | table["below_blank"].to_numpy(dtype=bool)
+    for col in _VALUE_COLUMNS:
+        table[col] = table[col].where(~gone)
+    flags = {name: table[name].to_numpy(dtype=bool) for name in FLAGS}
+    table["flags"] = _flag_text(flags)
+
+
+def calibrate_plates(
+    measurements: pd.DataFrame,
+    plate_settings: dict[tuple[str, str], CalibrationSettings],
+    conventions: pd.DataFrame | None = None,
+) -> Calibration:
+    """Calibrate each plate with its own settings (a reader's vendor convention).
+
+    Plates with equal settings are calibrated together by :func:`calibrate`; the results
+    are joined into one :class:`Calibration`, each curve naming its model, weighting and
+    blank handling in ``curves``. ``plate_settings`` maps ``(study_id, plate_id)`` to
+    settings (a plate it does not name gets the defaults); ``conventions`` is kept as
+    :attr:`Calibration.conventions`.
+    """
+    df = validate_measurements(measurements)
+    plates = list(zip(df["study_id"].astype(str), df["plate_id"].astype(str), strict=True))
+    chosen = [plate_settings.get(key, CalibrationSettings()) for key in plates]
+    groups: dict[CalibrationSettings, list[int]] = {}
+    for i, s in enumerate(chosen):
+        groups.setdefault(s, []).append(i)
+    parts = [calibrate(df.iloc[rows], s) for s, rows in groups.items()]
+    out = parts[0] if len(parts) == 1 else _join(parts)
+    if conventions is not None:
+        out.conventions = conventions.reset_index(drop=True)
+    return out
+
+
+def _join(parts: list[Calibration]) -> Calibration:
+    """One :class:`Calibration` of several calibrated groups of plates."""
+
+    def cat(name: str) -> pd.DataFrame:
+        return pd.concat([getattr(p, name) for p in parts], ignore_index=True)
+
+    fit = parts[0].fit
+    if all(p.fit.model.name == fit.model.name for p in parts):
+        fit = dataclasses.replace(
+            fit,
+            **{
+                name: np.concatenate([getattr(p.fit, name) for p in parts])
+                for name in (
+                    "params",
+                    "se",
+                    "cov",
+                    "rss",
+                    "df",
+                    "sigma",
+                    "status",
+                    "n_iter",
+                    "n_obs",
+                    "fixed",
+                )
+            },
+        )
+    return Calibration(
+        wells=cat("wells"), samples=cat("samples"), curves=cat("curves"),
+        standards=cat("standards"), qc=cat("qc"), fit=fit, settings=parts[0].settings,
+        curve_points=parts[0].curve_points,
+    )  # fmt: skip
 
 
 def _weight_normaliser(X, Y, mask, weighting):
@@ -470,13 +650,18 @@ def _weight_at(signal, curve, weighting, norm, X, Y, mask, w_fit):
 def _standards_table(df, is_std, grp, g_mean, grp_x, cv, mean_conc, usable, n_curves, settings):
     std = df.loc[
         is_std,
-        ["study_id", "plate_id", "analyte", "curve_id", "group_id", "standard_concentration"],
-    ]
+        ["study_id", "plate_id", "analyte", "curve_id", "group_id", "standard_concentration",
+         "dilution_factor"],
+    ]  # fmt: skip
     std = std.drop_duplicates("group_id").sort_values(["curve_id", "standard_concentration"])
     gid = std["group_id"].to_numpy()
     cid = std["curve_id"].to_numpy()
     nominal = std["standard_concentration"].to_numpy(dtype=float)
-    back = np.where(np.isfinite(mean_conc[gid]), mean_conc[gid], grp_x[gid])
+    # Back-calculated in the sample, i.e. after the dilution factor, as xPONENT's and
+    # Bio-Plex Manager's % Recovery (Obs/Exp) compare it with the expected value.
+    dil = std["dilution_factor"].to_numpy(dtype=float)
+    dil = np.where(np.isfinite(dil) & (dil > 0), dil, 1.0)
+    back = np.where(np.isfinite(mean_conc[gid]), mean_conc[gid], grp_x[gid]) * dil
     recovery = 100 * back / nominal
     level_cv = cv[gid]
     cv_ok = np.nan_to_num(level_cv, nan=0.0)
@@ -522,6 +707,7 @@ def _standards_table(df, is_std, grp, g_mean, grp_x, cv, mean_conc, usable, n_cu
     table["passes_as_end"] = end
     table["in_range"] = in_range
     table["excluded"] = False
+    table["exclusion_reason"] = None
     left_out = df.loc[
         df["exclude"].to_numpy(dtype=bool) & (df["sample_type"] == "standard").to_numpy()
     ]
@@ -534,10 +720,19 @@ def _standards_table(df, is_std, grp, g_mean, grp_x, cv, mean_conc, usable, n_cu
         ex["n_replicates"] = np.bincount(grp, minlength=grp.max() + 1)[gid_x]
         ex["mean_signal"] = g_mean[gid_x]
         ex["cv"] = cv[gid_x]
-        ex["back_calculated"] = grp_x[gid_x]
-        ex["recovery"] = 100 * grp_x[gid_x] / ex["nominal"].to_numpy(dtype=float)
+        x_dil = extra["dilution_factor"].to_numpy(dtype=float)
+        x_dil = np.where(np.isfinite(x_dil) & (x_dil > 0), x_dil, 1.0)
+        ex["back_calculated"] = grp_x[gid_x] * x_dil
+        ex["recovery"] = (
+            100 * ex["back_calculated"].to_numpy() / ex["nominal"].to_numpy(dtype=float)
+        )
         ex[["passes", "passes_as_end", "in_range"]] = False
         ex["excluded"] = True
+        ex["exclusion_reason"] = (
+            extra["exclusion_reason"].to_numpy(dtype=object)
+            if "exclusion_reason" in extra.columns
+            else "excluded in the input (exclude column)"
+        )
         table = pd.concat([table, ex], ignore_index=True)
         table = table.sort_values(["study_id", "plate_id", "analyte", "nominal"], kind="stable")
     return table.reset_index(drop=True), lloq, uloq
@@ -573,7 +768,9 @@ def _plate_qc(curves, standards, samples, settings) -> pd.DataFrame:
     qc = qc.merge(stats_smp, left_on=CURVE_KEY, right_index=True, how="left")
     ctl = samples[samples["sample_type"] == "control"].copy()
     if len(ctl):
-        ctl["recovery"] = 100 * ctl["concentration_in_well"] / ctl["standard_concentration"]
+        # The expected value of a kit control is a concentration in the sample: compare it
+        # after the dilution factor (xPONENT's % Recovery, Bio-Plex's (Obs/Exp) * 100).
+        ctl["recovery"] = 100 * ctl["concentration"] / ctl["standard_concentration"]
         lo, hi = settings.recovery_range
         ctl["ok"] = ctl["recovery"].between(lo, hi)
         stats_ctl = ctl.groupby(CURVE_KEY, sort=False, observed=True).agg(
@@ -586,16 +783,25 @@ def _plate_qc(curves, standards, samples, settings) -> pd.DataFrame:
     reasons = []
     for row in qc.itertuples(index=False):
         why = []
-        if row.status not in ("converged", "stalled"):
+        if row.status == "too_few_levels":
+            why.append(
+                f"only {int(row.n_levels)} standard level(s); at least {settings.min_levels} "
+                "are needed to fit the curve"
+            )
+        elif row.status not in FIT_OK:
             why.append(f"curve fit {row.status}")
-        if not np.isfinite(row.lloq):
+        if row.status == "too_few_levels":
+            pass
+        elif not np.isfinite(row.lloq):
             why.append("no standard levels meet the acceptance criteria")
         elif row.levels_in_range < settings.min_levels:
             why.append(f"only {int(row.levels_in_range)} standard levels in the quantifiable range")
         n_ctl = 0 if pd.isna(row.n_controls) else int(row.n_controls)
-        if n_ctl and int(row.controls_passing) < n_ctl:
+        n_ok = 0 if pd.isna(row.controls_passing) else int(row.controls_passing)
+        if n_ctl and n_ok < settings.min_control_share * n_ctl - 1e-9:
             why.append(
-                f"{n_ctl - int(row.controls_passing)} of {n_ctl} kit controls outside recovery limits"
+                f"{n_ctl - n_ok} of {n_ctl} kit controls outside recovery limits (at least "
+                f"{settings.min_control_share:.0%} must pass)"
             )
         reasons.append("; ".join(why))
     qc["qc_pass"] = [r == "" for r in reasons]

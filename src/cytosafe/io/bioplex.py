@@ -124,6 +124,23 @@ NAME = "bioplex"
 DESCRIPTION = "a Bio-Rad Bio-Plex Manager report (.xls or .xlsx)"
 SUFFIXES = (".xlsx", ".xls")
 
+#: How Bio-Plex Manager calibrates, the default of ``cytosafe quantify`` for its reports
+#: (a user's explicit option overrides a field). Source: the printed ``Regression Type``
+#: and ``Std. Curve`` of each analyte sheet (see the module notes and
+#: :func:`read_bioplex_equations`): the curve is fitted to **FI - Bkgd** (blanks
+#: subtracted) with the regression the report prints, ``"printed"`` here: the 4PL, or a
+#: 5PL in the family the printed slope's sign says (negative: the mirror 5PL). Weights
+#: 1/y^2 reproduce ``Obs Conc`` best (``benchmarks/bench_real_exports.py``); the report
+#: does not print its weighting.
+CALIBRATION = {
+    "software": "Bio-Rad Bio-Plex Manager",
+    "model": "printed",
+    "weighting": "1/y2",
+    "blank": "subtract",
+    "signal": "FI - Bkgd",
+    "source": "Bio-Plex Manager report: Regression Type and Std. Curve per analyte, FI - Bkgd",
+}
+
 #: Default ``study_id`` when none is given (an export does not know its study).
 DEFAULT_STUDY_ID = "unassigned"
 

@@ -144,6 +144,20 @@ NAME = "msd"
 DESCRIPTION = "an MSD Discovery Workbench data-table export (CSV, tab-separated text or XLSX)"
 SUFFIXES = (".csv", ".txt", ".xlsx")
 
+#: How Discovery Workbench calibrates, the default of ``cytosafe quantify`` for its
+#: exports (a user's explicit option overrides a field). Source: the module notes (4PL,
+#: weights 1/y^2, reproducing every Calc. Concentration of ``tidy-data-4.csv``; DW's
+#: "Plate Analysis Properties" ``Algorithm: FourPL``, ``Weighting: 1/y^2``); the zero
+#: calibrator and blanks enter the fit as concentration 0, on the raw ECL signal.
+CALIBRATION = {
+    "software": "MSD Discovery Workbench",
+    "model": "4PL",
+    "weighting": "1/y2",
+    "blank": "zero_standard",
+    "signal": "ECL signal (blanks as the zero standard)",
+    "source": "Discovery Workbench: Algorithm FourPL, Weighting 1/y^2 (module notes)",
+}
+
 #: The columns of a Discovery Workbench 4.0 "Experiment Data Table", in DW's order.
 MSD_COLUMNS = (
     "Plate Name",

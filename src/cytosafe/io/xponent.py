@@ -150,6 +150,22 @@ NAME = "xponent"
 DESCRIPTION = "a Luminex xPONENT CSV export (3.x, 4.x)"
 SUFFIXES = (".csv",)
 
+#: How xPONENT calibrates, the default of ``cytosafe quantify`` for its exports (a user's
+#: explicit option overrides a field). Source: the 3.1 export studied here (see the module
+#: notes): its *Analysis Types* block says ``Logistic 5P``, the curve is fitted to **Net
+#: MFI** (Median minus the mean Median of the Background wells, i.e. blanks subtracted),
+#: and the printed coefficients have ``D < 0``, the mirror 5PL family of
+#: :mod:`cytosafe.curves.models`; weights 1/y^2 reproduce the ``Result`` block (median
+#: 0.4 %, ``benchmarks/bench_real_exports.py``), xPONENT does not print its weighting.
+CALIBRATION = {
+    "software": "Luminex xPONENT",
+    "model": "5PL-mirror",
+    "weighting": "1/y2",
+    "blank": "subtract",
+    "signal": "Net MFI (Median minus the mean Background Median)",
+    "source": "xPONENT 3.1 export: Analysis Types 'Logistic 5P', Net MFI, coefficients D < 0",
+}
+
 _LOCATION = re.compile(r"^(\d+)\s*\(\s*(\d+)\s*,\s*([A-Za-z]\s*\d+)\s*\)$")
 _STANDARD = re.compile(r"^(?:standard|std)\s*(\d+)$", re.IGNORECASE)
 _CONTROL = re.compile(r"^control\s*(\d+)$", re.IGNORECASE)

@@ -52,6 +52,8 @@ def run_quantification(
     study_id: str | None = None,
     settings=None,
     potency_settings=None,
+    options: dict | None = None,
+    exclusions=None,
     out: str | Path | None = None,
     title: str | None = None,
     progress: Progress | None = None,
@@ -65,7 +67,14 @@ def run_quantification(
         or plate-map + reader-matrix pairs.
     settings, potency_settings:
         :class:`~cytosafe.curves.calibration.CalibrationSettings` and
-        :class:`~cytosafe.curves.potency.PotencySettings` (defaults when ``None``).
+        :class:`~cytosafe.curves.potency.PotencySettings`. Without calibration
+        settings each plate gets its reader's vendor convention
+        (:func:`cytosafe.quantification.plate_conventions`).
+    options:
+        Calibration fields the user set explicitly; they override the conventions.
+    exclusions:
+        Wells to leave out of the fit with their reasons
+        (:func:`cytosafe.curves.exclusions.parse_exclusions`).
     out:
         When given, the tables, ``settings.json`` and ``report.html`` are written there,
         all or nothing (:func:`write_quantification`).
@@ -96,7 +105,13 @@ def run_quantification(
         progress=lambda f, m: progress(0.2 * f, m),
     )
     progress(0.2, "fitting standard curves, back-calculating, potency")
-    result = quantify(table, settings=settings, potency_settings=potency_settings)
+    result = quantify(
+        table,
+        settings=settings,
+        potency_settings=potency_settings,
+        options=options,
+        exclusions=exclusions,
+    )
     result.sources = sources
 
     def paths(items) -> list[str]:
@@ -158,11 +173,22 @@ def quantification_settings(result, *, command: str = "quantify", **inputs) -> d
     from cytosafe import __version__
 
     cal = result.calibration
+    conventions = cal.conventions
+    excluded = cal.standards[cal.standards["excluded"]] if "excluded" in cal.standards else None
     return {
         "cytosafe_version": __version__,
         "command": command,
         **inputs,
         "calibration": {**cal.settings.to_dict(), "formula": cal.fit.model.formula},
+        # Which convention each plate was calibrated with, and why (issue 12, item 2).
+        "conventions": _records(conventions),
+        # Every standard left out of the fit, with its reason (issue 12, item 8).
+        "exclusions": _records(
+            None
+            if excluded is None
+            else excluded[["study_id", "plate_id", "analyte", "nominal", "exclusion_reason"]]
+        ),
+        "excluded_wells": _records(_excluded_wells(cal.wells)),
         "potency": result.potency_settings.to_dict(),
         "outputs": list(QUANTIFICATION_FILES),
     }
@@ -258,3 +284,25 @@ def store_quantification(
         previous=previous,
         note=note,
     )
+
+
+def _records(table) -> list[dict]:
+    """A table as JSON-ready records (NaN as None)."""
+    if table is None or len(table) == 0:
+        return []
+    plain = table.astype(object).where(table.notna(), None)
+    return [{k: _json(v) for k, v in row.items()} for row in plain.to_dict("records")]
+
+
+def _json(value):
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def _excluded_wells(wells: pd.DataFrame):
+    """The wells excluded with a reason (any sample type)."""
+    if "exclusion_reason" not in wells.columns:
+        return None
+    rows = wells[wells["exclude"].astype(bool) & wells["exclusion_reason"].notna()]
+    return rows[["study_id", "plate_id", "well", "analyte", "sample_type", "exclusion_reason"]]
