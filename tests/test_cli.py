@@ -224,3 +224,64 @@ def test_help_states_the_calibration_defaults_of_the_settings_class():
             assert helps[name].endswith(f"[default: the vendor's, else {value}].")
         else:
             assert helps[name].endswith(f"[default: {value}].")
+
+
+def test_settings_and_report_say_which_convention_applied_and_why(exports, tmp_path):
+    # Tidy CSVs have no vendor convention: the defaults apply, and the run says so; an
+    # option set explicitly is named as the override.
+    out = tmp_path / "results"
+    res = run("quantify", *exports, "-o", out, "-q", "--weighting", "1/y")
+    assert res.exit_code == 0, res.output
+    conv = json.loads((out / "settings.json").read_text())["conventions"]
+    assert len(conv) == 2 and {c["reader"] for c in conv} == {"tidy"}
+    assert all("the defaults (the tidy reader" in c["applied"] for c in conv)
+    assert all("overridden by the options weighting=1/y" in c["applied"] for c in conv)
+    assert all(c["weighting"] == "1/y" and c["model"] == "5PL" for c in conv)
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "Calibration of plate" in page and "overridden by the options weighting=1/y" in page
+
+
+def test_exclude_and_exclusions_file_reach_standards_settings_and_report(study, exports, tmp_path):
+    std = study[(study["sample_type"] == "standard") & (study["analyte"] == "IL-6")]
+    first, second = std.iloc[0], std.iloc[3]
+    listing = tmp_path / "exclusions.csv"
+    listing.write_text(
+        f"plate_id,well,analyte,reason\n{second['plate_id']},{second['well']},IL-6,"
+        "tip touched the wall\n"
+    )
+    out = tmp_path / "results"
+    res = run("quantify", *exports, "-o", out, "-q",
+              "--exclude", f"{first['plate_id']}:{first['well']}:IL-6=bubble in the well",
+              "--exclusions", listing)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    standards = pd.read_csv(out / "standards.csv")
+    reasons = set(standards.loc[standards["excluded"], "exclusion_reason"])
+    assert {"bubble in the well", "tip touched the wall"} <= reasons
+    settings = json.loads((out / "settings.json").read_text())
+    assert {e["exclusion_reason"] for e in settings["exclusions"]} >= reasons
+    assert {e["well"] for e in settings["excluded_wells"]} >= {first["well"], second["well"]}
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "bubble in the well" in page and "tip touched the wall" in page
+
+
+def test_an_exclusion_without_a_reason_exits_2_naming_the_field(exports, tmp_path):
+    res = run("quantify", *exports, "-o", tmp_path / "r", "-q", "--exclude", "P1:A01")
+    assert res.exit_code == 2
+    assert "exclude" in res.output and "REASON" in res.output
+
+
+def test_accept_curve_reports_numbers_from_a_failed_curve(study, tmp_path):
+    bad = study.copy()
+    bad.loc[bad["sample_type"] == "control", "signal"] *= 0.2  # every kit control fails
+    path = tmp_path / "plate.csv"
+    bad.to_csv(path, index=False)
+    out = tmp_path / "results"
+    assert run("quantify", path, "-o", out, "-q").exit_code == 0
+    wells = pd.read_csv(out / "concentrations.csv")
+    samples = wells[wells["sample_type"] == "sample"]
+    assert samples["curve_failed"].all() and samples["concentration"].isna().all()
+    out2 = tmp_path / "accepted"
+    assert run("quantify", path, "-o", out2, "-q", "--accept-curve", "*").exit_code == 0
+    samples = pd.read_csv(out2 / "concentrations.csv").query("sample_type == 'sample'")
+    assert not samples["curve_failed"].any() and samples["concentration"].notna().any()
+    assert json.loads((out2 / "settings.json").read_text())["calibration"]["accept_curves"] == ["*"]

@@ -41,6 +41,7 @@ from markupsafe import Markup
 
 import cytosafe.report.figures as figs
 from cytosafe.curves.calibration import FLAGS
+from cytosafe.curves.models import MODELS
 from cytosafe.curves.potency import POTENCY_KEY, censored_response
 from cytosafe.report.figures import Figures, num
 from cytosafe.report.figures import natural_key as _natural
@@ -199,6 +200,7 @@ def _settings(result: QuantificationResult) -> list[tuple[str, str, str]]:
     lo, hi = s.recovery_range
     elo, ehi = s.end_recovery_range
     return [
+        *_convention_rows(result),
         (
             "Standard curve model",
             f"{model.name}: {model.formula}",
@@ -252,6 +254,45 @@ def _settings(result: QuantificationResult) -> list[tuple[str, str, str]]:
             "",
         ),
     ]
+
+
+def _convention_rows(result: QuantificationResult) -> list[tuple[str, str, str]]:
+    """Which calibration each plate got and why (issue 12, items 2 and 8): one row per
+    plate convention, one per excluded standard with its reason, and the curves accepted
+    although they failed QC (plain text: the template escapes it)."""
+    cal = result.calibration
+    rows = []
+    conv = cal.conventions
+    many = conv["study_id"].nunique() > 1 if len(conv) else False
+    for r in conv.itertuples(index=False) if len(conv) else ():
+        rows.append(
+            (
+                f"Calibration of plate {_plate_key(r.study_id, r.plate_id, many)}",
+                f"{r.model}, weights {r.weighting}, blanks {r.blank}, on {r.signal}",
+                str(r.applied),
+            )
+        )
+    std = cal.standards
+    if "excluded" in std.columns and std["excluded"].any():
+        for r in std[std["excluded"]].itertuples(index=False):
+            reason = getattr(r, "exclusion_reason", None)
+            rows.append(
+                (
+                    f"Excluded standard · {r.plate_id} {r.analyte} {num(r.nominal)} pg/mL",
+                    str(reason) if isinstance(reason, str) else "excluded",
+                    "",
+                )
+            )
+    if "accepted" in cal.qc.columns and cal.qc["accepted"].any():
+        names = [f"{r.plate_id} {r.analyte}" for r in cal.qc[cal.qc["accepted"]].itertuples()]
+        rows.append(
+            (
+                "Curves accepted despite failing QC",
+                ", ".join(names),
+                "by the user's explicit option (accept_curves)",
+            )
+        )
+    return rows
 
 
 def qc_table(result: QuantificationResult, many: bool) -> tuple[list[dict], list[dict]]:
@@ -321,10 +362,12 @@ def _curves(result: QuantificationResult, figures: Figures, many: bool) -> list[
         for _, c in cur.iterrows():
             k = (study, plate, c["analyte"])
             w = by_curve[k]
-            params = c[list(model.names)].to_numpy(dtype=float)
+            # Plates calibrated under different conventions: each curve its own model.
+            own = MODELS.get(str(c.get("model", model.name)), model)
+            params = c[list(own.names)].to_numpy(dtype=float)
             spec = figs.standard_curve_figure(
                 title=html.escape(str(c["analyte"])),
-                model=model,
+                model=own,
                 params=params,
                 curve=c,
                 standards=w[w["sample_type"] == "standard"],
@@ -387,7 +430,10 @@ def _standards(result: QuantificationResult, many: bool) -> list[dict]:
                 rec_cls = "bad"
             limit = s.end_max_cv if is_end else s.max_cv
             cv_cls = "" if not np.isfinite(r.cv) else ("ok" if r.cv <= limit else "bad")
-            if not r.in_range:
+            reason = getattr(r, "exclusion_reason", None)
+            if getattr(r, "excluded", False):
+                role = "excluded: " + (reason if isinstance(reason, str) else "by the input")
+            elif not r.in_range:
                 role = "outside range"
             elif math.isclose(r.nominal, c["lloq"]):
                 role = "LLOQ"
@@ -610,8 +656,12 @@ def _methods(result: QuantificationResult) -> list[str]:
         f"{s.max_cv:g}% {_cite('ICH M10', 'FDA 2018', 'DeSilva 2003')}. The lower and upper "
         f"limits of quantification (LLOQ, ULOQ) are the nominal concentrations of the ends of "
         f"the longest run of consecutive accepted levels; a plate and analyte passed QC when "
-        f"the curve converged, at least {s.min_levels} levels lay in the range and every kit "
-        f"control recovered within {lo:g}-{hi:g}%. The limit of detection is the blank mean "
+        f"the curve converged, at least {s.min_levels} levels lay in the range and at least "
+        f"{s.min_control_share:.0%} of the kit controls recovered within {lo:g}-{hi:g}% of "
+        f"their expected value after the dilution factor {_cite('ICH M10')}. A curve that "
+        f"failed QC gave its wells no concentration (flag curve_failed) unless the analyst "
+        f"accepted it, and a net signal below the blank none (flag below_blank). "
+        f"The limit of detection is the blank mean "
         f"plus {s.lod_sd:g} standard deviations, back-calculated {_cite('MSD kit inserts')}.",
         f"Sample concentrations were back-calculated with {conf} intervals from the delta "
         f"method on the inverse prediction (symmetric on the log scale, Student's t on the "
@@ -635,6 +685,19 @@ def _methods(result: QuantificationResult) -> list[str]:
         f"{100 * p.confidence:g}% Wald intervals on the log scale; values beyond the tested "
         f"concentrations are reported as censored, not extrapolated.",
     ]
+    conv = result.calibration.conventions
+    if len(conv):
+        used = conv.drop_duplicates(["model", "weighting", "blank", "applied"])
+        text.insert(
+            0,
+            "Each plate was calibrated the way the software that wrote its export does, "
+            "unless an option was set: "
+            + "; ".join(
+                f"{r.model}, weights {r.weighting}, blanks {r.blank} on {r.signal} ({r.applied})"
+                for r in used.itertuples(index=False)
+            )
+            + ". The settings below describe the first of these.",
+        )
     from cytosafe import __version__
 
     text.append(
