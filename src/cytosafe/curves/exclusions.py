@@ -167,7 +167,7 @@ def apply_exclusions(measurements: pd.DataFrame, exclusions: pd.DataFrame) -> pd
     wells = table["well"].map(_norm_well).to_numpy()
     analytes = table["analyte"].astype(str).to_numpy()
     exclude = (
-        table["exclude"].fillna(False).to_numpy(dtype=bool).copy()
+        table["exclude"].eq(True).to_numpy(dtype=bool).copy()
         if "exclude" in table.columns
         else np.zeros(len(table), dtype=bool)
     )

@@ -183,8 +183,9 @@ def potency(wells: pd.DataFrame, settings: PotencySettings | None = None) -> pd.
     ]
     usable_pts = pts[np.isfinite(pts["_y"]) & (pts["_y"] > 0)]
     # Curves whose every usable test response is censored below the LLOQ.
-    all_below = usable_pts.groupby("curve_id")["_below"].all().reindex(range(len(keys)))
-    all_below = all_below.fillna(False).to_numpy(dtype=bool)
+    below_all = usable_pts.groupby("curve_id")["_below"].all()
+    all_below = np.zeros(len(keys), dtype=bool)
+    all_below[below_all.index.to_numpy(dtype=int)] = below_all.to_numpy(dtype=bool)
     pts = pts.drop(columns="_below")
     if settings.include_negative_control:
         neg = w[roles == "negative_control"]
