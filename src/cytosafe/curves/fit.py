@@ -28,14 +28,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from cytosafe.curves.models import Model, get_model
+from cytosafe.curves.models import FivePL, Model, get_model
 from cytosafe.errors import FitError
 from cytosafe.schema.choices import Covariance, Weighting
 
 __all__ = [
     "WEIGHTINGS",
     "FamilyChoice",
+    "FitLimits",
     "FitResult",
+    "check_limits",
     "choose_family",
     "curve_weights",
     "fit_curves",
@@ -64,7 +66,9 @@ class FitResult:
     cov: ``(n, k, k)`` covariance of the estimates.
     rss: weighted residual sum of squares; ``df`` residual degrees of freedom;
     sigma: residual standard error ``sqrt(rss / df)``.
-    status: one of ``converged, max_iter, stalled, failed, insufficient_data``.
+    status: one of ``converged, max_iter, stalled, degenerate, failed, insufficient_data``;
+    only ``converged`` and ``stalled`` (:data:`USABLE`) give parameters fit for use.
+    reason: why a curve is ``degenerate`` ("" otherwise).
     n_iter, n_obs: iterations used and points fitted per curve.
     fixed: ``(n, k)`` boolean, which parameters were held fixed.
     """
@@ -83,6 +87,9 @@ class FitResult:
     weighting: str = Weighting.NONE.value
     covariance: str = Covariance.EXPECTED.value
     extra: dict = field(default_factory=dict)
+    #: ``(n,)`` why a curve is ``degenerate`` (which limit of :class:`FitLimits` its
+    #: estimate breaks); ``""`` for every other curve. Set by :func:`fit_curves`.
+    reason: np.ndarray | None = None
 
     @property
     def converged(self) -> np.ndarray:
@@ -216,6 +223,7 @@ def fit_curves(
     xtol: float = 1e-10,
     gtol: float = 1e-12,
     covariance: str = Covariance.EXPECTED,
+    limits: FitLimits | None = None,
 ) -> FitResult:
     """Fit one model to many curves at once by weighted Levenberg-Marquardt.
 
@@ -241,6 +249,14 @@ def fit_curves(
         relative step, scaled gradient).
     covariance:
         ``"expected"`` or ``"observed"`` (see the module docstring).
+    limits:
+        :class:`FitLimits` to classify the fits by, e.g. ``FitLimits()`` (the documented
+        defaults): a converged or stalled fit whose estimate breaks one of them gets the
+        status ``degenerate`` and a :attr:`FitResult.reason`. ``None`` (default, for
+        now: the callers opt in) checks nothing. The optimiser is the same either way:
+        the limits classify fits, they do not constrain them, so a bound never stops a
+        fit short of its least-squares optimum and a degenerate fit says where that
+        optimum is.
 
     Returns
     -------
@@ -334,6 +350,12 @@ def fit_curves(
     cov = _covariance(model, x, y, w, m, params, is_fixed, sigma2, covariance)
     se = np.sqrt(np.clip(np.diagonal(cov, axis1=1, axis2=2), 0.0, None))
     se = np.where(is_fixed, np.nan, se)
+    reason = np.full(n, "", dtype=object)
+    usable = np.isin(status, USABLE)
+    if limits is not None and usable.any():
+        why = check_limits(model, params[usable], x[usable], y[usable], m[usable], limits)
+        reason[usable] = why
+        status = np.where(usable & (reason != ""), "degenerate", status)
     failed = status == "failed"
     params = np.where(failed[:, None], np.nan, params)
     return FitResult(
@@ -350,7 +372,174 @@ def fit_curves(
         fixed=is_fixed,
         weighting=str(weighting),
         covariance=str(covariance),
+        reason=reason,
     )
+
+
+@dataclass(frozen=True)
+class FitLimits:
+    """Where a fitted curve stops being a calibration curve: the limits that make a fit
+    ``degenerate`` (issue 12, item 5: "no number from a failed curve").
+
+    A least-squares estimate outside these limits is not an estimate the data support:
+    the optimiser has run along a valley towards a limit of the model family (an
+    asymptote or inflection far outside the data, a vanishing or exploding slope or
+    asymmetry), where the curve over the standards is fixed by a few points and its
+    parameters trade off without bound. Each limit is relative to the data of its own
+    curve.
+
+    Attributes
+    ----------
+    asymptote_ranges:
+        ``a`` and ``d`` lie within the observed signal range widened by this many
+        times the range on each side (default 10). A documented engineering choice:
+        a plateau not reached by the standards is legitimately extrapolated a few ranges
+        beyond the data (Findlay & Dillard, AAPS J 2007;9:E260, on anchor points), never
+        by orders of magnitude (the xPONENT IL1B fit with ``a = 2.9e14`` on a signal of
+        ~2e4; the potency top of 3.5e159 pg/mL).
+    slope:
+        ``(low, high)`` for the slope ``b`` of the log-logistic families (default
+        0.1-10). Immunoassay standard curves have slopes of about 0.5-2 (Findlay &
+        Dillard 2007; O'Connell, Belanger & Haaland, Chemom Intell Lab Syst
+        1993;20:97-114); a slope of 0.1 spreads 10-90 % of the response over 19 decades
+        and one of 10 over less than 0.4 decade, i.e. between two standards or two
+        doses. A documented engineering choice with a factor of ~5 of margin each side;
+        it rejects the fixtures of issue 12 (``b = 0.004``; potency Hill slopes 11-45).
+    asymmetry_log10:
+        ``|log10 g| <=`` this (default 1.5, the QC threshold of issue 12 for ``make
+        demo``). Bio-Plex Manager bounds ``g`` to [0.1, 10] in the reports studied
+        (:func:`cytosafe.io.bioplex.read_bioplex_equations`); 1.5 leaves room beyond
+        that while rejecting the demo's MSD fits with ``g`` of 3e-11 and 5e10.
+    inflection_decades:
+        ``c`` within this many decades beyond the lowest and highest positive
+        concentration of the curve (default 3). A documented engineering choice: the
+        inflection of a usable curve lies among or near its standards; 3 decades
+        tolerates a curve whose plateau is far from reached and rejects the IL1B fit
+        with ``c = 4e25`` on standards up to ~8e3.
+    """
+
+    asymptote_ranges: float = 10.0
+    slope: tuple[float, float] = (0.1, 10.0)
+    asymmetry_log10: float = 1.5
+    inflection_decades: float = 3.0
+
+
+def check_limits(
+    model: str | Model,
+    params: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    mask: np.ndarray | None = None,
+    limits: FitLimits | None = None,
+) -> np.ndarray:
+    """Why each fitted curve is degenerate under ``limits`` (``""`` where it is not).
+
+    Parameters
+    ----------
+    model:
+        The fitted family. The slope and inflection limits apply to the log-logistic
+        families (``4PL``, ``5PL``, ``5PL-mirror``), the asymmetry limit where the model
+        has ``g``, the asymptote limit where it has ``a`` and ``d``.
+    params:
+        ``(n, k)`` fitted parameters (natural scale).
+    x, y, mask:
+        The data each curve was fitted to, ``(n, m)`` (``mask``: points used).
+    limits:
+        :class:`FitLimits` (default ``FitLimits()``).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n,)`` object array of reasons, e.g. ``"slope b = 0.004 outside [0.1, 10]"``;
+        several broken limits are joined by ``"; "``.
+
+    Examples
+    --------
+    >>> x = np.array([[1.0, 10, 100, 1000]]); y = np.array([[10.0, 100, 1000, 5000]])
+    >>> check_limits("4PL", np.array([[5.0, 0.004, 4e25, 2.9e14]]), x, y)[0]
+    'slope b = 0.004 outside [0.1, 10]; inflection c = 4e+25 more than 3 decades beyond the concentrations (1-1000); asymptote d = 2.9e+14 more than 10 signal ranges beyond the observed signal (10-5000)'
+    """
+    model = get_model(model)
+    lim = FitLimits() if limits is None else limits
+    p = np.atleast_2d(np.asarray(params, dtype=float))
+    x = np.atleast_2d(np.asarray(x, dtype=float))
+    y = np.atleast_2d(np.asarray(y, dtype=float))
+    m = np.isfinite(x) & np.isfinite(y)
+    if mask is not None:
+        m &= np.atleast_2d(np.asarray(mask, dtype=bool))
+    n = p.shape[0]
+    names = model.names
+    parts: list[np.ndarray] = []
+
+    def add(bad: np.ndarray, template: str, *values) -> None:
+        # Formatted only where a limit is broken: the check runs on every fit.
+        text = np.full(n, "", dtype=object)
+        rows = np.flatnonzero(bad)
+        if rows.size:
+            cols = [np.broadcast_to(np.asarray(v, dtype=float), (n,))[rows] for v in values]
+            text[rows] = [
+                template.format(*(f"{v:.4g}" for v in row)) for row in zip(*cols, strict=True)
+            ]
+        parts.append(text)
+
+    big = np.finfo(float).max
+    add(~np.all(np.isfinite(p), axis=1), "a parameter is not finite")
+    log_logistic = isinstance(model, FivePL)
+    if log_logistic and "b" in names:
+        b = p[:, names.index("b")]
+        lo, hi = lim.slope
+        add(
+            ~((b >= lo) & (b <= hi)) & np.isfinite(b),
+            "slope b = {} outside [{}, {}]",
+            b,
+            lo,
+            hi,
+        )
+    if log_logistic and "c" in names and np.isfinite(lim.inflection_decades):
+        c = p[:, names.index("c")]
+        use = m & (x > 0)
+        x_lo = np.where(use, x, big).min(1)
+        x_hi = np.where(use, x, -big).max(1)
+        f = 10.0**lim.inflection_decades
+        have = use.any(1)
+        bad = have & np.isfinite(c) & ((c < x_lo / f) | (c > x_hi * f))
+        add(
+            bad,
+            "inflection c = {} more than {} decades beyond the concentrations ({}-{})",
+            c,
+            lim.inflection_decades,
+            x_lo,
+            x_hi,
+        )
+    if "g" in names:
+        g = p[:, names.index("g")]
+        with np.errstate(all="ignore"):
+            bad = np.isfinite(g) & (np.abs(np.log10(np.maximum(g, 1e-300))) > lim.asymmetry_log10)
+        add(bad, "asymmetry g = {} outside |log10 g| <= {}", g, lim.asymmetry_log10)
+    if "a" in names and "d" in names and np.isfinite(lim.asymptote_ranges):
+        y_lo = np.where(m, y, big).min(1)
+        y_hi = np.where(m, y, -big).max(1)
+        have = m.any(1)
+        span = np.where(have, y_hi - y_lo, 0.0)
+        span = np.maximum(span, 1e-12 * np.maximum(np.abs(y_hi), 1.0))
+        k = lim.asymptote_ranges
+        for nm in ("a", "d"):
+            v = p[:, names.index(nm)]
+            bad = have & np.isfinite(v) & ((v < y_lo - k * span) | (v > y_hi + k * span))
+            add(
+                bad,
+                "asymptote " + nm + " = {} more than {} signal ranges beyond the observed "
+                "signal ({}-{})",
+                v,
+                k,
+                y_lo,
+                y_hi,
+            )
+    out = np.full(n, "", dtype=object)
+    for part in parts:
+        join = (out != "") & (part != "")
+        out = np.where(join, out + "; " + part, out + part)
+    return out
 
 
 class _Direct:
