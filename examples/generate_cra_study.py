@@ -36,10 +36,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import io
 import os
-import re
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -1049,30 +1046,6 @@ def fixed_clock() -> Iterator[None]:
             os.environ["SOURCE_DATE_EPOCH"] = old
 
 
-_XLSX_TIME = (2025, 1, 17, 12, 0, 0)
-_CORE_DATES = re.compile(rb"(<dcterms:(created|modified)[^>]*>)[^<]*(</dcterms:\2>)")
-
-
-def _normalise_xlsx(path: Path) -> None:
-    """Make an .xlsx reproducible: fixed zip timestamps and document dates.
-
-    openpyxl stamps the save time into ``docProps/core.xml`` and every zip entry; the
-    content is otherwise deterministic.
-    """
-    with zipfile.ZipFile(path) as src:
-        entries = [(info.filename, src.read(info)) for info in src.infolist()]
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as dst:
-        for name, data in entries:
-            if name == "docProps/core.xml":
-                data = _CORE_DATES.sub(rb"\g<1>2025-01-17T12:00:00Z\g<3>", data)
-            info = zipfile.ZipInfo(name, date_time=_XLSX_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o600 << 16
-            dst.writestr(info, data)
-    path.write_bytes(buf.getvalue())
-
-
 def write_tables(study: Study, out: Path) -> list[Path]:
     """Write the study description, design and truth tables under ``out``."""
     written = []
@@ -1111,7 +1084,6 @@ def write_tidy_tables(study: Study, out: Path) -> list[Path]:
     ):
         write_tidy(study.measurements[platform], out / rel)
         written.append(out / rel)
-    _normalise_xlsx(out / "tidy/measurements.xlsx")
     return written
 
 

@@ -191,6 +191,56 @@ def test_xlsx_has_one_sheet_called_measurements(tmp_path):
     assert openpyxl.load_workbook(path).sheetnames == ["measurements"]
 
 
+def test_xlsx_parts_are_canonical_xml_whatever_serialiser_openpyxl_used(tmp_path):
+    # openpyxl writes through lxml when it is installed and through xml.etree otherwise;
+    # canonical XML is one text for one document, so the file is the same on every machine.
+    import zipfile
+    from xml.etree.ElementTree import canonicalize
+
+    path = write_tidy(study_table(), tmp_path / "m.xlsx")
+    with zipfile.ZipFile(path) as book:
+        parts = {n: book.read(n) for n in book.namelist() if n.endswith((".xml", ".rels"))}
+    assert "xl/worksheets/sheet1.xml" in parts
+    for name, data in parts.items():
+        assert canonicalize(data).encode() == data, name
+
+
+def test_xlsx_is_byte_identical_under_source_date_epoch(tmp_path, monkeypatch):
+    import openpyxl
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1737115200")  # 2025-01-17T12:00:00Z
+    first = write_tidy(study_table(), tmp_path / "a.xlsx").read_bytes()
+    second = write_tidy(study_table(), tmp_path / "b.xlsx").read_bytes()
+    assert first == second
+    props = openpyxl.load_workbook(tmp_path / "a.xlsx").properties
+    assert str(props.created) == str(props.modified) == "2025-01-17 12:00:00"
+
+
+def test_a_validated_table_validates_again_unchanged():
+    # pandas 2 refused to write text into the treatment_role categorical of a table
+    # validated once.
+    table = study_table()
+    pd.testing.assert_frame_equal(validate_measurements(table), table)
+
+
+def test_numbers_written_as_text_read_back_exactly(tmp_path):
+    # pandas 2's fast text parser reads "0.0010000000000000002" as 0.001.
+    text = MINIMAL.replace("S,P,A1,IL-6,standard,100,5000", "S,P,A1,IL-6,standard,100,5000.1")
+    text = text.replace(",1200\n", ",0.0010000000000000002\n")
+    text = text.replace("standard,100,", "standard,0.30000000000000004,")
+    table = read_tidy(_csv(tmp_path, text))
+    assert table["signal"].tolist() == [5000.1, 80.0, 0.0010000000000000002]
+    assert table["standard_concentration"].iat[0] == 0.30000000000000004
+    with_unit = (
+        text.replace("signal\n", "signal,concentration_unit\n")
+        .replace("5000.1\n", "5000.1,ng/mL\n")
+        .replace("80\n", "80,\n")
+        .replace("0.0010000000000000002\n", "0.0010000000000000002,\n")
+    )
+    converted = read_tidy(_csv(tmp_path, with_unit, name="u.csv"))
+    assert converted["standard_concentration"].iat[0] == 0.30000000000000004 * 1000
+
+
 # --------------------------------------------------------------------------- the reader
 
 

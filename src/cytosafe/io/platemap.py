@@ -132,6 +132,7 @@ import pandas as pd
 from cytosafe._atomic import atomic_write
 from cytosafe.errors import InputError
 from cytosafe.io._values import number_text
+from cytosafe.io._workbook import save_workbook
 from cytosafe.io.reader import finish
 from cytosafe.schema.measurements import MEASUREMENT_COLUMNS, validate_measurements
 from cytosafe.schema.units import CONCENTRATION_UNIT, canonical_unit, to_pg_per_ml
@@ -1281,7 +1282,7 @@ def _write_cells(rows: list[list[object]], path: Path) -> Path:
             sheet = book.active
             for row in rows:
                 sheet.append(list(row))
-            book.save(tmp)
+            save_workbook(book, tmp)
         else:
             with open(tmp, "w", newline="", encoding="utf-8") as fh:
                 writer = csv.writer(fh, lineterminator="\n")

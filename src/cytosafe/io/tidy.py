@@ -51,8 +51,9 @@ import pandas as pd
 from cytosafe._atomic import atomic_write
 from cytosafe.errors import InputError, UnitError
 from cytosafe.io._values import cell_text
+from cytosafe.io._workbook import save_workbook
 from cytosafe.io.reader import Probe, finish, select_plate
-from cytosafe.schema.measurements import MEASUREMENT_COLUMNS, validate_measurements
+from cytosafe.schema.measurements import MEASUREMENT_COLUMNS, to_numbers, validate_measurements
 from cytosafe.schema.units import to_pg_per_ml
 
 __all__ = ["DESCRIPTION", "NAME", "SUFFIXES", "parse", "read_tidy", "sniff", "write", "write_tidy"]
@@ -303,12 +304,12 @@ def _infer_numeric(values: pd.Series) -> pd.Series:
     present = values.dropna()
     if present.empty:
         return values
-    numbers = pd.to_numeric(present, errors="coerce")
+    numbers = to_numbers(present)
     if numbers.isna().any():
         return values
     if present.astype(str).str.fullmatch(r"[+-]?\d+").all():
         return pd.to_numeric(values).astype("Int64")
-    return pd.to_numeric(values).astype(float)
+    return to_numbers(values).astype(float)
 
 
 def _to_pg_per_ml(table: pd.DataFrame, file: str) -> pd.DataFrame:
@@ -330,7 +331,7 @@ def _to_pg_per_ml(table: pd.DataFrame, file: str) -> pd.DataFrame:
         factors.iat[pos] = cache[unit]
     for column in _CONVERTED:
         if column in table.columns:
-            values = pd.to_numeric(table[column], errors="coerce")
+            values = to_numbers(table[column])
             # Text that is not a number is left for validation to report, with its line.
             ok = values.notna()
             if ok.equals(table[column].notna()):
@@ -410,7 +411,7 @@ def _write_xlsx(table: pd.DataFrame, path: Path) -> None:
     sheet.append(list(table.columns))
     for row in table.itertuples(index=False, name=None):
         sheet.append([_xlsx_value(v) for v in row])
-    book.save(path)
+    save_workbook(book, path)
 
 
 def _xlsx_value(value: object) -> object:

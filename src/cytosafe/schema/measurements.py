@@ -33,6 +33,7 @@ __all__ = [
     "SAMPLE_TYPES",
     "TREATMENT_ROLES",
     "Column",
+    "to_numbers",
     "validate_measurements",
 ]
 
@@ -139,9 +140,42 @@ def _fail(
     )
 
 
+def _exact(text: str, fallback: float) -> float:
+    try:
+        return float(text)
+    except ValueError:  # a spelling pandas reads and Python does not: pandas' value
+        return fallback
+
+
+def to_numbers(values: pd.Series) -> pd.Series:
+    """``pd.to_numeric(values, errors="coerce")``, with every number written as text read
+    exactly.
+
+    pandas 2 converts text with its own fast routine, which may miss the nearest double by
+    a unit in the last place (``"0.0010000000000000002"`` reads as ``0.001``); Python's
+    ``float`` rounds correctly (as pandas 3 does), so a number written with its shortest
+    ``repr`` reads back as the same double whatever the pandas version. What is and is not
+    a number is pandas' decision; only the values of text cells are recomputed.
+
+    >>> to_numbers(pd.Series(["0.0010000000000000002", "x", None], dtype=object)).tolist()
+    [0.0010000000000000002, nan, nan]
+    """
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.dtype.kind != "f" or values.dtype.kind in "biufcmM":
+        return numbers  # integers are exact; numeric input was never text
+    raw = values.to_numpy(dtype=object)
+    text = np.fromiter((isinstance(v, str) for v in raw), dtype=bool, count=len(raw))
+    fix = np.flatnonzero(text & numbers.notna().to_numpy())
+    if fix.size == 0:
+        return numbers
+    out = numbers.copy()
+    out.iloc[fix] = [_exact(raw[i], float(numbers.iat[i])) for i in fix]
+    return out
+
+
 def _numeric(df: pd.DataFrame, name: str, source: str | None) -> pd.Series:
     raw = df[name]
-    values = pd.to_numeric(raw, errors="coerce")
+    values = to_numbers(raw)
     text_bad = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
     _fail(df, text_bad.to_numpy(), source, name, "'{value}' is not a number", "a number")
     return values.astype(float)
@@ -212,7 +246,9 @@ def validate_measurements(df: pd.DataFrame, *, source: str | None = None) -> pd.
     )
     out["sample_type"] = pd.Categorical(stype, categories=SAMPLE_TYPES)
 
-    role = out["treatment_role"]
+    # As objects: a table validated before holds a categorical, into which pandas 2 cannot
+    # write the stripped text (pandas 3 converts silently).
+    role = out["treatment_role"].astype(object)
     has_role = role.notna() & (role.astype(str).str.strip() != "")
     role_text = role.where(~has_role, role.astype(str).str.strip().str.lower())
     _fail(
