@@ -191,10 +191,45 @@ def benchmark(summary: pd.DataFrame, design: StudyDesign) -> tuple[pd.DataFrame,
     return per_analyte, overall
 
 
+def _resolved(rows: pd.DataFrame, how: str) -> pd.DataFrame:
+    """The rows with their indeterminate calls taken as ``responder`` or ``non-responder``.
+
+    ``determinate`` leaves them out of the fraction (the class's own basis).
+    """
+    rows = rows.copy()
+    n_ind = (
+        rows["n_indeterminate"].fillna(0).astype(int)
+        if "n_indeterminate" in rows
+        else pd.Series(0, index=rows.index)
+    )
+    n, k = rows["n_donors"].astype(float), rows["n_responders"].astype(float)
+    if how == "responder":
+        rows["n_responders"] = k + n_ind
+        rows["responder_fraction"] = (k + n_ind) / n
+    elif how == "non-responder":
+        rows["responder_fraction"] = k / n
+    else:
+        det = n - n_ind
+        rows["responder_fraction"] = k / det.where(det > 0)
+    return rows
+
+
+def _first_class(
+    g: pd.DataFrame, settings: HazardSettings
+) -> tuple[ClassRule | None, pd.DataFrame]:
+    """The first class whose conditions enough analytes meet, with those analytes."""
+    for rule in settings.classification.classes:
+        q = g[_qualifies(g, rule)]
+        if len(q) >= rule.min_analytes:
+            return rule, q
+    return None, g.iloc[:0]
+
+
 def _qualifies(rows: pd.DataFrame, rule: ClassRule) -> np.ndarray:
     ok = np.ones(len(rows), dtype=bool)
     if rule.min_responder_fraction is not None:
-        ok &= rows["responder_fraction"].to_numpy(dtype=float) >= rule.min_responder_fraction
+        frac = np.nan_to_num(rows["responder_fraction"].to_numpy(dtype=float), nan=-np.inf)
+        ok &= frac >= rule.min_responder_fraction
     if rule.min_donors is not None:
         ok &= rows["n_responders"].to_numpy(dtype=float) >= rule.min_donors
     if rule.require_significant:
@@ -220,7 +255,8 @@ def classify(
     ``benchmarks_below``.
     """
     cols = [*FORMAT_KEY, "treatment", "hazard_class", "valid", "class_rule", "analytes", "n_donors",
-            "max_responders", "reason", "rank", "n_ranked", "benchmarks_above", "benchmarks_below"]  # fmt: skip
+            "max_responders", "reason", "rank", "n_ranked", "benchmarks_above", "benchmarks_below",
+            "n_indeterminate", "indeterminate_by_analyte", "class_could_be"]  # fmt: skip
     best = best_concentration(summary)
     best = best[best["treatment_role"] == "test"]
     if best.empty:
@@ -230,6 +266,9 @@ def classify(
     rows = []
     for (study, fmt, inc, treatment), g in best.groupby([*FORMAT_KEY, "treatment"], sort=False):
         g = g.sort_values(["n_responders", "gmr"], ascending=False, kind="stable")
+        g = _resolved(g, "determinate")
+        fired, qual = _first_class(g, settings)
+        n_ind, ind_text, could_be, ind_note = _indeterminate(summary, g, fired, settings)
         n_donors = int(g["n_donors"].max())
         max_resp = int(g["n_responders"].max())
         where = _fmt_name(fmt, inc)
@@ -274,14 +313,8 @@ def classify(
                          n_donors, max_resp,
                          f"Not called: the positive control {names} failed in {where} "
                          f"({'; '.join(failed['reason'])}); the assay could not have shown a release.",
-                         rank, n_ranked, above, below))  # fmt: skip
+                         rank, n_ranked, above, below, n_ind, ind_text, ""))  # fmt: skip
             continue
-        fired, qual = None, g.iloc[:0]
-        for rule in settings.classification.classes:
-            q = g[_qualifies(g, rule)]
-            if len(q) >= rule.min_analytes:
-                fired, qual = rule, q
-                break
         if fired is None:
             cls = "negative"
             top = g.iloc[0]
@@ -312,7 +345,64 @@ def classify(
         if n_donors < 2:
             detail += " WARNING: one donor only; no across-donor statistics."
         rows.append((study, fmt, inc, treatment, cls, True, rule_text, analytes, n_donors, max_resp,
-                     f"{cls.capitalize()} in {where}: {detail}.{bench_text}", rank, n_ranked, above, below))  # fmt: skip
+                     f"{cls.capitalize()} in {where}: {detail}.{ind_note}{bench_text}", rank, n_ranked, above, below,
+                     n_ind, ind_text, could_be))  # fmt: skip
     out = pd.DataFrame(rows, columns=cols)
     out["incubation_h"] = out["incubation_h"].where(out["incubation_h"] >= 0)
     return out
+
+
+def _indeterminate(
+    summary: pd.DataFrame, g: pd.DataFrame, fired: ClassRule | None, settings: HazardSettings
+) -> tuple[int, str, str, str]:
+    """Indeterminate calls of one treatment x format and what they could change.
+
+    Returns the number of indeterminate donor calls over all its concentrations and
+    analytes, the count per analyte (``"IL-2: 2, IL-8: 1"``), the classes the treatment
+    would get were every indeterminate call a responder or a non-responder (``""`` when neither changes the class), and a sentence
+    for the reason.
+    """
+    first = g.iloc[0]
+    if "n_indeterminate" not in summary:
+        return 0, "", "", ""
+    s = _key_frame(summary)
+    s = s[
+        (s["study_id"] == first["study_id"])
+        & (s["assay_format"] == first["assay_format"])
+        & (s["incubation_h"] == first["incubation_h"])
+        & (s["treatment"] == first["treatment"])
+    ]
+    per = s.groupby("analyte", sort=False)["n_indeterminate"].sum()
+    per = per[per > 0]
+    n_ind = int(per.sum())
+    if not n_ind:
+        return 0, "", "", ""
+    text = ", ".join(
+        f"{a}: {int(k)}" for a, k in sorted(per.items(), key=lambda x: natural_key(x[0]))
+    )
+    cls = fired.name if fired else "negative"
+    alt = {}
+    for how in ("responder", "non-responder"):
+        # Resolved at every concentration: another concentration may then become the best.
+        rule, _ = _first_class(best_concentration(_resolved(s, how)), settings)
+        alt[how] = rule.name if rule else "negative"
+    reachable = {cls, *alt.values()}
+    could_be = " ".join(sorted(reachable, key=_severity)) if len(reachable) > 1 else ""
+    note = (
+        f" {n_ind} donor call(s) are indeterminate ({text}): a censored value gives a bound "
+        "that could lie on either side of the responder rule; they count as neither responder "
+        "nor non-responder and the class rests on the determinate donors"
+    )
+    if could_be:
+        note += (
+            f"; were they responders the class would be {alt['responder']}, were they "
+            f"non-responders {alt['non-responder']}, so it could change."
+        )
+    else:
+        note += ", and resolving them either way would not change it."
+    return n_ind, text, could_be, note
+
+
+def _severity(name: str) -> int:
+    order = ("negative", "low", "moderate", "high")
+    return order.index(name) if name in order else len(order)

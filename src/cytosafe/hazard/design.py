@@ -81,9 +81,12 @@ __all__ = [
 
 #: How values below the LLOQ enter donor responses (see :mod:`cytosafe.hazard.response`).
 BELOW_LLOQ = {
-    "censored": "left-censored at the LLOQ: fold changes and increases become bounds; "
-    "a bound proves a responder condition only when it points the right way; "
-    "rank statistics tie censored values at the LLOQ",
+    "censored": "left-censored at the LLOQ (and right-censored at the ULOQ): fold changes, "
+    "increases and percentages of the positive control become bounds; a bound decides a "
+    "responder condition when it lies wholly on one side of the threshold (a lower bound "
+    "already at it, an upper bound already below it), and a call resting on a bound that "
+    "could lie on either side is indeterminate, counted as neither responder nor "
+    "non-responder; rank statistics tie censored values at the LLOQ",
     "lloq/2": "substituted by half the LLOQ",
     "lloq": "substituted by the LLOQ",
 }

@@ -10,19 +10,29 @@ control on another plate (recorded in ``control_match``, or not at all with
 * ``log2_fold_change`` (used by the heatmap and the statistics);
 * ``percent_of_positive`` = 100 x (test - control) / (positive control - control), the
   same donor's reference positive control of the same format and analyte;
-* ``responder`` and ``rule_fired``: the responder call of the rule set and the name of
-  the first rule that fired (``reason`` says why none did).
+* ``responder``, ``call`` and ``rule_fired``: the responder call of the rule set and the
+  name of the first rule that fired (``reason`` says why none did, why the call is
+  indeterminate, or which censored bound decided it).
 
 Values below the LLOQ (``HazardSettings.below_lloq``, a documented choice):
 
-* ``censored`` (default) — the value is only known to lie below the LLOQ. A fold change
-  with a censored control is a *lower* bound (``fold_change_bound`` ``>=``), with a
-  censored test value an *upper* bound (``<=``), with both censored undefined; a bound
-  proves a responder condition only when it points the right way, so a response is never
-  called from values that cannot show it. Values above the ULOQ are bounds the other way.
-  For the statistics, censored values are set at their limit, i.e. tied at the LLOQ, the
+* ``censored`` (default) — the value is only known to lie below the LLOQ (above the
+  ULOQ: only known to exceed it). A fold change with a censored control is a *lower*
+  bound (``fold_change_bound`` ``>=``), with a censored test value an *upper* bound
+  (``<=``), with both censored undefined. Each quantity a rule tests is the interval it is
+  known to lie in, and a condition is met, failed or undecided (see :func:`_call`): a bound
+  that lies wholly on one side of the threshold decides (a lower bound already at the
+  threshold, an upper bound already below it) and says so in ``reason``; one that could
+  lie on either side makes the call ``indeterminate`` (``call``), with the censored value,
+  its limit, the bound and the threshold in ``reason``. An indeterminate call is neither
+  responder nor non-responder (``responder`` is False; the summary counts it apart). For
+  the statistics, censored values are set at their limit, i.e. tied at the LLOQ, the
   treatment of one detection limit in rank tests (Helsel 2012).
-* ``lloq/2`` or ``lloq`` — substitution: the value is replaced and treated as measured.
+* ``lloq/2`` or ``lloq`` — substitution: the value is replaced and treated as measured,
+  so no call is indeterminate below the LLOQ.
+
+``call`` is ``responder``, ``non-responder`` or ``indeterminate``; ``responder`` is True
+for the first only.
 """
 
 from __future__ import annotations
@@ -240,7 +250,7 @@ def donor_responses(
     with np.errstate(divide="ignore", invalid="ignore"):
         r["log2_fold_change"] = np.log2(fc)
     r = _percent_of_positive(r, design, settings)
-    r = _call(r, settings)
+    r = _call(r, settings, tc, cc).drop(columns="_pos_diff")
     r["incubation_h"] = r["incubation_h"].where(r["incubation_h"] >= 0)
     r = r.rename(
         columns={"value": "test_concentration", "censored": "test_censored", "lloq": "test_lloq"}
@@ -251,7 +261,7 @@ def donor_responses(
         "control_plate_id", "control_match", "test_concentration", "test_censored", "test_lloq",
         "control_concentration", "control_censored", "fold_change", "fold_change_bound",
         "log2_fold_change", "difference", "difference_bound", "positive_control",
-        "percent_of_positive", "responder", "rule_fired", "reason",
+        "percent_of_positive", "responder", "call", "rule_fired", "reason",
     ]  # fmt: skip
     r["control_plate_id"] = (
         r["control_plate_id"].astype(object).where(r["control_plate_id"].notna(), "")
@@ -302,65 +312,166 @@ def _percent_of_positive(
     with np.errstate(divide="ignore", invalid="ignore"):
         pct = 100 * r["difference"] / r["_pos_diff"]
     r["percent_of_positive"] = np.where(r["_pos_diff"] > 0, pct, np.nan)
-    return r.drop(columns="_pos_diff")
+    return r
 
 
-def _call(r: pd.DataFrame, settings: HazardSettings) -> pd.DataFrame:
-    """Apply the rule set: responder, the first rule that fired, and why none did."""
-    fc = r["fold_change"].to_numpy(dtype=float)
-    diff = r["difference"].to_numpy(dtype=float)
-    kind = r["fold_change_bound"].to_numpy(dtype=object)
-    proven_lo = np.isin(kind, ["=", ">="])
+def _limits(value: np.ndarray, code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The interval a value is known to lie in: (0, LLOQ] below, [ULOQ, inf) above."""
+    lo = np.where(code < 0, 0.0, value)
+    hi = np.where(code > 0, np.inf, value)
+    return lo, hi
+
+
+def _bound_text(lo: float, hi: float, unit: str = "") -> str:
+    """A censored quantity's interval in words ("≥ 1.57", "≤ 3", "between -2 and 30")."""
+    u = f" {unit}" if unit else ""
+    if np.isfinite(lo) and np.isfinite(hi) and (lo > 0 or unit):
+        return f"between {_g(lo)} and {_g(hi)}{u}"
+    if np.isfinite(lo) and (lo > 0 or unit):
+        return f"≥ {_g(lo)}{u}"
+    if np.isfinite(hi):
+        return f"≤ {_g(hi)}{u}"
+    return "unbounded (any value)"
+
+
+def _g(x: float) -> str:
+    return f"{x:.3g}" if abs(x) < 1000 else f"{x:,.0f}"
+
+
+def _censoring_causes(r: pd.DataFrame, tc: np.ndarray, cc: np.ndarray) -> np.ndarray:
+    """Per response, which value was censored and at which limit, in words."""
+    out = np.full(len(r), "", dtype=object)
+    t = r["value"].to_numpy(dtype=float)
+    c = r["control_concentration"].to_numpy(dtype=float)
+    ctrl = r["control_treatment"].astype(str).to_numpy()
+    for i in np.flatnonzero((tc != 0) | (cc != 0)):
+        parts = []
+        if tc[i]:
+            side = "below the LLOQ" if tc[i] < 0 else "above the ULOQ"
+            parts.append(f"the test value is {side} ({_g(t[i])} pg/mL)")
+        if cc[i]:
+            side = "below the LLOQ" if cc[i] < 0 else "above the ULOQ"
+            parts.append(f"the {ctrl[i]} control is {side} ({_g(c[i])} pg/mL)")
+        out[i] = " and ".join(parts)
+    return out
+
+
+def _call(
+    r: pd.DataFrame, settings: HazardSettings, tc: np.ndarray, cc: np.ndarray
+) -> pd.DataFrame:
+    """Apply the rule set: a three-valued call, the first rule that fired, and why.
+
+    Every quantity a rule tests (fold change, increase, % of the positive control) is an
+    interval: a point for measured values, and for a censored value the range it is known
+    to lie in (below the LLOQ: (0, LLOQ]; above the ULOQ: [ULOQ, inf)). A condition
+    ``quantity >= threshold`` is *met* when the interval's low end reaches the threshold,
+    *failed* when its high end stays below it, and *undecided* otherwise. A rule fires when
+    all its conditions are met and fails when one fails; the call is ``responder`` when
+    any rule fires, ``non-responder`` when every rule fails, and ``indeterminate`` when
+    neither can be decided from what was measured. A value below the LLOQ is a censored
+    observation with no number of its own (ICH M10 2022 and FDA 2018: a study sample
+    concentration below the LLOQ is reported as below the limit, not as a value), so a
+    comparison that would rest on a number put in its place is unknown; Helsel (2012)
+    treats censored values as intervals and warns against substituting numbers for them.
+    The rule is stated in ``cytosafe/data/hazard_rules.toml`` (``[censoring]``).
+    """
+    t = r["value"].to_numpy(dtype=float)
+    c = r["control_concentration"].to_numpy(dtype=float)
+    t_lo, t_hi = _limits(t, tc)
+    c_lo, c_hi = _limits(c, cc)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fc_lo, fc_hi = t_lo / c_hi, t_hi / c_lo
+        fc_lo = np.where(cc > 0, 0.0, fc_lo)  # t / inf
+    d_lo, d_hi = t_lo - c_hi, t_hi - c_lo
+    pos = r["_pos_diff"].to_numpy(dtype=float) if "_pos_diff" in r else np.full(len(r), np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_lo = np.where(pos > 0, 100 * d_lo / pos, np.nan)
+        p_hi = np.where(pos > 0, 100 * d_hi / pos, np.nan)
     lloq = r["lloq"].to_numpy(dtype=float)
     test_below = r["below_lloq"].to_numpy(dtype=bool)
-    pct = r["percent_of_positive"].to_numpy(dtype=float)
+    cause = _censoring_causes(r, tc, cc)
     n = len(r)
+    state = np.full(n, -1, dtype=int)  # -1 non-responder, 0 indeterminate, 1 responder
     fired = np.full(n, "", dtype=object)
     reason = np.full(n, "", dtype=object)
+    undecided = np.full(n, "", dtype=object)
+    decided_by_bound = np.full(n, "", dtype=object)
     for rule in settings.rule_set.rules:
-        ok = np.ones(n, dtype=bool)
+        rs = np.ones(n, dtype=int)
         why = np.full(n, "", dtype=object)
+        open_ = np.full(n, "", dtype=object)
+        by_bound = np.full(n, "", dtype=object)
 
-        def need(cond: np.ndarray, text: str, ok=ok, why=why) -> None:
-            fail = ok & ~cond
-            why[fail] = text
-            ok &= cond
+        def need(
+            lo, hi, thr, name, label, unit="", per_row=False,
+            rs=rs, why=why, open_=open_, by_bound=by_bound,
+        ) -> None:  # fmt: skip
+            thr = np.broadcast_to(np.asarray(thr, dtype=float), (n,))
+            met = lo >= thr
+            failed = ~met & ~(hi >= thr)  # NaN fails, as an unmeasurable quantity does
+            und = ~met & ~failed
+            censored = lo != hi
+            u = f" {unit}" if unit else ""
+
+            def at(i: int) -> str:  # a threshold in LLOQs is also said in pg/mL
+                return f"{label} ({_g(thr[i])}{u})" if per_row else label
+
+            for i in np.flatnonzero(failed & (rs > -1)):
+                extra = (
+                    f" (at most {_g(hi[i])}{u}: {cause[i]})"
+                    if censored[i] and np.isfinite(hi[i])
+                    else ""
+                )
+                why[i] = f"{name} below {label}{extra}"
+            for i in np.flatnonzero(und & (rs == 1)):
+                open_[i] = (
+                    f"{cause[i]}, so the {name} is only known to be "
+                    f"{_bound_text(lo[i], hi[i], unit)}, which could lie on either side of "
+                    f"{at(i)}"
+                )
+            for i in np.flatnonzero(met & censored & (rs == 1)):
+                by_bound[i] = (
+                    f"{cause[i]}: the {name} is {_bound_text(lo[i], hi[i], unit)}, "
+                    f"already at least {at(i)}"
+                )
+            rs[failed] = -1
+            rs[und & (rs == 1)] = 0
 
         if rule.above_lloq:
-            need(~test_below, "test value below the LLOQ")
+            rs[test_below] = -1
+            why[test_below] = "test value below the LLOQ"
         if rule.min_fold_change is not None:
-            need(
-                proven_lo & (fc >= rule.min_fold_change),
-                f"fold change below {rule.min_fold_change:g}",
-            )
+            need(fc_lo, fc_hi, rule.min_fold_change, "fold change", f"{rule.min_fold_change:g}")
         if rule.min_difference is not None:
-            need(
-                proven_lo & (diff >= rule.min_difference),
-                f"increase below {rule.min_difference:g} pg/mL",
-            )
+            k = rule.min_difference
+            need(d_lo, d_hi, k, "increase", f"{k:g} pg/mL", "pg/mL")
         if rule.min_difference_lloq is not None:
-            need(
-                proven_lo & (diff >= rule.min_difference_lloq * lloq),
-                f"increase below {rule.min_difference_lloq:g} × LLOQ",
-            )
+            k = rule.min_difference_lloq
+            need(d_lo, d_hi, k * lloq, "increase", f"{k:g} × LLOQ", "pg/mL", per_row=True)
         if rule.min_percent_of_positive is not None:
-            need(
-                proven_lo & (np.nan_to_num(pct, nan=-np.inf) >= rule.min_percent_of_positive),
-                f"increase below {rule.min_percent_of_positive:g}% of the positive control",
-            )
-        new = ok & (fired == "")
+            k = rule.min_percent_of_positive
+            need(p_lo, p_hi, k, "increase", f"{k:g}% of the positive control", "%")
+        new = (rs == 1) & (fired == "")
         fired[new] = rule.name
-        first_reason = (reason == "") & ~ok
+        decided_by_bound[new] = by_bound[new]
+        first_open = (rs == 0) & (undecided == "")
+        undecided[first_open] = open_[first_open]
+        first_reason = (reason == "") & (rs == -1)
         reason[first_reason] = why[first_reason]
-    responder = fired != ""
-    reason[responder] = ""
-    undefined = ~responder & (kind == "undefined")
-    reason[undefined] = np.where(
-        r["censored"].to_numpy(dtype=object)[undefined] == "<",
-        "test and control both below the LLOQ",
-        "test and control both above the ULOQ",
+        state = np.maximum(state, rs)
+    responder = state == 1
+    indeterminate = state == 0
+    reason[responder] = decided_by_bound[responder]
+    reason[indeterminate] = "indeterminate: " + undecided[indeterminate].astype(object)
+    kind = r["fold_change_bound"].to_numpy(dtype=object)
+    both = (state == -1) & (kind == "undefined") & (tc == cc) & (tc != 0)
+    reason[both] = np.where(
+        tc[both] < 0, "test and control both below the LLOQ", "test and control both above the ULOQ"
     )
     r["responder"] = responder
+    r["call"] = np.select(
+        [responder, indeterminate], ["responder", "indeterminate"], "non-responder"
+    ).astype(object)
     r["rule_fired"] = fired
     r["reason"] = reason
     return r

@@ -23,6 +23,7 @@ __all__ = [
     "Classification",
     "Rule",
     "RuleSet",
+    "censoring",
     "get_classification",
     "get_rule_set",
     "presets",
@@ -248,6 +249,20 @@ def _data() -> dict:
 def references() -> dict[str, str]:
     """Reference key -> full citation, for every source the hazard step cites."""
     return dict(_data()["references"])
+
+
+def censoring() -> dict:
+    """How responder calls treat censored values: ``title``, ``description``, ``citations``.
+
+    The single statement of the rule (``[censoring]`` in the data file), applied by
+    :func:`cytosafe.hazard.response.donor_responses` and printed in the report's methods.
+    """
+    raw = _data()["censoring"]
+    return {
+        "title": raw["title"],
+        "description": raw["description"],
+        "citations": tuple(raw.get("citations", ())),
+    }
 
 
 @cache

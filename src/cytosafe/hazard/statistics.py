@@ -3,7 +3,10 @@
 Per treatment x concentration x analyte (x format, incubation), over the donors with a
 matched negative control:
 
-* **responder count and fraction** of the donor calls;
+* **responder count and fraction** of the donor calls, and the number of **indeterminate**
+  calls (a bound from a censored value that could lie on either side of the rule); these
+  count as neither responder nor non-responder, so the fraction is over the donors with a
+  determinate call;
 * **Wilcoxon signed-rank test** of the paired differences of log concentrations (test -
   matched negative control) (Wilcoxon 1945; Hollander & Wolfe 1999, ch. 3), by
   :func:`scipy.stats.wilcoxon` (exact null distribution for small samples without ties,
@@ -136,6 +139,11 @@ def _per_donor(responses: pd.DataFrame) -> pd.DataFrame:
     """One row per donor and summary key: log concentrations averaged over plates."""
     r = responses.copy()
     r["incubation_h"] = r["incubation_h"].astype(float).fillna(-1.0)
+    if "call" not in r:  # a responses table written before calls could be indeterminate
+        r["call"] = np.where(r["responder"].astype(bool), "responder", "non-responder")
+    # Over plates, a donor responds when any call does; otherwise it is indeterminate when
+    # any call is, and a non-responder only when every call says so.
+    r["_ind"] = r["call"].astype(str).eq("indeterminate")
     with np.errstate(divide="ignore", invalid="ignore"):
         r["_lt"] = np.log(r["test_concentration"].astype(float))
         r["_lc"] = np.log(r["control_concentration"].astype(float))
@@ -144,20 +152,26 @@ def _per_donor(responses: pd.DataFrame) -> pd.DataFrame:
         _lt=("_lt", "mean"),
         _lc=("_lc", "mean"),
         responder=("responder", "any"),
+        _ind=("_ind", "any"),
         percent_of_positive=("percent_of_positive", "median"),
         log2_fold_change=("log2_fold_change", "mean"),
         treatment_role=("treatment_role", "first"),
         treatment_unit=("treatment_unit", "first"),
         positive_control=("positive_control", "first"),
     )
-    return out.reset_index()
+    out = out.reset_index()
+    out["indeterminate"] = out["_ind"].astype(bool) & ~out["responder"].astype(bool)
+    return out.drop(columns="_ind")
 
 
 def across_donors(responses: pd.DataFrame, settings: HazardSettings) -> pd.DataFrame:
     """Summary across donors per treatment x concentration x analyte (x format).
 
-    Columns: ``n_donors``, ``n_responders``, ``responder_fraction``, ``responders`` (donor
-    ids), ``median_log2_fold_change``, ``gmr`` with ``gmr_ci_low``/``gmr_ci_high``,
+    Columns: ``n_donors``, ``n_responders``, ``n_indeterminate`` (donors whose call could
+    not be decided from censored values, see :func:`~cytosafe.hazard.response.donor_responses`),
+    ``responder_fraction`` (responders / donors with a determinate call, NaN when none has
+    one), ``responders`` and ``indeterminate_donors`` (donor ids),
+    ``median_log2_fold_change``, ``gmr`` with ``gmr_ci_low``/``gmr_ci_high``,
     ``wilcoxon_v``, ``wilcoxon_n``, ``p_value``, ``p_adjusted``, ``significant``,
     ``median_percent_of_positive`` and ``note``.
     """
@@ -171,17 +185,28 @@ def across_donors(responses: pd.DataFrame, settings: HazardSettings) -> pd.DataF
         positive_control=("positive_control", "first"),
         n_donors=("donor_id", "size"),
         n_responders=("responder", "sum"),
+        n_indeterminate=("indeterminate", "sum"),
         median_log2_fold_change=("log2_fold_change", "median"),
         median_percent_of_positive=("percent_of_positive", "median"),
     ).reset_index()
     out["n_responders"] = out["n_responders"].astype(int)
-    out["responder_fraction"] = out["n_responders"] / out["n_donors"]
-    resp = d[d["responder"]].assign(donor_id=lambda x: x["donor_id"].astype(str))
-    names = resp.groupby(SUMMARY_KEY, sort=False, dropna=False)["donor_id"].agg(
-        lambda v: " ".join(sorted(v))
+    out["n_indeterminate"] = out["n_indeterminate"].astype(int)
+    determinate = out["n_donors"] - out["n_indeterminate"]
+    # Indeterminate calls count as neither responder nor non-responder: the fraction rests
+    # on the donors whose call was decided.
+    out["responder_fraction"] = (out["n_responders"] / determinate.where(determinate > 0)).astype(
+        float
     )
-    out = out.merge(names.rename("responders").reset_index(), on=SUMMARY_KEY, how="left")
-    out["responders"] = out["responders"].fillna("")
+    for name, which in (
+        ("responders", d["responder"]),
+        ("indeterminate_donors", d["indeterminate"]),
+    ):
+        sel = d[which.astype(bool)].assign(donor_id=lambda x: x["donor_id"].astype(str))
+        names = sel.groupby(SUMMARY_KEY, sort=False, dropna=False)["donor_id"].agg(
+            lambda v: " ".join(sorted(v))
+        )
+        out = out.merge(names.rename(name).reset_index(), on=SUMMARY_KEY, how="left")
+        out[name] = out[name].fillna("").astype(object)
     # The tests per group, on plain arrays (pandas' per-group overhead would dominate).
     gid = groups.ngroup().to_numpy()
     order = np.argsort(gid, kind="stable")
@@ -212,7 +237,8 @@ def across_donors(responses: pd.DataFrame, settings: HazardSettings) -> pd.DataF
     out["note"] = notes
     cols = [
         *SUMMARY_KEY, "treatment_role", "treatment_unit", "positive_control", "n_donors",
-        "n_responders", "responder_fraction", "responders", "median_log2_fold_change", "gmr",
+        "n_responders", "n_indeterminate", "responder_fraction", "responders",
+        "indeterminate_donors", "median_log2_fold_change", "gmr",
         "gmr_ci_low", "gmr_ci_high", "wilcoxon_v", "wilcoxon_n", "p_value",
         "median_percent_of_positive", "note",
     ]  # fmt: skip
