@@ -104,10 +104,26 @@ def test_range_covers_all_levels_when_all_recover():
 def test_a_failing_top_level_moves_the_uloq_down():
     df = plate()
     top = df["standard_concentration"] == LEVELS.max()
-    df.loc[top, "signal"] *= 0.55  # the top standard recovers far below 75%
+    df.loc[top, "signal"] *= 0.8  # the top standard recovers far below 75% (about 50 %)
     cal = calibrate(df, CalibrationSettings(model="5PL"))
     assert cal.curves.iloc[0]["uloq"] < LEVELS.max()
     assert not cal.standards.loc[cal.standards["nominal"] == LEVELS.max(), "in_range"].any()
+
+
+def test_a_top_level_that_drives_the_fit_to_a_limit_fails_the_curve_with_the_reason():
+    # A deeper hook (signal x 0.55) sends this 5PL's inflection and asymmetry to the
+    # limits of FitLimits: a degenerate fit, its reason in QC and no number (issue 12,
+    # item 5); the mirror family fits the same data and moves the ULOQ down instead.
+    df = plate(samples=[("s", 150.0, 1)])
+    top = df["standard_concentration"] == LEVELS.max()
+    df.loc[top, "signal"] *= 0.55
+    cal = calibrate(df, CalibrationSettings(model="5PL"))
+    assert cal.curves.iloc[0]["status"] == "degenerate" and cal.curves.iloc[0]["curve_failed"]
+    assert "curve fit degenerate (" in cal.qc.iloc[0]["qc_reasons"]
+    assert cal.wells.loc[cal.wells["sample_type"] == "sample", "concentration"].isna().all()
+    mirror = calibrate(df, CalibrationSettings(model="5PL-mirror"))
+    assert mirror.curves.iloc[0]["status"] == "converged"
+    assert mirror.curves.iloc[0]["uloq"] < LEVELS.max()
 
 
 def test_end_levels_may_recover_within_75_to_125_percent():
@@ -405,3 +421,17 @@ def test_exclusions_are_read_from_text_and_tables_and_bad_ones_are_named(tmp_pat
     with pytest.raises(InputError) as err:
         parse_exclusions(bad)
     assert err.value.row == 2 and err.value.field == "reason" and err.value.file == str(bad)
+
+
+def test_a_weight_floor_weights_by_the_absolute_signal_and_keeps_exact_curves_exact():
+    # xPONENT's 1/y^2 rule (weight 1 / max(|y|, 1)^2) changes the weights, not the model:
+    # a noise-free curve is still recovered exactly, with intervals.
+    samples = [("s1", 3.0, 1), ("s2", 700.0, 1)]
+    cal = calibrate(plate(samples=samples), CalibrationSettings(weight_floor=1.0))
+    got = cal.samples.set_index("sample_id").loc[["s1", "s2"]]
+    np.testing.assert_allclose(got["concentration"], [3.0, 700.0], rtol=1e-5)
+    assert np.isfinite(got["ci_low"]).all()
+    assert cal.settings.to_dict()["weight_floor"] == 1.0
+    with pytest.raises(InputError, match="weight_floor") as err:
+        CalibrationSettings(weight_floor=0.0)
+    assert err.value.field == "weight_floor"

@@ -30,7 +30,7 @@ from cytosafe.schema.measurements import validate_measurements
 __all__ = ["QuantificationResult", "load_measurements", "plate_conventions", "quantify"]
 
 #: The calibration fields a convention (or an explicit option) sets.
-CONVENTION_FIELDS = ("model", "weighting", "blank")
+CONVENTION_FIELDS = ("model", "weighting", "blank", "weight_floor")
 #: The options a user may set explicitly over a convention.
 OPTION_FIELDS = ("model", "weighting", "blank", "covariance")
 
@@ -367,6 +367,7 @@ def plate_conventions(
                 "weighting": str(plate_settings.weighting),
                 "blank": str(plate_settings.blank),
                 "covariance": str(plate_settings.covariance),
+                "weight_floor": plate_settings.weight_floor,
                 "signal": conv.get("signal", "signal"),
                 "source": conv.get("source"),
                 "applied": applied,

@@ -43,6 +43,19 @@ Blanks (``blank=``), a documented choice because vendors differ:
   fitting, as xPONENT's Net MFI.
 * ``"ignore"``: blanks are reported in QC only.
 
+Weights 1/y and 1/y² need a rule for responses at or below zero, which blank subtraction
+produces at the lowest standards. By default they get the weight of the curve's smallest
+positive response (:func:`cytosafe.curves.fit.curve_weights`). With ``weight_floor`` set,
+the weight is ``1 / max(|y|, weight_floor)`` (squared for 1/y²): xPONENT's rule (its
+convention sets a floor of 1 MFI), with which our fit reaches the weighted RSS of the
+Logistic 5P coefficients xPONENT prints on the drLumi export (measured; xPONENT does not
+document it).
+
+Fit limits: every standard curve is fitted with the default
+:class:`~cytosafe.curves.fit.FitLimits` (asymptotes, slope, asymmetry and inflection
+relative to the curve's own data; sources there): a fit that runs beyond them is
+``degenerate`` and its wells get ``curve_failed``.
+
 Back-calculation interval: the delta method on the inverse prediction. For a mean signal
 ``ȳ`` of ``k`` replicates, ``Var(x̂) ≈ [σ²/(w(ȳ)·k) + gᵀΣg] / f'(x̂)²`` with ``g = ∂f/∂θ``
 at ``x̂`` and ``Σ`` the parameter covariance; the interval is symmetric on the log scale
@@ -60,7 +73,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from cytosafe.curves.fit import FitResult, curve_weights, fit_curves
+from cytosafe.curves.fit import FitLimits, FitResult, curve_weights, fit_curves
 from cytosafe.curves.models import get_model
 from cytosafe.errors import InputError
 from cytosafe.schema.choices import BlankHandling, Covariance, CurveModel, Weighting, parse_choice
@@ -123,6 +136,7 @@ class CalibrationSettings:
     confidence: float = 0.95
     lod_sd: float = 2.5
     min_control_share: float = 2 / 3
+    weight_floor: float | None = None
     accept_curves: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -134,6 +148,8 @@ class CalibrationSettings:
             object.__setattr__(self, name, parse_choice(kind, value, field=name))
         if not 0 < self.confidence < 1:
             raise InputError("confidence must lie between 0 and 1", field="confidence")
+        if self.weight_floor is not None and not self.weight_floor > 0:
+            raise InputError("weight_floor must be a positive signal", field="weight_floor")
         if self.min_levels < 4:
             raise InputError(
                 "min_levels below 4 cannot identify a logistic curve", field="min_levels"
@@ -328,10 +344,23 @@ def calibrate(
                        np.full((extra, width), np.nan)])  # fmt: skip
         mask = np.vstack([np.pad(mask, ((0, 0), (0, width - mask.shape[1]))),
                           np.zeros((extra, width), dtype=bool)])  # fmt: skip
-    fit = fit_rows(X, Y, mask, ~short & mask.any(1), model, settings.weighting, settings.covariance)
+    floor = _floor(settings)
+    explicit = None
+    if floor is not None:
+        with np.errstate(all="ignore"):
+            raw = np.where(mask, _floored(Y, settings.weighting, floor), 0.0)
+            weight_norm = raw.sum(1) / np.maximum(mask.sum(1), 1)
+            explicit = raw / np.where(weight_norm > 0, weight_norm, 1.0)[:, None]
+    fit = fit_rows(
+        X, Y, mask, ~short & mask.any(1), model, settings.weighting, settings.covariance,
+        weights=explicit,
+    )  # fmt: skip
     with np.errstate(all="ignore"):  # curves without fitted points have no weights
-        raw_w = curve_weights(X, Y, mask, settings.weighting)
-        weight_norm = _weight_normaliser(X, Y, mask, settings.weighting)
+        if explicit is None:
+            raw_w = curve_weights(X, Y, mask, settings.weighting)
+            weight_norm = _weight_normaliser(X, Y, mask, settings.weighting)
+        else:
+            raw_w = explicit
     fit.status = np.where(short, "too_few_levels", fit.status).astype(object)
     usable = np.isin(fit.status, FIT_OK) & np.all(np.isfinite(fit.params), axis=1)
 
@@ -357,7 +386,12 @@ def calibrate(
         cov = fit.cov[curve]
         var_curve = np.einsum("ik,ikl,il->i", J, cov, J)
         with np.errstate(all="ignore"):  # curves without fitted points have no weights
-            w_new = _weight_at(signal, curve, settings.weighting, weight_norm, X, Y, mask, raw_w)
+            if floor is None:
+                w_new = _weight_at(
+                    signal, curve, settings.weighting, weight_norm, X, Y, mask, raw_w
+                )
+            else:
+                w_new = _floored(signal, settings.weighting, floor) / weight_norm[curve]
         var_obs = fit.sigma[curve] ** 2 / (w_new * k)
         slope = model.dfdx(xh[:, None], p)[:, 0]
         with np.errstate(all="ignore"):
@@ -485,6 +519,8 @@ def calibrate(
     curves["blank_handling"] = str(settings.blank)
     fr = fit.to_frame()
     curves = pd.concat([curves, fr], axis=1)
+    why = fit.reason if fit.reason is not None else np.full(n_curves, "", dtype=object)
+    curves["fit_reason"] = np.where(short, "", why)
     curves["n_levels"] = levels.to_numpy()
     curves["lloq"] = lloq
     curves["uloq"] = uloq
@@ -512,7 +548,22 @@ def calibrate(
     return Calibration(wells, samples, curves, std_tab, qc, fit, settings, points)
 
 
-def fit_rows(X, Y, mask, rows, model, weighting, covariance=Covariance.EXPECTED) -> FitResult:
+def _floor(settings: CalibrationSettings) -> float | None:
+    """The weight floor that applies: only to 1/y and 1/y² weights."""
+    if settings.weight_floor is None or settings.weighting not in (Weighting.Y, Weighting.Y2):
+        return None
+    return float(settings.weight_floor)
+
+
+def _floored(values: np.ndarray, weighting: Weighting, floor: float) -> np.ndarray:
+    """``1 / max(|y|, floor)`` (squared for 1/y²): xPONENT's weights (module notes)."""
+    base = np.maximum(np.abs(np.nan_to_num(values, nan=floor)), floor)
+    return 1.0 / base if weighting == Weighting.Y else 1.0 / base**2
+
+
+def fit_rows(
+    X, Y, mask, rows, model, weighting, covariance=Covariance.EXPECTED, weights=None
+) -> FitResult:
     """:func:`~cytosafe.curves.fit.fit_curves` on the curves ``rows`` only.
 
     The others (too few levels or points to identify the model) get NaN parameters and
@@ -522,23 +573,28 @@ def fit_rows(X, Y, mask, rows, model, weighting, covariance=Covariance.EXPECTED)
     n, k = X.shape[0], model.n_params
     idx = np.flatnonzero(rows)
     if idx.size == n:
-        return fit_curves(X, Y, model=model, weighting=weighting, mask=mask, covariance=covariance)
+        return fit_curves(X, Y, model=model, weighting=weighting, mask=mask,
+                          covariance=covariance, weights=weights, limits=FitLimits())  # fmt: skip
     full = FitResult(
         model=model, params=np.full((n, k), np.nan), se=np.full((n, k), np.nan),
         cov=np.full((n, k, k), np.nan), rss=np.full(n, np.nan), df=np.zeros(n, dtype=int),
         sigma=np.full(n, np.nan), status=np.full(n, "insufficient_data", dtype=object),
         n_iter=np.zeros(n, dtype=int), n_obs=mask.sum(1).astype(int),
         fixed=np.zeros((n, k), dtype=bool), weighting=str(weighting), covariance=str(covariance),
+        reason=np.full(n, "", dtype=object),
     )  # fmt: skip
     if idx.size:
         part = fit_curves(X[idx], Y[idx], model=model, weighting=weighting, mask=mask[idx],
-                          covariance=covariance)  # fmt: skip
+                          covariance=covariance, limits=FitLimits(),
+                          weights=None if weights is None else weights[idx])  # fmt: skip
         for name in ("params", "se", "cov", "rss", "df", "sigma", "status", "n_iter", "n_obs",
                      "fixed"):  # fmt: skip
             arr = getattr(full, name)
             arr = arr.astype(np.result_type(arr, getattr(part, name)))
             arr[idx] = getattr(part, name)
             setattr(full, name, arr)
+        if part.reason is not None:
+            full.reason[idx] = part.reason
         full.extra = part.extra
     return full
 
@@ -745,9 +801,8 @@ def _flag_text(flags: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def _plate_qc(curves, standards, samples, settings) -> pd.DataFrame:
-    qc = curves[
-        [*CURVE_KEY, "status", "n_levels", "lloq", "uloq", "lod", "blank_mean", "blank_cv"]
-    ].copy()
+    columns = ["status", "fit_reason", "n_levels", "lloq", "uloq", "lod", "blank_mean", "blank_cv"]
+    qc = curves[[*CURVE_KEY, *columns]].copy()
     std_groups = standards.groupby(CURVE_KEY, sort=False, observed=True)
     stats_std = std_groups.agg(
         levels_passing=("passes", "sum"),
@@ -789,7 +844,10 @@ def _plate_qc(curves, standards, samples, settings) -> pd.DataFrame:
                 "are needed to fit the curve"
             )
         elif row.status not in FIT_OK:
-            why.append(f"curve fit {row.status}")
+            detail = (
+                f" ({row.fit_reason})" if isinstance(row.fit_reason, str) and row.fit_reason else ""
+            )
+            why.append(f"curve fit {row.status}{detail}")
         if row.status == "too_few_levels":
             pass
         elif not np.isfinite(row.lloq):

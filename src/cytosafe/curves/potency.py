@@ -237,6 +237,9 @@ def potency(wells: pd.DataFrame, settings: PotencySettings | None = None) -> pd.
     failed = ~fit_ok & ~flat
     status[failed] = "fit_failed"
     reason[failed] = f"the {model.name} did not converge (" + res.status[failed].astype(str) + ")"
+    degenerate = failed & (res.status == "degenerate")
+    if res.reason is not None and degenerate.any():
+        reason[degenerate] = [f"degenerate fit: {r}" for r in res.reason[degenerate]]
     fit_ok &= ~flat
     y_max = np.where(M, Y, -np.inf).max(1)
     with np.errstate(invalid="ignore"):
