@@ -294,3 +294,37 @@ def test_rule_sets_without_censoring_keep_their_calls():
     row = _call({"value": 15.0}, {"value": 10.0})
     assert row["call"] == "non-responder" and row["reason"] == "fold change below 2"
     assert np.isclose(row["fold_change"], 1.5)
+
+
+# --- the study report ------------------------------------------------------------------------
+def test_the_report_shows_indeterminate_calls_distinctly_and_states_the_rule(example):
+    import re
+
+    from markupsafe import escape
+
+    from cytosafe.report.hazard import heatmap_figure, render_hazard_report
+
+    page = render_hazard_report(example)
+    # Legend, per-class counts, the summary column, the methods and the references.
+    legend = page.split('id="heatmap-legend"', 1)[1].split("</p>", 1)[0]
+    assert "indeterminate" in legend and "neither responder nor non-responder" in legend
+    n_ind = example.hazard.hazard["n_indeterminate"]
+    cards = re.findall(r'data-indeterminate="(\d+)"', page)
+    assert sorted(map(int, cards)) == sorted(int(n) for n in n_ind if n)
+    assert "could change the class" in page and "would not change the class" in page
+    assert "<th" in page and "Indet.</th>" in page
+    assert len(re.findall(r'<td class="n ind" title="indeterminate: ', page)) == int(
+        (example.hazard.summary["n_indeterminate"] > 0).sum()
+    )
+    assert str(escape(censoring()["description"])) in page
+    assert page.count("ICH M10: Bioanalytical method validation") == 1  # cited once
+    # The heatmap marks an indeterminate cell "?" and says why on hover.
+    r = example.hazard.responses
+    wb = r[(r["assay_format"] == "whole_blood") & (r["treatment"] == "TA-1")]
+    fig = heatmap_figure(wb, example.hazard.design, title="wb")
+    trace = fig["data"][0]
+    marks = [(i, j) for i, row in enumerate(trace["text"]) for j, t in enumerate(row) if t == "?"]
+    assert marks
+    i, j = marks[0]
+    assert trace["y"][i] == "D08" and trace["x"][j] == "IL-2"
+    assert "indeterminate: the medium control is below the LLOQ" in trace["customdata"][i][j]

@@ -86,7 +86,9 @@ class _Refs:
         from cytosafe.hazard.rules import references
 
         self.items: list[tuple[str, str]] = list(references().items())
-        self.items += [(r.key, r.citation) for r in QC_REFERENCES]
+        # A source both files cite (ICH M10, FDA 2018) is listed once.
+        have = {k for k, _ in self.items}
+        self.items += [(r.key, r.citation) for r in QC_REFERENCES if r.key not in have]
         self.number = {k: i + 1 for i, (k, _) in enumerate(self.items)}
 
     def cite(self, *keys: str) -> str:
@@ -104,10 +106,13 @@ def _treatment_sort(design, name: str) -> tuple:
 # --- figures ---------------------------------------------------------------------------------
 def heatmap_figure(responses: pd.DataFrame, design, *, title: str) -> dict | None:
     """Donors x analytes, log2 fold change at each treatment's top concentration; a menu
-    per treatment. Cells of responders carry a dot."""
+    per treatment. Cells of responders carry a dot, indeterminate calls a question mark."""
     if responses.empty:
         return None
     r = responses.copy()
+    if "call" not in r:  # a responses table from before calls could be indeterminate
+        r["call"] = np.where(r["responder"].astype(bool), "responder", "non-responder")
+    r["_ind"] = r["call"].astype(str).eq("indeterminate")
     top = r.groupby("treatment")["treatment_concentration"].transform("max")
     r = r[r["treatment_concentration"] == top]
     donors = sorted(r["donor_id"].astype(str).unique(), key=natural_key)
@@ -127,6 +132,7 @@ def heatmap_figure(responses: pd.DataFrame, design, *, title: str) -> dict | Non
             fc=("fold_change", "mean"),
             bound=("fold_change_bound", "first"),
             resp=("responder", "any"),
+            ind=("_ind", "any"),
             rule=("rule_fired", "first"),
             why=("reason", "first"),
             t=("test_concentration", "mean"),
@@ -141,14 +147,16 @@ def heatmap_figure(responses: pd.DataFrame, design, *, title: str) -> dict | Non
             donor, analyte = row.donor_id, row.analyte
             i, j = d_ix[str(donor)], a_ix[str(analyte)]
             z[i][j] = rounded([row.l2], 3)[0]
-            text[i][j] = "●" if row.resp else ""
+            text[i][j] = "●" if row.resp else ("?" if row.ind else "")
             bound = "" if row.bound in ("=", "") else f" ({row.bound})"
             hover[i][j] = (
                 f"<b>{esc(donor)}</b> · {esc(analyte)}<br>fold change {num(row.fc)}{esc(bound)}"
                 f"<br>test {esc(row.tc)}{num(row.t)} · control {esc(row.cc)}{num(row.c)} pg/mL<br>"
                 + (
-                    f"responder: {esc(row.rule)}"
+                    f"responder: {esc(row.rule)}" + (f"<br>{esc(row.why)}" if row.why else "")
                     if row.resp
+                    else f"<b>{esc(row.why)}</b>"
+                    if row.ind
                     else f"not a responder: {esc(row.why)}"
                 )
             )
@@ -522,6 +530,8 @@ def _summary_rows(summary: pd.DataFrame, design) -> list[dict]:
                 "analyte": r.analyte,
                 "resp": f"{r.n_responders}/{r.n_donors}",
                 "frac": r.responder_fraction,
+                "ind": int(getattr(r, "n_indeterminate", 0) or 0),
+                "ind_donors": getattr(r, "indeterminate_donors", "") or "",
                 "gmr": num(r.gmr),
                 "ci": f"[{num(r.gmr_ci_low)}, {num(r.gmr_ci_high)}]"
                 if np.isfinite(r.gmr_ci_low)
@@ -595,6 +605,7 @@ def _safe_control(design, name: str) -> str:
 def _methods(result: AnalysisResult, refs: _Refs) -> list[str]:
     from cytosafe import __version__
     from cytosafe.hazard.design import BELOW_LLOQ, MULTIPLICITY
+    from cytosafe.hazard.rules import censoring
 
     q, hz = result.quantification, result.hazard
     s = hz.settings
@@ -624,7 +635,12 @@ def _methods(result: AnalysisResult, refs: _Refs) -> list[str]:
         )
         + f". Values below the LLOQ were {BELOW_LLOQ[s.below_lloq]} {refs.cite('Helsel 2012')}. "
         f"Responders were called with the rule set “{rs.name}” ({rs.title}): {rules} "
-        f"{refs.cite(*rs.citations)}. Each call records the rule that fired.",
+        f"{refs.cite(*rs.citations)}. Each call records the rule that fired. "
+        + (
+            f"{censoring()['description']} {refs.cite(*censoring()['citations'])}"
+            if s.below_lloq == "censored"
+            else "Substituted values are treated as measured, so no call is indeterminate."
+        ),
         f"Across donors, the paired differences of log concentrations (test - matched negative "
         f"control) were tested with the Wilcoxon signed-rank test ({s.alternative}) "
         f"{refs.cite('Wilcoxon 1945', 'Hollander & Wolfe 1999')}; p-values were adjusted across "
@@ -662,6 +678,7 @@ def render_hazard_report(
     from plotly.offline import get_plotlyjs
 
     from cytosafe import __version__
+    from cytosafe.hazard.rules import censoring
 
     q, hz = result.quantification, result.hazard
     design = hz.design
@@ -705,6 +722,9 @@ def render_hazard_report(
                 "style": CLASS_STYLE.get(r.hazard_class, ""),
                 "reason": r.reason,
                 "analytes": r.analytes,
+                "n_ind": int(getattr(r, "n_indeterminate", 0) or 0),
+                "ind_by": getattr(r, "indeterminate_by_analyte", "") or "",
+                "could_be": " or ".join(str(getattr(r, "class_could_be", "") or "").split()),
                 "rank": f"{r.rank}/{r.n_ranked}" if pd.notna(r.rank) else "–",
             }
         )
@@ -759,7 +779,14 @@ def render_hazard_report(
             f"{s.rule_set.name}: " + "; ".join(r.describe() for r in s.rule_set.rules),
             refs.cite(*s.rule_set.citations),
         ),
-        ("Values below the LLOQ", f"{s.below_lloq}", refs.cite("Helsel 2012")),
+        (
+            "Values below the LLOQ",
+            f"{s.below_lloq}"
+            + (f": {censoring()['title'].lower()}" if s.below_lloq == "censored" else ""),
+            refs.cite(*censoring()["citations"])
+            if s.below_lloq == "censored"
+            else refs.cite("Helsel 2012"),
+        ),
         ("Paired test", f"Wilcoxon signed-rank, {s.alternative}", refs.cite("Wilcoxon 1945")),
         (
             "Multiplicity across analytes",

@@ -64,6 +64,13 @@ def _in_format(frame: pd.DataFrame | None, where: dict) -> pd.DataFrame:
     return frame[fmt & same]
 
 
+def _responders(r) -> str:
+    """ "k/n" responders, with the donors whose call a censored value left undecided."""
+    k, n = int(r["n_responders"]), int(r["n_donors"])
+    m = number(r.get("n_indeterminate"))  # absent from tables stored before item 7
+    return f"{k}/{n}" + (f" ({int(m)} indeterminate)" if m else "")
+
+
 def _gmr(r: dict | None) -> dict:
     """GMR with its interval, responders and % of the positive control of one summary row."""
     if r is None:
@@ -75,7 +82,7 @@ def _gmr(r: dict | None) -> dict:
         "tested": True,
         "gmr": num(r.get("gmr")),
         "ci": "" if low is None or high is None else f"[{num(low)}, {num(high)}]",
-        "responders": f"{int(r['n_responders'])}/{int(r['n_donors'])}",
+        "responders": _responders(r),
         "fraction": number(r.get("responder_fraction")) or 0.0,
         "conc": f"{num(r.get('treatment_concentration'))} {unit}".strip(),
         "pct": "" if pct is None else f"{num(pct)}%",
@@ -206,7 +213,7 @@ def _compare_figure(
             text = [
                 f"<b>{esc(article)}</b> · {esc(analyte)}<br>{num(r['_c'])} {unit}: GMR "
                 f"{num(r['gmr'])} [{num(r['gmr_ci_low'])}, {num(r['gmr_ci_high'])}]<br>"
-                f"{int(r['n_responders'])}/{int(r['n_donors'])} donors respond"
+                f"{_responders(r)} donors respond"
                 + (
                     f" · {num(r['median_percent_of_positive'])}% of "
                     f"{esc(text_cell(r['positive_control']))}"
@@ -276,8 +283,7 @@ def _compare_figure(
                     },
                     "hovertemplate": f"<b>{label}</b> · {esc(analyte)}<br>"
                     f"{num(r['treatment_concentration'])} {esc(text_cell(r['treatment_unit']))}: "
-                    f"GMR {num(r['gmr'])}<br>{int(r['n_responders'])}/{int(r['n_donors'])} "
-                    "donors respond<extra></extra>",
+                    f"GMR {num(r['gmr'])}<br>{_responders(r)} donors respond<extra></extra>",
                 }
             )
     for key in [k for k in layout if k[1:5] == "axis"]:
