@@ -121,6 +121,10 @@ def test_a_top_level_that_drives_the_fit_to_a_limit_fails_the_curve_with_the_rea
     assert cal.curves.iloc[0]["status"] == "degenerate" and cal.curves.iloc[0]["curve_failed"]
     assert "curve fit degenerate (" in cal.qc.iloc[0]["qc_reasons"]
     assert cal.wells.loc[cal.wells["sample_type"] == "sample", "concentration"].isna().all()
+    accepted = calibrate(df, CalibrationSettings(model="5PL", accept_curves=("P1:IL-6",)))
+    assert accepted.qc.iloc[0]["accepted"] and not accepted.qc.iloc[0]["qc_pass"]
+    s = accepted.wells[accepted.wells["sample_type"] == "sample"]
+    assert not s["curve_failed"].any() and s["concentration"].notna().all()
     mirror = calibrate(df, CalibrationSettings(model="5PL-mirror"))
     assert mirror.curves.iloc[0]["status"] == "converged"
     assert mirror.curves.iloc[0]["uloq"] < LEVELS.max()

@@ -51,10 +51,15 @@ convention sets a floor of 1 MFI), with which our fit reaches the weighted RSS o
 Logistic 5P coefficients xPONENT prints on the drLumi export (measured; xPONENT does not
 document it).
 
-Fit limits: every standard curve is fitted with the default
-:class:`~cytosafe.curves.fit.FitLimits` (asymptotes, slope, asymmetry and inflection
-relative to the curve's own data; sources there): a fit that runs beyond them is
-``degenerate`` and its wells get ``curve_failed``.
+Fit limits: every standard curve is fitted within :data:`CALIBRATION_LIMITS`, the
+:class:`~cytosafe.curves.fit.FitLimits` defaults (slope, asymmetry and inflection relative
+to the curve's own data; sources there) with asymptotes allowed up to 100 signal ranges
+beyond the data instead of 10: MSD ECL curves whose top plateau lies far above the
+highest standard reach ``d`` of 10-25 ranges on the demo study while back-calculating its
+known truth within 10 % (``tests/test_examples.py``), and 100 ranges still rejects the
+issue's fixtures by orders of magnitude (xPONENT IL1B: ``a = 2.9e14`` on a signal of
+~2e4). A fit that runs beyond the limits is ``degenerate`` and its wells get
+``curve_failed``.
 
 Back-calculation interval: the delta method on the inverse prediction. For a mean signal
 ``ȳ`` of ``k`` replicates, ``Var(x̂) ≈ [σ²/(w(ȳ)·k) + gᵀΣg] / f'(x̂)²`` with ``g = ∂f/∂θ``
@@ -101,6 +106,10 @@ CURVE_KEY = ["study_id", "plate_id", "analyte"]
 #: Anything else (``failed``, ``max_iter``, ``insufficient_data``, a ``degenerate`` fit, a
 #: curve with too few levels) gives its wells ``curve_failed`` and no number.
 FIT_OK = ("converged", "stalled")
+
+#: The limits of a usable standard curve (module notes): FitLimits' defaults, asymptotes
+#: within 100 signal ranges.
+CALIBRATION_LIMITS = FitLimits(asymptote_ranges=100.0)
 
 
 @dataclass(frozen=True)
@@ -353,7 +362,7 @@ def calibrate(
             explicit = raw / np.where(weight_norm > 0, weight_norm, 1.0)[:, None]
     fit = fit_rows(
         X, Y, mask, ~short & mask.any(1), model, settings.weighting, settings.covariance,
-        weights=explicit,
+        weights=explicit, limits=CALIBRATION_LIMITS,
     )  # fmt: skip
     with np.errstate(all="ignore"):  # curves without fitted points have no weights
         if explicit is None:
@@ -362,7 +371,14 @@ def calibrate(
         else:
             raw_w = explicit
     fit.status = np.where(short, "too_few_levels", fit.status).astype(object)
-    usable = np.isin(fit.status, FIT_OK) & np.all(np.isfinite(fit.params), axis=1)
+    accepted = np.array(
+        [settings.accepts(p, a) for p, a in zip(keys["plate_id"], keys["analyte"], strict=True)],
+        dtype=bool,
+    )
+    # A degenerate fit still has parameters: the analyst may accept it (issue 12, item 5);
+    # a failed fit or a curve with too few levels has none to accept.
+    usable = np.isin(fit.status, FIT_OK) | (accepted & (fit.status == "degenerate"))
+    usable &= np.all(np.isfinite(fit.params), axis=1)
 
     # Replicate groups (samples, standard levels, controls) per curve.
     df["group"] = _group_key(df)
@@ -535,10 +551,6 @@ def calibrate(
     curves["formula"] = model.formula
 
     qc = _plate_qc(curves, std_tab, samples, settings)
-    accepted = np.array(
-        [settings.accepts(p, a) for p, a in zip(keys["plate_id"], keys["analyte"], strict=True)],
-        dtype=bool,
-    )
     qc["accepted"] = accepted & ~qc["qc_pass"].to_numpy(dtype=bool) & usable
     failed = (~qc["qc_pass"].to_numpy(dtype=bool) | ~usable) & ~(accepted & usable)
     curves["curve_failed"] = failed
@@ -562,7 +574,15 @@ def _floored(values: np.ndarray, weighting: Weighting, floor: float) -> np.ndarr
 
 
 def fit_rows(
-    X, Y, mask, rows, model, weighting, covariance=Covariance.EXPECTED, weights=None
+    X,
+    Y,
+    mask,
+    rows,
+    model,
+    weighting,
+    covariance=Covariance.EXPECTED,
+    weights=None,
+    limits: FitLimits | None = None,
 ) -> FitResult:
     """:func:`~cytosafe.curves.fit.fit_curves` on the curves ``rows`` only.
 
@@ -574,7 +594,7 @@ def fit_rows(
     idx = np.flatnonzero(rows)
     if idx.size == n:
         return fit_curves(X, Y, model=model, weighting=weighting, mask=mask,
-                          covariance=covariance, weights=weights, limits=FitLimits())  # fmt: skip
+                          covariance=covariance, weights=weights, limits=limits or FitLimits())  # fmt: skip
     full = FitResult(
         model=model, params=np.full((n, k), np.nan), se=np.full((n, k), np.nan),
         cov=np.full((n, k, k), np.nan), rss=np.full(n, np.nan), df=np.zeros(n, dtype=int),
@@ -585,7 +605,7 @@ def fit_rows(
     )  # fmt: skip
     if idx.size:
         part = fit_curves(X[idx], Y[idx], model=model, weighting=weighting, mask=mask[idx],
-                          covariance=covariance, limits=FitLimits(),
+                          covariance=covariance, limits=limits or FitLimits(),
                           weights=None if weights is None else weights[idx])  # fmt: skip
         for name in ("params", "se", "cov", "rss", "df", "sigma", "status", "n_iter", "n_obs",
                      "fixed"):  # fmt: skip
