@@ -132,3 +132,54 @@ def test_limits_are_relative_to_each_curve():
     q = p * np.array([1e4, 1, 1, 1e4, 1])
     assert check_limits("5PL", q, STD[None], 1e4 * y[None])[0] == ""
     assert check_limits("5PL", q, STD[None], y[None])[0] != ""
+
+
+def test_bounds_keep_g_in_a_box_and_say_when_it_sits_on_a_bound():
+    # A 5PL-mirror curve whose asymmetry lies below Bio-Plex's [0.1, 10]: the bounded fit
+    # ends on g = 0.1 and says so; an interior fit is unchanged by the same bounds.
+    m = get_model("5PL-mirror")
+    low_g = m.f(STD[None], np.array([[10.0, 4.0, 900.0, 2e4, 0.05]]))[0]
+    ok_g = m.f(STD[None], np.array([[10.0, 1.1, 900.0, 2e4, 0.8]]))[0]
+    res = fit_curves(np.vstack([STD, STD]), np.vstack([low_g, ok_g]), model=m,
+                     weighting="1/y2", bounds={"g": (0.1, 10)})  # fmt: skip
+    assert res.params[0, 4] == pytest.approx(0.1, rel=1e-9)
+    assert res.extra["at_bound"][0].tolist() == [False, False, False, False, True]
+    assert not res.extra["at_bound"][1].any()
+    np.testing.assert_allclose(res.params[1], [10.0, 1.1, 900.0, 2e4, 0.8], rtol=1e-6)
+    free = fit_curves(STD, low_g, model=m, weighting="1/y2")
+    assert res.rss[0] > free.rss[0]
+
+
+def test_bounds_are_refused_on_the_linear_asymptotes_and_unknown_names():
+    from cytosafe.errors import FitError
+
+    y = _signal(np.array([40.0, 1.1, 900.0, 25000.0, 1.0]))
+    with pytest.raises(FitError, match="linear least squares"):
+        fit_curves(STD, y, model="5PL", bounds={"d": (0, 1e4)})
+    with pytest.raises(FitError, match="cannot bound 'h'"):
+        fit_curves(STD, y, model="5PL", bounds={"h": (0, 1)})
+
+
+def test_bounded_fit_reaches_bio_plex_s_own_bounded_curve():
+    # Published numbers: Bio-Plex Manager's printed 5PL for G-CSF (10JAN07 report) sits on
+    # its asymmetry bound, g = 0.1, with a slope of 11.8. Bounded the same way, our fit in
+    # the same family lands there too (the unbounded fit runs to g = 0.03, b = 33).
+    from cytosafe.curves import vendor_curve
+    from cytosafe.io.bioplex import read_bioplex, read_bioplex_equations
+
+    path = real("10JAN07_plate_1.xls")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t = read_bioplex(path)
+        eq = read_bioplex_equations(path).set_index("analyte")
+    model, printed = vendor_curve("bioplex", eq.loc["Hu G-CSF"])
+    assert model.name == "5PL-mirror" and printed[0, 4] == pytest.approx(0.1, rel=1e-3)
+    s = t[(t["analyte"] == "Hu G-CSF") & (t["sample_type"] == "standard")]
+    x = s["standard_concentration"].to_numpy(dtype=float)
+    y = s["net_signal"].to_numpy(dtype=float)
+    free = fit_curves(x, y, model=model, weighting="1/y2")
+    assert free.params[0, 4] < 0.05
+    res = fit_curves(x, y, model=model, weighting="1/y2", bounds={"g": (0.1, 10)})
+    assert res.extra["at_bound"][0, 4]
+    assert res.params[0, 1] == pytest.approx(printed[0, 1], rel=0.05)
+    assert res.params[0, 2] == pytest.approx(printed[0, 2], rel=0.1)

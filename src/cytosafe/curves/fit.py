@@ -224,6 +224,7 @@ def fit_curves(
     gtol: float = 1e-12,
     covariance: str = Covariance.EXPECTED,
     limits: FitLimits | None = None,
+    bounds: dict | None = None,
 ) -> FitResult:
     """Fit one model to many curves at once by weighted Levenberg-Marquardt.
 
@@ -257,6 +258,17 @@ def fit_curves(
         the limits classify fits, they do not constrain them, so a bound never stops a
         fit short of its least-squares optimum and a degenerate fit says where that
         optimum is.
+    bounds:
+        ``{name: (low, high)}`` box constraints on non-linear parameters (natural scale;
+        scalars or one value per curve; NaN or inf leaves a side open), e.g.
+        ``{"g": (0.1, 10)}``, the asymmetry range Bio-Plex Manager keeps its 5PL fits in
+        (see :func:`cytosafe.io.bioplex.read_bioplex_equations`). The iteration projects
+        its steps into the box (Levenberg-Marquardt with projection; Kanzow, Yamashita &
+        Fukushima, J Comput Appl Math 2004;172:375-397). A curve whose estimate ends on a
+        bound keeps its status; ``FitResult.extra["at_bound"]`` ``(n, k)`` says which
+        parameter sits on a bound, so the caller can report it. The asymptotes ``a``
+        and ``d`` of the logistic models are solved by linear least squares and cannot be
+        bounded (use ``limits`` to classify them).
 
     Returns
     -------
@@ -302,11 +314,13 @@ def fit_curves(
     n_free = (~is_fixed).sum(1)
     n_obs = m.sum(1)
 
+    box = _bounds_box(model, bounds, n)
+
     def run(rows, starts):
         starts = np.where(is_fixed[rows], fixed_values[rows], starts)
         return _levenberg_marquardt(
             model, x[rows], y[rows], w[rows], m[rows], starts, is_fixed[rows],
-            max_iter, ftol, xtol, gtol,
+            max_iter, ftol, xtol, gtol, None if box is None else (box[0][rows], box[1][rows]),
         )  # fmt: skip
 
     if start is None:
@@ -356,6 +370,14 @@ def fit_curves(
         why = check_limits(model, params[usable], x[usable], y[usable], m[usable], limits)
         reason[usable] = why
         status = np.where(usable & (reason != ""), "degenerate", status)
+    extra: dict = {}
+    if box is not None:
+        with np.errstate(all="ignore"):
+            th = model.to_internal(params)
+            tol = 1e-7 * (1.0 + np.abs(th))
+            extra["at_bound"] = ~is_fixed & (
+                (np.abs(th - box[0]) <= tol) | (np.abs(th - box[1]) <= tol)
+            )
     failed = status == "failed"
     params = np.where(failed[:, None], np.nan, params)
     return FitResult(
@@ -372,6 +394,7 @@ def fit_curves(
         fixed=is_fixed,
         weighting=str(weighting),
         covariance=str(covariance),
+        extra=extra,
         reason=reason,
     )
 
@@ -673,7 +696,34 @@ def _cholesky_solve(M, b):
     return x
 
 
-def _levenberg_marquardt(model, x, y, w, m, p0, is_fixed, max_iter, ftol, xtol, gtol):
+def _bounds_box(model: Model, bounds, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """``bounds`` as an internal-scale box ``(lo, hi)``, each ``(n, k)``; None if none."""
+    if not bounds:
+        return None
+    k = model.n_params
+    lo, hi = np.full((n, k), -np.inf), np.full((n, k), np.inf)
+    linear = np.asarray(model.linear or (False,) * k, dtype=bool)
+    for name, pair in dict(bounds).items():
+        if name not in model.names:
+            raise FitError(
+                f"cannot bound '{name}': {model.name} has parameters {', '.join(model.names)}"
+            )
+        j = model.names.index(name)
+        if linear[j]:
+            raise FitError(f"cannot bound '{name}': {model.name} solves it by linear least squares")
+        low, high = (np.broadcast_to(np.asarray(v, dtype=float), (n,)) for v in pair)
+        if model.positive[j]:
+            with np.errstate(all="ignore"):
+                low = np.where(low > 0, np.log(np.where(low > 0, low, 1.0)), -np.inf)
+                high = np.where(high > 0, np.log(np.where(high > 0, high, 1.0)), np.nan)
+        lo[:, j] = np.where(np.isnan(low), -np.inf, low)
+        hi[:, j] = np.where(np.isnan(high), np.inf, high)
+    if np.any(lo > hi):
+        raise FitError("a bound's low end is above its high end")
+    return lo, hi
+
+
+def _levenberg_marquardt(model, x, y, w, m, p0, is_fixed, max_iter, ftol, xtol, gtol, box=None):
     """Batched LM with Nielsen's damping update (Nielsen, IMM-REP-1999-05; Madsen, Nielsen
     & Tingleff, "Methods for non-linear least squares problems", 2004): the damping
     follows the gain ratio ``ρ`` (actual over predicted reduction), ``λ ← λ·max(1/3,
@@ -691,6 +741,9 @@ def _levenberg_marquardt(model, x, y, w, m, p0, is_fixed, max_iter, ftol, xtol, 
     ks = len(sidx)
     sfree = free[:, sidx]
     lo, hi = model.internal_bounds(x, m)
+    if box is not None:
+        lo, hi = np.maximum(lo, box[0]), np.minimum(hi, box[1])
+        hi = np.maximum(hi, lo)
     theta = np.clip(model.to_internal(p0), lo, hi)
     status = np.full(n, "max_iter", dtype=object)
     n_iter = np.zeros(n, dtype=int)
