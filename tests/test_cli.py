@@ -285,3 +285,27 @@ def test_accept_curve_reports_numbers_from_a_failed_curve(study, tmp_path):
     samples = pd.read_csv(out2 / "concentrations.csv").query("sample_type == 'sample'")
     assert not samples["curve_failed"].any() and samples["concentration"].notna().any()
     assert json.loads((out2 / "settings.json").read_text())["calibration"]["accept_curves"] == ["*"]
+
+
+def test_a_file_with_a_four_level_analyte_quantifies_the_others(study, tmp_path):
+    # Issue 12, item 6: the short curve gets a status and a reason in curves.csv, qc.csv
+    # and the report; every other curve goes on.
+    one = study[study["plate_id"] == study["plate_id"].iloc[0]]
+    tnf_std = one[(one["analyte"] == "TNF") & (one["sample_type"] == "standard")]
+    keep = sorted(tnf_std["standard_concentration"].unique())[-4:]
+    drop = tnf_std[~tnf_std["standard_concentration"].isin(keep)].index
+    path = tmp_path / "plate.csv"
+    one.drop(index=drop).to_csv(path, index=False)
+    out = tmp_path / "results"
+    res = run("quantify", path, "-o", out, "-q")
+    assert res.exit_code == 0, res.output
+    curves = pd.read_csv(out / "curves.csv").set_index("analyte")
+    assert curves.loc["TNF", "status"] == "too_few_levels"
+    assert "only 4 standard level(s)" in curves.loc["TNF", "qc_reasons"]
+    assert curves.loc["IL-6", "status"] in ("converged", "stalled")
+    qc = pd.read_csv(out / "qc.csv").set_index("analyte")
+    assert "only 4 standard level(s)" in qc.loc["TNF", "qc_reasons"]
+    wells = pd.read_csv(out / "concentrations.csv")
+    il6 = wells[(wells["analyte"] == "IL-6") & (wells["sample_type"] == "sample")]
+    assert il6["concentration"].notna().any()
+    assert "only 4 standard level(s)" in (out / "report.html").read_text(encoding="utf-8")
