@@ -213,3 +213,17 @@ def test_bioplex_printed_curve_reproduces_obs_conc():
     assert rel.size > 500
     assert np.nanmedian(rel) < 1e-3
     assert np.nanpercentile(rel, 90) < 1e-2
+
+
+def test_curve_difference_in_concentration():
+    m, p = vendor_curve("xponent", {"A": 0.07, "B": 1.5e4, "C": 2300.0, "D": -0.83, "F": 1.66})
+    assert curve_difference(m, p, m, p, 0.25, 8150, on="concentration")[0] < 1e-9
+    # A shift of the low asymptote by 1 MFI: huge relative to a signal of ~0.1 at the
+    # lowest standard, small in the concentrations read back over most of the range.
+    q = p + np.array([1.0, 0, 0, 0, 0])
+    on_signal = curve_difference(m, q, m, p, 0.25, 8150)[0]
+    assert on_signal > 1
+    mid = curve_difference(m, q, m, p, 30.0, 8150, on="concentration")[0]
+    assert mid < 0.1
+    with pytest.raises(InputError):
+        curve_difference(m, p, m, p, 1, 10, on="pixels")

@@ -823,15 +823,21 @@ def curve_difference(
     x_lo,
     x_hi,
     n_grid: int = 201,
+    on: str = "signal",
 ) -> np.ndarray:
     """Largest relative difference between two curves over a concentration range.
 
-    ``max |f1(x) / f2(x) - 1|`` over ``n_grid`` points evenly spaced in ``log x`` from
-    ``x_lo`` to ``x_hi`` (the standards' lowest and highest positive concentrations), with
-    ``f2`` the reference (e.g. the vendor's printed curve from :func:`vendor_curve`).
-    Vectorised: ``params``/``other_params`` ``(n, k)``, ``x_lo``/``x_hi`` scalars or
-    ``(n,)``; returns ``(n,)``, NaN where a range or a curve is not finite or the
-    reference curve reaches 0 on the grid.
+    ``on="signal"``: ``max |f1(x) / f2(x) - 1|`` over ``n_grid`` points evenly spaced in
+    ``log x`` from ``x_lo`` to ``x_hi`` (the standards' lowest and highest positive
+    concentrations), with ``f2`` the reference (e.g. the vendor's printed curve from
+    :func:`vendor_curve`). ``on="concentration"``: the same points read back, ``max
+    |f1⁻¹(f2(x)) / x - 1|``, the disagreement in the concentrations the two curves would
+    report for the same signal; use it where the signal of the lowest standards is near
+    zero (a blank-subtracted Net MFI), where a relative difference of signals is
+    meaningless. Vectorised: ``params``/``other_params`` ``(n, k)``, ``x_lo``/``x_hi``
+    scalars or ``(n,)``; returns ``(n,)``, NaN where a range or a curve is not finite,
+    the reference curve reaches 0 on the grid (``signal``), or a signal of the
+    reference lies outside the asymptotes of the other curve (``concentration``).
 
     Examples
     --------
@@ -850,9 +856,16 @@ def curve_difference(
     with np.errstate(all="ignore"):
         llo, lhi = np.log(np.where(ok, lo, 1.0)), np.log(np.where(ok, hi, 1.0))
         x = np.exp(llo[:, None] + (lhi - llo)[:, None] * frac)
-        f1 = model.f(x, np.broadcast_to(params, (n, params.shape[1])))
+        p1 = np.broadcast_to(params, (n, params.shape[1]))
         f2 = other_model.f(x, np.broadcast_to(other_params, (n, other_params.shape[1])))
-        rel = np.abs(f1 / f2 - 1.0)
+        if on == "signal":
+            rel = np.abs(model.f(x, p1) / f2 - 1.0)
+        elif on == "concentration":
+            rel = np.abs(model.inverse(f2, p1) / x - 1.0)
+        else:
+            raise InputError(
+                f"unknown comparison '{on}'", field="on", expected="signal | concentration"
+            )
         out = np.max(rel, axis=1)
     bad = ~ok | ~np.all(np.isfinite(rel), axis=1)
     return np.where(bad, np.nan, out)
