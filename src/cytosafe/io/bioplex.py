@@ -127,18 +127,21 @@ SUFFIXES = (".xlsx", ".xls")
 #: How Bio-Plex Manager calibrates, the default of ``cytosafe quantify`` for its reports
 #: (a user's explicit option overrides a field). Source: the printed ``Regression Type``
 #: and ``Std. Curve`` of each analyte sheet (see the module notes and
-#: :func:`read_bioplex_equations`): the curve is fitted to **FI - Bkgd** (blanks
-#: subtracted) with the regression the report prints, ``"printed"`` here: the 4PL, or a
-#: 5PL in the family the printed slope's sign says (negative: the mirror 5PL). Weights
-#: 1/y^2 reproduce ``Obs Conc`` best (``benchmarks/bench_real_exports.py``); the report
-#: does not print its weighting.
+#: :func:`read_bioplex_equations`): the regression the report prints, ``"printed"`` here
+#: (the 4PL, or a 5PL in the family the printed slope's sign says: negative, the mirror
+#: 5PL), fitted to FI - Bkgd. Its weights are 1/FI^2 of the *raw* FI (measured on
+#: ``10JAN07_plate_1.xls``: median 0.5 % against Obs Conc, where 1/(FI - Bkgd)^2 gives
+#: 1.4 %; the report does not print its weighting). A fit to FI - Bkgd with weights 1/FI^2
+#: is the fit to FI with weights 1/y^2, the constant background being absorbed by the
+#: asymptotes (same slope, inflection and asymmetry; the same back-calculated
+#: concentrations), so the convention fits FI with the blanks ``"ignore"``-d.
 CALIBRATION = {
     "software": "Bio-Rad Bio-Plex Manager",
     "model": "printed",
     "weighting": "1/y2",
-    "blank": "subtract",
-    "signal": "FI - Bkgd",
-    "source": "Bio-Plex Manager report: Regression Type and Std. Curve per analyte, FI - Bkgd",
+    "blank": "ignore",
+    "signal": "FI (equivalent to FI - Bkgd weighted by 1/FI^2)",
+    "source": "Bio-Plex Manager report: Regression Type and Std. Curve per analyte",
 }
 
 #: Default ``study_id`` when none is given (an export does not know its study).
