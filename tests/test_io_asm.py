@@ -531,6 +531,90 @@ def test_a_multi_plate_export_reads_the_plate_the_map_names(tmp_path):
     assert err.value.expected == "one of IL6-P0, IL6-P1"
 
 
+def test_a_negative_difference_in_a_used_well_is_zero_and_the_warning_names_only_it(
+    plate_map, tmp_path
+):
+    raw = raw_reads()
+    # H01 (a blank) and A12 (empty in the map) absorb less at 450 nm than at 570 nm.
+    for well in ("H01", "A12"):
+        ref = raw.loc[(raw["well"] == well) & (raw["analyte"] == "OD570"), "signal"].iloc[0]
+        raw.loc[(raw["well"] == well) & (raw["analyte"] == "OD450"), "signal"] = ref - 0.002
+    path = asm.write(raw, tmp_path / "neg.json")
+    message = r"1 reading\(s\) below zero stored as 0.0 \(the schema .*\): H01 IL-6 -0.002$"
+    with pytest.warns(DataWarning, match=message):
+        table = asm.read_asm_plate(
+            plate_map, path, study_id="S", analyte="IL-6", reference_wavelength=570
+        )
+    assert table.set_index("well").loc["H01", "signal"] == 0.0
+    assert (table["signal"] >= 0).all() and "A12" not in set(table["well"])
+
+
+# --------------------------------------------------------------------------- cytosafe.io.read_plate
+
+
+def test_io_read_plate_sends_exports_to_asm_and_grids_to_the_matrix_reader(
+    plate_map, export, tmp_path
+):
+    from cytosafe.io import read_plate
+    from cytosafe.io.platemap import write_reader_matrix
+
+    kw = dict(study_id="CRA-EX-001", analyte="IL-6")
+    table = read_plate(plate_map, export, reference_wavelength=570, **kw)
+    assert_same(table, expected_table())
+    assert (table["wavelength_nm"] == 450).all() and table["source_file"].eq(str(export)).all()
+    matrix = write_reader_matrix(expected_table(), tmp_path / "il6_matrix.csv")
+    assert_same(read_plate(plate_map, matrix, **kw), expected_table())
+    with pytest.raises(InputError, match="reference_wavelength is for plate-reader exports") as err:
+        read_plate(plate_map, matrix, reference_wavelength=570, **kw)
+    assert (err.value.file, err.value.field) == (str(matrix), "reference_wavelength")
+
+
+@pytest.mark.parametrize("layout", ["softmax_pro", "asm_json"])
+def test_cytosafe_quantify_maps_a_plate_reader_export_to_concentrations(
+    layout, plate_map, tmp_path
+):
+    """End to end: ``cytosafe quantify --plate-map MAP --matrix EXPORT`` with the
+    wavelengths, a noise-free 4PL, the samples' concentrations recovered."""
+    from typer.testing import CliRunner
+
+    from cytosafe.cli import app
+
+    if layout == "softmax_pro":
+        needs_allotropy()
+        od450, od570 = plate_ods()
+        export = write_softmax_pro(tmp_path / "il6.txt", {"IL6-P1": {450: od450, 570: od570}})
+    else:
+        export = asm.write(raw_reads(), tmp_path / "il6.json")
+    out = tmp_path / "results"
+    args = ["quantify", "--plate-map", plate_map, "--matrix", export, "--out", out, "--quiet"]
+    args += ["--wavelength", "450", "--reference-wavelength", "570", "--model", "4PL"]
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    wells = pd.read_csv(out / "concentrations.csv").set_index("well")
+    truth = expected_table().set_index("well")
+    samples = truth[truth["sample_type"].isin(["sample", "control"])]
+    expected = [four_pl_inverse(y) for y in samples["signal"]] * samples["dilution_factor"]
+    np.testing.assert_allclose(wells.loc[samples.index, "concentration"], expected, rtol=1e-6)
+    assert set(wells["analyte"]) == {"OD450-570"} and set(wells["plate_id"]) == {"IL6-P1"}
+    settings = json.loads((out / "settings.json").read_text())
+    assert (settings["wavelength"], settings["reference_wavelength"]) == (450, 570)
+    assert settings["matrices"] == [str(export)]
+
+
+def test_the_wavelength_options_need_a_matrix(tmp_path):
+    from typer.testing import CliRunner
+
+    from cytosafe.cli import app
+
+    table = tmp_path / "t.csv"
+    expected_table().to_csv(table, index=False)
+    args = ["quantify", str(table), "--out", str(tmp_path / "o"), "--wavelength", "450"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert "--wavelength" in result.output and "--matrix" in result.output
+    assert not (tmp_path / "o").exists()
+
+
 # --------------------------------------------------------------------------- ASM JSON
 
 

@@ -28,6 +28,7 @@ import pytest
 
 from cytosafe.errors import InputError
 from cytosafe.io import READERS, Probe, detect_format, get_reader, read, read_plate
+from cytosafe.io.platemap import read_plate as read_matrix_plate
 from cytosafe.io.registry import READER_MODULES
 from cytosafe.schema import MEASUREMENT_COLUMNS, validate_measurements
 
@@ -317,9 +318,19 @@ def test_warnings_come_after_a_valid_read_only(tmp_path):
     assert "warnings" not in got.attrs and got.attrs["skipped"]
 
 
-def test_read_plate_ends_through_the_same_closing_steps():
+@pytest.mark.parametrize("reader", ["reader matrix", "plate-reader export"])
+def test_read_plate_ends_through_the_same_closing_steps(reader):
+    """Both joins of a plate map (:func:`cytosafe.io.platemap.join_plate_map`): the Gen5
+    export's grid read as a reader matrix, and the export itself, which
+    :func:`cytosafe.io.read_plate` sends through ASM (whose readings have no lines: the
+    ``LOCATED_BY_WELL`` exemption; the plate map's line locates every well)."""
     fixtures = Path(__file__).parent / "fixtures" / "platemap"
-    got = read_plate(
+    if reader == "reader matrix":
+        join = read_matrix_plate
+    else:
+        pytest.importorskip("allotropy")
+        join = read_plate
+    got = join(
         fixtures / "il6_plate_map_plater.csv",
         fixtures / "gen5_il6_od450.txt",
         study_id="S",
@@ -328,4 +339,8 @@ def test_read_plate_ends_through_the_same_closing_steps():
     schema = [c.name for c in MEASUREMENT_COLUMNS]
     assert list(got.columns[: len(schema)]) == schema
     pd.testing.assert_frame_equal(validate_measurements(got)[schema], got[schema])
-    assert got["source_file"].notna().all() and got["source_row"].notna().all()
+    assert got["source_file"].notna().all() and got["plate_map_row"].notna().all()
+    if reader == "reader matrix":
+        assert got["source_row"].notna().all()
+    else:
+        assert got["source_row"].isna().all()

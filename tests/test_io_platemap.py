@@ -19,6 +19,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
@@ -27,6 +28,8 @@ from hypothesis import strategies as st
 
 from cytosafe.errors import InputError, SchemaError, UnitError
 from cytosafe.io.platemap import (
+    READING_COLUMNS,
+    join_plate_map,
     read_plate,
     read_plate_map,
     read_reader_matrix,
@@ -720,6 +723,109 @@ def test_a_reading_in_a_well_the_map_does_not_mention(tmp_path):
     with pytest.raises(InputError, match="does not say what it holds") as err:
         read_plate(small_map(tmp_path), matrix, study_id="S")
     names(err.value, file=matrix, row=6, well="E05", field="well")
+
+
+def test_a_negative_reading_in_a_used_well_stops_read_plate(tmp_path):
+    matrix = small_matrix(tmp_path, {"A01": 1.5, "A02": 1.4, "B01": -0.004})
+    with pytest.raises(InputError, match="below zero") as err:
+        read_plate(small_map(tmp_path), matrix, study_id="S")
+    names(err.value, file=matrix, row=3, well="B01", field="signal")
+
+
+# --------------------------------------------------------------------------- the join
+
+
+def readings_of(plate: pd.DataFrame, source: str = "plate7.csv") -> pd.DataFrame:
+    """A plate's signals as the table of readings join_plate_map takes."""
+    return pd.DataFrame(
+        {
+            "well": plate["well"],
+            "analyte": plate["analyte"],
+            "signal": plate["signal"],
+            "problem": None,
+            "source_file": source,
+            "source_row": pd.array([pd.NA] * len(plate), dtype="Int64"),
+        }
+    )
+
+
+def test_read_plate_is_the_matrix_readings_joined_to_the_map(tmp_path):
+    plate = elisa_plate(analytes=("IL-6", "IL-8"))
+    write_plate_map(plate, tmp_path / "map.csv")
+    write_reader_matrix(plate, tmp_path / "matrix.csv")
+    from_files = read_plate(tmp_path / "map.csv", tmp_path / "matrix.csv", study_id="CRA-EX-001")
+    joined = join_plate_map(readings_of(plate), tmp_path / "map.csv", study_id="CRA-EX-001")
+    assert list(READING_COLUMNS) == list(readings_of(plate).columns)
+    assert_same(joined, from_files)
+    assert_same(joined, plate)
+    assert joined["plate_map_row"].notna().all()
+    assert joined["source_file"].eq("plate7.csv").all() and joined["source_row"].isna().all()
+
+
+def test_the_join_keeps_extras_and_the_map_names_the_samples(tmp_path):
+    plate = elisa_plate()
+    write_plate_map(plate, tmp_path / "map.csv")
+    readings = readings_of(plate).assign(sample_id="from the file", wavelength_nm=450.0)
+    table = join_plate_map(readings, tmp_path / "map.csv", study_id="S")
+    assert table["sample_id"].tolist() == plate["sample_id"].tolist()
+    assert (table["wavelength_nm"] == 450.0).all()
+    assert list(table.columns).index("wavelength_nm") > list(table.columns).index("plate_map_row")
+
+
+def test_the_join_reads_the_plate_the_map_names_from_readings_of_several(tmp_path):
+    plate = elisa_plate(plate_id="P2")
+    write_plate_map(plate, tmp_path / "map.csv")
+    other = readings_of(plate).assign(plate_id="P1", signal=9.0)
+    readings = pd.concat([other, readings_of(plate).assign(plate_id="P2")], ignore_index=True)
+    table = join_plate_map(readings, tmp_path / "map.csv", study_id="CRA-EX-001")
+    assert_same(table, plate)
+    two = readings_of(plate.iloc[:1]).assign(plate_id=["P1"], signal=[9.0])
+    two = pd.concat([two, two.assign(plate_id="P2", signal=8.0)], ignore_index=True)
+    long_map = write(tmp_path / "long.csv", ["well,sample_type", "A01,blank"])
+    with pytest.raises(InputError, match="holds plates P1, P2") as err:
+        join_plate_map(two, long_map, study_id="S")
+    names(err.value, file="plate7.csv", field="plate_id")
+    named = join_plate_map(two, long_map, study_id="S", plate_id="P1")
+    assert named["plate_id"].unique().tolist() == ["P1"] and named["signal"].tolist() == [9.0]
+
+
+def test_the_join_refuses_a_problem_only_where_the_map_uses_the_well(tmp_path):
+    plate = elisa_plate()
+    write_plate_map(plate, tmp_path / "map.csv")
+    readings = readings_of(plate)
+    unused = pd.DataFrame(
+        {"well": ["A12"], "analyte": ["IL-6"], "signal": [np.nan], "problem": ["OVRFLW"]}
+    ).assign(source_file="plate7.csv", source_row=pd.NA)
+    # A12 is blank in the grid map: empty, so whatever the reader saw there is moot.
+    assert len(join_plate_map(pd.concat([readings, unused]), tmp_path / "map.csv", study_id="S"))
+    used = readings.assign(problem=np.where(readings["well"] == "B01", "OVRFLW", None))
+    with pytest.raises(InputError, match=r"OVRFLW \(analyte IL-6\)") as err:
+        join_plate_map(used, tmp_path / "map.csv", study_id="S")
+    names(err.value, file="plate7.csv", well="B01", field="signal")
+    nothing = readings.assign(
+        signal=np.where(readings["well"] == "C03", np.nan, readings["signal"])
+    )
+    with pytest.raises(InputError, match="no reading for analyte IL-6, but the plate map") as err:
+        join_plate_map(nothing, tmp_path / "map.csv", study_id="S")
+    names(err.value, file="plate7.csv", well="C03", field="signal")
+    with pytest.raises(InputError, match="no reading for analyte IL-6") as err:
+        join_plate_map(readings[readings["well"] != "D04"], tmp_path / "map.csv", study_id="S")
+    names(err.value, file="plate7.csv", well="D04", field="signal")
+
+
+def test_the_join_stores_a_negative_signal_as_zero_only_when_told(tmp_path):
+    from cytosafe.errors import DataWarning
+
+    plate = elisa_plate()
+    write_plate_map(plate, tmp_path / "map.csv")
+    readings = readings_of(plate)
+    readings.loc[readings["well"] == "H01", "signal"] = -0.002
+    with pytest.raises(InputError, match="below zero") as err:
+        join_plate_map(readings, tmp_path / "map.csv", study_id="S")
+    names(err.value, file="plate7.csv", well="H01", field="signal")
+    with pytest.warns(DataWarning, match=r"1 reading\(s\) below zero stored as 0.0.*H01 IL-6"):
+        table = join_plate_map(readings, tmp_path / "map.csv", study_id="S", below_zero="zero")
+    assert table.set_index("well").loc["H01", "signal"] == 0.0
 
 
 @pytest.mark.parametrize("column", ["signal", "analyte", "study_id"])

@@ -101,6 +101,8 @@ def load_measurements(
     sample_map=None,
     study_id: str | None = None,
     progress: Callable[[float, str], None] | None = None,
+    wavelength: float | None = None,
+    reference_wavelength: float | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Read and concatenate exports, plate-map + matrix pairs or tables into one validated
     measurement table.
@@ -111,13 +113,17 @@ def load_measurements(
         A path, a list of paths (any mix of single-file exports :func:`cytosafe.io.read`
         recognises) or measurement tables.
     plate_maps, matrices:
-        Reader matrices (one plate, one analyte each) with their plate map: one map for all
-        matrices or one per matrix, in order (:func:`cytosafe.io.read_plate`).
+        Reader matrices or plate-reader exports (SoftMax Pro, Gen5, ASM), one plate each,
+        with their plate map: one map for all matrices or one per matrix, in order
+        (:func:`cytosafe.io.read_plate`).
     sample_map:
         Culture metadata applied to every export in ``inputs``; a plate the map names that
         no export holds is an error.
     progress:
         Called as ``progress(fraction, message)`` before each file is read.
+    wavelength, reference_wavelength:
+        For the plate-reader exports among ``matrices``: the measurement wavelength and
+        the reference wavelength subtracted well by well (nm; :mod:`cytosafe.io.asm`).
 
     Plates must be unique across inputs: the same plate id in two inputs is an error naming
     both (it would silently merge two plates' standards otherwise), and so is a file given
@@ -145,8 +151,11 @@ def load_measurements(
             jobs.append((f"<DataFrame {number}>", lambda item=item: validate_measurements(item)))
         else:
             jobs.append((str(item), lambda item=item: _read(item, sample_map, study_id)))
+    reads = {"wavelength": wavelength, "reference_wavelength": reference_wavelength}
     for plate_map, matrix in pairs:
-        jobs.append((str(matrix), lambda p=plate_map, m=matrix: _read_pair(p, m, study_id)))
+        jobs.append(
+            (str(matrix), lambda p=plate_map, m=matrix: _read_pair(p, m, study_id, **reads))
+        )
 
     tables, sources = [], []
     seen: dict[str, str] = {}
@@ -180,10 +189,10 @@ def _read(path, sample_map, study_id: str | None) -> pd.DataFrame:
     return table
 
 
-def _read_pair(plate_map, matrix, study_id: str | None) -> pd.DataFrame:
+def _read_pair(plate_map, matrix, study_id: str | None, **reads) -> pd.DataFrame:
     from cytosafe.io import read_plate
 
-    return read_plate(plate_map, matrix, study_id=study_id)
+    return read_plate(plate_map, matrix, study_id=study_id, **reads)
 
 
 def quantify(

@@ -10,6 +10,8 @@ Examples
 
     $ cytosafe quantify plate_1.csv plate_2.csv --sample-map samples.csv --out results/
     $ cytosafe quantify --plate-map layout.csv --matrix il6.csv --matrix tnf.csv --out results/
+    $ cytosafe quantify --plate-map layout.csv --matrix il6_softmax.txt --wavelength 450 \
+        --reference-wavelength 570 --out results/
     $ cytosafe quantify run.csv --exclude "P1:B3:IL6=bubble in the well" --out results/
 
 Without options each plate is calibrated with its reader's vendor convention
@@ -32,6 +34,12 @@ __all__ = ["quantify_command"]
 def _check_ecx(value: float | None) -> float | None:
     if value is not None and not 0 < value < 100:
         raise typer.BadParameter("must lie strictly between 0 and 100")
+    return value
+
+
+def _check_wavelength(value: float | None) -> float | None:
+    if value is not None and not value > 0:
+        raise typer.BadParameter("must be a wavelength in nm, e.g. 450")
     return value
 
 
@@ -92,7 +100,27 @@ def quantify_command(
         typer.Option(help="Plate map for --matrix files: one for all, or one per matrix."),
     ] = None,
     matrix: Annotated[
-        list[Path] | None, typer.Option(help="Reader matrix (one plate, one analyte) to map.")
+        list[Path] | None,
+        typer.Option(
+            help="The plate's signals, to map: a reader matrix (plate-shaped grids, one per "
+            "analyte) or a plate-reader export (SoftMax Pro, Gen5 or ASM JSON)."
+        ),
+    ] = None,
+    wavelength: Annotated[
+        float | None,
+        typer.Option(
+            help="Plate-reader exports: the measurement wavelength in nm (e.g. 450) "
+            "(default: every wavelength, each its own analyte).",
+            callback=_check_wavelength,
+        ),
+    ] = None,
+    reference_wavelength: Annotated[
+        float | None,
+        typer.Option(
+            help="Plate-reader exports: the reference wavelength in nm (e.g. 570), "
+            "subtracted well by well (default: none).",
+            callback=_check_wavelength,
+        ),
     ] = None,
     study_id: Annotated[
         str | None, typer.Option(help="Study id for inputs that do not carry one.")
@@ -145,6 +173,12 @@ def quantify_command(
     Writes the concentration, sample, curve, standard, QC and potency tables (CSV), the
     settings (JSON) and the QC report (HTML) into OUT: all of them, or nothing.
     """
+    if (wavelength is not None or reference_wavelength is not None) and not matrix:
+        option = "--wavelength" if wavelength is not None else "--reference-wavelength"
+        raise typer.BadParameter(
+            "applies to plate-reader exports given with --matrix (and --plate-map)",
+            param_hint=option,
+        )
     from cytosafe.curves.potency import PotencySettings
     from cytosafe.workflows import run_quantification
 
@@ -168,6 +202,8 @@ def quantify_command(
             potency_settings=potency_settings,
             out=out,
             progress=progress,
+            wavelength=wavelength,
+            reference_wavelength=reference_wavelength,
         )
     if not quiet:
         _summary(result, out)

@@ -11,12 +11,14 @@ file from its content, so a user can pass any export without saying what it is.
 | ``xponent`` Luminex CSV | :mod:`~cytosafe.io.xponent` | :func:`read_xponent` | :func:`write_xponent` |
 | ``bioplex`` Bio-Plex Manager (.xls/.xlsx) | :mod:`~cytosafe.io.bioplex` | :func:`read_bioplex` | :func:`write_bioplex` |
 | ``asm`` ASM JSON, SoftMax Pro, Gen5 | :mod:`~cytosafe.io.asm` | :func:`read_asm`, :func:`read_asm_plate` | :func:`write_asm` |
-| plate map + reader matrix (96/384) | :mod:`~cytosafe.io.platemap` | :func:`read_plate` | :func:`write_plate_map`, :func:`write_reader_matrix` |
+| plate map + reader matrix (96/384) | :mod:`~cytosafe.io.platemap` | :func:`~cytosafe.io.platemap.read_plate` | :func:`write_plate_map`, :func:`write_reader_matrix` |
 
-Plate maps with reader matrices come in pairs and are read with :func:`read_plate`
-(``cytosafe quantify --plate-map``); :func:`read` takes single-file exports. Both end with
-the same closing steps (:func:`cytosafe.io.reader.finish`): provenance, the sample-map
-join, validation, warnings.
+Plate maps come in pairs with the file that holds the plate's signals, and are read with
+:func:`read_plate` (``cytosafe quantify --plate-map MAP --matrix FILE``): a SoftMax Pro,
+Gen5 or ASM export goes to :func:`read_asm_plate`, a reader matrix to
+:func:`cytosafe.io.platemap.read_plate`, and both join by :func:`join_plate_map`;
+:func:`read` takes single-file exports. All end with the same closing steps
+(:func:`cytosafe.io.reader.finish`): provenance, the sample-map join, validation, warnings.
 
 Adding a reader
 ---------------
@@ -39,14 +41,14 @@ from cytosafe.io.asm import read_asm, read_asm_plate, write_asm
 from cytosafe.io.bioplex import read_bioplex, read_bioplex_equations, write_bioplex
 from cytosafe.io.msd import read_msd, write_msd
 from cytosafe.io.platemap import (
-    read_plate,
+    join_plate_map,
     read_plate_map,
     read_reader_matrix,
     write_plate_map,
     write_reader_matrix,
 )
 from cytosafe.io.reader import Probe, finish
-from cytosafe.io.registry import FORMATS, READERS, detect_format, get_reader, read
+from cytosafe.io.registry import FORMATS, READERS, detect_format, get_reader, read, read_plate
 from cytosafe.io.samples import annotate, read_sample_map
 from cytosafe.io.tidy import read_tidy, write_tidy
 from cytosafe.io.xponent import read_xponent, write_xponent
@@ -59,6 +61,7 @@ __all__ = [
     "detect_format",
     "finish",
     "get_reader",
+    "join_plate_map",
     "read",
     "read_asm",
     "read_asm_plate",

@@ -7,7 +7,8 @@ number is the bound), ``OOR <`` / ``OOR >`` (out of range, no number), ``*1.55``
 numbers re-saved by Excel in scientific notation (``1.30013E+12``).
 
 The writers print numbers with :func:`number_text` and stamp files with
-:func:`export_time`.
+:func:`export_time`; readers whose instruments may report a signal below zero store it
+with :func:`floor_at_zero`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-__all__ = ["VENDOR_FLAGS", "cell_text", "export_time", "number_text", "parse_vendor_value"]
+__all__ = [
+    "VENDOR_FLAGS",
+    "cell_text",
+    "export_time",
+    "floor_at_zero",
+    "number_text",
+    "parse_vendor_value",
+]
 
 #: The flag vocabulary of :func:`parse_vendor_value`.
 VENDOR_FLAGS = ("below_range", "above_range", "extrapolated", "missing")
@@ -132,3 +140,41 @@ def export_time() -> datetime:
     if epoch:
         return datetime.fromtimestamp(int(epoch), tz=UTC)
     return datetime.now().astimezone()
+
+
+def floor_at_zero(table: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[str]]:
+    """Signals below zero as 0.0, and the warning that names their wells.
+
+    The measurement schema stores non-negative signals
+    (:mod:`cytosafe.schema.measurements`); a plate reader's optical density below zero (an
+    instrument that blanked on another well) or a reference-subtracted difference below
+    zero (a well absorbing no more than at the reference wavelength) is kept as 0.0, and
+    the message, for ``attrs["warnings"]`` (issued by :func:`cytosafe.io.reader.finish`),
+    lists the first wells with their analytes and values.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        With ``well``, ``analyte`` and ``signal``.
+    source : str
+        The file, which opens the message.
+
+    Returns
+    -------
+    tuple of (pandas.DataFrame, list of str)
+        A copy with the negative signals at 0.0 (``table`` itself when there are none),
+        and no message or one.
+    """
+    negative = (table["signal"] < 0).to_numpy()
+    if not negative.any():
+        return table, []
+    shown = table.loc[negative, ["well", "analyte", "signal"]].head(6)
+    listed = ", ".join(f"{w} {a} {s:.4g}" for w, a, s in shown.itertuples(index=False))
+    n = int(negative.sum())
+    message = (
+        f"{source}: {n} reading(s) below zero stored as 0.0 (the schema stores "
+        f"non-negative signals): {listed}" + (" ..." if n > len(shown) else "")
+    )
+    out = table.copy()
+    out.loc[negative, "signal"] = 0.0
+    return out, [message]

@@ -87,9 +87,11 @@ Plate maps
 An absorbance reader knows one number per well and wavelength. Which well held a standard
 of which concentration, a blank or a donor's supernatant is written in a plate map
 (:func:`cytosafe.io.platemap.read_plate_map`). :func:`read_asm_plate` joins a plate map to
-a SoftMax Pro, Gen5 or ASM export by the rules of :func:`cytosafe.io.platemap.read_plate`
-(empty wells, wells the map does not describe, described wells without a reading, plate
-size, plate choice, ``standard_unit``), with the options above.
+a SoftMax Pro, Gen5 or ASM export with the join of reader matrices,
+:func:`cytosafe.io.platemap.join_plate_map` (empty wells, wells the map does not describe,
+described wells without a reading, plate size, plate choice, ``standard_unit``), with the
+options above; :func:`cytosafe.io.read_plate` (``cytosafe quantify --plate-map MAP
+--matrix EXPORT --wavelength 450 --reference-wavelength 570``) sends these files here.
 
 Writing
 -------
@@ -161,8 +163,8 @@ import pandas as pd
 
 from cytosafe._atomic import atomic_write_text
 from cytosafe.errors import InputError, UnitError
-from cytosafe.io._values import export_time
-from cytosafe.io.platemap import DEFAULT_STUDY_ID, read_plate_map
+from cytosafe.io._values import export_time, floor_at_zero
+from cytosafe.io.platemap import DEFAULT_STUDY_ID, join_plate_map, read_plate_map
 from cytosafe.io.reader import Probe, finish, select_plate
 from cytosafe.schema.measurements import validate_measurements
 from cytosafe.schema.units import CONCENTRATION_UNIT, to_pg_per_ml
@@ -871,24 +873,6 @@ def _refuse(table: pd.DataFrame, source: str) -> None:
     )
 
 
-def _floor_at_zero(table: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[str]]:
-    """Negative ODs (and OD differences) as 0.0, and the warning that names the wells (for
-    ``attrs["warnings"]``, which :func:`~cytosafe.io.reader.finish` issues)."""
-    negative = (table["signal"] < 0).to_numpy()
-    if not negative.any():
-        return table, []
-    shown = table.loc[negative, ["well", "analyte", "signal"]].head(6)
-    listed = ", ".join(f"{w} {a} {s:.4g}" for w, a, s in shown.itertuples(index=False))
-    n = int(negative.sum())
-    message = (
-        f"{source}: {n} reading(s) below zero stored as 0.0 (the schema stores "
-        f"non-negative signals): {listed}" + (" ..." if n > len(shown) else "")
-    )
-    out = table.copy()
-    out.loc[negative, "signal"] = 0.0
-    return out, [message]
-
-
 def measurements_from_asm(
     asm: Mapping,
     *,
@@ -913,7 +897,7 @@ def measurements_from_asm(
     )
     table = select_plate(table, None if plate_id is None else str(plate_id), file=source)
     _refuse(table, source)
-    table, pending = _floor_at_zero(table, source)
+    table, pending = floor_at_zero(table, source)
     if study_id is not None or "study_id" not in table.columns:
         table["study_id"] = DEFAULT_STUDY_ID if study_id is None else study_id
     else:
@@ -1027,43 +1011,12 @@ def read_asm(
 # --------------------------------------------------------------------------- plate maps
 
 
-def _plate_format(rows: pd.DataFrame) -> int:
+def _plate_format(rows: pd.DataFrame) -> int | None:
+    """The plate size the export states (its ``plate well count``), or None."""
     counts = {int(c) for c in rows["plate_wells"].dropna()}
     if len(counts) == 1 and (n := counts.pop()) in PLATE_FORMATS:
         return n
-    return plate_format_for(list(rows["well"]))
-
-
-def _map_plate(
-    pmap: pd.DataFrame, plate_id: str | None, export_plates: list[str], map_src: str
-) -> tuple[str | None, pd.DataFrame]:
-    """The map's plate id (None when the map names none) and its rows."""
-    if "plate_id" not in pmap.columns:
-        return None, pmap
-    ids = list(dict.fromkeys(pmap["plate_id"].astype(str)))
-    if plate_id is not None:
-        chosen = str(plate_id)
-        if chosen not in ids:
-            raise InputError(
-                f"the plate map has no plate '{plate_id}' (it describes {', '.join(ids)})",
-                file=map_src,
-                field="plate_id",
-                expected="a plate_id that the plate map names",
-            )
-    elif len(ids) == 1:
-        chosen = ids[0]
-    else:
-        named = [p for p in export_plates if p in ids]
-        if len(named) != 1:
-            raise InputError(
-                f"the plate map describes plates {', '.join(ids)}; the export holds "
-                f"{', '.join(export_plates)}",
-                file=map_src,
-                field="plate_id",
-                expected="plate_id=... naming the plate to read",
-            )
-        chosen = named[0]
-    return chosen, pmap[pmap["plate_id"].astype(str) == chosen]
+    return None  # join_plate_map takes the smallest plate holding the wells
 
 
 def read_asm_plate(
@@ -1080,16 +1033,20 @@ def read_asm_plate(
 ) -> pd.DataFrame:
     """Join a plate map and a SoftMax Pro, Gen5 or ASM export into the validated table.
 
-    The rules are those of :func:`cytosafe.io.platemap.read_plate`, with the export in
-    place of the reader matrix: the map says what each well holds (``sample_type``,
-    ``standard_concentration`` in ``concentration_unit`` or ``standard_unit``, donor,
-    treatment, dilution, ...), the export gives the signals.
+    The export's readings are joined to the map by
+    :func:`cytosafe.io.platemap.join_plate_map`, the join of
+    :func:`cytosafe.io.platemap.read_plate` (the export in place of the reader matrix):
+    the map says what each well holds (``sample_type``, ``standard_concentration`` in
+    ``concentration_unit`` or ``standard_unit``, donor, treatment, dilution, ...), the
+    export gives the signals. An OD (or a reference-subtracted difference) below zero in
+    a described well is stored as 0.0 with a warning naming the wells (module notes).
+    :func:`cytosafe.io.read_plate` sends SoftMax Pro, Gen5 and ASM files here.
 
     Parameters
     ----------
     plate_map:
-        Path of a plate map (long form or ``plater`` grid), or the table
-        :func:`~cytosafe.io.platemap.read_plate_map` returns.
+        Path of a plate map (long form or ``plater`` grid), the table
+        :func:`~cytosafe.io.platemap.read_plate_map` returns, or any long-form table.
     export:
         ASM JSON, or a SoftMax Pro / Gen5 text export.
     study_id:
@@ -1116,7 +1073,8 @@ def read_asm_plate(
         Everything :func:`parse` and :func:`~cytosafe.io.platemap.read_plate_map`
         refuse, and: a map well outside the export's plate, a grid map of another plate
         size, a described well without a valid reading (naming the reader's word, e.g.
-        ``OVRFLW``), a reading in a well the map neither describes nor marks empty.
+        ``OVRFLW``), a reading in a well the map neither describes nor marks empty
+        (:func:`~cytosafe.io.platemap.join_plate_map`).
 
     Examples
     --------
@@ -1125,19 +1083,8 @@ def read_asm_plate(
     """
     export = Path(export)
     source = str(export)
-    default_factor = to_pg_per_ml(standard_unit or CONCENTRATION_UNIT, field="standard_unit")
-    if isinstance(plate_map, pd.DataFrame):
-        if plate_map.attrs.get("layout") not in {"grid", "long"}:
-            raise InputError(
-                "a plate map given as a table must be the one read_plate_map returns",
-                field="plate_map",
-                expected="a plate map path, or read_plate_map(path)",
-            )
-        pmap = plate_map
-    else:
-        pmap = read_plate_map(plate_map)
-    map_src = str(pmap.attrs.get("source", "<plate map>"))
-
+    to_pg_per_ml(standard_unit or CONCENTRATION_UNIT, field="standard_unit")  # before reading
+    pmap = plate_map if isinstance(plate_map, pd.DataFrame) else read_plate_map(plate_map)
     signals = _signal_table(
         _readings(to_asm(export, vendor=vendor), source),
         source=source,
@@ -1145,115 +1092,24 @@ def read_asm_plate(
         wavelength=wavelength,
         reference_wavelength=reference_wavelength,
     )
-    export_plates = list(dict.fromkeys(signals["plate_id"]))
-    map_pid, rows = _map_plate(pmap, plate_id, export_plates, map_src)
-    wanted = plate_id if plate_id is not None else map_pid
-    if wanted is not None and str(wanted) in export_plates:
-        export_plate = str(wanted)
-    elif len(export_plates) == 1:
-        export_plate = export_plates[0]
-    else:
-        raise InputError(
-            f"the export holds plates {', '.join(export_plates)}"
-            + (f", none called '{wanted}'" if wanted is not None else ""),
-            file=source,
-            field="plate_id",
-            expected="plate_id=... naming one of them",
-        )
-    signals = signals[signals["plate_id"] == export_plate].reset_index(drop=True)
-    pid = map_pid if map_pid is not None else (str(plate_id) if plate_id else export_plate)
-
-    fmt = _plate_format(signals)
-    n_rows, n_cols = PLATE_FORMATS[fmt]
-    for well, line in zip(rows["well"], rows["source_row"], strict=True):
-        r, c = well_index(well)
-        if r >= n_rows or c >= n_cols:
-            raise InputError(
-                f"the plate map names well {well}, which the {fmt}-well plate of the "
-                f"export ({source}) does not have",
-                file=map_src,
-                row=int(line),
-                well=well,
-                field="well",
-                expected=f"wells of a {fmt}-well plate",
-            )
-    if pmap.attrs.get("layout") == "grid" and pmap.attrs.get("plate_format") != fmt:
-        raise InputError(
-            f"the plate map is a {pmap.attrs.get('plate_format')}-well layout but the "
-            f"export is a {fmt}-well plate",
-            file=map_src,
-            field="plate_format",
-            expected="a plate map and an export of the same plate size",
-        )
-    described = dict(zip(rows["well"], rows["sample_type"].astype(str), strict=True))
-    map_line = dict(zip(rows["well"], rows["source_row"].astype(int), strict=True))
-    empty = {w for p, w in pmap.attrs.get("empty_wells", ()) if p is None or p == pid}
-
-    signals = signals[~signals["well"].isin(empty)].reset_index(drop=True)
-    for analyte_name, group in signals.groupby("analyte", sort=False):
-        missing = sorted(set(described) - set(group["well"]))
-        if missing:
-            well = missing[0]
-            raise InputError(
-                f"no reading for analyte {analyte_name}, but the plate map (line "
-                f"{map_line[well]}) puts a {described[well]} in this well"
-                + (f" ({len(missing) - 1} more wells like it)" if len(missing) > 1 else ""),
-                file=source,
-                well=well,
-                field="signal",
-                expected="a reading for every well the plate map describes",
-            )
-    unused = ~signals["well"].isin(list(described))
-    no_reading = signals["problem"].fillna("").str.startswith("no reading")
-    stray = unused & ~no_reading
-    if stray.any():
-        row = signals[stray].iloc[0]
-        shown = "no value" if pd.isna(row["signal"]) else f"{row['signal']:g}"
-        raise InputError(
-            f"the well has a reading ({shown}, analyte {row['analyte']}) but the plate "
-            f"map ({map_src}) does not say what it holds",
-            file=source,
-            well=row["well"],
-            field="well",
-            expected="a plate-map entry with the well's sample_type, or the well marked "
-            "empty (a blank sample_type, or 'empty' in a long map)",
-        )
-    signals = signals[~unused].reset_index(drop=True)
-    _refuse(signals, source)
-    signals, pending = _floor_at_zero(signals, source)
-
-    meas = signals[["analyte", "well", "signal"]].copy()
-    meas.insert(0, "study_id", DEFAULT_STUDY_ID if study_id is None else study_id)
-    meas.insert(1, "plate_id", pid)
-    meas["source_row"] = pd.array([pd.NA] * len(meas), dtype="Int64")
-    meas["sample_type"] = np.nan  # annotate sets it from the map
-    meas["source_file"] = source
-    if "sample_id" in rows.columns:
-        meas["sample_id"] = meas["well"].map(rows.set_index("well")["sample_id"])
-    elif "sample_id" in signals.columns:
-        meas["sample_id"] = signals["sample_id"].to_numpy()  # the export's names (Gen5 layout)
-    meas["plate_map_file"] = map_src
-    meas["plate_map_row"] = meas["well"].map(map_line).astype("Int64")
-    meas["wavelength_nm"] = signals["wavelength_nm"].to_numpy()
-    meas["reference_wavelength_nm"] = signals["reference_wavelength_nm"].to_numpy()
-
-    smap = rows.drop(
-        columns=["plate_id", "sample_id", "concentration_unit", "source_file", "source_row"],
-        errors="ignore",
-    ).copy()
-    if "standard_concentration" in smap.columns:
-        factor = (
-            rows["concentration_unit"].map(
-                lambda u: to_pg_per_ml(u) if isinstance(u, str) else np.nan
-            )
-            if "concentration_unit" in rows.columns
-            else pd.Series(np.nan, index=rows.index)
-        )
-        factor = factor.fillna(default_factor).astype(float)
-        smap["standard_concentration"] = rows["standard_concentration"].astype(float) * factor
-    smap["_map_row"] = rows["source_row"].astype(int).to_numpy()
-    meas.attrs["warnings"] = pending
-    return finish(meas, source=source, sample_map=smap, map_source=map_src)
+    extras = [c for c in ("sample_id",) if c in signals.columns]  # Gen5 layout names
+    readings = signals[
+        ["plate_id", "well", "analyte", "signal", "problem", "source_file", *extras]
+    ].assign(
+        source_row=pd.array([pd.NA] * len(signals), dtype="Int64"),  # ASM has no lines
+        wavelength_nm=signals["wavelength_nm"],
+        reference_wavelength_nm=signals["reference_wavelength_nm"],
+    )
+    return join_plate_map(
+        readings,
+        pmap,
+        study_id=study_id,
+        plate_id=plate_id,
+        standard_unit=standard_unit,
+        plate_format=_plate_format(signals),
+        below_zero="zero",
+        what="export",
+    )
 
 
 # --------------------------------------------------------------------------- writing

@@ -131,7 +131,7 @@ import pandas as pd
 
 from cytosafe._atomic import atomic_write
 from cytosafe.errors import InputError
-from cytosafe.io._values import number_text
+from cytosafe.io._values import floor_at_zero, number_text
 from cytosafe.io._workbook import save_workbook
 from cytosafe.io.reader import finish
 from cytosafe.schema.measurements import MEASUREMENT_COLUMNS, validate_measurements
@@ -146,6 +146,8 @@ from cytosafe.schema.wells import (
 
 __all__ = [
     "PLATE_MAP_COLUMNS",
+    "READING_COLUMNS",
+    "join_plate_map",
     "read_plate",
     "read_plate_map",
     "read_reader_matrix",
@@ -1025,39 +1027,352 @@ def _null(value: object) -> bool:
         return False
 
 
-# --------------------------------------------------------------------------- read_plate
+# --------------------------------------------------------------------------- the join
+
+#: The columns of a table of readings (:func:`join_plate_map`).
+READING_COLUMNS = ("well", "analyte", "signal", "problem", "source_file", "source_row")
+# A problem text that says nothing was read (not that the instrument reported an error).
+_NO_READING = "no reading"
+
+
+def _load_map(plate_map: str | Path | pd.DataFrame) -> pd.DataFrame:
+    """The plate map as :func:`read_plate_map` returns it, from a path or a table."""
+    if isinstance(plate_map, pd.DataFrame):
+        return _map_from_frame(plate_map)
+    return read_plate_map(plate_map)
 
 
 def _choose_plate(
-    pmap: pd.DataFrame, plate_id: str | None, stem: str, source: str
-) -> tuple[str, pd.DataFrame]:
-    """The plate's identifier and the map rows that describe it."""
-    if "plate_id" not in pmap.columns:
-        return (plate_id or stem), pmap
-    ids = list(dict.fromkeys(pmap["plate_id"].astype(str)))
-    if plate_id is None:
-        if len(ids) == 1:
+    pmap: pd.DataFrame,
+    plate_id: str | None,
+    plates: list[str],
+    named: bool,
+    *,
+    map_src: str,
+    source: str,
+    what: str,
+) -> tuple[str, str, pd.DataFrame]:
+    """The plate: its identifier, the readings' plate it was read as, and its map rows.
+
+    ``plates`` are the readings' plates (their ``plate_id``, ``named``; else the file's
+    stem).
+    """
+    rows = pmap
+    chosen: str | None = None
+    if "plate_id" in pmap.columns:
+        ids = list(dict.fromkeys(pmap["plate_id"].astype(str)))
+        if plate_id is not None:
+            if str(plate_id) not in ids:
+                raise InputError(
+                    f"the plate map has no plate '{plate_id}' (it describes {', '.join(ids)})",
+                    file=map_src,
+                    field="plate_id",
+                    expected="a plate_id that the plate map names",
+                )
+            chosen = str(plate_id)
+        elif len(ids) == 1:
             chosen = ids[0]
-        elif stem in ids:
-            chosen = stem
         else:
-            raise InputError(
-                f"the plate map describes plates {', '.join(ids)}; the matrix file name "
-                f"'{stem}' is none of them",
-                file=source,
-                field="plate_id",
-                expected="plate_id=... naming the plate the matrix was read from",
-            )
-    elif str(plate_id) in ids:
-        chosen = str(plate_id)
+            matching = [p for p in plates if p in ids]
+            if len(matching) != 1:
+                held = (
+                    f"the {what} holds {', '.join(plates)}"
+                    if named
+                    else f"the {what} file name '{plates[0]}' is none of them"
+                )
+                raise InputError(
+                    f"the plate map describes plates {', '.join(ids)}; {held}",
+                    file=map_src,
+                    field="plate_id",
+                    expected=f"plate_id=... naming the plate the {what} was read from",
+                )
+            chosen = matching[0]
+        rows = pmap[pmap["plate_id"].astype(str) == chosen]
+    wanted = str(plate_id) if plate_id is not None else chosen
+    if wanted is not None and wanted in plates:
+        read_as = wanted
+    elif len(plates) == 1:
+        read_as = plates[0]
     else:
         raise InputError(
-            f"the plate map has no plate '{plate_id}' (it describes {', '.join(ids)})",
+            f"the {what} holds plates {', '.join(plates)}"
+            + (f", none called '{wanted}'" if wanted is not None else ""),
             file=source,
             field="plate_id",
-            expected="a plate_id that the plate map names",
+            expected="plate_id=... naming one of them",
         )
-    return chosen, pmap[pmap["plate_id"].astype(str) == chosen]
+    return (chosen if chosen is not None else (wanted or read_as)), read_as, rows
+
+
+def join_plate_map(
+    readings: pd.DataFrame,
+    plate_map: str | Path | pd.DataFrame,
+    *,
+    study_id: str | None,
+    plate_id: str | None = None,
+    standard_unit: str | None = None,
+    plate_format: int | None = None,
+    below_zero: str = "refuse",
+    what: str = "reader matrix",
+) -> pd.DataFrame:
+    """Join the readings of one plate-reader file to a plate map: the validated table.
+
+    The rules of every plate-map read (:func:`read_plate`, and
+    :func:`cytosafe.io.asm.read_asm_plate` for SoftMax Pro, Gen5 and ASM exports), in the
+    words of the module notes: the map says what each well holds, the readings give the
+    signals; a well the map marks empty is not read, whatever was measured there; a
+    reading in a well the map neither describes nor marks empty, and a described well
+    without a valid reading, are errors.
+
+    Parameters
+    ----------
+    readings:
+        One row per well and analyte that the file holds (:data:`READING_COLUMNS`):
+        ``well`` (``A01``), ``analyte``, ``signal`` (NaN: no value), ``problem`` (text
+        saying why the reading cannot be used, e.g. the instrument's ``OVRFLW``, or
+        missing; a text starting ``no reading`` means nothing was read), ``source_file``
+        (the one file read) and ``source_row`` (its line, or missing). A blank cell is a
+        row with neither signal nor problem. An optional ``plate_id`` column names the
+        plates of a file that holds several; without it the plate is called like the
+        file (its stem). Any other column is kept as an extra column of the table
+        (``sample_id``: unless the plate map names the wells' samples).
+    plate_map:
+        Path of a plate map (long form or ``plater`` grid), the table
+        :func:`read_plate_map` returns, or any long-form table.
+    study_id:
+        The study; ``None`` gives ``"unassigned"`` (a reader does not know its study).
+    plate_id:
+        The plate. By default the one the map names (when it names one; when it names
+        several, the one the readings name, or the file's stem), else the readings' one
+        plate. For readings of several plates it also selects which is read.
+    standard_unit:
+        Unit of ``standard_concentration`` for map wells without a ``concentration_unit``
+        (default pg/mL); concentrations are stored in pg/mL.
+    plate_format:
+        96 or 384, the plate the readings come from; by default the smallest plate
+        holding their wells.
+    below_zero:
+        A signal below zero in a described well: ``"refuse"`` (an error: a reader matrix
+        must hold raw, not blank-subtracted, values) or ``"zero"`` (stored as 0.0 with a
+        :class:`~cytosafe.errors.DataWarning` naming the wells,
+        :func:`~cytosafe.io._values.floor_at_zero`: optical densities and their
+        reference-subtracted differences, whose noise may cross zero).
+    what:
+        What the readings were read from, for messages (``"reader matrix"``,
+        ``"export"``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table of :func:`~cytosafe.schema.measurements.validate_measurements`, after
+        :func:`~cytosafe.io.reader.finish` with the map as the sample map: one row per
+        described well x analyte, ``source_file`` / ``source_row`` locating the reading,
+        the extras ``plate_map_file`` / ``plate_map_row`` locating the well in the map,
+        then the readings' extras and any extra map columns.
+
+    Raises
+    ------
+    InputError
+        Naming file, line, well and field: everything :func:`read_plate_map` refuses, a
+        map well outside the plate, a grid map of another plate size, a plate the map or
+        the readings do not hold, a reading in a well the map neither describes nor marks
+        empty, a described well without a valid reading (the reading's problem, or "no
+        reading for analyte ..."), a signal below zero (``below_zero="refuse"``), an
+        unknown ``standard_unit`` (``UnitError``).
+
+    Examples
+    --------
+    >>> readings = pd.DataFrame({"well": ["A01", "A02"], "analyte": "IL-6",
+    ...                          "signal": [1.52, 0.05], "problem": None,
+    ...                          "source_file": "plate7.csv", "source_row": [2, 2]})
+    >>> table = join_plate_map(readings, "plate_map.csv", study_id="S")  # doctest: +SKIP
+    """
+    if below_zero not in {"refuse", "zero"}:
+        raise ValueError(f"below_zero must be 'refuse' or 'zero', not {below_zero!r}")
+    default_factor = to_pg_per_ml(standard_unit or CONCENTRATION_UNIT, field="standard_unit")
+    pmap = _load_map(plate_map)
+    map_src = str(pmap.attrs.get("source", "<plate map>"))
+    missing_columns = [c for c in READING_COLUMNS if c not in readings.columns]
+    if missing_columns or readings.empty:
+        raise ValueError(
+            "readings need the columns " + ", ".join(READING_COLUMNS) + " and at least one row"
+        )
+    source = str(readings["source_file"].iloc[0])
+    pending = list(readings.attrs.get("warnings", ()))
+    named = "plate_id" in readings.columns
+    plates = list(dict.fromkeys(readings["plate_id"].astype(str))) if named else [Path(source).stem]
+    pid, read_as, rows = _choose_plate(
+        pmap, plate_id, plates, named, map_src=map_src, source=source, what=what
+    )
+    if named:
+        readings = readings[readings["plate_id"].astype(str) == read_as]
+    readings = readings.drop(columns="plate_id", errors="ignore").reset_index(drop=True)
+
+    fmt = plate_format or plate_format_for(list(readings["well"]))
+    n_rows, n_cols = PLATE_FORMATS[fmt]
+    for well, line in zip(rows["well"], rows["source_row"], strict=True):
+        r, c = well_index(well)
+        if r >= n_rows or c >= n_cols:
+            raise InputError(
+                f"the plate map names well {well}, which the {fmt}-well {what} "
+                f"({source}) does not have",
+                file=map_src,
+                row=int(line),
+                well=well,
+                field="well",
+                expected=f"wells A01-{well_name(n_rows - 1, n_cols - 1)}",
+            )
+    if pmap.attrs.get("layout") == "grid" and pmap.attrs.get("plate_format") != fmt:
+        raise InputError(
+            f"the plate map is a {pmap.attrs.get('plate_format')}-well layout but the "
+            f"{what} is a {fmt}-well plate",
+            file=map_src,
+            field="plate_format",
+            expected=f"a plate map and a {what} of the same plate size",
+        )
+    described = dict(zip(rows["well"], rows["sample_type"].astype(str), strict=True))
+    map_line = dict(zip(rows["well"], rows["source_row"].astype(int), strict=True))
+    empty = {w for p, w in pmap.attrs.get("empty_wells", ()) if p is None or p == pid}
+
+    readings = readings[~readings["well"].isin(empty)].reset_index(drop=True)
+    _check_readings(readings, described, map_line, map_src, below_zero, what)
+    used = readings[readings["well"].isin(list(described))].reset_index(drop=True)
+    if below_zero == "zero":
+        used, floored = floor_at_zero(used, source)
+        pending += floored
+
+    meas = used[["analyte", "well", "signal"]].copy()
+    meas.insert(0, "study_id", DEFAULT_STUDY_ID if study_id is None else study_id)
+    meas.insert(1, "plate_id", pid)
+    meas["source_row"] = pd.array(used["source_row"], dtype="Int64")
+    meas["sample_type"] = np.nan  # annotate sets it from the map
+    meas["source_file"] = used["source_file"].to_numpy()
+    if "sample_id" in rows.columns:
+        # Set here: annotate keys on sample_id whenever a map has that column; here the
+        # key is the well (and a standard's name repeats across its replicate wells).
+        meas["sample_id"] = meas["well"].map(rows.set_index("well")["sample_id"])
+    elif "sample_id" in used.columns:
+        meas["sample_id"] = used["sample_id"].to_numpy()  # the file's own names
+    meas["plate_map_file"] = map_src
+    meas["plate_map_row"] = meas["well"].map(map_line).astype("Int64")
+    for column in used.columns:
+        if column not in meas.columns and column not in READING_COLUMNS:
+            meas[column] = used[column].to_numpy()
+
+    smap = rows.drop(
+        columns=["plate_id", "sample_id", "concentration_unit", "source_file", "source_row"],
+        errors="ignore",
+    ).copy()
+    if "standard_concentration" in smap.columns:
+        factor = (
+            rows["concentration_unit"].map(
+                lambda u: to_pg_per_ml(u) if isinstance(u, str) else np.nan
+            )
+            if "concentration_unit" in rows.columns
+            else pd.Series(np.nan, index=rows.index)
+        )
+        factor = factor.fillna(default_factor).astype(float)
+        smap["standard_concentration"] = rows["standard_concentration"].astype(float) * factor
+    smap["_map_row"] = rows["source_row"].astype(int).to_numpy()
+    meas.attrs["warnings"] = pending
+    # The map is this reading's sample map: the same closing steps as every reader's.
+    return finish(meas, source=source, sample_map=smap, map_source=map_src)
+
+
+def _check_readings(
+    readings: pd.DataFrame,
+    described: dict[str, str],
+    map_line: dict[str, int],
+    map_src: str,
+    below_zero: str,
+    what: str,
+) -> None:
+    """The first reading (in the file's order) the map cannot take, as an InputError."""
+    signal = readings["signal"].astype(float)
+    problem = readings["problem"].astype(object).where(readings["problem"].notna(), None)
+    said = problem.notna()
+    nothing = signal.isna() & (~said | problem.astype(str).str.startswith(_NO_READING))
+    is_used = readings["well"].isin(list(described))
+    stray = ~is_used & ~nothing
+    unusable = is_used & (said | signal.isna())
+    negative = is_used & ~unusable & (signal < 0) if below_zero == "refuse" else is_used & False
+    bad = (stray | unusable | negative).to_numpy()
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        row = readings.iloc[pos]
+        well, analyte = row["well"], row["analyte"]
+        where = {
+            "file": str(row["source_file"]),
+            "row": int(row["source_row"]) if pd.notna(row["source_row"]) else None,
+            "well": well,
+        }
+        if stray.iat[pos]:
+            shown = f"{signal.iat[pos]:g}" if pd.notna(signal.iat[pos]) else problem.iat[pos]
+            raise InputError(
+                f"the well has a reading ({shown}, analyte {analyte}) but the plate map "
+                f"({map_src}) does not say what it holds",
+                field="well",
+                expected="a plate-map entry with the well's sample_type, or the well "
+                "marked empty (a blank sample_type, or 'empty' in a long map)",
+                **where,
+            )
+        if negative.iat[pos]:
+            raise InputError(
+                f"signal {signal.iat[pos]:g} is below zero (analyte {analyte})",
+                field="signal",
+                expected="a raw, non-negative reading (export raw, not blank-subtracted, values)",
+                **where,
+            )
+        more = int(unusable.sum()) - 1
+        text = problem.iat[pos]
+        if nothing.iat[pos]:
+            why = f"{text} (analyte {analyte})" if text else f"no reading for analyte {analyte}"
+            message = (
+                f"{why}, but the plate map (line {map_line[well]}) puts a "
+                f"{described[well]} in this well"
+            )
+        else:
+            message = f"{text} (analyte {analyte})"
+        raise InputError(
+            message + (f"; {more} more wells like it" if more > 0 else ""),
+            field="signal",
+            expected=f"a valid reading in the {what} for every well the plate map "
+            "describes (mark unused wells empty in the map)",
+            **where,
+        )
+    # A described well the file holds no row for (an export that skips unread wells).
+    for analyte, group in readings.groupby("analyte", sort=False):
+        lacking = sorted(set(described) - set(group["well"]), key=well_index)
+        if lacking:
+            well = lacking[0]
+            raise InputError(
+                f"no reading for analyte {analyte}, but the plate map (line "
+                f"{map_line[well]}) puts a {described[well]} in this well"
+                + (f" ({len(lacking) - 1} more wells like it)" if len(lacking) > 1 else ""),
+                file=str(group["source_file"].iloc[0]),
+                well=well,
+                field="signal",
+                expected=f"a reading in the {what} for every well the plate map describes",
+            )
+
+
+def _matrix_readings(sheet: _Sheet, named: list[tuple[str, _Block]]) -> pd.DataFrame:
+    """Every cell of a reader matrix's blocks as readings (:func:`join_plate_map`)."""
+    records = []
+    for name, block in named:
+        for well, text, line in block.cells:
+            if _is_missing(text):
+                records.append((well, name, np.nan, None, line))
+                continue
+            value = _as_number(text, sheet.decimal_comma)
+            if value is None:
+                hint = _SIGNAL_HINTS.get(text.upper(), "")
+                records.append((well, name, np.nan, f"'{text}' is not a number{hint}", line))
+            else:
+                records.append((well, name, value, None, line))
+    out = pd.DataFrame(records, columns=["well", "analyte", "signal", "problem", "source_row"])
+    out.insert(4, "source_file", sheet.source)
+    return out
 
 
 def read_plate(
@@ -1070,6 +1385,10 @@ def read_plate(
     standard_unit: str | None = None,
 ) -> pd.DataFrame:
     """Join a plate map and a reader matrix into the validated tidy measurement table.
+
+    :func:`cytosafe.io.read_plate` calls this for a reader matrix, and
+    :func:`cytosafe.io.asm.read_asm_plate` for a SoftMax Pro, Gen5 or ASM export; both
+    join by :func:`join_plate_map`.
 
     Parameters
     ----------
@@ -1102,117 +1421,27 @@ def read_plate(
     Raises
     ------
     InputError
-        Everything :func:`read_plate_map` and :func:`read_reader_matrix` refuse, and:
-        a map well outside the matrix's plate, a grid map of another plate size than the
-        matrix, a described well whose matrix cell is blank, a reading in a well the map
-        neither describes nor marks empty, an unknown ``standard_unit`` (``UnitError``).
+        Everything :func:`read_plate_map` and :func:`read_reader_matrix` refuse, and
+        what :func:`join_plate_map` refuses: a map well outside the matrix's plate, a grid
+        map of another plate size than the matrix, a described well whose matrix cell is
+        blank, not a number or negative, a reading in a well the map neither describes
+        nor marks empty, an unknown ``standard_unit`` (``UnitError``).
 
     Examples
     --------
     >>> table = read_plate("plate_map.csv", "reader_matrix.csv", study_id="CRA-01")  # doctest: +SKIP
     """
-    matrix = Path(matrix)
-    default_factor = to_pg_per_ml(standard_unit or CONCENTRATION_UNIT, field="standard_unit")
-    pmap = (
-        _map_from_frame(plate_map)
-        if isinstance(plate_map, pd.DataFrame)
-        else read_plate_map(plate_map)
+    to_pg_per_ml(standard_unit or CONCENTRATION_UNIT, field="standard_unit")  # before reading
+    pmap = _load_map(plate_map)
+    sheet, named = _matrix_blocks(Path(matrix), analyte, None)
+    return join_plate_map(
+        _matrix_readings(sheet, named),
+        pmap,
+        study_id=study_id,
+        plate_id=plate_id,
+        standard_unit=standard_unit,
+        plate_format=named[0][1].plate_format,
     )
-    map_src = str(pmap.attrs.get("source", "<plate map>"))
-    sheet, named = _matrix_blocks(matrix, analyte, None)
-    fmt = named[0][1].plate_format
-
-    pid, rows = _choose_plate(pmap, plate_id, matrix.stem, map_src)
-    n_rows, n_cols = PLATE_FORMATS[fmt]
-    for well, line in zip(rows["well"], rows["source_row"], strict=True):
-        r, c = well_index(well)
-        if r >= n_rows or c >= n_cols:
-            raise InputError(
-                f"the plate map names well {well}, which the {fmt}-well reader matrix "
-                f"({sheet.source}) does not have",
-                file=map_src,
-                row=int(line),
-                well=well,
-                field="well",
-                expected=f"wells A01-{well_name(n_rows - 1, n_cols - 1)}",
-            )
-    if pmap.attrs.get("layout") == "grid" and pmap.attrs.get("plate_format") != fmt:
-        raise InputError(
-            f"the plate map is a {pmap.attrs.get('plate_format')}-well layout but the reader "
-            f"matrix is a {fmt}-well plate",
-            file=map_src,
-            field="plate_format",
-            expected="a plate map and a matrix of the same plate size",
-        )
-    described = dict(zip(rows["well"], rows["sample_type"].astype(str), strict=True))
-    map_line = dict(zip(rows["well"], rows["source_row"].astype(int), strict=True))
-    empty = {w for p, w in pmap.attrs.get("empty_wells", ()) if p is None or p == pid}
-
-    records = []
-    for name, block in named:
-        for well, text, line in block.cells:
-            if well in empty:
-                continue  # the map says the well is unused: whatever was read there is moot
-            if _is_missing(text):
-                if well in described:
-                    raise InputError(
-                        f"no reading for analyte {name}, but the plate map "
-                        f"(line {map_line[well]}) puts a {described[well]} in this well",
-                        file=sheet.source,
-                        row=line,
-                        well=well,
-                        field="signal",
-                        expected="a reading for every well the plate map describes",
-                    )
-                continue
-            if well not in described:
-                raise InputError(
-                    f"the well has a reading ({text}, analyte {name}) but the plate map "
-                    f"({map_src}) does not say what it holds",
-                    file=sheet.source,
-                    row=line,
-                    well=well,
-                    field="well",
-                    expected="a plate-map entry with the well's sample_type, or the well "
-                    "marked empty (a blank sample_type, or 'empty' in a long map)",
-                )
-            records.append((name, well, _signal(text, sheet, well, line, name), line))
-
-    meas = pd.DataFrame(records, columns=["analyte", "well", "signal", "source_row"])
-    meas.insert(0, "study_id", DEFAULT_STUDY_ID if study_id is None else study_id)
-    meas.insert(1, "plate_id", pid)
-    meas["sample_type"] = np.nan  # annotate sets it from the map
-    meas["source_file"] = sheet.source
-    if "sample_id" in rows.columns:
-        # Set here: annotate keys on sample_id whenever a map has that column; here the
-        # key is the well (and a standard's name repeats across its replicate wells).
-        meas["sample_id"] = meas["well"].map(rows.set_index("well")["sample_id"])
-    meas["plate_map_file"] = map_src
-    meas["plate_map_row"] = meas["well"].map(map_line).astype("Int64")
-
-    smap = rows.drop(
-        columns=[
-            "plate_id",
-            "sample_id",
-            "concentration_unit",
-            "source_file",
-            "source_row",
-        ],
-        errors="ignore",
-    ).copy()
-    if "standard_concentration" in smap.columns:
-        factor = (
-            rows["concentration_unit"].map(
-                lambda u: to_pg_per_ml(u) if isinstance(u, str) else np.nan
-            )
-            if "concentration_unit" in rows.columns
-            else pd.Series(np.nan, index=rows.index)
-        )
-        factor = factor.fillna(default_factor).astype(float)
-        smap["standard_concentration"] = rows["standard_concentration"].astype(float) * factor
-    smap["_map_row"] = rows["source_row"].astype(int).to_numpy()
-    # The map is this reading's sample map: the same closing steps as every reader's.
-    return finish(meas, source=sheet.source, sample_map=smap, map_source=map_src)
 
 
 # --------------------------------------------------------------------------- writers

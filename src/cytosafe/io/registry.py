@@ -15,8 +15,12 @@ that tuple is the order in which :func:`detect_format` asks the readers' ``sniff
 5. ``tidy`` -- last, as the most permissive: a header naming ``well`` and ``signal``, or
    any other ``.xlsx`` workbook.
 
-A file no reader claims is an :class:`~cytosafe.errors.InputError`; plate maps with reader
-matrices come in pairs and are read with :func:`cytosafe.io.platemap.read_plate`.
+A file no reader claims is an :class:`~cytosafe.errors.InputError`. Plate maps come in
+pairs with the file that holds the signals, and are read with :func:`read_plate`: a
+SoftMax Pro, Gen5 or ASM export (recognised by :func:`cytosafe.io.asm.export_kind`) goes
+to :func:`cytosafe.io.asm.read_asm_plate`, anything else is a reader matrix for
+:func:`cytosafe.io.platemap.read_plate`; both join by
+:func:`cytosafe.io.platemap.join_plate_map`.
 """
 
 from __future__ import annotations
@@ -27,10 +31,18 @@ from types import ModuleType
 import pandas as pd
 
 from cytosafe.errors import InputError
-from cytosafe.io import asm, bioplex, msd, tidy, xponent
+from cytosafe.io import asm, bioplex, msd, platemap, tidy, xponent
 from cytosafe.io.reader import Probe, finish
 
-__all__ = ["FORMATS", "READERS", "READER_MODULES", "detect_format", "get_reader", "read"]
+__all__ = [
+    "FORMATS",
+    "READERS",
+    "READER_MODULES",
+    "detect_format",
+    "get_reader",
+    "read",
+    "read_plate",
+]
 
 #: The reader modules, in the order :func:`detect_format` asks them.
 READER_MODULES: tuple[ModuleType, ...] = (bioplex, xponent, msd, asm, tidy)
@@ -73,7 +85,8 @@ def detect_format(path: str | Path) -> str:
         file=str(path),
         expected="one of: "
         + "; ".join(f"{m.NAME} ({m.DESCRIPTION})" for m in READER_MODULES)
-        + " (plate maps with reader matrices are read with read_plate / --plate-map)",
+        + " (plate maps with reader matrices or plate-reader exports are read with "
+        "read_plate / --plate-map)",
     )
 
 
@@ -120,3 +133,85 @@ def read(
         path, study_id=study_id, plate_id=plate_id, standard_unit=standard_unit, **options
     )
     return finish(table, source=path, sample_map=sample_map, check=getattr(reader, "check", None))
+
+
+def read_plate(
+    plate_map: str | Path | pd.DataFrame,
+    matrix: str | Path,
+    *,
+    study_id: str | None,
+    plate_id: str | None = None,
+    analyte: str | None = None,
+    standard_unit: str | None = None,
+    wavelength: float | None = None,
+    reference_wavelength: float | None = None,
+    vendor: str | None = None,
+) -> pd.DataFrame:
+    """Join a plate map and the file holding the plate's signals into the validated table.
+
+    The signals may be a plate-reader export, read through ASM
+    (:func:`cytosafe.io.asm.read_asm_plate`: ASM JSON, a SoftMax Pro or Gen5 text export,
+    recognised from the content, or any allotropy parser named by ``vendor``), or a reader
+    matrix (:func:`cytosafe.io.platemap.read_plate`: plate-shaped grids, one per analyte).
+    Both join by :func:`cytosafe.io.platemap.join_plate_map`.
+
+    Parameters
+    ----------
+    plate_map : str, Path or DataFrame
+        The plate map (:func:`cytosafe.io.platemap.read_plate_map`).
+    matrix : str or Path
+        The plate-reader export or reader matrix.
+    study_id, plate_id, analyte, standard_unit :
+        As for :func:`cytosafe.io.platemap.read_plate`.
+    wavelength, reference_wavelength : float, optional
+        The measurement and reference wavelengths (nm) of a plate-reader export
+        (:mod:`cytosafe.io.asm`: the reference reading is subtracted well by well); a
+        reader matrix holds one number per well and analyte, so they are refused there.
+    vendor : str, optional
+        An allotropy parser for an export not recognised from its content
+        (:func:`cytosafe.io.asm.to_asm`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table of :func:`~cytosafe.schema.measurements.validate_measurements`.
+
+    Raises
+    ------
+    InputError
+        What the chosen reader refuses; wavelengths given with a reader matrix.
+
+    Examples
+    --------
+    >>> table = read_plate("plate_map.csv", "il6_softmax.txt", study_id="CRA-01",
+    ...                    analyte="IL-6", wavelength=450, reference_wavelength=570)  # doctest: +SKIP
+    """
+    if vendor is not None or asm.export_kind(matrix) is not None:
+        return asm.read_asm_plate(
+            plate_map,
+            matrix,
+            study_id=study_id,
+            plate_id=plate_id,
+            analyte=analyte,
+            wavelength=wavelength,
+            reference_wavelength=reference_wavelength,
+            standard_unit=standard_unit,
+            vendor=vendor,
+        )
+    for name, value in (("wavelength", wavelength), ("reference_wavelength", reference_wavelength)):
+        if value is not None:
+            raise InputError(
+                f"{name} is for plate-reader exports; this file is read as a reader matrix, "
+                "which holds one number per well and analyte",
+                file=str(matrix),
+                field=name,
+                expected="a SoftMax Pro, Gen5 or ASM export, or no wavelength options",
+            )
+    return platemap.read_plate(
+        plate_map,
+        matrix,
+        study_id=study_id,
+        plate_id=plate_id,
+        analyte=analyte,
+        standard_unit=standard_unit,
+    )

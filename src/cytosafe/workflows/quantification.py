@@ -57,14 +57,17 @@ def run_quantification(
     out: str | Path | None = None,
     title: str | None = None,
     progress: Progress | None = None,
+    wavelength: float | None = None,
+    reference_wavelength: float | None = None,
 ):
     """Read exports, fit every standard curve, back-calculate, fit potency; optionally write.
 
     Parameters
     ----------
-    inputs, plate_maps, matrices, sample_map, study_id:
+    inputs, plate_maps, matrices, sample_map, study_id, wavelength, reference_wavelength:
         What to read (:func:`cytosafe.quantification.load_measurements`): exports, tables,
-        or plate-map + reader-matrix pairs.
+        or plate-map + reader-matrix (or plate-reader export) pairs, with the wavelengths
+        of plate-reader exports; chosen wavelengths are recorded in ``settings.json``.
     settings, potency_settings:
         :class:`~cytosafe.curves.calibration.CalibrationSettings` and
         :class:`~cytosafe.curves.potency.PotencySettings`. Without calibration
@@ -103,6 +106,8 @@ def run_quantification(
         sample_map=sample_map,
         study_id=study_id,
         progress=lambda f, m: progress(0.2 * f, m),
+        wavelength=wavelength,
+        reference_wavelength=reference_wavelength,
     )
     progress(0.2, "fitting standard curves, back-calculating, potency")
     result = quantify(
@@ -128,6 +133,15 @@ def run_quantification(
         plate_maps=paths(plate_maps),
         matrices=paths(matrices),
         study_id=study_id,
+        # The plate-reader wavelengths read, when chosen (they name the analytes' signal).
+        **{
+            name: value
+            for name, value in (
+                ("wavelength", wavelength),
+                ("reference_wavelength", reference_wavelength),
+            )
+            if value is not None
+        },
     )
     if out is not None:
         write_quantification(result, out, settings=settings, title=title, progress=progress)
