@@ -439,3 +439,13 @@ def test_a_weight_floor_weights_by_the_absolute_signal_and_keeps_exact_curves_ex
     with pytest.raises(InputError, match="weight_floor") as err:
         CalibrationSettings(weight_floor=0.0)
     assert err.value.field == "weight_floor"
+
+
+def test_asymmetry_bounds_keep_g_in_range_and_are_recorded():
+    df = plate(samples=[("s", 150.0, 1)])
+    cal = calibrate(df, CalibrationSettings(asymmetry_bounds=(0.9, 1.1)))
+    assert 0.9 - 1e-9 <= cal.curves.iloc[0]["g"] <= 1.1 + 1e-9
+    assert cal.settings.to_dict()["asymmetry_bounds"] == [0.9, 1.1]
+    with pytest.raises(InputError) as err:
+        CalibrationSettings(asymmetry_bounds=(10.0, 0.1))
+    assert err.value.field == "asymmetry_bounds"

@@ -30,7 +30,7 @@ from cytosafe.schema.measurements import validate_measurements
 __all__ = ["QuantificationResult", "load_measurements", "plate_conventions", "quantify"]
 
 #: The calibration fields a convention (or an explicit option) sets.
-CONVENTION_FIELDS = ("model", "weighting", "blank", "weight_floor")
+CONVENTION_FIELDS = ("model", "weighting", "blank", "weight_floor", "asymmetry_bounds")
 #: The options a user may set explicitly over a convention.
 OPTION_FIELDS = ("model", "weighting", "blank", "covariance")
 

@@ -51,6 +51,11 @@ convention sets a floor of 1 MFI), with which our fit reaches the weighted RSS o
 Logistic 5P coefficients xPONENT prints on the drLumi export (measured; xPONENT does not
 document it).
 
+Asymmetry bounds: with ``asymmetry_bounds`` set, the 5PL's ``g`` is fitted within them
+(:func:`cytosafe.curves.fit.fit_curves` ``bounds``): Bio-Plex Manager keeps ``g`` in
+[0.1, 10] (its convention sets them; its own G-CSF curve of ``10JAN07_plate_1.xls`` sits
+on g = 0.1).
+
 Fit limits: every standard curve is fitted within :data:`CALIBRATION_LIMITS`, the
 :class:`~cytosafe.curves.fit.FitLimits` defaults (slope, asymmetry and inflection relative
 to the curve's own data; sources there) with asymptotes allowed up to 100 signal ranges
@@ -58,8 +63,11 @@ beyond the data instead of 10: MSD ECL curves whose top plateau lies far above t
 highest standard reach ``d`` of 10-25 ranges on the demo study while back-calculating its
 known truth within 10 % (``tests/test_examples.py``), and 100 ranges still rejects the
 issue's fixtures by orders of magnitude (xPONENT IL1B: ``a = 2.9e14`` on a signal of
-~2e4). A fit that runs beyond the limits is ``degenerate`` and its wells get
-``curve_failed``.
+~2e4). Slopes may reach 20 instead of 10: Bio-Plex Manager's own mirror 5PL curves of
+``10JAN07_plate_1.xls`` (G-CSF, IFN-g) have ``b = 11.6-11.8`` with ``g`` on its bound 0.1,
+an effective slope ``b g`` of about 1.2, and our fit reproduces them; 20 still rejects the
+issue's runaway slopes (potency keeps the default 10). A fit that runs beyond the limits
+is ``degenerate`` and its wells get ``curve_failed``.
 
 Back-calculation interval: the delta method on the inverse prediction. For a mean signal
 ``ȳ`` of ``k`` replicates, ``Var(x̂) ≈ [σ²/(w(ȳ)·k) + gᵀΣg] / f'(x̂)²`` with ``g = ∂f/∂θ``
@@ -108,8 +116,8 @@ CURVE_KEY = ["study_id", "plate_id", "analyte"]
 FIT_OK = ("converged", "stalled")
 
 #: The limits of a usable standard curve (module notes): FitLimits' defaults, asymptotes
-#: within 100 signal ranges.
-CALIBRATION_LIMITS = FitLimits(asymptote_ranges=100.0)
+#: within 100 signal ranges and slopes up to 20.
+CALIBRATION_LIMITS = FitLimits(asymptote_ranges=100.0, slope=(0.1, 20.0))
 
 
 @dataclass(frozen=True)
@@ -146,6 +154,7 @@ class CalibrationSettings:
     lod_sd: float = 2.5
     min_control_share: float = 2 / 3
     weight_floor: float | None = None
+    asymmetry_bounds: tuple[float, float] | None = None
     accept_curves: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -157,6 +166,15 @@ class CalibrationSettings:
             object.__setattr__(self, name, parse_choice(kind, value, field=name))
         if not 0 < self.confidence < 1:
             raise InputError("confidence must lie between 0 and 1", field="confidence")
+        if self.asymmetry_bounds is not None:
+            low, high = (float(v) for v in self.asymmetry_bounds)
+            if not 0 < low < high:
+                raise InputError(
+                    "asymmetry_bounds must be 0 < low < high",
+                    field="asymmetry_bounds",
+                    expected="e.g. (0.1, 10), Bio-Plex Manager's range of g",
+                )
+            object.__setattr__(self, "asymmetry_bounds", (low, high))
         if self.weight_floor is not None and not self.weight_floor > 0:
             raise InputError("weight_floor must be a positive signal", field="weight_floor")
         if self.min_levels < 4:
@@ -184,6 +202,8 @@ class CalibrationSettings:
         """The settings as plain JSON-ready values (choices as their strings)."""
         out = {k: _plain(v) for k, v in dataclasses.asdict(self).items()}
         out["accept_curves"] = list(self.accept_curves)
+        if self.asymmetry_bounds is not None:
+            out["asymmetry_bounds"] = list(self.asymmetry_bounds)
         return out
 
 
@@ -363,6 +383,11 @@ def calibrate(
     fit = fit_rows(
         X, Y, mask, ~short & mask.any(1), model, settings.weighting, settings.covariance,
         weights=explicit, limits=CALIBRATION_LIMITS,
+        bounds=(
+            {"g": settings.asymmetry_bounds}
+            if settings.asymmetry_bounds is not None and "g" in model.names
+            else None
+        ),
     )  # fmt: skip
     with np.errstate(all="ignore"):  # curves without fitted points have no weights
         if explicit is None:
@@ -583,6 +608,7 @@ def fit_rows(
     covariance=Covariance.EXPECTED,
     weights=None,
     limits: FitLimits | None = None,
+    bounds: dict | None = None,
 ) -> FitResult:
     """:func:`~cytosafe.curves.fit.fit_curves` on the curves ``rows`` only.
 
@@ -594,7 +620,8 @@ def fit_rows(
     idx = np.flatnonzero(rows)
     if idx.size == n:
         return fit_curves(X, Y, model=model, weighting=weighting, mask=mask,
-                          covariance=covariance, weights=weights, limits=limits or FitLimits())  # fmt: skip
+                          covariance=covariance, weights=weights, limits=limits or FitLimits(),
+                          bounds=bounds)  # fmt: skip
     full = FitResult(
         model=model, params=np.full((n, k), np.nan), se=np.full((n, k), np.nan),
         cov=np.full((n, k, k), np.nan), rss=np.full(n, np.nan), df=np.zeros(n, dtype=int),
@@ -605,7 +632,7 @@ def fit_rows(
     )  # fmt: skip
     if idx.size:
         part = fit_curves(X[idx], Y[idx], model=model, weighting=weighting, mask=mask[idx],
-                          covariance=covariance, limits=limits or FitLimits(),
+                          covariance=covariance, limits=limits or FitLimits(), bounds=bounds,
                           weights=None if weights is None else weights[idx])  # fmt: skip
         for name in ("params", "se", "cov", "rss", "df", "sigma", "status", "n_iter", "n_obs",
                      "fixed"):  # fmt: skip

@@ -134,12 +134,16 @@ SUFFIXES = (".xlsx", ".xls")
 #: 1.4 %; the report does not print its weighting). A fit to FI - Bkgd with weights 1/FI^2
 #: is the fit to FI with weights 1/y^2, the constant background being absorbed by the
 #: asymptotes (same slope, inflection and asymmetry; the same back-calculated
-#: concentrations), so the convention fits FI with the blanks ``"ignore"``-d.
+#: concentrations), so the convention fits FI with the blanks ``"ignore"``-d. The 5PL's
+#: asymmetry ``g`` is kept in [0.1, 10], the range of every printed Bio-Plex 5PL (its own
+#: G-CSF curve of ``10JAN07_plate_1.xls`` sits on g = 0.1;
+#: :func:`cytosafe.curves.fit.fit_curves` ``bounds``).
 CALIBRATION = {
     "software": "Bio-Rad Bio-Plex Manager",
     "model": "printed",
     "weighting": "1/y2",
     "blank": "ignore",
+    "asymmetry_bounds": (0.1, 10.0),
     "signal": "FI (equivalent to FI - Bkgd weighted by 1/FI^2)",
     "source": "Bio-Plex Manager report: Regression Type and Std. Curve per analyte",
 }
