@@ -130,7 +130,7 @@ from cytosafe._atomic import atomic_write_bytes
 from cytosafe.errors import InputError
 from cytosafe.io._values import export_time, number_text, parse_vendor_value
 from cytosafe.io.reader import Probe, finish
-from cytosafe.schema.measurements import validate_measurements
+from cytosafe.schema.measurements import to_numbers, validate_measurements
 from cytosafe.schema.units import canonical_unit, to_pg_per_ml
 from cytosafe.schema.wells import normalize_well, plate_format_for, well_index
 
@@ -379,9 +379,8 @@ def _numbers(texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     flat = np.asarray(texts, dtype=object).ravel()
     if flat.size == 0:
         return np.zeros(texts.shape), np.zeros(texts.shape, dtype=np.int8)
-    values = pd.to_numeric(pd.Series(flat, dtype=object), errors="coerce").to_numpy(
-        float, copy=True
-    )
+    # to_numbers: exactly the written digits (pandas 2's own parser may miss by an ulp).
+    values = to_numbers(pd.Series(flat, dtype=object)).to_numpy(float, copy=True)
     lower = np.array([str(t).lower() for t in flat], dtype=object)
     missing = np.isin(lower, list(_NO_NUMBER))
     kind = np.where(missing, 1, np.where(np.isfinite(values), 0, 2)).astype(np.int8)
