@@ -3,7 +3,10 @@
 An absorbance (or luminescence, fluorescence) plate reader knows one number per well and
 nothing else. What each well held — standard, blank, sample, which donor and treatment —
 is written by the scientist in a **plate map**. :func:`read_plate` joins the two into the
-validated tidy measurement table (:mod:`cytosafe.schema.measurements`).
+validated tidy measurement table (:mod:`cytosafe.schema.measurements`), by
+:func:`join_plate_map`: the one join of a plate map with a table of readings, which
+:func:`cytosafe.io.asm.read_asm_plate` uses for SoftMax Pro, Gen5 and ASM exports too
+(:func:`cytosafe.io.read_plate` chooses between the two from the file's content).
 
 Plate geometry follows ANSI/SLAS 4-2004 (:data:`~cytosafe.schema.wells.PLATE_FORMATS`):
 96 wells are rows A-H x columns 1-12, 384 wells rows A-P x columns 1-24. Wells are stored
@@ -81,17 +84,19 @@ Benchling's ``allotropy``, MIT, github.com/Benchling-Open-Source/allotropy,
   ``Results``, a header row with an empty top-left cell, rows ``A..H`` and, right of the
   grid, the read's label (``abs450:450``); non-numeric cells such as ``OVRFLW`` (detector
   saturated) and ``MISSED``. Read: the preamble is skipped and the trailing label ignored.
-  Not read: several reads interleaved in one table (``endpoint_wavelength_measurement_
-  labels.txt``: a second line per row with no row letter) — export one read (e.g. the
-  450-570 nm difference) per table.
+  Not read here: several reads interleaved in one table (``endpoint_wavelength_
+  measurement_labels.txt``: a second line per row with no row letter). Given to
+  :func:`cytosafe.io.read_plate`, a Gen5 export is read through ASM instead
+  (:mod:`cytosafe.io.asm`: every read, wavelengths, the reference subtraction).
 * **Thermo SkanIt** XLSX (``thermo_skanit/testdata/luciferase_assay_example.xlsx``): title
   lines (``Plate 1``), then a grid whose top-left cell holds the signal unit (``RLU``) and
   whose column numbers Excel stores as ``1.0, 2.0, ...``. Read; pass ``analyte=``, since
   the block's name is a unit.
 * **Molecular Devices SoftMax Pro** "plate format" text (``moldev_softmax_pro/testdata/
   MD_SMP_absorbance_endpoint_example01.txt``): rows carry no row letters and a
-  temperature column precedes the grid; *not* read (no row letters to check the grid
-  against) — export SoftMax Pro data as a plain matrix, or as a tidy table.
+  temperature column precedes the grid; not read here (no row letters to check the grid
+  against), but :func:`cytosafe.io.read_plate` reads it through ASM
+  (:mod:`cytosafe.io.asm`).
 
 The analyte of a block is, in this order: the block's top-left cell (``plater``'s rule;
 the writers put it there); else the line just above the header, when it holds a single
@@ -100,8 +105,9 @@ else the ``analyte`` argument. For a one-block file ``analyte=`` names the block
 its name (a Gen5 or SkanIt export); with several blocks it selects the block of that
 name. Each cell is one signal: a number (``0.105``, ``1.3E+02``; a decimal comma in files
 separated by tabs or semicolons), or blank / ``NA`` / ``NaN`` for no reading. Anything
-else, and a negative number, is an error naming the well: the schema stores raw,
-non-negative readings (export raw, not blank-subtracted, optical densities).
+else, and a negative number, is an error naming the well (in :func:`read_plate`, only in
+a well the map uses): the schema stores raw, non-negative readings (export raw, not
+blank-subtracted, optical densities).
 
 Errors are :class:`~cytosafe.errors.InputError` (or its subclasses ``SchemaError``,
 ``UnitError``) naming the file, the 1-based line (the sheet row in a workbook), the well
