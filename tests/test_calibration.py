@@ -287,7 +287,7 @@ def test_an_excluded_standard_is_left_out_of_the_fit_but_reported():
     ("field", "bad", "choices"),
     [
         ("weighting", "1/x", "none | 1/y | 1/y2 | 1/var"),
-        ("model", "6PL", "5PL | 4PL | L4"),
+        ("model", "6PL", "5PL | 5PL-mirror | 4PL | L4"),
         ("blank", "drop", "zero_standard | subtract | ignore"),
         ("covariance", "sandwich", "expected | observed"),
     ],

@@ -227,3 +227,12 @@ def test_curve_difference_in_concentration():
     assert mid < 0.1
     with pytest.raises(InputError):
         curve_difference(m, p, m, p, 1, 10, on="pixels")
+
+
+def test_the_mirror_family_is_a_calibration_choice():
+    from cytosafe.curves.models import get_model
+    from cytosafe.schema.choices import CurveModel
+
+    assert CurveModel("5pl-MIRROR") is CurveModel.FIVE_PL_MIRROR
+    assert get_model("5pl-mirror").name == CurveModel.FIVE_PL_MIRROR.value
+    assert "mirror" in CurveModel.FIVE_PL_MIRROR.method

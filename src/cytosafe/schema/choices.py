@@ -56,6 +56,9 @@ class CurveModel(_Choice):
     ``method`` names the model in a calibration sentence ("a five-parameter logistic (5PL)
     model"); ``family`` names it as a concentration-response family in the potency
     sentence ("a four-parameter log-logistic model", drc's ``LL.4``; Ritz et al. 2015).
+    ``5PL`` and ``5PL-mirror`` are the two asymmetric 5PL families (``(1 + u)^-g`` and
+    ``(u / (1 + u))^g``), which agree only at ``g = 1``; the mapping of the vendors'
+    printed coefficients is in :mod:`cytosafe.curves.models`.
     Names are matched without regard to case (``"5pl"`` is ``5PL``), as
     :func:`cytosafe.curves.models.get_model` does.
     """
@@ -67,6 +70,14 @@ class CurveModel(_Choice):
         "5PL (asymmetric logistic)",
         "five-parameter logistic",
         "five-parameter log-logistic",
+    )
+    FIVE_PL_MIRROR = (
+        "5PL-mirror",
+        "5PL, mirror form (as xPONENT and Bio-Plex Manager)",
+        "five-parameter logistic in the mirror form a + (d - a)(u/(1 + u))^g, "
+        "u = (x/c)^b (the 5PL with a negative slope, as xPONENT and Bio-Plex Manager print "
+        "it)",
+        "five-parameter log-logistic (mirror form)",
     )
     FOUR_PL = (
         "4PL",
