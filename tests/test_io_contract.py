@@ -328,7 +328,6 @@ def test_read_plate_ends_through_the_same_closing_steps(reader):
     if reader == "reader matrix":
         join = read_matrix_plate
     else:
-        pytest.importorskip("allotropy")
         join = read_plate
     got = join(
         fixtures / "il6_plate_map_plater.csv",
