@@ -39,10 +39,7 @@ def cpu_seconds(argv: list[str]) -> float:
 
 def heavy_modules_loaded() -> list[str]:
     """The heavy libraries that importing the CLI (as ``--help`` does) loads."""
-    code = (
-        "import sys, cytosafe.cli; "
-        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
-    )
+    code = f"import sys, cytosafe.cli; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return [m for m in out.stdout.strip().split(",") if m]
 

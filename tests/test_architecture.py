@@ -135,9 +135,7 @@ def test_no_import_reaches_up_a_layer():
 
 @pytest.mark.parametrize("package", sorted(ANALYSIS))
 def test_analysis_packages_import_no_face(package):
-    faces = sorted(
-        f"{a} -> {b}" for a, b in GRAPH.edges if _top(a) == package and _top(b) in FACES
-    )
+    faces = sorted(f"{a} -> {b}" for a, b in GRAPH.edges if _top(a) == package and _top(b) in FACES)
     assert not faces
 
 
