@@ -11,8 +11,9 @@ a preamble, ``Procedure Details`` naming the read and its wavelengths, a ``Resul
 with one line per wavelength per row, labelled ``<read>:<wavelength>``). Their numbers are
 invented: a 96-well IL-6 ELISA whose ODs follow a 4PL of known parameters.
 
-Tests that convert instrument files need ``allotropy`` (>= 0.1.114) and are skipped without
-it; ASM JSON needs nothing beyond CytoSafe.
+Tests that convert instrument files need ``allotropy`` (>= 0.1.114), a core dependency:
+without it they fail (``needs_allotropy``), never skip; ASM JSON needs nothing beyond
+CytoSafe.
 """
 
 from __future__ import annotations
