@@ -221,9 +221,9 @@ def test_help_states_the_calibration_defaults_of_the_settings_class():
     }.items():
         if name in ("model", "weighting", "blank"):
             # Issue 12, item 2: the reader's vendor convention first, then the class default.
-            assert helps[name].endswith(f"[default: the vendor's, else {value}].")
+            assert helps[name].endswith(f"(default: the vendor's, else {value}).")
         else:
-            assert helps[name].endswith(f"[default: {value}].")
+            assert helps[name].endswith(f"(default: {value}).")
 
 
 def test_settings_and_report_say_which_convention_applied_and_why(exports, tmp_path):

@@ -127,22 +127,22 @@ def quantify_command(
     ] = None,
     model: Annotated[
         CurveModel | None,
-        typer.Option(help="Standard-curve model [default: the vendor's, else 5PL]."),
+        typer.Option(help="Standard-curve model (default: the vendor's, else 5PL)."),
     ] = None,
     weighting: Annotated[
-        Weighting | None, typer.Option(help="Fit weights [default: the vendor's, else 1/y2].")
+        Weighting | None, typer.Option(help="Fit weights (default: the vendor's, else 1/y2).")
     ] = None,
     blank: Annotated[
         BlankHandling | None,
-        typer.Option(help="How blanks enter the fit [default: the vendor's, else zero_standard]."),
+        typer.Option(help="How blanks enter the fit (default: the vendor's, else zero_standard)."),
     ] = None,
     covariance: Annotated[
-        Covariance | None, typer.Option(help="Parameter covariance [default: expected].")
+        Covariance | None, typer.Option(help="Parameter covariance (default: expected).")
     ] = None,
     ecx: Annotated[
         float | None,
         typer.Option(
-            help="The ECx reported with the EC50 (percent) [default: 20].", callback=_check_ecx
+            help="The ECx reported with the EC50, in percent (default: 20).", callback=_check_ecx
         ),
     ] = None,
     exclude: Annotated[
