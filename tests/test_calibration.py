@@ -287,7 +287,7 @@ def test_an_excluded_standard_is_left_out_of_the_fit_but_reported():
     ("field", "bad", "choices"),
     [
         ("weighting", "1/x", "none | 1/y | 1/y2 | 1/var"),
-        ("model", "6PL", "5PL | 5PL-mirror | 4PL | L4"),
+        ("model", "6PL", "5PL | 5PL-mirror | 5PL-auto | 4PL | L4"),
         ("blank", "drop", "zero_standard | subtract | ignore"),
         ("covariance", "sandwich", "expected | observed"),
     ],
@@ -349,14 +349,30 @@ def test_two_thirds_of_the_kit_controls_must_pass():
     assert not qc["qc_pass"] and "2 of 3 kit controls" in qc["qc_reasons"]
 
 
-def test_a_curve_that_fails_qc_gives_no_number_unless_accepted():
+def test_failed_kit_controls_flag_the_wells_and_keep_their_numbers_by_default():
+    # The standards pass: the curve is sound, the run's kit controls are not. Flagged
+    # ``controls_failed`` with the number kept (as xPONENT and Bio-Plex report them), or
+    # withheld as a failed curve's with ``control_failure="withhold"`` (regulated runs,
+    # ICH M10 section 7.2.1).
     df = _control(plate(samples=[("s", 150.0, 1)]), expected=400.0, measured=150.0)
     cal = calibrate(df)
+    qc = cal.qc.iloc[0]
+    assert qc["curve_pass"] and not qc["controls_pass"] and not qc["qc_pass"]
+    s = cal.wells[cal.wells["sample_type"] == "sample"]
+    assert s["controls_failed"].all() and not s["curve_failed"].any()
+    assert s["flags"].str.contains("controls_failed").all()
+    np.testing.assert_allclose(s["concentration"], 150.0, rtol=1e-5)
+    assert cal.curves.iloc[0]["controls_failed"] and not cal.curves.iloc[0]["curve_failed"]
+
+
+def test_a_curve_that_fails_qc_gives_no_number_unless_accepted():
+    df = _control(plate(samples=[("s", 150.0, 1)]), expected=400.0, measured=150.0)
+    cal = calibrate(df, CalibrationSettings(control_failure="withhold"))
     s = cal.wells[cal.wells["sample_type"] == "sample"]
     assert not cal.qc.iloc[0]["qc_pass"] and cal.curves.iloc[0]["curve_failed"]
     assert s["curve_failed"].all() and s["concentration"].isna().all()
     assert s["ci_low"].isna().all() and s["flags"].str.contains("curve_failed").all()
-    ok = calibrate(df, CalibrationSettings(accept_curves=("P1:IL-6",)))
+    ok = calibrate(df, CalibrationSettings(control_failure="withhold", accept_curves=("P1:IL-6",)))
     s = ok.wells[ok.wells["sample_type"] == "sample"]
     assert not s["curve_failed"].any()
     np.testing.assert_allclose(s["concentration"], 150.0, rtol=1e-5)
@@ -364,6 +380,8 @@ def test_a_curve_that_fails_qc_gives_no_number_unless_accepted():
     assert CalibrationSettings(accept_curves="*").accepts("any", "thing")
     with pytest.raises(InputError, match="cannot read accepted curve"):
         CalibrationSettings(accept_curves=("IL6",))
+    with pytest.raises(InputError, match="control_failure"):
+        CalibrationSettings(control_failure="ignore")
 
 
 def test_a_degenerate_fit_status_gives_no_number():

@@ -272,7 +272,11 @@ def test_an_exclusion_without_a_reason_exits_2_naming_the_field(exports, tmp_pat
 
 def test_accept_curve_reports_numbers_from_a_failed_curve(study, tmp_path):
     bad = study.copy()
-    bad.loc[bad["sample_type"] == "control", "signal"] *= 0.2  # every kit control fails
+    std = bad["sample_type"] == "standard"
+    # A zigzag through the standards (every other level read 1.8x high): too few levels
+    # recover, every curve fails on its standards while its fit still converges.
+    levels = bad.loc[std, "standard_concentration"].rank(method="dense").astype(int)
+    bad.loc[levels[levels % 2 == 0].index, "signal"] *= 1.8
     path = tmp_path / "plate.csv"
     bad.to_csv(path, index=False)
     out = tmp_path / "results"
@@ -285,6 +289,20 @@ def test_accept_curve_reports_numbers_from_a_failed_curve(study, tmp_path):
     samples = pd.read_csv(out2 / "concentrations.csv").query("sample_type == 'sample'")
     assert not samples["curve_failed"].any() and samples["concentration"].notna().any()
     assert json.loads((out2 / "settings.json").read_text())["calibration"]["accept_curves"] == ["*"]
+
+
+def test_failed_kit_controls_flag_the_wells_and_keep_their_numbers(study, tmp_path):
+    bad = study.copy()
+    bad.loc[bad["sample_type"] == "control", "signal"] *= 0.2  # every kit control fails
+    path = tmp_path / "plate.csv"
+    bad.to_csv(path, index=False)
+    out = tmp_path / "results"
+    assert run("quantify", path, "-o", out, "-q").exit_code == 0
+    samples = pd.read_csv(out / "concentrations.csv").query("sample_type == 'sample'")
+    assert samples["controls_failed"].all() and not samples["curve_failed"].any()
+    assert samples["concentration"].notna().any()
+    qc = pd.read_csv(out / "qc.csv")
+    assert (~qc["controls_pass"] & qc["curve_pass"]).any()
 
 
 def test_a_file_with_a_four_level_analyte_quantifies_the_others(study, tmp_path):

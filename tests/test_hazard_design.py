@@ -146,7 +146,7 @@ def test_missing_inputs_glob_is_an_error(tmp_path):
     ("key", "value", "expected"),
     [
         ("weighting", "1/x", "none | 1/y | 1/y2 | 1/var"),
-        ("model", "6PL", "5PL | 5PL-mirror | 4PL | L4"),
+        ("model", "6PL", "5PL | 5PL-mirror | 5PL-auto | 4PL | L4"),
         ("blank", "drop", "zero_standard | subtract | ignore"),
     ],
 )

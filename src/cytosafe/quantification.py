@@ -16,10 +16,12 @@ every plate; full :class:`CalibrationSettings` given as ``settings`` apply as th
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cytosafe.curves.calibration import Calibration, CalibrationSettings, calibrate_plates
@@ -30,7 +32,14 @@ from cytosafe.schema.measurements import validate_measurements
 __all__ = ["QuantificationResult", "load_measurements", "plate_conventions", "quantify"]
 
 #: The calibration fields a convention (or an explicit option) sets.
-CONVENTION_FIELDS = ("model", "weighting", "blank", "weight_floor", "asymmetry_bounds")
+CONVENTION_FIELDS = (
+    "model",
+    "curve_models",
+    "weighting",
+    "blank",
+    "weight_floor",
+    "asymmetry_bounds",
+)
 #: The options a user may set explicitly over a convention.
 OPTION_FIELDS = ("model", "weighting", "blank", "covariance")
 
@@ -175,8 +184,9 @@ def load_measurements(
 
 def _read(path, sample_map, study_id: str | None) -> pd.DataFrame:
     """Read one export and record which reader read it (``reader``) and, for Bio-Plex
-    reports, the regression each analyte sheet prints (``vendor_model``): the vendor
-    conventions need them after the file is gone (a stored study, the web app)."""
+    reports and xPONENT exports, the curve family each analyte's printed curve is in
+    (``vendor_model``): the vendor conventions need them after the file is gone (a stored
+    study, the web app)."""
     from cytosafe.io import read  # the readers are only needed for files
     from cytosafe.io.registry import detect_format
 
@@ -185,8 +195,162 @@ def _read(path, sample_map, study_id: str | None) -> pd.DataFrame:
     table["reader"] = name
     if name == "bioplex":
         printed = _printed_models(path)
-        table["vendor_model"] = table["analyte"].astype(str).map(printed).astype(object)
+        curves = _printed_curves("bioplex", _bioplex_coefficients(path))
+    elif name == "xponent":
+        analysis = table.attrs.get("analysis") or {}
+        printed = _xponent_models(analysis)
+        curves = _printed_curves("xponent", analysis)
+    else:
+        return table
+    analyte = table["analyte"].astype(str)
+    table["vendor_model"] = analyte.map(printed).astype(object)
+    for j, name in enumerate(VENDOR_PARAMS):
+        values = {a: (p[j] if j < len(p) else math.nan) for a, (_, p) in curves.items()}
+        table[name] = analyte.map(values).astype(float)
     return table
+
+
+#: Columns holding the printed vendor curve's parameters in our parameterisation
+#: (:func:`cytosafe.curves.models.vendor_curve`; ``vendor_g`` is NaN for a 4PL).
+VENDOR_PARAMS = ("vendor_a", "vendor_b", "vendor_c", "vendor_d", "vendor_g")
+
+
+def _bioplex_coefficients(path) -> dict[str, object]:
+    from cytosafe.io.bioplex import read_bioplex_equations
+
+    return {str(r["analyte"]): r for _, r in read_bioplex_equations(path).iterrows()}
+
+
+def _printed_curves(vendor: str, coefficients: dict) -> dict[str, tuple[str, list[float]]]:
+    """The curves a vendor printed, per analyte, as ``(model name, parameters)`` in our
+    parameterisation; analytes without a complete printed curve are left out."""
+    from cytosafe.curves.models import vendor_curve
+
+    out = {}
+    for analyte, entry in coefficients.items():
+        try:
+            model, params = vendor_curve(vendor, entry)
+        except InputError:
+            continue
+        out[str(analyte)] = (model.name, params[0].tolist())
+    return out
+
+
+def vendor_curve_qc(calibration: Calibration, measurements: pd.DataFrame) -> None:
+    """Compare each fitted curve with the curve the vendor printed (issue 12, item 1).
+
+    Adds to ``calibration.curves`` and ``calibration.qc``:
+
+    * ``vendor_difference``: the largest relative difference in signal between our
+      fitted curve and the printed one over the curve's standards
+      (:func:`cytosafe.curves.models.curve_difference`; NaN where the export prints no
+      curve or ours has no parameters). Both are compared in the instrument's signal
+      (MFI, FI), far from zero: each curve is moved back by what was subtracted from
+      the signal it was fitted to (our blank subtraction; the vendor's Net MFI or
+      FI - Bkgd, ``net_signal``), so the near-zero net signal of the lowest standards
+      does not blow the ratio up;
+    * ``vendor_fit_reason``: why the printed curve itself is degenerate under
+      :data:`cytosafe.curves.calibration.CALIBRATION_LIMITS` on the same standards
+      (``""`` where it is not): a vendor's number from such a curve is one CytoSafe
+      withholds (item 5), and the report says the vendor's own curve broke the limits.
+    """
+    from cytosafe.curves.calibration import CALIBRATION_LIMITS, CURVE_KEY
+    from cytosafe.curves.fit import check_limits
+    from cytosafe.curves.models import curve_difference, get_model
+
+    curves, qc = calibration.curves, calibration.qc
+    curves["vendor_difference"] = math.nan
+    curves["vendor_fit_reason"] = ""
+    if "vendor_model" not in measurements.columns or not set(VENDOR_PARAMS) <= set(
+        measurements.columns
+    ):
+        qc["vendor_difference"] = curves["vendor_difference"].to_numpy()
+        qc["vendor_fit_reason"] = curves["vendor_fit_reason"].to_numpy()
+        return
+    printed = (
+        measurements.dropna(subset=["vendor_a"])
+        .drop_duplicates(CURVE_KEY)
+        .set_index([measurements[k].name for k in CURVE_KEY])
+    )
+    printed.index = printed.index.map(lambda k: tuple(str(v) for v in k))
+    stds = calibration.standards
+    wells = calibration.wells
+
+    # Both curves are compared in the instrument's own signal (``signal``: MFI, FI), which
+    # stays well above zero: our curve is moved by what blank subtraction took off, the
+    # printed one by what the vendor's fitted signal (``net_signal``) took off.
+    def offsets(other: str) -> dict[tuple, float]:
+        if other not in wells.columns:
+            return {}
+        gap = (wells["signal"] - wells[other]).rename("gap")
+        keyed = pd.concat([wells[CURVE_KEY].astype(str), gap], axis=1).dropna()
+        return keyed.groupby(CURVE_KEY)["gap"].median().to_dict()
+
+    ours_off, vendor_off = offsets("signal_used"), offsets("net_signal")
+    for i, row in curves.iterrows():
+        key = tuple(str(row[k]) for k in CURVE_KEY)
+        if key not in printed.index:
+            continue
+        vend = printed.loc[key]
+        vmodel = get_model(_vendor_model_name(vend))
+        vparams = np.array([[vend[c] for c in VENDOR_PARAMS[: vmodel.n_params]]], dtype=float)
+        shift = vendor_off.get(key, 0.0)
+        shift = shift if np.isfinite(shift) else 0.0
+        raw = vparams.copy()
+        raw[0, [vmodel.names.index("a"), vmodel.names.index("d")]] += shift
+        mine = stds[(stds["study_id"].astype(str) == key[0])
+                    & (stds["plate_id"].astype(str) == key[1])
+                    & (stds["analyte"].astype(str) == key[2])]  # fmt: skip
+        x = mine["nominal"].to_numpy(dtype=float)[None, :]
+        own = ours_off.get(key, 0.0)
+        own = own if np.isfinite(own) else 0.0
+        y = mine["mean_signal"].to_numpy(dtype=float)[None, :] + own - shift
+        curves.at[i, "vendor_fit_reason"] = str(
+            check_limits(vmodel, vparams, x, y, limits=CALIBRATION_LIMITS)[0]
+        )
+        model = get_model(str(row["model"]))
+        params = np.array([[row.get(n, math.nan) for n in model.names]], dtype=float)
+        params[0, [model.names.index("a"), model.names.index("d")]] += own
+        lo, hi = row.get("min_standard", math.nan), row.get("max_standard", math.nan)
+        if np.all(np.isfinite(params)) and np.isfinite(lo) and np.isfinite(hi) and lo > 0:
+            diff = curve_difference(model, params, vmodel, raw, lo, hi)
+            curves.at[i, "vendor_difference"] = float(np.asarray(diff).ravel()[0])
+    merged = qc[CURVE_KEY].merge(
+        curves[[*CURVE_KEY, "vendor_difference", "vendor_fit_reason"]], on=CURVE_KEY, how="left"
+    )
+    qc["vendor_difference"] = merged["vendor_difference"].to_numpy()
+    qc["vendor_fit_reason"] = merged["vendor_fit_reason"].fillna("").to_numpy()
+
+
+def _vendor_model_name(row) -> str:
+    """The family of a printed curve: a 4PL where ``vendor_g`` is NaN, else the 5PL form
+    ``vendor_model`` names (a ``5PL-auto`` there means no coefficients were printed)."""
+    if not np.isfinite(float(row["vendor_g"])):
+        return "4PL"
+    return str(row["vendor_model"])
+
+
+def _xponent_models(analysis: dict) -> dict[str, str]:
+    """xPONENT's printed curve of each analyte as a model name.
+
+    A *Logistic 5P* with printed coefficients is in the family the sign of its slope
+    ``D`` says (:func:`cytosafe.curves.models.vendor_curve`); without coefficients (an
+    export that names the analysis only) the family is unknown, and xPONENT's signed
+    slope spans both: ``5PL-auto`` (the form with the smaller AIC, per curve). A
+    *Logistic 4P* is the 4PL. Other analysis types (none, linear) give no model.
+    """
+    from cytosafe.curves.models import vendor_curve
+
+    out = {}
+    for analyte, entry in analysis.items():
+        kind = str(entry.get("analysis_type") or "").lower().replace(" ", "")
+        if kind not in ("logistic5p", "logistic4p"):
+            continue
+        try:
+            out[str(analyte)] = vendor_curve("xponent", entry)[0].name
+        except InputError:  # coefficients not printed (or not finite)
+            out[str(analyte)] = "5PL-auto" if kind == "logistic5p" else "4PL"
+    return out
 
 
 def _read_pair(plate_map, matrix, study_id: str | None, **reads) -> pd.DataFrame:
@@ -240,6 +404,7 @@ def quantify(
         measurements = apply_exclusions(measurements, parse_exclusions(exclusions))
     conventions = plate_conventions(measurements, settings=settings, options=options)
     calibration = calibrate_plates(measurements, conventions.attrs.pop("settings"), conventions)
+    vendor_curve_qc(calibration, measurements)
     potency_settings = potency_settings or PotencySettings()
     pot = potency(calibration.wells, potency_settings)
     return QuantificationResult(measurements, calibration, pot, potency_settings, sources)
@@ -277,29 +442,42 @@ def _printed_models(path) -> dict[str, str]:
     return out
 
 
-def _printed_model(plate: pd.DataFrame) -> tuple[str, str]:
-    """The model of a Bio-Plex plate: the regression its sheets print, and why.
+def _printed_model(plate: pd.DataFrame) -> tuple[str, str, dict[str, str]]:
+    """The model of a Bio-Plex or xPONENT plate: the family its printed curves are in,
+    why, and the curves printed in another family (``{"PLATE:ANALYTE": model}``).
 
-    Analytes printing different regressions get the most common one (named in the
-    reason); a plate without printed curves gets the default 5PL.
+    A plate whose analytes print different families gets the most common one, and each
+    other curve its own; a plate without printed curves gets the default 5PL.
     """
-    names = plate.get("vendor_model")
-    names = [] if names is None else [n for n in names.dropna().astype(str)]
-    if not names and isinstance(plate["source_file"].iloc[0], str):
+    printed: dict[str, str] = {}
+    if "vendor_model" in plate.columns:
+        rows = plate[["analyte", "vendor_model"]].dropna().drop_duplicates("analyte")
+        printed = dict(zip(rows["analyte"].astype(str), rows["vendor_model"].astype(str),
+                           strict=True))  # fmt: skip
+    if not printed and isinstance(plate["source_file"].iloc[0], str):
         path = plate["source_file"].iloc[0]
-        if Path(path).is_file():
-            printed = _printed_models(path)
-            names = [printed[a] for a in plate["analyte"].astype(str) if a in printed]
-    if not names:
-        return "5PL", "the report prints no standard curve: the default 5PL"
-    counts = pd.Series(names).value_counts()
+        if Path(path).is_file() and _reader_of(path) is not None:
+            if getattr(_reader_of(path), "NAME", "") == "bioplex":
+                printed = _printed_models(path)
+    analytes = [a for a in dict.fromkeys(plate["analyte"].astype(str)) if a in printed]
+    if not analytes:
+        return "5PL", "the export prints no standard curve: the default 5PL", {}
+    counts = pd.Series([printed[a] for a in analytes]).value_counts()
     model = str(counts.index[0])
+    plate_id = str(plate["plate_id"].iloc[0])
+    others = {f"{plate_id}:{a}": printed[a] for a in analytes if printed[a] != model}
+    said = {"5PL-auto": "5PL curves without coefficients (5PL-auto: the form with the "
+                        "smaller AIC per curve)"}  # fmt: skip
     if len(counts) == 1:
-        return model, f"the report prints {model} curves"
-    return model, (
-        "the report prints "
-        + ", ".join(f"{n} x {m}" for m, n in counts.items())
-        + f": the most common, {model}"
+        return model, f"the export prints {said.get(model, model + ' curves')}", others
+    return (
+        model,
+        (
+            "the export prints "
+            + ", ".join(f"{n} x {m}" for m, n in counts.items())
+            + f": {model} for the plate, each other curve its printed family"
+        ),
+        others,
     )
 
 
@@ -340,8 +518,11 @@ def plate_conventions(
             reader = READERS.get(str(named.iloc[0])) if len(named) else _reader_of(source)
         conv = dict(getattr(reader, "CALIBRATION", {}) or {})
         why = ""
+        per_curve: dict[str, str] = {}
         if conv.get("model") == "printed":
-            conv["model"], why = _printed_model(table)
+            conv["model"], why, per_curve = _printed_model(table)
+            if per_curve:
+                conv["curve_models"] = tuple(sorted(per_curve.items()))
         fields = {k: conv[k] for k in CONVENTION_FIELDS if k in conv}
         if settings is not None:
             applied = "the settings given apply to every plate"
@@ -356,6 +537,8 @@ def plate_conventions(
                 else "the defaults (no vendor export behind this plate)"
             )
         over = {k: v for k, v in options.items()}
+        if "model" in over:  # the user's model applies to every curve of the plate
+            fields.pop("curve_models", None)
         if over:
             applied += "; overridden by the options " + ", ".join(
                 f"{k}={v}" for k, v in over.items()

@@ -98,6 +98,7 @@ __all__ = ["FLAGS", "Calibration", "CalibrationSettings", "calibrate", "calibrat
 FLAGS = (
     "no_curve",
     "curve_failed",
+    "controls_failed",
     "below_blank",
     "outside_asymptotes",
     "below_lloq",
@@ -156,6 +157,8 @@ class CalibrationSettings:
     weight_floor: float | None = None
     asymmetry_bounds: tuple[float, float] | None = None
     accept_curves: tuple[str, ...] = ()
+    control_failure: str = "flag"
+    curve_models: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         for name, kind in _CHOICES.items():
@@ -192,6 +195,28 @@ class CalibrationSettings:
                     field="accept_curves",
                     expected="PLATE:ANALYTE, or * for every curve",
                 )
+        if self.control_failure not in CONTROL_FAILURE:
+            raise InputError(
+                f"unknown control_failure '{self.control_failure}'",
+                field="control_failure",
+                expected=" | ".join(CONTROL_FAILURE),
+            )
+        pairs = dict(self.curve_models.items() if isinstance(self.curve_models, dict)
+                     else self.curve_models)  # fmt: skip
+        checked = []
+        for curve, name in sorted(pairs.items()):
+            if ":" not in str(curve):
+                raise InputError(
+                    f"cannot read curve '{curve}'", field="curve_models", expected="PLATE:ANALYTE"
+                )
+            member = name if _model_only(name) else parse_choice(CurveModel, name, field="model")
+            checked.append((str(curve), str(member)))
+        object.__setattr__(self, "curve_models", tuple(checked))
+
+    def model_for(self, plate_id: object, analyte: object) -> str:
+        """The model requested for the curve of ``plate_id`` x ``analyte``: its entry in
+        ``curve_models`` (a vendor's printed family), else ``model``."""
+        return dict(self.curve_models).get(f"{plate_id}:{analyte}", str(self.model))
 
     def accepts(self, plate_id: object, analyte: object) -> bool:
         """Whether the user accepted the curve of ``plate_id`` x ``analyte`` although it
@@ -202,10 +227,21 @@ class CalibrationSettings:
         """The settings as plain JSON-ready values (choices as their strings)."""
         out = {k: _plain(v) for k, v in dataclasses.asdict(self).items()}
         out["accept_curves"] = list(self.accept_curves)
+        out["curve_models"] = dict(self.curve_models)
         if self.asymmetry_bounds is not None:
             out["asymmetry_bounds"] = list(self.asymmetry_bounds)
         return out
 
+
+#: What a curve whose kit controls fail the recovery rule does to its wells (module notes):
+#: ``flag`` them ``controls_failed`` and keep their numbers, or ``withhold`` the numbers as
+#: a failed curve's.
+CONTROL_FAILURE = ("flag", "withhold")
+
+#: The forms ``5PL-auto`` chooses between, per curve, and the nested 4PL it falls back to
+#: where neither 5PL form gives a usable fit (:func:`_calibrate_families`).
+AUTO_FAMILIES = ("5PL", "5PL-mirror")
+AUTO_FALLBACK = "4PL"
 
 _CHOICES = {
     "model": CurveModel,
@@ -321,6 +357,8 @@ def calibrate(
         naming the plate, analyte and source file.
     """
     settings = settings or CalibrationSettings()
+    if settings.model == CurveModel.FIVE_PL_AUTO or settings.curve_models:
+        return _calibrate_families(measurements, settings)
     model = get_model(settings.model)
     df = validate_measurements(measurements)
     df["curve_id"] = df.groupby(CURVE_KEY, sort=True, observed=True).ngroup()
@@ -507,6 +545,7 @@ def calibrate(
         return {
             "no_curve": no_curve,
             "curve_failed": np.zeros_like(no_curve),  # set once QC has judged the curve
+            "controls_failed": np.zeros_like(no_curve),  # likewise
             "below_blank": below_blank,
             "outside_asymptotes": outside,
             "below_lloq": below,
@@ -577,12 +616,136 @@ def calibrate(
 
     qc = _plate_qc(curves, std_tab, samples, settings)
     qc["accepted"] = accepted & ~qc["qc_pass"].to_numpy(dtype=bool) & usable
-    failed = (~qc["qc_pass"].to_numpy(dtype=bool) | ~usable) & ~(accepted & usable)
+    controls_bad = ~qc["controls_pass"].to_numpy(dtype=bool)
+    failed = (~qc["curve_pass"].to_numpy(dtype=bool) | ~usable) & ~(accepted & usable)
+    if settings.control_failure == "withhold":
+        failed |= controls_bad & ~(accepted & usable)
     curves["curve_failed"] = failed
-    _fail_rows(wells, failed[cid] & measured)
-    _fail_rows(samples, failed[g_curve] & g_measured)
+    curves["controls_failed"] = controls_bad
+    _fail_rows(wells, failed[cid] & measured, controls_bad[cid] & measured)
+    _fail_rows(samples, failed[g_curve] & g_measured, controls_bad[g_curve] & g_measured)
     points = {"x": X, "y": Y, "mask": mask}
     return Calibration(wells, samples, curves, std_tab, qc, fit, settings, points)
+
+
+def _calibrate_families(measurements: pd.DataFrame, settings: CalibrationSettings) -> Calibration:
+    """:func:`calibrate` where curves need different families: ``curve_models`` names a
+    family per curve (a vendor's printed one), and ``5PL-auto`` curves take the 5PL form
+    with the smaller AIC, or the 4PL where neither form gives a usable fit.
+
+    Each family is calibrated on its own curves, and ``5PL-auto`` curves in both 5PL
+    forms; every curve then keeps its own family's result, so a curve's numbers are
+    exactly those of :func:`calibrate` with its family. The choice (AIC of each form, the
+    status of a form not chosen) is the curve's ``model_choice``.
+
+    The criterion is Akaike's information criterion for weighted least squares,
+    ``AIC = n log(RSS_w / n) + 2 (p + 1)`` (Motulsky & Christopoulos, *Fitting models to
+    biological data*, 2004, ch. 22); both forms have 5 parameters and the same weights, so
+    it keeps the smaller weighted RSS, the choice xPONENT's own least squares makes when
+    its printed slope may take either sign (:mod:`cytosafe.curves.models`). A fit whose
+    status is usable (:data:`FIT_OK`, with a covariance) is preferred to one that is not
+    (``degenerate``, or ``unidentified``: converged but with a rank-deficient Jacobian, such
+    as a slope of 19 against an asymmetry of 0.05, so no interval). Where both 5PL forms are
+    degenerate or unidentified (their asymmetry or asymptotes run beyond
+    :data:`CALIBRATION_LIMITS`: the data do not determine the fifth parameter) and the
+    4PL, the 5PL at ``g = 1`` where both forms meet, is usable, the curve takes the 4PL,
+    the model the data support (Gottschalk & Dunn, Anal Biochem 2005;343:54-65, on the 5PL's
+    asymmetry being poorly determined unless both ends of the curve are sampled).
+    """
+    df = validate_measurements(measurements)
+    df["_row"] = np.arange(len(df))
+    key = list(
+        zip(df["study_id"].astype(str), df["plate_id"].astype(str), df["analyte"].astype(str),
+            strict=True)
+    )  # fmt: skip
+    asked = {k: settings.model_for(k[1], k[2]) for k in dict.fromkeys(key)}
+    row_ask = np.array([asked[k] for k in key], dtype=object)
+    auto = str(CurveModel.FIVE_PL_AUTO)
+    families = list(dict.fromkeys(
+        f for a in asked.values()
+        for f in ((*AUTO_FAMILIES, AUTO_FALLBACK) if a == auto else (a,))
+    ))  # fmt: skip
+    tried = (*AUTO_FAMILIES, AUTO_FALLBACK)
+    plain = dataclasses.replace(settings, curve_models=())
+    cals: dict[str, Calibration] = {}
+    for fam in families:
+        rows = (row_ask == fam) | ((row_ask == auto) & (fam in tried))
+        cals[fam] = calibrate(df.loc[rows], dataclasses.replace(plain, model=fam))
+
+    def fits(fam: str) -> dict:
+        c = cals[fam].curves
+        ks = zip(c["study_id"].astype(str), c["plate_id"].astype(str), c["analyte"].astype(str),
+                 strict=True)  # fmt: skip
+        n = c["n_obs"].to_numpy(dtype=float)
+        with np.errstate(all="ignore"):
+            aic = n * np.log(np.maximum(c["rss"].to_numpy(dtype=float), 1e-300) / n)
+        names = get_model(fam).names
+        aic = aic + 2 * (len(names) + 1)
+        # A fit without a covariance has parameters the data do not identify (the scaled
+        # Jacobian is rank-deficient): usable alone, but not preferred to one that has.
+        se = np.isfinite(c[[f"{n}_se" for n in names]].to_numpy(dtype=float)).all(1)
+        status = np.where(np.isin(c["status"], FIT_OK) & ~se, "unidentified", c["status"])
+        return {
+            k: (a if np.isfinite(a) else np.inf, st)
+            for k, a, st in zip(ks, aic, status, strict=True)
+        }
+
+    table = {fam: fits(fam) for fam in families}
+    chosen: dict[tuple, str] = {}
+    why: dict[tuple, str] = {}
+    for k, ask in asked.items():
+        if ask != auto:
+            chosen[k], why[k] = ask, ""
+            continue
+        seen = [(fam, *table[fam][k]) for fam in AUTO_FAMILIES]
+        usable = [s for s in seen if s[2] in FIT_OK]
+        fallback = (AUTO_FALLBACK, *table[AUTO_FALLBACK][k])
+        if usable or fallback[2] not in FIT_OK:
+            tier = {"unidentified": 1}  # then degenerate and the rest
+            best = min(seen, key=lambda s: (0 if s[2] in FIT_OK else tier.get(s[2], 2), s[1]))
+            how = "the smaller AIC" if usable else "neither 5PL form is usable"
+        else:
+            best, how = fallback, "neither 5PL form is usable"
+            seen.append(fallback)
+        chosen[k] = best[0]
+        why[k] = f"{best[0]}: {how} (AIC " + "; ".join(
+            f"{fam} {aic:.1f}" + ("" if st in FIT_OK else f" {st}")
+            for fam, aic, st in seen
+        ) + ")"  # fmt: skip
+
+    parts = []
+    for fam in families:
+        cal = cals[fam]
+        keep = {k for k, f in chosen.items() if f == fam}
+        if not keep:
+            continue
+
+        def mine(t: pd.DataFrame, keep=keep) -> pd.DataFrame:
+            ks = zip(t["study_id"].astype(str), t["plate_id"].astype(str),
+                     t["analyte"].astype(str), strict=True)  # fmt: skip
+            return t.loc[[k in keep for k in ks]]
+
+        curves = mine(cal.curves).copy()
+        curves["model_choice"] = [
+            why[k]
+            for k in zip(curves["study_id"].astype(str), curves["plate_id"].astype(str),
+                         curves["analyte"].astype(str), strict=True)
+        ]  # fmt: skip
+        part = Calibration(
+            wells=mine(cal.wells), samples=mine(cal.samples), curves=curves,
+            standards=mine(cal.standards), qc=mine(cal.qc), fit=cal.fit, settings=settings,
+            curve_points=cal.curve_points,
+        )  # fmt: skip
+        parts.append(part)
+    parts.sort(key=lambda p: -len(p.curves))  # the commonest family's fit first
+    out = parts[0] if len(parts) == 1 else _join(parts)
+    out.wells = out.wells.sort_values("_row", kind="mergesort").drop(columns="_row")
+    for name in ("samples", "curves", "standards", "qc"):
+        frame = getattr(out, name).sort_values(CURVE_KEY, kind="mergesort")
+        setattr(out, name, frame.reset_index(drop=True))
+    out.wells = out.wells.reset_index(drop=True)
+    out.settings = settings
+    return out
 
 
 def _floor(settings: CalibrationSettings) -> float | None:
@@ -649,10 +812,12 @@ def fit_rows(
 _VALUE_COLUMNS = ("concentration_in_well", "concentration", "ci_low", "ci_high")
 
 
-def _fail_rows(table: pd.DataFrame, failed: np.ndarray) -> None:
+def _fail_rows(table: pd.DataFrame, failed: np.ndarray, controls: np.ndarray) -> None:
     """No number from a failed curve, and none below the blank (issue 12, item 5): flag
-    ``curve_failed`` and blank the values of ``failed`` rows and of ``below_blank`` rows."""
+    ``curve_failed`` and blank the values of ``failed`` rows and of ``below_blank`` rows;
+    flag ``controls_failed`` the rows whose curve's kit controls failed."""
     table["curve_failed"] = failed
+    table["controls_failed"] = controls
     gone = failed | table["below_blank"].to_numpy(dtype=bool)
     for col in _VALUE_COLUMNS:
         table[col] = table[col].where(~gone)
@@ -882,7 +1047,7 @@ def _plate_qc(curves, standards, samples, settings) -> pd.DataFrame:
     else:
         qc["n_controls"] = 0
         qc["controls_passing"] = 0
-    reasons = []
+    reasons, curve_ok, controls_ok = [], [], []
     for row in qc.itertuples(index=False):
         why = []
         if row.status == "too_few_levels":
@@ -901,14 +1066,19 @@ def _plate_qc(curves, standards, samples, settings) -> pd.DataFrame:
             why.append("no standard levels meet the acceptance criteria")
         elif row.levels_in_range < settings.min_levels:
             why.append(f"only {int(row.levels_in_range)} standard levels in the quantifiable range")
+        curve_ok.append(not why)
         n_ctl = 0 if pd.isna(row.n_controls) else int(row.n_controls)
         n_ok = 0 if pd.isna(row.controls_passing) else int(row.controls_passing)
-        if n_ctl and n_ok < settings.min_control_share * n_ctl - 1e-9:
+        ctl_ok = not (n_ctl and n_ok < settings.min_control_share * n_ctl - 1e-9)
+        if not ctl_ok:
             why.append(
                 f"{n_ctl - n_ok} of {n_ctl} kit controls outside recovery limits (at least "
                 f"{settings.min_control_share:.0%} must pass)"
             )
+        controls_ok.append(ctl_ok)
         reasons.append("; ".join(why))
+    qc["curve_pass"] = curve_ok
+    qc["controls_pass"] = controls_ok
     qc["qc_pass"] = [r == "" for r in reasons]
     qc["qc_reasons"] = reasons
     return qc

@@ -153,9 +153,13 @@ SUFFIXES = (".csv",)
 #: How xPONENT calibrates, the default of ``cytosafe quantify`` for its exports (a user's
 #: explicit option overrides a field). Source: the 3.1 export studied here (see the module
 #: notes): its *Analysis Types* block says ``Logistic 5P``, the curve is fitted to **Net
-#: MFI** (Median minus the mean Median of the Background wells, i.e. blanks subtracted),
-#: and the printed coefficients have ``D < 0``, the mirror 5PL family of
-#: :mod:`cytosafe.curves.models`; weights 1/y^2 reproduce the ``Result`` block (median
+#: MFI** (Median minus the mean Median of the Background wells, i.e. blanks subtracted).
+#: The model is ``"printed"``: each curve in the family its printed coefficients say (the
+#: sign of ``D``; ``D < 0`` on every curve of that export, the mirror 5PL family of
+#: :mod:`cytosafe.curves.models`), and ``5PL-auto`` for a *Logistic 5P* printed without
+#: coefficients: xPONENT's slope may take either sign, so its own least squares keeps the
+#: better of the two forms (:func:`cytosafe.quantification.plate_conventions`); weights
+#: 1/y^2 reproduce the ``Result`` block (median
 #: 0.4 %, ``benchmarks/bench_real_exports.py``), xPONENT does not print its weighting.
 #: Its 1/y^2 weights use ``max(|Net MFI|, 1)`` (``weight_floor`` 1 MFI): with that rule
 #: our fit reaches the weighted RSS of the printed coefficients (measured on IL8, IL2,
@@ -163,12 +167,12 @@ SUFFIXES = (".csv",)
 #: lowest standards dominate and misses IL8, IL2, EGF and IL15 by 10-25 %.
 CALIBRATION = {
     "software": "Luminex xPONENT",
-    "model": "5PL-mirror",
+    "model": "printed",
     "weighting": "1/y2",
     "weight_floor": 1.0,
     "blank": "subtract",
     "signal": "Net MFI (Median minus the mean Background Median)",
-    "source": "xPONENT 3.1 export: Analysis Types 'Logistic 5P', Net MFI, coefficients D < 0",
+    "source": "xPONENT 3.1 export: Analysis Types 'Logistic 5P', Net MFI, signed slope D",
 }
 
 _LOCATION = re.compile(r"^(\d+)\s*\(\s*(\d+)\s*,\s*([A-Za-z]\s*\d+)\s*\)$")

@@ -58,7 +58,9 @@ class CurveModel(_Choice):
     sentence ("a four-parameter log-logistic model", drc's ``LL.4``; Ritz et al. 2015).
     ``5PL`` and ``5PL-mirror`` are the two asymmetric 5PL families (``(1 + u)^-g`` and
     ``(u / (1 + u))^g``), which agree only at ``g = 1``; the mapping of the vendors'
-    printed coefficients is in :mod:`cytosafe.curves.models`.
+    printed coefficients is in :mod:`cytosafe.curves.models`. ``5PL-auto`` is not a
+    model but a choice between the two forms, per curve, by AIC
+    (:func:`cytosafe.curves.calibration.calibrate`); standard curves only.
     Names are matched without regard to case (``"5pl"`` is ``5PL``), as
     :func:`cytosafe.curves.models.get_model` does.
     """
@@ -78,6 +80,14 @@ class CurveModel(_Choice):
         "u = (x/c)^b (the 5PL with a negative slope, as xPONENT and Bio-Plex Manager print "
         "it)",
         "five-parameter log-logistic (mirror form)",
+    )
+    FIVE_PL_AUTO = (
+        "5PL-auto",
+        "5PL, form chosen per curve (AIC)",
+        "five-parameter logistic in whichever of its two asymmetric forms, (1 + u)^-g or "
+        "(u/(1 + u))^g, fits each curve better (smaller AIC; xPONENT's signed-slope Logistic "
+        "5P spans both)",
+        "five-parameter log-logistic (either form)",
     )
     FOUR_PL = (
         "4PL",
