@@ -9,17 +9,24 @@ reproduce the vendor's numbers, a published, independent implementation of the s
 calculation:
 
 * MSD Discovery Workbench 4.0.12: 4PL, weights 1/y^2, blanks as the zero standard.
-* Luminex xPONENT 3.1: the mirror 5PL ("Logistic 5P", printed ``D < 0``) on Net MFI.
+* Luminex xPONENT 3.1: each curve in the 5PL form its printed slope says ("Logistic
+  5P", printed ``D < 0``: the mirror form) on Net MFI.
 * Bio-Plex Manager 4.1: the regression the report prints ("Logistic - 4PL" for
   pnLINCO20070302A, a mirror "Logistic - 5PL" for 10JAN07_plate_1) on FI - Bkgd with
   weights 1/FI^2, i.e. on FI with weights 1/y^2.
 
 The targets are issue 12's: median ``|CytoSafe / vendor - 1|`` at most 1 %, its 90th
 percentile at most 5 %, and fewer than 1 % of the wells the vendor quantified left
-without a number. :data:`KNOWN_MISSES` lists the targets a file misses today, with the
-reason (``benchmarks/bench_real_exports.py`` prints the figures); they are expected
-failures, reported, not hidden, and :func:`test_the_figures_do_not_regress` holds every
-file to what it reaches now.
+without a number. Issue 12's item 5 forbids two kinds of number the vendors print: one
+from a negative net signal (``below_blank``) and one from a degenerate curve. The share
+without a number is therefore taken over the vendor-quantified wells item 5 allows a
+number for: not ``below_blank``, and not on a curve whose *printed* vendor curve is
+itself degenerate under the same limits (``vendor_fit_reason``; xPONENT's HGF, with an
+upper asymptote of 2.7e8 MFI on signals up to 8,700). The raw share, every such well
+included, is guarded too, and :func:`test_every_well_without_a_number_is_explained`
+checks that the difference is exactly those wells. :data:`KNOWN_MISSES` lists any target
+a file misses, with the reason (``benchmarks/bench_real_exports.py`` prints the figures);
+:func:`test_the_figures_do_not_regress` holds every file to what it reaches now.
 """
 
 from __future__ import annotations
@@ -39,24 +46,16 @@ FILES = ("tidy-data-4.csv", "pone.0187901.s001.csv", "pnLINCO20070302A.xls",
 #: a number.
 TARGETS = {"median": 0.01, "p90": 0.05, "no_number": 0.01}
 
-#: (file, figure) -> why the target is missed today.
-KNOWN_MISSES = {
-    ("pone.0187901.s001.csv", "no_number"): (
-        "curves that fail QC give no number (issue 12, item 5): 4 of xPONENT's 30 analytes "
-        "fail (IL13, IP10, VEGF: fewer than 2 of 3 kit controls within 80-120 %, ICH M10; "
-        "HGF: a degenerate fit, c = 4.9e7 beyond standards up to 1.5e4), and about 15 % of "
-        "its quantified wells lie on them; xPONENT reports numbers from these curves "
-        "regardless (accepting them: 0.99 % without a number)"
-    ),
-}
+#: (file, figure) -> why the target is missed today (none is).
+KNOWN_MISSES: dict[tuple[str, str], str] = {}
 
-#: What each file reaches today (median, p90, share without a number), a little above the
-#: measured figures: a regression guard for every file, misses included.
+#: What each file reaches today (median, p90, share without a number, the raw share
+#: without a number), a little above the measured figures: a regression guard.
 GUARDS = {
-    "tidy-data-4.csv": (0.002, 0.005, 0.0),
-    "pone.0187901.s001.csv": (0.008, 0.05, 0.16),
-    "pnLINCO20070302A.xls": (0.008, 0.02, 0.0),
-    "10JAN07_plate_1.xls": (0.008, 0.02, 0.0),
+    "tidy-data-4.csv": (0.002, 0.005, 0.0, 0.0),
+    "pone.0187901.s001.csv": (0.008, 0.05, 0.002, 0.05),
+    "pnLINCO20070302A.xls": (0.008, 0.02, 0.0, 0.0),
+    "10JAN07_plate_1.xls": (0.008, 0.02, 0.0, 0.0),
 }
 
 _CACHE: dict[str, object] = {}
@@ -71,7 +70,7 @@ def result(name: str):
     return _CACHE[name]
 
 
-def figures(wells) -> dict[str, float]:
+def figures(wells, curves=None) -> dict[str, float]:
     """Median and p90 of ``|CytoSafe / vendor - 1|`` over the samples the vendor quantified
     (a number, no out-of-range flag) that CytoSafe gives a number, and the share of those
     samples CytoSafe leaves without a number."""
@@ -84,12 +83,25 @@ def figures(wells) -> dict[str, float]:
         use &= wells["vendor_flag"].isna()
     ratio = wells.loc[use, "concentration"] / wells.loc[use, "vendor_concentration"]
     err = np.abs(ratio.to_numpy(dtype=float) - 1.0)
+    allowed = ~forbidden(wells, curves)[use.to_numpy()]
     return {
         "n": int(use.sum()),
         "median": float(np.nanmedian(err)),
         "p90": float(np.nanquantile(err, 0.9)),
-        "no_number": float(np.isnan(err).mean()),
+        "no_number": float(np.isnan(err[allowed]).mean()),
+        "no_number_all": float(np.isnan(err).mean()),
     }
+
+
+def forbidden(wells, curves) -> np.ndarray:
+    """Wells whose vendor number item 5 forbids: a net signal below the blank, or a
+    curve whose printed vendor curve is itself degenerate."""
+    if curves is None or "vendor_fit_reason" not in curves:
+        bad_curve = np.zeros(len(wells), dtype=bool)
+    else:
+        bad = curves.loc[curves["vendor_fit_reason"].fillna("") != "", "analyte"]
+        bad_curve = wells["analyte"].isin(set(bad)).to_numpy()
+    return wells["below_blank"].to_numpy(dtype=bool) | bad_curve
 
 
 def _cases():
@@ -103,16 +115,43 @@ def _cases():
 
 @pytest.mark.parametrize(("name", "figure"), list(_cases()))
 def test_no_options_reproduce_the_vendor(name, figure):
-    got = figures(result(name).calibration.wells)
+    got = figures(result(name).calibration.wells, result(name).calibration.curves)
     assert got["n"] >= 76
     assert got[figure] <= TARGETS[figure], f"{figure} {100 * got[figure]:.2f} %"
 
 
 @pytest.mark.parametrize("name", FILES)
 def test_the_figures_do_not_regress(name):
-    got = figures(result(name).calibration.wells)
-    median, p90, no_number = GUARDS[name]
+    got = figures(result(name).calibration.wells, result(name).calibration.curves)
+    median, p90, no_number, no_number_all = GUARDS[name]
     assert got["median"] <= median and got["p90"] <= p90 and got["no_number"] <= no_number
+    assert got["no_number_all"] <= no_number_all
+
+
+def test_every_well_without_a_number_is_explained():
+    # xPONENT prints numbers item 5 forbids: from negative Net MFI (EGF, GMCSF, IL7, IL1RA
+    # wells) and from HGF, whose printed curve has B = 2.66e8 and C = 8.69e7 (its
+    # Analysis Coefficients block) on Net MFI up to ~8,700. CytoSafe gives no number for
+    # exactly these, and for at most 1 % of the others.
+    cal = result("pone.0187901.s001.csv").calibration
+    curves = cal.curves.set_index("analyte")
+    assert "asymptote" in curves.loc["HGF", "vendor_fit_reason"]
+    assert (curves.drop(index="HGF")["vendor_fit_reason"] == "").all()
+    got = figures(cal.wells, cal.curves)
+    assert got["no_number_all"] > 0.03 and got["no_number"] < 0.01
+
+
+@pytest.mark.parametrize(("name", "limit"), [("pone.0187901.s001.csv", 0.03),
+                                              ("pnLINCO20070302A.xls", 0.02),
+                                              ("10JAN07_plate_1.xls", 0.04)])  # fmt: skip
+def test_the_fitted_curve_is_compared_with_the_printed_one(name, limit):
+    # Issue 12, item 1: the largest relative difference between our curve and the one
+    # the vendor printed, over the standards (a QC column); medians measured 1.6 %,
+    # 0.6 % and 1.2 %.
+    cal = result(name).calibration
+    diff = cal.curves["vendor_difference"].dropna()
+    assert len(diff) >= 13 and diff.median() <= limit
+    assert "vendor_difference" in cal.qc and "vendor_fit_reason" in cal.qc
 
 
 @pytest.mark.parametrize(
@@ -134,7 +173,7 @@ def test_the_weighting_is_what_makes_them_agree(name):
     # The same data fitted without weights (an explicit option over the convention)
     # miss the vendor's numbers by several times more: the comparison is sensitive to
     # the calculation, not a formality.
-    weighted = figures(result(name).calibration.wells)["median"]
+    weighted = figures(result(name).calibration.wells, result(name).calibration.curves)["median"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         plain = quantify(real(name), options={"weighting": "none", "accept_curves": ("*",)})
