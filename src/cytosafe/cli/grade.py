@@ -38,16 +38,33 @@ def grade_command(
             "--quarantine", help="Set bad rows aside (quarantine.csv) instead of stopping."
         ),
     ] = False,
+    timezone: Annotated[
+        str | None,
+        typer.Option(
+            "--timezone",
+            help="IANA time zone (e.g. Europe/Berlin) of times written without a UTC offset. "
+            "Default: such times are UTC, and a patient mixing times with and without an "
+            "offset is an error.",
+        ),
+    ] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Grade CRS at every observation time; write timeline, patients, cohort and a report.
 
     Writes timeline.csv, patients.csv, cohort.csv, settings.json and report.html (and
-    quarantine.csv with --quarantine) into OUT: all of them, or nothing.
+    quarantine.csv with --quarantine) into OUT: all of them, or nothing. Observations
+    before a patient's infusion are kept as baseline and never graded; a fever there is
+    reported (patients.csv: baseline_fever).
     """
     from cytosafe.workflows import GRADING_FILES, run_grading
 
-    result = run_grading(observations, list(scale or ["astct2019"]), quarantine=quarantine, out=out)
+    result = run_grading(
+        observations,
+        list(scale or ["astct2019"]),
+        quarantine=quarantine,
+        out=out,
+        timezone=timezone,
+    )
     if not quiet:
         p = result.patients
         for s in result.scales:
@@ -55,6 +72,11 @@ def grade_command(
             typer.echo(
                 f"{s}: {len(ps)} patients, any grade {int((ps['max_grade'] >= 1).sum())}, "
                 f"grade >= 3 {int((ps['max_grade'] >= 3).sum())}"
+            )
+        febrile = sorted(set(p.loc[p["baseline_fever"], "patient_id"]))
+        if febrile:
+            typer.echo(
+                f"baseline fever (before the infusion, not graded as CRS): {', '.join(febrile)}"
             )
         n_files = len(GRADING_FILES) + (1 if quarantine else 0)
         typer.echo(f"wrote {n_files} files to {out}")

@@ -21,6 +21,7 @@ PATIENT_COLUMNS = (
     "patient_id", "scale", "scale_version", "max_grade", "onset_hours", "time_of_max_grade",
     "hours_of_max_grade", "duration_hours", "n_episodes", "ongoing_at_last_observation",
     "criterion_at_max", "treatments", "estimates", "infusion_charted", "followup_hours",
+    "baseline_fever", "baseline_max_temperature_c",
 )  # fmt: skip
 
 
@@ -147,7 +148,10 @@ def patient_summary(
     ``duration_hours`` (sum of the episodes' durations); ``n_episodes``;
     ``ongoing_at_last_observation``; ``criterion_at_max``; ``treatments`` given (with
     counts, from the timeline's events); ``estimates`` used by any grade >= 1;
-    ``infusion_charted``; ``followup_hours`` (last observation).
+    ``infusion_charted``; ``followup_hours`` (last observation); ``baseline_fever``
+    (a fever charted before the infusion: reported, never graded as CRS) and
+    ``baseline_max_temperature_c`` (the highest temperature before the infusion; NaN when
+    none was charted).
 
     Parameters
     ----------
@@ -192,6 +196,16 @@ def patient_summary(
         tl["_has_infusion"].to_numpy()[first] if "_has_infusion" in tl.columns else np.ones(G, bool)
     )
     onset = at(onset_row, hours, np.nan)
+    base = (
+        tl["baseline"].to_numpy(dtype=bool) if "baseline" in tl.columns else np.zeros(len(tl), bool)
+    )
+    base_fever = (
+        tl["_baseline_fever"].to_numpy(dtype=bool)
+        if "_baseline_fever" in tl.columns
+        else base & False
+    )
+    base_temp = np.where(base, tl["temperature_c"].to_numpy(dtype=float), -np.inf)
+    base_max = np.maximum.reduceat(base_temp, first) if G else np.array([], float)
     out = pd.DataFrame(
         {
             "patient_id": tl["patient_id"].to_numpy()[first].astype(str),
@@ -209,6 +223,8 @@ def patient_summary(
             "estimates": estimates,
             "infusion_charted": infusion.astype(bool),
             "followup_hours": hours[grp.last],
+            "baseline_fever": np.bincount(gid[base_fever], minlength=G) > 0,
+            "baseline_max_temperature_c": np.where(np.isfinite(base_max), base_max, np.nan),
         }
     )
     return out[list(PATIENT_COLUMNS)]

@@ -8,6 +8,7 @@ client included); a patient split across partitions is an error.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from cytosafe.clinical.scales._common import Derived, Graded, derive
 from cytosafe.clinical.scales._text import Text
 from cytosafe.clinical.states import States, build_states
 from cytosafe.clinical.summary import cohort_summary
-from cytosafe.errors import InputError
+from cytosafe.errors import DataWarning, InputError
 from cytosafe.schema.observations import (
     DEVICES,
     VASOPRESSORS,
@@ -37,8 +38,13 @@ __all__ = ["GradeResult", "grade", "grade_arrays", "grade_states", "scale_label"
 TIMELINE_COLUMNS = (
     "patient_id", "time", "hours", "scale", "scale_version", "grade", "criterion", "estimates",
     "temperature_c", "fever_required", "systolic_bp", "spo2", "oxygen_device", "oxygen_flow",
-    "fio2", *VASOPRESSORS, "n_vasopressors", "ne_equivalent", "ice_score", "event",
+    "fio2", *VASOPRESSORS, "n_vasopressors", "ne_equivalent", "ice_score", "event", "baseline",
 )  # fmt: skip
+
+#: The criterion of a row before the infusion: kept, shown, never graded.
+BASELINE_CRITERION = "baseline (before infusion): not graded"
+#: ... and of such a row with a fever (temperature >= the scale's ``fever_c``).
+BASELINE_FEVER_CRITERION = "baseline fever (before infusion): not graded as CRS"
 
 
 @dataclass
@@ -50,6 +56,8 @@ class GradeResult:
     timeline:
         One row per patient x observation time x scale: the grade, the criterion that set
         it, the estimates it relied on and the states it was read from.
+        ``baseline`` marks rows before the infusion: grade 0, criterion
+        :data:`BASELINE_CRITERION` (or :data:`BASELINE_FEVER_CRITERION`), never graded.
     patients:
         One row per patient x scale (:func:`cytosafe.clinical.episodes.patient_summary`).
     cohort:
@@ -117,13 +125,23 @@ def grade_states(obs: Observations, scales: Sequence[str], options: dict | None)
     frames = []
     cache: dict[str, Any] = {}
     # categorical: a million rows share a few thousand patient ids
-    firsts = np.flatnonzero(s.start == np.arange(len(s)))
+    firsts = np.flatnonzero(s.first)
     patient_cat = pd.Categorical.from_codes(s.patient_code, categories=s.patient_id[firsts])
     for name in scales:
         mod = get_scale(name)
         settings = settings_for(mod.NAME, (options or {}).get(mod.NAME))
         g, d = grade_arrays(s, mod.NAME, settings, cache)
         meta = criteria()["scale"][mod.NAME]
+        grade_col = np.where(s.baseline, 0, g.grade)
+        criterion = g.criterion.to_categorical()
+        baseline_fever = s.baseline & (v["temperature"] >= float(settings["fever_c"]))
+        if s.baseline.any():
+            criterion = criterion.add_categories(
+                [c for c in (BASELINE_CRITERION, BASELINE_FEVER_CRITERION)
+                 if c not in criterion.categories]
+            )  # fmt: skip
+            criterion[s.baseline] = BASELINE_CRITERION
+            criterion[baseline_fever] = BASELINE_FEVER_CRITERION
         frame = {
             "patient_id": patient_cat,
             "time": s.time,
@@ -132,8 +150,8 @@ def grade_states(obs: Observations, scales: Sequence[str], options: dict | None)
             "scale_version": pd.Categorical.from_codes(
                 np.zeros(len(s), np.int64), [f"{meta['version']}/v{criteria_version()}"]
             ),
-            "grade": g.grade,
-            "criterion": g.criterion.to_categorical(),
+            "grade": grade_col.astype(np.asarray(g.grade).dtype),
+            "criterion": criterion,
             "estimates": g.estimates.to_categorical(),
             "temperature_c": np.round(v["temperature"], 2),
             "fever_required": (~d.fever_masked)
@@ -149,9 +167,11 @@ def grade_states(obs: Observations, scales: Sequence[str], options: dict | None)
             "ne_equivalent": np.round(d.ne_equivalent, 3) if d is not None else np.nan,
             "ice_score": v["ice_score"],
             "event": _events(s),
+            "baseline": s.baseline,
         }
         out = pd.DataFrame(frame)
         out["_has_infusion"] = s.has_infusion
+        out["_baseline_fever"] = baseline_fever
         frames.append(out)
     out = pd.concat(frames, ignore_index=True)
     return _categorical(out)
@@ -166,13 +186,15 @@ def _categorical(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _as_observations(observations: Any, source: str | None, errors: str) -> Observations:
+def _as_observations(
+    observations: Any, source: str | None, errors: str, timezone: str | None = None
+) -> Observations:
     if isinstance(observations, Observations):
         return observations
     if isinstance(observations, (str, Path)):
-        return read_observations(observations, errors=errors)
+        return read_observations(observations, errors=errors, timezone=timezone)
     if isinstance(observations, pd.DataFrame):
-        return validate_observations(observations, source=source, errors=errors)
+        return validate_observations(observations, source=source, errors=errors, timezone=timezone)
     raise InputError(
         f"cannot grade a {type(observations).__name__}",
         field="observations",
@@ -180,10 +202,26 @@ def _as_observations(observations: Any, source: str | None, errors: str) -> Obse
     )
 
 
-def _partition(part: pd.DataFrame, scales: list[str], options: dict | None, errors: str, source):
-    obs = validate_observations(part, source=source, errors=errors)
+def _partition(
+    part: pd.DataFrame, scales: list[str], options: dict | None, errors: str, source, timezone
+):
+    obs = validate_observations(part, source=source, errors=errors, timezone=timezone)
     tl = grade_states(obs, scales, options)
     return tl, patient_summary(tl, obs.table), obs.quarantine
+
+
+def _warn_baseline_fever(patients: pd.DataFrame) -> None:
+    """Say which patients had a fever before their infusion (kept as baseline, not CRS)."""
+    ids = sorted(set(patients.loc[patients["baseline_fever"], "patient_id"]))
+    if not ids:
+        return
+    shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+    warnings.warn(
+        f"{len(ids)} patient(s) had a fever before the infusion, kept as baseline and not "
+        f"graded as CRS: {shown} (patients.csv: baseline_fever)",
+        DataWarning,
+        stacklevel=3,
+    )
 
 
 def grade(
@@ -193,6 +231,7 @@ def grade(
     options: dict[str, dict[str, Any]] | None = None,
     errors: str = "raise",
     source: str | None = None,
+    timezone: str | None = None,
 ) -> GradeResult:
     """Grade CRS (or ICANS) at every observation time of every patient.
 
@@ -215,6 +254,16 @@ def grade(
         :func:`cytosafe.clinical.observations.validate_observations`).
     source:
         File name for error messages of a DataFrame input.
+    timezone:
+        An IANA time-zone name (``"Europe/Berlin"``) in which times written without a
+        UTC offset are read. Without it they are read as UTC, and a patient whose times
+        mix both kinds is an :class:`InputError` (see
+        :func:`cytosafe.clinical.validate_observations`).
+
+    Observations before the patient's infusion are kept as the baseline: shown in the
+    timeline (``baseline`` True, grade 0) but never graded, so a fever before the
+    infusion neither starts an episode nor counts in the cohort's incidence. It is
+    reported in ``patients.baseline_fever`` and as a :class:`~cytosafe.errors.DataWarning`.
 
     Returns
     -------
@@ -247,7 +296,10 @@ def grade(
         ddf = observations
         if ddf.index.name == "patient_id" and "patient_id" not in ddf.columns:
             ddf = ddf.reset_index()
-        parts = [delayed(_partition)(p, names, options, errors, source) for p in ddf.to_delayed()]
+        parts = [
+            delayed(_partition)(p, names, options, errors, source, timezone)
+            for p in ddf.to_delayed()
+        ]
         results = [r for r in compute(*parts) if r is not None]
         timeline = _categorical(pd.concat([r[0] for r in results], ignore_index=True))
         patients = pd.concat([r[1] for r in results], ignore_index=True)
@@ -261,11 +313,12 @@ def grade(
                 expected="a Dask DataFrame partitioned by patient (ddf.shuffle('patient_id'))",
             )
     else:
-        obs = _as_observations(observations, source, errors)
+        obs = _as_observations(observations, source, errors, timezone)
         timeline = grade_states(obs, names, options)
         patients = patient_summary(timeline, obs.table)
         quarantine = obs.quarantine
-    timeline = timeline.drop(columns="_has_infusion")
+    timeline = timeline.drop(columns=["_has_infusion", "_baseline_fever"])
+    _warn_baseline_fever(patients)
     order = {n: i for i, n in enumerate(names)}
     patients = patients.sort_values(
         ["scale", "patient_id"],

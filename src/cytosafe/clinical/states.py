@@ -9,6 +9,13 @@ row, the index of its patient's first row, which the group-wise helpers below us
 What holds and what does not is documented in :mod:`cytosafe.clinical.observations`:
 states hold until the next observation of the same item; events (treatments, boluses,
 infusion, death) exist at their own time only.
+
+**Baseline.** Rows before a charted infusion (negative hours) are the patient's baseline.
+Nothing carries from the baseline across the infusion: ``start`` begins a new segment at
+the first row at or after hour 0, so every state, running flag (a prior fever, a
+treatment) and run length after the infusion is built from post-infusion observations
+only. ASTCT 2019 (Lee et al., Biol Blood Marrow Transplant 2019;25:625-638) defines CRS
+as a syndrome *after* an immune effector cell therapy; a fever before it is not CRS.
 """
 
 from __future__ import annotations
@@ -60,13 +67,15 @@ class States:
     patient_code: np.ndarray
     time: np.ndarray  # datetime64[ns]
     hours: np.ndarray  # since infusion (since the first observation when none)
-    start: np.ndarray  # index of the first row of the row's patient
+    start: np.ndarray  # index of the first row of the row's segment (baseline / after infusion)
     values: dict[str, np.ndarray]
     observed: dict[str, np.ndarray]  # the item was observed at this exact row
     death_crs: np.ndarray  # death due to CRS at this row
     death_other: np.ndarray
     has_infusion: np.ndarray
     weight_assumed: np.ndarray
+    baseline: np.ndarray  # before the charted infusion (never graded)
+    first: np.ndarray  # the row is its patient's first
 
     def __len__(self) -> int:
         return len(self.time)
@@ -206,6 +215,20 @@ def build_states(table: pd.DataFrame, weight_assumed: set[str] | None = None) ->
     has_inf = np.isfinite(zero)
     zero = np.where(has_inf, zero, t_hours[start])
     hours = t_hours - zero
+    baseline = has_inf & (hours < 0)
+    # the infusion opens a new segment: nothing of the baseline carries past it
+    opens = ~baseline & np.concatenate([[False], baseline[:-1]]) & ~first
+    if opens.any():
+        start = np.where(first | opens, idx, 0)
+        np.maximum.accumulate(start, out=start)
+        for name in _STATE_ITEMS:
+            if name not in inames:
+                continue
+            col = np.where(observed[name], values[name], np.nan)
+            col = carry_forward(col, start)
+            if name in VASOPRESSORS:
+                col[np.isnan(col)] = 0.0
+            values[name] = col
 
     death_crs = np.zeros(n, dtype=bool)
     death_other = np.zeros(n, dtype=bool)
@@ -229,4 +252,6 @@ def build_states(table: pd.DataFrame, weight_assumed: set[str] | None = None) ->
         death_other=death_other,
         has_infusion=has_inf,
         weight_assumed=assumed,
+        baseline=baseline,
+        first=first,
     )

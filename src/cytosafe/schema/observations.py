@@ -11,7 +11,7 @@ Long format, one row per observation:
 | column | meaning |
 |---|---|
 | ``patient_id`` | the patient (a string; SDTM ``USUBJID``, FHIR ``Patient`` id) |
-| ``time`` | ISO 8601 date-time (a time zone is converted to UTC; none means UTC) |
+| ``time`` | ISO 8601 date-time (an offset is converted to UTC; none means UTC, see below) |
 | ``item`` | what was observed, from :data:`ITEMS` |
 | ``value`` | the value: a number, or a word for categorical items |
 | ``unit`` | the unit of a numeric value (see :data:`ITEMS`) |
@@ -35,6 +35,17 @@ Items (the controlled vocabulary):
   (``none, rapidly_resolving, prolonged``), ``motor_findings`` (``none,
   deep_focal_weakness``), ``raised_icp`` (``none, focal_edema, diffuse_edema``).
 
+**Time zones.** A time with a UTC offset (``2024-03-01T14:30:00+01:00``, ``...Z``) is
+converted to UTC. A time without one is read as UTC, or, given ``timezone`` (an IANA name
+such as ``Europe/Berlin``; ``cytosafe grade --timezone``), as local time there, daylight
+saving included. Without ``timezone``, a patient whose times mix both kinds is an
+:class:`~cytosafe.errors.InputError` naming the rows: an hour's shift between the two
+would otherwise move observations silently. A local time that a daylight-saving change
+makes ambiguous or skips is an error naming its row.
+
+**Baseline.** Observations before the patient's infusion are the baseline: kept, shown,
+never graded (see :mod:`cytosafe.clinical.states`).
+
 **States hold.** An oxygen device, flow, FiO2, vasopressor rate, temperature, blood
 pressure, SpO2 and ICANS finding holds from its time until the next observation of the
 same item for the same patient (a vasopressor stops only at an observed rate of 0, and
@@ -51,8 +62,10 @@ raise :class:`~cytosafe.errors.InputError` naming file, row and field, or with
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
@@ -78,6 +91,10 @@ OBSERVATION_COLUMNS = ("patient_id", "time", "item", "value", "unit")
 # The grading criteria file, source of the plausible ranges (cytosafe.clinical.criteria
 # reads the same file for the scales).
 _CRITERIA = "clinical_scales.toml"
+
+# A clock time followed by "Z" or a +hh, +hhmm or +hh:mm offset (a date alone, 2024-03-01,
+# ends in "-01" and is no offset).
+_OFFSET = re.compile(r"[T ]\d{1,2}(?::?\d{2}){0,2}(?:[.,]\d+)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$")
 
 #: Oxygen devices, in the order of their codes in the state table.
 DEVICES = (
@@ -241,12 +258,97 @@ class _Problems:
             )
 
 
+def _rows(rows: np.ndarray) -> str:
+    shown = ", ".join(str(int(r)) for r in rows[:5])
+    return shown + (f" and {rows.size - 5} more" if rows.size > 5 else "")
+
+
+def _parse_times(
+    text: pd.Series, out: pd.DataFrame, probs: _Problems, source: str | None, timezone
+) -> pd.Series:
+    """UTC times (naive) of the ``time`` texts; see "Time zones" in the module docstring."""
+    zone = None
+    if timezone is not None:
+        try:
+            zone = ZoneInfo(str(timezone))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InputError(
+                f"unknown time zone '{timezone}'",
+                field="timezone",
+                expected="an IANA time-zone name such as Europe/Berlin or America/New_York",
+            ) from None
+    empty = (text == "").to_numpy()
+    # many observations share a time: look at each distinct text once
+    codes, distinct = pd.factorize(text)
+    offset = (
+        pd.Series(distinct, dtype=object)
+        .str.contains(_OFFSET, regex=True)
+        .to_numpy(dtype=bool)[codes]
+        & ~empty
+    )
+    naive = ~offset & ~empty
+    times = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
+    if offset.any():
+        times[offset] = pd.to_datetime(text[offset], errors="coerce", utc=True, format="ISO8601")
+    if naive.any():
+        local = pd.to_datetime(text[naive], errors="coerce", format="ISO8601")
+        if local.dt.tz is not None:  # an offset form the pattern missed: parse as such
+            local = pd.to_datetime(text[naive], errors="coerce", utc=True, format="ISO8601")
+            times[naive] = local
+        elif zone is None:
+            times[naive] = local.dt.tz_localize("UTC")
+        else:
+            local_ok = local.notna()
+            here = local.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+            gap = np.zeros(len(text), dtype=bool)
+            gap[np.flatnonzero(naive)[(local_ok & here.isna()).to_numpy()]] = True
+            probs.flag(
+                gap,
+                "time",
+                f"this local time is ambiguous or does not exist in {timezone} "
+                "(a daylight-saving change)",
+                "a time with a UTC offset for the hour of a daylight-saving change",
+            )
+            times[naive] = here.dt.tz_convert("UTC")
+    probs.flag(
+        times.isna().to_numpy(),
+        "time",
+        "the time of this {item} is missing or not an ISO 8601 date-time",
+        "an ISO 8601 date-time such as 2024-03-01T14:30:00",
+    )
+    if zone is None and offset.any() and naive.any():
+        usable = ~probs.bad
+        pid = out["patient_id"].to_numpy()
+        with_offset = set(pid[offset & usable])
+        mixed = [p for p in dict.fromkeys(pid[naive & usable]) if p in with_offset]
+        if mixed:
+            p = mixed[0]
+            rows = out["source_row"].to_numpy()
+            o_rows = rows[(pid == p) & offset & usable]
+            n_rows = rows[(pid == p) & naive & usable]
+            first = int(np.flatnonzero((pid == p) & naive & usable)[0])
+            file = out["source_file"].iat[first] or source
+            more = f" ({len(mixed) - 1} more patients like it)" if len(mixed) > 1 else ""
+            raise SchemaError(
+                f"patient '{p}' mixes times with a UTC offset (rows {_rows(o_rows)}) and "
+                f"without one (rows {_rows(n_rows)}){more}",
+                file=file or None,
+                row=int(rows[first]),
+                field=probs._field(first, "time"),
+                expected="all times of a patient with an offset, or all without one; or a "
+                "time zone for the times without one (cytosafe grade --timezone, "
+                "timezone=)",
+            )
+    return times.dt.tz_localize(None)
+
+
 def validate_observations(
     df: pd.DataFrame,
     *,
     source: str | None = None,
     errors: str = "raise",
     assumed_weight_kg: float | None = None,
+    timezone: str | None = None,
 ) -> Observations:
     """Check an observation table against the contract and return it normalised.
 
@@ -266,6 +368,9 @@ def validate_observations(
         Dosing weight for ``ug/kg/min`` conversions of patients with no ``weight``
         (default from the criteria file); each such patient is listed in
         :attr:`Observations.weight_assumed`.
+    timezone:
+        IANA time-zone name in which times without a UTC offset are read (default: they
+        are UTC, and a patient mixing times with and without an offset is an error).
 
     Returns
     -------
@@ -322,16 +427,7 @@ def validate_observations(
     known = out["item"].isin(list(ITEMS)).to_numpy()
     probs.flag(~known, "item", "unknown item '{item}'", "one of " + ", ".join(ITEMS))
 
-    times = pd.to_datetime(
-        _text(raw["time"]).replace("", None), errors="coerce", utc=True, format="ISO8601"
-    )
-    probs.flag(
-        times.isna().to_numpy(),
-        "time",
-        "the time of this {item} is missing or not an ISO 8601 date-time",
-        "an ISO 8601 date-time such as 2024-03-01T14:30:00",
-    )
-    out["time"] = times.dt.tz_localize(None)
+    out["time"] = _parse_times(_text(raw["time"]), out, probs, source, timezone)
 
     value_num = pd.to_numeric(out["value"].replace("", None), errors="coerce").to_numpy(dtype=float)
     num = np.full(len(out), np.nan)
@@ -478,14 +574,16 @@ def validate_observations(
     return Observations(good, q.reset_index(drop=True), weight_assumed)
 
 
-def read_observations(path: str | Path, *, errors: str = "raise") -> Observations:
+def read_observations(
+    path: str | Path, *, errors: str = "raise", timezone: str | None = None
+) -> Observations:
     """Read an observation table from CSV (or XLSX) and validate it.
 
     Parameters
     ----------
     path:
         A CSV or XLSX file with the columns of :data:`OBSERVATION_COLUMNS`.
-    errors:
+    errors, timezone:
         See :func:`validate_observations`.
     """
     path = Path(path)
@@ -500,4 +598,4 @@ def read_observations(path: str | Path, *, errors: str = "raise") -> Observation
         raise InputError(f"cannot read the table: {exc}", file=str(path)) from None
     df["source_file"] = str(path)
     df["source_row"] = np.arange(len(df)) + 2
-    return validate_observations(df, source=str(path), errors=errors)
+    return validate_observations(df, source=str(path), errors=errors, timezone=timezone)

@@ -41,6 +41,7 @@ def run_grading(
     *,
     quarantine: bool = False,
     out: str | Path | None = None,
+    timezone: str | None = None,
 ):
     """Grade CRS (and ICANS) at every observation time under each scale; optionally write.
 
@@ -55,6 +56,9 @@ def run_grading(
         Set bad rows aside (``quarantine.csv``) instead of stopping at the first.
     out:
         When given, the tables, ``settings.json`` and ``report.html`` are written there.
+    timezone:
+        IANA time-zone name for times written without a UTC offset (default UTC; a
+        patient mixing both kinds is then an error). See :func:`cytosafe.clinical.grade`.
 
     Returns
     -------
@@ -64,10 +68,15 @@ def run_grading(
 
     if out is not None:
         check_out(out)  # before the work, not after it
-    result = grade(observations, list(scales), errors="quarantine" if quarantine else "raise")
+    result = grade(
+        observations,
+        list(scales),
+        errors="quarantine" if quarantine else "raise",
+        timezone=timezone,
+    )
     if out is not None:
         source = None if isinstance(observations, pd.DataFrame) else str(observations)
-        write_grading(result, out, source=source, quarantine=quarantine)
+        write_grading(result, out, source=source, quarantine=quarantine, timezone=timezone)
     return result
 
 
@@ -79,7 +88,9 @@ def grading_tables(result, *, quarantine: bool = False) -> dict[str, pd.DataFram
     return tables
 
 
-def grading_settings(result, *, source: str | None = None, quarantine: bool = False) -> dict:
+def grading_settings(
+    result, *, source: str | None = None, quarantine: bool = False, timezone: str | None = None
+) -> dict:
     """The settings of a grading run as JSON-ready data (``settings.json``)."""
     from cytosafe import __version__
 
@@ -90,12 +101,21 @@ def grading_settings(result, *, source: str | None = None, quarantine: bool = Fa
         "scales": result.scales,
         "settings": result.settings,
         "quarantined_rows": len(result.quarantine),
+        "timezone": timezone or "UTC (times without an offset)",
+        "baseline_fever_patients": sorted(
+            set(result.patients.loc[result.patients["baseline_fever"], "patient_id"])
+        ),
         "outputs": _names(quarantine),
     }
 
 
 def write_grading(
-    result, out: str | Path, *, source: str | None = None, quarantine: bool = False
+    result,
+    out: str | Path,
+    *,
+    source: str | None = None,
+    quarantine: bool = False,
+    timezone: str | None = None,
 ) -> list[Path]:
     """Write the grading tables, ``settings.json`` and ``report.html``, all or nothing."""
     from cytosafe.report.clinical import write_clinical_report
@@ -104,6 +124,9 @@ def write_grading(
     names = _names(quarantine)
     with atomic_directory(out, names) as staging:
         write_tables(staging, grading_tables(result, quarantine=quarantine))
-        write_settings(staging, grading_settings(result, source=source, quarantine=quarantine))
+        write_settings(
+            staging,
+            grading_settings(result, source=source, quarantine=quarantine, timezone=timezone),
+        )
         write_clinical_report(result, staging / "report.html", sources=[source] if source else None)
     return [out / name for name in names]
