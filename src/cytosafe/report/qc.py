@@ -193,6 +193,31 @@ def _header(result: QuantificationResult, generated: str | None) -> dict:
     }
 
 
+def _curve_models(result: QuantificationResult) -> list[tuple[str, int]]:
+    """The families the curves were fitted in, commonest first, with their counts."""
+    curves = result.calibration.curves
+    if "model" not in curves or curves.empty:
+        return [(result.calibration.fit.model.name, 0)]
+    counts = curves["model"].astype(str).value_counts()
+    return [(str(name), int(n)) for name, n in counts.items()]
+
+
+def _model_text(result: QuantificationResult) -> str:
+    """The model row of the settings: one family and its formula, or each family used."""
+    used = _curve_models(result)
+    if len(used) == 1:
+        model = MODELS.get(used[0][0], result.calibration.fit.model)
+        return f"{model.name}: {model.formula}"
+    parts = [f"{name} × {n}: {MODELS[name].formula}" for name, n in used if name in MODELS]
+    asked = str(result.calibration.settings.model)
+    head = (
+        f"{asked}: {CurveModel(asked).method}; per curve (curves.csv, model_choice): "
+        if asked == str(CurveModel.FIVE_PL_AUTO)
+        else "per curve, the family each plate's convention names: "
+    )
+    return head + "; ".join(parts)
+
+
 def _settings(result: QuantificationResult) -> list[tuple[str, str, str]]:
     s = result.calibration.settings
     p = result.potency_settings
@@ -203,8 +228,8 @@ def _settings(result: QuantificationResult) -> list[tuple[str, str, str]]:
         *_convention_rows(result),
         (
             "Standard curve model",
-            f"{model.name}: {model.formula}",
-            _cite("Gottschalk & Dunn 2005" if model.name == "5PL" else "Ritz 2015"),
+            _model_text(result),
+            _cite("Gottschalk & Dunn 2005" if model.name.startswith("5PL") else "Ritz 2015"),
         ),
         (
             "Weighting",
@@ -324,7 +349,8 @@ def qc_table(result: QuantificationResult, many: bool) -> tuple[list[dict], list
                 "below": _pct(100 * r.share_below_lloq, 0) if pd.notna(r.share_below_lloq) else "–",
                 "above": _pct(100 * r.share_above_uloq, 0) if pd.notna(r.share_above_uloq) else "–",
                 "controls": f"{_int(r.controls_passing)} / {n_ctl}" if n_ctl else "–",
-                "reasons": _text(r.qc_reasons),
+                "printed": _pct(100 * getattr(r, "vendor_difference", float("nan")), 1),
+                "reasons": _reasons(r),
             }
         )
     cards = []
@@ -339,6 +365,15 @@ def qc_table(result: QuantificationResult, many: bool) -> tuple[list[dict], list
             }
         )
     return rows, cards
+
+
+def _reasons(row) -> str:
+    """A QC row's reasons, and a word when the vendor's printed curve is degenerate."""
+    parts = [_text(row.qc_reasons)]
+    vendor = getattr(row, "vendor_fit_reason", "")
+    if isinstance(vendor, str) and vendor:
+        parts.append(f"the vendor's printed curve is itself degenerate ({vendor})")
+    return "; ".join(p for p in parts if p)
 
 
 def _int(value: object) -> str:
@@ -641,10 +676,23 @@ def _methods(result: QuantificationResult) -> list[str]:
     elo, ehi = s.end_recovery_range
     model_name = CurveModel(model.name).method if model.name in CurveModel.values() else model.name
     conf = f"{100 * s.confidence:g}%"
+    used = _curve_models(result)
+    if len(used) > 1:
+        families = ", ".join(f"{name} ({n} curves)" for name, n in used)
+        how = (
+            "in whichever 5PL form had the smaller AIC, or the 4PL where neither form gave a "
+            f"usable fit {_cite('Gottschalk & Dunn 2005')}"
+            if str(s.model) == str(CurveModel.FIVE_PL_AUTO)
+            else "in the family each plate's export prints"
+        )
+        fitted = f"with logistic models {how}: {families}, "
+    else:
+        fitted = (
+            f"with a {model_name} ({model.name}) model, {model.formula} "
+            f"{_cite('Gottschalk & Dunn 2005') if model.name == '5PL' else _cite('Ritz 2015')}, "
+        )
     text = [
-        f"Standard curves were fitted separately for each plate and analyte with a "
-        f"{model_name} ({model.name}) model, {model.formula} "
-        f"{_cite('Gottschalk & Dunn 2005') if model.name == '5PL' else _cite('Ritz 2015')}, "
+        f"Standard curves were fitted separately for each plate and analyte {fitted}"
         f"by {Weighting(s.weighting).method} "
         f"{_cite('Findlay & Dillard 2007') if s.weighting in _FINDLAY_DILLARD else ''} using "
         f"the Levenberg-Marquardt algorithm {_cite('Moré 1978')}; "
@@ -659,9 +707,16 @@ def _methods(result: QuantificationResult) -> list[str]:
         f"the curve converged, at least {s.min_levels} levels lay in the range and at least "
         f"{s.min_control_share:.0%} of the kit controls recovered within {lo:g}-{hi:g}% of "
         f"their expected value after the dilution factor {_cite('ICH M10')}. A curve that "
-        f"failed QC gave its wells no concentration (flag curve_failed) unless the analyst "
-        f"accepted it, and a net signal below the blank none (flag below_blank). "
-        f"The limit of detection is the blank mean "
+        f"failed on its fit or its standards gave its wells no concentration (flag "
+        f"curve_failed) unless the analyst accepted it, and a net signal below the blank none "
+        f"(flag below_blank). A curve whose kit controls failed "
+        + (
+            "gave its wells no concentration either (control_failure = withhold). "
+            if s.control_failure == "withhold"
+            else "kept its wells' concentrations with the flag controls_failed "
+            "(control_failure = flag). "
+        )
+        + f"The limit of detection is the blank mean "
         f"plus {s.lod_sd:g} standard deviations, back-calculated {_cite('MSD kit inserts')}.",
         f"Sample concentrations were back-calculated with {conf} intervals from the delta "
         f"method on the inverse prediction (symmetric on the log scale, Student's t on the "
@@ -744,6 +799,10 @@ def render_qc_report(
         "header": header,
         "settings": _settings(result),
         "qc_rows": qc_rows,
+        "has_printed": any(r["printed"] not in ("–", "") for r in qc_rows),
+        "curve_models": ", ".join(f"{name} × {n}" for name, n in _curve_models(result))
+        if len(_curve_models(result)) > 1
+        else result.calibration.fit.model.name,
         "plate_cards": plate_cards,
         "n_pass": sum(r["passed"] for r in qc_rows),
         "curves": _curves(result, figures, many),
