@@ -96,7 +96,10 @@ def clean_stale(out: str | Path) -> list[Path]:
         if match.re is _ASIDE and not os.path.lexists(out):
             # killed between the two renames of a swap: the aside folder is the only
             # complete tree, so it becomes ``out`` again rather than being lost
-            os.rename(entry, out)
+            try:
+                os.rename(entry, out)
+            except OSError:
+                pass  # another run got there first; leave it for the next call
             continue
         shutil.rmtree(entry, ignore_errors=True)
         removed.append(entry)
