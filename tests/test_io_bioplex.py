@@ -242,6 +242,7 @@ def test_linco_standards_have_concentrations_in_pg_per_ml(linco):
     assert std["standard_concentration"].tolist() == [0.13, 0.64, 3.2, 16.0, 80.0, 400.0, 2000.0]
     assert std["sample_id"].tolist() == [f"S{k}" for k in range(1, 8)]
     # The unit comes from the workbook's Project Template ("pg/ml").
+    assert set(linco["exp_conc_unit"]) == {"pg/mL"}
     assert set(linco["concentration_unit"]) == {"pg/mL"}
     assert set(linco["sample_type"]) == {"standard", "sample"}
     assert (linco["sample_type"] == "standard").sum() == 13 * 7 - 5
@@ -450,7 +451,8 @@ def test_units_are_converted_to_pg_per_ml(report):
     std = table[(table["analyte"] == "IL-6") & (table["type_label"] == "S1")]
     assert std["exp_conc"].tolist() == [10000.0, 10000.0]
     assert std["standard_concentration"].tolist() == [1e7, 1e7]
-    assert set(table["concentration_unit"]) == {"ng/mL"}
+    assert set(table["exp_conc_unit"]) == {"ng/mL"}  # as printed
+    assert set(table["concentration_unit"]) == {"pg/mL"}  # as stored
     x = table[(table["analyte"] == "IL-6") & (table["type_label"] == "X2")]
     assert (x["vendor_concentration"] > 1000 * 120 * 4 * 0.9).all()
 
@@ -618,10 +620,27 @@ def test_error_summary_group_missing_from_per_well_table(report):
 
 
 def test_error_unknown_unit_in_the_workbook(report):
-    with pytest.raises(UnitError, match="unknown concentration unit 'IU/mL'") as err:
-        read_bioplex(report(template_unit="IU/mL"))
+    with pytest.raises(UnitError, match="unknown concentration unit 'IU/furlong'") as err:
+        read_bioplex(report(template_unit="IU/furlong"))
     assert "sheet 'Project Template', row 3" in err.value.file
     assert err.value.field == "Units of Concentration"
+
+
+def test_an_arbitrary_unit_in_the_workbook_is_kept_as_written(report):
+    # Issue 12, item 9: IU/mL has no factor to a mass without the analyte's own WHO
+    # International Standard; the values stay in IU/mL, labelled, never taken for pg/mL.
+    table = read_bioplex(report(template_unit="IU/mL"))
+    std = table[(table["analyte"] == "IL-6") & (table["type_label"] == "S1")]
+    assert std["standard_concentration"].tolist() == std["exp_conc"].tolist() == [1e4, 1e4]
+    assert set(table["concentration_unit"]) == {"IU/mL"}
+    assert set(table["exp_conc_unit"]) == {"IU/mL"}
+
+
+def test_standard_unit_argument_may_be_an_arbitrary_unit(report):
+    table = read_bioplex(report(), standard_unit="au/ml")
+    assert set(table["concentration_unit"]) == {"AU/mL"}
+    std = table[(table["analyte"] == "IL-6") & (table["type_label"] == "S1")]
+    assert std["standard_concentration"].tolist() == [1e4, 1e4]
 
 
 def test_error_unknown_standard_unit_argument(report):
@@ -639,6 +658,7 @@ def test_error_no_unit_anywhere(report):
     with pytest.raises(InputError, match="declares no unit") as err:
         read_bioplex(report())
     assert err.value.field == "Exp Conc" and "standard_unit" in str(err.value)
+    assert "--standard-unit" in err.value.expected  # the CLI's option is named
 
 
 def test_error_unit_conflicts_with_argument(report):
@@ -753,7 +773,7 @@ def test_write_bioplex_writes_the_concentration_unit_in_the_column_headers(repor
     path = write_bioplex(table, tmp_path / "ng.xlsx", standard_unit="ng/mL")
     back = read_bioplex(path).sort_values(["analyte", "well"]).reset_index(drop=True)
     table = table.sort_values(["analyte", "well"]).reset_index(drop=True)
-    assert back["concentration_unit"].unique().tolist() == ["ng/mL"]
+    assert back["exp_conc_unit"].unique().tolist() == ["ng/mL"]
     np.testing.assert_allclose(back["standard_concentration"], table["standard_concentration"])
     np.testing.assert_allclose(back["exp_conc"] * 1000, table["exp_conc"])
 

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cytosafe.errors import InputError, SchemaError, UnitError
+from cytosafe.errors import DataWarning, InputError, SchemaError, UnitError
 from cytosafe.io.msd import read_msd, write_msd
 from cytosafe.io.tidy import read_tidy, write_tidy
 from cytosafe.schema.measurements import MEASUREMENT_COLUMNS, validate_measurements
@@ -166,7 +166,8 @@ def test_writer_writes_canonical_columns_then_extras(tmp_path):
     path = write_tidy(study_table(), tmp_path / "m.csv")
     header = path.read_text(encoding="utf-8").splitlines()[0].split(",")
     canonical = [c for c in CANONICAL if c not in NOT_COMPARED]
-    assert header == [*canonical, "vendor_concentration"]  # no empty source columns
+    # The unit of the concentrations first of the extras; no empty source columns.
+    assert header == [*canonical, "concentration_unit", "vendor_concentration"]
     assert b"\r\n" not in path.read_bytes()
 
 
@@ -260,7 +261,9 @@ MINIMAL = (
 
 def test_reader_adds_the_optional_columns_and_source_lines(tmp_path):
     table = read_tidy(_csv(tmp_path, MINIMAL))
-    assert list(table.columns) == CANONICAL
+    # The schema's columns, then the unit of the concentrations (pg/mL when none is given).
+    assert list(table.columns) == [*CANONICAL, "concentration_unit"]
+    assert set(table["concentration_unit"]) == {"pg/mL"}
     assert list(table["source_row"]) == [2, 3, 4]  # the header is line 1
     assert list(table["well"]) == ["A01", "A02", "B01"]
     assert (table["dilution_factor"] == 1).all()
@@ -312,7 +315,7 @@ def test_concentration_unit_converts_each_row_to_pg_per_ml(tmp_path):
     table = read_tidy(_csv(tmp_path, text))
     np.testing.assert_allclose(table["standard_concentration"][:3], [2500.0, 625.0, 156.0])
     np.testing.assert_allclose(table["vendor_concentration"], [2400.0, 600.0, np.nan, 30.0])
-    assert "concentration_unit" not in table.columns  # all pg/mL now
+    assert table["concentration_unit"].tolist() == ["pg/mL"] * 4  # all converted
 
 
 # --------------------------------------------------------------------------- Excel
@@ -437,6 +440,42 @@ def test_error_bad_values_name_row_well_and_field(tmp_path, old, new, field, mes
         read_tidy(path)
     check(err.value, path, row=line, field=field)
     assert err.value.well in ("A01", "B01")
+
+
+@pytest.mark.parametrize("missing", ["", "NaN", "NA", "n/a"])
+def test_a_row_without_a_signal_is_set_aside_with_a_warning(tmp_path, missing):
+    # Issue 12, item 6: as xPONENT and DW skip a well without a reading, one empty signal
+    # no longer stops the file; the warning names the file, row, well and analyte.
+    text = MINIMAL.replace("S,P,A2,IL-6,blank,,80", f"S,P,A2,IL-6,blank,,{missing}")
+    path = _csv(tmp_path, text)
+    with pytest.warns(DataWarning) as caught:
+        table = read_tidy(path)
+    assert table["well"].tolist() == ["A01", "B01"]
+    assert table["source_row"].tolist() == [2, 4]
+    (message,) = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+    assert message.startswith(f"{path}, row 3, well A2, analyte IL-6: the signal is missing")
+    assert "set aside" in message
+
+
+def test_rows_without_a_signal_beyond_the_named_ones_are_counted(tmp_path):
+    rows = "".join(f"S,P,{'DEF'[k // 12]}{k % 12 + 1},IL-6,sample,,\n" for k in range(25))
+    path = _csv(tmp_path, MINIMAL + rows)
+    with pytest.warns(DataWarning) as caught:
+        table = read_tidy(path)
+    assert len(table) == 3
+    messages = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+    assert len(messages) == 21  # 20 rows named one by one, then the rest counted
+    assert (
+        messages[-1] == f"{path}: 5 more row(s) without a signal set aside: rows 25, 26, 27, 28, 29"
+    )
+
+
+def test_error_no_row_has_a_signal(tmp_path):
+    text = MINIMAL.replace(",5000\n", ",\n").replace(",80\n", ",\n").replace(",1200\n", ",\n")
+    path = _csv(tmp_path, text)
+    with pytest.raises(InputError, match="no row has a signal") as err:
+        read_tidy(path)
+    check(err.value, path, field="signal")
 
 
 def test_error_duplicate_well_and_analyte(tmp_path):

@@ -628,6 +628,7 @@ def test_units_are_converted_to_pg_per_ml(plate_file):
     tnf = table[(table["sample_id"] == "Standard4") & (table["analyte"] == "TNF")]
     assert il6["standard_concentration"].iloc[0] == 78.125 * 1000
     assert tnf["standard_concentration"].iloc[0] == 31.25
+    assert set(table["concentration_unit"]) == {"pg/mL"}  # ng/mL is stored in pg/mL
 
 
 def test_standard_unit_that_contradicts_the_file_is_an_error(plate_file):
@@ -854,11 +855,31 @@ def test_error_duplicate_location(plate_file):
 
 
 def test_error_unknown_unit(plate_file):
-    edit(plate_file, lambda ls: [re.sub(r"^Units:,pg/mL,", "Units:,IU/mL,", x) for x in ls])
+    edit(plate_file, lambda ls: [re.sub(r"^Units:,pg/mL,", "Units:,IU/furlong,", x) for x in ls])
     units_row = line_no(plate_file, "Units", "Units:")
-    with pytest.raises(UnitError, match="unknown concentration unit 'IU/mL'") as err:
+    with pytest.raises(UnitError, match="unknown concentration unit 'IU/furlong'") as err:
         read_xponent(plate_file)
     assert_names(err, plate_file, units_row, None, "Units: IL-6")
+
+
+def test_arbitrary_units_pass_through_unconverted_and_labelled(plate_file):
+    # Issue 12, item 9: IU/mL is kept as written (no factor to a mass without the
+    # analyte's WHO International Standard), and never taken for pg/mL.
+    edit(plate_file, lambda ls: [re.sub(r"^Units:,pg/mL,", "Units:,iu/ml,", x) for x in ls])
+    table = read_xponent(plate_file)
+    il6 = table[(table["sample_id"] == "Standard4") & (table["analyte"] == "IL-6")]
+    tnf = table[(table["sample_id"] == "Standard4") & (table["analyte"] == "TNF")]
+    assert il6["standard_concentration"].iloc[0] == 78.125
+    assert set(il6["concentration_unit"]) == {"IU/mL"}
+    assert set(tnf["concentration_unit"]) == {"pg/mL"}
+
+
+def test_standard_unit_may_be_an_arbitrary_unit(plate_file):
+    edit(plate_file, lambda ls: [re.sub(r"^Units:,pg/mL,pg/mL,", "Units:,,,", x) for x in ls])
+    table = read_xponent(plate_file, standard_unit="AU/mL")
+    std1 = table[(table["sample_id"] == "Standard1") & (table["analyte"] == "IL-6")]
+    assert std1["standard_concentration"].tolist() == [5000.0, 5000.0]
+    assert set(table["concentration_unit"]) == {"AU/mL"}
 
 
 def test_error_standard_without_expected_concentration(plate_file):

@@ -6,8 +6,9 @@ number is the bound), ``OOR <`` / ``OOR >`` (out of range, no number), ``*1.55``
 (extrapolated beyond the standards), ``***`` / ``---`` / ``NaN`` / empty (no value), and
 numbers re-saved by Excel in scientific notation (``1.30013E+12``).
 
-The writers print numbers with :func:`number_text` and stamp files with
-:func:`export_time`; readers whose instruments may report a signal below zero store it
+The writers print numbers with :func:`number_text`, stamp files with
+:func:`export_time` and choose the unit of a layout that holds one with
+:func:`written_unit`; readers whose instruments may report a signal below zero store it
 with :func:`floor_at_zero`.
 """
 
@@ -22,6 +23,9 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from cytosafe.errors import InputError, UnitError
+from cytosafe.schema.units import CONCENTRATION_UNIT, canonical_unit, to_pg_per_ml
+
 __all__ = [
     "VENDOR_FLAGS",
     "cell_text",
@@ -29,6 +33,7 @@ __all__ = [
     "floor_at_zero",
     "number_text",
     "parse_vendor_value",
+    "written_unit",
 ]
 
 #: The flag vocabulary of :func:`parse_vendor_value`.
@@ -178,3 +183,40 @@ def floor_at_zero(table: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[
     out = table.copy()
     out.loc[negative, "signal"] = 0.0
     return out, [message]
+
+
+def written_unit(
+    table: pd.DataFrame, standard_unit: str | None, *, layout: str, file: str | None = None
+) -> tuple[str, float]:
+    """The unit a writer writes a validated table's concentrations in, and its factor
+    (``written = stored / factor``), for a layout that holds one unit for all analytes.
+
+    A table in pg/mL is written in ``standard_unit`` (default pg/mL; any mass unit). A
+    table in an arbitrary unit (IU/mL, ...; :mod:`cytosafe.schema.units`) is written in it,
+    unconverted: ``standard_unit`` may only name that unit. A table in several units does
+    not fit a layout of one (an :class:`~cytosafe.errors.InputError` naming ``layout``).
+    """
+    units = sorted(set(table["concentration_unit"].dropna().astype(str)) or {CONCENTRATION_UNIT})
+    if units == [CONCENTRATION_UNIT]:
+        unit = standard_unit or CONCENTRATION_UNIT
+        return canonical_unit(unit, file=file, field="standard_unit"), to_pg_per_ml(
+            unit, file=file, field="standard_unit"
+        )
+    if len(units) > 1:
+        raise InputError(
+            f"the table holds concentrations in several units ({', '.join(units)}); "
+            f"{layout} holds one unit for the whole file",
+            file=file,
+            field="concentration_unit",
+            expected="one file per unit",
+        )
+    (unit,) = units
+    if standard_unit is not None and canonical_unit(standard_unit, field="standard_unit") != unit:
+        raise UnitError(
+            f"the table's concentrations are in {unit}, an arbitrary unit, which does not "
+            f"convert to '{standard_unit}'",
+            file=file,
+            field="standard_unit",
+            expected=f"standard_unit='{unit}' or None",
+        )
+    return unit, 1.0

@@ -42,7 +42,9 @@ Every *measurement document* of every *plate reader document* is one reading:
 * ``sample role type`` gives ``sample_type`` (standard, calibration -> ``standard``;
   blank -> ``blank``; control, quality control, validation -> ``control``; anything
   else, and no role, -> ``sample``), ``mass concentration`` gives
-  ``standard_concentration`` (converted to pg/mL), ``sample identifier`` gives
+  ``standard_concentration`` in its unit (a mass unit converted to pg/mL, an arbitrary
+  unit such as IU/mL kept as written and named in ``concentration_unit``; without a unit,
+  ``standard_unit``, else pg/mL), ``sample identifier`` gives
   ``sample_id`` unless it is allotropy's placeholder ``"<plate> <well>"``, and the
   ``dilution factor setting`` that allotropy's MSD parser stores with the sample gives
   ``dilution_factor``. Neither SoftMax Pro nor Gen5 exports carry roles or calibrator
@@ -167,7 +169,7 @@ from cytosafe.io._values import export_time, floor_at_zero
 from cytosafe.io.platemap import DEFAULT_STUDY_ID, join_plate_map, read_plate_map
 from cytosafe.io.reader import Probe, finish, select_plate
 from cytosafe.schema.measurements import validate_measurements
-from cytosafe.schema.units import CONCENTRATION_UNIT, to_pg_per_ml
+from cytosafe.schema.units import analyte_unit, canonical_unit
 from cytosafe.schema.wells import PLATE_FORMATS, normalize_well, plate_format_for, well_index
 
 __all__ = [
@@ -558,8 +560,9 @@ def _invalidating_error(md: Mapping, feature: str, wavelength: float | None) -> 
     return None
 
 
-def _sample_fields(sd: Mapping, *, ours: bool, where: dict) -> dict:
-    """Schema columns the sample document gives."""
+def _sample_fields(sd: Mapping, *, ours: bool, where: dict, standard_unit: str | None) -> dict:
+    """Schema columns the sample document gives (``standard_unit``: the unit of a
+    concentration the document gives without one; a different unit stated is an error)."""
     fields: dict = {}
     role = sd.get("sample role type")
     if isinstance(role, str) and role.strip():
@@ -567,11 +570,21 @@ def _sample_fields(sd: Mapping, *, ours: bool, where: dict) -> dict:
     mass = sd.get("mass concentration")
     conc = _number(mass)
     if not math.isnan(conc):
-        unit = mass.get("unit", "pg/mL") if isinstance(mass, Mapping) else "pg/mL"
+        said = mass.get("unit") if isinstance(mass, Mapping) else None
         try:
-            fields["standard_concentration"] = conc * to_pg_per_ml(unit)
+            if said and standard_unit and canonical_unit(said) != canonical_unit(standard_unit):
+                raise InputError(
+                    f"the ASM gives the concentration in '{said}' but standard_unit="
+                    f"'{standard_unit}' was given",
+                    field="standard_unit",
+                    expected=f"standard_unit='{said}' or None",
+                    **where,
+                )
+            unit, factor = analyte_unit(said or standard_unit)
         except UnitError as exc:
             raise exc.located(field="mass concentration", **where) from None
+        fields["standard_concentration"] = conc * factor
+        fields["concentration_unit"] = unit
     custom = _custom(sd)
     dilution = _number(custom.get("dilution factor setting"))
     if dilution > 0:
@@ -583,7 +596,7 @@ def _sample_fields(sd: Mapping, *, ours: bool, where: dict) -> dict:
     return fields
 
 
-def _readings(asm: Mapping, source: str) -> list[_Reading]:
+def _readings(asm: Mapping, source: str, standard_unit: str | None = None) -> list[_Reading]:
     """Every endpoint reading of a plate-reader ASM document."""
     if not isinstance(asm, Mapping) or _TECHNIQUE not in asm:
         manifest = asm.get("$asm.manifest") if isinstance(asm, Mapping) else None
@@ -674,7 +687,12 @@ def _readings(asm: Mapping, source: str) -> list[_Reading]:
                     value=_number(md[feature]),
                     error=_invalidating_error(md, feature, wavelength),
                     label=str(label).strip() if label not in (None, "") else None,
-                    fields=_sample_fields(sd, ours=ours, where={"file": source, "well": well})
+                    fields=_sample_fields(
+                        sd,
+                        ours=ours,
+                        where={"file": source, "well": well},
+                        standard_unit=standard_unit,
+                    )
                     | _sample_id(sd, plate, str(location)),
                     plate_wells=plate_wells,
                 )
@@ -882,6 +900,7 @@ def measurements_from_asm(
     analyte: str | None = None,
     wavelength: float | None = None,
     reference_wavelength: float | None = None,
+    standard_unit: str | None = None,
 ) -> pd.DataFrame:
     """The raw tidy table of a plate-reader ASM document (as :func:`parse`, without a file).
 
@@ -889,7 +908,7 @@ def measurements_from_asm(
     ``source_file``.
     """
     table = _signal_table(
-        _readings(asm, source),
+        _readings(asm, source, standard_unit),
         source=source,
         analyte=analyte,
         wavelength=wavelength,
@@ -937,8 +956,9 @@ def parse(
         The plate: selects it from a multi-plate export, or names the plate of a
         one-plate export; default the export's plate names.
     standard_unit:
-        Accepted for the common reader contract; ASM states the unit of every
-        ``mass concentration`` itself, so it is not used.
+        Unit of a ``mass concentration`` the ASM gives without one (default pg/mL); a
+        unit the ASM states wins, and a different ``standard_unit`` is an error. Mass
+        units are converted to pg/mL, arbitrary units (IU/mL, ...) kept as written.
     analyte:
         Name of the selected read (e.g. ``"IL-6"``); default ``OD450``,
         ``OD450-570``, or the analyte the ASM names.
@@ -968,11 +988,13 @@ def parse(
     >>> table = parse("elisa_gen5.txt", wavelength=450, reference_wavelength=570,
     ...               analyte="IL-6")  # doctest: +SKIP
     """
-    del standard_unit  # ASM carries units with its values
     source = str(path)
+    if standard_unit is not None:
+        analyte_unit(standard_unit, file=source, field="standard_unit")
     return measurements_from_asm(
         to_asm(path, vendor=vendor),
         source=source,
+        standard_unit=standard_unit,
         study_id=study_id,
         plate_id=plate_id,
         analyte=analyte,
@@ -1083,7 +1105,7 @@ def read_asm_plate(
     """
     export = Path(export)
     source = str(export)
-    to_pg_per_ml(standard_unit or CONCENTRATION_UNIT, field="standard_unit")  # before reading
+    analyte_unit(standard_unit, field="standard_unit")  # before reading
     pmap = plate_map if isinstance(plate_map, pd.DataFrame) else read_plate_map(plate_map)
     signals = _signal_table(
         _readings(to_asm(export, vendor=vendor), source),
@@ -1222,7 +1244,7 @@ def write(
             if pd.notna(row["standard_concentration"]):
                 sample["mass concentration"] = {
                     "value": float(row["standard_concentration"]),
-                    "unit": "pg/mL",
+                    "unit": str(row["concentration_unit"]),  # pg/mL, or as stored
                 }
             custom = {
                 name: _json_value(row[name])

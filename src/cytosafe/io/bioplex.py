@@ -54,13 +54,16 @@ What the columns mean, and how they are read:
   non-negative number is an error.
 * **Obs Conc** is Bio-Plex's back-calculated concentration, *already multiplied by the
   Dilution*, read with :func:`~cytosafe.io._values.parse_vendor_value` into
-  ``vendor_concentration`` (pg/mL) and ``vendor_flag`` (``OOR <`` / ``OOR >`` -> below /
+  ``vendor_concentration`` (in ``concentration_unit``) and ``vendor_flag`` (``OOR <`` / ``OOR >`` -> below /
   above range, ``*1.55`` -> extrapolated, ``***`` / empty -> missing).
 * **Exp Conc** is the nominal concentration of a standard (and the expected value of a
   control; a control's 0 is read as no expected value, as LabKey's sample report, where
   ``(Obs/Exp) * 100`` is then ``***``, suggests) ->
-  ``standard_concentration`` in pg/mL; the printed number stays in ``exp_conc`` and its
-  unit (canonical spelling) in ``concentration_unit``.
+  ``standard_concentration`` in the stored unit: a mass unit converted to pg/mL, an
+  arbitrary unit (IU/mL, U/mL, AU/mL, ...) kept as written
+  (:func:`~cytosafe.schema.units.analyte_unit`), named by ``concentration_unit``; the
+  printed number stays in ``exp_conc`` and its unit as printed (canonical spelling) in
+  ``exp_conc_unit``.
 * **Dilution** (``4`` or ``1:4``) -> ``dilution_factor``; **Bead Count** -> ``bead_count``
   (summary tables have none); **Outlier** -> ``outlier``; **Std Dev**, **%CV** ->
   ``fi_sd``, ``fi_cv``; **Sampling Errors** -> ``sampling_errors``. ``(Obs/Exp) * 100``,
@@ -70,9 +73,9 @@ Units: Bio-Plex's report does not print the concentration unit in the versions s
 The unit is taken, in this order, from the analyte sheet (a header such as ``Exp Conc
 (pg/mL)`` or a ``...Units...: pg/mL`` header line), from a *Project Template* sheet in
 the workbook (the SCHARP/LabKey upload template that labs fill in; its row "Units of
-Concentration"), or from the ``standard_unit`` argument. A unit in the file that
-disagrees with ``standard_unit`` is an error, as is no unit at all when the report has
-concentrations.
+Concentration"), or from the ``standard_unit`` argument (``cytosafe quantify
+--standard-unit``). A unit in the file that disagrees with ``standard_unit`` is an error,
+as is no unit at all when the report has concentrations.
 
 The standard curve (see :func:`read_bioplex_equations`): Bio-Plex fits ``FI - Bkgd``
 (not FI) against the concentration in the well, ::
@@ -101,10 +104,10 @@ import pandas as pd
 
 from cytosafe._atomic import atomic_write
 from cytosafe.errors import DataWarning, InputError
-from cytosafe.io._values import export_time, parse_vendor_value
+from cytosafe.io._values import export_time, parse_vendor_value, written_unit
 from cytosafe.io.reader import Probe, finish
 from cytosafe.schema.measurements import validate_measurements
-from cytosafe.schema.units import canonical_unit, to_pg_per_ml
+from cytosafe.schema.units import CONCENTRATION_UNIT, analyte_unit, canonical_unit, is_arbitrary
 from cytosafe.schema.wells import normalize_well
 
 __all__ = [
@@ -761,7 +764,8 @@ def read_bioplex(
         ``sample_id``, i.e. the report's Description, or by ``well``).
     standard_unit : str, optional
         Unit of ``Exp Conc`` / ``Obs Conc`` when the workbook declares none (e.g.
-        ``"pg/mL"``). A unit in the workbook that differs from it is an error.
+        ``"pg/mL"``, or an arbitrary unit such as ``"IU/mL"``, kept as written). A unit in
+        the workbook that differs from it is an error.
 
     Returns
     -------
@@ -769,9 +773,10 @@ def read_bioplex(
         One row per well x analyte -- per replicate group when the report only prints
         group means (see the module notes) -- validated by
         :func:`~cytosafe.schema.measurements.validate_measurements`. Extras after the
-        schema columns: ``net_signal`` (FI - Bkgd), ``vendor_concentration`` (Obs Conc,
-        pg/mL, dilution included), ``vendor_flag``, ``exp_conc`` (as
-        printed) and its ``concentration_unit`` (canonical spelling), ``fi_sd``, ``fi_cv``, ``wells``,
+        schema columns: ``concentration_unit`` (the stored unit), ``net_signal``
+        (FI - Bkgd), ``vendor_concentration`` (Obs Conc, dilution included, in
+        ``concentration_unit``), ``vendor_flag``, ``exp_conc`` (as printed) and its
+        ``exp_conc_unit`` (canonical spelling), ``fi_sd``, ``fi_cv``, ``wells``,
         ``n_wells``, ``type_label`` (S1, X12, B), ``description``, ``outlier``,
         ``sampling_errors``, ``bead_region``, ``source_sheet``. ``attrs["skipped"]``
         lists rows without an FI, ``attrs["ignored_sheets"]`` sheets that are not
@@ -812,7 +817,7 @@ def parse(
     validates it. Its warning waits in ``attrs["warnings"]``."""
     path = Path(path)
     if standard_unit is not None:
-        to_pg_per_ml(standard_unit, file=str(path), field="standard_unit")
+        analyte_unit(standard_unit, file=str(path), field="standard_unit")
     sheets = _load_workbook(path)
     analyte_sheets = _analyte_sheets(sheets, path)
     template = _template_unit(sheets, path)
@@ -835,10 +840,14 @@ def parse(
                 "the report has concentrations but declares no unit",
                 file=_where_sheet(path, sheet.name),
                 field="Exp Conc",
-                expected="standard_unit='pg/mL' (or the kit's unit), or a unit in the workbook",
+                expected="the kit's unit given as standard_unit='pg/mL' (cytosafe quantify "
+                "--standard-unit pg/mL; IU/mL, U/mL, AU/mL are kept as written), or a unit in "
+                "the workbook",
             )
-        factor = (
-            to_pg_per_ml(unit, file=unit_where, field="concentration unit") if unit else math.nan
+        stored, factor = (
+            analyte_unit(unit, file=unit_where, field="concentration unit")
+            if unit
+            else (None, math.nan)
         )
         for rec in sheet_records:
             has_expected = rec["sample_type"] == "standard" or (
@@ -846,7 +855,8 @@ def parse(
             )  # a control's 0 means no expected value was entered
             rec["standard_concentration"] = rec["exp_conc"] * factor if has_expected else np.nan
             rec["vendor_concentration"] = rec.pop("_obs_conc") * factor
-            rec["concentration_unit"] = canonical_unit(unit) if unit else None
+            rec["concentration_unit"] = stored
+            rec["exp_conc_unit"] = canonical_unit(unit) if unit else None
         records.extend(sheet_records)
 
     if not records:
@@ -871,8 +881,8 @@ def parse(
     table.insert(0, "study_id", study_id or DEFAULT_STUDY_ID)
     table.insert(1, "plate_id", plate_id)
     table["source_file"] = str(path)
-    extras = ["net_signal", "vendor_concentration", "vendor_flag", "exp_conc",
-              "concentration_unit", "fi_sd", "fi_cv", "wells", "n_wells", "type_label",
+    extras = ["concentration_unit", "net_signal", "vendor_concentration", "vendor_flag",
+              "exp_conc", "exp_conc_unit", "fi_sd", "fi_cv", "wells", "n_wells", "type_label",
               "description", "outlier", "sampling_errors", "bead_region", "source_sheet"]  # fmt: skip
     table = table[[c for c in table.columns if c not in extras] + extras]
     table["bead_region"] = table["bead_region"].astype("Int64")
@@ -1073,7 +1083,7 @@ def write_bioplex(
     measurements: pd.DataFrame,
     path,
     *,
-    standard_unit: str = "pg/mL",
+    standard_unit: str | None = None,
 ) -> Path:
     """Write a one-plate measurement table as a Bio-Plex Manager report (``.xlsx``).
 
@@ -1088,7 +1098,8 @@ def write_bioplex(
     without blanks), as Bio-Plex computes it; Obs Conc is ``vendor_concentration`` with
     its ``vendor_flag`` (``OOR <``, ``*1.55``, ...), Exp Conc the standards' and controls'
     ``standard_concentration``, both in ``standard_unit``, which the two column headers
-    name (``Exp Conc (pg/mL)``). Std Dev, %CV, the ratio columns and the printed standard
+    of each sheet name (``Exp Conc (pg/mL)``); an analyte in an arbitrary unit (IU/mL,
+    ...) is written in it, unconverted, and its headers say so. Std Dev, %CV, the ratio columns and the printed standard
     curve are left out: they describe a fit the table does not hold. The acquisition date
     is now, or ``SOURCE_DATE_EPOCH`` when set.
 
@@ -1105,8 +1116,9 @@ def write_bioplex(
         A tidy measurement table of one plate (validated first).
     path : str or Path
         Where to write (``.xlsx``); the file is replaced atomically.
-    standard_unit : str
-        Unit of the concentration columns in the file (default ``"pg/mL"``).
+    standard_unit : str, optional
+        Unit of the concentration columns of analytes stored in pg/mL: any mass unit
+        (default pg/mL). An arbitrary unit here must be the unit of every analyte.
 
     Returns
     -------
@@ -1116,12 +1128,23 @@ def write_bioplex(
     Raises
     ------
     InputError
-        The table is not valid or holds several plates, or the unit is unknown.
+        The table is not valid or holds several plates, or the unit is unknown or an
+        arbitrary unit other than the table's.
     """
     path = Path(path)
-    factor = to_pg_per_ml(standard_unit, field="standard_unit")
-    unit = canonical_unit(standard_unit)
     table = validate_measurements(measurements).reset_index(drop=True)
+    # Per analyte: the unit its sheet is written in, and the factor from the stored values.
+    stored_unit = table.drop_duplicates("analyte").set_index("analyte")["concentration_unit"]
+    sheet_unit: dict[str, tuple[str, float]] = {}
+    for analyte, stored in stored_unit.items():
+        part = table[table["analyte"] == analyte]
+        sheet_unit[analyte] = written_unit(
+            part,
+            standard_unit if stored == CONCENTRATION_UNIT or is_arbitrary(standard_unit) else None,
+            layout="a Bio-Plex sheet",
+            file=str(path),
+        )
+    factor = table["analyte"].map({a: f for a, (_, f) in sheet_unit.items()}).astype(float)
     plates = list(dict.fromkeys(table["plate_id"]))
     if len(plates) > 1:
         raise InputError(
@@ -1166,7 +1189,9 @@ def write_bioplex(
         .index
     )
     stamp = export_time().strftime("%d-%b-%Y, %I:%M %p")
-    columns = [f"{c} ({unit})" if c in ("Obs Conc", "Exp Conc") else c for c in BIOPLEX_COLUMNS]
+
+    def columns(unit: str) -> list[str]:
+        return [f"{c} ({unit})" if c in ("Obs Conc", "Exp Conc") else c for c in BIOPLEX_COLUMNS]
 
     def write(target: Path) -> None:
         import openpyxl
@@ -1194,7 +1219,7 @@ def write_bioplex(
             ):
                 ws.append([line])
             ws.append([])
-            ws.append(columns)
+            ws.append(columns(sheet_unit[analyte][0]))
             for i in rows:
                 cells = {
                     "Analyte": label,

@@ -71,13 +71,16 @@ How the table is read
   sample map overrides any of this (e.g. a renamed calibrator: its Concentration is kept
   in ``standard_concentration``, so setting ``sample_type`` is enough).
 * ``standard_concentration`` is **Concentration** (calibrators; controls' expected
-  value) times the factor of ``standard_unit`` to pg/mL
-  (:func:`~cytosafe.schema.units.to_pg_per_ml`): DW writes numbers without a unit.
+  value) in ``standard_unit`` (DW writes numbers without a unit; default pg/mL): a mass
+  unit converted to pg/mL, an arbitrary unit (IU/mL, U/mL, AU/mL, ...) kept as written
+  (:func:`~cytosafe.schema.units.analyte_unit`); ``concentration_unit`` names the unit
+  stored.
 * ``dilution_factor`` is **Dilution** (empty = 1, as DW writes it for calibrators);
   ``replicate`` numbers the wells that share plate, assay and sample name in reading
   order (A01, A02, ..., B01), so it does not depend on DW's row order; ``exclude`` is
   **Excluded** when exported.
-* Extras, after the schema's columns: ``vendor_concentration`` (pg/mL) and
+* Extras, after the schema's columns: ``vendor_concentration`` (in
+  ``concentration_unit``) and
   ``vendor_flag``, **Calc. Concentration** parsed by
   :func:`~cytosafe.io._values.parse_vendor_value` (DW writes ``NaN`` where the signal is
   outside the fitted curve; with a ``Detection Range`` column that says ``Below/Above
@@ -121,10 +124,16 @@ import pandas as pd
 
 from cytosafe._atomic import atomic_write_bytes
 from cytosafe.errors import DataWarning, InputError
-from cytosafe.io._values import cell_text, export_time, number_text, parse_vendor_value
+from cytosafe.io._values import (
+    cell_text,
+    export_time,
+    number_text,
+    parse_vendor_value,
+    written_unit,
+)
 from cytosafe.io.reader import Probe, finish, select_plate
 from cytosafe.schema.measurements import validate_measurements
-from cytosafe.schema.units import to_pg_per_ml
+from cytosafe.schema.units import analyte_unit
 from cytosafe.schema.wells import PLATE_FORMATS, normalize_well, plate_format_for, well_index
 
 __all__ = [
@@ -709,15 +718,17 @@ def read_msd(
         Culture metadata joined with :func:`cytosafe.io.samples.annotate`, keyed by
         ``sample_id`` (the export's Sample name, optionally per ``plate_id``) or ``well``.
     standard_unit : str, optional
-        Unit of DW's Concentration and Calc. Concentration columns (DW writes none);
-        converted to pg/mL. Default (``None``) pg/mL.
+        Unit of DW's Concentration and Calc. Concentration columns (DW writes none); a
+        mass unit is converted to pg/mL, an arbitrary unit (IU/mL, ...) kept. Default
+        (``None``) pg/mL.
 
     Returns
     -------
     pandas.DataFrame
         One row per well x assay, validated by
         :func:`~cytosafe.schema.measurements.validate_measurements`, in the file's row
-        order. Extras: ``vendor_concentration`` (pg/mL), ``vendor_flag``, ``spot``,
+        order. Extras: ``vendor_concentration`` (in ``concentration_unit``),
+        ``vendor_flag``, ``spot``,
         ``adjusted_signal``, and ``detection_range`` when exported. See the module notes
         for the rules.
 
@@ -748,7 +759,7 @@ def parse(
     """The raw table of a DW export (the reader contract); :func:`read_msd` validates it."""
     path = Path(path)
     file = str(path)
-    factor = to_pg_per_ml(standard_unit or "pg/mL", file=file, field="standard_unit")
+    unit, factor = analyte_unit(standard_unit, file=file, field="standard_unit")
     records, sheet = _load(path)
     sections, preamble, looks_like_dw = _sections(records, file)
     if not sections:
@@ -819,6 +830,7 @@ def parse(
             "sample_id": col("sample"),
             "source_file": file,
             "source_row": col("line"),
+            "concentration_unit": unit,
         }
     )
     columns = {_COLUMN_FIELDS.get(_norm(c)) for s in sections for c in s.header.cells}
@@ -917,7 +929,7 @@ def write_msd(
     measurements: pd.DataFrame,
     path,
     *,
-    standard_unit: str = "pg/mL",
+    standard_unit: str | None = None,
     version: str = "4.0.12 (LSR_4_0_12)",
 ) -> Path:
     """Write measurements as a Discovery Workbench 4.0 "Experiment Data Table" CSV.
@@ -928,7 +940,8 @@ def write_msd(
     ``sample_id``, Assay ``analyte``; Spot is the ``spot`` column, else the analyte's
     rank on its plate. Concentration (calibrators, controls' expected values, the zero
     calibrator) and Calc. Concentration (``vendor_concentration``) are written in
-    ``standard_unit``. Mean, Adj. Sig. Mean, CV, % Recovery and the Calc. Conc. means are
+    ``standard_unit`` (DW writes no unit: a file in another unit than pg/mL is read back
+    with that ``standard_unit``). Mean, Adj. Sig. Mean, CV, % Recovery and the Calc. Conc. means are
     computed as DW computes them; without vendor concentrations the Calc. and % Recovery
     columns are empty. Adjusted Signal is ``adjusted_signal`` when given, else Signal
     (DW's default, no background correction). ``Creation Time`` / ``Read Time`` are now,
@@ -950,8 +963,10 @@ def write_msd(
         A tidy measurement table (validated first).
     path : str or Path
         Where to write; the file is replaced atomically, never half-written.
-    standard_unit : str
-        Unit of the Concentration columns in the file (default ``"pg/mL"``).
+    standard_unit : str, optional
+        Unit of the Concentration columns in the file: for a table in pg/mL any mass
+        unit (default pg/mL); a table in an arbitrary unit (IU/mL, ...) is written in it,
+        unconverted (:func:`~cytosafe.io._values.written_unit`).
     version : str
         The ``Version`` written in the preamble.
 
@@ -963,12 +978,13 @@ def write_msd(
     Raises
     ------
     InputError
-        The table is not valid, the unit unknown, or a sample name would read back as
+        The table is not valid, the unit unknown or not the table's arbitrary unit, the
+        table in several units (DW holds none), or a sample name would read back as
         another sample type (e.g. a sample called ``S001``: DW's calibrator name).
     """
     path = Path(path)
-    factor = to_pg_per_ml(standard_unit, field="standard_unit")
     table = validate_measurements(measurements).reset_index(drop=True)
+    _, factor = written_unit(table, standard_unit, layout="the DW data table", file=str(path))
     stype = table["sample_type"].astype(str)
 
     # Sample names: the table's, else DW's defaults.

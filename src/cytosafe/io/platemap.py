@@ -27,7 +27,9 @@ names are matched case-insensitively, spaces read as ``_``)::
 ``well`` (``Wells``, the column name of R ``plater``'s tidy output, is accepted) and
 ``sample_type`` are required; the others are optional and mean what the schema says.
 ``concentration_unit`` is the unit of ``standard_concentration`` (default: the
-``standard_unit`` argument of :func:`read_plate`); concentrations are converted to pg/mL.
+``standard_unit`` argument of :func:`read_plate`); mass units are converted to pg/mL,
+arbitrary units (IU/mL, U/mL, AU/mL, ...) kept as written
+(:func:`~cytosafe.schema.units.analyte_unit`).
 ``plate_id`` names the plate a line belongs to, so one long map may describe several
 plates. Any other column is kept as an extra column of the measurement table. Columns that
 only the reader matrix can know (``analyte``, ``signal``, ...) are refused.
@@ -141,7 +143,7 @@ from cytosafe.io._values import floor_at_zero, number_text
 from cytosafe.io._workbook import save_workbook
 from cytosafe.io.reader import finish
 from cytosafe.schema.measurements import MEASUREMENT_COLUMNS, validate_measurements
-from cytosafe.schema.units import CONCENTRATION_UNIT, canonical_unit, to_pg_per_ml
+from cytosafe.schema.units import analyte_unit, canonical_unit
 from cytosafe.schema.wells import (
     PLATE_FORMATS,
     normalize_well,
@@ -941,7 +943,8 @@ def _typed_map(raw: _RawMap, plate_format: int | None) -> pd.DataFrame:
 
 
 def _units(table: pd.DataFrame, raw: _RawMap, described: list[int], lines: list[int]) -> list:
-    """Canonical concentration units; each must convert to pg/mL."""
+    """Canonical concentration units: mass units (converted to pg/mL when the map is
+    joined) or arbitrary units (kept); molar and unknown units are refused."""
     out: list[object] = []
     for pos, value in enumerate(table["concentration_unit"].tolist()):
         if not isinstance(value, str):
@@ -953,7 +956,7 @@ def _units(table: pd.DataFrame, raw: _RawMap, described: list[int], lines: list[
             "well": table["well"].iat[pos],
             "field": "concentration_unit",
         }
-        to_pg_per_ml(value, **where)  # unknown or molar: UnitError naming the cell
+        analyte_unit(value, **where)  # unknown or molar: UnitError naming the cell
         out.append(canonical_unit(value, **where))
     return out
 
@@ -989,7 +992,7 @@ def read_plate_map(path: str | Path, *, plate_format: int | None = None) -> pd.D
         :func:`read_reader_matrix`), a layout without a name, two layouts or columns of
         the same name, a well listed twice, a well with values but no sample type, and
         every value the measurement schema refuses (``SchemaError``) or an unknown or
-        molar concentration unit (``UnitError``).
+        molar concentration unit (``UnitError``; arbitrary units such as IU/mL are kept).
 
     Examples
     --------
@@ -1153,7 +1156,8 @@ def join_plate_map(
         plate. For readings of several plates it also selects which is read.
     standard_unit:
         Unit of ``standard_concentration`` for map wells without a ``concentration_unit``
-        (default pg/mL); concentrations are stored in pg/mL.
+        (default pg/mL); mass units are stored in pg/mL, arbitrary units (IU/mL, ...) as
+        written.
     plate_format:
         96 or 384, the plate the readings come from; by default the smallest plate
         holding their wells.
@@ -1195,7 +1199,7 @@ def join_plate_map(
     """
     if below_zero not in {"refuse", "zero"}:
         raise ValueError(f"below_zero must be 'refuse' or 'zero', not {below_zero!r}")
-    default_factor = to_pg_per_ml(standard_unit or CONCENTRATION_UNIT, field="standard_unit")
+    default_unit = analyte_unit(standard_unit, field="standard_unit")
     pmap = _load_map(plate_map)
     map_src = str(pmap.attrs.get("source", "<plate map>"))
     missing_columns = [c for c in READING_COLUMNS if c not in readings.columns]
@@ -1269,15 +1273,21 @@ def join_plate_map(
         columns=["plate_id", "sample_id", "concentration_unit", "source_file", "source_row"],
         errors="ignore",
     ).copy()
+    # Each well's unit as stored (pg/mL, or an arbitrary unit as written): the map's, else
+    # standard_unit's when given; a well that states none takes its curve's (validation).
+    said = (
+        rows["concentration_unit"]
+        if "concentration_unit" in rows.columns
+        else pd.Series(None, index=rows.index, dtype=object)
+    )
+    stored = [
+        analyte_unit(u) if isinstance(u, str) else (default_unit if standard_unit else None)
+        for u in said
+    ]
+    if any(s is not None for s in stored):
+        smap["concentration_unit"] = [s[0] if s else None for s in stored]
     if "standard_concentration" in smap.columns:
-        factor = (
-            rows["concentration_unit"].map(
-                lambda u: to_pg_per_ml(u) if isinstance(u, str) else np.nan
-            )
-            if "concentration_unit" in rows.columns
-            else pd.Series(np.nan, index=rows.index)
-        )
-        factor = factor.fillna(default_factor).astype(float)
+        factor = np.array([s[1] if s else default_unit[1] for s in stored], dtype=float)
         smap["standard_concentration"] = rows["standard_concentration"].astype(float) * factor
     smap["_map_row"] = rows["source_row"].astype(int).to_numpy()
     meas.attrs["warnings"] = pending
@@ -1437,7 +1447,7 @@ def read_plate(
     --------
     >>> table = read_plate("plate_map.csv", "reader_matrix.csv", study_id="CRA-01")  # doctest: +SKIP
     """
-    to_pg_per_ml(standard_unit or CONCENTRATION_UNIT, field="standard_unit")  # before reading
+    analyte_unit(standard_unit, field="standard_unit")  # before reading
     pmap = _load_map(plate_map)
     sheet, named = _matrix_blocks(Path(matrix), analyte, None)
     return join_plate_map(
@@ -1565,7 +1575,8 @@ def write_plate_map(
     -------
     pathlib.Path
         ``path``. Written fields: ``plate_id``, ``sample_type`` and, when any well has
-        one, ``standard_concentration`` (pg/mL, with ``concentration_unit``) and the
+        one, ``standard_concentration`` (with its ``concentration_unit``: pg/mL, or the
+        arbitrary unit it is stored in) and the
         other :data:`PLATE_MAP_COLUMNS`. :func:`read_plate` with the matching
         :func:`write_reader_matrix` file reads the table back.
 
@@ -1581,7 +1592,7 @@ def write_plate_map(
     fmt = _write_format(table, plate_format)
     table = table.assign(
         concentration_unit=np.where(
-            table["standard_concentration"].notna(), CONCENTRATION_UNIT, None
+            table["standard_concentration"].notna(), table["concentration_unit"], None
         )
     )
     fields = [

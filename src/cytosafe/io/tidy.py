@@ -15,12 +15,21 @@ Reading (:func:`read_tidy`)
   ``sample_type``); other columns are kept as extras under their own names.
 * Empty cells are missing values. A row with fewer cells than the header is a
   truncated file, one with more a misaligned row; both are errors naming the line.
+* A row whose ``signal`` is missing (an empty cell, or ``NaN``/``NA``/``N/A``) is set
+  aside: it is not read, and a :class:`~cytosafe.errors.DataWarning` names the file, row,
+  well and analyte, as the xPONENT and Discovery Workbench readers skip a well without a
+  reading; every other row goes on (a curve that loses standards this way gets its status
+  from calibration). A file in which no row has a signal is an error. A signal that is not
+  a number or is negative stays an error naming the row.
 * An optional ``concentration_unit`` column gives, per row, the unit of
   ``standard_concentration`` (and of ``vendor_concentration`` when present, which a row
-  reports in the same unit); both are converted to pg/mL
-  (:func:`~cytosafe.schema.units.to_pg_per_ml`), an empty unit meaning pg/mL, and the
-  column is dropped. An unknown or molar unit is a :class:`~cytosafe.errors.UnitError`
-  naming the line.
+  reports in the same unit). A mass unit is converted to pg/mL; an arbitrary unit
+  (IU/mL, U/mL, AU/mL, ...) is kept as written
+  (:func:`~cytosafe.schema.units.analyte_unit`); the column then holds the stored unit
+  (``pg/mL`` or the arbitrary unit's canonical spelling). An empty unit is the curve's
+  (pg/mL when the curve states none). An unknown or molar unit is a
+  :class:`~cytosafe.errors.UnitError` naming the line; one curve in two units is an
+  error of validation (:mod:`cytosafe.schema.measurements`).
 * ``study_id`` and ``plate_id`` given to the reader override the file's (a file of
   several plates keeps the one ``plate_id`` names, see
   :func:`~cytosafe.io.reader.select_plate`); ``standard_unit`` is the unit of rows
@@ -54,7 +63,7 @@ from cytosafe.io._values import cell_text
 from cytosafe.io._workbook import save_workbook
 from cytosafe.io.reader import Probe, finish, select_plate
 from cytosafe.schema.measurements import MEASUREMENT_COLUMNS, to_numbers, validate_measurements
-from cytosafe.schema.units import to_pg_per_ml
+from cytosafe.schema.units import analyte_unit
 
 __all__ = ["DESCRIPTION", "NAME", "SUFFIXES", "parse", "read_tidy", "sniff", "write", "write_tidy"]
 
@@ -66,6 +75,10 @@ _SCHEMA = {c.name for c in MEASUREMENT_COLUMNS}
 _UNIT_COLUMN = "concentration_unit"
 _CONVERTED = ("standard_concentration", "vendor_concentration")
 _EXCEL = {".xlsx", ".xlsm"}
+#: Cell texts of a missing signal besides an empty cell (pandas', R's and Excel users').
+_MISSING = {"nan", "na", "n/a"}
+#: Rows set aside for a missing signal that are named one by one in warnings.
+_NAMED = 20
 
 
 def _key(name: str) -> str:
@@ -169,7 +182,7 @@ def read_tidy(
         Culture metadata joined with :func:`cytosafe.io.samples.annotate`.
     standard_unit : str, optional
         Unit of the concentrations of rows without a ``concentration_unit``; default
-        pg/mL.
+        pg/mL. A mass unit is converted to pg/mL, an arbitrary unit (IU/mL, ...) kept.
 
     Returns
     -------
@@ -208,7 +221,7 @@ def parse(
     path = Path(path)
     file = str(path)
     if standard_unit is not None:
-        to_pg_per_ml(standard_unit, file=file, field="standard_unit")
+        analyte_unit(standard_unit, file=file, field="standard_unit")
     if not path.is_file():
         raise InputError("file not found", file=file)
     if path.suffix.lower() in _EXCEL:
@@ -293,10 +306,46 @@ def parse(
             table[_UNIT_COLUMN] = None
         table[_UNIT_COLUMN] = table[_UNIT_COLUMN].fillna(standard_unit)
     if _UNIT_COLUMN in table.columns:
-        table = _to_pg_per_ml(table, file)
+        table = _stored_units(table, file)
     if study_id is not None:
         table["study_id"] = study_id
-    return select_plate(table, plate_id, file=file)
+    table = select_plate(table, plate_id, file=file)
+    table, pending = _set_aside_missing_signals(table, file)
+    table.attrs["warnings"] = pending
+    return table
+
+
+def _set_aside_missing_signals(table: pd.DataFrame, file: str) -> tuple[pd.DataFrame, list[str]]:
+    """The rows with a signal, and a warning naming each row set aside without one."""
+    if "signal" not in table.columns:
+        return table, []  # validation names the missing column
+    raw = table["signal"]
+    text = raw.astype(object).where(raw.notna(), "").astype(str).str.strip()
+    missing = (text == "") | text.str.lower().isin(_MISSING)
+    if not missing.any():
+        return table, []
+    if missing.all():
+        raise InputError(
+            "no row has a signal",
+            file=file,
+            field="signal",
+            expected="a non-negative number in the signal column",
+        )
+    gone = table[missing]
+    messages = []
+    for row in gone.head(_NAMED).itertuples(index=False):
+        well = getattr(row, "well", None) or "?"
+        analyte = getattr(row, "analyte", None) or "?"
+        messages.append(
+            f"{file}, row {row.source_row}, well {well}, analyte {analyte}: the signal is "
+            "missing; the row is set aside (not quantified) and the rest of the file goes on"
+        )
+    if len(gone) > _NAMED:
+        rows = ", ".join(str(r) for r in gone["source_row"].iloc[_NAMED:].tolist())
+        messages.append(
+            f"{file}: {len(gone) - _NAMED} more row(s) without a signal set aside: rows {rows}"
+        )
+    return table[~missing].reset_index(drop=True), messages
 
 
 def _infer_numeric(values: pd.Series) -> pd.Series:
@@ -312,11 +361,13 @@ def _infer_numeric(values: pd.Series) -> pd.Series:
     return to_numbers(values).astype(float)
 
 
-def _to_pg_per_ml(table: pd.DataFrame, file: str) -> pd.DataFrame:
-    """Convert the concentrations of each row from its ``concentration_unit`` to pg/mL."""
-    units = table.pop(_UNIT_COLUMN)
+def _stored_units(table: pd.DataFrame, file: str) -> pd.DataFrame:
+    """Each row's concentrations in its stored unit (:func:`analyte_unit`): mass units
+    converted to pg/mL, arbitrary units kept; ``concentration_unit`` then names it."""
+    units = table[_UNIT_COLUMN]
+    stored = units.astype(object).copy()
     factors = pd.Series(1.0, index=table.index)
-    cache: dict[str, float] = {}
+    cache: dict[str, tuple[str, float]] = {}
     for pos, unit in enumerate(units.tolist()):
         if pd.isna(unit):
             continue
@@ -325,10 +376,11 @@ def _to_pg_per_ml(table: pd.DataFrame, file: str) -> pd.DataFrame:
             if "well" in table.columns and pd.notna(table["well"].iat[pos]):
                 where["well"] = str(table["well"].iat[pos])
             try:
-                cache[unit] = to_pg_per_ml(unit)
+                cache[unit] = analyte_unit(unit)
             except UnitError as exc:
                 raise exc.located(field=_UNIT_COLUMN, **where) from None
-        factors.iat[pos] = cache[unit]
+        stored.iat[pos], factors.iat[pos] = cache[unit]
+    table[_UNIT_COLUMN] = stored
     for column in _CONVERTED:
         if column in table.columns:
             values = to_numbers(table[column])

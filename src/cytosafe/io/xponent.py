@@ -62,16 +62,18 @@ How the table is read
   concentration is 0 is the zero calibrator and becomes a ``blank``. A sample map
   overrides any of these.
 * ``standard_concentration`` of standards (and of controls: their expected value) is the
-  block's number times the factor of the analyte's **Units** to pg/mL
-  (:func:`~cytosafe.schema.units.to_pg_per_ml`). The unit is needed only when the file
-  holds concentrations of that analyte; then an unknown unit is a
-  :class:`~cytosafe.errors.UnitError`, a missing one is taken from ``standard_unit``, and
-  neither is an error. (MFI-only exports write ``Bead`` or nothing there.)
+  block's number in the analyte's **Units**: a mass unit converted to pg/mL, an arbitrary
+  unit (IU/mL, U/mL, AU/mL, ...) kept as written
+  (:func:`~cytosafe.schema.units.analyte_unit`); ``concentration_unit`` names the unit
+  stored. The unit is needed only when the file holds concentrations of that analyte;
+  then an unknown unit is a :class:`~cytosafe.errors.UnitError`, a missing one is taken
+  from ``standard_unit``, and neither is an error. (MFI-only exports write ``Bead`` or
+  nothing there.)
 * ``dilution_factor`` is the **Dilution Factor** block (empty = 1); ``replicate`` numbers
   the wells that share a sample name, in plate order (column by column, as xPONENT
   acquires), so it does not depend on the row order of the file.
 * Extras, after the schema's columns: ``net_signal`` (Net MFI), ``vendor_concentration``
-  (pg/mL) and ``vendor_flag`` (the **Result** block parsed by
+  (in ``concentration_unit``) and ``vendor_flag`` (the **Result** block parsed by
   :func:`~cytosafe.io._values.parse_vendor_value`: ``< 0.105`` below range, ``> 5850``
   above, ``*1.55`` extrapolated, ``NaN`` missing), each when its block exists;
   ``bead_region`` (BeadID) when listed; ``total_events``; ``standard_flag`` when the file
@@ -131,7 +133,11 @@ from cytosafe.errors import InputError
 from cytosafe.io._values import export_time, number_text, parse_vendor_value
 from cytosafe.io.reader import Probe, finish
 from cytosafe.schema.measurements import to_numbers, validate_measurements
-from cytosafe.schema.units import canonical_unit, to_pg_per_ml
+from cytosafe.schema.units import (
+    CONCENTRATION_UNIT,
+    analyte_unit,
+    canonical_unit,
+)
 from cytosafe.schema.wells import normalize_well, plate_format_for, well_index
 
 __all__ = [
@@ -835,11 +841,13 @@ def _unit_factors(
     units_block: _Block | None,
     standard_unit: str | None,
     file: str,
-) -> np.ndarray:
-    """Factor to pg/mL per analyte (NaN where the file holds no concentration)."""
+) -> tuple[np.ndarray, list[str]]:
+    """Per analyte, the factor to its stored unit (NaN where the file holds no
+    concentration) and that unit (:func:`~cytosafe.schema.units.analyte_unit`)."""
     printed, line = units.get("units", ({}, None))
     line = line or (units_block.line if units_block else None)
     factors = np.full(len(analytes), np.nan)
+    stored = [CONCENTRATION_UNIT] * len(analytes)
     for j, analyte in enumerate(analytes):
         if not needed[j]:
             continue
@@ -861,8 +869,8 @@ def _unit_factors(
                 expected="a unit in the Units block, or standard_unit='pg/mL' (the kit's unit)",
                 **where,
             )
-        factors[j] = to_pg_per_ml(unit, **where)
-    return factors
+        stored[j], factors[j] = analyte_unit(unit, **where)
+    return factors, stored
 
 
 # --------------------------------------------------------------------------- reader
@@ -963,7 +971,7 @@ def _roles_and_expected(
     cec: dict[str, tuple[np.ndarray, int]],
     factors: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``sample_type`` and expected concentration (pg/mL), both wells x analytes."""
+    """``sample_type`` and expected concentration (stored unit), both wells x analytes."""
     n_a = factors.size
     well_type = np.array([_infer_type(s, set(sec), set(cec)) for s in samples], dtype=object)
     expected = np.full((len(samples), n_a), np.nan)
@@ -1089,7 +1097,7 @@ def parse(
     path = Path(path)
     file = str(path)
     if standard_unit is not None:
-        to_pg_per_ml(standard_unit, file=file, field="standard_unit")
+        analyte_unit(standard_unit, file=file, field="standard_unit")
     export = _parse(path)
     med, blocks = export.med, export.blocks
     analytes = med.columns
@@ -1113,7 +1121,9 @@ def parse(
     if vendor is not None:
         needed |= np.isfinite(vendor[0]).any(axis=0)
     units = _analyte_rows(blocks.get("Units"))
-    factors = _unit_factors(analytes, needed, units, blocks.get("Units"), standard_unit, file)
+    factors, stored_units = _unit_factors(
+        analytes, needed, units, blocks.get("Units"), standard_unit, file
+    )
     sample_type, expected = _roles_and_expected(med.samples, sec, cec, factors)
 
     plates = sorted({p for p, _ in med.keys})
@@ -1138,6 +1148,7 @@ def parse(
             "bead_count": beads.ravel(),
             "source_file": file,
             "source_row": rep(med.lines),
+            "concentration_unit": np.tile(np.asarray(stored_units, dtype=object), n_w),
         }
     )
     if net is not None:
@@ -1407,7 +1418,8 @@ def write_xponent(
     The file is laid out as xPONENT 3.1 writes it (the module notes; studied on
     ``pone.0187901.s001.csv``): the key-value header (``Batch`` = ``batch``,
     ``ProtocolName`` = the study, day-first dates), ``Results``, then the blocks Median,
-    Net MFI, Count, Result (when the table has ``vendor_concentration``), Units (pg/mL),
+    Net MFI, Count, Result (when the table has ``vendor_concentration``), Units (each
+    analyte's ``concentration_unit``: pg/mL, or an arbitrary unit as stored),
     Standard Expected Concentration (when it has standards), Control Expected
     Concentration (when it has controls), Per Bead Count, Dilution Factor, Analysis
     Types, Audit Logs and Warnings/Errors, and the ``-- CRC --`` trailer. Rows are padded
@@ -1475,6 +1487,7 @@ def write_xponent(
             )
     plate_id, study = str(table["plate_id"].iat[0]), str(table["study_id"].iat[0])
     analytes = list(dict.fromkeys(table["analyte"]))
+    unit_of = table.drop_duplicates("analyte").set_index("analyte")["concentration_unit"]
     wells = sorted(set(table["well"]), key=lambda w: (well_index(w)[1], well_index(w)[0]))
     n_w, n_a = len(wells), len(analytes)
     w_pos = {w: i for i, w in enumerate(wells)}
@@ -1612,7 +1625,8 @@ def write_xponent(
         ["DataType:", "Units"],
         ["Analyte:", *analytes],
         ["BeadID:", *regions],
-        ["Units:", *(["pg/mL"] * n_a)],
+        # Each analyte's values as stored: pg/mL, or its arbitrary unit kept as written.
+        ["Units:", *(str(unit_of.get(a, CONCENTRATION_UNIT)) for a in analytes)],
     ]
     if std_analytes:
         rows += [["DataType:", _SEC], ["Reagent", *analytes], *reagent_rows("standard")]

@@ -15,6 +15,18 @@ Two kinds of "control" are kept apart on purpose:
 * ``treatment_role`` is the role of the *culture condition* a sample came from in the
   cytokine release assay: the ``test`` article, the ``negative_control`` (medium), the
   ``vehicle``, the ``isotype_control`` or a ``positive_control`` (e.g. anti-CD3).
+
+Units of the analyte's concentrations (:data:`CONCENTRATION_UNIT_COLUMN`,
+``concentration_unit``): a standard's nominal concentration, a control's expected value and
+every concentration calibrated from them are in the unit of their plate x analyte curve.
+A mass unit is converted to pg/mL on validation (``standard_concentration`` and the
+readers' ``vendor_concentration``, :data:`CONVERTED_COLUMNS`); an arbitrary or activity
+unit (IU/mL, U/mL, AU/mL, ... :data:`cytosafe.schema.units.ARBITRARY_UNITS`) is kept as
+written, labelled with its canonical spelling, and never taken for pg/mL. A row without a
+unit takes its curve's; a curve that states none is in pg/mL; one curve in two units is
+an error naming the plate, analyte and row. The column is held after the schema's
+columns, as the first of the extras (the store keeps the schema's columns as they are),
+and is always present in a validated table.
 """
 
 from __future__ import annotations
@@ -25,10 +37,12 @@ import numpy as np
 import pandas as pd
 
 from cytosafe.errors import InputError, SchemaError, UnitError
-from cytosafe.schema.units import canonical_unit
+from cytosafe.schema.units import CONCENTRATION_UNIT, analyte_unit, canonical_unit
 from cytosafe.schema.wells import normalize_well
 
 __all__ = [
+    "CONCENTRATION_UNIT_COLUMN",
+    "CONVERTED_COLUMNS",
     "MEASUREMENT_COLUMNS",
     "SAMPLE_TYPES",
     "TREATMENT_ROLES",
@@ -61,7 +75,8 @@ MEASUREMENT_COLUMNS: tuple[Column, ...] = (
         "standard_concentration",
         "float",
         False,
-        "Nominal calibrator concentration, pg/mL (standards; controls' expected value).",
+        "Nominal calibrator concentration (standards; controls' expected value), in "
+        "concentration_unit: pg/mL, or an arbitrary unit kept as written.",
     ),
     Column("donor_id", "str", False, "Blood donor of the culture."),
     Column("treatment", "str", False, "Culture condition / test article name."),
@@ -101,6 +116,20 @@ MEASUREMENT_COLUMNS: tuple[Column, ...] = (
     Column("source_file", "str", False, "File the row was read from."),
     Column("source_row", "int", False, "1-based line of the row in its source file."),
 )
+
+#: The unit of the analyte's concentrations (module notes). Held beside the schema's
+#: columns, as the first extra, in every validated table.
+CONCENTRATION_UNIT_COLUMN = Column(
+    "concentration_unit",
+    "str",
+    False,
+    "Unit of standard_concentration and of every concentration calibrated from it: pg/mL "
+    "(mass units are converted), or an arbitrary unit such as IU/mL kept as written.",
+)
+
+#: The columns converted to pg/mL from a mass ``concentration_unit`` (``vendor_concentration``
+#: is the readers' extra: the vendor's result, in the unit of the curve).
+CONVERTED_COLUMNS = ("standard_concentration", "vendor_concentration")
 
 _BY_NAME = {c.name: c for c in MEASUREMENT_COLUMNS}
 REQUIRED = tuple(c.name for c in MEASUREMENT_COLUMNS if c.required)
@@ -309,7 +338,7 @@ def validate_measurements(df: pd.DataFrame, *, source: str | None = None) -> pd.
         source,
         "standard_concentration",
         "a standard has no nominal concentration",
-        "a concentration in pg/mL",
+        "a concentration in the curve's unit (concentration_unit, default pg/mL)",
     )
     _fail(
         out,
@@ -317,7 +346,7 @@ def validate_measurements(df: pd.DataFrame, *, source: str | None = None) -> pd.
         source,
         "standard_concentration",
         "a standard's nominal concentration is {value}",
-        "a concentration > 0 pg/mL; use sample_type 'blank' for the zero calibrator",
+        "a concentration > 0; use sample_type 'blank' for the zero calibrator",
     )
 
     raw_ex = out["exclude"]
@@ -371,6 +400,8 @@ def validate_measurements(df: pd.DataFrame, *, source: str | None = None) -> pd.
         "a unit such as ug/mL or nM",
     )
 
+    out = _concentration_units(out, source)
+
     for name in ("donor_id", "treatment", "assay_format", "sample_id", "source_file"):
         col = out[name]
         out[name] = col.where(col.isna(), col.astype(str).str.strip()).replace("", np.nan)
@@ -389,5 +420,64 @@ def validate_measurements(df: pd.DataFrame, *, source: str | None = None) -> pd.
         )
 
     canonical = [c.name for c in MEASUREMENT_COLUMNS]
-    extras = [c for c in out.columns if c not in _BY_NAME]
-    return out[canonical + extras]
+    unit = CONCENTRATION_UNIT_COLUMN.name
+    extras = [c for c in out.columns if c not in _BY_NAME and c != unit]
+    return out[[*canonical, unit, *extras]]
+
+
+def _concentration_units(out: pd.DataFrame, source: str | None) -> pd.DataFrame:
+    """``concentration_unit`` canonical, mass units converted to pg/mL, one unit per curve
+    (module notes)."""
+    name = CONCENTRATION_UNIT_COLUMN.name
+    raw = out[name] if name in out.columns else pd.Series(np.nan, index=out.index)
+    text = raw.astype(object).where(raw.notna(), "").astype(str).str.strip()
+    declared = (text != "").to_numpy()
+    stored = np.full(len(out), None, dtype=object)
+    factors = np.ones(len(out))
+    if declared.any():
+        firsts = text[declared].drop_duplicates()
+        known: dict[str, tuple[str, float]] = {}
+        for pos, value in firsts.items():
+            try:
+                known[value] = analyte_unit(value)
+            except UnitError as exc:
+                raise exc.located(field=name, **_where(out, int(pos), source)) from None
+        pairs = text[declared].map(known)
+        stored[declared] = [u for u, _ in pairs]
+        factors[declared] = [f for _, f in pairs]
+    if (factors != 1.0).any():
+        for column in CONVERTED_COLUMNS:
+            if column not in out.columns:
+                continue
+            values = to_numbers(out[column]).astype(float)
+            if values.notna().sum() == out[column].notna().sum():
+                out[column] = values * factors
+            else:  # text that is not a number is left as it is, for its own check
+                ok = values.notna().to_numpy()
+                col = out[column].astype(object).copy()
+                col[ok] = (values[ok] * factors[ok]).to_numpy()
+                out[column] = col
+    key = ["study_id", "plate_id", "analyte"]
+    units = pd.Series(stored, index=out.index)
+    if declared.any():
+        said = out.loc[declared, key].assign(_unit=units[declared])
+        curve_unit = said.groupby(key, sort=False)["_unit"].first()
+        expected = curve_unit.reindex(pd.MultiIndex.from_frame(said[key])).to_numpy()
+        clash = said["_unit"].to_numpy() != expected
+        if clash.any():
+            pos = int(said.index[np.flatnonzero(clash)[0]])
+            study, plate, analyte = (out[k].iat[pos] for k in key)
+            first = int(said.index[(said[key] == [study, plate, analyte]).all(axis=1)][0])
+            raise SchemaError(
+                f"plate '{plate}', analyte '{analyte}' has concentrations in "
+                f"'{units.iat[first]}' (row {_where(out, first, source)['row']}) and in "
+                f"'{units.iat[pos]}': one curve cannot mix units",
+                field=name,
+                expected="one concentration unit per plate x analyte (mass units are "
+                "converted to pg/mL; arbitrary units such as IU/mL are kept as written)",
+                **_where(out, pos, source),
+            )
+        filled = curve_unit.reindex(pd.MultiIndex.from_frame(out[key])).to_numpy()
+        units = pd.Series(np.where(declared, stored, filled), index=out.index)
+    out[name] = units.where(units.notna(), CONCENTRATION_UNIT).astype(object)
+    return out
