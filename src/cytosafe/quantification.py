@@ -112,6 +112,7 @@ def load_measurements(
     progress: Callable[[float, str], None] | None = None,
     wavelength: float | None = None,
     reference_wavelength: float | None = None,
+    standard_unit: str | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Read and concatenate exports, plate-map + matrix pairs or tables into one validated
     measurement table.
@@ -133,6 +134,11 @@ def load_measurements(
     wavelength, reference_wavelength:
         For the plate-reader exports among ``matrices``: the measurement wavelength and
         the reference wavelength subtracted well by well (nm; :mod:`cytosafe.io.asm`).
+    standard_unit:
+        The unit of the concentrations of every file read that states none (a Bio-Plex
+        report, a DW export); a unit a file states wins, and a different one is the
+        reader's error. Mass units are stored in pg/mL, arbitrary units (IU/mL, ...) as
+        written (:mod:`cytosafe.schema.units`).
 
     Plates must be unique across inputs: the same plate id in two inputs is an error naming
     both (it would silently merge two plates' standards otherwise), and so is a file given
@@ -159,8 +165,14 @@ def load_measurements(
         if isinstance(item, pd.DataFrame):
             jobs.append((f"<DataFrame {number}>", lambda item=item: validate_measurements(item)))
         else:
-            jobs.append((str(item), lambda item=item: _read(item, sample_map, study_id)))
-    reads = {"wavelength": wavelength, "reference_wavelength": reference_wavelength}
+            jobs.append(
+                (str(item), lambda item=item: _read(item, sample_map, study_id, standard_unit))
+            )
+    reads = {
+        "wavelength": wavelength,
+        "reference_wavelength": reference_wavelength,
+        "standard_unit": standard_unit,
+    }
     for plate_map, matrix in pairs:
         jobs.append(
             (str(matrix), lambda p=plate_map, m=matrix: _read_pair(p, m, study_id, **reads))
@@ -182,7 +194,7 @@ def load_measurements(
     return validate_measurements(pd.concat(tables, ignore_index=True)), sources
 
 
-def _read(path, sample_map, study_id: str | None) -> pd.DataFrame:
+def _read(path, sample_map, study_id: str | None, standard_unit: str | None = None) -> pd.DataFrame:
     """Read one export and record which reader read it (``reader``) and, for Bio-Plex
     reports and xPONENT exports, the curve family each analyte's printed curve is in
     (``vendor_model``): the vendor conventions need them after the file is gone (a stored
@@ -191,7 +203,9 @@ def _read(path, sample_map, study_id: str | None) -> pd.DataFrame:
     from cytosafe.io.registry import detect_format
 
     name = detect_format(path)
-    table = read(path, format=name, sample_map=sample_map, study_id=study_id)
+    table = read(
+        path, format=name, sample_map=sample_map, study_id=study_id, standard_unit=standard_unit
+    )
     table["reader"] = name
     if name == "bioplex":
         printed = _printed_models(path)

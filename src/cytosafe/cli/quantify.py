@@ -13,9 +13,15 @@ Examples
     $ cytosafe quantify --plate-map layout.csv --matrix il6_softmax.txt --wavelength 450 \
         --reference-wavelength 570 --out results/
     $ cytosafe quantify run.csv --exclude "P1:B3:IL6=bubble in the well" --out results/
+    $ cytosafe quantify bioplex_report.xls --standard-unit pg/mL --out results/
 
 Without options each plate is calibrated with its reader's vendor convention
 (:mod:`cytosafe.quantification`); an option given overrides it on every plate.
+
+``--standard-unit`` is the unit of the concentrations of exports that state none (Bio-Plex
+reports, DW exports); a unit the file states wins. Mass units are converted to pg/mL;
+arbitrary units (IU/mL, U/mL, AU/mL, ...; :mod:`cytosafe.schema.units`) are kept as
+written and labelled in every table and the report.
 """
 
 from __future__ import annotations
@@ -34,6 +40,18 @@ __all__ = ["quantify_command"]
 def _check_ecx(value: float | None) -> float | None:
     if value is not None and not 0 < value < 100:
         raise typer.BadParameter("must lie strictly between 0 and 100")
+    return value
+
+
+def _check_unit(value: str | None) -> str | None:
+    from cytosafe.errors import UnitError
+    from cytosafe.schema.units import analyte_unit
+
+    if value is not None:
+        try:
+            analyte_unit(value)
+        except UnitError as exc:
+            raise typer.BadParameter(exc.message + f" (expected {exc.expected})") from None
     return value
 
 
@@ -125,6 +143,15 @@ def quantify_command(
     study_id: Annotated[
         str | None, typer.Option(help="Study id for inputs that do not carry one.")
     ] = None,
+    standard_unit: Annotated[
+        str | None,
+        typer.Option(
+            help="Unit of the concentrations of exports that state none, e.g. pg/mL for a "
+            "Bio-Plex report (default: the file's, else pg/mL). Mass units become pg/mL; "
+            "IU/mL, U/mL, AU/mL are kept as written.",
+            callback=_check_unit,
+        ),
+    ] = None,
     model: Annotated[
         CurveModel | None,
         typer.Option(help="Standard-curve model (default: the vendor's, else 5PL)."),
@@ -204,6 +231,7 @@ def quantify_command(
             progress=progress,
             wavelength=wavelength,
             reference_wavelength=reference_wavelength,
+            standard_unit=standard_unit,
         )
     if not quiet:
         _summary(result, out)

@@ -74,7 +74,8 @@ Back-calculation interval: the delta method on the inverse prediction. For a mea
 at ``x̂`` and ``Σ`` the parameter covariance; the interval is symmetric on the log scale
 with Student's t on the fit's residual degrees of freedom. Concentrations are reported in
 the well (``concentration_in_well``) and in the sample (``concentration`` = in-well x
-``dilution_factor``), in pg/mL.
+``dilution_factor``), in the curve's ``concentration_unit``: pg/mL, or an arbitrary unit
+(IU/mL, ...) kept as the export wrote it (:mod:`cytosafe.schema.units`).
 """
 
 from __future__ import annotations
@@ -270,10 +271,12 @@ class Calibration:
     Attributes
     ----------
     wells: the measurement table with ``signal_used``, ``concentration_in_well``,
-        ``concentration`` (pg/mL in the sample), ``ci_low``/``ci_high``, one boolean column
+        ``concentration`` (in the sample, in the curve's ``concentration_unit``),
+        ``ci_low``/``ci_high``, one boolean column
         per flag and a ``flags`` text column (``;``-separated).
     samples: one row per plate x analyte x replicate group (a sample, standard level or
-        control): mean signal, CV, back-calculated mean with interval, flags.
+        control): mean signal, CV, back-calculated mean with interval, flags; values in
+        the curve's ``concentration_unit`` (pg/mL, or an arbitrary unit kept as written).
     curves: one row per plate x analyte: model parameters and errors, fit status, LLOQ,
         ULOQ, LOD, blank statistics.
     standards: one row per plate x analyte x standard level: nominal, mean signal,
@@ -577,7 +580,8 @@ def calibrate(
     first = df.drop_duplicates("group_id").set_index("group_id").sort_index()
     samples = first[[*CURVE_KEY, "sample_type", "sample_id", "donor_id", "treatment", "treatment_role",
                      "treatment_concentration", "treatment_unit", "assay_format", "incubation_h",
-                     "dilution_factor", "standard_concentration"]].copy()  # fmt: skip
+                     "dilution_factor", "standard_concentration",
+                     "concentration_unit"]].copy()  # fmt: skip
     g_dil = first["dilution_factor"].to_numpy(dtype=float)
     samples["n_replicates"] = g_n.astype(int)
     samples["mean_signal"] = g_mean

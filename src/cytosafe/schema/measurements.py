@@ -47,6 +47,7 @@ __all__ = [
     "SAMPLE_TYPES",
     "TREATMENT_ROLES",
     "Column",
+    "curve_units",
     "to_numbers",
     "validate_measurements",
 ]
@@ -481,3 +482,23 @@ def _concentration_units(out: pd.DataFrame, source: str | None) -> pd.DataFrame:
         units = pd.Series(np.where(declared, stored, filled), index=out.index)
     out[name] = units.where(units.notna(), CONCENTRATION_UNIT).astype(object)
     return out
+
+
+def curve_units(table: pd.DataFrame) -> pd.DataFrame:
+    """The concentration unit of each curve of a table (measurements, calibrated wells or
+    samples): one row per ``study_id`` x ``plate_id`` x ``analyte`` with its
+    ``concentration_unit`` (pg/mL where the table has no such column, as validation
+    reads a table without one).
+
+    >>> t = pd.DataFrame({"study_id": "S", "plate_id": "P", "analyte": ["IL-6", "IL-2"],
+    ...                   "concentration_unit": ["pg/mL", "IU/mL"]})
+    >>> curve_units(t)["concentration_unit"].tolist()
+    ['pg/mL', 'IU/mL']
+    """
+    key = ["study_id", "plate_id", "analyte"]
+    name = CONCENTRATION_UNIT_COLUMN.name
+    out = table[[*key, *([name] if name in table.columns else [])]].drop_duplicates(key)
+    if name not in out.columns:
+        out = out.assign(**{name: CONCENTRATION_UNIT})
+    out[name] = out[name].astype(object).where(out[name].notna(), CONCENTRATION_UNIT)
+    return out.reset_index(drop=True)

@@ -59,6 +59,7 @@ def run_quantification(
     progress: Progress | None = None,
     wavelength: float | None = None,
     reference_wavelength: float | None = None,
+    standard_unit: str | None = None,
 ):
     """Read exports, fit every standard curve, back-calculate, fit potency; optionally write.
 
@@ -68,6 +69,11 @@ def run_quantification(
         What to read (:func:`cytosafe.quantification.load_measurements`): exports, tables,
         or plate-map + reader-matrix (or plate-reader export) pairs, with the wavelengths
         of plate-reader exports; chosen wavelengths are recorded in ``settings.json``.
+    standard_unit:
+        The unit of the concentrations of files that state none (a Bio-Plex report, a DW
+        export; :func:`~cytosafe.quantification.load_measurements`): a mass unit is
+        stored in pg/mL, an arbitrary unit (IU/mL, U/mL, AU/mL, ...) kept as written and
+        labelled. Recorded in ``settings.json`` when given.
     settings, potency_settings:
         :class:`~cytosafe.curves.calibration.CalibrationSettings` and
         :class:`~cytosafe.curves.potency.PotencySettings`. Without calibration
@@ -108,6 +114,7 @@ def run_quantification(
         progress=lambda f, m: progress(0.2 * f, m),
         wavelength=wavelength,
         reference_wavelength=reference_wavelength,
+        standard_unit=standard_unit,
     )
     progress(0.2, "fitting standard curves, back-calculating, potency")
     result = quantify(
@@ -133,12 +140,14 @@ def run_quantification(
         plate_maps=paths(plate_maps),
         matrices=paths(matrices),
         study_id=study_id,
-        # The plate-reader wavelengths read, when chosen (they name the analytes' signal).
+        # The plate-reader wavelengths read and the unit given for files without one, when
+        # chosen (they name the analytes' signal and the concentrations' unit).
         **{
             name: value
             for name, value in (
                 ("wavelength", wavelength),
                 ("reference_wavelength", reference_wavelength),
+                ("standard_unit", standard_unit),
             )
             if value is not None
         },
@@ -154,18 +163,28 @@ def quantification_tables(result) -> dict[str, pd.DataFrame]:
 
     ``concentrations`` (every well), ``samples`` (replicate groups), ``curves``,
     ``standards``, ``qc`` and ``potency``. ``curves`` is the calibration's curve table
-    (parameters, standard errors, fit status, LLOQ, ULOQ, LOD, blank statistics) joined
-    with its plate QC verdict (``qc_pass``, ``qc_reasons``) and the number of sample and
-    control wells carrying each flag (``n_below_lloq``, ...).
+    (parameters, standard errors, fit status, LLOQ, ULOQ, LOD, blank statistics) with the
+    curve's ``concentration_unit`` (the unit of its limits, standards and of its wells'
+    concentrations: pg/mL, or an arbitrary unit kept as written), joined with its plate
+    QC verdict (``qc_pass``, ``qc_reasons``) and the number of sample and control wells
+    carrying each flag (``n_below_lloq``, ...). ``concentrations`` and ``samples`` carry
+    ``concentration_unit`` on every row.
     """
     from cytosafe.curves.calibration import FLAGS
+    from cytosafe.schema.measurements import curve_units
 
     cal = result.calibration
     key = ["study_id", "plate_id", "analyte"]
     study_wells = cal.wells[cal.wells["sample_type"].isin(["sample", "control"])]
     counts = study_wells.groupby(key, observed=True)[list(FLAGS)].sum().astype(int)
     counts.columns = [f"n_{f}" for f in FLAGS]
-    curves = cal.curves.merge(cal.qc[[*key, "qc_pass", "qc_reasons"]], on=key, how="left")
+    curves = cal.curves
+    if "concentration_unit" not in curves.columns:  # the unit of LLOQ, ULOQ and LOD
+        units = curve_units(cal.wells)
+        curves = curves.merge(units, on=key, how="left")
+        ordered = [*key, "concentration_unit"]
+        curves = curves[[*ordered, *(c for c in curves.columns if c not in ordered)]]
+    curves = curves.merge(cal.qc[[*key, "qc_pass", "qc_reasons"]], on=key, how="left")
     curves = curves.merge(counts, left_on=key, right_index=True, how="left")
     curves[counts.columns] = curves[counts.columns].fillna(0).astype(int)
     tables = {
