@@ -1,8 +1,12 @@
-"""``cytosafe store import|upgrade`` and ``cytosafe audit verify``: the store's commands.
+"""``cytosafe store import|exclude|include|upgrade`` and ``cytosafe audit verify``: the
+store's commands.
 
 ``audit_verify`` is ``cytosafe audit verify``; ``store_import`` is ``cytosafe store
-import``; ``store_upgrade`` is ``cytosafe store upgrade``. The store itself is imported on
-first use, so that ``cytosafe --help`` stays fast.
+import``; ``store_exclude`` and ``store_include`` are ``cytosafe store exclude`` and
+``cytosafe store include`` (wells of a stored study left out of, or restored to, the
+calibration with a reason: audited events, :mod:`cytosafe.store.exclusions`);
+``store_upgrade`` is ``cytosafe store upgrade``. The store itself is imported on first
+use, so that ``cytosafe --help`` stays fast.
 
 Who acts: ``--user`` names a store user; by default the operating-system login. When
 that user does not exist yet it is created as a local ``analyst`` without a password
@@ -21,7 +25,14 @@ import typer
 
 from cytosafe.errors import InputError
 
-__all__ = ["DatabaseOption", "audit_verify", "store_import", "store_upgrade"]
+__all__ = [
+    "DatabaseOption",
+    "audit_verify",
+    "store_exclude",
+    "store_import",
+    "store_include",
+    "store_upgrade",
+]
 
 DatabaseOption = Annotated[
     str | None,
@@ -138,6 +149,9 @@ def store_import(
     if len(inputs) == 1 and (inputs[0] / "settings.json").is_file():
         settings, tables, report = _read_results_dir(inputs[0])
         measurement_columns = [c.name for c in MEASUREMENT_COLUMNS]
+        # The reasons of a run's exclusions are stored with them (the store keeps them).
+        if "exclusion_reason" in tables["concentrations"].columns:
+            measurement_columns.append("exclusion_reason")
         measurements = tables["concentrations"][measurement_columns]
         codes = sorted(set(measurements["study_id"].astype(str)))
         listed = [*settings.get("inputs", []), *settings.get("matrices", [])]
@@ -195,6 +209,93 @@ def store_import(
         f"stored {analysis.kind} v{analysis.version} of study {study} as analysis "
         f"{analysis.id} ({n_plates} plate(s))"
     )
+
+
+StudyArgument = Annotated[str, typer.Argument(help="The study id.", show_default=False)]
+UserOption = Annotated[
+    str | None, typer.Option(help="Store user acting (default: your login name).")
+]
+
+
+def _exclusions(exclude: list[str] | None, exclusions: Path | None, verb: str):
+    from cytosafe.curves.exclusions import parse_exclusions
+
+    items = [*(exclude or []), *([exclusions] if exclusions is not None else [])]
+    if not items:
+        raise typer.BadParameter(
+            f"name the wells to {verb}: --{verb} PLATE:WELL[:ANALYTE]=REASON or --exclusions FILE",
+            param_hint=f"--{verb}",
+        )
+    return parse_exclusions(items)
+
+
+def _change_wells(study: str, table, user: str | None, database: str | None, exclude: bool):
+    from cytosafe.store import exclude_wells, include_wells
+
+    change = exclude_wells if exclude else include_wells
+    # One transaction: the local user and every exclusion, or none of them.
+    with _open(database) as store, store.session() as session:
+        events = change(session, study, table, user=_local_user(session, user))
+    verb = "excluded" if exclude else "restored"
+    for e in events:
+        typer.echo(f"{verb} {e['plate']}:{e['well']} ({', '.join(e['analytes'])}): {e['reason']}")
+    n = sum(len(e["analytes"]) for e in events)
+    typer.echo(
+        f"{n} measurement(s) {verb} in study {study}, audited; quantify the study again "
+        "to refit the curves they touch"
+    )
+
+
+def store_exclude(
+    study: StudyArgument,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Leave a well out of the calibration, with a reason: "
+            "PLATE:WELL[:ANALYTE]=REASON (repeatable; no analyte: every analyte of the well)."
+        ),
+    ] = None,
+    exclusions: Annotated[
+        Path | None,
+        typer.Option(
+            help="File of exclusions: CSV with plate_id, well, analyte, reason, or lines "
+            "PLATE:WELL[:ANALYTE]=REASON."
+        ),
+    ] = None,
+    user: UserOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Exclude wells of a stored study from the calibration, each with its reason.
+
+    Every exclusion is an audit entry (who, when, plate, well, analyte, reason); the next
+    quantification of the study leaves the wells out and lists them with their reasons.
+    Refused on plates read by a signed-off analysis; a well that does not exist is an
+    error and nothing is written.
+    """
+    _change_wells(study, _exclusions(exclude, exclusions, "exclude"), user, database, True)
+
+
+def store_include(
+    study: StudyArgument,
+    include: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Restore an excluded well, with the reason: PLATE:WELL[:ANALYTE]=REASON "
+            "(repeatable; no analyte: every excluded analyte of the well)."
+        ),
+    ] = None,
+    exclusions: Annotated[
+        Path | None,
+        typer.Option(
+            help="File of wells to restore, as for exclude (CSV with plate_id, well, "
+            "analyte, reason, or lines PLATE:WELL[:ANALYTE]=REASON)."
+        ),
+    ] = None,
+    user: UserOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Restore excluded wells of a stored study to the calibration, with a reason (audited)."""
+    _change_wells(study, _exclusions(include, exclusions, "include"), user, database, False)
 
 
 def store_upgrade(database: DatabaseOption = None) -> None:

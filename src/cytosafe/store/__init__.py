@@ -9,6 +9,8 @@ module per resource:
 - :mod:`.users`: users, groups and API tokens;
 - :mod:`.studies`: studies, and their plates of measurements (transactional imports,
   audited edits);
+- :mod:`.exclusions`: wells excluded from (and restored to) the calibration, each with
+  its reason, as audited events;
 - :mod:`.analyses`: versioned analyses with their tables and report, sign-off;
 - :mod:`.jobs`: background analyses (status, progress, heartbeat, recovery);
 - :mod:`.clinical`: observations of a cohort and graded runs over them.
@@ -41,6 +43,7 @@ from cytosafe.store.analyses import (
 from cytosafe.store.audit import AuditBreak, AuditError, audit_entries, head, verify_audit
 from cytosafe.store.clinical import import_grades, import_observations
 from cytosafe.store.database import DATABASE_URL_ENV, Store, default_url, open_store
+from cytosafe.store.exclusions import exclude_wells, include_wells, list_exclusions
 from cytosafe.store.jobs import beat, recover_interrupted, report_progress, set_status
 from cytosafe.store.models import (
     ANALYSIS_KINDS,
@@ -108,13 +111,16 @@ __all__ = [
     "decode_table",
     "default_url",
     "edit_measurement",
+    "exclude_wells",
     "file_hashes",
     "head",
     "import_analysis",
     "import_grades",
     "import_measurements",
     "import_observations",
+    "include_wells",
     "issue_token",
+    "list_exclusions",
     "load_measurements",
     "load_table",
     "open_store",

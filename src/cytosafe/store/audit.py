@@ -1,8 +1,9 @@
 """The append-only audit trail: who did what, to which object, when.
 
-Every change the store makes (import, re-analysis, edit, sign-off, status change, user
-and study creation) is recorded in the same transaction as the change itself, so that a
-change without its entry, or an entry without its change, cannot exist. Entries are
+Every change the store makes (import, re-analysis, edit, exclusion and restoration of
+wells, sign-off, status change, user and study creation) is recorded in the same
+transaction as the change itself, so that a change without its entry, or an entry
+without its change, cannot exist. Entries are
 written when the transaction commits (a SQLAlchemy ``before_commit`` hook), one after the
 other under a lock (PostgreSQL: a transaction-level advisory lock; SQLite: the writer's
 ``BEGIN IMMEDIATE``), so concurrent transactions extend one chain instead of forking it.
@@ -62,6 +63,8 @@ ACTIONS = (
     "edit",
     "status",
     "sign-off",
+    "exclude",
+    "include",
 )
 GENESIS_HASH = "0" * 64
 _PENDING = "cytosafe_audit_pending"

@@ -187,7 +187,13 @@ class Plate(Base):
 class Measurement(Base):
     """One row of the tidy measurement table (:data:`cytosafe.schema.MEASUREMENT_COLUMNS`);
     ``study_id``/``plate_id`` of the tidy table are the plate's and study's codes. Columns a
-    reader added beyond the contract are kept in ``extra`` (JSON)."""
+    reader added beyond the contract are kept in ``extra`` (JSON).
+
+    ``exclusion_reason`` is why the well is excluded (the latest reason given; NULL when it
+    is not, or when an import marked it without one): it travels with ``exclude`` into every
+    quantification of the stored plate, as the ``exclusion_reason`` column of the files'
+    exclusions does (:mod:`cytosafe.store.exclusions`; the history is in the audit trail).
+    """
 
     __tablename__ = "measurements"
     __table_args__ = (
@@ -212,6 +218,7 @@ class Measurement(Base):
     signal: Mapped[float] = mapped_column(Float)
     dilution_factor: Mapped[float] = mapped_column(Float, default=1.0)
     exclude: Mapped[bool] = mapped_column(Boolean, default=False)
+    exclusion_reason: Mapped[str | None] = mapped_column(Text)
     sample_id: Mapped[str | None] = mapped_column(String(200))
     bead_count: Mapped[float | None] = mapped_column(Float)
     source_file: Mapped[str | None] = mapped_column(Text)

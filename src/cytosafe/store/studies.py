@@ -4,7 +4,14 @@ A plate is stored once, with the SHA-256 of its measurements: importing the same
 again reuses it, a plate of the same name with other measurements is refused, so raw
 data never change silently (:func:`import_measurements`). A stored reading changes only
 through :func:`edit_measurement`, with a reason, audited with old and new values, and
-never under a signed-off analysis.
+never under a signed-off analysis; wells are excluded from (and restored to) the
+calibration by :mod:`cytosafe.store.exclusions`.
+
+Why a well is excluded (``exclusion_reason``) is stored with ``exclude`` and given back by
+:func:`load_measurements` (as the column the files' exclusions add,
+:func:`cytosafe.curves.exclusions.apply_exclusions`), so a quantification of the stored
+plate lists it in ``standards.csv`` and ``settings.json`` as a quantification of files
+does. The plate's fingerprint covers the reasons that are set.
 """
 
 from __future__ import annotations
@@ -50,6 +57,8 @@ MEASUREMENT_FIELDS = tuple(
 )
 #: Fields an audited edit may change (the raw reading and its use; not its identity).
 EDITABLE_FIELDS = ("signal", "exclude", "dilution_factor", "bead_count", "standard_concentration")
+#: Why a well is excluded: a stored column beside the tidy ones (not a schema column).
+REASON = "exclusion_reason"
 
 
 def create_study(
@@ -94,7 +103,13 @@ def create_study(
 def plate_sha256(plate_rows: pd.DataFrame) -> str:
     """SHA-256 of a plate's measurements (provenance columns left out)."""
     content = [c for c in MEASUREMENT_FIELDS if c not in ("source_file", "source_row")]
-    rows = records(plate_rows.sort_values(["well", "analyte"]), content)
+    ordered = plate_rows.sort_values(["well", "analyte"])
+    rows = records(ordered, content)
+    if REASON in ordered.columns:
+        # Only the reasons set: a plate without any keeps the fingerprint it always had.
+        for row, reason in zip(rows, records(ordered, [REASON]), strict=True):
+            if reason[REASON] is not None:
+                row[REASON] = str(reason[REASON])
     return hashlib.sha256(canonical_json(rows).encode("utf-8")).hexdigest()
 
 
@@ -109,7 +124,8 @@ def store_plates(session: Session, table: pd.DataFrame, study: Study, actor: Use
             field="study_id",
             expected=f"study_id '{study.code}' on every row",
         )
-    extras = [c for c in table.columns if c not in {c.name for c in MEASUREMENT_COLUMNS}]
+    known = {c.name for c in MEASUREMENT_COLUMNS} | {REASON}
+    extras = [c for c in table.columns if c not in known]
     plates = []
     for code, rows in table.groupby("plate_id", sort=True):
         fingerprint = plate_sha256(rows)
@@ -132,7 +148,7 @@ def store_plates(session: Session, table: pd.DataFrame, study: Study, actor: Use
         )
         session.add(plate)
         session.flush()
-        values = records(rows, MEASUREMENT_FIELDS)
+        values = records(rows, (*MEASUREMENT_FIELDS, *([REASON] if REASON in rows else [])))
         if extras:
             # Missing values are kept as nulls: a column empty on every row (a vendor's
             # concentration the export left blank) still comes back from the store.
@@ -186,13 +202,19 @@ def import_measurements(
 def load_measurements(
     target: Store | Session, study: Study | str, *, plates: Iterable[str] | None = None
 ) -> pd.DataFrame:
-    """The tidy measurement table of a study (or of some of its plates), validated."""
+    """The tidy measurement table of a study (or of some of its plates), validated.
+
+    Where a well is excluded with a reason, the table has the column ``exclusion_reason``
+    (the latest reason; missing elsewhere), as a table whose exclusions were applied from
+    a file has; without any reason it has no such column.
+    """
     with reading(target) as session:
         st = find_study(session, study, lock=False)
         query = (
             select(
                 Plate.code.label("plate_id"),
                 *[getattr(Measurement, c) for c in MEASUREMENT_FIELDS],
+                Measurement.exclusion_reason,
                 Measurement.extra,
             )
             .join(Plate, Measurement.plate_id == Plate.id)
@@ -203,10 +225,14 @@ def load_measurements(
             query = query.where(Plate.code.in_(list(plates)))
         rows = session.execute(query).all()
         code = st.code
-    frame = pd.DataFrame(rows, columns=["plate_id", *MEASUREMENT_FIELDS, "extra"])
+    frame = pd.DataFrame(rows, columns=["plate_id", *MEASUREMENT_FIELDS, REASON, "extra"])
     if frame.empty:
         raise InputError(f"study '{code}' has no measurements", field="study")
     frame = frame.where(frame.notna(), np.nan)  # SQL NULL is NaN, as in the tables read
+    if frame[REASON].isna().all():
+        frame = frame.drop(columns=REASON)
+    else:
+        frame[REASON] = frame[REASON].astype(object).where(frame[REASON].notna(), None)
     extra = frame.pop("extra")
     if extra.notna().any():
         frame = frame.join(pd.DataFrame([e or {} for e in extra], index=frame.index))
@@ -251,6 +277,8 @@ def edit_measurement(
         old = {k: getattr(row, k) for k in changes}
         for key, value in changes.items():
             setattr(row, key, value)
+        if "exclude" in changes:  # the edit's reason is the exclusion's, as exclude_wells'
+            row.exclusion_reason = reason.strip() if row.exclude else None
         session.flush()
         study = session.get(Study, plate.study_id)
         table = load_measurements(session, study, plates=[plate.code])  # validates the edit
