@@ -26,6 +26,7 @@ SQLAlchemy or FastAPI (``benchmarks/bench_startup.py``).
 | ``mabel``, ``simulate`` | :mod:`~cytosafe.cli.translate` | :mod:`cytosafe.translate` |
 | ``store import/upgrade``, ``audit verify`` | :mod:`~cytosafe.cli.store` | :mod:`cytosafe.store` |
 | ``serve`` | :mod:`~cytosafe.cli.serve` | :func:`cytosafe.web.create_app` |
+| ``reference evaluate`` | :mod:`~cytosafe.cli.reference` | :func:`cytosafe.reference.evaluate` |
 
 Adding a command: write a function in a module of this package (options typed with
 ``Annotated``, heavy imports inside it), then register it below with :func:`command`.
@@ -39,7 +40,17 @@ from typing import Annotated, Any
 import typer
 
 from cytosafe import __version__
-from cytosafe.cli import analyze, aop, grade, quantify, recommend, serve, store, translate
+from cytosafe.cli import (
+    analyze,
+    aop,
+    grade,
+    quantify,
+    recommend,
+    reference,
+    serve,
+    store,
+    translate,
+)
 from cytosafe.cli._common import EXIT_INPUT_ERROR, reporting_errors
 
 __all__ = ["EXIT_INPUT_ERROR", "app", "command", "reporting_errors"]
@@ -109,5 +120,11 @@ store_app = typer.Typer(
 )
 command("import", group=store_app)(store.store_import)
 command("upgrade", group=store_app)(store.store_upgrade)
+reference_app = typer.Typer(
+    help="The reference compound library and the calibration of the hazard call.",
+    no_args_is_help=True,
+)
+command("evaluate", group=reference_app)(reference.evaluate_command)
 app.add_typer(audit_app, name="audit")
 app.add_typer(store_app, name="store")
+app.add_typer(reference_app, name="reference")

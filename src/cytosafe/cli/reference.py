@@ -1,0 +1,90 @@
+"""``cytosafe reference evaluate``: calibrate the hazard call against the reference library.
+
+Examples
+--------
+.. code-block:: console
+
+    $ cytosafe reference evaluate --out calibration/
+    $ cytosafe reference evaluate --rule-set fold2_above_lloq --donors 10 --out calibration/
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cytosafe.cli._common import OutOption, QuietOption
+from cytosafe.errors import InputError
+
+__all__ = ["REFERENCE_FILES", "evaluate_command"]
+
+#: Files ``cytosafe reference evaluate --out DIR`` writes.
+REFERENCE_FILES = (
+    "performance.csv",
+    "misses.csv",
+    "calls.csv",
+    "readouts.csv",
+    "compounds.csv",
+    "settings.json",
+    "summary.md",
+)
+
+
+def evaluate_command(
+    out: OutOption = ...,
+    rule_set: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rule-set",
+            help="A shipped responder rule set (repeat for several; all of them by default).",
+        ),
+    ] = None,
+    donors: Annotated[
+        int | None,
+        typer.Option(
+            "--donors",
+            help="Donors of the study being calibrated: a readout whose paper needs more "
+            "donors for 90 % power is not counted as detected.",
+        ),
+    ] = None,
+    library: Annotated[
+        Path | None,
+        typer.Option("--library", help="A reference library file (the shipped one by default)."),
+    ] = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Score hazard rule sets on the reference library's published CRA results, per format.
+
+    Writes sensitivity and specificity against clinical CRS (any grade, grade >= 3) with
+    exact 95 % intervals, the compounds each format misses and the mechanism that explains
+    it, and the calls behind them.
+    """
+    import pandas as pd
+
+    from cytosafe._atomic import atomic_directory
+    from cytosafe.reference import DISCLAIMER, evaluate, load_library, summary_markdown
+
+    if out.exists() and not out.is_dir():
+        raise InputError("exists and is not a directory", file=str(out), field="--out")
+    lib = load_library(library)
+    ev = evaluate(rule_set or None, library=lib, donors=donors)
+    tables: dict[str, pd.DataFrame] = {
+        "performance.csv": ev.performance,
+        "misses.csv": ev.misses,
+        "calls.csv": ev.calls,
+        "readouts.csv": ev.readouts,
+        "compounds.csv": lib.compounds_table(),
+    }
+    with atomic_directory(out, REFERENCE_FILES) as staging:
+        for name, table in tables.items():
+            table.to_csv(staging / name, index=False, lineterminator="\n")
+        with (staging / "settings.json").open("w", encoding="utf-8", newline="\n") as fh:
+            json.dump(ev.settings, fh, indent=2, ensure_ascii=False, default=str)
+            fh.write("\n")
+        (staging / "summary.md").write_text(summary_markdown(ev), encoding="utf-8")
+    if not quiet:
+        typer.echo(f"wrote {', '.join(REFERENCE_FILES)} to {out}")
+        typer.echo(DISCLAIMER)

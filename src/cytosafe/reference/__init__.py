@@ -1,0 +1,47 @@
+"""Reference compounds: published CRA results and clinical outcomes, and the calibration
+of CytoSafe's hazard call against them.
+
+* :func:`load_library` — the cited library (``data/reference_compounds.toml``), validated
+  into typed records (:class:`Compound`, :class:`Readout`, :class:`ClinicalOutcome`);
+* :func:`evaluate` — each responder rule set applied to the library's published readouts
+  per assay format, with sensitivity and specificity against clinical CRS (any grade,
+  grade >= 3), exact (Clopper-Pearson) 95 % intervals, and the compounds each format
+  misses with the mechanism that explains the miss.
+
+The library's figures come from the cited publications; CytoSafe's calls support, never
+replace, a toxicologist's judgement.
+"""
+
+from cytosafe.reference.calibration import (
+    DISCLAIMER,
+    ENDPOINTS,
+    Evaluation,
+    clopper_pearson,
+    evaluate,
+    expected_detection,
+    summary_markdown,
+)
+from cytosafe.reference.library import (
+    ClinicalOutcome,
+    Compound,
+    Readout,
+    ReferenceLibrary,
+    Source,
+    load_library,
+)
+
+__all__ = [
+    "DISCLAIMER",
+    "ENDPOINTS",
+    "ClinicalOutcome",
+    "Compound",
+    "Evaluation",
+    "Readout",
+    "ReferenceLibrary",
+    "Source",
+    "clopper_pearson",
+    "evaluate",
+    "expected_detection",
+    "load_library",
+    "summary_markdown",
+]

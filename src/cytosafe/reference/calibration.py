@@ -1,0 +1,523 @@
+"""Calibration of the hazard call: would this format, with this rule, have flagged the
+compounds that caused CRS in people, and cleared those that did not?
+
+Each responder rule set of :mod:`cytosafe.hazard.rules` is applied to the published
+readouts of the reference library (:mod:`cytosafe.reference.library`), per assay format:
+
+* a readout is put on the rule's scale where the paper allows it: a fold change over the
+  paper's negative control (``fold_change``, or a concentration with its control value)
+  is tested against ``min_fold_change``; an increase in pg/mL against ``min_difference``;
+  a percentage of the positive control against ``min_percent_of_positive``. A published
+  number is taken as quantifiable (``above_lloq``): papers report numbers above their
+  assay's range. ``min_difference_lloq`` needs the paper's LLOQ, which the library does
+  not hold, so a rule that requires it cannot be decided;
+* a rule fires when all its conditions hold, fails when one fails, and is undecided
+  otherwise; a rule set detects when any rule fires, does not detect when every rule
+  fails, and is *not evaluable* otherwise. Qualitative results, ranges across donors and
+  concentrations without a control are not evaluable: they are listed, with the reason,
+  and never counted as misses;
+* the rule is applied to the paper's central value (the typical donor), not donor by
+  donor, and the hazard classes (donor fractions, paired tests) cannot be formed from a
+  summary. Where the paper gives the donors needed for 90 % power, ``donors=`` turns a
+  detection into a miss when the study's donors are fewer (an effect the study could not
+  have shown);
+* a compound is detected in a format when any of its evaluable readouts is.
+
+Against clinical CRS (any grade, and grade >= 3) each format and rule set gets a
+confusion table, sensitivity and specificity with exact Clopper-Pearson 95 % intervals
+(Clopper & Pearson 1934), and the compounds it misses with what the assay knowledge base
+(``assay_formats.toml``) says the format sees of their mechanisms.
+
+The figures come from the cited publications; CytoSafe's calls support, never replace, a
+toxicologist's judgement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from cytosafe.assays import KnowledgeBase, load_knowledge_base
+from cytosafe.errors import InputError
+from cytosafe.hazard import Rule, RuleSet, get_rule_set
+from cytosafe.hazard.rules import presets
+from cytosafe.reference.library import Compound, Readout, ReferenceLibrary, load_library
+
+__all__ = [
+    "DISCLAIMER",
+    "ENDPOINTS",
+    "Evaluation",
+    "clopper_pearson",
+    "evaluate",
+    "expected_detection",
+    "summary_markdown",
+]
+
+#: Said in every output.
+DISCLAIMER = (
+    "The reference library's figures come from the cited publications (each row names "
+    "its source and the table or figure). CytoSafe's calls on them support, never "
+    "replace, a toxicologist's judgement."
+)
+
+#: Clinical endpoints: column of the compounds table -> words.
+ENDPOINTS = {"crs_any": "CRS of any grade", "crs_severe": "CRS of grade >= 3"}
+
+DETECTED, MISSED, NOT_EVALUABLE = "detected", "not detected", "not evaluable"
+
+CLOPPER_PEARSON = (
+    "Clopper CJ, Pearson ES. The use of confidence or fiducial limits illustrated in the "
+    "case of the binomial. Biometrika. 1934;26(4):404-413."
+)
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) confidence interval of a proportion ``k / n``.
+
+    The bounds are beta quantiles: ``Beta(alpha/2; k, n-k+1)`` and
+    ``Beta(1-alpha/2; k+1, n-k)``, 0 when ``k = 0`` and 1 when ``k = n`` (Clopper &
+    Pearson 1934). ``(nan, nan)`` when ``n = 0``.
+
+    Examples
+    --------
+    >>> lo, hi = clopper_pearson(0, 5)
+    >>> round(lo, 3), round(hi, 3)
+    (0.0, 0.522)
+    """
+    from scipy.stats import beta
+
+    if n == 0:
+        return (float("nan"), float("nan"))
+    alpha = 1.0 - level
+    lo = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
+    hi = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return (lo, hi)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The calibration tables of :func:`evaluate`.
+
+    Attributes
+    ----------
+    readouts:
+        One row per rule set x published readout: the value on the rule's scale, the
+        call (detected / not detected / not evaluable) and why.
+    calls:
+        One row per rule set x compound x format with a readout: the format's call, the
+        clinical outcome and what the format sees of the compound's mechanisms.
+    performance:
+        One row per rule set x format x endpoint: TP, FN, FP, TN, sensitivity and
+        specificity with exact 95 % intervals, and the compounds not evaluable.
+    misses:
+        One row per false negative and false positive, with the mechanism that explains it.
+    settings:
+        What was applied (rule sets, donors, library version, assumptions, disclaimer).
+    """
+
+    readouts: pd.DataFrame
+    calls: pd.DataFrame
+    performance: pd.DataFrame
+    misses: pd.DataFrame
+    settings: dict
+
+
+def _rule_sets(rule_set) -> list[RuleSet]:
+    if rule_set is None:
+        return list(presets().values())
+    if isinstance(rule_set, RuleSet):
+        return [rule_set]
+    if isinstance(rule_set, str):
+        return [get_rule_set(rule_set)]
+    out = []
+    for item in rule_set:
+        out.extend(_rule_sets(item))
+    return out
+
+
+def _scale(r: Readout) -> tuple[dict[str, float], str | None]:
+    """The quantities a readout gives on the rule's scale, or why it gives none."""
+    if r.measure == "qualitative":
+        call = f" (the authors' call: {r.published_call})" if r.published_call else ""
+        return {}, "qualitative result only" + call
+    if r.value_high is not None:
+        return {}, (
+            f"reported as a range across donors ({r.value:g}-{r.value_high:g}"
+            f"{' ' + r.unit if r.unit else ''}), no central value"
+        )
+    if r.measure == "fold_change":
+        return {"fold_change": r.value}, None
+    if r.measure == "percent_of_positive":
+        return {"percent_of_positive": r.value}, None
+    # a concentration
+    if r.control_value is None:
+        return {}, "a concentration without its negative-control value: no fold change"
+    q = {"difference": r.value - r.control_value}
+    if r.control_value > 0:
+        q["fold_change"] = r.value / r.control_value
+    return q, None
+
+
+def _condition(name: str, threshold: float, q: dict[str, float]) -> bool | None:
+    key = {
+        "min_fold_change": "fold_change",
+        "min_difference": "difference",
+        "min_percent_of_positive": "percent_of_positive",
+    }.get(name)
+    if key is None or key not in q:
+        return None
+    return bool(q[key] >= threshold)
+
+
+def _apply_rule(rule: Rule, q: dict[str, float]) -> tuple[bool | None, str]:
+    """Fires (True), fails (False) or is undecided (None), with the reason."""
+    undecided = []
+    for name in (
+        "min_fold_change",
+        "min_difference",
+        "min_percent_of_positive",
+        "min_difference_lloq",
+    ):
+        threshold = getattr(rule, name)
+        if threshold is None:
+            continue
+        met = _condition(name, threshold, q) if name != "min_difference_lloq" else None
+        if met is False:
+            return False, f"{rule.name}: {name} {threshold:g} not met"
+        if met is None:
+            undecided.append(name)
+    if undecided:
+        return None, f"{rule.name}: the readout cannot decide {', '.join(undecided)}"
+    return True, f"{rule.name} fires"
+
+
+def _apply_rule_set(rs: RuleSet, q: dict[str, float]) -> tuple[str, str]:
+    reasons, undecided = [], False
+    for rule in rs.rules:
+        fired, why = _apply_rule(rule, q)
+        if fired:
+            return DETECTED, why
+        undecided |= fired is None
+        reasons.append(why)
+    return (NOT_EVALUABLE if undecided else MISSED), "; ".join(reasons)
+
+
+def _primary(kb: KnowledgeBase, compound: Compound) -> tuple[str, ...]:
+    """The compound's mechanisms that its modality names primary (else its first one)."""
+    roles = {m.key: m.role for m in kb.modalities[compound.modality].mechanisms}
+    primary = tuple(m for m in compound.mechanisms if roles.get(m) == "primary")
+    return primary or compound.mechanisms[:1]
+
+
+def _mechanism_view(kb: KnowledgeBase, fmt: str, compound: Compound) -> tuple[str, str]:
+    """What ``fmt`` sees of the compound's primary mechanisms (best level), and of each of
+    its mechanisms in words (assay knowledge base)."""
+    order = {"yes": 0, "weak": 1, "no": 2}
+    primary = _primary(kb, compound)
+    best = min((kb.detection(fmt, m).level for m in primary), key=order.get, default="no")
+    parts = []
+    for m in compound.mechanisms:
+        d = kb.detection(fmt, m)
+        text = f"{m}{' (primary)' if m in primary else ''}: {d.level}"
+        if d.note:
+            text += f" - {d.note}"
+        parts.append(text)
+    return best, "; ".join(parts) or "no mechanism recorded"
+
+
+def expected_detection(
+    compound: str,
+    *,
+    library: ReferenceLibrary | None = None,
+    knowledge: KnowledgeBase | None = None,
+) -> pd.DataFrame:
+    """What each assay format is expected to see of a compound, from its mechanisms.
+
+    The expectation of the assay knowledge base (``assay_formats.toml``), not a published
+    result: ``level`` is the best detection level (yes / weak / no) of the compound's
+    primary mechanisms in the format, ``mechanisms_in_format`` says it for each mechanism
+    with the knowledge base's note. It is what explains a miss, and what stands in where
+    the library holds no readout.
+
+    Examples
+    --------
+    >>> e = expected_detection("blinatumomab").set_index("format")
+    >>> e.loc["target_cell_coculture", "level"]
+    'yes'
+    """
+    lib = library or load_library()
+    kb = knowledge or load_knowledge_base()
+    c = lib.compound(compound)
+    rows = []
+    for fmt in kb.formats:
+        level, view = _mechanism_view(kb, fmt, c)
+        rows.append({"format": fmt, "level": level, "mechanisms_in_format": view})
+    return pd.DataFrame(rows)
+
+
+def evaluate(
+    rule_set: str | RuleSet | Iterable[str | RuleSet] | None = None,
+    *,
+    library: ReferenceLibrary | None = None,
+    donors: int | None = None,
+    knowledge: KnowledgeBase | None = None,
+) -> Evaluation:
+    """Apply hazard rule sets to the library's published readouts; score them per format.
+
+    Parameters
+    ----------
+    rule_set:
+        A shipped rule set's name, a :class:`~cytosafe.hazard.RuleSet`, or several; every
+        shipped rule set when ``None``.
+    library:
+        The reference library (the shipped one by default).
+    donors:
+        The donors of the study being calibrated. When given, a readout whose paper needs
+        more donors for 90 % power is not counted as detected.
+    knowledge:
+        The assay knowledge base that explains misses (the shipped one by default).
+
+    Returns
+    -------
+    Evaluation
+
+    Examples
+    --------
+    >>> ev = evaluate("fold2_above_lloq")
+    >>> c = ev.calls.set_index(["compound", "format"])
+    >>> c.loc[("tgn1412", "pbmc_solid_phase_dry"), "call"]
+    'detected'
+    """
+    if donors is not None and (isinstance(donors, bool) or donors < 1):
+        raise InputError(f"{donors!r} donors", field="donors", expected="a whole number >= 1")
+    lib = library or load_library()
+    kb = knowledge or load_knowledge_base()
+    sets = _rule_sets(rule_set)
+
+    readout_rows = []
+    for rs in sets:
+        for c in lib.compounds.values():
+            for i, r in enumerate(c.readouts):
+                q, why_not = _scale(r)
+                if why_not is not None:
+                    call, reason = NOT_EVALUABLE, why_not
+                else:
+                    call, reason = _apply_rule_set(rs, q)
+                underpowered = None
+                if donors is not None and r.donors_for_power is not None:
+                    underpowered = r.donors_for_power > donors
+                    if underpowered and call == DETECTED:
+                        call = MISSED
+                        reason += (
+                            f"; but the paper needs {r.donors_for_power} donors for 90 % "
+                            f"power and the study has {donors}"
+                        )
+                readout_rows.append(
+                    {
+                        "rule_set": rs.name,
+                        "compound": c.key,
+                        "format": r.format,
+                        "readout": i + 1,
+                        "measure": r.measure,
+                        "value": r.value,
+                        "value_high": r.value_high,
+                        "control_value": r.control_value,
+                        "unit": r.unit,
+                        "analyte": r.analyte,
+                        "comparator": r.comparator,
+                        "fold_change": q.get("fold_change"),
+                        "call": call,
+                        "reason": reason,
+                        "published_call": r.published_call,
+                        "donors": r.donors,
+                        "donors_for_power": r.donors_for_power,
+                        "underpowered": underpowered,
+                        "citation": lib.sources[r.citation].citation,
+                        "location": r.location,
+                        "confirmed": r.confirmed,
+                    }
+                )
+    readouts = pd.DataFrame(readout_rows)
+    calls = _calls(readouts, lib, kb)
+    performance, misses = _performance(calls, sets, lib)
+    settings = {
+        "rule_sets": {rs.name: [r.describe() for r in rs.rules] for rs in sets},
+        "donors": donors,
+        "library_version": lib.version,
+        "library_file": lib.file,
+        "knowledge_base_version": kb.version,
+        "confidence_interval": "exact (Clopper-Pearson) 95 %: " + CLOPPER_PEARSON,
+        "assumptions": [
+            "rules are applied to each paper's central value (typical donor), not donor "
+            "by donor; hazard classes cannot be formed from published summaries",
+            "a published number is taken as quantifiable (above_lloq)",
+            "min_difference_lloq needs the paper's LLOQ and is undecided",
+            "a compound is detected in a format when any evaluable readout is",
+            "qualitative results, ranges and concentrations without a control are not "
+            "evaluable and are not counted as misses",
+        ],
+        "disclaimer": DISCLAIMER,
+    }
+    return Evaluation(readouts, calls, performance, misses, settings)
+
+
+def _calls(readouts: pd.DataFrame, lib: ReferenceLibrary, kb: KnowledgeBase) -> pd.DataFrame:
+    rows = []
+    if readouts.empty:
+        return pd.DataFrame()
+    for (rs, key, fmt), g in readouts.groupby(["rule_set", "compound", "format"], sort=False):
+        c = lib.compounds[key]
+        evaluable = g[g["call"] != NOT_EVALUABLE]
+        if evaluable.empty:
+            call = NOT_EVALUABLE
+        elif (evaluable["call"] == DETECTED).any():
+            call = DETECTED
+        else:
+            call = MISSED
+        best, view = _mechanism_view(kb, fmt, c)
+        rows.append(
+            {
+                "rule_set": rs,
+                "compound": key,
+                "name": c.name,
+                "format": fmt,
+                "call": call,
+                "readouts_evaluable": len(evaluable),
+                "readouts_not_evaluable": len(g) - len(evaluable),
+                "max_fold_change": evaluable["fold_change"].max() if len(evaluable) else np.nan,
+                "reasons": " | ".join(g["reason"]),
+                "published_calls": ", ".join(g["published_call"].dropna()),
+                "crs_any": c.clinical.crs_any,
+                "crs_severe": c.clinical.crs_severe,
+                "clinical_confirmed": c.clinical.confirmed,
+                "expected_detection": best,
+                "mechanisms_in_format": view,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _performance(
+    calls: pd.DataFrame, sets: list[RuleSet], lib: ReferenceLibrary
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    perf, misses = [], []
+    if calls.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    for (rs, fmt), g in calls.groupby(["rule_set", "format"], sort=False):
+        for endpoint, words in ENDPOINTS.items():
+            known = g[g[endpoint].notna()]
+            ev = known[known["call"] != NOT_EVALUABLE]
+            truth = ev[endpoint].astype(bool)
+            hit = ev["call"] == DETECTED
+            tp, fn = int((truth & hit).sum()), int((truth & ~hit).sum())
+            fp, tn = int((~truth & hit).sum()), int((~truth & ~hit).sum())
+            se_lo, se_hi = clopper_pearson(tp, tp + fn)
+            sp_lo, sp_hi = clopper_pearson(tn, tn + fp)
+            perf.append(
+                {
+                    "rule_set": rs,
+                    "format": fmt,
+                    "endpoint": words,
+                    "tp": tp,
+                    "fn": fn,
+                    "fp": fp,
+                    "tn": tn,
+                    "sensitivity": tp / (tp + fn) if tp + fn else np.nan,
+                    "sensitivity_ci_low": se_lo,
+                    "sensitivity_ci_high": se_hi,
+                    "specificity": tn / (tn + fp) if tn + fp else np.nan,
+                    "specificity_ci_low": sp_lo,
+                    "specificity_ci_high": sp_hi,
+                    "not_evaluable": ", ".join(
+                        known.loc[known["call"] == NOT_EVALUABLE, "compound"]
+                    ),
+                    "outcome_unknown": ", ".join(g.loc[g[endpoint].isna(), "compound"]),
+                }
+            )
+            for row, kind in ((ev[truth & ~hit], "missed"), (ev[~truth & hit], "false alarm")):
+                for r in row.itertuples(index=False):
+                    misses.append(
+                        {
+                            "rule_set": rs,
+                            "format": fmt,
+                            "endpoint": words,
+                            "kind": kind,
+                            "compound": r.compound,
+                            "name": r.name,
+                            "modality": lib.compounds[r.compound].modality,
+                            "mechanisms_in_format": r.mechanisms_in_format,
+                            "reasons": r.reasons,
+                        }
+                    )
+    columns = [
+        "rule_set",
+        "format",
+        "endpoint",
+        "kind",
+        "compound",
+        "name",
+        "modality",
+        "mechanisms_in_format",
+        "reasons",
+    ]
+    return pd.DataFrame(perf), pd.DataFrame(misses, columns=columns)
+
+
+def _pct(x: float) -> str:
+    return "–" if pd.isna(x) else f"{100 * x:.0f} %"
+
+
+def summary_markdown(ev: Evaluation) -> str:
+    """A short Markdown summary of an :class:`Evaluation`: performance per rule set and
+    format, the misses with their mechanisms, what could not be evaluated, the
+    assumptions, the sources and the disclaimer."""
+    s = ev.settings
+    lines = [
+        "# Calibration of the hazard call against the reference library",
+        "",
+        f"**{DISCLAIMER}**",
+        "",
+        f"Library {s['library_version']} ({s['library_file']}); assay knowledge base "
+        f"{s['knowledge_base_version']}; donors per study: "
+        f"{s['donors'] if s['donors'] is not None else 'not applied'}.",
+        "",
+        "Sensitivity and specificity per format, with exact 95 % intervals "
+        "(Clopper-Pearson). Compounds whose readouts cannot be put on the rule's scale are "
+        "listed as not evaluable, never counted as misses.",
+    ]
+    for rs, g in ev.performance.groupby("rule_set", sort=False):
+        rules = "; ".join(s["rule_sets"][rs])
+        lines += ["", f"## Rule set `{rs}` ({rules})", ""]
+        lines += [
+            "| format | endpoint | TP | FN | FP | TN | sensitivity (95 % CI) | "
+            "specificity (95 % CI) | not evaluable |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in g.itertuples(index=False):
+            se = f"{_pct(r.sensitivity)} ({_pct(r.sensitivity_ci_low)}-{_pct(r.sensitivity_ci_high)})"
+            sp = f"{_pct(r.specificity)} ({_pct(r.specificity_ci_low)}-{_pct(r.specificity_ci_high)})"
+            lines.append(
+                f"| {r.format} | {r.endpoint} | {r.tp} | {r.fn} | {r.fp} | {r.tn} | {se} | "
+                f"{sp} | {r.not_evaluable or '–'} |"
+            )
+        m = ev.misses[ev.misses["rule_set"] == rs]
+        if len(m):
+            lines += [
+                "",
+                "Misses and false alarms, with what the format sees of the mechanism:",
+                "",
+            ]
+            for r in m.itertuples(index=False):
+                lines.append(
+                    f"- {r.format}, {r.endpoint}: {r.kind} **{r.name}** — "
+                    f"{r.mechanisms_in_format}. Why: {r.reasons}"
+                )
+    lines += ["", "## Assumptions", ""]
+    lines += [f"- {a}" for a in s["assumptions"]]
+    lines += ["", "## Sources", ""]
+    lines += sorted({f"- {c}" for c in ev.readouts["citation"]})
+    lines += ["", f"Confidence intervals: {s['confidence_interval']}", ""]
+    return "\n".join(lines)

@@ -1,0 +1,372 @@
+"""The reference compound library and the calibration of the hazard call against it.
+
+Published figures checked here (each typed from its source):
+
+* Vessillier S et al. J Immunol Methods 2015;424:43-52, Table 2: relative mean cytokine
+  release over the isotype control and the donors needed for 90 % power, TGN1412 in
+  PBMC solid phase 110.9 (4 donors), PBMC high-density culture 4.4 (27), whole blood 2.2
+  (52); muromonab-CD3 32.9 (4), 4.0 (31), 0.9 (4519); alemtuzumab 1.2 (180), 1.5 (341),
+  5.5 (8).
+* Suntharalingam G et al. N Engl J Med 2006;355:1018: CRS in 6 of 6 volunteers at 0.1 mg/kg.
+* Moreau P et al. N Engl J Med 2022;387:495 and Martin TG et al. Cancer 2023;129:2035:
+  teclistamab CRS 72.1 % (119/165), grade 3 in 0.6 %.
+* Hay KA et al. Blood 2017;130:2295: CD19 CAR-T CRS 70 %; grade 3 4.5 %, 4 3.8 %, 5 3.8 %.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import typer
+from scipy.stats import binomtest
+from typer.testing import CliRunner
+
+from cytosafe import data
+from cytosafe.cli import EXIT_INPUT_ERROR, reporting_errors
+from cytosafe.cli.reference import REFERENCE_FILES, evaluate_command
+from cytosafe.errors import InputError
+from cytosafe.reference import (
+    DISCLAIMER,
+    clopper_pearson,
+    evaluate,
+    expected_detection,
+    load_library,
+)
+
+DEFAULT = "fold2_above_lloq"  # hazard_rules.toml default_rule_set
+
+
+@pytest.fixture(scope="module")
+def library():
+    return load_library()
+
+
+@pytest.fixture(scope="module")
+def default_calls():
+    return evaluate(DEFAULT).calls.set_index(["compound", "format"])
+
+
+def _call(calls: pd.DataFrame, compound: str, fmt: str) -> str:
+    return calls.loc[(compound, fmt), "call"]
+
+
+# --- the library --------------------------------------------------------------------------
+
+
+def test_the_library_loads_and_every_figure_names_its_source_and_location(library):
+    assert len(library.compounds) >= 12
+    assert len({c.modality for c in library.compounds.values()}) >= 6
+    for c in library.compounds.values():
+        assert c.clinical.source in library.sources
+        assert c.clinical.location.strip()
+        for r in c.readouts:
+            assert r.citation in library.sources, (c.key, r)
+            assert r.location.strip(), (c.key, r)
+    table = library.readouts_table()
+    assert table["source"].str.len().gt(20).all()
+    assert table["location"].str.strip().astype(bool).all()
+
+
+def test_the_library_holds_positives_and_negatives_across_modalities(library):
+    compounds = library.compounds_table().set_index("compound")
+    positives = set(compounds.index[compounds["crs_any"]])
+    negatives = set(compounds.index[~compounds["crs_any"]])
+    assert {"tgn1412", "muromonab_cd3", "alemtuzumab", "blinatumomab", "teclistamab"} <= positives
+    assert {"bevacizumab", "natalizumab", "teplizumab"} <= negatives
+    assert compounds.loc["teplizumab", "fc_format"].startswith("fc_silent")
+    assert compounds.loc["cd19_car_t_fhcrc", "modality"] == "car_t"
+
+
+def test_vessillier_2015_table_2_as_published(library):
+    expected = {  # (compound, format): (relative mean, donors for 90 % power)
+        ("tgn1412", "pbmc_solid_phase_dry"): (110.9, 4),
+        ("tgn1412", "pbmc_high_density_preculture"): (4.4, 27),
+        ("tgn1412", "whole_blood"): (2.2, 52),
+        ("muromonab_cd3", "pbmc_solid_phase_dry"): (32.9, 4),
+        ("muromonab_cd3", "pbmc_high_density_preculture"): (4.0, 31),
+        ("muromonab_cd3", "whole_blood"): (0.9, 4519),
+        ("alemtuzumab", "pbmc_solid_phase_dry"): (1.2, 180),
+        ("alemtuzumab", "pbmc_high_density_preculture"): (1.5, 341),
+        ("alemtuzumab", "whole_blood"): (5.5, 8),
+    }
+    got = {
+        (r.compound, r.format): (r.value, r.donors_for_power)
+        for c in library.compounds.values()
+        for r in c.readouts
+        if r.citation == "vessillier2015"
+    }
+    assert got == expected
+
+
+def test_clinical_outcomes_as_published(library):
+    tgn = library.compound("tgn1412").clinical
+    assert (tgn.patients, tgn.crs_any_percent, tgn.crs_severe) == (6, 100.0, True)
+    assert "0.1 mg/kg" in tgn.dose
+    tec = library.compound("teclistamab").clinical
+    assert (tec.crs_any_percent, tec.crs_severe_percent, tec.patients) == (72.1, 0.6, 165)
+    car = library.compound("cd19_car_t_fhcrc").clinical
+    assert car.crs_any_percent == 70.0
+    assert car.crs_severe_percent == pytest.approx(4.5 + 3.8 + 3.8)
+
+
+def test_what_could_not_be_confirmed_is_marked(library):
+    unconfirmed = {k for k, c in library.compounds.items() if not c.clinical.confirmed}
+    # Labels not read: their figures are absent and the outcome is marked.
+    assert {"blinatumomab", "rituximab", "catumaxomab", "bevacizumab"} <= unconfirmed
+    for key in unconfirmed:
+        assert library.compound(key).clinical.note, key
+
+
+# --- calibration: the hand-checked expectations ---------------------------------------------
+
+
+def test_high_density_preculture_detects_tgn1412_under_the_default_rule(default_calls):
+    assert _call(default_calls, "tgn1412", "pbmc_high_density_preculture") == "detected"
+    assert _call(default_calls, "tgn1412", "pbmc_solid_phase_dry") == "detected"
+
+
+def test_whole_blood_sees_tgn1412_only_marginally(default_calls):
+    # Vessillier's pooled whole-blood relative mean (2.2) clears the default 2-fold rule
+    # on the central value, but needs 52 donors for 90 % power: with any study of fewer
+    # donors whole blood misses TGN1412, and the 5-fold rule misses it outright.
+    assert _call(default_calls, "tgn1412", "whole_blood") == "detected"
+    assert default_calls.loc[("tgn1412", "whole_blood"), "max_fold_change"] == 2.2
+    stringent = evaluate("stringent").calls.set_index(["compound", "format"])
+    assert _call(stringent, "tgn1412", "whole_blood") == "not detected"
+
+
+@pytest.mark.parametrize("donors", [27, 51])
+def test_with_fewer_donors_than_its_power_needs_whole_blood_misses_tgn1412(donors):
+    calls = evaluate(DEFAULT, donors=donors).calls.set_index(["compound", "format"])
+    assert _call(calls, "tgn1412", "whole_blood") == "not detected"
+    assert _call(calls, "tgn1412", "pbmc_high_density_preculture") == "detected"
+    misses = evaluate(DEFAULT, donors=donors).misses
+    wb = misses[(misses["format"] == "whole_blood") & (misses["compound"] == "tgn1412")]
+    assert "52 donors" in wb["reasons"].iloc[0]
+    assert "cd28_superagonism (primary): weak" in wb["mechanisms_in_format"].iloc[0]
+
+
+def test_whole_blood_misses_muromonab_and_the_mechanism_explains_it():
+    ev = evaluate(DEFAULT)
+    m = ev.misses.set_index(["format", "compound", "endpoint"])
+    row = m.loc[("whole_blood", "muromonab_cd3", "CRS of any grade")]
+    assert row["kind"] == "missed"
+    assert "cd3_tcr_direct (primary): no" in row["mechanisms_in_format"]
+
+
+def test_blinatumomab_is_expected_only_in_formats_with_target_cells():
+    # No published CRA result for blinatumomab was found, so the library has no readout
+    # and no call: the expectation rests on the assay knowledge base, stated as such.
+    ev = evaluate(DEFAULT)
+    assert "blinatumomab" not in set(ev.calls["compound"])
+    e = expected_detection("blinatumomab").set_index("format")["level"]
+    assert set(e.index[e == "yes"]) == {"target_cell_coculture", "organ_on_chip"}
+    assert e["pbmc_aqueous"] == "weak"  # only through the B cells PBMC contain
+    for fmt in ("whole_blood", "pbmc_solid_phase_dry", "pbmc_high_density_preculture"):
+        assert e[fmt] == "no"
+
+
+def test_negative_antibodies_with_only_qualitative_results_are_not_evaluable(default_calls):
+    assert _call(default_calls, "cetuximab", "whole_blood") == "not evaluable"
+    assert default_calls.loc[("cetuximab", "whole_blood"), "published_calls"] == "negative"
+    perf = evaluate(DEFAULT).performance.set_index(["format", "endpoint"])
+    row = perf.loc[("whole_blood", "CRS of any grade")]
+    assert row["fp"] == 0 and "cetuximab" in row["not_evaluable"]
+
+
+def _library_file(tmp_path: Path, extra: str = "", readout: str | None = None) -> Path:
+    readout = readout or textwrap.dedent(
+        """
+        [[compound.readout]]
+        format = "whole_blood"
+        measure = "fold_change"
+        value = 1.1
+        analyte = "IL-8"
+        comparator = "isotype control"
+        citation = "paper"
+        location = "Table 1"
+        confirmed = true
+        """
+    )
+    text = textwrap.dedent(
+        """
+        schema = "cytosafe.reference_compounds"
+        version = "test"
+
+        [[reference]]
+        key = "paper"
+        citation = "A paper, 2020."
+
+        [[compound]]
+        key = "benign"
+        name = "A benign antibody"
+        modality = "igg1_mab"
+        target = "EGFR"
+        mechanisms = ["fcgr_crosslinking"]
+        fc_format = "igg1"
+        """
+    )
+    text += extra
+    text += textwrap.dedent(
+        """
+        [compound.clinical]
+        event = "none"
+        crs_any = false
+        crs_severe = false
+        dose = "label"
+        source = "paper"
+        location = "Table 2"
+        confirmed = true
+        """
+    )
+    path = tmp_path / "library.toml"
+    path.write_text(text + readout, encoding="utf-8")
+    return path
+
+
+def test_a_negative_control_antibody_with_a_published_number_is_cleared(tmp_path):
+    lib = load_library(_library_file(tmp_path))
+    ev = evaluate(DEFAULT, library=lib)
+    assert ev.calls["call"].tolist() == ["not detected"]
+    row = ev.performance.set_index("endpoint").loc["CRS of any grade"]
+    assert (row["tn"], row["fp"], row["specificity"]) == (1, 0, 1.0)
+    assert (row["specificity_ci_low"], row["specificity_ci_high"]) == pytest.approx((0.025, 1.0))
+
+
+def test_a_rule_the_readout_cannot_decide_is_not_evaluable_not_a_miss(tmp_path):
+    lib = load_library(_library_file(tmp_path))
+    ev = evaluate("fold2_increase_lloq", library=lib)  # needs the paper's LLOQ
+    # fold change 1.1 already fails the 2-fold condition: decided without the LLOQ
+    assert ev.calls["call"].tolist() == ["not detected"]
+    high = _library_file(tmp_path, readout=_readout_text(value="30.0"))
+    ev = evaluate("fold2_increase_lloq", library=load_library(high))
+    assert ev.calls["call"].tolist() == ["not evaluable"]
+    assert "min_difference_lloq" in ev.readouts["reason"].iloc[0]
+
+
+def _readout_text(**fields: str | None) -> str:
+    """A readout table; each field a TOML literal (None leaves the field out)."""
+    base = {
+        "format": '"whole_blood"',
+        "measure": '"fold_change"',
+        "value": "1.1",
+        "analyte": '"IL-8"',
+        "comparator": '"isotype"',
+        "citation": '"paper"',
+        "location": '"Table 1"',
+        "confirmed": "true",
+    }
+    for key, value in fields.items():
+        if value is None:
+            base.pop(key)
+        else:
+            base[key] = value
+    return "\n[[compound.readout]]\n" + "\n".join(f"{k} = {v}" for k, v in base.items()) + "\n"
+
+
+def test_clopper_pearson_is_exact():
+    assert clopper_pearson(0, 5) == pytest.approx((0.0, 1 - 0.025 ** (1 / 5)))
+    assert clopper_pearson(5, 5) == pytest.approx((0.025 ** (1 / 5), 1.0))
+    ci = binomtest(7, 12).proportion_ci(confidence_level=0.95, method="exact")
+    assert clopper_pearson(7, 12) == pytest.approx((ci.low, ci.high))
+    assert all(math.isnan(x) for x in clopper_pearson(0, 0))
+
+
+# --- bad library entries --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("readout", "field"),
+    [
+        (_readout_text(citation=None), "citation"),
+        (_readout_text(location=None), "location"),
+        (_readout_text(format='"whole_blood_diluted"'), "format"),
+        (_readout_text(citation='"nobody2020"'), "citation"),
+        (_readout_text(value="nan"), "value"),
+        (_readout_text(value="-1.0"), "value"),
+        (_readout_text(donors_for_power="4.5"), "donors_for_power"),
+        (_readout_text(colour='"red"'), "colour"),
+        (_readout_text(measure='"qualitative"'), "value"),
+        (_readout_text(measure='"concentration"'), "unit"),
+    ],
+)
+def test_a_bad_readout_is_an_input_error_naming_entry_and_field(tmp_path, readout, field):
+    path = _library_file(tmp_path, readout=readout)
+    with pytest.raises(InputError) as err:
+        load_library(path)
+    assert err.value.file == str(path)
+    assert err.value.field == f"compound[0] 'benign'.readout[0].{field}"
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ('\nmodality_family = "mab"\n', "compound[0] 'benign'.modality_family"),
+        ('\nfc_note = ""\n', "compound[0] 'benign'.fc_note"),
+    ],
+)
+def test_a_bad_compound_is_an_input_error_naming_entry_and_field(tmp_path, extra, field):
+    path = _library_file(tmp_path, extra=extra)
+    with pytest.raises(InputError) as err:
+        load_library(path)
+    assert err.value.field == field
+
+
+def test_a_modality_outside_the_vocabulary_is_an_input_error(tmp_path):
+    path = _library_file(tmp_path)
+    path.write_text(path.read_text().replace('"igg1_mab"', '"igg3_mab"'))
+    with pytest.raises(InputError) as err:
+        load_library(path)
+    assert err.value.field == "compound[0] 'benign'.modality"
+    assert "igg1_mab" in err.value.expected
+
+
+def test_the_shipped_file_declares_its_schema():
+    assert data.load("reference_compounds.toml")["schema"] == "cytosafe.reference_compounds"
+
+
+# --- the command line -------------------------------------------------------------------------
+
+app = typer.Typer()
+app.command("evaluate")(reporting_errors(evaluate_command))
+app.command("other")(lambda: None)  # keeps "evaluate" a subcommand
+runner = CliRunner()
+
+
+def test_cli_writes_the_calibration_tables(tmp_path):
+    out = tmp_path / "cal"
+    result = runner.invoke(app, ["evaluate", "--out", str(out), "--rule-set", DEFAULT])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == sorted(REFERENCE_FILES)
+    perf = pd.read_csv(out / "performance.csv")
+    assert set(perf["rule_set"]) == {DEFAULT}
+    assert {"sensitivity", "sensitivity_ci_low", "specificity_ci_high"} <= set(perf.columns)
+    summary = (out / "summary.md").read_text(encoding="utf-8")
+    assert DISCLAIMER in summary
+    assert "Vessillier" in summary
+    assert DISCLAIMER in result.output
+
+
+def test_cli_evaluates_every_shipped_rule_set_by_default(tmp_path):
+    result = runner.invoke(app, ["evaluate", "--out", str(tmp_path / "o"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    perf = pd.read_csv(tmp_path / "o" / "performance.csv")
+    assert {"fold2_above_lloq", "stringent", "percent_of_positive"} <= set(perf["rule_set"])
+
+
+def test_cli_reports_a_bad_library_in_one_line(tmp_path):
+    path = _library_file(tmp_path, readout=_readout_text(location=None))
+    result = runner.invoke(app, ["evaluate", "--out", str(tmp_path / "o"), "--library", str(path)])
+    assert result.exit_code == EXIT_INPUT_ERROR
+    assert "readout[0].location" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_rejects_an_unknown_rule_set(tmp_path):
+    result = runner.invoke(app, ["evaluate", "--out", str(tmp_path / "o"), "--rule-set", "x"])
+    assert result.exit_code == EXIT_INPUT_ERROR
+    assert "unknown responder rule set" in result.output
