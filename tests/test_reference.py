@@ -11,6 +11,8 @@ Published figures checked here (each typed from its source):
 * Moreau P et al. N Engl J Med 2022;387:495 and Martin TG et al. Cancer 2023;129:2035:
   teclistamab CRS 72.1 % (119/165), grade 3 in 0.6 %.
 * Hay KA et al. Blood 2017;130:2295: CD19 CAR-T CRS 70 %; grade 3 4.5 %, 4 3.8 %, 5 3.8 %.
+* Gökbuget N et al. Blood 2018;131:1522: blinatumomab in MRD-positive ALL, CRS in 4 of 116
+  patients (3 %), 2 of them grade 3.
 """
 
 from __future__ import annotations
@@ -108,6 +110,8 @@ def test_clinical_outcomes_as_published(library):
     assert "0.1 mg/kg" in tgn.dose
     tec = library.compound("teclistamab").clinical
     assert (tec.crs_any_percent, tec.crs_severe_percent, tec.patients) == (72.1, 0.6, 165)
+    blin = library.compound("blinatumomab").clinical  # Gökbuget 2018: 4 of 116, 2 grade 3
+    assert (blin.patients, blin.crs_any_percent, blin.crs_severe) == (116, 3.0, True)
     car = library.compound("cd19_car_t_fhcrc").clinical
     assert car.crs_any_percent == 70.0
     assert car.crs_severe_percent == pytest.approx(4.5 + 3.8 + 3.8)
@@ -116,7 +120,7 @@ def test_clinical_outcomes_as_published(library):
 def test_what_could_not_be_confirmed_is_marked(library):
     unconfirmed = {k for k, c in library.compounds.items() if not c.clinical.confirmed}
     # Labels not read: their figures are absent and the outcome is marked.
-    assert {"blinatumomab", "rituximab", "catumaxomab", "bevacizumab"} <= unconfirmed
+    assert {"rituximab", "catumaxomab", "bevacizumab", "glofitamab"} <= unconfirmed
     for key in unconfirmed:
         assert library.compound(key).clinical.note, key
 
@@ -165,9 +169,25 @@ def test_blinatumomab_is_expected_only_in_formats_with_target_cells():
     assert "blinatumomab" not in set(ev.calls["compound"])
     e = expected_detection("blinatumomab").set_index("format")["level"]
     assert set(e.index[e == "yes"]) == {"target_cell_coculture", "organ_on_chip"}
-    assert e["pbmc_aqueous"] == "weak"  # only through the B cells PBMC contain
-    for fmt in ("whole_blood", "pbmc_solid_phase_dry", "pbmc_high_density_preculture"):
-        assert e[fmt] == "no"
+    # CD19 is on B cells: formats culturing blood leukocytes hold a few target cells ...
+    for fmt in ("whole_blood", "pbmc_aqueous", "pbmc_high_density_preculture"):
+        assert e[fmt] == "weak"
+    # ... formats without them see nothing
+    assert set(e.index[e == "no"]) == {"microfluidic_3d_vessel", "car_t_target_coculture"}
+
+
+def test_an_engager_whose_target_is_not_placed_on_blood_cells_needs_target_cells():
+    e = expected_detection("teclistamab").set_index("format")["level"]
+    # BCMA (myeloma cells) is not among the knowledge base's blood-cell targets
+    assert e["whole_blood"] == "no" and e["target_cell_coculture"] == "yes"
+
+
+def test_whole_blood_holds_the_targets_of_a_cd20_engager(default_calls):
+    # Leclercq-Cohen 2023 (abstract): CD20-TCB releases cytokines in whole blood.
+    row = default_calls.loc[("glofitamab", "whole_blood")]
+    assert row["call"] == "not evaluable"  # qualitative only
+    assert row["published_calls"] == "positive"
+    assert row["expected_detection"] == "weak"
 
 
 def test_negative_antibodies_with_only_qualitative_results_are_not_evaluable(default_calls):

@@ -212,18 +212,50 @@ def _primary(kb: KnowledgeBase, compound: Compound) -> tuple[str, ...]:
     return primary or compound.mechanisms[:1]
 
 
+#: Formats that culture the donor's own blood leukocytes (PBMC or whole blood), and so
+#: contain the blood-borne targets of a T-cell engager (B-cell antigens: the knowledge
+#: base's [[target]] ``on_blood_cells``, drug_modalities.toml).
+BLOOD_FORMATS = (
+    "whole_blood",
+    "pbmc_aqueous",
+    "pbmc_solid_phase_dry",
+    "pbmc_solid_phase_wet",
+    "pbmc_high_density_preculture",
+    "pbmc_endothelial_coculture",
+    "boec_autologous_coculture",
+)
+_TARGET_DEPENDENT = ("target_dependent_tcell_engagement", "car_t_target_recognition")
+
+
+def _detection(kb: KnowledgeBase, fmt: str, mechanism: str, target: str) -> tuple[str, str]:
+    """The level and words of what ``fmt`` sees of ``mechanism`` for this target."""
+    d = kb.detection(fmt, mechanism)
+    level, note = d.level, d.note
+    t = kb.target(target)
+    if (
+        mechanism in _TARGET_DEPENDENT
+        and level == "no"
+        and fmt in BLOOD_FORMATS
+        and t is not None
+        and t.on_blood_cells
+    ):
+        level = "weak"
+        note = f"target {t.key} is on blood cells, so the culture holds some target cells"
+    return level, note or ""
+
+
 def _mechanism_view(kb: KnowledgeBase, fmt: str, compound: Compound) -> tuple[str, str]:
     """What ``fmt`` sees of the compound's primary mechanisms (best level), and of each of
     its mechanisms in words (assay knowledge base)."""
     order = {"yes": 0, "weak": 1, "no": 2}
     primary = _primary(kb, compound)
-    best = min((kb.detection(fmt, m).level for m in primary), key=order.get, default="no")
+    levels = {m: _detection(kb, fmt, m, compound.target) for m in compound.mechanisms}
+    best = min((levels[m][0] for m in primary), key=order.get, default="no")
     parts = []
-    for m in compound.mechanisms:
-        d = kb.detection(fmt, m)
-        text = f"{m}{' (primary)' if m in primary else ''}: {d.level}"
-        if d.note:
-            text += f" - {d.note}"
+    for m, (level, note) in levels.items():
+        text = f"{m}{' (primary)' if m in primary else ''}: {level}"
+        if note:
+            text += f" - {note}"
         parts.append(text)
     return best, "; ".join(parts) or "no mechanism recorded"
 
@@ -239,7 +271,9 @@ def expected_detection(
     The expectation of the assay knowledge base (``assay_formats.toml``), not a published
     result: ``level`` is the best detection level (yes / weak / no) of the compound's
     primary mechanisms in the format, ``mechanisms_in_format`` says it for each mechanism
-    with the knowledge base's note. It is what explains a miss, and what stands in where
+    with the knowledge base's note. A T-cell engager or CAR whose target is on blood cells
+    (B-cell antigens) is seen at least weakly by the formats that culture blood
+    leukocytes (:data:`BLOOD_FORMATS`), which hold some target cells. It is what explains a miss, and what stands in where
     the library holds no readout.
 
     Examples
