@@ -5,6 +5,11 @@ every form that changes something carries a CSRF token derived from the session 
 (checked on POST). Pages call the same services as the API (:mod:`cytosafe.web.services`),
 after the same role checks, and never call the API over HTTP. Progress of a running
 analysis is polled by a few lines of plain JavaScript from ``/analyses/{id}/status``.
+
+The quantification form starts at "vendor convention" for every option and sends only
+the options changed; a quantification's page says which convention each plate got and
+lists its standard points, where an analyst ticks points to exclude (or restore) with a
+reason, audited in the store, and re-runs the quantification (issue 12, items 2 and 8).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import json
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -24,12 +30,12 @@ from starlette.datastructures import UploadFile as StarletteUpload
 
 from cytosafe.errors import InputError
 from cytosafe.report.figures import natural_key
-from cytosafe.schema.choices import CurveModel
-from cytosafe.store import ROLES, User, token_user
+from cytosafe.schema.choices import BlankHandling, Covariance, CurveModel, Weighting
+from cytosafe.store import ROLES, SignedOffError, User, token_user
 from cytosafe.web import compare as side_by_side
 from cytosafe.web import services
 from cytosafe.web.deps import get_study
-from cytosafe.web.schemas import QuantifyIn, SignOffIn, StudyIn
+from cytosafe.web.schemas import ExclusionIn, ExclusionsIn, QuantifyIn, SignOffIn, StudyIn
 
 __all__ = ["COOKIE", "add_pages"]
 
@@ -293,8 +299,18 @@ def study_page(
         )
         return render(request, "cohort.html", found, status_code, **context)
     context["plates"] = services.list_plates(store, user, code)
-    context["models"] = list(CurveModel)
+    context["choices"] = QUANTIFY_CHOICES
     return render(request, "study.html", found, status_code, **context)
+
+
+#: The quantification form's options: (field, label, choices). Each starts empty, "vendor
+#: convention": only what the user changes is sent (issue 12, item 2).
+QUANTIFY_CHOICES = (
+    ("model", "Curve model", list(CurveModel)),
+    ("weighting", "Weighting", list(Weighting)),
+    ("blank", "Blanks", list(BlankHandling)),
+    ("covariance", "Covariance", list(Covariance)),
+)
 
 
 @router.get("/studies/{code}", response_class=HTMLResponse)
@@ -339,14 +355,19 @@ def upload_plates(
 def quantify(
     request: Request,
     code: str,
-    model: Annotated[str, Form()] = CurveModel.FIVE_PL.value,
+    model: Annotated[str, Form()] = "",
+    weighting: Annotated[str, Form()] = "",
+    blank: Annotated[str, Form()] = "",
+    covariance: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
 ):
     found = signed_in(request, "analyst")
     check_csrf(found[1], csrf)
     state = request.app.state
+    chosen = {"model": model, "weighting": weighting, "blank": blank, "covariance": covariance}
     try:
-        body = QuantifyIn(model=model)
+        # Empty is "vendor convention": only the options the user set are passed on.
+        body = QuantifyIn(**{k: v.strip() for k, v in chosen.items() if v.strip()})
         out = services.run_quantification(state.store, state.jobs, found[0], code, body)
     except (InputError, ValueError) as exc:
         return study_page(request, found, code, 422, error=_message(exc))
@@ -404,21 +425,158 @@ def observations(
 # --- analyses ----------------------------------------------------------------------------
 
 
-@router.get("/analyses/{analysis_id}", response_class=HTMLResponse)
-@page
-def analysis(request: Request, analysis_id: int):
+def _standard_curves(wells: pd.DataFrame | None, qc: pd.DataFrame | None, excluded_now):
+    """The standard and blank wells of a quantification, one group per plate x analyte,
+    with the QC verdict of the curve and what is excluded now in the store (the form acts
+    on the store; the run shows what it excluded)."""
+    if wells is None or wells.empty:
+        return []
+    points = wells[wells["sample_type"].isin(["standard", "blank"])]
+    verdict = {}
+    if qc is not None and {"plate_id", "analyte", "qc_pass"} <= set(qc.columns):
+        for r in qc.to_dict("records"):
+            verdict[(str(r["plate_id"]), str(r["analyte"]))] = r
+    now = {(w.plate_id, w.well, w.analyte): w.reason for w in excluded_now}
+    curves = []
+    for (plate, analyte), rows in points.groupby(
+        [points["plate_id"].astype(str), points["analyte"].astype(str)], sort=False
+    ):
+        rows = rows.sort_values(
+            ["standard_concentration", "well"], ascending=[False, True], na_position="last"
+        )
+        items = []
+        for r in rows.to_dict("records"):
+            nominal, value = r.get("standard_concentration"), r.get("concentration")
+            recovery = (
+                100 * value / nominal
+                if isinstance(nominal, float) and nominal > 0 and value == value
+                else None
+            )
+            key = (plate, str(r["well"]), analyte)
+            ran = bool(r.get("exclude"))
+            reason = r.get("exclusion_reason") if ran else None
+            items.append(
+                {
+                    "key": {"plate_id": plate, "well": str(r["well"]), "analyte": analyte},
+                    "well": r["well"],
+                    "type": r["sample_type"],
+                    "nominal": nominal,
+                    "signal": r.get("signal"),
+                    "concentration": value,
+                    "recovery": recovery,
+                    "flags": r.get("flags") if isinstance(r.get("flags"), str) else "",
+                    "in_run": ran,
+                    "run_reason": reason if isinstance(reason, str) else None,
+                    "now": key in now,
+                    "now_reason": now.get(key),
+                }
+            )
+        qc_row = verdict.get((plate, analyte), {})
+        curves.append(
+            {
+                "plate": plate,
+                "analyte": analyte,
+                "qc_pass": qc_row.get("qc_pass"),
+                "qc_reasons": qc_row.get("qc_reasons")
+                if isinstance(qc_row.get("qc_reasons"), str)
+                else "",
+                "n_excluded": sum(1 for i in items if i["in_run"]),
+                "changed": any(i["in_run"] != i["now"] for i in items),
+                "rows": items,
+            }
+        )
+    return curves
+
+
+def analysis_page(
+    request: Request, found, analysis_id: int, status_code: int = 200, **extra: Any
+) -> Response:
     store = request.app.state.store
-    found = signed_in(request)
     out = services.read_analysis(store, found[0], analysis_id)
     qc = services.stored_table(store, analysis_id, "qc") if out.status == "completed" else None
-    calls = None
+    calls, curves = None, []
     if out.status == "completed" and out.kind == "hazard":
         names = [t.name for t in out.tables]
         for name in ("hazard_calls", "calls", "hazard"):
             if name in names:
                 calls = services.stored_table(store, analysis_id, name)
                 break
-    return render(request, "analysis.html", found, analysis=out, qc=qc, calls=calls)
+    if out.status in ("completed", "signed_off") and out.kind == "quantification":
+        wells = services.stored_table(store, analysis_id, "concentrations")
+        now = services.excluded_wells(store, found[0], out.study)
+        curves = _standard_curves(wells, qc, now)
+    return render(
+        request,
+        "analysis.html",
+        found,
+        status_code,
+        analysis=out,
+        qc=qc,
+        calls=calls,
+        curves=curves,
+        conventions=out.settings.get("conventions") or [],
+        options=out.settings.get("options") or {},
+        excluded=out.settings.get("excluded_wells") or [],
+        **extra,
+    )
+
+
+@router.get("/analyses/{analysis_id}", response_class=HTMLResponse)
+@page
+def analysis(request: Request, analysis_id: int):
+    return analysis_page(request, signed_in(request), analysis_id)
+
+
+@router.post("/analyses/{analysis_id}/exclusions")
+@page
+def analysis_exclusions(
+    request: Request,
+    analysis_id: int,
+    wells: Annotated[list[str], Form()] = [],  # noqa: B006
+    reason: Annotated[str, Form()] = "",
+    action: Annotated[str, Form()] = "exclude",
+    rerun: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+):
+    """Exclude (or restore) the standard points ticked on a quantification's page, with
+    the reason given, audited in the store; then, when asked, quantify again (a
+    re-analysis with the same options) and go to it."""
+    found = signed_in(request, "analyst")
+    check_csrf(found[1], csrf)
+    state = request.app.state
+    out = services.read_analysis(state.store, found[0], analysis_id)  # 404 when hidden
+    exclude = action != "include"
+    try:
+        if not wells:
+            raise InputError("tick at least one well", field="wells")
+        if not reason.strip():
+            raise InputError(
+                "an exclusion needs a reason",
+                field="reason",
+                expected="a documented, assignable reason (ICH M10, 2022, 4.1.2)",
+            )
+        try:
+            keys = [json.loads(w) for w in wells]
+            body = ExclusionsIn(wells=[ExclusionIn(**k, reason=reason.strip()) for k in keys])
+        except (ValueError, TypeError):
+            raise InputError("the wells ticked cannot be read: reload", field="wells") from None
+        changed = services.change_wells(state.store, found[0], out.study, body, exclude=exclude)
+        if rerun:
+            new = services.rerun_quantification(state.store, state.jobs, found[0], analysis_id)
+            return RedirectResponse(f"/analyses/{new.id}", status_code=303)
+    except SignedOffError as exc:
+        return analysis_page(request, found, analysis_id, 409, error=_message(exc))
+    except InputError as exc:
+        return analysis_page(request, found, analysis_id, 422, error=_message(exc))
+    n = sum(len(c.analytes) for c in changed)
+    verb = "Excluded" if exclude else "Restored"
+    return analysis_page(
+        request,
+        found,
+        analysis_id,
+        notice=f"{verb} {n} measurement(s) with the reason '{reason.strip()}'. "
+        "Re-run the quantification to refit.",
+    )
 
 
 @router.get("/analyses/{analysis_id}/compare", response_class=HTMLResponse)
@@ -565,8 +723,7 @@ def analysis_sign_off(
             store, found[0], analysis_id, SignOffIn(meaning=meaning or "approved")
         )
     except InputError as exc:
-        out = services.read_analysis(store, found[0], analysis_id)
-        return render(request, "analysis.html", found, 409, analysis=out, error=_message(exc))
+        return analysis_page(request, found, analysis_id, 409, error=_message(exc))
     return RedirectResponse(f"/analyses/{analysis_id}", status_code=303)
 
 

@@ -1,8 +1,11 @@
 """The request and response bodies of the REST API (pydantic models; OpenAPI components).
 
-The quantification request validates its curve model and weighting against the shared
-enumerations of :mod:`cytosafe.schema.choices`, so the API accepts exactly the options
-calibration knows, and lists them in its OpenAPI document.
+The quantification request validates its curve model, weighting, blank handling and
+covariance against the shared enumerations of :mod:`cytosafe.schema.choices`, so the API
+accepts exactly the options calibration knows, and lists them in its OpenAPI document.
+Each is optional: an option left out is not sent, and each plate gets its reader's vendor
+convention (:func:`cytosafe.quantification.plate_conventions`), as ``cytosafe quantify``
+without options does.
 """
 
 import datetime as dt
@@ -10,11 +13,15 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from cytosafe.schema.choices import CurveModel, Weighting
+from cytosafe.schema.choices import BlankHandling, Covariance, CurveModel, Weighting
 
 __all__ = [
     "AnalysisOut",
     "AopQuery",
+    "ExcludedWellOut",
+    "ExclusionIn",
+    "ExclusionOut",
+    "ExclusionsIn",
     "PlateOut",
     "QuantifyIn",
     "SignOffIn",
@@ -96,10 +103,55 @@ class AnalysisOut(BaseModel):
     reports: list[str]
 
 
+_CONVENTION = "; default: each plate's vendor convention (settings.conventions says which)"
+
+
 class QuantifyIn(BaseModel):
     plates: list[str] | None = Field(None, description="Plates to quantify (default: all).")
-    model: CurveModel = Field(CurveModel.FIVE_PL, description="Standard-curve model.")
-    weighting: Weighting = Field(Weighting.Y2, description="Weights of the curve fit.")
+    model: CurveModel | None = Field(None, description="Standard-curve model" + _CONVENTION)
+    weighting: Weighting | None = Field(None, description="Weights of the curve fit" + _CONVENTION)
+    blank: BlankHandling | None = Field(None, description="How blanks enter the fit" + _CONVENTION)
+    covariance: Covariance | None = Field(None, description="Parameter covariance" + _CONVENTION)
+
+    def options(self) -> dict[str, str]:
+        """The calibration options the caller set (they override the conventions)."""
+        chosen = {"model": self.model, "weighting": self.weighting, "blank": self.blank,
+                  "covariance": self.covariance}  # fmt: skip
+        return {k: str(v) for k, v in chosen.items() if v is not None}
+
+
+class ExclusionIn(BaseModel):
+    plate_id: str
+    well: str = Field(description="The well (B3 and B03 are the same well).")
+    analyte: str | None = Field(None, description="The analyte (default: every analyte).")
+    reason: str = Field(
+        min_length=1,
+        description="Why: a documented, assignable reason (ICH M10, 2022, sections 4.1.2, 5).",
+    )
+
+
+class ExclusionsIn(BaseModel):
+    wells: list[ExclusionIn] = Field(min_length=1)
+
+
+class ExclusionOut(BaseModel):
+    """One exclusion (or restoration) as its audit entry records it."""
+
+    plate_id: str
+    well: str
+    analyte: str | None = Field(description="As asked (None: every analyte of the well).")
+    analytes: list[str] = Field(description="The measurements changed.")
+    reason: str
+    measurements_sha256: str = Field(description="The plate's fingerprint after the change.")
+
+
+class ExcludedWellOut(BaseModel):
+    plate_id: str
+    well: str
+    analyte: str
+    sample_type: str
+    standard_concentration: float | None
+    reason: str | None
 
 
 class SignOffIn(BaseModel):

@@ -1,4 +1,5 @@
-"""Studies and their plates: ``/api/studies``, ``/api/studies/{code}/plates``."""
+"""Studies, their plates and the wells excluded from the calibration: ``/api/studies``,
+``/api/studies/{code}/plates``, ``/api/studies/{code}/exclusions``."""
 
 from typing import Annotated
 
@@ -6,7 +7,14 @@ from fastapi import APIRouter, File, UploadFile
 
 from cytosafe.web import services
 from cytosafe.web.deps import Analyst, ServerSettings, StoreDep, Viewer, on_loop
-from cytosafe.web.schemas import PlateOut, StudyIn, StudyOut
+from cytosafe.web.schemas import (
+    ExcludedWellOut,
+    ExclusionOut,
+    ExclusionsIn,
+    PlateOut,
+    StudyIn,
+    StudyOut,
+)
 
 __all__ = ["router"]
 
@@ -56,3 +64,32 @@ def upload_exports(
     map; every file is read and validated, then all plates are stored in one
     transaction. A plate already stored with the same measurements is kept as it is."""
     return services.store_exports(store, settings, user, code, files, sample_map)
+
+
+@router.get("/studies/{code}/exclusions", response_model=list[ExcludedWellOut], tags=["studies"])
+@on_loop
+def list_exclusions(code: str, user: Viewer, store: StoreDep) -> list[ExcludedWellOut]:
+    """The study's measurements excluded from the calibration, with their reasons."""
+    return services.excluded_wells(store, user, code)
+
+
+@router.post("/studies/{code}/exclusions", response_model=list[ExclusionOut], tags=["studies"])
+def exclude_wells(
+    code: str, body: ExclusionsIn, user: Analyst, store: StoreDep
+) -> list[ExclusionOut]:
+    """Exclude wells from the calibration, each with its reason (analyst). One
+    transaction, one audit entry per well; no analyte: every analyte of the well. A well
+    that does not exist is a 422 naming it (nothing is written); a plate read by a
+    signed-off analysis is a 409. Quantify the study again to refit."""
+    return services.change_wells(store, user, code, body, exclude=True)
+
+
+@router.post(
+    "/studies/{code}/exclusions/restore", response_model=list[ExclusionOut], tags=["studies"]
+)
+def include_wells(
+    code: str, body: ExclusionsIn, user: Analyst, store: StoreDep
+) -> list[ExclusionOut]:
+    """Restore excluded wells to the calibration, each with the reason (analyst),
+    audited as the exclusions are."""
+    return services.change_wells(store, user, code, body, exclude=False)

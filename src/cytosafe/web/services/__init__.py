@@ -9,7 +9,8 @@ signed-in user; it raises :class:`~cytosafe.errors.InputError` for bad input (42
 group they are not in (403).
 
 One module per resource, as the routers: :mod:`.users` (sign-in), :mod:`.studies`
-(studies, plates, uploads), :mod:`.analyses` (background runs through
+(studies, plates, uploads), :mod:`.exclusions` (wells excluded from the calibration with a
+reason, audited), :mod:`.analyses` (background runs through
 :mod:`cytosafe.workflows`, tables, reports, sign-off), :mod:`.clinical` (grading in a
 compute worker), :mod:`.knowledge` (assay recommender, AOP figure) and :mod:`.examples`
 (the example data of ``cytosafe serve``).
@@ -21,6 +22,7 @@ from cytosafe.web.services.analyses import (
     read_analysis,
     read_report,
     read_table,
+    rerun_quantification,
     run_hazard,
     run_quantification,
     sign_analysis,
@@ -35,6 +37,7 @@ from cytosafe.web.services.clinical import (
     upload_observations,
 )
 from cytosafe.web.services.examples import EXAMPLE_COHORT, EXAMPLE_STUDY, load_examples
+from cytosafe.web.services.exclusions import change_wells, excluded_wells
 from cytosafe.web.services.knowledge import aop_figure, recommend_assays
 from cytosafe.web.services.studies import (
     list_plates,
@@ -51,7 +54,9 @@ __all__ = [
     "EXAMPLE_STUDY",
     "analysis_out",
     "aop_figure",
+    "change_wells",
     "clinical_study",
+    "excluded_wells",
     "grade_and_store",
     "grade_upload",
     "list_analyses",
@@ -67,6 +72,7 @@ __all__ = [
     "read_study",
     "read_table",
     "recommend_assays",
+    "rerun_quantification",
     "run_hazard",
     "run_quantification",
     "sign_analysis",

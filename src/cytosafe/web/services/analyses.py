@@ -45,6 +45,7 @@ __all__ = [
     "read_analysis",
     "read_report",
     "read_table",
+    "rerun_quantification",
     "run_hazard",
     "run_quantification",
     "sign_analysis",
@@ -112,7 +113,13 @@ def read_analysis(store: Store, user: User, analysis_id: int) -> AnalysisOut:
 
 
 def _queue(
-    store: Store, study: Study, user: User, kind: str, settings: dict, inputs=None
+    store: Store,
+    study: Study,
+    user: User,
+    kind: str,
+    settings: dict,
+    inputs=None,
+    previous: int | None = None,
 ) -> Analysis:
     return import_analysis(
         store,
@@ -123,19 +130,32 @@ def _queue(
         settings=settings,
         inputs=inputs,
         status="queued",
+        previous=previous,
     )
 
 
 def run_quantification(
-    store: Store, jobs: JobRunner, user: User, code: str, body: QuantifyIn | None = None
+    store: Store,
+    jobs: JobRunner,
+    user: User,
+    code: str,
+    body: QuantifyIn | None = None,
+    *,
+    previous: int | None = None,
 ) -> AnalysisOut:
     """Queue the quantification of the study's stored plates (all, or ``body.plates``):
-    standard curves, back-calculated wells, potency and the QC report."""
+    standard curves, back-calculated wells, potency and the QC report.
+
+    Only the options the caller set are passed on (``settings.options``); every other
+    choice is each plate's vendor convention, recorded in ``settings.conventions``, as
+    ``cytosafe quantify`` without options does. The stored exclusions and their reasons
+    are read with the measurements. ``previous``: the quantification this one re-runs
+    (a re-analysis, the next version).
+    """
     from cytosafe import __version__
-    from cytosafe.curves.calibration import CalibrationSettings
 
     body = body or QuantifyIn()
-    calibration = CalibrationSettings(model=body.model.value, weighting=body.weighting.value)
+    options = body.options()
     with store.reader() as session:
         study = get_study(session, user, code)
     # Read now: a study without (those) plates is the caller's error, not the job's.
@@ -145,9 +165,9 @@ def run_quantification(
         "cytosafe_version": __version__,
         "command": "quantify",
         "plates": plates,
-        "calibration": calibration.to_dict(),
+        "options": options,
     }
-    analysis = _queue(store, study, user, "quantification", asked)
+    analysis = _queue(store, study, user, "quantification", asked, previous=previous)
 
     def work(step) -> None:
         from cytosafe import workflows
@@ -156,10 +176,13 @@ def run_quantification(
         step(0.1, "fitting standard curves")
         # A list of one table: run_quantification records file inputs by testing
         # ``inputs or []``, which a bare DataFrame cannot answer.
-        result = workflows.run_quantification([measurements], settings=calibration)
+        result = workflows.run_quantification([measurements], options=options or None)
         step(0.6, "rendering the QC report")
         html = render_qc_report(result, title=f"{study.code}: quantification")
         step(0.9, "storing the tables")
+        ran = workflows.quantification_settings(
+            result, study_id=study.code, plates=plates, options=options
+        )
         complete_analysis(
             store,
             analysis.id,
@@ -167,11 +190,29 @@ def run_quantification(
             user=user.username,
             measurements=result.measurements,
             report=html,
-            settings=workflows.quantification_settings(result, study_id=study.code, plates=plates),
+            settings=ran,
         )
 
     jobs.submit(analysis.id, user.username, work)
     return read_analysis(store, user, analysis.id)
+
+
+def rerun_quantification(
+    store: Store, jobs: JobRunner, user: User, analysis_id: int
+) -> AnalysisOut:
+    """Quantify the plates of a quantification again, with the options it was asked for
+    and the study's exclusions as they are now: a re-analysis (its next version)."""
+    with store.reader() as session:
+        analysis, study = get_analysis(session, user, analysis_id)
+        kind, settings = analysis.kind, dict(analysis.settings or {})
+    if kind != "quantification":
+        raise InputError(
+            f"analysis {analysis_id} is a {kind} analysis",
+            field="analysis",
+            expected="a quantification analysis",
+        )
+    body = QuantifyIn(plates=settings.get("plates"), **(settings.get("options") or {}))
+    return run_quantification(store, jobs, user, study.code, body, previous=analysis_id)
 
 
 _SECTION = re.compile(r"^\s*\[([^\[\]]+)\]\s*(#.*)?$", re.MULTILINE)
