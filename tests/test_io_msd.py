@@ -179,11 +179,23 @@ def test_real_export_has_8_calibrators_and_40_samples_in_duplicate(dw):
 
 
 def test_real_export_calibrators_are_converted_to_pg_per_ml(dw):
+    assert set(dw["concentration_unit"]) == {"pg/mL"}
     std = dw[dw["sample_type"] == "standard"].drop_duplicates("sample_id").set_index("sample_id")
     # real export: S001 0.0128 ... S008 1000 (five-fold); ng/mL -> pg/mL is x1000
     assert std.loc["S001", "standard_concentration"] == pytest.approx(12.8)
     assert std.loc["S008", "standard_concentration"] == pytest.approx(1e6)
     assert dw.loc[dw["sample_type"] == "sample", "standard_concentration"].isna().all()
+
+
+def test_real_export_calibrators_in_an_arbitrary_unit_are_kept_as_written():
+    # Issue 12, item 9: DW writes no unit; an arbitrary standard_unit labels the values
+    # and leaves them unconverted (no factor to a mass exists for AU/mL).
+    table = read_msd(real(DW_4012), standard_unit="AU/mL")
+    std = table[table["sample_type"] == "standard"].drop_duplicates("sample_id")
+    std = std.set_index("sample_id")
+    assert std.loc["S001", "standard_concentration"] == pytest.approx(0.0128)
+    assert std.loc["S008", "standard_concentration"] == pytest.approx(1000.0)
+    assert set(table["concentration_unit"]) == {"AU/mL"}
 
 
 def test_real_export_signal_is_the_raw_ecl_count(dw):

@@ -388,6 +388,24 @@ def test_standard_unit_applies_to_wells_without_a_concentration_unit(tmp_path):
     assert table["standard_concentration"].tolist()[:2] == [1e5, 1e5]
 
 
+def test_an_arbitrary_concentration_unit_is_kept_as_written(tmp_path):
+    # Issue 12, item 9: IU/mL does not convert to a mass; the map's wells without a unit
+    # (the blank, the samples) take their curve's.
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Wells", "Sample Type", "Standard Concentration", "concentration_unit"])
+    sheet.append(["A1", "standard", 0.5, "iu/ml"])
+    sheet.append(["A02", "standard", 500, "IU/mL"])
+    sheet.append(["B1", "Blank", None, None])
+    book.save(tmp_path / "map.xlsx")
+    matrix = small_matrix(tmp_path, {"A01": 1.5, "A02": 1.4, "B01": 0.05})
+    table = read_plate(tmp_path / "map.xlsx", matrix, study_id="S")
+    assert table["standard_concentration"].tolist()[:2] == [0.5, 500.0]
+    assert set(table["concentration_unit"]) == {"IU/mL"}
+    same = read_plate(small_map(tmp_path), matrix, study_id="S", standard_unit="U/mL")
+    assert set(same["concentration_unit"]) == {"U/mL"}
+
+
 def test_a_grid_blank_sample_type_marks_a_well_empty_whatever_the_reader_saw(tmp_path):
     # The Gen5 fixture holds OVRFLW in G10, a well the plater map leaves blank.
     table = read_plate(PLATER_MAP, GEN5, study_id="S", analyte="IL-6")

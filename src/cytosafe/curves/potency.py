@@ -1,6 +1,7 @@
 """Potency: concentration-response fits per donor x treatment x analyte, EC50 and ECx.
 
-The cytokine concentration released in culture (pg/mL, from calibration) is modelled as a
+The cytokine concentration released in culture (from calibration, in its
+``concentration_unit``: pg/mL, or an arbitrary unit such as IU/mL) is modelled as a
 4PL in log test-article concentration by default (Ritz et al., PLOS ONE 2015;10:e0146021;
 the same :class:`~cytosafe.curves.models.FourPL` as calibration; ``model`` chooses another
 family of :mod:`cytosafe.curves.models`), all curves in one batch. The donor's matched
@@ -32,6 +33,10 @@ A potency is only reported where there is a response; never a fabricated EC50:
   tested concentrations is not extrapolated: it is reported as censored (``>`` the
   highest or ``<`` the lowest tested concentration) with no point value.
 
+Units: a curve's points share one ``concentration_unit`` (the unit is part of the curve's
+key, so values in IU/mL and in pg/mL are never fitted together), and each result row
+names it: ``bottom`` and ``top`` are in it; EC50 and ECx are in ``treatment_unit``.
+
 Values flagged below the LLOQ enter the fit at half the LLOQ and values above the ULOQ at
 the ULOQ (a simple substitution, documented in every result row as ``censoring``);
 the hazard step treats censoring formally. A net signal below the blank
@@ -52,6 +57,7 @@ from cytosafe.curves.calibration import fit_rows
 from cytosafe.curves.fit import curve_weights
 from cytosafe.curves.models import Model, get_model
 from cytosafe.schema.choices import CurveModel, Weighting, parse_choice
+from cytosafe.schema.units import CONCENTRATION_UNIT
 
 __all__ = ["PotencySettings", "censored_response", "effective_concentration", "potency"]
 
@@ -160,9 +166,10 @@ def potency(wells: pd.DataFrame, settings: PotencySettings | None = None) -> pd.
     Returns
     -------
     pandas.DataFrame
-        One row per study x format x incubation x donor x treatment x analyte for every
-        test article and positive control, with ``status`` and, for responses, ``ec50``,
-        ``ec{x}`` and their intervals.
+        One row per study x format x incubation x donor x treatment x analyte (x
+        ``concentration_unit``, the unit of ``bottom`` and ``top``) for every test article
+        and positive control, with ``status`` and, for responses, ``ec50``, ``ec{x}`` and
+        their intervals.
     """
     settings = settings or PotencySettings()
     model = get_model(settings.model)
@@ -172,15 +179,19 @@ def potency(wells: pd.DataFrame, settings: PotencySettings | None = None) -> pd.
     for col in ("assay_format", "donor_id", "treatment"):
         w[col] = w[col].astype(object).where(w[col].notna(), "")
     w["incubation_h"] = w["incubation_h"].fillna(-1.0)
+    # The unit is part of a curve's key: values in different units are never fitted together.
+    unit = w["concentration_unit"] if "concentration_unit" in w.columns else None
+    w["concentration_unit"] = (
+        CONCENTRATION_UNIT if unit is None else unit.astype(object).fillna(CONCENTRATION_UNIT)
+    )
+    key = [*POTENCY_KEY, "concentration_unit"]
     roles = w["treatment_role"].astype(str)
     curves = w[roles.isin(["test", "positive_control"]) & (w["treatment_concentration"] > 0)]
     if curves.empty:
-        return pd.DataFrame(columns=[*POTENCY_KEY, "status"])
-    keys = curves[POTENCY_KEY].drop_duplicates().reset_index(drop=True)
+        return pd.DataFrame(columns=[*key, "status"])
+    keys = curves[key].drop_duplicates().reset_index(drop=True)
     keys["curve_id"] = np.arange(len(keys))
-    pts = curves.merge(keys, on=POTENCY_KEY)[
-        ["curve_id", "treatment_concentration", "_y", "_below"]
-    ]
+    pts = curves.merge(keys, on=key)[["curve_id", "treatment_concentration", "_y", "_below"]]
     usable_pts = pts[np.isfinite(pts["_y"]) & (pts["_y"] > 0)]
     # Curves whose every usable test response is censored below the LLOQ.
     below_all = usable_pts.groupby("curve_id")["_below"].all()
@@ -189,7 +200,7 @@ def potency(wells: pd.DataFrame, settings: PotencySettings | None = None) -> pd.
     pts = pts.drop(columns="_below")
     if settings.include_negative_control:
         neg = w[roles == "negative_control"]
-        base_key = [k for k in POTENCY_KEY if k != "treatment"]
+        base_key = [k for k in key if k != "treatment"]
         anchor = neg[[*base_key, "_y"]].merge(keys, on=base_key)[["curve_id", "_y"]]
         anchor["treatment_concentration"] = 0.0
         pts = pd.concat([pts, anchor[pts.columns]], ignore_index=True)
@@ -282,8 +293,8 @@ def potency(wells: pd.DataFrame, settings: PotencySettings | None = None) -> pd.
     cov = res.cov
     out = keys.drop(columns="curve_id").copy()
     out["incubation_h"] = out["incubation_h"].where(out["incubation_h"] >= 0)
-    unit = curves.groupby(POTENCY_KEY, sort=False)["treatment_unit"].first()
-    out["treatment_unit"] = out.set_index(POTENCY_KEY).index.map(unit).to_numpy()
+    unit = curves.groupby(key, sort=False)["treatment_unit"].first()
+    out["treatment_unit"] = out.set_index(key).index.map(unit).to_numpy()
     out["status"] = status
     out["reason"] = reason
     out["n_concentrations"] = n_conc

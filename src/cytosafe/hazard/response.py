@@ -6,7 +6,9 @@ format and incubation **on the same plate**; when the plate has none, with the d
 control on another plate (recorded in ``control_match``, or not at all with
 ``require_same_plate``). Reported per response:
 
-* ``fold_change`` = test / control and ``difference`` = test - control (pg/mL);
+* ``fold_change`` = test / control and ``difference`` = test - control, in the
+  ``concentration_unit`` of the calibration (pg/mL, or an arbitrary unit such as IU/mL
+  kept as the export wrote it; :mod:`cytosafe.schema.units`);
 * ``log2_fold_change`` (used by the heatmap and the statistics);
 * ``percent_of_positive`` = 100 x (test - control) / (positive control - control), the
   same donor's reference positive control of the same format and analyte;
@@ -33,6 +35,12 @@ Values below the LLOQ (``HazardSettings.below_lloq``, a documented choice):
 
 ``call`` is ``responder``, ``non-responder`` or ``indeterminate``; ``responder`` is True
 for the first only.
+
+Units: a test value is compared only with a control in the same ``concentration_unit``
+(a plate in IU/mL is never matched with one in pg/mL). Fold changes and increases in
+LLOQs are unit-free; an absolute increase (``min_difference``) is a threshold in pg/mL,
+so a value in an arbitrary unit cannot be tested against it: that condition is undecided,
+the call ``indeterminate`` with the reason, never decided as if the value were pg/mL.
 """
 
 from __future__ import annotations
@@ -41,10 +49,13 @@ import numpy as np
 import pandas as pd
 
 from cytosafe.hazard.design import HazardSettings, StudyDesign
+from cytosafe.schema.units import CONCENTRATION_UNIT
 
 __all__ = ["RESPONSE_KEY", "donor_responses", "prepare_values"]
 
-CULTURE = ["study_id", "assay_format", "incubation_h", "donor_id", "analyte"]
+#: What a test culture shares with its matched control (the unit: values in different
+#: units are never compared).
+CULTURE = ["study_id", "assay_format", "incubation_h", "donor_id", "analyte", "concentration_unit"]
 RESPONSE_KEY = [
     "study_id", "assay_format", "incubation_h", "treatment", "treatment_concentration",
     "analyte", "donor_id",
@@ -137,8 +148,15 @@ def donor_responses(
         s = s[~s["treatment"].isin(unknown)]
     s = s[s["treatment"].notna() & s["donor_id"].notna()]
     s["treatment_role"] = s["treatment"].map(lambda t: design.treatments[t].role)
+    if "concentration_unit" not in s.columns:  # a table from before units were kept
+        s["concentration_unit"] = CONCENTRATION_UNIT
     for col in ("assay_format", "study_id"):
         s[col] = s[col].astype(object).where(s[col].notna(), "")
+    s["concentration_unit"] = (
+        s["concentration_unit"]
+        .astype(object)
+        .where(s["concentration_unit"].notna(), CONCENTRATION_UNIT)
+    )
     s["incubation_h"] = s["incubation_h"].astype(float).fillna(-1.0)
     s["treatment_concentration"] = s["treatment_concentration"].astype(float).fillna(0.0)
     if qc is not None and settings.exclude_failed_qc and len(qc):
@@ -258,7 +276,8 @@ def donor_responses(
     cols = [
         "study_id", "assay_format", "incubation_h", "donor_id", "treatment", "treatment_role",
         "treatment_concentration", "treatment_unit", "analyte", "plate_id", "control_treatment",
-        "control_plate_id", "control_match", "test_concentration", "test_censored", "test_lloq",
+        "control_plate_id", "control_match", "concentration_unit", "test_concentration",
+        "test_censored", "test_lloq",
         "control_concentration", "control_censored", "fold_change", "fold_change_bound",
         "log2_fold_change", "difference", "difference_bound", "positive_control",
         "percent_of_positive", "responder", "call", "rule_fired", "reason",
@@ -299,16 +318,13 @@ def _percent_of_positive(
     fmt_key = list(zip(r["study_id"], r["assay_format"], r["incubation_h"], strict=True))
     r["positive_control"] = [refs.get(k, "") for k in fmt_key]
     pos = r[(r["treatment"] == r["positive_control"]) & (r["positive_control"] != "")]
-    pos = pos.groupby(
-        ["study_id", "assay_format", "incubation_h", "donor_id", "analyte", "treatment"], sort=False
-    )["difference"].max()  # a positive control at several concentrations: its strongest
+    # The positive control's increase in the test's own unit (CULTURE holds the unit).
+    pos = pos.groupby([*CULTURE, "treatment"], sort=False)[
+        "difference"
+    ].max()  # a positive control at several concentrations: its strongest
     pos.index = pos.index.set_names("positive_control", level="treatment")
     pos = pos.rename("_pos_diff").reset_index()
-    r = r.merge(
-        pos,
-        on=["study_id", "assay_format", "incubation_h", "donor_id", "analyte", "positive_control"],
-        how="left",
-    )
+    r = r.merge(pos, on=[*CULTURE, "positive_control"], how="left")
     with np.errstate(divide="ignore", invalid="ignore"):
         pct = 100 * r["difference"] / r["_pos_diff"]
     r["percent_of_positive"] = np.where(r["_pos_diff"] > 0, pct, np.nan)
@@ -334,6 +350,14 @@ def _bound_text(lo: float, hi: float, unit: str = "") -> str:
     return "unbounded (any value)"
 
 
+def _units(r: pd.DataFrame) -> np.ndarray:
+    """The concentration unit of each response (pg/mL for a table without one)."""
+    if "concentration_unit" not in r.columns:
+        return np.full(len(r), CONCENTRATION_UNIT, dtype=object)
+    units = r["concentration_unit"].astype(object)
+    return units.where(units.notna(), CONCENTRATION_UNIT).to_numpy(dtype=object)
+
+
 def _g(x: float) -> str:
     return f"{x:.3g}" if abs(x) < 1000 else f"{x:,.0f}"
 
@@ -344,14 +368,15 @@ def _censoring_causes(r: pd.DataFrame, tc: np.ndarray, cc: np.ndarray) -> np.nda
     t = r["value"].to_numpy(dtype=float)
     c = r["control_concentration"].to_numpy(dtype=float)
     ctrl = r["control_treatment"].astype(str).to_numpy()
+    unit = _units(r)
     for i in np.flatnonzero((tc != 0) | (cc != 0)):
         parts = []
         if tc[i]:
             side = "below the LLOQ" if tc[i] < 0 else "above the ULOQ"
-            parts.append(f"the test value is {side} ({_g(t[i])} pg/mL)")
+            parts.append(f"the test value is {side} ({_g(t[i])} {unit[i]})")
         if cc[i]:
             side = "below the LLOQ" if cc[i] < 0 else "above the ULOQ"
-            parts.append(f"the {ctrl[i]} control is {side} ({_g(c[i])} pg/mL)")
+            parts.append(f"the {ctrl[i]} control is {side} ({_g(c[i])} {unit[i]})")
         out[i] = " and ".join(parts)
     return out
 
@@ -390,6 +415,7 @@ def _call(
     lloq = r["lloq"].to_numpy(dtype=float)
     test_below = r["below_lloq"].to_numpy(dtype=bool)
     cause = _censoring_causes(r, tc, cc)
+    unit = _units(r)
     n = len(r)
     state = np.full(n, -1, dtype=int)  # -1 non-responder, 0 indeterminate, 1 responder
     fired = np.full(n, "", dtype=object)
@@ -407,18 +433,21 @@ def _call(
             rs=rs, why=why, open_=open_, by_bound=by_bound,
         ) -> None:  # fmt: skip
             thr = np.broadcast_to(np.asarray(thr, dtype=float), (n,))
+            units = np.broadcast_to(np.asarray(unit, dtype=object), (n,))  # per row
             met = lo >= thr
             failed = ~met & ~(hi >= thr)  # NaN fails, as an unmeasurable quantity does
             und = ~met & ~failed
             censored = lo != hi
-            u = f" {unit}" if unit else ""
 
-            def at(i: int) -> str:  # a threshold in LLOQs is also said in pg/mL
-                return f"{label} ({_g(thr[i])}{u})" if per_row else label
+            def u(i: int) -> str:
+                return f" {units[i]}" if units[i] else ""
+
+            def at(i: int) -> str:  # a threshold in LLOQs is also said in the value's unit
+                return f"{label} ({_g(thr[i])}{u(i)})" if per_row else label
 
             for i in np.flatnonzero(failed & (rs > -1)):
                 extra = (
-                    f" (at most {_g(hi[i])}{u}: {cause[i]})"
+                    f" (at most {_g(hi[i])}{u(i)}: {cause[i]})"
                     if censored[i] and np.isfinite(hi[i])
                     else ""
                 )
@@ -426,12 +455,12 @@ def _call(
             for i in np.flatnonzero(und & (rs == 1)):
                 open_[i] = (
                     f"{cause[i]}, so the {name} is only known to be "
-                    f"{_bound_text(lo[i], hi[i], unit)}, which could lie on either side of "
+                    f"{_bound_text(lo[i], hi[i], units[i])}, which could lie on either side of "
                     f"{at(i)}"
                 )
             for i in np.flatnonzero(met & censored & (rs == 1)):
                 by_bound[i] = (
-                    f"{cause[i]}: the {name} is {_bound_text(lo[i], hi[i], unit)}, "
+                    f"{cause[i]}: the {name} is {_bound_text(lo[i], hi[i], units[i])}, "
                     f"already at least {at(i)}"
                 )
             rs[failed] = -1
@@ -444,10 +473,23 @@ def _call(
             need(fc_lo, fc_hi, rule.min_fold_change, "fold change", f"{rule.min_fold_change:g}")
         if rule.min_difference is not None:
             k = rule.min_difference
-            need(d_lo, d_hi, k, "increase", f"{k:g} pg/mL", "pg/mL")
+            # The threshold is in pg/mL: a value in an arbitrary unit is set aside from
+            # this condition (undecided, with its reason), never compared as if in pg/mL.
+            other = unit != CONCENTRATION_UNIT
+            need(
+                np.where(other, np.inf, d_lo), np.where(other, np.inf, d_hi), k, "increase",
+                f"{k:g} {CONCENTRATION_UNIT}", CONCENTRATION_UNIT,
+            )  # fmt: skip
+            for i in np.flatnonzero(other & (rs == 1)):
+                open_[i] = (
+                    f"the values are in {unit[i]}, an arbitrary unit that does not convert to "
+                    f"pg/mL, so the increase cannot be compared with the rule's "
+                    f"{k:g} {CONCENTRATION_UNIT}"
+                )
+                rs[i] = 0
         if rule.min_difference_lloq is not None:
             k = rule.min_difference_lloq
-            need(d_lo, d_hi, k * lloq, "increase", f"{k:g} × LLOQ", "pg/mL", per_row=True)
+            need(d_lo, d_hi, k * lloq, "increase", f"{k:g} × LLOQ", unit, per_row=True)
         if rule.min_percent_of_positive is not None:
             k = rule.min_percent_of_positive
             need(p_lo, p_hi, k, "increase", f"{k:g}% of the positive control", "%")

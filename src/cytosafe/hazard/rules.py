@@ -35,7 +35,8 @@ DATA_FILE = "hazard_rules.toml"
 #: The conditions a responder rule may hold, with what each means.
 RULE_CONDITIONS = {
     "min_fold_change": "test / matched negative control >= value",
-    "min_difference": "test - matched negative control >= value (pg/mL)",
+    "min_difference": "test - matched negative control >= value (pg/mL; undecided for values "
+    "in an arbitrary unit such as IU/mL, which do not convert to pg/mL)",
     "min_difference_lloq": "test - matched negative control >= value x LLOQ",
     "above_lloq": "the test value is quantifiable (not below the LLOQ)",
     "min_percent_of_positive": "increase >= value % of the positive control's increase",

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from cytosafe.curves.models import get_model
+from cytosafe.schema.units import CONCENTRATION_UNIT
 from cytosafe.schema.wells import PLATE_FORMATS, plate_format_for, well_index
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "PALETTE",
     "PASS",
     "Figures",
+    "concentration_unit_of",
     "describe_wells",
     "esc",
     "flag_map_figure",
@@ -242,6 +244,7 @@ def standard_curve_figure(
     levels: pd.DataFrame,
     samples: pd.DataFrame,
     blank_subtracted: bool,
+    unit: str = CONCENTRATION_UNIT,
 ) -> dict:
     """Standard curve of one plate x analyte: standards, fitted curve, range, samples.
 
@@ -262,7 +265,11 @@ def standard_curve_figure(
         Its sample and control wells from ``Calibration.wells``.
     blank_subtracted:
         Whether signals were blank-subtracted (the blank level is then zero, not drawn).
+    unit:
+        The curve's ``concentration_unit`` (pg/mL, or an arbitrary unit such as IU/mL):
+        the concentration axis and every hover text say it.
     """
+    u = esc(unit)
     x_min, x_max = float(curve["min_standard"]), float(curve["max_standard"])
     traces: list[dict] = []
     have_params = params is not None and bool(np.all(np.isfinite(params)))
@@ -293,7 +300,7 @@ def standard_curve_figure(
                 "line": {"color": ACCENT, "width": 2}
                 if usable
                 else {"color": MUTED, "width": 1.5, "dash": "dash"},
-                "hovertemplate": "%{x:.3g} pg/mL → %{y:.4g}<extra>fit</extra>",
+                "hovertemplate": "%{x:.3g} " + u + " → %{y:.4g}<extra>fit</extra>",
             }
         )
 
@@ -318,8 +325,8 @@ def standard_curve_figure(
     back = standards["concentration_in_well"].to_numpy(dtype=float)
     rep = standards["replicate"].astype("Float64").fillna(1).to_numpy(dtype=float).astype(int)
     hover = [
-        f"well {esc(w)} · replicate {r}<br>nominal {num(n)} pg/mL<br>"
-        f"back-calculated {num(b)} pg/mL ({num(100 * b / n)}%)<br>{t}"
+        f"well {esc(w)} · replicate {r}<br>nominal {num(n)} {u}<br>"
+        f"back-calculated {num(b)} {u} ({num(100 * b / n)}%)<br>{t}"
         for w, r, n, b, t in zip(standards["well"], rep, nominal, back, level_text, strict=True)
     ]
     style = {
@@ -365,7 +372,7 @@ def standard_curve_figure(
         names = s["sample_id"].to_numpy(dtype=object)
         flags = s["flags"].to_numpy(dtype=object)
         text = [
-            f"{esc(nm) or kind} · well {esc(w)}<br>signal {num(sig, 4)} → {num(c)} pg/mL in well"
+            f"{esc(nm) or kind} · well {esc(w)}<br>signal {num(sig, 4)} → {num(c)} {u} in well"
             f"<br>flags: {esc(str(fl).replace(';', ', ')) if isinstance(fl, str) and fl else 'none'}"
             for nm, w, sig, c, fl, k in zip(names, s["well"], yy, x, flags, ok, strict=True)
             if k
@@ -430,7 +437,7 @@ def standard_curve_figure(
         },
         "height": 300,
         "showlegend": False,
-        "xaxis": {"type": "log", "title": {"text": "concentration in well (pg/mL)"}},
+        "xaxis": {"type": "log", "title": {"text": f"concentration in well ({u})"}},
         "yaxis": {"type": "log", "title": {"text": "signal"}},
         "shapes": shapes,
         "annotations": annotations,
@@ -451,6 +458,14 @@ def _grid_values(wells: Sequence[str], values: Sequence, shape: tuple[int, int],
     return grid
 
 
+def concentration_unit_of(rows: pd.DataFrame) -> str:
+    """The concentration unit of rows of one curve (pg/mL for a table without one)."""
+    if "concentration_unit" not in rows.columns:
+        return CONCENTRATION_UNIT
+    units = rows["concentration_unit"].dropna().astype(str).unique()
+    return " / ".join(sorted(units)) if len(units) else CONCENTRATION_UNIT
+
+
 def describe_wells(plate: pd.DataFrame) -> dict[str, str]:
     """Hover description of what each well of one plate holds (the same for every analyte)."""
     first = plate.sort_values(["well", "analyte"], kind="stable").drop_duplicates("well")
@@ -460,7 +475,9 @@ def describe_wells(plate: pd.DataFrame) -> dict[str, str]:
         if esc(r.sample_id):
             parts.append(esc(r.sample_id))
         if r.sample_type in ("standard", "control") and np.isfinite(r.standard_concentration):
-            parts.append(f"nominal {num(r.standard_concentration)} pg/mL")
+            unit = getattr(r, "concentration_unit", None)
+            unit = unit if isinstance(unit, str) else CONCENTRATION_UNIT
+            parts.append(f"nominal {num(r.standard_concentration)} {esc(unit)}")
         dose = (
             f"{num(r.treatment_concentration)} {esc(r.treatment_unit)}"
             if np.isfinite(r.treatment_concentration)
@@ -502,9 +519,10 @@ def plate_heatmap_figure(plate: pd.DataFrame, *, title: str, described: dict[str
         sig = a["signal"].to_numpy(dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.where(sig > 0, np.log10(sig), np.nan)
+        unit = esc(concentration_unit_of(a))
         text = [
             f"{esc(analyte)}: signal {num(s, 4)}"
-            + (f" · {num(c)} pg/mL" if np.isfinite(c) else "")
+            + (f" · {num(c)} {unit}" if np.isfinite(c) else "")
             + (f"<br>flags: {esc(f.replace(';', ', '))}" if isinstance(f, str) and f else "")
             for s, c, f in zip(
                 sig, a["concentration"].to_numpy(dtype=float), a["flags"], strict=True
@@ -645,8 +663,12 @@ def potency_figure(
     ecx: float,
     unit: str,
     analyte: str,
+    response_unit: str = CONCENTRATION_UNIT,
 ) -> dict:
     """Concentration-response of one treatment x analyte: donors' wells and fitted curves.
+
+    ``unit`` is the treatment's concentration unit, ``response_unit`` the cytokine's
+    (``concentration_unit``: pg/mL, or an arbitrary unit such as IU/mL).
 
     Parameters
     ----------
@@ -700,7 +722,8 @@ def potency_figure(
         text = [
             f"<b>{label}</b> · {status.replace('_', ' ')}<br>{k}"
             f"{'' if k else f'{num(x)} {esc(unit)}<br>'}"
-            f"{esc(analyte)} {num(y)} pg/mL{' (censored at LLOQ/2 or ULOQ)' if c else ''}<br>{w}"
+            f"{esc(analyte)} {num(y)} {esc(response_unit)}"
+            f"{' (censored at LLOQ/2 or ULOQ)' if c else ''}<br>{w}"
             for x, y, c, w, k, good in zip(xs, ys, cens, wells, kinds, ok, strict=True)
             if good
         ]
@@ -795,7 +818,7 @@ def potency_figure(
         "title": {"text": title, "font": {"size": 13}, "x": 0.02, "xanchor": "left"},
         "height": 340,
         "xaxis": {"type": "log", "title": {"text": f"concentration ({esc(unit)})"}},
-        "yaxis": {"type": "log", "title": {"text": f"{esc(analyte)} (pg/mL)"}},
+        "yaxis": {"type": "log", "title": {"text": f"{esc(analyte)} ({esc(response_unit)})"}},
         "legend": {"font": {"size": 10}, "itemclick": "toggle", "tracegroupgap": 0},
         "margin": {"l": 56, "r": 12, "t": 40, "b": 44},
     }

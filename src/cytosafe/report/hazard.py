@@ -41,6 +41,7 @@ from cytosafe.report.page import environment
 from cytosafe.report.qc import REFERENCES as QC_REFERENCES
 from cytosafe.report.qc import qc_table
 from cytosafe.schema.choices import CurveModel, Weighting
+from cytosafe.schema.units import CONCENTRATION_UNIT
 
 if TYPE_CHECKING:
     from cytosafe.hazard.pipeline import AnalysisResult
@@ -125,6 +126,7 @@ def heatmap_figure(responses: pd.DataFrame, design, *, title: str) -> dict | Non
     order = [t for t in order if design.role(t) == "test"] + [
         t for t in order if design.role(t) != "test"
     ]
+    r = r.assign(_unit=_units(r))
     for treatment in order:
         g = r[r["treatment"] == treatment]
         g = g.groupby(["donor_id", "analyte"], sort=False).agg(
@@ -139,6 +141,7 @@ def heatmap_figure(responses: pd.DataFrame, design, *, title: str) -> dict | Non
             tc=("test_censored", "first"),
             c=("control_concentration", "mean"),
             cc=("control_censored", "first"),
+            u=("_unit", "first"),
         )
         z = [[None] * len(analytes) for _ in donors]
         text = [[""] * len(analytes) for _ in donors]
@@ -151,7 +154,8 @@ def heatmap_figure(responses: pd.DataFrame, design, *, title: str) -> dict | Non
             bound = "" if row.bound in ("=", "") else f" ({row.bound})"
             hover[i][j] = (
                 f"<b>{esc(donor)}</b> · {esc(analyte)}<br>fold change {num(row.fc)}{esc(bound)}"
-                f"<br>test {esc(row.tc)}{num(row.t)} · control {esc(row.cc)}{num(row.c)} pg/mL<br>"
+                f"<br>test {esc(row.tc)}{num(row.t)} · control {esc(row.cc)}{num(row.c)} "
+                f"{esc(row.u)}<br>"
                 + (
                     f"responder: {esc(row.rule)}" + (f"<br>{esc(row.why)}" if row.why else "")
                     if row.resp
@@ -221,6 +225,7 @@ def dot_plot_figure(responses: pd.DataFrame, design, *, analyte: str, title: str
     g = responses[responses["analyte"] == analyte]
     if g.empty:
         return None
+    unit = esc(figs.concentration_unit_of(g.assign(concentration_unit=_units(g))))
     ctrl = g.drop_duplicates(["donor_id", "control_treatment"])[
         ["donor_id", "control_treatment", "control_concentration", "control_censored"]
     ].rename(
@@ -279,7 +284,7 @@ def dot_plot_figure(responses: pd.DataFrame, design, *, analyte: str, title: str
                     "size": 6,
                     "symbol": ["circle-open" if c else "circle" for c in d["cens"]],
                 },
-                "hovertemplate": f"<b>{esc(donor)}</b><br>%{{x}}<br>%{{y}} pg/mL<extra></extra>",
+                "hovertemplate": f"<b>{esc(donor)}</b><br>%{{x}}<br>%{{y}} {unit}<extra></extra>",
             }
         )
     layout = {
@@ -291,7 +296,7 @@ def dot_plot_figure(responses: pd.DataFrame, design, *, analyte: str, title: str
             "categoryarray": cats,
             "tickangle": -40,
         },
-        "yaxis": {"type": "log", "title": {"text": f"{esc(analyte)} (pg/mL)"}},
+        "yaxis": {"type": "log", "title": {"text": f"{esc(analyte)} ({unit})"}},
         "legend": {"font": {"size": 10}},
         "margin": {"l": 56, "r": 12, "t": 40, "b": 90},
     }
@@ -299,13 +304,23 @@ def dot_plot_figure(responses: pd.DataFrame, design, *, analyte: str, title: str
 
 
 def potency_figure(
-    fits: list[dict], points: pd.DataFrame, *, title: str, analyte: str, unit: str, ecx: float
+    fits: list[dict],
+    points: pd.DataFrame,
+    *,
+    title: str,
+    analyte: str,
+    unit: str,
+    ecx: float,
+    response_unit: str = CONCENTRATION_UNIT,
 ) -> dict:
     """Concentration-response of one test article x analyte x format: each donor's
     values (one point per concentration, replicates and plates averaged), its fitted curve
     and its EC50 (and ECx) with interval. A light version of the QC report's figure: the
-    study report draws one per test article and analyte and must stay small."""
+    study report draws one per test article and analyte and must stay small. ``unit`` is
+    the test article's unit, ``response_unit`` the cytokine's (pg/mL, or an arbitrary unit
+    such as IU/mL)."""
     traces = []
+    ru = esc(response_unit)
     # Plain arrays: pandas' per-donor filtering would dominate the report's build time.
     pd_donor = points["donor_id"].astype(str).to_numpy(dtype=object)
     px = points["treatment_concentration"].to_numpy(dtype=float)
@@ -340,7 +355,7 @@ def potency_figure(
                     "size": 6,
                     "symbol": ["circle-open" if c else "circle" for c in p["test_censored"]],
                 },
-                "hovertemplate": f"<b>{esc(donor)}</b> · {esc(status)}<br>%{{x}} {esc(unit)}: %{{y}} pg/mL<extra></extra>",
+                "hovertemplate": f"<b>{esc(donor)}</b> · {esc(status)}<br>%{{x}} {esc(unit)}: %{{y}} {ru}<extra></extra>",
             }
         )
         if f is not None and all(
@@ -401,7 +416,7 @@ def potency_figure(
         "title": {"text": title, "font": {"size": 13}, "x": 0.02, "xanchor": "left"},
         "height": 340,
         "xaxis": {"type": "log", "title": {"text": f"concentration ({esc(unit)})"}},
-        "yaxis": {"type": "log", "title": {"text": f"{esc(analyte)} (pg/mL)"}},
+        "yaxis": {"type": "log", "title": {"text": f"{esc(analyte)} ({ru})"}},
         "legend": {"font": {"size": 10}, "tracegroupgap": 0},
         "margin": {"l": 56, "r": 12, "t": 40, "b": 44},
     }
@@ -484,7 +499,15 @@ def _potency_section(result: AnalysisResult, figures: Figures) -> dict:
         if p is None or p.empty:
             continue
         title = html.escape(str(analyte)) + (f" · {html.escape(where)}" if many_formats else "")
-        spec = potency_figure(fits, p, title=title, analyte=str(analyte), unit=unit, ecx=ecx)
+        spec = potency_figure(
+            fits,
+            p,
+            title=title,
+            analyte=str(analyte),
+            unit=unit,
+            ecx=ecx,
+            response_unit=figs.concentration_unit_of(pd.DataFrame(fits)),
+        )
         panels.setdefault(treatment, []).append(
             {
                 "id": figures.add(spec),
@@ -501,6 +524,14 @@ def _potency_section(result: AnalysisResult, figures: Figures) -> dict:
         "model": model,
         "counts": pot["status"].value_counts().sort_index().to_dict(),
     }
+
+
+def _units(responses: pd.DataFrame) -> pd.Series:
+    """The ``concentration_unit`` of each response (pg/mL for a table from before units)."""
+    if "concentration_unit" not in responses.columns:
+        return pd.Series(CONCENTRATION_UNIT, index=responses.index, dtype=object)
+    units = responses["concentration_unit"].astype(object)
+    return units.where(units.notna(), CONCENTRATION_UNIT)
 
 
 # --- tables ------------------------------------------------------------------------------------

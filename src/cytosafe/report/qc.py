@@ -47,6 +47,8 @@ from cytosafe.report.figures import Figures, num
 from cytosafe.report.figures import natural_key as _natural
 from cytosafe.report.page import environment
 from cytosafe.schema.choices import BlankHandling, Covariance, CurveModel, Weighting
+from cytosafe.schema.measurements import curve_units
+from cytosafe.schema.units import CONCENTRATION_UNIT
 
 if TYPE_CHECKING:
     from cytosafe.quantification import QuantificationResult
@@ -161,8 +163,39 @@ _WELL_COLUMNS = [
     "study_id", "plate_id", "well", "analyte", "sample_type", "standard_concentration",
     "donor_id", "treatment", "treatment_role", "treatment_concentration", "treatment_unit",
     "assay_format", "incubation_h", "replicate", "signal", "sample_id", "signal_used",
-    "concentration_in_well", "concentration", "lloq", "uloq", *FLAGS, "flags",
+    "concentration_in_well", "concentration", "concentration_unit", "lloq", "uloq", *FLAGS,
+    "flags",
 ]  # fmt: skip
+
+
+def _units(result: QuantificationResult) -> dict[tuple, str]:
+    """The ``concentration_unit`` of each (study, plate, analyte) curve (issue 12, item 9:
+    arbitrary units are labelled wherever their values are shown, never as pg/mL)."""
+    table = curve_units(result.calibration.wells)
+    return {
+        (s, p, a): str(u)
+        for s, p, a, u in table[
+            ["study_id", "plate_id", "analyte", "concentration_unit"]
+        ].itertuples(index=False)
+    }
+
+
+def _suffix(unit: str) -> str:
+    """`` IU/mL`` after a value in a unit other than pg/mL, which the headers assume."""
+    return "" if unit == CONCENTRATION_UNIT else f" {unit}"
+
+
+def units_note(result: QuantificationResult) -> str:
+    """The sentence that says in which unit a report's concentrations are."""
+    units = sorted(set(_units(result).values())) or [CONCENTRATION_UNIT]
+    if units == [CONCENTRATION_UNIT]:
+        return "Concentrations in pg/mL in the well (before the dilution factor)."
+    others = ", ".join(u for u in units if u != CONCENTRATION_UNIT)
+    return (
+        "Concentrations in the well (before the dilution factor), in pg/mL unless a unit "
+        f"follows the value: {others} is an arbitrary unit, kept as the export wrote it "
+        "(it does not convert to a mass)."
+    )
 
 
 def _slim(wells: pd.DataFrame) -> pd.DataFrame:
@@ -298,12 +331,14 @@ def _convention_rows(result: QuantificationResult) -> list[tuple[str, str, str]]
             )
         )
     std = cal.standards
+    units = _units(result)
     if "excluded" in std.columns and std["excluded"].any():
         for r in std[std["excluded"]].itertuples(index=False):
             reason = getattr(r, "exclusion_reason", None)
+            unit = units.get((r.study_id, r.plate_id, r.analyte), CONCENTRATION_UNIT)
             rows.append(
                 (
-                    f"Excluded standard · {r.plate_id} {r.analyte} {num(r.nominal)} pg/mL",
+                    f"Excluded standard · {r.plate_id} {r.analyte} {num(r.nominal)} {unit}",
                     str(reason) if isinstance(reason, str) else "excluded",
                     "",
                 )
@@ -331,9 +366,12 @@ def qc_table(result: QuantificationResult, many: bool) -> tuple[list[dict], list
         for s, p, a in zip(qc["study_id"], qc["plate_id"], qc["analyte"], strict=True)
     ]
     qc = qc.sort_values("_key", kind="stable")
+    units = _units(result)
     rows = []
     for r in qc.itertuples(index=False):
         n_ctl = 0 if pd.isna(r.n_controls) else int(r.n_controls)
+        unit = units.get((r.study_id, r.plate_id, r.analyte), CONCENTRATION_UNIT)
+        tail = _suffix(unit) if np.isfinite(r.lloq) else ""
         rows.append(
             {
                 "plate": _plate_key(r.study_id, r.plate_id, many),
@@ -341,9 +379,10 @@ def qc_table(result: QuantificationResult, many: bool) -> tuple[list[dict], list
                 "passed": bool(r.qc_pass),
                 "status": str(r.status),
                 "levels": f"{_int(r.levels_in_range)} / {int(r.n_levels)}",
-                "lloq": num(r.lloq),
-                "uloq": num(r.uloq),
-                "lod": num(r.lod),
+                "lloq": num(r.lloq) + tail,
+                "uloq": num(r.uloq) + tail,
+                "lod": num(r.lod) + (_suffix(unit) if np.isfinite(r.lod) else ""),
+                "unit": unit,
                 "blank_cv": _pct(r.blank_cv),
                 "sample_cv": _pct(r.median_sample_cv),
                 "below": _pct(100 * r.share_below_lloq, 0) if pd.notna(r.share_below_lloq) else "–",
@@ -389,6 +428,7 @@ def _curves(result: QuantificationResult, figures: Figures, many: bool) -> list[
     std_by = {k: g for k, g in cal.standards.groupby(key, sort=False, observed=True)}
     qc = cal.qc.set_index(key)
     subtracted = cal.settings.blank == BlankHandling.SUBTRACT
+    units = _units(result)
     panels = []
     for study, plate in _plates(wells):
         cards = []
@@ -409,6 +449,7 @@ def _curves(result: QuantificationResult, figures: Figures, many: bool) -> list[
                 levels=std_by.get(k, cal.standards.iloc[:0]),
                 samples=w[w["sample_type"].isin(["sample", "control"])],
                 blank_subtracted=subtracted,
+                unit=units.get(k, CONCENTRATION_UNIT),
             )
             q = qc.loc[k]
             cards.append(
@@ -417,7 +458,7 @@ def _curves(result: QuantificationResult, figures: Figures, many: bool) -> list[
                     "analyte": c["analyte"],
                     "passed": bool(q["qc_pass"]),
                     "status": str(c["status"]),
-                    "range": f"{num(c['lloq'])}–{num(c['uloq'])} pg/mL"
+                    "range": f"{num(c['lloq'])}–{num(c['uloq'])} {units.get(k, CONCENTRATION_UNIT)}"
                     if np.isfinite(c["lloq"])
                     else "no quantifiable range",
                     "off_curve": spec["meta"]["off_curve"],
@@ -440,11 +481,15 @@ def _standards(result: QuantificationResult, many: bool) -> list[dict]:
     lo, hi = s.recovery_range
     elo, ehi = s.end_recovery_range
     curves = cal.curves.set_index(["study_id", "plate_id", "analyte"])
+    units = _units(result)
     groups = []
     for study, plate in _plates(cal.wells):
         t = cal.standards[
             (cal.standards["study_id"] == study) & (cal.standards["plate_id"] == plate)
         ]
+        # One unit on the plate heads the column; several are said with each value.
+        on_plate = {units.get((study, plate, a), CONCENTRATION_UNIT) for a in t["analyte"]}
+        plate_unit = next(iter(on_plate)) if len(on_plate) == 1 else None
         t = t.assign(_k=[_natural(a) for a in t["analyte"]]).sort_values(
             ["_k", "nominal"], kind="stable"
         )
@@ -477,10 +522,11 @@ def _standards(result: QuantificationResult, many: bool) -> list[dict]:
             else:
                 role = "in range"
             verdict = "pass" if r.passes else ("end pass" if r.passes_as_end else "fail")
+            unit = units.get((study, plate, r.analyte), CONCENTRATION_UNIT)
             rows.append(
                 {
                     "analyte": r.analyte,
-                    "nominal": num(r.nominal),
+                    "nominal": num(r.nominal) + ("" if plate_unit else f" {unit}"),
                     "n": int(r.n_replicates),
                     "signal": num(r.mean_signal, 4),
                     "back": num(r.back_calculated),
@@ -494,7 +540,14 @@ def _standards(result: QuantificationResult, many: bool) -> list[dict]:
                 }
             )
         n_fail = sum(r["verdict"] == "fail" for r in rows)
-        groups.append({"label": _plate_key(study, plate, many), "rows": rows, "n_fail": n_fail})
+        groups.append(
+            {
+                "label": _plate_key(study, plate, many),
+                "rows": rows,
+                "n_fail": n_fail,
+                "unit": plate_unit,
+            }
+        )
     return groups
 
 
@@ -637,6 +690,7 @@ def _potency(result: QuantificationResult, figures: Figures) -> dict:
             if pts["treatment_unit"].notna().any()
             else ""
         )
+        response_unit = figs.concentration_unit_of(pts)
         title = html.escape(str(analyte))
         if many_formats:
             title += f" · {html.escape(str(fmt))}" + (f" {inc:g} h" if inc >= 0 else "")
@@ -648,6 +702,7 @@ def _potency(result: QuantificationResult, figures: Figures) -> dict:
             ecx=ecx,
             unit=unit,
             analyte=str(analyte),
+            response_unit=response_unit,
         )
         n_resp = int((fits["status"] == "response").sum())
         panels.setdefault(treatment, []).append(
@@ -799,6 +854,7 @@ def render_qc_report(
         "header": header,
         "settings": _settings(result),
         "qc_rows": qc_rows,
+        "units_note": units_note(result),
         "has_printed": any(r["printed"] not in ("–", "") for r in qc_rows),
         "curve_models": ", ".join(f"{name} × {n}" for name, n in _curve_models(result))
         if len(_curve_models(result)) > 1

@@ -3,6 +3,9 @@
 Drug concentrations are carried in ng/mL (= ug/L). Molar values convert through the
 molecular weight: ``1 nM x MW (kDa) = MW ng/mL`` (1e-9 mol/L x MW x 1000 g/mol). Doses are
 carried in mg/kg with the body weight alongside; a total dose (mg, ug) is divided by it.
+An arbitrary or activity unit (IU/mL, U/mL, AU/mL; :mod:`cytosafe.schema.units`) converts
+to neither: an IU is defined by a WHO International Standard's ampoule, not by a mass
+(WHO TRS 932, Annex 2, 2006), so a potency in IU/mL is refused rather than converted.
 """
 
 from __future__ import annotations
@@ -10,7 +13,12 @@ from __future__ import annotations
 import math
 
 from cytosafe.errors import InputError, UnitError
-from cytosafe.schema.units import MASS_CONCENTRATION_TO_PG_PER_ML, MOLAR_TO_NM, canonical_unit
+from cytosafe.schema.units import (
+    ARBITRARY_UNITS,
+    MASS_CONCENTRATION_TO_PG_PER_ML,
+    MOLAR_TO_NM,
+    canonical_unit,
+)
 
 __all__ = ["DOSE_UNITS", "dose_to_mg", "dose_to_mg_per_kg", "to_ng_per_ml"]
 
@@ -29,9 +37,18 @@ DOSE_UNITS: dict[str, tuple[float, bool]] = {
 def to_ng_per_ml(value: float, unit: str, *, mw_kda: float | None = None, **where) -> float:
     """``value`` in ``unit`` (mass or molar concentration) as ng/mL.
 
-    A molar unit needs ``mw_kda``; without it a :class:`UnitError` names ``where``.
+    A molar unit needs ``mw_kda``; without it a :class:`UnitError` names ``where``. An
+    arbitrary unit (IU/mL, ...) is a :class:`UnitError`: no factor to a mass is assumed.
     """
     canon = canonical_unit(unit, **where)
+    if canon in ARBITRARY_UNITS:
+        raise UnitError(
+            f"'{unit}' is an arbitrary unit ({ARBITRARY_UNITS[canon]}): it does not convert "
+            "to a mass or molar concentration without a factor specific to the substance's "
+            "own standard, which CytoSafe does not assume",
+            expected="a mass (ng/mL) or molar (nM) concentration",
+            **where,
+        )
     if canon in MASS_CONCENTRATION_TO_PG_PER_ML:
         return float(value) * MASS_CONCENTRATION_TO_PG_PER_ML[canon] / 1000.0
     if mw_kda is None or not (mw_kda > 0):
