@@ -82,7 +82,10 @@ def test_missing_columns_and_unknown_options_and_scales():
 def test_per_kg_rate_converted_with_weight_or_assumed_weight_reported():
     with_w = series((1, "weight", 80, "kg"), (11, "norepinephrine", 0.25, "ug/kg/min"))
     assert grade(with_w, "lee2014").timeline["norepinephrine"].iat[-1] == pytest.approx(20.0)
-    no_w = series((11, "norepinephrine", 0.25, "ug/kg/min"), (15, "systolic_bp", 100, "mmHg"))
+    # with a fever first: Lee 2014 grades only once CRS is present (onset_requires_fever)
+    no_w = series(
+        FEVER, (11, "norepinephrine", 0.25, "ug/kg/min"), (15, "systolic_bp", 100, "mmHg")
+    )
     row = grade(no_w, "lee2014").timeline.iloc[-1]
     assert row["norepinephrine"] == pytest.approx(17.5)  # 70 kg assumed
     assert "weight_assumed" in row["estimates"]
@@ -90,6 +93,9 @@ def test_per_kg_rate_converted_with_weight_or_assumed_weight_reported():
 
 # ----------------------------------------------------------------------- episodes
 def test_episodes_onset_duration_and_count():
+    """Afebrile from 14 h to the fever at 30 h: 16 h quiet. With the default gap (24 h
+    afebrile, off vasopressors and oxygen) that is one episode; with a 12 h gap, two
+    (the pre-issue-17 rule split at every afebrile reading)."""
     obs = series(
         (10, "temperature", 38.2, "C"),
         (14, "temperature", 37.0, "C"),
@@ -101,15 +107,21 @@ def test_episodes_onset_duration_and_count():
     )
     res = grade(obs)
     eps = episodes(res.timeline)
-    assert eps[["onset_hours", "end_hours", "peak_grade"]].values.tolist() == [
+    assert eps[["onset_hours", "end_hours", "peak_grade"]].values.tolist() == [[10, 40, 3]]
+    p = res.patients.iloc[0]
+    assert p["max_grade"] == 3 and p["onset_hours"] == 10 and p["n_episodes"] == 1
+    assert p["duration_hours"] == 30 and p["hours_of_max_grade"] == 31
+    assert p["treatments"] == "tocilizumab x1"
+    assert not p["ongoing_at_last_observation"]
+
+    res12 = grade(obs, episode_gap_hours=12)
+    eps12 = episodes(res12.timeline, gap_hours=12)
+    assert eps12[["onset_hours", "end_hours", "peak_grade"]].values.tolist() == [
         [10, 14, 1],
         [30, 40, 3],
     ]
-    p = res.patients.iloc[0]
-    assert p["max_grade"] == 3 and p["onset_hours"] == 10 and p["n_episodes"] == 2
-    assert p["duration_hours"] == 14 and p["hours_of_max_grade"] == 31
-    assert p["treatments"] == "tocilizumab x1"
-    assert not p["ongoing_at_last_observation"]
+    p12 = res12.patients.iloc[0]
+    assert p12["n_episodes"] == 2 and p12["duration_hours"] == 14
 
 
 def test_onset_needs_an_infusion():

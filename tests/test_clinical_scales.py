@@ -36,6 +36,12 @@ def g(obs: pd.DataFrame, scale: str = "astct2019", **options) -> int:
 FEVER = (10, "temperature", 38.5, "C")
 
 
+def febrile(*rows: tuple, patient: str = "P1") -> pd.DataFrame:
+    """A series with a fever at hour 10 first: every CRS scale grades only once CRS is
+    present, i.e. from a fever on (``onset_requires_fever``; tests/test_clinical_gate.py)."""
+    return series(FEVER, *rows, patient=patient)
+
+
 # ----------------------------------------------------------------------- ASTCT 2019
 class TestASTCT2019:
     def test_grade1_fever_38_0_without_hypotension_or_hypoxia(self):
@@ -173,7 +179,7 @@ class TestLee2014:
         """'Grade 2: ... Oxygen requirement <40%'."""
         assert (
             g(
-                series((11, "oxygen_device", "simple_face_mask", ""), (11, "fio2", 39, "%")),
+                febrile((11, "oxygen_device", "simple_face_mask", ""), (11, "fio2", 39, "%")),
                 "lee2014",
             )
             == 2
@@ -183,7 +189,7 @@ class TestLee2014:
         """'Grade 3: ... Oxygen requirement >=40%'."""
         assert (
             g(
-                series((11, "oxygen_device", "simple_face_mask", ""), (11, "fio2", 40, "%")),
+                febrile((11, "oxygen_device", "simple_face_mask", ""), (11, "fio2", 40, "%")),
                 "lee2014",
             )
             == 3
@@ -191,8 +197,8 @@ class TestLee2014:
 
     def test_fio2_estimated_from_cannula_flow_and_reported(self):
         """FiO2 = 21% + 4%/L: 4 L/min -> 37% (grade 2), 5 L/min -> 41% (grade 3)."""
-        four = series((11, "oxygen_device", "nasal_cannula", ""), (11, "oxygen_flow", 4, "L/min"))
-        five = series((11, "oxygen_device", "nasal_cannula", ""), (11, "oxygen_flow", 5, "L/min"))
+        four = febrile((11, "oxygen_device", "nasal_cannula", ""), (11, "oxygen_flow", 4, "L/min"))
+        five = febrile((11, "oxygen_device", "nasal_cannula", ""), (11, "oxygen_flow", 5, "L/min"))
         assert g(four, "lee2014") == 2
         row = last(five, "lee2014")
         assert row["grade"] == 3 and "fio2_from_flow" in row["estimates"]
@@ -201,7 +207,7 @@ class TestLee2014:
         """'hypotension responsive to fluids or low dose of one vasopressor'."""
         assert (
             g(
-                series((11, "norepinephrine", 19, "ug/min"), (15, "norepinephrine", 19, "ug/min")),
+                febrile((11, "norepinephrine", 19, "ug/min"), (15, "norepinephrine", 19, "ug/min")),
                 "lee2014",
             )
             == 2
@@ -209,24 +215,25 @@ class TestLee2014:
 
     def test_high_dose_norepinephrine_needs_3_hours(self):
         """'High-dose vasopressors (all doses required for >=3 h)': NE >=20 ug/min."""
-        obs = series(
+        obs = febrile(
             (11, "norepinephrine", 20, "ug/min"),
             (13.9, "systolic_bp", 95, "mmHg"),
             (14, "systolic_bp", 96, "mmHg"),
         )
         res = grade(obs, "lee2014").timeline
-        assert res["grade"].tolist() == [0, 2, 2, 3]
+        # infusion 0, fever 1 (hour 10), NE 20 ug/min under 3 h: 2, 2; from 3 h on: 3
+        assert res["grade"].tolist() == [0, 1, 2, 2, 3]
 
     def test_high_dose_dopamine_ug_kg_min(self):
         """'Dopamine monotherapy >=10 ug/kg/min'."""
-        obs = series((11, "dopamine", 10, "ug/kg/min"), (14, "systolic_bp", 95, "mmHg"))
+        obs = febrile((11, "dopamine", 10, "ug/kg/min"), (14, "systolic_bp", 95, "mmHg"))
         assert g(obs, "lee2014") == 3
 
     def test_vasopressin_plus_ne_equivalent_10(self):
         """'If on vasopressin: vasopressin + norepinephrine equivalent of >=10 ug/min';
         NE equivalent = NE + dopamine/2 + epinephrine + phenylephrine/10: 100 ug/min of
         phenylephrine is 10 ug/min of norepinephrine."""
-        obs = series(
+        obs = febrile(
             (11, "vasopressin", 0.03, "U/min"),
             (11, "phenylephrine", 100, "ug/min"),
             (14, "systolic_bp", 95, "mmHg"),
@@ -237,10 +244,10 @@ class TestLee2014:
 
     def test_grade4_ventilator_support(self):
         """'Grade 4: Life-threatening symptoms. Requirement for ventilator support'."""
-        assert g(series((11, "oxygen_device", "mechanical_ventilation", "")), "lee2014") == 4
+        assert g(febrile((11, "oxygen_device", "mechanical_ventilation", "")), "lee2014") == 4
 
     def test_ventilator_devices_configurable(self):
-        obs = series((11, "oxygen_device", "bipap", ""), (11, "fio2", 30, "%"))
+        obs = febrile((11, "oxygen_device", "bipap", ""), (11, "fio2", 30, "%"))
         assert g(obs, "lee2014") == 2
         assert g(obs, "lee2014", ventilator_devices=["bipap", "mechanical_ventilation"]) == 4
 
@@ -253,19 +260,19 @@ class TestCTCAE5:
 
     def test_grade2_hypotension_responding_to_fluids(self):
         """'Grade 2: Hypotension responding to fluids; hypoxia responding to <40% O2.'"""
-        assert g(series((11, "systolic_bp", 85, "mmHg")), "ctcae5") == 2
+        assert g(febrile((11, "systolic_bp", 85, "mmHg")), "ctcae5") == 2
 
     def test_grade3_one_pressor_and_40_percent(self):
         """'Grade 3: Hypotension managed with one pressor; hypoxia requiring >=40% O2.'"""
-        assert g(series((11, "phenylephrine", 50, "ug/min")), "ctcae5") == 3
+        assert g(febrile((11, "phenylephrine", 50, "ug/min")), "ctcae5") == 3
         assert (
-            g(series((11, "oxygen_device", "venturi_mask", ""), (11, "fio2", 40, "%")), "ctcae5")
+            g(febrile((11, "oxygen_device", "venturi_mask", ""), (11, "fio2", 40, "%")), "ctcae5")
             == 3
         )
 
     def test_grade4_life_threatening_interpretation_reported(self):
         """'Grade 4: Life-threatening consequences; urgent intervention indicated.'"""
-        row = last(series((11, "oxygen_device", "mechanical_ventilation", "")), "ctcae5")
+        row = last(febrile((11, "oxygen_device", "mechanical_ventilation", "")), "ctcae5")
         assert row["grade"] == 4 and "interpretation" in row["estimates"]
 
 
@@ -275,25 +282,27 @@ class TestPenn:
         """'Hypoxia requiring supplemental oxygen (nasal cannula oxygen, high-flow oxygen, CPAP, or BiPAP).'"""
         assert (
             g(
-                series((11, "oxygen_device", "nasal_cannula", ""), (11, "oxygen_flow", 2, "L/min")),
+                febrile(
+                    (11, "oxygen_device", "nasal_cannula", ""), (11, "oxygen_flow", 2, "L/min")
+                ),
                 "penn",
             )
             == 3
         )
-        assert g(series((11, "oxygen_device", "bipap", "")), "penn") == 3
+        assert g(febrile((11, "oxygen_device", "bipap", "")), "penn") == 3
 
     def test_grade3_multiple_fluid_boluses(self):
         """'Hypotension treated with multiple fluid boluses or low-dose vasopressors.'"""
-        one = series((11, "fluid_bolus", 500, "mL"))
-        two = series((11, "fluid_bolus", 500, "mL"), (13, "fluid_bolus", 500, "mL"))
-        assert g(one, "penn") == 0
+        one = febrile((11, "fluid_bolus", 500, "mL"))
+        two = febrile((11, "fluid_bolus", 500, "mL"), (13, "fluid_bolus", 500, "mL"))
+        assert g(one, "penn") == 1  # the fever alone: mild reaction
         assert g(two, "penn") == 3
 
     def test_grade4_high_dose_or_mechanical_ventilation(self):
         """'Grade 4: ... hypotension requiring high-dose vasopressors. Hypoxia requiring mechanical ventilation.'"""
-        assert g(series((11, "oxygen_device", "mechanical_ventilation", "")), "penn") == 4
+        assert g(febrile((11, "oxygen_device", "mechanical_ventilation", "")), "penn") == 4
         assert (
-            g(series((11, "epinephrine", 10, "ug/min"), (14, "systolic_bp", 95, "mmHg")), "penn")
+            g(febrile((11, "epinephrine", 10, "ug/min"), (14, "systolic_bp", 95, "mmHg")), "penn")
             == 4
         )
 
@@ -306,29 +315,35 @@ class TestPenn:
 class TestMSKCC:
     def test_grade2_vasopressor_under_24_hours(self):
         """'Grade 2: Hypotension requiring any vasopressors <24 hours.'"""
-        obs = series((11, "norepinephrine", 5, "ug/min"), (34.9, "systolic_bp", 95, "mmHg"))
+        obs = febrile((11, "norepinephrine", 5, "ug/min"), (34.9, "systolic_bp", 95, "mmHg"))
         assert g(obs, "mskcc") == 2
 
     def test_grade3_vasopressor_24_hours(self):
         """'Grade 3: Hypotension requiring any vasopressors >=24 hours.'"""
-        obs = series((11, "norepinephrine", 5, "ug/min"), (35, "systolic_bp", 95, "mmHg"))
+        obs = febrile((11, "norepinephrine", 5, "ug/min"), (35, "systolic_bp", 95, "mmHg"))
         assert g(obs, "mskcc") == 3
 
     def test_grade4_refractory_to_high_dose(self):
         """'Grade 4: ... Hypotension refractory to high-dose vasopressors.'"""
-        obs = series((11, "norepinephrine", 25, "ug/min"), (14, "systolic_bp", 80, "mmHg"))
+        obs = febrile((11, "norepinephrine", 25, "ug/min"), (14, "systolic_bp", 80, "mmHg"))
         assert g(obs, "mskcc") == 4
-        ok = series((11, "norepinephrine", 25, "ug/min"), (14, "systolic_bp", 100, "mmHg"))
+        ok = febrile((11, "norepinephrine", 25, "ug/min"), (14, "systolic_bp", 100, "mmHg"))
         assert g(ok, "mskcc") == 2
 
     def test_oxygen_40_percent_boundary(self):
         """'Hypoxia or dyspnea requiring supplemental oxygen <40%' / '>=40%'."""
         assert (
-            g(series((11, "oxygen_device", "simple_face_mask", ""), (11, "fio2", 39, "%")), "mskcc")
+            g(
+                febrile((11, "oxygen_device", "simple_face_mask", ""), (11, "fio2", 39, "%")),
+                "mskcc",
+            )
             == 2
         )
         assert (
-            g(series((11, "oxygen_device", "simple_face_mask", ""), (11, "fio2", 40, "%")), "mskcc")
+            g(
+                febrile((11, "oxygen_device", "simple_face_mask", ""), (11, "fio2", 40, "%")),
+                "mskcc",
+            )
             == 3
         )
 
@@ -342,18 +357,18 @@ class TestCARTOX:
 
     def test_sbp_below_90_grade2(self):
         """'Systolic blood pressure <90 mmHg: grade 2 responds to IV fluids or low-dose vasopressor'."""
-        assert g(series((11, "systolic_bp", 89, "mmHg")), "cartox") == 2
-        assert g(series((11, "systolic_bp", 90, "mmHg")), "cartox") == 0
+        assert g(febrile((11, "systolic_bp", 89, "mmHg")), "cartox") == 2
+        assert g(febrile((11, "systolic_bp", 90, "mmHg")), "cartox") == 1  # the fever alone
 
     def test_grade3_multiple_vasopressors(self):
         """'grade 3 needs high-dose or multiple vasopressors'."""
-        obs = series((11, "norepinephrine", 3, "ug/min"), (11, "vasopressin", 0.03, "U/min"))
+        obs = febrile((11, "norepinephrine", 3, "ug/min"), (11, "vasopressin", 0.03, "U/min"))
         assert g(obs, "cartox") == 3
         assert g(obs, "cartox", vasopressin_counts_as_vasopressor=False) == 2
 
     def test_grade4_ventilator(self):
         """'Need for oxygen for SpO2 >90%: ... grade 4 needs ventilator support.'"""
-        assert g(series((11, "oxygen_device", "mechanical_ventilation", "")), "cartox") == 4
+        assert g(febrile((11, "oxygen_device", "mechanical_ventilation", "")), "cartox") == 4
 
 
 # ----------------------------------------------------------------------- ICANS
@@ -404,5 +419,6 @@ def test_every_scale_grades_a_quiet_patient_0_and_labels_its_output(name):
     res = grade(series((5, "temperature", 36.8, "C"), (5, "systolic_bp", 120, "mmHg")), name)
     assert (res.timeline["grade"] == 0).all()
     assert set(res.timeline["scale"]) == {name}
-    assert res.timeline["scale_version"].str.endswith("/v1").all()
+    # criteria file v2: the "CRS present" gate and the episode gap were added (issue 17)
+    assert res.timeline["scale_version"].str.endswith("/v2").all()
     assert name in res.scales[name]

@@ -67,7 +67,7 @@ def settings_for(scale: str, overrides: dict[str, Any] | None = None) -> dict[st
     out: dict[str, Any] = {k: copy.deepcopy(_value(v)) for k, v in crit["common"].items()}
     own = crit["scale"][scale]
     for key, value in own.items():
-        if key in ("title", "version", "source", "criteria", "notes"):
+        if key in ("title", "version", "source", "criteria", "notes", "onset"):
             continue
         out[key] = copy.deepcopy(value)
     for key, value in (overrides or {}).items():

@@ -1,11 +1,20 @@
 """Episodes and per-patient summaries: pure table functions of a graded timeline.
 
-An **episode** is an uninterrupted run of observation times with grade >= 1 of one
-patient under one scale. It begins at the first such time (its onset) and ends at the
-first later observation time graded 0 (its resolution); an episode still graded >= 1 at
-the patient's last observation is *ongoing* and ends there (its duration is a lower
-bound). Onset is in hours after the infusion (hour 0); a patient without a charted
-infusion has no onset (NaN) and is flagged.
+An **episode** of one patient under one scale begins at the first observation time graded
+>= 1 (its onset) and goes on until CRS *resolves*: a documented period of at least
+``gap_hours`` (default 24 h, ``episode_gap_hours`` in ``data/clinical_scales.toml``)
+afebrile, off vasopressors and off oxygen support (the timeline's ``crs_signs`` all
+False; :func:`cytosafe.clinical.states.quiet_breaks`). Readings graded 0 within a shorter
+quiet period, such as a single afebrile temperature, do not split it. The episode ends at
+the first observation time graded 0 after its last graded time (its end); one still
+graded >= 1 at the patient's last observation is *ongoing* and ends there (its duration
+is a lower bound); ``resolution_documented`` says whether the quiet period that closes it
+was charted for the full gap. Onset is in hours after the infusion (hour 0); a patient
+without a charted infusion has no onset (NaN) and is flagged.
+
+The gap is CytoSafe's documented, configurable choice (the grading sources set none; see
+``[common.episode_gap_hours]`` of the criteria file). ICANS episodes keep gap 0: every
+time graded 0 ends one. A timeline without ``crs_signs`` is joined on its grades alone.
 """
 
 from __future__ import annotations
@@ -13,9 +22,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cytosafe.clinical.states import quiet_breaks
 from cytosafe.schema.observations import TREATMENTS
 
-__all__ = ["PATIENT_COLUMNS", "episodes", "patient_summary"]
+__all__ = ["DEFAULT_GAP_HOURS", "PATIENT_COLUMNS", "episodes", "patient_summary"]
+
+#: The default episode gap, hours (``[common.episode_gap_hours]`` of the criteria file).
+DEFAULT_GAP_HOURS = 24.0
 
 PATIENT_COLUMNS = (
     "patient_id", "scale", "scale_version", "max_grade", "onset_hours", "time_of_max_grade",
@@ -28,7 +41,9 @@ PATIENT_COLUMNS = (
 class _Groups:
     """Rows of a timeline grouped by scale x patient, in time order, as NumPy arrays."""
 
-    def __init__(self, timeline: pd.DataFrame) -> None:
+    def __init__(
+        self, timeline: pd.DataFrame, gap_hours: float | dict[str, float] = DEFAULT_GAP_HOURS
+    ) -> None:
         tl = timeline
         sc = pd.factorize(tl["scale"])[0].astype(np.int64)
         pc = pd.factorize(tl["patient_id"])[0].astype(np.int64)
@@ -52,6 +67,22 @@ class _Groups:
         self.last = np.concatenate([self.first[1:] - 1, [n - 1]]) if n else self.first
         self.n_groups = len(self.first)
         self.pos = self.grade >= 1
+        signs = self.pos.copy()
+        if "crs_signs" in tl.columns:
+            signs |= tl["crs_signs"].to_numpy(dtype=bool)
+        if isinstance(gap_hours, dict):
+            names = pd.factorize(tl["scale"])[1] if n else []
+            per_scale = np.array([float(gap_hours.get(str(x), 0.0)) for x in names] + [0.0])
+            gap = per_scale[sc] if n else np.zeros(0)
+        else:
+            gap = np.full(n, float(gap_hours))
+        start = self.first[self.gid] if n else np.zeros(0, dtype=np.int64)
+        # quiet_breaks takes one gap: apply each distinct gap to its scales' rows
+        brk = np.zeros(n, dtype=bool)
+        for value in np.unique(gap):
+            rows = gap == value
+            brk[rows] = quiet_breaks(signs, hours, start, float(value))[rows]
+        self.breaks = brk
 
     def first_where(self, mask: np.ndarray) -> np.ndarray:
         """Per group, the first row where ``mask`` holds (-1 when none)."""
@@ -61,7 +92,8 @@ class _Groups:
         return out
 
     def episodes(self) -> dict[str, np.ndarray]:
-        """Runs of grade >= 1 (contiguous rows): begin and end rows, onset, end, peak."""
+        """Episodes: runs of grade >= 1 joined unless a break (a documented quiet period
+        of the gap) lies between them. Begin and end rows, onset, end, peak, ongoing."""
         pos, gid, h = self.pos, self.gid, self.hours
         n = len(pos)
         new_group = np.zeros(n, dtype=bool)
@@ -72,17 +104,31 @@ class _Groups:
         begins = np.flatnonzero(pos & ~prev_pos)
         next_pos = np.concatenate([pos[1:], [False]]) & ~last_in_group
         ends = np.flatnonzero(pos & ~next_pos)
+        # join run k to run k-1 of the same group when no break lies between them
+        cb = np.concatenate([[0], np.cumsum(self.breaks)])
+        joined = np.zeros(len(begins), dtype=bool)
+        if len(begins) > 1:
+            same = gid[begins[1:]] == gid[ends[:-1]]
+            no_break = cb[begins[1:] + 1] - cb[ends[:-1] + 1] == 0
+            joined[1:] = same & no_break
+        heads = np.flatnonzero(~joined)
+        tails = np.concatenate([heads[1:] - 1, [len(begins) - 1]]) if len(heads) else heads
+        b, e = begins[heads], ends[tails]
         # an episode ends at the next row (graded 0) of its patient, or at its last row
-        end_hours = np.where(last_in_group[ends], h[ends], h[np.minimum(ends + 1, n - 1)])
-        peak = _run_max(self.grade, begins, ends) if len(begins) else np.zeros(0, np.int64)
+        end_hours = np.where(last_in_group[e], h[e], h[np.minimum(e + 1, n - 1)])
+        peak = _run_max(self.grade, b, e) if len(b) else np.zeros(0, np.int64)
+        # resolution documented: a break after the episode's end, before the group ends
+        group_end = self.last[gid[e]] if len(e) else e
+        documented = cb[group_end + 1] - cb[e + 1] > 0
         return {
-            "group": gid[begins],
-            "begin": begins,
-            "onset_hours": h[begins],
+            "group": gid[b],
+            "begin": b,
+            "onset_hours": h[b],
             "end_hours": end_hours,
-            "duration_hours": end_hours - h[begins],
+            "duration_hours": end_hours - h[b],
             "peak_grade": peak,
-            "ongoing": last_in_group[ends],
+            "ongoing": last_in_group[e],
+            "resolution_documented": documented,
         }
 
 
@@ -97,16 +143,22 @@ def _run_max(g: np.ndarray, begins: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return seg[0::2][: len(begins)]
 
 
-def episodes(timeline: pd.DataFrame) -> pd.DataFrame:
+def episodes(
+    timeline: pd.DataFrame, *, gap_hours: float | dict[str, float] = DEFAULT_GAP_HOURS
+) -> pd.DataFrame:
     """One row per episode: ``patient_id, scale, episode, onset_hours, end_hours,
-    duration_hours, peak_grade, ongoing``.
+    duration_hours, peak_grade, ongoing, resolution_documented``.
 
     Parameters
     ----------
     timeline:
         :attr:`cytosafe.clinical.GradeResult.timeline`.
+    gap_hours:
+        The documented quiet period (afebrile, off vasopressors, off oxygen) that ends an
+        episode; one number, or ``{scale: hours}`` (a scale not named gets 0). See the
+        module docstring.
     """
-    grp = _Groups(timeline)
+    grp = _Groups(timeline, gap_hours)
     ep = grp.episodes()
     tl = grp.tl
     first = grp.first[ep["group"]]
@@ -120,6 +172,7 @@ def episodes(timeline: pd.DataFrame) -> pd.DataFrame:
             "duration_hours": ep["duration_hours"],
             "peak_grade": ep["peak_grade"].astype(int),
             "ongoing": ep["ongoing"],
+            "resolution_documented": ep["resolution_documented"],
         }
     )
     if len(out):
@@ -139,13 +192,17 @@ def _lookup(column: pd.Series, name: str) -> np.ndarray:
 
 
 def patient_summary(
-    timeline: pd.DataFrame, observations: pd.DataFrame | None = None
+    timeline: pd.DataFrame,
+    observations: pd.DataFrame | None = None,
+    *,
+    gap_hours: float | dict[str, float] = DEFAULT_GAP_HOURS,
 ) -> pd.DataFrame:
     """One row per patient x scale (columns :data:`PATIENT_COLUMNS`).
 
     ``max_grade``; ``onset_hours`` (first time graded >= 1, hours after infusion);
     ``time_of_max_grade`` and ``hours_of_max_grade`` (first time the maximum was reached);
-    ``duration_hours`` (sum of the episodes' durations); ``n_episodes``;
+    ``duration_hours`` (sum of the durations of the episodes, joined across quiet periods
+    shorter than ``gap_hours``: see :func:`episodes`); ``n_episodes``;
     ``ongoing_at_last_observation``; ``criterion_at_max``; ``treatments`` given (with
     counts, from the timeline's events); ``estimates`` used by any grade >= 1;
     ``infusion_charted``; ``followup_hours`` (last observation); ``baseline_fever``
@@ -159,8 +216,10 @@ def patient_summary(
         The timeline of :func:`cytosafe.clinical.grade` (may hold several scales).
     observations:
         Unused; kept for callers that pass the observation table.
+    gap_hours:
+        The episode gap, one number or ``{scale: hours}`` (see :func:`episodes`).
     """
-    grp = _Groups(timeline)
+    grp = _Groups(timeline, gap_hours)
     tl, G, gid = grp.tl, grp.n_groups, grp.gid
     first = grp.first
     max_grade = np.maximum.reduceat(grp.grade, first) if G else np.array([], int)

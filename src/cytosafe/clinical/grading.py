@@ -20,7 +20,7 @@ import pandas as pd
 from cytosafe.clinical.criteria import criteria, criteria_version, settings_for
 from cytosafe.clinical.episodes import patient_summary
 from cytosafe.clinical.scales import DEFAULT_SCALE, get_scale
-from cytosafe.clinical.scales._common import Derived, Graded, derive
+from cytosafe.clinical.scales._common import Derived, Graded, crs_signs, derive, gate
 from cytosafe.clinical.scales._text import Text
 from cytosafe.clinical.states import States, build_states
 from cytosafe.clinical.summary import cohort_summary
@@ -39,6 +39,7 @@ TIMELINE_COLUMNS = (
     "patient_id", "time", "hours", "scale", "scale_version", "grade", "criterion", "estimates",
     "temperature_c", "fever_required", "systolic_bp", "spo2", "oxygen_device", "oxygen_flow",
     "fio2", *VASOPRESSORS, "n_vasopressors", "ne_equivalent", "ice_score", "event", "baseline",
+    "crs_present", "crs_signs",
 )  # fmt: skip
 
 #: The criterion of a row before the infusion: kept, shown, never graded.
@@ -101,7 +102,9 @@ def grade_arrays(
     """Grade, criterion and estimates of every row of a state table under one scale.
 
     The vectorised core of :func:`grade` (no tables built); ``cache`` shares the derived
-    quantities between scales graded with the same shared settings.
+    quantities between scales graded with the same shared settings. A CRS scale whose
+    onset requires fever is gated (:func:`cytosafe.clinical.scales._common.gate`): its
+    ``extra["crs_present"]`` says where CRS was present.
     """
     mod = get_scale(scale)
     if mod.KIND != "CRS":
@@ -111,7 +114,9 @@ def grade_arrays(
     if key not in cache:
         cache[key] = derive(s, settings)
     d = cache[key]
-    return mod.grade(s, d, settings), d
+    graded, present = gate(s, d, mod.grade(s, d, settings), settings)
+    graded.extra["crs_present"] = present
+    return graded, d
 
 
 def grade_states(obs: Observations, scales: Sequence[str], options: dict | None) -> pd.DataFrame:
@@ -168,6 +173,9 @@ def grade_states(obs: Observations, scales: Sequence[str], options: dict | None)
             "ice_score": v["ice_score"],
             "event": _events(s),
             "baseline": s.baseline,
+            # ICANS: the CRS gate does not apply (True) and no CRS sign joins its episodes
+            "crs_present": g.extra.get("crs_present", np.ones(len(s), dtype=bool)),
+            "crs_signs": crs_signs(s, d) if d is not None else np.zeros(len(s), dtype=bool),
         }
         out = pd.DataFrame(frame)
         out["_has_infusion"] = s.has_infusion
@@ -203,11 +211,37 @@ def _as_observations(
 
 
 def _partition(
-    part: pd.DataFrame, scales: list[str], options: dict | None, errors: str, source, timezone
+    part: pd.DataFrame,
+    scales: list[str],
+    options: dict | None,
+    errors: str,
+    source,
+    timezone,
+    gaps: dict[str, float],
 ):
     obs = validate_observations(part, source=source, errors=errors, timezone=timezone)
     tl = grade_states(obs, scales, options)
-    return tl, patient_summary(tl, obs.table), obs.quarantine
+    return tl, patient_summary(tl, obs.table, gap_hours=gaps), obs.quarantine
+
+
+def _with_gap(names: list[str], options: dict | None, gap_hours: float | None) -> dict:
+    """The options with ``episode_gap_hours`` set on every scale that does not name it."""
+    out = {k: dict(v or {}) for k, v in (options or {}).items()}
+    if gap_hours is None:
+        return out
+    try:
+        gap = float(gap_hours)
+    except (TypeError, ValueError):
+        gap = float("nan")
+    if not np.isfinite(gap) or gap < 0:
+        raise InputError(
+            f"episode gap {gap_hours!r} is not a number of hours >= 0",
+            field="episode_gap_hours",
+            expected="hours >= 0 (default 24)",
+        )
+    for name in names:
+        out.setdefault(name, {}).setdefault("episode_gap_hours", gap)
+    return out
 
 
 def _warn_baseline_fever(patients: pd.DataFrame) -> None:
@@ -232,6 +266,7 @@ def grade(
     errors: str = "raise",
     source: str | None = None,
     timezone: str | None = None,
+    episode_gap_hours: float | None = None,
 ) -> GradeResult:
     """Grade CRS (or ICANS) at every observation time of every patient.
 
@@ -259,6 +294,17 @@ def grade(
         UTC offset are read. Without it they are read as UTC, and a patient whose times
         mix both kinds is an :class:`InputError` (see
         :func:`cytosafe.clinical.validate_observations`).
+    episode_gap_hours:
+        The documented period afebrile, off vasopressors and off oxygen support after
+        which CRS resolves and an episode ends (default 24 h, ``[common.episode_gap_hours]``
+        of the criteria file; a scale's own ``options`` entry wins). Shorter quiet periods
+        do not split an episode (:func:`cytosafe.clinical.episodes`).
+
+    CRS scales grade only while CRS is present: from the first fever after the infusion
+    (or after a resolution) on, when the scale's ``onset_requires_fever`` is true (the
+    default of every CRS scale, each documented in the criteria file); hypotension or
+    hypoxia before it is graded 0 with the reason, and ``crs_present`` in the timeline
+    says where the gate was open.
 
     Observations before the patient's infusion are kept as the baseline: shown in the
     timeline (``baseline`` True, grade 0) but never graded, so a fever before the
@@ -289,6 +335,13 @@ def grade(
     names = [get_scale(s).NAME for s in scales]
     for key in options or {}:
         get_scale(key)
+    options = _with_gap(names, options, episode_gap_hours)
+    settings = {n: settings_for(n, options.get(n)) for n in names}
+    # ICANS keeps gap 0: every time graded 0 ends an ICANS episode
+    gaps = {
+        n: float(settings[n]["episode_gap_hours"]) if get_scale(n).KIND == "CRS" else 0.0
+        for n in names
+    }
     # Import Dask only for a Dask input: importing it costs most of a second.
     if type(observations).__module__.startswith("dask"):
         from dask import compute, delayed
@@ -297,7 +350,7 @@ def grade(
         if ddf.index.name == "patient_id" and "patient_id" not in ddf.columns:
             ddf = ddf.reset_index()
         parts = [
-            delayed(_partition)(p, names, options, errors, source, timezone)
+            delayed(_partition)(p, names, options, errors, source, timezone, gaps)
             for p in ddf.to_delayed()
         ]
         results = [r for r in compute(*parts) if r is not None]
@@ -315,7 +368,7 @@ def grade(
     else:
         obs = _as_observations(observations, source, errors, timezone)
         timeline = grade_states(obs, names, options)
-        patients = patient_summary(timeline, obs.table)
+        patients = patient_summary(timeline, obs.table, gap_hours=gaps)
         quarantine = obs.quarantine
     timeline = timeline.drop(columns=["_has_infusion", "_baseline_fever"])
     _warn_baseline_fever(patients)
@@ -331,5 +384,5 @@ def grade(
         cohort=cohort_summary(patients),
         quarantine=quarantine,
         scales={n: scale_label(n) for n in names},
-        settings={n: settings_for(n, (options or {}).get(n)) for n in names},
+        settings=settings,
     )

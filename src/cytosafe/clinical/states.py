@@ -33,6 +33,7 @@ __all__ = [
     "carry_forward",
     "group_cumany",
     "group_cumsum",
+    "quiet_breaks",
     "run_hours",
     "window_count",
 ]
@@ -120,6 +121,32 @@ def run_hours(mask: np.ndarray, hours: np.ndarray, start: np.ndarray) -> np.ndar
     src = np.where(begins, idx, 0)
     np.maximum.accumulate(src, out=src)
     return np.where(mask, hours - hours[src], np.nan)
+
+
+def quiet_breaks(
+    signs: np.ndarray, hours: np.ndarray, start: np.ndarray, gap_hours: float
+) -> np.ndarray:
+    """Rows at which a documented quiet period of at least ``gap_hours`` has been reached.
+
+    A quiet period is an uninterrupted run of rows where ``signs`` is False (for CRS:
+    afebrile, off vasopressors and off oxygen support). It begins at its first row and,
+    states holding until their next observation, lasts until the next row with a sign
+    (or, while it goes on, until the row itself). A row is a *break* when it is quiet
+    and the run has lasted ``>= gap_hours``, or when it is a sign row that ends a quiet
+    run which had lasted ``>= gap_hours``. With ``gap_hours = 0`` every quiet row breaks.
+    """
+    n = len(signs)
+    idx = np.arange(n)
+    quiet = ~signs
+    prev_quiet = np.concatenate([[False], quiet[:-1]]) & (idx != start)
+    begins = quiet & (~prev_quiet | (idx == start))
+    src = np.where(begins, idx, 0)
+    np.maximum.accumulate(src, out=src)
+    quiet_start = hours[src]  # for quiet rows: when their run began
+    lasted_here = quiet & (hours - quiet_start >= gap_hours)
+    prev_start = np.concatenate([[np.nan], quiet_start[:-1]])
+    lasted_before = signs & prev_quiet & (hours - prev_start >= gap_hours)
+    return lasted_here | lasted_before
 
 
 def window_count(x: np.ndarray, hours: np.ndarray, code: np.ndarray, window: float) -> np.ndarray:

@@ -13,7 +13,15 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
-__all__ = ["COHORT_COLUMNS", "cohort_summary", "concordance", "incidence"]
+from cytosafe.clinical.scales import SCALES
+
+__all__ = ["COHORT_COLUMNS", "CONCORDANCE_COLUMNS", "cohort_summary", "concordance", "incidence"]
+
+#: The columns of :func:`concordance` (``concordance.csv``).
+CONCORDANCE_COLUMNS = (
+    "scale", "reference", "n_patients", "any_grade", "grade_ge3", "same_grade",
+    "same_diagnosis", "higher", "lower", *(f"grade_{k}" for k in range(6)),
+)  # fmt: skip
 
 COHORT_COLUMNS = (
     "scale", "scale_version", "measure", "n", "N", "percent", "ci_low", "ci_high",
@@ -99,15 +107,22 @@ def cohort_summary(patients: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(COHORT_COLUMNS))
 
 
-def concordance(patients: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
-    """Side-by-side maximum grades of one cohort graded under several scales.
+def concordance(
+    patients: pd.DataFrame, reference: str | None = None, *, kind: str = "CRS"
+) -> pd.DataFrame:
+    """Side-by-side maximum grades of one cohort graded under several scales of one kind.
+
+    Only scales of ``kind`` are compared: CRS scales with CRS scales; ICANS, a different
+    syndrome, is never among them (its grades stay in the patients and cohort tables).
 
     Parameters
     ----------
     patients:
         :attr:`cytosafe.clinical.GradeResult.patients` of a call with several scales.
     reference:
-        The scale the others are compared with (default: the first).
+        The scale the others are compared with (default: the first of ``kind``).
+    kind:
+        ``"CRS"`` (default) or ``"ICANS"``.
 
     Returns
     -------
@@ -118,11 +133,14 @@ def concordance(patients: pd.DataFrame, reference: str | None = None) -> pd.Data
         both not) count patients agreeing with the reference; ``higher``/``lower`` those
         graded above/below it.
     """
-    wide = patients.pivot(index="patient_id", columns="scale", values="max_grade")
+    patients = patients[[SCALES[str(s)].KIND == kind for s in patients["scale"]]]
     scales = list(dict.fromkeys(patients["scale"]))
+    if not scales:
+        return pd.DataFrame(columns=list(CONCORDANCE_COLUMNS))
+    wide = patients.pivot(index="patient_id", columns="scale", values="max_grade")
     ref = reference or scales[0]
     if ref not in wide.columns:
-        raise KeyError(f"reference scale {ref!r} was not graded")
+        raise KeyError(f"reference scale {ref!r} was not graded (among the {kind} scales)")
     rows = []
     r = wide[ref]
     for s in scales:
@@ -141,4 +159,4 @@ def concordance(patients: pd.DataFrame, reference: str | None = None) -> pd.Data
         for k in range(6):
             row[f"grade_{k}"] = int((x == k).sum())
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(CONCORDANCE_COLUMNS))

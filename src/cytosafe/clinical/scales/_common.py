@@ -11,15 +11,24 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cytosafe.clinical.scales._text import Text, label, select, where
-from cytosafe.clinical.states import States, carry_forward, group_cumany, run_hours
+from cytosafe.clinical.states import (
+    States,
+    carry_forward,
+    group_cumany,
+    quiet_breaks,
+    run_hours,
+)
 from cytosafe.schema.observations import DEVICES, TREATMENTS
 
 __all__ = [
     "ESTIMATES",
     "Derived",
     "Graded",
+    "crs_present",
+    "crs_signs",
     "derive",
     "estimate_text",
+    "gate",
     "graded_text",
     "label",
     "select",
@@ -232,3 +241,55 @@ def n_all_pressors(d: Derived, count_vasopressin: bool) -> np.ndarray:
 def fio2_text(d: Derived) -> Text:
     """``"FiO2 44%"`` per row."""
     return "FiO2 " + Text.fixed(d.fio2, 0) + "%"
+
+
+def crs_signs(s: States, d: Derived) -> np.ndarray:
+    """Rows after the infusion with a sign that keeps CRS going: fever, a running
+    vasopressor, or oxygen support (any device above room air)."""
+    pressor = (d.n_pressors > 0) | d.vasopressin_on
+    oxygen = d.device > DEV["room_air"]
+    return (d.fever | pressor | oxygen) & ~s.baseline
+
+
+def crs_present(s: States, d: Derived, settings: dict) -> np.ndarray:
+    """Whether CRS is present at each row, for a scale whose onset requires fever.
+
+    CRS begins at the first fever (>= ``fever_c``) after the infusion and lasts until it
+    resolves: a documented period of ``episode_gap_hours`` afebrile, off vasopressors
+    and off oxygen support (:func:`cytosafe.clinical.states.quiet_breaks`). After a
+    resolution, CRS is present again only from the next fever. ASTCT 2019 (Lee et al.,
+    Biol Blood Marrow Transplant 2019;25:625): CRS symptoms "must include fever at the
+    onset"; see ``onset_requires_fever`` of each scale in ``data/clinical_scales.toml``.
+    """
+    signs = crs_signs(s, d)
+    brk = quiet_breaks(signs, s.hours, s.start, float(settings["episode_gap_hours"]))
+    idx = np.arange(len(s))
+    # a sign after a resolved quiet period opens a new segment; fever must come again
+    seg = np.where((idx == s.start) | (brk & signs), idx, 0)
+    np.maximum.accumulate(seg, out=seg)
+    fever = d.fever & ~s.baseline
+    return group_cumany(fever, seg) & ~(brk & ~signs) & ~s.baseline
+
+
+def gate(s: States, d: Derived, graded: Graded, settings: dict) -> tuple[Graded, np.ndarray]:
+    """Grade 0 where CRS is not present (:func:`crs_present`) for a scale whose onset
+    requires fever (setting ``onset_requires_fever``); death due to CRS keeps grade 5.
+
+    Returns the gated grades and the ``crs_present`` mask (all True when the scale does
+    not require fever at onset).
+    """
+    if not settings.get("onset_requires_fever", False):
+        return graded, np.ones(len(s), dtype=bool)
+    present = crs_present(s, d, settings)
+    blocked = ~present & (graded.grade > 0) & ~s.death_crs
+    if not blocked.any():
+        return graded, present
+    fever_c = Text.fixed(np.full(len(s), float(settings["fever_c"])), 1)
+    reason = (
+        "CRS not present (fever >= " + fever_c + " C required at onset; none since the "
+        "infusion or the last resolution): " + graded.criterion + " not graded"
+    )
+    grade = np.where(blocked, 0, graded.grade).astype(graded.grade.dtype)
+    criterion = where(blocked, reason, graded.criterion)
+    estimates = where(blocked, "", graded.estimates)
+    return Graded(grade, criterion, estimates, graded.extra), present
