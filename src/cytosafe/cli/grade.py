@@ -1,8 +1,11 @@
 """``cytosafe grade OBS --scale SCALE --out DIR``: the CLI face of the grading workflow
 (:func:`cytosafe.workflows.run_grading`).
 
-Writes ``timeline.csv``, ``patients.csv``, ``cohort.csv``, ``quarantine.csv`` (when rows
-were set aside), ``settings.json`` and ``report.html`` into DIR atomically: all or nothing.
+OBS is an observation table (CSV/XLSX), a folder of CDISC SDTM domains (``.xpt``) or
+several domain files, or a FHIR R4 Bundle (``.json``). Writes ``timeline.csv``,
+``patients.csv``, ``cohort.csv``, ``concordance.csv`` (CRS scales only), ``quarantine.csv``
+(when rows were set aside), ``settings.json`` and ``report.html`` into DIR atomically: all
+or nothing.
 """
 
 from __future__ import annotations
@@ -19,8 +22,12 @@ __all__ = ["grade_command"]
 
 def grade_command(
     observations: Annotated[
-        Path,
-        typer.Argument(help="Observation table (CSV/XLSX: patient_id, time, item, value, unit)."),
+        list[Path],
+        typer.Argument(
+            help="Observation table (CSV/XLSX: patient_id, time, item, value, unit), a folder "
+            "of SDTM domains or several .xpt files (dm, vs; ex, cm, pr, ae), or a FHIR R4 "
+            "Bundle (.json)."
+        ),
     ],
     out: OutOption = ...,
     scale: Annotated[
@@ -47,14 +54,34 @@ def grade_command(
             "offset is an error.",
         ),
     ] = None,
+    episode_gap: Annotated[
+        float | None,
+        typer.Option(
+            "--episode-gap",
+            metavar="HOURS",
+            help="Hours afebrile, off vasopressors and off oxygen after which CRS resolves "
+            "and an episode ends; shorter quiet periods do not split one. Default 24 "
+            "(a documented CytoSafe choice; recorded in settings.json).",
+        ),
+    ] = None,
+    product: Annotated[
+        str | None,
+        typer.Option(
+            "--product",
+            help="The cell product's name (SDTM EXTRT or FHIR medication) when the input "
+            "holds several treatments.",
+        ),
+    ] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Grade CRS at every observation time; write timeline, patients, cohort and a report.
 
-    Writes timeline.csv, patients.csv, cohort.csv, settings.json and report.html (and
-    quarantine.csv with --quarantine) into OUT: all of them, or nothing. Observations
-    before a patient's infusion are kept as baseline and never graded; a fever there is
-    reported (patients.csv: baseline_fever).
+    Reads a table (CSV/XLSX), SDTM .xpt domains (a folder or several files) or a FHIR
+    Bundle (.json). Writes timeline.csv, patients.csv, cohort.csv, concordance.csv (CRS
+    scales only), settings.json and report.html (and quarantine.csv with --quarantine)
+    into OUT: all of them, or nothing. Observations before a patient's infusion are kept
+    as baseline and never graded; a fever there is reported (patients.csv:
+    baseline_fever). CRS is graded only once present (a fever at onset).
     """
     from cytosafe.workflows import GRADING_FILES, run_grading
 
@@ -64,6 +91,8 @@ def grade_command(
         quarantine=quarantine,
         out=out,
         timezone=timezone,
+        episode_gap_hours=episode_gap,
+        product=product,
     )
     if not quiet:
         p = result.patients

@@ -2,17 +2,26 @@
 
 :func:`run_grading` grades a cohort's observations (:func:`cytosafe.clinical.grade`) and,
 given ``out``, writes ``timeline.csv``, ``patients.csv``, ``cohort.csv``,
+``concordance.csv`` (the CRS scales side by side; ICANS is never among them),
 ``quarantine.csv`` (when rows were set aside), ``settings.json`` and ``report.html``,
 all or nothing.
+
+Input (:func:`read_clinical_input`): an observation table (CSV/XLSX), CDISC SDTM domains
+as SAS transport files (a folder holding them, or several ``.xpt`` files named after
+their domain: ``dm.xpt``, ``vs.xpt``, ``ex.xpt``, ``cm.xpt``, ``pr.xpt``, ``ae.xpt``;
+:func:`cytosafe.io.sdtm.read_sdtm`), or a FHIR R4 Bundle (``.json``;
+:func:`cytosafe.io.fhir.read_fhir`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from cytosafe._atomic import atomic_directory
+from cytosafe.errors import InputError
 from cytosafe.workflows._output import check_out, write_settings, write_tables
 
 __all__ = [
@@ -20,12 +29,13 @@ __all__ = [
     "GRADING_TABLES",
     "grading_settings",
     "grading_tables",
+    "read_clinical_input",
     "run_grading",
     "write_grading",
 ]
 
 #: The tables of a grading run (``quarantine`` too when rows were set aside).
-GRADING_TABLES = ("timeline", "patients", "cohort")
+GRADING_TABLES = ("timeline", "patients", "cohort", "concordance")
 
 #: The files a grading run writes (``quarantine.csv`` too with ``quarantine=True``).
 GRADING_FILES = (*(f"{name}.csv" for name in GRADING_TABLES), "settings.json", "report.html")
@@ -35,6 +45,99 @@ def _names(quarantine: bool) -> list[str]:
     return list(GRADING_FILES) + (["quarantine.csv"] if quarantine else [])
 
 
+#: SDTM domains read by :func:`cytosafe.io.sdtm.read_sdtm` (file stem -> keyword).
+SDTM_DOMAINS = ("dm", "vs", "ex", "cm", "pr", "ae")
+
+
+def _sdtm_parts(files: list[Path]) -> dict[str, str]:
+    parts: dict[str, str] = {}
+    for f in files:
+        key = f.stem.lower()
+        if key not in SDTM_DOMAINS:
+            raise InputError(
+                f"'{f.name}' is not an SDTM domain grading reads",
+                file=str(f),
+                expected="dm.xpt, vs.xpt and optionally ex, cm, pr, ae (.xpt)",
+            )
+        if key in parts:
+            raise InputError(f"domain {key.upper()} given twice", file=str(f))
+        parts[key] = str(f)
+    for need in ("dm", "vs"):
+        if need not in parts:
+            where = str(files[0].parent) if files else None
+            raise InputError(
+                f"no {need.upper()} domain among the SDTM files",
+                file=where,
+                expected=f"{need}.xpt (DM and VS are required)",
+            )
+    return parts
+
+
+def read_clinical_input(
+    observations,
+    *,
+    product: str | None = None,
+    quarantine: bool = False,
+    timezone: str | None = None,
+):
+    """What grading reads, by kind: ``(observations, kind, source)``.
+
+    ``kind`` is ``"table"`` (a DataFrame or a CSV/XLSX path, returned as given: grading
+    reads it), ``"sdtm"`` (a folder of ``.xpt`` domains or several ``.xpt`` files) or
+    ``"fhir"`` (a ``.json`` Bundle); the last two return validated
+    :class:`~cytosafe.schema.observations.Observations`. ``product`` names the cell
+    product (SDTM ``EXTRT``, FHIR medication) when the file holds several treatments.
+    The SDTM and FHIR readers convert times with their UTC offsets themselves and take no
+    time zone: ``timezone`` with them is an :class:`InputError`.
+    """
+    if isinstance(observations, pd.DataFrame):
+        return observations, "table", None
+    items = (
+        [Path(p) for p in observations]
+        if isinstance(observations, Sequence) and not isinstance(observations, str)
+        else [Path(observations)]
+    )
+    if not items:
+        raise InputError("no input file given", field="observations")
+    if len(items) == 1 and items[0].is_dir():
+        folder = items[0]
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".xpt")
+        if not files:
+            raise InputError(
+                "the folder holds no SDTM .xpt files", file=str(folder), expected="dm.xpt, vs.xpt"
+            )
+        items = files
+    suffixes = {p.suffix.lower() for p in items}
+    errors = "quarantine" if quarantine else "raise"
+    if suffixes == {".xpt"}:
+        kind = "sdtm"
+    elif suffixes == {".json"} and len(items) == 1:
+        kind = "fhir"
+    elif len(items) == 1:
+        return items[0], "table", str(items[0])
+    else:
+        raise InputError(
+            "several input files must all be SDTM domains (.xpt)",
+            file=", ".join(p.name for p in items),
+            expected="one observation table, one FHIR Bundle (.json), or SDTM .xpt domains",
+        )
+    if timezone is not None:
+        raise InputError(
+            f"a time zone applies to observation tables, not to {kind.upper()} input",
+            field="timezone",
+            expected="no --timezone: SDTM and FHIR date-times are read with their own offsets",
+        )
+    if kind == "sdtm":
+        from cytosafe.io.sdtm import read_sdtm
+
+        parts = _sdtm_parts(items)
+        obs = read_sdtm(**parts, product=product, errors=errors).observations
+        return obs, kind, ", ".join(parts.values())
+    from cytosafe.io.fhir import read_fhir
+
+    return read_fhir(items[0], product=product, errors=errors).observations, kind, str(items[0])
+
+
 def run_grading(
     observations,
     scales=("astct2019",),
@@ -42,6 +145,8 @@ def run_grading(
     quarantine: bool = False,
     out: str | Path | None = None,
     timezone: str | None = None,
+    episode_gap_hours: float | None = None,
+    product: str | None = None,
 ):
     """Grade CRS (and ICANS) at every observation time under each scale; optionally write.
 
@@ -49,7 +154,9 @@ def run_grading(
     ----------
     observations:
         An observation table or its file (CSV/XLSX: ``patient_id, time, item, value,
-        unit``); see :func:`cytosafe.clinical.read_observations`.
+        unit``; see :func:`cytosafe.clinical.read_observations`), SDTM domains (a folder
+        of ``.xpt`` files or a list of them) or a FHIR R4 Bundle (``.json``); see
+        :func:`read_clinical_input`.
     scales:
         Scale names (:data:`cytosafe.clinical.scales.SCALES`).
     quarantine:
@@ -59,6 +166,12 @@ def run_grading(
     timezone:
         IANA time-zone name for times written without a UTC offset (default UTC; a
         patient mixing both kinds is then an error). See :func:`cytosafe.clinical.grade`.
+        Observation tables only.
+    episode_gap_hours:
+        Hours afebrile, off vasopressors and off oxygen after which CRS resolves and an
+        episode ends (default 24; see :func:`cytosafe.clinical.grade`).
+    product:
+        The cell product's name in SDTM ``EXTRT`` or the FHIR medication (the infusion).
 
     Returns
     -------
@@ -68,28 +181,50 @@ def run_grading(
 
     if out is not None:
         check_out(out)  # before the work, not after it
+    obs, kind, source = read_clinical_input(
+        observations, product=product, quarantine=quarantine, timezone=timezone
+    )
     result = grade(
-        observations,
+        obs,
         list(scales),
         errors="quarantine" if quarantine else "raise",
         timezone=timezone,
+        episode_gap_hours=episode_gap_hours,
     )
     if out is not None:
-        source = None if isinstance(observations, pd.DataFrame) else str(observations)
-        write_grading(result, out, source=source, quarantine=quarantine, timezone=timezone)
+        write_grading(
+            result, out, source=source, quarantine=quarantine, timezone=timezone, input_kind=kind
+        )
     return result
 
 
 def grading_tables(result, *, quarantine: bool = False) -> dict[str, pd.DataFrame]:
-    """The tables of a grading run by name (``quarantine`` only when asked for)."""
-    tables = {"timeline": result.timeline, "patients": result.patients, "cohort": result.cohort}
+    """The tables of a grading run by name (``quarantine`` only when asked for).
+
+    ``concordance``: the CRS scales side by side (:func:`cytosafe.clinical.concordance`;
+    ICANS is not a CRS scale and is never among them; one row for a single CRS scale,
+    none when only ICANS was graded).
+    """
+    from cytosafe.clinical import concordance
+
+    tables = {
+        "timeline": result.timeline,
+        "patients": result.patients,
+        "cohort": result.cohort,
+        "concordance": concordance(result.patients),
+    }
     if quarantine:
         tables["quarantine"] = result.quarantine
     return tables
 
 
 def grading_settings(
-    result, *, source: str | None = None, quarantine: bool = False, timezone: str | None = None
+    result,
+    *,
+    source: str | None = None,
+    quarantine: bool = False,
+    timezone: str | None = None,
+    input_kind: str = "table",
 ) -> dict:
     """The settings of a grading run as JSON-ready data (``settings.json``)."""
     from cytosafe import __version__
@@ -98,7 +233,10 @@ def grading_settings(
         "cytosafe_version": __version__,
         "command": "grade",
         "input": source,
+        "input_kind": input_kind,
         "scales": result.scales,
+        # per CRS scale in "settings" too; ICANS episodes end at every time graded 0
+        "episode_gap_hours": _gap(result),
         "settings": result.settings,
         "quarantined_rows": len(result.quarantine),
         "timezone": timezone or "UTC (times without an offset)",
@@ -109,6 +247,19 @@ def grading_settings(
     }
 
 
+def _gap(result) -> float | dict[str, float] | None:
+    """The episode gap of the CRS scales: one number when they agree."""
+    from cytosafe.clinical.scales import get_scale
+
+    gaps = {
+        n: float(st["episode_gap_hours"])
+        for n, st in result.settings.items()
+        if get_scale(n).KIND == "CRS"
+    }
+    values = set(gaps.values())
+    return values.pop() if len(values) == 1 else (gaps or None)
+
+
 def write_grading(
     result,
     out: str | Path,
@@ -116,6 +267,7 @@ def write_grading(
     source: str | None = None,
     quarantine: bool = False,
     timezone: str | None = None,
+    input_kind: str = "table",
 ) -> list[Path]:
     """Write the grading tables, ``settings.json`` and ``report.html``, all or nothing."""
     from cytosafe.report.clinical import write_clinical_report
@@ -126,7 +278,13 @@ def write_grading(
         write_tables(staging, grading_tables(result, quarantine=quarantine))
         write_settings(
             staging,
-            grading_settings(result, source=source, quarantine=quarantine, timezone=timezone),
+            grading_settings(
+                result,
+                source=source,
+                quarantine=quarantine,
+                timezone=timezone,
+                input_kind=input_kind,
+            ),
         )
         write_clinical_report(result, staging / "report.html", sources=[source] if source else None)
     return [out / name for name in names]
