@@ -425,6 +425,15 @@ def observations(
 # --- analyses ----------------------------------------------------------------------------
 
 
+def _number(value: Any) -> float | None:
+    """A table cell as a finite float, or None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
 def _standard_curves(wells: pd.DataFrame | None, qc: pd.DataFrame | None, excluded_now):
     """The standard and blank wells of a quantification, one group per plate x analyte,
     with the QC verdict of the curve and what is excluded now in the store (the form acts
@@ -446,11 +455,12 @@ def _standard_curves(wells: pd.DataFrame | None, qc: pd.DataFrame | None, exclud
         )
         items = []
         for r in rows.to_dict("records"):
-            nominal, value = r.get("standard_concentration"), r.get("concentration")
+            nominal, value = (
+                _number(r.get("standard_concentration")),
+                _number(r.get("concentration")),
+            )
             recovery = (
-                100 * value / nominal
-                if isinstance(nominal, float) and nominal > 0 and value == value
-                else None
+                100 * value / nominal if nominal and nominal > 0 and value is not None else None
             )
             key = (plate, str(r["well"]), analyte)
             ran = bool(r.get("exclude"))
@@ -472,11 +482,12 @@ def _standard_curves(wells: pd.DataFrame | None, qc: pd.DataFrame | None, exclud
                 }
             )
         qc_row = verdict.get((plate, analyte), {})
+        passed = qc_row.get("qc_pass")
         curves.append(
             {
                 "plate": plate,
                 "analyte": analyte,
-                "qc_pass": qc_row.get("qc_pass"),
+                "qc_pass": None if passed is None or passed != passed else bool(passed),
                 "qc_reasons": qc_row.get("qc_reasons")
                 if isinstance(qc_row.get("qc_reasons"), str)
                 else "",
