@@ -166,8 +166,8 @@ def test_writer_writes_canonical_columns_then_extras(tmp_path):
     path = write_tidy(study_table(), tmp_path / "m.csv")
     header = path.read_text(encoding="utf-8").splitlines()[0].split(",")
     canonical = [c for c in CANONICAL if c not in NOT_COMPARED]
-    # The unit of the concentrations first of the extras; no empty source columns.
-    assert header == [*canonical, "concentration_unit", "vendor_concentration"]
+    assert header == [*canonical, "vendor_concentration"]  # no empty source columns
+    # (and no concentration_unit: every curve is in pg/mL, what a file without it means)
     assert b"\r\n" not in path.read_bytes()
 
 

@@ -42,7 +42,9 @@ Writing (:func:`write_tidy`)
 ----------------------------
 The validated table, all schema columns in canonical order then the extras; floats
 with full precision (the file reads back to the same numbers), missing values as empty
-cells; ``source_file`` / ``source_row`` only when the table has them. CSV is UTF-8 with
+cells; ``source_file`` / ``source_row`` only when the table has them, and
+``concentration_unit`` only when a curve is in another unit than pg/mL (an arbitrary unit:
+the file without the column means pg/mL). CSV is UTF-8 with
 ``\\n`` line endings; XLSX has one sheet, ``measurements``.
 """
 
@@ -63,7 +65,7 @@ from cytosafe.io._values import cell_text
 from cytosafe.io._workbook import save_workbook
 from cytosafe.io.reader import Probe, finish, select_plate
 from cytosafe.schema.measurements import MEASUREMENT_COLUMNS, to_numbers, validate_measurements
-from cytosafe.schema.units import analyte_unit
+from cytosafe.schema.units import CONCENTRATION_UNIT, analyte_unit
 
 __all__ = ["DESCRIPTION", "NAME", "SUFFIXES", "parse", "read_tidy", "sniff", "write", "write_tidy"]
 
@@ -432,6 +434,8 @@ def write_tidy(measurements: pd.DataFrame, path) -> Path:
     for column in ("source_file", "source_row"):
         if table[column].isna().all():
             table = table.drop(columns=column)
+    if (table["concentration_unit"] == CONCENTRATION_UNIT).all():
+        table = table.drop(columns="concentration_unit")  # pg/mL, what a file without it means
     # Categoricals and nullable integers as plain values; missing as empty cells.
     out = pd.DataFrame(
         {
