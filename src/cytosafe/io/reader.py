@@ -15,7 +15,10 @@ A *reader* is a module (like a grading scale of :mod:`cytosafe.clinical.scales`)
     ``source_file`` / ``source_row`` where the file has lines, and the reader's extras;
     not yet validated. The three keyword options mean the same for every reader, and
     ``None`` always means "what the file says" (``standard_unit``: the file's own unit,
-    pg/mL when it states none). A reader may take further keyword options of its own.
+    pg/mL when it states none). Concentrations are given in their stored unit with
+    ``concentration_unit`` naming it (:func:`~cytosafe.schema.units.analyte_unit`: mass
+    units in pg/mL, arbitrary units as written). A reader may take further keyword
+    options of its own.
     Everything wrong in the file is an :class:`~cytosafe.errors.InputError` naming the
     file, the row (or well) and the field.
 

@@ -114,7 +114,9 @@ def read(
         Culture metadata (donor, treatment, concentration), see
         :func:`cytosafe.io.samples.read_sample_map`.
     standard_unit : str, optional
-        Unit of the file's concentrations when it states none (default pg/mL).
+        Unit of the file's concentrations when it states none (default pg/mL): a mass
+        unit is converted to pg/mL, an arbitrary unit (IU/mL, U/mL, AU/mL, ...) kept as
+        written and named in ``concentration_unit`` (:mod:`cytosafe.schema.units`).
     **options
         Options of the chosen reader's ``parse`` (e.g. ``sheet`` for a tidy workbook).
 
