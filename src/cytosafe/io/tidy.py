@@ -198,8 +198,14 @@ def read_tidy(
     InputError
         Naming file, line, well and column: a missing file or sheet, no header, a
         truncated or misaligned row, a duplicated column, an unknown
-        ``concentration_unit`` (:class:`~cytosafe.errors.UnitError`), and every breach
-        of the schema (:class:`~cytosafe.errors.SchemaError`).
+        ``concentration_unit`` (:class:`~cytosafe.errors.UnitError`), no row with a
+        signal, and every breach of the schema (:class:`~cytosafe.errors.SchemaError`).
+
+    Warns
+    -----
+    DataWarning
+        For each row set aside because its signal is missing, naming the file, row, well
+        and analyte (module notes).
 
     Examples
     --------
