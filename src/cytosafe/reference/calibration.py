@@ -35,7 +35,7 @@ toxicologist's judgement.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -173,22 +173,22 @@ def _condition(name: str, threshold: float, q: dict[str, float]) -> bool | None:
 
 
 def _apply_rule(rule: Rule, q: dict[str, float]) -> tuple[bool | None, str]:
-    """Fires (True), fails (False) or is undecided (None), with the reason."""
+    """Fires (True), fails (False) or is undecided (None), with the reason.
+
+    Every condition the rule holds is tried (a condition this module does not know, such
+    as ``min_difference_lloq``, which needs the paper's LLOQ, is undecided);
+    ``above_lloq`` is met by a published number (see the module notes).
+    """
     undecided = []
-    for name in (
-        "min_fold_change",
-        "min_difference",
-        "min_percent_of_positive",
-        "min_difference_lloq",
-    ):
-        threshold = getattr(rule, name)
-        if threshold is None:
+    for f in fields(Rule):
+        value = getattr(rule, f.name)
+        if f.name in ("name", "above_lloq") or value is None or value is False:
             continue
-        met = _condition(name, threshold, q) if name != "min_difference_lloq" else None
+        met = None if isinstance(value, bool) else _condition(f.name, value, q)
         if met is False:
-            return False, f"{rule.name}: {name} {threshold:g} not met"
+            return False, f"{rule.name}: {f.name} {value:g} not met"
         if met is None:
-            undecided.append(name)
+            undecided.append(f.name)
     if undecided:
         return None, f"{rule.name}: the readout cannot decide {', '.join(undecided)}"
     return True, f"{rule.name} fires"
