@@ -2,7 +2,7 @@
 
 Published figures checked here (each typed from its source):
 
-* Vessillier S et al. J Immunol Methods 2015;424:43-52, Table 2: relative mean cytokine
+* Vessillier et al. J Immunol Methods 2015;424:43-52, Table 2: relative mean cytokine
   release over the isotype control and the donors needed for 90 % power, TGN1412 in
   PBMC solid phase 110.9 (4 donors), PBMC high-density culture 4.4 (27), whole blood 2.2
   (52); muromonab-CD3 32.9 (4), 4.0 (31), 0.9 (4519); alemtuzumab 1.2 (180), 1.5 (341),
@@ -134,7 +134,7 @@ def test_high_density_preculture_detects_tgn1412_under_the_default_rule(default_
 
 
 def test_whole_blood_sees_tgn1412_only_marginally(default_calls):
-    # Vessillier's pooled whole-blood relative mean (2.2) clears the default 2-fold rule
+    # Vessillier's whole-blood relative mean (2.2) clears the default 2-fold rule
     # on the central value, but needs 52 donors for 90 % power: with any study of fewer
     # donors whole blood misses TGN1412, and the 5-fold rule misses it outright.
     assert _call(default_calls, "tgn1412", "whole_blood") == "detected"
@@ -368,6 +368,9 @@ def test_cli_writes_the_calibration_tables(tmp_path):
     summary = (out / "summary.md").read_text(encoding="utf-8")
     assert DISCLAIMER in summary
     assert "Vessillier" in summary
+    assert "| TGN1412 (theralizumab) | yes (100 %) | yes (100 %) | 6 |" in summary
+    compounds = pd.read_csv(out / "compounds.csv").set_index("compound")
+    assert compounds.loc["teclistamab", "clinical_source_key"] == "moreau2022"
     assert DISCLAIMER in result.output
 
 

@@ -76,7 +76,7 @@ def evaluate_command(
         "misses.csv": ev.misses,
         "calls.csv": ev.calls,
         "readouts.csv": ev.readouts,
-        "compounds.csv": lib.compounds_table(),
+        "compounds.csv": ev.compounds,
     }
     with atomic_directory(out, REFERENCE_FILES) as staging:
         for name, table in tables.items():

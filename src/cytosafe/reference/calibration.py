@@ -114,6 +114,8 @@ class Evaluation:
         specificity with exact 95 % intervals, and the compounds not evaluable.
     misses:
         One row per false negative and false positive, with the mechanism that explains it.
+    compounds:
+        One row per compound: identity and clinical outcome with its source and dose.
     settings:
         What was applied (rule sets, donors, library version, assumptions, disclaimer).
     """
@@ -122,6 +124,7 @@ class Evaluation:
     calls: pd.DataFrame
     performance: pd.DataFrame
     misses: pd.DataFrame
+    compounds: pd.DataFrame
     settings: dict
 
 
@@ -393,9 +396,10 @@ def evaluate(
             "qualitative results, ranges and concentrations without a control are not "
             "evaluable and are not counted as misses",
         ],
+        "sources": {k: s.citation for k, s in sorted(lib.sources.items())},
         "disclaimer": DISCLAIMER,
     }
-    return Evaluation(readouts, calls, performance, misses, settings)
+    return Evaluation(readouts, calls, performance, misses, lib.compounds_table(), settings)
 
 
 def _calls(readouts: pd.DataFrame, lib: ReferenceLibrary, kb: KnowledgeBase) -> pd.DataFrame:
@@ -504,6 +508,13 @@ def _pct(x: float) -> str:
     return "–" if pd.isna(x) else f"{100 * x:.0f} %"
 
 
+def _yes_no(flag, percent) -> str:
+    if flag is None or pd.isna(flag):
+        return "unknown"
+    text = "yes" if flag else "no"
+    return f"{text} ({percent:g} %)" if percent is not None and not pd.isna(percent) else text
+
+
 def summary_markdown(ev: Evaluation) -> str:
     """A short Markdown summary of an :class:`Evaluation`: performance per rule set and
     format, the misses with their mechanisms, what could not be evaluated, the
@@ -549,9 +560,24 @@ def summary_markdown(ev: Evaluation) -> str:
                     f"- {r.format}, {r.endpoint}: {r.kind} **{r.name}** — "
                     f"{r.mechanisms_in_format}. Why: {r.reasons}"
                 )
+    lines += [
+        "",
+        "## Clinical outcomes",
+        "",
+        "| compound | CRS any grade | grade >= 3 | patients | dose | source | confirmed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in ev.compounds.itertuples(index=False):
+        lines.append(
+            f"| {r.name} | {_yes_no(r.crs_any, r.crs_any_percent)} | "
+            f"{_yes_no(r.crs_severe, r.crs_severe_percent)} | "
+            f"{'–' if pd.isna(r.patients) else int(r.patients)} | {r.dose} | "
+            f"{r.clinical_source_key} ({r.clinical_location}) | "
+            f"{'yes' if r.clinical_confirmed else 'no: ' + str(r.clinical_note)} |"
+        )
     lines += ["", "## Assumptions", ""]
     lines += [f"- {a}" for a in s["assumptions"]]
     lines += ["", "## Sources", ""]
-    lines += sorted({f"- {c}" for c in ev.readouts["citation"]})
+    lines += [f"- `{key}`: {c}" for key, c in s["sources"].items()]
     lines += ["", f"Confidence intervals: {s['confidence_interval']}", ""]
     return "\n".join(lines)

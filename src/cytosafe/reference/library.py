@@ -171,6 +171,7 @@ class ReferenceLibrary:
                     "crs_severe_percent": o.crs_severe_percent,
                     "patients": o.patients,
                     "dose": o.dose,
+                    "clinical_source_key": o.source,
                     "clinical_source": self.sources[o.source].citation,
                     "clinical_location": o.location,
                     "clinical_confirmed": o.confirmed,
