@@ -11,6 +11,9 @@ Published figures checked here (each typed from its source):
 * Moreau P et al. N Engl J Med 2022;387:495 and Martin TG et al. Cancer 2023;129:2035:
   teclistamab CRS 72.1 % (119/165), grade 3 in 0.6 %.
 * Hay KA et al. Blood 2017;130:2295: CD19 CAR-T CRS 70 %; grade 3 4.5 %, 4 3.8 %, 5 3.8 %.
+* MHRA Drug Safety Update 2010;3(11):5: bevacizumab infusion/hypersensitivity reactions up
+  to 5 % in clinical trials. TYSABRI label (AFFIRM): infusion reactions 24 % vs 18 % on
+  placebo, 627 patients.
 * Gökbuget N et al. Blood 2018;131:1522: blinatumomab in MRD-positive ALL, CRS in 4 of 116
   patients (3 %), 2 of them grade 3.
 """
@@ -112,6 +115,10 @@ def test_clinical_outcomes_as_published(library):
     assert (tec.crs_any_percent, tec.crs_severe_percent, tec.patients) == (72.1, 0.6, 165)
     blin = library.compound("blinatumomab").clinical  # Gökbuget 2018: 4 of 116, 2 grade 3
     assert (blin.patients, blin.crs_any_percent, blin.crs_severe) == (116, 3.0, True)
+    nat = library.compound("natalizumab").clinical  # AFFIRM: infusion reactions 24 % vs 18 %
+    assert (nat.crs_any, nat.crs_severe, nat.patients) == (False, False, 627)
+    assert "24 % vs 18 %" in nat.location
+    assert "up to 5 %" in library.compound("bevacizumab").clinical.location  # MHRA 2010
     car = library.compound("cd19_car_t_fhcrc").clinical
     assert car.crs_any_percent == 70.0
     assert car.crs_severe_percent == pytest.approx(4.5 + 3.8 + 3.8)
@@ -120,7 +127,7 @@ def test_clinical_outcomes_as_published(library):
 def test_what_could_not_be_confirmed_is_marked(library):
     unconfirmed = {k for k, c in library.compounds.items() if not c.clinical.confirmed}
     # Labels not read: their figures are absent and the outcome is marked.
-    assert {"rituximab", "catumaxomab", "bevacizumab", "glofitamab"} <= unconfirmed
+    assert {"rituximab", "catumaxomab", "cetuximab", "glofitamab"} <= unconfirmed
     for key in unconfirmed:
         assert library.compound(key).clinical.note, key
 

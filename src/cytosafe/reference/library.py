@@ -302,10 +302,12 @@ def _load(file: Path, kb: KnowledgeBase) -> ReferenceLibrary:
             f"{f.where}.clinical",
         )
         _unknown_keys(c, _CLINICAL_KEYS)
+        crs_any = c.get("crs_any", bool)
         clinical = ClinicalOutcome(
             event=c.text("event"),
-            crs_any=c.get("crs_any", bool),
-            crs_severe=c.get("crs_severe", bool, default=None),
+            crs_any=crs_any,
+            # no CRS at all is no severe CRS either
+            crs_severe=c.get("crs_severe", bool, default=None if crs_any else False),
             crs_any_percent=_percent(c, "crs_any_percent"),
             crs_severe_percent=_percent(c, "crs_severe_percent"),
             patients=_finite(c, "patients", integer=True),
