@@ -18,8 +18,6 @@ from sqlalchemy import func, inspect, select
 from typer.testing import CliRunner
 
 import store_backends
-from cytosafe.cli._common import reporting_errors
-from cytosafe.cli.store import store_exclude, store_import, store_include
 from cytosafe.curves.exclusions import parse_exclusions
 from cytosafe.errors import InputError
 from cytosafe.store import (
@@ -334,12 +332,10 @@ def test_a_store_of_the_previous_version_upgrades_keeping_its_plates(backend, tm
 
 
 def _cli() -> typer.Typer:
-    """``cytosafe store import|exclude|include``, wired as the CLI wires its commands."""
-    app = typer.Typer()
-    app.command("import")(reporting_errors(store_import))
-    app.command("exclude")(reporting_errors(store_exclude))
-    app.command("include")(reporting_errors(store_include))
-    return app
+    """``cytosafe store``: the real command group, as ``cytosafe store ...`` runs it."""
+    from cytosafe.cli import store_app
+
+    return store_app
 
 
 def test_store_exclude_and_include_commands(store, tmp_path):

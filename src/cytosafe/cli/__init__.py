@@ -24,7 +24,7 @@ SQLAlchemy or FastAPI (``benchmarks/bench_startup.py``).
 | ``recommend`` | :mod:`~cytosafe.cli.recommend` | :func:`cytosafe.assays.recommend` |
 | ``aop export/query/simulate/map`` | :mod:`~cytosafe.cli.aop` | :mod:`cytosafe.aop` |
 | ``mabel``, ``simulate`` | :mod:`~cytosafe.cli.translate` | :mod:`cytosafe.translate` |
-| ``store import/upgrade``, ``audit verify`` | :mod:`~cytosafe.cli.store` | :mod:`cytosafe.store` |
+| ``store import/exclude/include/upgrade``, ``audit verify`` | :mod:`~cytosafe.cli.store` | :mod:`cytosafe.store` |
 | ``serve`` | :mod:`~cytosafe.cli.serve` | :func:`cytosafe.web.create_app` |
 | ``reference evaluate`` | :mod:`~cytosafe.cli.reference` | :func:`cytosafe.reference.evaluate` |
 
@@ -119,6 +119,8 @@ store_app = typer.Typer(
     help="The study store (SQLite by default, PostgreSQL by URL).", no_args_is_help=True
 )
 command("import", group=store_app)(store.store_import)
+command("exclude", group=store_app)(store.store_exclude)
+command("include", group=store_app)(store.store_include)
 command("upgrade", group=store_app)(store.store_upgrade)
 reference_app = typer.Typer(
     help="The reference compound library and the calibration of the hazard call.",
