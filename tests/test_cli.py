@@ -303,6 +303,14 @@ def test_failed_kit_controls_flag_the_wells_and_keep_their_numbers(study, tmp_pa
     assert samples["concentration"].notna().any()
     qc = pd.read_csv(out / "qc.csv")
     assert (~qc["controls_pass"] & qc["curve_pass"]).any()
+    out2 = tmp_path / "withheld"
+    args = ["quantify", path, "-o", out2, "-q", "--control-failure", "withhold"]
+    assert run(*args).exit_code == 0
+    samples = pd.read_csv(out2 / "concentrations.csv").query("sample_type == 'sample'")
+    assert samples["curve_failed"].all() and samples["concentration"].isna().all()
+    settings = json.loads((out2 / "settings.json").read_text())
+    assert settings["calibration"]["control_failure"] == "withhold"
+    assert run("quantify", path, "-o", out2, "-q", "--control-failure", "ignore").exit_code != 0
 
 
 def test_a_file_with_a_four_level_analyte_quantifies_the_others(study, tmp_path):

@@ -179,3 +179,18 @@ def test_the_weighting_is_what_makes_them_agree(name):
         plain = quantify(real(name), options={"weighting": "none", "accept_curves": ("*",)})
     assert "weighting=none" in plain.calibration.conventions["applied"].iloc[0]
     assert figures(plain.calibration.wells)["median"] > 3 * weighted
+
+
+def test_a_curve_printed_in_another_unit_is_compared_in_pg_per_ml():
+    # An export in ng/mL prints its curve's inflection c in ng/mL while CytoSafe stores
+    # pg/mL: the factor is read off the vendor's own results, so the comparison holds.
+    from cytosafe.quantification import vendor_curve_qc
+
+    res = result("pnLINCO20070302A.xls")
+    before = res.calibration.curves["vendor_difference"].to_numpy(float).copy()
+    printed = res.measurements.copy()
+    printed["vendor_c"] = printed["vendor_c"] / 1000.0  # as if printed in ng/mL
+    vendor_curve_qc(res.calibration, printed)
+    after = res.calibration.curves["vendor_difference"].to_numpy(float)
+    np.testing.assert_allclose(after, before, rtol=1e-9)
+    vendor_curve_qc(res.calibration, res.measurements)  # leave the cached result as it was

@@ -308,6 +308,7 @@ def vendor_curve_qc(calibration: Calibration, measurements: pd.DataFrame) -> Non
         vend = printed.loc[key]
         vmodel = get_model(_vendor_model_name(vend))
         vparams = np.array([[vend[c] for c in VENDOR_PARAMS[: vmodel.n_params]]], dtype=float)
+        vparams[0, vmodel.names.index("c")] *= _printed_unit_factor(wells, key, vmodel, vparams)
         shift = vendor_off.get(key, 0.0)
         shift = shift if np.isfinite(shift) else 0.0
         raw = vparams.copy()
@@ -334,6 +335,34 @@ def vendor_curve_qc(calibration: Calibration, measurements: pd.DataFrame) -> Non
     )
     qc["vendor_difference"] = merged["vendor_difference"].to_numpy()
     qc["vendor_fit_reason"] = merged["vendor_fit_reason"].fillna("").to_numpy()
+
+
+def _printed_unit_factor(wells: pd.DataFrame, key: tuple, model, params: np.ndarray) -> float:
+    """The factor from the unit of a printed curve's concentrations to pg/mL.
+
+    A vendor prints its curve in the export's unit (ng/mL, say) while CytoSafe stores
+    pg/mL. The factor is read off the export itself: the vendor's own results
+    (``vendor_concentration``, already converted to pg/mL by the reader) against the
+    printed curve's inverse of the vendor's signal (``net_signal``) times the dilution,
+    snapped to the nearest SI factor of 10^3 within 5 %; 1 where nothing says otherwise.
+    """
+    needed = {"vendor_concentration", "net_signal", "dilution_factor"}
+    if not needed <= set(wells.columns):
+        return 1.0
+    mine = wells[
+        (wells["study_id"].astype(str) == key[0])
+        & (wells["plate_id"].astype(str) == key[1])
+        & (wells["analyte"].astype(str) == key[2])
+    ]
+    vendor = mine["vendor_concentration"].to_numpy(dtype=float)
+    with np.errstate(all="ignore"):
+        x = model.inverse(mine["net_signal"].to_numpy(dtype=float)[None, :], params)[0]
+        ratio = vendor / (x * mine["dilution_factor"].to_numpy(dtype=float))
+    ratio = ratio[np.isfinite(ratio) & (ratio > 0)]
+    if ratio.size == 0:
+        return 1.0
+    step = 10.0 ** (3 * np.round(np.log10(np.median(ratio)) / 3))
+    return float(step) if abs(np.median(ratio) / step - 1) < 0.05 else 1.0
 
 
 def _vendor_model_name(row) -> str:
@@ -382,6 +411,7 @@ def quantify(
     potency_settings: PotencySettings | None = None,
     options: dict | None = None,
     exclusions=None,
+    standard_unit: str | None = None,
 ) -> QuantificationResult:
     """Read exports, fit every standard curve, back-calculate every well, fit potency.
 
@@ -405,13 +435,17 @@ def quantify(
         Standard wells (or any wells) to leave out of the fit, with a reason each:
         :func:`cytosafe.curves.exclusions.parse_exclusions` entries (``PLATE:WELL[:ANALYTE]=
         REASON`` strings), a file of them, or a table.
+    standard_unit:
+        The unit of the standards of exports that state none (passed to every reader).
 
     Examples
     --------
     >>> result = quantify(["plate_1.csv", "plate_2.csv"], sample_map="samples.csv")  # doctest: +SKIP
     >>> result.concentrations.head()  # doctest: +SKIP
     """
-    measurements, sources = load_measurements(inputs, sample_map=sample_map, study_id=study_id)
+    measurements, sources = load_measurements(
+        inputs, sample_map=sample_map, study_id=study_id, standard_unit=standard_unit
+    )
     if exclusions is not None:
         from cytosafe.curves.exclusions import apply_exclusions, parse_exclusions
 

@@ -193,6 +193,16 @@ def quantify_command(
             "(repeatable)."
         ),
     ] = None,
+    control_failure: Annotated[
+        str | None,
+        typer.Option(
+            help="A curve whose kit controls fail (fewer than two thirds within 80-120 %, ICH "
+            "M10): 'flag' its wells controls_failed and keep their numbers (the default, as "
+            "xPONENT and Bio-Plex report them), or 'withhold' them as a failed curve's "
+            "(a regulated run).",
+            case_sensitive=False,
+        ),
+    ] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Fit standard curves, back-calculate concentrations, check QC, estimate potency.
@@ -214,6 +224,8 @@ def quantify_command(
     options = {k: str(v) for k, v in chosen.items() if v is not None}
     if accept_curve:
         options["accept_curves"] = tuple(accept_curve)
+    if control_failure is not None:
+        options["control_failure"] = control_failure.lower()
     excluded = [*(exclude or []), *([exclusions] if exclusions is not None else [])]
     potency_settings = PotencySettings(**({} if ecx is None else {"ecx": ecx}))
     progress = Progress(enabled=None if not quiet else False)
