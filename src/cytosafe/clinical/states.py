@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cytosafe.schema.observations import ITEMS, VASOPRESSORS
+from cytosafe.schema.observations import ITEMS, LAB_ITEMS, VASOPRESSORS
 
 __all__ = [
     "States",
@@ -183,6 +183,11 @@ def build_states(table: pd.DataFrame, weight_assumed: set[str] | None = None) ->
     weight_assumed:
         Patients whose ug/kg/min rates were converted with an assumed weight.
     """
+    # Laboratory values are read by the predictors, not graded: a blood draw must neither
+    # add a row to the graded timeline nor hold as a state.
+    lab = table["item"].isin(LAB_ITEMS).to_numpy()
+    if lab.any():
+        table = table.loc[~lab]
     pcode, patients = _codes(table["patient_id"], sort=True)
     tint = table["time"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
     icode, inames = _codes(table["item"], sort=False)
@@ -218,6 +223,8 @@ def build_states(table: pd.DataFrame, weight_assumed: set[str] | None = None) ->
     for arr in (never, missing, zeros):
         arr.setflags(write=False)
     for name in ITEMS:
+        if name in LAB_ITEMS:
+            continue
         if name not in inames:
             observed[name] = never
             values[name] = zeros if name in VASOPRESSORS else missing

@@ -34,6 +34,15 @@ Items (the controlled vocabulary):
 * ICANS: ``ice_score`` (0-10), ``consciousness`` (:data:`CONSCIOUSNESS`), ``seizure``
   (``none, rapidly_resolving, prolonged``), ``motor_findings`` (``none,
   deep_focal_weakness``), ``raised_icp`` (``none, focal_edema, diffuse_edema``).
+* laboratory (:data:`LAB_ITEMS`; units, conversions, LOINC codes and plausible ranges in
+  ``data/laboratory_items.toml``): ``il6``, ``ifng``, ``mcp1``, ``il1ra`` (pg/mL; ng/mL,
+  ng/L), ``sgp130`` (ng/mL; pg/mL, ug/mL), ``crp`` (mg/L; mg/dL x 10), ``ferritin`` (ng/mL =
+  ug/L), ``ldh`` (U/L; ukat/L x 60), ``platelets`` (10^9/L = 10^3/uL; /uL x 0.001),
+  ``creatinine`` (mg/dL; umol/L / 88.40), ``fibrinogen`` (g/L; mg/dL x 0.01), ``d_dimer``
+  (mg/L FEU; a unit that does not say FEU is refused: D-dimer units are not FEU). A
+  laboratory value is a measurement at its time; grading ignores it (it neither holds
+  nor adds a row to the graded timeline); the predictors of
+  :mod:`cytosafe.clinical.predict` read it.
 
 **Time zones.** A time with a UTC offset (``2024-03-01T14:30:00+01:00``, ``...Z``) is
 converted to UTC. A time without one is read as UTC, or, given ``timezone`` (an IANA name
@@ -78,6 +87,7 @@ __all__ = [
     "DEVICES",
     "EVENT_ITEMS",
     "ITEMS",
+    "LAB_ITEMS",
     "OBSERVATION_COLUMNS",
     "TREATMENTS",
     "VASOPRESSORS",
@@ -122,6 +132,9 @@ RAISED_ICP = ("none", "focal_edema", "diffuse_edema")
 VASOPRESSORS = ("norepinephrine", "epinephrine", "dopamine", "phenylephrine", "vasopressin")
 TREATMENTS = ("antipyretic", "tocilizumab", "corticosteroid", "anakinra", "siltuximab")
 EVENT_ITEMS = ("infusion", "death", "fluid_bolus", *TREATMENTS)
+
+#: The laboratory vocabulary file (units, LOINC codes, plausible ranges).
+_LABS = "laboratory_items.toml"
 
 _UG_MIN = {"ug/min": ("rate", 1.0), "mcg/min": ("rate", 1.0), "ug/kg/min": ("per_kg", 1.0),
            "mcg/kg/min": ("per_kg", 1.0)}  # fmt: skip
@@ -177,6 +190,30 @@ ITEMS: dict[str, Item] = {
         Item("raised_icp", "category", categories=RAISED_ICP),
     )
 }  # fmt: skip
+
+
+def _lab_items() -> tuple[Item, ...]:
+    spec = data.load(_LABS, schema="cytosafe.laboratory_items")["item"]
+    return tuple(
+        Item(
+            name,
+            "number",
+            {str(u): ("rate", float(f)) for u, f in entry["units"].items()},
+            canonical=str(entry["canonical"]),
+        )
+        for name, entry in spec.items()
+    )
+
+
+#: Laboratory items (``data/laboratory_items.toml``), in the order of that file.
+LAB_ITEMS: tuple[str, ...] = tuple(i.name for i in _lab_items())
+ITEMS.update({i.name: i for i in _lab_items()})
+
+
+def _lab_limits() -> dict[str, tuple[float, float]]:
+    spec = data.load(_LABS, schema="cytosafe.laboratory_items")["item"]
+    return {name: tuple(entry["plausible"]) for name, entry in spec.items()}
+
 
 _PLAUSIBLE_KEY = {"temperature": "temperature_c"}
 
@@ -392,7 +429,7 @@ def validate_observations(
     if df.empty:
         raise SchemaError("the observation table has no rows", file=source)
     criteria = data.load(_CRITERIA)  # the cached file: read only, never changed here
-    limits = criteria["plausible"]
+    limits = dict(criteria["plausible"]) | _lab_limits()
     if assumed_weight_kg is None:
         assumed_weight_kg = float(criteria["common"]["assumed_weight_kg"]["value"])
 
