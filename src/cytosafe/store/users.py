@@ -21,6 +21,7 @@ from cytosafe.store._session import aware, find_user, reading, transaction
 from cytosafe.store.audit import record
 from cytosafe.store.database import Store
 from cytosafe.store.models import ROLES, ApiToken, Group, GroupMember, User
+from cytosafe.store.passwords import check_password
 
 __all__ = [
     "add_to_group",
@@ -58,6 +59,8 @@ def create_user(
         raise InputError("a user name is empty", field="username", expected="a non-empty name")
     if role not in ROLES:
         raise InputError(f"unknown role '{role}'", field="role", expected=" | ".join(ROLES))
+    if password is not None:
+        check_password(password, username=username)
     with transaction(target) as session:
         if session.scalar(select(User.id).where(User.username == username)) is not None:
             raise InputError(f"user '{username}' already exists", field="username")
