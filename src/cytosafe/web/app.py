@@ -7,6 +7,11 @@ answers to bad input, the API routers (:mod:`cytosafe.web.routers`), the pages
 (:mod:`cytosafe.web.pages`) and the start and stop of the workers. What the endpoints do
 is in :mod:`cytosafe.web.services`; who may do it, in :mod:`cytosafe.web.deps`.
 
+Every response carries the security headers of :mod:`cytosafe.web.security` (reports
+their own content security policy); request bodies are bounded while they arrive
+(:mod:`cytosafe.web.upload_limits`) and sign-in is throttled per account and per address
+(:mod:`cytosafe.web.throttle`).
+
 Uploads are read and validated before anything is stored and stored in one transaction:
 a malformed file gives a 422 whose ``detail`` names the file, row/well and field
 (:class:`~cytosafe.errors.InputError`) and leaves the store as it was; a change to a
@@ -26,8 +31,11 @@ from cytosafe.web.compute import ComputePool
 from cytosafe.web.deps import TokenCache
 from cytosafe.web.jobs import JobRunner
 from cytosafe.web.routers import ROUTERS
+from cytosafe.web.security import SecurityHeaders
 from cytosafe.web.settings import Settings
 from cytosafe.web.tables import EncodedTables
+from cytosafe.web.throttle import SignInThrottle
+from cytosafe.web.upload_limits import BodyLimit
 
 __all__ = ["create_app"]
 
@@ -108,4 +116,17 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
     for router in ROUTERS:
         app.include_router(router)
     pages.add_pages(app)
+    # Outermost last: every answer, a refusal of the two below included, gets the headers.
+    app.add_middleware(
+        SignInThrottle,
+        account_attempts=settings.sign_in_account_attempts,
+        address_failures=settings.sign_in_address_failures,
+        window_minutes=settings.sign_in_window_minutes,
+    )
+    app.add_middleware(
+        BodyLimit,
+        max_request_bytes=int(settings.max_request_mb * (1 << 20)),
+        max_receiving_bytes=int(settings.max_receiving_mb * (1 << 20)),
+    )
+    app.add_middleware(SecurityHeaders)
     return app

@@ -28,6 +28,16 @@ class Settings:
         Lifetime of an API token.
     max_upload_mb:
         Largest accepted upload, per file.
+    max_request_mb:
+        Largest request body (all files of an upload together); a larger one is refused
+        with a 413 while it arrives (:class:`~cytosafe.web.upload_limits.BodyLimit`).
+    max_receiving_mb:
+        The most request-body bytes the server receives at once, all requests together;
+        past it an upload is refused with a 413 and ``Retry-After``.
+    sign_in_account_attempts, sign_in_address_failures, sign_in_window_minutes:
+        Sign-in throttling (:class:`~cytosafe.web.throttle.SignInThrottle`): attempts
+        per user name, and failed attempts per client address, within a moving window of
+        that many minutes; past either, sign-in is locked (429) until the window moves on.
     """
 
     database: str | None = None
@@ -36,3 +46,8 @@ class Settings:
     token_cache_seconds: float = 2.0
     token_hours: float = 12.0
     max_upload_mb: float = 200.0
+    max_request_mb: float = 250.0
+    max_receiving_mb: float = 1024.0
+    sign_in_account_attempts: int = 5
+    sign_in_address_failures: int = 20
+    sign_in_window_minutes: int = 15

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import secrets
 
 from sqlalchemy import select
 
@@ -26,13 +28,38 @@ def sign_in(
     store: Store, settings: Settings, username: str, password: str, *, name: str
 ) -> tuple[str, dt.timedelta] | None:
     """A new token (named ``name``) of the user with this password, and its lifetime;
-    None for a wrong user name or password."""
+    None for a wrong user name or password, after as long as a wrong password takes,
+    so that the time does not tell whether the user exists (issue 14, defect 10)."""
     with store.reader() as session:
         user = session.scalar(select(User).where(User.username == username))
-    if user is None or not verify_password(user, password):
+    if user is None or not user.password_hash or not user.active:
+        _verify_nothing(password)  # as long as checking a real password takes
+        return None
+    if not verify_password(user, password):
         return None
     lifetime = dt.timedelta(hours=settings.token_hours)
     return issue_token(store, user.username, lifetime=lifetime, name=name), lifetime
+
+
+@functools.cache
+def _unknown_hash() -> str:
+    from argon2 import PasswordHasher
+
+    # The store's hasher (argon2id, the library's defaults), on a password no one has.
+    return PasswordHasher().hash(secrets.token_urlsafe(32))
+
+
+def _verify_nothing(password: str) -> None:
+    """Spend the time of checking a password, so that a wrong user name is answered as
+    slowly as a wrong password (CWE-208, observable timing discrepancy; OWASP
+    Authentication Cheat Sheet, "Authentication and Error Messages")."""
+    from argon2 import PasswordHasher
+    from argon2.exceptions import VerificationError
+
+    try:
+        PasswordHasher().verify(_unknown_hash(), password)
+    except VerificationError:
+        pass
 
 
 def sign_out(store: Store, tokens: TokenCache, token: str | None) -> None:
