@@ -27,7 +27,6 @@ from cytosafe.web.services.analyses import (
     run_quantification,
     sign_analysis,
     stored_table,
-    without_local_files,
 )
 from cytosafe.web.services.clinical import (
     clinical_study,
@@ -83,5 +82,4 @@ __all__ = [
     "study_out",
     "upload_observations",
     "user_out",
-    "without_local_files",
 ]

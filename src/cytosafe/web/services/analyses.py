@@ -9,8 +9,12 @@ tables and the settings the run recorded (:func:`cytosafe.store.complete_analysi
 
 from __future__ import annotations
 
+import dataclasses
+import fnmatch
 import hashlib
 import re
+import tomllib
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 from fastapi import UploadFile
@@ -22,6 +26,7 @@ from cytosafe.errors import InputError
 from cytosafe.store import (
     Analysis,
     AnalysisTable,
+    Plate,
     Report,
     Store,
     Study,
@@ -36,6 +41,7 @@ from cytosafe.store import (
 from cytosafe.web.deps import get_analysis, get_study, not_found, uploads
 from cytosafe.web.jobs import JobRunner
 from cytosafe.web.schemas import AnalysisOut, QuantifyIn, SignOffIn, TableOut
+from cytosafe.web.security import report_policy
 from cytosafe.web.settings import Settings
 from cytosafe.web.tables import PARQUET, EncodedTables, encode_table
 
@@ -50,7 +56,6 @@ __all__ = [
     "run_quantification",
     "sign_analysis",
     "stored_table",
-    "without_local_files",
 ]
 
 
@@ -215,35 +220,112 @@ def rerun_quantification(
     return run_quantification(store, jobs, user, study.code, body, previous=analysis_id)
 
 
-_SECTION = re.compile(r"^\s*\[([^\[\]]+)\]\s*(#.*)?$", re.MULTILINE)
-_LOCAL_FILES = re.compile(
-    r"^(\s*)(inputs|sample_map)\s*=\s*(\[.*?\]|\"[^\"\n]*\"|'[^'\n]*')", re.MULTILINE | re.DOTALL
-)
+_GLOB = re.compile(r"[*?\[\]]")
 
 
-def without_local_files(text: str) -> str:
-    """The study file with ``[analysis] inputs`` and ``sample_map`` emptied, lines kept.
+def _uploaded_files(store: Store, study: Study) -> dict[str, set[str]]:
+    """The names of the files uploaded to ``study``, by plate code."""
+    with store.reader() as session:
+        rows = session.execute(
+            select(Plate.code, Plate.source_file).where(Plate.study_id == study.id)
+        ).all()
+    return {
+        code: {PurePosixPath(part).name for part in (source or "").split(";") if part}
+        for code, source in rows
+    }
 
-    They name files on the scientist's disk; the API analyses the plates stored in the
-    study instead (uploaded with their sample map), so they are not looked for.
+
+def _file_reference(value, *, file: str, text: str, field: str, study: str, patterns: bool):
+    """``value`` of ``[analysis] inputs``/``sample_map`` as a relative folder and a name,
+    checked without looking at any file (an absolute path, ``..``, a drive or a backslash,
+    a pattern in a folder: an :class:`InputError` that says nothing of the server)."""
+    expected = (
+        "the names of files uploaded to this study (a pattern such as plate_*.csv may "
+        "stand for several), optionally after a relative folder"
+    )
+    if not isinstance(value, str) or not value.strip():
+        raise InputError("must be a list of names", file=file, field=field, expected=expected)
+    row = next((i for i, line in enumerate(text.splitlines(), 1) if value in line), None)
+    where = PurePosixPath(value.strip())
+    folder = where.parent.parts
+    if (
+        where.is_absolute()
+        or value.strip().startswith("~")
+        or re.match(r"^[A-Za-z]:", value.strip())
+        or "\\" in value
+        or any(ord(c) < 32 for c in value)
+        or ".." in where.parts
+        or any(_GLOB.search(part) for part in folder)
+        or (not patterns and _GLOB.search(where.name))
+    ):
+        raise InputError(
+            f"'{value}' is not a file uploaded to study '{study}': a study file sent to the "
+            "server names its inputs by file name, never by a path on the server",
+            file=file,
+            row=row,
+            field=field,
+            expected=expected,
+        )
+    return PurePosixPath(*folder) if folder else PurePosixPath("."), where.name, row
+
+
+def _stage_local_files(
+    raw: dict, folder: Path, *, file: str, text: str, study: str, uploaded: dict[str, set[str]]
+) -> list[str] | None:
+    """Check the study file's ``[analysis] inputs`` and ``sample_map`` against the files
+    uploaded to the study, by name, and lay empty stand-ins for them in the private upload
+    ``folder`` so that :func:`~cytosafe.hazard.load_study` finds them there and nowhere else.
+
+    Returns the plates the inputs name (None: all of the study's).
     """
-    out, last = [], 0
-    for match in _SECTION.finditer(text + "\n[end]"):
-        start = match.start()
-        chunk = text[last:start]
-        if out and out[-1][0] == "analysis":
-            chunk = _LOCAL_FILES.sub(
-                lambda m: (
-                    m.group(1)
-                    + m.group(2)
-                    + (' = ""' if m.group(2) == "sample_map" else " = []")
-                    + "\n" * m.group(3).count("\n")
-                ),
-                chunk,
+    analysis = raw.get("analysis", {})
+    if not isinstance(analysis, dict):
+        raise InputError(
+            "[analysis] must be a table", file=file, field="analysis", expected="[analysis]"
+        )
+    inputs = analysis.get("inputs", [])
+    inputs = [inputs] if isinstance(inputs, str) else inputs
+    if not isinstance(inputs, list):
+        raise InputError(
+            "must be a list of names", file=file, field="analysis.inputs", expected='["a.csv"]'
+        )
+    every = sorted(set().union(*uploaded.values())) if uploaded else []
+    plates: set[str] = set()
+    stand_ins: list[PurePosixPath] = []
+    for value in inputs:
+        sub, name, row = _file_reference(
+            value, file=file, text=text, field="analysis.inputs", study=study, patterns=True
+        )
+        named = [n for n in every if fnmatch.fnmatchcase(n, name)]
+        if not named:
+            raise InputError(
+                f"'{value}' matches none of the files uploaded to study '{study}'",
+                file=file,
+                row=row,
+                field="analysis.inputs",
+                expected=", ".join(every) or "upload the study's exports first",
             )
-        out.append((match.group(1).strip(), chunk))
-        last = start
-    return "".join(chunk for _, chunk in out) + text[last:]
+        plates |= {code for code, names in uploaded.items() if names.intersection(named)}
+        stand_ins += [sub / n for n in named]
+    sample_map = analysis.get("sample_map")
+    if sample_map:
+        sub, name, _ = _file_reference(
+            sample_map, file=file, text=text, field="analysis.sample_map", study=study,
+            patterns=False,
+        )  # fmt: skip
+        stand_ins.append(sub / name)  # the sample map uploaded with the plates is used
+    for stand_in in stand_ins:
+        target = folder.joinpath(*stand_in.parts)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.touch()
+        except OSError:
+            raise InputError(
+                f"'{stand_in}' cannot be both a folder and a file",
+                file=file,
+                field="analysis",
+            ) from None
+    return sorted(plates) if inputs else None
 
 
 def run_hazard(
@@ -257,12 +339,22 @@ def run_hazard(
     """Queue the whole analysis of a study file on the study's stored plates:
     quantification, donor responses, statistics, hazard classes and the study report.
     The study file is validated now (naming line and key) and kept, with its SHA-256, in
-    the analysis settings."""
+    the analysis settings.
+
+    Its ``[analysis] inputs`` name files uploaded to the study, by name or pattern (the
+    folder before it, as on the scientist's disk, is ignored): the plates of those files
+    are analysed (without ``inputs``, all of the study's). They are matched against the
+    names stored with the plates, never looked for on the server: an absolute path, a
+    ``..``, or a name no upload has is a 422 that says nothing of the server's files
+    (issue 14, defect 6), whatever the TOML syntax (quoted keys, dotted keys, inline
+    tables), as the file is read by a TOML parser before anything else.
+    """
     from cytosafe import __version__
     from cytosafe.hazard import load_study
 
     with store.reader() as session:
         study = get_study(session, user, code)
+    uploaded = _uploaded_files(store, study)
     with uploads(settings) as up:
         path = up.save(study_file, "study.toml")
         raw = path.read_bytes()
@@ -272,8 +364,20 @@ def run_hazard(
             raise InputError(
                 "not UTF-8 text", file=path.name, expected="a TOML study file"
             ) from None
-        path.write_text(without_local_files(text), encoding="utf-8")
+        try:
+            parsed = tomllib.loads(text)
+        except tomllib.TOMLDecodeError:
+            parsed = None  # load_study names the line
+        chosen = None
+        if parsed is not None:
+            chosen = _stage_local_files(
+                parsed, up.dir, file=path.name, text=text, study=study.code, uploaded=uploaded
+            )
         design = load_study(path)
+        # The stand-ins have served: the job reads the stored plates, never a file.
+        design = dataclasses.replace(
+            design, analysis=dataclasses.replace(design.analysis, inputs=(), sample_map=None)
+        )
         name = path.name
     if design.study_id and design.study_id != study.code:
         raise InputError(
@@ -282,7 +386,7 @@ def run_hazard(
             field="study.id",
             expected=f'id = "{study.code}"',
         )
-    measurements = load_measurements(store, study.code)
+    measurements = load_measurements(store, study.code, plates=chosen)
     plates = sorted(measurements["plate_id"].unique().tolist())
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     study_file = {"name": name, "sha256": digest, "text": text}
@@ -367,7 +471,8 @@ def stored_table(store: Store, analysis_id: int, name: str) -> pd.DataFrame | No
 
 
 def read_report(store: Store, user: User, analysis_id: int) -> Response:
-    """The latest report of an analysis (self-contained HTML)."""
+    """The latest report of an analysis (self-contained HTML), with the content security
+    policy of reports (:func:`cytosafe.web.security.report_policy`)."""
     with store.reader() as session:
         analysis, _ = get_analysis(session, user, analysis_id)
         report = session.scalars(
@@ -375,7 +480,11 @@ def read_report(store: Store, user: User, analysis_id: int) -> Response:
         ).first()
         if report is None:
             raise not_found(f"report of analysis {analysis_id}")
-        return Response(report.content, media_type=report.media_type)
+        headers = {}
+        if report.media_type.startswith("text/html"):
+            # Its own inline scripts (Plotly, the report's) may run, by hash; nothing else.
+            headers["Content-Security-Policy"] = report_policy(report.content, report.sha256)
+        return Response(report.content, media_type=report.media_type, headers=headers)
 
 
 def sign_analysis(
