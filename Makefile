@@ -64,12 +64,12 @@ format: setup
 test: lint
 	$(BIN)/python -m pytest
 
+# One table of fit, grade and simulate against the baselines a user would write (CPU time,
+# min/median of 3 runs, parity, peak memory); then the end-to-end and service benchmarks.
 bench: setup
-	$(BIN)/python benchmarks/bench_fit.py
+	$(BIN)/python benchmarks/run_all.py
 	$(BIN)/python benchmarks/bench_real_exports.py
 	$(BIN)/python benchmarks/bench_analyze.py
-	$(BIN)/python benchmarks/bench_simulate.py
-	$(BIN)/python benchmarks/bench_grade.py
 	$(BIN)/python benchmarks/bench_api.py
 
 # The web app on the embedded SQLite store, with the simulated examples loaded on first run.
