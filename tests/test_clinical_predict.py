@@ -319,3 +319,74 @@ def test_lead_time_from_first_positive_call_to_first_grade_3():
     lead = perf.metrics.set_index("measure").loc["lead_time_hours"]
     assert lead["value"] == pytest.approx(26.0)
     assert (perf.metrics["note"] == DISCLAIMER).all()
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def test_cli_predict_writes_predictions_performance_and_the_disclaimer(tmp_path):
+    from typer.testing import CliRunner
+
+    from cytosafe.cli import app
+
+    severe = _patient(
+        "SEV",
+        [
+            (20, "temperature", "39.5", "C"),
+            (24, "mcp1", "3000", "pg/mL"),
+            (50, "norepinephrine", "10", "ug/min"),
+            (50, "oxygen_device", "bipap", ""),
+        ],
+    )
+    mild = _patient("MILD", [(20, "temperature", "38.2", "C"), (30, "mcp1", "300", "pg/mL")])
+    vitals = _obs(severe, mild)
+    labs = vitals[vitals["item"] == "mcp1"]
+    vitals = vitals[vitals["item"] != "mcp1"]
+    vitals.to_csv(tmp_path / "vitals.csv", index=False)
+    labs.to_csv(tmp_path / "labs.csv", index=False)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            str(tmp_path / "vitals.csv"),
+            str(tmp_path / "labs.csv"),
+            "--predictor",
+            "hay2017",
+            "--out",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "do not replace" in res.output
+    preds = pd.read_csv(out / "predictions.csv").set_index("patient_id")
+    assert preds.loc["SEV", "status"] == "positive"
+    assert preds.loc["MILD", "status"] == "negative"
+    assert (preds["note"] == DISCLAIMER).all()
+    perf = pd.read_csv(out / "performance.csv").set_index("measure")
+    assert perf.loc["sensitivity", "n"] == 1 and perf.loc["sensitivity", "N"] == 1
+    assert "disclaimer" in (out / "settings.json").read_text()
+
+
+def test_cli_predict_bad_cut_off_is_one_line_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from cytosafe.cli import app
+
+    _obs(_easix_patient("P")).to_csv(tmp_path / "o.csv", index=False)
+    res = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            str(tmp_path / "o.csv"),
+            "-p",
+            "pennisi2021",
+            "--cutoff",
+            "m_easix=abc",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
+    assert res.exit_code == 2
+    assert "not a number" in res.output
+    assert not (tmp_path / "out").exists()

@@ -21,6 +21,7 @@ SQLAlchemy or FastAPI (``benchmarks/bench_startup.py``).
 | ``quantify`` | :mod:`~cytosafe.cli.quantify` | :func:`cytosafe.workflows.run_quantification` |
 | ``analyze`` | :mod:`~cytosafe.cli.analyze` | :func:`cytosafe.workflows.run_analysis` |
 | ``grade`` | :mod:`~cytosafe.cli.grade` | :func:`cytosafe.workflows.run_grading` |
+| ``predict`` | :mod:`~cytosafe.cli.predict` | :func:`cytosafe.clinical.predict.predict` |
 | ``recommend`` | :mod:`~cytosafe.cli.recommend` | :func:`cytosafe.assays.recommend` |
 | ``aop export/query/simulate/map`` | :mod:`~cytosafe.cli.aop` | :mod:`cytosafe.aop` |
 | ``mabel``, ``simulate`` | :mod:`~cytosafe.cli.translate` | :mod:`cytosafe.translate` |
@@ -44,6 +45,7 @@ from cytosafe.cli import (
     analyze,
     aop,
     grade,
+    predict,
     quantify,
     recommend,
     reference,
@@ -107,6 +109,7 @@ def command(name: str | None = None, *, group: typer.Typer = app, **kwargs: Any)
 command("quantify")(quantify.quantify_command)
 command("analyze")(analyze.analyze_command)
 command("grade")(grade.grade_command)
+command("predict")(predict.predict_command)
 command("recommend")(recommend.recommend_command)
 command("aop")(aop.aop_command)
 command("mabel")(translate.mabel_command)

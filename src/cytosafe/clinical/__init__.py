@@ -3,7 +3,9 @@
 From patients' vital signs and treatments (the observation table,
 :mod:`cytosafe.clinical.observations`) to a graded timeline, episodes, per-patient and
 cohort summaries, under every published scale (:mod:`cytosafe.clinical.scales`; criteria
-in ``data/clinical_scales.toml``). Vectorised over all patients; Dask DataFrames
+in ``data/clinical_scales.toml``); laboratory values (:mod:`cytosafe.clinical.labs`) and
+published predictors of severe CRS (:mod:`cytosafe.clinical.predict`), which support a
+clinician's judgement and do not replace it. Vectorised over all patients; Dask DataFrames
 partitioned by patient are accepted.
 
 >>> from cytosafe.clinical import grade, concordance   # doctest: +SKIP
@@ -13,6 +15,7 @@ partitioned by patient are accepted.
 
 from cytosafe.clinical.episodes import episodes, patient_summary
 from cytosafe.clinical.grading import GradeResult, grade, scale_label
+from cytosafe.clinical.predict import performance, predict
 from cytosafe.clinical.scales import DEFAULT_SCALE, SCALES
 from cytosafe.clinical.summary import cohort_summary, concordance, incidence
 from cytosafe.schema.observations import (
@@ -34,6 +37,8 @@ __all__ = [
     "grade",
     "incidence",
     "patient_summary",
+    "performance",
+    "predict",
     "read_observations",
     "scale_label",
     "validate_observations",
