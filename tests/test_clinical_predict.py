@@ -390,3 +390,50 @@ def test_cli_predict_bad_cut_off_is_one_line_error(tmp_path):
     assert res.exit_code == 2
     assert "not a number" in res.output
     assert not (tmp_path / "out").exists()
+
+
+def test_m_easix_auc_needs_no_cut_off():
+    # scores 12.5 (severe), 2.5 and 5.0 (not severe): every severe above every other
+    obs = _obs(
+        _easix_patient("S", ldh="250"),
+        _easix_patient("A", ldh="50"),
+        _easix_patient("B", ldh="100"),
+    )
+    preds = predict(obs, "pennisi2021", timepoint="day_plus1")
+    assert (preds["status"] == "not evaluable").all()  # no confirmed cut-off
+    grades = pd.DataFrame({"patient_id": ["S", "A", "B"], "max_grade": [3, 1, 0]})
+    m = performance(preds, grades).metrics.set_index("measure")
+    assert m.loc["auc", "value"] == pytest.approx(1.0)
+    assert m.loc["auc", "n"] == 3
+    assert m.loc["sensitivity", "N"] == 0  # no call, no sensitivity
+
+
+# --- the simulated cohort's laboratory values ---------------------------------------------------
+
+
+def test_simulated_labs_regenerate_byte_for_byte_and_leave_the_vitals_unchanged(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run(
+        [sys.executable, str(root / "examples" / "generate_crs_cohort.py"), "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
+    cohort = root / "examples" / "crs-cohort"
+    for name in ("observations.csv", "labs.csv", "README.md"):
+        assert (tmp_path / name).read_bytes() == (cohort / name).read_bytes()
+    assert "simulated" in (cohort / "README.md").read_text().lower()
+    labs = pd.read_csv(cohort / "labs.csv")
+    assert set(labs["item"]) == {
+        "ldh",
+        "crp",
+        "platelets",
+        "ferritin",
+        "creatinine",
+        "il6",
+        "mcp1",
+        "ifng",
+    }

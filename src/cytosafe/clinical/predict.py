@@ -491,8 +491,9 @@ def performance(
     Patients whose call is *not evaluable* are counted apart (``not_evaluable``), never as
     negatives. Proportions have exact two-sided Clopper-Pearson intervals
     (:func:`cytosafe.clinical.summary.incidence`). The AUC is the Mann-Whitney statistic
-    of ``score`` when every evaluable call has one, else of the positive/negative call,
-    with the Hanley-McNeil interval (not exact: an approximation, said in ``method``).
+    of an index's ``score`` over every patient with one (no cut-off needed), and of a
+    tree's positive/negative call over its evaluable patients, with the Hanley-McNeil
+    interval (not exact: an approximation, said in ``method``).
     Lead time: hours from the hour the call first turned positive to the first grade >= 3
     of the timeline, over true positives who reached grade >= 3.
     """
@@ -555,14 +556,20 @@ def performance(
                 text=text,
             )
         )
-    scores = p.loc[ev, "score"].astype(float).to_numpy()
-    use_score = len(scores) > 0 and np.isfinite(scores).all() and spec["kind"] != "tree"
-    s = scores if use_score else pos[ev].to_numpy(dtype=float)
-    a, lo, hi = _auc(s, sev[ev.to_numpy()])
+    # A score's discrimination needs no cut-off: the AUC of an index (m-EASIX) is over every
+    # patient with a score, as the paper reports it; a tree's over its evaluable calls.
+    scored = np.isfinite(p["score"].astype(float).to_numpy())
+    use_score = spec["kind"] != "tree" and bool(scored.any())
+    if use_score:
+        s = p["score"].astype(float).to_numpy()[scored]
+        truth, n_auc = sev[scored], int(scored.sum())
+    else:
+        s, truth, n_auc = pos[ev].to_numpy(dtype=float), sev[ev.to_numpy()], int(ev.sum())
+    a, lo, hi = _auc(s, truth)
     rows.append(
         dict(
             measure="auc",
-            n=int(ev.sum()),
+            n=n_auc,
             N=len(p),
             value=a,
             ci_low=lo,
