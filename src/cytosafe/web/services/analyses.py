@@ -224,15 +224,14 @@ _GLOB = re.compile(r"[*?\[\]]")
 
 
 def _uploaded_files(store: Store, study: Study) -> dict[str, set[str]]:
-    """The names of the files uploaded to ``study``, by plate code."""
+    """The names of the files uploaded to ``study``, by plate code (a tidy table's own
+    ``source_file`` is cut to its last part, as the names of uploads are)."""
     with store.reader() as session:
         rows = session.execute(
             select(Plate.code, Plate.source_file).where(Plate.study_id == study.id)
         ).all()
-    return {
-        code: {PurePosixPath(part).name for part in (source or "").split(";") if part}
-        for code, source in rows
-    }
+    names = {code: {PurePosixPath(p).name for p in (s or "").split(";")} for code, s in rows}
+    return {code: {n for n in found if n not in ("", ".", "..")} for code, found in names.items()}
 
 
 def _file_reference(value, *, file: str, text: str, field: str, study: str, patterns: bool):
@@ -303,7 +302,8 @@ def _stage_local_files(
                 file=file,
                 row=row,
                 field="analysis.inputs",
-                expected=", ".join(every) or "upload the study's exports first",
+                expected=", ".join(every[:20]) + (", ..." if len(every) > 20 else "")
+                or "upload the study's exports first",
             )
         plates |= {code for code, names in uploaded.items() if names.intersection(named)}
         stand_ins += [sub / n for n in named]
