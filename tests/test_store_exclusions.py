@@ -111,6 +111,9 @@ def test_a_well_without_an_analyte_is_excluded_for_every_analyte_and_audited(sto
     assert details["analytes"] == ["IL-6", "TNF"]
     assert details["reason"] == "bubble seen in the well"
     assert details["previous"] == {"IL-6": None, "TNF": None}
+    # The entry also records the plate's fingerprint as committed (issue 14, item 2).
+    covers = details.pop("covers")
+    assert list(covers) == [f"plate:{entry['object_id']}"] and len(covers.popitem()[1]) == 64
     assert details == {**events[0], "measurements_sha256": _fingerprint(store)}
     # The fingerprint covers the change, and is the one the stored table gives.
     assert _fingerprint(store) != before

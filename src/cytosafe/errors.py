@@ -8,6 +8,7 @@ these without a traceback and exits non-zero.
 from __future__ import annotations
 
 __all__ = [
+    "ConflictError",
     "CytoSafeError",
     "DataWarning",
     "FitError",
@@ -79,6 +80,11 @@ class InputError(CytoSafeError, ValueError):
 
 class SchemaError(InputError):
     """A table does not follow the tidy contract (missing column, wrong type, bad value)."""
+
+
+class ConflictError(InputError):
+    """The input clashes with what is already stored: a study id or user name that exists
+    (also when another user created it a moment before). The web app answers 409."""
 
 
 class UnitError(InputError):

@@ -25,7 +25,7 @@ SQLAlchemy or FastAPI (``benchmarks/bench_startup.py``).
 | ``recommend`` | :mod:`~cytosafe.cli.recommend` | :func:`cytosafe.assays.recommend` |
 | ``aop export/query/simulate/map`` | :mod:`~cytosafe.cli.aop` | :mod:`cytosafe.aop` |
 | ``mabel``, ``simulate`` | :mod:`~cytosafe.cli.translate` | :mod:`cytosafe.translate` |
-| ``store import/exclude/include/upgrade``, ``audit verify`` | :mod:`~cytosafe.cli.store` | :mod:`cytosafe.store` |
+| ``store import/exclude/include/upgrade``, ``audit verify/head`` | :mod:`~cytosafe.cli.store` | :mod:`cytosafe.store` |
 | ``serve`` | :mod:`~cytosafe.cli.serve` | :func:`cytosafe.web.create_app` |
 | ``reference evaluate`` | :mod:`~cytosafe.cli.reference` | :func:`cytosafe.reference.evaluate` |
 
@@ -118,6 +118,7 @@ command("serve")(serve.serve_command)
 
 audit_app = typer.Typer(help="The audit trail of the study store.", no_args_is_help=True)
 command("verify", group=audit_app)(store.audit_verify)
+command("head", group=audit_app)(store.audit_head)
 store_app = typer.Typer(
     help="The study store (SQLite by default, PostgreSQL by URL).", no_args_is_help=True
 )

@@ -1,7 +1,9 @@
-"""``cytosafe store import|exclude|include|upgrade`` and ``cytosafe audit verify``: the
-store's commands.
+"""``cytosafe store import|exclude|include|upgrade`` and ``cytosafe audit verify|head``:
+the store's commands.
 
-``audit_verify`` is ``cytosafe audit verify``; ``store_import`` is ``cytosafe store
+``audit_verify`` is ``cytosafe audit verify`` (the chain, the heads written down, and
+every stored object against the fingerprint the chain recorded); ``audit_head`` is
+``cytosafe audit head`` (the chain's head, to keep outside the database); ``store_import`` is ``cytosafe store
 import``; ``store_exclude`` and ``store_include`` are ``cytosafe store exclude`` and
 ``cytosafe store include`` (wells of a stored study left out of, or restored to, the
 calibration with a reason: audited events, :mod:`cytosafe.store.exclusions`);
@@ -27,6 +29,7 @@ from cytosafe.errors import InputError
 
 __all__ = [
     "DatabaseOption",
+    "audit_head",
     "audit_verify",
     "store_exclude",
     "store_import",
@@ -52,25 +55,103 @@ def _open(database: str | None):
     return Store(database)
 
 
-def audit_verify(database: DatabaseOption = None) -> None:
-    """Check the audit trail's hash chain and the stored tables' hashes.
+def _heads(values: list[str] | None):
+    """The chain heads of ``--head`` values: files of heads, or heads written out."""
+    from cytosafe.store import parse_heads
 
-    Prints the number of entries and the hash of the last one (write it down: it anchors
-    the chain against truncation); exits with status 1 when the chain or a table is broken.
+    heads = []
+    for value in values or []:
+        path = Path(value).expanduser()
+        if path.is_file():
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise InputError(f"cannot read the heads file: {exc}", file=str(path)) from None
+            heads.extend(parse_heads(text, source=str(path)))
+        else:
+            heads.extend(parse_heads(value, source="--head"))
+    return heads
+
+
+def audit_verify(
+    database: DatabaseOption = None,
+    head: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--head",
+            help="A chain head written down before ('SEQ HASH' as 'cytosafe audit head' "
+            "prints it, SEQ:HASH, a bare hash), or a file of heads (that command's --out, "
+            "the store's heads file): the chain must still reach it (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Check the audit trail: its hash chain, the heads written down, and the stored data.
+
+    Every stored object (plate with its measurements, result table, report, observation
+    set, user, group, API token, sign-off state) is recomputed against the fingerprint
+    its last audit entry recorded; the first that no longer matches is named, then the
+    others. Prints the number of entries and the hash of the last one (keep it: it
+    anchors the chain against truncation); exits with status 1 when anything is broken.
     """
-    from cytosafe.store import head, verify_audit, verify_tables
+    from cytosafe.store import audit_problems, verify_tables
+    from cytosafe.store import head as chain_head
 
+    heads = _heads(head)
     with _open(database) as store:
-        broken = verify_audit(store)
+        problems = audit_problems(store, heads=heads)
         bad_tables = verify_tables(store)
-        count, last = head(store)
-    if broken is not None:
-        typer.echo(f"audit trail BROKEN at {broken}", err=True)
+        count, last = chain_head(store)
+    for number, problem in enumerate(problems):
+        where = f" at {problem}" if problem.kind == "chain" else f": {problem}"
+        typer.echo(("audit trail BROKEN" if number == 0 else "also") + where, err=True)
     for item in bad_tables:
         typer.echo(f"stored content changed: {item}", err=True)
-    if broken is not None or bad_tables:
+    if problems or bad_tables:
         raise typer.Exit(1)
-    typer.echo(f"audit trail intact: {count} entries, head {last}")
+    reached = f"; reaches the {len(heads)} head(s) given" if heads else ""
+    typer.echo(
+        f"audit trail intact: {count} entries, head {last}; every stored object matches "
+        f"its recorded fingerprint{reached}"
+    )
+
+
+def audit_head(
+    database: DatabaseOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also append the head to this file, as one JSON line (seq, hash, at): "
+            "keep it outside the database, and check it with 'cytosafe audit verify --head FILE'.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Print the head of the audit chain: the number of the last entry and its hash.
+
+    Written down outside the database (a lab notebook, another disk), it shows later that
+    no entry was cut from the tail of the chain: ``cytosafe audit verify --head SEQ:HASH``.
+    """
+    import datetime as dt
+
+    from cytosafe.store import head as chain_head
+    from cytosafe.store.audit import canonical_json
+
+    with _open(database) as store:
+        count, last = chain_head(store)
+    if out is not None:
+        line = {
+            "seq": count,
+            "hash": last,
+            "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "reason": "cytosafe audit head",
+        }
+        try:
+            with out.expanduser().open("a", encoding="utf-8") as fh:
+                fh.write(canonical_json(line) + "\n")
+        except OSError as exc:
+            raise InputError(f"cannot write the head: {exc}", file=str(out)) from None
+    typer.echo(f"{count} {last}")
 
 
 def _local_user(session, name: str | None) -> str:

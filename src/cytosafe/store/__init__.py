@@ -13,7 +13,9 @@ module per resource:
   its reason, as audited events;
 - :mod:`.analyses`: versioned analyses with their tables and report, sign-off;
 - :mod:`.jobs`: background analyses (status, progress, heartbeat, recovery);
-- :mod:`.clinical`: observations of a cohort and graded runs over them.
+- :mod:`.clinical`: observations of a cohort and graded runs over them;
+- :mod:`.integrity`: the fingerprints of stored objects the audit trail records, so that
+  :func:`verify_audit` finds data changed behind the store's back, not only a changed log.
 
 Every function takes a :class:`Store` (one transaction of its own) or a session of
 :meth:`Store.session` (the caller's transaction), and attributes every change to a user
@@ -40,9 +42,24 @@ from cytosafe.store.analyses import (
     sign_off,
     verify_tables,
 )
-from cytosafe.store.audit import AuditBreak, AuditError, audit_entries, head, verify_audit
+from cytosafe.store.audit import (
+    AuditBreak,
+    AuditError,
+    audit_entries,
+    audit_problems,
+    chain_heads,
+    head,
+    parse_heads,
+    verify_audit,
+)
 from cytosafe.store.clinical import import_grades, import_observations
-from cytosafe.store.database import DATABASE_URL_ENV, Store, default_url, open_store
+from cytosafe.store.database import (
+    AUDIT_HEADS_ENV,
+    DATABASE_URL_ENV,
+    Store,
+    default_url,
+    open_store,
+)
 from cytosafe.store.exclusions import exclude_wells, include_wells, list_exclusions
 from cytosafe.store.jobs import beat, recover_interrupted, report_progress, set_status
 from cytosafe.store.models import (
@@ -51,6 +68,7 @@ from cytosafe.store.models import (
     Analysis,
     AnalysisTable,
     AuditEntry,
+    AuditHead,
     Grade,
     Group,
     Measurement,
@@ -81,6 +99,7 @@ from cytosafe.store.users import (
 
 __all__ = [
     "ANALYSIS_KINDS",
+    "AUDIT_HEADS_ENV",
     "DATABASE_URL_ENV",
     "EDITABLE_FIELDS",
     "ROLES",
@@ -89,6 +108,7 @@ __all__ = [
     "AuditBreak",
     "AuditEntry",
     "AuditError",
+    "AuditHead",
     "AuthorizationError",
     "Grade",
     "Group",
@@ -104,7 +124,9 @@ __all__ = [
     "add_report",
     "add_to_group",
     "audit_entries",
+    "audit_problems",
     "beat",
+    "chain_heads",
     "complete_analysis",
     "create_study",
     "create_user",
@@ -124,6 +146,7 @@ __all__ = [
     "load_measurements",
     "load_table",
     "open_store",
+    "parse_heads",
     "recover_interrupted",
     "report_progress",
     "revoke_token",

@@ -25,11 +25,23 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cytosafe.errors import InputError
+from cytosafe.store.audit import HEADS_FILE, record_baseline
 from cytosafe.store.audit import install as install_audit
 
-__all__ = ["DATABASE_URL_ENV", "Store", "default_url", "open_store", "resolve_url"]
+__all__ = [
+    "AUDIT_HEADS_ENV",
+    "DATABASE_URL_ENV",
+    "Store",
+    "default_url",
+    "open_store",
+    "resolve_url",
+]
 
 DATABASE_URL_ENV = "CYTOSAFE_DATABASE_URL"
+#: A file each sign-off appends the audit chain's head to (outside the database).
+AUDIT_HEADS_ENV = "CYTOSAFE_AUDIT_HEADS"
+#: The first revision whose audit entries fingerprint the data (see :meth:`Store.upgrade`).
+FINGERPRINTED_REVISION = "0005"
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -124,6 +136,11 @@ class Store:
         Run the Alembic migrations up to the newest revision (default True).
     echo:
         Log every SQL statement (debugging).
+    heads_file:
+        A file each sign-off appends the audit chain's head to, one JSON line (default:
+        ``$CYTOSAFE_AUDIT_HEADS``; none when unset). Kept outside the database (another
+        disk, a write-once share), it anchors the chain against the truncation of its
+        tail: ``cytosafe audit verify --head FILE`` checks every head in it.
 
     Examples
     --------
@@ -133,9 +150,18 @@ class Store:
     """
 
     def __init__(
-        self, url: str | URL | Path | None = None, *, upgrade: bool = True, echo: bool = False
+        self,
+        url: str | URL | Path | None = None,
+        *,
+        upgrade: bool = True,
+        echo: bool = False,
+        heads_file: str | Path | None = None,
     ):
         self.url = resolve_url(url)
+        if heads_file is None:
+            heads_file = os.environ.get(AUDIT_HEADS_ENV, "").strip() or None
+        self.heads_file = None if heads_file is None else Path(heads_file).expanduser()
+        info = {} if self.heads_file is None else {HEADS_FILE: str(self.heads_file)}
         try:
             if self.url.get_backend_name() == "sqlite":
                 self.engine = _sqlite_engine(self.url, echo)
@@ -143,7 +169,9 @@ class Store:
                 self.engine = create_engine(self.url, echo=echo, pool_pre_ping=True)
         except NoSuchModuleError as exc:  # pragma: no cover - a broken installation
             raise InputError(str(exc), field="database URL") from None
-        self._writer = sessionmaker(self.engine, class_=StoreSession, expire_on_commit=False)
+        self._writer = sessionmaker(
+            self.engine, class_=StoreSession, expire_on_commit=False, info=info
+        )
         self._reader = sessionmaker(
             self.engine.execution_options(sqlite_begin="DEFERRED"),
             class_=StoreSession,
@@ -169,8 +197,22 @@ class Store:
         return config
 
     def upgrade(self, revision: str = "head") -> None:
-        """Migrate the schema up to ``revision``."""
+        """Migrate the schema up to ``revision``.
+
+        A store made before the audit trail fingerprinted the data (revision 0004 or
+        older) gets, once it reaches 0005, one audited ``baseline`` entry (attributed to
+        ``cytosafe``) recording the fingerprint of every object it holds: later changes
+        made behind the store's back are then found by ``cytosafe audit verify``, while
+        the baseline itself vouches for the data as the upgrade found them.
+        """
+        before = self.revision()
         self._migrate("upgrade", revision)
+        after = self.revision()
+        if before is not None and before < FINGERPRINTED_REVISION <= (after or ""):
+            with self.session() as session:
+                record_baseline(
+                    session, f"schema upgrade {before} -> {after}: data fingerprinted as found"
+                )
 
     def downgrade(self, revision: str = "base") -> None:
         """Migrate the schema down to ``revision`` (``"base"``: no tables left)."""

@@ -42,6 +42,7 @@ __all__ = [
     "AnalysisTable",
     "ApiToken",
     "AuditEntry",
+    "AuditHead",
     "Base",
     "Grade",
     "Group",
@@ -383,3 +384,19 @@ class AuditEntry(Base):
     details: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditHead(Base):
+    """A head of the audit chain written down when it mattered (each sign-off): the entry
+    ``seq`` had hash ``hash`` then. :func:`cytosafe.store.verify_audit` checks that the
+    chain still reaches every one, so a truncated tail is found; append-only as the
+    log is (migration 0005). A copy kept outside the database (``cytosafe audit head``, the
+    store's heads file) anchors the chain against someone who truncates both."""
+
+    __tablename__ = "audit_heads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, unique=True)
+    hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    reason: Mapped[str] = mapped_column(Text)

@@ -1,5 +1,8 @@
 """Studies and their raw data: plates of measurements, imported whole and edited with a reason.
 
+A study id is unique: creating one that exists is a :class:`~cytosafe.errors.ConflictError`
+(the web app's 409), also when two users create it at the same moment.
+
 A plate is stored once, with the SHA-256 of its measurements: importing the same plate
 again reuses it, a plate of the same name with other measurements is refused, so raw
 data never change silently (:func:`import_measurements`). A stored reading changes only
@@ -23,9 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cytosafe.errors import InputError
+from cytosafe.errors import ConflictError, InputError
 from cytosafe.schema.measurements import MEASUREMENT_COLUMNS, validate_measurements
 from cytosafe.store._session import (
     ANALYST_ROLES,
@@ -45,6 +49,7 @@ __all__ = [
     "EDITABLE_FIELDS",
     "create_study",
     "edit_measurement",
+    "find_group",
     "import_measurements",
     "load_measurements",
     "plate_sha256",
@@ -59,6 +64,22 @@ MEASUREMENT_FIELDS = tuple(
 EDITABLE_FIELDS = ("signal", "exclude", "dilution_factor", "bead_count", "standard_concentration")
 #: Why a well is excluded: a stored column beside the tidy ones (not a schema column).
 REASON = "exclusion_reason"
+
+
+def find_group(session: Session, name: str) -> tuple[Group, bool]:
+    """The group ``name``, created when new (and whether it was): two transactions that
+    create it at once both end with the one row (the loser of the race reads the
+    winner's)."""
+    row = session.scalar(select(Group).where(Group.name == name))
+    if row is not None:
+        return row, False
+    row = Group(name=name)
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return session.scalars(select(Group).where(Group.name == name)).one(), False
+    return row, True
 
 
 def create_study(
@@ -79,16 +100,16 @@ def create_study(
     with transaction(target) as session:
         actor = find_user(session, user)
         if session.scalar(select(Study.id).where(Study.code == code)) is not None:
-            raise InputError(f"study '{code}' already exists", field="study_id")
-        group_row = None
-        if group is not None:
-            group_row = session.scalar(select(Group).where(Group.name == group))
-            if group_row is None:
-                group_row = Group(name=group)
-                session.add(group_row)
+            raise ConflictError(f"study '{code}' already exists", field="study_id")
+        group_row, new_group = (None, False) if group is None else find_group(session, group)
         study = Study(code=code, title=title, kind=kind, group=group_row, created_by_id=actor.id)
-        session.add(study)
-        session.flush()
+        try:
+            # A savepoint: another user may have created the same code a moment ago (on
+            # PostgreSQL both pass the check above); the database's unique index decides.
+            with session.begin_nested():
+                session.add(study)
+        except IntegrityError:
+            raise ConflictError(f"study '{code}' already exists", field="study_id") from None
         record(
             session,
             "create",
@@ -96,6 +117,7 @@ def create_study(
             study.id,
             user=actor,
             details={"code": code, "title": title, "kind": kind, "group": group},
+            covers=[("group", group_row.id)] if new_group else (),
         )
         return study
 
@@ -297,5 +319,6 @@ def edit_measurement(
                 "new": changes,
                 "reason": reason.strip(),
             },
+            covers=[("plate", plate.id)],
         )
         return row

@@ -4,7 +4,11 @@ A password is stored as an argon2id hash (:func:`create_user`, :func:`verify_pas
 A token is issued for a user whose password was checked (:func:`issue_token`); only its
 SHA-256 is stored (:class:`~cytosafe.store.models.ApiToken`). :func:`token_user` finds the
 active user of a valid (known, unrevoked, unexpired) token. Creating users, issuing and
-revoking tokens and adding users to groups are audited like every other change.
+revoking tokens and adding users to groups are audited like every other change, and
+each entry records the fingerprint of the user, token or group as committed
+(:mod:`cytosafe.store.integrity`). A user name is unique: creating one that exists is a
+:class:`~cytosafe.errors.ConflictError` (the web app's 409), also when two admins create
+it at the same moment.
 """
 
 from __future__ import annotations
@@ -14,14 +18,16 @@ import hashlib
 import secrets
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from cytosafe.errors import InputError
+from cytosafe.errors import ConflictError, InputError
 from cytosafe.store._session import aware, find_user, reading, transaction
 from cytosafe.store.audit import record
 from cytosafe.store.database import Store
-from cytosafe.store.models import ROLES, ApiToken, Group, GroupMember, User
+from cytosafe.store.models import ROLES, ApiToken, GroupMember, User
 from cytosafe.store.passwords import check_password
+from cytosafe.store.studies import find_group
 
 __all__ = [
     "add_to_group",
@@ -63,15 +69,20 @@ def create_user(
         check_password(password, username=username)
     with transaction(target) as session:
         if session.scalar(select(User.id).where(User.username == username)) is not None:
-            raise InputError(f"user '{username}' already exists", field="username")
+            raise ConflictError(f"user '{username}' already exists", field="username")
         user = User(
             username=username,
             role=role,
             display_name=display_name,
             password_hash=None if password is None else _hasher().hash(password),
         )
-        session.add(user)
-        session.flush()
+        try:
+            # A savepoint: on PostgreSQL two creations of one name both pass the check
+            # above; the unique index decides, and the loser gets a conflict, not a crash.
+            with session.begin_nested():
+                session.add(user)
+        except IntegrityError:
+            raise ConflictError(f"user '{username}' already exists", field="username") from None
         actor = user if by is None else find_user(session, by)
         record(
             session,
@@ -172,11 +183,7 @@ def add_to_group(target: Store | Session, user: User | str, group: str, *, by: U
     with transaction(target) as session:
         actor = find_user(session, by)
         member = find_user(session, user)
-        row = session.scalar(select(Group).where(Group.name == group))
-        if row is None:
-            row = Group(name=group)
-            session.add(row)
-            session.flush()
+        row, _ = find_group(session, group)
         if session.get(GroupMember, (row.id, member.id)) is None:
             session.add(GroupMember(group_id=row.id, user_id=member.id))
             session.flush()

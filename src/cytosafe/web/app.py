@@ -15,7 +15,9 @@ their own content security policy); request bodies are bounded while they arrive
 Uploads are read and validated before anything is stored and stored in one transaction:
 a malformed file gives a 422 whose ``detail`` names the file, row/well and field
 (:class:`~cytosafe.errors.InputError`) and leaves the store as it was; a change to a
-signed-off analysis is a 409, a role that may not act a 403.
+signed-off analysis is a 409, as is a study id or user name that exists
+(:class:`~cytosafe.errors.ConflictError`, also when two clients create it at once), a role
+that may not act a 403.
 """
 
 import asyncio
@@ -24,7 +26,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
-from cytosafe.errors import InputError
+from cytosafe.errors import ConflictError, InputError
 from cytosafe.store import AuthorizationError, SignedOffError, Store
 from cytosafe.web import pages
 from cytosafe.web.compute import ComputePool
@@ -66,6 +68,10 @@ def _input_error_response(exc: InputError, status_code: int) -> JSONResponse:
 
 
 async def _signed_off(request: Request, exc: SignedOffError) -> JSONResponse:
+    return _input_error_response(exc, status.HTTP_409_CONFLICT)
+
+
+async def _conflict(request: Request, exc: ConflictError) -> JSONResponse:
     return _input_error_response(exc, status.HTTP_409_CONFLICT)
 
 
@@ -111,6 +117,7 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
     app.state.tables = EncodedTables()
 
     app.add_exception_handler(SignedOffError, _signed_off)
+    app.add_exception_handler(ConflictError, _conflict)
     app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(AuthorizationError, _forbidden)
     for router in ROUTERS:

@@ -1,10 +1,18 @@
-"""The audit trail and the integrity check of the store: ``/api/audit``."""
+"""The audit trail and the integrity check of the store: ``/api/audit``.
+
+Group-scoped (issue 14, defect 5): an admin reads every entry; a study director reads
+the entries about the studies of their groups (and of no group), about their groups, and
+their own (their account and tokens, what they did), so a director of one group learns
+nothing of another group's study codes, files, patients or users. The integrity check
+covers the whole store, but names an object outside the director's groups only to an
+admin.
+"""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from cytosafe.store import audit_entries, head, verify_audit, verify_tables
+from cytosafe.store import audit_entries, audit_problems, head, parse_heads, verify_tables
 from cytosafe.web.deps import Director, StoreDep
 
 __all__ = ["router"]
@@ -21,22 +29,49 @@ def list_audit(
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict:
-    """Audit entries, oldest first (study director)."""
-    entries = audit_entries(store, object_type=object_type, object_id=object_id)
+    """Audit entries, oldest first (study director: those of their groups; admin: all)."""
+    entries = audit_entries(store, object_type=object_type, object_id=object_id, visible_to=user)
     return {"total": len(entries), "entries": entries[offset : offset + limit]}
 
 
+@router.get("/audit/head", tags=["audit"])
+def chain_head(user: Director, store: StoreDep) -> dict:
+    """The head of the audit chain (the last entry's number and hash): keep it outside
+    the server, and give it back to ``/api/audit/verify?head=SEQ:HASH`` later to show
+    that no entry was cut from the tail (study director)."""
+    count, last = head(store)
+    return {"seq": count, "hash": last}
+
+
 @router.get("/audit/verify", tags=["audit"])
-def verify(user: Director, store: StoreDep) -> dict:
-    """Check the audit trail's hash chain and the stored tables' hashes (study
-    director). ``intact`` is false when either is broken."""
-    broken = verify_audit(store)
+def verify(
+    user: Director,
+    store: StoreDep,
+    head_: Annotated[
+        list[str] | None,
+        Query(
+            alias="head",
+            description="A chain head written down before (SEQ:HASH or a bare hash); "
+            "repeatable. The chain must still reach it.",
+        ),
+    ] = None,
+) -> dict:
+    """Check the audit trail's hash chain, the heads written down, every stored object
+    against the fingerprint the chain recorded, and the stored tables' hashes (study
+    director). ``intact`` is false when any of them is broken; ``broken`` is the first
+    problem (``kind``: chain, head, data or uncovered), ``problems`` all of them."""
+    heads = [h for value in head_ or [] for h in parse_heads(value, source="head")]
+    problems = audit_problems(store, heads=heads, visible_to=user)
     changed = verify_tables(store)
     count, last = head(store)
+    listed = [
+        {"seq": p.seq, "kind": p.kind, "reason": str(p), "object": p.object} for p in problems
+    ]
     return {
-        "intact": broken is None and not changed,
+        "intact": not problems and not changed,
         "entries": count,
         "head": last,
-        "broken": None if broken is None else {"seq": broken.seq, "reason": broken.reason},
+        "broken": listed[0] if listed else None,
+        "problems": listed,
         "changed": changed,
     }
