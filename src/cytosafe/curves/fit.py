@@ -706,16 +706,29 @@ class _Projected:
 
     def jacobian(self, idx, ctx):
         Q, dphi, alpha, scale, sw = ctx
-        N = _einsum("qrnm,qn->rnm", dphi, alpha) * (scale * self.free_nl[:, idx])[:, :, None]
-        N = N * sw
+        # sum_q alpha_q dphi_q written out: elementwise, so no layout-dependent summation
+        # and no contiguous copy of dphi (the largest array of the iteration).
+        N = alpha[0][None, :, None] * dphi[0]
+        for i in range(1, dphi.shape[0]):
+            N += alpha[i][None, :, None] * dphi[i]
+        N *= (scale * self.free_nl[:, idx])[:, :, None]
+        N *= sw
         for i in range(Q.shape[0]):
-            N = N - _einsum("rnm,nm->rn", N, Q[i])[:, :, None] * Q[i]
+            N -= _einsum("rnm,nm->rn", N, Q[i])[:, :, None] * Q[i]
         return N
 
     @staticmethod
     def take(ctx, sel):
+        # np.take returns C-contiguous arrays (a fancy index on an inner axis does not).
         Q, dphi, alpha, scale, sw = ctx
-        return Q[:, sel], dphi[:, :, sel], alpha[:, sel], scale[:, sel], sw[sel]
+        rows = np.flatnonzero(sel)
+        return (
+            np.take(Q, rows, axis=1),
+            np.take(dphi, rows, axis=2),
+            np.take(alpha, rows, axis=1),
+            np.take(scale, rows, axis=1),
+            np.take(sw, rows, axis=0),
+        )
 
 
 def _einsum(spec, *operands):

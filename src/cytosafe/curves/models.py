@@ -308,8 +308,15 @@ class FivePL(Model):
 
     def basis(self, x, p):
         s, oms, ds = self._dshape(x, p)
-        ds = np.stack(ds[: self.n_params - 2])
-        return np.stack([s, oms]), np.stack([ds, -ds])
+        r = self.n_params - 2
+        # Written into preallocated arrays: stacking and negating would copy dphi twice.
+        phi = np.empty((2, *s.shape))
+        phi[0], phi[1] = s, oms
+        dphi = np.empty((2, r, *s.shape))
+        for j in range(r):
+            dphi[0, j] = ds[j]
+        np.negative(dphi[0], out=dphi[1])
+        return phi, dphi
 
     def dfdx(self, x, p):
         a, b, _, d, g, _, pos, _, s, _, frac = self._parts(x, p)
@@ -636,20 +643,31 @@ def _projected_rss(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Weighted RSS of the best ``d + (a - d) s`` for shapes ``s = (1 + e^{b(t - tc)})^-g``.
 
-    ``t (n, m)`` log concentrations (``-inf`` for a zero concentration), ``b, tc (n, G)``
-    grid points; returns the RSS, ``a`` and ``d``, each ``(n, G)`` -- the asymptotes by
+    ``t (n, m)`` log concentrations (``-inf`` for a zero concentration), slopes ``b (n, B)``
+    and inflections ``tc (n, T)``: the grid is every slope with every inflection, slope
+    by slope; returns the RSS, ``a`` and ``d``, each ``(n, B T)`` -- the asymptotes by
     linear least squares (variable projection), so only the shape is searched.
+
+    ``e^{b(t - tc)} = e^{b(t - t0)} e^{-b(tc - t0)}`` (``t0`` the curve's middle
+    inflection): one exponential per point and per grid value instead of one per point
+    and grid cell, and a product per cell. Each exponent is capped at 700, so the product
+    is finite or ``+inf`` (``s = 0``, as the exact value rounds to) and never NaN.
     """
+    n, m = t.shape
+    t0 = tc.mean(1, keepdims=True)
     with np.errstate(over="ignore", invalid="ignore"):
-        z = b[:, :, None] * (t[:, None, :] - tc[:, :, None])
-        s = np.exp(-g * np.logaddexp(0.0, z)) if g != 1.0 else 1.0 / (1.0 + np.exp(z))
-    s = np.where(np.isnan(s), 1.0, s)
+        et = np.exp(np.minimum(b[:, :, None] * (t - t0)[:, None, :], 700.0))  # (n, B, m)
+        ec = np.exp(np.minimum(-b[:, :, None] * (tc - t0)[:, None, :], 700.0))  # (n, B, T)
+        e = (ec[..., None] * et[:, :, None, :]).reshape(n, -1, m)
+        s = 1.0 / (1.0 + e) if g == 1.0 else np.exp(-g * np.log1p(e))
     sw = w.sum(1)[:, None]
-    sy = np.einsum("nm,nm->n", w, y)[:, None]
-    syy = np.einsum("nm,nm->n", w, y * y)[:, None]
-    ss = np.einsum("ngm,nm->ng", s, w)
-    sss = np.einsum("ngm,nm->ng", s * s, w)
-    ssy = np.einsum("ngm,nm->ng", s, w * y)
+    wy = w * y
+    sy = wy.sum(1)[:, None]
+    syy = np.einsum("nm,nm->n", wy, y)[:, None]
+    sws = s * w[:, None, :]
+    ss = sws.sum(2)
+    sss = np.einsum("ngm,ngm->ng", sws, s)
+    ssy = np.einsum("ngm,nm->ng", s, wy)
     var_s = sss - ss * ss / sw
     cov = ssy - ss * sy / sw
     ok = var_s > 1e-12 * sw
@@ -657,6 +675,10 @@ def _projected_rss(
     rss = syy - sy * sy / sw - slope * cov
     d = (sy - slope * ss) / sw
     return rss, d + slope, d
+
+
+#: Curves per chunk of the self-starter's grid search (see :func:`_log_logistic_start`).
+_GRID_CHUNK = 512
 
 
 def _log_logistic_start(
@@ -670,10 +692,21 @@ def _log_logistic_start(
     guessing the plateaus (the plateaus are often not reached within the standards).
     Relative weights ``1/y²`` (floored at 0.1% of the largest response) make the low
     standards count as much as the high ones, as in immunoassay fitting. Vectorised:
-    about 60 shape evaluations per curve.
+    about 60 shape evaluations per curve, in chunks of :data:`_GRID_CHUNK` curves.
     """
-    m = mask & np.isfinite(y) & np.isfinite(x) & (x >= 0)
     n = x.shape[0]
+    if n > _GRID_CHUNK:
+        # The grid's (curves x cells x points) temporaries of a small chunk stay in the
+        # processor's cache: 40 % less CPU than one pass over 5,000 curves (measured,
+        # issue 16). Every curve's search is its own, so chunking changes no result.
+        return np.concatenate(
+            [
+                _log_logistic_start(x[i : i + _GRID_CHUNK], y[i : i + _GRID_CHUNK],
+                                    mask[i : i + _GRID_CHUNK], g)
+                for i in range(0, n, _GRID_CHUNK)
+            ]
+        )  # fmt: skip
+    m = mask & np.isfinite(y) & np.isfinite(x) & (x >= 0)
     pos = m & (x > 0)
     t = np.where(pos, np.log(np.where(pos, x, 1.0)), -np.inf)
     big = np.finfo(float).max
@@ -697,7 +730,7 @@ def _log_logistic_start(
     b1 = np.array([0.5, 1.0, 2.0])
     bg = np.repeat(b1, tc1.shape[1])[None].repeat(n, 0)
     tg = np.tile(tc1, (1, len(b1)))
-    rss, _, _ = _projected_rss(t, yy, w, bg, tg, g)
+    rss, _, _ = _projected_rss(t, yy, w, np.broadcast_to(b1, (n, len(b1))), tc1, g)
     best = np.nanargmin(np.where(np.isfinite(rss), rss, np.inf), axis=1)
     rows = np.arange(n)
     b0, t0 = bg[rows, best], tg[rows, best]
@@ -707,7 +740,7 @@ def _log_logistic_start(
     ft = np.array([-0.5, -0.25, 0.0, 0.25, 0.5])
     bg = b0[:, None] * np.repeat(fb, 5)[None]
     tg = t0[:, None] + step[:, None] * np.tile(ft, 5)[None]
-    rss, a, d = _projected_rss(t, yy, w, bg, tg, g)
+    rss, a, d = _projected_rss(t, yy, w, b0[:, None] * fb, t0[:, None] + step[:, None] * ft, g)
     best = np.nanargmin(np.where(np.isfinite(rss), rss, np.inf), axis=1)
     b, tc = bg[rows, best], tg[rows, best]
     a, d = a[rows, best], d[rows, best]
