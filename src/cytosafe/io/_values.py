@@ -31,8 +31,11 @@ __all__ = [
     "cell_text",
     "export_time",
     "floor_at_zero",
+    "locale_number_error",
+    "looks_like_locale_number",
     "number_text",
     "parse_vendor_value",
+    "vendor_value",
     "written_unit",
 ]
 
@@ -40,13 +43,38 @@ __all__ = [
 VENDOR_FLAGS = ("below_range", "above_range", "extrapolated", "missing")
 
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+# A number written under a decimal-comma locale, or with thousands separators: "0,105",
+# "1,234", "1.234,5", "1,234.5", "1 234,5" (issue 14: such a cell is refused, never guessed;
+# "1,234" is 1.234 in Germany and 1234 in the US).
+_LOCALE_NUMBER = re.compile(r"^[+-]?\d[\d.' \u00a0\u202f]*,[\d.,' \u00a0\u202f]*$")
+
+
+def locale_number_error(text: str, **where: object) -> InputError:
+    """The :class:`~cytosafe.errors.InputError` for a number written with a decimal comma
+    or a thousands separator (``where``: file, row, well, field)."""
+    return InputError(
+        f"'{text}' is written with a decimal comma or a thousands separator, which is "
+        "ambiguous ('1,234' is 1.234 or 1234 depending on the locale)",
+        expected="numbers with a decimal point and no thousands separator (export with an "
+        "English locale, or set the decimal symbol to '.')",
+        **where,
+    )
+
+
+def looks_like_locale_number(text: str) -> bool:
+    """Whether ``text`` is a number written with a decimal comma or thousands separators."""
+    return bool(_LOCALE_NUMBER.match(text.strip()))
 
 
 def parse_vendor_value(text: object) -> tuple[float, str | None]:
     """Return ``(value, flag)`` for one cell of a vendor export.
 
     ``value`` is NaN when the cell holds no number; ``flag`` is one of
-    :data:`VENDOR_FLAGS` or ``None`` for a plain number.
+    :data:`VENDOR_FLAGS` or ``None`` for a plain number. A number written with a decimal
+    comma or thousands separators (``0,105``, ``1,234.5``) and a number too large for a
+    double (``1e400``) raise an :class:`~cytosafe.errors.InputError` without a location,
+    which the reader fills in (:meth:`~cytosafe.errors.InputError.located`): such a cell is
+    neither guessed at nor read as "no value" (issue 14).
 
     >>> parse_vendor_value("< 0.105")
     (0.105, 'below_range')
@@ -60,11 +88,7 @@ def parse_vendor_value(text: object) -> tuple[float, str | None]:
     if isinstance(text, (int, float)):
         value = float(text)
         return (value, None) if math.isfinite(value) else (math.nan, "missing")
-    s = (
-        str(text).strip().replace(",", "")
-        if str(text).count(",") and "." in str(text)
-        else str(text).strip()
-    )
+    s = str(text).strip()
     if s == "" or s.upper() in {"NAN", "***", "---", "N/A", "NA", "NONE", "<NONE>"}:
         return math.nan, "missing"
     upper = s.upper()
@@ -79,8 +103,22 @@ def parse_vendor_value(text: object) -> tuple[float, str | None]:
         flag = "extrapolated"
         s = s[1:].strip()
     if _NUMBER.match(s):
-        return float(s), flag
+        value = float(s)
+        if not math.isfinite(value):  # 1e400 overflows a double: no measurement is infinite
+            raise InputError(f"'{text}' is not a finite number", expected="a finite number")
+        return value, flag
+    if _LOCALE_NUMBER.match(s):
+        raise locale_number_error(str(text).strip())
     return math.nan, "missing" if flag is None else flag
+
+
+def vendor_value(text: object, **where: object) -> tuple[float, str | None]:
+    """:func:`parse_vendor_value` of a cell at ``where`` (file, row, well, field), whose
+    errors name it."""
+    try:
+        return parse_vendor_value(text)
+    except InputError as exc:
+        raise exc.located(**where) from None
 
 
 def cell_text(value: object, *, non_finite: str = "", datetime_sep: str = "T") -> str:

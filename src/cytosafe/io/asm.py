@@ -165,9 +165,10 @@ import pandas as pd
 
 from cytosafe._atomic import atomic_write_text
 from cytosafe.errors import InputError, UnitError
+from cytosafe.io._text import decode_text, utf16_encoding
 from cytosafe.io._values import export_time, floor_at_zero
 from cytosafe.io.platemap import DEFAULT_STUDY_ID, join_plate_map, read_plate_map
-from cytosafe.io.reader import Probe, finish, select_plate
+from cytosafe.io.reader import Probe, finish, names_file, select_plate
 from cytosafe.schema.measurements import validate_measurements
 from cytosafe.schema.units import analyte_unit, canonical_unit
 from cytosafe.schema.wells import PLATE_FORMATS, normalize_well, plate_format_for, well_index
@@ -251,23 +252,17 @@ _LINE_IN_TEXT = re.compile(r"\b(?:line|row) (\d+)\b")
 # --------------------------------------------------------------------------- recognising
 
 
-def _decode(raw: bytes) -> str:
-    """Text of an export: UTF-16 with a byte-order mark (SoftMax Pro), else UTF-8, else
-    Windows-1252 (Gen5 on Windows writes the ANSI code page)."""
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16", errors="replace")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        if exc.start > len(raw) - 4:  # a multi-byte character cut by the probe's end
-            return raw[: exc.start].decode("utf-8-sig")
-        return raw.decode("cp1252", errors="replace")
+def _decode(raw: bytes, *, file: str = "", partial: bool = True) -> str:
+    """Text of an export: UTF-16 (SoftMax Pro), else UTF-8, else Windows-1252 (Gen5 on
+    Windows writes the ANSI code page); :func:`cytosafe.io._text.decode_text`."""
+    return decode_text(raw, file=file, partial=partial)
 
 
 def _encoding(raw: bytes) -> str:
     """The encoding to hand allotropy (which otherwise assumes UTF-8)."""
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "utf-16"
+    utf16 = utf16_encoding(raw)
+    if utf16 is not None:
+        return utf16
     if raw.startswith(b"\xef\xbb\xbf"):
         return "utf-8-sig"
     try:
@@ -462,7 +457,7 @@ def to_asm(path: str | Path, *, vendor: str | None = None) -> dict:
     raw = path.read_bytes()
     if kind.lower() == "asm":
         try:
-            document = json.loads(_decode(raw))
+            document = json.loads(_decode(raw, file=source, partial=False))
         except json.JSONDecodeError as exc:
             raise InputError(
                 f"not valid JSON: {exc.msg} (column {exc.colno})",
@@ -933,6 +928,7 @@ def measurements_from_asm(
     return out
 
 
+@names_file
 def parse(
     path: str | Path,
     *,

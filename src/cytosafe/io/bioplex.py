@@ -93,6 +93,7 @@ reports to the precision the numbers are printed with (``tests/test_io_bioplex.p
 
 from __future__ import annotations
 
+import io
 import math
 import re
 import warnings
@@ -104,8 +105,9 @@ import pandas as pd
 
 from cytosafe._atomic import atomic_write
 from cytosafe.errors import DataWarning, InputError
+from cytosafe.io._text import short_error
 from cytosafe.io._values import export_time, parse_vendor_value, written_unit
-from cytosafe.io.reader import Probe, finish
+from cytosafe.io.reader import Probe, finish, names_file
 from cytosafe.schema.measurements import validate_measurements
 from cytosafe.schema.units import CONCENTRATION_UNIT, analyte_unit, canonical_unit, is_arbitrary
 from cytosafe.schema.wells import normalize_well
@@ -228,41 +230,50 @@ def _load_xls(path: Path) -> list[_Sheet]:
         import xlrd
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("reading .xls reports needs xlrd>=2.0 (pip install xlrd)") from exc
+    # xlrd prints its complaints about a damaged file (to stdout by default): they go to
+    # a log of our own, and the file's failure is one InputError.
+    log = io.StringIO()
     try:
-        book = xlrd.open_workbook(str(path))
+        book = xlrd.open_workbook(str(path), logfile=log, verbosity=0)
+        sheets = []
+        for sh in book.sheets():
+            rows = []
+            for r in range(sh.nrows):
+                values: list[object] = []
+                for ctype, value in zip(sh.row_types(r), sh.row_values(r), strict=True):
+                    if ctype in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK):
+                        values.append(None)
+                    elif ctype == xlrd.XL_CELL_ERROR:
+                        values.append(xlrd.error_text_from_code.get(value, "#ERROR"))
+                    else:
+                        values.append(value)
+                rows.append(values)
+            sheets.append(_Sheet(sh.name, rows))
     except Exception as exc:  # xlrd raises several unrelated types on corrupt input
-        raise InputError(f"cannot be read as an .xls workbook: {exc}", file=str(path)) from None
-    sheets = []
-    for sh in book.sheets():
-        rows = []
-        for r in range(sh.nrows):
-            values: list[object] = []
-            for ctype, value in zip(sh.row_types(r), sh.row_values(r), strict=True):
-                if ctype in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK):
-                    values.append(None)
-                elif ctype == xlrd.XL_CELL_ERROR:
-                    values.append(xlrd.error_text_from_code.get(value, "#ERROR"))
-                else:
-                    values.append(value)
-            rows.append(values)
-        sheets.append(_Sheet(sh.name, rows))
+        raise InputError(
+            f"cannot be read as an .xls workbook: {short_error(exc)}", file=str(path)
+        ) from None
     return sheets
 
 
 def _load_xlsx(path: Path) -> list[_Sheet]:
     import openpyxl
 
+    book = None
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # zipfile, KeyError, InvalidFileException, ...
-        raise InputError(f"cannot be read as an .xlsx workbook: {exc}", file=str(path)) from None
-    try:
+        # Read-only sheets are parsed while their rows are read: damaged XML fails here.
         sheets = [
             _Sheet(ws.title, [list(row) for row in ws.iter_rows(values_only=True)])
             for ws in book.worksheets
         ]
+    except Exception as exc:  # zipfile, XML, KeyError, InvalidFileException, ...
+        raise InputError(
+            f"cannot be read as an .xlsx workbook: {short_error(exc)}", file=str(path)
+        ) from None
     finally:
-        book.close()
+        if book is not None:
+            book.close()
     return sheets
 
 
@@ -806,6 +817,7 @@ def read_bioplex(
     return finish(table, source=path, sample_map=sample_map)
 
 
+@names_file
 def parse(
     path,
     *,

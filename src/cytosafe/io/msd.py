@@ -124,14 +124,15 @@ import pandas as pd
 
 from cytosafe._atomic import atomic_write_bytes
 from cytosafe.errors import DataWarning, InputError
+from cytosafe.io._text import decode_text
 from cytosafe.io._values import (
     cell_text,
     export_time,
     number_text,
-    parse_vendor_value,
+    vendor_value,
     written_unit,
 )
-from cytosafe.io.reader import Probe, finish, select_plate
+from cytosafe.io.reader import Probe, finish, names_file, select_plate
 from cytosafe.schema.measurements import validate_measurements
 from cytosafe.schema.units import analyte_unit
 from cytosafe.schema.wells import PLATE_FORMATS, normalize_well, plate_format_for, well_index
@@ -312,12 +313,8 @@ def _load(path: Path) -> tuple[list[_Record], str | None]:
         raise InputError("file not found", file=file)
     if path.suffix.lower() in {".xlsx", ".xlsm"}:
         return _load_xlsx(path, file)
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        # DW runs on Windows; non-ASCII sample names come as Windows-1252.
-        text = raw.decode("cp1252", errors="replace")
+    # DW runs on Windows; non-ASCII sample names may come as Windows-1252.
+    text = decode_text(path.read_bytes(), file=file)
     if "==========Data" in text:
         raise InputError(
             "this is a raw MSD instrument plate file (ECL counts on a plate grid, without "
@@ -402,6 +399,12 @@ def _sections(records: list[_Record], file: str) -> tuple[list[_Section], dict[s
     known_keys = {_norm(k) for k in MSD_PREAMBLE_KEYS}
     looks_like_dw = bool(records) and [_norm(c) for c in records[0].filled[:2]] == ["name", "value"]
     pending: _Record | None = None  # the last single-cell line: a title candidate
+    # The index of the first non-empty record at or after each index, found in one pass
+    # from the end, so that looking ahead past a lone cell costs nothing per line (a tail
+    # of lone cells made the earlier scan of the rest of the file quadratic: issue 14).
+    next_filled = [len(records)] * (len(records) + 1)
+    for j in range(len(records) - 1, -1, -1):
+        next_filled[j] = j if not records[j].empty else next_filled[j + 1]
     i = 0
     while i < len(records):
         record = records[i]
@@ -418,8 +421,8 @@ def _sections(records: list[_Record], file: str) -> tuple[list[_Section], dict[s
                     break
                 if len(row.filled) == 1 and row.cells[0] and i + 1 < len(records):
                     # A lone cell followed by a header opens the next section.
-                    nxt = next((r for r in records[i + 1 :] if not r.empty), None)
-                    if nxt is not None and _is_header(nxt):
+                    nxt = next_filled[i + 1]
+                    if nxt < len(records) and _is_header(records[nxt]):
                         break
                 section.rows.append(row)
                 i += 1
@@ -572,7 +575,9 @@ def _rows(section: _Section, file: str, stem: str, factor: float) -> list[_Row]:
             )
         adjusted = signal
         if cell("adjusted_signal"):
-            adjusted, _ = parse_vendor_value(cell("adjusted_signal"))
+            adjusted, _ = vendor_value(
+                cell("adjusted_signal"), field=names.get("adjusted_signal"), **where
+            )
 
         conc_text = cell("concentration")
         concentration = (
@@ -618,7 +623,7 @@ def _rows(section: _Section, file: str, stem: str, factor: float) -> list[_Row]:
 
         calc, flag = (math.nan, None)
         if "calc" in columns:
-            calc, flag = parse_vendor_value(cell("calc"))
+            calc, flag = vendor_value(cell("calc"), field=names.get("calc"), **where)
             calc *= factor
             if math.isnan(calc):
                 rng = _norm(cell("detection_range"))
@@ -749,6 +754,7 @@ def read_msd(
     return finish(table, source=path, sample_map=sample_map)
 
 
+@names_file
 def parse(
     path,
     *,

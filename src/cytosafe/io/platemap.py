@@ -106,7 +106,10 @@ cell (``IL-6``, ``Analyte: IL-6``) other than a generic section title (``Results
 else the ``analyte`` argument. For a one-block file ``analyte=`` names the block whatever
 its name (a Gen5 or SkanIt export); with several blocks it selects the block of that
 name. Each cell is one signal: a number (``0.105``, ``1.3E+02``; a decimal comma in files
-separated by tabs or semicolons), or blank / ``NA`` / ``NaN`` for no reading. Anything
+separated by tabs or semicolons that write no decimal point, read with a
+:class:`~cytosafe.errors.DataWarning`; a file mixing ``0,105`` and ``0.105`` is an error, as
+is a line of a comma-separated file wider than its grid's header, where a decimal comma
+split a cell in two), or blank / ``NA`` / ``NaN`` for no reading. Anything
 else, and a negative number, is an error naming the well (in :func:`read_plate`, only in
 a well the map uses): the schema stores raw, non-negative readings (export raw, not
 blank-subtracted, optical densities).
@@ -129,6 +132,7 @@ import csv
 import io
 import math
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -138,10 +142,11 @@ import numpy as np
 import pandas as pd
 
 from cytosafe._atomic import atomic_write
-from cytosafe.errors import InputError
+from cytosafe.errors import DataWarning, InputError
+from cytosafe.io._text import decode_text
 from cytosafe.io._values import floor_at_zero, number_text
 from cytosafe.io._workbook import save_workbook
-from cytosafe.io.reader import finish
+from cytosafe.io.reader import _caller_stacklevel, finish
 from cytosafe.schema.measurements import MEASUREMENT_COLUMNS, validate_measurements
 from cytosafe.schema.units import analyte_unit, canonical_unit
 from cytosafe.schema.wells import (
@@ -230,6 +235,7 @@ class _Line:
 
     number: int
     cells: tuple[str, ...]  # trailing empty cells dropped
+    width: int = 0  # cells before the trailing empty ones were dropped
 
     @property
     def blank(self) -> bool:
@@ -268,16 +274,6 @@ def _format_number(x: float) -> str:
     return number_text(x, missing=str(x))
 
 
-def _decode(raw: bytes) -> str:
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        # Reader software on Windows writes the ANSI code page (Gen5's "°C").
-        return raw.decode("cp1252", errors="replace")
-
-
 def _delimiter(text: str) -> str:
     sample = [ln for ln in text.splitlines()[:200] if ln.strip()]
     if any("\t" in ln for ln in sample):
@@ -310,19 +306,58 @@ def _read_sheet(path: str | Path) -> _Sheet:
             raise InputError(f"cannot be read as an XLSX workbook: {exc}", file=source) from None
         sheet = book.worksheets[0]
         for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
-            lines.append(_Line(number, _trim(_cell_text(v) for v in row)))
+            lines.append(_Line(number, _trim(_cell_text(v) for v in row), len(row)))
         return _Sheet(source, tuple(lines), decimal_comma=False)
-    text = _decode(path.read_bytes())
+    # Reader software on Windows may write UTF-16 or the ANSI code page (Gen5's "°C").
+    text = decode_text(path.read_bytes(), file=source)
     delimiter = _delimiter(text)
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     start = 1
     try:
         for row in reader:
-            lines.append(_Line(start, _trim(c.strip() for c in row)))
+            lines.append(_Line(start, _trim(c.strip() for c in row), len(row)))
             start = reader.line_num + 1
     except csv.Error as exc:
         raise InputError(f"cannot be read as a table: {exc}", file=source, row=start) from None
-    return _Sheet(source, tuple(lines), decimal_comma=delimiter != ",")
+    decimal_comma = delimiter != "," and _decimal_commas(lines, source)
+    return _Sheet(source, tuple(lines), decimal_comma=decimal_comma)
+
+
+def _decimal_commas(lines: list[_Line], source: str) -> bool:
+    """Whether a file separated by tabs or semicolons writes its decimals with commas.
+
+    A file whose numbers have decimal commas (``0,105``) and no decimal points is read
+    with commas as decimal points, and a :class:`~cytosafe.errors.DataWarning` says so
+    (a European Excel's CSV). A file holding both ``0,105`` and ``0.105`` is ambiguous
+    (``1,234`` may be a thousands separator) and is an :class:`InputError` naming a line
+    of each (issue 14: a locale is never guessed silently).
+    """
+    comma = point = None
+    for line in lines:
+        for text in line.cells:
+            if comma is None and _DECIMAL_COMMA.match(text):
+                comma = (line.number, text)
+            elif point is None and "." in text and _NUMBER.match(text):
+                point = (line.number, text)
+        if comma and point:
+            raise InputError(
+                f"numbers are written both with a decimal comma ('{comma[1]}', line "
+                f"{comma[0]}) and with a decimal point ('{point[1]}', line {point[0]}): "
+                "which is a thousands separator is ambiguous",
+                file=source,
+                row=comma[0],
+                expected="one decimal symbol for the whole file",
+            )
+    if comma is None:
+        return False
+    warnings.warn(
+        f"{source}: numbers read with a decimal comma ('{comma[1]}' on line {comma[0]} "
+        "as " + comma[1].replace(",", ".") + "): the file is separated by "
+        "semicolons or tabs and writes no decimal point",
+        DataWarning,
+        stacklevel=_caller_stacklevel(),
+    )
+    return True
 
 
 def _trim(cells: Iterable[str]) -> tuple[str, ...]:
@@ -462,6 +497,18 @@ def _parse_block(
                 field="column",
                 expected=f"{n_cols} values after the row letter (and at most a read label "
                 "repeated on every row)",
+            )
+        if line.width > head.width and not is_label:
+            # Spreadsheets write every line of a CSV equally wide; a line wider than its
+            # grid's header has a cell split in two: a decimal comma in a comma-separated
+            # file, which would shift the row's values one well along (issue 14).
+            raise InputError(
+                f"row {line.cell(0).upper()} has {line.width} cells, its grid's header "
+                f"{head.width}: a decimal comma ('0,105') in a comma-separated file?",
+                file=src,
+                row=line.number,
+                field="column",
+                expected="numbers with a decimal point, or the file separated by ';' or tabs",
             )
         values = list(line.cells[1 : 1 + n_cols])
         values += [""] * (n_cols - len(values))
@@ -763,9 +810,12 @@ def _raw_long_map(sheet: _Sheet, plate_format: int | None) -> _RawMap:
     names = ["well" if n == well_cols[0] else n for n in names]
     rows, lines, cell_lines = [], [], []
     for line in content[1:]:
-        if len(line.cells) > len(names):
+        if len(line.cells) > len(names) or line.width > max(head.width, len(names)):
+            # A line wider than the header, even by an empty cell, has a cell split in
+            # two: a decimal comma in a comma-separated file shifts the line (issue 14).
             raise InputError(
-                f"the line has {len(line.cells)} cells but the header names {len(names)} columns",
+                f"the line has {line.width} cells but the header names {len(names)} columns"
+                " (a decimal comma in a comma-separated file?)",
                 file=sheet.source,
                 row=line.number,
                 expected="one cell per header column",

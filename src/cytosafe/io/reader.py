@@ -46,6 +46,7 @@ and :func:`cytosafe.io.read_plate` end the same way.
 
 from __future__ import annotations
 
+import functools
 import sys
 import warnings
 from collections.abc import Callable
@@ -57,6 +58,7 @@ import numpy as np
 import pandas as pd
 
 from cytosafe.errors import DataWarning, InputError
+from cytosafe.io._text import decode_text, short_error
 from cytosafe.io.samples import join_sample_map
 from cytosafe.schema.measurements import validate_measurements
 
@@ -67,6 +69,7 @@ __all__ = [
     "ZIP_MAGIC",
     "Probe",
     "finish",
+    "names_file",
     "select_plate",
 ]
 
@@ -91,8 +94,9 @@ class Probe:
     head : bytes
         Its first :data:`PROBE_BYTES` bytes.
     lines : tuple of str
-        Its first :data:`PROBE_LINES` lines, decoded as UTF-8 (a byte-order mark dropped,
-        undecodable bytes replaced), without line endings; empty for a workbook.
+        Its first :data:`PROBE_LINES` lines, decoded from its first bytes by
+        :func:`cytosafe.io._text.decode_text` (UTF-8 with or without a byte-order mark,
+        UTF-16, Windows-1252), without line endings; empty for a workbook.
     """
 
     path: Path
@@ -112,13 +116,8 @@ class Probe:
             raise InputError(f"cannot be read: {exc}", file=str(path)) from None
         lines: tuple[str, ...] = ()
         if not head.startswith((OLE2_MAGIC, ZIP_MAGIC)):
-            try:
-                with path.open("r", encoding="utf-8-sig", errors="replace") as fh:
-                    lines = tuple(
-                        line.rstrip("\r\n") for line, _ in zip(fh, range(PROBE_LINES), strict=False)
-                    )
-            except OSError as exc:
-                raise InputError(f"cannot be read: {exc}", file=str(path)) from None
+            text = decode_text(head, file=str(path), partial=len(head) == PROBE_BYTES)
+            lines = tuple(text.splitlines()[:PROBE_LINES])
         return cls(path, head, lines)
 
     @property
@@ -147,19 +146,38 @@ class Probe:
             return {}
         import openpyxl
 
+        book = None
         try:
             book = openpyxl.load_workbook(self.path, read_only=True, data_only=True)
-        except Exception as exc:  # openpyxl raises many types for a damaged file
-            raise InputError(
-                f"cannot be opened as an Excel workbook: {exc}", file=str(self.path)
-            ) from None
-        try:
+            # Read-only sheets are parsed while their rows are read: a damaged sheet's
+            # XML fails here, not in load_workbook.
             return {
                 sheet.title: list(sheet.iter_rows(max_row=PROBE_SHEET_ROWS, values_only=True))
                 for sheet in book.worksheets
             }
+        except Exception as exc:  # zipfile, XML, KeyError, ...: a damaged workbook
+            raise InputError(
+                f"cannot be opened as an Excel workbook: {short_error(exc)}", file=str(self.path)
+            ) from None
         finally:
-            book.close()
+            if book is not None:
+                book.close()
+
+
+def names_file(parse: Callable[..., pd.DataFrame]) -> Callable[..., pd.DataFrame]:
+    """Decorate a reader's ``parse(path, ...)``: an :class:`InputError` that does not name
+    its file gets ``path`` (a cell parser deep in a reader knows the row, not the file)."""
+
+    @functools.wraps(parse)
+    def wrapper(path, *args, **kwargs):
+        try:
+            return parse(path, *args, **kwargs)
+        except InputError as exc:
+            if exc.file is None and isinstance(path, (str, Path)):
+                raise exc.located(file=str(path)) from None
+            raise
+
+    return wrapper
 
 
 def _caller_stacklevel() -> int:

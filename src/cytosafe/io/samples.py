@@ -18,12 +18,16 @@ Rules (each breach is an :class:`~cytosafe.errors.InputError` naming file, row a
 
 from __future__ import annotations
 
+import io
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from cytosafe.errors import InputError
+from cytosafe.io._text import decode_text
+from cytosafe.io._values import locale_number_error, looks_like_locale_number
 from cytosafe.schema.measurements import MEASUREMENT_COLUMNS, validate_measurements
 from cytosafe.schema.wells import normalize_well
 
@@ -54,16 +58,27 @@ _KNOWN = {c.name for c in MEASUREMENT_COLUMNS}
 
 
 def read_sample_map(path: str | Path) -> pd.DataFrame:
-    """Read a sample map from CSV or XLSX, keeping the file name and line of each row."""
+    """Read a sample map from CSV or XLSX, keeping the file name and line of each row.
+
+    A text map may be UTF-8 (with or without a byte-order mark), UTF-16 or Windows-1252
+    (:func:`cytosafe.io._text.decode_text`), separated by commas, semicolons (a European
+    Excel's CSV) or tabs, whichever its header line holds most of. Numbers are kept as
+    text here and read by the schema, which refuses a decimal comma and an infinity.
+    """
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise InputError("file not found", file=str(path))
     try:
         if path.suffix.lower() in {".xlsx", ".xlsm"}:
             table = pd.read_excel(path, dtype=str)
         else:
-            table = pd.read_csv(path, dtype=str, skipinitialspace=True, encoding="utf-8-sig")
-    except (ValueError, pd.errors.ParserError) as exc:
+            text = decode_text(path.read_bytes(), file=str(path))
+            header = next((ln for ln in text.splitlines() if ln.strip()), "")
+            delimiter = max((",", ";", "\t"), key=header.count)
+            table = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, skipinitialspace=True)
+    except InputError:
+        raise
+    except Exception as exc:  # pandas and openpyxl raise many types for a damaged file
         raise InputError(f"cannot be read as a table: {exc}", file=str(path)) from None
     table.columns = [str(c).strip() for c in table.columns]
     table = table.dropna(how="all")
@@ -112,6 +127,37 @@ def _measurement_keys(meas: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return out
 
 
+#: The map's columns that hold numbers.
+_NUMERIC = ("standard_concentration", "treatment_concentration", "incubation_h", "dilution_factor")
+
+
+def _check_numbers(smap: pd.DataFrame, source: str | None) -> None:
+    """The map's numbers, checked where they are written (its file, line and column):
+    an infinity (``inf``, ``1e400``) and a decimal comma or thousands separator are
+    :class:`InputError` (issue 14), not values handed on to the schema."""
+    for col in _NUMERIC:
+        if col not in smap.columns:
+            continue
+        for text, row in zip(smap[col], smap["_map_row"], strict=True):
+            if not isinstance(text, str) or not text.strip():
+                continue
+            text = text.strip()
+            if looks_like_locale_number(text):
+                raise locale_number_error(text, file=source, row=int(row), field=col)
+            try:
+                value = float(text)
+            except ValueError:
+                continue  # not a number at all: the schema's message
+            if not math.isfinite(value):
+                raise InputError(
+                    f"'{text}' is not a finite number",
+                    file=source,
+                    row=int(row),
+                    field=col,
+                    expected="a finite number",
+                )
+
+
 def join_sample_map(
     measurements: pd.DataFrame, sample_map: pd.DataFrame | str | Path, *, source: str | None = None
 ) -> pd.DataFrame:
@@ -156,6 +202,7 @@ def join_sample_map(
             normalize_well(w, file=source, row=int(r))
             for w, r in zip(smap["well"], smap["_map_row"], strict=True)
         ]
+    _check_numbers(smap, source)
     dup = smap.duplicated(keys, keep="first")
     if dup.any():
         row = smap[dup].iloc[0]

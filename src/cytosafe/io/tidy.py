@@ -61,9 +61,10 @@ import pandas as pd
 
 from cytosafe._atomic import atomic_write
 from cytosafe.errors import InputError, UnitError
+from cytosafe.io._text import decode_text
 from cytosafe.io._values import cell_text
 from cytosafe.io._workbook import save_workbook
-from cytosafe.io.reader import Probe, finish, select_plate
+from cytosafe.io.reader import Probe, finish, names_file, select_plate
 from cytosafe.schema.measurements import MEASUREMENT_COLUMNS, to_numbers, validate_measurements
 from cytosafe.schema.units import CONCENTRATION_UNIT, analyte_unit
 
@@ -89,11 +90,7 @@ def _key(name: str) -> str:
 
 
 def _records_csv(path: Path, file: str) -> list[tuple[int, list[str]]]:
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("cp1252", errors="replace")
+    text = decode_text(path.read_bytes(), file=file)
     first = next((ln for ln in text.splitlines() if ln.strip()), "")
     delimiter = max((",", ";", "\t"), key=first.count)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -217,6 +214,7 @@ def read_tidy(
     return finish(table, source=path, sample_map=sample_map)
 
 
+@names_file
 def parse(
     path,
     *,
@@ -243,6 +241,7 @@ def parse(
         raise InputError("the file is empty", file=file, expected="a header row of column names")
 
     header_line, header = records[0]
+    header_width = len(header)  # with its trailing empty cells, as every line is written
     while header and not header[-1]:
         header.pop()
     names: list[str] = []
@@ -280,10 +279,13 @@ def parse(
                 expected="every row as wide as the header",
                 **where,
             )
-        if any(cells[width:]):
+        if any(cells[width:]) or len(cells) > header_width:
+            # Even an empty extra cell: a decimal comma in a comma-separated file splits a
+            # number in two and shifts the rest of the row into the wrong columns.
             raise InputError(
                 f"the row has more cells than the header ({width})",
-                expected="every row as wide as the header (a value with an unquoted comma?)",
+                expected="every row as wide as the header (a value with an unquoted comma, "
+                "or a decimal comma in a comma-separated file?)",
                 **where,
             )
         rows.append(cells[:width])

@@ -130,8 +130,9 @@ import pandas as pd
 
 from cytosafe._atomic import atomic_write_bytes
 from cytosafe.errors import InputError
+from cytosafe.io._text import decode_text
 from cytosafe.io._values import export_time, number_text, parse_vendor_value
-from cytosafe.io.reader import Probe, finish
+from cytosafe.io.reader import Probe, finish, names_file
 from cytosafe.schema.measurements import to_numbers, validate_measurements
 from cytosafe.schema.units import (
     CONCENTRATION_UNIT,
@@ -233,7 +234,7 @@ def _trim(cells: list[str]) -> list[str]:
 
 def _not_xponent(file: str, found: str) -> InputError:
     return InputError(
-        f"not a Luminex xPONENT export: line 1 is '{found[:60]}'",
+        f"not a Luminex xPONENT export: line 1 is '{found[:60].replace(chr(0), '')}'",
         file=file,
         row=1,
         field="Program",
@@ -246,12 +247,15 @@ def _load(path: Path) -> list[_Record]:
     file = str(path)
     if not path.is_file():
         raise InputError("file not found", file=file)
+    # xPONENT runs on Windows; non-ASCII text (e.g. 'µl') may come as Windows-1252.
     raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        # xPONENT runs on Windows; non-ASCII text (e.g. 'µl') comes as Windows-1252.
-        text = raw.decode("cp1252", errors="replace")
+        text = decode_text(raw, file=file)
+    except InputError:
+        head = decode_text(raw[:4096], file=file, partial=True).split("\n", 1)[0]
+        if head.replace('"', "").startswith("Program"):
+            raise  # an xPONENT export with binary damage: the decoder's message
+        raise _not_xponent(file, head.strip()) from None
     first_line = text.split("\n", 1)[0].strip().strip("\r")
     reader = csv.reader(io.StringIO(text, newline=""))
     records: list[_Record] = []
@@ -290,6 +294,7 @@ class _Block:
     header: list[str] = field(default_factory=list)
     header_line: int | None = None
     rows: list[_Record] = field(default_factory=list)
+    header_width: int = 0  # cells of the header line, trailing empty ones included
 
 
 def _read_header(records: list[_Record], file: str) -> tuple[dict[str, tuple[list[str], int]], int]:
@@ -346,6 +351,7 @@ def _read_blocks(
             nxt = records[i + 1] if i + 1 < len(records) else None
             if nxt is not None and not nxt.blank and nxt.first not in ("DataType:", _TRAILER):
                 current.header, current.header_line = _trim(nxt.cells), nxt.line
+                current.header_width = len(nxt.cells)
                 i += 2
                 continue
         elif rec.blank:
@@ -358,6 +364,18 @@ def _read_blocks(
                 expected="every data row inside a 'DataType:' block",
             )
         else:
+            if current.header_width and len(rec.cells) > current.header_width:
+                # xPONENT writes every line equally wide: a wider line has a cell split in
+                # two, a decimal comma ('0,105') shifting the row's values (issue 14).
+                raise InputError(
+                    f"the line has {len(rec.cells)} cells, the header of block "
+                    f"'{current.name}' {current.header_width}: a decimal comma in a "
+                    "comma-separated file?",
+                    file=file,
+                    row=rec.line,
+                    field=current.name,
+                    expected="an export with ',' separators and '.' decimals (English locale)",
+                )
             current.rows.append(rec)
         i += 1
     return blocks, None
@@ -1085,6 +1103,7 @@ def read_xponent(
     return finish(table, source=path, sample_map=sample_map, check=check)
 
 
+@names_file
 def parse(
     path,
     *,

@@ -206,9 +206,31 @@ def to_numbers(values: pd.Series) -> pd.Series:
 def _numeric(df: pd.DataFrame, name: str, source: str | None) -> pd.Series:
     raw = df[name]
     values = to_numbers(raw)
-    text_bad = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+    text = raw.astype(str).str.strip()
+    text_bad = values.isna() & raw.notna() & (text != "")
+    # A decimal comma or a thousands separator is named as such: the number is refused,
+    # never guessed (issue 14: a European export misread is worse than one refused).
+    comma = text_bad & text.str.fullmatch(r"[+-]?\d[\d.,']*,\d*")
+    _fail(
+        df,
+        comma.to_numpy(),
+        source,
+        name,
+        "'{value}' is written with a decimal comma or a thousands separator",
+        "a number with a decimal point and no thousands separator (e.g. 1234.5)",
+    )
     _fail(df, text_bad.to_numpy(), source, name, "'{value}' is not a number", "a number")
-    return values.astype(float)
+    values = values.astype(float)
+    # An infinity (``inf``, or ``1e400``, which overflows a double) is never a measurement.
+    _fail(
+        df,
+        np.isinf(values.to_numpy()),
+        source,
+        name,
+        "'{value}' is not a finite number",
+        "a finite number",
+    )
+    return values
 
 
 def validate_measurements(df: pd.DataFrame, *, source: str | None = None) -> pd.DataFrame:
