@@ -195,11 +195,15 @@ def _as_2d(a, name: str) -> np.ndarray:
     return arr
 
 
-def _fixed_matrix(model: Model, fixed, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean ``(n, k)`` of fixed parameters and their values (NaN where free)."""
+def _fixed_matrix(
+    model: Model, fixed, n: int, rows: slice = slice(None)
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean ``(n_rows, k)`` of fixed parameters and their values (NaN where free), for
+    the curves ``rows`` of ``n`` (one block at a time: no array of all curves)."""
     k = model.n_params
-    is_fixed = np.zeros((n, k), dtype=bool)
-    values = np.full((n, k), np.nan)
+    size = len(range(n)[rows])
+    is_fixed = np.zeros((size, k), dtype=bool)
+    values = np.full((size, k), np.nan)
     if fixed is None:
         return is_fixed, values
     for name, value in dict(fixed).items():
@@ -208,7 +212,7 @@ def _fixed_matrix(model: Model, fixed, n: int) -> tuple[np.ndarray, np.ndarray]:
                 f"cannot fix '{name}': {model.name} has parameters {', '.join(model.names)}"
             )
         j = model.names.index(name)
-        v = np.broadcast_to(np.asarray(value, dtype=float), (n,))
+        v = np.broadcast_to(np.asarray(value, dtype=float), (n,))[rows]
         is_fixed[:, j] = np.isfinite(v)
         values[:, j] = v
     return is_fixed, values
@@ -321,7 +325,7 @@ def fit_curves(
         start = _as_2d(start, "start")
         if start.shape[0] == 1 and n > 1:
             start = np.broadcast_to(start, (n, k))
-    is_fixed, fixed_values = _fixed_matrix(model, fixed, n)
+    _fixed_matrix(model, fixed, n, slice(0, 0))  # checks the names before any fit
     box = _bounds_box(model, bounds, n)
     step = n if block_size is None else int(block_size)
 
@@ -336,7 +340,7 @@ def fit_curves(
         sl = slice(lo, min(lo + step, n))
         part = _fit_block(
             model, rows(x, sl), y[sl], rows(weights, sl), rows(mask, sl),
-            is_fixed[sl], fixed_values[sl], None if start is None else start[sl],
+            *_fixed_matrix(model, fixed, n, sl), None if start is None else start[sl],
             None if box is None else (box[0][sl], box[1][sl]),
             weighting, max_iter, ftol, xtol, gtol, covariance, limits,
         )  # fmt: skip
