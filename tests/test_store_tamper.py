@@ -378,6 +378,12 @@ def test_a_malformed_head_is_an_input_error(value):
         parse_heads(value, source="--head")
 
 
+def test_the_head_of_an_empty_chain_is_always_reached(store):
+    assert head(store) == (0, "0" * 64)
+    assert verify_audit(store, heads=[head(store), (None, "0" * 64)]) is None
+    assert verify_audit(store, heads=[(1, "0" * 64)]).kind == "head"
+
+
 def test_heads_are_read_in_every_written_form():
     digest = "ab" * 32
     text = f"7 {digest}\n7:{digest}\n{digest.upper()}\n" + json.dumps({"seq": 7, "hash": digest})

@@ -501,6 +501,8 @@ def parse_heads(text: str, *, source: str | None = None) -> list[tuple[int | Non
 def _check_head(
     session: Session, seq: int | None, digest: str, last: int, origin: str
 ) -> AuditBreak | None:
+    if digest == GENESIS_HASH and seq in (None, 0):
+        return None  # the head of an empty chain: every chain starts there
     if seq is None:
         found = session.scalar(select(AuditEntry.seq).where(AuditEntry.hash == digest))
         if found is not None:
