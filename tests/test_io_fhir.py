@@ -183,3 +183,26 @@ def test_decimal_values_keep_their_digits(tmp_path):
     t = read_fhir(write(tmp_path, entries)).observations.table.set_index("item")
     assert t.loc["spo2", "value_num"] == 100 and t.loc["temperature", "value_num"] == 38.1
     assert t.loc["systolic_bp", "value_num"] == 120
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-8-sig"])
+def test_utf16_and_bom_bundles_are_read(tmp_path, entries, encoding):
+    """Issue 14, defect 4: UTF-16 and UTF-8 with a byte-order mark are read, not refused."""
+    plain = read_fhir(write(tmp_path, entries), product="SIM-CEL").observations.table
+    path = tmp_path / "encoded.json"
+    path.write_bytes(json.dumps(bundle(entries)).encode(encoding))
+    got = read_fhir(path, product="SIM-CEL").observations.table
+    assert got[["item", "value_num"]].equals(plain[["item", "value_num"]])
+
+
+@pytest.mark.parametrize("value", ["1e400", "NaN", "Infinity", "-Infinity"])
+def test_non_finite_value_is_an_input_error(tmp_path, entries, value):
+    """Issue 14, defect 3: JSON's 1e400 overflows to infinity, and Python's json takes
+    NaN and Infinity; none is an observation."""
+    text = json.dumps(bundle(entries)).replace('"value": 38.1', '"value": ' + value, 1)
+    assert value in text
+    path = tmp_path / "bundle.json"
+    path.write_text(text)
+    with pytest.raises(InputError, match="not a") as exc:
+        read_fhir(path, product="SIM-CEL")
+    assert exc.value.file == str(path)

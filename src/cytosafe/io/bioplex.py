@@ -231,10 +231,12 @@ def _load_xls(path: Path) -> list[_Sheet]:
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("reading .xls reports needs xlrd>=2.0 (pip install xlrd)") from exc
     # xlrd prints its complaints about a damaged file (to stdout by default): they go to
-    # a log of our own, and the file's failure is one InputError.
+    # a log of our own, and the file's failure is one InputError. Ragged rows hold only
+    # the cells a row has, so a damaged dimension record (65,536 rows x 256 columns
+    # declared) costs nothing for the cells that are not there (issue 14: linear time).
     log = io.StringIO()
     try:
-        book = xlrd.open_workbook(str(path), logfile=log, verbosity=0)
+        book = xlrd.open_workbook(str(path), logfile=log, verbosity=0, ragged_rows=True)
         sheets = []
         for sh in book.sheets():
             rows = []
@@ -292,12 +294,17 @@ def _text(value: object) -> str:
     return str(value).strip()
 
 
+_SPACES = re.compile(r"\s+")
+
+
 def _norm(value: object) -> str:
-    return re.sub(r"\s+", " ", _text(value)).lower()
+    if value is None:  # most cells of a sheet: no text to normalise
+        return ""
+    return _SPACES.sub(" ", _text(value)).lower()
 
 
 def _is_empty(row: list[object]) -> bool:
-    return all(_text(v) == "" for v in row)
+    return all(v is None or _text(v) == "" for v in row)
 
 
 def _number(value: object) -> float:
@@ -350,13 +357,17 @@ class _AnalyteSheet:
         return self.name
 
 
+_DASH = re.compile(r"\s*-\s*")
+
+
 def _header_cells(row: list[object]) -> tuple[dict[str, int], dict[str, str]] | None:
     """The column map of a data-table header row, or None if the row is not one."""
     columns: dict[str, int] = {}
     units: dict[str, str] = {}
     for idx, value in enumerate(row):
-        text = _norm(value)
-        text = re.sub(r"\s*-\s*", " - ", text)
+        if not isinstance(value, str):
+            continue  # every header label is text (a damaged sheet has many empty cells)
+        text = _DASH.sub(" - ", _norm(value))
         unit = None
         m = re.match(r"^(obs conc|exp conc)\s*\((.+)\)$", text)
         if m:
@@ -414,6 +425,8 @@ def _template_unit(sheets: list[_Sheet], path: Path) -> tuple[str, str] | None:
     for sheet in sheets:
         value_col = None
         for r, row in enumerate(sheet.rows):
+            if not any(isinstance(v, str) for v in row):
+                continue  # both labels looked for are text
             cells = [_norm(v) for v in row]
             if value_col is None and "value" in cells:
                 value_col = cells.index("value")

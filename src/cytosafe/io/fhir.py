@@ -29,6 +29,7 @@ codes, are listed in :attr:`FHIRData.skipped` with the reason, never used.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from typing import Any
 import pandas as pd
 
 from cytosafe.errors import InputError
+from cytosafe.io._text import decode_text, short_error
 from cytosafe.io.sdtm import CM_TREATMENTS
 from cytosafe.schema.observations import Observations, validate_observations
 
@@ -134,10 +136,33 @@ def read_fhir(path: str | Path, *, product: str | None = None, errors: str = "ra
     path = Path(path)
     if not path.exists():
         raise InputError("no such file", file=str(path))
+    source = str(path)
+
+    def finite(text: str) -> float:
+        # JSON's 1e400 overflows to infinity, and Python's json also takes NaN and
+        # Infinity: no observation is infinite (issue 14).
+        value = float(text)
+        if not math.isfinite(value):
+            raise InputError(
+                f"'{text}' is not a finite number", file=source, expected="a finite number"
+            )
+        return value
+
+    def constant(text: str) -> float:
+        raise InputError(f"'{text}' is not a number", file=source, expected="a finite number")
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"not JSON: {exc}", file=str(path)) from None
+        # UTF-8 with or without a byte-order mark, or UTF-16 (cytosafe.io._text).
+        text = decode_text(path.read_bytes(), file=source)
+        data = json.loads(text, parse_float=finite, parse_constant=constant)
+    except InputError:
+        raise
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"not JSON: {exc.msg} (column {exc.colno})", file=source, row=exc.lineno
+        ) from None
+    except (ValueError, RecursionError) as exc:  # an integer of 5,000 digits, deep nesting
+        raise InputError(f"not readable JSON: {short_error(exc)}", file=source) from None
     if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
         raise InputError(
             "not a FHIR Bundle", file=str(path), field="resourceType", expected="Bundle"

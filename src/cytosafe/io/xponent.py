@@ -412,7 +412,7 @@ def _numbers(texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     lower = np.array([str(t).lower() for t in flat], dtype=object)
     missing = np.isin(lower, list(_NO_NUMBER))
     kind = np.where(missing, 1, np.where(np.isfinite(values), 0, 2)).astype(np.int8)
-    for i in np.flatnonzero(kind == 2):  # rare: thousands separators and the like
+    for i in np.flatnonzero(kind == 2):  # rare: "1e400", "0,105" raise; markers are not numbers
         value, flag = parse_vendor_value(flat[i])
         if flag is None and math.isfinite(value):
             values[i], kind[i] = value, 0
