@@ -406,6 +406,22 @@ class Fuzzer:
         )
 
 
+def junk_scaling(workdir: Path) -> list[tuple[str, int, float]]:
+    """Issue 14's repro of defect 1: each text export with 10,000, 40,000 and 160,000
+    lone-cell lines after its data, and the CPU seconds of each read (the best of three)."""
+    out = []
+    for entry in corpus(workdir):
+        if entry.kind != "read" or entry.target.suffix != ".csv":
+            continue
+        base = entry.target.read_bytes().rstrip(b"\r\n") + b"\n"
+        for n in (10_000, 40_000, 160_000):
+            path = workdir / f"junk{n}.csv"
+            path.write_bytes(base + b"junk\n" * n)
+            best = min(run(entry, path).cpu for _ in range(3))
+            out.append((entry.name, n, best))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=10_000, help="cases (default 10000)")
@@ -418,6 +434,14 @@ def main(argv: list[str] | None = None) -> int:
     cpu_by_entry: dict[str, list[float]] = {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
+        times = junk_scaling(Path(tmp))
+        print("lone-cell junk lines appended (CPU s, best of 3; linear: x4 per step):")
+        for k in range(0, len(times), 3):
+            (name, _, t10), (_, _, t40), (_, _, t160) = times[k : k + 3]
+            print(
+                f"  {name:15s} 10k {t10:.3f}  40k {t40:.3f}  160k {t160:.3f}  "
+                f"ratio 160k/40k {t160 / max(t40, 1e-9):.1f}"
+            )
         fuzz = Fuzzer(Path(tmp))
         for i in range(args.n):
             case = fuzz.case(args.seed * 1_000_003 + i)

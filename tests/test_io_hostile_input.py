@@ -409,3 +409,15 @@ def test_xponent_reader_keeps_its_own_message_for_a_foreign_binary(tmp_path):
     path.write_bytes(io.BytesIO(b"\x00\x01binary" * 10).getvalue())
     with pytest.raises(InputError, match="not a Luminex xPONENT export"):
         cio.read(path, format="xponent")
+
+
+def test_gen5_line_that_allotropy_takes_for_a_pattern_is_an_input_error(tmp_path):
+    """Found by the fuzz: a line 'a(b' in a Gen5 export made allotropy's parser raise
+    re.error (not a ValueError) from a cell it used as a regular expression."""
+    gen5 = FIXTURES / "platemap" / "gen5_il6_od450.txt"
+    lines = gen5.read_text().splitlines(keepends=True)
+    path = tmp_path / "gen5.txt"
+    path.write_text("".join([*lines[:18], "a(b\n", *lines[18:]]))
+    with pytest.raises(InputError, match="could not read this Gen5 export") as info:
+        cio.read_plate(FIXTURES / "platemap" / "il6_plate_map_plater.csv", path, study_id="S")
+    assert info.value.file == str(path)

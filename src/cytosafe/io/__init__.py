@@ -20,6 +20,24 @@ Gen5 or ASM export goes to :func:`read_asm_plate`, a reader matrix to
 :func:`read` takes single-file exports. All end with the same closing steps
 (:func:`cytosafe.io.reader.finish`): provenance, the sample-map join, validation, warnings.
 
+Damaged and foreign-locale files
+--------------------------------
+Every reader gives the validated table or an :class:`~cytosafe.errors.InputError` naming
+the file (and the row, well and field where known), with nothing printed by a third-party
+library, in time linear in the file (issue 14; ``tests/test_fuzz_readers.py`` and
+``benchmarks/fuzz_readers.py`` hold them to it):
+
+* text exports may be UTF-8 (with or without a byte-order mark), UTF-16 (with or without
+  its mark) or Windows-1252 (:func:`cytosafe.io._text.decode_text`); text with NUL bytes
+  is refused as binary;
+* a number written with a decimal comma or a thousands separator (``0,105``, ``1,234``,
+  ``1.234,5``) is refused, never guessed: in a comma-separated file a decimal comma
+  splits a cell and makes its line wider than the header, which every reader refuses;
+  the one conversion is a plate map or reader matrix separated by semicolons or tabs
+  whose numbers all use decimal commas (read with a :class:`~cytosafe.errors.DataWarning`;
+  a file mixing ``0,105`` and ``0.105`` is refused);
+* an infinity (``inf``, ``1e400``) where a number is required is refused.
+
 Adding a reader
 ---------------
 Write a module (or sub-package) ``cytosafe/io/<vendor>.py`` that follows the contract of

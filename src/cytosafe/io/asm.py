@@ -481,8 +481,10 @@ def to_asm(path: str | Path, *, vendor: str | None = None) -> dict:
         return convert(source, Vendor[name], encoding=_encoding(raw))
     except AllotropyError as exc:  # allotropy's word for a file it cannot read
         raise _located(exc, source, label, installed) from None
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
-        # A parser tripping over an odd file rather than saying so: still the file to fix.
+    except Exception as exc:
+        # A parser tripping over an odd file rather than saying so (ValueError, KeyError,
+        # IndexError, and re.error from a cell used as a pattern, seen in the fuzz of
+        # issue 14): a third party's parser of an untrusted file; still the file to fix.
         raise _located(exc, source, label, installed) from None
 
 
