@@ -9,8 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import jinja2
-
 from cytosafe._atomic import atomic_write_text
 from cytosafe.errors import InputError
 
@@ -66,7 +64,10 @@ def recommendation_markdown(rec: Recommendation) -> str:
             "" if c["status"] == "confirmed" else " (unconfirmed)"
         )
         lines.append(f"| {c['role']} | {_md_cell(c['name'])} | {_md_cell(src)} |")
-    lines += ["", "## Cytokine panel", "", ", ".join(rec.panel), ""]
+    lines += ["", "## Readout panel", ""]
+    for g in readout_groups(rec.panel):
+        lines.append(f"- **{g['title']}**: {', '.join(g['analytes'])}")
+    lines.append("")
     for p in rec.panel_sources:
         lines.append(
             f"- {p['panel']}: {', '.join(p['analytes'])} ({kb.cite(tuple(p['citations']))})"
@@ -77,54 +78,72 @@ def recommendation_markdown(rec: Recommendation) -> str:
     return "\n".join(lines)
 
 
-_TEMPLATE = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(
-    """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>CRA recommendation: {{ rec.modality_name }}</title>
-<style>
-body{font-family:system-ui,sans-serif;margin:2rem;max-width:72rem;color:#222}
-table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}
-th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;vertical-align:top;font-size:.9rem}
-th{background:#f3f3f3} tr.chosen{background:#eef7ee} .unconfirmed{color:#a15c00}
-</style></head><body>
-<h1>Cytokine release assay recommendation: {{ rec.modality_name }}</h1>
-<p>Modality <code>{{ rec.modality }}</code>{% if rec.target %} · target <code>{{ rec.target }}</code>{% endif %}
-{% if rec.fc %} · Fc <code>{{ rec.fc }}</code>{% endif %} · intended use <code>{{ rec.intended_use }}</code>
-· knowledge base {{ rec.kb_version }}</p>
-<h2>Mechanisms</h2>
-<table><tr><th>mechanism</th><th>role</th><th>why</th><th>sources</th></tr>
-{% for m in rec.mechanisms %}<tr><td>{{ m.name }}</td><td>{{ m.role }}</td><td>{{ m.reason }}</td>
-<td>{{ cite(m.citations) }}{% if not m.confirmed %} <span class="unconfirmed">(unconfirmed)</span>{% endif %}</td></tr>
-{% endfor %}</table>
-<h2>Ranked formats</h2>
-<table><tr><th>rank</th><th>format</th><th>score</th><th>coverage</th><th>reasons</th><th>incubation</th><th>readouts</th></tr>
-{% for r in rows %}<tr class="{{ 'chosen' if r.chosen else '' }}"><td>{{ r.rank }}</td><td>{{ r.name }}{% if r.chosen %} <strong>(chosen)</strong>{% endif %}</td>
-<td>{{ '%.2f'|format(r.score) }}</td><td>{{ '%.2f'|format(r.coverage) }}</td><td><ul>{% for x in r.reasons %}<li>{{ x }}</li>{% endfor %}</ul></td>
-<td>{{ r.incubation }}</td><td>{{ r.readouts|join(', ') }}</td></tr>
-{% endfor %}</table>
-<h2>Gaps and notes</h2><ul>
-{% for m in rec.uncovered %}<li><strong>Not covered by the chosen formats:</strong> {{ mech_name(m) }}</li>{% endfor %}
-{% for n in rec.notes %}<li>{{ n }}</li>{% endfor %}</ul>
-<h2>Controls</h2>
-<table><tr><th>role</th><th>control</th><th>sources</th></tr>
-{% for c in rec.controls %}<tr><td>{{ c.role }}</td><td>{{ c.name }}</td><td>{{ cite(c.citations) }}</td></tr>{% endfor %}</table>
-<h2>Cytokine panel</h2><p>{{ rec.panel|join(', ') }}</p>
-<h2>References</h2><ol>
-{% for k in rec.citations %}<li id="ref-{{ k }}">[{{ k }}] {{ ref(k) }}</li>{% endfor %}</ol>
-</body></html>
-"""
+#: Readouts of the knowledge base's panels that are not soluble mediators, by kind. CD69
+#: (early) and CD25 (IL-2 receptor alpha, later) are T-cell surface activation markers read
+#: by flow cytometry, not cytokines (Reddy 2004); proliferation and killing are cell
+#: functions. Everything else a panel names is measured in the supernatant.
+READOUT_KINDS: dict[str, tuple[str, ...]] = {
+    "activation_markers": ("CD69", "CD25"),
+    "cellular": ("lymphoproliferation", "target-cell killing"),
+}
+_READOUT_GROUPS = {
+    "soluble": (
+        "Cytokines and other soluble mediators",
+        "In the culture supernatant, by multiplex immunoassay (cytokines, chemokines, "
+        "granzyme B, endothelial markers).",
+    ),
+    "activation_markers": (
+        "T-cell activation markers",
+        "On the T cells, by flow cytometry: CD69 rises within hours of activation, CD25 "
+        "(the IL-2 receptor alpha chain) within a day or two (Reddy 2004). Not cytokines.",
+    ),
+    "cellular": ("Cellular readouts", "Cell functions measured on the culture."),
+}
+_MARKER_REFERENCES = (
+    "Reddy M, Eirikis E, Davis C, Davis HM, Prabhakar U. Comparative analysis of lymphocyte "
+    "activation marker expression and cytokine secretion profile in stimulated human "
+    "peripheral blood mononuclear cell cultures: an in vitro model to monitor cellular immune "
+    "function. J Immunol Methods. 2004;293(1-2):127-142. (CD69 and CD25 as activation "
+    "markers.)",
 )
 
 
+def readout_groups(panel: list[str]) -> list[dict]:
+    """The panel's readouts grouped by kind: soluble mediators (cytokines and the like),
+    T-cell activation markers (CD69, CD25), cellular readouts; empty groups left out."""
+    kind_of = {a.lower(): k for k, names in READOUT_KINDS.items() for a in names}
+    groups: dict[str, list[str]] = {k: [] for k in _READOUT_GROUPS}
+    for a in panel:
+        groups[kind_of.get(a.lower(), "soluble")].append(a)
+    return [
+        {"key": k, "title": _READOUT_GROUPS[k][0], "note": _READOUT_GROUPS[k][1], "analytes": v}
+        for k, v in groups.items()
+        if v
+    ]
+
+
 def recommendation_html(rec: Recommendation) -> str:
-    """The recommendation as one self-contained HTML page."""
+    """The recommendation as one self-contained HTML page (the reports' stylesheet)."""
+    from cytosafe import __version__
+    from cytosafe.report.page import environment
+
     kb = rec.kb
-    return _TEMPLATE.render(
-        rec=rec,
-        rows=rec.ranking.to_dict("records"),
-        cite=lambda keys: kb.cite(tuple(keys)),
-        ref=lambda k: kb.references[k].formatted(),
-        mech_name=lambda m: kb.mechanisms[m].name,
+    groups = readout_groups(rec.panel)
+    return (
+        environment()
+        .get_template("recommend.html")
+        .render(
+            rec=rec,
+            rows=rec.ranking.to_dict("records"),
+            groups=groups,
+            marker_refs=_MARKER_REFERENCES
+            if any(g["key"] == "activation_markers" for g in groups)
+            else (),
+            cite=lambda keys: kb.cite(tuple(keys)),
+            ref=lambda k: kb.references[k].formatted(),
+            mech_name=lambda m: kb.mechanisms[m].name,
+            version=__version__,
+        )
     )
 
 

@@ -21,7 +21,7 @@ from markupsafe import Markup
 
 import cytosafe.report.figures as figs
 from cytosafe.report.figures import Figures, esc, natural_key, rounded
-from cytosafe.report.page import environment
+from cytosafe.report.page import environment, simulated_reason
 
 if TYPE_CHECKING:
     from cytosafe.clinical import GradeResult
@@ -230,6 +230,9 @@ def render_clinical_report(
         "version": __version__,
         "generated": generated,
         "sources": sources or [],
+        "simulated": simulated_reason(
+            sources=sources or [], patient_ids=p["patient_id"].astype(str).unique()
+        ),
         "n_patients": int(p["patient_id"].nunique()),
         "scales": scale_info,
         "scale_names": scales,

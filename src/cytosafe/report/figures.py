@@ -53,6 +53,7 @@ __all__ = [
     "potency_curve_columns",
     "potency_figure",
     "rounded",
+    "signal_name",
     "standard_curve_figure",
 ]
 
@@ -203,6 +204,46 @@ def num(value: float, digits: int = 3) -> str:
     return text if "e" not in text else f"{v:.{digits}f}"
 
 
+#: The reader signal each export's convention or reader names, as an axis says it: MSD
+#: imagers count electrochemiluminescence (ECL counts), Luminex xPONENT reports median
+#: fluorescence intensity (MFI, net of the background when so stated), Bio-Rad Bio-Plex
+#: fluorescence intensity (FI), absorbance readers optical density (OD). Checked in order.
+_SIGNAL_NAMES = (
+    (r"\bECL\b", "ECL counts"),
+    (r"\bnet MFI\b", "net MFI"),
+    (r"\bMFI\b", "MFI"),
+    (r"\bFI\b", "FI"),
+    (r"\b(OD|absorbance)\b", "OD"),
+    (r"\bRLU\b", "RLU"),
+)
+_READER_SIGNALS = {"msd": "ECL counts", "xponent": "MFI", "bioplex": "FI"}
+
+
+def signal_name(convention: object = None, reader: object = None) -> str:
+    """The name of a plate's reader signal for an axis title (``ECL counts``, ``MFI``, ``OD``).
+
+    ``convention`` is the ``signal`` text of the plate's calibration convention (what the
+    export's software fits on), ``reader`` the name of the reader that read it; a tidy table
+    without either gets ``signal as exported`` (its unit is whatever the instrument wrote).
+
+    Examples
+    --------
+    >>> signal_name("Net MFI (Median minus the mean Background Median)")
+    'net MFI'
+    >>> signal_name("signal", "msd")
+    'ECL counts'
+    >>> signal_name()
+    'signal as exported'
+    """
+    text = convention if isinstance(convention, str) else ""
+    for pattern, name in _SIGNAL_NAMES:
+        if re.search(pattern, text, flags=re.IGNORECASE):
+            return name
+    if isinstance(reader, str) and reader in _READER_SIGNALS:
+        return _READER_SIGNALS[reader]
+    return "signal as exported"
+
+
 def _log_grid(lo: float, hi: float, n: int = _CURVE_POINTS) -> np.ndarray:
     return np.logspace(np.log10(lo), np.log10(hi), n)
 
@@ -245,6 +286,7 @@ def standard_curve_figure(
     samples: pd.DataFrame,
     blank_subtracted: bool,
     unit: str = CONCENTRATION_UNIT,
+    signal: str = "signal as exported",
 ) -> dict:
     """Standard curve of one plate x analyte: standards, fitted curve, range, samples.
 
@@ -268,6 +310,13 @@ def standard_curve_figure(
     unit:
         The curve's ``concentration_unit`` (pg/mL, or an arbitrary unit such as IU/mL):
         the concentration axis and every hover text say it.
+    signal:
+        The reader signal's name (:func:`signal_name`: ECL counts, MFI, OD) for the signal
+        axis.
+
+    Samples whose signal lies outside the curve's asymptotes (or at or below zero after
+    blank subtraction) have no concentration; they are drawn at the edge of the plot they
+    fall beyond, with a distinct open triangle and a hover text saying why, never dropped.
     """
     u = esc(unit)
     x_min, x_max = float(curve["min_standard"]), float(curve["max_standard"])
@@ -359,6 +408,17 @@ def standard_curve_figure(
 
     # Samples and kit controls at their back-calculated positions on the curve.
     n_off = 0
+    off_x, off_y, off_sym, off_text = [], [], [], []
+    y_all = np.concatenate(
+        [
+            standards["signal_used"].to_numpy(dtype=float),
+            samples["signal_used"].to_numpy(dtype=float),
+        ]
+    )
+    y_all = y_all[np.isfinite(y_all) & (y_all > 0)]
+    y_floor = float(y_all.min()) / 1.6 if y_all.size else 1.0
+    top = float(np.nanmax(model.f(np.array([[hi]]), params[None, :]))) if have_params else np.nan
+    bottom = float(np.nanmin(model.f(np.array([[lo]]), params[None, :]))) if have_params else np.nan
     for kind, color, symbol in (("sample", "#52606d", "circle"), ("control", "#b7791f", "diamond")):
         s = samples[samples["sample_type"] == kind]
         if s.empty:
@@ -366,11 +426,48 @@ def standard_curve_figure(
         x = s["concentration_in_well"].to_numpy(dtype=float)
         yy = s["signal_used"].to_numpy(dtype=float)
         ok = np.isfinite(x) & (x > 0) & np.isfinite(yy) & (yy > 0)
-        n_off += int((~ok).sum())
-        if not ok.any():
-            continue
         names = s["sample_id"].to_numpy(dtype=object)
         flags = s["flags"].to_numpy(dtype=object)
+        # No concentration (outside the asymptotes, below the blank, failed curve): at the
+        # edge of the plot the signal lies beyond, so every well is seen.
+        off = ~ok & np.isfinite(yy)
+        n_off += int(off.sum())
+        sig_off = yy[off]
+        x_on = np.full(sig_off.shape, np.nan)
+        if have_params and sig_off.size:
+            with np.errstate(all="ignore"):
+                x_on = model.inverse(sig_off[None, :], params[None, :])[0]
+        for nm, w, sig, fl, xi in zip(
+            names[off], s["well"].to_numpy()[off], sig_off, flags[off], x_on, strict=True
+        ):
+            flag_text = esc(str(fl).replace(";", ", ")) if isinstance(fl, str) and fl else "none"
+            if sig > 0 and np.isfinite(xi) and lo <= xi <= hi:
+                # Within the curve's reach but given no concentration (a failed curve):
+                # where the curve would put it, as an open square.
+                off_x.append(float(xi))
+                off_y.append(sig)
+                off_sym.append("square-open")
+                why = "no concentration reported (see flags)"
+            else:
+                high = bool(np.isfinite(top) and sig > 0 and abs(sig - top) < abs(sig - bottom))
+                off_x.append(hi if high else lo)
+                off_y.append(sig if sig > 0 else y_floor)
+                off_sym.append("triangle-right-open" if high else "triangle-left-open")
+                why = (
+                    "net signal at or below zero (below the blank)"
+                    if sig <= 0
+                    else "signal beyond the curve's asymptote at high concentration"
+                    if high
+                    else "signal beyond the curve's asymptote at low concentration"
+                    if have_params
+                    else "no usable curve"
+                ) + ", drawn at the plot's edge"
+            off_text.append(
+                f"{esc(nm) or kind} · well {esc(w)}<br>signal {num(sig, 4)}: no concentration"
+                f"<br>{why}<br>flags: {flag_text}"
+            )
+        if not ok.any():
+            continue
         text = [
             f"{esc(nm) or kind} · well {esc(w)}<br>signal {num(sig, 4)} → {num(c)} {u} in well"
             f"<br>flags: {esc(str(fl).replace(';', ', ')) if isinstance(fl, str) and fl else 'none'}"
@@ -386,6 +483,28 @@ def standard_curve_figure(
                 "y": rounded(yy[ok]),
                 "marker": {"size": 5, "color": color, "opacity": 0.55, "symbol": symbol},
                 "text": text,
+                "hovertemplate": "%{text}<extra></extra>",
+            }
+        )
+    if off_x:
+        # Wells at one edge spread a quarter decade inward, so that each stays visible and
+        # can be hovered (many share a signal at or below zero).
+        ox = np.array(off_x, dtype=float)
+        for symbol, sign in (("triangle-left-open", 1.0), ("triangle-right-open", -1.0)):
+            at = np.flatnonzero(np.array(off_sym) == symbol)
+            if at.size > 1:
+                ox[at] *= 10 ** (sign * 0.25 * np.arange(at.size) / (at.size - 1))
+        off_x = ox.tolist()
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": "no concentration (outside the curve)",
+                "x": rounded(off_x),
+                "y": rounded(off_y),
+                "cliponaxis": False,
+                "marker": {"size": 8, "color": FAIL, "symbol": off_sym, "line": {"width": 1.4}},
+                "text": off_text,
                 "hovertemplate": "%{text}<extra></extra>",
             }
         )
@@ -426,22 +545,34 @@ def standard_curve_figure(
             }
         )
     layout = {
-        # The title sits at the very top, clear of the LLOQ/ULOQ labels above the plot.
-        "title": {
-            "text": title,
-            "font": {"size": 13},
-            "x": 0.02,
-            "xanchor": "left",
-            "y": 0.985,
-            "yanchor": "top",
-        },
+        # The title (when the page gives none in a caption) sits at the very top, clear of
+        # the LLOQ/ULOQ labels above the plot.
+        **(
+            {
+                "title": {
+                    "text": title,
+                    "font": {"size": 13},
+                    "x": 0.02,
+                    "xanchor": "left",
+                    "y": 0.985,
+                    "yanchor": "top",
+                }
+            }
+            if title
+            else {}
+        ),
         "height": 300,
         "showlegend": False,
         "xaxis": {"type": "log", "title": {"text": f"concentration in well ({u})"}},
-        "yaxis": {"type": "log", "title": {"text": "signal"}},
+        "yaxis": {
+            "type": "log",
+            "title": {
+                "text": f"{'net ' if blank_subtracted and 'net' not in signal else ''}{esc(signal)}"
+            },
+        },
         "shapes": shapes,
         "annotations": annotations,
-        "margin": {"l": 56, "r": 12, "t": 48, "b": 44},
+        "margin": {"l": 56, "r": 12, "t": 48 if title else 24, "b": 44},
     }
     return {"data": traces, "layout": layout, "meta": {"off_curve": n_off}}
 

@@ -37,9 +37,9 @@ from markupsafe import Markup
 
 import cytosafe.report.figures as figs
 from cytosafe.report.figures import PALETTE, Figures, esc, natural_key, num, rounded
-from cytosafe.report.page import environment
+from cytosafe.report.page import environment, simulated_reason
 from cytosafe.report.qc import REFERENCES as QC_REFERENCES
-from cytosafe.report.qc import qc_table
+from cytosafe.report.qc import qc_table, single_concentration
 from cytosafe.schema.choices import CurveModel, Weighting
 from cytosafe.schema.units import CONCENTRATION_UNIT
 
@@ -271,18 +271,35 @@ def dot_plot_figure(responses: pd.DataFrame, design, *, analyte: str, title: str
     ):
         ok = np.isfinite(d["y"].to_numpy(dtype=float)) & (d["y"].to_numpy(dtype=float) > 0)
         d = d[ok]
+        # A line joins a donor's points only within one treatment's concentration series: a
+        # gap (None) between treatments, so unrelated treatments are never joined.
+        xs: list = []
+        ys: list = []
+        symbols: list = []
+        for k, (treatment, y, cens, x) in enumerate(
+            zip(d["treatment"], rounded(d["y"]), d["cens"], d["x"], strict=True)
+        ):
+            if k and treatment != d["treatment"].iloc[k - 1]:
+                xs.append(None)
+                ys.append(None)
+                symbols.append("circle")
+            xs.append(x)
+            ys.append(y)
+            symbols.append("circle-open" if cens else "circle")
         traces.append(
             {
                 "type": "scatter",
                 "mode": "lines+markers",
                 "name": esc(donor),
-                "x": d["x"].tolist(),
-                "y": rounded(d["y"]),
+                "legendgroup": esc(donor),
+                "x": xs,
+                "y": ys,
+                "connectgaps": False,
                 "line": {"color": PALETTE[i % len(PALETTE)], "width": 1},
                 "marker": {
                     "color": PALETTE[i % len(PALETTE)],
                     "size": 6,
-                    "symbol": ["circle-open" if c else "circle" for c in d["cens"]],
+                    "symbol": symbols,
                 },
                 "hovertemplate": f"<b>{esc(donor)}</b><br>%{{x}}<br>%{{y}} {unit}<extra></extra>",
             }
@@ -498,11 +515,10 @@ def _potency_section(result: AnalysisResult, figures: Figures) -> dict:
             )
         if p is None or p.empty:
             continue
-        title = html.escape(str(analyte)) + (f" · {html.escape(where)}" if many_formats else "")
         spec = potency_figure(
             fits,
             p,
-            title=title,
+            title="",  # the card's caption names the analyte (and format)
             analyte=str(analyte),
             unit=unit,
             ecx=ecx,
@@ -515,6 +531,7 @@ def _potency_section(result: AnalysisResult, figures: Figures) -> dict:
                 "format": where if many_formats else "",
                 "n_resp": sum(r["status"] == "response" for r in fits),
                 "n": len(fits),
+                "single": _single(resp, k, p, unit),
             }
         )
     return {
@@ -524,6 +541,35 @@ def _potency_section(result: AnalysisResult, figures: Figures) -> dict:
         "model": model,
         "counts": pot["status"].value_counts().sort_index().to_dict(),
     }
+
+
+def _single(resp: pd.DataFrame, key: tuple, points: pd.DataFrame, unit: str) -> str:
+    """The caption of a test article tested at one concentration (no curve): its fold change
+    over the matched negative control and its responder calls (:func:`single_concentration`)."""
+    fmt, inc, treatment, analyte = key
+    if points["treatment_concentration"].nunique() != 1:
+        return ""
+    r = resp[
+        (resp["assay_format"] == fmt)
+        & (resp["_inc"] == inc)
+        & (resp["treatment"] == treatment)
+        & (resp["analyte"] == analyte)
+    ]
+    per_donor = r.groupby("donor_id").agg(
+        test=("test_concentration", "mean"),
+        control=("control_concentration", "mean"),
+        responder=("responder", "any"),
+    )
+    negatives = per_donor.reset_index()[["donor_id", "control"]].rename(
+        columns={"control": "response"}
+    )
+    tested = r.rename(columns={"test_concentration": "response"})
+    return single_concentration(
+        tested,
+        negatives,
+        unit,
+        responders=(int(per_donor["responder"].sum()), len(per_donor)),
+    )
 
 
 def _units(responses: pd.DataFrame) -> pd.Series:
@@ -624,6 +670,17 @@ def _design_rows(design, responses: pd.DataFrame) -> list[dict]:
             }
         )
     return rows
+
+
+def _flagged_simulated(path: Path | None) -> bool:
+    """Whether the study file says ``simulated = true`` in its ``[study]`` table."""
+    import tomllib
+
+    try:
+        with Path(path).open("rb") as fh:
+            return bool(tomllib.load(fh).get("study", {}).get("simulated", False))
+    except (OSError, TypeError, ValueError):  # no file (a web design), or not TOML
+        return False
 
 
 def _safe_control(design, name: str) -> str:
@@ -868,6 +925,11 @@ def render_hazard_report(
         },
         "version": __version__,
         "generated": generated,
+        "simulated": simulated_reason(
+            sources=[design.path, *getattr(q, "sources", [])],
+            titles=[design.title],
+            flagged=_flagged_simulated(design.path),
+        ),
         "valid": hz.valid,
         "warnings": hz.warnings,
         "hazard_rows": hazard_rows,
@@ -950,8 +1012,13 @@ def write_hazard_pdf(
     return pdf_path
 
 
+#: A4 less the PDF's 10 mm side margins, in CSS pixels (96 per inch): the page is laid out
+#: and every figure drawn at the width it is printed at, so no legend or colour bar is cut.
+PRINT_WIDTH_PX = round((210 - 2 * 10) / 25.4 * 96)
+
+
 def _print_pdf(browser, html_path: Path, pdf_path: Path) -> None:
-    page = browser.new_page()
+    page = browser.new_page(viewport={"width": PRINT_WIDTH_PX, "height": 1000})
     try:
         page.goto(html_path.as_uri(), wait_until="load")
         page.emulate_media(media="print")

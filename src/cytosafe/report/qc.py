@@ -27,7 +27,6 @@ passed; no random element ids), so reports can be diffed and checksummed.
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import re
@@ -45,7 +44,7 @@ from cytosafe.curves.models import MODELS
 from cytosafe.curves.potency import POTENCY_KEY, censored_response
 from cytosafe.report.figures import Figures, num
 from cytosafe.report.figures import natural_key as _natural
-from cytosafe.report.page import environment
+from cytosafe.report.page import environment, simulated_reason
 from cytosafe.schema.choices import BlankHandling, Covariance, CurveModel, Weighting
 from cytosafe.schema.measurements import curve_units
 from cytosafe.schema.units import CONCENTRATION_UNIT
@@ -180,6 +179,21 @@ def _units(result: QuantificationResult) -> dict[tuple, str]:
     }
 
 
+def signal_names(result: QuantificationResult) -> dict[tuple, str]:
+    """The reader signal's name of each (study, plate): ECL counts, MFI, FI or OD, from the
+    plate's calibration convention (:func:`cytosafe.report.figures.signal_name`)."""
+    conv = result.calibration.conventions
+    if conv is None or conv.empty or "signal" not in conv.columns:
+        return {}
+    readers = conv["reader"] if "reader" in conv.columns else [None] * len(conv)
+    return {
+        (s, p): figs.signal_name(sig, reader)
+        for s, p, sig, reader in zip(
+            conv["study_id"], conv["plate_id"], conv["signal"], readers, strict=True
+        )
+    }
+
+
 def _suffix(unit: str) -> str:
     """`` IU/mL`` after a value in a unit other than pg/mL, which the headers assume."""
     return "" if unit == CONCENTRATION_UNIT else f" {unit}"
@@ -218,6 +232,7 @@ def _header(result: QuantificationResult, generated: str | None) -> dict:
     return {
         "studies": sorted(wells["study_id"].unique(), key=_natural),
         "sources": list(result.sources),
+        "simulated": simulated_reason(sources=result.sources),
         "version": __version__,
         "generated": generated,
         "n_plates": len(_plates(wells)),
@@ -355,6 +370,20 @@ def _convention_rows(result: QuantificationResult) -> list[tuple[str, str, str]]
     return rows
 
 
+#: Above this share of a curve's samples below the LLOQ, the report puts a warning badge
+#: beside the curve's QC verdict: "most" in its plain sense (more than half). A reading aid
+#: only: the QC verdict (ICH M10 criteria on the standards and kit controls) is unchanged,
+#: but a curve that passes while most samples lie below its range quantifies few of them.
+MOSTLY_BELOW_LLOQ = 0.5
+
+
+def _below_lloq(share: float) -> tuple[str, bool]:
+    """The share of samples below the LLOQ as a percentage text, and whether it is most."""
+    if share is None or not np.isfinite(share):
+        return "–", False
+    return _pct(100 * share, 0), bool(share > MOSTLY_BELOW_LLOQ)
+
+
 def qc_table(result: QuantificationResult, many: bool) -> tuple[list[dict], list[dict]]:
     """The plate QC rows and per-plate cards of the report (also the hazard report's).
 
@@ -372,6 +401,8 @@ def qc_table(result: QuantificationResult, many: bool) -> tuple[list[dict], list
         n_ctl = 0 if pd.isna(r.n_controls) else int(r.n_controls)
         unit = units.get((r.study_id, r.plate_id, r.analyte), CONCENTRATION_UNIT)
         tail = _suffix(unit) if np.isfinite(r.lloq) else ""
+        below, mostly_below = _below_lloq(r.share_below_lloq)
+        reasons = _reasons(r)
         rows.append(
             {
                 "plate": _plate_key(r.study_id, r.plate_id, many),
@@ -385,11 +416,14 @@ def qc_table(result: QuantificationResult, many: bool) -> tuple[list[dict], list
                 "unit": unit,
                 "blank_cv": _pct(r.blank_cv),
                 "sample_cv": _pct(r.median_sample_cv),
-                "below": _pct(100 * r.share_below_lloq, 0) if pd.notna(r.share_below_lloq) else "–",
+                "below": below,
+                "mostly_below": mostly_below,
+                # Passed, with no remark and most samples in range: left off the printed page.
+                "quiet": bool(r.qc_pass) and not reasons and not mostly_below,
                 "above": _pct(100 * r.share_above_uloq, 0) if pd.notna(r.share_above_uloq) else "–",
                 "controls": f"{_int(r.controls_passing)} / {n_ctl}" if n_ctl else "–",
                 "printed": _pct(100 * getattr(r, "vendor_difference", float("nan")), 1),
-                "reasons": _reasons(r),
+                "reasons": reasons,
             }
         )
     cards = []
@@ -429,6 +463,7 @@ def _curves(result: QuantificationResult, figures: Figures, many: bool) -> list[
     qc = cal.qc.set_index(key)
     subtracted = cal.settings.blank == BlankHandling.SUBTRACT
     units = _units(result)
+    signals = signal_names(result)
     panels = []
     for study, plate in _plates(wells):
         cards = []
@@ -441,7 +476,8 @@ def _curves(result: QuantificationResult, figures: Figures, many: bool) -> list[
             own = MODELS.get(str(c.get("model", model.name)), model)
             params = c[list(own.names)].to_numpy(dtype=float)
             spec = figs.standard_curve_figure(
-                title=html.escape(str(c["analyte"])),
+                title="",  # the card's caption names the analyte
+                signal=signals.get((study, plate), figs.signal_name()),
                 model=own,
                 params=params,
                 curve=c,
@@ -452,6 +488,7 @@ def _curves(result: QuantificationResult, figures: Figures, many: bool) -> list[
                 unit=units.get(k, CONCENTRATION_UNIT),
             )
             q = qc.loc[k]
+            below, mostly_below = _below_lloq(q["share_below_lloq"])
             cards.append(
                 {
                     "id": figures.add(spec),
@@ -462,6 +499,8 @@ def _curves(result: QuantificationResult, figures: Figures, many: bool) -> list[
                     if np.isfinite(c["lloq"])
                     else "no quantifiable range",
                     "off_curve": spec["meta"]["off_curve"],
+                    "below": below,
+                    "mostly_below": mostly_below,
                     "reasons": _text(q["qc_reasons"]),
                 }
             )
@@ -691,11 +730,8 @@ def _potency(result: QuantificationResult, figures: Figures) -> dict:
             else ""
         )
         response_unit = figs.concentration_unit_of(pts)
-        title = html.escape(str(analyte))
-        if many_formats:
-            title += f" · {html.escape(str(fmt))}" + (f" {inc:g} h" if inc >= 0 else "")
         spec = figs.potency_figure(
-            title=title,
+            title="",  # the card's caption names the analyte (and format)
             points=pts,
             negatives=neg,
             fits=fits,
@@ -705,13 +741,15 @@ def _potency(result: QuantificationResult, figures: Figures) -> dict:
             response_unit=response_unit,
         )
         n_resp = int((fits["status"] == "response").sum())
+        fmt_label = fmt + (f" · {inc:g} h" if inc >= 0 else "") if many_formats else ""
         panels.setdefault(treatment, []).append(
             {
                 "id": figures.add(spec),
                 "analyte": analyte,
-                "format": fmt if many_formats else "",
+                "format": fmt_label,
                 "n_resp": n_resp,
                 "n": len(fits),
+                "single": single_concentration(pts, neg, unit),
             }
         )
     return {
@@ -721,6 +759,46 @@ def _potency(result: QuantificationResult, figures: Figures) -> dict:
         "model": model,
         "counts": counts,
     }
+
+
+def single_concentration(
+    points: pd.DataFrame,
+    negatives: pd.DataFrame,
+    unit: str,
+    *,
+    value: str = "response",
+    responders: tuple[int, int] | None = None,
+) -> str:
+    """What a treatment tested at one concentration shows, in words; "" for a series.
+
+    One concentration has no concentration-response (no curve, no EC50), so "0/8 donors
+    respond" would misreport a control that may have responded strongly. Instead: the
+    concentration and the fold change of each donor's geometric mean over its own negative
+    control (median and range over donors), and the responder count when the hazard
+    analysis made calls.
+    """
+    concs = points["treatment_concentration"].dropna().unique()
+    if len(concs) != 1:
+        return ""
+    head = f"single concentration {num(float(concs[0]))} {unit}".strip() + ": no curve"
+    folds = []
+    if len(negatives):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            test = points.assign(_l=np.log(points[value].astype(float))).groupby("donor_id")["_l"]
+            ctrl = negatives.assign(_l=np.log(negatives[value].astype(float))).groupby("donor_id")[
+                "_l"
+            ]
+            diff = (test.mean() - ctrl.mean()).dropna()
+        folds = np.exp(diff[np.isfinite(diff)].to_numpy(dtype=float))
+    parts = [head]
+    if len(folds):
+        parts.append(
+            f"fold change over the negative control median {num(float(np.median(folds)))}"
+            f" ({num(float(folds.min()))}–{num(float(folds.max()))}, {len(folds)} donors)"
+        )
+    if responders is not None:
+        parts.append(f"{responders[0]}/{responders[1]} donors responders")
+    return "; ".join(parts)
 
 
 def _methods(result: QuantificationResult) -> list[str]:

@@ -34,6 +34,18 @@ if TYPE_CHECKING:
 __all__ = ["render_translate_report", "write_translate_report"]
 
 
+#: A horizontal legend at the foot of the figure (container coordinates), below the x axis
+#: and its title whatever the number of regimens (the margin leaves room for three rows).
+LEGEND_BELOW = {
+    "orientation": "h",
+    "x": 0,
+    "xanchor": "left",
+    "yref": "container",
+    "y": 0,
+    "yanchor": "bottom",
+}
+
+
 def _rgba(hex_color: str, alpha: float) -> str:
     h = hex_color.lstrip("#")
     r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
@@ -92,11 +104,12 @@ def time_course_figure(bands, *, prefix: str, title: str, y_title: str, log: boo
         "data": traces,
         "layout": {
             "title": {"text": title, "font": {"size": 13}, "x": 0.02, "xanchor": "left"},
-            "height": 360,
+            "height": 420,
             "xaxis": {"title": {"text": "day (day 1 = first dose)"}},
             "yaxis": {"title": {"text": y_title}, **({"type": "log"} if log else {})},
-            "legend": {"orientation": "h", "y": -0.2},
-            "margin": {"l": 60, "r": 12, "t": 40, "b": 60},
+            # Under the axis title, at the foot of the figure: never over the axis.
+            "legend": LEGEND_BELOW,
+            "margin": {"l": 60, "r": 12, "t": 40, "b": 110},
         },
     }
 
@@ -143,7 +156,7 @@ def peaks_figure(per_dose, threshold: float) -> dict:
                 "x": 0.02,
                 "xanchor": "left",
             },
-            "height": 360,
+            "height": 420,
             "xaxis": {"title": {"text": "day of the dose"}},
             "yaxis": {"title": {"text": "peak IL-6 (pg/mL)"}, "type": "log"},
             "shapes": [
@@ -158,8 +171,9 @@ def peaks_figure(per_dose, threshold: float) -> dict:
                     "line": {"color": figs.FAIL, "width": 1, "dash": "dash"},
                 }
             ],
-            "legend": {"orientation": "h", "y": -0.2},
-            "margin": {"l": 60, "r": 12, "t": 40, "b": 60},
+            # Under the axis title, at the foot of the figure: never over the axis.
+            "legend": LEGEND_BELOW,
+            "margin": {"l": 60, "r": 12, "t": 40, "b": 110},
         },
     }
 

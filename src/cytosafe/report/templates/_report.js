@@ -9,20 +9,89 @@
   // draws several times faster.
   var staticConfig = {staticPlot: true, responsive: false};
   var printing = false;
+  // On paper a menu cannot be opened: the figure is drawn with one of its options applied
+  // (a restyle of the traces) and that option named in its title, without the menu.
+  function forPaper(spec, option) {
+    var layout = Object.assign({}, spec.layout), data = spec.data;
+    // Half a page wide, a legend beside the plot would squeeze it and lose its last
+    // entries: on paper it runs in rows under the plot, whole.
+    var named = data.filter(function (t) { return t.showlegend !== false && t.name; }).length;
+    if (layout.showlegend !== false && named > 1 && (layout.legend || {}).orientation !== "h") {
+      layout.legend = Object.assign({}, layout.legend || {}, {
+        orientation: "h", x: 0, xanchor: "left", yref: "container", y: 0, yanchor: "bottom",
+        font: {size: 9}
+      });
+      var rows = Math.ceil(named / 6);
+      layout.height = (layout.height || 340) + 16 * rows;
+      layout.margin = Object.assign({}, layout.margin || {}, {b: ((layout.margin || {}).b || 44) + 16 * rows});
+    }
+    var menu = (layout.updatemenus || [])[0];
+    if (!menu || !menu.buttons || !menu.buttons.length) return {data: data, layout: layout};
+    var button = menu.buttons[Math.min(option, menu.buttons.length - 1)];
+    if (option !== (menu.active || 0) && button.method === "restyle") {
+      data = data.map(function (trace, i) {
+        var out = Object.assign({}, trace);
+        Object.keys(button.args[0]).forEach(function (k) {
+          var v = button.args[0][k];
+          out[k] = Array.isArray(v) ? v[i % v.length] : v;
+        });
+        return out;
+      });
+    }
+    var title = Object.assign({font: {size: 13}}, layout.title || {},
+      {x: 0.02, xanchor: "left", y: 0.995, yanchor: "top"});
+    title.text = (title.text ? title.text + " · " : "") + button.label;
+    layout.title = title;
+    layout.updatemenus = [];
+    return {data: data, layout: layout};
+  }
   function draw(el) {
     if (el.getAttribute("data-drawn")) return Promise.resolve();
     var spec = specs[el.getAttribute("data-fig")];
     if (!spec || !window.Plotly) return Promise.resolve();
     el.setAttribute("data-drawn", "1");
+    if (printing) spec = forPaper(spec, +(el.getAttribute("data-option") || 0));
     var layout = Object.assign({}, spec.layout, {template: template, autosize: true});
     return Plotly.newPlot(el, spec.data, layout, printing ? staticConfig : config);
   }
   var plots = Array.prototype.slice.call(document.querySelectorAll(".plot[data-fig]"));
   var panels = Array.prototype.slice.call(document.querySelectorAll('[role="tabpanel"]'));
+  // A figure marked data-print-options prints once per menu option (the donor heatmap: one
+  // per treatment), since paper cannot switch.
+  function expandOptions() {
+    plots.slice().forEach(function (el) {
+      if (!el.hasAttribute("data-print-options") || el.getAttribute("data-expanded")) return;
+      el.setAttribute("data-expanded", "1");
+      var spec = specs[el.getAttribute("data-fig")];
+      var menu = spec && (spec.layout.updatemenus || [])[0];
+      var box = el.closest("figure") || el;
+      var after = box;
+      for (var i = 1; menu && i < menu.buttons.length; i++) {
+        var copy = box.cloneNode(true);
+        copy.classList.add("print-only");
+        var plot = copy.querySelector(".plot[data-fig]") || copy;
+        plot.removeAttribute("id");
+        plot.removeAttribute("data-drawn");
+        plot.removeAttribute("data-print-options");
+        plot.innerHTML = "";
+        plot.setAttribute("data-option", String(i));
+        after.parentNode.insertBefore(copy, after.nextSibling);
+        after = copy;
+        plots.push(plot);
+      }
+    });
+  }
   // Draw every figure (printing, the PDF): tab panels shown, all figures drawn.
   window.csDrawAll = function (forPrint) {
     printing = !!forPrint;
     panels.forEach(function (p) { p.hidden = false; });
+    if (printing) {
+      expandOptions();
+      // Figures drawn for the screen are drawn again for paper (its width, no menus).
+      plots.forEach(function (el) {
+        if (el.getAttribute("data-drawn") && window.Plotly) { Plotly.purge(el); el.removeAttribute("data-drawn"); }
+      });
+    }
     return Promise.all(plots.map(draw));
   };
   // Draw figures as they come into view: a study has dozens, most never looked at.
