@@ -138,7 +138,8 @@ def test_a_report_runs_under_its_csp_alone_and_in_the_analysis_page(live, tmp_pa
                 page.screenshot(path=shots / f"analysis-{name}.png", full_page=True)
 
                 assert page.evaluate("window.__csp") == []
-                assert not [m for m in console if "Content Security Policy" in m], console
+                policies = ("Content Security Policy", "Permissions-Policy")
+                assert not [m for m in console if any(p in m for p in policies)], console
                 assert errors == []
                 context.close()
         finally:

@@ -60,7 +60,7 @@ _REPORT_POLICY = (
 _DOCS_PATHS = ("/docs", "/redoc", "/docs/oauth2-redirect")
 _PERMISSIONS = (
     "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), "
-    "microphone=(), payment=(), usb=(), interest-cohort=()"
+    "microphone=(), payment=(), usb=()"
 )
 HSTS = "max-age=31536000; includeSubDomains"  # one year (ASVS 14.4.5)
 
