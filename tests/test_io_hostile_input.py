@@ -421,3 +421,15 @@ def test_gen5_line_that_allotropy_takes_for_a_pattern_is_an_input_error(tmp_path
     with pytest.raises(InputError, match="could not read this Gen5 export") as info:
         cio.read_plate(FIXTURES / "platemap" / "il6_plate_map_plater.csv", path, study_id="S")
     assert info.value.file == str(path)
+
+
+def test_sample_map_whose_header_lost_a_column_is_an_input_error(tmp_path):
+    """Found by the fuzz: with every row one cell wider than the header, pandas took the
+    first column for row labels and the join failed with a TypeError."""
+    lines = MSD_SAMPLES.read_text().splitlines()
+    lines[0] = lines[0].rsplit(",", 1)[0]
+    path = tmp_path / "samples.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match="the header 11") as info:
+        cio.read(MSD_PLATE, sample_map=path)
+    assert (info.value.file, info.value.row) == (str(path), 2)

@@ -18,6 +18,7 @@ Rules (each breach is an :class:`~cytosafe.errors.InputError` naming file, row a
 
 from __future__ import annotations
 
+import csv
 import io
 import math
 from pathlib import Path
@@ -57,6 +58,34 @@ MAP_VALUE_COLUMNS = (
 _KNOWN = {c.name for c in MEASUREMENT_COLUMNS}
 
 
+def _check_widths(text: str, delimiter: str, file: str) -> None:
+    """Every line of a text map at most as wide as its header (issue 14).
+
+    A wider line has a cell split in two, a decimal comma in a comma-separated map
+    (``2,5``) or a stray separator, which shifts its values into the wrong columns;
+    pandas would take the extra cell for a row label, or drop it.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    width = None
+    line = 1
+    try:
+        for cells in reader:
+            if any(c.strip() for c in cells):
+                if width is None:
+                    width = len(cells)
+                elif len(cells) > width:
+                    raise InputError(
+                        f"the line has {len(cells)} cells, the header {width}",
+                        file=file,
+                        row=line,
+                        expected="every line as wide as the header (a value with an unquoted "
+                        "separator, or a decimal comma in a comma-separated file?)",
+                    )
+            line = reader.line_num + 1
+    except csv.Error as exc:
+        raise InputError(f"cannot be read as CSV: {exc}", file=file, row=line) from None
+
+
 def read_sample_map(path: str | Path) -> pd.DataFrame:
     """Read a sample map from CSV or XLSX, keeping the file name and line of each row.
 
@@ -75,7 +104,14 @@ def read_sample_map(path: str | Path) -> pd.DataFrame:
             text = decode_text(path.read_bytes(), file=str(path))
             header = next((ln for ln in text.splitlines() if ln.strip()), "")
             delimiter = max((",", ";", "\t"), key=header.count)
-            table = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, skipinitialspace=True)
+            _check_widths(text, delimiter, str(path))
+            table = pd.read_csv(
+                io.StringIO(text),
+                sep=delimiter,
+                dtype=str,
+                skipinitialspace=True,
+                index_col=False,  # never take a wider row's first cell for an index
+            )
     except InputError:
         raise
     except Exception as exc:  # pandas and openpyxl raise many types for a damaged file
