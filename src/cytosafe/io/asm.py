@@ -420,6 +420,33 @@ def _located(exc: Exception, source: str, label: str, installed: str) -> InputEr
     )
 
 
+#: Lines a Gen5 export may hold before its first section ('Procedure Details', 'Layout',
+#: 'Results'): a real export's header holds a few dozen (software version, file paths,
+#: plate number, date, time, reader type and serial number).
+GEN5_HEADER_LINES = 200
+_GEN5_SECTIONS = {"procedure details", "layout", "results"}
+
+
+def _check_gen5_header(text: str, source: str) -> None:
+    """Refuse a Gen5 export whose header is far longer than Gen5 writes one.
+
+    allotropy (0.1.x) keeps every header line it does not know as custom metadata, with
+    work that grows with the square of their number: 1,700 junk lines there took over
+    2 s of CPU in the fuzz of issue 14. A header that long is not an unmodified export.
+    """
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip().lower() in _GEN5_SECTIONS:
+            return
+        if number > GEN5_HEADER_LINES:
+            raise InputError(
+                f"the header runs past line {GEN5_HEADER_LINES} without a 'Procedure "
+                "Details', 'Layout' or 'Results' section",
+                file=source,
+                row=number,
+                expected="an unmodified Gen5 export, whose header holds a few dozen lines",
+            )
+
+
 def to_asm(path: str | Path, *, vendor: str | None = None) -> dict:
     """The ASM document of an export: ASM JSON as it is, instrument files through allotropy.
 
@@ -468,6 +495,8 @@ def to_asm(path: str | Path, *, vendor: str | None = None) -> dict:
         if not isinstance(document, dict):
             raise InputError("the JSON is not an ASM document", file=source, expected="an object")
         return document
+    if kind.lower() == "gen5":
+        _check_gen5_header(decode_text(raw, file=source), source)
     convert, Vendor, AllotropyError = _allotropy(source)
     name = _vendor_name(kind, Vendor, source)
     label = _VENDOR_LABELS.get(kind.lower()) or getattr(Vendor[name], "display_name", name)
