@@ -9,7 +9,8 @@ call CytoSafe's code:
 * ``curve_fit``: :func:`scipy.optimize.curve_fit` on the plain NumPy 5PL formula
   ``d + (a - d) / (1 + (x / c) ** b) ** g`` with default settings (Levenberg-Marquardt,
   MINPACK, finite-difference Jacobian, ``maxfev`` 1,200);
-* ``curve_fit + jac``: the same with the analytic Jacobian in plain NumPy.
+* ``curve_fit + jac``: the same with the analytic Jacobian in plain NumPy (MINPACK's
+  default ``maxfev`` is then 600, which is why it raises more often).
 
 Both start from the same starting values as the batched fitter's first start (its
 self-starter, computed outside the baselines' timing and handed to them as data) and use
