@@ -42,7 +42,9 @@ class TokenOut(BaseModel):
 
 class UserIn(BaseModel):
     username: str
-    password: str = Field(min_length=8)
+    password: str = Field(
+        min_length=12, max_length=128, description="12-128 characters, not a common password"
+    )
     role: Literal["viewer", "analyst", "study_director", "admin"] = "viewer"
     display_name: str | None = None
     groups: list[str] = []
