@@ -41,7 +41,7 @@ import pandas as pd
 
 from cytosafe import data
 from cytosafe.errors import InputError
-from cytosafe.schema.observations import ITEMS, LAB_ITEMS
+from cytosafe.schema.observations import ITEMS, LAB_ITEMS, MAPPED_COLUMNS
 
 __all__ = [
     "LAB_COLUMNS",
@@ -58,16 +58,7 @@ _FILE = "laboratory_items.toml"
 LOINC_SYSTEM = "http://loinc.org"
 # The CytoSafe-local code system of cytosafe.io.fhir (items without a LOINC code).
 LOCAL_SYSTEM = "https://cytosafe.org/fhir/CodeSystem/observation-item"
-LAB_COLUMNS = (
-    "patient_id",
-    "time",
-    "item",
-    "value",
-    "unit",
-    "source_file",
-    "source_row",
-    "source_fields",
-)
+LAB_COLUMNS = MAPPED_COLUMNS
 
 
 @dataclass

@@ -39,7 +39,7 @@ import pandas as pd
 from cytosafe.errors import InputError
 from cytosafe.io._text import decode_text, short_error
 from cytosafe.io.sdtm import CM_TREATMENTS
-from cytosafe.schema.observations import Observations, validate_observations
+from cytosafe.schema.observations import MAPPED_COLUMNS, Observations, validate_observations
 
 __all__ = ["LOCAL_SYSTEM", "LOINC", "FHIRData", "read_fhir"]
 
@@ -275,19 +275,7 @@ def read_fhir(path: str | Path, *, product: str | None = None, errors: str = "ra
         raise InputError(
             "the Bundle holds no Observation or MedicationAdministration used for grading", file=src
         )
-    table = pd.DataFrame(
-        rows,
-        columns=[
-            "patient_id",
-            "time",
-            "item",
-            "value",
-            "unit",
-            "source_file",
-            "source_row",
-            "source_fields",
-        ],
-    )
+    table = pd.DataFrame(rows, columns=list(MAPPED_COLUMNS))
     obs = validate_observations(table, source=src, errors=errors)
     skip = pd.DataFrame(skipped, columns=["source_file", "source_row", "reason"])
     if len(obs.quarantine):

@@ -88,6 +88,7 @@ __all__ = [
     "EVENT_ITEMS",
     "ITEMS",
     "LAB_ITEMS",
+    "MAPPED_COLUMNS",
     "OBSERVATION_COLUMNS",
     "TREATMENTS",
     "VASOPRESSORS",
@@ -97,6 +98,9 @@ __all__ = [
 ]
 
 OBSERVATION_COLUMNS = ("patient_id", "time", "item", "value", "unit")
+#: An observation table mapped from another standard (SDTM, FHIR, a quantified plate):
+#: the observation columns and where each row came from.
+MAPPED_COLUMNS = (*OBSERVATION_COLUMNS, "source_file", "source_row", "source_fields")
 
 # The grading criteria file, source of the plausible ranges (cytosafe.clinical.criteria
 # reads the same file for the scales).
