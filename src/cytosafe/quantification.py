@@ -268,27 +268,40 @@ def vendor_curve_qc(calibration: Calibration, measurements: pd.DataFrame) -> Non
       (``""`` where it is not): a vendor's number from such a curve is one CytoSafe
       withholds (item 5), and the report says the vendor's own curve broke the limits.
     """
-    from cytosafe.curves.calibration import CALIBRATION_LIMITS, CURVE_KEY
-    from cytosafe.curves.fit import check_limits
-    from cytosafe.curves.models import curve_difference, get_model
+    from cytosafe.curves.calibration import CURVE_KEY
 
     curves, qc = calibration.curves, calibration.qc
     curves["vendor_difference"] = math.nan
     curves["vendor_fit_reason"] = ""
-    if "vendor_model" not in measurements.columns or not set(VENDOR_PARAMS) <= set(
-        measurements.columns
-    ):
-        qc["vendor_difference"] = curves["vendor_difference"].to_numpy()
-        qc["vendor_fit_reason"] = curves["vendor_fit_reason"].to_numpy()
-        return
-    printed = (
-        measurements.dropna(subset=["vendor_a"])
-        .drop_duplicates(CURVE_KEY)
-        .set_index([measurements[k].name for k in CURVE_KEY])
+    if {"vendor_model", *VENDOR_PARAMS} <= set(measurements.columns):
+        _compare_printed(calibration, measurements)
+    merged = qc[CURVE_KEY].merge(
+        curves[[*CURVE_KEY, "vendor_difference", "vendor_fit_reason"]], on=CURVE_KEY, how="left"
     )
-    printed.index = printed.index.map(lambda k: tuple(str(v) for v in k))
-    stds = calibration.standards
-    wells = calibration.wells
+    qc["vendor_difference"] = merged["vendor_difference"].to_numpy()
+    qc["vendor_fit_reason"] = merged["vendor_fit_reason"].fillna("").to_numpy()
+
+
+def _compare_printed(calibration: Calibration, measurements: pd.DataFrame) -> None:
+    """Fill ``vendor_difference`` and ``vendor_fit_reason`` of the curves an export printed
+    (:func:`vendor_curve_qc`); each table is grouped by curve once."""
+    from cytosafe.curves.calibration import CALIBRATION_LIMITS, CURVE_KEY, curve_keys
+    from cytosafe.curves.fit import check_limits
+    from cytosafe.curves.models import curve_difference, get_model
+
+    curves = calibration.curves
+    printed = measurements.dropna(subset=["vendor_a"]).drop_duplicates(CURVE_KEY)
+    printed = dict(zip(curve_keys(printed), (r for _, r in printed.iterrows()), strict=True))
+    stds, wells = calibration.standards, calibration.wells
+
+    def rows_by_curve(table: pd.DataFrame) -> dict[tuple, np.ndarray]:
+        groups: dict[tuple, list[int]] = {}
+        for pos, k in enumerate(curve_keys(table)):
+            groups.setdefault(k, []).append(pos)
+        return {k: np.asarray(v) for k, v in groups.items()}
+
+    std_rows, well_rows = rows_by_curve(stds), rows_by_curve(wells)
+    none = np.zeros(0, dtype=int)
 
     # Both curves are compared in the instrument's own signal (``signal``: MFI, FI), which
     # stays well above zero: our curve is moved by what blank subtraction took off, the
@@ -301,21 +314,19 @@ def vendor_curve_qc(calibration: Calibration, measurements: pd.DataFrame) -> Non
         return keyed.groupby(CURVE_KEY)["gap"].median().to_dict()
 
     ours_off, vendor_off = offsets("signal_used"), offsets("net_signal")
-    for i, row in curves.iterrows():
-        key = tuple(str(row[k]) for k in CURVE_KEY)
-        if key not in printed.index:
+    for i, key in zip(curves.index, curve_keys(curves), strict=True):
+        if key not in printed:
             continue
-        vend = printed.loc[key]
+        row, vend = curves.loc[i], printed[key]
         vmodel = get_model(_vendor_model_name(vend))
         vparams = np.array([[vend[c] for c in VENDOR_PARAMS[: vmodel.n_params]]], dtype=float)
-        vparams[0, vmodel.names.index("c")] *= _printed_unit_factor(wells, key, vmodel, vparams)
+        mine_wells = wells.iloc[well_rows.get(key, none)]
+        vparams[0, vmodel.names.index("c")] *= _printed_unit_factor(mine_wells, vmodel, vparams)
         shift = vendor_off.get(key, 0.0)
         shift = shift if np.isfinite(shift) else 0.0
         raw = vparams.copy()
         raw[0, [vmodel.names.index("a"), vmodel.names.index("d")]] += shift
-        mine = stds[(stds["study_id"].astype(str) == key[0])
-                    & (stds["plate_id"].astype(str) == key[1])
-                    & (stds["analyte"].astype(str) == key[2])]  # fmt: skip
+        mine = stds.iloc[std_rows.get(key, none)]
         x = mine["nominal"].to_numpy(dtype=float)[None, :]
         own = ours_off.get(key, 0.0)
         own = own if np.isfinite(own) else 0.0
@@ -330,14 +341,9 @@ def vendor_curve_qc(calibration: Calibration, measurements: pd.DataFrame) -> Non
         if np.all(np.isfinite(params)) and np.isfinite(lo) and np.isfinite(hi) and lo > 0:
             diff = curve_difference(model, params, vmodel, raw, lo, hi)
             curves.at[i, "vendor_difference"] = float(np.asarray(diff).ravel()[0])
-    merged = qc[CURVE_KEY].merge(
-        curves[[*CURVE_KEY, "vendor_difference", "vendor_fit_reason"]], on=CURVE_KEY, how="left"
-    )
-    qc["vendor_difference"] = merged["vendor_difference"].to_numpy()
-    qc["vendor_fit_reason"] = merged["vendor_fit_reason"].fillna("").to_numpy()
 
 
-def _printed_unit_factor(wells: pd.DataFrame, key: tuple, model, params: np.ndarray) -> float:
+def _printed_unit_factor(mine: pd.DataFrame, model, params: np.ndarray) -> float:
     """The factor from the unit of a printed curve's concentrations to pg/mL.
 
     A vendor prints its curve in the export's unit (ng/mL, say) while CytoSafe stores
@@ -345,15 +351,11 @@ def _printed_unit_factor(wells: pd.DataFrame, key: tuple, model, params: np.ndar
     (``vendor_concentration``, already converted to pg/mL by the reader) against the
     printed curve's inverse of the vendor's signal (``net_signal``) times the dilution,
     snapped to the nearest SI factor of 10^3 within 5 %; 1 where nothing says otherwise.
+    ``mine``: the wells of the curve.
     """
     needed = {"vendor_concentration", "net_signal", "dilution_factor"}
-    if not needed <= set(wells.columns):
+    if not needed <= set(mine.columns):
         return 1.0
-    mine = wells[
-        (wells["study_id"].astype(str) == key[0])
-        & (wells["plate_id"].astype(str) == key[1])
-        & (wells["analyte"].astype(str) == key[2])
-    ]
     vendor = mine["vendor_concentration"].to_numpy(dtype=float)
     with np.errstate(all="ignore"):
         x = model.inverse(mine["net_signal"].to_numpy(dtype=float)[None, :], params)[0]
@@ -504,9 +506,8 @@ def _printed_model(plate: pd.DataFrame) -> tuple[str, str, dict[str, str]]:
                            strict=True))  # fmt: skip
     if not printed and isinstance(plate["source_file"].iloc[0], str):
         path = plate["source_file"].iloc[0]
-        if Path(path).is_file() and _reader_of(path) is not None:
-            if getattr(_reader_of(path), "NAME", "") == "bioplex":
-                printed = _printed_models(path)
+        if getattr(_reader_of(path), "NAME", "") == "bioplex":  # None for no file
+            printed = _printed_models(path)
     analytes = [a for a in dict.fromkeys(plate["analyte"].astype(str)) if a in printed]
     if not analytes:
         return "5PL", "the export prints no standard curve: the default 5PL", {}

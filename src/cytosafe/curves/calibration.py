@@ -632,6 +632,11 @@ def calibrate(
     return Calibration(wells, samples, curves, std_tab, qc, fit, settings, points)
 
 
+def curve_keys(table: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """The ``(study_id, plate_id, analyte)`` of each row, as strings: the key of its curve."""
+    return list(zip(*(table[k].astype(str) for k in CURVE_KEY), strict=True))
+
+
 def _calibrate_families(measurements: pd.DataFrame, settings: CalibrationSettings) -> Calibration:
     """:func:`calibrate` where curves need different families: ``curve_models`` names a
     family per curve (a vendor's printed one), and ``5PL-auto`` curves take the 5PL form
@@ -658,10 +663,7 @@ def _calibrate_families(measurements: pd.DataFrame, settings: CalibrationSetting
     """
     df = validate_measurements(measurements)
     df["_row"] = np.arange(len(df))
-    key = list(
-        zip(df["study_id"].astype(str), df["plate_id"].astype(str), df["analyte"].astype(str),
-            strict=True)
-    )  # fmt: skip
+    key = curve_keys(df)
     asked = {k: settings.model_for(k[1], k[2]) for k in dict.fromkeys(key)}
     row_ask = np.array([asked[k] for k in key], dtype=object)
     auto = str(CurveModel.FIVE_PL_AUTO)
@@ -678,8 +680,7 @@ def _calibrate_families(measurements: pd.DataFrame, settings: CalibrationSetting
 
     def fits(fam: str) -> dict:
         c = cals[fam].curves
-        ks = zip(c["study_id"].astype(str), c["plate_id"].astype(str), c["analyte"].astype(str),
-                 strict=True)  # fmt: skip
+        ks = curve_keys(c)
         n = c["n_obs"].to_numpy(dtype=float)
         with np.errstate(all="ignore"):
             aic = n * np.log(np.maximum(c["rss"].to_numpy(dtype=float), 1e-300) / n)
@@ -725,16 +726,10 @@ def _calibrate_families(measurements: pd.DataFrame, settings: CalibrationSetting
             continue
 
         def mine(t: pd.DataFrame, keep=keep) -> pd.DataFrame:
-            ks = zip(t["study_id"].astype(str), t["plate_id"].astype(str),
-                     t["analyte"].astype(str), strict=True)  # fmt: skip
-            return t.loc[[k in keep for k in ks]]
+            return t.loc[[k in keep for k in curve_keys(t)]]
 
         curves = mine(cal.curves).copy()
-        curves["model_choice"] = [
-            why[k]
-            for k in zip(curves["study_id"].astype(str), curves["plate_id"].astype(str),
-                         curves["analyte"].astype(str), strict=True)
-        ]  # fmt: skip
+        curves["model_choice"] = [why[k] for k in curve_keys(curves)]
         part = Calibration(
             wells=mine(cal.wells), samples=mine(cal.samples), curves=curves,
             standards=mine(cal.standards), qc=mine(cal.qc), fit=cal.fit, settings=settings,
