@@ -20,6 +20,7 @@ import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from cytosafe.report.hazard import CHROMIUM, CHROMIUM_ARGS
 from cytosafe.store import Analysis, Measurement, Plate, Store, add_to_group, create_user
 from cytosafe.web import create_app
 from cytosafe.web.pages import COOKIE
@@ -37,14 +38,6 @@ USERS = {
     "vic": ("viewer", "lab-a"),
     "olga": ("analyst", "lab-b"),
 }
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def _users(store: Store) -> None:
@@ -773,7 +766,7 @@ def test_a_scientist_quantifies_the_example_plates_in_chromium(live_server, tmp_
     sample_map = tmp_path / "samples.csv"
     sample_map.write_bytes(_sample_map("MSD-01", "MSD-02"))
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_context(accept_downloads=True).new_page()
             page.goto(f"{live_server}/studies/BR-001")
@@ -827,7 +820,7 @@ def test_a_scientist_compares_the_test_articles_in_chromium(live_server, tmp_pat
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             errors: list[str] = []

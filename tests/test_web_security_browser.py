@@ -15,20 +15,13 @@ import httpx
 import pandas as pd
 import pytest
 
+from cytosafe.report.hazard import CHROMIUM, CHROMIUM_ARGS
 from cytosafe.store import Store, add_to_group, create_user
 from cytosafe.web import Settings, create_app
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 MSD = EXAMPLES / "cra-study" / "msd"
 PASSWORD = "correct horse battery"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WIDTHS = {"desktop": (1440, 900), "phone": (390, 844)}
 # Every CSP violation of the page and its frames, as the browser reports it to the page.
 RECORD_VIOLATIONS = """
@@ -106,7 +99,7 @@ def test_a_report_runs_under_its_csp_alone_and_in_the_analysis_page(live, tmp_pa
     shots = tmp_path / "screenshots"
     shots.mkdir()
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             for name, (width, height) in WIDTHS.items():
                 context = browser.new_context(viewport={"width": width, "height": height})
@@ -152,7 +145,7 @@ def test_the_sign_in_lockout_page_at_desktop_and_phone_widths(live, tmp_path):
 
     base, _ = live
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 900})
             page.add_init_script(RECORD_VIOLATIONS)
