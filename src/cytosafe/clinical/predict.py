@@ -122,6 +122,14 @@ def _in(p: _Patient, item: str, lo: float, hi: float, at: float | None) -> pd.Da
     return r.loc[sel].sort_values("time")
 
 
+def _positive_at(p, t) -> dict:
+    """When the call turned positive: the time and the hours since the infusion."""
+    return {
+        "positive_time": _fmt_time(t),
+        "positive_hours": round(float((t - p.zero).total_seconds() / 3600), 4),
+    }
+
+
 def _fmt_time(t) -> str:
     return "" if t is None or pd.isna(t) else pd.Timestamp(t).isoformat()
 
@@ -185,8 +193,7 @@ def _hay(p: _Patient, name: str, spec: dict, at: float | None, cutoffs: dict) ->
             spec,
             at,
             status=POSITIVE,
-            positive_time=_fmt_time(t),
-            positive_hours=round(float((t - p.zero).total_seconds() / 3600), 4),
+            **_positive_at(p, t),
             reason=f"temperature >= {fever_c:g} C and MCP-1 >= {float(cut):g} pg/mL within {window}",
             **base,
         )
@@ -292,8 +299,7 @@ def _pennisi(
             spec,
             at,
             status=POSITIVE,
-            positive_time=_fmt_time(t),
-            positive_hours=round(float((t - p.zero).total_seconds() / 3600), 4),
+            **_positive_at(p, t),
             **base,
         )
     return _row(p, name, spec, at, status=NEGATIVE, **base)
