@@ -60,7 +60,7 @@ def test_migrations_from_an_empty_database_up_down_and_up_again(backend, tmp_pat
     assert s.revision() is None
     assert not TABLES & set(inspect(s.engine).get_table_names())
     s.upgrade()
-    assert s.revision() == "0005"
+    assert s.revision() == "0006"
     assert TABLES <= set(inspect(s.engine).get_table_names())
     with s.engine.connect() as conn:  # the migrations build exactly what the models say
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
@@ -75,7 +75,7 @@ def test_migrations_from_an_empty_database_up_down_and_up_again(backend, tmp_pat
 
 def test_opening_a_store_upgrades_an_empty_database(backend, tmp_path):
     with Store(empty_database_url(backend, tmp_path)) as s:
-        assert s.revision() == "0005"
+        assert s.revision() == "0006"
 
 
 def test_measurement_model_holds_every_tidy_column():

@@ -33,6 +33,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import false
 
 __all__ = [
     "ANALYSIS_KINDS",
@@ -47,10 +48,12 @@ __all__ = [
     "Grade",
     "Group",
     "Measurement",
+    "MonitorAlert",
     "Observation",
     "Patient",
     "Plate",
     "Report",
+    "Signature",
     "Study",
     "User",
 ]
@@ -123,6 +126,12 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(32), default="viewer")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=_now)
+    #: Set for the first admin and for a password an admin chose: the user must choose
+    #: their own at the next sign-in (migration 0006).
+    must_change_password: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    password_changed_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
 
     groups: Mapped[list[Group]] = relationship(secondary="group_members", back_populates="members")
 
@@ -161,6 +170,9 @@ class Study(Base):
     group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id"))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=_now)
+    #: The study design entered in the web form, as the JSON of the study TOML's tables
+    #: (the TOML stays the import and export format; migration 0006).
+    design: Mapped[dict | None] = mapped_column(JSON)
 
     plates: Mapped[list[Plate]] = relationship(back_populates="study")
     analyses: Mapped[list[Analysis]] = relationship(back_populates="study")
@@ -400,3 +412,39 @@ class AuditHead(Base):
     hash: Mapped[str] = mapped_column(String(64))
     at: Mapped[dt.datetime] = mapped_column(Timestamp)
     reason: Mapped[str] = mapped_column(Text)
+
+
+class Signature(Base):
+    """One electronic signature of an analysis: who, when and what it means (21 CFR 11.50),
+    linked to the record signed by ``analysis_id`` and the SHA-256 of what was signed
+    (11.70). Append-only: the database refuses UPDATE and DELETE (migration 0006)."""
+
+    __tablename__ = "signatures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    analysis_id: Mapped[int] = mapped_column(ForeignKey("analyses.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    meaning: Mapped[str] = mapped_column(String(32))
+    comment: Mapped[str | None] = mapped_column(Text)
+    signed_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=_now)
+    signed_sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class MonitorAlert(Base):
+    """An alert raised by ``cytosafe monitor`` for one patient of a clinical study: its
+    kind (grade increase, predictor positive, vital sign past a threshold), the reason in
+    words, the time of the observation that raised it, and who acknowledged it."""
+
+    __tablename__ = "monitor_alerts"
+    __table_args__ = (Index("ix_monitor_alerts_study_patient", "study_id", "patient_code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"))
+    patient_code: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict | None] = mapped_column(JSON)
+    observed_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    raised_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=_now)
+    acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
