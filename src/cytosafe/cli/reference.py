@@ -6,6 +6,7 @@ Examples
 
     $ cytosafe reference evaluate --out calibration/
     $ cytosafe reference evaluate --rule-set fold2_above_lloq --donors 10 --out calibration/
+    $ cytosafe reference evaluate --confirmed-only --out calibration-confirmed/
 """
 
 from __future__ import annotations
@@ -54,6 +55,14 @@ def evaluate_command(
         Path | None,
         typer.Option("--library", help="A reference library file (the shipped one by default)."),
     ] = None,
+    confirmed_only: Annotated[
+        bool,
+        typer.Option(
+            "--confirmed-only",
+            help="Use only readouts and clinical outcomes confirmed against their source "
+            "(an unconfirmed outcome counts as unknown).",
+        ),
+    ] = False,
     quiet: QuietOption = False,
 ) -> None:
     """Score hazard rule sets on the reference library's published CRA results, per format.
@@ -70,7 +79,7 @@ def evaluate_command(
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a directory", file=str(out), field="--out")
     lib = load_library(library)
-    ev = evaluate(rule_set or None, library=lib, donors=donors)
+    ev = evaluate(rule_set or None, library=lib, donors=donors, confirmed_only=confirmed_only)
     tables: dict[str, pd.DataFrame] = {
         "performance.csv": ev.performance,
         "misses.csv": ev.misses,

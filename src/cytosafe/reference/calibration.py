@@ -11,9 +11,12 @@ readouts of the reference library (:mod:`cytosafe.reference.library`), per assay
   number is taken as quantifiable (``above_lloq``): papers report numbers above their
   assay's range. ``min_difference_lloq`` needs the paper's LLOQ, which the library does
   not hold, so a rule that requires it cannot be decided;
-* a rule fires when all its conditions hold, fails when one fails, and is undecided
-  otherwise; a rule set detects when any rule fires, does not detect when every rule
-  fails, and is *not evaluable* otherwise. Qualitative results, ranges across donors and
+* the rule logic is the hazard layer's (:func:`cytosafe.hazard.summary.call_summary`):
+  a rule fires when all its conditions hold, fails when one fails, and is undecided
+  otherwise; a rule set detects when any rule fires (``responder``), does not detect when
+  every rule fails (``non-responder``), and is *not evaluable* otherwise
+  (``indeterminate``). With ``confirmed_only`` only what was confirmed against its
+  source is used. Qualitative results, ranges across donors and
   concentrations without a control are not evaluable: they are listed, with the reason,
   and never counted as misses;
 * the rule is applied to the paper's central value (the typical donor), not donor by
@@ -35,15 +38,16 @@ toxicologist's judgement.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from cytosafe.assays import KnowledgeBase, load_knowledge_base
 from cytosafe.errors import InputError
-from cytosafe.hazard import Rule, RuleSet, get_rule_set
+from cytosafe.hazard import RuleSet, get_rule_set
 from cytosafe.hazard.rules import presets
+from cytosafe.hazard.summary import INDETERMINATE, NON_RESPONDER, RESPONDER, call_summary
 from cytosafe.reference.library import Compound, Readout, ReferenceLibrary, load_library
 
 __all__ = [
@@ -67,6 +71,7 @@ DISCLAIMER = (
 ENDPOINTS = {"crs_any": "CRS of any grade", "crs_severe": "CRS of grade >= 3"}
 
 DETECTED, MISSED, NOT_EVALUABLE = "detected", "not detected", "not evaluable"
+_CALLS = {RESPONDER: DETECTED, NON_RESPONDER: MISSED, INDETERMINATE: NOT_EVALUABLE}
 
 CLOPPER_PEARSON = (
     "Clopper CJ, Pearson ES. The use of confidence or fiducial limits illustrated in the "
@@ -164,48 +169,18 @@ def _scale(r: Readout) -> tuple[dict[str, float], str | None]:
     return q, None
 
 
-def _condition(name: str, threshold: float, q: dict[str, float]) -> bool | None:
-    key = {
-        "min_fold_change": "fold_change",
-        "min_difference": "difference",
-        "min_percent_of_positive": "percent_of_positive",
-    }.get(name)
-    if key is None or key not in q:
-        return None
-    return bool(q[key] >= threshold)
-
-
-def _apply_rule(rule: Rule, q: dict[str, float]) -> tuple[bool | None, str]:
-    """Fires (True), fails (False) or is undecided (None), with the reason.
-
-    Every condition the rule holds is tried (a condition this module does not know, such
-    as ``min_difference_lloq``, which needs the paper's LLOQ, is undecided);
-    ``above_lloq`` is met by a published number (see the module notes).
-    """
-    undecided = []
-    for f in fields(Rule):
-        value = getattr(rule, f.name)
-        if f.name in ("name", "above_lloq") or value is None or value is False:
-            continue
-        met = None if isinstance(value, bool) else _condition(f.name, value, q)
-        if met is False:
-            return False, f"{rule.name}: {f.name} {value:g} not met"
-        if met is None:
-            undecided.append(f.name)
-    if undecided:
-        return None, f"{rule.name}: the readout cannot decide {', '.join(undecided)}"
-    return True, f"{rule.name} fires"
-
-
 def _apply_rule_set(rs: RuleSet, q: dict[str, float]) -> tuple[str, str]:
-    reasons, undecided = [], False
-    for rule in rs.rules:
-        fired, why = _apply_rule(rule, q)
-        if fired:
-            return DETECTED, why
-        undecided |= fired is None
-        reasons.append(why)
-    return (NOT_EVALUABLE if undecided else MISSED), "; ".join(reasons)
+    """The rule set's call on a readout's summary values (:func:`cytosafe.hazard.summary.
+    call_summary`, the hazard layer's rule logic): a published number is taken as
+    quantifiable (see the module notes)."""
+    s = call_summary(
+        rs,
+        fold_change=q.get("fold_change"),
+        increase=q.get("difference"),
+        percent_of_positive=q.get("percent_of_positive"),
+        quantifiable=True,
+    )
+    return _CALLS[s.call], s.reason
 
 
 def _primary(kb: KnowledgeBase, compound: Compound) -> tuple[str, ...]:
@@ -301,6 +276,7 @@ def evaluate(
     library: ReferenceLibrary | None = None,
     donors: int | None = None,
     knowledge: KnowledgeBase | None = None,
+    confirmed_only: bool = False,
 ) -> Evaluation:
     """Apply hazard rule sets to the library's published readouts; score them per format.
 
@@ -316,6 +292,10 @@ def evaluate(
         more donors for 90 % power is not counted as detected.
     knowledge:
         The assay knowledge base that explains misses (the shipped one by default).
+    confirmed_only:
+        Use only what was confirmed against its source: readouts marked unconfirmed are
+        left out, and a compound whose clinical outcome is unconfirmed counts as outcome
+        unknown (scored on no endpoint).
 
     Returns
     -------
@@ -333,6 +313,8 @@ def evaluate(
     lib = library or load_library()
     kb = knowledge or load_knowledge_base()
     sets = _rule_sets(rule_set)
+    if confirmed_only:
+        lib = _confirmed(lib)
 
     readout_rows = []
     for rs in sets:
@@ -383,6 +365,7 @@ def evaluate(
     settings = {
         "rule_sets": {rs.name: [r.describe() for r in rs.rules] for rs in sets},
         "donors": donors,
+        "confirmed_only": confirmed_only,
         "library_version": lib.version,
         "library_file": lib.file,
         "knowledge_base_version": kb.version,
@@ -400,6 +383,19 @@ def evaluate(
         "disclaimer": DISCLAIMER,
     }
     return Evaluation(readouts, calls, performance, misses, lib.compounds_table(), settings)
+
+
+def _confirmed(lib: ReferenceLibrary) -> ReferenceLibrary:
+    """The library restricted to what was confirmed against its source: unconfirmed
+    readouts dropped, an unconfirmed clinical outcome made unknown."""
+    compounds = {}
+    for key, c in lib.compounds.items():
+        clinical = c.clinical
+        if not clinical.confirmed:
+            clinical = replace(clinical, crs_any=None, crs_severe=None)
+        readouts = tuple(r for r in c.readouts if r.confirmed)
+        compounds[key] = replace(c, clinical=clinical, readouts=readouts)
+    return replace(lib, compounds=compounds)
 
 
 def _calls(readouts: pd.DataFrame, lib: ReferenceLibrary, kb: KnowledgeBase) -> pd.DataFrame:
