@@ -3,7 +3,9 @@
 performance (:func:`cytosafe.clinical.predict.performance`).
 
 OBS is one or more observation tables (CSV/XLSX; vital signs, treatments and laboratory
-items, concatenated). Writes into DIR, all or nothing:
+items, concatenated), SDTM domains (a folder of ``.xpt`` files or several; LB gives the
+laboratory results) or a FHIR R4 Bundle (``.json``; its laboratory Observations), read as
+``cytosafe grade`` reads them (:func:`cytosafe.workflows.grading.read_clinical_input`). Writes into DIR, all or nothing:
 
 * ``predictions.csv`` - per patient: the call (positive / negative / not evaluable with
   what was missing), score, cut-off and its source, inputs and their times, the hour the
@@ -33,7 +35,8 @@ def predict_command(
         list[Path],
         typer.Argument(
             help="Observation table(s) (CSV/XLSX: patient_id, time, item, value, unit) with "
-            "vital signs and laboratory items; several files are read as one table."
+            "vital signs and laboratory items; several files are read as one table. Or SDTM "
+            ".xpt domains (a folder; LB for laboratory results) or a FHIR Bundle (.json)."
         ),
     ],
     out: OutOption = ...,
@@ -84,8 +87,6 @@ def predict_command(
     and lead time. Predictors support a clinician's judgement and do not replace it."""
     import json
 
-    import pandas as pd
-
     from cytosafe import data
     from cytosafe._atomic import atomic_directory
     from cytosafe.clinical import grade
@@ -96,28 +97,20 @@ def predict_command(
         predictor_spec,
     )
     from cytosafe.errors import InputError
-    from cytosafe.schema.observations import validate_observations
 
     spec = predictor_spec(predictor)
     cutoffs = parse_key_values(cutoff, option="--cutoff", expected="NAME=VALUE")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a directory", file=str(out), field="--out")
-    frames = []
-    for path in observations:
-        if not path.is_file():
-            raise InputError("no such file", file=str(path))
-        try:
-            if path.suffix.lower() in (".xlsx", ".xlsm"):
-                frame = pd.read_excel(path, dtype=str)
-            else:
-                frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read the table: {exc}", file=str(path)) from None
-        frame["source_file"] = str(path)
-        frame["source_row"] = range(2, len(frame) + 2)
-        frames.append(frame)
-    obs = validate_observations(pd.concat(frames, ignore_index=True), timezone=timezone)
+    if all(p.is_dir() or p.suffix.lower() in (".xpt", ".json") for p in observations):
+        from cytosafe.workflows.grading import read_clinical_input
+
+        obs, _, _ = read_clinical_input(
+            observations if len(observations) > 1 else observations[0], timezone=timezone
+        )
+    else:
+        obs = _tables(observations, timezone)
     predictions = predict(obs, predictor, at=at, timepoint=timepoint, cutoffs=cutoffs)
     tables = {"predictions": predictions}
     perf = None
@@ -163,3 +156,27 @@ def predict_command(
             )
         typer.echo(DISCLAIMER)
         typer.echo(f"wrote {len(names)} files to {out}")
+
+
+def _tables(observations: list[Path], timezone: str | None):
+    """Observation tables (CSV/XLSX) read as one validated table."""
+    import pandas as pd
+
+    from cytosafe.errors import InputError
+    from cytosafe.schema.observations import validate_observations
+
+    frames = []
+    for path in observations:
+        if not path.is_file():
+            raise InputError("no such file", file=str(path))
+        try:
+            if path.suffix.lower() in (".xlsx", ".xlsm"):
+                frame = pd.read_excel(path, dtype=str)
+            else:
+                frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read the table: {exc}", file=str(path)) from None
+        frame["source_file"] = str(path)
+        frame["source_row"] = range(2, len(frame) + 2)
+        frames.append(frame)
+    return validate_observations(pd.concat(frames, ignore_index=True), timezone=timezone)

@@ -113,7 +113,13 @@ def _codes(concept: Any, system: str) -> list[str]:
     return [c.code for c in (concept.coding or []) if c.system == system and c.code]
 
 
-def read_fhir(path: str | Path, *, product: str | None = None, errors: str = "raise") -> FHIRData:
+def read_fhir(
+    path: str | Path,
+    *,
+    product: str | None = None,
+    errors: str = "raise",
+    extra: pd.DataFrame | None = None,
+) -> FHIRData:
     """Read a FHIR R4 Bundle (JSON) of Observations and MedicationAdministrations.
 
     Parameters
@@ -125,6 +131,11 @@ def read_fhir(path: str | Path, *, product: str | None = None, errors: str = "ra
     errors:
         ``"raise"`` or ``"quarantine"`` (see
         :func:`cytosafe.schema.observations.validate_observations`).
+    extra:
+        Observation rows already mapped from the same Bundle (columns
+        :data:`~cytosafe.schema.observations.MAPPED_COLUMNS`), validated with the rest:
+        its laboratory Observations (:func:`cytosafe.clinical.labs.labs_from_fhir`), which
+        this reader then does not list as skipped.
 
     Returns
     -------
@@ -184,6 +195,8 @@ def read_fhir(path: str | Path, *, product: str | None = None, errors: str = "ra
     rows: list[tuple] = []
     skipped: list[tuple] = []
     src = str(path)
+    # entries mapped by the laboratory reader are used, not skipped
+    mapped = set() if extra is None else set(extra["source_row"].astype(int))
 
     def add(n, pid, t, item, value, unit, fields):
         rows.append((pid, t, item, value, unit, src, n, fields))
@@ -231,7 +244,7 @@ def read_fhir(path: str | Path, *, product: str | None = None, errors: str = "ra
                         value, unit = _quantity(res.valueQuantity)
                     add(n, pid, t, code, value, unit, "value=Observation.value[x]")
                     found = True
-            if not found:
+            if not found and n not in mapped:
                 skipped.append((src, n, "Observation code not used for grading"))
             continue
         # MedicationAdministration
@@ -271,11 +284,13 @@ def read_fhir(path: str | Path, *, product: str | None = None, errors: str = "ra
         else:
             value, unit = _quantity(getattr(dosage, "dose", None))
             add(n, pid, t, item, value, unit, "value=MedicationAdministration.dosage.dose.value")
-    if not rows:
+    if not rows and (extra is None or not len(extra)):
         raise InputError(
             "the Bundle holds no Observation or MedicationAdministration used for grading", file=src
         )
     table = pd.DataFrame(rows, columns=list(MAPPED_COLUMNS))
+    if extra is not None and len(extra):
+        table = pd.concat([table, extra[list(MAPPED_COLUMNS)]], ignore_index=True)
     obs = validate_observations(table, source=src, errors=errors)
     skip = pd.DataFrame(skipped, columns=["source_file", "source_row", "reason"])
     if len(obs.quarantine):

@@ -32,9 +32,9 @@ import numpy as np
 import pandas as pd
 
 from cytosafe.errors import InputError
-from cytosafe.schema.observations import Observations, validate_observations
+from cytosafe.schema.observations import MAPPED_COLUMNS, Observations, validate_observations
 
-__all__ = ["CM_TREATMENTS", "PR_DEVICES", "VS_TESTS", "SDTMData", "read_sdtm"]
+__all__ = ["CM_TREATMENTS", "PR_DEVICES", "VS_TESTS", "SDTMData", "read_domain", "read_sdtm"]
 
 #: VSTESTCD -> observation item.
 VS_TESTS = {
@@ -125,6 +125,14 @@ def _read(path: Path, domain: str) -> pd.DataFrame:
     return df
 
 
+def read_domain(path: str | Path, domain: str) -> pd.DataFrame:
+    """One SDTM domain as a DataFrame: upper-case variable names and ``_row``, the record
+    number counted from 1 (for messages); a file that cannot be read is an
+    :class:`~cytosafe.errors.InputError` naming it. Used for domains mapped elsewhere
+    (LB: :func:`cytosafe.clinical.labs.labs_from_sdtm_lb`)."""
+    return _read(Path(path), domain)
+
+
 def _need(df: pd.DataFrame, cols: list[str], path: Path, domain: str) -> None:
     missing = [c for c in cols if c not in df.columns]
     if missing:
@@ -188,6 +196,8 @@ def read_sdtm(
     ae: str | Path | None = None,
     product: str | None = None,
     errors: str = "raise",
+    extra: pd.DataFrame | None = None,
+    extra_skipped: pd.DataFrame | None = None,
 ) -> SDTMData:
     """Read SDTM domains from .xpt files into one validated observation table.
 
@@ -205,6 +215,15 @@ def read_sdtm(
     errors:
         ``"raise"`` or ``"quarantine"`` (see
         :func:`cytosafe.schema.observations.validate_observations`).
+    extra:
+        Observation rows already mapped from another domain, validated with the rest
+        (columns :data:`~cytosafe.schema.observations.MAPPED_COLUMNS`): the laboratory
+        results of LB (:func:`cytosafe.clinical.labs.labs_from_sdtm_lb`, with
+        :func:`read_domain`), so that predictors read them beside the vital signs. Their
+        subjects must be in DM.
+    extra_skipped:
+        The rows of that domain not used (``source_file, source_row, reason``), listed in
+        :attr:`SDTMData.skipped`.
 
     Returns
     -------
@@ -359,6 +378,28 @@ def read_sdtm(
             parts.append(_obs(p, f["_row"], _str(f, "USUBJID"), f["_t"], "death", "CRS", "",
                               "time=DTHDTC;value=AEDECOD"))  # fmt: skip
 
+    if extra is not None and len(extra):
+        unknown = ~extra["patient_id"].astype(str).isin(subjects)
+        if unknown.any():
+            r = extra.loc[unknown].iloc[0]
+            raise InputError(
+                f"subject '{r['patient_id']}' is not in DM",
+                file=str(r["source_file"]),
+                row=int(r["source_row"]),
+                field="USUBJID",
+                expected="subjects listed in the DM domain",
+            )
+        parts.append(extra[list(MAPPED_COLUMNS)])
+    if extra_skipped is not None and len(extra_skipped):
+        skipped.extend(
+            (str(f), int(r), str(w))
+            for f, r, w in zip(
+                extra_skipped["source_file"],
+                extra_skipped["source_row"],
+                extra_skipped["reason"],
+                strict=True,
+            )
+        )
     table = pd.concat(parts, ignore_index=True)
     source = ", ".join(str(x) for x in (dm, vs, ex, cm, pr, ae) if x is not None)
     obs = validate_observations(table, source=source, errors=errors)

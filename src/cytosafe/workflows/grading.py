@@ -8,9 +8,13 @@ all or nothing.
 
 Input (:func:`read_clinical_input`): an observation table (CSV/XLSX), CDISC SDTM domains
 as SAS transport files (a folder holding them, or several ``.xpt`` files named after
-their domain: ``dm.xpt``, ``vs.xpt``, ``ex.xpt``, ``cm.xpt``, ``pr.xpt``, ``ae.xpt``;
-:func:`cytosafe.io.sdtm.read_sdtm`), or a FHIR R4 Bundle (``.json``;
-:func:`cytosafe.io.fhir.read_fhir`).
+their domain: ``dm.xpt``, ``vs.xpt``, ``ex.xpt``, ``cm.xpt``, ``pr.xpt``, ``ae.xpt``,
+``lb.xpt``; :func:`cytosafe.io.sdtm.read_sdtm`), or a FHIR R4 Bundle (``.json``;
+:func:`cytosafe.io.fhir.read_fhir`). Laboratory results come along: SDTM LB through
+:func:`cytosafe.clinical.labs.labs_from_sdtm_lb` and a Bundle's laboratory Observations
+through :func:`cytosafe.clinical.labs.labs_from_fhir`, so that the predictors
+(:func:`cytosafe.clinical.predict.predict`) read them beside the vital signs; grading
+itself ignores laboratory rows.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ def _names(quarantine: bool) -> list[str]:
 
 
 #: SDTM domains read by :func:`cytosafe.io.sdtm.read_sdtm` (file stem -> keyword).
-SDTM_DOMAINS = ("dm", "vs", "ex", "cm", "pr", "ae")
+SDTM_DOMAINS = ("dm", "vs", "ex", "cm", "pr", "ae", "lb")
 
 
 def _sdtm_parts(files: list[Path]) -> dict[str, str]:
@@ -57,7 +61,7 @@ def _sdtm_parts(files: list[Path]) -> dict[str, str]:
             raise InputError(
                 f"'{f.name}' is not an SDTM domain grading reads",
                 file=str(f),
-                expected="dm.xpt, vs.xpt and optionally ex, cm, pr, ae (.xpt)",
+                expected="dm.xpt, vs.xpt and optionally ex, cm, pr, ae, lb (.xpt)",
             )
         if key in parts:
             raise InputError(f"domain {key.upper()} given twice", file=str(f))
@@ -128,14 +132,43 @@ def read_clinical_input(
             expected="no --timezone: SDTM and FHIR date-times are read with their own offsets",
         )
     if kind == "sdtm":
-        from cytosafe.io.sdtm import read_sdtm
+        return _read_sdtm(items, product, errors), kind, ", ".join(map(str, items))
+    return _read_fhir(items[0], product, errors), kind, str(items[0])
 
-        parts = _sdtm_parts(items)
-        obs = read_sdtm(**parts, product=product, errors=errors).observations
-        return obs, kind, ", ".join(parts.values())
+
+def _read_sdtm(items: list[Path], product: str | None, errors: str):
+    """SDTM domains, LB's laboratory results validated with the vital signs."""
+    from cytosafe.clinical.labs import labs_from_sdtm_lb
+    from cytosafe.io.sdtm import read_domain, read_sdtm
+
+    parts = _sdtm_parts(items)
+    lb = parts.pop("lb", None)
+    labs = None if lb is None else labs_from_sdtm_lb(read_domain(lb, "LB"), source=lb)
+    return read_sdtm(
+        **parts,
+        product=product,
+        errors=errors,
+        extra=None if labs is None else labs.observations,
+        extra_skipped=None if labs is None else labs.skipped,
+    ).observations
+
+
+def _read_fhir(path: Path, product: str | None, errors: str):
+    """A FHIR Bundle, its laboratory Observations validated with the vital signs."""
+    import json
+
+    from cytosafe.clinical.labs import labs_from_fhir
+    from cytosafe.io._text import decode_text
     from cytosafe.io.fhir import read_fhir
 
-    return read_fhir(items[0], product=product, errors=errors).observations, kind, str(items[0])
+    extra = None
+    try:
+        bundle = json.loads(decode_text(path.read_bytes(), file=str(path)))
+    except (InputError, OSError, ValueError, RecursionError):
+        bundle = None  # read_fhir names what is wrong with the file
+    if isinstance(bundle, dict) and bundle.get("resourceType") == "Bundle":
+        extra = labs_from_fhir(bundle, source=str(path)).observations
+    return read_fhir(path, product=product, errors=errors, extra=extra).observations
 
 
 def run_grading(
