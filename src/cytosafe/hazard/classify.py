@@ -12,7 +12,12 @@
   percentage of the donors' reference positive control; each treatment ranked against the
   benchmarks of the same study and format (positive, isotype and vehicle controls and any
   treatment marked ``benchmark``) by the median log2 fold change, per analyte and
-  overall (mean over analytes of the median log2 fold change, increases only).
+  overall (mean over analytes of the median log2 fold change, increases only). Like is
+  compared with like: where a treatment's best concentration differs from a benchmark's,
+  the ranking says so with the concentration ratio ("100-fold higher concentration"),
+  and where both were tested at a common concentration they are also compared there
+  (matched concentration, the highest they share). A ranking across unmatched
+  concentrations mixes potency with dose, which is why the ratio is stated.
 * **Hazard classes** (:class:`~cytosafe.hazard.rules.Classification`): tried in order,
   first that fires wins; ``negative`` when none does. The reason says which cytokines,
   how many donors and compared with which benchmark.
@@ -105,6 +110,127 @@ def best_concentration(summary: pd.DataFrame) -> pd.DataFrame:
     return best.reset_index(drop=True)
 
 
+def _ratio_text(ratio: float) -> str:
+    """``100-fold higher`` / ``10-fold lower`` (3 significant figures)."""
+    if ratio >= 1:
+        return f"{_num(ratio)}-fold higher"
+    return f"{_num(1 / ratio)}-fold lower"
+
+
+def _compare(
+    me: str,
+    other: str,
+    conc: tuple[float, float],
+    unit: tuple[str, str],
+    levels: dict[str, dict[float, float]],
+    what: str,
+) -> tuple[str | None, str | None]:
+    """One treatment against one benchmark: the concentration ratio when they differ
+    (``None`` when matched) and the comparison at the highest concentration both were
+    tested at (``levels``: treatment -> concentration -> value of ``what``)."""
+    where = f"{me} at {_num(conc[0])} {unit[0]}".rstrip()
+    there = f"{other} at {_num(conc[1])} {unit[1]}".rstrip()
+    if unit[0] != unit[1]:
+        return f"{where} vs {there}: units differ, concentrations not comparable", None
+    if conc[0] == conc[1]:
+        return None, None
+    ratio = f"{where} vs {there}: {_ratio_text(conc[0] / conc[1])} concentration"
+    common = sorted(
+        c for c in set(levels.get(me, {})) & set(levels.get(other, {})) if np.isfinite(c) and c > 0
+    )
+    if not common:
+        return ratio, f"{me} and {other} share no tested concentration"
+    c = common[-1]
+    a, b = levels[me][c], levels[other][c]
+    order = "above" if a > b else "below" if a < b else "level with"
+    verdict = f" ({me} {order} {other})" if np.isfinite(a) and np.isfinite(b) else ""
+    at = f"at matched {_num(c)} {unit[0]}".rstrip()
+    return ratio, f"{at}: {me} {what} {_num(a)} vs {other} {_num(b)}{verdict}"
+
+
+def _comparisons(
+    names: list[str],
+    conc: np.ndarray,
+    unit: np.ndarray,
+    bench: np.ndarray,
+    levels: dict[str, dict[float, float]],
+    what: str,
+) -> tuple[list[str], list[bool], list[str]]:
+    """For each treatment: its concentration against each benchmark's (ratio text), whether
+    all of them are matched, and the comparisons at matched concentrations. Treatments and
+    benchmarks without a concentration (vehicle, medium: 0 or none) are not compared."""
+    texts, matched, at_matched = [], [], []
+    for i, me in enumerate(names):
+        parts, pairs = [], []
+        for j, other in enumerate(names):
+            if j == i or not bench[j]:
+                continue
+            if not (np.isfinite(conc[i]) and conc[i] > 0 and np.isfinite(conc[j]) and conc[j] > 0):
+                continue
+            ratio, pair = _compare(me, other, (conc[i], conc[j]), (unit[i], unit[j]), levels, what)
+            if ratio:
+                parts.append(ratio)
+            if pair:
+                pairs.append(pair)
+        texts.append("; ".join(parts))
+        matched.append(not parts)
+        at_matched.append("; ".join(pairs))
+    return texts, matched, at_matched
+
+
+def _units(frame: pd.DataFrame) -> np.ndarray:
+    if "treatment_unit" not in frame:
+        return np.full(len(frame), "", dtype=object)
+    return frame["treatment_unit"].fillna("").astype(str).to_numpy()
+
+
+def _per_analyte_comparisons(
+    g: pd.DataFrame, tested: pd.DataFrame
+) -> tuple[list[str], list[bool], list[str]]:
+    """:func:`_comparisons` for one format x analyte (``g``: each treatment at its best
+    concentration; ``tested``: every concentration tested, with its median log2 FC)."""
+    levels = {
+        t: dict(zip(h["treatment_concentration"], h["median_log2_fold_change"], strict=True))
+        for t, h in tested.groupby("treatment", sort=False)
+    }
+    return _comparisons(
+        g["treatment"].tolist(),
+        g["treatment_concentration"].to_numpy(dtype=float),
+        _units(g),
+        g["is_benchmark"].to_numpy(),
+        levels,
+        "median log2 fold change",
+    )
+
+
+def _overall_comparisons(
+    g: pd.DataFrame, best: pd.DataFrame, tested: pd.DataFrame
+) -> tuple[list[str], list[bool], list[str]]:
+    """:func:`_comparisons` for one format over all analytes (``g``: the overall ranking).
+
+    A treatment's concentration is the one most of its analytes are ranked at (the
+    highest on a tie); at a matched concentration the two are compared by the overall
+    score (mean over analytes of the median log2 fold change, increases only)."""
+    conc, unit = {}, {}
+    for t, h in best.groupby("treatment", sort=False):
+        counts = h["treatment_concentration"].value_counts()
+        conc[t] = float(max(counts.index[counts == counts.max()]))
+        unit[t] = _units(h)[0] if len(h) else ""
+    score = tested.assign(_inc=tested["median_log2_fold_change"].fillna(0.0).clip(lower=0))
+    levels: dict[str, dict[float, float]] = {}
+    for (t, c), h in score.groupby(["treatment", "treatment_concentration"], sort=False):
+        levels.setdefault(t, {})[c] = float(h["_inc"].mean())
+    names = g["treatment"].tolist()
+    return _comparisons(
+        names,
+        np.array([conc.get(t, np.nan) for t in names], dtype=float),
+        np.array([unit.get(t, "") for t in names], dtype=object),
+        g["is_benchmark"].to_numpy(),
+        levels,
+        "mean log2 fold change over analytes",
+    )
+
+
 def benchmark(summary: pd.DataFrame, design: StudyDesign) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rank every treatment against the others, per analyte and overall, per format.
 
@@ -114,6 +240,13 @@ def benchmark(summary: pd.DataFrame, design: StudyDesign) -> tuple[pd.DataFrame,
     benchmarks ranked above and below it); ``overall`` one row per format x treatment with
     ``score`` (mean over analytes of the median log2 fold change, increases only),
     ``rank``, ``above``, ``below``.
+
+    Both tables also say whether the comparison is like with like:
+    ``concentration_comparison`` (each benchmark tested at another concentration, with
+    the ratio, e.g. ``TA-1 at 100 ug/mL vs anti-CD3 at 1 ug/mL: 100-fold higher
+    concentration``), ``concentration_matched`` (``False`` when any benchmark was ranked
+    at another concentration) and ``matched_comparison`` (the two at the highest
+    concentration both were tested at, or that they share none).
     """
     best = best_concentration(summary)
     if best.empty:
@@ -121,9 +254,15 @@ def benchmark(summary: pd.DataFrame, design: StudyDesign) -> tuple[pd.DataFrame,
     benches = set(design.benchmarks)
     best["is_benchmark"] = best["treatment"].isin(benches)
     best["_score"] = best["median_log2_fold_change"].fillna(0.0)
+    tested_all = _key_frame(summary)
+    tested_groups = dict(list(tested_all.groupby([*FORMAT_KEY, "analyte"], sort=False)))
     per = []
-    for _, g in best.groupby([*FORMAT_KEY, "analyte"], sort=False):
+    for key, g in best.groupby([*FORMAT_KEY, "analyte"], sort=False):
         g = g.sort_values("_score", ascending=False, kind="stable").copy()
+        texts, matched, at_matched = _per_analyte_comparisons(g, tested_groups[key])
+        g["concentration_comparison"] = texts
+        g["concentration_matched"] = matched
+        g["matched_comparison"] = at_matched
         g["rank"] = np.arange(1, len(g) + 1)
         g["n_ranked"] = len(g)
         names, scores = g["treatment"].tolist(), g["_score"].to_numpy()
@@ -158,11 +297,17 @@ def benchmark(summary: pd.DataFrame, design: StudyDesign) -> tuple[pd.DataFrame,
         )
         .reset_index()
     )
+    best_groups = dict(list(best.groupby(FORMAT_KEY, sort=False)))
+    tested_formats = dict(list(tested_all.groupby(FORMAT_KEY, sort=False)))
     parts = []
-    for _, g in ov.groupby(FORMAT_KEY, sort=False):
+    for key, g in ov.groupby(FORMAT_KEY, sort=False):
         g = g.sort_values("score", ascending=False, kind="stable").copy()
         g["rank"] = np.arange(1, len(g) + 1)
         g["n_ranked"] = len(g)
+        texts, matched, at_matched = _overall_comparisons(g, best_groups[key], tested_formats[key])
+        g["concentration_comparison"] = texts
+        g["concentration_matched"] = matched
+        g["matched_comparison"] = at_matched
         names, scores, flags = (
             g["treatment"].tolist(),
             g["score"].to_numpy(),
@@ -307,6 +452,17 @@ def classify(
                 + (f", above {', '.join(below.split())}" if below else "")
                 + "."
             )
+            if "concentration_matched" in o and not bool(o["concentration_matched"].iloc[0]):
+                bench_text += (
+                    " Not at matched concentrations: "
+                    + str(o["concentration_comparison"].iloc[0])
+                    + "."
+                    + (
+                        f" Compared where both were tested: {o['matched_comparison'].iloc[0]}."
+                        if o["matched_comparison"].iloc[0]
+                        else ""
+                    )
+                )
         if len(failed):
             names = ", ".join(failed["treatment"])
             rows.append((study, fmt, inc, treatment, "invalid", False, "positive control failed", "",
