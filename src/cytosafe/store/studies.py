@@ -15,17 +15,23 @@ Why a well is excluded (``exclusion_reason``) is stored with ``exclude`` and giv
 :func:`cytosafe.curves.exclusions.apply_exclusions`), so a quantification of the stored
 plate lists it in ``standards.csv`` and ``settings.json`` as a quantification of files
 does. The plate's fingerprint covers the reasons that are set.
+
+A plate stored without its sample map gets one later through :func:`annotate_plate` (an
+audited edit of its wells' culture metadata), and is deleted through :func:`delete_plate`;
+both are refused once a signed-off analysis read the plate. :func:`save_design` stores the
+study design entered in the web form (``studies.design``), audited.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -46,13 +52,17 @@ from cytosafe.store.database import Store
 from cytosafe.store.models import Analysis, Group, Measurement, Plate, Study, User
 
 __all__ = [
+    "ANNOTATION_FIELDS",
     "EDITABLE_FIELDS",
+    "annotate_plate",
     "create_study",
+    "delete_plate",
     "edit_measurement",
     "find_group",
     "import_measurements",
     "load_measurements",
     "plate_sha256",
+    "save_design",
     "store_plates",
 ]
 
@@ -322,3 +332,280 @@ def edit_measurement(
             covers=[("plate", plate.id)],
         )
         return row
+
+
+#: Fields a sample map sets on stored wells (the culture metadata an export does not know;
+#: :data:`cytosafe.io.samples.MAP_VALUE_COLUMNS` without ``study_id``, the plate's own).
+ANNOTATION_FIELDS = (
+    "sample_type",
+    "standard_concentration",
+    "donor_id",
+    "treatment",
+    "treatment_role",
+    "treatment_concentration",
+    "treatment_unit",
+    "assay_format",
+    "incubation_h",
+    "replicate",
+    "dilution_factor",
+)
+
+
+def _signed_reader(session: Session, plate: Plate) -> int | None:
+    """The first signed-off analysis that read ``plate`` (None: none did)."""
+    return session.scalar(
+        select(Analysis.id)
+        .where(Analysis.plates.any(Plate.id == plate.id), Analysis.status == "signed_off")
+        .order_by(Analysis.id)
+        .limit(1)
+    )
+
+
+def _find_plate(session: Session, study: Study, code: str) -> Plate:
+    plate = session.scalar(
+        select(Plate).where(Plate.study_id == study.id, Plate.code == str(code)).with_for_update()
+    )
+    if plate is None:
+        raise InputError(
+            f"study '{study.code}' has no plate '{code}'",
+            field="plate_id",
+            expected="one of the study's plates",
+        )
+    return plate
+
+
+def _same(old: Any, new: Any) -> bool:
+    if old is None or new is None:
+        return old is None and new is None
+    if isinstance(old, float) or isinstance(new, float):
+        try:
+            return float(old) == float(new)
+        except (TypeError, ValueError):
+            return False
+    return str(old) == str(new)
+
+
+def annotate_plate(
+    target: Store | Session,
+    study: Study | str,
+    plate: str,
+    annotated: pd.DataFrame,
+    *,
+    user: User | str,
+    reason: str,
+    source: str | None = None,
+    source_sha256: str | None = None,
+) -> dict[str, Any]:
+    """Attach (or replace) the sample map of a stored plate: an audited edit of its wells'
+    culture metadata (:data:`ANNOTATION_FIELDS` and columns a map adds beyond the schema).
+
+    ``annotated`` is the plate's stored table (:func:`load_measurements`) with the map
+    joined by :func:`cytosafe.io.samples.annotate` (the face joins it: the store reads
+    no files). Its wells, analytes and signals must be the stored ones; only the
+    annotations change. One transaction and one ``edit`` entry on the plate, with the map's
+    name and SHA-256, the fields changed, the number of rows and the plate's fingerprint
+    before and after; refused (:class:`SignedOffError`) once an analysis that read the
+    plate is signed off, as :func:`edit_measurement` is.
+
+    Returns
+    -------
+    dict
+        ``plate``, ``n_changed`` (measurements), ``fields`` (changed),
+        ``measurements_sha256`` (new).
+    """
+    if not reason or not reason.strip():
+        raise InputError("attaching a sample map needs a reason", field="reason")
+    with transaction(target) as session:
+        actor = find_user(session, user)
+        require_role(actor, ANALYST_ROLES, "edit measurements")
+        st = find_study(session, study)
+        row = _find_plate(session, st, plate)
+        signed = _signed_reader(session, row)
+        if signed is not None:
+            raise SignedOffError(
+                f"plate '{row.code}' was read by signed-off analysis {signed}: its sample "
+                "map can no longer change",
+                field="plate_id",
+                expected="a plate not used by a signed-off analysis (re-import it as a new plate)",
+            )
+        stored = session.scalars(
+            select(Measurement).where(Measurement.plate_id == row.id).order_by(Measurement.id)
+        ).all()
+        new = annotated[annotated["plate_id"].astype(str) == row.code]
+        keyed = {
+            (str(w), str(a)): r
+            for w, a, r in zip(new["well"], new["analyte"], records(new, new.columns), strict=True)
+        }
+        if len(keyed) != len(stored) or any((m.well, m.analyte) not in keyed for m in stored):
+            raise InputError(
+                f"the annotated table does not hold the wells of plate '{row.code}'",
+                file=source,
+                field="well",
+                expected="the plate's stored wells and analytes, each once",
+            )
+        known = {c.name for c in MEASUREMENT_COLUMNS} | {REASON}
+        extras = [c for c in new.columns if c not in known]
+        updates, changed = [], set()
+        for m in stored:
+            value = keyed[(m.well, m.analyte)]
+            if not _same(m.signal, value["signal"]):
+                raise InputError(
+                    "a sample map changes annotations, not signals",
+                    file=source,
+                    well=m.well,
+                    field="signal",
+                )
+            change = {
+                f: value.get(f)
+                for f in ANNOTATION_FIELDS
+                if f in value and not _same(getattr(m, f), value.get(f))
+            }
+            if extras:
+                extra = dict(m.extra or {})
+                for col in extras:
+                    if value.get(col) is not None and extra.get(col) != value[col]:
+                        extra[col] = value[col]
+                if extra != (m.extra or {}):
+                    change["extra"] = extra
+            if change:
+                changed |= set(change)
+                updates.append({"id": m.id, **change})
+        old_sha = row.measurements_sha256
+        for item in updates:
+            found = session.get(Measurement, item["id"])
+            for key, value in item.items():
+                if key != "id":
+                    setattr(found, key, value)
+        session.flush()
+        table = load_measurements(session, st, plates=[row.code])  # validates the edit
+        row.measurements_sha256 = plate_sha256(table)
+        record(
+            session,
+            "edit",
+            "plate",
+            row.id,
+            user=actor,
+            details={
+                "study": st.code,
+                "plate": row.code,
+                "change": "sample map",
+                "sample_map": source,
+                "sample_map_sha256": source_sha256,
+                "n_changed": len(updates),
+                "fields": sorted(changed),
+                "old_measurements_sha256": old_sha,
+                "measurements_sha256": row.measurements_sha256,
+                "reason": reason.strip(),
+            },
+        )
+        return {
+            "plate": row.code,
+            "n_changed": len(updates),
+            "fields": sorted(changed),
+            "measurements_sha256": row.measurements_sha256,
+        }
+
+
+def delete_plate(
+    target: Store | Session, study: Study | str, plate: str, *, user: User | str, reason: str
+) -> dict[str, Any]:
+    """Delete a stored plate and its measurements, with a reason, audited.
+
+    Refused (:class:`SignedOffError`, the web app's 409) when a signed-off analysis read
+    the plate. Analyses not signed off that read it keep their stored tables and report;
+    only their link to the deleted plate goes (their entry's ``covers`` records their
+    fingerprint after it, and the plate's as absent, so ``cytosafe audit verify`` stays
+    intact). The audit entry (action ``edit`` on the plate, ``change: "delete"``; the
+    trail has no separate delete action) keeps the plate's fingerprint, its source files
+    and its number of measurements.
+    """
+    from sqlalchemy import delete
+
+    from cytosafe.store.models import AnalysisPlate
+
+    if not reason or not reason.strip():
+        raise InputError("deleting a plate needs a reason", field="reason")
+    with transaction(target) as session:
+        actor = find_user(session, user)
+        require_role(actor, ANALYST_ROLES, "delete plates")
+        st = find_study(session, study)
+        row = _find_plate(session, st, plate)
+        signed = _signed_reader(session, row)
+        if signed is not None:
+            raise SignedOffError(
+                f"plate '{row.code}' was read by signed-off analysis {signed}: it cannot be "
+                "deleted",
+                field="plate_id",
+                expected="a plate not used by a signed-off analysis",
+            )
+        readers = sorted(
+            session.scalars(
+                select(AnalysisPlate.analysis_id).where(AnalysisPlate.plate_id == row.id)
+            )
+        )
+        n = session.scalar(select(func.count(Measurement.id)).where(Measurement.plate_id == row.id))
+        details = {
+            "study": st.code,
+            "plate": row.code,
+            "change": "delete",
+            "n_measurements": int(n or 0),
+            "measurements_sha256": row.measurements_sha256,
+            "source_files": [s for s in (row.source_file or "").split(";") if s],
+            "analyses_unlinked": readers,
+            "reason": reason.strip(),
+        }
+        session.execute(delete(AnalysisPlate).where(AnalysisPlate.plate_id == row.id))
+        session.execute(delete(Measurement).where(Measurement.plate_id == row.id))
+        plate_id = row.id
+        session.delete(row)
+        session.flush()
+        record(
+            session,
+            "edit",
+            "plate",
+            plate_id,
+            user=actor,
+            details=details,
+            covers=[("analysis", a) for a in readers],
+        )
+        return details
+
+
+def save_design(
+    target: Store | Session, study: Study | str, design: dict | None, *, user: User | str
+) -> Study:
+    """Store a study's design (the JSON of the study file's tables: ``study``,
+    ``treatment``, ``format``, ``analysis``, ``hazard``), audited with its SHA-256 and the
+    previous one. ``None`` clears it. The design is validated by the face that built it
+    (:mod:`cytosafe.web.design_form` through :func:`cytosafe.hazard.load_study`)."""
+    if design is not None and not isinstance(design, dict):
+        raise InputError("a design is a table of tables", field="design", expected="a dict")
+    text = None if design is None else canonical_json(design)  # refuses what JSON cannot hold
+    with transaction(target) as session:
+        actor = find_user(session, user)
+        require_role(actor, ANALYST_ROLES, "edit a study design")
+        st = find_study(session, study)
+        old = None if st.design is None else canonical_json(st.design)
+        if old == text:
+            return st
+        st.design = None if text is None else json.loads(text)
+        session.flush()
+
+        def digest(t: str | None) -> str | None:
+            return None if t is None else hashlib.sha256(t.encode("utf-8")).hexdigest()
+
+        record(
+            session,
+            "edit",
+            "study",
+            st.id,
+            user=actor,
+            details={
+                "study": st.code,
+                "change": "design",
+                "design_sha256": digest(text),
+                "old_design_sha256": digest(old),
+                "n_treatments": len((design or {}).get("treatment", [])),
+            },
+        )
+        return st
