@@ -29,6 +29,7 @@ and the lead time: hours from the first positive call to the first grade >= 3.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -322,7 +323,7 @@ def predict(
     observations: Any,
     predictor: str = "hay2017",
     *,
-    at: float | None = None,
+    at: float | Mapping[str, float | None] | None = None,
     timepoint: str = "day_plus1",
     cutoffs: dict[str, float] | None = None,
     errors: str = "raise",
@@ -339,7 +340,9 @@ def predict(
         ``"hay2017"``, ``"pennisi2021"`` or ``"teachey2016"`` (``data/crs_predictors.toml``).
     at:
         Hours after the infusion at which to predict: only observations up to then are
-        read (a bedside call at that hour). ``None``: all observations.
+        read (a bedside call at that hour). ``None``: all observations. A mapping gives
+        each patient its own hour (``None`` or absent: all of theirs), as the bedside
+        monitor does (:mod:`cytosafe.clinical.monitor`).
     timepoint:
         For ``pennisi2021``: ``lymphodepletion``, ``day_minus1``, ``day_plus1`` or
         ``day_plus3`` (windows in the data file).
@@ -374,16 +377,16 @@ def predict(
             raise InputError(
                 f"cut-off {key}={value!r} is not a number", field="cutoff", expected="a number"
             ) from None
-    if at is not None:
-        try:
-            at = float(at)
-        except (TypeError, ValueError):
-            raise InputError(
-                f"--at {at!r} is not a number of hours", field="at", expected="hours"
-            ) from None
+    per_patient = dict(at) if isinstance(at, Mapping) else None
+    if per_patient is not None:
+        per_patient = {k: _hours(v) for k, v in per_patient.items()}
+    else:
+        at = _hours(at)
     obs = _observations(observations, errors, timezone)
     rows = []
     for p in _patients(obs):
+        if per_patient is not None:
+            at = per_patient.get(p.pid)
         if p.zero is None and spec["kind"] != "logistic":
             rows.append(
                 _row(
@@ -404,6 +407,17 @@ def predict(
             rows.append(_teachey(p, predictor, spec, at))
     out = pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS))
     return out
+
+
+def _hours(at: Any) -> float | None:
+    if at is None:
+        return None
+    try:
+        return float(at)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"--at {at!r} is not a number of hours", field="at", expected="hours"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------
