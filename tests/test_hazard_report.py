@@ -21,6 +21,7 @@ from cytosafe.cli.analyze import analyze_command
 from cytosafe.hazard.simulate import SimTreatment, default_treatments, simulate_study
 from cytosafe.io.tidy import write_tidy
 from cytosafe.report.hazard import CHROMIUM, CHROMIUM_ARGS, render_hazard_report, write_hazard_pdf
+from cytosafe.report.page import figure_specs
 
 STUDY = """
 [study]
@@ -75,10 +76,8 @@ def analysed(study_dir, tmp_path_factory):
 
 
 def _figures(html: str) -> dict:
-    start = html.index('<script type="application/json" id="cs-figures">') + len(
-        '<script type="application/json" id="cs-figures">'
-    )
-    return json.loads(html[start : html.index("</script>", start)])
+    # The written report is packed (gzip + base64); figure_specs reads either form.
+    return figure_specs(html)
 
 
 def test_analyze_writes_every_table_and_the_report(analysed):

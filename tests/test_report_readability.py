@@ -9,7 +9,6 @@ the width the PDF is printed at, with print media, as :func:`write_hazard_pdf` d
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from cytosafe.hazard.simulate import default_treatments, simulate_study
 from cytosafe.io.tidy import write_tidy
 from cytosafe.report import render_qc_report
 from cytosafe.report.hazard import CHROMIUM, CHROMIUM_ARGS, render_hazard_report
+from cytosafe.report.page import figure_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 MSD = ROOT / "examples" / "cra-study" / "msd"
@@ -62,8 +62,7 @@ model = "4PL"
 
 
 def figures(page: str) -> dict:
-    m = re.search(r'<script type="application/json" id="cs-figures">(.*?)</script>', page, re.S)
-    return json.loads(m.group(1))
+    return figure_specs(page)  # plain (rendered) or packed (written) pages
 
 
 def css(page: str) -> str:

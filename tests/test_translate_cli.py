@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from cytosafe.cli import EXIT_INPUT_ERROR, reporting_errors
 from cytosafe.cli.translate import mabel_command, simulate_command
+from cytosafe.report.page import figure_specs
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "translate" / "ta1_regimens.toml"
 
@@ -94,11 +95,7 @@ def test_report_is_self_contained_and_its_figures_are_valid_plotly(small, tmp_pa
     assert "SIMULATED EXAMPLE" in html
     assert 'id="comparison-table"' in html and 'id="search-table"' in html
     assert not re.search(r'<script[^>]+src="http', html)  # no network
-    specs = json.loads(
-        re.search(
-            r'<script type="application/json" id="cs-figures">(.*?)</script>', html, re.S
-        ).group(1)
-    )
+    specs = figure_specs(html)  # the written report is packed
     assert len(specs) == 3
     for spec in specs.values():
         go.Figure(spec)  # raises on an invalid figure

@@ -11,17 +11,14 @@ inlined, figures are drawn on scroll, and the same result gives the same bytes.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from markupsafe import Markup
 
-import cytosafe.report.figures as figs
 from cytosafe.report.figures import Figures, esc, natural_key, rounded
-from cytosafe.report.page import environment, simulated_reason
+from cytosafe.report.page import environment, input_files, page_scripts, simulated_reason
 
 if TYPE_CHECKING:
     from cytosafe.clinical import GradeResult
@@ -165,6 +162,8 @@ def render_clinical_report(
     sources: list[str] | None = None,
     max_patients: int = 200,
     generated: str | None = None,
+    packed: bool = False,
+    inputs: list[dict] | None = None,
 ) -> str:
     """Render the grading report of ``result`` as one self-contained HTML document.
 
@@ -181,9 +180,12 @@ def render_clinical_report(
         the tables always hold every patient.
     generated:
         Text shown as the generation time; left out by default (byte-stable output).
+    packed:
+        plotly.js and the figures gzip-packed (:func:`cytosafe.report.page.page_scripts`).
+    inputs:
+        The inputs as a face recorded them (``name``, ``sha256``); by default each file of
+        ``sources`` is hashed (:func:`cytosafe.report.page.input_files`).
     """
-    from plotly.offline import get_plotlyjs
-
     from cytosafe import __version__
     from cytosafe.clinical import concordance
     from cytosafe.clinical.criteria import criteria, reference
@@ -230,6 +232,7 @@ def render_clinical_report(
         "version": __version__,
         "generated": generated,
         "sources": sources or [],
+        "inputs": input_files(sources or [], inputs=inputs),
         "simulated": simulated_reason(
             sources=sources or [], patient_ids=p["patient_id"].astype(str).unique()
         ),
@@ -246,17 +249,15 @@ def render_clinical_report(
         "main_scale": main,
         "grade_colors": GRADE_COLORS,
     }
-    context["figures_json"] = Markup(figures.to_json())
-    context["template_json"] = Markup(
-        json.dumps({"layout": figs.LAYOUT_TEMPLATE}, separators=(",", ":"), ensure_ascii=False)
-    )
-    context["plotly_js"] = Markup(get_plotlyjs())
+    context.update(page_scripts(figures, packed=packed))
     return environment().get_template("clinical_grading.html").render(**context)
 
 
 def write_clinical_report(result: GradeResult, path: str | Path, **kwargs) -> Path:
-    """Write :func:`render_clinical_report` to ``path`` (UTF-8, ``\\n`` line ends)."""
+    """Write :func:`render_clinical_report` to ``path`` (UTF-8, ``\\n`` line ends; packed
+    unless ``packed=False``)."""
     path = Path(path)
+    kwargs.setdefault("packed", True)
     with path.open("w", encoding="utf-8", newline="\n") as fh:
         fh.write(render_clinical_report(result, **kwargs))
     return path

@@ -26,18 +26,16 @@ through Playwright.
 from __future__ import annotations
 
 import html
-import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from markupsafe import Markup
 
 import cytosafe.report.figures as figs
 from cytosafe.report.figures import PALETTE, Figures, esc, natural_key, num, rounded
-from cytosafe.report.page import environment, simulated_reason
+from cytosafe.report.page import environment, input_files, page_scripts, simulated_reason
 from cytosafe.report.qc import REFERENCES as QC_REFERENCES
 from cytosafe.report.qc import qc_table, single_concentration
 from cytosafe.schema.choices import CurveModel, Weighting
@@ -760,11 +758,20 @@ def _methods(result: AnalysisResult, refs: _Refs) -> list[str]:
 
 
 def render_hazard_report(
-    result: AnalysisResult, *, title: str | None = None, generated: str | None = None
+    result: AnalysisResult,
+    *,
+    title: str | None = None,
+    generated: str | None = None,
+    packed: bool = False,
+    inputs: list[dict] | None = None,
 ) -> str:
-    """Render the study report of an analysis as one self-contained HTML document."""
-    from plotly.offline import get_plotlyjs
+    """Render the study report of an analysis as one self-contained HTML document.
 
+    ``packed``: see :func:`cytosafe.report.page.page_scripts`. ``inputs``: the study file
+    and measurement inputs as a face recorded them (``name``, ``sha256``; see
+    :func:`cytosafe.report.page.input_files`); by default the study file and each input
+    file are hashed here.
+    """
     from cytosafe import __version__
     from cytosafe.hazard.rules import censoring
 
@@ -919,6 +926,11 @@ def render_hazard_report(
             "title": design.title,
             "source": str(design.path) if design.path else design.source,
             "sources": list(getattr(q, "sources", [])),
+            "inputs": input_files(
+                [*([design.path] if design.path else []), *getattr(q, "sources", [])],
+                inputs=inputs,
+                table=q.measurements,
+            ),
             "donors": sorted(resp["donor_id"].unique(), key=natural_key) if len(resp) else [],
             "analytes": sorted(q.calibration.wells["analyte"].unique(), key=natural_key),
             "n_donors": n_donors,
@@ -950,11 +962,7 @@ def render_hazard_report(
         "references": refs.items,
     }
     env = environment()
-    context["figures_json"] = Markup(figures.to_json())
-    context["template_json"] = Markup(
-        json.dumps({"layout": figs.LAYOUT_TEMPLATE}, separators=(",", ":"))
-    )
-    context["plotly_js"] = Markup(get_plotlyjs())
+    context.update(page_scripts(figures, packed=packed))
     return env.get_template("hazard.html").render(**context)
 
 
@@ -964,12 +972,14 @@ def write_hazard_report(
     *,
     title: str | None = None,
     generated: str | None = None,
+    packed: bool = True,
 ) -> Path:
-    """Write the study report (one HTML file) to ``path``; a directory gets ``report.html``."""
+    """Write the study report (one HTML file, packed by default) to ``path``; a directory
+    gets ``report.html``."""
     path = Path(path)
     if path.is_dir():
         path = path / "report.html"
-    text = render_hazard_report(result, title=title, generated=generated)
+    text = render_hazard_report(result, title=title, generated=generated, packed=packed)
     with path.open("w", encoding="utf-8", newline="\n") as fh:
         fh.write(text)
     return path

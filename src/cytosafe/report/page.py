@@ -3,10 +3,26 @@
 The templates live in ``cytosafe/report/templates`` (``_base.html`` with the styles and
 scripts every report inlines, one template per report); :func:`environment` loads them
 with autoescaping and the filters the templates use (``plural``, ``cited``).
+
+:func:`page_scripts` gives a report's script payload (plotly.js, the figures, the layout
+template) in one of two forms:
+
+* plain (what the web app stores and serves under its hash-only content security policy):
+  plotly.js inlined as a script, the figures as JSON;
+* packed (``packed=True``, what the report files the CLI writes use): plotly.js and the
+  figures gzip-compressed and base64-encoded inside inert ``<script>`` data blocks, unpacked
+  in the browser with the standard ``DecompressionStream`` (Chromium 80, Firefox 113,
+  Safari 16.4) and plotly.js run from a ``blob:`` URL. A quantification report of nine
+  plates is about 3 MB instead of 8 MB, and its first screen is drawn sooner because the
+  browser parses a third of the bytes. :func:`figure_specs` reads the figures of either form.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
+import gzip
+import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -14,7 +30,15 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-__all__ = ["environment", "link_citations", "simulated_reason"]
+__all__ = [
+    "environment",
+    "favicon_uri",
+    "figure_specs",
+    "input_files",
+    "link_citations",
+    "page_scripts",
+    "simulated_reason",
+]
 
 
 def environment() -> jinja2.Environment:
@@ -31,7 +55,19 @@ def environment() -> jinja2.Environment:
         f"{n} {word}" if n == 1 else f"{n} {many or word + 's'}"
     )
     env.filters["cited"] = link_citations
+    env.globals["favicon_uri"] = favicon_uri()
     return env
+
+
+@functools.lru_cache(maxsize=1)
+def favicon_uri() -> str:
+    """The CytoSafe icon (``templates/favicon.svg``, also the web app's) as a ``data:`` URI,
+    so that a report file shows it with nothing to fetch."""
+    from urllib.parse import quote
+
+    svg = (Path(__file__).parent / "templates" / "favicon.svg").read_text(encoding="utf-8")
+    # ":" is escaped too: the SVG namespace must not read as a link to fetch.
+    return "data:image/svg+xml," + quote(svg.strip(), safe=" =/\"'")
 
 
 def link_citations(text: str) -> Markup:
@@ -101,3 +137,132 @@ def _head(path: Path, lines: int = _HEAD_LINES) -> str:
     except OSError:
         return ""
     return "".join(text.splitlines(keepends=True)[:lines])
+
+
+def _pack(data: bytes) -> str:
+    # mtime=0: the same input gives the same bytes (reports are byte-stable).
+    return base64.b64encode(gzip.compress(data, compresslevel=9, mtime=0)).decode("ascii")
+
+
+@functools.lru_cache(maxsize=1)
+def _plotly_js() -> str:
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
+
+
+@functools.lru_cache(maxsize=1)
+def _plotly_packed() -> str:
+    return _pack(_plotly_js().encode("utf-8"))
+
+
+def page_scripts(figures, *, packed: bool = False) -> dict[str, Markup]:
+    """The script payload of a report page (see the module): the context entries
+    ``plotly_js``, ``plotly_packed``, ``figures_json``, ``figures_packed`` and
+    ``template_json`` that ``_base.html`` places, one of each pair left empty.
+
+    ``figures`` is the page's :class:`~cytosafe.report.figures.Figures`.
+    """
+    from cytosafe.report.figures import LAYOUT_TEMPLATE
+
+    template = json.dumps({"layout": LAYOUT_TEMPLATE}, separators=(",", ":"), ensure_ascii=False)
+    figures_json = figures.to_json()
+    if packed:
+        return {
+            "plotly_js": Markup(""),
+            "plotly_packed": Markup(_plotly_packed()),
+            "figures_json": Markup(""),
+            "figures_packed": Markup(_pack(figures_json.encode("utf-8"))),
+            "template_json": Markup(template),
+        }
+    return {
+        "plotly_js": Markup(_plotly_js()),
+        "plotly_packed": Markup(""),
+        "figures_json": Markup(figures_json),
+        "figures_packed": Markup(""),
+        "template_json": Markup(template),
+    }
+
+
+_FIGURES_JSON = re.compile(r'<script type="application/json" id="cs-figures">(.*?)</script>', re.S)
+_FIGURES_PACKED = re.compile(
+    r'<script type="application/gzip\+base64" id="cs-figures-packed">(.*?)</script>', re.S
+)
+
+
+def figure_specs(html: str) -> dict[str, dict]:
+    """The figure specifications of a report page, plain or packed (:func:`page_scripts`).
+
+    Examples
+    --------
+    >>> from cytosafe.report.figures import Figures
+    >>> figs = Figures(); _ = figs.add({"data": [], "layout": {}})
+    >>> scripts = page_scripts(figs, packed=True)
+    >>> page = (f'<script type="application/gzip+base64" id="cs-figures-packed">'
+    ...         f'{scripts["figures_packed"]}</script>')
+    >>> figure_specs(page)
+    {'fig1': {'data': [], 'layout': {}}}
+    """
+    plain = _FIGURES_JSON.search(html)
+    if plain is not None and plain.group(1).strip():
+        return json.loads(plain.group(1))
+    packed = _FIGURES_PACKED.search(html)
+    if packed is None:
+        raise ValueError("not a CytoSafe report page: no figures found")
+    return json.loads(gzip.decompress(base64.b64decode(packed.group(1))).decode("utf-8"))
+
+
+def input_files(
+    sources: Iterable[object] = (),
+    *,
+    inputs: Iterable[dict] | None = None,
+    table=None,
+) -> list[dict]:
+    """Each input of a report, for its header: ``name``, ``sha256``, ``bytes``, ``note``.
+
+    ``inputs``, when given, is the record a face kept (the web app's stored plates: their
+    ``source_file`` as ``name`` and ``measurements_sha256`` as ``sha256``, with a ``note``
+    saying what the digest covers) and is listed as it is. Otherwise each source that is a
+    file is hashed here (SHA-256 of its bytes, as ``cytosafe`` records its inputs). A table
+    passed in memory (``"<DataFrame>"``) has no file to hash: its rows' ``source_file``
+    names are listed, each saying so, and never the Python type.
+    """
+    import hashlib
+
+    if inputs is not None:
+        return [
+            {
+                "name": str(i.get("name") or "(unnamed)"),
+                "sha256": i.get("sha256"),
+                "bytes": i.get("bytes"),
+                "note": i.get("note", ""),
+            }
+            for i in inputs
+        ]
+    out: list[dict] = []
+    for source in sources:
+        text = str(source)
+        if text.startswith("<") and text.endswith(">"):
+            names: list[str] = []
+            if table is not None and "source_file" in getattr(table, "columns", ()):
+                names = sorted({str(n) for n in table["source_file"].dropna().unique() if n})
+            note = "read from a table in memory: the file itself was not hashed here"
+            out.extend({"name": n, "sha256": None, "bytes": None, "note": note} for n in names)
+            if not names:
+                out.append(
+                    {"name": "a measurement table in memory", "sha256": None, "bytes": None,
+                     "note": "no file name was recorded with it"}
+                )  # fmt: skip
+            continue
+        path = Path(text)
+        if not path.is_file():
+            out.append({"name": text, "sha256": None, "bytes": None, "note": "not found to hash"})
+            continue
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        out.append(
+            {"name": text, "sha256": digest.hexdigest(), "bytes": path.stat().st_size, "note": ""}
+        )
+    return out

@@ -27,7 +27,6 @@ passed; no random element ids), so reports can be diffed and checksummed.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -36,7 +35,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from markupsafe import Markup
 
 import cytosafe.report.figures as figs
 from cytosafe.curves.calibration import FLAGS
@@ -44,7 +42,7 @@ from cytosafe.curves.models import MODELS
 from cytosafe.curves.potency import POTENCY_KEY, censored_response
 from cytosafe.report.figures import Figures, num
 from cytosafe.report.figures import natural_key as _natural
-from cytosafe.report.page import environment, simulated_reason
+from cytosafe.report.page import environment, input_files, page_scripts, simulated_reason
 from cytosafe.schema.choices import BlankHandling, Covariance, CurveModel, Weighting
 from cytosafe.schema.measurements import curve_units
 from cytosafe.schema.units import CONCENTRATION_UNIT
@@ -225,13 +223,16 @@ def _plates(wells: pd.DataFrame) -> list[tuple[str, str]]:
     return sorted(((s, p) for s, p in pairs), key=lambda sp: (_natural(sp[0]), _natural(sp[1])))
 
 
-def _header(result: QuantificationResult, generated: str | None) -> dict:
+def _header(
+    result: QuantificationResult, generated: str | None, inputs: list[dict] | None = None
+) -> dict:
     from cytosafe import __version__
 
     wells = result.calibration.wells
     return {
         "studies": sorted(wells["study_id"].unique(), key=_natural),
         "sources": list(result.sources),
+        "inputs": input_files(result.sources, inputs=inputs, table=result.measurements),
         "simulated": simulated_reason(sources=result.sources),
         "version": __version__,
         "generated": generated,
@@ -900,6 +901,8 @@ def render_qc_report(
     *,
     title: str | None = None,
     generated: str | None = None,
+    packed: bool = False,
+    inputs: list[dict] | None = None,
 ) -> str:
     """Render the QC report of a quantification run as one self-contained HTML document.
 
@@ -913,18 +916,25 @@ def render_qc_report(
     generated:
         Text shown as the generation time (e.g. an ISO timestamp). Left out by default so
         that the same result always renders to the same bytes.
+    packed:
+        plotly.js and the figures gzip-packed (:func:`cytosafe.report.page.page_scripts`):
+        a third of the size, for report files; the plain form (default) is what a server
+        with a hash-only content security policy can serve.
+    inputs:
+        The inputs as a face recorded them (``name``, ``sha256``, optionally ``bytes`` and
+        ``note``; the web app's stored plates: ``source_file`` and
+        ``measurements_sha256``); by default each file of ``result.sources`` is hashed
+        (:func:`cytosafe.report.page.input_files`).
 
     Returns
     -------
     str
         The HTML document.
     """
-    from plotly.offline import get_plotlyjs
-
     wells = result.calibration.wells
     many = wells["study_id"].nunique() > 1
     figures = Figures()
-    header = _header(result, generated)
+    header = _header(result, generated, inputs)
     qc_rows, plate_cards = qc_table(result, many)
     flag_rows, flag_totals = _flag_counts(result, many)
     context = {
@@ -951,11 +961,7 @@ def render_qc_report(
         "model": result.calibration.fit.model,
         "settings_obj": result.calibration.settings,
     }
-    context["figures_json"] = Markup(figures.to_json())
-    context["template_json"] = Markup(
-        json.dumps({"layout": figs.LAYOUT_TEMPLATE}, separators=(",", ":"), ensure_ascii=False)
-    )
-    context["plotly_js"] = Markup(get_plotlyjs())
+    context.update(page_scripts(figures, packed=packed))
     return environment().get_template("qc.html").render(**context)
 
 
@@ -965,6 +971,7 @@ def write_qc_report(
     *,
     title: str | None = None,
     generated: str | None = None,
+    packed: bool = True,
 ) -> Path:
     """Write the QC report of a quantification run to ``path`` (one HTML file).
 
@@ -975,8 +982,8 @@ def write_qc_report(
     path:
         Where to write; parent directories must exist. A directory path gets
         ``report.html`` inside it.
-    title, generated:
-        See :func:`render_qc_report`.
+    title, generated, packed:
+        See :func:`render_qc_report` (a file is packed by default).
 
     Returns
     -------
@@ -992,7 +999,7 @@ def write_qc_report(
     path = Path(path)
     if path.is_dir():
         path = path / "report.html"
-    text = render_qc_report(result, title=title, generated=generated)
+    text = render_qc_report(result, title=title, generated=generated, packed=packed)
     # newline="\n": the same bytes on every platform.
     with path.open("w", encoding="utf-8", newline="\n") as fh:
         fh.write(text)

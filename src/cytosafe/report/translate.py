@@ -18,15 +18,12 @@ the same run always renders to the same bytes.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from markupsafe import Markup
-
 import cytosafe.report.figures as figs
 from cytosafe.report.figures import PALETTE, Figures, esc, num, rounded
-from cytosafe.report.page import environment
+from cytosafe.report.page import environment, input_files, page_scripts
 
 if TYPE_CHECKING:
     from cytosafe.translate.simulation import SimulationRun
@@ -187,11 +184,14 @@ def _refs():
 
 
 def render_translate_report(
-    run: SimulationRun, *, title: str | None = None, generated: str | None = None
+    run: SimulationRun,
+    *,
+    title: str | None = None,
+    generated: str | None = None,
+    packed: bool = False,
 ) -> str:
-    """Render the simulation report as one self-contained HTML document."""
-    from plotly.offline import get_plotlyjs
-
+    """Render the simulation report as one self-contained HTML document (``packed``: see
+    :func:`cytosafe.report.page.page_scripts`)."""
     from cytosafe import __version__
 
     res = run.result
@@ -258,6 +258,9 @@ def render_translate_report(
         "search": None if run.search is None else run.search.head(15).to_dict("records"),
         "parameters": run.parameters.to_dict("records"),
         "potency": pot,
+        "inputs": input_files(
+            [spec.path, *([spec.potency["table"]] if "table" in (spec.potency or {}) else [])]
+        ),
         "model_text": model_text,
         "fig": fig_ids,
         "num": num,
@@ -265,22 +268,24 @@ def render_translate_report(
     }
     env = environment()
     env.filters["num"] = num
-    context["figures_json"] = Markup(figures.to_json())
-    context["template_json"] = Markup(
-        json.dumps({"layout": figs.LAYOUT_TEMPLATE}, separators=(",", ":"))
-    )
-    context["plotly_js"] = Markup(get_plotlyjs())
+    context.update(page_scripts(figures, packed=packed))
     return env.get_template("translate.html").render(**context)
 
 
 def write_translate_report(
-    run: SimulationRun, path: str | Path, *, title: str | None = None, generated: str | None = None
+    run: SimulationRun,
+    path: str | Path,
+    *,
+    title: str | None = None,
+    generated: str | None = None,
+    packed: bool = True,
 ) -> Path:
-    """Write the simulation report (one HTML file) to ``path``; a directory gets ``report.html``."""
+    """Write the simulation report (one HTML file, packed by default) to ``path``; a
+    directory gets ``report.html``."""
     path = Path(path)
     if path.is_dir():
         path = path / "report.html"
-    text = render_translate_report(run, title=title, generated=generated)
+    text = render_translate_report(run, title=title, generated=generated, packed=packed)
     with path.open("w", encoding="utf-8", newline="\n") as fh:
         fh.write(text)
     return path

@@ -1,7 +1,41 @@
 (function () {
   "use strict";
-  var specs = JSON.parse(document.getElementById("cs-figures").textContent);
+  var specs = {};
   var template = JSON.parse(document.getElementById("cs-template").textContent);
+  // A packed report (page.page_scripts) carries plotly.js and the figures gzip-compressed:
+  // unpacked here, plotly.js run from a blob: URL; `ready` settles when both are there.
+  function unpack(id) {
+    var bin = atob(document.getElementById(id).textContent.trim());
+    var bytes = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+    return new Response(stream).text();
+  }
+  function runScript(code) {
+    return new Promise(function (resolve, reject) {
+      var url = URL.createObjectURL(new Blob([code], {type: "text/javascript"}));
+      var s = document.createElement("script");
+      s.onload = function () { URL.revokeObjectURL(url); resolve(); };
+      s.onerror = reject;
+      s.src = url;
+      document.head.appendChild(s);
+    });
+  }
+  var ready;
+  if (document.getElementById("cs-figures-packed")) {
+    if (!("DecompressionStream" in window)) {
+      document.getElementById("cs-unpack-failed").hidden = false;
+      ready = Promise.reject(new Error("DecompressionStream unavailable"));
+    } else {
+      ready = Promise.all([
+        unpack("cs-plotly-packed").then(runScript),
+        unpack("cs-figures-packed").then(function (text) { specs = JSON.parse(text); })
+      ]);
+    }
+  } else {
+    specs = JSON.parse(document.getElementById("cs-figures").textContent);
+    ready = Promise.resolve();
+  }
   var config = {displaylogo: false, responsive: true,
     modeBarButtonsToRemove: ["lasso2d", "select2d", "autoScale2d"],
     toImageButtonOptions: {format: "svg"}};
@@ -46,6 +80,9 @@
     return {data: data, layout: layout};
   }
   function draw(el) {
+    return ready.then(function () { return drawNow(el); });
+  }
+  function drawNow(el) {
     if (el.getAttribute("data-drawn")) return Promise.resolve();
     var spec = specs[el.getAttribute("data-fig")];
     if (!spec || !window.Plotly) return Promise.resolve();
@@ -83,6 +120,9 @@
   }
   // Draw every figure (printing, the PDF): tab panels shown, all figures drawn.
   window.csDrawAll = function (forPrint) {
+    return ready.then(function () { return drawAll(forPrint); });
+  };
+  function drawAll(forPrint) {
     printing = !!forPrint;
     panels.forEach(function (p) { p.hidden = false; });
     if (printing) {
@@ -92,8 +132,8 @@
         if (el.getAttribute("data-drawn") && window.Plotly) { Plotly.purge(el); el.removeAttribute("data-drawn"); }
       });
     }
-    return Promise.all(plots.map(draw));
-  };
+    return Promise.all(plots.map(drawNow));
+  }
   // Draw figures as they come into view: a study has dozens, most never looked at.
   if ("IntersectionObserver" in window) {
     var io = new IntersectionObserver(function (entries) {
@@ -122,7 +162,7 @@
           document.getElementById(t.getAttribute("aria-controls")).hidden = !on;
         });
         var panel = document.getElementById(tab.getAttribute("aria-controls"));
-        panel.querySelectorAll(".plot[data-drawn]").forEach(function (el) { Plotly.Plots.resize(el); });
+        if (window.Plotly) panel.querySelectorAll(".plot[data-drawn]").forEach(function (el) { Plotly.Plots.resize(el); });
       });
     });
   });
