@@ -385,12 +385,19 @@ def hazard(
     found = signed_in(request, "analyst")
     check_csrf(found[1], csrf)
     state = request.app.state
+    from cytosafe.web.services.studies import as_upload, own_study_file
+
+    name = study_file.filename or "study.toml"
+    # A study file written for another study id runs as this study, and the page says so.
+    raw, note = own_study_file(study_file.file.read(), code, name)
     try:
         out = services.run_hazard(
-            state.store, state.settings, state.jobs, found[0], code, study_file
+            state.store, state.settings, state.jobs, found[0], code, as_upload(raw, name)
         )
     except InputError as exc:
         return study_page(request, found, code, 422, error=_message(exc))
+    if note:
+        return study_page(request, found, code, 202, notice=f"{note} Analysis {out.id} is running.")
     return RedirectResponse(f"/analyses/{out.id}", status_code=303)
 
 
