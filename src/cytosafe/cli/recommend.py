@@ -31,6 +31,8 @@ def print_recommendation(rec, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from cytosafe.report.assays import readout_groups
+
     console = console or Console(highlight=False, soft_wrap=False)
     kb = rec.kb
     head = f"[bold]{rec.modality_name}[/bold]"
@@ -63,7 +65,10 @@ def print_recommendation(rec, console=None) -> None:
     for c in rec.controls:
         controls.add_row(c["role"], c["name"], kb.cite(tuple(c["citations"])))
     console.print(controls)
-    console.print("[bold]Cytokine panel:[/bold] " + ", ".join(rec.panel))
+    # CD69 and CD25 are T-cell activation markers read by flow cytometry, not cytokines:
+    # the panel is printed by kind, as the reports group it.
+    for group in readout_groups(list(rec.panel)):
+        console.print(f"[bold]{group['title']}:[/bold] " + ", ".join(group["analytes"]))
 
 
 def recommend_command(
@@ -111,7 +116,7 @@ def recommend_command(
     """Rank cytokine release assay formats for a molecule, with reasons and sources.
 
     Prints the ranking, the mechanisms no chosen format covers, the proposed controls and
-    cytokine panel; --out also writes them as Markdown or HTML.
+    the readout panel by kind (cytokines, T-cell activation markers, cellular readouts); --out also writes them as Markdown or HTML.
     """
     from cytosafe.assays.recommend import recommend
     from cytosafe.report.assays import write_recommendation

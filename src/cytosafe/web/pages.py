@@ -29,13 +29,16 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from cytosafe.errors import InputError
-from cytosafe.report.figures import natural_key
+from cytosafe.report.assays import readout_groups
+from cytosafe.report.figures import LAYOUT_TEMPLATE, Figures, natural_key, signal_name
 from cytosafe.schema.choices import BlankHandling, Covariance, CurveModel, Weighting
 from cytosafe.store import ROLES, SignedOffError, User, token_user
+from cytosafe.web import cohort as cohort_figures
 from cytosafe.web import compare as side_by_side
-from cytosafe.web import services
+from cytosafe.web import results, services
 from cytosafe.web.deps import get_study
 from cytosafe.web.schemas import ExclusionIn, ExclusionsIn, QuantifyIn, SignOffIn, StudyIn
+from cytosafe.web.tables import cell, readable
 
 __all__ = ["COOKIE", "add_pages"]
 
@@ -291,12 +294,11 @@ def study_page(
     analyses = services.list_analyses(store, user, code)
     context = dict(study=study, analyses=list(reversed(analyses)), **extra)
     if study.kind == "clinical":
-        grading = [a for a in analyses if a.kind == "grading" and a.status == "completed"]
+        # The latest grading, signed or not, opens the page: incidence, swimmer, heatmap.
+        grading = [a for a in analyses if a.kind == "grading" and a.status in READY]
         latest = grading[-1] if grading else None
         context["latest"] = latest
-        context["patients"] = (
-            services.stored_table(store, latest.id, "patients") if latest is not None else None
-        )
+        context.update(_cohort_context(store, latest))
         return render(request, "cohort.html", found, status_code, **context)
     context["plates"] = services.list_plates(store, user, code)
     context["choices"] = QUANTIFY_CHOICES
@@ -431,6 +433,11 @@ def observations(
 
 # --- analyses ----------------------------------------------------------------------------
 
+#: The analysis page's script (served from the page's own route, ``/scripts/results.js``).
+RESULTS_JS = HERE / "templates" / "results.js"
+# Every table on a page is written by one helper (web.tables): readable cells, units.
+templates.env.globals.update(cell=cell, readable=readable)
+
 
 def _number(value: Any) -> float | None:
     """A table cell as a finite float, or None."""
@@ -475,10 +482,12 @@ def _standard_curves(wells: pd.DataFrame | None, qc: pd.DataFrame | None, exclud
             items.append(
                 {
                     "key": {"plate_id": plate, "well": str(r["well"]), "analyte": analyte},
+                    "id": results.well_id(plate, str(r["well"]), analyte),
                     "well": r["well"],
                     "type": r["sample_type"],
                     "nominal": nominal,
                     "signal": r.get("signal"),
+                    "signal_used": r.get("signal_used", r.get("signal")),
                     "concentration": value,
                     "recovery": recovery,
                     "flags": r.get("flags") if isinstance(r.get("flags"), str) else "",
@@ -500,43 +509,137 @@ def _standard_curves(wells: pd.DataFrame | None, qc: pd.DataFrame | None, exclud
                 else "",
                 "n_excluded": sum(1 for i in items if i["in_run"]),
                 "changed": any(i["in_run"] != i["now"] for i in items),
+                "reader": side_by_side.text_cell(rows["reader"].iloc[0])
+                if "reader" in rows
+                else "",
                 "rows": items,
             }
         )
     return curves
 
 
+#: The states in which an analysis has results to show (a signed analysis shows them all,
+#: read-only: issue 15, "Why" 1).
+READY = ("completed", "signed_off")
+
+#: Rows of each raw table shown on the page (the download has them all).
+RAW_ROWS = 50
+
+
+def _figures_context(figures: Figures) -> dict:
+    """The JSON the figure scripts read (report.js, results.js): the page's figures and
+    the reports' Plotly template."""
+    return {
+        "figures_json": figures.to_json() if figures.specs else "",
+        "template_json": json.dumps(LAYOUT_TEMPLATE, separators=(",", ":")),
+    }
+
+
+def _cohort_context(store, latest) -> dict:
+    """The cohort page's (and a grading analysis page's) answer: incidence per scale,
+    the swimmer plot and the grade-by-day heatmap of the grading analysis ``latest``."""
+    if latest is None:
+        return {"patients": None, "incidence": [], "swimmer": None, "heatmap": None}
+    patients = services.stored_table(store, latest.id, "patients")
+    grades = services.stored_table(store, latest.id, "grades")
+    figures = Figures()
+    swimmer = cohort_figures.swimmer_figure(grades, patients)
+    heatmap = cohort_figures.grade_heatmap(grades, patients)
+    return {
+        "patients": patients,
+        "incidence": cohort_figures.incidence_rows(
+            services.stored_table(store, latest.id, "cohort"), patients
+        ),
+        "swimmer": None if swimmer is None else figures.add(swimmer),
+        "swimmer_height": None if swimmer is None else swimmer["layout"]["height"],
+        "heatmap": None if heatmap is None else figures.add(heatmap),
+        "heatmap_height": None if heatmap is None else heatmap["layout"]["height"],
+        **_figures_context(figures),
+    }
+
+
+def _standard_figures(curves: list[dict], fits: pd.DataFrame | None, editable: bool) -> Figures:
+    """A standard-curve figure per curve (its ``figure`` id set on the curve)."""
+    figures = Figures()
+    by_curve = {}
+    if fits is not None and {"plate_id", "analyte"} <= set(fits.columns):
+        for r in fits.to_dict("records"):
+            by_curve[(str(r["plate_id"]), str(r["analyte"]))] = r
+    for c in curves:
+        spec = results.standard_figure(
+            c,
+            c["rows"],
+            by_curve.get((c["plate"], c["analyte"])),
+            signal=signal_name(reader=c["reader"] or None),
+            editable=editable,
+        )
+        c["figure"] = figures.add(spec)
+    return figures
+
+
 def analysis_page(
     request: Request, found, analysis_id: int, status_code: int = 200, **extra: Any
 ) -> Response:
+    """An analysis opens with its answer (hazard calls, QC per analyte, cohort incidence),
+    then its figures, the report, and the raw tables last, collapsed; a signed analysis
+    shows all of it read-only."""
     store = request.app.state.store
-    out = services.read_analysis(store, found[0], analysis_id)
-    qc = services.stored_table(store, analysis_id, "qc") if out.status == "completed" else None
-    calls, curves = None, []
-    if out.status == "completed" and out.kind == "hazard":
-        names = [t.name for t in out.tables]
-        for name in ("hazard_calls", "calls", "hazard"):
-            if name in names:
-                calls = services.stored_table(store, analysis_id, name)
-                break
-    if out.status in ("completed", "signed_off") and out.kind == "quantification":
-        wells = services.stored_table(store, analysis_id, "concentrations")
-        now = services.excluded_wells(store, found[0], out.study)
-        curves = _standard_curves(wells, qc, now)
+    user = found[0]
+    out = services.read_analysis(store, user, analysis_id)
+    ready = out.status in READY
+    tables = (
+        {t.name: services.stored_table(store, analysis_id, t.name) for t in out.tables}
+        if ready
+        else {}
+    )
+    can_edit = ROLES.index(user.role) >= ROLES.index("analyst")
+    editable = can_edit and out.status == "completed" and not out.signed_off_by
+    context: dict[str, Any] = {"hazard": None, "incidence": [], "curves": []}
+    figures = Figures()
+    if ready and out.kind == "hazard":
+        context["hazard"] = results.hazard_summary(
+            tables.get("hazard"), tables.get("positive_controls")
+        )
+    if ready and out.kind == "quantification":
+        now = services.excluded_wells(store, user, out.study)
+        curves = _standard_curves(tables.get("concentrations"), tables.get("qc"), now)
+        figures = _standard_figures(curves, tables.get("curves"), editable)
+        context["curves"] = curves
+    if ready and out.kind == "grading":
+        context.update(_cohort_context(store, out))
+    else:
+        context.update(_figures_context(figures))
+    raw = [
+        {
+            "name": t.name,
+            "n_rows": t.n_rows,
+            "table": readable(tables.get(t.name), RAW_ROWS),
+        }
+        for t in out.tables
+    ]
     return render(
         request,
         "analysis.html",
         found,
         status_code,
         analysis=out,
-        qc=qc,
-        calls=calls,
-        curves=curves,
+        ready=ready,
+        editable=editable,
+        qc_rows=results.qc_summary(tables.get("qc")),
+        raw=raw,
         conventions=out.settings.get("conventions") or [],
         options=out.settings.get("options") or {},
         excluded=out.settings.get("excluded_wells") or [],
+        **context,
         **extra,
     )
+
+
+@router.get("/scripts/results.js")
+def results_js() -> Response:
+    """The analysis page's script: draws each standard curve when opened and ticks a
+    standard point's checkbox when the point is clicked."""
+    return Response(RESULTS_JS.read_text(encoding="utf-8"), media_type="text/javascript")
 
 
 @router.get("/analyses/{analysis_id}", response_class=HTMLResponse)
@@ -617,7 +720,7 @@ def compare(
             f"analysis {analysis_id} is a {out.kind} analysis, not a hazard analysis: "
             "it has no test articles to compare",
         )
-    if out.status != "completed":
+    if out.status not in READY:
         raise HTTPException(
             409,
             f"hazard analysis {analysis_id} is {out.status}: "
@@ -776,11 +879,38 @@ def assays(
         found,
         code,
         result=result,
-        ranking=None if result is None else pd.DataFrame(result["ranking"]),
+        ranking=None if result is None else _ranking(result["ranking"]),
+        groups=[] if result is None else readout_groups(result["panel"]),
         error=error,
         form=form,
         modalities=modalities,
     )
+
+
+#: The recommender's ranking columns as the page shows them, in this order.
+_RANKING_COLUMNS = (
+    "rank", "format", "name", "chosen", "score", "coverage", "status", "detects", "readouts",
+    "donors", "incubation", "reasons",
+)  # fmt: skip
+
+
+def _ranking(rows: list[dict]) -> pd.DataFrame:
+    """The ranking as readable text: each mechanism with how well the format detects it,
+    the reasons as sentences (never a Python list)."""
+    table = pd.DataFrame(rows)
+    if "detects" in table:
+        table["detects"] = table["detects"].map(
+            lambda d: (
+                "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in d.items())
+                if isinstance(d, dict)
+                else d
+            )
+        )
+    if "reasons" in table:
+        table["reasons"] = table["reasons"].map(
+            lambda r: "; ".join(map(str, r)) if isinstance(r, list) else r
+        )
+    return table[[c for c in _RANKING_COLUMNS if c in table.columns]]
 
 
 @router.get("/aop", response_class=HTMLResponse)
