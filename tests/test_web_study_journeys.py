@@ -7,6 +7,7 @@ read by a signed-off analysis is refused (409)."""
 from __future__ import annotations
 
 import io
+import re
 import tomllib
 
 import pandas as pd
@@ -328,3 +329,75 @@ def test_without_a_design_the_run_from_design_is_a_404(site, code):
     _new_study(users, code, "MSD-01")
     r = users["ana"].client.post(f"/api/studies/{code}/analyses/hazard/design", headers=_api(site))
     assert r.status_code == 404
+
+
+# --- observations of a clinical study --------------------------------------------------------
+
+
+def test_the_observations_upload_picks_scales_and_reads_sdtm_and_fhir(site, tmp_path):
+    from cytosafe.data import load
+    from test_io_fhir import entries as fhir_entries
+    from test_io_fhir import write as write_bundle
+    from test_io_sdtm import STUDY as SDTM_STUDY
+    from test_io_sdtm import domains as sdtm_domains
+
+    _, store, users = site
+    ana = users["ana"]
+    ana.post("/studies", {"code": "JR-CO", "group": "lab-a", "kind": "clinical"})
+    page = ana.get("/studies/JR-CO/observations").text
+    offered = re.findall(r'name="scales" value="([a-z0-9]+)"', page)
+    assert offered == list(load("clinical_scales.toml")["scale"])  # the data file's scales
+    domains = sdtm_domains.__wrapped__(tmp_path)
+    files = [
+        ("files", (p.name, p.read_bytes(), "application/octet-stream")) for p in domains.values()
+    ]
+    r = ana.post(
+        "/studies/JR-CO/observations",
+        {"scales": ["astct2019", "lee2014"], "product": "SIM-CEL"},
+        files=files,
+    )
+    assert r.status_code == 201, _flash(r.text)
+    analysis = int(re.search(r"analysis (\d+)", _flash(r.text)[0]).group(1))
+    out = ana.client.get(f"/api/analyses/{analysis}", headers=_api(site)).json()
+    assert out["settings"]["scales"] == ["astct2019", "lee2014"]
+    patients = ana.client.get(
+        f"/api/analyses/{analysis}/tables/patients", params={"format": "json"}, headers=_api(site)
+    )
+    assert {p["patient_id"] for p in patients.json()} == {f"{SDTM_STUDY}-001", f"{SDTM_STUDY}-002"}
+    bundle = write_bundle(tmp_path, fhir_entries.__wrapped__())
+    r = ana.post(
+        "/studies/JR-CO/observations",
+        {"scales": ["astct2019"], "product": "SIM-CEL"},
+        files=[("files", ("bundle.json", bundle.read_bytes(), "application/json"))],
+    )
+    assert r.status_code == 201, _flash(r.text)
+    assert verify_audit(store) is None
+
+
+def test_observations_that_cannot_be_graded_are_a_422_naming_the_file(site, tmp_path):
+    from test_io_sdtm import domains as sdtm_domains
+
+    _, _, users = site
+    ana = users["ana"]
+    ana.post("/studies", {"code": "JR-CO2", "group": "lab-a", "kind": "clinical"})
+    dm = sdtm_domains.__wrapped__(tmp_path)["dm"]
+    r = ana.post(
+        "/studies/JR-CO2/observations",
+        {"scales": ["astct2019"]},
+        files=[("files", ("dm.xpt", dm.read_bytes(), "application/octet-stream"))],
+    )
+    assert r.status_code == 422 and "no VS domain" in _flash(r.text)[0]
+    r = ana.post(
+        "/studies/JR-CO2/observations",
+        {"scales": ["astct2019"]},
+        files=[("files", ("xx.xpt", dm.read_bytes(), "application/octet-stream"))],
+    )
+    assert r.status_code == 422 and "'xx.xpt' is not an SDTM domain" in _flash(r.text)[0]
+    csv = (MSD.parents[1] / "crs-cohort" / "observations.csv").read_bytes()
+    r = ana.post(
+        "/studies/JR-CO2/observations",
+        {"scales": ["astct2019", "nope"]},
+        files=[("files", ("observations.csv", csv, "text/csv"))],
+    )
+    assert r.status_code == 422 and "nope" in _flash(r.text)[0]
+    assert "No graded observations yet." in ana.get("/studies/JR-CO2").text

@@ -408,17 +408,24 @@ def hazard(
 def observations(
     request: Request,
     code: str,
-    file: Annotated[UploadFile, File()],
-    scales: Annotated[str, Form()] = "astct2019",
+    # A table, SDTM domains (.xpt) or a FHIR Bundle; the scales ticked in the picker.
+    files: Annotated[list[UploadFile | str], File()] = [],  # noqa: B006
+    file: Annotated[UploadFile | str | None, File()] = None,
+    scales: Annotated[list[str], Form()] = ["astct2019"],  # noqa: B006
+    product: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
 ):
+    from cytosafe.web.services.clinical import upload_clinical
+
     found = signed_in(request, "analyst")
     check_csrf(found[1], csrf)
     state = request.app.state
+    chosen = [f for f in [*files, file] if isinstance(f, StarletteUpload) and f.filename]
     try:
-        out = services.upload_observations(
-            state.store, state.settings, state.compute, found[0], code, file, scales
-        )
+        out = upload_clinical(
+            state.store, state.settings, state.compute, found[0], code, chosen, scales,
+            product.strip() or None,
+        )  # fmt: skip
     except InputError as exc:
         return study_page(request, found, code, 422, error=_message(exc))
     return study_page(

@@ -25,14 +25,17 @@ from cytosafe.errors import InputError
 from cytosafe.web import services
 from cytosafe.web.deps import Analyst, Jobs, ServerSettings, StoreDep, Viewer, on_loop
 from cytosafe.web.design_form import design_from_form, form_context
-from cytosafe.web.pages import _message, check_csrf, page, render, signed_in, study_page
+from cytosafe.web.pages import _message, check_csrf, page, render, signed_in, study_page, templates
 from cytosafe.web.plate_layout import SAMPLE_TYPE_LABELS
 from cytosafe.web.schemas import AnalysisOut
 from cytosafe.web.services import studies as study_services
+from cytosafe.web.services.clinical import clinical_study, scale_choices
 
 __all__ = ["router"]
 
 router = APIRouter()
+# The scale picker of the observations upload (_observations_upload.html, any page).
+templates.env.globals["scale_choices"] = scale_choices
 #: Where the study file of a run from the stored design says it came from.
 DESIGN_FILE = "{code}-design.toml"
 
@@ -363,3 +366,14 @@ def hazard_from_design(request: Request, code: str, csrf: Annotated[str, Form()]
     except InputError as exc:
         return study_page(request, found, code, 422, error=_message(exc))
     return RedirectResponse(f"/analyses/{out.id}", status_code=303)
+
+
+@router.get("/studies/{code}/observations", response_class=HTMLResponse, include_in_schema=False)
+@page
+def observations_page(request: Request, code: str):
+    found = signed_in(request, "analyst")
+    try:
+        study = clinical_study(request.app.state.store, found[0], code)
+    except InputError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return render(request, "observations.html", found, study=study)

@@ -1,6 +1,8 @@
 """Clinical grading of uploaded observations: read and graded in a compute worker
 (:class:`~cytosafe.web.compute.ComputePool`, hence module-level functions that pickle),
-then stored with their grades and report in one transaction."""
+then stored with their grades and report in one transaction. The page's upload takes an
+observation table, SDTM domains or a FHIR Bundle alike (:func:`upload_clinical`), graded
+on the scales picked from the scales data file (:func:`scale_choices`)."""
 
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ __all__ = [
     "grade_and_store",
     "grade_upload",
     "parse_scales",
+    "scale_choices",
+    "upload_clinical",
     "upload_observations",
 ]
 
@@ -159,4 +163,93 @@ def upload_observations(
         path = up.save(file, "observations.csv")
         return grade_and_store(
             store, compute, study, user, up, "table", {"file": path}, None, scales
+        )
+
+
+#: The SDTM domains a web upload grades (laboratory ``lb`` is read by ``cytosafe grade``).
+WEB_SDTM_DOMAINS = ("dm", "vs", "ex", "cm", "pr", "ae")
+
+
+def scale_choices() -> list[dict[str, str]]:
+    """The grading scales of the scales data file (``clinical_scales.toml``), in its order:
+    ``name``, ``title``, ``version``, ``source``, for the scale picker."""
+    from cytosafe.data import load
+
+    scales = load("clinical_scales.toml")["scale"]
+    return [
+        {
+            "name": name,
+            "title": str(entry.get("title", name)),
+            "version": str(entry.get("version", "")),
+            "source": str(entry.get("source", "")),
+        }
+        for name, entry in scales.items()
+    ]
+
+
+def _kind(paths: list[Path]) -> tuple[str, dict[str, Path]]:
+    """What the uploaded files are: SDTM domains (``.xpt``, named by domain), one FHIR
+    Bundle (``.json``) or one observation table (CSV/XLSX)."""
+    suffixes = {p.suffix.lower() for p in paths}
+    if suffixes == {".xpt"}:
+        parts: dict[str, Path] = {}
+        for p in paths:
+            key = p.stem.lower()
+            if key not in WEB_SDTM_DOMAINS:
+                raise InputError(
+                    f"'{p.name}' is not an SDTM domain the web upload grades",
+                    file=p.name,
+                    expected="dm.xpt, vs.xpt and optionally ex, cm, pr, ae (.xpt)",
+                )
+            if key in parts:
+                raise InputError(f"domain {key.upper()} given twice", file=p.name)
+            parts[key] = p
+        for need in ("dm", "vs"):
+            if need not in parts:
+                raise InputError(
+                    f"no {need.upper()} domain among the SDTM files",
+                    file=", ".join(p.name for p in paths),
+                    expected=f"{need}.xpt (DM and VS are required)",
+                )
+        return "sdtm", parts
+    if len(paths) != 1:
+        raise InputError(
+            "several files that are not SDTM domains",
+            file=", ".join(p.name for p in paths),
+            expected="one observation table, one FHIR Bundle (.json) or SDTM domains (.xpt)",
+        )
+    if suffixes == {".json"}:
+        return "fhir", {"bundle": paths[0]}
+    return "table", {"file": paths[0]}
+
+
+def upload_clinical(
+    store: Store,
+    settings: Settings,
+    compute: ComputePool,
+    user: User,
+    code: str,
+    files: list[UploadFile],
+    scales: list[str] | str = "astct2019",
+    product: str | None = None,
+) -> dict:
+    """Store uploaded observations and their grades, whatever their form: an observation
+    table (CSV/XLSX), SDTM domains (``dm.xpt``, ``vs.xpt`` and optionally ``ex``, ``cm``,
+    ``pr``, ``ae``) or a FHIR R4 Bundle (``.json``), read by the readers ``cytosafe grade``
+    uses; ``scales`` as picked (names of the scales data file; unknown names are an
+    :class:`InputError`)."""
+    from cytosafe.clinical.scales import get_scale
+
+    names = scales if isinstance(scales, list) else parse_scales(scales)
+    names = [n.strip() for s in names for n in str(s).split(",") if n.strip()]
+    for name in names:
+        get_scale(name)
+    if not files:
+        raise InputError("choose the observations to upload", field="files")
+    study = clinical_study(store, user, code)
+    with uploads(settings) as up:
+        paths = [up.save(f, f"observations-{i}.csv") for i, f in enumerate(files, 1)]
+        kind, parts = _kind(paths)
+        return grade_and_store(
+            store, compute, study, user, up, kind, parts, product, ",".join(names) or "astct2019"
         )
