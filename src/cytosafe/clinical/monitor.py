@@ -144,7 +144,7 @@ class PatientState:
     predictions: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: predictor -> the hour it was evaluated at (None: all data, its windows are past)
     predicted_at: dict[str, float | None] = field(default_factory=dict)
-    dosing_weight: pd.DataFrame | None = None  # the raw row of the first weight
+    dosing_weight: tuple[pd.Timestamp, float] | None = None  # the first weight (UTC, kg)
     weight_assumed: bool = False
     dead: bool = False
     alerted: set = field(default_factory=set)
@@ -237,13 +237,20 @@ class Update:
         """An accumulated timeline with this update applied (earlier rows replaced)."""
         if timeline is None or not len(timeline):
             return self.timeline.reset_index(drop=True)
-        start = pd.to_datetime(timeline["patient_id"].map(self.revised_from))
-        keep = (start.isna() | (timeline["time"] < start)).to_numpy()
+        keep = timeline["time"].to_numpy() < _since(timeline["patient_id"], self.revised_from)
         parts = [x for x in (timeline.loc[keep], self.timeline) if len(x)]
         out = pd.concat(parts, ignore_index=True) if parts else self.timeline.iloc[:0]
         return out.sort_values(["scale", "patient_id", "time"], kind="stable").reset_index(
             drop=True
         )
+
+
+def _since(patients: pd.Series, times: Mapping[str, pd.Timestamp]) -> np.ndarray:
+    """Each row's patient's time in ``times`` (the latest representable time if absent)."""
+    keys = pd.Index(list(times), dtype=object)
+    values = np.array([pd.Timestamp(t).value for t in times.values()] + [np.iinfo(np.int64).max])
+    pos = keys.get_indexer(np.asarray(patients, dtype=object))
+    return values[np.where(pos >= 0, pos, len(keys))].astype("datetime64[ns]")
 
 
 def _raw(frame: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -421,25 +428,31 @@ class Monitor:
         rows = new.loc[~new["patient_id"].isin(late)]
         if not len(rows):
             return pd.DataFrame(), pd.DataFrame()
-        lent = []
-        offset = rows["time"].str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True)
-        with_offset = offset.groupby(rows["patient_id"]).any()
-        for pid in set(rows["patient_id"]):
-            st = self.patients.get(pid)
-            if st is None or st.dosing_weight is None:
-                continue
-            w = st.dosing_weight.copy()
-            t = pd.Timestamp(w["time"].iat[0])  # UTC
-            # written as the patient's times are, so that validation reads it back alike
-            if with_offset[pid]:
-                w["time"] = t.isoformat()
-            elif self.timezone:
-                w["time"] = t.tz_convert(self.timezone).tz_localize(None).isoformat()
-            else:
-                w["time"] = t.tz_localize(None).isoformat()
-            lent.append(w)
+        lent = [
+            (pid, *st.dosing_weight)
+            for pid in rows["patient_id"].unique()
+            if (st := self.patients.get(pid)) is not None and st.dosing_weight is not None
+        ]
         if lent:
-            lent_rows = pd.concat(lent, ignore_index=True).assign(source_file=_DOSING_WEIGHT)
+            w = pd.DataFrame(lent, columns=["patient_id", "utc", "kg"])
+            offset = rows["time"].str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True)
+            with_offset = offset.groupby(rows["patient_id"]).any()
+            utc = pd.to_datetime(w["utc"]).dt.tz_localize("UTC")
+            # written as the patient's times are, so that validation reads it back alike
+            local = utc.dt.tz_convert(self.timezone) if self.timezone else utc
+            aware = w["patient_id"].map(with_offset).to_numpy(dtype=bool)
+            text = np.where(
+                aware,
+                utc.dt.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00").to_numpy(dtype=object),
+                local.dt.tz_localize(None)
+                .dt.strftime("%Y-%m-%dT%H:%M:%S.%f")
+                .to_numpy(dtype=object),
+            )
+            lent_rows = pd.DataFrame({
+                "patient_id": w["patient_id"], "time": text, "item": "weight",
+                "value": [repr(float(x)) for x in w["kg"]], "unit": "kg",
+                "source_file": _DOSING_WEIGHT, "source_row": 0,
+            })  # fmt: skip
             rows = pd.concat([rows, lent_rows], ignore_index=True)
         obs = validate_observations(rows, errors=self.errors, timezone=self.timezone)
         table = _plain_table(obs.table)
@@ -449,18 +462,25 @@ class Monitor:
         return table, obs.quarantine
 
     def _late_patients(self, rows: pd.DataFrame, new: pd.DataFrame) -> set[str]:
-        """Patients whose new rows cannot simply be appended (see the module docstring)."""
-        late = set()
-        first_new = rows.groupby("patient_id", sort=False)["time"].min()
-        items = rows.groupby("patient_id", sort=False)["item"].agg(set)
-        for pid, t in first_new.items():
-            st = self.patients.get(pid)
-            if st is None or st.last_time is None:
-                continue
-            its = items[pid]
-            if t <= st.last_time or st.dead or "weight" in its or ("infusion" in its):
-                late.add(pid)
-        return late
+        """Patients whose new rows cannot simply be appended (see the module docstring):
+        not later than the last row kept, after a death, a weight or an infusion."""
+        item = rows["item"]
+        by = rows.assign(_w=item == "weight", _i=item == "infusion").groupby(
+            "patient_id", sort=False
+        )
+        flags = by.agg(first=("time", "min"), weight=("_w", "any"), infusion=("_i", "any"))
+        known = {
+            p: st.last_time
+            for p in flags.index
+            if (st := self.patients.get(p)) is not None and st.last_time is not None
+        }
+        if not known:
+            return set()
+        flags = flags.loc[list(known)]
+        last = pd.Series(known)
+        dead = flags.index.isin([p for p in known if self.patients[p].dead])
+        late = (flags["first"] <= last) | dead | flags["weight"] | flags["infusion"]
+        return set(flags.index[late.to_numpy()])
 
     def _revalidate(self, pids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Validate the late patients' raw rows again, from every source."""
@@ -532,13 +552,13 @@ class Monitor:
                 tl = grade_states(obs, self.scales, self.options)
         tl["patient_id"] = tl["patient_id"].astype(str)
         # validated times and the timeline's are UTC, written without a zone
-        start = pd.to_datetime(tl["patient_id"].map(revised_from))
-        emit = (tl["time"] >= start).to_numpy()
+        emit = tl["time"].to_numpy() >= _since(tl["patient_id"], revised_from)
         self._update_states(pids, win, tl, emit, alerts)
         out = tl.loc[emit, list(EMITTED_COLUMNS)].reset_index(drop=True)
         new_rows = pd.concat([x for x in (fast_rows, redone) if len(x)] or [win.iloc[:0]])
-        since = pd.to_datetime(new_rows["patient_id"].map(revised_from))
-        new_rows = new_rows.loc[(new_rows["time"] >= since).to_numpy()]
+        new_rows = new_rows.loc[
+            new_rows["time"].to_numpy() >= _since(new_rows["patient_id"], revised_from)
+        ]
         alerts.extend(self._vital_alerts(new_rows))
         predictions = self._predict(pids, win, set(late), alerts)
         fresh = []
@@ -553,72 +573,82 @@ class Monitor:
     def _update_states(
         self, pids: list[str], win: pd.DataFrame, tl: pd.DataFrame, emit: np.ndarray, alerts: list
     ) -> None:
-        for pid, rows in win.groupby("patient_id", sort=False):
+        """The touched patients' states from their windows and timelines (vectorised)."""
+        by = win.groupby("patient_id", sort=False)
+        first_time, last_time = by["time"].min(), by["time"].max()
+        item = win["item"]
+        infusion = win.loc[item == "infusion"].groupby("patient_id")["time"].min()
+        dead = set(win.loc[item == "death", "patient_id"])
+        weights = win.loc[item == "weight"].drop_duplicates("patient_id")  # sorted by time
+        weight = dict(zip(weights["patient_id"], zip(weights["time"], weights["value_num"],
+                                                      strict=True), strict=True))  # fmt: skip
+        vit = win.loc[item.isin(_VITALS)].drop_duplicates(["patient_id", "item"], keep="last")
+        vitals: dict[str, dict] = {}
+        for pid, it, t, v in zip(vit["patient_id"], vit["item"], vit["time"], vit["value_num"],
+                                 strict=True):  # fmt: skip
+            vitals.setdefault(pid, {})[it] = (t, float(v))
+        for pid in first_time.index:
             st = self._state(pid)
-            inf = rows.loc[rows["item"] == "infusion", "time"]
-            st.infusion = inf.min() if len(inf) else None
-            st.first_time, st.last_time = rows["time"].min(), rows["time"].max()
-            st.dead = bool((rows["item"] == "death").any())
-            w = rows.loc[rows["item"] == "weight"]
-            if len(w):
-                # lent to later batches as written here: kg, the exact float, UTC time
-                first = w.sort_values("time", kind="stable").iloc[0]
-                st.dosing_weight = pd.DataFrame([{
-                    "patient_id": pid, "time": _iso(first["time"]), "item": "weight",
-                    "value": repr(float(first["value_num"])), "unit": "kg",
-                    "source_file": _DOSING_WEIGHT, "source_row": 0,
-                }])  # fmt: skip
-            vit = rows.loc[rows["item"].isin(_VITALS)]
-            last = vit.groupby("item", sort=False).tail(1)
-            st.last_vitals = {
-                str(i): (t, float(v))
-                for i, t, v in zip(last["item"], last["time"], last["value_num"], strict=True)
-            }
+            st.infusion = infusion.get(pid)
+            st.first_time, st.last_time = first_time[pid], last_time[pid]
+            st.dead = pid in dead
+            if pid in weight:
+                st.dosing_weight = (weight[pid][0], float(weight[pid][1]))
+            st.last_vitals = vitals.get(pid, {})
         for scale, part in tl.groupby("scale", sort=False, observed=True):
-            scale = str(scale)
-            crs = get_scale(scale).KIND == "CRS"
-            g = part["grade"].to_numpy()
-            pid = part["patient_id"].to_numpy()
-            prev = np.concatenate([[0], g[:-1]])
-            new_patient = np.concatenate([[True], pid[1:] != pid[:-1]])
-            prev[new_patient] = 0
-            rising = emit[part.index.to_numpy()] & (g > prev) & (g > 0)
-            for i in np.flatnonzero(rising):
-                row = part.iloc[i]
-                alerts.append(Alert(
-                    pid[i], "grade_increase",
-                    f"{scale} grade {int(prev[i])} -> {int(g[i])}: {row['criterion']}",
-                    row["time"], scale=scale,
-                    details={"grade": int(g[i]), "previous_grade": int(prev[i]),
-                             "hours": _plain(row["hours"])},
-                ))  # fmt: skip
-            for p, sub in part.groupby("patient_id", sort=False):
-                st = self._state(str(p))
-                gs = sub["grade"].to_numpy()
-                ok = ~sub["baseline"].to_numpy()
-                st.grade[scale] = int(gs[-1])
-                st.max_grade[scale] = int(gs[ok].max()) if ok.any() else 0
-                pos = np.flatnonzero(ok & (gs >= 1))
-                st.onset_hours[scale] = (
-                    float(sub["hours"].iat[pos[0]])
-                    if len(pos) and st.infusion is not None
-                    else np.nan
-                )
-                t = sub["time"]
-                recent = t >= t.iat[-1] - pd.Timedelta(hours=24)
-                st.trend[scale] = [int(x) for x in gs[recent.to_numpy()]]
-                if crs:
-                    present = sub["crs_present"].to_numpy() & ok
-                    st.crs_present[scale] = bool(present[-1])
-                    since = None
-                    if present[-1]:
-                        off = np.flatnonzero(~present)
-                        since = t.iat[off[-1] + 1 if len(off) else 0]
-                    st.episode_since[scale] = since
-                temps = sub["temperature_c"].to_numpy()
-                fever = ok & (np.nan_to_num(temps, nan=-np.inf) >= self._fever_c[scale])
-                if scale == self.scales[0]:
-                    st.fever_onset = t.iat[np.flatnonzero(fever)[0]] if fever.any() else None
+            self._scale_states(str(scale), part, emit[part.index.to_numpy()], alerts)
+
+    def _scale_states(self, scale: str, part: pd.DataFrame, emit: np.ndarray, alerts: list) -> None:
+        """Grade, maximum, onset, trend, episode and fever onset under one scale."""
+        crs = get_scale(scale).KIND == "CRS"
+        g = part["grade"].to_numpy().astype(np.int64)
+        pid = part["patient_id"].to_numpy()
+        t = part["time"].to_numpy()
+        hours = part["hours"].to_numpy(dtype=float)
+        ok = ~part["baseline"].to_numpy(dtype=bool)
+        n = len(g)
+        idx = np.arange(n)
+        starts = np.flatnonzero(np.concatenate([[True], pid[1:] != pid[:-1]]))
+        ends = np.append(starts[1:], n) - 1
+        prev = np.concatenate([[0], g[:-1]])
+        prev[starts] = 0
+        rising = emit & (g > prev) & (g > 0)
+        criterion = part["criterion"].to_numpy()
+        for i in np.flatnonzero(rising):
+            alerts.append(Alert(
+                pid[i], "grade_increase",
+                f"{scale} grade {int(prev[i])} -> {int(g[i])}: {criterion[i]}",
+                pd.Timestamp(t[i]), scale=scale,
+                details={"grade": int(g[i]), "previous_grade": int(prev[i]),
+                         "hours": _plain(hours[i])},
+            ))  # fmt: skip
+        top = np.maximum.reduceat(np.where(ok, g, 0), starts)
+        big = n + 1
+        onset_at = np.minimum.reduceat(np.where(ok & (g >= 1), idx, big), starts)
+        temps = np.nan_to_num(part["temperature_c"].to_numpy(dtype=float), nan=-np.inf)
+        fever_at = np.minimum.reduceat(np.where(ok & (temps >= self._fever_c[scale]), idx, big),
+                                       starts)  # fmt: skip
+        if crs:
+            present = part["crs_present"].to_numpy(dtype=bool) & ok
+            off = np.where(~present, idx, -1)
+            np.maximum.accumulate(off, out=off)
+        # the trend: grades of the last 24 h before each patient's last row
+        recent = t >= (t[ends] - np.timedelta64(24, "h")).repeat(ends - starts + 1)
+        for k, (a, b) in enumerate(zip(starts, ends, strict=True)):
+            st = self._state(str(pid[a]))
+            st.grade[scale] = int(g[b])
+            st.max_grade[scale] = int(top[k])
+            st.onset_hours[scale] = (
+                float(hours[onset_at[k]]) if onset_at[k] < big and st.infusion is not None
+                else np.nan
+            )  # fmt: skip
+            st.trend[scale] = g[a : b + 1][recent[a : b + 1]].tolist()
+            if crs:
+                st.crs_present[scale] = bool(present[b])
+                since = max(off[b] + 1, a)
+                st.episode_since[scale] = pd.Timestamp(t[since]) if present[b] else None
+            if scale == self.scales[0]:
+                st.fever_onset = pd.Timestamp(t[fever_at[k]]) if fever_at[k] < big else None
 
     def _vital_alerts(self, rows: pd.DataFrame) -> list[Alert]:
         th = alert_thresholds()

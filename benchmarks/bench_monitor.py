@@ -1,0 +1,124 @@
+"""Benchmark: a new batch of observations for a monitored ward, incremental vs from scratch.
+
+SIMULATED data (``examples/generate_crs_cohort.py``: vital signs every 4 h and the
+simulated laboratory kinetics). ``--patients`` patients (default 500) are monitored for
+``--hours`` hours (default 72) by :class:`cytosafe.clinical.monitor.Monitor` (ASTCT 2019,
+Hay 2017); then one new vital-sign set per patient arrives (temperature, systolic pressure,
+SpO2, 4 h after the last). Timed, as CPU time (min and median of 3 runs, each from the same
+monitored state):
+
+* **incremental**: ``Monitor.process`` of the new batch (validation of the batch alone,
+  grading of the patients it touches, their states, predictions where a window is still
+  open, alerts);
+* **from scratch**: what a monitor without state would do for the same batch: the whole
+  record validated and graded again with :func:`cytosafe.clinical.grade` (timeline,
+  episodes, summaries) and :func:`cytosafe.clinical.predict.predict` (Hay 2017, at each
+  patient's latest hour).
+
+Both give the same grades for the new rows (checked). Prints both times, the ratio and
+whether the target (under 200 ms per batch for 500 patients) is met.
+
+Usage: ``python benchmarks/bench_monitor.py [--patients 500] [--hours 72] [--runs 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from cytosafe.clinical import grade
+from cytosafe.clinical.monitor import Monitor
+from cytosafe.clinical.predict import predict
+from cytosafe.errors import DataWarning
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from generate_crs_cohort import simulate, simulate_labs
+
+TARGET_S = 0.200
+
+
+def cohort(n: int, hours: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The record so far (vitals and labs up to ``hours``) and the next vital-sign set."""
+    truth: list[dict] = []
+    vitals = simulate(n, hours=hours + 4, step=4.0, truth=truth)
+    labs = simulate_labs(truth)
+    t = pd.to_datetime(vitals["time"])
+    start = vitals.groupby("patient_id")["time"].transform("min").pipe(pd.to_datetime)
+    h = (t - start).dt.total_seconds() / 3600
+    nxt = vitals[(h == hours + 4) & vitals["item"].isin(["temperature", "systolic_bp", "spo2"])]
+    record = vitals[h <= hours]
+    lab_h = (
+        pd.to_datetime(labs["time"])
+        - labs["patient_id"].map(start.groupby(vitals["patient_id"]).first())
+    ).dt.total_seconds() / 3600
+    record = pd.concat([record, labs[lab_h <= hours]], ignore_index=True).astype(str)
+    return record, nxt.astype(str).reset_index(drop=True)
+
+
+def _cpu(fn) -> tuple[float, object]:
+    t0 = time.process_time()
+    out = fn()
+    return time.process_time() - t0, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=500)
+    parser.add_argument("--hours", type=int, default=72)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore", DataWarning)
+
+    record, batch = cohort(args.patients, args.hours)
+    primed = Monitor("astct2019", ["hay2017"])
+    primed.process({"record.csv": record})
+    everything = pd.concat([record, batch], ignore_index=True)
+
+    def scratch():
+        res = grade(everything, "astct2019")
+        obs = res.timeline  # the grades; predictions need the observations themselves
+        pred = predict(everything, "hay2017")
+        return obs, pred
+
+    inc, full = [], []
+    for _ in range(args.runs):
+        m = copy.deepcopy(primed)
+        t, update = _cpu(lambda m=m: m.process({"batch.csv": batch}))
+        inc.append(t)
+        t, (timeline, _) = _cpu(scratch)
+        full.append(t)
+    new = update.timeline.set_index(["patient_id", "time"])["grade"]
+    ref = timeline.assign(patient_id=timeline["patient_id"].astype(str))
+    ref = ref.set_index(["patient_id", "time"])["grade"].reindex(new.index)
+    same = bool((new.to_numpy() == ref.to_numpy()).all())
+    summary = {
+        "patients": args.patients,
+        "record_rows": len(record),
+        "batch_rows": len(batch),
+        "incremental_s": {"min": min(inc), "median": statistics.median(inc)},
+        "from_scratch_s": {"min": min(full), "median": statistics.median(full)},
+        "ratio_median": statistics.median(full) / statistics.median(inc),
+        "same_grades": same,
+        "alerts": len(update.alerts),
+        "target_met": statistics.median(inc) < TARGET_S,
+        "note": "SIMULATED cohort; CPU time",
+    }
+    print(json.dumps(summary, indent=2))
+    print(
+        f"incremental {statistics.median(inc) * 1000:.0f} ms (min {min(inc) * 1000:.0f}) vs "
+        f"from scratch {statistics.median(full) * 1000:.0f} ms (min {min(full) * 1000:.0f}): "
+        f"{summary['ratio_median']:.1f}x; target < {TARGET_S * 1000:.0f} ms "
+        f"{'met' if summary['target_met'] else 'NOT met'}; same grades: {same}"
+    )
+
+
+if __name__ == "__main__":
+    main()
