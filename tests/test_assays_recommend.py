@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import re
+
 import typer
 from typer.testing import CliRunner
 
@@ -135,3 +137,16 @@ def test_cli_bad_input_is_one_line_and_exit_code_2():
     assert "error: field 'modality': unknown modality 'antisense'" in result.output
     result = runner.invoke(cli(), ["recommend", "--modality", "car_t", "--option", "nonsense"])
     assert result.exit_code == EXIT_INPUT_ERROR
+
+
+def test_cli_prints_cd69_and_cd25_as_activation_markers_not_cytokines():
+    result = runner.invoke(
+        cli(), ["recommend", "--modality", "cd3_bispecific", "--target", "CD20"],
+        env={"COLUMNS": "300"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Cytokine panel" not in result.output
+    markers = re.search(r"T-cell activation markers: (.*)", result.output).group(1)
+    assert "CD69" in markers and "CD25" in markers
+    soluble = re.search(r"Cytokines and other soluble mediators: (.*)", result.output).group(1)
+    assert "IL-6" in soluble and "CD69" not in soluble and "CD25" not in soluble

@@ -38,7 +38,7 @@ from cytosafe.web import compare as side_by_side
 from cytosafe.web import results, services
 from cytosafe.web.deps import get_study
 from cytosafe.web.schemas import ExclusionIn, ExclusionsIn, QuantifyIn, SignOffIn, StudyIn
-from cytosafe.web.tables import cell, readable
+from cytosafe.web.tables import cell, readable, single_unit
 
 __all__ = ["COOKIE", "add_pages"]
 
@@ -616,11 +616,12 @@ def analysis_page(
         context.update(_cohort_context(store, out))
     else:
         context.update(_figures_context(figures))
+    units = single_unit(tables)  # a QC table's LLOQ is in its curves' unit
     raw = [
         {
             "name": t.name,
             "n_rows": t.n_rows,
-            "table": readable(tables.get(t.name), RAW_ROWS),
+            "table": readable(tables.get(t.name), RAW_ROWS, units),
         }
         for t in out.tables
     ]

@@ -36,6 +36,7 @@ __all__ = [
     "encode_table",
     "readable",
     "records",
+    "single_unit",
 ]
 
 #: The media type of a Parquet table.
@@ -137,10 +138,11 @@ _FIXED_UNITS: dict[str, str] = {
 }
 
 
-def column_units(frame: pd.DataFrame) -> dict[str, str]:
+def column_units(frame: pd.DataFrame, known: Mapping[str, str] | None = None) -> dict[str, str]:
     """The unit of each column of ``frame`` that has one: fixed by its name (``*_hours``
     in h, CVs and recoveries in %), or named by the table (one ``concentration_unit`` or
-    ``treatment_unit`` for the whole table)."""
+    ``treatment_unit`` for the whole table), or by ``known``: the unit of such a column
+    where the analysis says it elsewhere (a QC table's LLOQ is in its curves' unit)."""
     units: dict[str, str] = {}
     for column in frame.columns:
         name = str(column)
@@ -150,6 +152,9 @@ def column_units(frame: pd.DataFrame) -> dict[str, str]:
             units[name] = "h"
     for source, columns in _UNIT_COLUMNS.items():
         if source not in frame.columns:
+            unit = (known or {}).get(source)
+            if unit:
+                units.update({c: unit for c in columns if c in frame.columns})
             continue
         named = {u for u in frame[source].dropna().astype(str) if u}
         if len(named) != 1:
@@ -213,12 +218,15 @@ def cell(value: Any) -> str:
     return text or MISSING
 
 
-def readable(frame: pd.DataFrame | None, limit: int | None = 200) -> dict:
-    """A table as a page shows it: ``headers`` (the column with its unit, if any),
-    ``rows`` of :func:`cell` text (the first ``limit``), ``n`` rows in all and ``shown``."""
+def readable(
+    frame: pd.DataFrame | None, limit: int | None = 200, units: Mapping[str, str] | None = None
+) -> dict:
+    """A table as a page shows it: ``headers`` (the column with its unit, if any; ``units``
+    as for :func:`column_units`), ``rows`` of :func:`cell` text (the first ``limit``),
+    ``n`` rows in all and ``shown``."""
     if frame is None:
         return {"headers": [], "rows": [], "n": 0, "shown": 0}
-    units = column_units(frame)
+    units = column_units(frame, units)
     headers = [f"{c} ({units[str(c)]})" if str(c) in units else str(c) for c in frame.columns]
     head = frame if limit is None else frame.head(limit)
     flags = [str(c) == "flags" for c in frame.columns]
@@ -232,3 +240,17 @@ def readable(frame: pd.DataFrame | None, limit: int | None = 200) -> dict:
             row.append(text)
         rows.append(row)
     return {"headers": headers, "rows": rows, "n": len(frame), "shown": len(head)}
+
+
+def single_unit(frames: Mapping[str, pd.DataFrame | None]) -> dict[str, str]:
+    """The ``concentration_unit`` and ``treatment_unit`` of an analysis where its tables
+    name exactly one (for :func:`readable`'s ``units``)."""
+    out = {}
+    for source in _UNIT_COLUMNS:
+        named = set()
+        for frame in frames.values():
+            if frame is not None and source in frame.columns:
+                named |= {u for u in frame[source].dropna().astype(str) if u}
+        if len(named) == 1:
+            out[source] = named.pop()
+    return out

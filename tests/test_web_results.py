@@ -1,0 +1,417 @@
+"""Results pages that answer first (issue 15, item 1): a hazard analysis opens with its
+calls (class badges, a one-line reason each, indeterminate calls and invalid formats
+said plainly), a quantification with its QC per analyte, a grading with the cohort's
+incidence; figures next; raw tables last, collapsed, with units in the headers and
+readable values (no NaT, False, None, nan or Python lists on any results page). A signed
+analysis shows all of it, read-only, and can be compared. The cohort page opens with
+the incidence table, a swimmer plot and a grade-by-day heatmap.
+
+The study, plates and analyses are those of tests/test_web_pages.py (its fixtures)."""
+
+from __future__ import annotations
+
+import json
+import re
+from html import unescape
+
+import pandas as pd
+import pytest
+
+from cytosafe.clinical.summary import cohort_summary, incidence
+from cytosafe.store import sign_off
+from cytosafe.web.tables import cell, column_units, readable
+from test_web_pages import (
+    OBSERVATIONS,
+    _flash,
+    _stored,
+    hazard_analysis,
+    quantified,
+    site,
+)
+
+#: The fixtures of tests/test_web_pages.py this module uses (pytest finds them by name).
+FIXTURES = (site, quantified, hazard_analysis)
+
+#: Words and marks a reader must never see on a results page.
+REPRS = (r"\bNaT\b", r"\bFalse\b", r"\bTrue\b", r"\bNone\b", r"\bnan\b", r"\[\'", r"\{\'")
+
+
+def _visible(html: str) -> str:
+    """The text of a page a reader sees: no scripts, styles, tags or attributes."""
+    html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.DOTALL)
+    return unescape(re.sub(r"<[^>]+>", " ", html))
+
+
+def _reprs(html: str) -> list[str]:
+    text = _visible(html)
+    return [m.group(0) for p in REPRS for m in re.finditer(p, text)]
+
+
+def _section(html: str, section_id: str) -> str:
+    return html.split(f'<section id="{section_id}"', 1)[1].split("</section>", 1)[0]
+
+
+def _order(html: str, *ids: str) -> list[int]:
+    return [html.index(f'<section id="{i}"') for i in ids]
+
+
+@pytest.fixture(scope="module")
+def graded(site):
+    """Cohort CO-R01 (lab-a): the example observations uploaded and graded on its page."""
+    _, _, users = site
+    ana = users["ana"]
+    r = ana.post("/studies", {"code": "CO-R01", "kind": "clinical", "group": "lab-a"})
+    assert r.status_code == 200, r.text
+    files = [("file", ("observations.csv", OBSERVATIONS.read_bytes(), "text/csv"))]
+    r = ana.post("/studies/CO-R01/observations", files=files)
+    assert r.status_code == 201, _flash(r.text)
+    return int(re.search(r"grading analysis <a href=\"/analyses/(\d+)\"", r.text).group(1))
+
+
+@pytest.fixture(scope="module")
+def signed(site, hazard_analysis, graded):
+    """The hazard analysis and the grading, signed off by the study director."""
+    _, store, _ = site
+    for analysis in (hazard_analysis, graded):
+        sign_off(store, analysis, user="dora", meaning="approved")
+    return hazard_analysis, graded
+
+
+@pytest.fixture(scope="module")
+def signed_quantification(site, quantified):
+    """A second quantification of PG-001, signed off."""
+    app, store, users = site
+    r = users["ana"].post("/studies/PG-001/quantify", {"model": "4PL"}, follow_redirects=False)
+    assert r.status_code == 303, _flash(r.text)
+    analysis = int(r.headers["location"].rsplit("/", 1)[1])
+    app.state.jobs.wait(analysis, timeout=600)
+    sign_off(store, analysis, user="dora", meaning="approved")
+    return analysis
+
+
+# --- one helper for every table -----------------------------------------------------------
+
+
+def test_a_cell_reads_as_text_never_as_a_python_repr():
+    assert [cell(v) for v in (None, float("nan"), pd.NaT, pd.NA, "", "  ")] == ["—"] * 6
+    assert (cell(False), cell(True)) == ("no", "yes")
+    assert cell(["yes for CD28 superagonism", "weak for FcγR"]) == (
+        "yes for CD28 superagonism, weak for FcγR"
+    )
+    assert cell({"cd28": "yes"}) == "cd28: yes"
+    assert cell(pd.Timestamp("2024-06-28 08:00")) == "2024-06-28 08:00"
+    assert (cell(24.0), cell(0.012345), cell(7513904.3), cell(12)) == (
+        "24",
+        "0.01235",
+        "7,513,904",
+        "12",
+    )
+
+
+def test_a_header_names_the_unit_the_table_gives():
+    frame = pd.DataFrame(
+        {
+            "lloq": [0.15],
+            "concentration_unit": ["pg/mL"],
+            "treatment_concentration": [10.0],
+            "treatment_unit": ["ug/mL"],
+            "onset_hours": [42.0],
+            "cv": [3.0],
+            "flags": ["above_uloq;extrapolated"],
+            "qc_pass": [True],
+        }
+    )
+    assert column_units(frame) == {
+        "lloq": "pg/mL",
+        "treatment_concentration": "ug/mL",
+        "onset_hours": "h",
+        "cv": "%",
+    }
+    shown = readable(frame)
+    assert shown["headers"][:3] == [
+        "lloq (pg/mL)",
+        "concentration_unit",
+        "treatment_concentration (ug/mL)",
+    ]
+    assert shown["rows"] == [
+        ["0.15", "pg/mL", "10", "ug/mL", "42", "3", "above_uloq, extrapolated", "yes"]
+    ]
+    # Two units in one column: each row keeps its own, the header names none.
+    two = frame.assign(concentration_unit=["IU/mL"])._append(frame, ignore_index=True)
+    assert "lloq" not in column_units(two)
+
+
+# --- a hazard analysis opens with its calls ---------------------------------------------
+
+
+def test_a_hazard_analysis_opens_with_its_calls_then_qc_figures_and_tables_last(
+    site,
+    hazard_analysis,
+):
+    _, _, users = site
+    vic = users["vic"]
+    page = vic.get(f"/analyses/{hazard_analysis}").text
+    hazard = _stored(vic, hazard_analysis, "hazard")
+    # The calls come first, the raw tables last.
+    calls, qc, report, tables = _order(page, "hazard", "qc", "report", "tables")
+    assert calls < qc < report < tables
+    section = _section(page, "hazard")
+    shown = {
+        (unescape(a), unescape(f), unescape(c))
+        for a, block in re.findall(
+            r'<div class="call-card" data-article="([^"]+)">(.*?)</div>\n</div>', section, re.S
+        )
+        for f, c in re.findall(
+            r'data-format="([^"]+)">.*?<span class="badge [a-z]*">([^<]+)</span>', block, re.S
+        )
+    }
+    expected = {
+        (r.treatment, r.assay_format.replace("_", " ") + f" · {r.incubation_h:g} h", r.hazard_class)
+        for r in hazard.itertuples()
+    }
+    assert shown == expected
+    # One line of reason each: TA-1 is high for the cytokines that met the class.
+    ta1 = hazard[(hazard["treatment"] == "TA-1") & (hazard["hazard_class"] == "high")].iloc[0]
+    first = ta1["analytes"].split()[0]
+    assert re.search(rf"\d+ cytokine\(s\) meet “[^”]+”: {re.escape(first)}, ", unescape(section))
+    assert "No class condition met; at most 0/8 donors respond in any cytokine" in section
+    # Indeterminate donor calls are said, with what they could change.
+    open_class = hazard[hazard["class_could_be"].fillna("").str.contains(" ")].iloc[0]
+    classes = " and ".join(open_class["class_could_be"].split())
+    assert f"censored values leave the class open between {classes}" in section
+    # The positive controls of each format, those not expected to respond said so.
+    assert "not expected" in section and "passed" in section
+    # Raw tables: collapsed, each with its downloads.
+    raw = _section(page, "tables")
+    assert raw.count('<details class="raw"') == len(re.findall(r"data-table=", raw)) >= 10
+    assert '<details class="raw" open' not in raw
+    assert f'href="/analyses/{hazard_analysis}/tables/hazard.csv"' in raw
+
+
+def test_an_invalid_format_says_which_positive_control_failed():
+    from cytosafe.web.results import hazard_summary
+
+    hazard = pd.DataFrame(
+        [
+            {
+                "assay_format": "whole_blood", "incubation_h": 24.0, "treatment": "TA-9",
+                "hazard_class": "invalid", "valid": False, "class_rule": "positive control failed",
+                "analytes": "", "n_donors": 8, "max_responders": 3,
+                "reason": "Not called: the positive control anti-CD3 failed in whole blood 24 h "
+                "(2/8 donors respond); the assay could not have shown a release.",
+                "n_indeterminate": 0, "indeterminate_by_analyte": "", "class_could_be": "",
+            }
+        ]
+    )  # fmt: skip
+    controls = pd.DataFrame(
+        [
+            {"assay_format": "whole_blood", "incubation_h": 24.0, "treatment": "anti-CD3",
+             "expected": True, "passed": False, "reason": "2/8 donors respond (≥ 50% required)"},
+        ]
+    )  # fmt: skip
+    out = hazard_summary(hazard, controls)
+    (call,) = out["articles"][0]["calls"]
+    assert (call["cls"], call["valid"], call["style"]) == ("invalid", False, "fail")
+    assert call["line"] == (
+        "Not called: the positive control anti-CD3 failed in whole blood 24 h (2/8 donors respond)"
+    )
+    assert out["n_invalid"] == 1
+    assert out["formats"][0]["controls"][0]["state"] == "failed"
+    # A format without a positive control expected to respond says so.
+    alone = hazard_summary(hazard.assign(hazard_class="negative", valid=True), controls.iloc[:0])
+    assert "ability to show a release is not verified" in alone["formats"][0]["missing"]
+
+
+def test_a_quantification_opens_with_qc_per_analyte_before_any_table(site, quantified):
+    _, _, users = site
+    vic = users["vic"]
+    page = vic.get(f"/analyses/{quantified}").text
+    qc = _stored(vic, quantified, "qc")
+    first_table = page.index("<table")
+    assert page.index('<section id="qc"') < first_table < page.index('id="qc-summary"') + 20
+    body = _section(page, "qc").split("<tbody>", 1)[1]
+    rows = {
+        unescape(re.sub(r"<[^>]+>", "", cells[0])): [re.sub(r"<[^>]+>", "", c) for c in cells]
+        for cells in (
+            re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+            for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)
+        )
+    }
+    assert set(rows) == set(qc["analyte"])
+    for analyte, g in qc.groupby("analyte"):
+        n = g["n_samples"].sum()
+        below = 100 * (g["share_below_lloq"] * g["n_samples"]).sum() / n
+        _, curves, passed, failed, shown_below, _, _ = rows[analyte]
+        assert (int(curves), int(passed), int(failed)) == (
+            len(g),
+            int(g["qc_pass"].sum()),
+            int((~g["qc_pass"]).sum()),
+        )
+        assert shown_below == ("0%" if below == 0 else f"{below:.1f}%")
+    # Units in the raw QC table's header.
+    raw = page.split('data-table="qc"', 1)[1].split("</details>", 1)[0]
+    assert "<th>lloq (pg/mL)</th>" in raw and "<th>qc_pass</th>" in raw
+    assert re.search(r"<td>(yes|no)</td>", raw)
+
+
+def test_each_curve_has_a_figure_whose_standard_points_carry_their_checkbox(
+    site,
+    quantified,
+):
+    _, _, users = site
+    page = users["ana"].get(f"/analyses/{quantified}").text
+    figures = json.loads(
+        re.search(
+            r'<script type="application/json" id="cs-figures">(.*?)</script>', page, re.S
+        ).group(1)
+    )
+    plots = re.findall(r'<div class="plot" data-std="(fig\d+)"', page)
+    assert len(plots) == 8 and set(plots) == set(figures)  # 8 analytes on MSD-01
+    boxes = set(re.findall(r"name=\"wells\" value='[^']*' id=\"([^\"]+)\"", page))
+    points = {i for f in figures.values() for t in f["data"] for i in t.get("customdata") or []}
+    assert points and points <= boxes  # every standard point ticks a checkbox of the form
+    names = {t["name"] for f in figures.values() for t in f["data"]}
+    assert "in the fit" in names and "ticked in the form" in names
+    assert '<script src="/scripts/results.js"></script>' in page
+    js = users["ana"].get("/scripts/results.js")
+    assert js.headers["content-type"].startswith("text/javascript")
+    assert "plotly_click" in js.text
+
+
+# --- signed analyses: everything, read-only -----------------------------------------------
+
+
+def test_a_signed_hazard_analysis_shows_its_results_read_only_and_compares(site, signed):
+    _, _, users = site
+    hazard_analysis, _ = signed
+    for who in ("vic", "ana", "dora"):
+        r = users[who].get(f"/analyses/{hazard_analysis}")
+        assert r.status_code == 200
+        page = r.text
+        assert '<span class="badge pass">signed off</span>' in page
+        for section in ("hazard", "qc", "report", "tables"):
+            assert f'<section id="{section}"' in page, (who, section)
+        assert 'class="call-card"' in page
+        assert f'href="/analyses/{hazard_analysis}/report?download=true"' in page
+        assert f'href="/analyses/{hazard_analysis}/tables/hazard.csv"' in page
+        assert "/exclusions" not in page and "re-run" not in page.lower()
+    compare = users["vic"].get(f"/analyses/{hazard_analysis}/compare")
+    assert compare.status_code == 200
+    assert re.search(r'<section id="calls">', compare.text)
+
+
+def test_a_signed_quantification_shows_qc_figures_and_no_exclusion_form(
+    site, signed_quantification
+):
+    _, _, users = site
+    page = users["ana"].get(f"/analyses/{signed_quantification}").text
+    assert '<span class="badge pass">signed off</span>' in page
+    assert 'id="qc-summary"' in page and 'data-std="fig1"' in page
+    assert 'id="standards"' in page and 'id="report"' in page and 'id="tables"' in page
+    assert 'name="wells"' not in page and "/exclusions" not in page
+
+
+def test_a_signed_grading_shows_the_incidence_and_the_figures(site, signed):
+    _, _, users = site
+    _, graded_analysis = signed
+    page = users["vic"].get(f"/analyses/{graded_analysis}").text
+    assert _order(page, "incidence", "figures", "tables") == sorted(
+        _order(page, "incidence", "figures", "tables")
+    )
+    assert 'id="incidence-table"' in page and 'id="swimmer"' in page
+
+
+# --- no Python on any results page --------------------------------------------------------
+
+
+def test_no_results_page_shows_nat_false_none_nan_or_a_python_list(
+    site,
+    hazard_analysis,
+    quantified,
+    graded,
+):
+    _, _, users = site
+    vic = users["vic"]
+    urls = [
+        f"/analyses/{hazard_analysis}",
+        f"/analyses/{quantified}",
+        f"/analyses/{graded}",
+        f"/analyses/{hazard_analysis}/compare",
+        "/studies/CO-R01",
+        "/studies/CRA-EX-001",
+        "/assays?modality=cd28_superagonist",
+        "/assays?modality=cd3_bispecific&target=CD20",
+    ]
+    for url in urls:
+        r = vic.get(url)
+        assert r.status_code == 200, url
+        assert _reprs(r.text) == [], url
+
+
+def test_the_raw_tables_open_with_every_table_and_readable_cells(site, graded):
+    _, _, users = site
+    page = users["vic"].get(f"/analyses/{graded}").text
+    raw = _section(page, "tables")
+    names = re.findall(r'data-table="([^"]+)"', raw)
+    assert set(names) >= {"grades", "patients", "cohort"}
+    patients = raw.split('data-table="patients"', 1)[1].split("</details>", 1)[0]
+    assert "<th>onset_hours (h)</th>" in patients
+    # A patient without CRS has no onset and no time of its maximum grade: "—".
+    assert re.search(
+        r"<td>SIM-0001</td><td>astct2019</td><td>2019/v2</td><td>0</td><td>—</td>", patients
+    )
+
+
+# --- the cohort page ----------------------------------------------------------------------
+
+
+def test_the_cohort_page_opens_with_incidence_then_swimmer_and_heatmap(site, graded):
+    _, _, users = site
+    vic = users["vic"]
+    page = vic.get("/studies/CO-R01").text
+    incidence_at, figures_at, patients_at = _order(
+        page, "incidence", "cohort-figures", "per-patient"
+    )
+    assert incidence_at < figures_at < patients_at
+    patients = _stored(vic, graded, "patients")
+    expected = cohort_summary(patients)
+    table = _section(page, "incidence")
+    cells = [
+        unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td[^>]*>(.*?)</td>", table, re.S)
+    ]
+    n = len(patients)
+    any_grade = int((patients["max_grade"] >= 1).sum())
+    severe = int((patients["max_grade"] >= 3).sum())
+    pct, lo, hi = incidence(any_grade, n)
+    spct, slo, shi = incidence(severe, n)
+    onset = expected.set_index("measure").loc["median onset, hours"]
+    assert cells[:7] == [
+        "astct2019",
+        "2019/v2",
+        str(n),
+        f"{any_grade}/{n} ({pct:.1f}%)",
+        f"{lo:.1f}–{hi:.1f}%",
+        f"{severe}/{n} ({spct:.1f}%)",
+        f"{slo:.1f}–{shi:.1f}%",
+    ]
+    assert cells[8] == f"{onset['median']:g} h ({onset['min']:g}–{onset['max']:g})"
+    # The example cohort's published-style figures: 48/60 any grade, 18/60 grade >= 3.
+    assert (any_grade, severe, n) == (48, 18, 60)
+    figures = json.loads(
+        re.search(
+            r'<script type="application/json" id="cs-figures">(.*?)</script>', page, re.S
+        ).group(1)
+    )
+    swimmer = figures[re.search(r'data-fig="(fig\d+)" id="swimmer"', page).group(1)]
+    heatmap = figures[re.search(r'data-fig="(fig\d+)" id="grade-heatmap"', page).group(1)]
+    lanes = {y for t in swimmer["data"] if t["type"] == "bar" for y in t["y"]}
+    assert lanes == set(patients["patient_id"])  # every patient has a lane
+    assert {t["name"] for t in swimmer["data"]} >= {"no CRS", "grade 1", "grade 4", "death"}
+    (heat,) = heatmap["data"]
+    assert (
+        heat["type"] == "heatmap" and heat["y"] == swimmer["layout"]["yaxis"]["categoryarray"][::-1]
+    )
+    worst = patients.sort_values("max_grade").iloc[-1]
+    row = heat["z"][heat["y"].index(worst["patient_id"])]
+    assert max(v for v in row if v is not None) == worst["max_grade"]
+    assert '<script src="/static/plotly.min.js"></script>' in page
