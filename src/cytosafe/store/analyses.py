@@ -334,25 +334,19 @@ def sign_off(
     user: User | str,
     meaning: str = "approved",
 ) -> Analysis:
-    """Sign off a completed analysis (study director or admin): from now on it is final.
+    """Make a completed analysis final (study director or admin), without an electronic
+    signature: for programs that act for a user they have already authenticated.
 
-    ``meaning`` is what the signature means (21 CFR 11.50: review, approval, ...).
+    People sign with :func:`cytosafe.store.signatures.sign`, which asks for the password
+    again, records the signature (its meaning, comment and the SHA-256 of what was
+    signed) and makes the analysis final at its "approved" signature; the web app and
+    ``cytosafe store sign`` call that. ``meaning`` here is recorded in the audit entry.
     """
     with transaction(target) as session:
         actor = find_user(session, user)
         require_role(actor, SIGN_OFF_ROLES, "sign off analyses")
         row = find_analysis(session, analysis, lock=True)
-        refuse_signed(row, "sign it off again")
-        if row.status != "completed":
-            raise InputError(
-                f"analysis {row.id} is {row.status}",
-                field="status",
-                expected="a completed analysis",
-            )
-        tables = {t.name: t.sha256 for t in row.tables}
-        row.status = "signed_off"
-        row.signed_off_by_id = actor.id
-        row.signed_off_at = dt.datetime.now(dt.UTC)
+        tables = finalise(row, actor)
         session.flush()
         record(
             session,
@@ -368,6 +362,31 @@ def sign_off(
             },
         )
         return row
+
+
+def finalise(row: Analysis, actor: User) -> dict[str, str]:
+    """Mark ``row`` (a completed analysis, locked by the caller) signed off by ``actor``,
+    now; the SHA-256 of its tables by name. The caller records the audit entry.
+
+    Raises
+    ------
+    SignedOffError
+        It is already signed off.
+    InputError
+        It is not completed.
+    """
+    refuse_signed(row, "sign it off again")
+    if row.status != "completed":
+        raise InputError(
+            f"analysis {row.id} is {row.status}",
+            field="status",
+            expected="a completed analysis",
+        )
+    tables = {t.name: t.sha256 for t in row.tables}
+    row.status = "signed_off"
+    row.signed_off_by_id = actor.id
+    row.signed_off_at = dt.datetime.now(dt.UTC)
+    return tables
 
 
 def load_table(target: Store | Session, analysis: Analysis | int, name: str) -> pd.DataFrame:

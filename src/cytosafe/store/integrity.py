@@ -23,7 +23,9 @@ same code and the same database types):
   the SHA-256 of their bytes as stored now) and its grades;
 - ``observations``: every observation of a clinical study's patients (the key is the
   study);
-- ``api_token``: whose, its digest, its expiry and revocation.
+- ``api_token``: whose, its digest, its expiry and revocation;
+- ``signature``: an electronic signature (analysis, signer, meaning, comment, time and
+  the SHA-256 of what was signed; :mod:`cytosafe.store.signatures`).
 
 Times are compared as UTC ISO 8601 text (SQLite gives back naive times, PostgreSQL aware
 ones). This is the "data integrity" expectation of 21 CFR Part 11 §11.10(a) and (e) and of
@@ -54,6 +56,7 @@ from cytosafe.store.models import (
     Patient,
     Plate,
     Report,
+    Signature,
     Study,
     User,
 )
@@ -61,7 +64,16 @@ from cytosafe.store.models import (
 __all__ = ["KINDS", "all_ids", "describe", "fingerprints", "key", "parse_key"]
 
 #: The kinds of object whose fingerprint the audit trail records.
-KINDS = ("user", "group", "study", "plate", "analysis", "observations", "api_token")
+KINDS = (
+    "user",
+    "group",
+    "study",
+    "plate",
+    "analysis",
+    "observations",
+    "api_token",
+    "signature",
+)
 #: What a changed object of each kind had changed (the wording of verify's message).
 CHANGED = {
     "user": "account (role, password or status)",
@@ -71,6 +83,7 @@ CHANGED = {
     "analysis": "record, sign-off, tables or report",
     "observations": "observations",
     "api_token": "token",
+    "signature": "signature (signer, meaning, comment, time or what was signed)",
 }
 _BATCH = 500
 
@@ -239,6 +252,17 @@ def fingerprints(session: Session, kind: str, ids: Iterable[int] | None = None) 
             ApiToken.revoked_at,
         ).order_by(ApiToken.id)
         digests = _owners(session, _where(query, ApiToken.id, id_list))
+    elif kind == "signature":
+        query = select(
+            Signature.id,
+            Signature.analysis_id,
+            Signature.user_id,
+            Signature.meaning,
+            Signature.comment,
+            Signature.signed_at,
+            Signature.signed_sha256,
+        ).order_by(Signature.id)
+        digests = _owners(session, _where(query, Signature.id, id_list))
     else:
         raise ValueError(f"unknown kind of object {kind!r}")
     return {i: d.hexdigest() for i, d in digests.items()}
@@ -253,6 +277,7 @@ def all_ids(session: Session, kind: str) -> set[int]:
         "plate": Plate.id,
         "analysis": Analysis.id,
         "api_token": ApiToken.id,
+        "signature": Signature.id,
     }.get(kind)
     if kind == "observations":
         query = (
@@ -301,4 +326,13 @@ def describe(session: Session, kind: str, object_id: int) -> str:
             .where(ApiToken.id == object_id)
         )
         return f"API token {object_id}" + (f" of user '{name}'" if name else "")
+    if kind == "signature":
+        row = session.execute(
+            select(Signature.meaning, Signature.analysis_id, User.username)
+            .join(User, User.id == Signature.user_id)
+            .where(Signature.id == object_id)
+        ).first()
+        if row:
+            return f"signature {object_id} ({row[0]}) of analysis {row[1]} by '{row[2]}'"
+        return f"signature {object_id}"
     return f"{kind} {object_id}"

@@ -1,0 +1,306 @@
+"""Electronic signatures of analyses (issue 14, item 3 and defect 14), on SQLite and
+PostgreSQL: the password again at each signature, a meaning from the configured list
+(21 CFR 11.50(a)(3): "the meaning (such as review, approval, responsibility, or
+authorship) associated with the signature"), a bounded comment, several signatures per
+analysis with the final one closing it, no self-approval when asked, append-only rows,
+and ``cytosafe audit verify`` vouching for them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+
+import store_backends
+from cytosafe.errors import InputError
+from cytosafe.store import (
+    Analysis,
+    AuthorizationError,
+    SignedOffError,
+    audit_entries,
+    chain_heads,
+    create_study,
+    create_user,
+    verify_audit,
+)
+from cytosafe.store.audit import canonical_json
+from cytosafe.store.models import Signature
+from cytosafe.store.signatures import (
+    NO_SELF_APPROVAL_ENV,
+    SignatureRefused,
+    check_meaning,
+    comment_limit,
+    list_signatures,
+    meanings,
+    no_self_approval,
+    sign,
+)
+from cytosafe.workflows import store_quantification
+from store_backends import STUDY, quantified
+
+postgres_cluster = store_backends.postgres_cluster
+backend = store_backends.backend
+store = store_backends.store
+
+PASSWORD = "quiet harbour lantern 42"
+
+
+@pytest.fixture(scope="module")
+def result():
+    return quantified()
+
+
+@pytest.fixture
+def analysed(store, result):
+    """A store with a study director ``ada`` (Ada Lovelace), an analyst ``bob``, a second
+    director ``dan``, all with a password, and one completed quantification run by bob."""
+    create_user(store, "ada", role="study_director", password=PASSWORD, display_name="Ada Lovelace")
+    create_user(store, "bob", role="analyst", password=PASSWORD, by="ada")
+    create_user(store, "dan", role="study_director", password=PASSWORD, by="ada")
+    create_study(store, STUDY, user="ada")
+    analysis = store_quantification(store, result, user="bob", report="<html>v1</html>")
+    return store, analysis
+
+
+def _status(store, analysis) -> str:
+    with store.reader() as session:
+        return session.get(Analysis, analysis.id).status
+
+
+# --- the configured meanings -----------------------------------------------------------
+
+
+def test_the_meanings_are_the_configured_authored_reviewed_approved_and_only_approval_is_final():
+    assert list(meanings()) == ["authored", "reviewed", "approved"]
+    assert [m.final for m in meanings().values()] == [False, False, True]
+    assert meanings()["approved"].roles == ("study_director", "admin")
+    assert check_meaning(" Approved ").key == "approved"  # the label, any case
+
+
+def test_a_meaning_not_configured_is_an_input_error_naming_the_field_and_the_list():
+    with pytest.raises(InputError, match="not a meaning") as err:
+        check_meaning("x" * 20_000_000)  # the 20 MB "meaning" of defect 14
+    assert err.value.field == "meaning"
+    assert err.value.expected == "authored | reviewed | approved"
+    assert len(str(err.value)) < 300
+    with pytest.raises(InputError, match="no meaning chosen"):
+        check_meaning("")
+
+
+def test_self_approval_is_allowed_by_default_and_forbidden_by_the_environment(monkeypatch):
+    monkeypatch.delenv(NO_SELF_APPROVAL_ENV, raising=False)
+    assert no_self_approval() is False
+    monkeypatch.setenv(NO_SELF_APPROVAL_ENV, "1")
+    assert no_self_approval() is True
+
+
+# --- signing ---------------------------------------------------------------------------
+
+
+def test_authored_reviewed_approved_each_a_row_and_only_approval_signs_off(analysed):
+    store, analysis = analysed
+    first = sign(store, analysis, user="bob", password=PASSWORD, meaning="authored")
+    assert _status(store, analysis) == "completed"
+    sign(store, analysis, user="dan", password=PASSWORD, meaning="reviewed", comment="QC read")
+    assert _status(store, analysis) == "completed"
+    last = sign(store, analysis, user="ada", password=PASSWORD, meaning="approved")
+    assert _status(store, analysis) == "signed_off"
+    with store.reader() as session:
+        row = session.get(Analysis, analysis.id)
+        assert row.signed_off_by_id == last.user_id
+    shown = list_signatures(store, analysis)
+    assert [(s["username"], s["meaning"]) for s in shown] == [
+        ("bob", "authored"),
+        ("dan", "reviewed"),
+        ("ada", "approved"),
+    ]
+    assert shown[1]["comment"] == "QC read"
+    assert shown[2]["name"] == "Ada Lovelace" and shown[0]["name"] == "bob"
+    assert shown[0]["signed_at"].tzinfo is not None
+    assert first.signed_sha256 == shown[0]["signed_sha256"]
+    assert verify_audit(store) is None
+
+
+def test_the_signed_sha256_is_the_hash_of_the_tables_and_report_the_audit_entry_holds(analysed):
+    store, analysis = analysed
+    signature = sign(store, analysis, user="ada", password=PASSWORD, meaning="approved")
+    entry = audit_entries(store, object_type="analysis", object_id=analysis.id)[-1]
+    assert entry["action"] == "sign-off"
+    details = entry["details"]
+    assert details["signature"] == signature.id and details["meaning"] == "approved"
+    recomputed = hashlib.sha256(canonical_json(details["signed"]).encode()).hexdigest()
+    assert recomputed == signature.signed_sha256 == details["signed_sha256"]
+    assert set(details["signed"]["tables"]) == {t.name for t in analysis.tables}
+    report = hashlib.sha256(b"<html>v1</html>").hexdigest()
+    assert [r["sha256"] for r in details["signed"]["reports"]] == [report]
+    assert f"signature:{signature.id}" in details["covers"]
+    # A sign-off writes the chain's head down (a truncated tail is found against it).
+    assert chain_heads(store)[-1]["reason"] == f"sign-off of analysis {analysis.id}"
+
+
+def test_a_wrong_password_is_refused_audited_and_signs_nothing(analysed):
+    store, analysis = analysed
+    before = len(audit_entries(store))
+    with pytest.raises(SignatureRefused, match="password of 'ada' is wrong"):
+        sign(store, analysis, user="ada", password="not my password at all", meaning="approved")
+    assert _status(store, analysis) == "completed"
+    assert list_signatures(store, analysis) == []
+    entries = audit_entries(store)
+    assert len(entries) == before + 1
+    refused = entries[-1]
+    assert (refused["actor"], refused["object_id"]) == ("ada", str(analysis.id))
+    assert refused["details"]["outcome"] == "refused"
+    assert refused["details"]["reason"] == "wrong password"
+    assert "not my password" not in json.dumps(refused)
+    assert verify_audit(store) is None
+
+
+def test_a_user_without_a_password_cannot_sign(analysed):
+    store, analysis = analysed
+    create_user(store, "local", role="study_director", by="ada")  # as the CLI creates them
+    with pytest.raises(SignatureRefused):
+        sign(store, analysis, user="local", password="", meaning="approved")
+
+
+def test_a_comment_is_bounded_and_the_error_names_the_field(analysed):
+    store, analysis = analysed
+    limit = comment_limit()
+    assert limit == 500
+    with pytest.raises(InputError, match="501 characters") as err:
+        sign(store, analysis, user="ada", password=PASSWORD, meaning="approved",
+             comment="x" * (limit + 1))  # fmt: skip
+    assert err.value.field == "comment"
+    assert list_signatures(store, analysis) == []
+    sign(store, analysis, user="ada", password=PASSWORD, meaning="reviewed", comment="y" * limit)
+    assert list_signatures(store, analysis)[0]["comment"] == "y" * limit
+
+
+def test_an_unknown_meaning_is_refused_before_the_password_is_checked(analysed):
+    store, analysis = analysed
+    before = len(audit_entries(store))
+    with pytest.raises(InputError) as err:
+        sign(store, analysis, user="ada", password="wrong", meaning="approved, and more")
+    assert err.value.field == "meaning"
+    assert len(audit_entries(store)) == before
+
+
+def test_an_analyst_may_author_but_not_approve(analysed):
+    store, analysis = analysed
+    with pytest.raises(AuthorizationError, match="sign analyses as 'approved'"):
+        sign(store, analysis, user="bob", password=PASSWORD, meaning="approved")
+    assert _status(store, analysis) == "completed"
+
+
+def test_one_signer_signs_one_meaning_once(analysed):
+    store, analysis = analysed
+    sign(store, analysis, user="dan", password=PASSWORD, meaning="reviewed")
+    with pytest.raises(InputError, match="already signed") as err:
+        sign(store, analysis, user="dan", password=PASSWORD, meaning="reviewed")
+    assert err.value.field == "meaning"
+
+
+def test_an_approved_analysis_takes_no_further_signature(analysed):
+    store, analysis = analysed
+    sign(store, analysis, user="ada", password=PASSWORD, meaning="approved")
+    with pytest.raises(SignedOffError):
+        sign(store, analysis, user="dan", password=PASSWORD, meaning="reviewed")
+
+
+def test_no_self_approval_refuses_the_creator_and_the_author(analysed, result, monkeypatch):
+    store, analysis = analysed
+    # ada created this one, and dan authored it: neither may approve it when forbidden.
+    mine = store_quantification(store, result, user="ada", previous=analysis)
+    sign(store, mine, user="dan", password=PASSWORD, meaning="authored")
+    for who in ("ada", "dan"):
+        with pytest.raises(AuthorizationError, match="self-approval"):
+            sign(store, mine, user=who, password=PASSWORD, meaning="approved",
+                 forbid_self_approval=True)  # fmt: skip
+    monkeypatch.setenv(NO_SELF_APPROVAL_ENV, "1")
+    with pytest.raises(AuthorizationError, match="self-approval"):
+        sign(store, mine, user="ada", password=PASSWORD, meaning="approved")
+    assert _status(store, mine) == "completed"
+    # bob's analysis: ada neither created nor authored it.
+    sign(store, analysis, user="ada", password=PASSWORD, meaning="approved")
+    assert _status(store, analysis) == "signed_off"
+    # Off (the default), the creator may approve their own.
+    monkeypatch.delenv(NO_SELF_APPROVAL_ENV)
+    sign(store, mine, user="ada", password=PASSWORD, meaning="approved")
+    assert _status(store, mine) == "signed_off"
+
+
+def test_a_queued_analysis_cannot_be_signed(analysed):
+    store, _ = analysed
+    from cytosafe.store import import_analysis
+
+    queued = import_analysis(store, "quantification", {}, study=STUDY, user="bob",
+                             settings={}, status="queued")  # fmt: skip
+    with pytest.raises(InputError, match="is queued") as err:
+        sign(store, queued, user="bob", password=PASSWORD, meaning="authored")
+    assert err.value.field == "status"
+
+
+# --- append-only and tamper-evident ----------------------------------------------------
+
+
+def test_the_database_refuses_to_change_or_delete_a_signature(analysed):
+    store, analysis = analysed
+    sign(store, analysis, user="bob", password=PASSWORD, meaning="authored")
+    for sql in ("UPDATE signatures SET meaning = 'approved'", "DELETE FROM signatures"):
+        with pytest.raises(DBAPIError, match="append-only"):
+            with store.engine.begin() as conn:
+                conn.execute(text(sql))
+    assert [s["meaning"] for s in list_signatures(store, analysis)] == ["authored"]
+
+
+def _tamper(store, sql: str) -> None:
+    """Run ``sql`` on ``signatures`` with its guard triggers out of the way, as an
+    attacker with database access would."""
+    with store.engine.begin() as conn:
+        if store.dialect == "postgresql":
+            conn.exec_driver_sql("ALTER TABLE signatures DISABLE TRIGGER signatures_append_only")
+            conn.exec_driver_sql(sql)
+            conn.exec_driver_sql("ALTER TABLE signatures ENABLE TRIGGER signatures_append_only")
+        else:
+            conn.exec_driver_sql("DROP TRIGGER signatures_no_update")
+            conn.exec_driver_sql("DROP TRIGGER signatures_no_delete")
+            conn.exec_driver_sql(sql)
+
+
+def test_audit_verify_finds_a_signature_whose_meaning_was_changed(analysed):
+    store, analysis = analysed
+    signature = sign(store, analysis, user="bob", password=PASSWORD, meaning="authored")
+    _tamper(store, f"UPDATE signatures SET meaning = 'approved' WHERE id = {signature.id}")
+    found = verify_audit(store)
+    assert found is not None and found.kind == "data"
+    assert found.object == f"signature:{signature.id}"
+    assert f"signature {signature.id} (approved) of analysis {analysis.id} by 'bob'" in str(found)
+
+
+def test_audit_verify_finds_a_deleted_signature(analysed):
+    store, analysis = analysed
+    signature = sign(store, analysis, user="bob", password=PASSWORD, meaning="authored")
+    _tamper(store, f"DELETE FROM signatures WHERE id = {signature.id}")
+    found = verify_audit(store)
+    assert found is not None and found.object == f"signature:{signature.id}"
+    assert "was deleted" in str(found)
+
+
+def test_audit_verify_finds_a_signature_written_behind_the_stores_back(analysed):
+    store, analysis = analysed
+    with store.engine.begin() as conn:
+        ada = conn.execute(text("SELECT id FROM users WHERE username = 'ada'")).scalar()
+        conn.execute(
+            text(
+                "INSERT INTO signatures (analysis_id, user_id, meaning, signed_at) "
+                "VALUES (:a, :u, 'approved', CURRENT_TIMESTAMP)"
+            ),
+            {"a": analysis.id, "u": ada},
+        )
+    found = verify_audit(store)
+    assert found is not None and found.kind == "uncovered"
+    with store.reader() as session:
+        forged = session.scalar(select(Signature.id))
+    assert found.object == f"signature:{forged}"
