@@ -31,7 +31,14 @@ def _first_admin(store) -> str | None:
     if taken:
         return None
     password = secrets.token_urlsafe(12)
-    create_user(store, "admin", role="admin", password=password, display_name="Administrator")
+    create_user(
+        store,
+        "admin",
+        role="admin",
+        password=password,
+        display_name="Administrator",
+        must_change_password=True,  # printed on a console: the admin chooses their own
+    )
     return password
 
 
@@ -83,7 +90,10 @@ def serve_command(
     store = Store(database)
     password = _first_admin(store)
     if password is not None:
-        typer.echo(f"created user 'admin' with password {password} (shown once; change it)")
+        typer.echo(
+            f"created user 'admin' with password {password} (shown once; you will be "
+            "asked to choose your own at the first sign-in)"
+        )
     app = create_app(store)
     if examples and _store_is_empty(store):
         folder = find_examples()

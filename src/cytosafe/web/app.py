@@ -32,6 +32,7 @@ from cytosafe.web import pages
 from cytosafe.web.compute import ComputePool
 from cytosafe.web.deps import TokenCache
 from cytosafe.web.jobs import JobRunner
+from cytosafe.web.pages_accounts import add_account_pages
 from cytosafe.web.pages_study import router as study_pages
 from cytosafe.web.pages_tools import add_tools
 from cytosafe.web.routers import ROUTERS
@@ -127,6 +128,7 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
     pages.add_pages(app)
     app.include_router(study_pages)  # sample maps, plates, design (pages_study)
     add_tools(app)  # /mabel, /simulate and the downloads (pages_tools, downloads)
+    add_account_pages(app)  # /account, /users, /audit and the forced password change
     # Outermost last: every answer, a refusal of the two below included, gets the headers.
     app.add_middleware(
         SignInThrottle,
