@@ -21,7 +21,12 @@ _RULE_SETS = " | ".join(load("hazard_rules.toml")["rule_set"])
 
 def analyze_command(
     study: Annotated[
-        Path, typer.Argument(help="Study file (TOML) naming treatments, roles, inputs.")
+        Path,
+        typer.Argument(
+            help="Study file (TOML) naming treatments, roles, inputs; or a tidy table whose "
+            "columns carry the design (treatment, treatment_role, treatment_concentration, "
+            "treatment_unit, assay_format, matched_control)."
+        ),
     ],
     out: OutOption = ...,
     inputs: Annotated[
@@ -59,7 +64,13 @@ def analyze_command(
     from cytosafe.hazard.rules import get_rule_set
     from cytosafe.workflows import run_analysis
 
-    design = load_study(study)
+    if study.suffix.lower() == ".toml":
+        design = load_study(study)
+    else:  # a tidy table carries its own design (cytosafe.workflows.table_design)
+        from cytosafe.workflows.table_design import design_from_file
+
+        design = design_from_file(study, sample_map=sample_map)
+        inputs = inputs or [study]
     settings = design.settings
     if rule_set is not None:
         settings = dataclasses.replace(settings, rule_set=get_rule_set(rule_set))
