@@ -42,6 +42,7 @@ from cytosafe.errors import InputError
 
 __all__ = [
     "BINARY_STATES",
+    "ELICITED",
     "OUTCOME_STATES",
     "AssaySpec",
     "BayesParameters",
@@ -50,6 +51,12 @@ __all__ = [
 ]
 
 BINARY_STATES = ("absent", "present")
+#: Every output of the elicited network says so (:mod:`cytosafe.aop.fit` fits it).
+ELICITED = "elicited"
+_FIT_KEYS = {
+    "equivalent_sample_size", "min_weight", "max_iter", "tolerance", "citations", "status",
+    "note", "method",
+}  # fmt: skip
 OUTCOME_STATES = ("none", "non_severe", "severe")
 
 
@@ -106,6 +113,7 @@ class BayesParameters:
     detection_sensitivity: dict[str, float]
     detection_specificity: float
     source: str
+    fit: dict | None = None
 
 
 def load_bayes_parameters(path: str | Path | None = None) -> BayesParameters:
@@ -267,7 +275,27 @@ def _load(path: Path) -> BayesParameters:
         spec = det.number("specificity", lo=0, hi=1)
         det.citations(known)
         det.status()
+    fit = None
+    if "fit" in data:
+        ff = Fields(data["fit"], path, "fit")
+        unknown = sorted(set(ff.table) - _FIT_KEYS)
+        if unknown:
+            ff.fail(
+                f"unknown field {unknown[0]!r}",
+                field=unknown[0],
+                expected=", ".join(sorted(_FIT_KEYS)),
+            )
+        fit = {
+            "equivalent_sample_size": ff.number("equivalent_sample_size", lo=0),
+            "min_weight": ff.number("min_weight", lo=0),
+        }
+        for key in ("max_iter", "tolerance"):
+            if key in ff.table:
+                fit[key] = ff.number(key, lo=0)
+        ff.citations(known)
+        ff.status()
     return BayesParameters(
+        fit=fit,
         version=data["version"],
         nodes=nodes,
         links=links,
@@ -338,6 +366,9 @@ class CrsBayesNetwork:
         self._infer = VariableElimination(model)
         self._event_to_node = {n.event: n.key for n in params.nodes.values()}
 
+    #: The tables' basis: elicited, not fitted (see :func:`cytosafe.aop.fit.fit_network`).
+    basis = ELICITED
+
     @classmethod
     def for_modality(cls, modality: str, parameters: str | Path | None = None) -> CrsBayesNetwork:
         return cls(load_bayes_parameters(parameters), modality)
@@ -377,6 +408,7 @@ class CrsBayesNetwork:
                 "high": p.interval[1],
                 "citations": "; ".join(refs[c].short() for c in p.citations),
                 "status": p.status,
+                "basis": ELICITED,
             }
             for name, p in self._param_table().items()
         ]

@@ -7,6 +7,7 @@ Examples
     $ cytosafe aop export --out aop/                       # XML, GraphML, Cytoscape, SVG, HTML
     $ cytosafe aop query --modality car_t --evidence ke_vascular_leak=present
     $ cytosafe aop simulate --intervention none --intervention tocilizumab
+    $ cytosafe aop fit --out bn-fit/        # fitted to the reference library, leave-one-out
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import typer
 from cytosafe.cli._common import parse_key_values
 from cytosafe.errors import InputError
 
-__all__ = ["EXPORT_FILES", "AopAction", "aop_command"]
+__all__ = ["EXPORT_FILES", "FIT_FILES", "AopAction", "aop_command"]
 
 #: The files ``cytosafe aop export`` writes.
 EXPORT_FILES = (
@@ -40,6 +41,11 @@ class AopAction(StrEnum):
     QUERY = "query"
     SIMULATE = "simulate"
     MAP = "map"
+    FIT = "fit"
+
+
+#: The files ``cytosafe aop fit`` writes.
+FIT_FILES = ("fitted_parameters.csv", "leave_one_out.csv", "leave_one_out.md", "settings.json")
 
 
 #: The files ``cytosafe aop map`` writes.
@@ -51,7 +57,7 @@ def _evidence(items: list[str] | None) -> dict[str, str]:
 
 
 def aop_command(
-    action: Annotated[AopAction, typer.Argument(help="export, query, simulate or map.")],
+    action: Annotated[AopAction, typer.Argument(help="export, query, simulate, map or fit.")],
     modality: Annotated[
         str | None,
         typer.Option(
@@ -94,9 +100,27 @@ def aop_command(
         typer.Option(
             "--out",
             "-o",
-            help="export, map: output directory; query: a CSV file; simulate: .csv, .svg or .html.",
+            help="export, map, fit: output directory; query: a CSV file; simulate: .csv, .svg "
+            "or .html.",
         ),
     ] = None,
+    fitted: Annotated[
+        bool,
+        typer.Option(
+            "--fitted", help="query: also the network fitted to the reference compound library."
+        ),
+    ] = False,
+    library: Annotated[
+        Path | None,
+        typer.Option("--library", help="fit: a reference library file (the shipped one)."),
+    ] = None,
+    confirmed_only: Annotated[
+        bool,
+        typer.Option(
+            "--confirmed-only",
+            help="fit: only compounds whose clinical outcome is confirmed against its source.",
+        ),
+    ] = False,
 ) -> None:
     """The CRS adverse outcome pathway: export it, query it, simulate it, map evidence on it."""
     from rich.console import Console
@@ -105,7 +129,9 @@ def aop_command(
     if action is AopAction.EXPORT:
         _export(console, out, modality)
     elif action is AopAction.QUERY:
-        _query(console, modality, _evidence(evidence), parameters, interval, out)
+        _query(console, modality, _evidence(evidence), parameters, interval, out, fitted)
+    elif action is AopAction.FIT:
+        _fit(console, out, parameters, library, confirmed_only)
     elif action is AopAction.MAP:
         _map(console, responses, timeline, out, modality)
     else:
@@ -144,7 +170,7 @@ def _export(console, out: Path | None, modality: str | None) -> None:
     console.print(f"wrote {len(EXPORT_FILES)} files to {out}")
 
 
-def _query(console, modality, evidence, parameters, interval, out) -> None:
+def _query(console, modality, evidence, parameters, interval, out, fitted=False) -> None:
     from rich.table import Table
 
     from cytosafe._atomic import atomic_write_text
@@ -181,13 +207,87 @@ def _query(console, modality, evidence, parameters, interval, out) -> None:
         "Parameters: elicited and anchored, not fitted (see crs_bayes.toml); "
         f"source {net.params.source}"
     )
-    if out is not None:
-        atomic_write_text(out, ranking.to_csv(index=False, lineterminator="\n"))
-        atomic_write_text(
-            out.with_suffix(".json"),
-            json.dumps({"modality": key, "evidence": evidence, **p}, indent=2) + "\n",
+    result = {"modality": key, "evidence": evidence, **p, "basis": net.basis}
+    if fitted:
+        from cytosafe.aop.fit import fit_network
+
+        fit = fit_network(net.params)
+        nodes = {net._event_to_node.get(k, k): v for k, v in evidence.items()}
+        q = fit.probability(key, nodes)
+        console.print(
+            f"Fitted ({q['basis']}; this modality's own tables: {q['modality_basis']}): "
+            f"P(CRS) = {q['p_crs']:.3f} · P(severe CRS) = {q['p_severe']:.3f}"
         )
+        result["fitted"] = q
+    console.print(
+        "The reference library's figures come from the cited publications; these "
+        "probabilities support, never replace, a toxicologist's judgement."
+    )
+    if out is not None:
+        ranking.insert(0, "basis", net.basis)  # every output says the tables are elicited
+        atomic_write_text(out, ranking.to_csv(index=False, lineterminator="\n"))
+        atomic_write_text(out.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
         console.print(f"wrote {out}")
+
+
+def _fit(console, out, parameters, library, confirmed_only) -> None:
+    from rich.table import Table
+
+    from cytosafe._atomic import atomic_directory, atomic_write_text
+    from cytosafe.aop.bayes import load_bayes_parameters
+    from cytosafe.aop.fit import DISCLAIMER, fit_network, leave_one_compound_out, loo_markdown
+    from cytosafe.reference import load_library
+
+    if out is None:
+        raise InputError("fit needs an output directory", field="--out", expected="a directory")
+    if out.exists() and not out.is_dir():
+        raise InputError("exists and is not a directory", file=str(out), field="--out")
+    params = load_bayes_parameters(parameters)
+    lib = load_library(library)
+    net = fit_network(params, lib, confirmed_only=confirmed_only)
+    loo = leave_one_compound_out(params, lib, confirmed_only=confirmed_only)
+    view = Table(title=f"Leave-one-compound-out ({net.basis})")
+    for col in ("compound", "modality", "observed", "P(severe) elicited", "fitted", "left out"):
+        view.add_column(col)
+    for r in loo.itertuples(index=False):
+        observed = (
+            f"{r.observed_crs_severe_percent:g} % severe"
+            if r.observed_crs_severe_percent == r.observed_crs_severe_percent
+            else {True: "severe: yes", False: "severe: no"}.get(
+                r.observed_crs_severe, "severe: unknown"
+            )
+        )
+        view.add_row(
+            r.compound,
+            r.modality,
+            observed,
+            f"{r.p_severe_elicited:.2f}",
+            f"{r.p_severe_fitted:.2f}",
+            f"{r.p_severe_left_out:.2f}",
+        )
+    console.print(view)
+    settings = {
+        "basis": net.basis,
+        "compounds": list(net.compounds),
+        "iterations": net.iterations,
+        "equivalent_sample_size": net.settings.equivalent_sample_size,
+        "min_weight": net.settings.min_weight,
+        "confirmed_only": confirmed_only,
+        "parameters": params.source,
+        "parameters_version": params.version,
+        "library": lib.file,
+        "library_version": lib.version,
+        "disclaimer": DISCLAIMER,
+    }
+    with atomic_directory(out, FIT_FILES) as staging:
+        atomic_write_text(
+            staging / FIT_FILES[0], net.parameters_table().to_csv(index=False, lineterminator="\n")
+        )
+        atomic_write_text(staging / FIT_FILES[1], loo.to_csv(index=False, lineterminator="\n"))
+        atomic_write_text(staging / FIT_FILES[2], loo_markdown(loo, net))
+        atomic_write_text(staging / FIT_FILES[3], json.dumps(settings, indent=2) + "\n")
+    console.print(DISCLAIMER)
+    console.print(f"wrote {len(FIT_FILES)} files to {out}")
 
 
 def _simulate(console, modality, interventions, out) -> None:
