@@ -23,6 +23,7 @@ import pytest
 
 from cytosafe import analyze
 from cytosafe.report.hazard import CHROMIUM, CHROMIUM_ARGS
+from cytosafe.report.page import figure_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "examples" / "cra-study" / "study.toml"
@@ -92,7 +93,7 @@ def printed(tmp_path_factory):
             )
         finally:
             browser.close()
-    return pages, seen
+    return pages, seen, figure_specs((out / "report.html").read_text(encoding="utf-8"))
 
 
 def _squash(text: str) -> str:
@@ -100,12 +101,12 @@ def _squash(text: str) -> str:
 
 
 def test_the_pdf_has_pages(printed):
-    pages, _ = printed
+    pages, _, _ = printed
     assert len(pages) >= 5
 
 
 def test_no_page_is_only_a_table(printed):
-    pages, seen = printed
+    pages, seen, _ = printed
     table_words = {w.lower() for t in seen["tables"] for w in _words(t)}
     only_tables = []
     for number, text in enumerate(pages, 1):
@@ -116,7 +117,7 @@ def test_no_page_is_only_a_table(printed):
 
 
 def test_long_tables_are_left_to_their_csv_files(printed):
-    pages, seen = printed
+    pages, seen, _ = printed
     text = "\n".join(pages)
     assert "Not printed:" in text and "summary.csv" in text
     for table in seen["tables"]:
@@ -124,7 +125,7 @@ def test_long_tables_are_left_to_their_csv_files(printed):
 
 
 def test_no_control_or_menu_is_printed(printed):
-    pages, seen = printed
+    pages, seen, _ = printed
     text = _squash("\n".join(pages))
     assert "▼" not in text and "◄" not in text and "►" not in text  # Plotly's menu arrows
     for labels in seen["tabs"]:
@@ -140,7 +141,15 @@ def test_no_control_or_menu_is_printed(printed):
 
 
 def test_every_figure_is_drawn_on_paper_with_its_legend_whole(printed):
-    _, seen = printed
+    _, seen, _ = printed
     assert seen["shownPlots"] >= seen["plots"] > 0
     assert seen["drawn"] == seen["shownPlots"]
     assert seen["clipped"] == 0
+
+
+def test_every_axis_and_colour_bar_names_its_quantity_and_unit(printed):
+    from figure_checks import axis_problems
+
+    _, _, specs = printed
+    problems = [p for fig_id, spec in specs.items() for p in axis_problems(fig_id, spec)]
+    assert not problems

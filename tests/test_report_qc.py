@@ -261,3 +261,10 @@ def test_a_10_plate_8_analyte_study_stays_under_15_mb():
     page = render_qc_report(quantify_study(simulate_study(10, analytes)))
     assert len(page.encode("utf-8")) < 15_000_000
     assert len(figures(page)) == 10 * 8 + 2 * 10 + 2 * 8  # curves, plate maps, potency
+
+
+def test_every_axis_and_colour_bar_names_its_quantity_and_unit(page):
+    from figure_checks import axis_problems
+
+    problems = [p for fig_id, spec in figures(page).items() for p in axis_problems(fig_id, spec)]
+    assert not problems

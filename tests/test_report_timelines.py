@@ -93,3 +93,9 @@ def test_the_page_states_what_set_grade_4(sim24):
     assert "hypotension requiring multiple vasopressors" in html
     assert "positive pressure" in html
     assert len(figure_specs(html)) == 1
+
+
+def test_every_axis_of_the_timeline_names_its_quantity_and_unit(figure):
+    from figure_checks import axis_problems
+
+    assert not axis_problems("timeline", figure)

@@ -625,9 +625,21 @@ def _map_layout(title: str, shape: tuple[int, int], buttons: list[dict]) -> dict
     return {
         "title": {"text": title, "font": {"size": 13}, "x": 0.02, "xanchor": "left"},
         "height": 150 + 26 * shape[0] if shape[0] <= 8 else 120 + 20 * shape[0],
-        "xaxis": {"side": "top", "showgrid": False, "showline": False, "ticks": ""},
-        "yaxis": {"autorange": "reversed", "showgrid": False, "showline": False, "ticks": ""},
-        "margin": {"l": 36, "r": 16, "t": 80, "b": 16},
+        "xaxis": {
+            "side": "top",
+            "showgrid": False,
+            "showline": False,
+            "ticks": "",
+            "title": {"text": "plate column", "standoff": 2, "font": {"size": 10}},
+        },
+        "yaxis": {
+            "autorange": "reversed",
+            "showgrid": False,
+            "showline": False,
+            "ticks": "",
+            "title": {"text": "plate row", "standoff": 2, "font": {"size": 10}},
+        },
+        "margin": {"l": 44, "r": 16, "t": 96, "b": 16},
         "updatemenus": [_menu(buttons)],
     }
 
@@ -636,11 +648,18 @@ def _axes(shape: tuple[int, int]) -> tuple[list[str], list[str]]:
     return [str(j + 1) for j in range(shape[1])], [chr(ord("A") + i) for i in range(shape[0])]
 
 
-def plate_heatmap_figure(plate: pd.DataFrame, *, title: str, described: dict[str, str]) -> dict:
+def plate_heatmap_figure(
+    plate: pd.DataFrame,
+    *,
+    title: str,
+    described: dict[str, str],
+    signal: str = "signal as exported",
+) -> dict:
     """Plate layout of one plate coloured by log10 signal, with a menu per analyte.
 
     ``plate`` holds the plate's rows of ``Calibration.wells`` (all analytes);
-    ``described`` the hover description of each well (:func:`describe_wells`).
+    ``described`` the hover description of each well (:func:`describe_wells`); ``signal``
+    the reader signal's name (:func:`signal_name`) for the colour bar and hover text.
     """
     shape = _plate_grid(plate["well"].unique())
     wells_all = sorted(described)
@@ -652,7 +671,7 @@ def plate_heatmap_figure(plate: pd.DataFrame, *, title: str, described: dict[str
             z = np.where(sig > 0, np.log10(sig), np.nan)
         unit = esc(concentration_unit_of(a))
         text = [
-            f"{esc(analyte)}: signal {num(s, 4)}"
+            f"{esc(analyte)}: {esc(signal)} {num(s, 4)}"
             + (f" · {num(c)} {unit}" if np.isfinite(c) else "")
             + (f"<br>flags: {esc(f.replace(';', ', '))}" if isinstance(f, str) and f else "")
             for s, c, f in zip(
@@ -678,7 +697,10 @@ def plate_heatmap_figure(plate: pd.DataFrame, *, title: str, described: dict[str
         "customdata": custom,
         "hovertemplate": "%{customdata}<br>%{text}<extra></extra>",
         "colorscale": "Viridis",
-        "colorbar": {"title": {"text": "log10<br>signal"}, "thickness": 12},
+        "colorbar": {
+            "title": {"text": f"log10<br>{esc(signal).replace(' ', '<br>', 1)}"},
+            "thickness": 12,
+        },
         "xgap": 2,
         "ygap": 2,
         "hoverongaps": False,
@@ -736,7 +758,7 @@ def flag_map_figure(
         # One colour scale for every menu option, so a colour means the same count.
         "zmin": 0,
         "zmax": max(1, int(counts.sum(axis=1).max()) if len(counts) else 1),
-        "colorbar": {"title": {"text": "flags"}, "thickness": 12},
+        "colorbar": {"title": {"text": "flags<br>(count)"}, "thickness": 12},
         "xgap": 2,
         "ygap": 2,
         "hoverongaps": False,

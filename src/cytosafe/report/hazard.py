@@ -197,9 +197,21 @@ def heatmap_figure(responses: pd.DataFrame, design, *, title: str) -> dict | Non
     ]
     layout = {
         "height": max(260, 120 + 22 * len(donors)),
-        "xaxis": {"side": "top", "showgrid": False, "showline": False, "ticks": ""},
-        "yaxis": {"autorange": "reversed", "showgrid": False, "showline": False, "ticks": ""},
-        "margin": {"l": 60, "r": 16, "t": 90, "b": 16},
+        "xaxis": {
+            "side": "top",
+            "showgrid": False,
+            "showline": False,
+            "ticks": "",
+            "title": {"text": "analyte", "standoff": 2, "font": {"size": 10}},
+        },
+        "yaxis": {
+            "autorange": "reversed",
+            "showgrid": False,
+            "showline": False,
+            "ticks": "",
+            "title": {"text": "donor", "standoff": 2, "font": {"size": 10}},
+        },
+        "margin": {"l": 60, "r": 16, "t": 104, "b": 16},
         "updatemenus": [
             {
                 "type": "dropdown",
@@ -263,6 +275,14 @@ def dot_plot_figure(responses: pd.DataFrame, design, *, analyte: str, title: str
     pos = {c: i for i, c in enumerate(cats)}
     allp["_o"] = allp["x"].map(pos)
     allp = allp.sort_values("_o", kind="stable")
+    # Concentrations are written on the ticks only for treatments tested at several.
+    t_units = sorted(
+        {
+            str(u)
+            for t, u in zip(g["treatment"], g["treatment_unit"], strict=True)
+            if multi.get(t, 1) > 1 and isinstance(u, str) and u
+        }
+    )
     traces = []
     for i, (donor, d) in enumerate(
         sorted(allp.groupby("donor_id"), key=lambda kv: natural_key(kv[0]))
@@ -304,15 +324,21 @@ def dot_plot_figure(responses: pd.DataFrame, design, *, analyte: str, title: str
         )
     layout = {
         "title": {"text": title, "font": {"size": 13}, "x": 0.02, "xanchor": "left"},
-        "height": 340,
+        "height": 380,
         "xaxis": {
             "type": "category",
             "categoryorder": "array",
             "categoryarray": cats,
             "tickangle": -40,
+            "title": {
+                "text": "treatment"
+                + (f" and concentration ({', '.join(esc(u) for u in t_units)})" if t_units else ""),
+                "font": {"size": 11},
+            },
         },
         "yaxis": {"type": "log", "title": {"text": f"{esc(analyte)} ({unit})"}},
-        "legend": {"font": {"size": 10}},
+        # Beside the plot, top-aligned and tight, so eight donors fit without a scroll bar.
+        "legend": {"font": {"size": 10}, "y": 1, "yanchor": "top", "tracegroupgap": 0},
         "margin": {"l": 56, "r": 12, "t": 40, "b": 90},
     }
     return {"data": traces, "layout": layout}

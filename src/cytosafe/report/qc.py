@@ -40,7 +40,7 @@ import cytosafe.report.figures as figs
 from cytosafe.curves.calibration import FLAGS
 from cytosafe.curves.models import MODELS
 from cytosafe.curves.potency import POTENCY_KEY, censored_response
-from cytosafe.report.figures import Figures, num
+from cytosafe.report.figures import Figures, esc, num
 from cytosafe.report.figures import natural_key as _natural
 from cytosafe.report.page import environment, input_files, page_scripts, simulated_reason
 from cytosafe.schema.choices import BlankHandling, Covariance, CurveModel, Weighting
@@ -594,15 +594,19 @@ def _standards(result: QuantificationResult, many: bool) -> list[dict]:
 def _plate_maps(result: QuantificationResult, figures: Figures, many: bool) -> list[dict]:
     wells = _slim(result.calibration.wells)
     by_plate = {k: g for k, g in wells.groupby(["study_id", "plate_id"], sort=False)}
+    signals = signal_names(result)
     out = []
     for study, plate in _plates(wells):
         w = by_plate[(study, plate)]
         described = figs.describe_wells(w)
+        signal = signals.get((study, plate), figs.signal_name())
         out.append(
             {
                 "label": _plate_key(study, plate, many),
                 "signal": figures.add(
-                    figs.plate_heatmap_figure(w, title="log10 signal", described=described)
+                    figs.plate_heatmap_figure(
+                        w, title=f"log10 {esc(signal)}", described=described, signal=signal
+                    )
                 ),
                 "flags": figures.add(
                     figs.flag_map_figure(w, FLAGS, title="flags per well", described=described)
