@@ -224,6 +224,8 @@ class Update:
         Alerts raised by this batch.
     quarantine:
         Rows set aside (``errors="quarantine"``).
+    added:
+        The raw rows read for the first time (a changed source: only its new rows).
     """
 
     timeline: pd.DataFrame
@@ -232,6 +234,7 @@ class Update:
     predictions: pd.DataFrame
     alerts: list[Alert]
     quarantine: pd.DataFrame
+    added: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def merge_into(self, timeline: pd.DataFrame | None) -> pd.DataFrame:
         """An accumulated timeline with this update applied (earlier rows replaced)."""
@@ -417,7 +420,9 @@ class Monitor:
             revised_from[pid] = self._earliest_change(pid, old_window, redone)
         revised_from = {p: t for p, t in revised_from.items() if t is not None}
         touched = [p for p in sorted(touched) if p in revised_from]
-        return self._grade(touched, revised_from, sorted(late), fast_rows, redone, quarantine)
+        update = self._grade(touched, revised_from, sorted(late), fast_rows, redone, quarantine)
+        update.added = new
+        return update
 
     def _empty(self) -> Update:
         return Update(pd.DataFrame(columns=EMITTED_COLUMNS), {}, [], pd.DataFrame(), [],

@@ -1,0 +1,327 @@
+"""The monitoring workflow: watch a source, process what is new, send the alerts out.
+
+**Predictions and alerts support a clinician's judgement and do not replace it.**
+
+Sources:
+
+* :class:`FolderSource` - a folder of observation files (``.csv``, ``.xlsx``: ``patient_id,
+  time, item, value, unit``; FHIR R4 Bundles ``.json``, laboratory Observations
+  included). A file is read when it is new or its content changed: the ledger remembers
+  each path with the SHA-256 of what was read (and can be kept in a file, so a restarted
+  monitor reads nothing twice). A changed file is read as it now stands
+  (:meth:`cytosafe.clinical.monitor.Monitor.process`).
+* :class:`FHIRServerSource` - a FHIR R4 server's REST endpoint, polled with
+  ``_lastUpdated=gt<last seen>`` for Observation and MedicationAdministration (the
+  search's ``next`` links followed); the last ``meta.lastUpdated`` seen is remembered.
+
+Each batch goes to :class:`~cytosafe.clinical.monitor.Monitor`; its alerts go to the
+store (``monitor_alerts`` of the clinical study, audited, with the observations read:
+:mod:`cytosafe.store.monitor`), to an output stream as JSON lines, and optionally to a
+webhook (:func:`post_alerts`: POST JSON, a timeout, retries with exponential backoff).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import pandas as pd
+
+from cytosafe.clinical.monitor import ALERT_DISCLAIMER, Alert, Monitor, Update
+from cytosafe.errors import InputError
+
+__all__ = [
+    "FHIRServerSource",
+    "FolderSource",
+    "MonitorRun",
+    "post_alerts",
+    "read_observation_file",
+    "run_monitor",
+]
+
+_SUFFIXES = (".csv", ".xlsx", ".json")
+
+
+def _raw_from_observations(table: pd.DataFrame) -> pd.DataFrame:
+    """Validated rows written back as raw rows that validate to the same values: numbers
+    in their canonical unit (exact), categories and texts as written; times UTC."""
+    numeric = table["unit"].astype(str) != ""
+    value = (
+        table["value"].astype(str).where(~numeric, table["value_num"].map(lambda v: repr(float(v))))
+    )
+    times = pd.to_datetime(table["time"]).dt.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    return pd.DataFrame({
+        "patient_id": table["patient_id"].astype(str), "time": times,
+        "item": table["item"].astype(str), "value": value, "unit": table["unit"].astype(str),
+        "source_file": table["source_file"].astype(str), "source_row": table["source_row"],
+    })  # fmt: skip
+
+
+def read_observation_file(path: Path, *, product: str | None = None) -> pd.DataFrame:
+    """The raw rows of one observation file (a table, or a FHIR Bundle with its labs)."""
+    if path.suffix.lower() == ".json":
+        from cytosafe.workflows.grading import _read_fhir
+
+        return _raw_from_observations(_read_fhir(path, product, "raise").table)
+    try:
+        if path.suffix.lower() == ".xlsx":
+            frame = pd.read_excel(path, dtype=str).fillna("")
+        else:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the table: {exc}", file=str(path)) from None
+    frame["source_file"] = str(path)
+    frame["source_row"] = range(2, len(frame) + 2)
+    return frame
+
+
+@dataclass
+class FolderSource:
+    """A folder of observation files; :meth:`poll` gives the new and changed ones.
+
+    ``ledger``: path -> SHA-256 of what was read; ``ledger_file`` keeps it across runs.
+    """
+
+    folder: Path
+    product: str | None = None
+    ledger_file: Path | None = None
+    ledger: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.folder = Path(self.folder)
+        if not self.folder.is_dir():
+            raise InputError("not a folder", file=str(self.folder), expected="a folder to watch")
+        if self.ledger_file is not None and Path(self.ledger_file).is_file():
+            try:
+                self.ledger = json.loads(Path(self.ledger_file).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise InputError(
+                    f"cannot read the ledger: {exc}", file=str(self.ledger_file)
+                ) from None
+
+    def poll(self) -> dict[str, pd.DataFrame]:
+        """The files new or changed since the last poll, read (the ledger not yet updated:
+        :meth:`commit` does it once the batch is processed)."""
+        out: dict[str, pd.DataFrame] = {}
+        self._pending: dict[str, str] = {}
+        for path in sorted(self.folder.iterdir()):
+            if path.suffix.lower() not in _SUFFIXES or not path.is_file():
+                continue
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            if self.ledger.get(str(path)) == digest:
+                continue
+            out[str(path)] = read_observation_file(path, product=self.product)
+            self._pending[str(path)] = digest
+        return out
+
+    def commit(self) -> None:
+        """Remember what the last poll read (after it was processed and stored)."""
+        self.ledger.update(getattr(self, "_pending", {}))
+        self._pending = {}
+        if self.ledger_file is not None:
+            Path(self.ledger_file).write_text(
+                json.dumps(self.ledger, indent=1, sort_keys=True), encoding="utf-8"
+            )
+
+    def replay(self) -> dict[str, pd.DataFrame]:
+        """The files of the ledger as they now are (to rebuild a restarted monitor's
+        state; a file changed since is then read as new by the next poll)."""
+        out = {}
+        for name, digest in self.ledger.items():
+            path = Path(name)
+            if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == digest:
+                out[name] = read_observation_file(path, product=self.product)
+        return out
+
+
+@dataclass
+class FHIRServerSource:
+    """A FHIR R4 server polled with ``_lastUpdated=gt<last seen>``."""
+
+    base_url: str
+    product: str | None = None
+    last_updated: str | None = None
+    timeout: float = 10.0
+    resources: tuple[str, ...] = ("Observation", "MedicationAdministration")
+    client: Any = None
+    _polls: int = 0
+
+    def _client(self):
+        import httpx
+
+        if self.client is None:
+            self.client = httpx.Client(timeout=self.timeout)
+        return self.client
+
+    def _search(self, kind: str) -> Iterator[dict]:
+        url = f"{self.base_url.rstrip('/')}/{kind}"
+        params: dict[str, str] | None = {"_count": "500", "_sort": "_lastUpdated"}
+        if self.last_updated:
+            params["_lastUpdated"] = f"gt{self.last_updated}"
+        while url:
+            r = self._client().get(url, params=params)
+            if r.status_code != 200:
+                raise InputError(
+                    f"the FHIR server answered {r.status_code}", file=str(r.url),
+                    expected="200 and a searchset Bundle",
+                )  # fmt: skip
+            bundle = r.json()
+            yield from bundle.get("entry") or []
+            url = next(
+                (ln.get("url") for ln in bundle.get("link") or [] if ln.get("relation") == "next"),
+                None,
+            )
+            params = None  # the next link carries them
+
+    def poll(self) -> dict[str, pd.DataFrame]:
+        """The resources updated since the last poll, as raw rows (empty when none)."""
+        entries = [e for kind in self.resources for e in self._search(kind)]
+        entries = [e for e in entries if isinstance(e.get("resource"), dict)]
+        if not entries:
+            return {}
+        seen = [str(e["resource"].get("meta", {}).get("lastUpdated") or "") for e in entries]
+        newest = max(
+            seen, key=lambda s: pd.Timestamp(s) if s else pd.Timestamp.min.tz_localize("UTC")
+        )
+        bundle = {"resourceType": "Bundle", "type": "collection",
+                  "entry": [{"resource": e["resource"]} for e in entries]}  # fmt: skip
+        self._polls += 1
+        name = f"{self.base_url.rstrip('/')}#lastUpdated>{self.last_updated or 'start'}"
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "poll.json"
+            path.write_text(json.dumps(bundle), encoding="utf-8")
+            rows = read_observation_file(path, product=self.product)
+        rows["source_file"] = name
+        self._newest = newest
+        return {name: rows}
+
+    def commit(self) -> None:
+        """Remember the newest ``meta.lastUpdated`` of what the last poll read."""
+        if getattr(self, "_newest", None):
+            self.last_updated = self._newest
+            self._newest = None
+
+
+def post_alerts(
+    url: str,
+    alerts: list[dict[str, Any]],
+    *,
+    timeout: float = 5.0,
+    retries: int = 3,
+    backoff: float = 0.5,
+    client: Any = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """POST ``{"alerts": [...], "note": ...}`` to ``url``; True once a 2xx answers.
+
+    A connection error, a timeout or a 5xx (or 429) is retried ``retries`` times, waiting
+    ``backoff x 2^attempt`` seconds between attempts; a 4xx other than 429 is not retried
+    (the receiver refused the content). Returns False when every attempt failed: the
+    monitor goes on (the alerts are in the store and on the output stream).
+    """
+    import httpx
+
+    body = {"alerts": alerts, "note": ALERT_DISCLAIMER}
+    own = client is None
+    client = client or httpx.Client(timeout=timeout)
+    try:
+        for attempt in range(retries + 1):
+            try:
+                r = client.post(url, json=body, timeout=timeout)
+                if 200 <= r.status_code < 300:
+                    return True
+                if r.status_code < 500 and r.status_code != 429:
+                    return False
+            except httpx.HTTPError:
+                pass
+            if attempt < retries:
+                sleep(backoff * 2**attempt)
+        return False
+    finally:
+        if own:
+            client.close()
+
+
+@dataclass
+class MonitorRun:
+    """One monitoring session: the monitor, where alerts go, and what was done."""
+
+    monitor: Monitor
+    source: Any
+    store: Any = None
+    study: str | None = None
+    user: str | None = None
+    webhook: str | None = None
+    webhook_options: dict[str, Any] = field(default_factory=dict)
+    out: TextIO | None = None
+    batches: int = 0
+    alerts: int = 0
+    webhook_failures: int = 0
+
+    def step(self) -> Update | None:
+        """Poll the source once; process, store and send what is new."""
+        batch = self.source.poll()
+        if not batch:
+            return None
+        update = self.monitor.process(batch)
+        alerts = [a.as_dict() for a in update.alerts]
+        if self.store is not None:
+            self._store(update.added, list(batch), update.alerts)
+        self.source.commit()  # only once stored: a crash before re-reads the batch
+        self.batches += 1
+        self.alerts += len(alerts)
+        if self.out is not None:
+            for a in alerts:
+                self.out.write(json.dumps({"type": "alert", **a}, default=str) + "\n")
+            self.out.write(json.dumps({
+                "type": "batch", "sources": list(batch), "patients": sorted(update.revised_from),
+                "late": update.late, "alerts": len(alerts), "note": ALERT_DISCLAIMER,
+            }) + "\n")  # fmt: skip
+            self.out.flush()
+        if (
+            self.webhook
+            and alerts
+            and not post_alerts(self.webhook, alerts, **self.webhook_options)
+        ):
+            self.webhook_failures += 1
+            print(f"webhook {self.webhook}: {len(alerts)} alert(s) not delivered", file=sys.stderr)
+        return update
+
+    def _store(self, rows: pd.DataFrame, sources: list[str], alerts: list[Alert]) -> None:
+        """The rows read for the first time and the alerts, in one audited transaction."""
+        from cytosafe.store import import_observations
+        from cytosafe.store.monitor import record_alerts
+
+        with self.store.session() as session:
+            if len(rows):
+                import_observations(
+                    session, rows, study=self.study, user=self.user, source=", ".join(sources)
+                )
+            if alerts:
+                record_alerts(
+                    session, [a.as_dict() for a in alerts], study=self.study, user=self.user
+                )
+
+
+def run_monitor(
+    run: MonitorRun,
+    *,
+    interval: float = 5.0,
+    once: bool = False,
+    max_batches: int | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> MonitorRun:
+    """Poll ``run.source`` every ``interval`` seconds (once with ``once``) until stopped
+    (Ctrl-C) or ``max_batches`` batches were processed."""
+    while True:
+        run.step()
+        if once or (max_batches is not None and run.batches >= max_batches):
+            return run
+        sleep(interval)
