@@ -45,6 +45,7 @@ from cytosafe.cli import (
     analyze,
     aop,
     grade,
+    monitor,
     predict,
     quantify,
     recommend,
@@ -110,6 +111,7 @@ command("quantify")(quantify.quantify_command)
 command("analyze")(analyze.analyze_command)
 command("grade")(grade.grade_command)
 command("predict")(predict.predict_command)
+command("monitor")(monitor.monitor_command)
 command("recommend")(recommend.recommend_command)
 command("aop")(aop.aop_command)
 command("mabel")(translate.mabel_command)
