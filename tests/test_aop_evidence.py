@@ -9,6 +9,7 @@ import pytest
 
 from cytosafe.aop import aop_svg, load_crs_aop
 from cytosafe.aop.evidence import (
+    evidence_exclusions,
     evidence_from_findings,
     evidence_from_responses,
     findings_from_timeline,
@@ -116,7 +117,10 @@ def test_the_command_writes_the_table_and_the_highlighted_figure(tmp_path):
     res = CliRunner().invoke(app, ["aop", "map", "--responses", str(TRUTH), "--out", str(out)])
     assert res.exit_code == 0, res.output
     table = pd.read_csv(out / "evidence.csv")
-    assert set(table["source"]) == {"assay"} and (table["n_total"] == 8).all()
+    # test articles, and the positive controls as the assay's own sensitivity evidence
+    assert set(table["source"]) == {"assay", "positive control"}
+    assert (table["n_total"] == 8).all()
+    assert (out / "excluded.csv").exists()
     assert "highlight" in (out / "crs_aop_evidence.svg").read_text()
     bad = CliRunner().invoke(app, ["aop", "map", "--responses", str(tmp_path / "no.csv"),
                                    "--out", str(out)])  # fmt: skip
@@ -144,3 +148,121 @@ def test_a_graded_cohort_timeline_maps_to_the_clinical_key_events(tmp_path):
     assert not findings[("P2", "fever")] and not findings[("P2", "hypoxia")]
     ev = by_event(evidence_from_findings(load_crs_aop(), findings.reset_index()))
     assert (ev["ke_vascular_leak"].n_positive, ev["ke_vascular_leak"].n_total) == (1, 2)
+
+
+# --- mechanism-aware mapping (issue 18, item 5) ----------------------------------------------
+
+
+def test_ta1_as_a_cd3_bispecific_lights_cd3_engagement_not_cd28_or_fcgr():
+    # TA-1 is a CD3 x CD20 bispecific (examples/cra-study/README.md): its mechanism is
+    # target-dependent CD3 engagement (drug_modalities.toml; Kerns 2021)
+    aop = load_crs_aop()
+    table, lit = map_evidence(aop, responses=pd.read_csv(TRUTH), modality="cd3_bispecific")
+    assert "mie_cd3_engagement" in lit
+    assert not {"mie_cd28_superagonism", "mie_fcgr_engagement"} & lit
+    assert not table["event"].isin(["mie_cd28_superagonism", "mie_fcgr_engagement"]).any()
+    cd3 = table[(table["event"] == "mie_cd3_engagement") & table["note"].str.startswith("TA-1")]
+    assert (cd3["n_positive"] >= 7).all()
+
+
+def test_fcgr_engagement_follows_the_fc_format():
+    aop = load_crs_aop()
+    truth = pd.read_csv(TRUTH)
+    _, lit = map_evidence(aop, responses=truth, modality="cd3_bispecific", fc_format="igg1")
+    assert "mie_fcgr_engagement" in lit
+    _, lit = map_evidence(
+        load_crs_aop(), responses=truth, modality="cd3_bispecific", fc_format="fc_silent"
+    )
+    assert "mie_fcgr_engagement" not in lit
+    why = evidence_exclusions(load_crs_aop(), truth, modality="cd3_bispecific")
+    fcgr = why[why["event"] == "mie_fcgr_engagement"]["reason"]
+    assert fcgr.str.contains("--fc-format").all() and len(fcgr)
+
+
+def test_without_a_modality_no_mie_gets_evidence():
+    aop = load_crs_aop()
+    table, lit = map_evidence(aop, responses=pd.read_csv(TRUTH))
+    assert not any(e.startswith("mie_") for e in lit)
+    assert not table["event"].str.startswith("mie_").any()
+
+
+def test_il6_and_il8_from_pbmc_or_whole_blood_are_not_endothelial_activation():
+    aop = load_crs_aop()
+    rows = [
+        (d, "TA", "test", fmt, a, True)
+        for d in ("D1", "D2")
+        for fmt in ("pbmc_aqueous", "whole_blood", "pbmc_endothelial_coculture")
+        for a in ("IL-6", "IL-8")
+    ]
+    ev = evidence_from_responses(aop, responses(rows), modality="igg1_mab")
+    endothelial = [r for r in ev if r.event == "ke_endothelial_activation"]
+    # only the co-culture with endothelium (Findlay 2011: HUVEC) counts
+    assert [r.note.split(":")[0] for r in endothelial] == ["TA in pbmc_endothelial_coculture"]
+    why = evidence_exclusions(aop, responses(rows), modality="igg1_mab")
+    e = why[why["event"] == "ke_endothelial_activation"]
+    assert set(e["assay_format"]) == {"pbmc_aqueous", "whole_blood"}
+    assert e["reason"].str.contains("holds no endothelial cells").all()
+    # the same IL-6 still counts as myeloid activation in PBMC (monocytes are there)
+    assert any(r.event == "ke_myeloid_activation" and "pbmc_aqueous" in r.note for r in ev)
+
+
+def test_a_format_with_unknown_cells_counts_for_no_cell_bound_event():
+    aop = load_crs_aop()
+    table = responses([("D1", "TA", "test", "my_own_format", "IL-6", True)])
+    assert evidence_from_responses(aop, table) == []
+    why = evidence_exclusions(aop, table)
+    assert why["reason"].str.contains("'my_own_format' is not described").all()
+
+
+def test_study_format_aliases_are_understood():
+    aop = load_crs_aop()
+    table = responses([("D1", "TA", "test", "pbmc_high_density", "IL-2", True)])
+    ev = by_event(evidence_from_responses(aop, table, modality="cd28_superagonist"))
+    assert ev["mie_cd28_superagonism"].n_positive == 1
+    assert "mie_cd3_engagement" not in ev
+
+
+def test_positive_controls_are_mapped_as_sensitivity_evidence_and_do_not_light():
+    aop = load_crs_aop()
+    table = responses([("D1", "anti-CD3", "positive_control", "whole_blood", "IL-2", True)])
+    out, lit = map_evidence(aop, responses=table, modality="cd3_bispecific")
+    assert set(out["source"]) == {"positive control"}
+    assert out["note"].str.contains("the assay's own sensitivity").all()
+    assert not out["event"].str.startswith("mie_").any()
+    assert lit == set()
+
+
+def test_an_unknown_modality_or_fc_format_is_an_input_error():
+    aop = load_crs_aop()
+    table = responses([("D1", "TA", "test", "whole_blood", "IL-2", True)])
+    with pytest.raises(InputError, match="modality"):
+        evidence_from_responses(aop, table, modality="nonsense")
+    with pytest.raises(InputError, match="Fc format"):
+        evidence_from_responses(aop, table, modality="igg1_mab", fc_format="igg9")
+
+
+def test_the_command_maps_through_the_modality(tmp_path):
+    from typer.testing import CliRunner
+
+    from cytosafe.cli import app
+
+    out = tmp_path / "m"
+    res = CliRunner().invoke(
+        app,
+        [
+            "aop",
+            "map",
+            "--responses",
+            str(TRUTH),
+            "--modality",
+            "cd3_bispecific",
+            "--out",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(out / "evidence.csv")
+    assert "mie_cd3_engagement" in set(table["event"])
+    assert "mie_cd28_superagonism" not in set(table["event"])
+    excluded = pd.read_csv(out / "excluded.csv")
+    assert "ke_endothelial_activation" in set(excluded["event"])

@@ -8,6 +8,9 @@ AOP (Bayesian network) and mechanism simulation (Boolean network, MaBoSS).
   :func:`to_graphml`, :func:`to_cytoscape_json`, :func:`aop_svg`, :func:`aop_html`;
 * :class:`CrsBayesNetwork` — P(CRS), P(severe CRS) given key-event evidence, and the
   expected information of one more assay (``data/crs_bayes.toml``);
+* :func:`load_evidence_rules` — mechanism-aware evidence mapping: which MIEs a modality
+  engages, which cells each event needs and each assay format holds
+  (``data/aop_evidence.toml``; :mod:`cytosafe.aop.evidence` uses them);
 * :func:`fit_network` / :func:`leave_one_compound_out` — the network's tables fitted to
   the reference compound library (elicited tables as the Dirichlet prior), and its
   leave-one-compound-out validation; every output labelled ``elicited`` or ``fitted to N
@@ -27,6 +30,7 @@ from cytosafe.aop.graph import (
     Relationship,
     load_crs_aop,
 )
+from cytosafe.aop.mechanisms import load_evidence_rules
 
 __all__ = [
     "AdverseOutcomePathway",
@@ -42,6 +46,7 @@ __all__ = [
     "load_bayes_parameters",
     "load_boolean_model",
     "load_crs_aop",
+    "load_evidence_rules",
     "read_aopwiki_xml",
     "simulate",
     "simulation_svg",

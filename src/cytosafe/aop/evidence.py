@@ -4,6 +4,13 @@ Each key event of the pathway lists its *in vitro readouts* and *clinical biomar
 (``data/crs_aop.toml``). Mapping asks, per key event, which of those the data measured,
 which moved, and in how many donors or patients:
 
+* **Mechanism-aware** (``data/aop_evidence.toml``, :mod:`cytosafe.aop.mechanisms`): a
+  molecular initiating event gets evidence only from a molecule whose modality engages
+  it (FcgR only when the Fc format engages FcgR), and a readout counts for an event only
+  when the assay format holds the cells the event is about (IL-6 and IL-8 from PBMC are
+  not endothelial activation). What was measured but not counted is listed with the
+  reason (:func:`evidence_exclusions`). Positive controls are mapped as the assay's own
+  sensitivity evidence.
 * **Assay evidence** (:func:`evidence_from_responses`) reads the donor-level responses of a
   hazard analysis (:func:`cytosafe.hazard.donor_responses`, ``responses.csv`` of
   ``cytosafe analyze``): one row per donor x treatment x concentration x analyte with the
@@ -34,10 +41,13 @@ from collections.abc import Iterable
 import pandas as pd
 
 from cytosafe.aop.graph import AdverseOutcomePathway, EvidenceRecord
+from cytosafe.aop.mechanisms import EvidenceRules, load_evidence_rules
 from cytosafe.errors import InputError
 
 __all__ = [
     "EVIDENCE_COLUMNS",
+    "EXCLUSION_COLUMNS",
+    "evidence_exclusions",
     "evidence_from_findings",
     "evidence_from_responses",
     "evidence_table",
@@ -102,8 +112,18 @@ def evidence_from_responses(
     *,
     study: str | None = None,
     roles: tuple[str, ...] = ("test",),
+    modality: str | None = None,
+    fc_format: str | None = None,
+    rules: EvidenceRules | None = None,
+    source: str = "assay",
 ) -> list[EvidenceRecord]:
-    """Assay evidence per test article x format x key event from donor-level responses.
+    """Assay evidence per treatment x format x event from donor-level responses.
+
+    Mechanism-aware (``data/aop_evidence.toml``): an MIE gets evidence only from a
+    molecule whose ``modality`` engages it (the FcgR MIE only when its ``fc_format``
+    engages FcgR), and an event counts a readout only when the format holds the cells
+    the event is about (no endothelial activation from PBMC). What was left out, and
+    why, is :func:`evidence_exclusions`.
 
     Parameters
     ----------
@@ -116,48 +136,175 @@ def evidence_from_responses(
         Label of the study (default: its ``study_id`` when the table has one).
     roles:
         Treatment roles to map (default: test articles only).
+    modality:
+        The test article's modality (drug_modalities.toml); without it no MIE gets
+        evidence, as the mechanism that would start it is unknown.
+    fc_format:
+        The test article's Fc format (default: the modality's, where it has one).
+    rules:
+        The mapping rules (:func:`~cytosafe.aop.mechanisms.load_evidence_rules`).
+    source:
+        The records' ``source`` (``assay``; ``positive control`` for the assay's own
+        sensitivity evidence).
 
     Returns
     -------
     list of EvidenceRecord
-        ``source="assay"``, ``unit="donors"``, ``readout`` the readouts measured (joined
-        by ``, ``), ``direction="increase"``; the note names the treatment and format and
-        the readouts that moved.
+        ``unit="donors"``, ``readout`` the readouts measured (joined by ``, ``),
+        ``direction="increase"``; the note names the treatment and format and the
+        readouts that moved.
     """
+    return _assay_evidence(
+        aop, responses, study=study, roles=roles, modality=modality, fc_format=fc_format,
+        rules=rules, source=source,
+    )[0]  # fmt: skip
+
+
+def evidence_exclusions(
+    aop: AdverseOutcomePathway,
+    responses: pd.DataFrame,
+    *,
+    roles: tuple[str, ...] = ("test",),
+    modality: str | None = None,
+    fc_format: str | None = None,
+    rules: EvidenceRules | None = None,
+) -> pd.DataFrame:
+    """The readouts :func:`evidence_from_responses` measured but did not count, per
+    treatment x format x event, with the reason: ``event, treatment, assay_format,
+    readout, reason``."""
+    return _assay_evidence(
+        aop, responses, study=None, roles=roles, modality=modality, fc_format=fc_format,
+        rules=rules, source="assay",
+    )[1]  # fmt: skip
+
+
+EXCLUSION_COLUMNS = ("event", "treatment", "assay_format", "readout", "reason")
+
+
+def _assay_evidence(
+    aop: AdverseOutcomePathway,
+    responses: pd.DataFrame,
+    *,
+    study: str | None,
+    roles: tuple[str, ...],
+    modality: str | None,
+    fc_format: str | None,
+    rules: EvidenceRules | None,
+    source: str,
+) -> tuple[list[EvidenceRecord], pd.DataFrame]:
     columns = ("donor_id", "treatment", "treatment_role", "assay_format", "analyte", "responder")
     _require(responses, columns, "responses")
+    rules = rules or load_evidence_rules()
+    engaged: tuple[str, ...] = ()
+    fcgr_why = None
+    target_dependent = False
+    if modality is not None:
+        if modality not in rules.modalities:
+            raise InputError(
+                f"no evidence-mapping rules for modality {modality!r}",
+                file=rules.file,
+                field="modality",
+                expected=", ".join(rules.modalities),
+            )
+        if fc_format is not None and fc_format not in rules.fcgr_crosslinking:
+            raise InputError(
+                f"unknown Fc format {fc_format!r}",
+                field="fc_format",
+                expected=", ".join(rules.fcgr_crosslinking),
+            )
+        engaged, fcgr_why = rules.engaged_mies(modality, fc_format)
+        target_dependent = rules.modalities[modality].target_cells
     table = responses[responses["treatment_role"].isin(roles)].copy()
     if study is None and "study_id" in table.columns and table["study_id"].nunique() == 1:
         study = str(table["study_id"].iat[0])
     table["_readout"] = table["analyte"].map(normalise_readout)
     table["responder"] = table["responder"].fillna(False).astype(bool)
     records: list[EvidenceRecord] = []
+    excluded: list[tuple[str, str, str, str, str]] = []
     for event in aop.events.values():
         wanted = {normalise_readout(r): r for r in event.in_vitro_readouts}
         if not wanted:
             continue
         hit = table[table["_readout"].isin(wanted)]
+        needs = rules.needs_cells.get(event.key, ())
         for (treatment, fmt), group in hit.groupby(["treatment", "assay_format"], sort=True):
+            measured = sorted(set(group["analyte"]))
+            why = _why_not(event, fmt, needs, rules, modality, engaged, fcgr_why, source)
+            if why is not None:
+                excluded.append((event.key, treatment, fmt, ", ".join(measured), why))
+                continue
             per_donor = group.groupby("donor_id")["responder"].any()
             moved = sorted(
                 {a for a, r in zip(group["analyte"], group["responder"], strict=True) if r}
             )
-            measured = sorted(set(group["analyte"]))
+            note = f"{treatment} in {fmt}: " + (
+                f"{', '.join(moved)} moved" if moved else "no readout moved"
+            )
+            cells = rules.cells(fmt) or ()
+            if (
+                event.type == "MIE"
+                and target_dependent
+                and "target cells" not in cells
+                and not moved
+            ):
+                note += (
+                    " (the format holds no added target cells: unless the target is on blood cells, "
+                    "a T-cell engager's silence here does not argue against engagement)"
+                )
+            if source != "assay":
+                note = f"{source} (the assay's own sensitivity): {note}"
             records.append(
                 EvidenceRecord(
                     event=event.key,
-                    source="assay",
+                    source=source,
                     readout=", ".join(measured),
                     direction="increase",
                     n_positive=int(per_donor.sum()),
                     n_total=int(per_donor.size),
                     unit="donors",
                     study=study,
-                    note=f"{treatment} in {fmt}: "
-                    + (f"{', '.join(moved)} moved" if moved else "no readout moved"),
+                    note=note,
                 )
             )
-    return records
+    return records, pd.DataFrame(excluded, columns=list(EXCLUSION_COLUMNS))
+
+
+def _why_not(
+    event,
+    fmt: str,
+    needs: tuple[str, ...],
+    rules: EvidenceRules,
+    modality: str | None,
+    engaged: tuple[str, ...],
+    fcgr_why: str | None,
+    source: str,
+) -> str | None:
+    """Why a readout in ``fmt`` is not evidence for ``event`` (``None``: it is)."""
+    if event.type == "MIE":
+        if source != "assay":
+            return "a positive control's mechanism is not the test article's: no MIE evidence"
+        if modality is None:
+            return "no modality given: the mechanism that would start this event is unknown"
+        if event.key == "mie_fcgr_engagement" and fcgr_why is not None:
+            return fcgr_why
+        if event.key not in engaged:
+            return (
+                f"a {modality} does not engage {event.key} "
+                f"(engages {', '.join(engaged) or 'no MIE of the pathway'}; aop_evidence.toml)"
+            )
+    if needs:
+        cells = rules.cells(fmt)
+        if cells is None:
+            return (
+                f"format {fmt!r} is not described in aop_evidence.toml: its cells are "
+                f"unknown, and {event.key} needs {' or '.join(needs)}"
+            )
+        if not set(needs) & set(cells):
+            return (
+                f"{fmt} holds no {' or '.join(needs)} ({', '.join(cells)}), so its "
+                f"readouts cannot show {event.key}"
+            )
+    return None
 
 
 #: Clinical findings derived from graded observations, and where each comes from.
@@ -272,16 +419,41 @@ def map_evidence(
     responses: pd.DataFrame | None = None,
     findings: pd.DataFrame | None = None,
     study: str | None = None,
+    modality: str | None = None,
+    fc_format: str | None = None,
+    positive_controls: bool = True,
+    rules: EvidenceRules | None = None,
 ) -> tuple[pd.DataFrame, set[str]]:
     """Attach assay and/or clinical evidence to ``aop``; return the table and the events
-    with at least one positive donor or patient (to highlight in :func:`aop_svg`)."""
+    with at least one positive donor or patient among the test articles and patients (to
+    highlight in :func:`aop_svg`).
+
+    Test articles are mapped through ``modality`` (and ``fc_format``); positive controls,
+    when ``positive_controls``, are mapped as the assay's own sensitivity evidence
+    (``source="positive control"``, key events only) and do not light the pathway."""
     if responses is None and findings is None:
         raise InputError("nothing to map", expected="hazard responses, clinical findings, or both")
     records: list[EvidenceRecord] = []
+    lit: set[str] = set()
     if responses is not None:
-        records += evidence_from_responses(aop, responses, study=study)
+        tests = evidence_from_responses(
+            aop, responses, study=study, modality=modality, fc_format=fc_format, rules=rules
+        )
+        records += tests
+        lit |= {r.event for r in tests if r.n_positive > 0}
+        if positive_controls:
+            records += evidence_from_responses(
+                aop,
+                responses,
+                study=study,
+                roles=("positive_control",),
+                rules=rules,
+                source="positive control",
+            )
     if findings is not None:
-        records += evidence_from_findings(aop, findings, study=study)
+        clinical = evidence_from_findings(aop, findings, study=study)
+        records += clinical
+        lit |= {r.event for r in clinical if r.n_positive > 0}
     for record in records:
         aop.attach_evidence(record)
-    return evidence_table(aop), {r.event for r in records if r.n_positive > 0}
+    return evidence_table(aop), lit

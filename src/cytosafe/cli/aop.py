@@ -49,7 +49,7 @@ FIT_FILES = ("fitted_parameters.csv", "leave_one_out.csv", "leave_one_out.md", "
 
 
 #: The files ``cytosafe aop map`` writes.
-MAP_FILES = ("evidence.csv", "crs_aop_evidence.svg", "crs_aop_evidence.html")
+MAP_FILES = ("evidence.csv", "crs_aop_evidence.svg", "crs_aop_evidence.html", "excluded.csv")
 
 
 def _evidence(items: list[str] | None) -> dict[str, str]:
@@ -114,6 +114,14 @@ def aop_command(
         Path | None,
         typer.Option("--library", help="fit: a reference library file (the shipped one)."),
     ] = None,
+    fc_format: Annotated[
+        str | None,
+        typer.Option(
+            "--fc-format",
+            help="map: the test article's Fc format (igg1, igg2, igg4, fc_silent, none); "
+            "FcgR engagement is mapped only when it engages FcgR.",
+        ),
+    ] = None,
     confirmed_only: Annotated[
         bool,
         typer.Option(
@@ -133,7 +141,7 @@ def aop_command(
     elif action is AopAction.FIT:
         _fit(console, out, parameters, library, confirmed_only)
     elif action is AopAction.MAP:
-        _map(console, responses, timeline, out, modality)
+        _map(console, responses, timeline, out, modality, fc_format)
     else:
         _simulate(console, modality, intervention, out)
 
@@ -344,21 +352,39 @@ def _read_csv(path: Path, option: str):
         raise InputError(f"cannot be read as CSV: {exc}", file=str(path), field=option) from None
 
 
-def _map(console, responses, timeline, out, modality) -> None:
+def _map(console, responses, timeline, out, modality, fc_format=None) -> None:
     from rich.table import Table
 
     from cytosafe._atomic import atomic_directory, atomic_write_text
-    from cytosafe.aop.evidence import findings_from_timeline, map_evidence
+    from cytosafe.aop.evidence import (
+        EXCLUSION_COLUMNS,
+        evidence_exclusions,
+        findings_from_timeline,
+        map_evidence,
+    )
     from cytosafe.aop.export import aop_html, aop_svg
     from cytosafe.aop.graph import load_crs_aop
+    from cytosafe.assays.knowledge import load_knowledge_base
 
     if out is None:
         raise InputError("map needs an output directory", field="--out", expected="a directory")
+    if modality is not None:
+        modality = load_knowledge_base().modality(modality).key
     aop = load_crs_aop()
+    frame = _read_csv(responses, "--responses") if responses else None
     table, lit = map_evidence(
         aop,
-        responses=_read_csv(responses, "--responses") if responses else None,
+        responses=frame,
         findings=findings_from_timeline(_read_csv(timeline, "--timeline")) if timeline else None,
+        modality=modality,
+        fc_format=fc_format,
+    )
+    import pandas as pd
+
+    excluded = (
+        evidence_exclusions(aop, frame, modality=modality, fc_format=fc_format)
+        if frame is not None
+        else pd.DataFrame(columns=list(EXCLUSION_COLUMNS))
     )
     view = Table(title="Evidence on the CRS pathway")
     for col in ("key event", "source", "positive", "readouts", "note"):
@@ -366,10 +392,18 @@ def _map(console, responses, timeline, out, modality) -> None:
     for r in table.itertuples(index=False):
         view.add_row(r.event, r.source, f"{r.n_positive}/{r.n_total} {r.unit}", r.readout, r.note)
     console.print(view)
+    if len(excluded):
+        console.print(
+            f"{len(excluded)} readout group(s) measured but not counted (mechanism or cells); "
+            "see excluded.csv"
+        )
+    if modality is None and frame is not None:
+        console.print("No --modality: no molecular initiating event gets evidence.")
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a directory", file=str(out), field="--out")
     with atomic_directory(out, MAP_FILES) as staging:
         atomic_write_text(staging / MAP_FILES[0], table.to_csv(index=False, lineterminator="\n"))
         atomic_write_text(staging / MAP_FILES[1], aop_svg(aop, highlight=lit, modality=modality))
         aop_html(aop, staging / MAP_FILES[2], highlight=lit, modality=modality)
+        atomic_write_text(staging / MAP_FILES[3], excluded.to_csv(index=False, lineterminator="\n"))
     console.print(f"wrote {len(MAP_FILES)} files to {out}")
