@@ -35,6 +35,7 @@ from cytosafe.web.jobs import JobRunner
 from cytosafe.web.pages_accounts import add_account_pages
 from cytosafe.web.pages_study import router as study_pages
 from cytosafe.web.pages_tools import add_tools
+from cytosafe.web.pages_ward import router as ward_pages
 from cytosafe.web.routers import ROUTERS
 from cytosafe.web.security import SecurityHeaders
 from cytosafe.web.settings import Settings
@@ -129,6 +130,7 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
     app.include_router(study_pages)  # sample maps, plates, design (pages_study)
     add_tools(app)  # /mabel, /simulate and the downloads (pages_tools, downloads)
     add_account_pages(app)  # /account, /users, /audit and the forced password change
+    app.include_router(ward_pages)  # /ward, a study's ward and its live events (pages_ward)
     # Outermost last: every answer, a refusal of the two below included, gets the headers.
     app.add_middleware(
         SignInThrottle,
