@@ -643,7 +643,8 @@ def test_analyses_are_listed_per_study(api, cra):
 def test_only_a_study_director_of_the_group_signs_off(api, cra, who):
     client, store = api
     before = _counts(store)
-    r = client.post(f"/api/analyses/{cra['hazard']['id']}/sign-off",
+    body = {"meaning": "approved", "username": who, "password": PASSWORD}
+    r = client.post(f"/api/analyses/{cra['hazard']['id']}/sign-off", json=body,
                     headers=client.auth_headers[who])  # fmt: skip
     assert r.status_code == (404 if who == "sam" else 403)
     assert _counts(store) == before
@@ -653,15 +654,20 @@ def test_a_study_director_signs_off_once(api, cra):
     client, _ = api
     dora = client.auth_headers["dora"]
     aid = cra["hazard"]["id"]
-    r = client.post(f"/api/analyses/{aid}/sign-off", json={"meaning": "reviewed"}, headers=dora)
+    body = {"meaning": "reviewed", "username": "dora", "password": PASSWORD}
+    r = client.post(f"/api/analyses/{aid}/sign-off", json=body, headers=dora)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "completed"  # a review does not close the analysis
+    body = {"meaning": "approved", "username": "dora", "password": PASSWORD}
+    r = client.post(f"/api/analyses/{aid}/sign-off", json=body, headers=dora)
     assert r.status_code == 200, r.text
     assert (r.json()["status"], r.json()["signed_off_by"]) == ("signed_off", "dora")
-    again = client.post(f"/api/analyses/{aid}/sign-off", headers=dora)
+    again = client.post(f"/api/analyses/{aid}/sign-off", json=body, headers=dora)
     assert again.status_code == 409
     entries = client.get("/api/audit", params={"object_type": "analysis", "object_id": aid},
                          headers=dora).json()["entries"]  # fmt: skip
     assert entries[-1]["action"] == "sign-off"
-    assert entries[-1]["details"]["meaning"] == "reviewed"
+    assert [e["details"]["meaning"] for e in entries[-2:]] == ["reviewed", "approved"]
 
 
 # --- audit -------------------------------------------------------------------------------

@@ -372,7 +372,11 @@ def test_under_a_signed_off_analysis_the_form_is_gone_and_a_post_is_409(site):
     _, store, users, first = site
     with store.reader() as session:
         second = session.scalar(select(func.max(Analysis.id)))
-    users["dora"].post(f"/analyses/{second}/sign-off", {"meaning": "approved"})
+    signed = users["dora"].post(
+        f"/analyses/{second}/sign-off",
+        {"meaning": "approved", "username": "dora", "password": PASSWORD},
+    )
+    assert signed.status_code == 200, signed.text
     ana = users["ana"]
     assert f'action="/analyses/{second}/exclusions"' not in ana.get(f"/analyses/{second}").text
     tick = _ticks(ana.get(f"/analyses/{first}").text)[("MSD-01", "B01", "IL-6")]

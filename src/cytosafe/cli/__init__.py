@@ -26,6 +26,7 @@ SQLAlchemy or FastAPI (``benchmarks/bench_startup.py``).
 | ``aop export/query/simulate/map`` | :mod:`~cytosafe.cli.aop` | :mod:`cytosafe.aop` |
 | ``mabel``, ``simulate`` | :mod:`~cytosafe.cli.translate` | :mod:`cytosafe.translate` |
 | ``store import/exclude/include/upgrade``, ``audit verify/head`` | :mod:`~cytosafe.cli.store` | :mod:`cytosafe.store` |
+| ``store sign`` | :mod:`~cytosafe.cli.sign` | :func:`cytosafe.store.signatures.sign` |
 | ``serve`` | :mod:`~cytosafe.cli.serve` | :func:`cytosafe.web.create_app` |
 | ``reference evaluate`` | :mod:`~cytosafe.cli.reference` | :func:`cytosafe.reference.evaluate` |
 
@@ -51,6 +52,7 @@ from cytosafe.cli import (
     recommend,
     reference,
     serve,
+    sign,
     store,
     translate,
 )
@@ -128,6 +130,7 @@ command("import", group=store_app)(store.store_import)
 command("exclude", group=store_app)(store.store_exclude)
 command("include", group=store_app)(store.store_include)
 command("upgrade", group=store_app)(store.store_upgrade)
+command("sign", group=store_app)(sign.store_sign)
 reference_app = typer.Typer(
     help="The reference compound library and the calibration of the hazard call.",
     no_args_is_help=True,

@@ -841,19 +841,63 @@ def analysis_table(request: Request, analysis_id: int, name: str, fmt: str):
 def analysis_sign_off(
     request: Request,
     analysis_id: int,
-    meaning: Annotated[str, Form()] = "approved",
+    meaning: Annotated[str, Form()] = "",
+    comment: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    username: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
 ):
+    """Sign an analysis electronically from its page (``_signature.html``): the meaning
+    chosen (no default), a comment, the password again, and the user name too at the
+    first signature of this session (21 CFR 11.200(a)(1)); a wrong one is a 401 page,
+    audited and counted by the sign-in throttle (:mod:`cytosafe.web.signatures`)."""
+    from cytosafe.store import AuthorizationError
+    from cytosafe.web.signatures import remember_session, signed_in_session, signing
+
     store = request.app.state.store
-    found = signed_in(request, "study_director")
+    found = signed_in(request, "analyst")
     check_csrf(found[1], csrf)
+    first = not signed_in_session(request, found[1])
     try:
-        services.sign_analysis(
-            store, found[0], analysis_id, SignOffIn(meaning=meaning or "approved")
+        if first and not username.strip():
+            raise InputError(
+                "enter your user name with your password: this is your first signature "
+                "in this session",
+                field="username",
+                expected="your user name (21 CFR 11.200(a)(1))",
+            )
+        body = SignOffIn(
+            meaning=meaning[:200],
+            comment=comment[:20_000] or None,
+            username=username.strip()[:200] or None,
+            password=password[:1024],
         )
-    except InputError as exc:
+        with signing(request, username if username.strip() else found[0].username):
+            services.sign_analysis(store, found[0], analysis_id, body)
+    except HTTPException as exc:
+        if exc.status_code not in (401, 429):
+            raise
+        response = analysis_page(request, found, analysis_id, exc.status_code, error=_message(exc))
+        response.headers.update(exc.headers or {})
+        return response
+    except AuthorizationError as exc:
+        return analysis_page(request, found, analysis_id, 403, error=_message(exc))
+    except SignedOffError as exc:
         return analysis_page(request, found, analysis_id, 409, error=_message(exc))
-    return RedirectResponse(f"/analyses/{analysis_id}", status_code=303)
+    except InputError as exc:
+        return analysis_page(request, found, analysis_id, 422, error=_message(exc))
+    remember_session(request, found[1])
+    return RedirectResponse(f"/analyses/{analysis_id}#signatures", status_code=303)
+
+
+def _signature_panel(request: Request, analysis: Any, user: User | None) -> dict[str, Any]:
+    from cytosafe.web.signatures import signature_panel
+
+    return signature_panel(request, analysis, user, request.cookies.get(COOKIE))
+
+
+# The analysis page's signature panel (_signature.html) asks this for what it shows.
+templates.env.globals["signature_panel"] = _signature_panel
 
 
 # --- knowledge ---------------------------------------------------------------------------

@@ -25,6 +25,7 @@ __all__ = [
     "PlateOut",
     "QuantifyIn",
     "SignOffIn",
+    "SignatureOut",
     "StudyIn",
     "StudyOut",
     "TableOut",
@@ -157,7 +158,40 @@ class ExcludedWellOut(BaseModel):
 
 
 class SignOffIn(BaseModel):
-    meaning: str = Field("approved", description="What the signature means (21 CFR 11.50).")
+    """An electronic signature (21 CFR 11.50, 11.200): the meaning chosen from the
+    configured list (``cytosafe/data/signature_meanings.toml``), an optional comment, and
+    the signer's credentials entered again (the API asks for both at every signature)."""
+
+    meaning: str = Field(
+        max_length=200,
+        description="What the signature means: authored | reviewed | approved (21 CFR "
+        "11.50(a)(3)); 'approved' makes the analysis final.",
+    )
+    comment: str | None = Field(
+        None, max_length=20_000, description="Why, or on what condition (at most 500 characters)."
+    )
+    username: str | None = Field(
+        None, max_length=200, description="The signer's user name, entered again."
+    )
+    password: str = Field(
+        max_length=1024, repr=False, description="The signer's password, entered again."
+    )
+
+
+class SignatureOut(BaseModel):
+    """One electronic signature as the manifest prints it (21 CFR 11.50)."""
+
+    id: int
+    name: str = Field(description="The signer's printed name.")
+    username: str
+    signed_at: dt.datetime = Field(description="When it was executed (UTC).")
+    meaning: str
+    statement: str = Field(description="What the signer stated by signing with this meaning.")
+    comment: str | None
+    signed_sha256: str | None = Field(
+        description="SHA-256 of what was signed: the analysis and its tables' and reports' "
+        "SHA-256 (the audit entry of the signature holds it in full)."
+    )
 
 
 class AopQuery(BaseModel):

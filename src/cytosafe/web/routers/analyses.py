@@ -3,13 +3,13 @@ sign-off: ``/api/studies/{code}/analyses``, ``/api/analyses/{id}``."""
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Query, UploadFile
+from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import Response
 
+from cytosafe.errors import InputError
 from cytosafe.web import services
 from cytosafe.web.deps import (
     Analyst,
-    Director,
     Jobs,
     ServerSettings,
     StoreDep,
@@ -17,7 +17,9 @@ from cytosafe.web.deps import (
     Viewer,
     on_loop,
 )
-from cytosafe.web.schemas import AnalysisOut, QuantifyIn, SignOffIn
+from cytosafe.web.schemas import AnalysisOut, QuantifyIn, SignatureOut, SignOffIn
+from cytosafe.web.services.analyses import analysis_signatures
+from cytosafe.web.signatures import signing
 from cytosafe.web.tables import PARQUET
 
 __all__ = ["router"]
@@ -109,9 +111,36 @@ def read_report(analysis_id: int, user: Viewer, store: StoreDep) -> Response:
     return services.read_report(store, user, analysis_id)
 
 
-@router.post("/analyses/{analysis_id}/sign-off", response_model=AnalysisOut, tags=["analyses"])
+@router.post(
+    "/analyses/{analysis_id}/sign-off",
+    response_model=AnalysisOut,
+    tags=["analyses"],
+    responses={
+        401: {"description": "Wrong user name or password: nothing was signed."},
+        429: {"description": "Too many wrong passwords (the sign-in throttle)."},
+    },
+)
 def sign_analysis(
-    analysis_id: int, user: Director, store: StoreDep, body: SignOffIn | None = None
+    analysis_id: int, user: Analyst, store: StoreDep, request: Request, body: SignOffIn
 ) -> AnalysisOut:
-    """Sign off a completed analysis (study director): from now on it is final."""
-    return services.sign_analysis(store, user, analysis_id, body)
+    """Sign a completed analysis electronically (21 CFR Part 11): the user name and
+    password entered again, a meaning (authored, reviewed: analyst or higher; approved:
+    study director, which makes the analysis final) and an optional comment. A wrong
+    password is a 401, recorded in the audit trail and counted by the sign-in throttle."""
+    if not (body.username or "").strip():
+        raise InputError(
+            "a signature through the API needs the user name with the password",
+            field="username",
+            expected="the signer's user name (21 CFR 11.200(a)(1))",
+        )
+    with signing(request, body.username):
+        return services.sign_analysis(store, user, analysis_id, body)
+
+
+@router.get(
+    "/analyses/{analysis_id}/signatures", response_model=list[SignatureOut], tags=["analyses"]
+)
+@on_loop
+def list_signatures(analysis_id: int, user: Viewer, store: StoreDep) -> list[SignatureOut]:
+    """The electronic signatures of an analysis, oldest first (the manifest)."""
+    return analysis_signatures(store, user, analysis_id)

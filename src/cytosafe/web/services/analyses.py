@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cytosafe.errors import InputError
+from cytosafe.report.signature import with_manifest
 from cytosafe.store import (
     Analysis,
     AnalysisTable,
@@ -36,17 +37,24 @@ from cytosafe.store import (
     decode_table,
     import_analysis,
     load_measurements,
-    sign_off,
+)
+from cytosafe.store.signatures import (
+    SignatureRefused,
+    check_meaning,
+    list_signatures,
+    record_refusal,
+    sign,
 )
 from cytosafe.web.deps import get_analysis, get_study, not_found, uploads
 from cytosafe.web.jobs import JobRunner
-from cytosafe.web.schemas import AnalysisOut, QuantifyIn, SignOffIn, TableOut
+from cytosafe.web.schemas import AnalysisOut, QuantifyIn, SignatureOut, SignOffIn, TableOut
 from cytosafe.web.security import report_policy
 from cytosafe.web.settings import Settings
 from cytosafe.web.tables import PARQUET, EncodedTables, encode_table
 
 __all__ = [
     "analysis_out",
+    "analysis_signatures",
     "list_analyses",
     "read_analysis",
     "read_report",
@@ -472,7 +480,10 @@ def stored_table(store: Store, analysis_id: int, name: str) -> pd.DataFrame | No
 
 def read_report(store: Store, user: User, analysis_id: int) -> Response:
     """The latest report of an analysis (self-contained HTML), with the content security
-    policy of reports (:func:`cytosafe.web.security.report_policy`)."""
+    policy of reports (:func:`cytosafe.web.security.report_policy`); a signed analysis's
+    report is served with its signature manifest at the top
+    (:func:`cytosafe.report.signature.with_manifest`, 21 CFR 11.50(b)), the stored bytes
+    unchanged."""
     with store.reader() as session:
         analysis, _ = get_analysis(session, user, analysis_id)
         report = session.scalars(
@@ -480,18 +491,52 @@ def read_report(store: Store, user: User, analysis_id: int) -> Response:
         ).first()
         if report is None:
             raise not_found(f"report of analysis {analysis_id}")
-        headers = {}
+        content, headers = report.content, {}
         if report.media_type.startswith("text/html"):
+            signatures = list_signatures(session, analysis.id)
+            final = analysis.status == "signed_off"
+            content = with_manifest(content, signatures, final=final)
             # Its own inline scripts (Plotly, the report's) may run, by hash; nothing else.
+            # The manifest adds no script, so the stored report's policy is the policy.
             headers["Content-Security-Policy"] = report_policy(report.content, report.sha256)
-        return Response(report.content, media_type=report.media_type, headers=headers)
+        return Response(content, media_type=report.media_type, headers=headers)
 
 
-def sign_analysis(
-    store: Store, user: User, analysis_id: int, body: SignOffIn | None = None
-) -> AnalysisOut:
-    """Sign off a completed analysis: from now on it is final."""
+def sign_analysis(store: Store, user: User, analysis_id: int, body: SignOffIn) -> AnalysisOut:
+    """Sign an analysis electronically as ``user`` (:func:`cytosafe.store.signatures.sign`):
+    the password again, and the user name when given (it must be the signed-in user's);
+    the analysis becomes final at its "approved" signature.
+
+    Raises
+    ------
+    SignatureRefused
+        A wrong password or a user name that is not the signed-in user's (recorded in
+        the audit trail); the face answers 401 and counts it as a failed sign-in.
+    """
+    with store.reader() as session:
+        get_analysis(session, user, analysis_id)  # 404 when the user may not see it
+    wanted = check_meaning(body.meaning)
+    if body.username is not None and body.username.strip() != user.username:
+        record_refusal(
+            store, analysis_id, user=user.id, meaning=wanted.key, reason="wrong user name"
+        )
+        raise SignatureRefused(
+            "signature refused: the user name is not the signed-in user's; nothing was "
+            "signed (the attempt is recorded in the audit trail)"
+        )
+    sign(
+        store,
+        analysis_id,
+        user=user.username,
+        password=body.password,
+        meaning=wanted.key,
+        comment=body.comment,
+    )
+    return read_analysis(store, user, analysis_id)
+
+
+def analysis_signatures(store: Store, user: User, analysis_id: int) -> list[SignatureOut]:
+    """The signatures of an analysis ``user`` can see (404 otherwise), oldest first."""
     with store.reader() as session:
         get_analysis(session, user, analysis_id)
-    sign_off(store, analysis_id, user=user.username, meaning=(body or SignOffIn()).meaning)
-    return read_analysis(store, user, analysis_id)
+        return [SignatureOut(**s) for s in list_signatures(session, analysis_id)]
