@@ -342,9 +342,15 @@ class FivePL(Model):
         # The 5PL's asymmetry trades off against c and b; starting from several g (the
         # symmetric curve and one asymmetric each way) avoids the shallow valleys a single
         # start falls into. All candidates are fitted in one batch.
-        base = self.start(x, y, mask)
+        return self.candidates_from(self.start(x, y, mask))
+
+    #: The asymmetries the further starting points try (see :meth:`start_candidates`).
+    START_ASYMMETRIES = (1.0, 0.4, 2.5)
+
+    def candidates_from(self, base: np.ndarray) -> np.ndarray:
+        """The starting points of :meth:`start_candidates` from the self-starter's ``base``."""
         cands = []
-        for g in (1.0, 0.4, 2.5):
+        for g in self.START_ASYMMETRIES:
             cand = base.copy()
             cand[:, 4] = g
             cands.append(cand)
@@ -490,6 +496,9 @@ class FourPL(FivePL):
 
     def start_candidates(self, x, y, mask):
         return self.start(x, y, mask)[None]
+
+    def candidates_from(self, base):
+        return base[None]
 
     def effective_concentration(self, p, fraction):
         # 1 / (1 + (x/c)^b) = 1 - q  =>  x = c (q / (1 - q))^(1/b).

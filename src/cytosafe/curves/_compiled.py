@@ -1,0 +1,670 @@
+"""A compiled kernel of the batched fitter's Levenberg-Marquardt, for the logistic families.
+
+:func:`cytosafe.curves.fit._levenberg_marquardt` advances all curves together as NumPy
+arrays; its time goes into temporaries and memory traffic, not arithmetic (issue 16: about
+120x above the arithmetic floor). This module runs the *same* iteration one curve at a time
+in machine code (Numba), with every quantity of a curve in registers or a few small
+buffers: the same variable projection (Golub & Pereyra 1973; Kaufman 1975), Gram-Schmidt
+on the basis of the asymptotes, Nielsen's damping, Moré's scaling, projection into the
+box, convergence tests and statuses, written line for line after the NumPy code (each
+block below names the lines it mirrors). Only the order of a few floating-point sums
+differs, so the two agree to rounding (``tests/test_fit_compiled.py``).
+
+It covers the log-logistic families :class:`~cytosafe.curves.models.FivePL` (``5PL``),
+:class:`~cytosafe.curves.models.MirrorFivePL` (``5PL-mirror``) and
+:class:`~cytosafe.curves.models.FourPL` (``4PL``), which are all the calibration and
+potency fits, and their self-starter. The module is imported only when
+:func:`cytosafe.curves.fit.fit_curves` chooses it (see its ``kernel``), so that importing
+CytoSafe never pays for Numba; any other model, or a machine without Numba, takes the NumPy
+path.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+__all__ = ["levenberg_marquardt", "start"]
+
+#: Status codes of the kernel, in the order of :data:`cytosafe.curves.fit.STATUSES`' names.
+STATUS_NAMES = np.array(["max_iter", "converged", "stalled", "failed", "insufficient_data"])
+_MAX_ITER, _CONVERGED, _STALLED, _FAILED, _INSUFFICIENT = 0, 1, 2, 3, 4
+
+
+def _jit(func):
+    # cache=True: compiled once per machine (about 10 s), then loaded from the package's
+    # __pycache__ in about 0.1 s.
+    return numba.njit(cache=True, nogil=True, error_model="numpy")(func)
+
+
+@_jit
+def _evaluate(fam, lx, pos_, ysw, sw, th, k, free, out_res, out_th, Q0, Q1, dphi, scale3, alpha):
+    """Residuals at ``th`` (``_Projected.evaluate``): the asymptotes by projection.
+
+    Fills ``out_res`` (m), ``out_th`` (k, with the solved asymptotes), ``Q0``/``Q1`` (the
+    orthonormal basis), ``dphi`` (r, m: d s / d(b, c, g), natural scale), ``scale3`` (r)
+    and ``alpha`` (2). Returns nothing; the caller computes the RSS.
+    """
+    m = lx.shape[0]
+    a = th[0]
+    b = math.exp(min(max(th[1], -700.0), 700.0))
+    c = math.exp(min(max(th[2], -700.0), 700.0))
+    d = th[3]
+    g = 1.0
+    if k == 5:
+        g = math.exp(min(max(th[4], -700.0), 700.0))
+    logc = math.log(c)
+    r = k - 2
+    # phi0 = s, phi1 = 1 - s (FivePL) or the mirror's 1 - t, t; weighted by sw.
+    for i in range(m):
+        pos = pos_[i]
+        if pos:
+            lr = lx[i] - logc
+            z = b * lr
+        else:
+            lr = 0.0
+            z = -math.inf
+        e = math.exp(-abs(z))
+        if fam == 1:
+            L = max(-z, 0.0) + math.log1p(e)
+            if z >= 0:
+                frac = e / (1.0 + e)
+            else:
+                frac = 1.0 / (1.0 + e)
+            em = math.expm1(-g * L)
+            if pos:
+                t = 1.0 + em
+                s = -em
+                dsg = L * t
+            else:
+                t = 0.0
+                s = 1.0
+                dsg = 0.0
+            oms = t
+            gxf = g * t * frac
+            ds0 = -gxf * lr
+            ds1 = gxf * (b / c)
+            ds2 = dsg
+        else:
+            log_s = max(z, 0.0) + math.log1p(e)
+            if z >= 0:
+                frac = 1.0 / (1.0 + e)
+            else:
+                frac = e / (1.0 + e)
+            em = math.expm1(-g * log_s)
+            s = 1.0 + em
+            oms = -em
+            gxf = g * s * frac
+            ds0 = -gxf * lr
+            ds1 = gxf * (b / c)
+            ds2 = -s * log_s
+        w = sw[i]
+        Q0[i] = s * w  # phiw, orthonormalised below
+        Q1[i] = oms * w
+        dphi[0, i] = ds0
+        dphi[1, i] = ds1
+        if r == 3:
+            dphi[2, i] = ds2
+    scale3[0] = b
+    scale3[1] = c
+    if r == 3:
+        scale3[2] = g
+    fl0 = free[0]
+    fl1 = free[3]
+    alpha[0] = a
+    alpha[1] = d
+    # ytil = ysw - sum over fixed linear parameters of phiw * alpha.
+    for i in range(m):
+        v = ysw[i]
+        if not fl0:
+            v -= Q0[i] * a
+        if not fl1:
+            v -= Q1[i] * d
+        out_res[i] = v
+    # Modified Gram-Schmidt on the free basis columns (dependent columns dropped).
+    # Column 0.
+    if not fl0:
+        for i in range(m):
+            Q0[i] = 0.0
+    n0 = 0.0
+    for i in range(m):
+        n0 += Q0[i] * Q0[i]
+    n0 = math.sqrt(n0)
+    nv = n0
+    ok0 = nv > 1e-10 * n0
+    R00 = nv if ok0 else 0.0
+    inv = 1.0 / nv if ok0 else 1.0
+    c0 = 0.0
+    for i in range(m):
+        Q0[i] = Q0[i] * inv if ok0 else 0.0
+        c0 += Q0[i] * out_res[i]
+    for i in range(m):
+        out_res[i] -= c0 * Q0[i]
+    # Column 1.
+    if not fl1:
+        for i in range(m):
+            Q1[i] = 0.0
+    n1 = 0.0
+    R01 = 0.0
+    for i in range(m):
+        n1 += Q1[i] * Q1[i]
+        R01 += Q0[i] * Q1[i]
+    n1 = math.sqrt(n1)
+    nv = 0.0
+    for i in range(m):
+        Q1[i] = Q1[i] - R01 * Q0[i]
+        nv += Q1[i] * Q1[i]
+    nv = math.sqrt(nv)
+    ok1 = nv > 1e-10 * n1
+    R11 = nv if ok1 else 0.0
+    inv = 1.0 / nv if ok1 else 1.0
+    c1 = 0.0
+    for i in range(m):
+        Q1[i] = Q1[i] * inv if ok1 else 0.0
+        c1 += Q1[i] * out_res[i]
+    for i in range(m):
+        out_res[i] -= c1 * Q1[i]
+    a1 = c1 / R11 if R11 > 0 else 0.0
+    a0 = (c0 - R01 * a1) / R00 if R00 > 0 else 0.0
+    if fl0:
+        alpha[0] = a0
+    if fl1:
+        alpha[1] = a1
+    for j in range(k):
+        out_th[j] = th[j]
+    out_th[0] = alpha[0]
+    out_th[3] = alpha[1]
+
+
+@_jit
+def _jacobian(sw, free, Q0, Q1, dphi, scale3, alpha, r, J):
+    """Kaufman's projected Jacobian ``(r, m)`` (``_Projected.jacobian``)."""
+    m = sw.shape[0]
+    for j in range(r):
+        f = scale3[j] * (1.0 if free[1 + j if j < 2 else 4] else 0.0)
+        for i in range(m):
+            # alpha0 dphi0 + alpha1 dphi1, dphi1 = -dphi0.
+            J[j, i] = (alpha[0] * dphi[j, i] + alpha[1] * -dphi[j, i]) * f * sw[i]
+        p0 = 0.0
+        for i in range(m):
+            p0 += J[j, i] * Q0[i]
+        for i in range(m):
+            J[j, i] -= p0 * Q0[i]
+        p1 = 0.0
+        for i in range(m):
+            p1 += J[j, i] * Q1[i]
+        for i in range(m):
+            J[j, i] -= p1 * Q1[i]
+
+
+@_jit
+def _normal(J, res, r, A, gvec):
+    m = res.shape[0]
+    for i in range(r):
+        for j in range(i, r):
+            s = 0.0
+            for q in range(m):
+                s += J[i, q] * J[j, q]
+            A[i, j] = s
+            A[j, i] = s
+        s = 0.0
+        for q in range(m):
+            s += J[i, q] * res[q]
+        gvec[i] = s
+
+
+@_jit
+def _chol_solve(M, bvec, r, L, z, out):
+    """``_cholesky_solve`` for one system; NaN where ``M`` is not SPD."""
+    ok = True
+    for j in range(r):
+        s = M[j, j]
+        for q in range(j):
+            s -= L[j, q] * L[j, q]
+        if not (s > 0):
+            ok = False
+        L[j, j] = math.sqrt(s if s > 0 else 1.0)
+        for i in range(j + 1, r):
+            t = M[i, j]
+            for q in range(j):
+                t -= L[i, q] * L[j, q]
+            L[i, j] = t / L[j, j]
+    for i in range(r):
+        t = bvec[i]
+        for q in range(i):
+            t -= L[i, q] * z[q]
+        z[i] = t / L[i, i]
+    for i in range(r - 1, -1, -1):
+        t = z[i]
+        for q in range(i + 1, r):
+            t -= L[q, i] * out[q]
+        out[i] = t / L[i, i]
+    if not ok:
+        for i in range(r):
+            out[i] = math.nan
+
+
+@_jit
+def _fit_one(
+    fam, x, y, w, mk, th0, fixed, lo, hi, max_iter, ftol, xtol, gtol, th_out, V, P, S, B, SS
+):
+    """One curve (``_levenberg_marquardt`` for one row); returns ``(rss, status, n_iter)``.
+
+    ``V`` ``(21, m)``, ``P`` ``(m,)``, ``S`` ``(20, 5)``, ``B`` ``(2, 5)`` and ``SS``
+    ``(3, 5, 5)`` are scratch buffers shared by the curves of a call (nothing is
+    allocated per curve).
+    """
+    m = x.shape[0]
+    k = th0.shape[0]
+    r = k - 2
+    sw, ysw, lx, res, Q0, Q1, r1, Q0n, Q1n = V[0], V[1], V[2], V[3], V[4], V[5], V[6], V[7], V[8]
+    dphi, J, dphin, Jn = V[9:12], V[12:15], V[15:18], V[18:21]
+    pos_ = P
+    theta, th_tmp, th1, th_ev = S[0], S[1], S[2], S[3]
+    scale3, scalen, alpha, alphan = S[4], S[5], S[6], S[7]
+    D, dscale, rhs, delta, zb, Ad, d0, gv = S[8], S[9], S[10], S[11], S[12], S[13], S[14], S[15]
+    free, sfree = B[0], B[1]
+    A, M, Lb = SS[0], SS[1], SS[2]
+    m_n = 0
+    for i in range(m):
+        sw[i] = math.sqrt(w[i])
+        ysw[i] = sw[i] * y[i]
+        pos_[i] = x[i] > 0
+        lx[i] = math.log(x[i]) if x[i] > 0 else 0.0
+        if mk[i]:
+            m_n += 1
+    n_free = 0
+    for j in range(k):
+        free[j] = not fixed[j]
+        if free[j]:
+            n_free += 1
+    # Solve-parameter j (0..r-1) is model parameter 1, 2 (b, c) or 4 (g).
+    sfree[0] = free[1]
+    sfree[1] = free[2]
+    if r == 3:
+        sfree[2] = free[4]
+    for j in range(k):
+        v = th0[j]
+        if v < lo[j]:
+            v = lo[j]
+        if v > hi[j]:
+            v = hi[j]
+        theta[j] = v
+    for i in range(r):
+        for j in range(r):
+            A[i, j] = 0.0
+            Lb[i, j] = 0.0
+    _evaluate(fam, lx, pos_, ysw, sw, theta, k, free, res, th_tmp, Q0, Q1, dphi, scale3, alpha)
+    for j in range(k):
+        theta[j] = th_tmp[j]
+    rss = 0.0
+    for i in range(m):
+        rss += res[i] * res[i]
+    _jacobian(sw, free, Q0, Q1, dphi, scale3, alpha, r, J)
+    finite = math.isfinite(rss)
+    for j in range(r):
+        for i in range(m):
+            if not math.isfinite(J[j, i]):
+                finite = False
+    if not finite:
+        for j in range(r):
+            for i in range(m):
+                J[j, i] = 0.0
+    _normal(J, res, r, A, gv)
+    status = _MAX_ITER
+    if not finite:
+        status = _FAILED
+    active = finite and m_n >= n_free
+    if finite and not active:
+        status = _INSUFFICIENT
+    ynorm = 0.0
+    for i in range(m):
+        ynorm += ysw[i] * ysw[i]
+    ynorm = math.sqrt(ynorm)
+    for j in range(r):
+        D[j] = max(A[j, j], 0.0)
+    lam = 1e-3
+    nu = 2.0
+    n_iter = 0
+    for it in range(1, max_iter + 1):
+        if not active:
+            break
+        n_iter = it
+        # Scaled gradient test (MINPACK gtol).
+        rn = math.sqrt(max(rss, 0.0))
+        gnorm = 0.0
+        for j in range(r):
+            cn = math.sqrt(max(A[j, j], 0.0))
+            cosine = abs(gv[j]) / (cn * rn)
+            if not math.isfinite(cosine):
+                cosine = 0.0
+            if cosine > gnorm:
+                gnorm = cosine
+        if gnorm <= gtol or rss <= 1e-300 * max(ynorm * ynorm, 1.0):
+            status = _CONVERGED
+            active = False
+            break
+        dmax = D[0]
+        for j in range(1, r):
+            if D[j] > dmax:
+                dmax = D[j]
+        for j in range(r):
+            dscale[j] = max(D[j], 1e-12 * max(dmax, 1e-300)) if sfree[j] else 1.0
+        for i in range(r):
+            for j in range(r):
+                if sfree[i] and sfree[j]:
+                    M[i, j] = A[i, j] + (lam * dscale[i] if i == j else 0.0)
+                else:
+                    M[i, j] = 1.0 if i == j else 0.0
+            rhs[i] = gv[i] if sfree[i] else 0.0
+        _chol_solve(M, rhs, r, Lb, zb, delta)
+        for j in range(k):
+            th1[j] = theta[j]
+        for j in range(r):
+            q = 1 + j if j < 2 else 4
+            v = theta[q] + delta[j]
+            # np.clip: NaN stays NaN.
+            if v < lo[q]:
+                v = lo[q]
+            if v > hi[q]:
+                v = hi[q]
+            th1[q] = v
+            delta[j] = th1[q] - theta[q]
+        for i in range(r):
+            s = 0.0
+            for j in range(r):
+                s += A[i, j] * delta[j]
+            Ad[i] = s
+        pred = 0.0
+        for j in range(r):
+            pred += delta[j] * (2.0 * gv[j] - Ad[j])
+        for j in range(k):
+            th_ev[j] = th1[j] if math.isfinite(th1[j]) else theta[j]
+        _evaluate(fam, lx, pos_, ysw, sw, th_ev, k, free, r1, th1, Q0n, Q1n, dphin, scalen, alphan)
+        rss1 = 0.0
+        for i in range(m):
+            rss1 += r1[i] * r1[i]
+        actual = rss - rss1
+        dfin = True
+        for j in range(r):
+            if not math.isfinite(delta[j]):
+                dfin = False
+        better = math.isfinite(rss1) and actual > 0 and dfin
+        if better:
+            rho = actual / pred
+            _jacobian(sw, free, Q0n, Q1n, dphin, scalen, alphan, r, Jn)
+            okj = True
+            for j in range(r):
+                for i in range(m):
+                    if not math.isfinite(Jn[j, i]):
+                        okj = False
+            if not okj:
+                for j in range(r):
+                    for i in range(m):
+                        Jn[j, i] = 0.0
+            _normal(Jn, r1, r, A, gv)
+            for j in range(r):
+                D[j] = max(D[j], A[j, j])
+            for j in range(k):
+                theta[j] = th1[j]
+            for i in range(m):
+                res[i] = r1[i]
+            rss_old = rss
+            rss = rss1
+            rb = min(rho, 1.0)
+            lam = lam * max(1.0 / 3.0, 1.0 - (2.0 * rb - 1.0) ** 3)
+            lam = max(lam, 1e-16)
+            nu = 2.0
+            sn = 0.0
+            st = 0.0
+            for j in range(r):
+                sn += D[j] * th1[(1 + j if j < 2 else 4)] ** 2
+                st += D[j] * delta[j] ** 2
+            scale_norm = math.sqrt(sn)
+            step_norm = math.sqrt(st)
+            f_conv = actual <= ftol * rss_old and pred <= ftol * rss_old and rho <= 2.0
+            x_conv = step_norm <= xtol * (scale_norm + xtol)
+            if f_conv or x_conv:
+                status = _CONVERGED
+                active = False
+        else:
+            # The nearly undamped Gauss-Newton step, cut to one log unit (see fit.py).
+            for i in range(r):
+                for j in range(r):
+                    if sfree[i] and sfree[j]:
+                        M[i, j] = A[i, j] + (1e-10 * dscale[i] if i == j else 0.0)
+                    else:
+                        M[i, j] = 1.0 if i == j else 0.0
+            _chol_solve(M, rhs, r, Lb, zb, d0)
+            cut = 0.0
+            for j in range(r):
+                v = abs(d0[j])
+                if v > cut or math.isnan(v):
+                    cut = v
+            cut = max(cut, 1.0) if not math.isnan(cut) else math.nan
+            for j in range(r):
+                d0[j] = d0[j] / cut
+            for i in range(r):
+                s = 0.0
+                for j in range(r):
+                    s += A[i, j] * d0[j]
+                Ad[i] = s
+            pred0 = 0.0
+            for j in range(r):
+                pred0 += d0[j] * (2.0 * rhs[j] - Ad[j])
+            if math.isfinite(pred0) and pred0 <= ftol * rss:
+                status = _CONVERGED
+                active = False
+            lam *= nu
+            nu *= 2.0
+            if lam > 1e16:
+                status = _STALLED
+                active = False
+    # A free parameter the fitted curve no longer depends on is not estimated.
+    dead = True
+    anyfree = False
+    for j in range(r):
+        if sfree[j]:
+            anyfree = True
+            if not (math.sqrt(max(A[j, j], 0.0)) <= 1e-9 * ynorm):
+                dead = False
+    if dead and anyfree and status == _CONVERGED:
+        status = _STALLED
+    for j in range(k):
+        th_out[j] = theta[j]
+    return rss, status, n_iter
+
+
+@_jit
+def _fit_all(fam, x, y, w, mk, th0, fixed, lo, hi, max_iter, ftol, xtol, gtol):
+    n, m = y.shape
+    k = th0.shape[1]
+    theta = np.empty((n, k))
+    rss = np.empty(n)
+    status = np.empty(n, dtype=np.int8)
+    n_iter = np.empty(n, dtype=np.int64)
+    V = np.empty((21, m))
+    P = np.empty(m, dtype=np.bool_)
+    S = np.empty((16, 5))
+    B = np.empty((2, 5), dtype=np.bool_)
+    SS = np.empty((3, 5, 5))
+    for i in range(n):
+        out = theta[i]
+        r_, s_, it_ = _fit_one(
+            fam, x[i], y[i], w[i], mk[i], th0[i], fixed[i], lo[i], hi[i],
+            max_iter, ftol, xtol, gtol, out, V, P, S, B, SS,
+        )  # fmt: skip
+        rss[i] = r_
+        status[i] = s_
+        n_iter[i] = it_
+    return theta, rss, status, n_iter
+
+
+@_jit
+def _grid_rss(t, yy, w, b, tc, sw, sy, syy, rss, aa, dd, offset):
+    """``_projected_rss`` of one curve for slopes ``b`` x inflections ``tc`` (g = 1),
+    written into ``rss``/``aa``/``dd`` from ``offset``, slope by slope."""
+    m = t.shape[0]
+    T = tc.shape[0]
+    t0 = 0.0
+    for j in range(T):
+        t0 += tc[j]
+    t0 /= T
+    cell = offset
+    for bi in range(b.shape[0]):
+        bb = b[bi]
+        for j in range(T):
+            ec = math.exp(min(-bb * (tc[j] - t0), 700.0))
+            ss = 0.0
+            sss = 0.0
+            ssy = 0.0
+            for i in range(m):
+                et = math.exp(min(bb * (t[i] - t0), 700.0))
+                s = 1.0 / (1.0 + ec * et)
+                sws = s * w[i]
+                ss += sws
+                sss += sws * s
+                ssy += s * (w[i] * yy[i])
+            var_s = ss * ss / sw
+            var_s = sss - var_s
+            cov = ssy - ss * sy / sw
+            slope = cov / var_s if var_s > 1e-12 * sw else 0.0
+            rss[cell] = syy - sy * sy / sw - slope * cov
+            d = (sy - slope * ss) / sw
+            dd[cell] = d
+            aa[cell] = d + slope
+            cell += 1
+
+
+_FB = np.array([0.6, 0.77, 1.0, 1.3, 1.67])
+_FT = np.array([-0.5, -0.25, 0.0, 0.25, 0.5])
+_B1 = np.array([0.5, 1.0, 2.0])
+_FRAC = np.linspace(0.0, 1.0, 13)
+
+
+@_jit
+def _start_all(x, y, mask, k, fb, ft, b1, frac):
+    """:func:`cytosafe.curves.models._log_logistic_start` for every curve, ``(n, k)``
+    (``g = 1`` appended for the 5-parameter families)."""
+    n, m = y.shape
+    out = np.empty((n, k))
+    t = np.empty(m)
+    yy = np.empty(m)
+    w = np.empty(m)
+    tc1 = np.empty(13)
+    rss = np.empty(39)
+    aa = np.empty(39)
+    dd = np.empty(39)
+    b2 = np.empty(5)
+    t2 = np.empty(5)
+    big = np.finfo(np.float64).max
+    for c in range(n):
+        t_lo = big
+        t_hi = -big
+        amax = 0.0
+        anyp = False
+        for i in range(m):
+            xi = x[c, i]
+            yi = y[c, i]
+            mi = mask[c, i] and math.isfinite(yi) and math.isfinite(xi) and xi >= 0
+            if mi and xi > 0:
+                ti = math.log(xi)
+                anyp = True
+                t_lo = min(t_lo, ti)
+                t_hi = max(t_hi, ti)
+                t[i] = ti
+            elif mi:
+                t[i] = -math.inf
+            else:
+                t[i] = 0.0
+            yy[i] = yi if mi else 0.0
+            amax = max(amax, abs(yy[i]))
+            w[i] = 1.0 if mi else 0.0  # marks m until the weights are set
+        if not anyp:
+            t_lo = 0.0
+            t_hi = 1.0
+        t_hi = max(t_hi, t_lo + 1e-6)
+        floor = max(1e-3 * amax, 1e-300)
+        wmax = 0.0
+        for i in range(m):
+            if w[i] > 0:
+                w[i] = 1.0 / max(abs(yy[i]), floor) ** 2
+                wmax = max(wmax, w[i])
+        wmax = max(wmax, 1e-300)
+        sw = 0.0
+        sy = 0.0
+        syy = 0.0
+        for i in range(m):
+            w[i] = w[i] / wmax
+            sw += w[i]
+            wy = w[i] * yy[i]
+            sy += wy
+            syy += wy * yy[i]
+        span = t_hi - t_lo
+        for j in range(13):
+            tc1[j] = (t_lo - 1.0) + (span + 3.5) * frac[j]
+        _grid_rss(t, yy, w, b1, tc1, sw, sy, syy, rss, aa, dd, 0)
+        best = 0
+        bestv = math.inf
+        for j in range(39):
+            v = rss[j] if math.isfinite(rss[j]) else math.inf
+            if v < bestv:
+                bestv = v
+                best = j
+        b0 = b1[best // 13]
+        t0 = tc1[best % 13]
+        step = (span + 3.5) / 12.0
+        for j in range(5):
+            b2[j] = b0 * fb[j]
+            t2[j] = t0 + step * ft[j]
+        _grid_rss(t, yy, w, b2, t2, sw, sy, syy, rss, aa, dd, 0)
+        best = 0
+        bestv = math.inf
+        for j in range(25):
+            v = rss[j] if math.isfinite(rss[j]) else math.inf
+            if v < bestv:
+                bestv = v
+                best = j
+        a = aa[best]
+        d = dd[best]
+        if not (math.isfinite(a) and math.isfinite(d)):
+            swy = 0.0
+            for i in range(m):
+                swy += w[i] * yy[i]
+            a = swy / max(sw, 1e-300)
+            d = a
+        out[c, 0] = a
+        out[c, 1] = b2[best // 5]
+        out[c, 2] = math.exp(t2[best % 5])
+        out[c, 3] = d
+        if k == 5:
+            out[c, 4] = 1.0
+    return out
+
+
+def start(x, y, mask, k):
+    """The self-starter of the log-logistic families, compiled (see :func:`_start_all`)."""
+    c = np.ascontiguousarray
+    x = np.broadcast_to(x, y.shape)
+    return _start_all(
+        c(x, dtype=float), c(y, dtype=float), c(mask, dtype=np.bool_), int(k), _FB, _FT, _B1,
+        _FRAC,
+    )  # fmt: skip
+
+
+def levenberg_marquardt(fam, x, y, w, m, theta0, is_fixed, lo, hi, max_iter, ftol, xtol, gtol):
+    """:func:`cytosafe.curves.fit._levenberg_marquardt` for family ``fam`` (0: 5PL, 1:
+    5PL-mirror, 2: 4PL).
+
+    ``theta0`` is already on the internal scale and clipped; returns ``theta, rss,
+    status, n_iter`` as the NumPy function does (status as names).
+    """
+    c = np.ascontiguousarray
+    theta, rss, code, n_iter = _fit_all(
+        fam, c(x, dtype=float), c(y, dtype=float), c(w, dtype=float), c(m, dtype=np.bool_),
+        c(theta0, dtype=float), c(is_fixed, dtype=np.bool_), c(lo, dtype=float),
+        c(hi, dtype=float), int(max_iter), float(ftol), float(xtol), float(gtol),
+    )  # fmt: skip
+    return theta, rss, STATUS_NAMES[code].astype(object), n_iter.astype(int)
