@@ -266,3 +266,21 @@ def test_the_command_maps_through_the_modality(tmp_path):
     assert "mie_cd28_superagonism" not in set(table["event"])
     excluded = pd.read_csv(out / "excluded.csv")
     assert "ke_endothelial_activation" in set(excluded["event"])
+
+
+def test_the_map_has_a_legend_numbers_beside_colours_and_fits_1440_px():
+    import re
+
+    aop = load_crs_aop()
+    table, lit = map_evidence(aop, responses=pd.read_csv(TRUTH), modality="cd3_bispecific")
+    svg = aop_svg(aop, highlight=lit, modality="cd3_bispecific", evidence=table)
+    assert 'class="legend"' in svg and "filled: a response was shown" in svg
+    # CD3 engagement: TA-1 responded in 8 of 8 donors in PBMC (examples/cra-study truth)
+    cd3 = re.search(r'data-key="mie_cd3_engagement".*?class="numbers"[^>]*>([^<]*)<', svg, re.S)
+    assert cd3 and cd3.group(1) == "8/8 donors"
+    t_cell = re.search(
+        r'data-key="ke_t_cell_activation".*?class="numbers"[^>]*>([^<]*)<', svg, re.S
+    )
+    assert "PC 8/8 donors" in t_cell.group(1)
+    width = int(re.search(r'<svg[^>]* width="(\d+)"', aop_svg(load_crs_aop())).group(1))
+    assert width <= 1440 - 64  # the page's 2rem margins

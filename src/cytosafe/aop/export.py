@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import networkx as nx
+import pandas as pd
 
 from cytosafe._atomic import atomic_write_text
 from cytosafe.aop.graph import AdverseOutcomePathway
@@ -94,8 +95,13 @@ def aop_svg(
     *,
     highlight: set[str] | None = None,
     modality: str | None = None,
+    evidence: pd.DataFrame | None = None,
 ) -> str:
     """A layered SVG drawing: MIEs left, the AO right; edge width shows the weight of evidence.
+
+    The drawing carries its legend (event types, filled = evidence of a response, edge
+    width = weight of evidence, dashed = feedback) and scales to its container (at most
+    its natural width, which fits a 1440 px screen).
 
     Parameters
     ----------
@@ -103,6 +109,10 @@ def aop_svg(
         Event keys drawn emphasised (e.g. the key events an assay showed).
     modality:
         Draw only the pathway of this modality's MIEs.
+    evidence:
+        An evidence table (:func:`~cytosafe.aop.evidence.evidence_table`): each event
+        shows its numbers beside its colour, the most responding donors (or patients) of
+        the test articles (``n/N``) and the positive controls' (``PC n/N``).
     """
     keep = set(aop.pathway_for(modality).nodes) if modality else set(aop.events)
     highlight = highlight or set()
@@ -111,11 +121,14 @@ def aop_svg(
     for key in aop.events:
         if key in layer:
             columns.setdefault(layer[key], []).append(key)
-    box_w, box_h, gap_x, gap_y, pad = 170, 46, 70, 22, 20
+    numbers = _numbers(evidence)
+    # 7 columns of 160 px with 36 px gaps: 1376 px, inside a 1440 px screen with margins
+    box_w, box_h, gap_x, gap_y, pad = 160, 58 if numbers else 46, 36, 22, 20
     n_rows = max(len(c) for c in columns.values())
     width = pad * 2 + len(columns) * box_w + (len(columns) - 1) * gap_x
     rows_bottom = pad + 30 + n_rows * box_h + (n_rows - 1) * gap_y
-    height = rows_bottom + 70
+    legend_y = rows_bottom + 70
+    height = legend_y + 34
     pos = {}
     for col, keys in columns.items():
         col_h = len(keys) * box_h + (len(keys) - 1) * gap_y
@@ -124,7 +137,8 @@ def aop_svg(
             pos[key] = (pad + col * (box_w + gap_x), top + i * (box_h + gap_y))
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11" '
+        f'style="max-width:100%;height:auto">',
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
         'markerHeight="7" markerUnits="userSpaceOnUse" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#555"/>'
         "</marker></defs>",
@@ -178,10 +192,67 @@ def aop_svg(
             f'fill="{"#fff" if strong else "#222"}" font-weight="bold">{label}</text>'
             f'<text x="{x + box_w / 2}" y="{y + 35}" text-anchor="middle" '
             f'fill="{"#fff" if strong else "#666"}">{e.type}{" · " + html.escape(wiki) if wiki else ""}</text>'
-            "</g>"
+            + (
+                f'<text class="numbers" x="{x + box_w / 2}" y="{y + 51}" text-anchor="middle" '
+                f'fill="{"#fff" if strong else "#222"}">{html.escape(numbers[key])}</text>'
+                if key in numbers
+                else ""
+            )
+            + "</g>"
         )
+    parts.append(_legend(pad, legend_y, bool(numbers)))
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
+
+
+def _numbers(evidence: pd.DataFrame | None) -> dict[str, str]:
+    """Per event: the test articles' and positive controls' best ``n/N`` (most positive)."""
+    if evidence is None or evidence.empty:
+        return {}
+    out: dict[str, str] = {}
+    for event, g in evidence.groupby("event", sort=False):
+        bits = []
+        for source, label in (("assay", ""), ("clinical", ""), ("positive control", "PC ")):
+            rows = g[g["source"] == source]
+            if rows.empty:
+                continue
+            best = rows.sort_values(["n_positive", "n_total"], ascending=[False, True]).iloc[0]
+            unit = "pts" if source == "clinical" else "donors"
+            bits.append(f"{label}{int(best['n_positive'])}/{int(best['n_total'])} {unit}")
+        out[event] = " · ".join(bits)
+    return out
+
+
+def _legend(x: float, y: float, numbers: bool) -> str:
+    items = [
+        f'<rect x="{x + dx}" y="{y}" width="14" height="14" rx="3" fill="#fff" '
+        f'stroke="{c}" stroke-width="1.6"/><text x="{x + dx + 20}" y="{y + 11}">{t}</text>'
+        for dx, t, c in ((0, "MIE", _COLOURS["MIE"]), (70, "key event", _COLOURS["KE"]),
+                         (170, "adverse outcome", _COLOURS["AO"]))
+    ]  # fmt: skip
+    x2 = x + 310
+    items.append(
+        f'<rect x="{x2}" y="{y}" width="14" height="14" rx="3" fill="{_COLOURS["KE"]}"/>'
+        f'<text x="{x2 + 20}" y="{y + 11}">filled: a response was shown</text>'
+    )
+    x3 = x2 + 200
+    items.append(
+        f'<line x1="{x3}" y1="{y + 7}" x2="{x3 + 30}" y2="{y + 7}" stroke="#555" '
+        f'stroke-width="3.2"/><text x="{x3 + 36}" y="{y + 11}">edge width: weight of '
+        f"evidence (high, moderate, low)</text>"
+    )
+    x4 = x3 + 360
+    items.append(
+        f'<line x1="{x4}" y1="{y + 7}" x2="{x4 + 30}" y2="{y + 7}" stroke="#555" '
+        f'stroke-dasharray="5,4"/><text x="{x4 + 36}" y="{y + 11}">feedback</text>'
+    )
+    if numbers:
+        items.append(
+            f'<text x="{x}" y="{y + 30}">n/N: responding of tested donors (test article, best '
+            "treatment and format); PC: positive controls, the assay's own sensitivity; "
+            "pts: patients</text>"
+        )
+    return '<g class="legend">' + "".join(items) + "</g>"
 
 
 def aop_html(
@@ -190,8 +261,11 @@ def aop_html(
     *,
     highlight: set[str] | None = None,
     modality: str | None = None,
+    evidence: pd.DataFrame | None = None,
+    excluded: pd.DataFrame | None = None,
 ) -> str:
-    """A self-contained HTML page: the SVG figure, key events, relationships, references."""
+    """A self-contained HTML page: the SVG figure, the mapped evidence (and what was not
+    counted, with why), key events, relationships, references."""
     from cytosafe.assays.references import load_references
 
     refs = load_references()
@@ -230,7 +304,8 @@ def aop_html(
         "table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.25rem .5rem;"
         "font-size:.85rem;vertical-align:top}th{background:#f3f3f3}</style></head><body>"
         f"<h1>{html.escape(aop.info.title)}</h1><p>{html.escape(aop.info.abstract)}</p>"
-        + aop_svg(aop, highlight=highlight, modality=modality)
+        + aop_svg(aop, highlight=highlight, modality=modality, evidence=evidence)
+        + _evidence_html(evidence, excluded)
         + "<h2>Events</h2><table><tr><th>type</th><th>event</th><th>AOP-Wiki KE</th>"
         "<th>in vitro readouts</th><th>clinical biomarkers</th><th>essentiality</th><th>sources</th></tr>"
         + rows_e
@@ -243,6 +318,35 @@ def aop_html(
     if path is not None:
         atomic_write_text(path, text)
     return text
+
+
+def _evidence_html(evidence: pd.DataFrame | None, excluded: pd.DataFrame | None) -> str:
+    if evidence is None:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(str(r.event))}</td><td>{html.escape(str(r.source))}</td>"
+        f"<td>{int(r.n_positive)}/{int(r.n_total)} {html.escape(str(r.unit))}</td>"
+        f"<td>{html.escape(str(r.readout))}</td><td>{html.escape(str(r.note))}</td></tr>"
+        for r in evidence.itertuples(index=False)
+    )
+    out = (
+        "<h2>Evidence mapped</h2><table><tr><th>event</th><th>source</th><th>positive</th>"
+        f"<th>readouts</th><th>note</th></tr>{rows}</table>"
+    )
+    if excluded is not None and len(excluded):
+        rows = "".join(
+            f"<tr><td>{html.escape(str(r.event))}</td><td>{html.escape(str(r.treatment))}</td>"
+            f"<td>{html.escape(str(r.assay_format))}</td><td>{html.escape(str(r.readout))}</td>"
+            f"<td>{html.escape(str(r.reason))}</td></tr>"
+            for r in excluded.itertuples(index=False)
+        )
+        out += (
+            "<h2>Measured but not counted</h2><p>A readout counts for an event only through a "
+            "mechanism the modality engages and in a format that holds the cells the event "
+            "is about (aop_evidence.toml).</p><table><tr><th>event</th><th>treatment</th>"
+            f"<th>format</th><th>readouts</th><th>why not</th></tr>{rows}</table>"
+        )
+    return out
 
 
 _LINE_COLOURS = ("#222222", "#c62828", "#1565c0", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f")

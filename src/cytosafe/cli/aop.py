@@ -403,7 +403,17 @@ def _map(console, responses, timeline, out, modality, fc_format=None) -> None:
         raise InputError("exists and is not a directory", file=str(out), field="--out")
     with atomic_directory(out, MAP_FILES) as staging:
         atomic_write_text(staging / MAP_FILES[0], table.to_csv(index=False, lineterminator="\n"))
-        atomic_write_text(staging / MAP_FILES[1], aop_svg(aop, highlight=lit, modality=modality))
-        aop_html(aop, staging / MAP_FILES[2], highlight=lit, modality=modality)
+        atomic_write_text(
+            staging / MAP_FILES[1],
+            aop_svg(aop, highlight=lit, modality=modality, evidence=table),
+        )
+        aop_html(
+            aop,
+            staging / MAP_FILES[2],
+            highlight=lit,
+            modality=modality,
+            evidence=table,
+            excluded=excluded,
+        )
         atomic_write_text(staging / MAP_FILES[3], excluded.to_csv(index=False, lineterminator="\n"))
     console.print(f"wrote {len(MAP_FILES)} files to {out}")
