@@ -50,8 +50,9 @@ ROLE_LABELS = {
     "vehicle": "Vehicle",
     "isotype_control": "Isotype control",
 }
-#: Blank rows the form offers for new treatments and formats.
+#: Blank rows the form offers for new treatments and formats (more for a new design).
 BLANK_ROWS = 3
+NEW_ROWS = 6
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -423,7 +424,9 @@ def form_context(design: Mapping[str, Any] | None) -> dict[str, Any]:
             "analytes": _joined(study.get("analytes", [])),
             "concentration_unit": study.get("concentration_unit", ""),
         },
-        "treatments": treatments + [_blank_treatment() for _ in range(BLANK_ROWS)],
+        # A new design gets room for a typical study (controls, test articles).
+        "treatments": treatments
+        + [_blank_treatment() for _ in range(BLANK_ROWS if treatments else NEW_ROWS)],
         "formats": formats
         + [{"name": "", "code": "", "incubation": "", "description": ""}] * BLANK_ROWS,
         "analysis": design.get("analysis") or {},

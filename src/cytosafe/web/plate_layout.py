@@ -39,6 +39,16 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _compact(value: float) -> str:
+    """A signal in four characters or so, as plate views print it: 156, 1.2k, 647k, 1.2M."""
+    size = abs(value)
+    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if size >= limit:
+            scaled = value / limit
+            return f"{scaled:.3g}{suffix}" if abs(scaled) < 100 else f"{scaled:.0f}{suffix}"
+    return f"{value:.3g}" if size < 100 else f"{value:.0f}"
+
+
 def plate_grid(table: pd.DataFrame, analyte: str | None = None) -> dict[str, Any]:
     """The grid of one plate's tidy measurements (:func:`cytosafe.store.load_measurements`).
 
@@ -110,7 +120,7 @@ def plate_grid(table: pd.DataFrame, analyte: str | None = None) -> dict[str, Any
                 {
                     "well": well,
                     "type": kind,
-                    "signal": "" if signal is None else f"{signal:.3g}",
+                    "signal": "" if signal is None else _compact(signal),
                     "excluded": well in excluded,
                     "annotated": bool(_text(r.get("donor_id")) or _text(r.get("treatment"))),
                     "title": "\n".join(parts),
