@@ -555,3 +555,21 @@ def test_only_an_admin_is_shown_the_chain_check(site):
     dora = _Browser(app, "dora")
     assert "Verify chain" not in dora.get("/audit").text
     assert "intact" not in dora.get("/audit?verify=1").text
+
+
+def test_an_entrys_details_read_in_one_line():
+    from cytosafe.web.services.audit_trail import summarise
+
+    details = {
+        "covers": {"user:3": "ab" * 32, "api_token:9": "cd" * 32},
+        "expires_at": "2026-12-04T03:29:01.547686+00:00",
+        "role": {"from": "analyst", "to": "study_director"},
+        "sha256": "ef" * 32,
+        "inputs": [f"plate_{n}.csv" for n in range(9)],
+        "revoked": True,
+    }
+    assert summarise(details) == (
+        "expires at: 2026-12-04 03:29 UTC; role: analyst → study_director; "
+        "sha256: efefefefefef…; inputs: 9 items (plate_0.csv, plate_1.csv, plate_2.csv, …); "
+        "revoked: yes; fingerprints of 2 objects"
+    )

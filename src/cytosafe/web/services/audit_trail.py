@@ -25,6 +25,7 @@ from cytosafe.web.deps import visible
 __all__ = ["ACTIONS", "AuditFilter", "describe", "filtered_entries", "summarise"]
 
 _HEX = re.compile(r"^[0-9a-f]{40,}$")
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")  # a time stamp, shown to the minute
 _LONG = 80  # characters of one value shown in the summary
 
 
@@ -203,6 +204,15 @@ def _short(value: Any) -> str:
             return f"{len(value)} items ({', '.join(_short(v) for v in value[:3])}, …)"
         return ", ".join(_short(v) for v in value)
     text = str(value)
+    if _ISO.match(text):
+        try:
+            at = dt.datetime.fromisoformat(text)
+        except ValueError:
+            pass
+        else:
+            if at.tzinfo is not None:
+                at = at.astimezone(dt.UTC)
+            return at.strftime("%Y-%m-%d %H:%M") + (" UTC" if at.tzinfo else "")
     if _HEX.match(text):
         return text[:12] + "…"  # a hash: its start identifies it for a reader
     return text if len(text) <= _LONG else text[: _LONG - 1] + "…"
@@ -211,11 +221,13 @@ def _short(value: Any) -> str:
 def summarise(details: dict) -> str:
     """One line of an entry's details: ``key: value`` pairs, hashes shortened, long
     values cut; the fingerprints the entry records are counted, not listed."""
-    parts = []
-    for key, value in details.items():
-        if key == "covers" and isinstance(value, dict):
-            n = len(value)
-            parts.append(f"fingerprints of {n} object{'s' if n != 1 else ''}")
-            continue
-        parts.append(f"{key.replace('_', ' ')}: {_short(value)}")
+    parts = [
+        f"{key.replace('_', ' ')}: {_short(value)}"
+        for key, value in details.items()
+        if not (key == "covers" and isinstance(value, dict))
+    ]
+    covers = details.get("covers")
+    if isinstance(covers, dict):  # last: what the entry says comes first
+        n = len(covers)
+        parts.append(f"fingerprints of {n} object{'s' if n != 1 else ''}")
     return "; ".join(parts)
