@@ -484,36 +484,31 @@ def _figure(courses: pd.DataFrame, threshold: float) -> dict:
         "data": data,
         "layout": {
             "height": 560,
-            "margin": {"l": 64, "r": 16, "t": 24, "b": 52},
+            "margin": {"l": 64, "r": 16, "t": 16, "b": 52},
+            # Above the plot area (paper y > 1): Plotly widens the top margin to hold
+            # all its rows, so it covers neither the data nor an axis at any width.
             "legend": {
                 "orientation": "h",
                 "x": 0,
                 "xanchor": "left",
-                "y": 1.0,
+                "y": 1.02,
                 "yanchor": "bottom",
-                "yref": "container",
                 "font": {"size": 11},
             },
             "xaxis": {"title": {"text": "day (day 1 = first dose)"}, "anchor": "y2"},
-            "yaxis": {
-                "title": {"text": "drug (ng/mL)"},
-                "type": "log",
-                "domain": [0.56, 0.9],
-            },
-            "yaxis2": {
-                "title": {"text": "IL-6 (pg/mL)"},
-                "type": "log",
-                "domain": [0, 0.46],
-            },
+            "yaxis": {"title": {"text": "drug (ng/mL)"}, "type": "log", "domain": [0.56, 1]},
+            "yaxis2": {"title": {"text": "IL-6 (pg/mL)"}, "type": "log", "domain": [0, 0.46]},
             "annotations": [
                 {
-                    "text": "SIMULATED · median and 90% band of the virtual population",
+                    # In the gap between the panels, on the figure itself (a saved image
+                    # says it too).
+                    "text": "SIMULATED · median, 90% band",
                     "xref": "paper",
                     "yref": "paper",
-                    "x": 1,
-                    "y": 0.92,
-                    "xanchor": "right",
-                    "yanchor": "bottom",
+                    "x": 0,
+                    "y": 0.51,
+                    "xanchor": "left",
+                    "yanchor": "middle",
                     "showarrow": False,
                     "font": {"size": 11, "color": "rgb(180,83,9)"},
                 }
