@@ -54,6 +54,7 @@ def test_a_plate_uploaded_without_its_map_gets_it_through_the_study_page(site):
     # The dead end of issue 15: the same export again, with its map, is refused...
     r = ana.post("/studies/JR-MAP/plates", files=[_export(), *_map(_sample_map("MSD-01"))])
     assert r.status_code == 422 and "already in study" in _flash(r.text)[0]
+    assert "Attach or replace a sample map" in _flash(r.text)[0]  # the way out
     # ...and the map is attached to the stored plate instead.
     page = ana.get("/studies/JR-MAP").text
     assert 'action="/studies/JR-MAP/sample-map"' in page

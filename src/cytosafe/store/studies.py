@@ -167,7 +167,9 @@ def store_plates(session: Session, table: pd.DataFrame, study: Study, actor: Use
                 raise InputError(
                     f"plate '{code}' is already in study '{study.code}' with different measurements",
                     field="plate_id",
-                    expected="a new plate id, or the same measurements (edits go through edit_measurement)",
+                    expected="a new plate id, or the same measurements: a sample map is "
+                    "attached to the stored plate (annotate_plate; the study page's 'Attach or "
+                    "replace a sample map'), a reading changed through edit_measurement",
                 )
             plates.append(plate)
             continue
