@@ -162,7 +162,7 @@ def test_a_hazard_analysis_opens_with_its_calls_then_qc_figures_and_tables_last(
             r'<div class="call-card" data-article="([^"]+)">(.*?)</div>\n</div>', section, re.S
         )
         for f, c in re.findall(
-            r'data-format="([^"]+)">.*?<span class="badge [a-z]*">([^<]+)</span>', block, re.S
+            r'data-format="([^"]+)">.*?<span class="badge [a-z]*"[^>]*>([^<]+)</span>', block, re.S
         )
     }
     expected = {
@@ -173,7 +173,9 @@ def test_a_hazard_analysis_opens_with_its_calls_then_qc_figures_and_tables_last(
     # One line of reason each: TA-1 is high for the cytokines that met the class.
     ta1 = hazard[(hazard["treatment"] == "TA-1") & (hazard["hazard_class"] == "high")].iloc[0]
     first = ta1["analytes"].split()[0]
-    assert re.search(rf"\d+ cytokine\(s\) meet “[^”]+”: {re.escape(first)}, ", unescape(section))
+    assert re.search(
+        rf"\d+ cytokine\(s\) meet the high condition: {re.escape(first)}, ", unescape(section)
+    )
     assert "No class condition met; at most 0/8 donors respond in any cytokine" in section
     # Indeterminate donor calls are said, with what they could change.
     open_class = hazard[hazard["class_could_be"].fillna("").str.contains(" ")].iloc[0]

@@ -48,15 +48,11 @@ def _one_line(row: dict) -> str:
     analytes = text_cell(row.get("analytes")).split()
     if cls == "negative" or not analytes:
         return f"No class condition met; at most {donors} respond in any cytokine"
-    rule = text_cell(row.get("class_rule"))
     names = ", ".join(analytes[:8]) + (
         f" and {len(analytes) - 8} more" if len(analytes) > 8 else ""
     )
-    return (
-        f"{len(analytes)} cytokine(s) meet “{rule}”: {names}; up to {donors} respond"
-        if rule
-        else f"{len(analytes)} cytokine(s): {names}; up to {donors} respond"
-    )
+    # The class condition itself is on the badge (its title) and in the full reason.
+    return f"{len(analytes)} cytokine(s) meet the {cls} condition: {names}; up to {donors} respond"
 
 
 def _indeterminate(row: dict) -> str:
@@ -101,13 +97,18 @@ def hazard_summary(
                 "cls": cls,
                 "style": CLASS_STYLE.get(cls, ""),
                 "valid": cls != "invalid" and row.get("valid") is not False,
+                "rule": text_cell(row.get("class_rule")),
+                "order": [f["label"] for f in found].index(label.get(fmt, fmt[0]))
+                if label.get(fmt) is not None
+                else len(found),
                 "line": _one_line(row),
                 "indeterminate": _indeterminate(row),
                 "reason": text_cell(row.get("reason")),
             }
         )
     articles: dict[str, list[dict]] = {}
-    for c in calls:
+    # Each test article's formats in one order (that of the analysis), whatever the rows'.
+    for c in sorted(calls, key=lambda c: c["order"]):
         articles.setdefault(c["article"], []).append(c)
     per_format = []
     pcs = positive_controls if positive_controls is not None else pd.DataFrame()

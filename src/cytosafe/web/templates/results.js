@@ -39,7 +39,10 @@
     Plotly.newPlot(el, spec.data, layout, config).then(function () {
       refresh(el);
       el.on("plotly_click", function (event) {
-        var point = event.points && event.points[0];
+        // The ring of a ticked point lies over it: take the point that has a checkbox.
+        var point = (event.points || []).filter(function (pt) {
+          return typeof pt.customdata === "string";
+        })[0];
         var id = point && point.customdata;
         var box = typeof id === "string" ? document.getElementById(id) : null;
         if (!box) return;
