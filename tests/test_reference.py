@@ -443,3 +443,36 @@ def test_cli_confirmed_only(tmp_path):
     assert result.exit_code == 0, result.output
     settings = json.loads((out / "settings.json").read_text(encoding="utf-8"))
     assert settings["confirmed_only"] is True
+
+
+# --- a study in the light of the library (issue 18, items 2 and 3) ---------------------------
+
+
+def test_study_performance_restricts_the_calibration_to_the_study_formats():
+    from cytosafe.reference import study_performance
+
+    perf, misses = study_performance(DEFAULT, ["whole_blood", "pbmc_high_density", "nowhere"])
+    assert set(perf["study_format"]) == {"whole_blood", "pbmc_high_density", "nowhere"}
+    hd = perf[perf["study_format"] == "pbmc_high_density"]
+    assert set(hd["format"]) == {"pbmc_high_density_preculture"}
+    assert "not a format" in perf.loc[perf["study_format"] == "nowhere", "note"].iloc[0]
+    # Vessillier 2015 Table 2: muromonab-CD3 0.9-fold in whole blood, a miss at 2-fold
+    wb = misses[misses["study_format"] == "whole_blood"]
+    assert "muromonab_cd3" in set(wb["compound"])
+    assert perf.attrs["disclaimer"] == DISCLAIMER
+
+
+def test_place_in_library_ranks_the_test_article_among_published_fold_changes():
+    from cytosafe.reference import place_in_library
+
+    # Vessillier 2015 Table 2, whole blood: alemtuzumab 5.5, TGN1412 2.2, muromonab-CD3 0.9
+    t = place_in_library("whole_blood", 3.0, treatment="TA-1").set_index("compound")
+    assert t.loc["alemtuzumab", "fold_change"] == 5.5
+    assert t.loc["tgn1412", "fold_change"] == 2.2
+    assert t.loc["muromonab_cd3", "fold_change"] == 0.9
+    assert t.loc["TA-1", "rank"] == 2 and t.loc["TA-1", "source"] == "this study"
+    assert t["source"].drop("TA-1").str.contains("Vessillier").all()
+    with pytest.raises(InputError, match="fold change"):
+        place_in_library("whole_blood", float("nan"))
+    with pytest.raises(InputError, match="not a format"):
+        place_in_library("no_such_format", 2.0)

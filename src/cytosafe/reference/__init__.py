@@ -6,7 +6,10 @@ of CytoSafe's hazard call against them.
 * :func:`evaluate` — each responder rule set applied to the library's published readouts
   per assay format, with sensitivity and specificity against clinical CRS (any grade,
   grade >= 3), exact (Clopper-Pearson) 95 % intervals, and the compounds each format
-  misses with the mechanism that explains the miss.
+  misses with the mechanism that explains the miss;
+* :func:`study_performance` and :func:`place_in_library` — a study's rule set and formats
+  on the library, and its test article's fold change among the library's compounds
+  tested in the same format.
 
 The library's figures come from the cited publications; CytoSafe's calls support, never
 replace, a toxicologist's judgement.
@@ -21,6 +24,7 @@ from cytosafe.reference.calibration import (
     expected_detection,
     summary_markdown,
 )
+from cytosafe.reference.context import library_format, place_in_library, study_performance
 from cytosafe.reference.library import (
     ClinicalOutcome,
     Compound,
@@ -42,6 +46,9 @@ __all__ = [
     "clopper_pearson",
     "evaluate",
     "expected_detection",
+    "library_format",
     "load_library",
+    "place_in_library",
+    "study_performance",
     "summary_markdown",
 ]
