@@ -99,6 +99,9 @@ def test_kernels_agree_on_well_determined_standard_curves(model):
     assert np.all(dp <= 1e-6 * b.se[usable])
     rel = np.max(dp / np.abs(b.params[usable]), axis=1)
     assert np.median(rel) <= 1e-12 and np.mean(rel <= 1e-10) >= 0.8
+    # The covariance (compiled: one-sided Jacobi SVD of the same scaled Jacobian).
+    np.testing.assert_array_equal(np.isnan(a.se), np.isnan(b.se))
+    np.testing.assert_allclose(a.se[usable], b.se[usable], rtol=1e-6)
 
 
 @pytest.mark.parametrize("model", FAMILIES)
@@ -109,6 +112,10 @@ def test_compiled_kernel_never_ends_worse_on_hard_curves(model):
     b = fit_curves(x, y, model=model, weighting="1/y2", kernel="numpy")
     assert np.all(a.rss <= b.rss * (1 + 1e-9) + 1e-12)
     assert np.mean(a.status == b.status) > 0.98
+    # Same rank decision for the covariance wherever the fits agree.
+    same = (a.status == b.status) & np.all(np.isclose(a.params, b.params, rtol=1e-9), axis=1)
+    assert same.mean() > 0.5
+    np.testing.assert_array_equal(np.isnan(a.se[same]), np.isnan(b.se[same]))
 
 
 # --- the contract of fit_curves holds on the compiled path ------------------------------

@@ -26,7 +26,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["levenberg_marquardt", "start"]
+__all__ = ["covariance", "levenberg_marquardt", "start"]
 
 #: Status codes of the kernel, in the order of :data:`cytosafe.curves.fit.STATUSES`' names.
 STATUS_NAMES = np.array(["max_iter", "converged", "stalled", "failed", "insufficient_data"])
@@ -642,6 +642,191 @@ def _start_all(x, y, mask, k, fb, ft, b1, frac):
         if k == 5:
             out[c, 4] = 1.0
     return out
+
+
+@_jit
+def _jacobi_svd(A, V, sv, k):
+    """One-sided Jacobi SVD (Hestenes 1958; Demmel & Veselic, SIAM J Matrix Anal Appl
+    1992;13:1204-1245) of ``A`` ``(m, k)``, in place: on return the columns of ``A`` are
+    ``U S``, ``V`` ``(k, k)`` the right singular vectors and ``sv`` the singular values.
+    Accurate to high relative precision in the small singular values, which decide the
+    rank (see :func:`cytosafe.curves.fit._covariance`)."""
+    m = A.shape[0]
+    for i in range(k):
+        for j in range(k):
+            V[i, j] = 1.0 if i == j else 0.0
+    for _sweep in range(60):
+        rotated = False
+        for p in range(k - 1):
+            for q in range(p + 1, k):
+                alpha = 0.0
+                beta = 0.0
+                gamma = 0.0
+                for i in range(m):
+                    alpha += A[i, p] * A[i, p]
+                    beta += A[i, q] * A[i, q]
+                    gamma += A[i, p] * A[i, q]
+                if gamma == 0.0 or abs(gamma) <= 1e-15 * math.sqrt(alpha * beta):
+                    continue
+                rotated = True
+                zeta = (beta - alpha) / (2.0 * gamma)
+                t = math.copysign(1.0, zeta) / (abs(zeta) + math.sqrt(1.0 + zeta * zeta))
+                c = 1.0 / math.sqrt(1.0 + t * t)
+                s = c * t
+                for i in range(m):
+                    ap = A[i, p]
+                    aq = A[i, q]
+                    A[i, p] = c * ap - s * aq
+                    A[i, q] = s * ap + c * aq
+                for i in range(k):
+                    vp = V[i, p]
+                    vq = V[i, q]
+                    V[i, p] = c * vp - s * vq
+                    V[i, q] = s * vp + c * vq
+        if not rotated:
+            break
+    for j in range(k):
+        t = 0.0
+        for i in range(m):
+            t += A[i, j] * A[i, j]
+        sv[j] = math.sqrt(t)
+
+
+@_jit
+def _covariance_all(fam, x, w, m, params, fixed, sigma2):
+    """``_covariance(..., "expected")`` for every curve: ``σ² D⁻¹ V S⁻² Vᵀ D⁻¹`` from the
+    column-equilibrated weighted Jacobian, rank by ``s_min > 1e-10 s_max``."""
+    n, mm = x.shape
+    k = params.shape[1]
+    cov = np.zeros((n, k, k))
+    Js = np.empty((mm, k))
+    V = np.empty((k, k))
+    sv = np.empty(k)
+    dsafe = np.empty(k)
+    inv = np.empty(k)
+    for c in range(n):
+        a = params[c, 0]
+        b = params[c, 1]
+        cc = params[c, 2]
+        d = params[c, 3]
+        g = params[c, 4] if k == 5 else 1.0
+        if not math.isfinite(a):
+            a = 0.0
+        if not math.isfinite(b):
+            b = 0.0
+        if not math.isfinite(cc):
+            cc = 0.0
+        if not math.isfinite(d):
+            d = 0.0
+        if not math.isfinite(g):
+            g = 0.0
+        logc = math.log(cc)
+        amd = a - d
+        good = math.isfinite(sigma2[c])
+        n_free = 0
+        for j in range(k):
+            if not fixed[c, j]:
+                n_free += 1
+        for i in range(mm):
+            xi = x[c, i]
+            pos = xi > 0
+            if pos:
+                lr = math.log(xi) - logc
+                z = b * lr
+            else:
+                lr = 0.0
+                z = -math.inf
+            e = math.exp(-abs(z))
+            if fam == 1:
+                L = max(-z, 0.0) + math.log1p(e)
+                frac = (e if z >= 0 else 1.0) / (1.0 + e)
+                em = math.expm1(-g * L)
+                if pos:
+                    t = 1.0 + em
+                    s = -em
+                    ds2 = L * t
+                else:
+                    t = 0.0
+                    s = 1.0
+                    ds2 = 0.0
+                oms = t
+                gxf = g * t * frac
+            else:
+                log_s = max(z, 0.0) + math.log1p(e)
+                frac = (1.0 if z >= 0 else e) / (1.0 + e)
+                em = math.expm1(-g * log_s)
+                s = 1.0 + em
+                oms = -em
+                gxf = g * s * frac
+                ds2 = -s * log_s
+            col0 = s
+            col1 = amd * (-gxf * lr)
+            col2 = amd * (gxf * (b / cc))
+            col3 = oms
+            col4 = amd * ds2
+            sw = math.sqrt(w[c, i]) if m[c, i] else 0.0
+            for j in range(k):
+                if j == 0:
+                    v = col0
+                elif j == 1:
+                    v = col1
+                elif j == 2:
+                    v = col2
+                elif j == 3:
+                    v = col3
+                else:
+                    v = col4
+                v = (v if m[c, i] else 0.0) * (0.0 if fixed[c, j] else 1.0)
+                v = sw * v
+                if not math.isfinite(v):
+                    good = False
+                Js[i, j] = v
+        if not good or n_free == 0:
+            for i in range(k):
+                for j in range(k):
+                    cov[c, i, j] = math.nan if not (fixed[c, i] or fixed[c, j]) else 0.0
+            continue
+        for j in range(k):
+            t = 0.0
+            for i in range(mm):
+                t += Js[i, j] * Js[i, j]
+            t = math.sqrt(t)
+            dsafe[j] = t if t > 0 else 1.0
+            for i in range(mm):
+                Js[i, j] = Js[i, j] / dsafe[j]
+        _jacobi_svd(Js, V, sv, k)
+        top = 0.0
+        for j in range(k):
+            top = max(top, sv[j])
+        n_keep = 0
+        for j in range(k):
+            if sv[j] > 1e-10 * top:
+                n_keep += 1
+                inv[j] = 1.0 / sv[j] ** 2
+            else:
+                inv[j] = 0.0
+        full = n_keep == n_free
+        for i in range(k):
+            for j in range(k):
+                if fixed[c, i] or fixed[c, j]:
+                    cov[c, i, j] = 0.0
+                elif not full:
+                    cov[c, i, j] = math.nan
+                else:
+                    t = 0.0
+                    for q in range(k):
+                        t += V[i, q] * inv[q] * V[j, q]
+                    cov[c, i, j] = t / (dsafe[i] * dsafe[j]) * sigma2[c]
+    return cov
+
+
+def covariance(fam, x, w, m, params, is_fixed, sigma2):
+    """The expected-information covariance of every curve (see :func:`_covariance_all`)."""
+    c = np.ascontiguousarray
+    return _covariance_all(
+        fam, c(x, dtype=float), c(w, dtype=float), c(m, dtype=np.bool_), c(params, dtype=float),
+        c(is_fixed, dtype=np.bool_), c(sigma2, dtype=float),
+    )  # fmt: skip
 
 
 def start(x, y, mask, k):

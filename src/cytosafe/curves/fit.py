@@ -452,7 +452,12 @@ def _fit_block(
     insufficient = df < 0
     status = np.where(insufficient, "insufficient_data", status)
     sigma2 = np.where(df > 0, rss / np.maximum(df, 1), np.nan)
-    cov = _covariance(model, x, y, w, m, params, is_fixed, sigma2, covariance)
+    if compiled is not None and covariance == Covariance.EXPECTED:
+        from cytosafe.curves import _compiled
+
+        cov = _compiled.covariance(compiled, x, w, m, params, is_fixed, sigma2)
+    else:
+        cov = _covariance(model, x, y, w, m, params, is_fixed, sigma2, covariance)
     se = np.sqrt(np.clip(np.diagonal(cov, axis1=1, axis2=2), 0.0, None))
     se = np.where(is_fixed, np.nan, se)
     reason = np.full(n, "", dtype=object)
