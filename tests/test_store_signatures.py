@@ -304,3 +304,46 @@ def test_audit_verify_finds_a_signature_written_behind_the_stores_back(analysed)
     with store.reader() as session:
         forged = session.scalar(select(Signature.id))
     assert found.object == f"signature:{forged}"
+
+
+# --- cytosafe store sign ---------------------------------------------------------------
+
+
+def test_cytosafe_store_sign_asks_the_password_and_refuses_a_wrong_one(
+    tmp_path, result, monkeypatch
+):
+    import getpass
+
+    from typer.testing import CliRunner
+
+    from cytosafe.cli import app
+    from cytosafe.store import Store
+
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    with Store(url) as s:
+        create_user(s, "ada", role="study_director", password=PASSWORD)
+        create_user(s, "bob", role="analyst", password=PASSWORD, by="ada")
+        create_study(s, STUDY, user="ada")
+        analysis = store_quantification(s, result, user="bob").id
+    base = ["store", "sign", str(analysis), "--database", url]
+    runner = CliRunner()
+    wrong = runner.invoke(app, [*base, "--meaning", "approved", "--user", "ada",
+                                "--password-stdin"], input="not the password\n")  # fmt: skip
+    assert wrong.exit_code == 2
+    assert "password of 'ada' is wrong" in wrong.output
+    unknown = runner.invoke(app, [*base, "--meaning", "owned", "--user", "ada"])
+    assert unknown.exit_code == 2 and "meaning" in unknown.output
+    asked = []
+    monkeypatch.setattr(getpass, "getpass", lambda prompt: asked.append(prompt) or PASSWORD)
+    authored = runner.invoke(app, [*base, "--meaning", "authored", "--user", "bob"])
+    assert authored.exit_code == 0, authored.output
+    assert asked == ["Password of bob (to sign): "]
+    approved = runner.invoke(app, [*base, "--meaning", "approved", "--comment", "ok",
+                                   "--user", "ada", "--password-stdin"],
+                             input=PASSWORD + "\n")  # fmt: skip
+    assert approved.exit_code == 0, approved.output
+    assert "signed by ada as 'approved'" in approved.output
+    assert "status signed_off" in approved.output
+    with Store(url) as s:
+        assert [x["meaning"] for x in list_signatures(s, analysis)] == ["authored", "approved"]
+        assert verify_audit(s) is None

@@ -37,9 +37,9 @@ _STYLE = (
     "margin:0 0 18px;font:13px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;"
     "color:#111;background:#fff;break-inside:avoid;page-break-inside:avoid}"
     f"#{MANIFEST_ID} h2{{font-size:15px;margin:0 0 6px}}"
-    f"#{MANIFEST_ID} table{{border-collapse:collapse;width:100%}}"
-    f"#{MANIFEST_ID} th,#{MANIFEST_ID} td{{text-align:left;vertical-align:top;"
-    "padding:3px 8px 3px 0;border-top:1px solid #ccd}"
+    f"#{MANIFEST_ID} ol{{margin:0;padding-left:20px}}"
+    f"#{MANIFEST_ID} li{{margin:0 0 6px}}"
+    f"#{MANIFEST_ID} .statement{{color:#333}}"
     f"#{MANIFEST_ID} .sha{{font:11px ui-monospace,monospace;word-break:break-all;color:#444}}"
     f"#{MANIFEST_ID} p{{margin:6px 0 0;color:#333}}"
     "</style>"
@@ -54,33 +54,34 @@ def utc_text(at: dt.datetime) -> str:
 
 
 def manifest_html(signatures: Iterable[Mapping[str, Any]], *, final: bool = False) -> str:
-    """The manifest block: one row per signature (printed name, user name, date and time
-    in UTC, meaning with the signer's statement, comment, SHA-256 of what was signed).
+    """The manifest block: one item per signature (meaning, printed name, user name, date
+    and time in UTC, the signer's statement, comment, SHA-256 of what was signed).
 
     ``final``: the analysis is signed off (the heading says so).
     """
-    rows = []
+    items = []
     for s in signatures:
         meaning = escape(str(s.get("label") or s["meaning"]))
         statement = escape(str(s.get("statement") or ""))
-        comment = escape(str(s.get("comment") or "")) or "—"
-        rows.append(
-            "<tr>"
-            f"<td>{escape(str(s['name']))}</td>"
-            f"<td><code>{escape(str(s['username']))}</code></td>"
-            f"<td>{escape(utc_text(s['signed_at']))}</td>"
-            f"<td><b>{meaning}</b>{'<br>' + statement if statement else ''}</td>"
-            f"<td>{comment}</td>"
-            f'<td class="sha">{escape(str(s.get("signed_sha256") or ""))}</td>'
-            "</tr>"
+        comment = escape(str(s.get("comment") or ""))
+        sha = escape(str(s.get("signed_sha256") or ""))
+        # One signature per item, each field named: it reads (and prints, and extracts
+        # as text) as a sentence, where a six-column table would wrap every cell on A4.
+        items.append(
+            "<li>"
+            f'<b data-meaning="{escape(str(s["meaning"]))}">{meaning}</b> by '
+            f"<span data-name>{escape(str(s['name']))}</span> "
+            f"(user name <code>{escape(str(s['username']))}</code>) on "
+            f"<time>{escape(utc_text(s['signed_at']))}</time>"
+            + (f'<br><span class="statement">{statement}</span>' if statement else "")
+            + (f"<br>Comment: {comment}" if comment else "")
+            + (f'<br><span class="sha">SHA-256 signed: {sha}</span>' if sha else "")
+            + "</li>"
         )
     heading = "Electronic signatures" + (" — signed off, final" if final else "")
     return (
         f'<section id="{MANIFEST_ID}" aria-label="Signature manifest">{_STYLE}'
-        f"<h2>{heading}</h2>"
-        "<table><thead><tr><th>Printed name</th><th>User name</th><th>Date and time</th>"
-        "<th>Meaning</th><th>Comment</th><th>SHA-256 signed</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        f"<h2>{heading}</h2><ol>{''.join(items)}</ol>"
         "<p>Each signature was executed with the signer's password (21 CFR 11.200) and is "
         "linked to this record by the SHA-256 of its tables and report "
         "(<code>cytosafe audit verify</code> checks them).</p></section>"
