@@ -41,7 +41,7 @@ from cytosafe.io._text import decode_text, short_error
 from cytosafe.io.sdtm import CM_TREATMENTS
 from cytosafe.schema.observations import MAPPED_COLUMNS, Observations, validate_observations
 
-__all__ = ["LOCAL_SYSTEM", "LOINC", "FHIRData", "read_fhir"]
+__all__ = ["LOCAL_SYSTEM", "LOINC", "FHIRData", "load_bundle", "read_fhir"]
 
 LOINC_SYSTEM = "http://loinc.org"
 #: The CytoSafe-local code system for items without a LOINC code.
@@ -113,37 +113,10 @@ def _codes(concept: Any, system: str) -> list[str]:
     return [c.code for c in (concept.coding or []) if c.system == system and c.code]
 
 
-def read_fhir(
-    path: str | Path,
-    *,
-    product: str | None = None,
-    errors: str = "raise",
-    extra: pd.DataFrame | None = None,
-) -> FHIRData:
-    """Read a FHIR R4 Bundle (JSON) of Observations and MedicationAdministrations.
-
-    Parameters
-    ----------
-    path:
-        The Bundle as a JSON file.
-    product:
-        Name of the cell product whose MedicationAdministration is the infusion (hour 0).
-    errors:
-        ``"raise"`` or ``"quarantine"`` (see
-        :func:`cytosafe.schema.observations.validate_observations`).
-    extra:
-        Observation rows already mapped from the same Bundle (columns
-        :data:`~cytosafe.schema.observations.MAPPED_COLUMNS`), validated with the rest:
-        its laboratory Observations (:func:`cytosafe.clinical.labs.labs_from_fhir`), which
-        this reader then does not list as skipped.
-
-    Returns
-    -------
-    FHIRData
-    """
-    from fhir.resources.R4B.bundle import Bundle
-    from pydantic import ValidationError
-
+def load_bundle(path: str | Path) -> dict:
+    """The JSON of a FHIR Bundle file, parsed: UTF-8 with or without a byte-order mark, or
+    UTF-16; a number that is not finite, JSON that does not parse or a resource that is not
+    a Bundle is an :class:`~cytosafe.errors.InputError` naming the file."""
     path = Path(path)
     if not path.exists():
         raise InputError("no such file", file=str(path))
@@ -178,6 +151,42 @@ def read_fhir(
         raise InputError(
             "not a FHIR Bundle", file=str(path), field="resourceType", expected="Bundle"
         )
+    return data
+
+
+def read_fhir(
+    path: str | Path,
+    *,
+    product: str | None = None,
+    errors: str = "raise",
+    extra: pd.DataFrame | None = None,
+) -> FHIRData:
+    """Read a FHIR R4 Bundle (JSON) of Observations and MedicationAdministrations.
+
+    Parameters
+    ----------
+    path:
+        The Bundle as a JSON file.
+    product:
+        Name of the cell product whose MedicationAdministration is the infusion (hour 0).
+    errors:
+        ``"raise"`` or ``"quarantine"`` (see
+        :func:`cytosafe.schema.observations.validate_observations`).
+    extra:
+        Observation rows already mapped from the same Bundle (columns
+        :data:`~cytosafe.schema.observations.MAPPED_COLUMNS`), validated with the rest:
+        its laboratory Observations (:func:`cytosafe.clinical.labs.labs_from_fhir`), which
+        this reader then does not list as skipped.
+
+    Returns
+    -------
+    FHIRData
+    """
+    from fhir.resources.R4B.bundle import Bundle
+    from pydantic import ValidationError
+
+    path = Path(path)
+    data = load_bundle(path)
     try:
         bundle = Bundle.model_validate(data)
     except ValidationError as exc:

@@ -155,19 +155,12 @@ def _read_sdtm(items: list[Path], product: str | None, errors: str):
 
 def _read_fhir(path: Path, product: str | None, errors: str):
     """A FHIR Bundle, its laboratory Observations validated with the vital signs."""
-    import json
-
     from cytosafe.clinical.labs import labs_from_fhir
-    from cytosafe.io._text import decode_text
-    from cytosafe.io.fhir import read_fhir
+    from cytosafe.io.fhir import load_bundle, read_fhir
 
-    extra = None
-    try:
-        bundle = json.loads(decode_text(path.read_bytes(), file=str(path)))
-    except (InputError, OSError, ValueError, RecursionError):
-        bundle = None  # read_fhir names what is wrong with the file
-    if isinstance(bundle, dict) and bundle.get("resourceType") == "Bundle":
-        extra = labs_from_fhir(bundle, source=str(path)).observations
+    # a file that does not parse is named by load_bundle; the Bundle is then read twice
+    # (labs, then the rest), which costs little beside validation
+    extra = labs_from_fhir(load_bundle(path), source=str(path)).observations
     return read_fhir(path, product=product, errors=errors, extra=extra).observations
 
 
