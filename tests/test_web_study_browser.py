@@ -1,7 +1,8 @@
 """The study journey in a real browser (issue 15, "How it is checked"): Debian's Chromium
 through Playwright against a live uvicorn server. Sign in, create a study, upload an export
 without its sample map, look at the plate, attach the map, type a design into the form,
-quantify, and run the hazard analysis from the stored design.
+quantify, and run the hazard analysis from the stored design; then grade a cohort from
+SDTM domains on two scales ticked in the picker.
 
 Screenshots at 1440×900 and 390×844 go to ``tests/artifacts/`` (git-ignored) for people
 to look at; the test asserts that none of the study pages is wider than its viewport and
@@ -19,7 +20,14 @@ import pandas as pd
 import pytest
 
 from cytosafe.report.hazard import CHROMIUM, CHROMIUM_ARGS
-from cytosafe.store import Store, add_to_group, create_user, load_measurements, verify_audit
+from cytosafe.store import (
+    Store,
+    add_to_group,
+    create_study,
+    create_user,
+    load_measurements,
+    verify_audit,
+)
 from cytosafe.web import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +36,7 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 PASSWORD = "correct horse battery"
 WIDTHS = {"desktop": (1440, 900), "phone": (390, 844)}
 CODE = "WEB-J-001"
+COHORT = "WEB-CO-001"
 #: The design typed into the form: (name, role, concentrations, unit, matched control).
 DESIGN = (
     ("medium", "negative_control", "0", "", ""),
@@ -63,6 +72,7 @@ def live(tmp_path_factory):
             break
         ready.wait(0.05)
     assert server.started, "uvicorn did not start"
+    create_study(store, COHORT, user="ana", kind="clinical", group="lab-a")
     samples = pd.read_csv(MSD / "samples.csv", dtype=str, keep_default_na=False)
     sample_map = folder / "samples_MSD-01.csv"
     samples[samples["plate_id"] == "MSD-01"].to_csv(sample_map, index=False)
@@ -89,8 +99,12 @@ def _shoot(page, name: str, shots: list[str], widths: dict[str, int]) -> None:
     page.set_viewport_size({"width": 1440, "height": 900})
 
 
-def test_the_study_journey_from_unmapped_exports_to_a_hazard_call(live):
+def test_the_study_journey_from_unmapped_exports_to_a_hazard_call(live, tmp_path):
     from playwright.sync_api import expect, sync_playwright
+
+    from test_io_sdtm import domains as sdtm_domains
+
+    sdtm = sdtm_domains.__wrapped__(tmp_path)
 
     base, app, store, sample_map = live
     ARTIFACTS.mkdir(exist_ok=True)
@@ -186,6 +200,16 @@ def test_the_study_journey_from_unmapped_exports_to_a_hazard_call(live):
             assert status["status"] == "completed", status
             page.goto(f"{base}/analyses/{hazard}")
             expect(page.get_by_text("TA-1").first).to_be_visible()
+
+            # A cohort graded from SDTM domains, on two scales ticked in the picker.
+            page.goto(f"{base}/studies/{COHORT}/observations")
+            page.set_input_files("input[name=files]", [str(p) for p in sdtm.values()])
+            page.check("input[name=scales][value=lee2014]")
+            page.locator("#upload-observations details.more summary").click()
+            page.fill("input[name=product]", "SIM-CEL")
+            _shoot(page, "observations", shots, widths)
+            page.locator("form:has(input[name=files]) button[type=submit]").click()
+            expect(page.get_by_role("status")).to_contain_text("observations and graded them")
             for label, (width, height) in WIDTHS.items():
                 page.set_viewport_size({"width": width, "height": height})
                 path = ARTIFACTS / f"study-hazard-analysis-{label}.png"
