@@ -22,7 +22,7 @@ from cytosafe.clinical.predict import predict, predictor_spec
 from cytosafe.errors import DataWarning
 
 COHORT = Path(__file__).resolve().parents[1] / "examples" / "crs-cohort"
-SCALES = ["astct2019", "lee2014", "penn", "icans"]
+SCALES = ["astct2019", "lee2014", "ctcae5", "penn", "mskcc", "cartox", "icans"]  # every scale
 PREDICTORS = ["hay2017", "pennisi2021"]
 CUTOFFS = {"m_easix": 2.0}  # user-supplied: pennisi2021 has no confirmed cut-off
 COMPARED = ["patient_id", "time", "scale", "grade", "criterion", "estimates", "crs_present",

@@ -210,15 +210,18 @@ def last_alert_id(target: Store | Session, study: Study | str) -> tuple[int, int
         return int(top or 0), int(acked or 0)
 
 
-def study_observations(target: Store | Session, study: Study | str) -> pd.DataFrame:
-    """The study's stored observations (``patient_id, time, item, value, unit``; times UTC)."""
+def study_observations(
+    target: Store | Session, study: Study | str, *, after_id: int = 0
+) -> pd.DataFrame:
+    """The study's stored observations (``patient_id, time, item, value, unit``; times UTC)
+    with an id above ``after_id`` (``source_row`` holds the id), in the order stored."""
     with reading(target) as session:
         st = _clinical(session, study, lock=False)
         rows = session.execute(
             select(Patient.code, Observation.time, Observation.item, Observation.value,
                    Observation.unit, Observation.id)
             .join(Patient, Patient.id == Observation.patient_id)
-            .where(Patient.study_id == st.id)
+            .where(Patient.study_id == st.id, Observation.id > int(after_id))
             .order_by(Observation.id)
         ).all()  # fmt: skip
     frame = pd.DataFrame(

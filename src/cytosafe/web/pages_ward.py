@@ -80,8 +80,7 @@ def _monitor(app, code: str, scale: str) -> Monitor:
         entry = cache.get((code, scale))
         if entry is None:
             entry = cache[(code, scale)] = {"monitor": Monitor(scale, ["hay2017"]), "seen": 0}
-        rows = stored.study_observations(store, code)
-        new = rows.loc[rows["source_row"] > entry["seen"]]
+        new = stored.study_observations(store, code, after_id=entry["seen"])
         if len(new):
             first, last = int(new["source_row"].min()), int(new["source_row"].max())
             entry["monitor"].process({f"store observations {first}-{last}": new})
