@@ -1,5 +1,6 @@
 """The CytoSafe web app: the REST API (FastAPI; OpenAPI at ``/docs`` and
-``/openapi.json``) and the web pages, built on one store.
+``/openapi.json``, Swagger UI and ReDoc served from this server by
+:mod:`cytosafe.web.offline_docs`) and the web pages, built on one store.
 
 :func:`create_app` only assembles the app: the server's state on ``app.state`` (the
 store, the settings, the job runner, the compute pool, the token and table caches), the
@@ -32,6 +33,7 @@ from cytosafe.web import pages
 from cytosafe.web.compute import ComputePool
 from cytosafe.web.deps import TokenCache
 from cytosafe.web.jobs import JobRunner
+from cytosafe.web.offline_docs import add_offline_docs
 from cytosafe.web.pages_accounts import add_account_pages
 from cytosafe.web.pages_study import router as study_pages
 from cytosafe.web.pages_tools import add_tools
@@ -110,8 +112,14 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
 
     settings = settings or Settings()
     store = store if store is not None else Store(settings.database)
+    # /docs and /redoc are this server's own (offline_docs): FastAPI's load from CDNs.
     app = FastAPI(
-        title="CytoSafe API", version=__version__, description=DESCRIPTION, lifespan=_lifespan
+        title="CytoSafe API",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=_lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.store = store
     app.state.settings = settings
@@ -127,6 +135,7 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
     for router in ROUTERS:
         app.include_router(router)
     pages.add_pages(app)
+    add_offline_docs(app)  # /docs, /redoc and /favicon.svg without a CDN (offline_docs)
     app.include_router(study_pages)  # sample maps, plates, design (pages_study)
     add_tools(app)  # /mabel, /simulate and the downloads (pages_tools, downloads)
     add_account_pages(app)  # /account, /users, /audit and the forced password change
