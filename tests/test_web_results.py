@@ -417,3 +417,25 @@ def test_the_cohort_page_opens_with_incidence_then_swimmer_and_heatmap(site, gra
     row = heat["z"][heat["y"].index(worst["patient_id"])]
     assert max(v for v in row if v is not None) == worst["max_grade"]
     assert '<script src="/static/plotly.min.js"></script>' in page
+
+
+def test_the_qc_summary_counts_failed_curves_and_warns_when_most_samples_are_below_lloq():
+    from cytosafe.web.results import qc_summary
+
+    qc = pd.DataFrame(
+        {
+            "analyte": ["IL-6", "IL-6", "IL-10"],
+            "qc_pass": [True, False, True],
+            "qc_reasons": ["", "LLOQ above the lowest standard; blank CV 30%", ""],
+            "n_samples": [10, 30, 10],
+            "share_below_lloq": [0.0, 0.8, 0.1],
+            "share_above_uloq": [0.0, 0.0, 0.2],
+        }
+    )
+    il6, il10 = qc_summary(qc)  # in natural order: IL-6 before IL-10
+    assert il6["analyte"] == "IL-6" and il10["analyte"] == "IL-10"
+    # 24 of IL-6's 40 samples are below its LLOQ: 60%, most of them, though one curve passed.
+    assert (il6["n_curves"], il6["passed"], il6["failed"], il6["below"]) == (2, 1, 1, "60.0%")
+    assert il6["mostly_below"] and not il10["mostly_below"]
+    assert il6["flags"] == ["LLOQ above the lowest standard (1 curve)", "blank CV 30% (1 curve)"]
+    assert (il10["below"], il10["above"], il10["flags"]) == ("10.0%", "20.0%", [])

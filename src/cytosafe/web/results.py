@@ -172,9 +172,9 @@ def qc_summary(qc: pd.DataFrame | None) -> list[dict]:
     if qc is None or qc.empty or "analyte" not in qc:
         return []
     out = []
-    groups = qc.groupby(qc["analyte"].astype(str), sort=False)
-    for analyte in sorted(groups.groups, key=natural_key):
-        rows = groups.get_group(analyte)
+    groups = dict(tuple(qc.groupby(qc["analyte"].astype(str), sort=False)))
+    for analyte in sorted(groups, key=natural_key):
+        rows = groups[analyte]
         passed = rows["qc_pass"].map(lambda v: v is True or v == 1) if "qc_pass" in rows else None
         n_pass = int(passed.sum()) if passed is not None else 0
         reasons: dict[str, int] = {}
