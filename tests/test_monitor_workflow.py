@@ -288,3 +288,48 @@ def test_run_monitor_stops_after_max_batches(tmp_path):
     run = run_monitor(MonitorRun(Monitor(), FolderSource(folder)), interval=2.0, max_batches=2,
                       sleep=nap)  # fmt: skip
     assert run.batches == 2 and naps == [2.0]
+
+
+def test_a_bad_file_is_reported_and_skipped_and_the_others_are_read(tmp_path):
+    import io
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _csv(folder / "a.csv", *DAY0)
+    _csv(folder / "b.csv", FEVER)
+    _csv(folder / "c.csv", ("P2", "2024-05-02T08:00:00Z", "temperature", "60", "C"))  # impossible
+    out = io.StringIO()
+    run = MonitorRun(Monitor(), FolderSource(folder), out=out)
+    update = run.step()
+    assert {a.patient_id for a in update.alerts} == {"P1"}
+    errors = [json.loads(x) for x in out.getvalue().splitlines() if '"error"' in x]
+    assert [e["source"] for e in errors] == [str(folder / "c.csv")]
+    assert "c.csv" in errors[0]["error"] and "temperature" in errors[0]["error"]
+    assert "P2" in run.monitor.patients and run.monitor.patients["P2"].last_vitals == {}
+    assert run.step() is None and run.errors == 1  # not read again until it changes
+    _csv(folder / "c.csv", ("P2", "2024-05-02T08:00:00Z", "temperature", "39.0", "C"))
+    fixed = run.step()
+    assert {a.patient_id for a in fixed.alerts} == {"P2"}
+
+
+def test_a_batch_that_raises_leaves_the_monitor_as_it_was():
+    m = Monitor()
+    m.process({"a.csv": pd.DataFrame(DAY0, columns=COLS)})
+    before = (m.patients["P1"].last_time, len(m.window()), tuple(m.sources))
+    with pytest.raises(InputError):
+        m.process({"bad.csv": pd.DataFrame([("P3", "not a time", "temperature", "37", "C")],
+                                           columns=COLS)})  # fmt: skip
+    assert (m.patients["P1"].last_time, len(m.window()), tuple(m.sources)) == before
+    assert "P3" not in m.patients
+
+
+def test_a_fhir_server_that_is_down_is_reported_and_polled_again():
+    import io
+
+    out = io.StringIO()
+    run = MonitorRun(Monitor(), FHIRServerSource(f"http://127.0.0.1:{_free_port()}/fhir",
+                                                 timeout=1.0), out=out)  # fmt: skip
+    run_monitor(run, once=True)
+    line = json.loads(out.getvalue().splitlines()[0])
+    assert line["type"] == "error" and "cannot reach the FHIR server" in line["error"]
+    assert run.errors == 1 and run.batches == 0

@@ -95,8 +95,6 @@ def monitor_command(
         src = FHIRServerSource(source, product=product)
     else:
         src = FolderSource(Path(source), product=product, ledger_file=ledger)
-        if src.ledger:
-            monitor.process(src.replay())  # the state as it was; its alerts were sent
     store = None
     if study is not None:
         from cytosafe.cli.store import _local_user, _open
@@ -116,6 +114,7 @@ def monitor_command(
         webhook_options={"timeout": webhook_timeout, "retries": webhook_retries},
         out=sys.stdout,
     )
+    run.replay()  # a restart: the state as it was (its alerts were sent then)
     typer.echo(ALERT_DISCLAIMER, err=True)
     try:
         run_monitor(run, interval=interval, once=once)
@@ -123,6 +122,7 @@ def monitor_command(
         pass
     typer.echo(
         f"{run.batches} batch(es), {run.alerts} alert(s), {len(monitor.patients)} patient(s)"
-        + (f", {run.webhook_failures} webhook delivery failure(s)" if run.webhook_failures else ""),
+        + (f", {run.webhook_failures} webhook delivery failure(s)" if run.webhook_failures else "")
+        + (f", {run.errors} file(s) or poll(s) not read" if run.errors else ""),
         err=True,
     )

@@ -45,6 +45,7 @@ observation that raised it.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -374,8 +375,18 @@ class Monitor:
 
         A source seen before is replaced by its new rows (a file that changed); rows
         already read from it are not read twice, and rows removed or altered make the
-        patient's record late (reprocessed from the earliest affected time).
+        patient's record late (reprocessed from the earliest affected time). A batch that
+        raises (bad input with ``errors="raise"``) leaves the monitor as it was.
         """
+        kept = (dict(self._sources), self._window,
+                {p: copy.copy(st) for p, st in self.patients.items()})  # fmt: skip
+        try:
+            return self._process(batch)
+        except Exception:
+            self._sources, self._window, self.patients = kept
+            raise
+
+    def _process(self, batch: Mapping[str, pd.DataFrame]) -> Update:
         added, removed = [], []
         for source, frame in batch.items():
             rows = _raw(frame, str(source))

@@ -111,14 +111,18 @@ class FolderSource:
         :meth:`commit` does it once the batch is processed)."""
         out: dict[str, pd.DataFrame] = {}
         self._pending: dict[str, str] = {}
+        self.errors: list[tuple[str, str]] = []
         for path in sorted(self.folder.iterdir()):
             if path.suffix.lower() not in _SUFFIXES or not path.is_file():
                 continue
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
             if self.ledger.get(str(path)) == digest:
                 continue
-            out[str(path)] = read_observation_file(path, product=self.product)
             self._pending[str(path)] = digest
+            try:
+                out[str(path)] = read_observation_file(path, product=self.product)
+            except InputError as exc:
+                self.errors.append((str(path), str(exc)))
         return out
 
     def commit(self) -> None:
@@ -165,8 +169,16 @@ class FHIRServerSource:
         params: dict[str, str] | None = {"_count": "500", "_sort": "_lastUpdated"}
         if self.last_updated:
             params["_lastUpdated"] = f"gt{self.last_updated}"
+        import httpx
+
         while url:
-            r = self._client().get(url, params=params)
+            try:
+                r = self._client().get(url, params=params)
+            except httpx.HTTPError as exc:
+                raise InputError(
+                    f"cannot reach the FHIR server: {exc}", file=url,
+                    expected="a FHIR R4 server answering searches",
+                ) from None  # fmt: skip
             if r.status_code != 200:
                 raise InputError(
                     f"the FHIR server answered {r.status_code}", file=str(r.url),
@@ -264,13 +276,31 @@ class MonitorRun:
     batches: int = 0
     alerts: int = 0
     webhook_failures: int = 0
+    errors: int = 0
 
     def step(self) -> Update | None:
         """Poll the source once; process, store and send what is new."""
         batch = self.source.poll()
+        for name, why in getattr(self.source, "errors", []):
+            self._error(name, why)
         if not batch:
+            self.source.commit()  # unreadable files are not read again until they change
             return None
-        update = self.monitor.process(batch)
+        try:
+            update = self.monitor.process(batch)
+        except InputError:
+            # one bad file must not stop the ward: each file alone, the bad ones reported
+            # (and not read again until they change)
+            parts = []
+            for name, rows in batch.items():
+                try:
+                    parts.append(self.monitor.process({name: rows}))
+                except InputError as exc:
+                    self._error(name, str(exc))
+            if not parts:
+                self.source.commit()
+                return None
+            update = _combine(parts)
         alerts = [a.as_dict() for a in update.alerts]
         if self.store is not None:
             self._store(update.added, list(batch), update.alerts)
@@ -294,6 +324,27 @@ class MonitorRun:
             print(f"webhook {self.webhook}: {len(alerts)} alert(s) not delivered", file=sys.stderr)
         return update
 
+    def replay(self) -> int:
+        """Rebuild the state from what the ledger says was read (a restart): alerts are not
+        raised again, and a file that was bad stays skipped. Returns the files replayed."""
+        done = 0
+        replay = getattr(self.source, "replay", None)
+        for name, rows in (replay() if replay else {}).items():
+            try:
+                self.monitor.process({name: rows})
+                done += 1
+            except InputError:
+                pass  # reported when it was first read
+        return done
+
+    def _error(self, source: str, why: str) -> None:
+        self.errors += 1
+        line = {"type": "error", "source": source, "error": why}
+        if self.out is not None:
+            self.out.write(json.dumps(line) + "\n")
+            self.out.flush()
+        print(f"{source}: {why} (not read; fix the file and it is read again)", file=sys.stderr)
+
     def _store(self, rows: pd.DataFrame, sources: list[str], alerts: list[Alert]) -> None:
         """The rows read for the first time and the alerts, in one audited transaction."""
         from cytosafe.store import import_observations
@@ -310,6 +361,26 @@ class MonitorRun:
                 )
 
 
+def _combine(parts: list[Update]) -> Update:
+    """One update of several processed one after the other."""
+    revised: dict[str, pd.Timestamp] = {}
+    timeline = None
+    for u in parts:
+        timeline = u.merge_into(timeline)
+        for p, t in u.revised_from.items():
+            revised[p] = min(t, revised.get(p, t))
+    frames = [u.predictions for u in parts if len(u.predictions)]
+    return Update(
+        timeline=timeline.loc[timeline["patient_id"].isin(list(revised))].reset_index(drop=True),
+        revised_from=revised,
+        late=sorted({p for u in parts for p in u.late}),
+        predictions=pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(),
+        alerts=[a for u in parts for a in u.alerts],
+        quarantine=pd.concat([u.quarantine for u in parts], ignore_index=True),
+        added=pd.concat([u.added for u in parts], ignore_index=True),
+    )
+
+
 def run_monitor(
     run: MonitorRun,
     *,
@@ -321,7 +392,10 @@ def run_monitor(
     """Poll ``run.source`` every ``interval`` seconds (once with ``once``) until stopped
     (Ctrl-C) or ``max_batches`` batches were processed."""
     while True:
-        run.step()
+        try:
+            run.step()
+        except InputError as exc:  # the source could not be read this time: try again later
+            run._error(str(getattr(run.source, "base_url", "source")), str(exc))
         if once or (max_batches is not None and run.batches >= max_batches):
             return run
         sleep(interval)
