@@ -573,3 +573,19 @@ def test_an_entrys_details_read_in_one_line():
         "sha256: efefefefefef…; inputs: 9 items (plate_0.csv, plate_1.csv, plate_2.csv, …); "
         "revoked: yes; fingerprints of 2 objects"
     )
+
+
+def test_the_api_filters_the_audit_trail_as_the_page_does(site):
+    _, client, _ = site
+    root = _sign_in(client, "root")
+    entries = client.get("/api/audit?study=LAB-B-001", headers=root).json()["entries"]
+    assert [(e["action"], e["object_type"], e["details"]["code"]) for e in entries] == [
+        ("create", "study", "LAB-B-001")
+    ]
+    made = client.get("/api/audit?actor=root&action=create&object_type=user", headers=root)
+    assert {e["details"]["username"] for e in made.json()["entries"]} == set(USERS)
+    sam = _sign_in(client, "sam")
+    hidden = client.get("/api/audit?study=LAB-A-001", headers=sam)
+    assert hidden.status_code == 422 and "unknown study" in hidden.json()["detail"]
+    bad = client.get("/api/audit?action=delete", headers=root)
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "action"

@@ -12,8 +12,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from cytosafe.store import audit_entries, audit_problems, head, parse_heads, verify_tables
+from cytosafe.store import audit_problems, head, parse_heads, verify_tables
 from cytosafe.web.deps import Director, StoreDep
+from cytosafe.web.services.audit_trail import AuditFilter, filtered_entries
 
 __all__ = ["router"]
 
@@ -26,11 +27,25 @@ def list_audit(
     store: StoreDep,
     object_type: str | None = None,
     object_id: str | None = None,
+    study: Annotated[
+        str,
+        Query(
+            max_length=200,
+            description="A study id: entries about the study, its plates, analyses and data",
+        ),
+    ] = "",
+    actor: Annotated[str, Query(max_length=200, description="Who did it (user name)")] = "",
+    action: Annotated[str, Query(max_length=64)] = "",
+    since: Annotated[str, Query(max_length=10, description="From this date (UTC)")] = "",
+    until: Annotated[str, Query(max_length=10, description="To this date (UTC)")] = "",
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict:
-    """Audit entries, oldest first (study director: those of their groups; admin: all)."""
-    entries = audit_entries(store, object_type=object_type, object_id=object_id, visible_to=user)
+    """Audit entries, oldest first (study director: those of their groups; admin: all),
+    filtered as the audit-trail page filters them (422 for an unknown action, a date not
+    written YYYY-MM-DD or a study the user cannot see)."""
+    where = AuditFilter.parse(study=study, actor=actor, action=action, since=since, until=until)
+    entries = filtered_entries(store, user, where, object_type=object_type, object_id=object_id)
     return {"total": len(entries), "entries": entries[offset : offset + limit]}
 
 

@@ -102,11 +102,19 @@ def _about_study(session, study: Study, entries: list[dict]) -> list[dict]:
     return [e for e in entries if about(e)]
 
 
-def filtered_entries(store: Store, user: User, where: AuditFilter) -> list[dict]:
-    """The entries ``user`` may read that match ``where``, oldest first (as
-    :func:`cytosafe.store.audit_entries`). A study the user may not see is unknown to
-    them (an :class:`InputError`, the same as for a study that does not exist)."""
-    entries = audit_entries(store, visible_to=user)
+def filtered_entries(
+    store: Store,
+    user: User,
+    where: AuditFilter,
+    *,
+    object_type: str | None = None,
+    object_id: str | None = None,
+) -> list[dict]:
+    """The entries ``user`` may read that match ``where`` (and are about ``object_type``
+    ``object_id`` when given), oldest first (as :func:`cytosafe.store.audit_entries`). A
+    study the user may not see is unknown to them (an :class:`InputError`, the same as for
+    a study that does not exist)."""
+    entries = audit_entries(store, object_type=object_type, object_id=object_id, visible_to=user)
     if where.actor:
         entries = [e for e in entries if e["actor"] == where.actor]
     if where.action:
