@@ -439,3 +439,18 @@ def test_the_qc_summary_counts_failed_curves_and_warns_when_most_samples_are_bel
     assert il6["mostly_below"] and not il10["mostly_below"]
     assert il6["flags"] == ["LLOQ above the lowest standard (1 curve)", "blank CV 30% (1 curve)"]
     assert (il10["below"], il10["above"], il10["flags"]) == ("10.0%", "20.0%", [])
+
+
+def test_the_recommender_page_reads_as_text_with_cd69_cd25_as_activation_markers(site):
+    _, _, users = site
+    r = users["vic"].get("/assays", params={"modality": "cd3_bispecific", "target": "CD20"})
+    assert r.status_code == 200 and _reprs(r.text) == []
+    panel = dict(re.findall(r'<li data-kind="([a-z_]+)"><b>[^<]+</b>: ([^<]+)<br>', r.text))
+    assert "CD69" in panel["activation_markers"] and "CD25" in panel["activation_markers"]
+    assert "CD69" not in panel["soluble"] and "IL-6" in panel["soluble"]
+    # A format's mechanisms by name, with how well it detects each, never by their key.
+    from cytosafe.assays.knowledge import load_knowledge_base
+
+    name = load_knowledge_base().mechanisms["myeloid_amplification"].name
+    text = _visible(r.text)
+    assert f"{name}: " in text and "myeloid_amplification" not in text

@@ -931,8 +931,9 @@ def assays(
         found,
         code,
         result=result,
-        ranking=None if result is None else _ranking(result["ranking"]),
+        ranking=None if result is None else _ranking(result["ranking"], kb),
         groups=[] if result is None else readout_groups(result["panel"]),
+        mechanism_names={k: m.name for k, m in getattr(kb, "mechanisms", {}).items()},
         error=error,
         form=form,
         modalities=modalities,
@@ -946,16 +947,21 @@ _RANKING_COLUMNS = (
 )  # fmt: skip
 
 
-def _ranking(rows: list[dict]) -> pd.DataFrame:
-    """The ranking as readable text: each mechanism with how well the format detects it,
-    the reasons as sentences (never a Python list)."""
+def _ranking(rows: list[dict], kb: Any = None) -> pd.DataFrame:
+    """The ranking as readable text: each mechanism (by its name in the knowledge base
+    ``kb``) with how well the format detects it, the reasons as sentences (never a Python
+    list)."""
+    mechanisms = getattr(kb, "mechanisms", {}) or {}
+
+    def named(key: str) -> str:
+        found = mechanisms.get(key)
+        return getattr(found, "name", None) or key.replace("_", " ")
+
     table = pd.DataFrame(rows)
     if "detects" in table:
         table["detects"] = table["detects"].map(
             lambda d: (
-                "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in d.items())
-                if isinstance(d, dict)
-                else d
+                "; ".join(f"{named(k)}: {v}" for k, v in d.items()) if isinstance(d, dict) else d
             )
         )
     if "reasons" in table:
