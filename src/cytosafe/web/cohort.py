@@ -47,6 +47,19 @@ def _median(row: dict | None) -> str:
     return f"{cell(med)} h ({cell(lo)}–{cell(hi)})"
 
 
+def _headline(row: dict | None, key: str) -> str:
+    """The number a summary card shows: a percentage, or a median in hours."""
+    value = number((row or {}).get(key))
+    if value is None:
+        return MISSING
+    return f"{value:.1f}%" if key == "percent" else f"{cell(value)} h"
+
+
+def _range(row: dict | None) -> str:
+    lo, hi = (number((row or {}).get(k)) for k in ("min", "max"))
+    return MISSING if lo is None or hi is None else f"{cell(lo)}–{cell(hi)} h"
+
+
 def incidence_rows(cohort: pd.DataFrame | None, patients: pd.DataFrame | None) -> list[dict]:
     """One row per scale and scale version: patients, any grade and grade ≥ 3 with their
     exact 95% intervals, deaths (grade 5), and the median onset and duration (hours after
@@ -72,6 +85,14 @@ def incidence_rows(cohort: pd.DataFrame | None, patients: pd.DataFrame | None) -
                 "deaths": _count(by.get("grade 5")),
                 "onset": _median(by.get("median onset, hours")),
                 "duration": _median(by.get("median duration, hours")),
+                # The summary cards: the headline number, its detail underneath.
+                "any_pct": _headline(any_grade, "percent"),
+                "severe_pct": _headline(severe, "percent"),
+                "severe_n": number((severe or {}).get("n")) or 0,
+                "onset_median": _headline(by.get("median onset, hours"), "median"),
+                "onset_range": _range(by.get("median onset, hours")),
+                "duration_median": _headline(by.get("median duration, hours"), "median"),
+                "duration_range": _range(by.get("median duration, hours")),
             }
         )
     return out
