@@ -553,8 +553,9 @@ class Monitor:
         redone: pd.DataFrame,
         quarantine: pd.DataFrame,
     ) -> Update:
+        # not sorted here: build_states orders the rows itself, and the state needs only
+        # a few narrow subsets in time order
         win = self._window.loc[self._window["patient_id"].isin(pids)]
-        win = win.sort_values(["patient_id", "time"], kind="stable")
         assumed = {p for p in pids if self.patients.get(p) and self.patients[p].weight_assumed}
         obs = Observations(win.reset_index(drop=True), pd.DataFrame(), assumed)
         alerts: list[Alert] = []
@@ -595,10 +596,18 @@ class Monitor:
         item = win["item"]
         infusion = win.loc[item == "infusion"].groupby("patient_id")["time"].min()
         dead = set(win.loc[item == "death", "patient_id"])
-        weights = win.loc[item == "weight"].drop_duplicates("patient_id")  # sorted by time
+        weights = (
+            win.loc[item == "weight", ["patient_id", "time", "value_num"]]
+            .sort_values("time", kind="stable")
+            .drop_duplicates("patient_id")
+        )
         weight = dict(zip(weights["patient_id"], zip(weights["time"], weights["value_num"],
                                                       strict=True), strict=True))  # fmt: skip
-        vit = win.loc[item.isin(_VITALS)].drop_duplicates(["patient_id", "item"], keep="last")
+        vit = (
+            win.loc[item.isin(_VITALS), ["patient_id", "item", "time", "value_num"]]
+            .sort_values("time", kind="stable")
+            .drop_duplicates(["patient_id", "item"], keep="last")
+        )
         vitals: dict[str, dict] = {}
         for pid, it, t, v in zip(vit["patient_id"], vit["item"], vit["time"], vit["value_num"],
                                  strict=True):  # fmt: skip
