@@ -55,9 +55,10 @@ def test_a_plate_uploaded_without_its_map_gets_it_through_the_study_page(site):
     r = ana.post("/studies/JR-MAP/plates", files=[_export(), *_map(_sample_map("MSD-01"))])
     assert r.status_code == 422 and "already in study" in _flash(r.text)[0]
     assert "Attach or replace a sample map" in _flash(r.text)[0]  # the way out
-    # ...and the map is attached to the stored plate instead.
+    # ...and the map is attached to the stored plate instead, as the page asks.
     page = ana.get("/studies/JR-MAP").text
     assert 'action="/studies/JR-MAP/sample-map"' in page
+    assert "MSD-01: 60 sample wells without donor or treatment" in page
     r = ana.post(
         "/studies/JR-MAP/sample-map",
         {"plate": "", "reason": "map arrived from the lab"},
@@ -65,6 +66,7 @@ def test_a_plate_uploaded_without_its_map_gets_it_through_the_study_page(site):
     )
     assert r.status_code == 200, _flash(r.text)
     assert _flash(r.text)[0].startswith("Sample map attached (MSD-01: ")
+    assert 'id="unmapped"' not in r.text
     table = load_measurements(store, "JR-MAP")
     samples = table[table["sample_type"].astype(str) == "sample"]
     assert samples["donor_id"].notna().all() and samples["treatment"].notna().all()

@@ -302,6 +302,9 @@ def study_page(
         return render(request, "cohort.html", found, status_code, **context)
     context["plates"] = services.list_plates(store, user, code)
     context["choices"] = QUANTIFY_CHOICES
+    from cytosafe.web.services.studies import unmapped_plates
+
+    context["unmapped"] = unmapped_plates(store, user, code)
     return render(request, "study.html", found, status_code, **context)
 
 

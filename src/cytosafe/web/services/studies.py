@@ -43,6 +43,7 @@ __all__ = [
     "store_design",
     "store_exports",
     "study_out",
+    "unmapped_plates",
 ]
 
 
@@ -372,3 +373,24 @@ def own_study_file(raw: bytes, code: str, name: str) -> tuple[bytes, str | None]
         "(its study id replaced)."
     )
     return new.encode("utf-8"), note
+
+
+def unmapped_plates(store: Store, user: User, code: str) -> dict[str, int]:
+    """Plates whose sample wells lack a donor and a treatment (an export uploaded without
+    its sample map), with how many such wells (one per well, not per analyte): the study
+    page says so before a quantification finds no potency to compute."""
+    with store.reader() as session:
+        study = get_study(session, user, code)
+        rows = session.execute(
+            select(Plate.code, func.count(func.distinct(Measurement.well)))
+            .join(Measurement, Measurement.plate_id == Plate.id)
+            .where(
+                Plate.study_id == study.id,
+                Measurement.sample_type == "sample",
+                Measurement.donor_id.is_(None),
+                Measurement.treatment.is_(None),
+            )
+            .group_by(Plate.code)
+            .order_by(Plate.code)
+        ).all()
+    return {plate: int(n) for plate, n in rows if n}
