@@ -91,6 +91,14 @@ def printed(tmp_path_factory):
                 };
               }"""
             )
+            # The same report on a phone: nothing wider than the window, the contents one row.
+            phone = browser.new_page(viewport={"width": 390, "height": 844})
+            phone.goto((out / "report.html").as_uri(), wait_until="load")
+            phone.evaluate("() => window.csDrawAll()")
+            seen["phone"] = phone.evaluate(
+                """() => ({width: document.documentElement.scrollWidth,
+                          nav: document.querySelector("nav.toc").getBoundingClientRect().height})"""
+            )
         finally:
             browser.close()
     return pages, seen, figure_specs((out / "report.html").read_text(encoding="utf-8"))
@@ -153,3 +161,9 @@ def test_every_axis_and_colour_bar_names_its_quantity_and_unit(printed):
     _, _, specs = printed
     problems = [p for fig_id, spec in specs.items() for p in axis_problems(fig_id, spec)]
     assert not problems
+
+
+def test_the_report_fits_a_phone(printed):
+    _, seen, _ = printed
+    assert seen["phone"]["width"] <= 390
+    assert seen["phone"]["nav"] < 200  # the contents as one scrolling row, not a screenful
