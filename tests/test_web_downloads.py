@@ -398,6 +398,26 @@ def test_the_mabel_page_answers_as_the_command_does(site, tmp_path):
         assert f'data-approach="{approach}"' in unescape(html)
 
 
+def test_the_mabel_page_takes_the_most_sensitive_assay_of_a_stored_analysis(site, tmp_path):
+    # As `cytosafe mabel --potency potency.csv --treatment TA-1`, on the stored table.
+    potency = tmp_path / "potency.csv"
+    stored_table(site["store"], site["hazard"], "potency").to_csv(potency, index=False)
+    cli = _cli_mabel(
+        ["--potency", str(potency), "--treatment", "TA-1", "--aggregate", "median"],
+        tmp_path / "mabel",
+    )
+    params = {"analysis": str(site["hazard"]), "treatment": "TA-1", "aggregate": "median"}
+    r = site["page"].get("/mabel", params=params)
+    assert r.status_code == 200, r.text
+    shown = float(re.search(r'data-dose-ug-per-kg="([^"]+)"', r.text).group(1))
+    assert shown == pytest.approx(cli["dose_ug_per_kg"].iloc[0], rel=1e-5)
+    assert f"{EXAMPLE_STUDY} · hazard analysis {site['hazard']}" in unescape(r.text)
+    # A test article the table does not have: the field is named.
+    r = site["page"].get("/mabel", params={**params, "treatment": "TA-9"})
+    alert = unescape(re.search(r'class="flash error"[^>]*>([^<]*)<', r.text).group(1))
+    assert r.status_code == 422 and alert.startswith("Test article in that analysis:"), alert
+
+
 def test_the_mabel_page_reports_the_published_tgn1412_occupancy(site):
     # Waibler et al. 2008 (J Allergy Clin Immunol 122:890): the UK Expert Scientific Group
     # (Duff 2006) calculated about 86.2% to 90.9% CD28 occupancy at the 0.1 mg/kg TGN1412

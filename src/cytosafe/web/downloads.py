@@ -285,15 +285,10 @@ def prism_table(samples: pd.DataFrame | None) -> pd.DataFrame | None:
         concentration=pd.to_numeric(s["concentration"], errors="coerce"),
     )
     index = [*keys, "treatment_concentration"]
-    wide = s.pivot_table(
-        index=index,
-        columns="donor_id",
-        values="concentration",
-        aggfunc="mean",
-        dropna=False,
-        observed=True,
-    )
-    wide = wide.dropna(how="all")
+    # groupby keeps rows without a concentration (controls) and, unlike pivot_table
+    # with dropna=False, does not build every combination of the keys.
+    means = s.groupby([*index, "donor_id"], dropna=False, observed=True, sort=False)
+    wide = means["concentration"].mean().unstack("donor_id").dropna(how="all")
     donors = sorted(wide.columns, key=_natural)
     wide = wide[donors].reset_index()
     order = sorted(

@@ -89,7 +89,10 @@ def _error(exc: InputError, label_of) -> dict[str, str]:
 #: The MABEL form: (name, label, kind, help). ``kind`` is ``number``, a unit list or
 #: ``species``/``distribution`` (choices from the knowledge file).
 MABEL_FIELDS: tuple[tuple[str, str, Any, str], ...] = (
-    ("ecx", "ECx of the most sensitive assay", "number", "in vitro potency (MABEL)"),
+    ("analysis", "Potency of a stored analysis", "analysis", "its most sensitive assay"),
+    ("treatment", "Test article in that analysis", "text", "e.g. TA-1"),
+    ("aggregate", "Across donors", ("geomean", "median", "min"), "pooling of the donors' ECx"),
+    ("ecx", "ECx of the most sensitive assay", "number", "or by hand (in vitro potency)"),
     ("ecx_unit", "ECx unit", ("ng/mL", "ug/mL", "pg/mL", "nM", "pM", "uM"), ""),
     ("ecx_percent", "x of the ECx (%)", "number", "20 for an EC20"),
     ("kd", "Binding affinity Kd", "number", "receptor occupancy (MABEL)"),
@@ -108,7 +111,8 @@ MABEL_FIELDS: tuple[tuple[str, str, Any, str], ...] = (
     ("mrsd_safety_factor", "Safety factor on the HED", "number", "default 10"),
 )
 _MABEL_LABELS = {name: label for name, label, _, _ in MABEL_FIELDS} | {
-    "ecx_percent": "x of the ECx (%)",
+    "potency": "Potency of a stored analysis",
+    "measure": "Potency of a stored analysis",
     "volume_l": "Distribution volume (L)",
     "mw_kda": "Molecular weight (kDa)",
     "body_weight_kg": "Body weight (kg)",
@@ -133,8 +137,11 @@ def _choices() -> dict[str, list[tuple[str, str]]]:
     }
 
 
-def mabel_result(form: dict[str, str]) -> dict[str, Any]:
+def mabel_result(form: dict[str, str], potency: pd.DataFrame | None = None) -> dict[str, Any]:
     """The starting dose of the MABEL form's inputs, as ``cytosafe mabel`` computes it.
+
+    ``potency`` is the potency table of a stored analysis (as ``cytosafe mabel
+    --potency``): its most sensitive assay gives the ECx unless one is typed in.
 
     Returns ``summary`` (one row per approach, the lowest ``recommended``), ``steps``
     (every input, assumption and formula with its source), ``references`` (key ->
@@ -158,7 +165,14 @@ def mabel_result(form: dict[str, str]) -> dict[str, Any]:
         "distribution": distribution,
         "volume_l": values["volume"],
     }
+    treatment = (form.get("treatment") or "").strip() or None
+    aggregate = (form.get("aggregate") or "").strip() or "geomean"
+    if aggregate not in ("geomean", "median", "min"):
+        raise InputError(f"'{aggregate}'", field="aggregate", expected="geomean, median or min")
     summary, steps = fih_dose(
+        potency=potency,
+        treatment=treatment,
+        aggregate=aggregate,
         ecx=values["ecx"],
         ecx_unit=text["ecx_unit"] or "ng/mL",
         ecx_percent=values["ecx_percent"] or 20.0,
@@ -222,16 +236,51 @@ def _steps_by_approach(steps: pd.DataFrame) -> list[dict]:
     return out
 
 
+_CHOSEN = ("species", "distribution", "aggregate")
+
+
+def _potency_analyses(store, user) -> list[tuple[str, str]]:
+    """The analyses ``user`` can see that have a potency table: (id, label)."""
+    from cytosafe.web import services
+
+    out = []
+    for study in services.list_studies(store, user):
+        for a in services.list_analyses(store, user, study.code):
+            if a.status in ("completed", "signed_off") and "potency" in {t.name for t in a.tables}:
+                out.append((str(a.id), f"{study.code} · {a.kind} analysis {a.id} (v{a.version})"))
+    return out
+
+
+def _stored_potency(store, user, form: dict[str, str]) -> pd.DataFrame | None:
+    """The potency table of the analysis chosen in the form (None: none chosen)."""
+    from fastapi import HTTPException
+
+    from cytosafe.web import services
+
+    chosen = (form.get("analysis") or "").strip()
+    if not chosen:
+        return None
+    try:
+        analysis = services.read_analysis(store, user, int(chosen))
+    except (ValueError, HTTPException):
+        raise InputError(f"no analysis {chosen} that you can see", field="analysis") from None
+    table = services.stored_table(store, analysis.id, "potency")
+    if table is None or table.empty:
+        raise InputError(f"analysis {analysis.id} has no potency table", field="analysis")
+    return table
+
+
 @router.get("/mabel", response_class=HTMLResponse)
 @page
 def mabel(request: Request):
     """The MABEL form; with inputs (a GET, so a result can be bookmarked), the answer."""
     found = signed_in(request)
+    store = request.app.state.store
     form = {k: v for k, v in request.query_params.items() if k in _MABEL_LABELS}
     result, error, status = None, None, 200
-    if any(form.get(name, "").strip() for name in ("ecx", "kd", "noael")):
+    if any(form.get(name, "").strip() for name in ("analysis", "ecx", "kd", "noael")):
         try:
-            result = mabel_result(form)
+            result = mabel_result(form, _stored_potency(store, found[0], form))
         except InputError as exc:
             error, status = _error(exc, _MABEL_LABELS.get), 422
     elif form:
@@ -243,12 +292,15 @@ def mabel(request: Request):
         }
         status = 422
     inputs = []
+    analyses = _potency_analyses(store, found[0])
     if result is not None:
         for name, label, kind, _ in MABEL_FIELDS:
             value = form.get(name, "").strip()
-            if value and kind == "number":
-                inputs.append((label, value))
-            elif value and name in ("species", "distribution"):
+            if name == "analysis" and value:
+                value = next((t for v, t in analyses if v == value), f"analysis {value}")
+            if name in ("treatment", "aggregate") and not form.get("analysis"):
+                continue  # they only qualify a stored potency table
+            if value and (kind in ("number", "text", "analysis") or name in _CHOSEN):
                 inputs.append((label, value))
     return render(
         request,
@@ -257,7 +309,7 @@ def mabel(request: Request):
         status,
         nav="mabel",
         fields=MABEL_FIELDS,
-        choices=_choices(),
+        choices=_choices() | {"analysis": analyses},
         form=form,
         result=result,
         steps=None if result is None else _steps_by_approach(result["steps"]),
