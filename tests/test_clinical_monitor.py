@@ -240,3 +240,15 @@ def test_a_later_rate_per_kg_uses_the_dosing_weight_charted_before():
     at = (full["time"] == pd.Timestamp("2024-05-02T08:00:00")) & (full["scale"] == "astct2019")
     want = full.loc[at, ["grade", "criterion"]]
     assert mine.astype(str).values.tolist() == want.astype(str).values.tolist()
+
+
+def test_a_sustained_fever_raises_one_vital_sign_alert_until_it_settles():
+    m = Monitor()
+    m.process({"a.csv": _patient()})
+    temps = [("12:00", "38.4"), ("16:00", "38.9"), ("20:00", "37.2"), ("23:00", "38.1")]
+    fired = []
+    for hhmm, value in temps:
+        u = m.process({f"t{hhmm}.csv": _rows(("P1", f"2024-05-01T{hhmm}:00Z", "temperature",
+                                                value, "C"))})  # fmt: skip
+        fired += [a.details["value"] for a in u.alerts if a.kind == "vital_sign"]
+    assert fired == [38.4, 38.1]  # the first crossing, and again after it settled

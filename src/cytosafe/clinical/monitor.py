@@ -37,7 +37,7 @@ again (``Update.revised_from``) and replace the earlier ones; an alert already r
 not raised twice.
 
 Alerts (:class:`Alert`): ``grade_increase`` (per scale, a grade above the previous row's),
-``predictor_positive`` (a call turning positive) and ``vital_sign`` (a reading past an
+``predictor_positive`` (a call turning positive) and ``vital_sign`` (a reading crossing an
 ASTCT threshold of ``data/monitor_alerts.toml``: temperature >= 38 C, systolic pressure
 < 90 mmHg, oxygen support above room air), each with its reason and the time of the
 observation that raised it.
@@ -572,11 +572,7 @@ class Monitor:
         emit = tl["time"].to_numpy() >= _since(tl["patient_id"], revised_from)
         self._update_states(pids, win, tl, emit, alerts)
         out = tl.loc[emit, list(EMITTED_COLUMNS)].reset_index(drop=True)
-        new_rows = pd.concat([x for x in (fast_rows, redone) if len(x)] or [win.iloc[:0]])
-        new_rows = new_rows.loc[
-            new_rows["time"].to_numpy() >= _since(new_rows["patient_id"], revised_from)
-        ]
-        alerts.extend(self._vital_alerts(new_rows))
+        alerts.extend(self._vital_alerts(win, revised_from))
         predictions = self._predict(pids, win, set(late), alerts)
         fresh = []
         for a in alerts:
@@ -675,16 +671,28 @@ class Monitor:
             if scale == self.scales[0]:
                 st.fever_onset = pd.Timestamp(t[fever_at[k]]) if fever_at[k] < big else None
 
-    def _vital_alerts(self, rows: pd.DataFrame) -> list[Alert]:
+    def _vital_alerts(
+        self, win: pd.DataFrame, revised_from: Mapping[str, pd.Timestamp]
+    ) -> list[Alert]:
+        """A reading that crosses a threshold: past it, where the patient's reading of the
+        same item before was not (or there was none). A sustained fever raises one alert,
+        not one per reading (each reading stays in the timeline)."""
         th = alert_thresholds()
         out = []
+        rows = win.loc[win["item"].isin(["temperature", "systolic_bp", "oxygen_device"]),
+                       ["patient_id", "time", "item", "value_num"]]  # fmt: skip
+        rows = rows.sort_values(["patient_id", "item", "time"], kind="stable")
         item, v = rows["item"].to_numpy(), rows["value_num"].to_numpy(dtype=float)
         past = (
             ((item == "temperature") & (v >= th["temperature"]["at_least"]))
             | ((item == "systolic_bp") & (v < th["systolic_bp"]["below"]))
             | ((item == "oxygen_device") & (v > DEVICES.index(th["oxygen"]["above"])))
         )
-        for r in rows.loc[past].to_dict("records"):
+        pid = rows["patient_id"].to_numpy()
+        same = np.concatenate([[False], (pid[1:] == pid[:-1]) & (item[1:] == item[:-1])])
+        before = np.concatenate([[False], past[:-1]]) & same
+        new = rows["time"].to_numpy() >= _since(rows["patient_id"], revised_from)
+        for r in rows.loc[past & ~before & new].to_dict("records"):
             v, item = float(r["value_num"]), str(r["item"])
             st = self.patients.get(str(r["patient_id"]))
             hours = (
