@@ -564,6 +564,10 @@ def _cohort_context(store, latest) -> dict:
         "swimmer_height": None if swimmer is None else swimmer["layout"]["height"],
         "heatmap": None if heatmap is None else figures.add(heatmap),
         "heatmap_height": None if heatmap is None else heatmap["layout"]["height"],
+        # The figures draw the first scale graded (the incidence table has them all).
+        "figure_scale": ""
+        if patients is None or patients.empty or "scale" not in patients
+        else str(patients["scale"].iloc[0]),
         **_figures_context(figures),
     }
 
