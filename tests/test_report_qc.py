@@ -268,3 +268,22 @@ def test_every_axis_and_colour_bar_names_its_quantity_and_unit(page):
 
     problems = [p for fig_id, spec in figures(page).items() for p in axis_problems(fig_id, spec)]
     assert not problems
+
+
+def test_header_lists_each_input_with_its_sha256(result, tmp_path):
+    import hashlib
+
+    from cytosafe.report.page import input_files, plate_inputs
+
+    export = tmp_path / "plate_1.csv"
+    export.write_bytes(b"well,signal\nA1,1\n")
+    (listed,) = input_files([export])
+    assert listed["sha256"] == hashlib.sha256(export.read_bytes()).hexdigest()
+    assert listed["bytes"] == export.stat().st_size
+    # A report made from stored plates lists what the store kept: each plate's file name
+    # and the fingerprint of its measurements, saying what that digest covers.
+    stored = plate_inputs([("CRA-01", "plate_CRA-01.csv", "ab" * 32)])
+    page = render_qc_report(result, inputs=stored)
+    header = page.split('id="overview"', 1)[1].split("</dl>", 1)[0]
+    assert "plate_CRA-01.csv" in header and "ab" * 32 in header
+    assert "SHA-256 of its stored measurements" in header

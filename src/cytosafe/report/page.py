@@ -37,6 +37,7 @@ __all__ = [
     "input_files",
     "link_citations",
     "page_scripts",
+    "plate_inputs",
     "simulated_reason",
 ]
 
@@ -266,3 +267,27 @@ def input_files(
             {"name": text, "sha256": digest.hexdigest(), "bytes": path.stat().st_size, "note": ""}
         )
     return out
+
+
+def plate_inputs(plates: Iterable[tuple[str, str | None, str | None]]) -> list[dict]:
+    """The ``inputs`` of a report made from stored plates (for :func:`input_files`).
+
+    ``plates`` holds each plate's code, ``source_file`` and ``measurements_sha256`` as the
+    store keeps them (``cytosafe.store.models.Plate``); the digest covers the plate's stored
+    measurements (the store's fingerprint), which the note says, since it is not the digest
+    of the uploaded file's bytes.
+
+    Examples
+    --------
+    >>> plate_inputs([("MSD-01", "plate_MSD-01.csv", "ab" * 32)])[0]["name"]
+    'plate_MSD-01.csv'
+    """
+    return [
+        {
+            "name": source or f"plate {code}",
+            "sha256": digest,
+            "bytes": None,
+            "note": f"plate {code}: SHA-256 of its stored measurements (the store's fingerprint)",
+        }
+        for code, source, digest in plates
+    ]
