@@ -207,6 +207,14 @@ def test_the_fhir_server_is_polled_with_last_updated():
         assert update.late == [] and len(update.added) == 1
         assert {a.kind for a in update.alerts} == {"grade_increase", "vital_sign"}
         assert ("Observation", "gt2024-05-01T12:01:00Z") in stub.state.queries
+        assert run.monitor.patients["P1"].grade["astct2019"] == 1
+        # the fever is withdrawn at the source: the resource's rows are taken back
+        wrong = _temp(3, "2024-05-02T06:00:00Z", 38.8, "2024-05-02T07:00:00Z")
+        wrong["status"] = "entered-in-error"
+        stub.state.resources[-1] = wrong
+        update = run.step()
+        assert update.late == ["P1"] and run.monitor.patients["P1"].grade["astct2019"] == 0
+        assert update.revised_from["P1"] == pd.Timestamp("2024-05-02T06:00:00")
     finally:
         server.should_exit = True
         thread.join(10)

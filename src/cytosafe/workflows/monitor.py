@@ -155,7 +155,7 @@ class FHIRServerSource:
     timeout: float = 10.0
     resources: tuple[str, ...] = ("Observation", "MedicationAdministration")
     client: Any = None
-    _polls: int = 0
+    _read: set = field(default_factory=set)
 
     def _client(self):
         import httpx
@@ -193,7 +193,10 @@ class FHIRServerSource:
             params = None  # the next link carries them
 
     def poll(self) -> dict[str, pd.DataFrame]:
-        """The resources updated since the last poll, as raw rows (empty when none)."""
+        """The resources updated since the last poll, as raw rows, one source per resource
+        (``<base>/<type>/<id>``): an updated resource replaces what its earlier version said,
+        and one updated to ``entered-in-error`` (or to anything not read) takes its rows
+        back, so the patient is reprocessed from that time."""
         entries = [e for kind in self.resources for e in self._search(kind)]
         entries = [e for e in entries if isinstance(e.get("resource"), dict)]
         if not entries:
@@ -202,17 +205,32 @@ class FHIRServerSource:
         newest = max(
             seen, key=lambda s: pd.Timestamp(s) if s else pd.Timestamp.min.tz_localize("UTC")
         )
+        base = self.base_url.rstrip("/")
+        keys = [
+            f"{base}/{e['resource'].get('resourceType')}/{e['resource'].get('id') or n}"
+            for n, e in enumerate(entries, start=1)
+        ]
         bundle = {"resourceType": "Bundle", "type": "collection",
                   "entry": [{"resource": e["resource"]} for e in entries]}  # fmt: skip
-        self._polls += 1
-        name = f"{self.base_url.rstrip('/')}#lastUpdated>{self.last_updated or 'start'}"
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "poll.json"
             path.write_text(json.dumps(bundle), encoding="utf-8")
-            rows = read_observation_file(path, product=self.product)
-        rows["source_file"] = name
+            try:
+                rows = read_observation_file(path, product=self.product)
+            except InputError as exc:
+                if "holds no Observation" not in str(exc):
+                    raise
+                rows = pd.DataFrame(columns=["patient_id", "time", "item", "value", "unit",
+                                             "source_file", "source_row"])  # fmt: skip
+        # the entry number (from 1) names the resource each row came from
+        rows["source_file"] = [keys[int(n) - 1] for n in rows["source_row"]]
+        out = {key: part for key, part in rows.groupby("source_file", sort=False)}
+        for key in keys:
+            if key not in out and key in self._read:
+                out[key] = rows.iloc[:0]  # read before, nothing now: its rows are taken back
+        self._read.update(out.keys())
         self._newest = newest
-        return {name: rows}
+        return out
 
     def commit(self) -> None:
         """Remember the newest ``meta.lastUpdated`` of what the last poll read."""
