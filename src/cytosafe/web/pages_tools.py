@@ -548,8 +548,19 @@ def _figure(courses: pd.DataFrame, threshold: float) -> dict:
                 "font": {"size": 11},
             },
             "xaxis": {"title": {"text": "day (day 1 = first dose)"}, "anchor": "y2"},
-            "yaxis": {"title": {"text": "drug (ng/mL)"}, "type": "log", "domain": [0.56, 1]},
-            "yaxis2": {"title": {"text": "IL-6 (pg/mL)"}, "type": "log", "domain": [0, 0.46]},
+            # One tick per decade: the 2 and 5 between them crowd a phone-sized panel.
+            "yaxis": {
+                "title": {"text": "drug (ng/mL)"},
+                "type": "log",
+                "dtick": 1,
+                "domain": [0.56, 1],
+            },
+            "yaxis2": {
+                "title": {"text": "IL-6 (pg/mL)"},
+                "type": "log",
+                "dtick": 1,
+                "domain": [0, 0.46],
+            },
             "annotations": [
                 {
                     # In the gap between the panels, on the figure itself (a saved image
