@@ -5,7 +5,8 @@ From patients' vital signs and treatments (the observation table,
 cohort summaries, under every published scale (:mod:`cytosafe.clinical.scales`; criteria
 in ``data/clinical_scales.toml``); laboratory values (:mod:`cytosafe.clinical.labs`) and
 published predictors of severe CRS (:mod:`cytosafe.clinical.predict`), which support a
-clinician's judgement and do not replace it. Vectorised over all patients; Dask DataFrames
+clinician's judgement and do not replace it; live, incremental grading, prediction and
+alerts (:class:`~cytosafe.clinical.monitor.Monitor`). Vectorised over all patients; Dask DataFrames
 partitioned by patient are accepted.
 
 >>> from cytosafe.clinical import grade, concordance   # doctest: +SKIP
@@ -15,6 +16,7 @@ partitioned by patient are accepted.
 
 from cytosafe.clinical.episodes import episodes, patient_summary
 from cytosafe.clinical.grading import GradeResult, grade, scale_label
+from cytosafe.clinical.monitor import Monitor
 from cytosafe.clinical.predict import performance, predict
 from cytosafe.clinical.scales import DEFAULT_SCALE, SCALES
 from cytosafe.clinical.summary import cohort_summary, concordance, incidence
@@ -30,6 +32,7 @@ __all__ = [
     "ITEMS",
     "SCALES",
     "GradeResult",
+    "Monitor",
     "Observations",
     "cohort_summary",
     "concordance",

@@ -283,7 +283,7 @@ WARD_JS = r"""
       var t = cell(tr, "Trend (24 h)", "trend");
       t.appendChild(el("span", "trend " + p.trend_text, p.trend_text));
       if (p.trend.length) { t.appendChild(el("small", "", " " + p.trend.join(" "))); }
-      cell(tr, "Since infusion", "since").textContent = p.since_infusion;
+      cell(tr, "Since infusion (at the last reading)", "since").textContent = p.since_infusion;
       var a = cell(tr, "Active alerts", "alerts");
       if (!p.alerts.length) { a.appendChild(el("span", "none", "none")); }
       p.alerts.forEach(function (al) {
