@@ -432,13 +432,24 @@ def test_the_qc_summary_counts_failed_curves_and_warns_when_most_samples_are_bel
             "share_above_uloq": [0.0, 0.0, 0.2],
         }
     )
-    il6, il10 = qc_summary(qc)  # in natural order: IL-6 before IL-10
+    curves = pd.DataFrame(
+        {"analyte": ["IL-6", "IL-6", "IL-10"], "n_high_cv": [2, 1, 0], "n_extrapolated": [0, 0, 1]}
+    )
+    il6, il10 = qc_summary(qc, curves)  # in natural order: IL-6 before IL-10
     assert il6["analyte"] == "IL-6" and il10["analyte"] == "IL-10"
     # 24 of IL-6's 40 samples are below its LLOQ: 60%, most of them, though one curve passed.
     assert (il6["n_curves"], il6["passed"], il6["failed"], il6["below"]) == (2, 1, 1, "60.0%")
     assert il6["mostly_below"] and not il10["mostly_below"]
-    assert il6["flags"] == ["LLOQ above the lowest standard (1 curve)", "blank CV 30% (1 curve)"]
-    assert (il10["below"], il10["above"], il10["flags"]) == ("10.0%", "20.0%", [])
+    assert il6["flags"] == [
+        "LLOQ above the lowest standard (1 curve)",
+        "blank CV 30% (1 curve)",
+        "3 wells high replicate CV",
+    ]
+    assert (il10["below"], il10["above"], il10["flags"]) == (
+        "10.0%",
+        "20.0%",
+        ["1 well extrapolated"],
+    )
 
 
 def test_the_recommender_page_reads_as_text_with_cd69_cd25_as_activation_markers(site):

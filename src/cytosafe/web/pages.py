@@ -640,7 +640,7 @@ def analysis_page(
         analysis=out,
         ready=ready,
         editable=editable,
-        qc_rows=results.qc_summary(tables.get("qc")),
+        qc_rows=results.qc_summary(tables.get("qc"), tables.get("curves")),
         raw=raw,
         conventions=out.settings.get("conventions") or [],
         options=out.settings.get("options") or {},

@@ -163,15 +163,33 @@ def _percent(value: float | None) -> str:
     return "0%" if value == 0 else f"{value:.1f}%" if value < 99.95 else "100%"
 
 
-def qc_summary(qc: pd.DataFrame | None) -> list[dict]:
+#: The sample flags a curve counts (``n_*`` columns of the stored ``curves`` table) and how
+#: the QC summary names them.
+SAMPLE_FLAGS = {
+    "n_outside_asymptotes": "outside the curve's asymptotes",
+    "n_below_blank": "below the blank",
+    "n_extrapolated": "extrapolated",
+    "n_high_cv": "high replicate CV",
+    "n_low_bead_count": "low bead count",
+}
+
+
+def qc_summary(qc: pd.DataFrame | None, curves: pd.DataFrame | None = None) -> list[dict]:
     """Per analyte, its curves' QC: ``analyte``, ``n_curves``, ``passed``, ``failed``,
     the share of its samples below the LLOQ and above the ULOQ (text and number), the
-    reasons curves failed (with how many), and ``mostly_below`` when at least half of the
-    samples are below the LLOQ (the report's threshold, :data:`MOSTLY_BELOW_LLOQ`): a curve
-    that passes says little about samples it cannot quantify (issue 15, "Why" 6)."""
+    ``flags``: the reasons curves failed (with how many curves) and, from the ``curves``
+    table, how many wells carry each sample flag (:data:`SAMPLE_FLAGS`); ``mostly_below``
+    when at least half of the samples are below the LLOQ (the report's threshold,
+    :data:`MOSTLY_BELOW_LLOQ`): a curve that passes says little about samples it cannot
+    quantify (issue 15, "Why" 6)."""
     if qc is None or qc.empty or "analyte" not in qc:
         return []
     out = []
+    counted = {}
+    if curves is not None and "analyte" in curves:
+        present = [c for c in SAMPLE_FLAGS if c in curves]
+        sums = curves.groupby(curves["analyte"].astype(str))[present].sum(numeric_only=True)
+        counted = {a: sums.loc[a].to_dict() for a in sums.index}
     groups = dict(tuple(qc.groupby(qc["analyte"].astype(str), sort=False)))
     for analyte in sorted(groups, key=natural_key):
         rows = groups[analyte]
@@ -192,7 +210,12 @@ def qc_summary(qc: pd.DataFrame | None) -> list[dict]:
                 "below": _percent(below),
                 "above": _percent(above),
                 "mostly_below": below is not None and below >= 100 * MOSTLY_BELOW_LLOQ,
-                "flags": [f"{r} ({k} curve{'s' if k > 1 else ''})" for r, k in reasons.items()],
+                "flags": [f"{r} ({k} curve{'s' if k > 1 else ''})" for r, k in reasons.items()]
+                + [
+                    f"{int(n)} well{'s' if n > 1 else ''} {SAMPLE_FLAGS[c]}"
+                    for c, n in counted.get(analyte, {}).items()
+                    if n == n and n > 0
+                ],
             }
         )
     return out
