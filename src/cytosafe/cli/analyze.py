@@ -1,5 +1,7 @@
 """``cytosafe analyze STUDY --out DIR``: the command-line face of the analysis workflow
-(:func:`cytosafe.workflows.run_analysis`).
+(:func:`cytosafe.workflows.run_analysis`). ``--workers N`` quantifies runs of whole plates
+in N processes (default: all cores; 1 = in this process), ``--scheduler tcp://host:port``
+on a Dask cluster, with byte-identical tables (:mod:`cytosafe.workflows.parallel`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import Annotated
 import typer
 
 from cytosafe.cli._common import OutOption, QuietOption
+from cytosafe.cli._parallel import SchedulerOption, WorkersOption
 from cytosafe.data import load
 
 __all__ = ["analyze_command"]
@@ -51,12 +54,16 @@ def analyze_command(
     pdf: Annotated[
         bool, typer.Option("--pdf/--no-pdf", help="Also print report.pdf (headless Chromium).")
     ] = False,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Quantify a study's raw exports and identify its cytokine-release hazard.
 
     Writes the response, statistics, benchmark and hazard tables (CSV), the quantification
     tables, settings.json and report.html (and report.pdf) into OUT: all of them, or nothing.
+    Plates are quantified across --workers processes (or a Dask --scheduler) with the same
+    tables; the hazard step and the report run here.
     """
     import dataclasses
 
@@ -83,6 +90,8 @@ def analyze_command(
         out=out,
         settings=settings,
         pdf=pdf,
+        workers=workers,
+        scheduler=scheduler,
     )
     if quiet:
         return

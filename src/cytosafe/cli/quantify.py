@@ -14,6 +14,8 @@ Examples
         --reference-wavelength 570 --out results/
     $ cytosafe quantify run.csv --exclude "P1:B3:IL6=bubble in the well" --out results/
     $ cytosafe quantify bioplex_report.xls --standard-unit pg/mL --out results/
+    $ cytosafe quantify plates/*.csv --workers 4 --out results/
+    $ cytosafe quantify plates/*.csv --scheduler tcp://10.0.0.5:8786 --out results/
 
 Without options each plate is calibrated with its reader's vendor convention
 (:mod:`cytosafe.quantification`); an option given overrides it on every plate.
@@ -22,6 +24,10 @@ Without options each plate is calibrated with its reader's vendor convention
 reports, DW exports); a unit the file states wins. Mass units are converted to pg/mL;
 arbitrary units (IU/mL, U/mL, AU/mL, ...; :mod:`cytosafe.schema.units`) are kept as
 written and labelled in every table and the report.
+
+``--workers N`` calibrates runs of whole plates in N processes (default: all cores; 1 runs
+in this process), ``--scheduler tcp://host:port`` on a Dask cluster; the tables are
+byte-identical to one process (:mod:`cytosafe.workflows.parallel`).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from typing import Annotated
 import typer
 
 from cytosafe.cli._common import OutOption, Progress, QuietOption
+from cytosafe.cli._parallel import SchedulerOption, WorkersOption
 from cytosafe.schema.choices import BlankHandling, Covariance, CurveModel, Weighting
 
 __all__ = ["quantify_command"]
@@ -203,12 +210,15 @@ def quantify_command(
             case_sensitive=False,
         ),
     ] = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Fit standard curves, back-calculate concentrations, check QC, estimate potency.
 
     Writes the concentration, sample, curve, standard, QC and potency tables (CSV), the
-    settings (JSON) and the QC report (HTML) into OUT: all of them, or nothing.
+    settings (JSON) and the QC report (HTML) into OUT: all of them, or nothing. Plates are
+    calibrated across --workers processes (or a Dask --scheduler) with the same tables.
     """
     if (wavelength is not None or reference_wavelength is not None) and not matrix:
         option = "--wavelength" if wavelength is not None else "--reference-wavelength"
@@ -244,6 +254,8 @@ def quantify_command(
             wavelength=wavelength,
             reference_wavelength=reference_wavelength,
             standard_unit=standard_unit,
+            workers=workers,
+            scheduler=scheduler,
         )
     if not quiet:
         _summary(result, out)

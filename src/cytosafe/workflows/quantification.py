@@ -60,6 +60,8 @@ def run_quantification(
     wavelength: float | None = None,
     reference_wavelength: float | None = None,
     standard_unit: str | None = None,
+    workers: int = 1,
+    scheduler=None,
 ):
     """Read exports, fit every standard curve, back-calculate, fit potency; optionally write.
 
@@ -89,6 +91,11 @@ def run_quantification(
         all or nothing (:func:`write_quantification`).
     progress:
         Called as ``progress(fraction, message)`` as the run advances.
+    workers, scheduler:
+        Calibrate runs of whole plates in ``workers`` processes, or on a Dask cluster
+        (a :class:`dask.distributed.Client` or a scheduler address, ``tcp://host:8786``);
+        the tables are byte-identical to one process
+        (:func:`cytosafe.workflows.parallel.quantify_partitioned`). Default: here.
 
     Returns
     -------
@@ -100,11 +107,14 @@ def run_quantification(
     >>> from cytosafe.workflows import run_quantification  # doctest: +SKIP
     >>> result = run_quantification(["plate_1.csv"], sample_map="samples.csv", out="out/q")  # doctest: +SKIP
     """
-    from cytosafe.quantification import load_measurements, quantify
+    from cytosafe.quantification import load_measurements
+    from cytosafe.workflows.parallel import quantifier
 
     progress = progress or _silent
     if out is not None:
         check_out(out)  # before the work, not after it
+    # One process, several (their start-up beside the reading) or a Dask cluster.
+    run = quantifier(workers=workers, scheduler=scheduler)
     table, sources = load_measurements(
         inputs,
         plate_maps=plate_maps,
@@ -117,7 +127,7 @@ def run_quantification(
         standard_unit=standard_unit,
     )
     progress(0.2, "fitting standard curves, back-calculating, potency")
-    result = quantify(
+    result = run(
         table,
         settings=settings,
         potency_settings=potency_settings,
