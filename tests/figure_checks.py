@@ -1,5 +1,6 @@
 """Checks every report figure must pass (issue 15 item 4): what each axis and colour bar
-shows is named, with its unit where the quantity has one."""
+shows is named, with its unit where the quantity has one, and no legend sits on the data
+(inside the plotting area)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,19 @@ def axis_problems(fig_id: str, spec: dict) -> list[str]:
             problems.append(f"{fig_id} {name}: no title")
         elif not (UNITLESS.match(text) or UNIT.search(text)):
             problems.append(f"{fig_id} {name}: no unit in {text!r}")
+    legend = layout.get("legend") or {}
+    shown = layout.get("showlegend", True) is not False and any(
+        t.get("showlegend", True) is not False and t.get("name") for t in data
+    )
+    x, y = legend.get("x", 1.02), legend.get("y", 1)
+    if (
+        shown
+        and legend.get("xref", "paper") == "paper"
+        and legend.get("yref", "paper") == "paper"
+        and 0 <= x < 1
+        and 0 < y < 1
+    ):
+        problems.append(f"{fig_id}: legend inside the plotting area at ({x}, {y})")
     for trace in data:
         bar = trace.get("colorbar")
         if trace.get("type") == "heatmap" and not (bar and _title(bar)):

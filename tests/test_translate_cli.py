@@ -96,6 +96,9 @@ def test_report_is_self_contained_and_its_figures_are_valid_plotly(small, tmp_pa
     assert 'id="comparison-table"' in html and 'id="search-table"' in html
     assert not re.search(r'<script[^>]+src="http', html)  # no network
     specs = figure_specs(html)  # the written report is packed
+    from figure_checks import axis_problems
+
+    assert not [p for fig_id, spec in specs.items() for p in axis_problems(fig_id, spec)]
     assert len(specs) == 3
     for spec in specs.values():
         go.Figure(spec)  # raises on an invalid figure
