@@ -12,11 +12,16 @@ LOCK := requirements.lock
 # Debian's Chromium, for printing reports to PDF and the browser tests (CI runs as root;
 # elsewhere run `sudo apt-get install chromium` once).
 CHROMIUM := /usr/bin/chromium
+# Poppler's pdftotext, for the test that reads the printed example report page by page.
+PDFTOTEXT := /usr/bin/pdftotext
 
-setup: $(STAMP) $(CHROMIUM)
+setup: $(STAMP) $(CHROMIUM) $(PDFTOTEXT)
 
 $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+
+$(PDFTOTEXT):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends poppler-utils
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,7 +39,7 @@ lock:
 
 # The whole suite on whatever versions pip picks today within the lower bounds (not the
 # lock): how a newcomer's `pip install cytosafe` fares. Uses its own venv.
-test-newest: $(CHROMIUM)
+test-newest: $(CHROMIUM) $(PDFTOTEXT)
 	rm -rf .venv-newest && $(PYTHON) -m venv .venv-newest
 	.venv-newest/bin/python -m pip install --quiet --upgrade pip
 	.venv-newest/bin/python -m pip install --quiet -e '.[dev]'
