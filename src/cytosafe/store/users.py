@@ -376,11 +376,14 @@ def set_password(
 
 
 def _other_active_admins(session: Session, account: User) -> int:
-    return len(
-        session.scalars(
-            select(User.id).where(User.role == "admin", User.active, User.id != account.id)
-        ).all()
-    )
+    """How many active admins there are besides ``account``. On PostgreSQL their rows
+    are locked, always in the order of their ids: two admins demoting each other at once
+    then take turns (no deadlock), and the second sees that the first is no longer an
+    admin (SQLite's writers take turns already: transactions begin IMMEDIATE)."""
+    admins = session.scalars(
+        select(User.id).where(User.role == "admin", User.active).order_by(User.id).with_for_update()
+    ).all()
+    return sum(1 for i in admins if i != account.id)
 
 
 def update_user(
