@@ -22,6 +22,7 @@ SQLAlchemy or FastAPI (``benchmarks/bench_startup.py``).
 | ``analyze`` | :mod:`~cytosafe.cli.analyze` | :func:`cytosafe.workflows.run_analysis` |
 | ``grade`` | :mod:`~cytosafe.cli.grade` | :func:`cytosafe.workflows.run_grading` |
 | ``predict`` | :mod:`~cytosafe.cli.predict` | :func:`cytosafe.clinical.predict.predict` |
+| ``monitor`` | :mod:`~cytosafe.cli.monitor` | :func:`cytosafe.workflows.monitor.run_monitor` |
 | ``recommend`` | :mod:`~cytosafe.cli.recommend` | :func:`cytosafe.assays.recommend` |
 | ``aop export/query/simulate/map`` | :mod:`~cytosafe.cli.aop` | :mod:`cytosafe.aop` |
 | ``mabel``, ``simulate`` | :mod:`~cytosafe.cli.translate` | :mod:`cytosafe.translate` |
