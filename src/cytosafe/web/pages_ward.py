@@ -50,6 +50,8 @@ router = APIRouter(include_in_schema=False)
 #: connection open through proxies every ``_KEEP_ALIVE`` seconds.
 POLL_SECONDS = 1.0
 _KEEP_ALIVE = 15.0
+#: Seconds between two checks that the stream's session is still signed in.
+_RECHECK = 30.0
 _VITALS = (("temperature", "T", "°C", 1), ("systolic_bp", "SBP", "mmHg", 0),
            ("spo2", "SpO2", "%", 0), ("oxygen_device", "O2", "", None))  # fmt: skip
 _lock = threading.Lock()
@@ -196,9 +198,14 @@ async def ward_events(request: Request, code: str, scale: str | None = None):
     app, store, user = request.app, request.app.state.store, found[0]
 
     async def stream():
-        last, quiet = None, 0.0
+        last, quiet, since_check = None, 0.0, 0.0
         yield "retry: 2000\n\n"
         while not await request.is_disconnected():
+            if since_check >= _RECHECK:
+                # a session ended (signed out, deactivated) ends its stream too
+                if await asyncio.to_thread(session_user, request) is None:
+                    break
+                since_check = 0.0
             version = await asyncio.to_thread(_version, store, study.code)
             if version != last:
                 data = await asyncio.to_thread(ward_payload, app, user, study.code, name)
@@ -209,6 +216,7 @@ async def ward_events(request: Request, code: str, scale: str | None = None):
                 quiet = 0.0
             await asyncio.sleep(POLL_SECONDS)
             quiet += POLL_SECONDS
+            since_check += POLL_SECONDS
 
     return StreamingResponse(
         stream(),
