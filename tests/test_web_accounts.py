@@ -399,6 +399,7 @@ def test_a_user_who_must_change_is_sent_to_the_account_page(site):
     assert (r.status_code, r.headers["location"]) == (303, "/account")
     page = ana.get("/account")
     assert 'id="must-change"' in page.text
+    assert ana.get("/favicon.svg", follow_redirects=False).status_code == 200
     same = {"current_password": NEW, "new_password": NEW, "confirm_password": NEW}
     assert "same as the current password" in " ".join(
         _flash(ana.post("/account/password", same).text)

@@ -45,7 +45,15 @@ _OPEN_API = {
     ("POST", "/api/token"),
     ("DELETE", "/api/token"),
 }
-_OPEN_PAGES = {"/", "/account", "/account/password", "/sign-in", "/sign-out", "/favicon.ico"}
+_OPEN_PAGES = {
+    "/",
+    "/account",
+    "/account/password",
+    "/sign-in",
+    "/sign-out",
+    "/favicon.ico",
+    "/favicon.svg",
+}
 _FIELDS = {"current_password": "Current password", "password": "New password"}
 
 
