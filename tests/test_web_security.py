@@ -529,13 +529,10 @@ def test_the_sign_in_page_is_throttled_too_and_says_so(fresh):
     assert _try(client, "vic", PASSWORD).status_code == 429  # the API shares the count
 
 
-def _median_seconds(fn, n: int = 7) -> float:
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+def _seconds(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
 
 
 def test_a_wrong_password_takes_as_long_for_an_unknown_user(tmp_path):
@@ -549,13 +546,14 @@ def test_a_wrong_password_takes_as_long_for_an_unknown_user(tmp_path):
     def attempt(name):
         return lambda: services.sign_in(store, settings, name, "wrong password!", name="t")
 
-    known = _median_seconds(attempt("ana"))
-    unknown = _median_seconds(attempt("nobody"))
-    no_password = _median_seconds(attempt("ida"))
+    # Interleaved, so that a change of the machine's load hits the three alike (a shared
+    # CI machine's load moves within seconds); the defect was a 39-fold difference.
+    rounds = [[_seconds(attempt(who)) for who in ("ana", "nobody", "ida")] for _ in range(9)]
+    known, unknown, no_password = (statistics.median(col) for col in zip(*rounds, strict=True))
     store.close()
     assert known > 0.005  # a real argon2id check
     for other in (unknown, no_password):
-        assert 0.6 < other / known < 1.6, (known, unknown, no_password)
+        assert 0.5 < other / known < 2.0, (known, unknown, no_password)
 
 
 # --- 5. the password policy (defect 10) -----------------------------------------------------
