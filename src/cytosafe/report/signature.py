@@ -34,7 +34,7 @@ MANIFEST_ID = "cs-signature-manifest"
 _STYLE = (
     "<style>"
     f"#{MANIFEST_ID}{{border:2px solid #1f3a5f;border-radius:6px;padding:10px 14px;"
-    "margin:0 0 18px;font:13px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;"
+    "margin:8px 8px 18px;font:13px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;"
     "color:#111;background:#fff;break-inside:avoid;page-break-inside:avoid}"
     f"#{MANIFEST_ID} h2{{font-size:15px;margin:0 0 6px}}"
     f"#{MANIFEST_ID} ol{{margin:0;padding-left:20px}}"
