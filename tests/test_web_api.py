@@ -618,15 +618,49 @@ def test_a_malformed_study_file_is_422_naming_the_line_and_queues_nothing(api, c
     assert _counts(store) == before
 
 
-def test_a_study_file_of_another_study_is_422(api, cra):
-    client, store = api
-    before = _counts(store)
+def test_a_study_file_of_another_study_runs_as_this_study(api, cra):
+    # As the study page does (issue 15 item 4): the shipped study.toml of another study id
+    # is run as the study of the URL, the id line replaced and the note kept with it.
+    client, _ = api
+    ana = client.auth_headers["ana"]
     other = STUDY_FILE.read_text().replace(f'id = "{STUDY}"', 'id = "OTHER-1"', 1).encode()
-    r = client.post(f"/api/studies/{STUDY}/analyses/hazard", headers=client.auth_headers["ana"],
+    r = client.post(f"/api/studies/{STUDY}/analyses/hazard", headers=ana,
                     files=[("study_file", ("study.toml", other, "application/toml"))])  # fmt: skip
-    assert r.status_code == 422
-    assert "OTHER-1" in r.json()["detail"]
-    assert _counts(store) == before
+    assert r.status_code == 202, r.text
+    study_file = r.json()["settings"]["study_file"]
+    assert f'id = "{STUDY}"' in study_file["text"] and "OTHER-1" not in study_file["text"]
+    assert "is for study 'OTHER-1'; it was run as this study, 'CRA-EX-001'" in study_file["note"]
+    assert study_file["text"] == STUDY_FILE.read_text()  # only the id line differed
+    done = _finished(client, ana, r.json()["id"])
+    assert done["status"] == "completed", done
+
+
+def _report_inputs(html: str) -> str:
+    import re
+
+    return re.sub(r"<[^>]+>", " ", html)
+
+
+def test_reports_made_in_the_web_name_each_plate_file_and_its_sha256(api, cra):
+    client, store = api
+    with store.reader() as session:
+        plates = {
+            p.code: (p.source_file, p.measurements_sha256)
+            for p in session.scalars(select(Plate)).all()
+            if p.code in ("MSD-01", "MSD-02")
+        }
+    assert set(plates) == {"MSD-01", "MSD-02"}
+    for kind in ("quantification", "hazard"):
+        r = client.get(f"/api/analyses/{cra[kind]['id']}/report",
+                       headers=client.auth_headers["vic"])  # fmt: skip
+        text = _report_inputs(r.text)
+        assert "&lt;DataFrame&gt;" not in r.text and "<DataFrame>" not in text
+        for source, digest in plates.values():
+            assert source.endswith(".csv") and source in text, (kind, source)
+            assert len(digest) == 64 and digest in text, (kind, digest)
+    hazard = client.get(f"/api/analyses/{cra['hazard']['id']}/report",
+                        headers=client.auth_headers["vic"]).text  # fmt: skip
+    assert cra["hazard"]["settings"]["study_file"]["sha256"] in hazard
 
 
 def test_analyses_are_listed_per_study(api, cra):

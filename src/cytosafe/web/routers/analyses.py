@@ -65,7 +65,8 @@ def run_hazard(
     """Run the whole analysis of a study file on the study's stored plates in the
     background: quantification, donor responses, statistics, hazard classes and the
     study report. The study file is validated now (422 naming line and key) and kept,
-    with its SHA-256, in the analysis settings."""
+    with its SHA-256, in the analysis settings; a study file written for another
+    ``study.id`` is run as this study (``settings.study_file.note`` says so)."""
     return services.run_hazard(store, settings, jobs, user, code, study_file)
 
 

@@ -49,6 +49,7 @@ from cytosafe.web.deps import get_analysis, get_study, not_found, uploads
 from cytosafe.web.jobs import JobRunner
 from cytosafe.web.schemas import AnalysisOut, QuantifyIn, SignatureOut, SignOffIn, TableOut
 from cytosafe.web.security import report_policy
+from cytosafe.web.services.studies import own_study_file
 from cytosafe.web.settings import Settings
 from cytosafe.web.tables import PARQUET, EncodedTables, encode_table
 
@@ -147,6 +148,21 @@ def _queue(
     )
 
 
+def _plate_inputs(store: Store, study: Study, plates: list[str]) -> list[dict]:
+    """The report inputs of the stored ``plates`` of ``study``: each plate's file name and
+    the SHA-256 of its stored measurements (:func:`cytosafe.report.page.plate_inputs`), so
+    that a report made here names its inputs as one made by ``cytosafe`` does (issue 15)."""
+    from cytosafe.report.page import plate_inputs
+
+    with store.reader() as session:
+        rows = session.execute(
+            select(Plate.code, Plate.source_file, Plate.measurements_sha256)
+            .where(Plate.study_id == study.id, Plate.code.in_(plates))
+            .order_by(Plate.code)
+        ).all()
+    return plate_inputs((code, source, digest) for code, source, digest in rows)
+
+
 def run_quantification(
     store: Store,
     jobs: JobRunner,
@@ -181,6 +197,7 @@ def run_quantification(
         "options": options,
     }
     analysis = _queue(store, study, user, "quantification", asked, previous=previous)
+    report_inputs = _plate_inputs(store, study, plates)
 
     def work(step) -> None:
         from cytosafe import workflows
@@ -191,7 +208,7 @@ def run_quantification(
         # ``inputs or []``, which a bare DataFrame cannot answer.
         result = workflows.run_quantification([measurements], options=options or None)
         step(0.6, "rendering the QC report")
-        html = render_qc_report(result, title=f"{study.code}: quantification")
+        html = render_qc_report(result, title=f"{study.code}: quantification", inputs=report_inputs)
         step(0.9, "storing the tables")
         ran = workflows.quantification_settings(
             result, study_id=study.code, plates=plates, options=options
@@ -347,7 +364,10 @@ def run_hazard(
     """Queue the whole analysis of a study file on the study's stored plates:
     quantification, donor responses, statistics, hazard classes and the study report.
     The study file is validated now (naming line and key) and kept, with its SHA-256, in
-    the analysis settings.
+    the analysis settings; one written for another ``study.id`` is run as this study, its
+    id line replaced (:func:`~cytosafe.web.services.studies.own_study_file`, as the study
+    page does) and the note saying so kept with it. The report names the study file and
+    each plate's file with their SHA-256 (:func:`cytosafe.report.page.plate_inputs`).
 
     Its ``[analysis] inputs`` name files uploaded to the study, by name or pattern (the
     folder before it, as on the scientist's disk, is ignored): the plates of those files
@@ -365,7 +385,11 @@ def run_hazard(
     uploaded = _uploaded_files(store, study)
     with uploads(settings) as up:
         path = up.save(study_file, "study.toml")
-        raw = path.read_bytes()
+        # A study file written for another study id runs as this study, as on the study
+        # page; the note saying so is kept with the study file in the analysis settings.
+        raw, note = own_study_file(path.read_bytes(), study.code, path.name)
+        if note:
+            path.write_bytes(raw)
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -398,6 +422,10 @@ def run_hazard(
     plates = sorted(measurements["plate_id"].unique().tolist())
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     study_file = {"name": name, "sha256": digest, "text": text}
+    if note:
+        study_file["note"] = note
+    file_input = {"name": name, "bytes": len(text.encode("utf-8")), "sha256": digest}
+    report_inputs = [{**file_input, "note": "the study file"}, *_plate_inputs(store, study, plates)]
     analysis = _queue(
         store,
         study,
@@ -409,7 +437,7 @@ def run_hazard(
             "study_file": study_file,
             "hazard": design.settings.to_dict(),
         },
-        inputs=[{"name": name, "bytes": len(text.encode("utf-8")), "sha256": digest}],
+        inputs=[file_input],
     )
 
     def work(step) -> None:
@@ -419,7 +447,7 @@ def run_hazard(
         step(0.1, "quantifying and calling the hazard")
         result = workflows.run_analysis(design, inputs=measurements)
         step(0.6, "rendering the study report")
-        html = render_hazard_report(result)
+        html = render_hazard_report(result, inputs=report_inputs)
         step(0.9, "storing the tables")
         # The study file was read from a temporary upload folder: name it as uploaded.
         ran = {**workflows.analysis_settings(result), "study": name, "plates": plates}
