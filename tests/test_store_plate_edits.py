@@ -132,7 +132,7 @@ def test_deleting_a_plate_keeps_the_analyses_tables_and_verifies(plate):
             == tables
         )
     entry = audit_entries(plate, object_type="plate")[-1]
-    assert entry["details"]["change"] == "delete"
+    assert entry["action"] == "delete" and entry["details"]["change"] == "delete"
     assert entry["details"]["reason"] == "wrong plate uploaded"
     assert verify_audit(plate) is None
 

@@ -144,6 +144,7 @@ def test_the_signed_sha256_is_the_hash_of_the_tables_and_report_the_audit_entry_
 def test_a_wrong_password_is_refused_audited_and_signs_nothing(analysed):
     store, analysis = analysed
     before = len(audit_entries(store))
+    heads = chain_heads(store)
     with pytest.raises(SignatureRefused, match="password of 'ada' is wrong"):
         sign(store, analysis, user="ada", password="not my password at all", meaning="approved")
     assert _status(store, analysis) == "completed"
@@ -152,9 +153,12 @@ def test_a_wrong_password_is_refused_audited_and_signs_nothing(analysed):
     assert len(entries) == before + 1
     refused = entries[-1]
     assert (refused["actor"], refused["object_id"]) == ("ada", str(analysis.id))
+    assert refused["action"] == "sign-refused"
     assert refused["details"]["outcome"] == "refused"
     assert refused["details"]["reason"] == "wrong password"
     assert "not my password" not in json.dumps(refused)
+    # A refusal signed nothing: no chain head "sign-off of analysis N" is written for it.
+    assert chain_heads(store) == heads
     assert verify_audit(store) is None
 
 

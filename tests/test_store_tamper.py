@@ -38,6 +38,7 @@ from cytosafe.store import (
     sign_off,
     verify_audit,
 )
+from cytosafe.store.models import Study, User
 from cytosafe.workflows import store_quantification
 from store_backends import STUDY, quantified, seeded
 
@@ -419,3 +420,64 @@ def test_an_upgraded_store_gets_a_baseline_entry_covering_every_object(full):
     assert str(verify_audit(store)).startswith("user 'legacy': account")
     with store.reader() as session:
         assert session.scalar(select(AuditEntry.seq).order_by(AuditEntry.seq.desc())) == before + 1
+
+
+def test_a_design_changed_behind_the_stores_back_is_found_naming_the_study(full):
+    from cytosafe.store.studies import save_design
+
+    store, _ = full
+    design = {"study": {"code": STUDY, "title": "Example CRA"}, "treatment": [{"name": "mAb"}]}
+    study = save_design(store, STUDY, design, user="bob")
+    assert verify_audit(store) is None
+    seq = _last_entry(store, "study", study.id)
+    forged = json.dumps({**design, "treatment": [{"name": "another mAb"}]})
+    _sql(store, f"UPDATE studies SET design = '{forged}' WHERE code = '{STUDY}'")
+    broken = verify_audit(store)
+    assert (broken.kind, broken.object) == ("data", f"study:{study.id}")
+    assert STUDY in str(broken) and f"since audit entry {seq}" in str(broken)
+
+
+def test_a_design_added_in_sql_to_a_study_without_one_is_found(full):
+    store, _ = full
+    with store.reader() as session:
+        cohort = session.scalar(select(Study.id).where(Study.code == COHORT))
+    _sql(store, f"""UPDATE studies SET design = '{{"study": {{}}}}' WHERE id = {cohort}""")
+    broken = verify_audit(store)
+    assert (broken.kind, broken.object) == ("data", f"study:{cohort}")
+    assert COHORT in str(broken)
+
+
+def test_a_study_without_a_design_hashes_as_before_revision_0006(full):
+    """A NULL design adds nothing to the fingerprint: what a store recorded before 0006
+    (code, title, kind, group, creator) still matches after its upgrade."""
+    import hashlib
+
+    from cytosafe.store import integrity
+
+    store, _ = full
+    with store.reader() as session:
+        row = session.execute(
+            select(
+                Study.id, Study.code, Study.title, Study.kind, Study.group_id, Study.created_by_id
+            ).where(Study.code == COHORT)
+        ).one()
+        now = integrity.fingerprints(session, "study", [row.id])[row.id]
+    line = json.dumps(list(row), separators=(",", ":"), ensure_ascii=False) + "\n"
+    assert now == hashlib.sha256(line.encode("utf-8")).hexdigest()
+
+
+def test_a_refused_signature_writes_no_chain_head_even_as_an_old_sign_off_entry(full):
+    """Stores written before the ``sign-refused`` action recorded a refusal as ``sign-off``
+    with ``outcome: refused``; neither form writes a head (it signed nothing)."""
+    from cytosafe.store.audit import record
+
+    store, ids = full
+    before = chain_heads(store)
+    for action in ("sign-refused", "sign-off"):
+        with store.session() as session:
+            ada = session.scalar(select(User).where(User.username == "ada"))
+            details = {"outcome": "refused", "reason": "wrong password", "meaning": "approved"}
+            record(session, action, "analysis", ids["analysis"].id, user=ada, details=details)
+    assert chain_heads(store) == before
+    assert [e["action"] for e in audit_entries(store)[-2:]] == ["sign-refused", "sign-off"]
+    assert verify_audit(store) is None

@@ -7,11 +7,13 @@ hash-chained, append-only audit trail (:mod:`.audit`). What the faces do with it
 module per resource:
 
 - :mod:`.users`: users, groups and API tokens;
-- :mod:`.studies`: studies, and their plates of measurements (transactional imports,
-  audited edits);
+- :mod:`.studies`: studies, their designs, and their plates of measurements
+  (transactional imports, audited edits, annotations and deletions);
 - :mod:`.exclusions`: wells excluded from (and restored to) the calibration, each with
   its reason, as audited events;
 - :mod:`.analyses`: versioned analyses with their tables and report, sign-off;
+- :mod:`.signatures`: electronic signatures (21 CFR Part 11 §11.50, §11.70, §11.200) with
+  their meaning, re-authenticated by password, refusals audited;
 - :mod:`.jobs`: background analyses (status, progress, heartbeat, recovery);
 - :mod:`.clinical`: observations of a cohort and graded runs over them;
 - :mod:`.integrity`: the fingerprints of stored objects the audit trail records, so that
@@ -76,23 +78,40 @@ from cytosafe.store.models import (
     Patient,
     Plate,
     Report,
+    Signature,
     Study,
     User,
 )
+from cytosafe.store.signatures import (
+    Meaning,
+    SignatureRefused,
+    list_signatures,
+    meanings,
+    sign,
+    signed_content,
+)
 from cytosafe.store.studies import (
     EDITABLE_FIELDS,
+    annotate_plate,
     create_study,
+    delete_plate,
     edit_measurement,
     import_measurements,
     load_measurements,
+    save_design,
 )
 from cytosafe.store.tables import decode_table
 from cytosafe.store.users import (
+    WEB_SESSION,
     add_to_group,
+    change_password,
     create_user,
     issue_token,
+    remove_from_group,
     revoke_token,
+    set_password,
     token_user,
+    update_user,
     user_groups,
     verify_password,
 )
@@ -103,6 +122,7 @@ __all__ = [
     "DATABASE_URL_ENV",
     "EDITABLE_FIELDS",
     "ROLES",
+    "WEB_SESSION",
     "Analysis",
     "AnalysisTable",
     "AuditBreak",
@@ -112,26 +132,32 @@ __all__ = [
     "AuthorizationError",
     "Grade",
     "Group",
+    "Meaning",
     "Measurement",
     "Observation",
     "Patient",
     "Plate",
     "Report",
+    "Signature",
+    "SignatureRefused",
     "SignedOffError",
     "Store",
     "Study",
     "User",
     "add_report",
     "add_to_group",
+    "annotate_plate",
     "audit_entries",
     "audit_problems",
     "beat",
     "chain_heads",
+    "change_password",
     "complete_analysis",
     "create_study",
     "create_user",
     "decode_table",
     "default_url",
+    "delete_plate",
     "edit_measurement",
     "exclude_wells",
     "file_hashes",
@@ -143,16 +169,24 @@ __all__ = [
     "include_wells",
     "issue_token",
     "list_exclusions",
+    "list_signatures",
     "load_measurements",
     "load_table",
+    "meanings",
     "open_store",
     "parse_heads",
     "recover_interrupted",
+    "remove_from_group",
     "report_progress",
     "revoke_token",
+    "save_design",
+    "set_password",
     "set_status",
+    "sign",
     "sign_off",
+    "signed_content",
     "token_user",
+    "update_user",
     "user_groups",
     "verify_audit",
     "verify_password",

@@ -1,7 +1,8 @@
 """The append-only audit trail: who did what, to which object, when.
 
-Every change the store makes (import, re-analysis, edit, exclusion and restoration of
-wells, sign-off, status change, user and study creation) is recorded in the same
+Every change the store makes (import, re-analysis, edit and deletion, exclusion and
+restoration of wells, sign-off and refused signature, status change, user and study
+creation) is recorded in the same
 transaction as the change itself, so that a change without its entry, or an entry
 without its change, cannot exist. Entries are
 written when the transaction commits (a SQLAlchemy ``before_commit`` hook), one after the
@@ -84,14 +85,18 @@ __all__ = [
     "verify_audit",
 ]
 
-#: What an entry can say was done.
+#: What an entry can say was done. ``delete``: a stored object removed (a plate, with its
+#: measurements). ``sign-refused``: a signature attempt refused (wrong password, another
+#: user's name); it signs nothing, so unlike ``sign-off`` it writes no chain head.
 ACTIONS = (
     "create",
     "import",
     "re-analysis",
     "edit",
+    "delete",
     "status",
     "sign-off",
+    "sign-refused",
     "exclude",
     "include",
     "baseline",
@@ -272,7 +277,13 @@ def _write_pending(session: Session) -> None:
         entry = AuditEntry(seq=seq, at=now, prev_hash=prev, **item)
         entry.hash = prev = entry_hash(entry)
         session.add(entry)
-    signed = [item["object_id"] for item in pending if item["action"] == "sign-off"]
+    # Only what was signed writes a head: a refused attempt ("sign-refused", or a
+    # "sign-off" entry of an older store whose outcome was "refused") signed nothing.
+    signed = [
+        item["object_id"]
+        for item in pending
+        if item["action"] == "sign-off" and '"outcome":"refused"' not in item["details"]
+    ]
     if signed:
         # The head as this commit leaves it, written down beside the chain (append-only):
         # a later truncation of the tail no longer reaches it.

@@ -15,7 +15,10 @@ same code and the same database types):
 - ``user``: user name, display name, role, active, password hash (a role raised or a
   password replaced in SQL is found);
 - ``group``: its name and its members;
-- ``study``: code, title, kind, group, creator;
+- ``study``: code, title, kind, group, creator, and its design (``Study.design``, the web
+  form's study tables, revision 0006) when it has one: a study without a design hashes as
+  it did before that revision, so the fingerprints recorded by an older store still match
+  after its upgrade;
 - ``plate``: the plate row and every stored field of every measurement, ``exclude`` and
   ``exclusion_reason`` included (``UPDATE measurements`` is found);
 - ``analysis``: its record (status and sign-off included, not the progress of a running
@@ -78,7 +81,7 @@ KINDS = (
 CHANGED = {
     "user": "account (role, password or status)",
     "group": "members",
-    "study": "record",
+    "study": "record or design",
     "plate": "measurements",
     "analysis": "record, sign-off, tables or report",
     "observations": "observations",
@@ -158,6 +161,12 @@ def fingerprints(session: Session, kind: str, ids: Iterable[int] | None = None) 
             Study.id, Study.code, Study.title, Study.kind, Study.group_id, Study.created_by_id
         ).order_by(Study.id)
         digests = _owners(session, _where(query, Study.id, id_list))
+        # Only a design that is there: a NULL design (every study of a store made before
+        # revision 0006) adds nothing, so its recorded fingerprint is unchanged.
+        designs = select(Study.id, Study.design).order_by(Study.id)
+        for number, design in _stream(session, _where(designs, Study.id, id_list)):
+            if design is not None and number in digests:
+                digests[number].update(b"design " + _line([design]))
     elif kind == "plate":
         query = select(
             Plate.id, Plate.study_id, Plate.code, Plate.source_file, Plate.measurements_sha256

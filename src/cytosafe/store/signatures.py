@@ -16,7 +16,8 @@ the same transaction, and the entry covers the signature's fingerprint
 changed or removed behind the store's back.
 
 A wrong password is refused (:class:`SignatureRefused`) and the refusal is itself
-recorded in the audit trail. With ``no_self_approval`` (the data file's rule, or
+recorded in the audit trail (action ``sign-refused``: it signed nothing, so it writes no
+chain head, unlike a ``sign-off``). With ``no_self_approval`` (the data file's rule, or
 ``CYTOSAFE_NO_SELF_APPROVAL=1``), whoever created the analysis or signed it as its author
 may not approve it (EU GMP Annex 11, 14; four eyes).
 """
@@ -196,7 +197,7 @@ def record_refusal(
         actor = find_user(session, user)
         record(
             session,
-            "sign-off",
+            "sign-refused",
             "analysis",
             getattr(analysis, "id", analysis),
             user=actor,

@@ -517,9 +517,9 @@ def delete_plate(
     the plate. Analyses not signed off that read it keep their stored tables and report;
     only their link to the deleted plate goes (their entry's ``covers`` records their
     fingerprint after it, and the plate's as absent, so ``cytosafe audit verify`` stays
-    intact). The audit entry (action ``edit`` on the plate, ``change: "delete"``; the
-    trail has no separate delete action) keeps the plate's fingerprint, its source files
-    and its number of measurements.
+    intact). The audit entry (action ``delete`` on the plate; its details keep
+    ``change: "delete"`` as before) keeps the plate's fingerprint, its source files and its
+    number of measurements.
     """
     from sqlalchemy import delete
 
@@ -563,7 +563,7 @@ def delete_plate(
         session.flush()
         record(
             session,
-            "edit",
+            "delete",
             "plate",
             plate_id,
             user=actor,
