@@ -225,6 +225,42 @@ def test_the_served_report_carries_the_manifest_under_the_stored_reports_policy(
     assert stored == hashlib.sha256(REPORT).hexdigest()
 
 
+def test_the_pdf_is_printed_with_the_manifest_and_not_served_from_before_signing(site, monkeypatch):
+    # A stub printer: the HTML Chromium would print is what is checked (the real print of
+    # a report is tested in tests/test_web_downloads.py).
+    import cytosafe.report.hazard as hazard
+
+    client, _, analysis, _ = site
+    printed: list[bytes] = []
+
+    def printer(source, target, **_):
+        printed.append(source.read_bytes())
+        target.write_bytes(b"%PDF-1.7 stub " + hashlib.sha256(printed[-1]).hexdigest().encode())
+        return target
+
+    monkeypatch.setattr(hazard, "write_hazard_pdf", printer)
+    dora = _token(client, "dora")
+    before = client.get(f"/api/analyses/{analysis}/report.pdf", headers=dora)
+    assert before.status_code == 200, before.text
+    assert printed[-1] == REPORT  # unsigned: the stored report, as served
+    _sign(client, analysis, dora, meaning="reviewed", username="dora", password=PASSWORD)
+    reviewed = client.get(f"/api/analyses/{analysis}/report.pdf", headers=dora)
+    assert reviewed.content != before.content and reviewed.headers["etag"] != before.headers["etag"]
+    html = printed[-1].decode()
+    assert html.index(f'id="{MANIFEST_ID}"') < html.index("<h1>QC report</h1>")
+    assert "<code>dora</code>" in html and "signed off, final" not in html
+    dirk = _token(client, "dirk")
+    _sign(client, analysis, dirk, meaning="approved", username="dirk", password=PASSWORD)
+    final = client.get(f"/api/analyses/{analysis}/report.pdf", headers=dirk)
+    html = printed[-1].decode()
+    assert "<code>dirk</code>" in html and "signed off, final" in html
+    assert final.content not in (before.content, reviewed.content)
+    # Printed once per manifest: the same request again comes from the cache.
+    n = len(printed)
+    again = client.get(f"/api/analyses/{analysis}/report.pdf", headers=dora)
+    assert again.content == final.content and len(printed) == n
+
+
 # --- pages -----------------------------------------------------------------------------
 
 

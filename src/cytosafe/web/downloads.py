@@ -591,10 +591,11 @@ def _column_letter(n: int) -> str:
 
 
 class PdfCache:
-    """PDFs of reports, kept per SHA-256 of the report's HTML (at most ``size``).
+    """PDFs of reports, kept per key (at most ``size``): the SHA-256 of the report's HTML
+    and of its signature manifest (:func:`_pdf_key`).
 
-    The same report gives the same PDF, so the key is the content: a new report (a new
-    analysis, a re-render) has a new key. One report is printed at a time per key;
+    The same report with the same signatures gives the same PDF, so the key is the
+    content: a new report (a new analysis, a re-render) or a new signature has a new key. One report is printed at a time per key;
     two requests for the same report wait for one print.
     """
 
@@ -630,24 +631,50 @@ class PdfCache:
 PDFS = PdfCache()
 
 
+def _pdf_key(report_sha256: str, signatures: list[dict], final: bool) -> str:
+    """The cache key of a report's PDF: the report's SHA-256 and what its signature
+    manifest prints (each signature's id, signer, time, meaning, comment and signed
+    digest, and whether the analysis is final), so a PDF printed before a signature is
+    never served after it."""
+    import hashlib
+
+    printed = [
+        [s["id"], s["username"], s["name"], str(s["signed_at"]), s["meaning"], s["comment"],
+         s["signed_sha256"]]
+        for s in signatures
+    ]  # fmt: skip
+    if not printed:
+        return report_sha256  # no manifest: the report's bytes are what is printed
+    body = json.dumps([report_sha256, final, printed], default=str).encode("utf-8")
+    return hashlib.sha256(body).hexdigest()
+
+
 def report_pdf(store: Store, analysis_id: int, cache: PdfCache = PDFS) -> tuple[bytes, str]:
-    """The PDF of the analysis's latest report and the report's SHA-256 (404 when it has
-    no HTML report; 503 when Chromium cannot be started)."""
+    """The PDF of the analysis's latest report, with its signature manifest at the top
+    as the served report has it (:func:`cytosafe.report.signature.with_manifest`, 21 CFR
+    11.50(b)), and its cache key (the report's SHA-256 when it is unsigned; see
+    :func:`_pdf_key`). 404 when it has no HTML report; 503 when Chromium cannot be started.
+    """
     from cytosafe.report.hazard import write_hazard_pdf
+    from cytosafe.report.signature import with_manifest
+    from cytosafe.store.signatures import list_signatures
 
     with store.reader() as session:
+        analysis = session.get(Analysis, analysis_id)
         report = session.scalars(
             select(Report).where(Report.analysis_id == analysis_id).order_by(Report.id.desc())
         ).first()
-        if report is None or not report.media_type.startswith("text/html"):
+        if analysis is None or report is None or not report.media_type.startswith("text/html"):
             raise not_found(f"report of analysis {analysis_id}")
-        sha = report.sha256
-        pdf = cache.get(sha)
-        html = None if pdf is not None else report.content
+        signatures = list_signatures(session, analysis_id)
+        final = analysis.status == "signed_off"
+        key = _pdf_key(report.sha256, signatures, final)
+        pdf = cache.get(key)
+        html = None if pdf is not None else with_manifest(report.content, signatures, final=final)
     if pdf is not None:
-        return pdf, sha
-    with cache.printing(sha):
-        pdf = cache.get(sha)  # printed by the request we waited for
+        return pdf, key
+    with cache.printing(key):
+        pdf = cache.get(key)  # printed by the request we waited for
         if pdf is None:
             with tempfile.TemporaryDirectory(prefix="cytosafe-pdf-") as tmp:
                 source = Path(tmp) / "report.html"
@@ -657,8 +684,8 @@ def report_pdf(store: Store, analysis_id: int, cache: PdfCache = PDFS) -> tuple[
                 except RuntimeError as exc:
                     raise HTTPException(503, f"cannot print the report to PDF: {exc}") from None
                 pdf = (Path(tmp) / "report.pdf").read_bytes()
-            cache.put(sha, pdf)
-    return pdf, sha
+            cache.put(key, pdf)
+    return pdf, key
 
 
 # --- what the routes send ---------------------------------------------------------------------
