@@ -580,6 +580,12 @@ def test_the_cohort_page_grades_uploaded_observations(site):
     ana = users["ana"]
     r = ana.post("/studies", {"code": "CO-001", "kind": "clinical", "group": "lab-a"})
     assert r.status_code == 200 and "No graded observations yet." in r.text
+    # The cohort page's upload is the shared one: several files (SDTM domains, a FHIR
+    # Bundle or a table) and the scale picker, not a free-text scale field.
+    form = r.text.split('id="upload-observations"', 1)[1].split("</form>", 1)[0]
+    assert 'type="file" name="files" multiple' in form
+    assert re.findall(r'type="checkbox" name="scales" value="([a-z0-9]+)"', form)[0] == "astct2019"
+    assert 'type="text" name="scales"' not in form
     files = [("file", ("observations.csv", OBSERVATIONS.read_bytes(), "text/csv"))]
     r = ana.post("/studies/CO-001/observations", files=files)
     assert r.status_code == 201, _flash(r.text)
