@@ -162,3 +162,24 @@ def test_analysis_on_a_local_cluster(cluster, tmp_path):
     with Client(cluster) as client:
         run_analysis(study, out=tmp_path / "dask", scheduler=client)
     assert tables(tmp_path / "dask") == tables(tmp_path / "one")
+
+
+def test_without_a_worker_count_small_runs_stay_in_this_process(monkeypatch):
+    """``workers=None`` (the command line's default) uses every core from
+    DEFAULT_MIN_CURVES curves; the 72 curves of the MSD example stay in this process,
+    where starting workers would cost more than it saves (bench_workers.py)."""
+    from cytosafe.workflows import parallel
+
+    measurements, _ = load_measurements(MSD, sample_map=EXAMPLE / "msd" / "samples.csv")
+    calls = []
+
+    def here(func, tasks, *, workers, scheduler):
+        calls.append(len(tasks))
+        return [func(t) for t in tasks]
+
+    monkeypatch.setattr(parallel, "map_plates", here)
+    assert parallel.DEFAULT_MIN_CURVES > 72
+    small = parallel.quantifier(workers=None)(measurements)
+    assert calls == []
+    split = quantify_partitioned(measurements, workers=2, min_curves=72)
+    assert calls == [2] and as_bytes(split) == as_bytes(small)

@@ -25,8 +25,9 @@ WorkersOption = Annotated[
         "--workers",
         "-w",
         metavar="N",
-        help="Processes that calibrate the plates, each a run of whole plates (default: all "
-        "cores; 1 = in this process). The tables are byte-identical whatever N.",
+        help="Processes that calibrate the plates, each a run of whole plates (default: every "
+        "core for runs of 500 curves or more, where starting workers pays; 1 = in this "
+        "process). The tables are byte-identical whatever N.",
         callback=check_workers,
         show_default=False,
     ),

@@ -1,7 +1,8 @@
 """``cytosafe analyze STUDY --out DIR``: the command-line face of the analysis workflow
 (:func:`cytosafe.workflows.run_analysis`). ``--workers N`` quantifies runs of whole plates
-in N processes (default: all cores; 1 = in this process), ``--scheduler tcp://host:port``
-on a Dask cluster, with byte-identical tables (:mod:`cytosafe.workflows.parallel`).
+in N processes (default: every core for runs of 500 curves or more; 1 = in this process),
+``--scheduler tcp://host:port`` on a Dask cluster, with byte-identical tables
+(:mod:`cytosafe.workflows.parallel`).
 """
 
 from __future__ import annotations

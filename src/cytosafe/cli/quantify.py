@@ -25,9 +25,10 @@ reports, DW exports); a unit the file states wins. Mass units are converted to p
 arbitrary units (IU/mL, U/mL, AU/mL, ...; :mod:`cytosafe.schema.units`) are kept as
 written and labelled in every table and the report.
 
-``--workers N`` calibrates runs of whole plates in N processes (default: all cores; 1 runs
-in this process), ``--scheduler tcp://host:port`` on a Dask cluster; the tables are
-byte-identical to one process (:mod:`cytosafe.workflows.parallel`).
+``--workers N`` calibrates runs of whole plates in N processes (default: every core for
+runs of 500 curves or more; 1 runs in this process), ``--scheduler tcp://host:port`` on a
+Dask cluster; the tables are byte-identical to one process
+(:mod:`cytosafe.workflows.parallel`).
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ def run_analysis(
     settings: HazardSettings | None = None,
     pdf: bool = False,
     generated: str | None = None,
-    workers: int = 1,
+    workers: int | None = 1,
     scheduler=None,
 ) -> AnalysisResult:
     """Quantify the raw exports of a study and identify its cytokine-release hazard.
@@ -77,7 +77,8 @@ def run_analysis(
         Quantify runs of whole plates in ``workers`` processes, or on a Dask cluster (a
         :class:`dask.distributed.Client` or a scheduler address); the tables are
         byte-identical to one process (:mod:`cytosafe.workflows.parallel`). The hazard
-        step and the report run here. Default: here.
+        step and the report run here. Default: here; ``None``: every core for runs of 500
+        curves or more (:func:`~cytosafe.workflows.parallel.quantifier`).
 
     Returns
     -------

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "DEFAULT_MIN_CURVES",
     "check_workers",
     "default_workers",
     "map_plates",
@@ -47,7 +48,12 @@ __all__ = [
 ]
 
 #: Modules the forkserver imports once, before forking workers.
-_PRELOAD = ["cytosafe.workflows.parallel", "cytosafe.curves.calibration", "cytosafe.quantification"]
+_PRELOAD = [
+    "__main__",
+    "cytosafe.workflows.parallel",
+    "cytosafe.curves.calibration",
+    "cytosafe.quantification",
+]
 
 
 def default_workers() -> int:
@@ -75,16 +81,33 @@ def check_workers(workers: int | None) -> int:
     return int(workers)
 
 
+#: Curves from which a run whose number of workers was not chosen uses every core. Workers
+#: cost about a second of CPU to start; on the 2-core machine (issue 16) the 9-plate MSD
+#: example (72 curves, under 1 s of fitting) took 1.5 s longer with two workers, and the
+#: 60-plate study of ``bench_analyze.py`` (600 curves) 1.1 s shorter
+#: (``benchmarks/bench_workers.py``).
+DEFAULT_MIN_CURVES = 500
+
+
 def quantifier(*, workers: int | None = 1, scheduler=None) -> Callable[..., Any]:
-    """The quantify function a workflow runs: :func:`cytosafe.quantification.quantify` for
-    one worker, else :func:`quantify_partitioned` over ``workers`` processes (None: every
-    core; their forkserver started now, :func:`prestart`) or on the Dask ``scheduler``."""
+    """The quantify function a workflow runs.
+
+    :func:`cytosafe.quantification.quantify` for one worker; :func:`quantify_partitioned`
+    over ``workers`` processes (their forkserver started now, :func:`prestart`, so that it
+    imports while the inputs are read) or on the Dask ``scheduler``. ``workers=None``:
+    every core (:func:`default_workers`) for runs of :data:`DEFAULT_MIN_CURVES` curves or
+    more, smaller runs in this process.
+    """
     from functools import partial
 
     if workers == 1 and scheduler is None:
         from cytosafe.quantification import quantify
 
         return quantify
+    if workers is None and scheduler is None:
+        return partial(
+            quantify_partitioned, workers=default_workers(), min_curves=DEFAULT_MIN_CURVES
+        )
     workers = check_workers(workers)
     if scheduler is None and workers > 1:
         prestart()
@@ -179,15 +202,17 @@ def quantify_partitioned(
     exclusions=None,
     workers: int = 1,
     scheduler=None,
+    min_curves: int = 0,
 ):
     """:func:`cytosafe.quantification.quantify` of a measurement table, split by plate.
 
     The same result, table for table and byte for byte, as ``quantify`` in one process
     (module notes); ``workers`` and ``scheduler`` as in :func:`map_plates`. Each task is
     a run of whole plates (one per worker, so each still fits its curves in one batch).
-    With one worker and no scheduler, a single plate, or plates whose rows interleave, it
-    is ``quantify`` itself.
+    With one worker and no scheduler, a single plate, plates whose rows interleave, or
+    fewer than ``min_curves`` curves, it is ``quantify`` itself.
     """
+    from cytosafe.curves.calibration import CURVE_KEY
     from cytosafe.curves.fit import COMPILED_MIN_CURVES, compiled_available
     from cytosafe.curves.potency import PotencySettings, potency
     from cytosafe.quantification import QuantificationResult, plate_conventions, quantify
@@ -219,6 +244,8 @@ def quantify_partitioned(
     contiguous = bool(np.all(np.diff(codes) >= 0)) and raw_plates == plates
     if len(plates) < 2 or not contiguous:
         return whole()
+    if min_curves and df.groupby(CURVE_KEY, observed=True).ngroups < min_curves:
+        return whole()
     n_tasks = workers if scheduler is None else _cluster_size(scheduler)
     conventions = plate_conventions(measurements, settings=settings, options=options)
     chosen = conventions.attrs.pop("settings")
@@ -229,7 +256,7 @@ def quantify_partitioned(
     tasks, layout = [], []
     for group_settings, members in groups.items():
         rows = np.isin(codes, members)
-        n_curves = df.loc[rows].groupby(["study_id", "plate_id", "analyte"], observed=True).ngroups
+        n_curves = df.loc[rows].groupby(CURVE_KEY, observed=True).ngroups
         # The whole run fits a group's curves in one batch: with the compiled kernel from
         # COMPILED_MIN_CURVES curves (cytosafe.curves.fit); each task makes the same choice.
         compiled = n_curves >= COMPILED_MIN_CURVES and compiled_available()

@@ -60,7 +60,7 @@ def run_quantification(
     wavelength: float | None = None,
     reference_wavelength: float | None = None,
     standard_unit: str | None = None,
-    workers: int = 1,
+    workers: int | None = 1,
     scheduler=None,
 ):
     """Read exports, fit every standard curve, back-calculate, fit potency; optionally write.
@@ -95,7 +95,9 @@ def run_quantification(
         Calibrate runs of whole plates in ``workers`` processes, or on a Dask cluster
         (a :class:`dask.distributed.Client` or a scheduler address, ``tcp://host:8786``);
         the tables are byte-identical to one process
-        (:func:`cytosafe.workflows.parallel.quantify_partitioned`). Default: here.
+        (:func:`cytosafe.workflows.parallel.quantify_partitioned`). Default: here; ``None``:
+        every core for runs of 500 curves or more
+        (:func:`~cytosafe.workflows.parallel.quantifier`).
 
     Returns
     -------
