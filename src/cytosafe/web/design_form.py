@@ -50,9 +50,10 @@ ROLE_LABELS = {
     "vehicle": "Vehicle",
     "isotype_control": "Isotype control",
 }
-#: Blank rows the form offers for new treatments and formats (more for a new design).
+#: Blank rows the form offers for new treatments and formats (more for a new design: the
+#: form has no add-a-row control, and the example CRA study alone has 7 treatments).
 BLANK_ROWS = 3
-NEW_ROWS = 6
+NEW_ROWS = 10
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
