@@ -24,7 +24,7 @@ SQLAlchemy or FastAPI (``benchmarks/bench_startup.py``).
 | ``predict`` | :mod:`~cytosafe.cli.predict` | :func:`cytosafe.clinical.predict.predict` |
 | ``monitor`` | :mod:`~cytosafe.cli.monitor` | :func:`cytosafe.workflows.monitor.run_monitor` |
 | ``recommend`` | :mod:`~cytosafe.cli.recommend` | :func:`cytosafe.assays.recommend` |
-| ``aop export/query/simulate/map`` | :mod:`~cytosafe.cli.aop` | :mod:`cytosafe.aop` |
+| ``aop export/query/simulate/map/fit`` | :mod:`~cytosafe.cli.aop` | :mod:`cytosafe.aop` (``fit``: :func:`cytosafe.aop.fit.fit_network`) |
 | ``mabel``, ``simulate`` | :mod:`~cytosafe.cli.translate` | :mod:`cytosafe.translate` |
 | ``store import/exclude/include/upgrade``, ``audit verify/head`` | :mod:`~cytosafe.cli.store` | :mod:`cytosafe.store` |
 | ``store sign`` | :mod:`~cytosafe.cli.sign` | :func:`cytosafe.store.signatures.sign` |

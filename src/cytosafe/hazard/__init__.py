@@ -10,6 +10,9 @@ Stages, each a plain function from tidy tables to tidy tables:
   tests, geometric mean ratios, multiplicity control, donor random-effect models;
 * :func:`positive_control_acceptance`, :func:`benchmark`, :func:`classify` — assay
   validity, ranking against benchmark drugs, hazard classes with reasons;
+* :func:`call_summary` — a rule set applied to summary values (a published fold change,
+  increase or percent of the positive control) instead of donor cultures, as the
+  reference library's calibration does;
 * :func:`assess_hazard` (all of the above). The whole analysis from a study file
   (quantification, hazard, tables and report) is the workflow :func:`cytosafe.analyze`
   (:func:`cytosafe.workflows.run_analysis`).
@@ -33,6 +36,7 @@ from cytosafe.hazard.statistics import (
     mixed_models,
     paired_wilcoxon,
 )
+from cytosafe.hazard.summary import SummaryCall, call_summary
 
 __all__ = [
     "AnalysisResult",
@@ -41,11 +45,13 @@ __all__ = [
     "Rule",
     "RuleSet",
     "StudyDesign",
+    "SummaryCall",
     "TreatmentDesign",
     "across_donors",
     "adjust_pvalues",
     "assess_hazard",
     "benchmark",
+    "call_summary",
     "classify",
     "design_from_table",
     "donor_responses",
