@@ -48,16 +48,17 @@ def upload_sdtm(
     cm: Annotated[UploadFile | None, File()] = None,
     pr: Annotated[UploadFile | None, File()] = None,
     ae: Annotated[UploadFile | None, File()] = None,
+    lb: Annotated[UploadFile | None, File(description="Laboratory results (.xpt).")] = None,
     product: Annotated[str | None, Form()] = None,
     scales: Scales = "astct2019",
 ) -> dict:
-    """Upload CDISC SDTM domains (SAS transport files), store the observations and
-    their grades."""
+    """Upload CDISC SDTM domains (SAS transport files), store the observations (with
+    LB's laboratory results, for the predictors) and their grades."""
     study = services.clinical_study(store, user, code)
     with uploads(settings) as up:
         parts = {
             k: up.save(f, f"{k}.xpt")
-            for k, f in {"dm": dm, "vs": vs, "ex": ex, "cm": cm, "pr": pr, "ae": ae}.items()
+            for k, f in {"dm": dm, "vs": vs, "ex": ex, "cm": cm, "pr": pr, "ae": ae, "lb": lb}.items()
             if f is not None
         }
         return services.grade_and_store(
@@ -76,8 +77,8 @@ def upload_fhir(
     product: Annotated[str | None, Form()] = None,
     scales: Scales = "astct2019",
 ) -> dict:
-    """Upload a FHIR R4 Bundle of Observations and MedicationAdministrations, store
-    the observations and their grades."""
+    """Upload a FHIR R4 Bundle of Observations (laboratory ones too, for the predictors)
+    and MedicationAdministrations, store the observations and their grades."""
     study = services.clinical_study(store, user, code)
     with uploads(settings) as up:
         path = up.save(bundle, "bundle.json")

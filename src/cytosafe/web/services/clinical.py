@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from fastapi import UploadFile
 
 from cytosafe.errors import InputError
@@ -57,6 +59,26 @@ def grade_upload(path: str, scales: list[str]) -> dict:
     return _grades_out(grade(read_observations(path), scales))
 
 
+def _sdtm_files(parts: dict[str, str], folder: str) -> tuple[list[Path], dict[str, str]]:
+    """The uploaded SDTM domains as files named after their domain (``dm.xpt``, ...), as
+    :func:`cytosafe.workflows.grading.read_clinical_input` knows them by name, and the
+    uploaded name of each copy: an upload named otherwise (the API takes each domain in
+    its own field) is copied under its domain's name into a folder of the upload's own."""
+    import shutil
+
+    if all(Path(p).stem.lower() == key for key, p in parts.items()):
+        return [Path(p) for p in parts.values()], {}
+    domains = Path(folder) / "sdtm-domains"
+    domains.mkdir(exist_ok=True)
+    files, named = [], {}
+    for key, p in parts.items():
+        target = domains / f"{key}.xpt"
+        shutil.copyfile(p, target)
+        files.append(target)
+        named[str(target)] = str(p)
+    return files, named
+
+
 def _read_and_grade(
     kind: str,
     parts: dict[str, str],
@@ -66,23 +88,49 @@ def _read_and_grade(
     title: str,
 ) -> tuple[Any, Any, str]:
     """Read uploaded observations (a table, SDTM domains or a FHIR bundle), grade them and
-    render the report (run in a compute worker); file names lose the upload folder."""
+    render the report (run in a compute worker); file names lose the upload folder.
+
+    SDTM domains and FHIR Bundles are read as ``cytosafe grade`` reads them
+    (:func:`cytosafe.workflows.grading.read_clinical_input`): laboratory results (SDTM LB,
+    a Bundle's laboratory Observations) come with the vital signs, so that the stored
+    observations hold what the predictors read (grading itself ignores them)."""
     from cytosafe.clinical import grade, read_observations
     from cytosafe.report.clinical import render_clinical_report
+    from cytosafe.workflows.grading import read_clinical_input
 
     if kind == "table":
         obs = read_observations(parts["file"])
     elif kind == "sdtm":
-        from cytosafe.io.sdtm import read_sdtm
-
-        obs = read_sdtm(**parts, product=product).observations
+        files, named = _sdtm_files(parts, folder)
+        obs, _, _ = read_clinical_input(files, product=product)
+        if named:  # each row names the file as it was uploaded
+            obs.table["source_file"] = obs.table["source_file"].replace(named)
     else:
-        from cytosafe.io.fhir import read_fhir
-
-        obs = read_fhir(parts["bundle"], product=product).observations
+        obs, _, _ = read_clinical_input(Path(parts["bundle"]), product=product)
     obs.table = strip_folder_column(obs.table, folder)
     result = grade(obs, scales)
     return obs, result, render_clinical_report(result, title=title)
+
+
+def _as_stored(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows to store: ``value`` in the unit stored beside it.
+
+    Validation gives each number in its item's canonical unit (``value_num``, ``unit``:
+    e.g. CRP 9.5 mg/dL becomes 95 mg/L; a vasopressor in ug/kg/min becomes ug/min) but keeps
+    the ``value`` as written; stored as it is, 9.5 would read as 9.5 mg/L. Where the
+    number changed, the converted number is stored; elsewhere the value as written."""
+    out = table[_STORED].copy()
+    if "value_num" in table.columns:
+        written = pd.to_numeric(table["value"], errors="coerce").to_numpy(dtype=float)
+        canonical = pd.to_numeric(table["value_num"], errors="coerce").to_numpy(dtype=float)
+        changed = np.isfinite(written) & np.isfinite(canonical)
+        changed[changed] = ~np.isclose(written[changed], canonical[changed], rtol=1e-12, atol=0)
+        out["value"] = out["value"].astype(object)
+        out.loc[changed, "value"] = [format(x, ".15g") for x in canonical[changed]]
+    return out
+
+
+_STORED = ["patient_id", "time", "item", "value", "unit", "source_file", "source_row"]
 
 
 def clinical_study(store: Store, user: User, code: str) -> Study:
@@ -124,10 +172,9 @@ def grade_and_store(
         parse_scales(scales),
         f"{study.code}: CRS grading",
     )
-    columns = ["patient_id", "time", "item", "value", "unit", "source_file", "source_row"]
     with store.session() as session:
         n = import_observations(
-            session, obs.table[columns], study=study.code, user=user.username, source=source
+            session, _as_stored(obs.table), study=study.code, user=user.username, source=source
         )
         analysis = import_grades(
             session,
@@ -166,8 +213,9 @@ def upload_observations(
         )
 
 
-#: The SDTM domains a web upload grades (laboratory ``lb`` is read by ``cytosafe grade``).
-WEB_SDTM_DOMAINS = ("dm", "vs", "ex", "cm", "pr", "ae")
+#: The SDTM domains a web upload reads: those ``cytosafe grade`` reads, laboratory ``lb``
+#: among them (:data:`cytosafe.workflows.grading.SDTM_DOMAINS`).
+WEB_SDTM_DOMAINS = ("dm", "vs", "ex", "cm", "pr", "ae", "lb")
 
 
 def scale_choices() -> list[dict[str, str]]:
@@ -199,7 +247,7 @@ def _kind(paths: list[Path]) -> tuple[str, dict[str, Path]]:
                 raise InputError(
                     f"'{p.name}' is not an SDTM domain the web upload grades",
                     file=p.name,
-                    expected="dm.xpt, vs.xpt and optionally ex, cm, pr, ae (.xpt)",
+                    expected="dm.xpt, vs.xpt and optionally ex, cm, pr, ae, lb (.xpt)",
                 )
             if key in parts:
                 raise InputError(f"domain {key.upper()} given twice", file=p.name)
@@ -235,7 +283,7 @@ def upload_clinical(
 ) -> dict:
     """Store uploaded observations and their grades, whatever their form: an observation
     table (CSV/XLSX), SDTM domains (``dm.xpt``, ``vs.xpt`` and optionally ``ex``, ``cm``,
-    ``pr``, ``ae``) or a FHIR R4 Bundle (``.json``), read by the readers ``cytosafe grade``
+    ``pr``, ``ae``, ``lb``) or a FHIR R4 Bundle (``.json``), read by the readers ``cytosafe grade``
     uses; ``scales`` as picked (names of the scales data file; unknown names are an
     :class:`InputError`)."""
     from cytosafe.clinical.scales import get_scale
