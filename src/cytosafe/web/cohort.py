@@ -244,7 +244,9 @@ def grade_heatmap(grades: pd.DataFrame, patients: pd.DataFrame) -> dict | None:
                 "tickvals": [0, 1, 2, 3, 4, 5],
                 "ticktext": ["0", "1", "2", "3", "4", "5"],
                 "thickness": 12,
-                "len": 0.5,
+                # In pixels: half of a two-patient plot overlapped the six grade labels.
+                "lenmode": "pixels",
+                "len": 120,
                 "y": 1,
                 "yanchor": "top",
             },
@@ -253,7 +255,13 @@ def grade_heatmap(grades: pd.DataFrame, patients: pd.DataFrame) -> dict | None:
     layout = {
         "height": _height(len(order)),
         "margin": {"l": 80, "r": 12, "t": 16, "b": 48},
-        "xaxis": {"title": {"text": "day after the infusion"}, "dtick": 1, "showgrid": False},
+        # No zero line: on days it drew a stray rule through day 0's blank cells.
+        "xaxis": {
+            "title": {"text": "day after the infusion"},
+            "dtick": 1,
+            "showgrid": False,
+            "zeroline": False,
+        },
         "yaxis": {"autorange": "reversed", "tickfont": {"size": 10}, "showgrid": False},
     }
     return {"data": data, "layout": layout}
