@@ -105,8 +105,14 @@ def test_signing_with_password_reentry_puts_the_manifest_on_the_page_report_and_
 
             page.goto(f"{base}/analyses/{analysis}")
             form = page.locator("#sign-form")
-            expect(form).to_be_visible()
+            # The page opens with the answer: the sign form waits, collapsed, below the
+            # results (issue 15 item 1), and opens at a click.
+            expect(form).to_be_hidden()
             expect(page.locator("#signature-manifest")).to_have_count(0)
+            below = page.locator("#sign").bounding_box()["y"]
+            assert below > page.locator("#report").bounding_box()["y"]
+            page.locator("#sign-details > summary").click()
+            expect(form).to_be_visible()
             # A wrong password first: refused, nothing signed.
             form.locator("select[name=meaning]").select_option("approved")
             form.locator("input[name=username]").fill("dora")
@@ -114,6 +120,8 @@ def test_signing_with_password_reentry_puts_the_manifest_on_the_page_report_and_
             form.locator("button[type=submit]").click()
             expect(page.get_by_role("alert")).to_contain_text("password of 'dora' is wrong")
             expect(page.locator("#signature-manifest")).to_have_count(0)
+            # Refused, the form is open again to correct the password.
+            expect(page.locator("#sign-details")).to_have_attribute("open", "")
 
             form = page.locator("#sign-form")
             form.locator("select[name=meaning]").select_option("approved")
@@ -135,6 +143,9 @@ def test_signing_with_password_reentry_puts_the_manifest_on_the_page_report_and_
                 re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$")
             )
             expect(page.locator("#sign-form")).to_have_count(0)  # final: nothing to sign
+            expect(page.locator("#signed")).to_have_text(
+                re.compile(r"^by dora on \d{4}-\d\d-\d\d \d\d:\d\d UTC$")
+            )
             page.screenshot(path=tmp_path / "signed.png", full_page=True)
 
             # The served report: the manifest at the top, and its scripts still run.
