@@ -230,6 +230,10 @@ def quantify_partitioned(
 
     if scheduler is None and workers <= 1:
         return whole()
+    if min_curves and set(CURVE_KEY) <= set(measurements.columns):
+        # Counted before validation: a small run goes to quantify, which validates once.
+        if measurements.groupby(CURVE_KEY, observed=True, sort=False).ngroups < min_curves:
+            return whole()
     measurements = validate_measurements(measurements)
     if exclusions is not None:
         from cytosafe.curves.exclusions import apply_exclusions, parse_exclusions
@@ -243,8 +247,6 @@ def quantify_partitioned(
     raw_codes, raw_plates = _plate_codes(measurements)
     contiguous = bool(np.all(np.diff(codes) >= 0)) and raw_plates == plates
     if len(plates) < 2 or not contiguous:
-        return whole()
-    if min_curves and df.groupby(CURVE_KEY, observed=True).ngroups < min_curves:
         return whole()
     n_tasks = workers if scheduler is None else _cluster_size(scheduler)
     conventions = plate_conventions(measurements, settings=settings, options=options)
