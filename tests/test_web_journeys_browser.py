@@ -128,6 +128,8 @@ class User:
         for label, (width, height) in WIDTHS.items():
             page.set_viewport_size({"width": width, "height": height})
             page.wait_for_timeout(200)  # Plotly redraws on resize
+            # From the top: a full-page shot taken scrolled draws the sticky sidebar midway.
+            page.evaluate("window.scrollTo(0, 0)")
             self.wide[f"{name}-{label}"] = _wide(page)
             path = ARTIFACTS / f"{name}-{label}.png"
             page.screenshot(path=path, full_page=True)
@@ -308,6 +310,7 @@ def test_3_compare_sign_off_and_download_the_workbook_and_the_pdf(site, made, tm
     page = dora.page
     try:
         page.goto(f"{dora.base}/analyses/{hazard}")
+        page.get_by_text("Sign this analysis…").click()  # the form waits below the results
         form = page.locator("#sign-form")
         form.locator("select[name=meaning]").select_option("approved")
         form.locator("textarea[name=comment]").fill("Hazard calls approved")
