@@ -252,3 +252,50 @@ def test_a_sustained_fever_raises_one_vital_sign_alert_until_it_settles():
                                                 value, "C"))})  # fmt: skip
         fired += [a.details["value"] for a in u.alerts if a.kind == "vital_sign"]
     assert fired == [38.4, 38.1]  # the first crossing, and again after it settled
+
+
+def test_a_batch_on_time_grades_only_its_new_rows_from_the_carried_state(monkeypatch):
+    """The issue: "only the new observations are processed, and the patient's state is
+    kept, not recomputed from the start". ASTCT fever masking (Lee et al. 2019: after
+    tocilizumab given for CRS, fever is no longer required) reaches back to the start of
+    follow-up; it is carried as a flag, not as the rows."""
+    import cytosafe.clinical.monitor as monitor_module
+
+    seen = []
+    real = monitor_module.grade_increment
+
+    def spy(obs, scales, options, carry):
+        seen.append((obs.table.copy(), carry))
+        return real(obs, scales, options, carry)
+
+    monkeypatch.setattr(monitor_module, "grade_increment", spy)
+    m = Monitor()
+    before = _patient(
+        "P1",
+        ("P1", "2024-05-01T12:00:00Z", "temperature", "38.6", "C"),
+        ("P1", "2024-05-01T13:00:00Z", "tocilizumab", "8", "mg/kg"),
+        ("P1", "2024-05-01T16:00:00Z", "temperature", "37.0", "C"),
+        ("P1", "2024-05-01T16:00:00Z", "oxygen_device", "nasal_cannula", ""),
+    )
+    m.process({"a.csv": before})
+    assert m.rows_graded_last == len(before)
+    new = _rows(("P1", "2024-05-01T20:00:00Z", "systolic_bp", "85", "mmHg"),
+                ("P1", "2024-05-01T20:00:00Z", "temperature", "37.1", "C"))  # fmt: skip
+    u = m.process({"b.csv": new})
+    table, carry = seen[-1]
+    # only the two new rows were graded, from the carried state of P1
+    assert m.rows_graded_last == 2 and len(table) == 2
+    assert set(table["time"]) == {pd.Timestamp("2024-05-01T20:00:00")}
+    assert list(carry.patients.index) == ["P1"]
+    assert carry.scales["astct2019"].loc["P1", "masked"] == 1.0  # tocilizumab after fever
+    assert carry.scales["astct2019"].loc["P1", "fever_seen"] == 1.0
+    assert carry.patients.loc["P1", "v:oxygen_device"] >= 1  # the cannula, carried
+    full, _ = _full(pd.concat([before, new], ignore_index=True))
+    at = (full["time"] == pd.Timestamp("2024-05-01T20:00:00")) & (full["scale"] == "astct2019")
+    want = full.loc[at, ["grade", "criterion"]]
+    got = u.timeline[["grade", "criterion"]]
+    assert got.astype(str).values.tolist() == want.astype(str).values.tolist()
+    assert int(got["grade"].iat[0]) == 2  # hypotension, fever not required (masked)
+    # a late row reprocesses the patient's whole record, as before
+    m.process({"c.csv": _rows(("P1", "2024-05-01T18:00:00Z", "temperature", "37.3", "C"))})
+    assert m.rows_graded_last == len(before) + len(new) + 1

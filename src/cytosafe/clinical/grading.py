@@ -22,7 +22,14 @@ from cytosafe.clinical.episodes import patient_summary
 from cytosafe.clinical.scales import DEFAULT_SCALE, get_scale
 from cytosafe.clinical.scales._common import Derived, Graded, crs_signs, derive, gate
 from cytosafe.clinical.scales._text import Text
-from cytosafe.clinical.states import States, build_states
+from cytosafe.clinical.states import (
+    _STATE_ITEMS,
+    CARRIED_EVENTS,
+    Carry,
+    States,
+    build_states,
+    carry_forward,
+)
 from cytosafe.clinical.summary import cohort_summary
 from cytosafe.errors import DataWarning, InputError
 from cytosafe.schema.observations import (
@@ -33,7 +40,14 @@ from cytosafe.schema.observations import (
     validate_observations,
 )
 
-__all__ = ["GradeResult", "grade", "grade_arrays", "grade_states", "scale_label"]
+__all__ = [
+    "GradeResult",
+    "grade",
+    "grade_arrays",
+    "grade_increment",
+    "grade_states",
+    "scale_label",
+]
 
 TIMELINE_COLUMNS = (
     "patient_id", "time", "hours", "scale", "scale_version", "grade", "criterion", "estimates",
@@ -97,14 +111,19 @@ def _events(s) -> pd.Categorical:
 
 
 def grade_arrays(
-    s: States, scale: str, settings: dict, cache: dict | None = None
+    s: States,
+    scale: str,
+    settings: dict,
+    cache: dict | None = None,
+    carry: dict[str, np.ndarray] | None = None,
 ) -> tuple[Graded, Derived | None]:
     """Grade, criterion and estimates of every row of a state table under one scale.
 
     The vectorised core of :func:`grade` (no tables built); ``cache`` shares the derived
     quantities between scales graded with the same shared settings. A CRS scale whose
     onset requires fever is gated (:func:`cytosafe.clinical.scales._common.gate`): its
-    ``extra["crs_present"]`` says where CRS was present.
+    ``extra["crs_present"]`` says where CRS was present. ``carry``: per row, the scale's
+    carried columns (:class:`cytosafe.clinical.states.Carry`).
     """
     mod = get_scale(scale)
     if mod.KIND != "CRS":
@@ -112,7 +131,8 @@ def grade_arrays(
     cache = {} if cache is None else cache
     key = repr([(k, settings[k]) for k in sorted(criteria()["common"])])
     if key not in cache:
-        cache[key] = derive(s, settings)
+        # scales with the same shared settings carry the same columns
+        cache[key] = derive(s, settings, carry)
     d = cache[key]
     graded, present = gate(s, d, mod.grade(s, d, settings), settings)
     graded.extra["crs_present"] = present
@@ -121,7 +141,105 @@ def grade_arrays(
 
 def grade_states(obs: Observations, scales: Sequence[str], options: dict | None) -> pd.DataFrame:
     """The timeline of validated observations under each of ``scales``."""
-    s = build_states(obs.table, obs.weight_assumed)
+    return _grade_states(obs, scales, options, None, None)[0]
+
+
+def grade_increment(
+    obs: Observations, scales: Sequence[str], options: dict | None, carry: Carry | None
+) -> tuple[pd.DataFrame, Carry]:
+    """The timeline of new rows graded from what earlier rows left, and what they leave.
+
+    ``obs`` holds, for each patient in ``carry``, only rows after those graded before
+    (and after the infusion); other patients' rows are graded from their start. The
+    rows are exactly those :func:`grade_states` gives over the whole record (the carry
+    holds every quantity the rules read from earlier rows: :class:`Carry`).
+
+    Returns
+    -------
+    timeline, carry:
+        The new rows' timeline and the carry of every patient graded (others: none).
+    """
+    out: dict[str, Any] = {}
+    tl = _grade_states(obs, scales, options, carry, out)[0]
+    return tl, out.get("carry", Carry.empty())
+
+
+def _per_row(s: States, frame: pd.DataFrame | None) -> dict[str, np.ndarray] | None:
+    """A per-patient table as arrays over the rows of ``s`` (NaN for patients not in it)."""
+    if frame is None or not len(frame) or not len(s):
+        return None
+    ids = s.patient_id[np.flatnonzero(s.first)]
+    known = frame.reindex(pd.Index(ids, dtype=object))
+    return {c: known[c].to_numpy(dtype=float)[s.patient_code] for c in known.columns}
+
+
+def _carry_out(
+    s: States,
+    derived: dict[str, tuple[Derived, dict]],
+    keep_hours: float,
+) -> Carry:
+    """What each patient's last row leaves for the rows after it (see :class:`Carry`)."""
+    firsts = np.flatnonzero(s.first)
+    last = np.append(firsts[1:], len(s)) - 1
+    ids = pd.Index(s.patient_id[last], dtype=object, name="patient_id")
+    cols: dict[str, np.ndarray] = {
+        "zero": s.zero[last],
+        "has_infusion": s.has_infusion[last].astype(float),
+        "last_hours": s.hours[last],
+    }
+    for name in _STATE_ITEMS:
+        cols["v:" + name] = s.values[name][last]
+    init = s.init or {}
+    idx = np.arange(len(s), dtype=float)
+    fio2 = carry_forward(np.where(s.observed["fio2"], idx, np.nan), s.start,
+                         init.get("fio2_at"))[last]  # fmt: skip
+    dev = carry_forward(np.where(s.observed["oxygen_device"], idx, np.nan), s.start,
+                        init.get("dev_at"))[last]  # fmt: skip
+    # only the order of the two matters to the rows after: ranks -2 < -1
+    both = ~np.isnan(fio2) & ~np.isnan(dev)
+    cols["fio2_at"] = np.where(np.isnan(fio2), np.nan, np.where(both & (fio2 < dev), -2.0, -1.0))
+    cols["dev_at"] = np.where(np.isnan(dev), np.nan, np.where(both & (dev < fio2), -2.0, -1.0))
+    patients = pd.DataFrame(cols, index=ids)
+    scales = {}
+    for scale, (d, extra) in derived.items():
+        sc = {
+            "fever_seen": d.fever_seen[last].astype(float),
+            "masked": d.fever_masked[last].astype(float),
+            "high_begin": d.high_begin[last],
+            "pressor_begin": d.pressor_begin[last],
+        }
+        for k in ("quiet", "quiet_begin", "fever_in_seg"):
+            sc[k] = extra[k][last].astype(float) if k in extra else np.full(len(last), np.nan)
+        scales[scale] = pd.DataFrame(sc, index=ids)
+    # events of a bounded window: those that a later row's window can still reach
+    code_last = s.hours[last]
+    parts = []
+    for item in CARRIED_EVENTS:
+        rows = np.flatnonzero(s.observed[item])
+        if len(rows):
+            parts.append((s.patient_code[rows], s.hours[rows], np.ones(len(rows)), item))
+        if s.prior_events and item in s.prior_events:
+            pc, ph, pw = s.prior_events[item]
+            parts.append((pc, ph, pw, item))
+    frames = []
+    for code, hours, weight, item in parts:
+        keep = hours > code_last[code] - keep_hours
+        if keep.any():
+            frames.append(pd.DataFrame({"patient_id": ids.to_numpy(object)[code[keep]],
+                                        "item": item, "hours": hours[keep],
+                                        "weight": weight[keep]}))  # fmt: skip
+    events = pd.concat(frames, ignore_index=True) if frames else Carry.empty().events
+    return Carry(patients, scales, events)
+
+
+def _grade_states(
+    obs: Observations,
+    scales: Sequence[str],
+    options: dict | None,
+    carry: Carry | None,
+    out_carry: dict | None,
+) -> tuple[pd.DataFrame]:
+    s = build_states(obs.table, obs.weight_assumed, carry)
     v = s.values
     dev = v["oxygen_device"]
     device = pd.Categorical.from_codes(
@@ -132,10 +250,17 @@ def grade_states(obs: Observations, scales: Sequence[str], options: dict | None)
     # categorical: a million rows share a few thousand patient ids
     firsts = np.flatnonzero(s.first)
     patient_cat = pd.Categorical.from_codes(s.patient_code, categories=s.patient_id[firsts])
+    derived: dict[str, tuple[Derived, dict]] = {}
+    keep_hours = 0.0
     for name in scales:
         mod = get_scale(name)
         settings = settings_for(mod.NAME, (options or {}).get(mod.NAME))
-        g, d = grade_arrays(s, mod.NAME, settings, cache)
+        keep_hours = max([keep_hours] + [float(v) for k, v in settings.items()
+                                         if k.endswith("_window_hours")])  # fmt: skip
+        scale_carry = _per_row(s, carry.scales.get(mod.NAME)) if carry is not None else None
+        g, d = grade_arrays(s, mod.NAME, settings, cache, scale_carry)
+        if d is not None:
+            derived[mod.NAME] = (d, g.extra)
         meta = criteria()["scale"][mod.NAME]
         grade_col = np.where(s.baseline, 0, g.grade)
         criterion = g.criterion.to_categorical()
@@ -181,8 +306,10 @@ def grade_states(obs: Observations, scales: Sequence[str], options: dict | None)
         out["_has_infusion"] = s.has_infusion
         out["_baseline_fever"] = baseline_fever
         frames.append(out)
-    out = pd.concat(frames, ignore_index=True)
-    return _categorical(out)
+    if out_carry is not None and len(s):
+        out_carry["carry"] = _carry_out(s, derived, keep_hours)
+    timeline = pd.concat(frames, ignore_index=True)
+    return (_categorical(timeline),)
 
 
 def _categorical(frame: pd.DataFrame) -> pd.DataFrame:

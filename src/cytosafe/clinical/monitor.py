@@ -11,20 +11,29 @@ are processed; the others are not looked at.
 
 What is kept, and why (the look-back of the rules):
 
-* the patient's validated observations (the *window*). The scales read history without a
-  fixed bound: ASTCT's fever masking holds from the first antipyretic or anti-cytokine
-  treatment after a fever to the end of follow-up (Lee et al., Biol Blood Marrow
-  Transplant 2019;25:625), CRS is present from the first fever until a documented 24 h
-  resolution (``episode_gap_hours``), vasopressor doses count once held 3 h, Penn counts
-  boluses over a window. The window is therefore the patient's record, validated once;
-  a new batch is validated alone (the patient's dosing weight lent to it) and appended.
-* for each predictor, only its inputs (``data/crs_predictors.toml``: Hay's temperature
-  and MCP-1 within 36 h, Pennisi's LDH, CRP and platelets at a time point) are read. Once
-  the patient's data pass the predictor's last window, its call is final and is not
-  re-evaluated unless an observation arrives late inside a window.
+* per patient and scale, the **carried state** (:class:`cytosafe.clinical.states.Carry`):
+  exactly what the rules read from before a row, as a summary, not as the rows. The
+  scales' look-back has no fixed bound: ASTCT's fever masking holds from the first
+  antipyretic or anti-cytokine treatment after a fever to the end of follow-up (Lee et
+  al., Biol Blood Marrow Transplant 2019;25:625), so the carry holds the flags "a fever
+  since the infusion" and "masked"; CRS is present from the first fever until a
+  documented resolution (``episode_gap_hours``): the carry holds whether the last row was
+  quiet, since when, and whether a fever opened the current episode; vasopressor doses
+  count once held 3 h: the hour the current run began; every state item (vital signs,
+  device, flow, FiO2, rates) its last value and which of FiO2 and device came last; hour
+  0. Penn's windows are bounded (boluses and IV therapies within 24 h): their recent
+  event times are kept. A batch's new rows of a patient are graded from this state
+  alone (:func:`cytosafe.clinical.grading.grade_increment`), its earlier rows are not
+  read again, and the state is carried on.
+* the patient's validated observations (the *window*), read only to reprocess a late
+  patient and by a predictor whose window is still open: for each predictor, only its
+  inputs (``data/crs_predictors.toml``: Hay's temperature and MCP-1 within 36 h,
+  Pennisi's LDH, CRP and platelets at a time point). Once the patient's data pass the
+  predictor's last window, its call is final and is not re-evaluated unless an
+  observation arrives late inside a window.
 
-The grades of a batch are those of :func:`cytosafe.clinical.grading.grade_states` over
-the patient's window, and the calls those of :func:`cytosafe.clinical.predict.predict`
+The grades of a batch equal those of :func:`cytosafe.clinical.grading.grade_states` over
+the patient's whole record, and the calls those of :func:`cytosafe.clinical.predict.predict`
 at the patient's latest hour, so that **incremental equals a full regrade exactly**,
 after every batch (a property test checks it over random batch splits).
 
@@ -32,7 +41,8 @@ after every batch (a property test checks it over random batch splits).
 later than the last one already processed, a source whose content changed (rows removed
 or altered), a second weight, an infusion charted after other rows, or anything after a
 death: that patient's raw rows are validated again from all sources and the patient is
-*reprocessed from the earliest affected time*: timeline rows from then on are emitted
+*reprocessed from the earliest affected time* (its whole record graded again, and its
+carried state rebuilt): timeline rows from then on are emitted
 again (``Update.revised_from``) and replace the earlier ones; an alert already raised is
 not raised twice.
 
@@ -56,9 +66,10 @@ import pandas as pd
 
 from cytosafe import data
 from cytosafe.clinical.criteria import settings_for
-from cytosafe.clinical.grading import _with_gap, grade_states
+from cytosafe.clinical.grading import _with_gap, grade_increment
 from cytosafe.clinical.predict import DISCLAIMER, POSITIVE, predict, predictor_spec
 from cytosafe.clinical.scales import DEFAULT_SCALE, get_scale
+from cytosafe.clinical.states import Carry
 from cytosafe.errors import DataWarning, InputError
 from cytosafe.schema.observations import (
     DEVICES,
@@ -138,8 +149,9 @@ class PatientState:
     #: per CRS scale: whether CRS is present now (an episode open), and since when
     crs_present: dict[str, bool] = field(default_factory=dict)
     episode_since: dict[str, pd.Timestamp | None] = field(default_factory=dict)
-    #: grades of the last 24 h per scale, oldest first: the trend
+    #: grades of the last 24 h per scale, oldest first: the trend (and their times)
     trend: dict[str, list[int]] = field(default_factory=dict)
+    trend_times: dict[str, list[pd.Timestamp]] = field(default_factory=dict)
     fever_onset: pd.Timestamp | None = None
     last_vitals: dict[str, tuple[pd.Timestamp, float]] = field(default_factory=dict)
     predictions: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -366,6 +378,11 @@ class Monitor:
         self.patients: dict[str, PatientState] = {}
         self._sources: dict[str, pd.DataFrame] = {}
         self._window = pd.DataFrame()  # validated rows of every patient
+        #: what each patient's graded rows leave for the rows after (grading resumes here)
+        self._carry = Carry.empty()
+        #: validated rows passed to grading by the last batch, and in all
+        self.rows_graded_last = 0
+        self.rows_graded = 0
         self._fever_c = {n: float(self.settings[n]["fever_c"]) for n in self.scales}
 
     # --- input ---------------------------------------------------------------------------
@@ -378,12 +395,12 @@ class Monitor:
         patient's record late (reprocessed from the earliest affected time). A batch that
         raises (bad input with ``errors="raise"``) leaves the monitor as it was.
         """
-        kept = (dict(self._sources), self._window,
+        kept = (dict(self._sources), self._window, self._carry,
                 {p: copy.copy(st) for p, st in self.patients.items()})  # fmt: skip
         try:
             return self._process(batch)
         except Exception:
-            self._sources, self._window, self.patients = kept
+            self._sources, self._window, self._carry, self.patients = kept
             raise
 
     def _process(self, batch: Mapping[str, pd.DataFrame]) -> Update:
@@ -553,27 +570,36 @@ class Monitor:
         redone: pd.DataFrame,
         quarantine: pd.DataFrame,
     ) -> Update:
-        # not sorted here: build_states orders the rows itself, and the state needs only
-        # a few narrow subsets in time order
-        win = self._window.loc[self._window["patient_id"].isin(pids)]
+        # Graded: the new rows of patients on time, from their carried state, and the
+        # whole record of late patients, from their start; never the rows kept before.
+        # Not sorted here: build_states orders the rows itself.
+        table = pd.concat([x for x in (fast_rows, redone) if len(x)] or [self._window.iloc[:0]],
+                          ignore_index=True)  # fmt: skip
+        fast = set(fast_rows["patient_id"]) if len(fast_rows) else set()
         assumed = {p for p in pids if self.patients.get(p) and self.patients[p].weight_assumed}
-        obs = Observations(win.reset_index(drop=True), pd.DataFrame(), assumed)
+        obs = Observations(table, pd.DataFrame(), assumed)
         alerts: list[Alert] = []
-        if win["item"].isin(LAB_ITEMS).all():
-            # only blood draws so far: nothing to grade (grading ignores laboratory rows)
+        self.rows_graded_last = len(table)
+        self.rows_graded += len(table)
+        self._carry = self._carry.without(late)
+        if not len(table) or table["item"].isin(LAB_ITEMS).all():
+            # only blood draws: nothing to grade (grading ignores laboratory rows)
             tl = pd.DataFrame({c: pd.Series(dtype=object) for c in (*EMITTED_COLUMNS, "hours")})
             tl["time"] = pd.Series(dtype="datetime64[ns]")
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DataWarning)
-                tl = grade_states(obs, self.scales, self.options)
+                tl, carry = grade_increment(obs, self.scales, self.options,
+                                            self._carry.only(fast))  # fmt: skip
+            self._carry = self._carry.updated(carry)
         tl["patient_id"] = tl["patient_id"].astype(str)
         # validated times and the timeline's are UTC, written without a zone
         emit = tl["time"].to_numpy() >= _since(tl["patient_id"], revised_from)
-        self._update_states(pids, win, tl, emit, alerts)
+        prior = self._prior_past(fast)
+        self._update_states(table, tl, emit, alerts, fast)
         out = tl.loc[emit, list(EMITTED_COLUMNS)].reset_index(drop=True)
-        alerts.extend(self._vital_alerts(win, revised_from))
-        predictions = self._predict(pids, win, set(late), alerts)
+        alerts.extend(self._vital_alerts(table, revised_from, prior))
+        predictions = self._predict(pids, set(late), alerts)
         fresh = []
         for a in alerts:
             st = self._state(a.patient_id)
@@ -584,23 +610,24 @@ class Monitor:
         return Update(out, revised_from, late, predictions, fresh, quarantine)
 
     def _update_states(
-        self, pids: list[str], win: pd.DataFrame, tl: pd.DataFrame, emit: np.ndarray, alerts: list
+        self, table: pd.DataFrame, tl: pd.DataFrame, emit: np.ndarray, alerts: list, fast: set
     ) -> None:
-        """The touched patients' states from their windows and timelines (vectorised)."""
-        by = win.groupby("patient_id", sort=False)
+        """The graded patients' states: a late patient's from its whole record, a patient
+        on time's from its state and its new rows (vectorised over the rows)."""
+        by = table.groupby("patient_id", sort=False)
         first_time, last_time = by["time"].min(), by["time"].max()
-        item = win["item"]
-        infusion = win.loc[item == "infusion"].groupby("patient_id")["time"].min()
-        dead = set(win.loc[item == "death", "patient_id"])
+        item = table["item"]
+        infusion = table.loc[item == "infusion"].groupby("patient_id")["time"].min()
+        dead = set(table.loc[item == "death", "patient_id"])
         weights = (
-            win.loc[item == "weight", ["patient_id", "time", "value_num"]]
+            table.loc[item == "weight", ["patient_id", "time", "value_num"]]
             .sort_values("time", kind="stable")
             .drop_duplicates("patient_id")
         )
         weight = dict(zip(weights["patient_id"], zip(weights["time"], weights["value_num"],
                                                       strict=True), strict=True))  # fmt: skip
         vit = (
-            win.loc[item.isin(_VITALS), ["patient_id", "item", "time", "value_num"]]
+            table.loc[item.isin(_VITALS), ["patient_id", "item", "time", "value_num"]]
             .sort_values("time", kind="stable")
             .drop_duplicates(["patient_id", "item"], keep="last")
         )
@@ -610,17 +637,31 @@ class Monitor:
             vitals.setdefault(pid, {})[it] = (t, float(v))
         for pid in first_time.index:
             st = self._state(pid)
+            if pid in fast and st.last_time is not None:
+                # rows after the last one kept: no infusion, weight or row after a death
+                st.first_time = min(st.first_time, first_time[pid])
+                st.last_time = max(st.last_time, last_time[pid])
+                st.dead = st.dead or pid in dead
+                st.last_vitals = {**st.last_vitals, **vitals.get(pid, {})}
+                continue
             st.infusion = infusion.get(pid)
             st.first_time, st.last_time = first_time[pid], last_time[pid]
             st.dead = pid in dead
             if pid in weight:
                 st.dosing_weight = (weight[pid][0], float(weight[pid][1]))
             st.last_vitals = vitals.get(pid, {})
+            for per_scale in (st.grade, st.max_grade, st.onset_hours, st.crs_present,
+                              st.episode_since, st.trend, st.trend_times):  # fmt: skip
+                per_scale.clear()
+            st.fever_onset = None
         for scale, part in tl.groupby("scale", sort=False, observed=True):
-            self._scale_states(str(scale), part, emit[part.index.to_numpy()], alerts)
+            self._scale_states(str(scale), part, emit[part.index.to_numpy()], alerts, fast)
 
-    def _scale_states(self, scale: str, part: pd.DataFrame, emit: np.ndarray, alerts: list) -> None:
-        """Grade, maximum, onset, trend, episode and fever onset under one scale."""
+    def _scale_states(
+        self, scale: str, part: pd.DataFrame, emit: np.ndarray, alerts: list, fast: set
+    ) -> None:
+        """Grade, maximum, onset, trend, episode and fever onset under one scale; a patient
+        on time continues from its state (its last grade, maximum, onset, episode)."""
         crs = get_scale(scale).KIND == "CRS"
         g = part["grade"].to_numpy().astype(np.int64)
         pid = part["patient_id"].to_numpy()
@@ -632,7 +673,7 @@ class Monitor:
         starts = np.flatnonzero(np.concatenate([[True], pid[1:] != pid[:-1]]))
         ends = np.append(starts[1:], n) - 1
         prev = np.concatenate([[0], g[:-1]])
-        prev[starts] = 0
+        prev[starts] = [self.patients[str(pid[a])].grade.get(scale, 0) for a in starts]
         rising = emit & (g > prev) & (g > 0)
         criterion = part["criterion"].to_numpy()
         for i in np.flatnonzero(rising):
@@ -653,44 +694,77 @@ class Monitor:
             present = part["crs_present"].to_numpy(dtype=bool) & ok
             off = np.where(~present, idx, -1)
             np.maximum.accumulate(off, out=off)
-        # the trend: grades of the last 24 h before each patient's last row
-        recent = t >= (t[ends] - np.timedelta64(24, "h")).repeat(ends - starts + 1)
+        day = np.timedelta64(24, "h")
         for k, (a, b) in enumerate(zip(starts, ends, strict=True)):
             st = self._state(str(pid[a]))
+            going = scale in st.grade  # graded before: these rows continue its state
             st.grade[scale] = int(g[b])
-            st.max_grade[scale] = int(top[k])
-            st.onset_hours[scale] = (
+            st.max_grade[scale] = max(int(top[k]), st.max_grade.get(scale, 0))
+            onset = (
                 float(hours[onset_at[k]]) if onset_at[k] < big and st.infusion is not None
                 else np.nan
             )  # fmt: skip
-            st.trend[scale] = g[a : b + 1][recent[a : b + 1]].tolist()
+            old_onset = st.onset_hours.get(scale, np.nan) if going else np.nan
+            st.onset_hours[scale] = old_onset if np.isfinite(old_onset) else onset
+            # the trend: grades of the last 24 h before the patient's last row
+            times = [*st.trend_times.get(scale, []), *t[a : b + 1]] if going else list(t[a : b + 1])
+            grades = (
+                [*st.trend.get(scale, []), *g[a : b + 1].tolist()]
+                if going
+                else g[a : b + 1].tolist()
+            )
+            cut = np.datetime64(t[b]) - day
+            keep = [i for i, x in enumerate(times) if np.datetime64(x, "ns") >= cut]
+            st.trend[scale] = [int(grades[i]) for i in keep]
+            st.trend_times[scale] = [np.datetime64(times[i], "ns") for i in keep]
             if crs:
+                was = going and st.crs_present.get(scale, False)
                 st.crs_present[scale] = bool(present[b])
-                since = max(off[b] + 1, a)
-                st.episode_since[scale] = pd.Timestamp(t[since]) if present[b] else None
-            if scale == self.scales[0]:
+                if not present[b]:
+                    st.episode_since[scale] = None
+                elif off[b] >= a:
+                    st.episode_since[scale] = pd.Timestamp(t[off[b] + 1])
+                elif not was:
+                    st.episode_since[scale] = pd.Timestamp(t[a])
+            if scale == self.scales[0] and (not going or st.fever_onset is None):
                 st.fever_onset = pd.Timestamp(t[fever_at[k]]) if fever_at[k] < big else None
 
+    def _prior_past(self, fast: set) -> dict[tuple[str, str], bool]:
+        """For patients on time: whether each item's last reading so far was past its
+        threshold (a reading crossing it alerts; one staying past it does not)."""
+        out = {}
+        for pid in fast:
+            st = self.patients.get(pid)
+            if st is None:
+                continue
+            for item in ("temperature", "systolic_bp", "oxygen_device"):
+                if item in st.last_vitals:
+                    out[(pid, item)] = bool(_past(item, np.array([st.last_vitals[item][1]]))[0])
+        return out
+
     def _vital_alerts(
-        self, win: pd.DataFrame, revised_from: Mapping[str, pd.Timestamp]
+        self,
+        win: pd.DataFrame,
+        revised_from: Mapping[str, pd.Timestamp],
+        prior: Mapping[tuple[str, str], bool],
     ) -> list[Alert]:
         """A reading that crosses a threshold: past it, where the patient's reading of the
         same item before was not (or there was none). A sustained fever raises one alert,
-        not one per reading (each reading stays in the timeline)."""
+        not one per reading (each reading stays in the timeline). ``win``: the rows
+        graded; ``prior``: whether the reading before them was past (patients on time)."""
         th = alert_thresholds()
         out = []
         rows = win.loc[win["item"].isin(["temperature", "systolic_bp", "oxygen_device"]),
                        ["patient_id", "time", "item", "value_num"]]  # fmt: skip
         rows = rows.sort_values(["patient_id", "item", "time"], kind="stable")
         item, v = rows["item"].to_numpy(), rows["value_num"].to_numpy(dtype=float)
-        past = (
-            ((item == "temperature") & (v >= th["temperature"]["at_least"]))
-            | ((item == "systolic_bp") & (v < th["systolic_bp"]["below"]))
-            | ((item == "oxygen_device") & (v > DEVICES.index(th["oxygen"]["above"])))
-        )
+        past = _past(item, v)
         pid = rows["patient_id"].to_numpy()
         same = np.concatenate([[False], (pid[1:] == pid[:-1]) & (item[1:] == item[:-1])])
         before = np.concatenate([[False], past[:-1]]) & same
+        if prior and len(rows):
+            for i in np.flatnonzero(~same):
+                before[i] = prior.get((str(pid[i]), str(item[i])), False)
         new = rows["time"].to_numpy() >= _since(rows["patient_id"], revised_from)
         for r in rows.loc[past & ~before & new].to_dict("records"):
             v, item = float(r["value_num"]), str(r["item"])
@@ -733,10 +807,9 @@ class Monitor:
             ))  # fmt: skip
         return out
 
-    def _predict(
-        self, pids: list[str], win: pd.DataFrame, late: set[str], alerts: list[Alert]
-    ) -> pd.DataFrame:
+    def _predict(self, pids: list[str], late: set[str], alerts: list[Alert]) -> pd.DataFrame:
         frames = []
+        win = None
         for name in self.predictors:
             hi, inputs = self._horizon[name], self._inputs[name]
             at: dict[str, float | None] = {}
@@ -751,6 +824,8 @@ class Monitor:
                     at[pid] = point
             if not at:
                 continue
+            if win is None:  # read only while a predictor's window is open
+                win = self._window.loc[self._window["patient_id"].isin(pids)]
             rows = win.loc[win["patient_id"].isin(list(at)) & win["item"].isin(inputs)]
             missing = [p for p in at if p not in set(rows["patient_id"])]
             if missing:  # no input yet: the patient is still "not evaluable"
@@ -810,6 +885,16 @@ class Monitor:
     def sources(self) -> Iterable[str]:
         """The sources read so far."""
         return tuple(self._sources)
+
+
+def _past(item: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Readings past their alert threshold (``data/monitor_alerts.toml``)."""
+    th = alert_thresholds()
+    return (
+        ((item == "temperature") & (v >= th["temperature"]["at_least"]))
+        | ((item == "systolic_bp") & (v < th["systolic_bp"]["below"]))
+        | ((item == "oxygen_device") & (v > DEVICES.index(th["oxygen"]["above"])))
+    )
 
 
 def _plain_table(table: pd.DataFrame) -> pd.DataFrame:

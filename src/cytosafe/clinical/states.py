@@ -25,9 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cytosafe.schema.observations import ITEMS, LAB_ITEMS, VASOPRESSORS
+from cytosafe.schema.observations import ITEMS, LAB_ITEMS, TREATMENTS, VASOPRESSORS
 
 __all__ = [
+    "CARRIED_EVENTS",
+    "Carry",
     "States",
     "build_states",
     "carry_forward",
@@ -53,6 +55,76 @@ _STATE_ITEMS = (
     "raised_icp",
 )
 _CRS_CAUSES = ("crs", "cytokine release syndrome", "cytokine-release syndrome")
+#: Events a scale counts over a bounded window (Penn: boluses, IV therapies within
+#: ``bolus_window_hours``/``iv_therapy_window_hours``): the carry keeps their recent times.
+CARRIED_EVENTS = ("fluid_bolus", *TREATMENTS)
+
+
+@dataclass
+class Carry:
+    """What grading carries from a patient's rows graded so far into rows that follow.
+
+    The rules read history in a few ways only, and each is carried as a summary rather
+    than as the rows (see :mod:`cytosafe.clinical.monitor`):
+
+    ``patients`` (indexed by patient id):
+        ``zero`` (hour 0 in hours since the epoch: the infusion, else the first graded
+        row), ``has_infusion``, ``last_hours`` and ``last_time`` of the last graded row,
+        ``v:<item>`` the carried value of every state item (:func:`carry_forward`), and
+        ``fio2_at``/``dev_at``: whether FiO2 was charted at or after the oxygen device
+        (as -2/-1 ranks, NaN: never).
+    ``scales`` (per scale, indexed by patient id):
+        ``fever_seen`` (a fever since the infusion; unbounded), ``masked`` (ASTCT fever
+        masking: to the end of follow-up), ``high_begin``/``pressor_begin`` (the hour
+        the current run of high-dose or any vasopressor began), ``quiet``/
+        ``quiet_begin`` (the last row afebrile and off support, and since when) and
+        ``fever_in_seg`` (a fever since the last resolution: the CRS-present gate).
+    ``events``:
+        ``patient_id``, ``item``, ``hours``, ``weight`` of the :data:`CARRIED_EVENTS`
+        within ``keep_hours`` before each patient's last row (bounded windows).
+    """
+
+    patients: pd.DataFrame
+    scales: dict[str, pd.DataFrame]
+    events: pd.DataFrame
+
+    @staticmethod
+    def empty() -> Carry:
+        """No patient carried."""
+        events = pd.DataFrame({"patient_id": pd.Series(dtype=object),
+                               "item": pd.Series(dtype=object),
+                               "hours": pd.Series(dtype=float),
+                               "weight": pd.Series(dtype=float)})  # fmt: skip
+        return Carry(pd.DataFrame(), {}, events)
+
+    def only(self, patients: set[str] | list[str]) -> Carry:
+        """The carry of ``patients`` (those without one are graded from their start)."""
+        keep = list(patients)
+        pat = self.patients.loc[self.patients.index.intersection(keep)]
+        scales = {k: v.loc[v.index.intersection(keep)] for k, v in self.scales.items()}
+        ev = self.events.loc[self.events["patient_id"].isin(keep)]
+        return Carry(pat, scales, ev)
+
+    def without(self, patients: set[str] | list[str]) -> Carry:
+        """This carry less ``patients``."""
+        drop = list(patients)
+        pat = self.patients.drop(index=drop, errors="ignore")
+        scales = {k: v.drop(index=drop, errors="ignore") for k, v in self.scales.items()}
+        ev = self.events.loc[~self.events["patient_id"].isin(drop)]
+        return Carry(pat, scales, ev)
+
+    def updated(self, new: Carry) -> Carry:
+        """This carry with ``new``'s patients replaced (events: ``new``'s patients' own)."""
+        pids = list(new.patients.index)
+        base = self.without(pids)
+        pat = pd.concat([x for x in (base.patients, new.patients) if len(x)] or [new.patients])
+        scales = {}
+        for k in set(base.scales) | set(new.scales):
+            parts = [x for x in (base.scales.get(k), new.scales.get(k)) if x is not None and len(x)]
+            scales[k] = pd.concat(parts) if parts else new.scales.get(k, base.scales.get(k))
+        ev = pd.concat([x for x in (base.events, new.events) if len(x)] or [new.events],
+                       ignore_index=True)  # fmt: skip
+        return Carry(pat, scales, ev)
 
 
 @dataclass
@@ -77,13 +149,29 @@ class States:
     weight_assumed: np.ndarray
     baseline: np.ndarray  # before the charted infusion (never graded)
     first: np.ndarray  # the row is its patient's first
+    #: per row, its patient's :class:`Carry` ``patients`` columns (None: none carried);
+    #: ``seeded`` says which rows continue a patient graded before
+    init: dict[str, np.ndarray] | None = None
+    #: hour 0 of each row's patient, in hours since the epoch (``hours = time - zero``)
+    zero: np.ndarray | None = None
+    #: the carried events: ``(patient_code, hours, weight)`` per item
+    prior_events: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
 
     def __len__(self) -> int:
         return len(self.time)
 
 
-def carry_forward(values: np.ndarray, start: np.ndarray) -> np.ndarray:
-    """Last non-NaN value at or before each row, within each patient (NaN before the first)."""
+def carry_forward(
+    values: np.ndarray, start: np.ndarray, init: np.ndarray | None = None
+) -> np.ndarray:
+    """Last non-NaN value at or before each row, within each patient (NaN before the first).
+
+    ``init`` (per row): the value carried into each segment's first row from before it.
+    """
+    if init is not None:
+        at_start = (np.arange(len(values)) == start) & np.isnan(values)
+        if at_start.any():
+            values = np.where(at_start, init, values)
     n = len(values)
     idx = np.arange(n)
     valid = ~np.isnan(values)
@@ -100,12 +188,15 @@ def group_cumsum(x: np.ndarray, start: np.ndarray) -> np.ndarray:
     return cs - before
 
 
-def group_cumany(mask: np.ndarray, start: np.ndarray) -> np.ndarray:
-    """Whether ``mask`` has held at or before each row, within each patient."""
+def group_cumany(mask: np.ndarray, start: np.ndarray, init: np.ndarray | None = None) -> np.ndarray:
+    """Whether ``mask`` has held at or before each row, within each patient (or, with
+    ``init`` per row, before the segment began)."""
     idx = np.arange(len(mask))
     last = np.where(mask, idx, -1)
     np.maximum.accumulate(last, out=last)
-    return last >= start
+    if init is None:
+        return last >= start
+    return (last >= start) | init[start]
 
 
 def run_hours(mask: np.ndarray, hours: np.ndarray, start: np.ndarray) -> np.ndarray:
@@ -114,17 +205,36 @@ def run_hours(mask: np.ndarray, hours: np.ndarray, start: np.ndarray) -> np.ndar
     A run begins at the first row of a patient where ``mask`` holds, or where it holds
     after a row where it did not; it ends at the first row where it does not.
     """
+    return np.where(mask, hours - run_begin(mask, hours, start), np.nan)
+
+
+def run_begin(
+    mask: np.ndarray, hours: np.ndarray, start: np.ndarray, init: np.ndarray | None = None
+) -> np.ndarray:
+    """The hour at which the current run of ``mask`` began (NaN where it is False);
+    ``init`` (per row): the begin of a run going on at the end of the rows before the
+    segment (NaN: none), which a run at the segment's first row continues."""
     n = len(mask)
     idx = np.arange(n)
     prev = np.concatenate([[False], mask[:-1]])
     begins = mask & (~prev | (idx == start))
     src = np.where(begins, idx, 0)
     np.maximum.accumulate(src, out=src)
-    return np.where(mask, hours - hours[src], np.nan)
+    out = np.where(mask, hours[src], np.nan)
+    if init is not None:
+        going = mask & (src == start) & ~np.isnan(init[start])
+        out = np.where(going, init[start], out)
+    return out
 
 
 def quiet_breaks(
-    signs: np.ndarray, hours: np.ndarray, start: np.ndarray, gap_hours: float
+    signs: np.ndarray,
+    hours: np.ndarray,
+    start: np.ndarray,
+    gap_hours: float,
+    init_quiet: np.ndarray | None = None,
+    init_begin: np.ndarray | None = None,
+    out: dict | None = None,
 ) -> np.ndarray:
     """Rows at which a documented quiet period of at least ``gap_hours`` has been reached.
 
@@ -134,28 +244,71 @@ def quiet_breaks(
     (or, while it goes on, until the row itself). A row is a *break* when it is quiet
     and the run has lasted ``>= gap_hours``, or when it is a sign row that ends a quiet
     run which had lasted ``>= gap_hours``. With ``gap_hours = 0`` every quiet row breaks.
+
+    ``init_quiet``/``init_begin`` (per row): whether the row before the segment was quiet
+    and since when (rows graded before); ``out["quiet_begin"]`` receives each row's.
     """
     n = len(signs)
     idx = np.arange(n)
     quiet = ~signs
-    prev_quiet = np.concatenate([[False], quiet[:-1]]) & (idx != start)
-    begins = quiet & (~prev_quiet | (idx == start))
-    src = np.where(begins, idx, 0)
+    at_start = idx == start
+    prev_quiet = np.concatenate([[False], quiet[:-1]]) & ~at_start
+    if init_quiet is not None:
+        prev_quiet = np.where(at_start, init_quiet[start], prev_quiet)
+    begins = quiet & ~prev_quiet
+    src = np.where(begins, idx, -1)
     np.maximum.accumulate(src, out=src)
-    quiet_start = hours[src]  # for quiet rows: when their run began
-    lasted_here = quiet & (hours - quiet_start >= gap_hours)
+    quiet_start = hours[np.maximum(src, 0)]  # for quiet rows: when their run began
     prev_start = np.concatenate([[np.nan], quiet_start[:-1]])
+    if init_begin is not None:
+        # a quiet run going on before the segment began then
+        quiet_start = np.where(quiet & (src < start), init_begin[start], quiet_start)
+        prev_start = np.concatenate([[np.nan], quiet_start[:-1]])
+        prev_start = np.where(at_start, init_begin[start], prev_start)
+    if out is not None:
+        out["quiet_begin"] = np.where(quiet, quiet_start, np.nan)
+    lasted_here = quiet & (hours - quiet_start >= gap_hours)
     lasted_before = signs & prev_quiet & (hours - prev_start >= gap_hours)
     return lasted_here | lasted_before
 
 
-def window_count(x: np.ndarray, hours: np.ndarray, code: np.ndarray, window: float) -> np.ndarray:
-    """Sum of ``x`` over rows of the same patient within ``(t - window, t]``."""
-    span = float(np.nanmax(hours) - np.nanmin(hours)) + 2 * window + 1.0 if len(hours) else 1.0
-    key = code.astype(float) * span + (hours - np.nanmin(hours))
+def window_count(
+    x: np.ndarray,
+    hours: np.ndarray,
+    code: np.ndarray,
+    window: float,
+    prior: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Sum of ``x`` over rows of the same patient within ``(t - window, t]``.
+
+    Rows are sorted by patient, then hours. ``prior``: ``(code, hours, weight)`` of
+    events before each patient's first row (carried from rows graded before). The
+    comparison is of ``hours`` with ``t - window`` as computed per row, exactly, so that
+    a count does not depend on which other patients or rows are graded with it.
+    """
+    n = len(x)
+    if prior is not None and len(prior[0]):
+        pc, ph, pw = prior
+        c_all = np.concatenate([pc.astype(np.int64), code.astype(np.int64)])
+        h_all = np.concatenate([ph.astype(float), hours.astype(float)])
+        x_all = np.concatenate([pw.astype(float), x.astype(float)])
+        order = np.lexsort((np.concatenate([np.zeros(len(pc)), np.ones(n)]), h_all, c_all))
+        counts = window_count(x_all[order], h_all[order], c_all[order], window)
+        back = np.empty(len(order), dtype=np.int64)
+        back[order] = np.arange(len(order))
+        return counts[back[len(pc) :]]
+    # rows (kind 0) sort before a query (kind 1) at the same patient and hour: a query's
+    # position less the queries before it is the number of rows at or before t - window
+    c = code.astype(np.int64)
+    vals = np.concatenate([hours, hours - window])
+    kind = np.concatenate([np.zeros(n, np.int8), np.ones(n, np.int8)])
+    order = np.lexsort((kind, vals, np.concatenate([c, c])))
+    is_query = kind[order] == 1
+    rows_before = np.cumsum(~is_query) - (~is_query)
+    lo = np.empty(n, dtype=np.int64)
+    lo[order[is_query] - n] = rows_before[is_query]
     cs = np.concatenate([[0.0], np.cumsum(x, dtype=float)])
-    lo = np.searchsorted(key, key - window, side="right")
-    return cs[np.arange(len(x)) + 1] - cs[lo]
+    return cs[np.arange(n) + 1] - cs[lo]
 
 
 def _codes(column: pd.Series, sort: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -173,7 +326,9 @@ def _codes(column: pd.Series, sort: bool) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(np.int64), np.asarray(uniques, dtype=object)
 
 
-def build_states(table: pd.DataFrame, weight_assumed: set[str] | None = None) -> States:
+def build_states(
+    table: pd.DataFrame, weight_assumed: set[str] | None = None, carry: Carry | None = None
+) -> States:
     """The state table of a validated observation table (see the module docstring).
 
     Parameters
@@ -182,6 +337,10 @@ def build_states(table: pd.DataFrame, weight_assumed: set[str] | None = None) ->
         :attr:`cytosafe.clinical.observations.Observations.table`.
     weight_assumed:
         Patients whose ug/kg/min rates were converted with an assumed weight.
+    carry:
+        For patients graded before, what their earlier rows left (:class:`Carry`);
+        ``table`` then holds only their rows after those (all after the infusion).
+        Patients not in it start from their first row.
     """
     # Laboratory values are read by the predictors, not graded: a blood draw must neither
     # add a row to the graded timeline nor hold as a state.
@@ -211,6 +370,12 @@ def build_states(table: pd.DataFrame, weight_assumed: set[str] | None = None) ->
     start = np.where(first, idx, 0)
     np.maximum.accumulate(start, out=start)
 
+    init: dict[str, np.ndarray] | None = None
+    if carry is not None and len(carry.patients):
+        known = carry.patients.reindex(pd.Index(patients, dtype=object))
+        init = {c: known[c].to_numpy(dtype=float)[row_code] for c in known.columns}
+        init["seeded"] = ~np.isnan(init["zero"])
+
     # one sort by item instead of a comparison of every row per item
     by_item = np.argsort(icode.astype(np.int16), kind="stable")  # radix sort of small ints
     bounds = np.searchsorted(icode[by_item], np.arange(len(inames) + 1))
@@ -225,6 +390,14 @@ def build_states(table: pd.DataFrame, weight_assumed: set[str] | None = None) ->
     for name in ITEMS:
         if name in LAB_ITEMS:
             continue
+        if name not in inames and init is not None and name in _STATE_ITEMS:
+            # not charted in these rows, but carried from the rows before
+            observed[name] = never
+            col = carry_forward(np.full(n, np.nan), start, init.get("v:" + name))
+            if name in VASOPRESSORS:
+                col[np.isnan(col)] = 0.0
+            values[name] = col
+            continue
         if name not in inames:
             observed[name] = never
             values[name] = zeros if name in VASOPRESSORS else missing
@@ -235,7 +408,7 @@ def build_states(table: pd.DataFrame, weight_assumed: set[str] | None = None) ->
         col[row_of[sel]] = vals[sel]
         observed[name] = ~np.isnan(col)
         if name in _STATE_ITEMS:
-            col = carry_forward(col, start)
+            col = carry_forward(col, start, init.get("v:" + name) if init else None)
         if name in VASOPRESSORS:
             col[np.isnan(col)] = 0.0
         values[name] = col
@@ -248,6 +421,9 @@ def build_states(table: pd.DataFrame, weight_assumed: set[str] | None = None) ->
     zero = per_patient[row_code]
     has_inf = np.isfinite(zero)
     zero = np.where(has_inf, zero, t_hours[start])
+    if init is not None:
+        zero = np.where(init["seeded"], init["zero"], zero)
+        has_inf = np.where(init["seeded"], init["has_infusion"] > 0, has_inf)
     hours = t_hours - zero
     baseline = has_inf & (hours < 0)
     # the infusion opens a new segment: nothing of the baseline carries past it
@@ -259,7 +435,7 @@ def build_states(table: pd.DataFrame, weight_assumed: set[str] | None = None) ->
             if name not in inames:
                 continue
             col = np.where(observed[name], values[name], np.nan)
-            col = carry_forward(col, start)
+            col = carry_forward(col, start, init.get("v:" + name) if init else None)
             if name in VASOPRESSORS:
                 col[np.isnan(col)] = 0.0
             values[name] = col
@@ -274,6 +450,14 @@ def build_states(table: pd.DataFrame, weight_assumed: set[str] | None = None) ->
         death_crs[row_of[sel][cause]] = True
         death_other[row_of[sel][~cause]] = True
     assumed = np.isin(patients, sorted(weight_assumed or ()))[row_code]
+    prior = None
+    if carry is not None and len(carry.events):
+        ev = carry.events
+        code = pd.Index(patients, dtype=object).get_indexer(ev["patient_id"].to_numpy(object))
+        ok = code >= 0
+        items = ev["item"].to_numpy(object)[ok]
+        parts = (code[ok], ev["hours"].to_numpy(float)[ok], ev["weight"].to_numpy(float)[ok])
+        prior = {it: tuple(p[items == it] for p in parts) for it in set(items)}
     return States(
         patient_id=patients[row_code],
         patient_code=row_code,
@@ -288,4 +472,7 @@ def build_states(table: pd.DataFrame, weight_assumed: set[str] | None = None) ->
         weight_assumed=assumed,
         baseline=baseline,
         first=first,
+        init=init,
+        zero=zero,
+        prior_events=prior,
     )

@@ -16,7 +16,7 @@ from cytosafe.clinical.states import (
     carry_forward,
     group_cumany,
     quiet_breaks,
-    run_hours,
+    run_begin,
 )
 from cytosafe.schema.observations import DEVICES, TREATMENTS
 
@@ -78,11 +78,28 @@ class Derived:
     fio2_flag: np.ndarray  # estimate bits of fio2
     pressor_hours: np.ndarray  # continuous hours any vasopressor has run (NaN: none)
     weight_flag: np.ndarray
+    # what the rows after these need (cytosafe.clinical.states.Carry)
+    fever_seen: np.ndarray | None = None  # a fever since the infusion
+    high_begin: np.ndarray | None = None  # hour the high-dose run began (NaN: none)
+    pressor_begin: np.ndarray | None = None  # hour the vasopressor run began (NaN: none)
+    fio2_at: np.ndarray | None = None  # row of the last FiO2 (negative: carried)
+    dev_at: np.ndarray | None = None  # row of the last oxygen device (negative: carried)
+    carry: dict[str, np.ndarray] | None = None  # the scale's carry, per row
 
 
-def _fever_masked(s: States, fever: np.ndarray, settings: dict) -> np.ndarray:
+def _flag(carry: dict[str, np.ndarray] | None, name: str) -> np.ndarray | None:
+    """A carried flag per row (False where none is carried)."""
+    if carry is None:
+        return None
+    return np.nan_to_num(carry[name], nan=0.0) > 0
+
+
+def _fever_masked(
+    s: States, fever_seen: np.ndarray, settings: dict, carry: dict | None = None
+) -> np.ndarray:
     """ASTCT: after antipyretic/anti-cytokine therapy given to a patient with CRS, fever
-    is no longer required. Masked from the treatment's time to the end of follow-up."""
+    is no longer required. Masked from the treatment's time to the end of follow-up
+    (carried: ``masked``)."""
     mask_cfg = settings["fever_masking"]
     treated = np.zeros(len(s), dtype=bool)
     for name in mask_cfg["treatments"]:
@@ -90,12 +107,16 @@ def _fever_masked(s: States, fever: np.ndarray, settings: dict) -> np.ndarray:
             raise ValueError(f"fever_masking names an unknown treatment '{name}'")
         treated |= s.observed[name]
     if mask_cfg["requires_prior_fever"]:
-        treated &= group_cumany(fever, s.start)
-    return group_cumany(treated, s.start)
+        treated &= fever_seen
+    return group_cumany(treated, s.start, _flag(carry, "masked"))
 
 
-def derive(s: States, settings: dict) -> Derived:
-    """Compute the shared quantities of :class:`Derived` from the states and settings."""
+def derive(s: States, settings: dict, carry: dict[str, np.ndarray] | None = None) -> Derived:
+    """Compute the shared quantities of :class:`Derived` from the states and settings.
+
+    ``carry``: per row, the scale's carried columns (:class:`cytosafe.clinical.states.Carry`
+    ``scales``; NaN for a patient graded from its start).
+    """
     v = s.values
     n = len(s)
     temp = v["temperature"]
@@ -122,7 +143,8 @@ def derive(s: States, settings: dict) -> Derived:
         | ((n_pressors >= 2) & ~vasopressin_on & (ne_eq >= hd["combination_ne_equivalent_ug_min"]))
     )
     # "all doses required for >= 3 h": high dose counts once it has lasted min_hours.
-    held = run_hours(high_now, s.hours, s.start)
+    high_begin = run_begin(high_now, s.hours, s.start, carry["high_begin"] if carry else None)
+    held = np.where(high_now, s.hours - high_begin, np.nan)
     high_dose = high_now & (np.nan_to_num(held, nan=-1.0) >= hd["min_hours"])
 
     dev_raw = v["oxygen_device"]
@@ -134,8 +156,11 @@ def derive(s: States, settings: dict) -> Derived:
 
     # FiO2: charted when charted at or after the device; else estimated from flow/device.
     idx = np.arange(n, dtype=float)
-    fio2_at = carry_forward(np.where(s.observed["fio2"], idx, np.nan), s.start)
-    dev_at = carry_forward(np.where(s.observed["oxygen_device"], idx, np.nan), s.start)
+    init = s.init or {}
+    fio2_at = carry_forward(np.where(s.observed["fio2"], idx, np.nan), s.start, init.get("fio2_at"))
+    dev_at = carry_forward(
+        np.where(s.observed["oxygen_device"], idx, np.nan), s.start, init.get("dev_at")
+    )
     charted = ~np.isnan(fio2_at) & (np.isnan(dev_at) | (fio2_at >= dev_at))
     est = settings["fio2_device_estimate"]
     by_device = np.full(n, np.nan)
@@ -150,10 +175,14 @@ def derive(s: States, settings: dict) -> Derived:
     fio2_flag |= np.where(flow_unknown, 8, 0).astype(np.int16)
 
     any_pressor = (n_pressors > 0) | vasopressin_on
+    fever_seen = group_cumany(fever, s.start, _flag(carry, "fever_seen"))
+    pressor_begin = run_begin(
+        any_pressor, s.hours, s.start, carry["pressor_begin"] if carry else None
+    )
     return Derived(
         temperature=temp,
         fever=fever,
-        fever_masked=_fever_masked(s, fever, settings),
+        fever_masked=_fever_masked(s, fever_seen, settings, carry),
         sbp_low=sbp_low,
         n_pressors=n_pressors,
         vasopressin_on=vasopressin_on,
@@ -165,8 +194,14 @@ def derive(s: States, settings: dict) -> Derived:
         flow_unknown=flow_unknown,
         fio2=fio2,
         fio2_flag=fio2_flag,
-        pressor_hours=run_hours(any_pressor, s.hours, s.start),
+        pressor_hours=np.where(any_pressor, s.hours - pressor_begin, np.nan),
         weight_flag=np.where(s.weight_assumed & (any_pressor), 16, 0).astype(np.int16),
+        fever_seen=fever_seen,
+        high_begin=high_begin,
+        pressor_begin=pressor_begin,
+        fio2_at=fio2_at,
+        dev_at=dev_at,
+        carry=carry,
     )
 
 
@@ -261,14 +296,37 @@ def crs_present(s: States, d: Derived, settings: dict) -> np.ndarray:
     Biol Blood Marrow Transplant 2019;25:625): CRS symptoms "must include fever at the
     onset"; see ``onset_requires_fever`` of each scale in ``data/clinical_scales.toml``.
     """
+    return _crs_present(s, d, settings)
+
+
+def _crs_present(s: States, d: Derived, settings: dict, out: dict | None = None) -> np.ndarray:
+    """:func:`crs_present`, from the carry of ``d`` when there is one; ``out`` receives
+    what the rows after need (``quiet``, ``quiet_begin``, ``fever_in_seg``)."""
+    carry = d.carry
     signs = crs_signs(s, d)
-    brk = quiet_breaks(signs, s.hours, s.start, float(settings["episode_gap_hours"]))
+    scratch: dict = {}
+    brk = quiet_breaks(
+        signs,
+        s.hours,
+        s.start,
+        float(settings["episode_gap_hours"]),
+        _flag(carry, "quiet"),
+        carry["quiet_begin"] if carry else None,
+        scratch,
+    )
     idx = np.arange(len(s))
     # a sign after a resolved quiet period opens a new segment; fever must come again
     seg = np.where((idx == s.start) | (brk & signs), idx, 0)
     np.maximum.accumulate(seg, out=seg)
     fever = d.fever & ~s.baseline
-    return group_cumany(fever, seg) & ~(brk & ~signs) & ~s.baseline
+    seen = group_cumany(fever, seg)
+    if carry is not None:
+        # the segment open before these rows goes on unless their first row reopens it
+        goes_on = (seg == s.start) & ~(brk & signs)[s.start]
+        seen |= goes_on & _flag(carry, "fever_in_seg")
+    if out is not None:
+        out.update(quiet=~signs, quiet_begin=scratch["quiet_begin"], fever_in_seg=seen)
+    return seen & ~(brk & ~signs) & ~s.baseline
 
 
 def gate(s: States, d: Derived, graded: Graded, settings: dict) -> tuple[Graded, np.ndarray]:
@@ -280,7 +338,7 @@ def gate(s: States, d: Derived, graded: Graded, settings: dict) -> tuple[Graded,
     """
     if not settings.get("onset_requires_fever", False):
         return graded, np.ones(len(s), dtype=bool)
-    present = crs_present(s, d, settings)
+    present = _crs_present(s, d, settings, graded.extra)
     blocked = ~present & (graded.grade > 0) & ~s.death_crs
     if not blocked.any():
         return graded, present

@@ -53,11 +53,13 @@ KIND = "CRS"
 
 def grade(s: States, d: Derived, settings: dict) -> Graded:
     """Penn grade of every row (see the module docstring for the criteria)."""
+    prior = s.prior_events or {}
     boluses = window_count(
         s.observed["fluid_bolus"].astype(float),
         s.hours,
         s.patient_code,
         settings["bolus_window_hours"],
+        prior.get("fluid_bolus"),
     )
     any_pressor = (d.n_pressors > 0) | d.vasopressin_on
     multi_bolus = boluses >= settings["multiple_boluses_min"]
@@ -80,9 +82,12 @@ def grade(s: States, d: Derived, settings: dict) -> Graded:
     iv = np.zeros(len(s), dtype=float)
     for name in settings["iv_therapies"]:
         iv += s.observed[name]
-    had_fever = group_cumany(d.fever, s.start)
+    # IV therapies given before these rows (carried), as one list of events
+    given = [prior[x] for x in settings["iv_therapies"] if x in prior]
+    before = tuple(np.concatenate(p) for p in zip(*given, strict=True)) if given else None
+    had_fever = d.fever_seen if d.fever_seen is not None else group_cumany(d.fever, s.start)
     iv_recent = (
-        window_count(iv, s.hours, s.patient_code, settings["iv_therapy_window_hours"]) > 0
+        window_count(iv, s.hours, s.patient_code, settings["iv_therapy_window_hours"], before) > 0
     ) & had_fever
     moderate = np.where(iv_recent, 2, 0).astype(np.int8)
     fev = fever_grade(d)
