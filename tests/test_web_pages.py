@@ -7,7 +7,6 @@ uvicorn server."""
 from __future__ import annotations
 
 import io
-import json
 import re
 import socket
 import threading
@@ -193,10 +192,9 @@ def _per_cytokine(html: str) -> dict[tuple[str, str], dict]:
 
 
 def _figures(html: str) -> dict:
-    text = re.search(
-        r'<script type="application/json" id="cs-figures">(.*?)</script>', html, re.DOTALL
-    ).group(1)
-    return json.loads(text)
+    from cytosafe.report.page import figure_specs
+
+    return figure_specs(html)  # plain or packed
 
 
 # --- sign-in, cookie, CSRF ----------------------------------------------------------------

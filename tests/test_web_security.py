@@ -284,8 +284,14 @@ def test_reports_run_their_own_inline_scripts_only(site):
         assert policy.startswith("default-src 'none'")
         assert "frame-ancestors 'self'" in policy
         hashes = inline_script_hashes(r.content)
-        assert len(hashes) >= 3  # the class switch, Plotly, the report's own script
-        assert policy.split("script-src ")[1].split(";")[0] == " ".join(hashes)
+        assert len(hashes) >= 3  # the class switch, Plotly (or its packed form), the report's
+        # Its own inline scripts by hash, and what they create ('strict-dynamic': the web
+        # app stores reports packed, plotly.js unpacked and run from a blob: URL); no host,
+        # scheme or 'self' (strict-dynamic would ignore them, and nothing needs them).
+        assert b'id="cs-plotly-packed"' in r.content
+        sources = policy.split("script-src ")[1].split(";")[0]
+        assert sources == " ".join(["'strict-dynamic'", *hashes])
+        assert "blob:" not in sources and "unsafe" not in sources
 
 
 def test_a_script_injected_into_a_report_is_not_allowed_by_its_policy():
@@ -294,6 +300,8 @@ def test_a_script_injected_into_a_report_is_not_allowed_by_its_policy():
     injected = inline_script_hashes(html.replace(b"</html>", b"<script>steal()</script></html>"))
     assert injected[0] in policy and injected[1] not in policy
     assert "x.js" not in policy and "'self'" not in policy.split("script-src")[1].split(";")[0]
+    # A page without an inline script trusts no script at all (not even by 'strict-dynamic').
+    assert "script-src 'none';" in report_policy(b"<html><p>no script</p></html>")
 
 
 def test_hsts_is_sent_over_https_only(site):
@@ -312,7 +320,9 @@ def test_the_api_docs_allow_their_inline_script_by_hash(site):
     policy = _check_standard(r)
     for source in inline_script_hashes(r.content):
         assert source in policy
-    assert "https://cdn.jsdelivr.net" in policy and "frame-ancestors 'none'" in policy
+    assert "frame-ancestors 'none'" in policy
+    # Swagger UI and ReDoc are served from this server (offline_docs): no other host.
+    assert "http" not in policy and "cdn" not in policy and "googleapis" not in policy
 
 
 # --- 3. request bodies bounded while they arrive (defect 12) --------------------------------

@@ -112,8 +112,11 @@ def test_a_report_runs_under_its_csp_alone_and_in_the_analysis_page(live, tmp_pa
                 _sign_in(page, base)
 
                 # The report on its own: its inline scripts ran (the "js" class, the
-                # figures drawn by Plotly).
-                page.goto(f"{base}/analyses/{analysis}/report")
+                # figures drawn by Plotly). It is stored packed: plotly.js unpacked and
+                # run from a blob: URL, allowed by the policy's 'strict-dynamic'.
+                served = page.goto(f"{base}/analyses/{analysis}/report")
+                assert 'id="cs-plotly-packed"' in served.text()
+                assert "'strict-dynamic'" in served.headers["content-security-policy"]
                 expect(page.locator("html.js")).to_have_count(1)
                 first = page.locator(".plot[data-fig]").first
                 first.scroll_into_view_if_needed()
@@ -165,3 +168,36 @@ def test_the_sign_in_lockout_page_at_desktop_and_phone_widths(live, tmp_path):
             browser.close()
     for name in ("lockout-desktop.png", "lockout-phone.png"):
         assert (tmp_path / name).stat().st_size > 5_000
+
+
+def test_the_api_docs_load_from_this_server_with_no_violation(live, tmp_path):
+    # Swagger UI and ReDoc are served locally (offline_docs): they draw with no request to
+    # another host and no CSP violation, at desktop and phone widths.
+    from playwright.sync_api import expect, sync_playwright
+
+    base, _ = live
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for name, (width, height) in WIDTHS.items():
+                context = browser.new_context(viewport={"width": width, "height": height})
+                context.add_init_script(RECORD_VIOLATIONS)
+                page = context.new_page()
+                console: list[str] = []
+                hosts: set[str] = set()
+                page.on("console", lambda m, seen=console: seen.append(m.text))
+                page.on("request", lambda r, seen=hosts: seen.add(r.url.split("/")[2]))
+                page.goto(f"{base}/docs")
+                expect(page.locator(".swagger-ui .opblock").first).to_be_visible(timeout=30_000)
+                page.screenshot(path=tmp_path / f"docs-{name}.png")
+                assert page.evaluate("window.__csp") == []
+                page.goto(f"{base}/redoc")
+                title = page.get_by_role("heading", name=re.compile(r"^CytoSafe API"))
+                expect(title).to_be_visible(timeout=30_000)
+                page.screenshot(path=tmp_path / f"redoc-{name}.png")
+                assert page.evaluate("window.__csp") == []
+                assert hosts <= {base.split("/")[2]}, hosts
+                assert not [m for m in console if "Content Security Policy" in m], console
+                context.close()
+        finally:
+            browser.close()

@@ -18,14 +18,20 @@ unless the route set its own:
   results and tokens stay out of shared and browser caches.
 
 Reports (``/analyses/{id}/report`` and ``/api/analyses/{id}/report``) are self-contained
-HTML with Plotly and their own scripts inlined. They are served with their own, stricter
-policy (:func:`report_policy`): nothing may be loaded from anywhere (``default-src
-'none'``), and the only scripts that may run are the report's own inline scripts, each
-named by its SHA-256 hash (CSP Level 2, "hash-source"), so a script injected into a report
-would not run; they may be framed by this server's pages only (the analysis page shows the
-report in an ``<iframe>``). The interactive API documentation (``/docs``, ``/redoc``)
-loads its scripts and fonts from their public CDNs, as FastAPI serves it, and its inline
-script is allowed by hash too.
+HTML with Plotly and their own scripts inlined. The web app stores them packed (plotly.js
+and the figures gzip-compressed, a third of the size; :func:`cytosafe.report.page.
+page_scripts`): the report's script unpacks plotly.js and runs it from a ``blob:`` URL.
+They are served with their own, stricter policy (:func:`report_policy`): nothing may be
+loaded from anywhere (``default-src 'none'``); the scripts that may run are the report's
+own inline scripts, each named by its SHA-256 hash (CSP Level 2, "hash-source"), and,
+by ``'strict-dynamic'`` (CSP Level 3, section 8.2), the scripts those trusted scripts
+create: the unpacked plotly.js. A script injected into a report would not run (its hash
+is not listed, and an injected ``<script src>`` is not created by a trusted script);
+'strict-dynamic' makes browsers ignore host and scheme sources, so none is listed. Reports
+may be framed by this server's pages only (the analysis page shows the report in an
+``<iframe>``). The interactive API documentation (``/docs``, ``/redoc``) loads Swagger UI
+and ReDoc from this server (:mod:`cytosafe.web.offline_docs`); its inline script is
+allowed by hash, and no other host is.
 """
 
 from __future__ import annotations
@@ -44,14 +50,15 @@ DEFAULT_POLICY = (
     "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-# The CDNs FastAPI's /docs (Swagger UI) and /redoc pages load from.
+# /docs (Swagger UI) and /redoc: their files are served here (offline_docs), their one
+# inline script allowed by hash; ReDoc runs its search in a worker made from a blob.
 _DOCS_POLICY = (
-    "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net {hashes}; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
-    "font-src 'self' https://fonts.gstatic.com; worker-src 'self' blob:; connect-src 'self'; "
+    "default-src 'self'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+# 'strict-dynamic': the scripts a hashed script creates run too (a packed report's
+# plotly.js, from a blob: URL); see the module.
 _REPORT_POLICY = (
     "default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; "
     "img-src data: blob:; font-src data:; object-src 'none'; base-uri 'none'; "
@@ -87,7 +94,8 @@ _known_policies: dict[str, str] = {}
 
 def report_policy(html: bytes, sha256: str | None = None) -> str:
     """The content security policy of a self-contained report: its own inline scripts (by
-    hash) may run, nothing may be loaded, and only this server's pages may frame it.
+    hash) may run, and the scripts they create ('strict-dynamic': a packed report's
+    plotly.js), nothing may be loaded, and only this server's pages may frame it.
 
     ``sha256``: the report's recorded digest, to remember the policy of a report served
     again (a stored report does not change, and is megabytes: its scripts are hashed once
@@ -95,7 +103,10 @@ def report_policy(html: bytes, sha256: str | None = None) -> str:
     """
     if sha256 is not None and (known := _known_policies.get(sha256)) is not None:
         return known
-    policy = _REPORT_POLICY.format(hashes=" ".join(inline_script_hashes(html)) or "'none'")
+    hashes = inline_script_hashes(html)
+    # 'strict-dynamic' trusts only what a hashed script creates: without one, 'none'.
+    sources = " ".join(["'strict-dynamic'", *hashes]) if hashes else "'none'"
+    policy = _REPORT_POLICY.format(hashes=sources)
     if sha256 is not None:
         if len(_known_policies) > 4096:
             _known_policies.clear()
@@ -149,8 +160,8 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
     async def _docs(self, scope: Scope, receive: Receive, send: Send, https: bool) -> None:
-        """The API documentation pages are small: read them whole, allow their inline
-        script by hash and their CDN."""
+        """The API documentation pages are small: read them whole and allow their inline
+        script by hash."""
         start: Message | None = None
         body = bytearray()
 

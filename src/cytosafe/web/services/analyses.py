@@ -208,7 +208,10 @@ def run_quantification(
         # ``inputs or []``, which a bare DataFrame cannot answer.
         result = workflows.run_quantification([measurements], options=options or None)
         step(0.6, "rendering the QC report")
-        html = render_qc_report(result, title=f"{study.code}: quantification", inputs=report_inputs)
+        # Packed (a third of the size): served under the report policy's 'strict-dynamic'.
+        html = render_qc_report(
+            result, title=f"{study.code}: quantification", inputs=report_inputs, packed=True
+        )
         step(0.9, "storing the tables")
         ran = workflows.quantification_settings(
             result, study_id=study.code, plates=plates, options=options
@@ -447,7 +450,7 @@ def run_hazard(
         step(0.1, "quantifying and calling the hazard")
         result = workflows.run_analysis(design, inputs=measurements)
         step(0.6, "rendering the study report")
-        html = render_hazard_report(result, inputs=report_inputs)
+        html = render_hazard_report(result, inputs=report_inputs, packed=True)
         step(0.9, "storing the tables")
         # The study file was read from a temporary upload folder: name it as uploaded.
         ran = {**workflows.analysis_settings(result), "study": name, "plates": plates}
@@ -524,8 +527,9 @@ def read_report(store: Store, user: User, analysis_id: int) -> Response:
             signatures = list_signatures(session, analysis.id)
             final = analysis.status == "signed_off"
             content = with_manifest(content, signatures, final=final)
-            # Its own inline scripts (Plotly, the report's) may run, by hash; nothing else.
-            # The manifest adds no script, so the stored report's policy is the policy.
+            # Its own inline scripts may run, by hash, and the scripts they create (a packed
+            # report's plotly.js, from a blob: URL); nothing else. The manifest adds no
+            # script, so the stored report's policy is the policy.
             headers["Content-Security-Policy"] = report_policy(report.content, report.sha256)
         return Response(content, media_type=report.media_type, headers=headers)
 

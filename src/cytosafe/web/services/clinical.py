@@ -109,7 +109,8 @@ def _read_and_grade(
         obs, _, _ = read_clinical_input(Path(parts["bundle"]), product=product)
     obs.table = strip_folder_column(obs.table, folder)
     result = grade(obs, scales)
-    return obs, result, render_clinical_report(result, title=title)
+    # Packed (a third of the size): served under the report policy's 'strict-dynamic'.
+    return obs, result, render_clinical_report(result, title=title, packed=True)
 
 
 def _as_stored(table: pd.DataFrame) -> pd.DataFrame:
