@@ -152,7 +152,8 @@ def test_alerts_of_an_unknown_kind_store_nothing(store):
 
 
 def _fhir_stub():
-    """A FHIR server that answers searches with ``_lastUpdated=gt...`` over what it holds."""
+    """A FHIR server that answers searches with ``_lastUpdated=gt...`` or ``ge...`` over
+    what it holds."""
     stub = FastAPI()
     stub.state.resources = []
     stub.state.queries = []
@@ -163,8 +164,11 @@ def _fhir_stub():
         stub.state.queries.append((kind, since))
         out = [r for r in stub.state.resources if r["resourceType"] == kind]
         if since:
-            t = pd.Timestamp(since.removeprefix("gt"))
-            out = [r for r in out if pd.Timestamp(r["meta"]["lastUpdated"]) > t]
+            t = pd.Timestamp(since[2:])
+            if since.startswith("ge"):
+                out = [r for r in out if pd.Timestamp(r["meta"]["lastUpdated"]) >= t]
+            else:
+                out = [r for r in out if pd.Timestamp(r["meta"]["lastUpdated"]) > t]
         return {"resourceType": "Bundle", "type": "searchset", "total": len(out),
                 "entry": [{"resource": r} for r in out]}  # fmt: skip
 
@@ -206,7 +210,7 @@ def test_the_fhir_server_is_polled_with_last_updated():
         update = run.step()
         assert update.late == [] and len(update.added) == 1
         assert {a.kind for a in update.alerts} == {"grade_increase", "vital_sign"}
-        assert ("Observation", "gt2024-05-01T12:01:00Z") in stub.state.queries
+        assert ("Observation", "ge2024-05-01T12:01:00Z") in stub.state.queries
         assert run.monitor.patients["P1"].grade["astct2019"] == 1
         # the fever is withdrawn at the source: the resource's rows are taken back
         wrong = _temp(3, "2024-05-02T06:00:00Z", 38.8, "2024-05-02T07:00:00Z")
@@ -215,6 +219,48 @@ def test_the_fhir_server_is_polled_with_last_updated():
         update = run.step()
         assert update.late == ["P1"] and run.monitor.patients["P1"].grade["astct2019"] == 0
         assert update.revised_from["P1"] == pd.Timestamp("2024-05-02T06:00:00")
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_a_resource_stamped_with_the_instant_last_seen_is_read_once():
+    """``meta.lastUpdated`` is not unique: a resource stamped with the same instant as the
+    last one seen, but stored after the poll, is read by the next (``ge``), and those
+    already read are not read again (resource id and ``meta.versionId``); a new version
+    stamped with that instant is read."""
+    stub = _fhir_stub()
+    same = "2024-05-01T12:01:00Z"
+    infusion = _res(1, "MedicationAdministration", "2024-05-01T08:05:00Z",
+                    medicationCodeableConcept={"text": "SIM-CEL"},
+                    effectiveDateTime="2024-05-01T08:00:00Z")  # fmt: skip
+    first = _temp(2, "2024-05-01T12:00:00Z", 37.0, same)
+    first["meta"]["versionId"] = "1"
+    stub.state.resources += [infusion, first]
+    server, thread, base = _serve(stub)
+    try:
+        src = FHIRServerSource(f"{base}/fhir", product="SIM-CEL")
+        run = MonitorRun(Monitor(), src)
+        assert run.step() is not None and src.last_updated == same
+        assert run.step() is None  # the resource at that instant is not read twice
+        # stored after the poll, stamped with the same instant: gt would miss it
+        late_stamp = _temp(3, "2024-05-01T12:30:00Z", 38.9, same)
+        late_stamp["meta"]["versionId"] = "1"
+        stub.state.resources.append(late_stamp)
+        update = run.step()
+        assert update is not None and len(update.added) == 1
+        assert update.added["value"].astype(float).tolist() == [38.9]
+        assert run.monitor.patients["P1"].grade["astct2019"] == 1
+        assert run.step() is None  # both at that instant are read, each once
+        # a new version of the first, with the same instant: read, the earlier replaced
+        second = _temp(2, "2024-05-01T12:00:00Z", 37.5, same)
+        second["meta"]["versionId"] = "2"
+        stub.state.resources[1] = second
+        update = run.step()
+        assert update is not None and update.late == ["P1"]
+        assert run.monitor.patients["P1"].last_vitals["temperature"][1] == 38.9
+        assert run.step() is None
+        assert all(since == f"ge{same}" for _, since in stub.state.queries[2:])
     finally:
         server.should_exit = True
         thread.join(10)

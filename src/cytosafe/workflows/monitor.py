@@ -11,8 +11,11 @@ Sources:
   monitor reads nothing twice). A changed file is read as it now stands
   (:meth:`cytosafe.clinical.monitor.Monitor.process`).
 * :class:`FHIRServerSource` - a FHIR R4 server's REST endpoint, polled with
-  ``_lastUpdated=gt<last seen>`` for Observation and MedicationAdministration (the
-  search's ``next`` links followed); the last ``meta.lastUpdated`` seen is remembered.
+  ``_lastUpdated=ge<last seen>`` for Observation and MedicationAdministration (the
+  search's ``next`` links followed); the last ``meta.lastUpdated`` seen is remembered,
+  with the resources (id and ``meta.versionId``) stamped with that instant, so that one
+  stamped with the same instant after the poll is read and those already read are not
+  read twice (``gt`` would miss it: ``meta.lastUpdated`` is not unique, FHIR R4 §3.1.1.1).
 
 Each batch goes to :class:`~cytosafe.clinical.monitor.Monitor`; its alerts go to the
 store (``monitor_alerts`` of the clinical study, audited, with the observations read:
@@ -147,7 +150,8 @@ class FolderSource:
 
 @dataclass
 class FHIRServerSource:
-    """A FHIR R4 server polled with ``_lastUpdated=gt<last seen>``."""
+    """A FHIR R4 server polled with ``_lastUpdated=ge<last seen>``, de-duplicated by
+    resource id and ``meta.versionId`` (see the module docstring)."""
 
     base_url: str
     product: str | None = None
@@ -156,6 +160,8 @@ class FHIRServerSource:
     resources: tuple[str, ...] = ("Observation", "MedicationAdministration")
     client: Any = None
     _read: set = field(default_factory=set)
+    #: resources stamped with ``last_updated``: key -> version read (None: not yet known)
+    _boundary: dict = field(default_factory=dict)
 
     def _client(self):
         import httpx
@@ -168,7 +174,7 @@ class FHIRServerSource:
         url = f"{self.base_url.rstrip('/')}/{kind}"
         params: dict[str, str] | None = {"_count": "500", "_sort": "_lastUpdated"}
         if self.last_updated:
-            params["_lastUpdated"] = f"gt{self.last_updated}"
+            params["_lastUpdated"] = f"ge{self.last_updated}"
         import httpx
 
         while url:
@@ -199,17 +205,27 @@ class FHIRServerSource:
         back, so the patient is reprocessed from that time."""
         entries = [e for kind in self.resources for e in self._search(kind)]
         entries = [e for e in entries if isinstance(e.get("resource"), dict)]
+        base = self.base_url.rstrip("/")
+        # ``ge`` returns again what was stamped with the last instant seen: skip the
+        # versions already read (and a resource listed twice across pages)
+        fresh, keys, versions, done = [], [], [], set()
+        for n, e in enumerate(entries, start=1):
+            res = e["resource"]
+            key = f"{base}/{res.get('resourceType')}/{res.get('id') or f'entry-{n}'}"
+            version = _version(res)
+            if self._boundary.get(key) == version or (key, version) in done:
+                continue
+            done.add((key, version))
+            fresh.append(e)
+            keys.append(key)
+            versions.append(version)
+        entries = fresh
+        self._newest, self._pending = None, {}
         if not entries:
             return {}
-        seen = [str(e["resource"].get("meta", {}).get("lastUpdated") or "") for e in entries]
-        newest = max(
-            seen, key=lambda s: pd.Timestamp(s) if s else pd.Timestamp.min.tz_localize("UTC")
-        )
-        base = self.base_url.rstrip("/")
-        keys = [
-            f"{base}/{e['resource'].get('resourceType')}/{e['resource'].get('id') or n}"
-            for n, e in enumerate(entries, start=1)
-        ]
+        seen = [_stamp(e["resource"]) for e in entries]
+        newest = max(seen)
+        self._pending = {k: v for k, v, t in zip(keys, versions, seen, strict=True) if t == newest}
         bundle = {"resourceType": "Bundle", "type": "collection",
                   "entry": [{"resource": e["resource"]} for e in entries]}  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp:
@@ -233,10 +249,43 @@ class FHIRServerSource:
         return out
 
     def commit(self) -> None:
-        """Remember the newest ``meta.lastUpdated`` of what the last poll read."""
-        if getattr(self, "_newest", None):
-            self.last_updated = self._newest
-            self._newest = None
+        """Remember the newest ``meta.lastUpdated`` of what the last poll read, and the
+        resources (and versions) stamped with it."""
+        newest = getattr(self, "_newest", None)
+        if newest is None or newest == pd.Timestamp.min.tz_localize("UTC"):
+            return
+        stamp = _iso_utc(newest)
+        if self.last_updated and _stamp({"meta": {"lastUpdated": self.last_updated}}) == newest:
+            self._boundary.update(self._pending)  # the same instant: add to those read
+        else:
+            self._boundary = dict(self._pending)
+        self.last_updated = stamp
+        self._newest, self._pending = None, {}
+
+
+def _stamp(resource: dict) -> pd.Timestamp:
+    """A resource's ``meta.lastUpdated`` (UTC; the earliest time when absent)."""
+    text = str((resource.get("meta") or {}).get("lastUpdated") or "")
+    if not text:
+        return pd.Timestamp.min.tz_localize("UTC")
+    t = pd.Timestamp(text)
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
+
+def _iso_utc(t: pd.Timestamp) -> str:
+    """``2024-05-01T12:01:00Z`` (fractions of a second kept when there are any)."""
+    text = t.tz_convert("UTC").tz_localize(None).isoformat()
+    return text + "Z"
+
+
+def _version(resource: dict) -> str:
+    """What tells two versions of a resource apart: ``meta.versionId``, else (a server
+    that does not version) ``meta.lastUpdated`` and a digest of the content."""
+    meta = resource.get("meta") or {}
+    if meta.get("versionId") not in (None, ""):
+        return f"v{meta['versionId']}"
+    body = json.dumps(resource, sort_keys=True, default=str).encode("utf-8")
+    return f"{meta.get('lastUpdated')}#{hashlib.sha256(body).hexdigest()[:16]}"
 
 
 def post_alerts(
