@@ -13,7 +13,13 @@
   treatment with a line per donor;
 * **Concentration-response** — the quantification step's fits (4PL by default) with EC50/ECx;
 * **Statistics** — across-donor summary (responders, GMR with CI, Wilcoxon, adjusted p),
-  mixed models, ranking against benchmarks;
+  mixed models, ranking against benchmarks (with the concentration ratio to each
+  benchmark and the comparison at a matched concentration);
+* **Reference library** — how the study's responder rule and formats did on the cited
+  reference compounds (sensitivity and specificity against clinical CRS with exact
+  intervals, the compounds missed and why: :func:`cytosafe.reference.study_performance`),
+  and each test article among the library's compounds tested in the same format
+  (:func:`cytosafe.reference.place_in_library`);
 * **Methods** — CytoSafe version, rule set, curve model, weighting, LLOQ rule,
   statistics, classification, with citations.
 
@@ -93,6 +99,13 @@ class _Refs:
     def cite(self, *keys: str) -> str:
         nums = sorted({self.number[k] for k in keys if k in self.number})
         return "[" + ", ".join(map(str, nums)) + "]" if nums else ""
+
+    def add(self, key: str, citation: str) -> str:
+        """Cite a source not in the data files (the reference library's), listed once."""
+        if key not in self.number:
+            self.items.append((key, citation))
+            self.number[key] = len(self.items)
+        return self.cite(key)
 
 
 def _treatment_sort(design, name: str) -> tuple:
@@ -648,6 +661,27 @@ def _summary_rows(summary: pd.DataFrame, design) -> list[dict]:
     return rows
 
 
+def _parts(text: object, treatment: str = "") -> list[str]:
+    """A "; "-joined comparison text (:func:`cytosafe.hazard.benchmark`) as its parts (none
+    for a missing value), without what the row already says: the treatment's name, and
+    the measure the column's header names. Text of another form is kept whole."""
+    if not isinstance(text, str):
+        return []
+    parts = []
+    for t in (t.strip() for t in text.split("; ")):
+        if not t:
+            continue
+        if treatment:
+            t = t.replace(f": {treatment} {_MATCHED_MEASURE} ", ": ")
+            t = t.removeprefix(f"{treatment} at ")
+        parts.append(t)
+    return parts
+
+
+#: The measure the ranking's matched comparisons are given in (hazard.classify).
+_MATCHED_MEASURE = "mean log2 fold change over analytes"
+
+
 def _p(p: float) -> str:
     if p is None or not np.isfinite(p):
         return "–"
@@ -712,6 +746,184 @@ def _safe_control(design, name: str) -> str:
         return design.matched_control(name)
     except Exception:  # the design was checked on loading; here only a label
         return "?"
+
+
+def _ci(value: float, low: float, high: float) -> str:
+    """A proportion with its exact interval, in percent (``–`` when nothing was counted)."""
+    if value is None or not np.isfinite(value):
+        return "–"
+    return f"{100 * value:.0f}% ({100 * low:.0f}–{100 * high:.0f}%)"
+
+
+def _test_article_fold_changes(hz) -> list[tuple[str, str, str, float]]:
+    """Per format x test article: the arithmetic mean over analytes of the GMR over the
+    matched negative control at its top concentration, the study's nearest counterpart of
+    the library's "relative mean" of several cytokines (Vessillier 2015, Table 2).
+    ``(format, treatment, label, fold change)``."""
+    s = hz.summary
+    if s is None or s.empty:
+        return []
+    s = s[(s["treatment_role"] == "test") & np.isfinite(s["gmr"].astype(float))]
+    out = []
+    for (fmt, treatment), g in s.groupby(["assay_format", "treatment"], sort=True):
+        top = g["treatment_concentration"].max()
+        at = g[g["treatment_concentration"] == top]
+        unit = at["treatment_unit"].iloc[0] if "treatment_unit" in at else ""
+        unit = unit if isinstance(unit, str) else ""
+        label = (
+            f"{treatment} (this study: mean over {at['analyte'].nunique()} analytes of the GMR "
+            f"over the matched negative control at {num(top)} {unit})".replace(" )", ")")
+        )
+        out.append((str(fmt), str(treatment), label, float(at["gmr"].astype(float).mean())))
+    return out
+
+
+def _reference_section(hz, refs: _Refs) -> dict:
+    """How the study's rule set and formats did on the reference library, and where each
+    test article sits among the library's compounds in the same format."""
+    from cytosafe.errors import InputError
+    from cytosafe.reference import DISCLAIMER, load_library, place_in_library, study_performance
+    from cytosafe.reference.calibration import CLOPPER_PEARSON
+
+    resp = hz.responses
+    # A study without formats (one unnamed format) has nothing to compare with the library.
+    named = {str(f).strip() for f in resp["assay_format"].dropna()} if len(resp) else set()
+    formats = sorted(named - {""}, key=natural_key)
+    rule_set = hz.settings.rule_set
+    if not formats:
+        return {"rows": [], "misses": [], "places": [], "disclaimer": DISCLAIMER, "rule": ""}
+    library = load_library()
+    perf, _ = study_performance(rule_set, formats, library=library)
+    # With the study's donors, a paper's result that needs more donors for 90 % power is
+    # not counted as detected: what this study, as run, could have seen.
+    n_donors = int(resp["donor_id"].nunique())
+    with_donors, misses = study_performance(
+        rule_set, formats, library=library, donors=max(n_donors, 1)
+    )
+    powered = {(r["study_format"], r.get("endpoint")): r for r in with_donors.to_dict("records")}
+    exact = refs.add("Clopper & Pearson 1934", CLOPPER_PEARSON)
+    rows = []
+    for r in perf.to_dict("records"):
+        counted = pd.notna(r.get("tp"))
+        d = powered.get((r["study_format"], r.get("endpoint")), {})
+        rows.append(
+            {
+                "format": str(r["study_format"]).replace("_", " "),
+                "library_format": str(r.get("format") or "–").replace("_", " "),
+                "endpoint": r.get("endpoint") or "–",
+                "counts": (
+                    f"{int(r['tp'])}/{int(r['fn'])}/{int(r['fp'])}/{int(r['tn'])}"
+                    if counted
+                    else "–"
+                ),
+                "sens": _ci(
+                    r.get("sensitivity"), r.get("sensitivity_ci_low"), r.get("sensitivity_ci_high")
+                )
+                if counted
+                else "–",
+                "spec": _ci(
+                    r.get("specificity"), r.get("specificity_ci_low"), r.get("specificity_ci_high")
+                )
+                if counted
+                else "–",
+                "sens_donors": _ci(
+                    d.get("sensitivity"), d.get("sensitivity_ci_low"), d.get("sensitivity_ci_high")
+                )
+                if counted and d
+                else "–",
+                "not_evaluable": r.get("not_evaluable") or "",
+                "note": r.get("note") or "",
+            }
+        )
+    missed = [
+        {
+            "format": str(m["study_format"]).replace("_", " "),
+            "endpoint": m["endpoint"],
+            "kind": m["kind"],
+            "compound": m["name"],
+            "mechanism": m["mechanisms_in_format"],
+            "reason": m["reasons"],
+        }
+        for m in misses.to_dict("records")
+    ]
+    places = []
+    by_format: dict[str, list[tuple[str, str, float]]] = {}
+    for fmt, treatment, label, fc in _test_article_fold_changes(hz):
+        by_format.setdefault(fmt, []).append((treatment, label, fc))
+    for fmt in formats:
+        tested = by_format.get(fmt, [])
+        if not tested:
+            continue
+        try:
+            placed = [
+                place_in_library(fmt, fc, treatment=label, library=library)
+                for _, label, fc in tested
+            ]
+        except InputError as exc:
+            places.append({"format": fmt.replace("_", " "), "rows": [], "note": str(exc)})
+            continue
+        table = placed[0]
+        lib_rows = table[table["source"] != "this study"]
+        entries = [
+            {
+                "compound": r["name"],
+                "fc": float(r["fold_change"]),
+                "analyte": r["analyte"],
+                "comparator": r["comparator"],
+                "crs": _yes_no_unknown(r["crs_any"]),
+                "severe": _yes_no_unknown(r["crs_severe"]),
+                "source": r["location"],
+                "cite": refs.add(r["source"], r["source"]),
+                "study": False,
+            }
+            for r in lib_rows.to_dict("records")
+        ]
+        # Each test article's row as place_in_library made it (source "this study").
+        entries += [
+            {
+                "compound": r["compound"],
+                "fc": float(r["fold_change"]),
+                "analyte": "",
+                "comparator": "matched negative control",
+                "crs": "",
+                "severe": "",
+                "source": "this study",
+                "cite": "",
+                "study": True,
+            }
+            for t in placed
+            for r in t[t["source"] == "this study"].to_dict("records")
+        ]
+        entries.sort(key=lambda e: -e["fc"])  # stable: the library's order on a tie
+        for rank, e in enumerate(entries, start=1):
+            e["rank"] = rank
+            e["fc"] = num(e["fc"])
+        places.append(
+            {
+                "format": fmt.replace("_", " "),
+                "library_format": str(table["format"].iloc[0]).replace("_", " "),
+                "rows": entries if len(lib_rows) else [],
+                "note": ""
+                if len(lib_rows)
+                else "the library holds no numeric fold change in this format",
+            }
+        )
+    return {
+        "rule": rule_set.name,
+        "n_donors": n_donors,
+        "rows": rows,
+        "misses": missed,
+        "places": places,
+        "disclaimer": DISCLAIMER,
+        "exact": exact,
+        "version": library.version,
+    }
+
+
+def _yes_no_unknown(flag: object) -> str:
+    if flag is None or (isinstance(flag, float) and np.isnan(flag)):
+        return "unknown"
+    return "yes" if bool(flag) else "no"
 
 
 def _methods(result: AnalysisResult, refs: _Refs) -> list[str]:
@@ -851,6 +1063,7 @@ def render_hazard_report(
         )
     ranking = []
     for r in hz.ranking.itertuples(index=False):
+        test = r.treatment_role == "test"
         ranking.append(
             {
                 "format": _fmt(r.assay_format, r.incubation_h),
@@ -860,6 +1073,17 @@ def render_hazard_report(
                 "score": num(r.score),
                 "pct": num(r.median_percent_of_positive),
                 "rank": f"{r.rank}/{r.n_ranked}",
+                # Like with like? (hazard.classify.benchmark): a test article's concentration
+                # against each benchmark's, and the two compared where both were tested. The
+                # controls' comparisons with one another are in benchmark.csv.
+                "test": test,
+                "ratio": _parts(getattr(r, "concentration_comparison", ""), r.treatment)
+                if test
+                else [],
+                "matched": _parts(getattr(r, "matched_comparison", ""), r.treatment)
+                if test
+                else [],
+                "unmatched": test and not bool(getattr(r, "concentration_matched", True)),
             }
         )
     per_analyte = []
@@ -983,6 +1207,7 @@ def render_hazard_report(
         "mixed_rows": _mixed_rows(hz.mixed),
         "ranking": ranking,
         "per_analyte": per_analyte,
+        "reference": _reference_section(hz, refs),
         "settings": settings_rows,
         "methods": _methods(result, refs),
         "references": refs.items,
