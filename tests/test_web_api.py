@@ -923,6 +923,10 @@ def test_aop_evidence_of_t_cell_activation_raises_p_crs(api):
     assert given.json()["p_crs"] > prior.json()["p_crs"]
     p = given.json()
     assert p["p_none"] + p["p_crs"] == pytest.approx(1.0)
+    # Its basis is said (issue 18 item 4): the served network's tables are elicited.
+    from cytosafe.aop.bayes import ELICITED, CrsBayesNetwork
+
+    assert p["basis"] == prior.json()["basis"] == CrsBayesNetwork.basis == ELICITED
 
 
 def test_aop_refuses_unknown_evidence_and_modality(api):

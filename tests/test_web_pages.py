@@ -643,6 +643,43 @@ def test_the_aop_page_embeds_the_svg_figure(site):
     assert bad.status_code == 422 and "<svg" in bad.text
 
 
+def test_the_aop_page_shows_a_studys_evidence(site, hazard_analysis):
+    # Issue 18 item 5: a completed hazard analysis mapped as `cytosafe aop map` maps it.
+    from cytosafe.aop import load_crs_aop
+    from cytosafe.aop.evidence import map_evidence
+
+    _, _, users = site
+    vic = users["vic"]
+    page = vic.get("/aop").text
+    assert f'<option value="{hazard_analysis}">CRA-EX-001 · hazard analysis' in page
+    params = {"modality": "cd3_bispecific", "analysis": str(hazard_analysis)}
+    r = vic.get("/aop", params=params)
+    assert r.status_code == 200, _flash(r.text)
+    expected, lit = map_evidence(
+        load_crs_aop(), responses=_stored(vic, hazard_analysis, "responses"),
+        study="CRA-EX-001", modality="cd3_bispecific",
+    )  # fmt: skip
+    rows = re.findall(
+        r"<tr><td>([^<]*)</td><td>([^<]*)</td><td class=\"n\">([^<]*)</td>",
+        _section(r.text, "evidence"),
+    )
+    assert [(unescape(e), s, unescape(n)) for e, s, n in rows] == [
+        (t.event_title, t.source, f"{t.n_positive}/{t.n_total} {t.unit}")
+        for t in expected.itertuples(index=False)
+    ]
+    assert "positive control" in set(expected["source"])  # the assay's own sensitivity
+    # The example TA-1 (a CD3 bispecific) lights CD3 engagement, not CD28 or FcgR.
+    mies = set(expected.loc[expected["event_type"] == "MIE", "event"])
+    assert lit & mies and all("cd3" in m.lower() for m in lit & mies), (lit, mies)
+    svg = re.search(r'id="aop">(<svg.*?</svg>)', r.text, re.S).group(1)
+    assert "PC " in svg  # the numbers beside the colours, the positive controls' too
+    # Another group's user neither sees it in the list nor gets it by number.
+    olga = users["olga"]
+    assert f'value="{hazard_analysis}"' not in olga.get("/aop").text
+    r = olga.get("/aop", params=params)
+    assert r.status_code == 422 and 'id="evidence"' not in r.text
+
+
 def test_the_pages_use_the_report_stylesheet(site):
     app, _, _ = site
     client = TestClient(app)

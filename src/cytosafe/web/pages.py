@@ -980,15 +980,48 @@ def _ranking(rows: list[dict], kb: Any = None) -> pd.DataFrame:
 
 @router.get("/aop", response_class=HTMLResponse)
 @page
-def aop(request: Request, modality: str | None = None):
+def aop(request: Request, modality: str | None = None, analysis: str | None = None):
+    """The CRS adverse outcome pathway (one modality's when chosen), and a study's
+    evidence on it when a completed hazard analysis is chosen (issue 18 item 5): the
+    donor-level responses mapped as ``cytosafe aop map`` maps them, numbers beside each
+    event, and the evidence table."""
     found = signed_in(request)
     from markupsafe import Markup
 
-    error, svg, code = None, None, 200
+    store = request.app.state.store
+    choices = services.hazard_analyses(store, found[0])
+    chosen = (analysis or "").strip()
+    error, svg, code, evidence, study = None, None, 200, None, None
     try:
-        svg = services.aop_figure(modality or None)
+        if chosen:
+            try:
+                number = int(chosen)
+            except ValueError:
+                raise InputError(
+                    f"'{chosen}' is not an analysis number", field="analysis"
+                ) from None
+            if number not in {i for i, _ in choices}:
+                raise InputError(
+                    f"no completed hazard analysis {number} that you can see",
+                    field="analysis",
+                    expected="one of the list",
+                )
+            svg, table, study = services.aop_evidence(store, found[0], number, modality or None)
+            evidence = [
+                {
+                    "event": r.event_title,
+                    "type": r.event_type,
+                    "source": r.source,
+                    "readout": r.readout,
+                    "positive": f"{r.n_positive}/{r.n_total} {r.unit}",
+                    "note": r.note,
+                }
+                for r in table.itertuples(index=False)
+            ]
+        else:
+            svg = services.aop_figure(modality or None)
     except InputError as exc:
-        error, code = _message(exc), 422
+        error, code, evidence, study = _message(exc), 422, None, None
         svg = services.aop_figure()
     return render(
         request,
@@ -997,5 +1030,9 @@ def aop(request: Request, modality: str | None = None):
         code,
         svg=Markup(svg),
         modality=modality or "",
+        analyses=choices,
+        chosen=chosen,
+        evidence=evidence,
+        study=study,
         error=error,
     )

@@ -31,7 +31,10 @@ def recommend_assays(
 @router.post("/aop/probability", tags=["knowledge"])
 def aop_probability(body: AopQuery, user: Viewer) -> dict:
     """P(CRS), P(severe CRS) and P(no CRS) for a modality, given key-event evidence
-    (the quantitative CRS AOP, a Bayesian network)."""
+    (the quantitative CRS AOP, a Bayesian network), with the ``basis`` of its tables:
+    ``elicited`` (expert values with their citations) or fitted to the reference
+    library (:mod:`cytosafe.aop.fit`), so that no caller reads an elicited number as a
+    measured one (issue 18 item 4)."""
     from cytosafe.aop.bayes import CrsBayesNetwork
 
     try:
@@ -42,6 +45,7 @@ def aop_probability(body: AopQuery, user: Viewer) -> dict:
         "modality": body.modality,
         "evidence": body.evidence,
         **network.probability(body.evidence),
+        "basis": network.basis,
     }
 
 

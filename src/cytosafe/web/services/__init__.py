@@ -37,7 +37,12 @@ from cytosafe.web.services.clinical import (
 )
 from cytosafe.web.services.examples import EXAMPLE_COHORT, EXAMPLE_STUDY, load_examples
 from cytosafe.web.services.exclusions import change_wells, excluded_wells
-from cytosafe.web.services.knowledge import aop_figure, recommend_assays
+from cytosafe.web.services.knowledge import (
+    aop_evidence,
+    aop_figure,
+    hazard_analyses,
+    recommend_assays,
+)
 from cytosafe.web.services.studies import (
     list_plates,
     list_studies,
@@ -52,12 +57,14 @@ __all__ = [
     "EXAMPLE_COHORT",
     "EXAMPLE_STUDY",
     "analysis_out",
+    "aop_evidence",
     "aop_figure",
     "change_wells",
     "clinical_study",
     "excluded_wells",
     "grade_and_store",
     "grade_upload",
+    "hazard_analyses",
     "list_analyses",
     "list_plates",
     "list_studies",

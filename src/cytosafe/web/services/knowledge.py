@@ -7,7 +7,7 @@ import json
 from cytosafe.errors import InputError
 from cytosafe.web.tables import records
 
-__all__ = ["aop_figure", "recommend_assays"]
+__all__ = ["aop_evidence", "aop_figure", "hazard_analyses", "recommend_assays"]
 
 
 def recommend_assays(
@@ -58,3 +58,50 @@ def aop_figure(modality: str | None = None, highlight: str | None = None) -> str
             expected="a modality of the AOP, e.g. cd3_bispecific",
         )
     return aop_svg(aop, highlight=marks, modality=modality)
+
+
+def hazard_analyses(store, user) -> list[tuple[int, str]]:
+    """The completed (or signed-off) hazard analyses ``user`` can see, as (id, label),
+    newest first: the studies whose evidence the AOP page can map."""
+    from cytosafe.web.services.analyses import list_analyses
+    from cytosafe.web.services.studies import list_studies
+
+    out = []
+    for study in list_studies(store, user):
+        for a in list_analyses(store, user, study.code):
+            if a.kind == "hazard" and a.status in ("completed", "signed_off"):
+                out.append((a.id, f"{study.code} · hazard analysis {a.id} (v{a.version})"))
+    return sorted(out, reverse=True)
+
+
+def aop_evidence(store, user, analysis_id: int, modality: str | None = None):
+    """A study's evidence on the CRS pathway: the donor-level responses of a hazard
+    analysis ``user`` can see, mapped as ``cytosafe aop map`` maps them
+    (:func:`cytosafe.aop.evidence.map_evidence`: mechanism-aware, positive controls as the
+    assay's own sensitivity evidence), and the pathway drawn with the numbers beside each
+    event (:func:`cytosafe.aop.aop_svg`).
+
+    Returns ``(svg, table, study)``: the drawing, the evidence table (one row per key
+    event, source and format) and the study's code. ``modality``: the test article's
+    (without it no molecular initiating event gets evidence, as the mechanism that would
+    start it is unknown).
+    """
+    from cytosafe.aop import aop_svg, load_crs_aop
+    from cytosafe.aop.evidence import map_evidence
+    from cytosafe.assays.knowledge import load_knowledge_base
+    from cytosafe.web.services.analyses import read_analysis, stored_table
+
+    analysis = read_analysis(store, user, analysis_id)  # 404 when the user may not see it
+    if analysis.kind != "hazard" or analysis.status not in ("completed", "signed_off"):
+        raise InputError(
+            f"analysis {analysis_id} is a {analysis.status} {analysis.kind} analysis",
+            field="analysis",
+            expected="a completed hazard analysis",
+        )
+    responses = stored_table(store, analysis.id, "responses")
+    if responses is None or responses.empty:
+        raise InputError(f"analysis {analysis_id} has no donor responses", field="analysis")
+    key = load_knowledge_base().modality(modality).key if modality else None
+    aop = load_crs_aop()
+    table, lit = map_evidence(aop, responses=responses, study=analysis.study, modality=key)
+    return aop_svg(aop, highlight=lit, modality=key, evidence=table), table, analysis.study
