@@ -223,6 +223,23 @@ def test_sign_in_sets_an_httponly_lax_cookie_and_goes_back(site):
     assert cookie.startswith(f"{COOKIE}=")
     assert "HttpOnly" in cookie and "samesite=lax" in cookie.lower()
     assert "Signed in as <b>vic</b>" in client.get("/studies").text
+    # The session's token is a "web session" (store.users.WEB_SESSION), which a change of
+    # password ends.
+    import hashlib
+
+    from sqlalchemy import select
+
+    from cytosafe.store.models import ApiToken
+    from cytosafe.store.users import WEB_SESSION
+
+    token = cookie.split(";", 1)[0].split("=", 1)[1].strip('"')
+    with app.state.store.reader() as session:
+        name = session.scalar(
+            select(ApiToken.name).where(
+                ApiToken.token_sha256 == hashlib.sha256(token.encode()).hexdigest()
+            )
+        )
+    assert name == WEB_SESSION
 
 
 def test_a_wrong_password_is_401_and_sets_no_cookie(site):

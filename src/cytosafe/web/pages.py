@@ -33,6 +33,7 @@ from cytosafe.report.assays import readout_groups
 from cytosafe.report.figures import LAYOUT_TEMPLATE, Figures, natural_key, signal_name
 from cytosafe.schema.choices import BlankHandling, Covariance, CurveModel, Weighting
 from cytosafe.store import ROLES, SignedOffError, User, token_user
+from cytosafe.store.users import WEB_SESSION
 from cytosafe.web import cohort as cohort_figures
 from cytosafe.web import compare as side_by_side
 from cytosafe.web import results, services
@@ -210,7 +211,7 @@ def sign_in(
     next: Annotated[str, Form()] = "/studies",
 ):
     state = request.app.state
-    issued = services.sign_in(state.store, state.settings, username, password, name="web sign-in")
+    issued = services.sign_in(state.store, state.settings, username, password, name=WEB_SESSION)
     if issued is None:
         return render(
             request,
