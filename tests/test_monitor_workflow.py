@@ -387,3 +387,50 @@ def test_a_fhir_server_that_is_down_is_reported_and_polled_again():
     line = json.loads(out.getvalue().splitlines()[0])
     assert line["type"] == "error" and "cannot reach the FHIR server" in line["error"]
     assert run.errors == 1 and run.batches == 0
+
+
+def test_a_corrected_file_supersedes_its_stored_rows_and_the_ward_follows(tmp_path, store):
+    """Observations are only inserted; a source corrected after it was stored must not
+    leave its first reading in force: the rows it no longer holds are marked superseded
+    (audited, kept), and the ward, regrading from the store, agrees with the monitor."""
+    from types import SimpleNamespace
+
+    from cytosafe.store.monitor import (
+        SUPERSEDED,
+        study_observations,
+        superseded_count,
+    )
+    from cytosafe.web.pages_ward import _monitor
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _csv(folder / "a.csv", *DAY0, FEVER)
+    run = MonitorRun(Monitor(), FolderSource(folder), store=store, study="WARD-1", user="nurse")
+    run.step()
+    ward = SimpleNamespace(state=SimpleNamespace(store=store))
+    assert _monitor(ward, "WARD-1", "astct2019").patients["P1"].grade["astct2019"] == 1
+    # the fever was charted in error: 36.6, not 38.6
+    _csv(folder / "a.csv", *DAY0, ("P1", "2024-05-02T08:00:00Z", "temperature", "36.6", "C"))
+    update = run.step()
+    assert update.late == ["P1"] and len(update.removed) == 1
+    assert run.monitor.patients["P1"].grade["astct2019"] == 0
+    assert superseded_count(store, "WARD-1") == 1
+    live = study_observations(store, "WARD-1")
+    temps = live.loc[live["item"] == "temperature", "value"].astype(float).tolist()
+    assert sorted(temps) == [36.6, 36.9]  # the superseded 38.6 is left out
+    assert _monitor(ward, "WARD-1", "astct2019").patients["P1"].grade["astct2019"] == 0
+    with store.session() as session:
+        from sqlalchemy import select
+
+        from cytosafe.store.models import AuditEntry, Observation
+
+        kept = session.scalars(
+            select(Observation).where(Observation.source_file.startswith(SUPERSEDED))
+        ).all()
+        assert [o.value for o in kept] == ["38.6"]  # kept, not deleted
+        edits = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "edit",
+                                     AuditEntry.object_type == "observations")
+        ).all()  # fmt: skip
+        assert len(edits) == 1 and str(kept[0].id) in edits[0].details
+    assert verify_audit(store) is None

@@ -239,6 +239,9 @@ class Update:
         Rows set aside (``errors="quarantine"``).
     added:
         The raw rows read for the first time (a changed source: only its new rows).
+    removed:
+        The raw rows a changed source no longer holds (removed or corrected there): what
+        a store of the rows read marks as superseded.
     """
 
     timeline: pd.DataFrame
@@ -248,6 +251,7 @@ class Update:
     alerts: list[Alert]
     quarantine: pd.DataFrame
     added: pd.DataFrame = field(default_factory=pd.DataFrame)
+    removed: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def merge_into(self, timeline: pd.DataFrame | None) -> pd.DataFrame:
         """An accumulated timeline with this update applied (earlier rows replaced)."""
@@ -449,7 +453,7 @@ class Monitor:
         revised_from = {p: t for p, t in revised_from.items() if t is not None}
         touched = [p for p in sorted(touched) if p in revised_from]
         update = self._grade(touched, revised_from, sorted(late), fast_rows, redone, quarantine)
-        update.added = new
+        update.added, update.removed = new, gone
         return update
 
     def _empty(self) -> Update:

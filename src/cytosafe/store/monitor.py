@@ -35,10 +35,14 @@ __all__ = [
     "list_alerts",
     "record_alerts",
     "study_observations",
+    "supersede_observations",
+    "superseded_count",
 ]
 
 #: What a stored alert can be about (:data:`cytosafe.clinical.monitor.ALERT_KINDS`).
 ALERT_KINDS = ("grade_increase", "predictor_positive", "vital_sign")
+#: The prefix of a superseded observation's ``source_file`` (:func:`supersede_observations`).
+SUPERSEDED = "[superseded] "
 
 
 def _clinical(session: Session, study: Study | str | int, *, lock: bool) -> Study:
@@ -210,18 +214,88 @@ def last_alert_id(target: Store | Session, study: Study | str) -> tuple[int, int
         return int(top or 0), int(acked or 0)
 
 
+def supersede_observations(
+    target: Store | Session, rows: pd.DataFrame, *, study: Study | str, user: User | str
+) -> int:
+    """Mark the stored observations that ``rows`` name as superseded: a source corrected
+    (a file rewritten, a FHIR resource updated or entered in error) no longer holds them.
+
+    ``rows``: raw rows (``patient_id, time, item, value, unit, source_file, source_row``)
+    as the monitor read them. Nothing is deleted: each stored row matched keeps its values
+    and its ``source_file`` is prefixed with :data:`SUPERSEDED` (the schema has no status
+    column), in one audited ``edit`` of the study's observations that lists their ids.
+    :func:`study_observations` leaves them out. Returns the number of rows marked.
+    """
+    if rows is None or not len(rows):
+        return 0
+    keys = ["patient_id", "time", "item", "value", "unit", "source_file", "source_row"]
+    want = rows.reindex(columns=keys).copy()
+    want["time"] = pd.to_datetime(want["time"], utc=True, format="ISO8601", errors="coerce")
+    for c in ("patient_id", "item", "value", "unit", "source_file"):
+        want[c] = want[c].fillna("").astype(str).str.strip()
+    want["source_row"] = pd.to_numeric(want["source_row"], errors="coerce")
+    with transaction(target) as session:
+        actor = find_user(session, user)
+        st = _clinical(session, study, lock=True)
+        stored = session.execute(
+            select(Observation.id, Patient.code, Observation.time, Observation.item,
+                   Observation.value, Observation.unit, Observation.source_file,
+                   Observation.source_row)
+            .join(Patient, Patient.id == Observation.patient_id)
+            .where(Patient.study_id == st.id,
+                   Observation.source_file.in_(sorted(set(want["source_file"]))))
+        ).all()  # fmt: skip
+        have = pd.DataFrame(stored, columns=["id", *keys])
+        if not len(have):
+            return 0
+        have["time"] = pd.to_datetime(have["time"].map(aware), utc=True)
+        for c in ("value", "unit", "source_file"):
+            have[c] = have[c].fillna("").astype(str).str.strip()
+        have["source_row"] = pd.to_numeric(have["source_row"], errors="coerce")
+        ids = sorted(int(i) for i in have.merge(want, on=keys, how="inner")["id"].unique())
+        if not ids:
+            return 0
+        for obs in session.scalars(select(Observation).where(Observation.id.in_(ids))):
+            obs.source_file = SUPERSEDED + (obs.source_file or "")
+        session.flush()
+        record(
+            session,
+            "edit",
+            "observations",
+            st.id,
+            user=actor,
+            details={"study": st.code, "superseded": ids, "n_rows": len(ids),
+                     "reason": "corrected at the source (no longer in it)"},
+        )  # fmt: skip
+        return len(ids)
+
+
+def superseded_count(target: Store | Session, study: Study | str) -> int:
+    """How many of the study's stored observations are superseded (for polling)."""
+    with reading(target) as session:
+        st = _clinical(session, study, lock=False)
+        n = session.execute(
+            select(func.count(Observation.id))
+            .join(Patient, Patient.id == Observation.patient_id)
+            .where(Patient.study_id == st.id, Observation.source_file.startswith(SUPERSEDED))
+        ).scalar()
+        return int(n or 0)
+
+
 def study_observations(
     target: Store | Session, study: Study | str, *, after_id: int = 0
 ) -> pd.DataFrame:
     """The study's stored observations (``patient_id, time, item, value, unit``; times UTC)
-    with an id above ``after_id`` (``source_row`` holds the id), in the order stored."""
+    with an id above ``after_id`` (``source_row`` holds the id), in the order stored;
+    those superseded by a correction (:func:`supersede_observations`) left out."""
     with reading(target) as session:
         st = _clinical(session, study, lock=False)
+        live = Observation.source_file.is_(None) | ~Observation.source_file.startswith(SUPERSEDED)
         rows = session.execute(
             select(Patient.code, Observation.time, Observation.item, Observation.value,
                    Observation.unit, Observation.id)
             .join(Patient, Patient.id == Observation.patient_id)
-            .where(Patient.study_id == st.id, Observation.id > int(after_id))
+            .where(Patient.study_id == st.id, Observation.id > int(after_id), live)
             .order_by(Observation.id)
         ).all()  # fmt: skip
     frame = pd.DataFrame(

@@ -80,8 +80,11 @@ def _monitor(app, code: str, scale: str) -> Monitor:
         cache = app.state.ward_monitors = {}
     with _lock:
         entry = cache.get((code, scale))
-        if entry is None:
-            entry = cache[(code, scale)] = {"monitor": Monitor(scale, ["hay2017"]), "seen": 0}
+        corrected = stored.superseded_count(store, code)
+        if entry is None or entry["superseded"] != corrected:
+            # a source was corrected since: its superseded rows are left out, from the start
+            entry = cache[(code, scale)] = {"monitor": Monitor(scale, ["hay2017"]), "seen": 0,
+                                            "superseded": corrected}  # fmt: skip
         new = stored.study_observations(store, code, after_id=entry["seen"])
         if len(new):
             first, last = int(new["source_row"].min()), int(new["source_row"].max())
@@ -152,7 +155,8 @@ def ward_payload(app, user, code: str, scale: str) -> dict[str, Any]:
 
 
 def _version(store, code: str) -> tuple:
-    return (*stored.last_alert_id(store, code), *stored.latest_observations(store, code))
+    return (*stored.last_alert_id(store, code), *stored.latest_observations(store, code),
+            stored.superseded_count(store, code))  # fmt: skip
 
 
 @router.get("/ward", response_class=HTMLResponse)

@@ -370,7 +370,7 @@ class MonitorRun:
             update = _combine(parts)
         alerts = [a.as_dict() for a in update.alerts]
         if self.store is not None:
-            self._store(update.added, list(batch), update.alerts)
+            self._store(update.added, list(batch), update.alerts, update.removed)
         self.source.commit()  # only once stored: a crash before re-reads the batch
         self.batches += 1
         self.alerts += len(alerts)
@@ -412,12 +412,21 @@ class MonitorRun:
             self.out.flush()
         print(f"{source}: {why} (not read; fix the file and it is read again)", file=sys.stderr)
 
-    def _store(self, rows: pd.DataFrame, sources: list[str], alerts: list[Alert]) -> None:
-        """The rows read for the first time and the alerts, in one audited transaction."""
+    def _store(
+        self,
+        rows: pd.DataFrame,
+        sources: list[str],
+        alerts: list[Alert],
+        removed: pd.DataFrame | None = None,
+    ) -> None:
+        """The rows read for the first time, those a corrected source no longer holds
+        (marked superseded, audited, not deleted) and the alerts, in one transaction."""
         from cytosafe.store import import_observations
-        from cytosafe.store.monitor import record_alerts
+        from cytosafe.store.monitor import record_alerts, supersede_observations
 
         with self.store.session() as session:
+            if removed is not None and len(removed):
+                supersede_observations(session, removed, study=self.study, user=self.user)
             if len(rows):
                 import_observations(
                     session, rows, study=self.study, user=self.user, source=", ".join(sources)
