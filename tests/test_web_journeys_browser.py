@@ -31,6 +31,7 @@ from cytosafe.report.hazard import CHROMIUM, CHROMIUM_ARGS
 from cytosafe.store import Store, load_measurements, verify_audit
 from cytosafe.web import create_app
 from test_web_pages import MSD, PASSWORD, _free_port, _users
+from test_web_signatures_browser import _pdf_text
 from test_web_study_browser import _wide
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "journeys"
@@ -340,20 +341,22 @@ def test_3_compare_sign_off_and_download_the_workbook_and_the_pdf(site, made, tm
             str(v) for r in book["About"].iter_rows(values_only=True) for v in r if v is not None
         )
         assert "dora" in about, about[:500]
+        assert any("hazard" in name.lower() for name in book.sheetnames), book.sheetnames
         book.close()
 
-        pdf_link = page.locator("#downloads a[data-download=pdf]")
-        href = pdf_link.get_attribute("href")
-        with page.expect_download(timeout=RUN_MS) as got:
-            # A PDF opened in headless Chromium is downloaded, not shown.
+        # The PDF link opens Chromium's viewer; "Save link as" is a download of its href.
+        href = page.locator("#downloads a[data-download=pdf]").get_attribute("href")
+        with page.expect_download(timeout=300_000) as got:
             page.evaluate(
                 "href => { const a = document.createElement('a'); a.href = href;"
-                " a.download = ''; document.body.append(a); a.click(); }",
+                " a.download = ''; document.body.append(a); a.click(); a.remove(); }",
                 href,
             )
         pdf = tmp_path / "report.pdf"
         got.value.save_as(pdf)
         assert pdf.read_bytes()[:5] == b"%PDF-"
+        text = " ".join(_pdf_text(pdf).split())
+        assert "Approved by dora" in text, text[:600]
         dora.check()
     finally:
         dora.close()
