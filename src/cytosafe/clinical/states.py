@@ -297,16 +297,25 @@ def window_count(
         back = np.empty(len(order), dtype=np.int64)
         back[order] = np.arange(len(order))
         return counts[back[len(pc) :]]
-    # rows (kind 0) sort before a query (kind 1) at the same patient and hour: a query's
-    # position less the queries before it is the number of rows at or before t - window
-    c = code.astype(np.int64)
-    vals = np.concatenate([hours, hours - window])
-    kind = np.concatenate([np.zeros(n, np.int8), np.ones(n, np.int8)])
-    order = np.lexsort((kind, vals, np.concatenate([c, c])))
-    is_query = kind[order] == 1
-    rows_before = np.cumsum(~is_query) - (~is_query)
-    lo = np.empty(n, dtype=np.int64)
-    lo[order[is_query] - n] = rows_before[is_query]
+    if not n:
+        return np.zeros(0)
+    span = float(np.nanmax(hours) - np.nanmin(hours)) + 2 * window + 1.0
+    key = code.astype(float) * span + (hours - np.nanmin(hours))
+    lo = np.searchsorted(key, key - window, side="right")
+    # the key's rounding depends on the other rows: settle each bound on the row's own
+    # patient by comparing its hours with t - window exactly (a step or two at most)
+    idx = np.arange(n)
+    first = np.concatenate([[True], code[1:] != code[:-1]])
+    start = np.where(first, idx, 0)
+    np.maximum.accumulate(start, out=start)
+    thr = hours - window
+    lo = np.clip(lo, start, idx + 1)
+    while True:
+        down = (lo > start) & (hours[np.maximum(lo - 1, 0)] > thr)
+        up = (lo <= idx) & (hours[np.minimum(lo, n - 1)] <= thr)
+        if not (down.any() or up.any()):
+            break
+        lo = lo - down + up
     cs = np.concatenate([[0.0], np.cumsum(x, dtype=float)])
     return cs[np.arange(n) + 1] - cs[lo]
 
