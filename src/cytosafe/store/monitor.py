@@ -6,6 +6,9 @@ transaction per batch; the ward view of the web app reads them (:func:`list_aler
 :func:`latest_observations`) and a clinician acknowledges them (:func:`acknowledge_alert`).
 Every change goes through the audited session: raising is audited as ``create`` of a
 ``monitor_alert``, acknowledging as ``status``; an alert is acknowledged, never deleted.
+A source corrected after it was stored (a file rewritten, a FHIR resource updated or
+entered in error) supersedes the rows it no longer holds (:func:`supersede_observations`:
+an audited ``edit``, the rows kept and marked), and the ward reads the latest version.
 
 Alerts support a clinician's judgement and do not replace it.
 """

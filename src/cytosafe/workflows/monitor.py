@@ -15,7 +15,10 @@ Sources:
   search's ``next`` links followed); the last ``meta.lastUpdated`` seen is remembered,
   with the resources (id and ``meta.versionId``) stamped with that instant, so that one
   stamped with the same instant after the poll is read and those already read are not
-  read twice (``gt`` would miss it: ``meta.lastUpdated`` is not unique, FHIR R4 §3.1.1.1).
+  read twice (``gt`` would miss it: several resources can carry the same
+  ``meta.lastUpdated``; the ``ge``/``gt`` prefixes of a date search:
+  https://hl7.org/fhir/R4/search.html#date). A corrected resource's earlier rows are
+  marked superseded in the store (:func:`cytosafe.store.monitor.supersede_observations`).
 
 Each batch goes to :class:`~cytosafe.clinical.monitor.Monitor`; its alerts go to the
 store (``monitor_alerts`` of the clinical study, audited, with the observations read:
