@@ -194,7 +194,6 @@ def test_1_sign_in_create_a_study_upload_without_a_map_then_attach_it(site, made
         form.locator("input[name=reason]").fill("map sent by the lab after the run")
         form.locator("button[type=submit]").click()
         expect(page.get_by_role("status")).to_contain_text("Sample map attached")
-        page.goto(f"{ana.base}/studies/{CODE}")
         expect(page.locator("#unmapped")).to_have_count(0)
         page.locator("#plates a.chip", has_text="MSD-01").click()
         page.wait_for_url(re.compile(r"/plates/MSD-01"))
@@ -217,7 +216,8 @@ def test_2_design_in_the_form_quantify_exclude_a_point_refit_and_run_the_hazard_
     ana = User(site, "ana")
     page = ana.page
     try:
-        page.goto(f"{ana.base}/studies/{CODE}")
+        page.get_by_role("link", name=CODE).first.click()  # the studies list
+        page.wait_for_url(re.compile(f"/studies/{CODE}$"))
         page.get_by_role("link", name="Enter the design").click()
         page.wait_for_url(re.compile(r"/design$"))
         page.fill("input[name=donors]", ", ".join(f"D0{i}" for i in range(1, 9)))
@@ -244,7 +244,8 @@ def test_2_design_in_the_form_quantify_exclude_a_point_refit_and_run_the_hazard_
         ana.shoot("design")
 
         # Quantify, with the weighting chosen under "More options".
-        page.goto(f"{ana.base}/studies/{CODE}")
+        page.locator("header.top").get_by_role("link", name=CODE).click()
+        page.wait_for_url(re.compile(f"/studies/{CODE}$"))
         ana.shoot("study-designed")
         quantify = page.locator("form[action$='/quantify']")
         quantify.locator("details.more summary").click()
@@ -276,7 +277,8 @@ def test_2_design_in_the_form_quantify_exclude_a_point_refit_and_run_the_hazard_
         ana.shoot("quantification-refitted")
 
         # The hazard analysis from the stored design.
-        page.goto(f"{ana.base}/studies/{CODE}")
+        page.locator("header.top").get_by_role("link", name=CODE).click()
+        page.wait_for_url(re.compile(f"/studies/{CODE}$"))
         page.locator("form#hazard-design button[type=submit]").click()
         hazard = _wait_for_run(page)
         expect(page.locator("#hazard .call-card")).to_have_count(2)  # TA-1, TA-2
@@ -386,7 +388,7 @@ def test_4_grade_a_cohort_from_an_sdtm_upload_and_see_the_swimmer_plot(site, tmp
         page.fill("input[name=product]", "SIM-CEL")  # ex.xpt also holds the conditioning
         page.locator("form:has(input[name=files]) button[type=submit]").click()
         expect(page.get_by_role("status")).to_contain_text("observations and graded them")
-        page.goto(f"{ana.base}/studies/{COHORT}")
+        # The answer is the cohort page: incidence first, then the swimmer plot.
         expect(page.locator("#incidence-table tbody tr").first).to_be_visible()
         swimmer = page.locator("#swimmer")
         swimmer.scroll_into_view_if_needed()
@@ -414,7 +416,8 @@ def test_5_the_mabel_and_simulation_pages(site):
         expect(page.locator("#answer .answer")).to_contain_text("Recommended starting dose")
         ana.shoot("mabel")
 
-        page.goto(f"{ana.base}/simulate")
+        page.get_by_role("link", name="Simulation").first.click()
+        page.wait_for_url(re.compile(r"/simulate"))
         page.fill("input[name=subjects]", "60")
         page.click("#form button[type=submit]")
         expect(page.locator("#comparison tbody tr").first).to_be_visible()
