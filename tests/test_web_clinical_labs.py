@@ -108,3 +108,9 @@ def test_fhir_laboratory_observations_are_stored(site, tmp_path, entries):  # no
     assert float(labs[("p1", "mcp1")][0]) == 1500.0
     assert float(labs[("p1", "crp")][0]) == 12.0
     assert labs[("p1", "crp")][2] == "bundle.json"
+    # The grading report names the uploaded file with its SHA-256 (issue 15).
+    import hashlib
+
+    report = client.get(f"/api/analyses/{r.json()['analysis']}/report", headers=token).text
+    assert "bundle.json" in report
+    assert hashlib.sha256(bundle.read_bytes()).hexdigest() in report

@@ -109,8 +109,23 @@ def _read_and_grade(
         obs, _, _ = read_clinical_input(Path(parts["bundle"]), product=product)
     obs.table = strip_folder_column(obs.table, folder)
     result = grade(obs, scales)
-    # Packed (a third of the size): served under the report policy's 'strict-dynamic'.
-    return obs, result, render_clinical_report(result, title=title, packed=True)
+    # The report names each uploaded file with its SHA-256 (issue 15: every report, whatever
+    # face made it). Packed (a third of the size): served under the report policy's
+    # 'strict-dynamic'.
+    inputs = [_file_input(Path(p)) for p in parts.values()]
+    html = render_clinical_report(result, title=title, packed=True, inputs=inputs)
+    return obs, result, html
+
+
+def _file_input(path: Path) -> dict:
+    """An uploaded file as a report input: its name as uploaded, size and SHA-256."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return {"name": path.name, "sha256": digest.hexdigest(), "bytes": path.stat().st_size}
 
 
 def _as_stored(table: pd.DataFrame) -> pd.DataFrame:
