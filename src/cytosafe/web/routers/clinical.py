@@ -58,7 +58,15 @@ def upload_sdtm(
     with uploads(settings) as up:
         parts = {
             k: up.save(f, f"{k}.xpt")
-            for k, f in {"dm": dm, "vs": vs, "ex": ex, "cm": cm, "pr": pr, "ae": ae, "lb": lb}.items()
+            for k, f in {
+                "dm": dm,
+                "vs": vs,
+                "ex": ex,
+                "cm": cm,
+                "pr": pr,
+                "ae": ae,
+                "lb": lb,
+            }.items()
             if f is not None
         }
         return services.grade_and_store(
