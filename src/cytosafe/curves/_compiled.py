@@ -40,6 +40,35 @@ def _jit(func):
 
 
 @_jit
+def _shape(fam, pos, lr, b, c, g):
+    """The logistic shape at one point, ``s``, ``1 - s`` and ``d s / d(b, c, g)`` (natural
+    scale), as ``FivePL._dshape`` / ``MirrorFivePL._dshape`` compute them; ``lr`` is
+    ``log(x / c)`` (0 where ``x = 0``, ``pos`` False)."""
+    z = b * lr if pos else -math.inf
+    e = math.exp(-abs(z))
+    if fam == 1:
+        L = max(-z, 0.0) + math.log1p(e)
+        frac = (e if z >= 0 else 1.0) / (1.0 + e)
+        em = math.expm1(-g * L)
+        if pos:
+            t = 1.0 + em
+            s = -em
+            dsg = L * t
+        else:
+            t = 0.0
+            s = 1.0
+            dsg = 0.0
+        gxf = g * t * frac
+        return s, t, -gxf * lr, gxf * (b / c), dsg
+    log_s = max(z, 0.0) + math.log1p(e)
+    frac = (1.0 if z >= 0 else e) / (1.0 + e)
+    em = math.expm1(-g * log_s)
+    s = 1.0 + em
+    gxf = g * s * frac
+    return s, -em, -gxf * lr, gxf * (b / c), -s * log_s
+
+
+@_jit
 def _evaluate(fam, lx, pos_, ysw, sw, th, k, free, out_res, out_th, Q0, Q1, dphi, scale3, alpha):
     """Residuals at ``th`` (``_Projected.evaluate``): the asymptotes by projection.
 
@@ -60,46 +89,8 @@ def _evaluate(fam, lx, pos_, ysw, sw, th, k, free, out_res, out_th, Q0, Q1, dphi
     # phi0 = s, phi1 = 1 - s (FivePL) or the mirror's 1 - t, t; weighted by sw.
     for i in range(m):
         pos = pos_[i]
-        if pos:
-            lr = lx[i] - logc
-            z = b * lr
-        else:
-            lr = 0.0
-            z = -math.inf
-        e = math.exp(-abs(z))
-        if fam == 1:
-            L = max(-z, 0.0) + math.log1p(e)
-            if z >= 0:
-                frac = e / (1.0 + e)
-            else:
-                frac = 1.0 / (1.0 + e)
-            em = math.expm1(-g * L)
-            if pos:
-                t = 1.0 + em
-                s = -em
-                dsg = L * t
-            else:
-                t = 0.0
-                s = 1.0
-                dsg = 0.0
-            oms = t
-            gxf = g * t * frac
-            ds0 = -gxf * lr
-            ds1 = gxf * (b / c)
-            ds2 = dsg
-        else:
-            log_s = max(z, 0.0) + math.log1p(e)
-            if z >= 0:
-                frac = 1.0 / (1.0 + e)
-            else:
-                frac = e / (1.0 + e)
-            em = math.expm1(-g * log_s)
-            s = 1.0 + em
-            oms = -em
-            gxf = g * s * frac
-            ds0 = -gxf * lr
-            ds1 = gxf * (b / c)
-            ds2 = -s * log_s
+        lr = lx[i] - logc if pos else 0.0
+        s, oms, ds0, ds1, ds2 = _shape(fam, pos, lr, b, c, g)
         w = sw[i]
         Q0[i] = s * w  # phiw, orthonormalised below
         Q1[i] = oms * w
@@ -730,38 +721,11 @@ def _covariance_all(fam, x, w, m, params, fixed, sigma2):
         for i in range(mm):
             xi = x[c, i]
             pos = xi > 0
-            if pos:
-                lr = math.log(xi) - logc
-                z = b * lr
-            else:
-                lr = 0.0
-                z = -math.inf
-            e = math.exp(-abs(z))
-            if fam == 1:
-                L = max(-z, 0.0) + math.log1p(e)
-                frac = (e if z >= 0 else 1.0) / (1.0 + e)
-                em = math.expm1(-g * L)
-                if pos:
-                    t = 1.0 + em
-                    s = -em
-                    ds2 = L * t
-                else:
-                    t = 0.0
-                    s = 1.0
-                    ds2 = 0.0
-                oms = t
-                gxf = g * t * frac
-            else:
-                log_s = max(z, 0.0) + math.log1p(e)
-                frac = (1.0 if z >= 0 else e) / (1.0 + e)
-                em = math.expm1(-g * log_s)
-                s = 1.0 + em
-                oms = -em
-                gxf = g * s * frac
-                ds2 = -s * log_s
+            lr = math.log(xi) - logc if pos else 0.0
+            s, oms, ds0, ds1, ds2 = _shape(fam, pos, lr, b, cc, g)
             col0 = s
-            col1 = amd * (-gxf * lr)
-            col2 = amd * (gxf * (b / cc))
+            col1 = amd * ds0
+            col2 = amd * ds1
             col3 = oms
             col4 = amd * ds2
             sw = math.sqrt(w[c, i]) if m[c, i] else 0.0
