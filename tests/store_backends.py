@@ -24,7 +24,6 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from pathlib import Path
 import pytest
 
 from cytosafe.store import Store
+from live_server import free_port
 
 PG_BIN = Path(os.environ.get("CYTOSAFE_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
@@ -138,12 +138,6 @@ _NUMBERS = itertools.count(1)
 _CLUSTER: Cluster | None = None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _server_user() -> str | None:
     """None: run as ourselves; else the unprivileged user to run the server as (root)."""
     if os.geteuid() != 0:
@@ -167,7 +161,7 @@ def get_cluster() -> Cluster:
         if run_as is not None:
             entry = pwd.getpwnam(run_as)
             os.chown(root, entry.pw_uid, entry.pw_gid)
-        cluster = Cluster(root=root, port=_free_port(), superuser="postgres", run_as=run_as)
+        cluster = Cluster(root=root, port=free_port(), superuser="postgres", run_as=run_as)
         atexit.register(cluster.stop)  # also when the session is interrupted
         cluster.start()
         _CLUSTER = cluster

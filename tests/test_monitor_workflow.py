@@ -6,7 +6,6 @@ stdout as JSON lines and to a webhook (retries with backoff, a timeout; a stub s
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 
@@ -28,6 +27,7 @@ from cytosafe.workflows.monitor import (
     post_alerts,
     run_monitor,
 )
+from live_server import free_port
 
 runner = CliRunner()
 COLS = ["patient_id", "time", "item", "value", "unit"]
@@ -46,16 +46,10 @@ DAY0 = [
 FEVER = ("P1", "2024-05-02T08:00:00Z", "temperature", "38.6", "C")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _serve(app_: FastAPI):
     import uvicorn
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app_, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -381,7 +375,7 @@ def test_a_fhir_server_that_is_down_is_reported_and_polled_again():
     import io
 
     out = io.StringIO()
-    run = MonitorRun(Monitor(), FHIRServerSource(f"http://127.0.0.1:{_free_port()}/fhir",
+    run = MonitorRun(Monitor(), FHIRServerSource(f"http://127.0.0.1:{free_port()}/fhir",
                                                  timeout=1.0), out=out)  # fmt: skip
     run_monitor(run, once=True)
     line = json.loads(out.getvalue().splitlines()[0])

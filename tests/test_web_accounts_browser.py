@@ -9,8 +9,6 @@ tests/artifacts/ (git-ignored) for people to look at."""
 from __future__ import annotations
 
 import re
-import socket
-import threading
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ import pytest
 from cytosafe.report.hazard import CHROMIUM, CHROMIUM_ARGS
 from cytosafe.store import Store, add_to_group, create_user
 from cytosafe.web import Settings, create_app
+from live_server import serve_app
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 WIDTHS = {"desktop": (1440, 900), "phone": (390, 844)}
@@ -25,17 +24,10 @@ FIRST = "xK4-generated-by-the-server"  # as cytosafe serve prints it
 CHOSEN = {"desktop": "violet kettle orbit lantern", "phone": "amber walrus nine cedars"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     """A live server whose admin must change the printed password, with two labs'
     studies (so that the audit trail has entries of each kind)."""
-    import uvicorn
 
     store = Store(f"sqlite:///{tmp_path_factory.mktemp('accounts') / 'store.sqlite3'}")
     for name in ("desk", "phone"):
@@ -45,19 +37,9 @@ def live(tmp_path_factory):
     for n in range(60):  # more than a page of entries
         add_to_group(store, "ana", f"lab-{n:02d}", by="admin-desk")
     app = create_app(store, settings=Settings(compute_workers=0))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    ready = threading.Event()
-    for _ in range(400):
-        if server.started:
-            break
-        ready.wait(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(60)
+    base, stop = serve_app(app)
+    yield base
+    stop()
     store.close()
 
 

@@ -22,7 +22,6 @@ module; the journeys run in file order and each builds on the one before.
 from __future__ import annotations
 
 import re
-import threading
 from pathlib import Path
 
 import pytest
@@ -30,7 +29,8 @@ import pytest
 from cytosafe.report.hazard import CHROMIUM, CHROMIUM_ARGS
 from cytosafe.store import Store, load_measurements, verify_audit
 from cytosafe.web import create_app
-from test_web_pages import MSD, PASSWORD, _free_port, _users
+from live_server import serve_app
+from test_web_pages import MSD, PASSWORD, _users
 from test_web_signatures_browser import _pdf_text
 from test_web_study_browser import _wide
 
@@ -62,30 +62,17 @@ RUN_MS = 900_000
 def site(tmp_path_factory):
     """One live server (tests/test_web_pages.py's users: the analyst ana and the study
     director dora of lab-a) and one Chromium for the whole module."""
-    import uvicorn
     from playwright.sync_api import sync_playwright
 
     store = Store(f"sqlite:///{tmp_path_factory.mktemp('journeys') / 'store.sqlite3'}")
     _users(store)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(store), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    ready = threading.Event()
-    for _ in range(400):
-        if server.started:
-            break
-        ready.wait(0.05)
-    assert server.started, "uvicorn did not start"
+    base, stop = serve_app(create_app(store))
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield {"base": f"http://127.0.0.1:{port}", "store": store, "browser": browser}
+        yield {"base": base, "store": store, "browser": browser}
         browser.close()
-    server.should_exit = True
-    thread.join(60)
+    stop()
     store.close()
 
 

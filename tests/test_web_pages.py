@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import io
 import re
-import socket
-import threading
 from html import unescape
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from cytosafe.report.hazard import CHROMIUM, CHROMIUM_ARGS
 from cytosafe.store import Analysis, Measurement, Plate, Store, add_to_group, create_user
 from cytosafe.web import create_app
 from cytosafe.web.pages import COOKIE
+from live_server import serve_app
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -800,34 +799,14 @@ def test_the_dockerfile_installs_the_package_and_serves_on_all_addresses():
 # --- a real browser -----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def live_server(tmp_path):
-    import uvicorn
 
     store = Store(f"sqlite:///{tmp_path / 'live.sqlite3'}")
     _users(store)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(store), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    ready = threading.Event()
-    for _ in range(400):
-        if server.started:
-            ready.set()
-            break
-        ready.wait(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(60)
+    base, stop = serve_app(create_app(store))
+    yield base
+    stop()
     store.close()
 
 

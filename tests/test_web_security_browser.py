@@ -7,8 +7,6 @@ phone widths."""
 from __future__ import annotations
 
 import re
-import socket
-import threading
 from pathlib import Path
 
 import httpx
@@ -18,6 +16,7 @@ import pytest
 from cytosafe.report.hazard import CHROMIUM, CHROMIUM_ARGS
 from cytosafe.store import Store, add_to_group, create_user
 from cytosafe.web import Settings, create_app
+from live_server import serve_app
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 MSD = EXAMPLES / "cra-study" / "msd"
@@ -32,33 +31,17 @@ document.addEventListener("securitypolicyviolation", function (e) {
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     """A live server with a quantified study (its QC report stored)."""
-    import uvicorn
 
     store = Store(f"sqlite:///{tmp_path_factory.mktemp('live') / 'store.sqlite3'}")
     create_user(store, "root", role="admin", password=PASSWORD)
     create_user(store, "ana", role="analyst", password=PASSWORD, by="root")
     add_to_group(store, "ana", "lab-a", by="root")
     app = create_app(store, settings=Settings(sign_in_account_attempts=3))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    ready = threading.Event()
-    for _ in range(400):
-        if server.started:
-            break
-        ready.wait(0.05)
-    assert server.started, "uvicorn did not start"
-    base = f"http://127.0.0.1:{port}"
+    base, stop = serve_app(app)
+    base = base
     with httpx.Client(base_url=base, timeout=120) as client:
         r = client.post("/api/token", data={"username": "ana", "password": PASSWORD})
         auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
@@ -79,8 +62,7 @@ def live(tmp_path_factory):
             "completed"
         )
     yield base, analysis
-    server.should_exit = True
-    thread.join(60)
+    stop()
     store.close()
 
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
-import threading
 
 import httpx
 import pytest
@@ -23,6 +21,7 @@ from cytosafe.report.signature import MANIFEST_ID, write_signed_pdf
 from cytosafe.store import Store, add_to_group, create_study, create_user
 from cytosafe.web import create_app
 from cytosafe.workflows import store_quantification
+from live_server import serve_app
 from store_backends import STUDY, quantified
 
 PASSWORD = "correct horse battery"
@@ -35,17 +34,10 @@ document.addEventListener("securitypolicyviolation", function (e) {
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     """A live server with a study director Dora Director and a completed quantification
     of the example ELISA plate with its QC report."""
-    import uvicorn
 
     store = Store(f"sqlite:///{tmp_path_factory.mktemp('sign') / 'store.sqlite3'}")
     create_user(store, "root", role="admin", password=PASSWORD)
@@ -58,19 +50,9 @@ def live(tmp_path_factory):
         store, result, study=STUDY, user="dora", report=render_qc_report(result)
     ).id
     app = create_app(store)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    ready = threading.Event()
-    for _ in range(400):
-        if server.started:
-            break
-        ready.wait(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}", analysis
-    server.should_exit = True
-    thread.join(60)
+    base, stop = serve_app(app)
+    yield base, analysis
+    stop()
     store.close()
 
 

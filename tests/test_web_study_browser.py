@@ -12,8 +12,6 @@ that the browser logged no error.
 from __future__ import annotations
 
 import re
-import socket
-import threading
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +27,7 @@ from cytosafe.store import (
     verify_audit,
 )
 from cytosafe.web import create_app
+from live_server import serve_app
 
 ROOT = Path(__file__).resolve().parents[1]
 MSD = ROOT / "examples" / "cra-study" / "msd"
@@ -46,15 +45,8 @@ DESIGN = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    import uvicorn
 
     folder = tmp_path_factory.mktemp("journey")
     store = Store(f"sqlite:///{folder / 'store.sqlite3'}")
@@ -62,23 +54,13 @@ def live(tmp_path_factory):
     create_user(store, "ana", role="analyst", password=PASSWORD, by="root")
     add_to_group(store, "ana", "lab-a", by="root")
     app = create_app(store)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    ready = threading.Event()
-    for _ in range(400):
-        if server.started:
-            break
-        ready.wait(0.05)
-    assert server.started, "uvicorn did not start"
+    base, stop = serve_app(app)
     create_study(store, COHORT, user="ana", kind="clinical", group="lab-a")
     samples = pd.read_csv(MSD / "samples.csv", dtype=str, keep_default_na=False)
     sample_map = folder / "samples_MSD-01.csv"
     samples[samples["plate_id"] == "MSD-01"].to_csv(sample_map, index=False)
-    yield f"http://127.0.0.1:{port}", app, store, sample_map
-    server.should_exit = True
-    thread.join(60)
+    yield base, app, store, sample_map
+    stop()
     store.close()
 
 

@@ -8,8 +8,6 @@ for people to look at."""
 from __future__ import annotations
 
 import re
-import socket
-import threading
 from pathlib import Path
 
 import httpx
@@ -18,39 +16,23 @@ import pytest
 from cytosafe.report.hazard import CHROMIUM, CHROMIUM_ARGS
 from cytosafe.store import Store, create_user
 from cytosafe.web import create_app
+from live_server import serve_app
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 PASSWORD = "correct horse battery"
 WIDTHS = {"desktop": (1440, 900), "phone": (390, 844)}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    import uvicorn
 
     store = Store(f"sqlite:///{tmp_path_factory.mktemp('tools') / 'store.sqlite3'}")
     create_user(store, "root", role="admin", password=PASSWORD)
     create_user(store, "vic", role="viewer", password=PASSWORD, by="root")
     app = create_app(store)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    ready = threading.Event()
-    for _ in range(400):
-        if server.started:
-            break
-        ready.wait(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(60)
+    base, stop = serve_app(app)
+    yield base
+    stop()
     store.close()
 
 

@@ -5,10 +5,6 @@ The page says that predictions and alerts support a clinician's judgement."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-
 import pandas as pd
 import pytest
 
@@ -18,20 +14,14 @@ from cytosafe.store import Store, add_to_group, audit_entries, create_study, cre
 from cytosafe.store.monitor import list_alerts
 from cytosafe.web import Settings, create_app
 from cytosafe.workflows.monitor import FolderSource, MonitorRun
+from live_server import serve_app
 
 PASSWORD = "correct horse battery"
 COLS = ["patient_id", "time", "item", "value", "unit"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def ward(tmp_path):
-    import uvicorn
 
     store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
     create_user(store, "root", role="admin", password=PASSWORD)
@@ -51,18 +41,9 @@ def ward(tmp_path):
     run = MonitorRun(Monitor(), FolderSource(folder), store=store, study="WARD-1", user="clin")
     assert run.step() is not None
     app = create_app(store, settings=Settings())
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(400):
-        if server.started:
-            break
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}", store, folder, run
-    server.should_exit = True
-    thread.join(10)
+    base, stop = serve_app(app)
+    yield base, store, folder, run
+    stop()
 
 
 @pytest.mark.parametrize("width", [390, 1280])
