@@ -21,44 +21,18 @@ from cytosafe.io.tidy import write_tidy
 from cytosafe.report import render_qc_report
 from cytosafe.report.hazard import CHROMIUM, CHROMIUM_ARGS, render_hazard_report
 from cytosafe.report.page import figure_specs
+from test_hazard_report import STUDY as HAZARD_STUDY
 
 ROOT = Path(__file__).resolve().parents[1]
 MSD = ROOT / "examples" / "cra-study" / "msd"
 COHORT = ROOT / "examples" / "crs-cohort" / "observations.csv"
 
-STUDY = """
-[study]
-id = "SIM-READ"
-title = "report readability study"
-
-[[treatment]]
-name = "medium"
-role = "negative_control"
-
-[[treatment]]
-name = "isotype"
-role = "isotype_control"
-concentrations = [10.0]
-unit = "ug/mL"
-
-[[treatment]]
-name = "anti-CD3"
-role = "positive_control"
-concentrations = [1.0]
-unit = "ug/mL"
-
-[[treatment]]
-name = "TA-hot"
-role = "test"
-
-[[treatment]]
-name = "TA-cold"
-role = "test"
-
-[analysis]
-inputs = ["measurements.csv"]
-model = "4PL"
-"""
+# tests/test_hazard_report.py's study, under its own id and a title that does not say
+# "simulated" (the SIMULATED banner is tested by changing it).
+STUDY = HAZARD_STUDY.replace('id = "SIM-001"', 'id = "SIM-READ"').replace(
+    'title = "SIMULATED report test study"', 'title = "report readability study"'
+)
+assert 'id = "SIM-READ"' in STUDY and 'title = "report readability study"' in STUDY
 
 
 def figures(page: str) -> dict:
