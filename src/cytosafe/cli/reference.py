@@ -5,7 +5,8 @@ Examples
 .. code-block:: console
 
     $ cytosafe reference evaluate --out calibration/
-    $ cytosafe reference evaluate --rule-set fold2_above_lloq --donors 10 --out calibration/
+    $ cytosafe reference evaluate --rule-set fold2_above_lloq --donors 27 --out calibration/
+    $ cytosafe reference evaluate --mean-only --out calibration-means/
     $ cytosafe reference evaluate --confirmed-only --out calibration-confirmed/
 """
 
@@ -47,10 +48,21 @@ def evaluate_command(
         int | None,
         typer.Option(
             "--donors",
-            help="Donors of the study being calibrated: a readout whose paper needs more "
-            "donors for 90 % power is not counted as detected.",
+            min=1,
+            help="The donor panel of the study being calibrated: a readout whose paper "
+            "needs more donors for 90 % power is not counted as detected. Default: the "
+            "library's cited [donor_panel] (9 donors in the shipped library, Iwata et al. "
+            "2016).",
         ),
     ] = None,
+    mean_only: Annotated[
+        bool,
+        typer.Option(
+            "--mean-only",
+            help="Judge every readout on its paper's mean alone, whatever the donors its "
+            "paper needs for power.",
+        ),
+    ] = False,
     library: Annotated[
         Path | None,
         typer.Option("--library", help="A reference library file (the shipped one by default)."),
@@ -69,17 +81,22 @@ def evaluate_command(
 
     Writes sensitivity and specificity against clinical CRS (any grade, grade >= 3) with
     exact 95 % intervals, the compounds each format misses and the mechanism that explains
-    it, and the calls behind them.
+    it, and the calls behind them. A result counts as detected when it passes the rule and
+    a study of the donor panel would have had 90 % power to show it (where the paper says
+    how many donors that takes).
     """
     import pandas as pd
 
     from cytosafe._atomic import atomic_directory
-    from cytosafe.reference import DISCLAIMER, evaluate, load_library, summary_markdown
+    from cytosafe.reference import DISCLAIMER, PANEL, evaluate, load_library, summary_markdown
 
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a directory", file=str(out), field="--out")
+    if mean_only and donors is not None:
+        raise InputError("--donors and --mean-only contradict each other", field="--mean-only")
     lib = load_library(library)
-    ev = evaluate(rule_set or None, library=lib, donors=donors, confirmed_only=confirmed_only)
+    panel = None if mean_only else (donors if donors is not None else PANEL)
+    ev = evaluate(rule_set or None, library=lib, donors=panel, confirmed_only=confirmed_only)
     tables: dict[str, pd.DataFrame] = {
         "performance.csv": ev.performance,
         "misses.csv": ev.misses,

@@ -6,7 +6,9 @@ of CytoSafe's hazard call against them.
 * :func:`evaluate` — each responder rule set applied to the library's published readouts
   per assay format, with sensitivity and specificity against clinical CRS (any grade,
   grade >= 3), exact (Clopper-Pearson) 95 % intervals, and the compounds each format
-  misses with the mechanism that explains the miss;
+  misses with the mechanism that explains the miss; a result counts as detected only
+  when a study of the cited donor panel (:func:`donor_panel`) would have had the power
+  to show it;
 * :func:`study_performance` and :func:`place_in_library` — a study's rule set and formats
   on the library, and its test article's fold change among the library's compounds
   tested in the same format.
@@ -18,8 +20,10 @@ replace, a toxicologist's judgement.
 from cytosafe.reference.calibration import (
     DISCLAIMER,
     ENDPOINTS,
+    PANEL,
     Evaluation,
     clopper_pearson,
+    donor_panel,
     evaluate,
     expected_detection,
     summary_markdown,
@@ -28,6 +32,7 @@ from cytosafe.reference.context import library_format, place_in_library, study_p
 from cytosafe.reference.library import (
     ClinicalOutcome,
     Compound,
+    DonorPanel,
     Readout,
     ReferenceLibrary,
     Source,
@@ -37,13 +42,16 @@ from cytosafe.reference.library import (
 __all__ = [
     "DISCLAIMER",
     "ENDPOINTS",
+    "PANEL",
     "ClinicalOutcome",
     "Compound",
+    "DonorPanel",
     "Evaluation",
     "Readout",
     "ReferenceLibrary",
     "Source",
     "clopper_pearson",
+    "donor_panel",
     "evaluate",
     "expected_detection",
     "library_format",

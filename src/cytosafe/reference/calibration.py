@@ -21,9 +21,18 @@ readouts of the reference library (:mod:`cytosafe.reference.library`), per assay
   and never counted as misses;
 * the rule is applied to the paper's central value (the typical donor), not donor by
   donor, and the hazard classes (donor fractions, paired tests) cannot be formed from a
-  summary. Where the paper gives the donors needed for 90 % power, ``donors=`` turns a
-  detection into a miss when the study's donors are fewer (an effect the study could not
-  have shown);
+  summary;
+* a result counts as detected only if a study of the assumed donor panel would have shown
+  it: where the paper gives the donors needed for 90 % power at the 5 % level (Vessillier
+  et al. 2015, Table 2: paired t-tests on log data against the isotype control), a
+  readout that passes the rule but needs more donors than the panel is not detected. This
+  is the across-donor question the live hazard call asks of a study with its paired test
+  (the ``require_significant`` of the moderate class, ``hazard_rules.toml``; a Wilcoxon
+  signed-rank test there, a t-test in the paper). The panel is ``donors=``, by default
+  the library's ``[donor_panel]`` (9 donors: the panel Iwata et al. 2016 call a
+  practical test design; the file cites it); ``donors=None`` judges every readout on its
+  mean alone. A readout whose paper gives no power figure is judged on its mean alone,
+  and its reason says so;
 * a compound is detected in a format when any of its evaluable readouts is.
 
 Against clinical CRS (any grade, and grade >= 3) each format and rule set gets a
@@ -39,6 +48,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Final
 
 import numpy as np
 import pandas as pd
@@ -53,8 +63,10 @@ from cytosafe.reference.library import Compound, Readout, ReferenceLibrary, load
 __all__ = [
     "DISCLAIMER",
     "ENDPOINTS",
+    "PANEL",
     "Evaluation",
     "clopper_pearson",
+    "donor_panel",
     "evaluate",
     "expected_detection",
     "summary_markdown",
@@ -71,6 +83,10 @@ DISCLAIMER = (
 ENDPOINTS = {"crs_any": "CRS of any grade", "crs_severe": "CRS of grade >= 3"}
 
 DETECTED, MISSED, NOT_EVALUABLE = "detected", "not detected", "not evaluable"
+
+#: ``evaluate(donors=PANEL)``: the library's ``[donor_panel]`` (the shipped library's when
+#: a user's file states none).
+PANEL: Final = "panel"
 _CALLS = {RESPONDER: DETECTED, NON_RESPONDER: MISSED, INDETERMINATE: NOT_EVALUABLE}
 
 CLOPPER_PEARSON = (
@@ -270,11 +286,19 @@ def expected_detection(
     return pd.DataFrame(rows)
 
 
+def donor_panel(library: ReferenceLibrary | None = None):
+    """The donor panel a calibration assumes: the library's ``[donor_panel]``, or the
+    shipped library's when the file states none (:class:`~cytosafe.reference.library.
+    DonorPanel`: donors, citations, basis)."""
+    lib = library or load_library()
+    return lib.donor_panel or load_library().donor_panel
+
+
 def evaluate(
     rule_set: str | RuleSet | Iterable[str | RuleSet] | None = None,
     *,
     library: ReferenceLibrary | None = None,
-    donors: int | None = None,
+    donors: int | str | None = PANEL,
     knowledge: KnowledgeBase | None = None,
     confirmed_only: bool = False,
 ) -> Evaluation:
@@ -288,8 +312,10 @@ def evaluate(
     library:
         The reference library (the shipped one by default).
     donors:
-        The donors of the study being calibrated. When given, a readout whose paper needs
-        more donors for 90 % power is not counted as detected.
+        The donor panel of the study being calibrated: a readout whose paper needs more
+        donors for 90 % power is not counted as detected. ``PANEL`` (the default): the
+        library's cited ``[donor_panel]`` (:func:`donor_panel`); ``None``: every readout
+        is judged on its mean alone.
     knowledge:
         The assay knowledge base that explains misses (the shipped one by default).
     confirmed_only:
@@ -307,10 +333,18 @@ def evaluate(
     >>> c = ev.calls.set_index(["compound", "format"])
     >>> c.loc[("tgn1412", "pbmc_solid_phase_dry"), "call"]
     'detected'
+    >>> c.loc[("tgn1412", "whole_blood"), "call"]  # needs 52 donors; the panel has 9
+    'not detected'
     """
-    if donors is not None and (isinstance(donors, bool) or donors < 1):
-        raise InputError(f"{donors!r} donors", field="donors", expected="a whole number >= 1")
     lib = library or load_library()
+    panel = None
+    if isinstance(donors, str) and donors == PANEL:
+        panel = donor_panel(lib)
+        donors = panel.donors if panel is not None else None
+    if donors is not None and (
+        isinstance(donors, bool) or not isinstance(donors, int) or donors < 1
+    ):
+        raise InputError(f"{donors!r} donors", field="donors", expected="a whole number >= 1")
     kb = knowledge or load_knowledge_base()
     sets = _rule_sets(rule_set)
     if confirmed_only:
@@ -334,6 +368,17 @@ def evaluate(
                             f"; but the paper needs {r.donors_for_power} donors for 90 % "
                             f"power and the study has {donors}"
                         )
+                    elif call == DETECTED:
+                        reason += (
+                            f"; the paper needs {r.donors_for_power} donors for 90 % power, "
+                            f"within the study's {donors}"
+                        )
+                elif call == DETECTED:
+                    reason += (
+                        "; judged on the mean alone (no donors-for-power figure)"
+                        if donors is not None
+                        else "; judged on the mean alone (no donor panel applied)"
+                    )
                 readout_rows.append(
                     {
                         "rule_set": rs.name,
@@ -362,9 +407,17 @@ def evaluate(
     readouts = pd.DataFrame(readout_rows)
     calls = _calls(readouts, lib, kb)
     performance, misses = _performance(calls, sets, lib)
+    if donors is None:
+        panel_text = "not applied: every readout judged on its mean alone"
+    elif panel is not None:
+        cites = "; ".join(lib.sources[k].citation for k in panel.citations if k in lib.sources)
+        panel_text = f"{donors} donors, the library's [donor_panel]: {panel.basis} ({cites})"
+    else:
+        panel_text = f"{donors} donors, as given"
     settings = {
         "rule_sets": {rs.name: [r.describe() for r in rs.rules] for rs in sets},
         "donors": donors,
+        "donor_panel": panel_text,
         "confirmed_only": confirmed_only,
         "library_version": lib.version,
         "library_file": lib.file,
@@ -375,6 +428,9 @@ def evaluate(
             "by donor; hazard classes cannot be formed from published summaries",
             "a published number is taken as quantifiable (above_lloq)",
             "min_difference_lloq needs the paper's LLOQ and is undecided",
+            "a readout is detected when it passes the rule and, where its paper gives the "
+            "donors needed for 90 % power, that number is within the donor panel; without "
+            "a power figure it is judged on its mean alone",
             "a compound is detected in a format when any evaluable readout is",
             "qualitative results, ranges and concentrations without a control are not "
             "evaluable and are not counted as misses",
@@ -522,8 +578,7 @@ def summary_markdown(ev: Evaluation) -> str:
         f"**{DISCLAIMER}**",
         "",
         f"Library {s['library_version']} ({s['library_file']}); assay knowledge base "
-        f"{s['knowledge_base_version']}; donors per study: "
-        f"{s['donors'] if s['donors'] is not None else 'not applied'}.",
+        f"{s['knowledge_base_version']}; donor panel: {s['donor_panel']}.",
         "",
         "Sensitivity and specificity per format, with exact 95 % intervals "
         "(Clopper-Pearson). Compounds whose readouts cannot be put on the rule's scale are "

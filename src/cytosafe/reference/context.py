@@ -52,6 +52,9 @@ def study_performance(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """How the study's rule set and formats did on the reference library.
 
+    ``donors``: the study's donors (a readout whose paper needs more for 90 % power is
+    not counted as detected); ``None`` judges every readout on its mean alone.
+
     Returns ``(performance, misses)``: the rows of the calibration's tables for this rule
     set and these formats, with ``study_format`` (the study's name of the format). A
     study format the library has no evaluable readout in gets a row with zero counts and

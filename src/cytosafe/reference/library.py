@@ -33,6 +33,7 @@ __all__ = [
     "PUBLISHED_CALLS",
     "ClinicalOutcome",
     "Compound",
+    "DonorPanel",
     "Readout",
     "ReferenceLibrary",
     "Source",
@@ -63,7 +64,8 @@ _READOUT_KEYS = {
     "confirmed", "note",
 }  # fmt: skip
 _REFERENCE_KEYS = {"key", "citation", "note"}
-_TOP_KEYS = {"schema", "version", "reference", "compound"}
+_PANEL_KEYS = {"donors", "citations", "basis"}
+_TOP_KEYS = {"schema", "version", "reference", "compound", "donor_panel"}
 
 
 @dataclass(frozen=True)
@@ -131,13 +133,25 @@ class Compound:
 
 
 @dataclass(frozen=True)
+class DonorPanel:
+    """The donor panel a calibration assumes a study has (``[donor_panel]``): a readout
+    whose paper needs more donors for 90 % power is not counted as detected."""
+
+    donors: int
+    citations: tuple[str, ...]
+    basis: str
+
+
+@dataclass(frozen=True)
 class ReferenceLibrary:
-    """The validated library: its sources and compounds (by key), and where it came from."""
+    """The validated library: its sources and compounds (by key), and where it came from;
+    ``donor_panel`` when the file states the panel its calibration assumes."""
 
     version: str
     file: str
     sources: dict[str, Source]
     compounds: dict[str, Compound]
+    donor_panel: DonorPanel | None = None
 
     def compound(self, key: str) -> Compound:
         from cytosafe.errors import InputError
@@ -338,8 +352,30 @@ def _load(file: Path, kb: KnowledgeBase) -> ReferenceLibrary:
             readouts=tuple(readouts),
             note=f.text("note", default=None),
         )
+    panel = None
+    if "donor_panel" in raw:
+        p = Fields(
+            top.get("donor_panel", dict, expected="a [donor_panel] table"), file, "donor_panel"
+        )
+        _unknown_keys(p, _PANEL_KEYS)
+        donors = _finite(p, "donors", integer=True)
+        if donors is None or donors < 1:
+            p.fail(f"{donors!r} donors", field="donors", expected="a whole number >= 1")
+        citations = p.strings("citations")
+        for i, k in enumerate(citations):
+            if k not in sources:
+                p.fail(
+                    f"citation {i} {k!r} is not in the file's [[reference]] list",
+                    field="citations",
+                    expected=", ".join(sources),
+                )
+        panel = DonorPanel(donors=donors, citations=citations, basis=p.text("basis"))
     return ReferenceLibrary(
-        version=top.text("version"), file=str(file), sources=sources, compounds=compounds
+        version=top.text("version"),
+        file=str(file),
+        sources=sources,
+        compounds=compounds,
+        donor_panel=panel,
     )
 
 
