@@ -186,9 +186,40 @@ def episodes(
 
 def _lookup(column: pd.Series, name: str) -> np.ndarray:
     """Per row, whether the ``;``-joined text of a categorical column lists ``name``."""
-    cat = column.astype("category")
-    lut = np.array([name in str(c).split(";") for c in cat.cat.categories] + [False])
-    return lut[cat.cat.codes.to_numpy()]
+    codes, cats = _cat_codes(column)
+    lut = np.array([name in str(c).split(";") for c in cats] + [False])
+    return lut[codes]
+
+
+def _cat_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes (-1: missing) and categories of a column (a categorical's own)."""
+    cat = column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype("category")
+    return cat.cat.codes.to_numpy(), np.asarray(cat.cat.categories, dtype=object)
+
+
+def _at_rows(column: pd.Series, rows: np.ndarray, missing: str) -> np.ndarray:
+    """The text of ``column`` at ``rows`` (``missing`` where a row is -1), reading only
+    those rows: a million-row timeline's criteria are never all turned into strings."""
+    codes, cats = _cat_codes(column)
+    if not len(codes):
+        return np.full(len(rows), missing, dtype=object)
+    at = codes[np.maximum(rows, 0)]
+    # a missing value reads "nan", as str() of it does
+    text = np.array([str(c) for c in cats] + ["nan", missing], dtype=object)
+    return text[np.where(rows < 0, len(cats) + 1, np.where(at >= 0, at, len(cats)))]
+
+
+def _joined(flags: np.ndarray, names: list[str], sep: str, fmt=None) -> np.ndarray:
+    """Per row of ``flags`` (rows x names, counts or booleans), the names set joined by
+    ``sep`` (``fmt(name, count)`` for counts): formatted once per distinct row."""
+    if not len(flags):
+        return np.array([], dtype=object)
+    distinct, inverse = np.unique(flags, axis=0, return_inverse=True)
+    text = [
+        sep.join((fmt(n, c) if fmt else n) for n, c in zip(names, row, strict=True) if c)
+        for row in distinct.tolist()
+    ]
+    return np.array(text, dtype=object)[inverse.reshape(-1)]
 
 
 def patient_summary(
@@ -235,13 +266,12 @@ def patient_summary(
 
     hours = grp.hours
     times = tl["time"].to_numpy()
-    crit = tl["criterion"].astype(str).to_numpy() if G else np.array([], dtype=object)
     est_any = {}
     for name in ("hypotension_from_sbp", "fio2_from_flow", "fio2_from_device", "low_flow_assumed",
                  "weight_assumed", "interpretation"):  # fmt: skip
         has = _lookup(tl["estimates"], name) & grp.pos
         est_any[name] = np.bincount(gid[has], minlength=G) > 0
-    estimates = [";".join(n for n, v in est_any.items() if v[i]) for i in range(G)]
+    estimates = _joined(np.column_stack(list(est_any.values())), list(est_any), ";")
     # treatments: counted once per patient (on the rows of the first scale)
     once = grp.scale_code == grp.scale_code[0] if len(tl) else np.zeros(0, dtype=bool)
     pcode = pd.factorize(tl["patient_id"])[0]
@@ -250,7 +280,12 @@ def patient_summary(
         has = _lookup(tl["event"], name) & once
         counts[name] = np.bincount(pcode[has], minlength=int(pcode.max()) + 1 if len(pcode) else 0)
     gp = pcode[first]
-    treatments = ["; ".join(f"{n} x{c[p]}" for n, c in counts.items() if c[p]) for p in gp]
+    treatments = _joined(
+        np.column_stack([c[gp] for c in counts.values()]).astype(np.int64),
+        list(counts),
+        "; ",
+        lambda n, c: f"{n} x{c}",
+    )
     infusion = (
         tl["_has_infusion"].to_numpy()[first] if "_has_infusion" in tl.columns else np.ones(G, bool)
     )
@@ -277,7 +312,7 @@ def patient_summary(
             "duration_hours": np.where(n_ep > 0, duration, np.nan),
             "n_episodes": n_ep.astype(int),
             "ongoing_at_last_observation": ongoing,
-            "criterion_at_max": at(at_max, crit, ""),
+            "criterion_at_max": _at_rows(tl["criterion"], at_max, ""),
             "treatments": treatments,
             "estimates": estimates,
             "infusion_charted": infusion.astype(bool),
