@@ -302,14 +302,29 @@ def _grade_states(
             "crs_present": g.extra.get("crs_present", np.ones(len(s), dtype=bool)),
             "crs_signs": crs_signs(s, d) if d is not None else np.zeros(len(s), dtype=bool),
         }
-        out = pd.DataFrame(frame)
-        out["_has_infusion"] = s.has_infusion
-        out["_baseline_fever"] = baseline_fever
-        frames.append(out)
+        frame["_has_infusion"] = s.has_infusion
+        frame["_baseline_fever"] = baseline_fever
+        frames.append(_frame(frame, len(s)))
     if out_carry is not None and len(s):
         out_carry["carry"] = _carry_out(s, derived, keep_hours)
-    timeline = pd.concat(frames, ignore_index=True)
+    timeline = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     return (_categorical(timeline),)
+
+
+def _frame(columns: dict[str, Any], n: int) -> pd.DataFrame:
+    """A DataFrame of the columns, not consolidated into 2-D blocks (consolidating a
+    million-row timeline copies every column: 0.5 s); scalars are broadcast. Each column
+    gets its own writable array (the state table shares read-only ones between items)."""
+    seen: set[int] = set()
+    series = []
+    for name, value in columns.items():
+        if np.ndim(value) == 0:
+            value = np.full(n, value)
+        elif isinstance(value, np.ndarray) and (not value.flags.writeable or id(value) in seen):
+            value = value.copy()
+        seen.add(id(value))
+        series.append(pd.Series(value, name=name, copy=False))
+    return pd.concat(series, axis=1, copy=False)
 
 
 def _categorical(frame: pd.DataFrame) -> pd.DataFrame:
@@ -497,7 +512,8 @@ def grade(
         timeline = grade_states(obs, names, options)
         patients = patient_summary(timeline, obs.table, gap_hours=gaps)
         quarantine = obs.quarantine
-    timeline = timeline.drop(columns=["_has_infusion", "_baseline_fever"])
+    for hidden in ("_has_infusion", "_baseline_fever"):
+        del timeline[hidden]  # in place: no copy of the other columns
     _warn_baseline_fever(patients)
     order = {n: i for i, n in enumerate(names)}
     patients = patients.sort_values(
