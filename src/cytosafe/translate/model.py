@@ -34,14 +34,19 @@ always and step-up dosing no longer lowers the peak.
 (:func:`plasma_ec50`; default factor 1: the culture concentration is taken as the free
 plasma concentration; whole-blood assays are in plasma already).
 
-**Integration.** One ODE system over all subjects: the state is a ``(6, n_subjects)``
-array and a classical fourth-order Runge-Kutta step advances every subject together
-(:func:`simulate`). The step grid contains every dose time, infusion end and output time,
-so the right-hand side is smooth within each step; the default step is 0.25 h. Against
-SciPy's ``solve_ivp`` (LSODA, ``rtol=1e-9``) on single subjects, IL-6 agrees to better
-than 1e-3 relative (typically 1e-4) and the concentration to better than 1e-6 of its peak
-(the stated tolerances, checked by the tests; :func:`simulate_ivp` is the
-per-subject reference).
+**Integration.** One system over all subjects, advanced on a step grid that contains every
+dose time, infusion end and output time, so the infusion rate is constant within each step;
+the default step is 0.25 h (:func:`simulate`). The PK is linear, so each step moves the
+amounts exactly: ``x(t + h) = exp(K h) x(t) + (int_0^h exp(K s) ds) R`` with the matrix
+exponential computed once per subject and step length (:func:`_pk_propagators`). Only the
+pool and IL-6 are integrated numerically, by a classical fourth-order Runge-Kutta step whose
+stages take the stimulation at the exact concentrations of the start, middle and end of the
+step. The same scheme runs as NumPy array operations over all subjects or, for large
+populations, in a compiled kernel (:mod:`cytosafe.translate._compiled`, Numba) that agrees
+with it to rounding. Against SciPy's ``solve_ivp`` (LSODA, ``rtol=1e-9``) on single
+subjects, IL-6 agrees to better than 1e-3 relative (typically 1e-4) and the concentration to
+better than 1e-6 of its peak (the stated tolerances, checked by the tests;
+:func:`simulate_ivp` is the per-subject reference).
 """
 
 from __future__ import annotations
@@ -385,8 +390,14 @@ def simulate(
     dt_h: float = 0.25,
     output_step_h: float = 1.0,
     keep_pool: bool = False,
+    kernel: str = "auto",
 ) -> SimulationResult:
-    """Integrate the model for every subject of ``params`` at once (vectorised RK4).
+    """Integrate the model for every subject of ``params`` at once.
+
+    The pharmacokinetics are linear, so each step moves the amounts exactly (the matrix
+    exponential of :func:`_pk_propagators`); the pool and IL-6 take a classical
+    fourth-order Runge-Kutta step with the stimulation at the start, middle and end of the
+    step (see the module docstring).
 
     Parameters
     ----------
@@ -399,12 +410,18 @@ def simulate(
         Simulated time, largest integration step and output spacing (hours).
     keep_pool:
         Also keep the releasable pool ``P`` at the output times (``result.pool``).
+    kernel:
+        ``"auto"`` (default): the compiled kernel of :mod:`cytosafe.translate._compiled`
+        for :data:`COMPILED_MIN_SUBJECTS` subjects or more where Numba is installed
+        (``CYTOSAFE_COMPILED=0`` turns it off), else the NumPy path. ``"numpy"`` or
+        ``"compiled"`` choose (``"compiled"`` raises where Numba is not available). Both
+        run the same scheme and agree to rounding (``tests/test_translate_compiled.py``).
     """
     settings = settings or ModelSettings.default()
     _check_doses(doses)
     n = len(next(iter(params.values())))
+    compiled = _use_compiled(kernel, n)
     p = {k: np.asarray(v, dtype=float) for k, v in params.items()}
-    k = _rates(p, settings)
     doses = doses.for_subjects(n)
     T, A, D = doses.times_h, doses.amounts_ug, doses.durations_h
     is_sc = np.array([r == "sc" for r in doses.routes])[:, None] & np.ones((1, n), dtype=bool)
@@ -418,30 +435,253 @@ def simulate(
     t_out = np.arange(0.0, t_end_h + 1e-9, output_step_h)
     grid = _breakpoints(T, E, t_end_h, t_out)
     out_index = {round(t, 9): i for i, t in enumerate(t_out)}
-    n_dose = T.shape[0]
+    out_a = np.array([out_index.get(round(t, 9), -1) for t in grid[:-1]], dtype=np.int64)
+    out_b = np.array([out_index.get(round(t, 9), -1) for t in grid[1:]], dtype=np.int64)
+    span = np.diff(grid)
+    steps = np.maximum(1, np.ceil(span / dt_h - 1e-9)).astype(np.int64)
+    step_h = span / steps
+    lengths, prop_index = np.unique(step_h, return_inverse=True)
+    half, full = _pk_propagators(p, settings, lengths)
+    kind, stim = _stimulus_arrays(p, settings)
+
+    n_dose = max(T.shape[0], 1)
     conc = np.empty((len(t_out), n))
     il6 = np.empty((len(t_out), n))
     pool_out = np.empty((len(t_out), n)) if keep_pool else np.empty((0, 0))
-    peaks = np.zeros((max(n_dose, 1), n))
-    peak_t = np.zeros((max(n_dose, 1), n))
-    peak_c = np.zeros((max(n_dose, 1), n))
-    y = _initial(p, n)
+    peaks = np.zeros((n_dose, n))
+    peak_t = np.zeros((n_dose, n))
+    peak_c = np.zeros((n_dose, n))
+    final = np.empty((len(STATES), n))
     dosed = np.zeros(n)
+    args = (
+        grid,
+        steps,
+        step_h,
+        prop_index.astype(np.int64).ravel(),
+        out_a,
+        out_b,
+        half,
+        full,
+        T,
+        E,
+        infusion,
+        inf_rates,
+        sc_amount,
+        bolus_amount,
+        iv_amount,
+        kind,
+        stim,
+        p["v1"],
+        p["k_rec"],
+        p["k_dep"],
+        p["k_el"],
+        p["baseline"],
+        p["k_prod"],
+        bool(settings.priming),
+        conc,
+        il6,
+        pool_out,
+        peaks,
+        peak_t,
+        peak_c,
+        final,
+        dosed,
+    )
+    if compiled:
+        from cytosafe.translate import _compiled
+
+        _compiled.integrate(
+            *(np.ascontiguousarray(a) if isinstance(a, np.ndarray) else a for a in args)
+        )
+    else:
+        _integrate_numpy(*args)
+    return SimulationResult(t_out, conc, il6, peaks, peak_t, peak_c, final, dosed, pool_out)
+
+
+#: Subjects from which ``kernel="auto"`` runs the compiled kernel: below, loading Numba
+#: (about 0.3 s) costs more than the NumPy path.
+COMPILED_MIN_SUBJECTS = 2000
+
+
+def _use_compiled(kernel: str, n: int) -> bool:
+    if kernel not in ("auto", "numpy", "compiled"):
+        raise InputError(
+            f"unknown kernel '{kernel}'", field="kernel", expected="'auto', 'numpy' or 'compiled'"
+        )
+    if kernel == "numpy" or (kernel == "auto" and n < COMPILED_MIN_SUBJECTS):
+        return False
+    from cytosafe.curves.fit import compiled_available
+
+    if compiled_available():
+        return True
+    if kernel == "compiled":
+        raise InputError(
+            "the compiled simulation kernel is not available "
+            "(Numba is not installed, or CYTOSAFE_COMPILED=0 turned it off)",
+            field="kernel",
+            expected="'numpy' or 'auto'",
+        )
+    return False
+
+
+def _expm(M: np.ndarray) -> np.ndarray:
+    """``exp(M)`` of a stack ``(n, d, d)``: Taylor series of degree 12 after scaling to a
+    norm of at most 1/4, then squaring (Moler & Van Loan 2003, methods 1 and 3; the
+    truncation is below 0.25^13/13! = 2e-18 relative)."""
+    norm = float(np.abs(M).sum(axis=1).max()) if M.size else 0.0
+    s = max(0, math.ceil(math.log2(norm / 0.25))) if norm > 0.25 else 0
+    A = M / 2.0**s
+    eye = np.eye(M.shape[-1])
+    out = eye + A / 12.0
+    for k in range(11, 0, -1):
+        out = eye + (A @ out) / k
+    for _ in range(s):
+        out = out @ out
+    return out
+
+
+def _pk_propagators(p: dict, settings: ModelSettings, lengths: np.ndarray):
+    """Exact steps of the linear PK for each step length in ``lengths`` (hours).
+
+    Amounts ``x = (depot, central, peripheral, eliminated)`` under a constant infusion
+    rate ``R`` into the central compartment move over a time ``t`` as
+    ``x(t) = exp(K t) x(0) + (int_0^t exp(K s) ds) e_central R``; both come from the
+    exponential of the matrix ``K`` augmented by the input column (Van Loan 1978).
+
+    Returns ``half`` ``(H, 4, n)``: the central row over half a step (from depot, central,
+    peripheral, and per unit rate), and ``full`` ``(H, 13, n)``: over a whole step, the
+    columns from the depot (to depot, central, peripheral, eliminated), from the central
+    and peripheral compartments (to central, peripheral, eliminated) and per unit rate (to
+    central, peripheral, eliminated).
+    """
+    n = p["v1"].shape[0]
+    k10 = p["cl"] / p["v1"]
+    two = settings.compartments == 2
+    k12 = p["q"] / p["v1"] if two else np.zeros(n)
+    k21 = p["q"] / p["v2"] if two else np.zeros(n)
+    K = np.zeros((n, 5, 5))
+    K[:, 0, 0] = -p["ka"]
+    K[:, 1, 0] = p["ka"]
+    K[:, 1, 1] = -(k10 + k12)
+    K[:, 1, 2] = k21
+    K[:, 2, 1] = k12
+    K[:, 2, 2] = -k21
+    K[:, 3, 1] = k10
+    K[:, 1, 4] = 1.0
+    half = np.empty((len(lengths), 4, n))
+    full = np.empty((len(lengths), 13, n))
+    for i, h in enumerate(lengths):
+        eh = _expm(K * (0.5 * h))
+        ef = eh @ eh
+        half[i] = eh[:, 1, [0, 1, 2, 4]].T
+        rows = [0, 1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3]
+        cols = [0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 4, 4, 4]
+        full[i] = ef[:, rows, cols].T
+    return half, full
+
+
+#: Codes of the stimulation forms (shared with the compiled kernel).
+EMAX1, EMAX, TRIMER1, TRIMER = 0, 1, 2, 3
+
+
+def _stimulus_arrays(p: dict, settings: ModelSettings) -> tuple[int, np.ndarray]:
+    """The form of S(C) and its per-subject constants ``(emax, c50, hill, kt, k3, tsum)``:
+    ``c50`` is ``EC50`` (Hill 1), ``EC50^h`` or ``tau50`` (see :func:`_stimulus`)."""
+    h = np.asarray(p["hill"], dtype=float)
+    n = p["v1"].shape[0]
+    unit_hill = bool(np.all(h == 1.0))
+    emax = np.broadcast_to(p["emax"], (n,))
+    zero = np.zeros(n)
+    if settings.stimulation == "emax":
+        if unit_hill:
+            return EMAX1, np.stack([emax, p["ec50"], h, zero, zero, zero])
+        return EMAX, np.stack([emax, p["ec50"] ** h, h, zero, zero, zero])
+    kt = p["kd_target"] * p["mw_kda"]  # nM -> ng/mL
+    k3 = p["kd_cd3"] * p["mw_kda"]
+    tsum = (np.sqrt(kt) + np.sqrt(k3)) ** 2
+    tau50 = _trimer(p["ec50"], kt, k3) ** h
+    return (TRIMER1 if unit_hill else TRIMER), np.stack([emax, tau50, h, kt, k3, tsum])
+
+
+def _integrate_numpy(
+    grid,
+    steps,
+    step_h,
+    prop_index,
+    out_a,
+    out_b,
+    half,
+    full,
+    T,
+    E,
+    infusion,
+    inf_rates,
+    sc_amount,
+    bolus_amount,
+    iv_amount,
+    kind,
+    stim,
+    v1,
+    k_rec,
+    k_dep,
+    k_el,
+    baseline,
+    k_prod,
+    priming,
+    conc,
+    il6,
+    pool_out,
+    peaks,
+    peak_t,
+    peak_c,
+    final,
+    dosed,
+) -> None:
+    """All subjects together through every interval of ``grid``; fills the outputs.
+
+    ``grid`` holds every dose time, infusion end and output time, so the infusion rate is
+    constant within each interval; interval ``g`` takes ``steps[g]`` steps of
+    ``step_h[g]`` hours with the propagators ``half[prop_index[g]]`` and
+    ``full[prop_index[g]]``; ``out_a``/``out_b`` are the output rows of its start and end
+    (-1: none). Doses at an interval's start enter first (SC x F into the depot, boluses
+    into the central compartment), then the outputs are recorded: the same convention as
+    the restarts of :func:`simulate_ivp`. Peaks: the largest IL-6 (and concentration) on
+    the step grid from each dose to the next.
+    """
+    n = v1.shape[0]
     cols = np.arange(n)
-    # The running peak of the current dose interval of each subject; flushed into
-    # peaks[j] when the subject's next dose starts.
+    keep_pool = pool_out.shape[0] > 0
+    emax, c50, hill, kt, k3, tsum = stim
+
+    def s_of(a1):
+        c = np.maximum(a1 / v1, 0.0)
+        if kind == EMAX1:
+            return emax * c / (c + c50)
+        if kind == EMAX:
+            ch = c**hill
+            return emax * ch / (ch + c50)
+        tau = c * tsum / ((kt + c) * (k3 + c))
+        if kind == TRIMER:
+            tau = tau**hill
+        return emax * tau / (tau + c50)
+
+    # Terms whose state stays zero for every subject are skipped (adding 0 is exact).
+    use_depot = bool(np.any(sc_amount != 0.0))
+    use_peripheral = bool(np.any(full[:, [2, 5, 11]] != 0.0))
+    ad, a1, a2, ae = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    pool = np.ones(n)
+    y = np.array(baseline, dtype=float)
     cur_j = np.full(n, -1)
     cur_y = np.full(n, -np.inf)
     cur_t = np.zeros(n)
     cur_c = np.zeros(n)
 
-    def record(t: float) -> None:
-        i = out_index.get(round(t, 9))
-        if i is not None:
-            conc[i] = y[1] / k["v1"]
-            il6[i] = y[5]
+    def record(r: int) -> None:
+        if r >= 0:
+            conc[r] = a1 / v1
+            il6[r] = y
             if keep_pool:
-                pool_out[i] = y[4]
+                pool_out[r] = pool
 
     def flush(mask) -> None:
         sel = mask & (cur_j >= 0)
@@ -451,18 +691,17 @@ def simulate(
             peak_c[cur_j[sel], cols[sel]] = cur_c[sel]
 
     def track(t: float) -> None:
-        better = y[5] > cur_y
-        np.copyto(cur_y, y[5], where=better)
+        better = y > cur_y
+        np.copyto(cur_y, y, where=better)
         np.copyto(cur_t, t, where=better)
-        np.maximum(cur_c, y[1] / k["v1"], out=cur_c)
+        np.maximum(cur_c, a1 / v1, out=cur_c)
 
-    for a, b in itertools.pairwise(grid):
+    for g in range(len(steps)):
+        a, b = grid[g], grid[g + 1]
         at = np.abs(T - a) < 1e-9
         if at.any():
-            # Doses given at a: SC amounts (x F) into the depot, IV boluses into the
-            # central compartment; infusions run over the following intervals.
-            y[0] += np.where(at, sc_amount, 0.0).sum(axis=0)
-            y[1] += np.where(at, bolus_amount, 0.0).sum(axis=0)
+            ad = ad + np.where(at, sc_amount, 0.0).sum(axis=0)
+            a1 = a1 + np.where(at, bolus_amount, 0.0).sum(axis=0)
             dosed += np.where(at, sc_amount + iv_amount, 0.0).sum(axis=0)
         j = (T <= a + 1e-9).sum(axis=0) - 1
         changed = j != cur_j
@@ -471,24 +710,68 @@ def simulate(
             cur_j = np.where(changed, j, cur_j)
             cur_y = np.where(changed, -np.inf, cur_y)
             cur_c = np.where(changed, 0.0, cur_c)
-        record(a)  # after the doses: the same convention as solve_ivp's restarts
+        record(out_a[g])
         track(a)
         active = infusion & (T <= a + 1e-9) & (E >= b - 1e-9)
         rate = np.where(active, inf_rates, 0.0).sum(axis=0)
-        m = max(1, math.ceil((b - a) / dt_h - 1e-9))
-        h = (b - a) / m
+        m0, m1, m2, g1h = half[prop_index[g]]
+        f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, g1, g2, g3 = full[prop_index[g]]
+        g1h, g1, g2, g3 = g1h * rate, g1 * rate, g2 * rate, g3 * rate
+        h = step_h[g]
+        s0 = s_of(a1)
         t = a
-        for _ in range(m):
-            k1 = _rhs(y, rate, p, k, settings)
-            k2 = _rhs(y + 0.5 * h * k1, rate, p, k, settings)
-            k3 = _rhs(y + 0.5 * h * k2, rate, p, k, settings)
-            k4 = _rhs(y + h * k3, rate, p, k, settings)
-            y = y + (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+        for _ in range(steps[g]):
+            # Exact PK: the central amount at the middle of the step and every amount at
+            # its end (the same sums, in the same order, as the compiled kernel).
+            a1m = m1 * a1
+            n1 = f4 * a1
+            n2 = f5 * a1
+            de = f6 * a1
+            if use_depot:
+                a1m = m0 * ad + a1m
+                n1 = f1 * ad + n1
+                n2 = f2 * ad + n2
+                de = f3 * ad + de
+            if use_peripheral:
+                a1m = a1m + m2 * a2
+                n1 = n1 + f7 * a2
+                n2 = n2 + f8 * a2
+                de = de + f9 * a2
+            a1m = a1m + g1h
+            ae = ae + (de + g3)
+            if use_depot:
+                ad = f0 * ad
+            a1 = n1 + g1
+            a2 = n2 + g2
+            sm = s_of(a1m)
+            s1 = s_of(a1)
+            # RK4 on the pool and IL-6, the stimulation known at the stage times.
+            hh = 0.5 * h
+            if priming:
+                k1p = k_rec * (1.0 - pool) - k_dep * s0 * pool
+                k1y = k_el * (baseline - y) + k_prod * s0 * pool
+                p2 = pool + hh * k1p
+                k2p = k_rec * (1.0 - p2) - k_dep * sm * p2
+                k2y = k_el * (baseline - (y + hh * k1y)) + k_prod * sm * p2
+                p3 = pool + hh * k2p
+                k3p = k_rec * (1.0 - p3) - k_dep * sm * p3
+                k3y = k_el * (baseline - (y + hh * k2y)) + k_prod * sm * p3
+                p4 = pool + h * k3p
+                k4p = k_rec * (1.0 - p4) - k_dep * s1 * p4
+                k4y = k_el * (baseline - (y + h * k3y)) + k_prod * s1 * p4
+                pool = pool + (h / 6.0) * (k1p + 2.0 * k2p + 2.0 * k3p + k4p)
+            else:
+                k1y = k_el * (baseline - y) + k_prod * s0 * pool
+                k2y = k_el * (baseline - (y + hh * k1y)) + k_prod * sm * pool
+                k3y = k_el * (baseline - (y + hh * k2y)) + k_prod * sm * pool
+                k4y = k_el * (baseline - (y + h * k3y)) + k_prod * s1 * pool
+            y = y + (h / 6.0) * (k1y + 2.0 * k2y + 2.0 * k3y + k4y)
+            s0 = s1
             t += h
             track(t)
-        record(b)
+        record(out_b[g])
     flush(np.ones(n, dtype=bool))
-    return SimulationResult(t_out, conc, il6, peaks, peak_t, peak_c, y, dosed, pool_out)
+    final[:] = np.stack([ad, a1, a2, ae, pool, y])
 
 
 def simulate_ivp(
