@@ -160,6 +160,12 @@ def load_measurements(
     if twice:
         raise InputError("given more than once", file=twice[0], expected="each input once")
 
+    if isinstance(sample_map, (str, Path)) and any(not isinstance(i, pd.DataFrame) for i in inputs):
+        from cytosafe.io.samples import read_sample_map
+
+        # Read once for every export (it keeps its file name for error messages), not
+        # once per export and again for the plate check.
+        sample_map = read_sample_map(sample_map)
     jobs: list[tuple[str, Callable[[], pd.DataFrame]]] = []
     for number, item in enumerate(inputs, start=1):
         if isinstance(item, pd.DataFrame):
@@ -414,6 +420,8 @@ def quantify(
     options: dict | None = None,
     exclusions=None,
     standard_unit: str | None = None,
+    validated: bool = False,
+    kernel: str = "auto",
 ) -> QuantificationResult:
     """Read exports, fit every standard curve, back-calculate every well, fit potency.
 
@@ -439,21 +447,39 @@ def quantify(
         REASON`` strings), a file of them, or a table.
     standard_unit:
         The unit of the standards of exports that state none (passed to every reader).
+    validated:
+        ``inputs`` is a measurement table that :func:`load_measurements` (or
+        :func:`~cytosafe.schema.measurements.validate_measurements`) returned: it is used
+        as it is, not validated again (the workflows validate once, where they read).
+    kernel:
+        The curve fitter's kernel (:func:`~cytosafe.curves.calibration.calibrate`):
+        ``"auto"``, ``"numpy"`` or ``"compiled"``.
 
     Examples
     --------
     >>> result = quantify(["plate_1.csv", "plate_2.csv"], sample_map="samples.csv")  # doctest: +SKIP
     >>> result.concentrations.head()  # doctest: +SKIP
     """
-    measurements, sources = load_measurements(
-        inputs, sample_map=sample_map, study_id=study_id, standard_unit=standard_unit
-    )
+    if validated and isinstance(inputs, pd.DataFrame):
+        measurements, sources = inputs, ["<DataFrame>"]
+    else:
+        measurements, sources = load_measurements(
+            inputs, sample_map=sample_map, study_id=study_id, standard_unit=standard_unit
+        )
     if exclusions is not None:
         from cytosafe.curves.exclusions import apply_exclusions, parse_exclusions
 
         measurements = apply_exclusions(measurements, parse_exclusions(exclusions))
     conventions = plate_conventions(measurements, settings=settings, options=options)
-    calibration = calibrate_plates(measurements, conventions.attrs.pop("settings"), conventions)
+    # Validated above (or by the caller): calibration checks it again only after the
+    # exclusions have written into it.
+    calibration = calibrate_plates(
+        measurements,
+        conventions.attrs.pop("settings"),
+        conventions,
+        kernel=kernel,
+        validated=exclusions is None,
+    )
     vendor_curve_qc(calibration, measurements)
     potency_settings = potency_settings or PotencySettings()
     pot = potency(calibration.wells, potency_settings)

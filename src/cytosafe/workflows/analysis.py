@@ -118,7 +118,8 @@ def run_analysis(
     )
     timings["read"] = time.perf_counter() - t0
     t = time.perf_counter()
-    q = run(measurements, settings=cal, potency_settings=PotencySettings(ecx=a.ecx))
+    # load_measurements validated the table: the run does not validate it again.
+    q = run(measurements, settings=cal, potency_settings=PotencySettings(ecx=a.ecx), validated=True)
     q.sources = sources
     timings["quantify"] = time.perf_counter() - t
     t = time.perf_counter()

@@ -203,6 +203,7 @@ def quantify_partitioned(
     workers: int = 1,
     scheduler=None,
     min_curves: int = 0,
+    validated: bool = False,
 ):
     """:func:`cytosafe.quantification.quantify` of a measurement table, split by plate.
 
@@ -210,7 +211,8 @@ def quantify_partitioned(
     (module notes); ``workers`` and ``scheduler`` as in :func:`map_plates`. Each task is
     a run of whole plates (one per worker, so each still fits its curves in one batch).
     With one worker and no scheduler, a single plate, plates whose rows interleave, or
-    fewer than ``min_curves`` curves, it is ``quantify`` itself.
+    fewer than ``min_curves`` curves, it is ``quantify`` itself. ``validated``: the table
+    is already validated (:func:`cytosafe.quantification.load_measurements`' output).
     """
     from cytosafe.curves.calibration import CURVE_KEY
     from cytosafe.curves.fit import COMPILED_MIN_CURVES, compiled_available
@@ -226,6 +228,7 @@ def quantify_partitioned(
             potency_settings=potency_settings,
             options=options,
             exclusions=exclusions,
+            validated=validated,
         )
 
     if scheduler is None and workers <= 1:
@@ -234,7 +237,8 @@ def quantify_partitioned(
         # Counted before validation: a small run goes to quantify, which validates once.
         if measurements.groupby(CURVE_KEY, observed=True, sort=False).ngroups < min_curves:
             return whole()
-    measurements = validate_measurements(measurements)
+    if not validated:
+        measurements = validate_measurements(measurements)
     if exclusions is not None:
         from cytosafe.curves.exclusions import apply_exclusions, parse_exclusions
 

@@ -135,6 +135,7 @@ def run_quantification(
         potency_settings=potency_settings,
         options=options,
         exclusions=exclusions,
+        validated=True,  # load_measurements validated it; the run does not again
     )
     result.sources = sources
 
