@@ -5,7 +5,9 @@ OBS is an observation table (CSV/XLSX), a folder of CDISC SDTM domains (``.xpt``
 several domain files, or a FHIR R4 Bundle (``.json``). Writes ``timeline.csv``,
 ``patients.csv``, ``cohort.csv``, ``concordance.csv`` (CRS scales only), ``quarantine.csv``
 (when rows were set aside), ``settings.json`` and ``report.html`` into DIR atomically: all
-or nothing.
+or nothing. ``--workers N`` validates and grades parts of whole patients in N processes,
+``--scheduler tcp://host:port`` on a Dask cluster; the tables are byte-identical to one
+process.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Annotated
 import typer
 
 from cytosafe.cli._common import OutOption, QuietOption
+from cytosafe.cli._parallel import check_workers
 
 __all__ = ["grade_command"]
 
@@ -72,6 +75,28 @@ def grade_command(
             "holds several treatments.",
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            "-w",
+            metavar="N",
+            help="Processes that validate and grade the observations, each a part of whole "
+            "patients (default 1: in this process). The tables are byte-identical whatever N.",
+            callback=check_workers,
+            show_default=False,
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            metavar="tcp://HOST:PORT",
+            help="Validate and grade parts of whole patients on this Dask cluster instead "
+            "(dask.distributed scheduler address); the tables and report are still written here.",
+            show_default=False,
+        ),
+    ] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Grade CRS at every observation time; write timeline, patients, cohort and a report.
@@ -79,7 +104,8 @@ def grade_command(
     Reads a table (CSV/XLSX), SDTM .xpt domains (a folder or several files) or a FHIR
     Bundle (.json). Writes timeline.csv, patients.csv, cohort.csv, concordance.csv (CRS
     scales only), settings.json and report.html (and quarantine.csv with --quarantine)
-    into OUT: all of them, or nothing. Observations before a patient's infusion are kept
+    into OUT: all of them, or nothing. Patients are graded across --workers processes
+    (or a Dask --scheduler) with the same tables. Observations before a patient's infusion are kept
     as baseline and never graded; a fever there is reported (patients.csv:
     baseline_fever). CRS is graded only once present (a fever at onset).
     """
@@ -93,6 +119,8 @@ def grade_command(
         timezone=timezone,
         episode_gap_hours=episode_gap,
         product=product,
+        workers=1 if workers is None else workers,
+        scheduler=scheduler,
     )
     if not quiet:
         p = result.patients

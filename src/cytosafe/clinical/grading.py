@@ -9,7 +9,7 @@ client included); a patient split across partitions is an error.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ __all__ = [
     "grade_increment",
     "grade_states",
     "scale_label",
+    "split_by_patient",
 ]
 
 TIMELINE_COLUMNS = (
@@ -353,7 +354,7 @@ def _as_observations(
 
 
 def _partition(
-    part: pd.DataFrame,
+    part: pd.DataFrame | Observations,
     scales: list[str],
     options: dict | None,
     errors: str,
@@ -361,9 +362,118 @@ def _partition(
     timezone,
     gaps: dict[str, float],
 ):
-    obs = validate_observations(part, source=source, errors=errors, timezone=timezone)
+    """One part's timeline, patients and quarantine (a part holds whole patients)."""
+    if isinstance(part, Observations):
+        obs = part
+    else:
+        obs = validate_observations(part, source=source, errors=errors, timezone=timezone)
     tl = grade_states(obs, scales, options)
     return tl, patient_summary(tl, obs.table, gap_hours=gaps), obs.quarantine
+
+
+def _grade_part(task: tuple) -> tuple:
+    """:func:`_partition` of one task (a module-level function: workers import it)."""
+    return _partition(*task)
+
+
+#: The hidden column that carries each raw row's position through a part's validation,
+#: so that the parts' quarantined rows are merged in the order of the input.
+_POSITION = "_cytosafe_position"
+
+
+def _raw_table(observations: Any, source: str | None) -> tuple[pd.DataFrame, str | None] | None:
+    """The unvalidated table of a DataFrame or a CSV/XLSX path, read as
+    :func:`~cytosafe.schema.observations.read_observations` reads it; None for anything
+    else or a file that does not read (one process then says why)."""
+    if isinstance(observations, pd.DataFrame):
+        return observations, source
+    if not isinstance(observations, (str, Path)):
+        return None
+    path = Path(observations)
+    if not path.is_file():
+        return None
+    try:
+        if path.suffix.lower() in (".xlsx", ".xlsm"):
+            df = pd.read_excel(path, dtype=str)
+        else:
+            df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
+        return None
+    df["source_file"] = str(path)
+    df["source_row"] = np.arange(len(df)) + 2
+    return df, str(path)
+
+
+def _ranges(codes: np.ndarray, n_parts: int) -> np.ndarray:
+    """Each row's part: runs of consecutive patient codes with about equal rows each."""
+    counts = np.bincount(codes)
+    bounds = np.cumsum(counts) * n_parts // max(int(counts.sum()), 1)
+    part_of_patient = np.minimum(np.concatenate([[0], bounds[:-1]]), n_parts - 1)
+    return part_of_patient[codes]
+
+
+def split_by_patient(observations: Any, n_parts: int, source: str | None = None) -> list | None:
+    """The observations as up to ``n_parts`` tables of whole patients, in patient order.
+
+    A raw table (a DataFrame, or a CSV/XLSX path read as
+    :func:`~cytosafe.schema.observations.read_observations` reads it) is split before
+    validation, each row keeping its ``source_row`` and its position; validated
+    :class:`Observations` are split as they are. Returns ``(parts, source)``, or None
+    when the input cannot be split (fewer than two patients, a missing column, anything
+    that is not a table): it is then graded in one process, which says what is wrong.
+    """
+    if isinstance(observations, Observations):
+        table = observations.table
+        codes = table["patient_id"].cat.codes.to_numpy()
+        if len(np.unique(codes)) < 2:
+            return None
+        part = _ranges(codes, n_parts)
+        empty = observations.quarantine.iloc[:0]
+        parts = []
+        for k in np.unique(part):
+            rows = table.loc[part == k]
+            ids = set(rows["patient_id"].astype(str))
+            parts.append(Observations(rows, empty, observations.weight_assumed & ids))
+        return [parts, source]
+    raw = _raw_table(observations, source)
+    if raw is None:
+        return None
+    df, source = raw
+    if "patient_id" not in df.columns or len(df) < 2:
+        return None
+    df = df.reset_index(drop=True)
+    # the patient as validation reads it (blank: quarantined, in the first part)
+    pid = df["patient_id"].astype(object).where(df["patient_id"].notna(), "")
+    codes, uniques = pd.factorize(pid.astype(str).str.strip(), sort=True)
+    if len(uniques) < 2:
+        return None
+    # source_row as validation fills it over the whole table (the CSV line)
+    line = pd.Series(np.arange(len(df)) + 2)
+    if "source_row" in df.columns:
+        row = pd.to_numeric(df["source_row"], errors="coerce").fillna(line).astype(np.int64)
+    else:
+        row = line
+    df = df.assign(source_row=row.to_numpy(), **{_POSITION: np.arange(len(df))})
+    part = _ranges(codes, n_parts)
+    return [[df.loc[part == k] for k in np.unique(part)], source]
+
+
+def _merge_parts(results: list[tuple], names: list[str]) -> tuple:
+    """The parts' timelines, patients and quarantines joined as one process gives them:
+    each scale's rows of every part in patient order, the scales one after the other;
+    the quarantined rows in the order of the input."""
+    timelines = [r[0] for r in results]
+    if len(names) > 1:
+        timelines = [tl.loc[tl["scale"] == n] for n in names for tl in timelines]
+    timeline = _categorical(pd.concat(timelines, ignore_index=True))
+    patients = pd.concat([r[1] for r in results], ignore_index=True)
+    quarantines = [r[2] for r in results]
+    found = [q for q in quarantines if len(q)]
+    quarantine = pd.concat(found, ignore_index=True) if found else quarantines[0]
+    if _POSITION in quarantine.columns:
+        quarantine = quarantine.sort_values(_POSITION, kind="stable")
+        quarantine = quarantine.drop(columns=_POSITION).reset_index(drop=True)
+    return timeline, patients, quarantine
 
 
 def _with_gap(names: list[str], options: dict | None, gap_hours: float | None) -> dict:
@@ -409,6 +519,8 @@ def grade(
     source: str | None = None,
     timezone: str | None = None,
     episode_gap_hours: float | None = None,
+    parts: int = 1,
+    map_parts: Callable[[Callable, list], Any] | None = None,
 ) -> GradeResult:
     """Grade CRS (or ICANS) at every observation time of every patient.
 
@@ -441,6 +553,14 @@ def grade(
         which CRS resolves and an episode ends (default 24 h, ``[common.episode_gap_hours]``
         of the criteria file; a scale's own ``options`` entry wins). Shorter quiet periods
         do not split an episode (:func:`cytosafe.clinical.episodes`).
+    parts, map_parts:
+        Grade a pandas table (or its file, or validated :class:`Observations`) in up to
+        ``parts`` parts of whole patients, each validated and graded by
+        ``map_parts(func, tasks)`` (a ``map`` that returns the results in order, e.g. over
+        processes or a Dask cluster: :func:`cytosafe.workflows.run_grading`). The tables
+        are those of one part, the quarantined rows in the order of the input; a part that
+        raises (a bad row with ``errors="raise"``, a part whose rows were all set aside)
+        sends the whole table through one process, which gives its answer or error.
 
     CRS scales grade only while CRS is present: from the first fever after the infusion
     (or after a resolution) on, when the scale's ``onset_requires_fever`` is true (the
@@ -485,28 +605,47 @@ def grade(
         for n in names
     }
     # Import Dask only for a Dask input: importing it costs most of a second.
+    task = (names, options, errors, source, timezone, gaps)
+    split = None
+    if map_parts is not None and parts > 1:
+        split = split_by_patient(observations, parts, source)
     if type(observations).__module__.startswith("dask"):
         from dask import compute, delayed
 
         ddf = observations
         if ddf.index.name == "patient_id" and "patient_id" not in ddf.columns:
             ddf = ddf.reset_index()
-        parts = [
-            delayed(_partition)(p, names, options, errors, source, timezone, gaps)
-            for p in ddf.to_delayed()
-        ]
-        results = [r for r in compute(*parts) if r is not None]
+        results = [r for r in compute(*[delayed(_partition)(p, *task)
+                                        for p in ddf.to_delayed()]) if r is not None]  # fmt: skip
         timeline = _categorical(pd.concat([r[0] for r in results], ignore_index=True))
         patients = pd.concat([r[1] for r in results], ignore_index=True)
         quarantine = pd.concat([r[2] for r in results], ignore_index=True)
-        split = patients.duplicated(["patient_id", "scale"])
-        if split.any():
-            pid = patients.loc[split, "patient_id"].iat[0]
+        split_patient = patients.duplicated(["patient_id", "scale"])
+        if split_patient.any():
+            pid = patients.loc[split_patient, "patient_id"].iat[0]
             raise InputError(
                 f"patient '{pid}' appears in more than one partition",
                 field="patient_id",
                 expected="a Dask DataFrame partitioned by patient (ddf.shuffle('patient_id'))",
             )
+    elif split is not None:
+        pieces, part_source = split
+        try:
+            results = list(map_parts(_grade_part, [(p, *task[:3], part_source, *task[4:])
+                                                   for p in pieces]))  # fmt: skip
+        except InputError:
+            # a part whose rows were all set aside, or an error: one process gives the
+            # whole table's answer (the same result, or the error it raises first)
+            results = None
+        if results is not None:
+            timeline, patients, quarantine = _merge_parts(results, names)
+            if isinstance(observations, Observations):
+                quarantine = observations.quarantine  # set aside before the split
+        else:
+            obs = _as_observations(observations, source, errors, timezone)
+            timeline = grade_states(obs, names, options)
+            patients = patient_summary(timeline, obs.table, gap_hours=gaps)
+            quarantine = obs.quarantine
     else:
         obs = _as_observations(observations, source, errors, timezone)
         timeline = grade_states(obs, names, options)

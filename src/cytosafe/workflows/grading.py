@@ -19,7 +19,7 @@ itself ignores laboratory rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -173,6 +173,8 @@ def run_grading(
     timezone: str | None = None,
     episode_gap_hours: float | None = None,
     product: str | None = None,
+    workers: int | None = 1,
+    scheduler=None,
 ):
     """Grade CRS (and ICANS) at every observation time under each scale; optionally write.
 
@@ -198,6 +200,13 @@ def run_grading(
         episode ends (default 24; see :func:`cytosafe.clinical.grade`).
     product:
         The cell product's name in SDTM ``EXTRT`` or the FHIR medication (the infusion).
+    workers, scheduler:
+        Validate and grade parts of whole patients in ``workers`` processes (None: every
+        core; 1, the default: in this process), or on a Dask cluster (a
+        :class:`dask.distributed.Client` or a scheduler address, ``tcp://host:8786``;
+        one part per worker thread). The tables are byte-identical to one process, the
+        quarantined rows in the order of the input (:func:`cytosafe.clinical.grade`,
+        ``parts``).
 
     Returns
     -------
@@ -207,6 +216,7 @@ def run_grading(
 
     if out is not None:
         check_out(out)  # before the work, not after it
+    parts, map_parts = _partitioning(workers, scheduler)
     obs, kind, source = read_clinical_input(
         observations, product=product, quarantine=quarantine, timezone=timezone
     )
@@ -216,12 +226,29 @@ def run_grading(
         errors="quarantine" if quarantine else "raise",
         timezone=timezone,
         episode_gap_hours=episode_gap_hours,
+        parts=parts,
+        map_parts=map_parts,
     )
     if out is not None:
         write_grading(
             result, out, source=source, quarantine=quarantine, timezone=timezone, input_kind=kind
         )
     return result
+
+
+def _partitioning(workers: int | None, scheduler) -> tuple[int, Callable | None]:
+    """How many parts of whole patients to grade, and the ``map`` that grades them
+    (:func:`cytosafe.workflows.parallel.map_plates`: a Dask cluster, processes, or here)."""
+    from functools import partial
+
+    from cytosafe.workflows.parallel import _cluster_size, check_workers, map_plates
+
+    if scheduler is not None:
+        return _cluster_size(scheduler), partial(map_plates, scheduler=scheduler)
+    workers = check_workers(workers)
+    if workers <= 1:
+        return 1, None
+    return workers, partial(map_plates, workers=workers)
 
 
 def grading_tables(result, *, quarantine: bool = False) -> dict[str, pd.DataFrame]:
