@@ -26,7 +26,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["covariance", "levenberg_marquardt", "start"]
+__all__ = ["covariance", "levenberg_marquardt", "start", "weighted_rss"]
 
 #: Status codes of the kernel, in the order of :data:`cytosafe.curves.fit.STATUSES`' names.
 STATUS_NAMES = np.array(["max_iter", "converged", "stalled", "failed", "insufficient_data"])
@@ -977,6 +977,48 @@ def _covariance_all(fam, x, w, m, params, fixed, sigma2):
                         t += V[i, q] * inv[q] * V[j, q]
                     cov[c, i, j] = t / (dsafe[i] * dsafe[j]) * sigma2[c]
     return cov
+
+
+@_jit
+def _wrss_all(fam, x, y, w, m, params):
+    """The weighted RSS of every curve at ``params`` (natural scale), from the model's
+    own formula ``f = a s + d (1 - s)`` (as ``FivePL.f``), ``inf``/NaN passed through."""
+    n, mm = y.shape
+    k = params.shape[1]
+    out = np.empty(n)
+    src = np.empty(mm, dtype=np.int64)
+    shp = np.empty((2, mm))
+    for c in range(n):
+        a = params[c, 0]
+        b = params[c, 1]
+        cc = params[c, 2]
+        d = params[c, 3]
+        g = params[c, 4] if k == 5 else 1.0
+        logc = math.log(cc) if cc > 0 else (-math.inf if cc == 0 else math.nan)
+        _replicates(x[c], src)
+        t = 0.0
+        for i in range(mm):
+            j0 = src[i]
+            if j0 == i:
+                pos = x[c, i] > 0
+                lr = math.log(x[c, i]) - logc if pos else 0.0
+                s, oms, _d0, _d1, _d2 = _shape(fam, pos, lr, b, cc, g)
+                shp[0, i] = s
+                shp[1, i] = oms
+            if m[c, i]:
+                ri = math.sqrt(w[c, i]) * (y[c, i] - (a * shp[0, j0] + d * shp[1, j0]))
+                t += ri * ri
+        out[c] = t
+    return out
+
+
+def weighted_rss(fam, x, y, w, m, params):
+    """The weighted residual sum of squares of every curve at ``params``."""
+    c = np.ascontiguousarray
+    return _wrss_all(
+        fam, c(x, dtype=float), c(y, dtype=float), c(w, dtype=float), c(m, dtype=np.bool_),
+        c(params, dtype=float),
+    )  # fmt: skip
 
 
 def covariance(fam, x, w, m, params, is_fixed, sigma2):

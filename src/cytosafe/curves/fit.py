@@ -74,7 +74,8 @@ class FitResult:
     ----------
     model: the :class:`~cytosafe.curves.models.Model`.
     params, se: ``(n, k)`` estimates and standard errors (NaN for fixed parameters).
-    cov: ``(n, k, k)`` covariance of the estimates.
+    cov: ``(n, k, k)`` covariance of the estimates; ``None`` where :func:`fit_curves` was
+    asked not to keep it (``keep_cov=False``: the standard errors are kept).
     rss: weighted residual sum of squares; ``df`` residual degrees of freedom;
     sigma: residual standard error ``sqrt(rss / df)``.
     status: one of ``converged, max_iter, stalled, degenerate, failed, insufficient_data``;
@@ -87,7 +88,7 @@ class FitResult:
     model: Model
     params: np.ndarray
     se: np.ndarray
-    cov: np.ndarray
+    cov: np.ndarray | None
     rss: np.ndarray
     df: np.ndarray
     sigma: np.ndarray
@@ -242,6 +243,7 @@ def fit_curves(
     bounds: dict | None = None,
     block_size: int | None = BLOCK_SIZE,
     kernel: str = "auto",
+    keep_cov: bool = True,
 ) -> FitResult:
     """Fit one model to many curves at once by weighted Levenberg-Marquardt.
 
@@ -304,6 +306,12 @@ def fit_curves(
         weighted RSS to 1e-12; the parameters of well-determined curves to 1e-10, those of
         weakly determined ones (a plateau far from the standards) to about 1e-7, far below
         their standard errors (``tests/test_fit_compiled.py``).
+    keep_cov:
+        Keep each curve's ``(k, k)`` covariance in :attr:`FitResult.cov` (default).
+        ``False`` computes it block by block for the standard errors and drops it
+        (``cov`` is then ``None``): the covariance is 200 of the about 400 bytes per 5PL
+        curve of the results (200 MB at a million curves), and most bulk uses need the
+        standard errors only. Calibration and potency intervals need it kept.
 
     Returns
     -------
@@ -361,14 +369,20 @@ def fit_curves(
             None if box is None else (box[0][sl], box[1][sl]),
             weighting, max_iter, ftol, xtol, gtol, covariance, limits, compiled,
         )  # fmt: skip
+        if not keep_cov:
+            part["cov"] = None
         if out is None:
             if sl.stop == n:  # a single block: no copy
                 out = part
                 break
             # Preallocated once, so the blocks never exist twice (bounded peak memory).
-            out = {key: np.empty((n, *val.shape[1:]), dtype=val.dtype) for key, val in part.items()}
+            out = {
+                key: None if val is None else np.empty((n, *val.shape[1:]), dtype=val.dtype)
+                for key, val in part.items()
+            }
         for key, val in part.items():
-            out[key][sl] = val
+            if val is not None:
+                out[key][sl] = val
     assert out is not None
     extra = {"at_bound": out.pop("at_bound")} if box is not None else {}
     return FitResult(
@@ -443,10 +457,15 @@ def _fit_block(
 
     params = model.from_internal(theta)
     params = np.where(is_fixed, fixed_values, params)
-    with np.errstate(all="ignore"):
-        # The reported RSS is that of the reported parameters, recomputed directly.
-        r_fin = np.where(m, np.sqrt(w) * (y - model.f(x, params)), 0.0)
-        rss_fin = _einsum("ij,ij->i", r_fin, r_fin)
+    if compiled is not None:
+        from cytosafe.curves import _compiled
+
+        rss_fin = _compiled.weighted_rss(compiled, x, y, w, m, params)
+    else:
+        with np.errstate(all="ignore"):
+            # The reported RSS is that of the reported parameters, recomputed directly.
+            r_fin = np.where(m, np.sqrt(w) * (y - model.f(x, params)), 0.0)
+            rss_fin = _einsum("ij,ij->i", r_fin, r_fin)
     rss = np.where(np.isfinite(rss), rss_fin, rss)
     df = n_obs - n_free
     insufficient = df < 0
