@@ -2,8 +2,11 @@
 
 Published figures the fit is checked against (the library's citations):
 TGN1412, 6 of 6 volunteers with severe CRS (Suntharalingam et al. NEJM 2006);
-teclistamab, CRS 72.1 %, grade 3 0.6 % (Moreau et al. NEJM 2022, MajesTEC-1);
-CD19 CAR-T, CRS 70 %, grade >= 3 12.1 % (Hay et al. Blood 2017).
+teclistamab, CRS 72.1 %, grade 3 0.6 % of 165 patients (Moreau et al. NEJM 2022,
+MajesTEC-1); CD19 CAR-T, CRS 70 %, grade >= 3 12.1 % of 133 (Hay et al. Blood 2017).
+
+"Consistent with TGN1412's outcome": 6 of 6 lies inside the central 95 % interval of a
+binomial over 6 subjects, P(6 of 6 | p) = p^6 >= 0.025, i.e. p >= 0.025 ** (1 / 6) = 0.541.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from cytosafe.aop.fit import (
     ELICITED,
     FittedCrsNetwork,
     basis_label,
+    consistent_with_outcome,
     fit_network,
     leave_one_compound_out,
     library_cases,
@@ -53,35 +57,74 @@ def test_the_elicited_network_gives_tgn1412_0_12_and_says_it_is_elicited():
     assert set(net.parameters_table()["basis"]) == {"elicited"}
 
 
-def test_cases_are_the_published_incidences(fitted):
+def _compound_weighted():
+    base = load_bayes_parameters()
+    return dataclasses.replace(base, fit={**base.fit, "case_weight": "compound"})
+
+
+def test_cases_are_the_published_incidences_over_their_subjects(fitted):
     cases = library_cases()
     tec = cases[cases["compound"] == "teclistamab"].set_index("observed")["weight"]
-    # Moreau 2022: 72.1 % CRS, 0.6 % grade 3
-    assert tec["CRS of grade >= 3 (published incidence)"] == pytest.approx(0.006)
-    assert tec["CRS below grade 3 (published incidence)"] == pytest.approx(0.721 - 0.006)
-    assert tec["no CRS (published incidence)"] == pytest.approx(1 - 0.721)
+    # Moreau 2022: 72.1 % CRS, 0.6 % grade 3, of 165 patients (under the cap of 100)
+    assert tec["CRS of grade >= 3 (published incidence)"] == pytest.approx(0.006 * 100)
+    assert tec["CRS below grade 3 (published incidence)"] == pytest.approx((0.721 - 0.006) * 100)
+    assert tec["no CRS (published incidence)"] == pytest.approx((1 - 0.721) * 100)
     tgn = cases[cases["compound"] == "tgn1412"]
-    assert tgn["weight"].tolist() == [1.0] and tgn["likelihood"].iloc[0] == (0, 0, 1)
-    # every compound weighs one case
-    assert cases.groupby("compound")["weight"].sum().to_numpy() == pytest.approx(1.0)
+    # Suntharalingam 2006: 6 of 6 volunteers, severe
+    assert tgn["weight"].tolist() == [6.0] and tgn["likelihood"].iloc[0] == (0, 0, 1)
+    per = cases.groupby("compound")["weight"].sum()
+    subjects = cases.groupby("compound")["subjects"].first()
+    assert per.to_numpy() == pytest.approx(subjects.to_numpy())
+    assert subjects["natalizumab"] == 100  # 627 in AFFIRM, capped
+    assert subjects["bevacizumab"] == 1  # no patient count in its source
     # CRS reported without an incidence cannot say how large P(CRS) is: not fitted
     assert "alemtuzumab" not in set(cases["compound"])
 
 
-def test_tgn1412_no_longer_gets_the_elicited_0_12_when_fitted(fitted, loo):
+def test_compound_weighting_counts_every_compound_once():
+    cases = library_cases(params=_compound_weighted())
+    assert cases.groupby("compound")["weight"].sum().to_numpy() == pytest.approx(1.0)
+    assert set(cases["subjects"]) == {1}
+
+
+def test_consistency_with_6_of_6_needs_p_of_at_least_0_54():
+    assert consistent_with_outcome(0.55, 6, 6)
+    assert not consistent_with_outcome(0.53, 6, 6)
+    assert 0.025 ** (1 / 6) == pytest.approx(0.541, abs=0.001)
+    # Moreau 2022: 1 grade-3 CRS of 165 is consistent with P(severe) 0.01, not with 0.1
+    assert consistent_with_outcome(0.01, 1, 165)
+    assert not consistent_with_outcome(0.1, 1, 165)
+
+
+def test_fitted_over_subjects_a_cd28_superagonist_is_consistent_with_tgn1412(fitted, loo):
     p = fitted.probability("cd28_superagonist")
-    assert p["p_severe"] > 0.2  # 0.24 with the shipped prior weight (2 compounds)
+    assert p["p_severe"] >= 0.541  # 0.59 with the shipped [fit]
     assert p["basis"] == f"fitted to {len(fitted.compounds)} reference compounds"
     assert p["modality_basis"] == "fitted to 1 reference compound"
     row = loo.loc["tgn1412"]
     assert row["p_severe_fitted"] == pytest.approx(p["p_severe"])
-    # left out, the only CD28 superagonist leaves its modality's tables elicited
+    assert row["severe_consistent_fitted"] is True
+    # left out, the only CD28 superagonist leaves its modality's tables elicited, and
+    # nothing else in the library predicts it
     assert row["same_modality_compounds_left_out"] == 0
-    assert row["p_severe_left_out"] < row["p_severe_fitted"]
+    assert row["severe_consistent_left_out"] is False
+
+
+@pytest.mark.parametrize("cap", [6, 30, 1000])
+def test_tgn1412_consistency_does_not_hang_on_the_cap(cap):
+    base = load_bayes_parameters()
+    capped = dataclasses.replace(base, fit={**base.fit, "max_subjects": cap})
+    assert fit_network(capped).probability("cd28_superagonist")["p_severe"] >= 0.541
+
+
+def test_one_case_per_compound_leaves_tgn1412_inconsistent():
+    # the earlier fit: 6 of 6 weighs as much as 1 of 1 (0.24)
+    p = fit_network(_compound_weighted()).probability("cd28_superagonist")["p_severe"]
+    assert 0.2 < p < 0.541
 
 
 def test_a_weaker_prior_lets_tgn1412_move_further():
-    base = load_bayes_parameters()
+    base = _compound_weighted()
     weak = dataclasses.replace(base, fit={**base.fit, "equivalent_sample_size": 0.5})
     strong = dataclasses.replace(base, fit={**base.fit, "equivalent_sample_size": 5.0})
     p_weak = fit_network(weak).probability("cd28_superagonist")["p_severe"]

@@ -55,8 +55,10 @@ BINARY_STATES = ("absent", "present")
 ELICITED = "elicited"
 _FIT_KEYS = {
     "equivalent_sample_size", "min_weight", "max_iter", "tolerance", "citations", "status",
-    "note", "method",
+    "note", "method", "case_weight", "max_subjects",
 }  # fmt: skip
+#: How a reference compound's outcome weighs in the fit (``[fit] case_weight``).
+CASE_WEIGHTS = ("subjects", "compound")
 OUTCOME_STATES = ("none", "non_severe", "severe")
 
 
@@ -292,6 +294,13 @@ def _load(path: Path) -> BayesParameters:
         for key in ("max_iter", "tolerance"):
             if key in ff.table:
                 fit[key] = ff.number(key, lo=0)
+        if "case_weight" in ff.table:
+            fit["case_weight"] = ff.choice("case_weight", CASE_WEIGHTS)
+        if "max_subjects" in ff.table:
+            cap = ff.number("max_subjects", lo=1)
+            if int(cap) != cap:
+                ff.fail(f"{cap} is not a whole number", field="max_subjects", expected="an integer")
+            fit["max_subjects"] = int(cap)
         ff.citations(known)
         ff.status()
     return BayesParameters(

@@ -14,10 +14,17 @@ as in the elicited file. Every table is a full table (one column per parent
 configuration), no longer a noisy-OR.
 
 Data. Each reference compound with a known clinical outcome and a modality of the
-parameter file is one case (weight 1: the model is fitted to *compounds*, not patients,
-so that a 600-patient trial does not outweigh TGN1412). Its outcome is observed as the
-published incidences: weight ``1 - any`` on ``none``, ``any - severe`` on ``non_severe``,
-``severe`` on ``severe`` (fractions of the label's or trial's patients); where the
+parameter file is a case. A published incidence is a count of subjects (TGN1412: 6 of 6
+volunteers), so the outcome is binomial over subjects: with ``case_weight = "subjects"``
+(the default of ``[fit]``) a compound weighs as many subjects as its source reports,
+capped at ``max_subjects`` (100) because the subjects of one trial share its dose,
+schedule and premedication and are not independent draws of the modality's risk; a
+compound whose source gives no patient count weighs one subject. The elicited prior's
+equivalent sample size is then in subjects too. ``case_weight = "compound"`` weighs every
+compound 1, whatever its trial size (6 of 6 then counts as much as 1 of 1). Its outcome is
+observed as the published incidences: weight ``1 - any`` on ``none``, ``any - severe`` on
+``non_severe``, ``severe`` on ``severe`` (fractions of the label's or trial's patients,
+times the compound's weight); where the
 grade >= 3 incidence is not given, the CRS share is observed as "CRS of unknown grade"
 (likelihood on non_severe or severe); a compound with no CRS reported counts as incidence
 0. A compound with CRS reported but no incidence published is left out of the fit (it
@@ -64,6 +71,7 @@ __all__ = [
     "FitSettings",
     "FittedCrsNetwork",
     "basis_label",
+    "consistent_with_outcome",
     "fit_network",
     "leave_one_compound_out",
     "library_cases",
@@ -89,6 +97,17 @@ class FitSettings:
     min_weight: float = 0.5
     max_iter: int = 200
     tolerance: float = 1e-6
+    case_weight: str = "subjects"
+    max_subjects: int = 100
+
+    def describe_weight(self) -> str:
+        """The case weight in words (for every output of the fit)."""
+        if self.case_weight == "compound":
+            return "one case per compound, whatever its trial size"
+        return (
+            f"each compound weighs its subjects (the outcome is binomial over subjects), "
+            f"at most {self.max_subjects}; one when its source gives no patient count"
+        )
 
 
 def _settings(params: BayesParameters) -> FitSettings:
@@ -98,7 +117,16 @@ def _settings(params: BayesParameters) -> FitSettings:
         min_weight=float(raw.get("min_weight", 0.5)),
         max_iter=int(raw.get("max_iter", 200)),
         tolerance=float(raw.get("tolerance", 1e-6)),
+        case_weight=str(raw.get("case_weight", "subjects")),
+        max_subjects=int(raw.get("max_subjects", 100)),
     )
+
+
+def _subjects(patients: int | None, settings: FitSettings) -> int:
+    """How many subjects a compound's outcome weighs (see the module notes)."""
+    if settings.case_weight == "compound" or not patients:
+        return 1
+    return min(int(patients), settings.max_subjects)
 
 
 # -- structure --------------------------------------------------------------------------------
@@ -167,7 +195,8 @@ def library_cases(
     library=None, params: BayesParameters | None = None, *, confirmed_only: bool = False
 ) -> pd.DataFrame:
     """The reference compounds as fitting cases: one row per compound x observed outcome
-    part, with ``weight`` and the outcome ``likelihood`` (none, non_severe, severe).
+    part, with ``weight`` (the part's share times the compound's ``subjects``, see the
+    module notes) and the outcome ``likelihood`` (none, non_severe, severe).
 
     Compounds whose modality has no entry in the parameter file, or whose clinical outcome
     is unknown (or unconfirmed, with ``confirmed_only``), are left out.
@@ -176,6 +205,7 @@ def library_cases(
 
     lib = library or load_library()
     params = params or load_bayes_parameters()
+    settings = _settings(params)
     rows = []
     for c in lib.compounds.values():
         o = c.clinical
@@ -203,20 +233,25 @@ def library_cases(
             # CRS reported without an incidence says P(CRS) > 0, not how large: such a
             # compound would count as a patient certain to have CRS, so it is left out.
             continue
+        subjects = _subjects(o.patients, settings)
         for weight, like, what in parts:
             if weight > 0:
                 rows.append(
                     {
                         "compound": c.key,
                         "modality": c.modality,
-                        "weight": float(weight),
+                        "subjects": subjects,
+                        "weight": float(weight) * subjects,
                         "likelihood": like,
                         "observed": what,
                         "source": o.source,
                         "confirmed": o.confirmed,
                     }
                 )
-    columns = ["compound", "modality", "weight", "likelihood", "observed", "source", "confirmed"]
+    columns = [
+        "compound", "modality", "subjects", "weight", "likelihood", "observed", "source",
+        "confirmed",
+    ]  # fmt: skip
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -390,7 +425,7 @@ def fit_network(
     --------
     >>> net = fit_network()
     >>> net.basis
-    'fitted to 14 reference compounds'
+    'fitted to 8 reference compounds'
     """
     params = params or load_bayes_parameters()
     if cases is None:
@@ -405,11 +440,14 @@ def fit_network(
     pseudo = {n: settings.equivalent_sample_size * _elicited_table(params, s, n) for n in nodes}
     tables = dict(prior.tables)
     last, iterations = -np.inf, 0
+    total = float(cases["weight"].sum())
     while iterations < settings.max_iter:
         iterations += 1
         counts, loglik, _ = _expected_counts(prior, tables, cases)
         tables = {n: (pseudo[n] + counts[n]) / (pseudo[n] + counts[n]).sum(axis=0) for n in nodes}
-        if abs(loglik - last) < settings.tolerance:
+        # per unit of data, so that weighing subjects instead of compounds does not
+        # tighten the criterion a hundredfold
+        if abs(loglik - last) < settings.tolerance * max(total, 1.0):
             break
         last = loglik
     counts, _, completed = _expected_counts(prior, tables, cases)
@@ -560,6 +598,11 @@ def _column_weights(data: pd.DataFrame, s: _Structure, node: str) -> np.ndarray:
 
 
 # -- validation -------------------------------------------------------------------------------
+def _consistent(p: float, o) -> bool | None:
+    k = _severe_count(o)
+    return None if k is None else consistent_with_outcome(p, k, o.patients)
+
+
 def leave_one_compound_out(
     params: BayesParameters | None = None,
     library=None,
@@ -576,8 +619,11 @@ def leave_one_compound_out(
     Columns: ``compound, name, modality, used_in_fit, observed_crs_any, observed_crs_severe,
     observed_crs_any_percent, observed_crs_severe_percent, patients, clinical_source,
     clinical_confirmed, p_crs_elicited, p_severe_elicited, p_crs_fitted, p_severe_fitted,
-    p_crs_left_out, p_severe_left_out, basis_fitted, basis_left_out,
-    same_modality_compounds_left_out``.
+    p_crs_left_out, p_severe_left_out, severe_consistent_fitted, severe_consistent_left_out,
+    basis_fitted, basis_left_out, same_modality_compounds_left_out``. ``severe_consistent_*``:
+    whether the compound's published grade >= 3 count lies inside the central 95 % interval
+    of a binomial over its patients with the predicted P(severe CRS)
+    (:func:`consistent_with_outcome`); empty without a count.
     """
     from cytosafe.reference import load_library
 
@@ -616,12 +662,38 @@ def leave_one_compound_out(
                 "p_severe_fitted": f["p_severe"],
                 "p_crs_left_out": o["p_crs"],
                 "p_severe_left_out": o["p_severe"],
+                "severe_consistent_fitted": _consistent(f["p_severe"], c.clinical),
+                "severe_consistent_left_out": _consistent(o["p_severe"], c.clinical),
                 "basis_fitted": f["basis"],
                 "basis_left_out": o["basis"],
                 "same_modality_compounds_left_out": loo.modality_compounds(c.modality),
             }
         )
     return pd.DataFrame(rows)
+
+
+def consistent_with_outcome(p: float, severe: int, patients: int, level: float = 0.95) -> bool:
+    """Whether ``severe`` of ``patients`` lies inside the central ``level`` interval of a
+    binomial with probability ``p``: P(X >= severe) and P(X <= severe) both at least
+    ``(1 - level) / 2``. For TGN1412's 6 of 6 that is p**6 >= 0.025, i.e. p >= 0.54.
+
+    Examples
+    --------
+    >>> consistent_with_outcome(0.59, 6, 6), consistent_with_outcome(0.24, 6, 6)
+    (True, False)
+    """
+    from scipy.stats import binom
+
+    tail = (1 - level) / 2
+    upper = float(binom.sf(severe - 1, patients, p))  # P(X >= severe)
+    lower = float(binom.cdf(severe, patients, p))  # P(X <= severe)
+    return upper >= tail and lower >= tail
+
+
+def _severe_count(o) -> int | None:
+    if o.patients is None or o.crs_severe_percent is None:
+        return None
+    return round(o.crs_severe_percent * o.patients / 100)
 
 
 #: Said in every output of the fitted network.
@@ -643,16 +715,17 @@ def loo_markdown(table: pd.DataFrame, net: FittedCrsNetwork) -> str:
     """The leave-one-compound-out table in Markdown, with what each column means, the
     prior's weight, TGN1412's figures and the disclaimer."""
     es = net.settings.equivalent_sample_size
+    unit = "compounds" if net.settings.case_weight == "compound" else "subjects"
     lines = [
         "# The CRS Bayesian network fitted to the reference library",
         "",
         f"**{DISCLAIMER}**",
         "",
         f"Tables: the elicited values of `{Path(net.params.source).name}` as a Dirichlet "
-        f"prior (equivalent sample size {es:g} compounds per column), {net.basis} as data "
-        f"(EM, {net.iterations} iterations; pgmpy BayesianEstimator for the final M-step). "
-        "A column reached by less than "
-        f"{net.settings.min_weight:g} compounds' worth of data stays elicited.",
+        f"prior (equivalent sample size {es:g} {unit} per column), {net.basis} as data "
+        f"({net.settings.describe_weight()}; EM, {net.iterations} iterations; pgmpy "
+        "BayesianEstimator for the final M-step). A column reached by less than "
+        f"{net.settings.min_weight:g} {unit}' worth of data stays elicited.",
         "",
         "P(severe CRS) and P(CRS) per compound's modality: *elicited* (the tables as "
         "curated), *fitted* (to every compound with a published incidence) and *left out* "
@@ -689,13 +762,21 @@ def loo_markdown(table: pd.DataFrame, net: FittedCrsNetwork) -> str:
     tgn = table[table["compound"] == "tgn1412"]
     if len(tgn):
         t = tgn.iloc[0]
+
+        def verdict(p: float) -> str:
+            return "consistent" if consistent_with_outcome(p, 6, 6) else "not consistent"
+
         lines += [
             "",
             f"TGN1412 (CD28 superagonist; 6 of 6 volunteers with severe CRS, "
-            f"Suntharalingam et al. 2006): P(severe CRS) {_p(t.p_severe_elicited)} elicited, "
-            f"{_p(t.p_severe_fitted)} fitted, {_p(t.p_severe_left_out)} when left out. "
-            "It is the library's only CD28 superagonist, so leaving it out leaves its "
-            "modality's tables elicited: the library cannot predict it from other compounds.",
+            f"Suntharalingam et al. 2006): P(severe CRS) {_p(t.p_severe_elicited)} elicited "
+            f"({verdict(t.p_severe_elicited)}), {_p(t.p_severe_fitted)} fitted "
+            f"({verdict(t.p_severe_fitted)}), {_p(t.p_severe_left_out)} when left out "
+            f"({verdict(t.p_severe_left_out)}). Consistent means that 6 of 6 lies inside the "
+            "central 95 % interval of a binomial over 6 subjects with that probability: "
+            "P(6 of 6) = p^6 >= 0.025, i.e. p >= 0.54. It is the library's only CD28 "
+            "superagonist, so leaving it out leaves its modality's tables elicited: the "
+            "library cannot predict it from other compounds.",
         ]
     lines += ["", DISCLAIMER, ""]
     return "\n".join(lines)
