@@ -49,12 +49,19 @@ __all__ = [
     "natural_key",
     "num",
     "plate_heatmap_figure",
+    "potency_columns",
     "potency_curve",
     "potency_curve_columns",
     "potency_figure",
+    "potency_spec",
+    "replicate_numbers",
     "rounded",
+    "sample_columns",
     "signal_name",
+    "standard_columns",
     "standard_curve_figure",
+    "standard_curve_spec",
+    "well_places",
 ]
 
 #: Okabe & Ito's colour-blind-safe palette (without black), for donors.
@@ -318,6 +325,65 @@ def standard_curve_figure(
     blank subtraction) have no concentration; they are drawn at the edge of the plot they
     fall beyond, with a distinct open triangle and a hover text saying why, never dropped.
     """
+    return standard_curve_spec(
+        title=title,
+        model=model,
+        params=params,
+        curve=curve,
+        standards=standard_columns(standards),
+        levels=levels.to_dict("records"),
+        samples=sample_columns(samples),
+        blank_subtracted=blank_subtracted,
+        unit=unit,
+        signal=signal,
+    )
+
+
+def replicate_numbers(replicate: pd.Series) -> np.ndarray:
+    """Replicate numbers as integers, 1 where missing (the marker of a standard)."""
+    return replicate.astype("Float64").fillna(1).to_numpy(dtype=float).astype(int)
+
+
+def standard_columns(standards: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The columns of standard wells a standard-curve figure draws, as arrays."""
+    return {
+        "standard_concentration": standards["standard_concentration"].to_numpy(dtype=float),
+        "signal_used": standards["signal_used"].to_numpy(dtype=float),
+        "concentration_in_well": standards["concentration_in_well"].to_numpy(dtype=float),
+        "replicate": replicate_numbers(standards["replicate"]),
+        "well": standards["well"].to_numpy(dtype=object),
+    }
+
+
+def sample_columns(samples: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The columns of sample and control wells a standard-curve figure draws, as arrays."""
+    return {
+        "concentration_in_well": samples["concentration_in_well"].to_numpy(dtype=float),
+        "signal_used": samples["signal_used"].to_numpy(dtype=float),
+        "sample_type": samples["sample_type"].astype(str).to_numpy(dtype=object),
+        "sample_id": samples["sample_id"].to_numpy(dtype=object),
+        "flags": samples["flags"].to_numpy(dtype=object),
+        "well": samples["well"].to_numpy(dtype=object),
+    }
+
+
+def standard_curve_spec(
+    *,
+    title: str,
+    model,
+    params: np.ndarray,
+    curve: Mapping,
+    standards: Mapping[str, np.ndarray],
+    levels: list[dict],
+    samples: Mapping[str, np.ndarray],
+    blank_subtracted: bool,
+    unit: str = CONCENTRATION_UNIT,
+    signal: str = "signal as exported",
+) -> dict:
+    """:func:`standard_curve_figure` from arrays: the standards' and samples' columns
+    (:func:`standard_columns`, :func:`sample_columns`), the curve's row and its levels as
+    records. A report of many curves slices these out of arrays built once, instead of
+    building a DataFrame per curve."""
     u = esc(unit)
     x_min, x_max = float(curve["min_standard"]), float(curve["max_standard"])
     traces: list[dict] = []
@@ -325,7 +391,7 @@ def standard_curve_figure(
 
     # The axis spans the standards and the samples that back-calculate, but never more than
     # two decades beyond the standards (a wild extrapolation would flatten the plot).
-    sx = samples["concentration_in_well"].to_numpy(dtype=float)
+    sx = samples["concentration_in_well"]
     sx = sx[np.isfinite(sx) & (sx > 0)]
     lo = x_min / 3
     hi = x_max * 3
@@ -354,10 +420,10 @@ def standard_curve_figure(
         )
 
     # Standards: one trace per acceptance state; marker symbol by replicate.
-    by_level = {r["nominal"]: r for r in levels.to_dict("records")}
-    nominal = standards["standard_concentration"].to_numpy(dtype=float)
-    state = np.full(len(standards), "outside range", dtype=object)
-    level_text = np.full(len(standards), "", dtype=object)
+    by_level = {r["nominal"]: r for r in levels}
+    nominal = standards["standard_concentration"]
+    state = np.full(len(nominal), "outside range", dtype=object)
+    level_text = np.full(len(nominal), "", dtype=object)
     for i, x in enumerate(nominal):
         row = by_level.get(x)
         if row is None:
@@ -370,9 +436,9 @@ def standard_curve_figure(
             f"level recovery {num(row['recovery'])}% · CV {num(row['cv'])}%"
             f" · {'pass' if row['passes'] else 'end pass' if row['passes_as_end'] else 'fail'}"
         )
-    y = standards["signal_used"].to_numpy(dtype=float)
-    back = standards["concentration_in_well"].to_numpy(dtype=float)
-    rep = standards["replicate"].astype("Float64").fillna(1).to_numpy(dtype=float).astype(int)
+    y = standards["signal_used"]
+    back = standards["concentration_in_well"]
+    rep = standards["replicate"]
     hover = [
         f"well {esc(w)} · replicate {r}<br>nominal {num(n)} {u}<br>"
         f"back-calculated {num(b)} {u} ({num(100 * b / n)}%)<br>{t}"
@@ -409,25 +475,21 @@ def standard_curve_figure(
     # Samples and kit controls at their back-calculated positions on the curve.
     n_off = 0
     off_x, off_y, off_sym, off_text = [], [], [], []
-    y_all = np.concatenate(
-        [
-            standards["signal_used"].to_numpy(dtype=float),
-            samples["signal_used"].to_numpy(dtype=float),
-        ]
-    )
+    y_all = np.concatenate([standards["signal_used"], samples["signal_used"]])
     y_all = y_all[np.isfinite(y_all) & (y_all > 0)]
     y_floor = float(y_all.min()) / 1.6 if y_all.size else 1.0
     top = float(np.nanmax(model.f(np.array([[hi]]), params[None, :]))) if have_params else np.nan
     bottom = float(np.nanmin(model.f(np.array([[lo]]), params[None, :]))) if have_params else np.nan
     for kind, color, symbol in (("sample", "#52606d", "circle"), ("control", "#b7791f", "diamond")):
-        s = samples[samples["sample_type"] == kind]
-        if s.empty:
+        of_kind = samples["sample_type"] == kind
+        if not of_kind.any():
             continue
-        x = s["concentration_in_well"].to_numpy(dtype=float)
-        yy = s["signal_used"].to_numpy(dtype=float)
+        s = {name: values[of_kind] for name, values in samples.items()}
+        x = s["concentration_in_well"]
+        yy = s["signal_used"]
         ok = np.isfinite(x) & (x > 0) & np.isfinite(yy) & (yy > 0)
-        names = s["sample_id"].to_numpy(dtype=object)
-        flags = s["flags"].to_numpy(dtype=object)
+        names = s["sample_id"]
+        flags = s["flags"]
         # No concentration (outside the asymptotes, below the blank, failed curve): at the
         # edge of the plot the signal lies beyond, so every well is seen.
         off = ~ok & np.isfinite(yy)
@@ -438,7 +500,7 @@ def standard_curve_figure(
             with np.errstate(all="ignore"):
                 x_on = model.inverse(sig_off[None, :], params[None, :])[0]
         for nm, w, sig, fl, xi in zip(
-            names[off], s["well"].to_numpy()[off], sig_off, flags[off], x_on, strict=True
+            names[off], s["well"][off], sig_off, flags[off], x_on, strict=True
         ):
             flag_text = esc(str(fl).replace(";", ", ")) if isinstance(fl, str) and fl else "none"
             if sig > 0 and np.isfinite(xi) and lo <= xi <= hi:
@@ -599,25 +661,34 @@ def concentration_unit_of(rows: pd.DataFrame) -> str:
 
 def describe_wells(plate: pd.DataFrame) -> dict[str, str]:
     """Hover description of what each well of one plate holds (the same for every analyte)."""
-    first = plate.sort_values(["well", "analyte"], kind="stable").drop_duplicates("well")
+    names = ["well", "analyte", "sample_type", "sample_id", "standard_concentration",
+             "treatment_concentration", "treatment_unit", "donor_id", "treatment"]  # fmt: skip
+    col = {n: plate[n].tolist() for n in names}
+    units = plate["concentration_unit"].tolist() if "concentration_unit" in plate else None
+    well, analyte = col["well"], col["analyte"]
     out = {}
-    for r in first.itertuples(index=False):
-        parts = [f"<b>{esc(r.well)}</b> · {esc(r.sample_type)}"]
-        if esc(r.sample_id):
-            parts.append(esc(r.sample_id))
-        if r.sample_type in ("standard", "control") and np.isfinite(r.standard_concentration):
-            unit = getattr(r, "concentration_unit", None)
+    # Each well's first row by analyte (the row order breaks ties), wells in order.
+    for i in sorted(range(len(well)), key=lambda i: (well[i], analyte[i])):
+        w = well[i]
+        if w in out:
+            continue
+        stype = col["sample_type"][i]
+        parts = [f"<b>{esc(w)}</b> · {esc(stype)}"]
+        if esc(col["sample_id"][i]):
+            parts.append(esc(col["sample_id"][i]))
+        nominal = col["standard_concentration"][i]
+        if stype in ("standard", "control") and np.isfinite(nominal):
+            unit = units[i] if units is not None else None
             unit = unit if isinstance(unit, str) else CONCENTRATION_UNIT
-            parts.append(f"nominal {num(r.standard_concentration)} {esc(unit)}")
-        dose = (
-            f"{num(r.treatment_concentration)} {esc(r.treatment_unit)}"
-            if np.isfinite(r.treatment_concentration)
-            else ""
+            parts.append(f"nominal {num(nominal)} {esc(unit)}")
+        dose_x = col["treatment_concentration"][i]
+        dose = f"{num(dose_x)} {esc(col['treatment_unit'][i])}" if np.isfinite(dose_x) else ""
+        culture = " · ".join(
+            x for x in (esc(col["donor_id"][i]), esc(col["treatment"][i]), dose) if x
         )
-        culture = " · ".join(x for x in (esc(r.donor_id), esc(r.treatment), dose) if x)
         if culture:
             parts.append(culture)
-        out[r.well] = "<br>".join(parts)
+        out[w] = "<br>".join(parts)
     return out
 
 
@@ -665,20 +736,35 @@ def plate_heatmap_figure(
     wells_all = sorted(described)
     custom = _grid_values(wells_all, [described[w] for w in wells_all], shape)
     per_analyte = []
-    for analyte, a in plate.groupby("analyte", sort=True):
-        sig = a["signal"].to_numpy(dtype=float)
+    analytes = plate["analyte"].to_numpy(dtype=object)
+    signals = plate["signal"].to_numpy(dtype=float)
+    concentrations = plate["concentration"].to_numpy(dtype=float)
+    all_flags = plate["flags"].to_numpy(dtype=object)
+    all_wells = plate["well"].to_numpy(dtype=object)
+    all_units = (
+        plate["concentration_unit"].to_numpy(dtype=object)
+        if "concentration_unit" in plate.columns
+        else None
+    )
+    for analyte in sorted(pd.unique(analytes)):  # groupby's order
+        rows = np.flatnonzero(analytes == analyte)
+        sig = signals[rows]
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.where(sig > 0, np.log10(sig), np.nan)
-        unit = esc(concentration_unit_of(a))
+        if all_units is None:
+            unit = esc(CONCENTRATION_UNIT)
+        else:
+            known = sorted({str(u) for u in all_units[rows] if pd.notna(u)})
+            unit = esc(" / ".join(known) if known else CONCENTRATION_UNIT)
+        head = f"{esc(analyte)}: {esc(signal)} "
         text = [
-            f"{esc(analyte)}: {esc(signal)} {num(s, 4)}"
+            head
+            + num(s, 4)
             + (f" · {num(c)} {unit}" if np.isfinite(c) else "")
             + (f"<br>flags: {esc(f.replace(';', ', '))}" if isinstance(f, str) and f else "")
-            for s, c, f in zip(
-                sig, a["concentration"].to_numpy(dtype=float), a["flags"], strict=True
-            )
+            for s, c, f in zip(sig, concentrations[rows], all_flags[rows], strict=True)
         ]
-        wells = a["well"].tolist()
+        wells = all_wells[rows].tolist()
         per_analyte.append(
             (
                 analyte,
@@ -733,19 +819,31 @@ def flag_map_figure(
 ) -> dict:
     """Which wells of one plate carry which flags, over all analytes; a menu per flag."""
     shape = _plate_grid(plate["well"].unique())
-    slim = plate[["well", "analyte", "flags", *flags]].sort_values(["well", "analyte"])
-    counts = slim.groupby("well", sort=True)[list(flags)].sum().astype(int)
-    flagged = slim[slim["flags"].fillna("") != ""]
-    lines = flagged["analyte"].map(esc) + ": " + flagged["flags"].str.replace(";", ", ").map(esc)
-    text = lines.groupby(flagged["well"]).agg("<br>".join).to_dict()
-    wells = list(counts.index)
+    well, analyte = plate["well"].tolist(), plate["analyte"].tolist()
+    texts = plate["flags"].tolist()
+    wells = sorted(set(well))
+    at = {w: i for i, w in enumerate(wells)}
+    counts = np.zeros((len(wells), len(flags)), dtype=np.int64)
+    np.add.at(
+        counts,
+        np.array([at[w] for w in well], dtype=np.int64),
+        np.column_stack([plate[f].to_numpy(dtype=np.int64) for f in flags]),
+    )
+    # Each well's flagged analytes, in analyte order.
+    lines: dict[str, list[str]] = {}
+    for i in sorted(range(len(well)), key=lambda i: (well[i], analyte[i])):
+        f = texts[i]
+        if isinstance(f, str) and f:
+            lines.setdefault(well[i], []).append(f"{esc(analyte[i])}: {esc(f.replace(';', ', '))}")
+    text = {w: "<br>".join(v) for w, v in lines.items()}
     custom = _grid_values(
         wells, [described.get(w, esc(w)) + "<br>" + text.get(w, "no flags") for w in wells], shape
     )
-    options = [("all flags", counts.sum(axis=1))] + [
-        (f.replace("_", " "), counts[f]) for f in flags
+    total = counts.sum(axis=1)
+    options = [("all flags", total)] + [
+        (f.replace("_", " "), counts[:, j]) for j, f in enumerate(flags)
     ]
-    zs = [_grid_values(wells, [float(v) for v in o.to_numpy()], shape) for _, o in options]
+    zs = [_grid_values(wells, [float(v) for v in o], shape) for _, o in options]
     x, y = _axes(shape)
     trace = {
         "type": "heatmap",
@@ -757,7 +855,7 @@ def flag_map_figure(
         "colorscale": [[0, "#f5f7fa"], [0.0001, "#fde9c8"], [0.5, "#f0a04b"], [1, "#b5370d"]],
         # One colour scale for every menu option, so a colour means the same count.
         "zmin": 0,
-        "zmax": max(1, int(counts.sum(axis=1).max()) if len(counts) else 1),
+        "zmax": max(1, int(total.max()) if len(wells) else 1),
         "colorbar": {"title": {"text": "flags<br>(count)"}, "thickness": 12},
         "xgap": 2,
         "ygap": 2,
@@ -834,28 +932,64 @@ def potency_figure(
     fits:
         The rows of the potency table for these donors.
     """
+    return potency_spec(
+        title=title,
+        points=potency_columns(points),
+        negatives=potency_columns(negatives),
+        fits=fits.to_dict("records"),
+        ecx=ecx,
+        unit=unit,
+        analyte=analyte,
+        response_unit=response_unit,
+    )
+
+
+def well_places(plate_id: Iterable, well: Iterable) -> list[str]:
+    """``plate P · well W`` of each row, escaped (the potency figures' hover line)."""
+    return [f"plate {esc(pl)} · well {esc(w)}" for pl, w in zip(plate_id, well, strict=True)]
+
+
+def potency_columns(frame: pd.DataFrame) -> dict[str, np.ndarray | list]:
+    """The columns of concentration-response wells a potency figure draws, as arrays."""
+    return {
+        "donor": frame["donor_id"].to_numpy(dtype=object),
+        "x": frame["treatment_concentration"].to_numpy(dtype=float),
+        "y": frame["response"].to_numpy(dtype=float),
+        "cens": frame["censored"].to_numpy(dtype=bool),
+        "where": well_places(frame["plate_id"], frame["well"]),
+    }
+
+
+def _skipna(values: np.ndarray, how) -> float:
+    """pandas' ``min``/``max`` of a float column: NaN skipped, NaN when nothing is left."""
+    kept = values[~np.isnan(values)]
+    return float(how(kept)) if kept.size else math.nan
+
+
+def potency_spec(
+    *,
+    title: str,
+    points: Mapping,
+    negatives: Mapping,
+    fits: list[dict],
+    ecx: float,
+    unit: str,
+    analyte: str,
+    response_unit: str = CONCENTRATION_UNIT,
+) -> dict:
+    """:func:`potency_figure` from arrays: the points' and negatives' columns
+    (:func:`potency_columns`) and the fits as records. Plain arrays: a study has hundreds
+    of donor x treatment x analyte series, and pandas' per-group overhead would dominate
+    the report's build time."""
     traces = []
-    x_lo = float(points["treatment_concentration"].min())
-    x_hi = float(points["treatment_concentration"].max())
+    x_lo = _skipna(points["x"], np.min)
+    x_hi = _skipna(points["x"], np.max)
     x_neg = x_lo / 10
-    donors = sorted(set(points["donor_id"]) | set(fits["donor_id"]), key=natural_key)
+    donors = sorted(set(points["donor"]) | {r["donor_id"] for r in fits}, key=natural_key)
     fit_by = {}
-    for row in fits.to_dict("records"):
+    for row in fits:
         fit_by.setdefault(row["donor_id"], row)
-    # Plain arrays: a study has hundreds of donor x treatment x analyte series and pandas'
-    # per-group overhead would dominate the report's build time.
-    cols = {}
-    for name, frame in (("p", points), ("n", negatives)):
-        cols[name] = {
-            "donor": frame["donor_id"].to_numpy(dtype=object),
-            "x": frame["treatment_concentration"].to_numpy(dtype=float),
-            "y": frame["response"].to_numpy(dtype=float),
-            "cens": frame["censored"].to_numpy(dtype=bool),
-            "where": [
-                f"plate {esc(pl)} · well {esc(w)}"
-                for pl, w in zip(frame["plate_id"], frame["well"], strict=True)
-            ],
-        }
+    cols = {"p": points, "n": negatives}
     ecn = f"ec{ecx:g}"
     for i, donor in enumerate(donors):
         # Past eight donors the colours repeat; the line style tells the cycles apart.

@@ -454,41 +454,84 @@ def _int(value: object) -> str:
     return "0" if value is None or pd.isna(value) else str(int(value))
 
 
+def _records_by(table: pd.DataFrame, key: list[str]) -> dict[tuple, list[dict]]:
+    """The rows of ``table`` as records (plain Python values), grouped by ``key`` in order."""
+    out: dict[tuple, list[dict]] = {}
+    for r in table.to_dict("records"):
+        out.setdefault(tuple(r[k] for k in key), []).append(r)
+    return out
+
+
+def _positions(table: pd.DataFrame, key: list[str]) -> dict[tuple, np.ndarray]:
+    """The row positions of each group of ``table`` by ``key`` (NaN a key like any other),
+    in row order; one factorisation instead of a DataFrame per group."""
+    if table.empty:
+        return {}
+    codes = [pd.factorize(table[k], use_na_sentinel=False) for k in key]
+    flat = np.zeros(len(table), dtype=np.int64)
+    for c, uniques in codes:
+        flat = flat * (len(uniques) + 1) + c
+    order = np.argsort(flat, kind="stable")
+    bounds = np.flatnonzero(np.diff(flat[order])) + 1
+    groups = sorted(np.split(order, bounds), key=lambda rows: rows[0])
+    # In order of first appearance, as ``groupby(sort=False)``.
+    return {tuple(uniques[c[rows[0]]] for c, uniques in codes): rows for rows in groups}
+
+
+class _Row(dict):
+    """A record whose fields read as attributes too (``r.nominal``), as ``itertuples``'."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
 def _curves(result: QuantificationResult, figures: Figures, many: bool) -> list[dict]:
     cal = result.calibration
     model = cal.fit.model
     wells = _slim(cal.wells)
     key = ["study_id", "plate_id", "analyte"]
-    by_curve = {k: g for k, g in wells.groupby(key, sort=False, observed=True)}
-    std_by = {k: g for k, g in cal.standards.groupby(key, sort=False, observed=True)}
-    qc = cal.qc.set_index(key)
+    # Every column the figures draw, as arrays once; each curve takes its rows' slice.
+    stype = wells["sample_type"].astype(str).to_numpy(dtype=object)
+    std_cols = figs.standard_columns(wells)
+    smp_cols = figs.sample_columns(wells)
+    is_std = stype == "standard"
+    is_smp = (stype == "sample") | (stype == "control")
+    rows_by = _positions(wells, key)
+    levels_by = _records_by(cal.standards, key)
+    qc_by = {tuple(r[k] for k in key): r for r in cal.qc.to_dict("records")}
+    curves_by = _records_by(cal.curves, ["study_id", "plate_id"])
     subtracted = cal.settings.blank == BlankHandling.SUBTRACT
     units = _units(result)
     signals = signal_names(result)
     panels = []
     for study, plate in _plates(wells):
         cards = []
-        cur = cal.curves[(cal.curves["study_id"] == study) & (cal.curves["plate_id"] == plate)]
-        cur = cur.iloc[sorted(range(len(cur)), key=lambda i: _natural(cur["analyte"].iloc[i]))]
-        for _, c in cur.iterrows():
+        cur = curves_by.get((study, plate), [])
+        for c in sorted(cur, key=lambda r: _natural(r["analyte"])):
             k = (study, plate, c["analyte"])
-            w = by_curve[k]
+            rows = rows_by[k]
+            std_rows, smp_rows = rows[is_std[rows]], rows[is_smp[rows]]
             # Plates calibrated under different conventions: each curve its own model.
             own = MODELS.get(str(c.get("model", model.name)), model)
-            params = c[list(own.names)].to_numpy(dtype=float)
-            spec = figs.standard_curve_figure(
+            params = np.array([c[n] for n in own.names], dtype=float)
+            spec = figs.standard_curve_spec(
                 title="",  # the card's caption names the analyte
                 signal=signals.get((study, plate), figs.signal_name()),
                 model=own,
                 params=params,
                 curve=c,
-                standards=w[w["sample_type"] == "standard"],
-                levels=std_by.get(k, cal.standards.iloc[:0]),
-                samples=w[w["sample_type"].isin(["sample", "control"])],
+                standards={name: v[std_rows] for name, v in std_cols.items()},
+                levels=levels_by.get(k, []),
+                samples={name: v[smp_rows] for name, v in smp_cols.items()},
                 blank_subtracted=subtracted,
                 unit=units.get(k, CONCENTRATION_UNIT),
             )
-            q = qc.loc[k]
+            q = qc_by[k]
             below, mostly_below = _below_lloq(q["share_below_lloq"])
             cards.append(
                 {
@@ -520,22 +563,20 @@ def _standards(result: QuantificationResult, many: bool) -> list[dict]:
     s = cal.settings
     lo, hi = s.recovery_range
     elo, ehi = s.end_recovery_range
-    curves = cal.curves.set_index(["study_id", "plate_id", "analyte"])
+    key = ["study_id", "plate_id", "analyte"]
+    curves = {tuple(c[k] for k in key): c for c in cal.curves.to_dict("records")}
+    standards = _records_by(cal.standards, ["study_id", "plate_id"])
     units = _units(result)
     groups = []
     for study, plate in _plates(cal.wells):
-        t = cal.standards[
-            (cal.standards["study_id"] == study) & (cal.standards["plate_id"] == plate)
-        ]
+        t = standards.get((study, plate), [])
         # One unit on the plate heads the column; several are said with each value.
-        on_plate = {units.get((study, plate, a), CONCENTRATION_UNIT) for a in t["analyte"]}
+        on_plate = {units.get((study, plate, r["analyte"]), CONCENTRATION_UNIT) for r in t}
         plate_unit = next(iter(on_plate)) if len(on_plate) == 1 else None
-        t = t.assign(_k=[_natural(a) for a in t["analyte"]]).sort_values(
-            ["_k", "nominal"], kind="stable"
-        )
         rows = []
-        for r in t.itertuples(index=False):
-            c = curves.loc[(study, plate, r.analyte)]
+        for r in sorted(t, key=lambda r: (_natural(r["analyte"]), r["nominal"])):
+            r = _Row(r)
+            c = curves[(study, plate, r.analyte)]
             is_end = r.in_range and (
                 math.isclose(r.nominal, c["lloq"]) or math.isclose(r.nominal, c["uloq"])
             )
@@ -675,7 +716,7 @@ def _potency(result: QuantificationResult, figures: Figures) -> dict:
         }
 
     rows = []
-    for _, r in pot.iterrows():
+    for r in pot.to_dict("records"):
         fmt = " · ".join(
             x
             for x in (
@@ -710,15 +751,33 @@ def _potency(result: QuantificationResult, figures: Figures) -> dict:
         w[col] = w[col].astype(object).where(w[col].notna(), "")
     w["incubation_h"] = w["incubation_h"].fillna(-1.0)
     roles = w["treatment_role"].astype(str)
-    series = w[roles.isin(["test", "positive_control"]) & (w["treatment_concentration"] > 0)]
-    negatives = w[roles == "negative_control"]
+    in_series = roles.isin(["test", "positive_control"]) & (w["treatment_concentration"] > 0)
+    in_series = in_series.to_numpy()
+    is_negative = (roles == "negative_control").to_numpy()
     fig_key = [k for k in POTENCY_KEY if k != "donor_id"]
     base_key = [k for k in POTENCY_KEY if k not in ("donor_id", "treatment")]
     pot_f = pot.assign(incubation_h=pot["incubation_h"].fillna(-1.0))
-    fits_by = {k: g for k, g in pot_f.groupby(fig_key, sort=False, dropna=False)}
-    neg_by = {k: g for k, g in negatives.groupby(base_key, sort=False, dropna=False)}
+    # Every column the figures draw, as arrays once; each figure takes its rows' slice.
+    columns = figs.potency_columns(w)
+    columns["where"] = np.array(columns["where"], dtype=object)
+    donors = columns["donor"]
+    treatment_units = w["treatment_unit"].to_numpy(dtype=object)
+    response_units = (
+        w["concentration_unit"].to_numpy(dtype=object) if "concentration_unit" in w else None
+    )
+    fit_records = pot_f.to_dict("records")
+    fits_by = {k: [fit_records[i] for i in pos] for k, pos in _positions(pot_f, fig_key).items()}
+    series_at, negative_at = np.flatnonzero(in_series), np.flatnonzero(is_negative)
+    series_by = {k: series_at[p] for k, p in _positions(w.iloc[series_at], fig_key).items()}
+    neg_by = {k: negative_at[p] for k, p in _positions(w.iloc[negative_at], base_key).items()}
+    none = np.zeros(0, dtype=np.int64)
+    # The donors' log means of single_concentration, for every figure in two groupings
+    # (the same values in the same order per group as its per-figure grouping).
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log(columns["y"].astype(float))
+    test_means = _log_means(logs, donors, series_by)
+    ctrl_means = _log_means(logs, donors, neg_by)
     panels: dict[str, list[dict]] = {}
-    series_by = {k: g for k, g in series.groupby(fig_key, sort=False, dropna=False)}
     keys = sorted(
         series_by,
         key=lambda k: (_natural(k[3]), _natural(k[4]), _natural(k[0]), _natural(k[1]), k[2]),
@@ -726,27 +785,32 @@ def _potency(result: QuantificationResult, figures: Figures) -> dict:
     for k in keys:
         study, fmt, inc, treatment, analyte = k
         pts = series_by[k]
-        fits = fits_by.get(k, pot_f.iloc[:0])
-        neg = neg_by.get((study, fmt, inc, analyte), negatives.iloc[:0])
-        neg = neg[neg["donor_id"].isin(set(pts["donor_id"]))]
-        unit = (
-            _text(pts["treatment_unit"].dropna().iloc[0])
-            if pts["treatment_unit"].notna().any()
-            else ""
-        )
-        response_unit = figs.concentration_unit_of(pts)
-        spec = figs.potency_figure(
+        fits = fits_by.get(k, [])
+        neg = neg_by.get((study, fmt, inc, analyte), none)
+        tested_donors = set(donors[pts])
+        neg = neg[np.fromiter((d in tested_donors for d in donors[neg]), bool, neg.size)]
+        tu = treatment_units[pts]
+        known = pd.notna(tu)
+        unit = _text(tu[known][0]) if known.any() else ""
+        spec = figs.potency_spec(
             title="",  # the card's caption names the analyte (and format)
-            points=pts,
-            negatives=neg,
+            points={name: v[pts] for name, v in columns.items()},
+            negatives={name: v[neg] for name, v in columns.items()},
             fits=fits,
             ecx=ecx,
             unit=unit,
             analyte=str(analyte),
-            response_unit=response_unit,
+            response_unit=_unit_of(response_units, pts),
         )
-        n_resp = int((fits["status"] == "response").sum())
+        n_resp = sum(f["status"] == "response" for f in fits)
         fmt_label = fmt + (f" · {inc:g} h" if inc >= 0 else "") if many_formats else ""
+        tested = np.unique(columns["x"][pts][~np.isnan(columns["x"][pts])])
+        single = ""
+        if tested.size == 1:  # else a series: no words
+            mine, theirs = test_means.get(k, {}), ctrl_means.get((study, fmt, inc, analyte), {})
+            diff = [mine[d] - theirs[d] for d in sorted(mine) if d in theirs] if neg.size else []
+            folds = np.exp(np.array([x for x in diff if np.isfinite(x)], dtype=float))
+            single = _single_text(float(tested[0]), unit, folds)
         panels.setdefault(treatment, []).append(
             {
                 "id": figures.add(spec),
@@ -754,7 +818,7 @@ def _potency(result: QuantificationResult, figures: Figures) -> dict:
                 "format": fmt_label,
                 "n_resp": n_resp,
                 "n": len(fits),
-                "single": single_concentration(pts, neg, unit),
+                "single": single,
             }
         )
     return {
@@ -764,6 +828,33 @@ def _potency(result: QuantificationResult, figures: Figures) -> dict:
         "model": model,
         "counts": counts,
     }
+
+
+def _log_means(
+    logs: np.ndarray, donors: np.ndarray, groups: dict[tuple, np.ndarray]
+) -> dict[tuple, dict]:
+    """Each group's mean log value per donor (pandas' compensated group mean), by group."""
+    if not groups:
+        return {}
+    keys = list(groups)
+    rows = np.concatenate([groups[k] for k in keys])
+    group = np.repeat(np.arange(len(keys)), [groups[k].size for k in keys])
+    # Rows in their table's order within each group, as the per-figure grouping sees them.
+    order = np.lexsort((rows, group))
+    frame = pd.DataFrame({"g": group[order], "d": donors[rows[order]], "l": logs[rows[order]]})
+    means = frame.groupby(["g", "d"], sort=False)["l"].mean()
+    out: dict[tuple, dict] = {}
+    for (g, d), m in means.items():
+        out.setdefault(keys[g], {})[d] = m
+    return out
+
+
+def _unit_of(units: np.ndarray | None, rows: np.ndarray) -> str:
+    """:func:`cytosafe.report.figures.concentration_unit_of` of the rows ``rows``."""
+    if units is None:
+        return CONCENTRATION_UNIT
+    known = {str(u) for u in units[rows] if pd.notna(u)}
+    return " / ".join(sorted(known)) if known else CONCENTRATION_UNIT
 
 
 def single_concentration(
@@ -785,7 +876,6 @@ def single_concentration(
     concs = points["treatment_concentration"].dropna().unique()
     if len(concs) != 1:
         return ""
-    head = f"single concentration {num(float(concs[0]))} {unit}".strip() + ": no curve"
     folds = []
     if len(negatives):
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -795,6 +885,12 @@ def single_concentration(
             ]
             diff = (test.mean() - ctrl.mean()).dropna()
         folds = np.exp(diff[np.isfinite(diff)].to_numpy(dtype=float))
+    return _single_text(float(concs[0]), unit, folds, responders)
+
+
+def _single_text(conc: float, unit: str, folds, responders: tuple[int, int] | None = None) -> str:
+    """:func:`single_concentration`'s words from the concentration and the donors' folds."""
+    head = f"single concentration {num(conc)} {unit}".strip() + ": no curve"
     parts = [head]
     if len(folds):
         parts.append(

@@ -14,31 +14,62 @@ below the faces; nothing in them prints or parses arguments.
 | clinical grading | :func:`run_grading` | :func:`grading_tables` | :func:`grading_settings` | :func:`write_grading` |
 """
 
-from cytosafe.workflows.analysis import (
-    ANALYSIS_FILES,
-    ANALYSIS_TABLES,
-    analysis_settings,
-    analysis_tables,
-    run_analysis,
-    write_analysis,
-)
-from cytosafe.workflows.grading import (
-    GRADING_FILES,
-    GRADING_TABLES,
-    grading_settings,
-    grading_tables,
-    run_grading,
-    write_grading,
-)
-from cytosafe.workflows.quantification import (
-    QUANTIFICATION_FILES,
-    QUANTIFICATION_TABLES,
-    quantification_settings,
-    quantification_tables,
-    run_quantification,
-    store_quantification,
-    write_quantification,
-)
+from __future__ import annotations
+
+import importlib
+
+#: Each public name's module, imported on first use: a quantification run does not load
+#: the analysis workflow's study design (pydantic) or the grading scales.
+_HOME = {
+    **dict.fromkeys(
+        (
+            "ANALYSIS_FILES",
+            "ANALYSIS_TABLES",
+            "analysis_settings",
+            "analysis_tables",
+            "run_analysis",
+            "write_analysis",
+        ),
+        "cytosafe.workflows.analysis",
+    ),
+    **dict.fromkeys(
+        (
+            "GRADING_FILES",
+            "GRADING_TABLES",
+            "grading_settings",
+            "grading_tables",
+            "run_grading",
+            "write_grading",
+        ),
+        "cytosafe.workflows.grading",
+    ),
+    **dict.fromkeys(
+        (
+            "QUANTIFICATION_FILES",
+            "QUANTIFICATION_TABLES",
+            "quantification_settings",
+            "quantification_tables",
+            "run_quantification",
+            "store_quantification",
+            "write_quantification",
+        ),
+        "cytosafe.workflows.quantification",
+    ),
+}
+
+
+def __getattr__(name: str):
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'cytosafe.workflows' has no attribute '{name}'")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOME})
+
 
 __all__ = [
     "ANALYSIS_FILES",
