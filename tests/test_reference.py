@@ -232,10 +232,17 @@ def test_whole_blood_misses_muromonab_and_the_mechanism_explains_it():
 
 
 def test_blinatumomab_is_expected_only_in_formats_with_target_cells():
-    # No published CRA result for blinatumomab was found, so the library has no readout
-    # and no call: the expectation rests on the assay knowledge base, stated as such.
+    # Brandl 2007 (abstract): MT103 (blinatumomab) made T cells secrete IL-2, TNF-a,
+    # IFN-g, IL-6, IL-10 and IL-4 in the presence of target cells; no numbers, no culture
+    # without target cells reported. So the library's one readout is qualitative (not
+    # evaluable) and in a target-cell format; "only with target cells" rests on the assay
+    # knowledge base, stated as such.
     ev = evaluate(DEFAULT)
-    assert "blinatumomab" not in set(ev.calls["compound"])
+    calls = ev.calls[ev.calls["compound"] == "blinatumomab"].set_index("format")
+    assert list(calls.index) == ["target_cell_coculture"]
+    row = calls.loc["target_cell_coculture"]
+    assert row["call"] == "not evaluable" and row["published_calls"] == "positive"
+    assert row["expected_detection"] == "yes"
     e = expected_detection("blinatumomab").set_index("format")["level"]
     assert set(e.index[e == "yes"]) == {"target_cell_coculture", "organ_on_chip"}
     # CD19 is on B cells: formats culturing blood leukocytes hold a few target cells ...
