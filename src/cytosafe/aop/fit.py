@@ -443,7 +443,7 @@ def fit_network(
     total = float(cases["weight"].sum())
     while iterations < settings.max_iter:
         iterations += 1
-        counts, loglik, _ = _expected_counts(prior, tables, cases)
+        counts, loglik, _ = _expected_counts(prior, tables, cases, complete=False)
         tables = {n: (pseudo[n] + counts[n]) / (pseudo[n] + counts[n]).sum(axis=0) for n in nodes}
         # per unit of data, so that weighing subjects instead of compounds does not
         # tighten the criterion a hundredfold
@@ -466,36 +466,51 @@ def fit_network(
 
 
 def _expected_counts(
-    net: FittedCrsNetwork, tables: dict[str, np.ndarray], cases: pd.DataFrame
-) -> tuple[dict[str, np.ndarray], float, pd.DataFrame]:
-    """E-step: expected counts of every table cell, the log-likelihood, and the completed
-    cases (one row per case x latent state, with its posterior ``_weight``)."""
+    net: FittedCrsNetwork,
+    tables: dict[str, np.ndarray],
+    cases: pd.DataFrame,
+    *,
+    complete: bool = True,
+) -> tuple[dict[str, np.ndarray], float, pd.DataFrame | None]:
+    """E-step: expected counts of every table cell, the log-likelihood, and (with
+    ``complete``) the completed cases (one row per case x latent state, with its
+    posterior ``_weight``); the EM iterations need only the counts."""
     s, states = net.structure, net._states
     nodes = s.order[1:]
     col = {n: i for i, n in enumerate(nodes)}
     outcome_col = states[:, col[s.outcome]]
     counts = {n: np.zeros_like(t) for n, t in tables.items()}
     loglik, frames = 0.0, []
-    for case in cases.itertuples(index=False):
-        m = s.modalities.index(case.modality)
-        post = _joint(s, tables, states, m) * np.asarray(case.likelihood, float)[outcome_col]
+    joints: dict[int, np.ndarray] = {}  # the same for every case of a modality
+    posterior: dict[int, np.ndarray] = {}
+    for modality, likelihood, weight in zip(
+        cases["modality"], cases["likelihood"], cases["weight"], strict=True
+    ):
+        m = s.modalities.index(modality)
+        if m not in joints:
+            joints[m] = _joint(s, tables, states, m)
+        post = joints[m] * np.asarray(likelihood, float)[outcome_col]
         total = post.sum()
         if total <= 0:
             continue
-        loglik += case.weight * np.log(total)
-        w = case.weight * post / total
+        loglik += weight * np.log(total)
+        w = weight * post / total
+        # a cell's index depends only on the modality and the state: add per modality
+        posterior[m] = posterior.get(m, 0.0) + w
+        if complete:
+            keep = w > 0
+            frame = pd.DataFrame(states[keep], columns=list(nodes))
+            frame[MODALITY] = m
+            frame["_weight"] = w[keep]
+            frames.append(frame)
+    for m, w in posterior.items():
         for n in nodes:
             idx = [states[:, col[n]]] + [
                 np.full(len(states), m) if p == MODALITY else states[:, col[p]]
                 for p in s.parents[n]
             ]
             np.add.at(counts[n], tuple(idx), w)
-        keep = w > 0
-        frame = pd.DataFrame(states[keep], columns=list(nodes))
-        frame[MODALITY] = m
-        frame["_weight"] = w[keep]
-        frames.append(frame)
-    return counts, loglik, pd.concat(frames, ignore_index=True)
+    return counts, loglik, pd.concat(frames, ignore_index=True) if complete else None
 
 
 def _joint(s: _Structure, tables: dict[str, np.ndarray], states: np.ndarray, m: int) -> np.ndarray:
@@ -543,7 +558,7 @@ def _column_compounds(
     nodes = net.structure.order[1:]
     out: dict[tuple[str, tuple], set[str]] = {}
     for key, group in cases.groupby("compound", sort=False):
-        counts, _, _ = _expected_counts(net, tables, group)
+        counts, _, _ = _expected_counts(net, tables, group, complete=False)
         for n in nodes:
             per_column = counts[n].sum(axis=0)
             for config in zip(*np.nonzero(per_column >= 0.01), strict=True):
