@@ -14,14 +14,17 @@ as in the elicited file. Every table is a full table (one column per parent
 configuration), no longer a noisy-OR.
 
 Data. Each reference compound with a known clinical outcome and a modality of the
-parameter file is a case. A published incidence is a count of subjects (TGN1412: 6 of 6
-volunteers), so the outcome is binomial over subjects: with ``case_weight = "subjects"``
-(the default of ``[fit]``) a compound weighs as many subjects as its source reports,
-capped at ``max_subjects`` (100) because the subjects of one trial share its dose,
-schedule and premedication and are not independent draws of the modality's risk; a
-compound whose source gives no patient count weighs one subject. The elicited prior's
-equivalent sample size is then in subjects too. ``case_weight = "compound"`` weighs every
-compound 1, whatever its trial size (6 of 6 then counts as much as 1 of 1). Its outcome is
+parameter file is a case. With ``case_weight = "compound"`` (the default of ``[fit]``)
+every compound weighs 1, whatever its trial size, so that a 600-patient trial does not
+outweigh TGN1412 (6 of 6 then counts as much as 1 of 1). A published incidence is a count
+of subjects, and the outcome is binomial over them: with ``case_weight = "subjects"`` a
+compound weighs as many subjects as its source reports, capped at ``max_subjects`` (100)
+because the subjects of one trial share its dose, schedule and premedication and are not
+independent draws of the modality's risk; a compound whose source gives no patient count
+weighs one subject. The elicited prior's equivalent sample size is then counted in
+subjects, a far weaker prior: the CD28-superagonist P(severe CRS) is 0.59 with 2
+subjects per column but 0.53 with 2.5 and 0.30 with 6, so the option's answer for TGN1412
+rests on the prior's weight (see ``crs_bayes.toml``). Its outcome is
 observed as the published incidences: weight ``1 - any`` on ``none``, ``any - severe`` on
 ``non_severe``, ``severe`` on ``severe`` (fractions of the label's or trial's patients,
 times the compound's weight); where the
@@ -97,7 +100,7 @@ class FitSettings:
     min_weight: float = 0.5
     max_iter: int = 200
     tolerance: float = 1e-6
-    case_weight: str = "subjects"
+    case_weight: str = "compound"
     max_subjects: int = 100
 
     def describe_weight(self) -> str:
@@ -117,7 +120,7 @@ def _settings(params: BayesParameters) -> FitSettings:
         min_weight=float(raw.get("min_weight", 0.5)),
         max_iter=int(raw.get("max_iter", 200)),
         tolerance=float(raw.get("tolerance", 1e-6)),
-        case_weight=str(raw.get("case_weight", "subjects")),
+        case_weight=str(raw.get("case_weight", "compound")),
         max_subjects=int(raw.get("max_subjects", 100)),
     )
 
