@@ -17,6 +17,7 @@ from cytosafe.clinical import grade
 from cytosafe.clinical.grading import split_by_patient
 from cytosafe.errors import InputError
 from cytosafe.workflows import run_grading
+from test_io_sdtm import domains  # noqa: F401  (fixture)
 
 app = typer.Typer()
 app.command("grade")(reporting_errors(grade_command))
@@ -132,3 +133,15 @@ def test_a_local_cluster_writes_the_tables_of_one_worker(one_worker, flawed, tmp
         with distributed.Client(cluster) as client:
             split = run_grading(flawed, SCALES, quarantine=True, scheduler=client)
         assert as_csv(split) == as_csv(grade(flawed, SCALES, errors="quarantine"))
+
+
+def test_validated_sdtm_observations_split_by_patient(domains):  # noqa: F811
+    """SDTM and FHIR input arrive validated (with their own quarantine): they are split as
+    they are and keep the quarantine of the whole."""
+    from cytosafe.workflows.grading import read_clinical_input
+
+    obs, kind, _ = read_clinical_input(domains["dm"].parent, product="SIM-CEL")
+    assert kind == "sdtm" and obs.table["patient_id"].nunique() == 2
+    one = grade(obs, SCALES)
+    split = grade(obs, SCALES, parts=2, map_parts=map)
+    assert as_csv(split) == as_csv(one)

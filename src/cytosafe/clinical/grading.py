@@ -424,7 +424,7 @@ def split_by_patient(observations: Any, n_parts: int, source: str | None = None)
     """
     if isinstance(observations, Observations):
         table = observations.table
-        codes = table["patient_id"].cat.codes.to_numpy()
+        codes = pd.factorize(table["patient_id"], sort=True)[0]
         if len(np.unique(codes)) < 2:
             return None
         part = _ranges(codes, n_parts)
