@@ -65,6 +65,7 @@ def integrate(
     steps,
     step_h,
     prop_index,
+    graded,
     out_a,
     out_b,
     half,
@@ -177,27 +178,37 @@ def integrate(
                         rt += inf_rates[q, i]
                 rate[ii] = rt
             p = prop_index[g]
-            for k in range(4):
-                for ii in range(nb):
-                    cf[k, ii] = half[p, k, start + ii]
-            for k in range(13):
-                for ii in range(nb):
-                    cf[4 + k, ii] = full[p, k, start + ii]
-            # The input's share of each step is constant over the interval.
-            for ii in range(nb):
-                cf[3, ii] *= rate[ii]
-                cf[14, ii] *= rate[ii]
-                cf[15, ii] *= rate[ii]
-                cf[16, ii] *= rate[ii]
-            m0, m1, m2, g1h = cf[0], cf[1], cf[2], cf[3]
-            f0, f1, f2, f3, f4, f5 = cf[4], cf[5], cf[6], cf[7], cf[8], cf[9]
-            f6, f7, f8, f9, g1, g2, g3 = cf[10], cf[11], cf[12], cf[13], cf[14], cf[15], cf[16]
-            h = step_h[g]
-            hh = 0.5 * h
-            h6 = h / 6.0
+            levels = half.shape[1] - 1
+            n_sub = steps[g] + (levels if graded[g] else 0)
+            level = -1
+            h = 0.0
+            hh = 0.0
+            h6 = 0.0
             _stim_block(kind, a1, vb, emax, c50, hill, kt, k3, tsum, s0)
             t = a
-            for _ in range(steps[g]):
+            for sub in range(n_sub):
+                lev = min(levels, max(levels + 1 - sub, 0)) if graded[g] else 0
+                if lev != level:
+                    level = lev
+                    for k in range(4):
+                        for ii in range(nb):
+                            cf[k, ii] = half[p, lev, k, start + ii]
+                    for k in range(13):
+                        for ii in range(nb):
+                            cf[4 + k, ii] = full[p, lev, k, start + ii]
+                    # The input's share of each step is constant over the interval.
+                    for ii in range(nb):
+                        cf[3, ii] *= rate[ii]
+                        cf[14, ii] *= rate[ii]
+                        cf[15, ii] *= rate[ii]
+                        cf[16, ii] *= rate[ii]
+                    h = step_h[g] * 0.5**lev
+                    hh = 0.5 * h
+                    h6 = h / 6.0
+                m0, m1, m2, g1h = cf[0], cf[1], cf[2], cf[3]
+                f0, f1, f2, f3, f4, f5 = cf[4], cf[5], cf[6], cf[7], cf[8], cf[9]
+                f6, f7, f8, f9 = cf[10], cf[11], cf[12], cf[13]
+                g1, g2, g3 = cf[14], cf[15], cf[16]
                 for ii in range(nb):
                     a1m[ii] = m0[ii] * ad[ii] + m1[ii] * a1[ii] + m2[ii] * a2[ii] + g1h[ii]
                     n1 = f1[ii] * ad[ii] + f4[ii] * a1[ii] + f7[ii] * a2[ii] + g1[ii]
