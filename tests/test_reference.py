@@ -217,6 +217,13 @@ def test_on_the_mean_alone_whole_blood_passes_tgn1412_at_2_2_fold():
     assert evaluate(DEFAULT, donors=None).settings["donor_panel"].startswith("not applied")
 
 
+def test_a_numpy_whole_number_is_a_donor_panel():
+    import numpy as np
+
+    calls = evaluate(DEFAULT, donors=np.int64(52)).calls.set_index(["compound", "format"])
+    assert _call(calls, "tgn1412", "whole_blood") == "detected"  # 52 donors for 90 % power
+
+
 @pytest.mark.parametrize("donors", [0, -3, 2.5, True, "nine"])
 def test_a_donor_panel_that_is_not_a_whole_number_is_refused(donors):
     with pytest.raises(InputError, match="donors"):

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from numbers import Integral
 from typing import Final
 
 import numpy as np
@@ -342,7 +343,7 @@ def evaluate(
         panel = donor_panel(lib)
         donors = panel.donors if panel is not None else None
     if donors is not None and (
-        isinstance(donors, bool) or not isinstance(donors, int) or donors < 1
+        isinstance(donors, bool) or not isinstance(donors, Integral) or donors < 1
     ):
         raise InputError(f"{donors!r} donors", field="donors", expected="a whole number >= 1")
     kb = knowledge or load_knowledge_base()
