@@ -991,6 +991,8 @@ def potency_spec(
         fit_by.setdefault(row["donor_id"], row)
     cols = {"p": points, "n": negatives}
     ecn = f"ec{ecx:g}"
+    unit_text, analyte_text, response_text = esc(unit), esc(analyte), esc(response_unit)
+    grid = grid_x = None  # the fitted curves' grid, the same for every donor
     for i, donor in enumerate(donors):
         # Past eight donors the colours repeat; the line style tells the cycles apart.
         color = PALETTE[i % len(PALETTE)]
@@ -1006,10 +1008,10 @@ def potency_spec(
         wells = [cols["p"]["where"][j] for j in sel_p] + [cols["n"]["where"][j] for j in sel_n]
         kinds = [""] * sel_p.size + ["negative control<br>"] * sel_n.size
         ok = np.isfinite(xs) & np.isfinite(ys) & (ys > 0)
+        head = f"<b>{label}</b> · {status.replace('_', ' ')}<br>"
         text = [
-            f"<b>{label}</b> · {status.replace('_', ' ')}<br>{k}"
-            f"{'' if k else f'{num(x)} {esc(unit)}<br>'}"
-            f"{esc(analyte)} {num(y)} {esc(response_unit)}"
+            f"{head}{k}{'' if k else f'{num(x)} {unit_text}<br>'}"
+            f"{analyte_text} {num(y)} {response_text}"
             f"{' (censored at LLOQ/2 or ULOQ)' if c else ''}<br>{w}"
             for x, y, c, w, k, good in zip(xs, ys, cens, wells, kinds, ok, strict=True)
             if good
@@ -1033,7 +1035,9 @@ def potency_spec(
             np.isfinite(float(f.get(k, np.nan))) for k in potency_curve_columns(f)
         )
         if drawn:
-            grid = _log_grid(x_lo / 3, x_hi * 3, 60)
+            if grid is None:
+                grid = _log_grid(x_lo / 3, x_hi * 3, 60)
+                grid_x = rounded(grid)
             line_x, line_y = grid, potency_curve(f, grid)
             line = {"color": color, "width": 2, "dash": dash}
             name = f"{label} {f.get('model', '4PL')}"
@@ -1055,7 +1059,7 @@ def potency_spec(
                     "name": name,
                     "legendgroup": label,
                     "showlegend": False,
-                    "x": rounded(line_x),
+                    "x": list(grid_x) if drawn else rounded(line_x),
                     "y": rounded(line_y),
                     "line": line,
                     "hoverinfo": "skip",

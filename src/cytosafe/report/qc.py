@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -168,13 +169,25 @@ _WELL_COLUMNS = [
 def _units(result: QuantificationResult) -> dict[tuple, str]:
     """The ``concentration_unit`` of each (study, plate, analyte) curve (issue 12, item 9:
     arbitrary units are labelled wherever their values are shown, never as pg/mL)."""
-    table = curve_units(result.calibration.wells)
-    return {
+    wells = result.calibration.wells
+    memo = getattr(_REPORT, "units", None)
+    if memo is not None and memo[0] is wells:  # one report asks five times
+        return memo[1]
+    table = curve_units(wells)
+    units = {
         (s, p, a): str(u)
         for s, p, a, u in table[
             ["study_id", "plate_id", "analyte", "concentration_unit"]
         ].itertuples(index=False)
     }
+    if getattr(_REPORT, "rendering", False):  # kept for the rest of this report
+        _REPORT.units = (wells, units)
+    return units
+
+
+#: The report this thread is rendering: :func:`render_qc_report` keeps its units there for
+#: the length of one report, so that its sections share one computation.
+_REPORT = threading.local()
 
 
 def signal_names(result: QuantificationResult) -> dict[tuple, str]:
@@ -663,13 +676,15 @@ def _flag_counts(result: QuantificationResult, many: bool) -> tuple[list[dict], 
     key = ["study_id", "plate_id", "analyte"]
     counts = study_wells.groupby(key, observed=True)[list(FLAGS)].sum()
     sizes = study_wells.groupby(key, observed=True).size()
+    count_of = dict(zip(counts.index, counts.to_numpy().tolist(), strict=True))
+    size_of = dict(zip(sizes.index, sizes.to_numpy().tolist(), strict=True))
     rows = []
     order = sorted(counts.index, key=lambda k: tuple(_natural(x) for x in k))
     for k in order:
-        n = int(sizes.loc[k])
+        n = int(size_of[k])
         cells = []
-        for f in FLAGS:
-            v = int(counts.loc[k, f])
+        for v in count_of[k]:
+            v = int(v)
             share = v / n if n else 0.0
             # A light-to-strong amber by the share of wells carrying the flag.
             alpha = 0.0 if v == 0 else round(0.12 + 0.6 * share, 2)
@@ -1031,6 +1046,14 @@ def render_qc_report(
     str
         The HTML document.
     """
+    _REPORT.rendering, _REPORT.units = True, None
+    try:
+        return _render(result, title=title, generated=generated, packed=packed, inputs=inputs)
+    finally:
+        _REPORT.rendering, _REPORT.units = False, None
+
+
+def _render(result, *, title, generated, packed, inputs) -> str:
     wells = result.calibration.wells
     many = wells["study_id"].nunique() > 1
     figures = Figures()
