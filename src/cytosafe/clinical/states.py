@@ -320,6 +320,29 @@ def window_count(
     return cs[np.arange(n) + 1] - cs[lo]
 
 
+#: State tables from this many rows build their item columns with the compiled kernel
+#: (:mod:`cytosafe.clinical._compiled`; the same columns bit for bit). Importing Numba
+#: and loading the cached kernel costs about 0.2 s of CPU once per process; the kernel
+#: saves about that much per million rows (``benchmarks/bench_grade.py``), so smaller
+#: tables stay with NumPy.
+COMPILED_MIN_ROWS = 500_000
+
+
+def compiled_available() -> bool:
+    """Whether the compiled kernel can run: Numba is installed and ``CYTOSAFE_COMPILED``
+    is not ``0`` (checked without importing Numba)."""
+    import importlib.util
+    import os
+
+    if os.environ.get("CYTOSAFE_COMPILED", "1").strip().lower() in ("0", "false", "no"):
+        return False
+    return importlib.util.find_spec("numba") is not None
+
+
+def _use_compiled(n: int) -> bool:
+    return n >= COMPILED_MIN_ROWS and compiled_available()
+
+
 def _codes(column: pd.Series, sort: bool) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes and their values; a categorical's own codes when it is one (no hashing)."""
     if isinstance(column.dtype, pd.CategoricalDtype) and (
@@ -385,9 +408,6 @@ def build_states(
         init = {c: known[c].to_numpy(dtype=float)[row_code] for c in known.columns}
         init["seeded"] = ~np.isnan(init["zero"])
 
-    # one sort by item instead of a comparison of every row per item
-    by_item = np.argsort(icode.astype(np.int16), kind="stable")  # radix sort of small ints
-    bounds = np.searchsorted(icode[by_item], np.arange(len(inames) + 1))
     values: dict[str, np.ndarray] = {}
     observed: dict[str, np.ndarray] = {}
     # items nobody charted share one read-only array (no per-item allocation)
@@ -396,8 +416,33 @@ def build_states(
     zeros = np.zeros(n)
     for arr in (never, missing, zeros):
         arr.setflags(write=False)
+    charted = [name for name in ITEMS if name in inames and name not in LAB_ITEMS]
+    if init is None and _use_compiled(n):
+        from cytosafe.clinical._compiled import item_columns
+
+        slot = np.full(len(inames), -1, dtype=np.int64)
+        for j, name in enumerate(charted):
+            slot[inames.index(name)] = j
+        grid, seen = item_columns(
+            row_of, icode, vals, slot, n, first,
+            np.array([name in _STATE_ITEMS for name in charted], dtype=bool),
+            np.array([name in VASOPRESSORS for name in charted], dtype=bool),
+        )  # fmt: skip
+        for j, name in enumerate(charted):
+            values[name], observed[name] = grid[j], seen[j]
+
+        def rows_of(k: int) -> np.ndarray:
+            return np.flatnonzero(icode == k)
+    else:
+        # one sort by item instead of a comparison of every row per item
+        by_item = np.argsort(icode.astype(np.int16), kind="stable")  # radix sort of small ints
+        bounds = np.searchsorted(icode[by_item], np.arange(len(inames) + 1))
+
+        def rows_of(k: int) -> np.ndarray:
+            return by_item[bounds[k] : bounds[k + 1]]
+
     for name in ITEMS:
-        if name in LAB_ITEMS:
+        if name in LAB_ITEMS or name in values:
             continue
         if name not in inames and init is not None and name in _STATE_ITEMS:
             # not charted in these rows, but carried from the rows before
@@ -412,8 +457,7 @@ def build_states(
             values[name] = zeros if name in VASOPRESSORS else missing
             continue
         col = np.full(n, np.nan)
-        k = inames.index(name)
-        sel = by_item[bounds[k] : bounds[k + 1]]
+        sel = rows_of(inames.index(name))
         col[row_of[sel]] = vals[sel]
         observed[name] = ~np.isnan(col)
         if name in _STATE_ITEMS:
@@ -452,8 +496,7 @@ def build_states(
     death_crs = np.zeros(n, dtype=bool)
     death_other = np.zeros(n, dtype=bool)
     if "death" in inames:
-        k = inames.index("death")
-        sel = by_item[bounds[k] : bounds[k + 1]]
+        sel = rows_of(inames.index("death"))
         texts = table["value"].iloc[order[sel]].to_numpy(dtype=object)
         cause = pd.Series(texts).astype(str).str.strip().str.lower().isin(_CRS_CAUSES).to_numpy()
         death_crs[row_of[sel][cause]] = True

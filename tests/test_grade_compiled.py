@@ -1,0 +1,76 @@
+"""The compiled kernel of the state table's item columns (:mod:`cytosafe.clinical._compiled`)
+builds the columns of the NumPy path bit for bit; ``CYTOSAFE_COMPILED=0`` and small tables
+keep NumPy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cytosafe.clinical import grade
+from cytosafe.clinical import states as states_module
+from cytosafe.clinical.observations import validate_observations
+from cytosafe.clinical.states import build_states
+
+pytest.importorskip("numba")
+
+COHORT = Path(__file__).resolve().parents[1] / "examples" / "crs-cohort" / "observations.csv"
+SCALES = ["astct2019", "lee2014", "ctcae5", "penn", "mskcc", "cartox", "icans"]
+
+
+@pytest.fixture(scope="module")
+def observations():
+    """The example cohort with a baseline (pre-infusion) fever and an uncharted gap."""
+    df = pd.read_csv(COHORT, dtype=str, keep_default_na=False)
+    pid = df["patient_id"].iat[0]
+    infusion = pd.Timestamp(df.loc[(df.patient_id == pid) & (df.item == "infusion"), "time"].iat[0])
+    before = [
+        {"patient_id": pid, "time": (infusion - pd.Timedelta(hours=h)).isoformat(),
+         "item": item, "value": value, "unit": unit}
+        for h, item, value, unit in ((30, "temperature", "38.9", "C"),
+                                     (20, "oxygen_device", "nasal_cannula", ""),
+                                     (20, "norepinephrine", "4", "ug/min"))
+    ]  # fmt: skip
+    return validate_observations(pd.concat([df, pd.DataFrame(before)], ignore_index=True))
+
+
+def _states(obs, compiled: bool, monkeypatch):
+    monkeypatch.setattr(states_module, "COMPILED_MIN_ROWS", 0 if compiled else 10**12)
+    return build_states(obs.table, obs.weight_assumed)
+
+
+def test_compiled_item_columns_equal_numpy_bit_for_bit(observations, monkeypatch):
+    numpy_ = _states(observations, False, monkeypatch)
+    compiled = _states(observations, True, monkeypatch)
+    assert numpy_.baseline.any()  # the baseline segment is rebuilt after the kernel
+    assert numpy_.values.keys() == compiled.values.keys()
+    for name in numpy_.values:
+        a, b = numpy_.values[name], compiled.values[name]
+        assert a.tobytes() == b.tobytes(), name  # NaN included, bit for bit
+        assert np.array_equal(numpy_.observed[name], compiled.observed[name]), name
+    for field in ("hours", "start", "death_crs", "death_other", "baseline", "zero"):
+        assert np.array_equal(getattr(numpy_, field), getattr(compiled, field)), field
+
+
+def test_compiled_grading_gives_the_tables_of_numpy(observations, monkeypatch):
+    monkeypatch.setattr(states_module, "COMPILED_MIN_ROWS", 10**12)
+    one = grade(observations, SCALES)
+    monkeypatch.setattr(states_module, "COMPILED_MIN_ROWS", 0)
+    compiled = grade(observations, SCALES)
+    for table in ("timeline", "patients", "cohort"):
+        assert getattr(compiled, table).to_csv(index=False) == getattr(one, table).to_csv(
+            index=False
+        )
+
+
+def test_the_kernel_is_chosen_for_large_tables_only_and_can_be_turned_off(monkeypatch):
+    assert states_module.COMPILED_MIN_ROWS >= 100_000  # the example cohort stays with NumPy
+    monkeypatch.setenv("CYTOSAFE_COMPILED", "0")
+    assert not states_module.compiled_available()
+    assert not states_module._use_compiled(10**9)
+    monkeypatch.setenv("CYTOSAFE_COMPILED", "1")
+    assert states_module._use_compiled(states_module.COMPILED_MIN_ROWS)
+    assert not states_module._use_compiled(states_module.COMPILED_MIN_ROWS - 1)
