@@ -2,8 +2,8 @@
 path it is written after, and the exact pharmacokinetic step against closed forms.
 
 Both kernels run the same scheme with the same sums in the same order, so they agree to
-rounding (in practice bit for bit); the tolerance below allows for a compiler that fuses
-a multiply and an add.
+rounding: bit for bit, except where a Hill exponent other than 1 calls ``pow`` (NumPy's and
+Numba's differ in the last bit); the tolerance below allows for that.
 """
 
 from __future__ import annotations

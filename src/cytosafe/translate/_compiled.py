@@ -133,13 +133,17 @@ def integrate(
         cur_j = np.full(nb, -1, dtype=np.int64)
         cur_y = np.full(nb, -np.inf)
         cur_t = np.zeros(nb)
-        cur_c = np.zeros(nb)
+        cur_a = np.zeros(nb)  # the largest central amount: C = A / V1 rounds monotonically
         rate = np.zeros(nb)
         a1m = np.empty(nb)
         s0 = np.empty(nb)
         sm = np.empty(nb)
         s1 = np.empty(nb)
-        cf = np.empty((17, nb))
+        cf = np.empty((17, nb))  # the interval's propagators (rows below), x rate
+        m0, m1, m2, g1h = cf[0], cf[1], cf[2], cf[3]
+        f0, f1, f2, f3, f4, f5 = cf[4], cf[5], cf[6], cf[7], cf[8], cf[9]
+        f6, f7, f8, f9 = cf[10], cf[11], cf[12], cf[13]
+        g1, g2, g3 = cf[14], cf[15], cf[16]
         for g in range(n_int):
             a = grid[g]
             b = grid[g + 1]
@@ -159,10 +163,10 @@ def integrate(
                     if cur_j[ii] >= 0:
                         peaks[cur_j[ii], i] = cur_y[ii]
                         peak_t[cur_j[ii], i] = cur_t[ii]
-                        peak_c[cur_j[ii], i] = cur_c[ii]
+                        peak_c[cur_j[ii], i] = cur_a[ii] / vb[ii]
                     cur_j[ii] = j
                     cur_y[ii] = -np.inf
-                    cur_c[ii] = 0.0
+                    cur_a[ii] = 0.0
                 if r_a >= 0:
                     conc[r_a, i] = a1[ii] / vb[ii]
                     il6[r_a, i] = y[ii]
@@ -171,7 +175,7 @@ def integrate(
                 if y[ii] > cur_y[ii]:
                     cur_y[ii] = y[ii]
                     cur_t[ii] = a
-                cur_c[ii] = max(cur_c[ii], a1[ii] / vb[ii])
+                cur_a[ii] = max(cur_a[ii], a1[ii])
                 rt = 0.0
                 for q in range(n_dose):
                     if infusion[q, i] and T[q, i] <= a + 1e-9 and E[q, i] >= b - 1e-9:
@@ -205,10 +209,6 @@ def integrate(
                     h = step_h[g] * 0.5**lev
                     hh = 0.5 * h
                     h6 = h / 6.0
-                m0, m1, m2, g1h = cf[0], cf[1], cf[2], cf[3]
-                f0, f1, f2, f3, f4, f5 = cf[4], cf[5], cf[6], cf[7], cf[8], cf[9]
-                f6, f7, f8, f9 = cf[10], cf[11], cf[12], cf[13]
-                g1, g2, g3 = cf[14], cf[15], cf[16]
                 for ii in range(nb):
                     a1m[ii] = m0[ii] * ad[ii] + m1[ii] * a1[ii] + m2[ii] * a2[ii] + g1h[ii]
                     n1 = f1[ii] * ad[ii] + f4[ii] * a1[ii] + f7[ii] * a2[ii] + g1[ii]
@@ -241,7 +241,7 @@ def integrate(
                         better = Y > cur_y[ii]
                         cur_y[ii] = Y if better else cur_y[ii]
                         cur_t[ii] = t if better else cur_t[ii]
-                        cur_c[ii] = max(cur_c[ii], a1[ii] / vb[ii])
+                        cur_a[ii] = max(cur_a[ii], a1[ii])
                 else:
                     for ii in range(nb):
                         P, Y = pool[ii], y[ii]
@@ -255,7 +255,7 @@ def integrate(
                         better = Y > cur_y[ii]
                         cur_y[ii] = Y if better else cur_y[ii]
                         cur_t[ii] = t if better else cur_t[ii]
-                        cur_c[ii] = max(cur_c[ii], a1[ii] / vb[ii])
+                        cur_a[ii] = max(cur_a[ii], a1[ii])
             r_b = out_b[g]
             if r_b >= 0:
                 for ii in range(nb):
@@ -268,7 +268,7 @@ def integrate(
             if cur_j[ii] >= 0:
                 peaks[cur_j[ii], i] = cur_y[ii]
                 peak_t[cur_j[ii], i] = cur_t[ii]
-                peak_c[cur_j[ii], i] = cur_c[ii]
+                peak_c[cur_j[ii], i] = cur_a[ii] / vb[ii]
             final[0, i] = ad[ii]
             final[1, i] = a1[ii]
             final[2, i] = a2[ii]

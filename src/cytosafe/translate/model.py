@@ -673,18 +673,24 @@ def _integrate_numpy(
     cols = np.arange(n)
     keep_pool = pool_out.shape[0] > 0
     emax, c50, hill, kt, k3, tsum = stim
+    # Every array of the step is preallocated and written in place (``out=``): the same
+    # operations in the same order as the compiled kernel, without temporaries.
+    c, d, e = np.empty(n), np.empty(n), np.empty(n)
 
-    def s_of(a1):
-        c = np.maximum(a1 / v1, 0.0)
-        if kind == EMAX1:
-            return emax * c / (c + c50)
-        if kind == EMAX:
-            ch = c**hill
-            return emax * ch / (ch + c50)
-        tau = c * tsum / ((kt + c) * (k3 + c))
-        if kind == TRIMER:
-            tau = tau**hill
-        return emax * tau / (tau + c50)
+    def s_of(a1, out):
+        np.divide(a1, v1, out=c)
+        np.maximum(c, 0.0, out=c)
+        if kind in (TRIMER1, TRIMER):
+            np.add(kt, c, out=d)
+            np.add(k3, c, out=e)
+            np.multiply(d, e, out=d)
+            np.multiply(c, tsum, out=c)
+            np.divide(c, d, out=c)  # tau = C tsum / ((kt + C)(k3 + C))
+        if kind in (EMAX, TRIMER):
+            np.power(c, hill, out=c)
+        np.add(c, c50, out=d)
+        np.multiply(c, emax, out=c)
+        np.divide(c, d, out=out)
 
     # Terms whose state stays zero for every subject are skipped (adding 0 is exact).
     use_depot = bool(np.any(sc_amount != 0.0))
@@ -695,11 +701,18 @@ def _integrate_numpy(
     cur_j = np.full(n, -1)
     cur_y = np.full(n, -np.inf)
     cur_t = np.zeros(n)
-    cur_c = np.zeros(n)
+    cur_a = np.zeros(n)  # the largest central amount: C = A / V1 rounds monotonically
+    a1m, n1, n2, de = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    s0, sm, s1 = np.empty(n), np.empty(n), np.empty(n)
+    ds0, dsm, ds1, ps0, psm, ps1 = (np.empty(n) for _ in range(6))
+    kp = [np.empty(n) for _ in range(4)]
+    ky = [np.empty(n) for _ in range(4)]
+    ps, ys, u, w = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    better = np.empty(n, dtype=bool)
 
     def record(r: int) -> None:
         if r >= 0:
-            conc[r] = a1 / v1
+            np.divide(a1, v1, out=conc[r])
             il6[r] = y
             if keep_pool:
                 pool_out[r] = pool
@@ -709,28 +722,56 @@ def _integrate_numpy(
         if sel.any():
             peaks[cur_j[sel], cols[sel]] = cur_y[sel]
             peak_t[cur_j[sel], cols[sel]] = cur_t[sel]
-            peak_c[cur_j[sel], cols[sel]] = cur_c[sel]
+            peak_c[cur_j[sel], cols[sel]] = cur_a[sel] / v1[sel]
 
     def track(t: float) -> None:
-        better = y > cur_y
+        np.greater(y, cur_y, out=better)
         np.copyto(cur_y, y, where=better)
         np.copyto(cur_t, t, where=better)
-        np.maximum(cur_c, a1 / v1, out=cur_c)
+        np.maximum(cur_a, a1, out=cur_a)
+
+    def stage(k, pool_s, y_s, ds, pp):
+        """RK4 stage k: ``kp[k] = k_rec (1 - P) - k_dep S P``, ``ky[k] = k_el (Y0 - Y) +
+        k_prod S P`` (``ds = k_dep S``, ``pp = k_prod S``)."""
+        if priming:
+            np.subtract(1.0, pool_s, out=u)
+            np.multiply(u, k_rec, out=u)
+            np.multiply(ds, pool_s, out=w)
+            np.subtract(u, w, out=kp[k])
+        np.subtract(baseline, y_s, out=u)
+        np.multiply(u, k_el, out=u)
+        np.multiply(pp, pool_s, out=w)
+        np.add(u, w, out=ky[k])
+
+    def advance(x, k, hx, out):
+        """``out = x + hx * k`` (an RK4 stage state)."""
+        np.multiply(k, hx, out=out)
+        out += x
+
+    def combine(x, k, h6):
+        """``x += h/6 (k1 + 2 k2 + 2 k3 + k4)``."""
+        np.multiply(k[1], 2.0, out=u)
+        np.add(k[0], u, out=u)
+        np.multiply(k[2], 2.0, out=w)
+        np.add(u, w, out=u)
+        np.add(u, k[3], out=u)
+        np.multiply(u, h6, out=u)
+        np.add(x, u, out=x)
 
     for g in range(len(steps)):
         a, b = grid[g], grid[g + 1]
         at = np.abs(T - a) < 1e-9
         if at.any():
-            ad = ad + np.where(at, sc_amount, 0.0).sum(axis=0)
-            a1 = a1 + np.where(at, bolus_amount, 0.0).sum(axis=0)
+            ad += np.where(at, sc_amount, 0.0).sum(axis=0)
+            a1 += np.where(at, bolus_amount, 0.0).sum(axis=0)
             dosed += np.where(at, sc_amount + iv_amount, 0.0).sum(axis=0)
         j = (T <= a + 1e-9).sum(axis=0) - 1
         changed = j != cur_j
         if changed.any():
             flush(changed)
             cur_j = np.where(changed, j, cur_j)
-            cur_y = np.where(changed, -np.inf, cur_y)
-            cur_c = np.where(changed, 0.0, cur_c)
+            cur_y[changed] = -np.inf
+            cur_a[changed] = 0.0
         record(out_a[g])
         track(a)
         active = infusion & (T <= a + 1e-9) & (E >= b - 1e-9)
@@ -739,7 +780,9 @@ def _integrate_numpy(
         levels = half.shape[1] - 1
         n_sub = steps[g] + (levels if graded[g] else 0)
         level = -1
-        s0 = s_of(a1)
+        s_of(a1, s0)
+        np.multiply(k_dep, s0, out=ds0)
+        np.multiply(k_prod, s0, out=ps0)
         t = a
         for sub in range(n_sub):
             lev = min(levels, max(levels + 1 - sub, 0)) if graded[g] else 0
@@ -749,52 +792,55 @@ def _integrate_numpy(
                 f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, g1, g2, g3 = full[pi, lev]
                 g1h, g1, g2, g3 = g1h * rate, g1 * rate, g2 * rate, g3 * rate
                 h = step_h[g] * 0.5**lev
+                hh = 0.5 * h
+                h6 = h / 6.0
             # Exact PK: the central amount at the middle of the step and every amount at
             # its end (the same sums, in the same order, as the compiled kernel).
-            a1m = m1 * a1
-            n1 = f4 * a1
-            n2 = f5 * a1
-            de = f6 * a1
+            np.multiply(m1, a1, out=a1m)
+            np.multiply(f4, a1, out=n1)
+            np.multiply(f5, a1, out=n2)
+            np.multiply(f6, a1, out=de)
             if use_depot:
-                a1m = m0 * ad + a1m
-                n1 = f1 * ad + n1
-                n2 = f2 * ad + n2
-                de = f3 * ad + de
+                for coef, buf in ((m0, a1m), (f1, n1), (f2, n2), (f3, de)):
+                    np.multiply(coef, ad, out=u)
+                    buf += u  # coef * ad + buf
             if use_peripheral:
-                a1m = a1m + m2 * a2
-                n1 = n1 + f7 * a2
-                n2 = n2 + f8 * a2
-                de = de + f9 * a2
-            a1m = a1m + g1h
-            ae = ae + (de + g3)
+                for coef, buf in ((m2, a1m), (f7, n1), (f8, n2), (f9, de)):
+                    np.multiply(coef, a2, out=u)
+                    buf += u
+            a1m += g1h
+            de += g3
+            ae += de
             if use_depot:
-                ad = f0 * ad
-            a1 = n1 + g1
-            a2 = n2 + g2
-            sm = s_of(a1m)
-            s1 = s_of(a1)
+                ad *= f0
+            np.add(n1, g1, out=a1)
+            np.add(n2, g2, out=a2)
+            s_of(a1m, sm)
+            s_of(a1, s1)
+            np.multiply(k_dep, sm, out=dsm)
+            np.multiply(k_prod, sm, out=psm)
+            np.multiply(k_dep, s1, out=ds1)
+            np.multiply(k_prod, s1, out=ps1)
             # RK4 on the pool and IL-6, the stimulation known at the stage times.
-            hh = 0.5 * h
+            stage(0, pool, y, ds0, ps0)
             if priming:
-                k1p = k_rec * (1.0 - pool) - k_dep * s0 * pool
-                k1y = k_el * (baseline - y) + k_prod * s0 * pool
-                p2 = pool + hh * k1p
-                k2p = k_rec * (1.0 - p2) - k_dep * sm * p2
-                k2y = k_el * (baseline - (y + hh * k1y)) + k_prod * sm * p2
-                p3 = pool + hh * k2p
-                k3p = k_rec * (1.0 - p3) - k_dep * sm * p3
-                k3y = k_el * (baseline - (y + hh * k2y)) + k_prod * sm * p3
-                p4 = pool + h * k3p
-                k4p = k_rec * (1.0 - p4) - k_dep * s1 * p4
-                k4y = k_el * (baseline - (y + h * k3y)) + k_prod * s1 * p4
-                pool = pool + (h / 6.0) * (k1p + 2.0 * k2p + 2.0 * k3p + k4p)
-            else:
-                k1y = k_el * (baseline - y) + k_prod * s0 * pool
-                k2y = k_el * (baseline - (y + hh * k1y)) + k_prod * sm * pool
-                k3y = k_el * (baseline - (y + hh * k2y)) + k_prod * sm * pool
-                k4y = k_el * (baseline - (y + h * k3y)) + k_prod * s1 * pool
-            y = y + (h / 6.0) * (k1y + 2.0 * k2y + 2.0 * k3y + k4y)
-            s0 = s1
+                advance(pool, kp[0], hh, ps)
+            advance(y, ky[0], hh, ys)
+            stage(1, ps if priming else pool, ys, dsm, psm)
+            if priming:
+                advance(pool, kp[1], hh, ps)
+            advance(y, ky[1], hh, ys)
+            stage(2, ps if priming else pool, ys, dsm, psm)
+            if priming:
+                advance(pool, kp[2], h, ps)
+            advance(y, ky[2], h, ys)
+            stage(3, ps if priming else pool, ys, ds1, ps1)
+            if priming:
+                combine(pool, kp, h6)
+            combine(y, ky, h6)
+            s0, s1 = s1, s0
+            ds0, ds1 = ds1, ds0
+            ps0, ps1 = ps1, ps0
             t += h
             track(t)
         record(out_b[g])
