@@ -96,3 +96,15 @@ def test_block_size_must_be_a_positive_whole_number(bad):
     x, y = _curves(3)
     with pytest.raises(FitError, match="block_size"):
         fit_curves(x, y, block_size=bad)
+
+
+def test_standard_errors_without_keeping_the_covariances():
+    # keep_cov=False (the bulk path of a million curves): the same fits and standard
+    # errors, block by block, without the (n, k, k) covariance.
+    x, y = _curves(80, seed=21)
+    whole = fit_curves(x, y, model="5PL", weighting="1/y2", block_size=None)
+    lean = fit_curves(x, y, model="5PL", weighting="1/y2", block_size=9, keep_cov=False)
+    assert whole.cov is not None and lean.cov is None
+    for name in ("params", "se", "rss", "n_iter", "sigma"):
+        np.testing.assert_array_equal(getattr(whole, name), getattr(lean, name), err_msg=name)
+    np.testing.assert_array_equal(whole.status, lean.status)

@@ -187,3 +187,31 @@ def test_the_kernel_can_be_turned_off_and_says_why_it_is_missing(monkeypatch):
     np.testing.assert_array_equal(
         fit_curves(x, y, model="4PL").params, fit_curves(x, y, model="4PL", kernel="numpy").params
     )
+
+
+# --- the pattern move along the 5PL's limits (compiled kernel only) ----------------------
+def test_pattern_moves_fire_only_on_degenerate_fits_and_never_end_worse(monkeypatch):
+    # bench_fit's hard draw: many upper plateaus beyond the top standard, so the
+    # least-squares optimum of many curves runs out along g -> 0 or g -> inf.
+    from cytosafe.curves import _compiled
+
+    x, y = _curves(400, "5PL", seed=12, hard=True)
+    kw = dict(model="5PL", weighting="1/y2", kernel="compiled", limits=FitLimits())
+    moved = fit_curves(x, y, **kw)
+    monkeypatch.setattr(_compiled, "VALLEY_JUMPS", 0)
+    walked = fit_curves(x, y, **kw)
+    fired = moved.n_iter != walked.n_iter
+    assert fired.sum() >= 20  # the fixture exercises the rule
+    # The RSS parity on the curves the rule fires on (and nowhere else is anything moved).
+    assert np.all(moved.rss <= walked.rss * (1 + 1e-9) + 1e-12)
+    np.testing.assert_array_equal(moved.params[~fired], walked.params[~fired])
+    # It saves most of the iterations of those curves...
+    assert moved.n_iter[fired].sum() < 0.6 * walked.n_iter[fired].sum()
+    # ...and fires only while the iteration is out beyond |ln g| = 3.5: nearly all of
+    # those fits end degenerate under the default limits; the few that come back end at
+    # the walk's optimum, to rounding.
+    np.testing.assert_array_equal(moved.status, walked.status)
+    assert np.mean(moved.status[fired] == "degenerate") >= 0.9
+    back = fired & (moved.status != "degenerate")
+    np.testing.assert_allclose(moved.rss[back], walked.rss[back], rtol=1e-12)
+    assert np.all(np.abs(moved.params - walked.params)[back] <= 1e-6 * walked.se[back])

@@ -30,6 +30,15 @@ __all__ = ["covariance", "levenberg_marquardt", "start", "weighted_rss"]
 
 #: Status codes of the kernel, in the order of :data:`cytosafe.curves.fit.STATUSES`' names.
 STATUS_NAMES = np.array(["max_iter", "converged", "stalled", "failed", "insufficient_data"])
+
+#: Pattern moves tried after an accepted step along a limit of the 5PL family (see
+#: :func:`_valley_jump`; 0 turns them off), and the asymmetry ``|ln g|`` from which they
+#: are tried: 3.5, just beyond :class:`~cytosafe.curves.fit.FitLimits`' default
+#: ``|log10 g| <= 1.5`` (``|ln g| <= 3.45``): they fire only while the iteration is out
+#: beyond that limit, nearly always on a fit that ends degenerate under the default
+#: limits; a fit that comes back ends at the same optimum (``tests/test_fit_compiled.py``).
+VALLEY_JUMPS = 6
+VALLEY_FROM = 3.5
 _MAX_ITER, _CONVERGED, _STALLED, _FAILED, _INSUFFICIENT = 0, 1, 2, 3, 4
 
 
@@ -91,16 +100,12 @@ def _replicates(x, src):
 
 
 @_jit_fast
-def _evaluate(
-    fam, lx, pos_, src, raw, ysw, sw, th, k, free, out_res, out_th, Q0, Q1, dphi, scale3, alpha
-):
+def _evaluate(fam, lx, pos_, ysw, sw, th, k, free, out_res, out_th, Q0, Q1, dphi, scale3, alpha):
     """Residuals at ``th`` (``_Projected.evaluate``): the asymptotes by projection.
 
     Fills ``out_res`` (m), ``out_th`` (k, with the solved asymptotes), ``Q0``/``Q1`` (the
     orthonormal basis), ``dphi`` (r, m: d s / d(b, c, g), natural scale), ``scale3`` (r)
-    and ``alpha`` (2); ``raw`` (2, m) is scratch. ``src`` maps each point to the first
-    point of its curve with the same concentration (:func:`_replicates`). Returns
-    nothing; the caller computes the RSS.
+    and ``alpha`` (2). Returns nothing; the caller computes the RSS.
     """
     m = lx.shape[0]
     a = th[0]
@@ -112,25 +117,11 @@ def _evaluate(
         g = math.exp(min(max(th[4], -700.0), 700.0))
     logc = math.log(c)
     r = k - 2
-    # phi0 = s, phi1 = 1 - s (FivePL) or the mirror's 1 - t, t; weighted by sw. The shape
-    # depends on the concentration only: replicates (src[i] < i, the first point with the
-    # same x) copy it instead of three more transcendentals each.
+    # phi0 = s, phi1 = 1 - s (FivePL) or the mirror's 1 - t, t; weighted by sw.
     for i in range(m):
-        j = src[i]
-        if j == i:
-            pos = pos_[i]
-            lr = lx[i] - logc if pos else 0.0
-            s, oms, ds0, ds1, ds2 = _shape(fam, pos, lr, b, c, g)
-            raw[0, i] = s
-            raw[1, i] = oms
-        else:
-            s = raw[0, j]
-            oms = raw[1, j]
-            raw[0, i] = s
-            raw[1, i] = oms
-            ds0 = dphi[0, j]
-            ds1 = dphi[1, j]
-            ds2 = dphi[2, j] if r == 3 else 0.0
+        pos = pos_[i]
+        lr = lx[i] - logc if pos else 0.0
+        s, oms, ds0, ds1, ds2 = _shape(fam, pos, lr, b, c, g)
         w = sw[i]
         Q0[i] = s * w  # phiw, orthonormalised below
         Q1[i] = oms * w
@@ -279,8 +270,8 @@ def _chol_solve(M, bvec, r, L, z, out):
 
 @_jit_fast
 def _valley_jump(
-    fam, lx, pos_, src, raw, ysw, sw, k, free, lo, hi, theta, delta, rss, res, r1, th_ev,
-    th_tmp, Q0n, Q1n, dphin, scalen, alphan, Jn, A, gv, D, n_jump,
+    fam, lx, pos_, ysw, sw, k, free, lo, hi, theta, delta, rss, res, r1, th_ev,
+    th_tmp, Q0n, Q1n, dphin, scalen, alphan, Jn, A, gv, D, n_jump, rss_c,
 ):  # fmt: skip
     """Extrapolate an accepted step along a limit of the 5PL family; returns the new RSS.
 
@@ -308,10 +299,10 @@ def _valley_jump(
                 v = hi[q]
             th_ev[q] = v
         _evaluate(
-            fam, lx, pos_, src, raw, ysw, sw, th_ev, k, free, r1, th_tmp, Q0n, Q1n, dphin,
+            fam, lx, pos_, ysw, sw, th_ev, k, free, r1, th_tmp, Q0n, Q1n, dphin,
             scalen, alphan,
         )  # fmt: skip
-        rss1 = 0.0
+        rss1 = rss_c
         for i in range(m):
             rss1 += r1[i] * r1[i]
         if not (math.isfinite(rss1) and rss1 < rss):
@@ -340,31 +331,61 @@ def _fit_one(
 ):  # fmt: skip
     """One curve (``_levenberg_marquardt`` for one row); returns ``(rss, status, n_iter)``.
 
-    ``V`` ``(23, m)``, ``P`` and ``Ix`` ``(m,)``, ``S`` ``(20, 5)``, ``B`` ``(2, 5)`` and ``SS``
+    ``V`` ``(26, m)``, ``P`` and ``Ix`` ``(m,)``, ``S`` ``(20, 5)``, ``B`` ``(2, 5)`` and ``SS``
     ``(3, 5, 5)`` are scratch buffers shared by the curves of a call (nothing is
     allocated per curve).
     """
     m = x.shape[0]
     k = th0.shape[0]
     r = k - 2
-    sw, ysw, lx, res, Q0, Q1, r1, Q0n, Q1n = V[0], V[1], V[2], V[3], V[4], V[5], V[6], V[7], V[8]
-    dphi, J, dphin, Jn, raw = V[9:12], V[12:15], V[15:18], V[18:21], V[21:23]
-    pos_ = P
-    src = Ix
+    # Replicates pooled (standards run in duplicate or triplicate): the points with the
+    # same concentration share the model's value, so the residual vector splits exactly
+    # into the pooled residuals sqrt(W_u) (ybar_u - f(x_u)) of the distinct
+    # concentrations and a part the parameters cannot change, rss_c = sum w (y -
+    # ybar_u)^2; the basis, the Jacobian and so the normal equations and the steps are
+    # those of the pooled problem. Every sum over points then runs over 8, not 16.
+    xu, Wu, WYu, grp = V[23], V[24], V[25], Ix
+    m_n = 0
+    ynorm = 0.0
+    U = 0
+    for i in range(m):
+        wi = w[i]
+        ynorm += (math.sqrt(wi) * y[i]) ** 2
+        if mk[i]:
+            m_n += 1
+        u = 0
+        while u < U and xu[u] != x[i]:
+            u += 1
+        if u == U:
+            xu[u] = x[i]
+            Wu[u] = 0.0
+            WYu[u] = 0.0
+            U += 1
+        grp[i] = u
+        Wu[u] += wi
+        WYu[u] += wi * y[i]
+    ynorm = math.sqrt(ynorm)
+    rss_c = 0.0
+    for i in range(m):
+        u = grp[i]
+        if w[i] != 0.0:
+            e = y[i] - WYu[u] / Wu[u]
+            rss_c += w[i] * e * e
+    sw, ysw, lx, res, Q0, Q1 = V[0][:U], V[1][:U], V[2][:U], V[3][:U], V[4][:U], V[5][:U]
+    r1, Q0n, Q1n = V[6][:U], V[7][:U], V[8][:U]
+    dphi, J, dphin, Jn = V[9:12, :U], V[12:15, :U], V[15:18, :U], V[18:21, :U]
+    pos_ = P[:U]
+    for u in range(U):
+        sw[u] = math.sqrt(Wu[u])
+        ysw[u] = WYu[u] / sw[u] if Wu[u] != 0.0 else 0.0
+        pos_[u] = xu[u] > 0
+        lx[u] = math.log(xu[u]) if xu[u] > 0 else 0.0
+    m = U
     theta, th_tmp, th1, th_ev = S[0], S[1], S[2], S[3]
     scale3, scalen, alpha, alphan = S[4], S[5], S[6], S[7]
     D, dscale, rhs, delta, zb, Ad, d0, gv = S[8], S[9], S[10], S[11], S[12], S[13], S[14], S[15]
     free, sfree = B[0], B[1]
     A, M, Lb = SS[0], SS[1], SS[2]
-    m_n = 0
-    for i in range(m):
-        sw[i] = math.sqrt(w[i])
-        ysw[i] = sw[i] * y[i]
-        pos_[i] = x[i] > 0
-        lx[i] = math.log(x[i]) if x[i] > 0 else 0.0
-        if mk[i]:
-            m_n += 1
-    _replicates(x, src)
     n_free = 0
     for j in range(k):
         free[j] = not fixed[j]
@@ -386,12 +407,10 @@ def _fit_one(
         for j in range(r):
             A[i, j] = 0.0
             Lb[i, j] = 0.0
-    _evaluate(
-        fam, lx, pos_, src, raw, ysw, sw, theta, k, free, res, th_tmp, Q0, Q1, dphi, scale3, alpha
-    )
+    _evaluate(fam, lx, pos_, ysw, sw, theta, k, free, res, th_tmp, Q0, Q1, dphi, scale3, alpha)
     for j in range(k):
         theta[j] = th_tmp[j]
-    rss = 0.0
+    rss = rss_c
     for i in range(m):
         rss += res[i] * res[i]
     _jacobian(sw, free, Q0, Q1, dphi, scale3, alpha, r, J)
@@ -411,10 +430,6 @@ def _fit_one(
     active = finite and m_n >= n_free
     if finite and not active:
         status = _INSUFFICIENT
-    ynorm = 0.0
-    for i in range(m):
-        ynorm += ysw[i] * ysw[i]
-    ynorm = math.sqrt(ynorm)
     for j in range(r):
         D[j] = max(A[j, j], 0.0)
     lam = 1e-3
@@ -476,10 +491,10 @@ def _fit_one(
         for j in range(k):
             th_ev[j] = th1[j] if math.isfinite(th1[j]) else theta[j]
         _evaluate(
-            fam, lx, pos_, src, raw, ysw, sw, th_ev, k, free, r1, th1, Q0n, Q1n, dphin, scalen,
+            fam, lx, pos_, ysw, sw, th_ev, k, free, r1, th1, Q0n, Q1n, dphin, scalen,
             alphan,
         )  # fmt: skip
-        rss1 = 0.0
+        rss1 = rss_c
         for i in range(m):
             rss1 += r1[i] * r1[i]
         actual = rss - rss1
@@ -532,9 +547,9 @@ def _fit_one(
                 # Two accepted steps in a row moved log g the same way: the curve runs
                 # along a limit of the 5PL family (see _valley_jump).
                 rss = _valley_jump(
-                    fam, lx, pos_, src, raw, ysw, sw, k, free, lo, hi, theta, delta, rss,
+                    fam, lx, pos_, ysw, sw, k, free, lo, hi, theta, delta, rss,
                     res, r1, th_ev, th_tmp, Q0n, Q1n, dphin, scalen, alphan, Jn, A, gv, D,
-                    n_jump,
+                    n_jump, rss_c,
                 )  # fmt: skip
             dg_prev = delta[2] if r == 3 else 0.0
         else:
@@ -593,7 +608,7 @@ def _fit_all(fam, x, y, w, mk, th0, fixed, lo, hi, max_iter, ftol, xtol, gtol, n
     rss = np.empty(n)
     status = np.empty(n, dtype=np.int8)
     n_iter = np.empty(n, dtype=np.int64)
-    V = np.empty((23, m))
+    V = np.empty((26, m))
     P = np.empty(m, dtype=np.bool_)
     Ix = np.empty(m, dtype=np.int64)
     S = np.empty((16, 5))
@@ -869,8 +884,8 @@ def _covariance_all(fam, x, w, m, params, fixed, sigma2):
     sv = np.empty(k)
     dsafe = np.empty(k)
     inv = np.empty(k)
-    src = np.empty(mm, dtype=np.int64)
-    shp = np.empty((5, mm))
+    xu = np.empty(mm)
+    Wu = np.empty(mm)
     Rk = np.empty((k, k))
     for c in range(n):
         a = params[c, 0]
@@ -895,47 +910,42 @@ def _covariance_all(fam, x, w, m, params, fixed, sigma2):
         for j in range(k):
             if not fixed[c, j]:
                 n_free += 1
-        _replicates(x[c], src)
+        # The points used, pooled by concentration: rows sqrt(W_u) J(x_u) have the same
+        # J^T W J as the points' rows, so the same singular values and vectors.
+        U = 0
         for i in range(mm):
-            xi = x[c, i]
-            j0 = src[i]
-            if j0 == i:
-                pos = xi > 0
-                lr = math.log(xi) - logc if pos else 0.0
-                s, oms, ds0, ds1, ds2 = _shape(fam, pos, lr, b, cc, g)
-                shp[0, i] = s
-                shp[1, i] = oms
-                shp[2, i] = ds0
-                shp[3, i] = ds1
-                shp[4, i] = ds2
-            else:
-                s = shp[0, j0]
-                oms = shp[1, j0]
-                ds0 = shp[2, j0]
-                ds1 = shp[3, j0]
-                ds2 = shp[4, j0]
-            col0 = s
-            col1 = amd * ds0
-            col2 = amd * ds1
-            col3 = oms
-            col4 = amd * ds2
-            sw = math.sqrt(w[c, i]) if m[c, i] else 0.0
+            if not m[c, i]:
+                continue
+            u = 0
+            while u < U and xu[u] != x[c, i]:
+                u += 1
+            if u == U:
+                xu[u] = x[c, i]
+                Wu[u] = 0.0
+                U += 1
+            Wu[u] += w[c, i]
+        for u in range(U):
+            xi = xu[u]
+            pos = xi > 0
+            lr = math.log(xi) - logc if pos else 0.0
+            s, oms, ds0, ds1, ds2 = _shape(fam, pos, lr, b, cc, g)
+            sw = math.sqrt(Wu[u])
             for j in range(k):
                 if j == 0:
-                    v = col0
+                    v = s
                 elif j == 1:
-                    v = col1
+                    v = amd * ds0
                 elif j == 2:
-                    v = col2
+                    v = amd * ds1
                 elif j == 3:
-                    v = col3
+                    v = oms
                 else:
-                    v = col4
-                v = (v if m[c, i] else 0.0) * (0.0 if fixed[c, j] else 1.0)
+                    v = amd * ds2
+                v = v * (0.0 if fixed[c, j] else 1.0)
                 v = sw * v
                 if not math.isfinite(v):
                     good = False
-                Js[i, j] = v
+                Js[u, j] = v
         if not good or n_free == 0:
             for i in range(k):
                 for j in range(k):
@@ -943,16 +953,16 @@ def _covariance_all(fam, x, w, m, params, fixed, sigma2):
             continue
         for j in range(k):
             t = 0.0
-            for i in range(mm):
+            for i in range(U):
                 t += Js[i, j] * Js[i, j]
             t = math.sqrt(t)
             dsafe[j] = t if t > 0 else 1.0
-            for i in range(mm):
+            for i in range(U):
                 Js[i, j] = Js[i, j] / dsafe[j]
         # Householder QR first (Demmel & Veselic 1992, section 5): the Jacobi sweeps then
         # rotate the k x k triangle instead of m x k columns, with the same singular
         # values and right singular vectors.
-        _householder_r(Js, k, Rk)
+        _householder_r(Js[:U], k, Rk)
         _jacobi_svd(Rk, V, sv, k)
         top = 0.0
         for j in range(k):
@@ -1041,7 +1051,21 @@ def start(x, y, mask, k):
 
 
 def levenberg_marquardt(
-    fam, x, y, w, m, theta0, is_fixed, lo, hi, max_iter, ftol, xtol, gtol, n_jump=6, jump_min=3.5
+    fam,
+    x,
+    y,
+    w,
+    m,
+    theta0,
+    is_fixed,
+    lo,
+    hi,
+    max_iter,
+    ftol,
+    xtol,
+    gtol,
+    n_jump=None,
+    jump_min=None,
 ):
     """:func:`cytosafe.curves.fit._levenberg_marquardt` for family ``fam`` (0: 5PL, 1:
     5PL-mirror, 2: 4PL).
@@ -1050,6 +1074,8 @@ def levenberg_marquardt(
     status, n_iter`` as the NumPy function does (status as names).
     """
     c = np.ascontiguousarray
+    n_jump = VALLEY_JUMPS if n_jump is None else n_jump
+    jump_min = VALLEY_FROM if jump_min is None else jump_min
     theta, rss, code, n_iter = _fit_all(
         fam, c(x, dtype=float), c(y, dtype=float), c(w, dtype=float), c(m, dtype=np.bool_),
         c(theta0, dtype=float), c(is_fixed, dtype=np.bool_), c(lo, dtype=float),
