@@ -164,8 +164,8 @@ def episodes(
     first = grp.first[ep["group"]]
     out = pd.DataFrame(
         {
-            "patient_id": tl["patient_id"].to_numpy()[first].astype(str),
-            "scale": tl["scale"].to_numpy()[first].astype(str),
+            "patient_id": _take(tl["patient_id"], first).astype(str),
+            "scale": _take(tl["scale"], first).astype(str),
             "episode": 0,
             "onset_hours": ep["onset_hours"],
             "end_hours": ep["end_hours"],
@@ -184,11 +184,21 @@ def episodes(
     return out
 
 
-def _lookup(column: pd.Series, name: str) -> np.ndarray:
-    """Per row, whether the ``;``-joined text of a categorical column lists ``name``."""
+def _flags(column: pd.Series, names: list[str]) -> np.ndarray:
+    """Per row, bit ``k`` set where the ``;``-joined text of the column lists ``names[k]``
+    (looked up once per distinct text)."""
     codes, cats = _cat_codes(column)
-    lut = np.array([name in str(c).split(";") for c in cats] + [False])
-    return lut[codes]
+    lut = [sum(1 << k for k, n in enumerate(names) if n in str(c).split(";")) for c in cats]
+    return np.array([*lut, 0], dtype=np.int64)[codes]
+
+
+def _take(column: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """``column.to_numpy()[rows]``, reading a text categorical's codes at ``rows`` only."""
+    if isinstance(column.dtype, pd.CategoricalDtype) and column.cat.categories.dtype == object:
+        codes = column.cat.codes.to_numpy()[rows]
+        if (codes >= 0).all():
+            return np.asarray(column.cat.categories, dtype=object)[codes]
+    return column.to_numpy()[rows]
 
 
 def _cat_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -266,18 +276,21 @@ def patient_summary(
 
     hours = grp.hours
     times = tl["time"].to_numpy()
-    est_any = {}
-    for name in ("hypotension_from_sbp", "fio2_from_flow", "fio2_from_device", "low_flow_assumed",
-                 "weight_assumed", "interpretation"):  # fmt: skip
-        has = _lookup(tl["estimates"], name) & grp.pos
-        est_any[name] = np.bincount(gid[has], minlength=G) > 0
-    estimates = _joined(np.column_stack(list(est_any.values())), list(est_any), ";")
+    names = ["hypotension_from_sbp", "fio2_from_flow", "fio2_from_device", "low_flow_assumed",
+             "weight_assumed", "interpretation"]  # fmt: skip
+    # the estimates any grade >= 1 of the group relied on (groups are runs of rows)
+    bits = np.where(grp.pos, _flags(tl["estimates"], names), 0)
+    used = np.bitwise_or.reduceat(bits, first) if G else np.zeros(0, np.int64)
+    estimates = _joined(
+        np.column_stack([(used >> k) & 1 > 0 for k in range(len(names))]), names, ";"
+    )
     # treatments: counted once per patient (on the rows of the first scale)
     once = grp.scale_code == grp.scale_code[0] if len(tl) else np.zeros(0, dtype=bool)
     pcode = pd.factorize(tl["patient_id"])[0]
     counts = {}
-    for name in TREATMENTS:
-        has = _lookup(tl["event"], name) & once
+    given = np.where(once, _flags(tl["event"], list(TREATMENTS)), 0)
+    for k, name in enumerate(TREATMENTS):
+        has = (given >> k) & 1 > 0
         counts[name] = np.bincount(pcode[has], minlength=int(pcode.max()) + 1 if len(pcode) else 0)
     gp = pcode[first]
     treatments = _joined(
@@ -302,9 +315,9 @@ def patient_summary(
     base_max = np.maximum.reduceat(base_temp, first) if G else np.array([], float)
     out = pd.DataFrame(
         {
-            "patient_id": tl["patient_id"].to_numpy()[first].astype(str),
-            "scale": tl["scale"].to_numpy()[first].astype(str),
-            "scale_version": tl["scale_version"].to_numpy()[first],
+            "patient_id": _take(tl["patient_id"], first).astype(str),
+            "scale": _take(tl["scale"], first).astype(str),
+            "scale_version": _take(tl["scale_version"], first),
             "max_grade": max_grade.astype(int),
             "onset_hours": np.where(infusion, onset, np.nan),
             "time_of_max_grade": pd.Series(at(at_max, times, np.datetime64("NaT"))),
