@@ -65,7 +65,8 @@ def integrate(
     steps,
     step_h,
     prop_index,
-    graded,
+    dose_at,
+    rate_at,
     out_a,
     out_b,
     half,
@@ -150,23 +151,24 @@ def integrate(
             r_a = out_a[g]
             for ii in range(nb):
                 i = start + ii
-                for q in range(n_dose):
-                    if abs(T[q, i] - a) < 1e-9:
-                        ad[ii] += sc_amount[q, i]
-                        a1[ii] += bolus_amount[q, i]
-                        given[ii] += sc_amount[q, i] + iv_amount[q, i]
-                j = -1
-                for q in range(n_dose):
-                    if T[q, i] <= a + 1e-9:
-                        j += 1
-                if j != cur_j[ii]:
-                    if cur_j[ii] >= 0:
-                        peaks[cur_j[ii], i] = cur_y[ii]
-                        peak_t[cur_j[ii], i] = cur_t[ii]
-                        peak_c[cur_j[ii], i] = cur_a[ii] / vb[ii]
-                    cur_j[ii] = j
-                    cur_y[ii] = -np.inf
-                    cur_a[ii] = 0.0
+                if dose_at[g]:
+                    for q in range(n_dose):
+                        if abs(T[q, i] - a) < 1e-9:
+                            ad[ii] += sc_amount[q, i]
+                            a1[ii] += bolus_amount[q, i]
+                            given[ii] += sc_amount[q, i] + iv_amount[q, i]
+                    j = -1
+                    for q in range(n_dose):
+                        if T[q, i] <= a + 1e-9:
+                            j += 1
+                    if j != cur_j[ii]:
+                        if cur_j[ii] >= 0:
+                            peaks[cur_j[ii], i] = cur_y[ii]
+                            peak_t[cur_j[ii], i] = cur_t[ii]
+                            peak_c[cur_j[ii], i] = cur_a[ii] / vb[ii]
+                        cur_j[ii] = j
+                        cur_y[ii] = -np.inf
+                        cur_a[ii] = 0.0
                 if r_a >= 0:
                     conc[r_a, i] = a1[ii] / vb[ii]
                     il6[r_a, i] = y[ii]
@@ -176,14 +178,15 @@ def integrate(
                     cur_y[ii] = y[ii]
                     cur_t[ii] = a
                 cur_a[ii] = max(cur_a[ii], a1[ii])
-                rt = 0.0
-                for q in range(n_dose):
-                    if infusion[q, i] and T[q, i] <= a + 1e-9 and E[q, i] >= b - 1e-9:
-                        rt += inf_rates[q, i]
-                rate[ii] = rt
+                if rate_at[g]:
+                    rt = 0.0
+                    for q in range(n_dose):
+                        if infusion[q, i] and T[q, i] <= a + 1e-9 and E[q, i] >= b - 1e-9:
+                            rt += inf_rates[q, i]
+                    rate[ii] = rt
             p = prop_index[g]
             levels = half.shape[1] - 1
-            n_sub = steps[g] + (levels if graded[g] else 0)
+            n_sub = steps[g] + (levels if dose_at[g] else 0)
             level = -1
             h = 0.0
             hh = 0.0
@@ -191,7 +194,7 @@ def integrate(
             _stim_block(kind, a1, vb, emax, c50, hill, kt, k3, tsum, s0)
             t = a
             for sub in range(n_sub):
-                lev = min(levels, max(levels + 1 - sub, 0)) if graded[g] else 0
+                lev = min(levels, max(levels + 1 - sub, 0)) if dose_at[g] else 0
                 if lev != level:
                     level = lev
                     for k in range(4):

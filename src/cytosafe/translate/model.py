@@ -444,9 +444,14 @@ def simulate(
     step_h = span / steps
     lengths, prop_index = np.unique(step_h, return_inverse=True)
     half, full = _pk_propagators(p, settings, lengths, GRADED_LEVELS)
-    # The first step after a dose start is cut into geometrically growing pieces.
+    # Where doses start (the first step is then cut into growing pieces, and the dose
+    # numbers move on) and where the infusion rate may change (a start or an end); in
+    # between, neither needs recomputing. A wide margin only flags more intervals.
     starts = np.unique(T[np.isfinite(T)])
-    graded = (np.abs(grid[:-1, None] - starts[None, :]) < 1e-9).any(axis=1)
+    ends = np.unique(E[np.isfinite(E) & infusion])
+    dose_at = (np.abs(grid[:-1, None] - starts[None, :]) < 1e-6).any(axis=1)
+    rate_at = dose_at | (np.abs(grid[:-1, None] - ends[None, :]) < 1e-6).any(axis=1)
+    dose_at[:1] = rate_at[:1] = True
     kind, stim = _stimulus_arrays(p, settings)
 
     n_dose = max(T.shape[0], 1)
@@ -463,7 +468,8 @@ def simulate(
         steps,
         step_h,
         prop_index.astype(np.int64).ravel(),
-        graded,
+        dose_at,
+        rate_at,
         out_a,
         out_b,
         half,
@@ -626,7 +632,8 @@ def _integrate_numpy(
     steps,
     step_h,
     prop_index,
-    graded,
+    dose_at,
+    rate_at,
     out_a,
     out_b,
     half,
@@ -662,7 +669,9 @@ def _integrate_numpy(
     constant within each interval; interval ``g`` takes ``steps[g]`` steps of
     ``step_h[g]`` hours with the propagators ``half[prop_index[g]]`` and
     ``full[prop_index[g]]``, the first of them cut into the pieces of
-    :data:`GRADED_LEVELS` where ``graded[g]`` (a dose starts at the interval's start);
+    :data:`GRADED_LEVELS` where ``dose_at[g]`` (a dose may start at the interval's start;
+    elsewhere the doses and dose numbers stay), and the infusion rates are summed again
+    only where ``rate_at[g]`` (a start or an end);
     ``out_a``/``out_b`` are the output rows of its start and end
     (-1: none). Doses at an interval's start enter first (SC x F into the depot, boluses
     into the central compartment), then the outputs are recorded: the same convention as
@@ -760,32 +769,34 @@ def _integrate_numpy(
 
     for g in range(len(steps)):
         a, b = grid[g], grid[g + 1]
-        at = np.abs(T - a) < 1e-9
-        if at.any():
-            ad += np.where(at, sc_amount, 0.0).sum(axis=0)
-            a1 += np.where(at, bolus_amount, 0.0).sum(axis=0)
-            dosed += np.where(at, sc_amount + iv_amount, 0.0).sum(axis=0)
-        j = (T <= a + 1e-9).sum(axis=0) - 1
-        changed = j != cur_j
-        if changed.any():
-            flush(changed)
-            cur_j = np.where(changed, j, cur_j)
-            cur_y[changed] = -np.inf
-            cur_a[changed] = 0.0
+        if dose_at[g]:
+            at = np.abs(T - a) < 1e-9
+            if at.any():
+                ad += np.where(at, sc_amount, 0.0).sum(axis=0)
+                a1 += np.where(at, bolus_amount, 0.0).sum(axis=0)
+                dosed += np.where(at, sc_amount + iv_amount, 0.0).sum(axis=0)
+            j = (T <= a + 1e-9).sum(axis=0) - 1
+            changed = j != cur_j
+            if changed.any():
+                flush(changed)
+                cur_j = np.where(changed, j, cur_j)
+                cur_y[changed] = -np.inf
+                cur_a[changed] = 0.0
         record(out_a[g])
         track(a)
-        active = infusion & (T <= a + 1e-9) & (E >= b - 1e-9)
-        rate = np.where(active, inf_rates, 0.0).sum(axis=0)
+        if rate_at[g]:
+            active = infusion & (T <= a + 1e-9) & (E >= b - 1e-9)
+            rate = np.where(active, inf_rates, 0.0).sum(axis=0)
         pi = prop_index[g]
         levels = half.shape[1] - 1
-        n_sub = steps[g] + (levels if graded[g] else 0)
+        n_sub = steps[g] + (levels if dose_at[g] else 0)
         level = -1
         s_of(a1, s0)
         np.multiply(k_dep, s0, out=ds0)
         np.multiply(k_prod, s0, out=ps0)
         t = a
         for sub in range(n_sub):
-            lev = min(levels, max(levels + 1 - sub, 0)) if graded[g] else 0
+            lev = min(levels, max(levels + 1 - sub, 0)) if dose_at[g] else 0
             if lev != level:
                 level = lev
                 m0, m1, m2, g1h = half[pi, lev]
