@@ -1,0 +1,132 @@
+"""The quantification's fast path (issue 16, item 4) computes what the slow one did.
+
+Validation once where a table is read, Student's t from ``scipy.special``, the fitter's
+kernel chosen by the caller, the QC report's grouping by row positions, the packed plotly.js
+kept on disk, and workflows imported on first use: each must leave every number as it was.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from cytosafe.curves.calibration import CalibrationSettings, calibrate, calibrate_plates, t_quantile
+from cytosafe.errors import FitError
+from cytosafe.quantification import load_measurements, quantify
+from cytosafe.schema.measurements import validate_measurements
+
+ROOT = Path(__file__).resolve().parents[1]
+PLATE = ROOT / "examples" / "cra-study" / "msd" / "plate_MSD-01.csv"
+TABLES = ("wells", "samples", "curves", "standards", "qc")
+
+
+@pytest.fixture(scope="module")
+def measurements() -> pd.DataFrame:
+    return load_measurements([PLATE], study_id="CRA-EX-001")[0]
+
+
+def _same_calibration(a, b) -> None:
+    for name in TABLES:
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name))
+
+
+@pytest.mark.parametrize("confidence", [0.8, 0.9, 0.95, 0.99])
+def test_t_quantile_is_scipy_stats_t_ppf_bit_for_bit(confidence):
+    df = np.arange(1, 1001)
+    q = 0.5 + confidence / 2
+    assert np.array_equal(t_quantile(q, df), stats.t.ppf(q, df))
+
+
+def test_a_table_marked_validated_calibrates_as_one_validated_again(measurements):
+    settings = CalibrationSettings(model="4PL")
+    shuffled = measurements.iloc[::-1]  # any index: calibrate renumbers the rows either way
+    _same_calibration(calibrate(shuffled, settings), calibrate(shuffled, settings, validated=True))
+    plates = {("CRA-EX-001", "MSD-01"): settings}
+    _same_calibration(
+        calibrate_plates(measurements, plates),
+        calibrate_plates(measurements, plates, validated=True),
+    )
+
+
+def test_quantify_of_a_validated_table_equals_quantify_of_the_raw_one(measurements):
+    raw = measurements.astype({"signal": object})  # as a reader hands it over, unchecked
+    slow, fast = quantify(raw), quantify(validate_measurements(raw), validated=True)
+    _same_calibration(slow.calibration, fast.calibration)
+    pd.testing.assert_frame_equal(slow.potency, fast.potency)
+
+
+def test_calibrate_passes_the_kernel_to_the_fitter(measurements):
+    settings = CalibrationSettings(model="4PL")
+    _same_calibration(calibrate(measurements, settings), calibrate(measurements, settings,
+                                                                   kernel="numpy"))  # fmt: skip
+    with pytest.raises(FitError, match="kernel"):
+        calibrate(measurements, settings, kernel="fast")
+
+
+def test_report_groups_rows_as_pandas_groupby_does():
+    from cytosafe.report.qc import _positions
+
+    table = pd.DataFrame(
+        {"a": ["y", "x", "y", None, "x", None], "b": [2.0, 1.0, 2.0, np.nan, 1.0, np.nan]}
+    )
+    expected = table.groupby(["a", "b"], sort=False, dropna=False).indices
+    got = _positions(table, ["a", "b"])
+    assert len(got) == len(expected) == 3
+    for (key, rows), (want_key, want) in zip(got.items(), expected.items(), strict=True):
+        assert rows.tolist() == list(want), key
+        assert all(
+            k == w or (pd.isna(k) and pd.isna(w)) for k, w in zip(key, want_key, strict=True)
+        ), key
+
+
+def test_packed_plotly_js_is_kept_on_disk_and_read_back(tmp_path, monkeypatch):
+    from cytosafe.report import page
+
+    monkeypatch.setenv("CYTOSAFE_CACHE_DIR", str(tmp_path))
+    page._plotly_packed.cache_clear()
+    try:
+        first = page._plotly_packed()
+        kept = list(tmp_path.glob("plotly-*.gz.b64"))
+        assert len(kept) == 1 and kept[0].read_text(encoding="ascii") == first
+        assert first == page._pack(page._plotly_js().encode("utf-8"))
+        page._plotly_packed.cache_clear()
+        assert page._plotly_packed() == first
+    finally:
+        page._plotly_packed.cache_clear()
+
+
+def test_no_cache_directory_packs_each_time(tmp_path, monkeypatch):
+    from cytosafe.report import page
+
+    monkeypatch.setenv("CYTOSAFE_CACHE_DIR", "")
+    assert page._cache_dir() is None
+
+
+def test_workflows_are_imported_on_first_use():
+    code = (
+        "import sys, cytosafe.workflows as w\n"
+        "from cytosafe.workflows import run_quantification, QUANTIFICATION_FILES\n"
+        "assert 'cytosafe.workflows.analysis' not in sys.modules\n"
+        "assert 'cytosafe.workflows.grading' not in sys.modules\n"
+        "assert callable(w.run_analysis) and w.GRADING_TABLES\n"
+        "assert set(w.__all__) <= set(dir(w))\n"
+        "try:\n    w.nothing\nexcept AttributeError:\n    pass\nelse:\n    raise SystemExit(1)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_a_small_quantification_never_imports_numba():
+    code = (
+        "import sys\n"
+        "from cytosafe.quantification import load_measurements, quantify\n"
+        f"table = load_measurements([{str(PLATE)!r}], study_id='S')[0]\n"
+        "quantify(table, validated=True)\n"
+        "assert 'numba' not in sys.modules, 'numba was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
