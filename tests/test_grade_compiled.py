@@ -74,3 +74,33 @@ def test_the_kernel_is_chosen_for_large_tables_only_and_can_be_turned_off(monkey
     monkeypatch.setenv("CYTOSAFE_COMPILED", "1")
     assert states_module._use_compiled(states_module.COMPILED_MIN_ROWS)
     assert not states_module._use_compiled(states_module.COMPILED_MIN_ROWS - 1)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_compiled_scans_equal_numpy(seed, monkeypatch):
+    """carry_forward, group_cumany, run_begin and quiet_breaks over random segments."""
+    rng = np.random.default_rng(seed)
+    n = 2000
+    opens = rng.random(n) < 0.05
+    opens[0] = True
+    start = np.maximum.accumulate(np.where(opens, np.arange(n), 0))
+    hours = np.cumsum(rng.choice([0.0, 0.5, 1.0, 7.25], n)) - 50.0
+    values = np.where(rng.random(n) < 0.3, rng.normal(38, 1, n), np.nan)
+    mask = rng.random(n) < 0.4
+    answers = []
+    for threshold in (10**12, 0):
+        monkeypatch.setattr(states_module, "COMPILED_MIN_ROWS", threshold)
+        out: dict = {}
+        answers.append(
+            [
+                states_module.carry_forward(values, start),
+                states_module.group_cumany(mask, start),
+                states_module.run_begin(mask, hours, start),
+                states_module.run_begin(mask, hours, start, np.full(n, -3.0)),
+                states_module.quiet_breaks(mask, hours, start, 6.0, out=out),
+                out["quiet_begin"],
+                states_module.quiet_breaks(mask, hours, start, 0.0),
+            ]
+        )
+    for numpy_, compiled in zip(*answers, strict=True):
+        assert numpy_.dtype == compiled.dtype and numpy_.tobytes() == compiled.tobytes()

@@ -90,3 +90,74 @@ def item_columns(
         np.ascontiguousarray(carried, dtype=np.bool_),
         np.ascontiguousarray(zero_fill, dtype=np.bool_),
     )
+
+
+# The group-wise scans of cytosafe.clinical.states, one pass each (their NumPy versions
+# build the same answer from running maxima of row indices). Rows are in segments:
+# ``start[i]`` is the first row of row i's segment, and ``start[i] == i`` opens one.
+
+
+@numba.njit(cache=True, nogil=True)
+def carry_forward(values, start):
+    """:func:`cytosafe.clinical.states.carry_forward` without ``init``."""
+    out = np.empty_like(values)
+    last = np.nan
+    for i in range(len(values)):
+        v = values[i]
+        if start[i] == i or v == v:
+            last = v
+        out[i] = last
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def group_cumany(mask, start):
+    """:func:`cytosafe.clinical.states.group_cumany` without ``init``."""
+    out = np.empty(len(mask), dtype=np.bool_)
+    seen = False
+    for i in range(len(mask)):
+        if start[i] == i:
+            seen = False
+        if mask[i]:
+            seen = True
+        out[i] = seen
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def run_begin(mask, hours, start):
+    """:func:`cytosafe.clinical.states.run_begin` without ``init``: the begin hour of each
+    row's run (NaN off the run) and the row it began at (the last begin before, else 0)."""
+    n = len(mask)
+    out = np.empty(n)
+    src = np.empty(n, dtype=np.int64)
+    b = 0
+    for i in range(n):
+        if mask[i] and (i == 0 or not mask[i - 1] or start[i] == i):
+            b = i
+        src[i] = b
+        out[i] = hours[b] if mask[i] else np.nan
+    return out, src
+
+
+@numba.njit(cache=True, nogil=True)
+def quiet_breaks(signs, hours, start, gap_hours):
+    """:func:`cytosafe.clinical.states.quiet_breaks` without ``init``: the breaks and each
+    row's ``quiet_begin``."""
+    n = len(signs)
+    brk = np.empty(n, dtype=np.bool_)
+    begin = np.empty(n)
+    s = -1
+    prev_start = np.nan
+    for i in range(n):
+        quiet = not signs[i]
+        prev_quiet = i > 0 and not signs[i - 1] and start[i] != i
+        if quiet and not prev_quiet:
+            s = i
+        quiet_start = hours[max(s, 0)]
+        begin[i] = quiet_start if quiet else np.nan
+        here = quiet and hours[i] - quiet_start >= gap_hours
+        before = signs[i] and prev_quiet and hours[i] - prev_start >= gap_hours
+        brk[i] = here or before
+        prev_start = quiet_start
+    return brk, begin

@@ -173,6 +173,10 @@ def carry_forward(
         if at_start.any():
             values = np.where(at_start, init, values)
     n = len(values)
+    if values.dtype == np.float64 and _use_compiled(n):
+        from cytosafe.clinical import _compiled
+
+        return _compiled.carry_forward(np.ascontiguousarray(values), _int64(start))
     idx = np.arange(n)
     valid = ~np.isnan(values)
     first_row = idx == start
@@ -191,6 +195,10 @@ def group_cumsum(x: np.ndarray, start: np.ndarray) -> np.ndarray:
 def group_cumany(mask: np.ndarray, start: np.ndarray, init: np.ndarray | None = None) -> np.ndarray:
     """Whether ``mask`` has held at or before each row, within each patient (or, with
     ``init`` per row, before the segment began)."""
+    if init is None and _use_compiled(len(mask)):
+        from cytosafe.clinical import _compiled
+
+        return _compiled.group_cumany(_bool(mask), _int64(start))
     idx = np.arange(len(mask))
     last = np.where(mask, idx, -1)
     np.maximum.accumulate(last, out=last)
@@ -215,12 +223,17 @@ def run_begin(
     ``init`` (per row): the begin of a run going on at the end of the rows before the
     segment (NaN: none), which a run at the segment's first row continues."""
     n = len(mask)
-    idx = np.arange(n)
-    prev = np.concatenate([[False], mask[:-1]])
-    begins = mask & (~prev | (idx == start))
-    src = np.where(begins, idx, 0)
-    np.maximum.accumulate(src, out=src)
-    out = np.where(mask, hours[src], np.nan)
+    if hours.dtype == np.float64 and _use_compiled(n):
+        from cytosafe.clinical import _compiled
+
+        out, src = _compiled.run_begin(_bool(mask), np.ascontiguousarray(hours), _int64(start))
+    else:
+        idx = np.arange(n)
+        prev = np.concatenate([[False], mask[:-1]])
+        begins = mask & (~prev | (idx == start))
+        src = np.where(begins, idx, 0)
+        np.maximum.accumulate(src, out=src)
+        out = np.where(mask, hours[src], np.nan)
     if init is not None:
         going = mask & (src == start) & ~np.isnan(init[start])
         out = np.where(going, init[start], out)
@@ -249,6 +262,16 @@ def quiet_breaks(
     and since when (rows graded before); ``out["quiet_begin"]`` receives each row's.
     """
     n = len(signs)
+    plain = init_quiet is None and init_begin is None
+    if plain and np.asarray(hours).dtype == np.float64 and _use_compiled(n):
+        from cytosafe.clinical import _compiled
+
+        brk, begin = _compiled.quiet_breaks(
+            _bool(signs), np.ascontiguousarray(hours), _int64(start), float(gap_hours)
+        )
+        if out is not None:
+            out["quiet_begin"] = begin
+        return brk
     idx = np.arange(n)
     quiet = ~signs
     at_start = idx == start
@@ -320,8 +343,9 @@ def window_count(
     return cs[np.arange(n) + 1] - cs[lo]
 
 
-#: State tables from this many rows build their item columns with the compiled kernel
-#: (:mod:`cytosafe.clinical._compiled`; the same columns bit for bit). Importing Numba
+#: State tables from this many rows build their item columns, and the group-wise scans
+#: above run, with the compiled kernels (:mod:`cytosafe.clinical._compiled`; the same
+#: answers bit for bit). Importing Numba
 #: and loading the cached kernel costs about 0.2 s of CPU once per process; the kernel
 #: saves about that much per million rows (``benchmarks/bench_grade.py``), so smaller
 #: tables stay with NumPy.
@@ -341,6 +365,14 @@ def compiled_available() -> bool:
 
 def _use_compiled(n: int) -> bool:
     return n >= COMPILED_MIN_ROWS and compiled_available()
+
+
+def _int64(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def _bool(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.bool_)
 
 
 def _codes(column: pd.Series, sort: bool) -> tuple[np.ndarray, np.ndarray]:
