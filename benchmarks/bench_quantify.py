@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import resource
 import shlex
 import statistics
@@ -88,9 +87,22 @@ def demo_steps(out: Path) -> list[tuple[str, list[str]]]:
         for arg in argv:  # the shell's globs (plate_*.csv)
             hits = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob(arg)) if "*" in arg else []
             expanded.extend(hits or [arg])
-        name = " ".join(a for a in expanded[1:3] if not a.startswith("-"))
-        steps.append((re.sub(r"\s+", " ", name), expanded))
+        steps.append((_step_name(expanded[1:]), expanded))
     return steps
+
+
+def _step_name(args: list[str]) -> str:
+    """``quantify msd``, ``aop map``, ``grade observations.csv``: a demo step in a few words."""
+    words = []
+    for arg in args:
+        if arg.startswith("-"):
+            break
+        if "/" in arg or "." in arg:
+            path = Path(arg)
+            words.append(path.parent.name if path.name.startswith("plate_") else path.name)
+            break
+        words.append(arg)
+    return " ".join(words)
 
 
 def _stats(times: list[float]) -> tuple[float, float]:

@@ -731,7 +731,8 @@ def _potency(result: QuantificationResult, figures: Figures) -> dict:
         }
 
     rows = []
-    for r in pot.to_dict("records"):
+    records = pot.to_dict("records")
+    for r in records:
         fmt = " · ".join(
             x
             for x in (
@@ -780,7 +781,11 @@ def _potency(result: QuantificationResult, figures: Figures) -> dict:
     response_units = (
         w["concentration_unit"].to_numpy(dtype=object) if "concentration_unit" in w else None
     )
-    fit_records = pot_f.to_dict("records")
+    # pot_f's records: the table's, incubation as the figures' key writes it.
+    fit_records = [
+        {**r, "incubation_h": inc}
+        for r, inc in zip(records, pot_f["incubation_h"].tolist(), strict=True)
+    ]
     fits_by = {k: [fit_records[i] for i in pos] for k, pos in _positions(pot_f, fig_key).items()}
     series_at, negative_at = np.flatnonzero(in_series), np.flatnonzero(is_negative)
     series_by = {k: series_at[p] for k, p in _positions(w.iloc[series_at], fig_key).items()}
