@@ -109,13 +109,40 @@ def test_compiled_kernel_agrees_with_the_numpy_path(name):
         )
 
 
+def _spy_on_the_kernel(monkeypatch) -> list[int]:
+    """Record the number of subjects of every call of the compiled kernel."""
+    from cytosafe.translate import _compiled
+
+    calls = []
+    real = _compiled.integrate
+
+    def spy(*args):
+        calls.append(args[-1].shape[0])  # ``dosed``, one per subject
+        return real(*args)
+
+    monkeypatch.setattr(_compiled, "integrate", spy)
+    return calls
+
+
+def test_auto_takes_the_compiled_kernel_for_large_populations(monkeypatch):
+    calls = _spy_on_the_kernel(monkeypatch)
+    monkeypatch.delenv("CYTOSAFE_COMPILED", raising=False)
+    sched = _schedule([0], [1000], ["iv"], [1])
+    n = model_module.COMPILED_MIN_SUBJECTS
+    simulate(sample_population(n - 1, seed=2), sched, t_end_h=2)
+    assert calls == []
+    simulate(sample_population(n, seed=2), sched, t_end_h=2)
+    assert calls == [n]
+
+
 def test_auto_takes_the_numpy_path_when_compiled_is_turned_off(monkeypatch):
+    calls = _spy_on_the_kernel(monkeypatch)
     monkeypatch.setenv("CYTOSAFE_COMPILED", "0")
     n = model_module.COMPILED_MIN_SUBJECTS
     pop = sample_population(n, seed=2)
     sched = _schedule([0], [1000], ["iv"], [1])
-    res = simulate(pop, sched, t_end_h=2, kernel="auto")  # would fail if it loaded Numba
-    assert res.il6.shape == (3, n)
+    res = simulate(pop, sched, t_end_h=2, kernel="auto")
+    assert res.il6.shape == (3, n) and calls == []
     with pytest.raises(InputError, match="CYTOSAFE_COMPILED=0"):
         simulate(pop, sched, t_end_h=2, kernel="compiled")
 
