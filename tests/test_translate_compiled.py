@@ -147,6 +147,13 @@ def test_auto_takes_the_numpy_path_when_compiled_is_turned_off(monkeypatch):
         simulate(pop, sched, t_end_h=2, kernel="compiled")
 
 
+def test_both_kernels_code_the_stimulation_forms_alike():
+    from cytosafe.translate import _compiled
+
+    codes = ("EMAX1", "EMAX", "TRIMER1", "TRIMER")
+    assert [getattr(_compiled, c) for c in codes] == [getattr(model_module, c) for c in codes]
+
+
 def test_unknown_kernel_is_an_input_error():
     pop = sample_population(2, seed=2)
     with pytest.raises(InputError, match="unknown kernel 'fortran'"):

@@ -1,14 +1,16 @@
 """A compiled kernel of the population simulation (issue 16: simulation >= 100x solve_ivp).
 
-:func:`cytosafe.translate.model.simulate` advances all subjects together as NumPy arrays,
-one time step after the other; its time goes into the temporaries of some eighty array
-operations per step. This module runs the *same* scheme one subject at a time in machine
-code (Numba), with the subject's state in registers: the exact pharmacokinetic step
-(:func:`cytosafe.translate.model._pk_propagators`), the stimulation at the start, middle and
-end of each step, the classical Runge-Kutta step of the pool and IL-6, the doses, outputs
-and running peaks of :func:`cytosafe.translate.model._integrate_numpy`, written line for
-line after it (the NumPy path stays the reference; ``tests/test_translate_compiled.py``
-checks that the two agree to rounding).
+:func:`cytosafe.translate.model._integrate_numpy` advances all subjects together as NumPy
+arrays, one time step after the other, about a hundred array operations per step. This
+module runs the *same* scheme in machine code (Numba): the subjects go through in blocks
+of :data:`BLOCK`, whose state stays in the first-level cache, and each operation of the
+step is one loop over the block that the compiler runs in SIMD lanes. The exact
+pharmacokinetic step (:func:`cytosafe.translate.model._pk_propagators`), the stimulation
+at the start, middle and end of each step, the classical Runge-Kutta step of the pool and
+IL-6, the graded first step after a dose, the doses, outputs and running peaks are written
+after the NumPy path, with the same operations in the same order, so the two agree to
+rounding (bit for bit but for ``pow``; ``tests/test_translate_compiled.py``). The NumPy path
+stays the reference, and runs where Numba is absent or ``CYTOSAFE_COMPILED=0``.
 
 Imported only when :func:`~cytosafe.translate.model.simulate` chooses it, so that importing
 CytoSafe never pays for Numba.
@@ -21,7 +23,8 @@ import numpy as np
 
 __all__ = ["integrate"]
 
-#: Stimulation forms, as :func:`cytosafe.translate.model._stimulus_arrays` codes them.
+#: Stimulation forms, as :func:`cytosafe.translate.model._stimulus_arrays` codes them (the
+#: same numbers as ``model.EMAX1`` ..; a test checks).
 EMAX1, EMAX, TRIMER1, TRIMER = 0, 1, 2, 3
 
 
