@@ -53,6 +53,12 @@ def test_compiled_item_columns_equal_numpy_bit_for_bit(observations, monkeypatch
         assert np.array_equal(numpy_.observed[name], compiled.observed[name]), name
     for field in ("hours", "start", "death_crs", "death_other", "baseline", "zero"):
         assert np.array_equal(getattr(numpy_, field), getattr(compiled, field)), field
+    # rows out of order: the compiled grouping declines and the table is sorted first
+    shuffled = observations.table.sample(frac=1.0, random_state=1)
+    monkeypatch.setattr(states_module, "COMPILED_MIN_ROWS", 0)
+    again = build_states(shuffled, observations.weight_assumed)
+    for name in numpy_.values:
+        assert numpy_.values[name].tobytes() == again.values[name].tobytes(), name
 
 
 def test_compiled_grading_gives_the_tables_of_numpy(observations, monkeypatch):

@@ -161,3 +161,34 @@ def quiet_breaks(signs, hours, start, gap_hours):
         brk[i] = here or before
         prev_start = quiet_start
     return brk, begin
+
+
+@numba.njit(cache=True, nogil=True)
+def _rows(pcode, tint):
+    m = len(pcode)
+    row_of = np.empty(m, dtype=np.int64)
+    row_code = np.empty(m, dtype=np.int64)
+    row_time = np.empty(m, dtype=np.int64)
+    r = -1
+    for k in range(m):
+        if k == 0 or pcode[k] != pcode[k - 1] or tint[k] != tint[k - 1]:
+            if k > 0 and (
+                pcode[k] < pcode[k - 1] or (pcode[k] == pcode[k - 1] and tint[k] < tint[k - 1])
+            ):
+                return False, row_of, row_code[:0], row_time[:0]
+            r += 1
+            row_code[r] = pcode[k]
+            row_time[r] = tint[k]
+        row_of[k] = r
+    return True, row_of, row_code[: r + 1].copy(), row_time[: r + 1].copy()
+
+
+def rows(pcode: np.ndarray, tint: np.ndarray) -> tuple[bool, np.ndarray, np.ndarray, np.ndarray]:
+    """The (patient, time) rows of observations sorted by patient, then time.
+
+    Returns ``ordered`` (False: the observations are not sorted, and nothing else is
+    computed), each observation's row, and each row's patient code and time.
+    """
+    return _rows(
+        np.ascontiguousarray(pcode, dtype=np.int64), np.ascontiguousarray(tint, dtype=np.int64)
+    )

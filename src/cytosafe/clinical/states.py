@@ -416,18 +416,27 @@ def build_states(
     icode, inames = _codes(table["item"], sort=False)
     inames = list(inames)
     # (patient, time) -> row; sorted by patient then time. Validated tables already are.
-    p_step = np.diff(pcode)
-    ordered = bool(np.all(p_step >= 0) and np.all((p_step > 0) | (np.diff(tint) >= 0)))
-    order = np.arange(len(pcode)) if ordered else np.lexsort((tint, pcode))
-    if not ordered:
-        pcode, tint, icode = pcode[order], tint[order], icode[order]
-    vals = table["value_num"].to_numpy(dtype=float)[order]
-    new_row = np.ones(len(order), dtype=bool)
-    new_row[1:] = (pcode[1:] != pcode[:-1]) | (tint[1:] != tint[:-1])
-    row_of = np.cumsum(new_row) - 1
-    n = int(row_of[-1]) + 1 if len(row_of) else 0
-    row_code = pcode[new_row]
-    row_time = tint[new_row]
+    ordered = False
+    if _use_compiled(len(pcode)):
+        from cytosafe.clinical._compiled import rows
+
+        ordered, row_of, row_code, row_time = rows(pcode, tint)
+    if ordered:
+        order = np.arange(len(pcode))
+        vals = table["value_num"].to_numpy(dtype=float)
+    else:
+        p_step = np.diff(pcode)
+        ordered = bool(np.all(p_step >= 0) and np.all((p_step > 0) | (np.diff(tint) >= 0)))
+        order = np.arange(len(pcode)) if ordered else np.lexsort((tint, pcode))
+        if not ordered:
+            pcode, tint, icode = pcode[order], tint[order], icode[order]
+        vals = table["value_num"].to_numpy(dtype=float)[order]
+        new_row = np.ones(len(order), dtype=bool)
+        new_row[1:] = (pcode[1:] != pcode[:-1]) | (tint[1:] != tint[:-1])
+        row_of = np.cumsum(new_row) - 1
+        row_code = pcode[new_row]
+        row_time = tint[new_row]
+    n = len(row_code)
     idx = np.arange(n)
     first = np.ones(n, dtype=bool)
     first[1:] = row_code[1:] != row_code[:-1]
