@@ -78,6 +78,11 @@ CASES = {
         {"hill": 1.5},
     ),
     "per-subject schedules": (ModelSettings(2, "emax", True), _stacked(), {}),
+    "first dose after time 0": (
+        ModelSettings(2, "emax", True),
+        _schedule([30, 100], [3000, 8000], ["iv", "sc"], [2, 0]),
+        {},
+    ),
 }
 
 

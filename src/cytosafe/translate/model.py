@@ -451,7 +451,7 @@ def simulate(
     ends = np.unique(E[np.isfinite(E) & infusion])
     dose_at = (np.abs(grid[:-1, None] - starts[None, :]) < 1e-6).any(axis=1)
     rate_at = dose_at | (np.abs(grid[:-1, None] - ends[None, :]) < 1e-6).any(axis=1)
-    dose_at[:1] = rate_at[:1] = True
+    rate_at[:1] = True
     kind, stim = _stimulus_arrays(p, settings)
 
     n_dose = max(T.shape[0], 1)
