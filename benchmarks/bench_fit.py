@@ -47,7 +47,6 @@ import time
 import warnings
 
 import numpy as np
-from scipy.optimize import OptimizeWarning, curve_fit
 
 from cytosafe.curves import curve_weights, fit_curves, get_model
 
@@ -107,6 +106,9 @@ def wrss(x, y, w, p) -> float:
 
 def curve_fit_loop(x, y, w, starts, jac=None) -> np.ndarray:
     """Weighted RSS of each curve's curve_fit estimate (``inf`` where it raises)."""
+    # Imported here: the --memory runs never load SciPy's optimisers (27 MB resident).
+    from scipy.optimize import OptimizeWarning, curve_fit
+
     out = np.full(len(y), np.inf)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", OptimizeWarning)

@@ -30,6 +30,9 @@ __all__ = ["covariance", "levenberg_marquardt", "start", "weighted_rss"]
 
 #: Status codes of the kernel, in the order of :data:`cytosafe.curves.fit.STATUSES`' names.
 STATUS_NAMES = np.array(["max_iter", "converged", "stalled", "failed", "insufficient_data"])
+# The same five str objects for every curve (``STATUS_NAMES[code].astype(object)`` would
+# make a new str per curve: 60 MB at a million curves).
+_STATUS_OBJECTS = np.array([str(s) for s in STATUS_NAMES], dtype=object)
 
 #: Pattern moves tried after an accepted step along a limit of the 5PL family (see
 #: :func:`_valley_jump`; 0 turns them off), and the asymmetry ``|ln g|`` from which they
@@ -1082,4 +1085,4 @@ def levenberg_marquardt(
         c(hi, dtype=float), int(max_iter), float(ftol), float(xtol), float(gtol), int(n_jump),
         float(jump_min),
     )  # fmt: skip
-    return theta, rss, STATUS_NAMES[code].astype(object), n_iter.astype(int)
+    return theta, rss, _STATUS_OBJECTS[code], n_iter.astype(int)
