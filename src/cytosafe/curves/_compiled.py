@@ -876,6 +876,30 @@ def _householder_r(A, k, R):
 
 
 @_jit
+def _triangular_inverse(R, k, Ri):
+    """``Ri = R^-1`` for the upper triangle ``R`` (back substitution, column by column);
+    False where a diagonal element is zero or the inverse is not finite."""
+    for j in range(k):
+        if R[j, j] == 0.0:
+            return False
+    for i in range(k):
+        for j in range(k):
+            Ri[i, j] = 0.0
+    for j in range(k):
+        Ri[j, j] = 1.0 / R[j, j]
+        for i in range(j - 1, -1, -1):
+            t = 0.0
+            for q in range(i + 1, j + 1):
+                t += R[i, q] * Ri[q, j]
+            Ri[i, j] = -t / R[i, i]
+    for i in range(k):
+        for j in range(i, k):
+            if not math.isfinite(Ri[i, j]):
+                return False
+    return True
+
+
+@_jit
 def _covariance_all(fam, x, w, m, params, fixed, sigma2):
     """``_covariance(..., "expected")`` for every curve: ``σ² D⁻¹ V S⁻² Vᵀ D⁻¹`` from the
     column-equilibrated weighted Jacobian, rank by ``s_min > 1e-10 s_max``."""
@@ -890,6 +914,7 @@ def _covariance_all(fam, x, w, m, params, fixed, sigma2):
     xu = np.empty(mm)
     Wu = np.empty(mm)
     Rk = np.empty((k, k))
+    Ri = np.empty((k, k))
     for c in range(n):
         a = params[c, 0]
         b = params[c, 1]
@@ -966,6 +991,26 @@ def _covariance_all(fam, x, w, m, params, fixed, sigma2):
         # rotate the k x k triangle instead of m x k columns, with the same singular
         # values and right singular vectors.
         _householder_r(Js[:U], k, Rk)
+        if n_free == k and _triangular_inverse(Rk, k, Ri):
+            # Clearly of full rank: (J_s^T J_s)^-1 = R^-1 R^-T, no SVD needed. The test
+            # bounds s_min / s_max from below by 1 / (|R|_F |R^-1|_F) >= ratio / k, so
+            # > 1e-9 proves s_min > 1e-9 s_max, ten times the rank threshold below.
+            fr = 0.0
+            fi = 0.0
+            for i in range(k):
+                for j in range(i, k):
+                    fr += Rk[i, j] * Rk[i, j]
+                    fi += Ri[i, j] * Ri[i, j]
+            if 1.0 / math.sqrt(fr * fi) > 1e-9:
+                for i in range(k):
+                    for j in range(i, k):
+                        t = 0.0
+                        for q in range(j, k):
+                            t += Ri[i, q] * Ri[j, q]
+                        v = t / (dsafe[i] * dsafe[j]) * sigma2[c]
+                        cov[c, i, j] = v
+                        cov[c, j, i] = v
+                continue
         _jacobi_svd(Rk, V, sv, k)
         top = 0.0
         for j in range(k):
