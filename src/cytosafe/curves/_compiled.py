@@ -120,42 +120,43 @@ def _evaluate(fam, lx, pos_, ysw, sw, th, k, free, out_res, out_th, Q0, Q1, dphi
         g = math.exp(min(max(th[4], -700.0), 700.0))
     logc = math.log(c)
     r = k - 2
-    # phi0 = s, phi1 = 1 - s (FivePL) or the mirror's 1 - t, t; weighted by sw.
+    fl0 = free[0]
+    fl1 = free[3]
+    # phi0 = s, phi1 = 1 - s (FivePL) or the mirror's 1 - t, t; weighted by sw. The loops
+    # below are the modified Gram-Schmidt of _Projected.evaluate with its independent
+    # passes fused (the same operations on every element, in the same order).
+    n0 = 0.0
     for i in range(m):
         pos = pos_[i]
         lr = lx[i] - logc if pos else 0.0
         s, oms, ds0, ds1, ds2 = _shape(fam, pos, lr, b, c, g)
         w = sw[i]
-        Q0[i] = s * w  # phiw, orthonormalised below
-        Q1[i] = oms * w
+        p0 = s * w  # phiw
+        p1 = oms * w
         dphi[0, i] = ds0
         dphi[1, i] = ds1
         if r == 3:
             dphi[2, i] = ds2
+        # ytil = ysw - sum over fixed linear parameters of phiw * alpha.
+        v = ysw[i]
+        if not fl0:
+            v -= p0 * a
+        if not fl1:
+            v -= p1 * d
+        out_res[i] = v
+        # Fixed columns leave the basis.
+        q0 = p0 if fl0 else 0.0
+        Q0[i] = q0
+        Q1[i] = p1 if fl1 else 0.0
+        n0 += q0 * q0
     scale3[0] = b
     scale3[1] = c
     if r == 3:
         scale3[2] = g
-    fl0 = free[0]
-    fl1 = free[3]
     alpha[0] = a
     alpha[1] = d
-    # ytil = ysw - sum over fixed linear parameters of phiw * alpha.
-    for i in range(m):
-        v = ysw[i]
-        if not fl0:
-            v -= Q0[i] * a
-        if not fl1:
-            v -= Q1[i] * d
-        out_res[i] = v
     # Modified Gram-Schmidt on the free basis columns (dependent columns dropped).
     # Column 0.
-    if not fl0:
-        for i in range(m):
-            Q0[i] = 0.0
-    n0 = 0.0
-    for i in range(m):
-        n0 += Q0[i] * Q0[i]
     n0 = math.sqrt(n0)
     nv = n0
     ok0 = nv > 1e-10 * n0
@@ -165,15 +166,11 @@ def _evaluate(fam, lx, pos_, ysw, sw, th, k, free, out_res, out_th, Q0, Q1, dphi
     for i in range(m):
         Q0[i] = Q0[i] * inv if ok0 else 0.0
         c0 += Q0[i] * out_res[i]
-    for i in range(m):
-        out_res[i] -= c0 * Q0[i]
-    # Column 1.
-    if not fl1:
-        for i in range(m):
-            Q1[i] = 0.0
+    # Column 1 (its norm and its component along column 0 beside the residual's update).
     n1 = 0.0
     R01 = 0.0
     for i in range(m):
+        out_res[i] -= c0 * Q0[i]
         n1 += Q1[i] * Q1[i]
         R01 += Q0[i] * Q1[i]
     n1 = math.sqrt(n1)
@@ -209,17 +206,17 @@ def _jacobian(sw, free, Q0, Q1, dphi, scale3, alpha, r, J):
     m = sw.shape[0]
     for j in range(r):
         f = scale3[j] * (1.0 if free[1 + j if j < 2 else 4] else 0.0)
-        for i in range(m):
-            # alpha0 dphi0 + alpha1 dphi1, dphi1 = -dphi0.
-            J[j, i] = (alpha[0] * dphi[j, i] + alpha[1] * -dphi[j, i]) * f * sw[i]
         p0 = 0.0
         for i in range(m):
-            p0 += J[j, i] * Q0[i]
-        for i in range(m):
-            J[j, i] -= p0 * Q0[i]
+            # alpha0 dphi0 + alpha1 dphi1, dphi1 = -dphi0.
+            v = (alpha[0] * dphi[j, i] + alpha[1] * -dphi[j, i]) * f * sw[i]
+            J[j, i] = v
+            p0 += v * Q0[i]
         p1 = 0.0
         for i in range(m):
-            p1 += J[j, i] * Q1[i]
+            v = J[j, i] - p0 * Q0[i]
+            J[j, i] = v
+            p1 += v * Q1[i]
         for i in range(m):
             J[j, i] -= p1 * Q1[i]
 

@@ -438,7 +438,7 @@ def _fit_block(
         first = _compiled.start(x, y, m, model.n_params)
     else:
         first = model.start(x, y, m)
-    theta, rss, status, n_iter = run(np.arange(n), first)
+    theta, rss, status, n_iter = run(slice(None), first)  # a view: no copy of the block
     if start is None:
         # Further starting points (where the model offers them) only for the curves the
         # first did not bring to convergence; the best fit of each curve is kept,
