@@ -70,18 +70,23 @@ class _Groups:
         signs = self.pos.copy()
         if "crs_signs" in tl.columns:
             signs |= tl["crs_signs"].to_numpy(dtype=bool)
+        start = self.first[self.gid] if n else np.zeros(0, dtype=np.int64)
         if isinstance(gap_hours, dict):
             names = pd.factorize(tl["scale"])[1] if n else []
             per_scale = np.array([float(gap_hours.get(str(x), 0.0)) for x in names] + [0.0])
-            gap = per_scale[sc] if n else np.zeros(0)
+            present = np.bincount(sc, minlength=len(names)) > 0 if n else np.zeros(0, bool)
+            used = np.unique(per_scale[: len(names)][present])
         else:
-            gap = np.full(n, float(gap_hours))
-        start = self.first[self.gid] if n else np.zeros(0, dtype=np.int64)
-        # quiet_breaks takes one gap: apply each distinct gap to its scales' rows
-        brk = np.zeros(n, dtype=bool)
-        for value in np.unique(gap):
-            rows = gap == value
-            brk[rows] = quiet_breaks(signs, hours, start, float(value))[rows]
+            per_scale, used = None, [float(gap_hours)]
+        if per_scale is None or len(used) == 1:  # one gap for every row
+            brk = quiet_breaks(signs, hours, start, float(used[0])) if n else np.zeros(0, bool)
+        else:
+            # quiet_breaks takes one gap: apply each distinct gap to its scales' rows
+            gap = per_scale[sc]
+            brk = np.zeros(n, dtype=bool)
+            for value in used:
+                rows = gap == value
+                brk[rows] = quiet_breaks(signs, hours, start, float(value))[rows]
         self.breaks = brk
 
     def first_where(self, mask: np.ndarray) -> np.ndarray:
