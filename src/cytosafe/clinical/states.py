@@ -422,7 +422,7 @@ def build_states(
 
         ordered, row_of, row_code, row_time = rows(pcode, tint)
     if ordered:
-        order = np.arange(len(pcode))
+        order = None  # the table's own order
         vals = table["value_num"].to_numpy(dtype=float)
     else:
         p_step = np.diff(pcode)
@@ -436,6 +436,8 @@ def build_states(
         row_of = np.cumsum(new_row) - 1
         row_code = pcode[new_row]
         row_time = tint[new_row]
+        del new_row
+    del pcode, tint  # 48 MB at 3M observations, freed before the item columns
     n = len(row_code)
     idx = np.arange(n)
     first = np.ones(n, dtype=bool)
@@ -538,7 +540,7 @@ def build_states(
     death_other = np.zeros(n, dtype=bool)
     if "death" in inames:
         sel = rows_of(inames.index("death"))
-        texts = table["value"].iloc[order[sel]].to_numpy(dtype=object)
+        texts = table["value"].iloc[sel if order is None else order[sel]].to_numpy(dtype=object)
         cause = pd.Series(texts).astype(str).str.strip().str.lower().isin(_CRS_CAUSES).to_numpy()
         death_crs[row_of[sel][cause]] = True
         death_other[row_of[sel][~cause]] = True
