@@ -25,8 +25,11 @@ lower, ``WRSS_batch <= WRSS_base * (1 + 1e-7) + 1e-12``; a curve where curve_fit
 (no estimate) counts as batched-better and the count is printed, with the parity over
 the curves where it did not raise. Peak memory: the process's maximum resident set size
 after the run (``resource.getrusage``), and in ``--memory N`` mode that of a fresh process
-that only simulates (in chunks) and fits ``N`` curves: the bounded-memory check of
-``fit_curves``' blocks (issue 16, item 2).
+that only simulates (in chunks, into one array, with one concentration series shared by
+every curve as a plate's standards are) and fits ``N`` curves with ``keep_cov=False``
+(``--keep-cov`` keeps the covariances, 200 bytes per curve): the bounded-memory check of
+``fit_curves``' blocks (issue 16, item 2). That mode reports both the process's peak and
+the fit's own increment (the peak mark is reset just before the fit).
 
 The simulation is deliberately harder than most commercial kits (the inflection up to
 8,000 pg/mL against a top standard of 10,000, the asymmetry down to 0.4), so on many
@@ -34,7 +37,7 @@ curves the upper plateau is not observed and the 5PL least-squares estimate lies
 along one of the model's limits.
 
 Run: ``python benchmarks/bench_fit.py [--curves 1000 10000] [--runs 3] [--json]``;
-``python benchmarks/bench_fit.py --memory 1000000``.
+``python benchmarks/bench_fit.py --memory 1000000 [--kernel compiled] [--keep-cov]``.
 """
 
 from __future__ import annotations

@@ -10,6 +10,21 @@ box, convergence tests and statuses, written line for line after the NumPy code 
 block below names the lines it mirrors). Only the order of a few floating-point sums
 differs, so the two agree to rounding (``tests/test_fit_compiled.py``).
 
+Two things make it cheaper than a transcription (issue 16: 31 -> about 17 us per
+5PL curve of 16 points, measured on a loaded machine):
+
+* replicate standards are pooled: points that share a concentration share the model's
+  value, so every shape evaluation, sum and Gram-Schmidt pass runs over the distinct
+  concentrations (8 for 8 standards in duplicate); the normal equations, steps and
+  convergence tests are those of the points (see :func:`_fit_one`);
+* on curves whose least-squares optimum runs out along a limit of the 5PL family
+  (``g -> 0`` or ``g -> inf``), accepted steps are extrapolated along the valley
+  (:func:`_valley_jump`): 68 iterations to 30 on those curves, at the same RSS (to
+  1e-9) or a lower one.
+
+The self-starter pools replicates the same way, and the covariance skips its SVD where
+the QR factor is clearly of full rank.
+
 It covers the log-logistic families :class:`~cytosafe.curves.models.FivePL` (``5PL``),
 :class:`~cytosafe.curves.models.MirrorFivePL` (``5PL-mirror``) and
 :class:`~cytosafe.curves.models.FourPL` (``4PL``), which are all the calibration and
