@@ -57,8 +57,9 @@ WEIGHTINGS = Weighting.values()
 BLOCK_SIZE = 5000
 
 #: Curves from which ``kernel="auto"`` fits with the compiled kernel. Loading it (Numba
-#: and the cached machine code) costs about 0.3 s of CPU once per process, and it saves
-#: about 60 us per 5PL curve (measured, issue 16): it pays from about 5,000 curves.
+#: and the cached machine code) costs about 0.4 s of CPU once per process, and it saves
+#: about 90 us per 5PL curve (110 against 19 us at 3,000 curves of 16 points, measured on
+#: the loaded 2-core machine of issue 16): it pays from about 5,000 curves.
 COMPILED_MIN_CURVES = 5000
 
 #: Per-curve status values (``degenerate``: see :class:`FitLimits`).
