@@ -17,6 +17,7 @@ import pytest
 from scipy import stats
 
 from cytosafe.curves.calibration import CalibrationSettings, calibrate, calibrate_plates, t_quantile
+from cytosafe.curves.potency import _f_sf
 from cytosafe.errors import FitError
 from cytosafe.quantification import load_measurements, quantify
 from cytosafe.schema.measurements import validate_measurements
@@ -41,6 +42,20 @@ def test_t_quantile_is_scipy_stats_t_ppf_bit_for_bit(confidence):
     df = np.arange(1, 1001)
     q = 0.5 + confidence / 2
     assert np.array_equal(t_quantile(q, df), stats.t.ppf(q, df))
+
+
+def test_f_survival_is_scipy_stats_f_sf_bit_for_bit():
+    rng = np.random.default_rng(16)
+    f = np.concatenate([rng.standard_normal(2000) * 5, rng.exponential(3, 2000)])
+    dfn = rng.integers(-1, 40, f.size).astype(float)  # 0 and -1: no F-test, NaN from both
+    dfd = rng.integers(-1, 40, f.size).astype(float)
+    edge = np.array([0.0, -0.0, -1.0, np.inf, -np.inf, np.nan, 1e-300, 1e300])
+    f = np.concatenate([f, edge, edge])
+    dfn = np.concatenate([dfn, np.full(edge.size, 3.0), [0, 1, 2, -1, np.nan, np.inf, 3, 0.5]])
+    dfd = np.concatenate([dfd, np.full(edge.size, 7.0), [1, 0, 2, 5, 3, np.inf, np.nan, -1]])
+    with np.errstate(all="ignore"):
+        ours = _f_sf(f, dfn, dfd)
+    np.testing.assert_array_equal(ours, stats.f.sf(f, dfn, dfd))  # NaN where both are NaN
 
 
 def test_a_table_marked_validated_calibrates_as_one_validated_again(measurements):
@@ -128,5 +143,6 @@ def test_a_small_quantification_never_imports_numba():
         f"table = load_measurements([{str(PLATE)!r}], study_id='S')[0]\n"
         "quantify(table, validated=True)\n"
         "assert 'numba' not in sys.modules, 'numba was imported'\n"
+        "assert 'scipy.stats' not in sys.modules, 'scipy.stats was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

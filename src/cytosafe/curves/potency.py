@@ -51,15 +51,29 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from cytosafe.curves.calibration import fit_rows
+from cytosafe.curves.calibration import fit_rows, t_quantile
 from cytosafe.curves.fit import curve_weights
 from cytosafe.curves.models import Model, get_model
 from cytosafe.schema.choices import CurveModel, Weighting, parse_choice
 from cytosafe.schema.units import CONCENTRATION_UNIT
 
 __all__ = ["PotencySettings", "censored_response", "effective_concentration", "potency"]
+
+
+def _f_sf(f, dfn, dfd):
+    """The F distribution's survival function, ``scipy.stats.f.sf(f, dfn, dfd)``.
+
+    ``scipy.special.fdtrc`` is the function ``scipy.stats.f.sf`` evaluates inside the
+    support; below it (``f < 0``) SciPy's answer is 1, which ``fdtrc`` gives at 0 (it would
+    answer NaN). Importing ``scipy.special`` costs a tenth of what importing
+    ``scipy.stats`` does (0.5-0.7 s of CPU), which a quantification run no longer pays.
+    """
+    from scipy.special import fdtrc
+
+    f = np.asarray(f, dtype=float)
+    return fdtrc(dfn, dfd, np.where(f < 0, 0.0, f))
+
 
 POTENCY_KEY = ["study_id", "assay_format", "incubation_h", "donor_id", "treatment", "analyte"]
 
@@ -230,7 +244,7 @@ def potency(wells: pd.DataFrame, settings: PotencySettings | None = None) -> pd.
     df0 = res.n_obs - 1
     with np.errstate(all="ignore"):
         F = ((rss0 - res.rss) / np.maximum(df0 - df1, 1)) / (res.rss / df1)
-        p_value = np.where(df1 > 0, stats.f.sf(F, df0 - df1, df1), np.nan)
+        p_value = np.where(df1 > 0, _f_sf(F, df0 - df1, df1), np.nan)
     a, b, d = (res.params[:, model.names.index(k)] for k in ("a", "b", "d"))
     with np.errstate(all="ignore"):
         fold = d / a
@@ -289,7 +303,7 @@ def potency(wells: pd.DataFrame, settings: PotencySettings | None = None) -> pd.
     ]
     is_resp = status == "response"
 
-    t_crit = stats.t.ppf(0.5 + settings.confidence / 2, np.maximum(res.df, 1))
+    t_crit = t_quantile(0.5 + settings.confidence / 2, np.maximum(res.df, 1))
     cov = res.cov
     out = keys.drop(columns="curve_id").copy()
     out["incubation_h"] = out["incubation_h"].where(out["incubation_h"] >= 0)
