@@ -22,6 +22,7 @@ from cytosafe.store import sign_off
 from cytosafe.web.tables import cell, column_units, readable
 from test_web_pages import (
     OBSERVATIONS,
+    PASSWORD,
     _flash,
     _stored,
     hazard_analysis,
@@ -465,3 +466,150 @@ def test_the_recommender_page_reads_as_text_with_cd69_cd25_as_activation_markers
     name = load_knowledge_base().mechanisms["myeloid_amplification"].name
     text = _visible(r.text)
     assert f"{name}: " in text and "myeloid_amplification" not in text
+
+
+# --- pages read on a desktop and on a phone (journey findings 1-8) ------------------------
+
+
+def _table(html: str, table_id: str) -> str:
+    return html.split(f'id="{table_id}"', 1)[1].split("</table>", 1)[0]
+
+
+def _opening_tag(html: str, table_id: str) -> str:
+    start = html.rindex("<table", 0, html.index(f'id="{table_id}"'))
+    return html[start : html.index(">", start) + 1]
+
+
+def _cards_on_a_phone(html: str, table_id: str) -> list[list[str]]:
+    """The data-label of every cell of a table, row by row, after checking that the table
+    is one that CSS stacks into cards on a phone: its first cell (the row's name) heads
+    the card and carries no label, every other cell carries one (the compare page's bare
+    ``<td data-call>`` is labelled "Hazard class" by the CSS)."""
+    assert re.search(r'class="data[^"]*\bstack\b', _opening_tag(html, table_id)), table_id
+    table = _table(html, table_id)
+    heads = re.findall(r"<th\b", table.split("</thead>", 1)[0])
+    rows = re.findall(r"<tr\b[^>]*>(.*?)</tr>", table.split("<tbody>", 1)[1], re.S)
+    assert rows, table_id
+    labels = []
+    for row in rows:
+        cells = re.findall(r"<td\b([^>]*)>", row)
+        assert len(cells) == len(heads), (table_id, cells)
+        named = [re.search(r'data-label="([^"]+)"', c) for c in cells]
+        assert named[0] is None, (table_id, cells[0])
+        labels.append(
+            [
+                "Hazard class" if c.strip() == "data-call" else unescape(m.group(1))
+                for c, m in zip(cells[1:], named[1:], strict=True)
+            ]
+        )
+    return labels
+
+
+@pytest.fixture(scope="module")
+def approved_grading(site):
+    """Cohort CO-R02 graded and approved by dora with her password (a manifest to show)."""
+    from cytosafe.store.signatures import sign
+
+    _, store, users = site
+    r = users["ana"].post("/studies", {"code": "CO-R02", "kind": "clinical", "group": "lab-a"})
+    assert r.status_code == 200, r.text
+    files = [("file", ("observations.csv", OBSERVATIONS.read_bytes(), "text/csv"))]
+    r = users["ana"].post("/studies/CO-R02/observations", files=files)
+    assert r.status_code == 201, _flash(r.text)
+    analysis = int(re.search(r"grading analysis <a href=\"/analyses/(\d+)\"", r.text).group(1))
+    sign(store, analysis, user="dora", password=PASSWORD, meaning="approved", comment="ok")
+    return analysis
+
+
+def test_a_phone_reads_the_qc_manifest_calls_and_incidence_tables_as_labelled_cards(
+    site, signed, approved_grading
+):
+    """Journey findings 5, 6 and 8 (and the incidence, the simulation's comparison): at
+    390 px these tables are cards, each headed by the row's name, every other cell led by
+    its column's name (web.css stacks ``table.data.stack`` rows and writes each cell's
+    data-label before it)."""
+    _, _, users = site
+    hazard_analysis, _ = signed
+    vic = users["vic"]
+    page = vic.get(f"/analyses/{hazard_analysis}").text
+    qc = _cards_on_a_phone(page, "qc-summary")
+    assert qc[0] == ["Curves", "Passed", "Failed", "Samples < LLOQ", "Samples > ULOQ", "Flags"]
+    compare = vic.get(f"/analyses/{hazard_analysis}/compare").text
+    calls = _cards_on_a_phone(compare, "calls-table")
+    assert calls[0] == [
+        "Format",
+        "Hazard class",
+        "Cytokines",
+        "Most responders",
+        "Rank",
+        "Condition, reason",
+    ]
+    graded_page = vic.get(f"/analyses/{approved_grading}").text
+    assert _cards_on_a_phone(graded_page, "signature-manifest") == [
+        ["User name", "Date and time", "Meaning", "Comment"]
+    ]
+    for where in (graded_page, vic.get("/studies/CO-R02").text):
+        (incidence_row,) = _cards_on_a_phone(where, "incidence-table")
+        assert incidence_row[0] == "Version" and incidence_row[-1] == "Median duration"
+        # At desktop width its long headers wrap, its numbers do not (findings 2 and 3).
+        assert re.search(r'class="data fit\b', _opening_tag(where, "incidence-table"))
+    css = vic.get("/static/web.css").text
+    phone = css.split("@media (max-width: 720px)")[-1]
+    assert "table.data.stack td::before { content: attr(data-label);" in phone
+    assert 'td[data-call]:not([data-label])::before { content: "Hazard class"; }' in phone
+    assert "table.data.fit th { white-space: normal;" in css
+
+
+def test_a_signed_analysis_says_it_is_signed_off_and_final_once(site, approved_grading):
+    """Journey finding 4: the manifest and the read-only note said it twice."""
+    _, _, users = site
+    page = users["vic"].get(f"/analyses/{approved_grading}").text
+    text = " ".join(_visible(page.split('<section id="incidence"', 1)[0]).split())
+    assert text.count("Signed off:") == 1, text
+    assert "Signed off: the results below are final and read-only" in text
+    # The manifest prints each signature's meaning (its statement may say "final") and no
+    # second note of its own that the analysis is signed off and final.
+    manifest = " ".join(_visible(_section(page, "signatures")).split())
+    assert "Signed off" not in manifest and "the analysis is final" not in manifest
+    assert "The report and its PDF print this manifest." in manifest
+
+
+def test_the_heatmap_caption_says_day_0_is_before_the_infusion(site, graded):
+    """Journey finding 1: the heatmap's x axis starts at day 0, the observations before the
+    infusion (grade_heatmap clips every negative hour to day 0)."""
+    from cytosafe.web.cohort import grade_heatmap
+
+    _, _, users = site
+    caption = "day 0 is before the infusion, day 1 the first 24 h after it"
+    for path in ("/studies/CO-R01", f"/analyses/{graded}"):
+        page = users["vic"].get(path).text
+        fig = page.split("<b>Highest grade per day", 1)[1].split('id="grade-heatmap"', 1)[0]
+        assert caption in fig, path
+    grades = pd.DataFrame(
+        {"patient_id": ["P1"] * 4, "hours": [-80.0, -2.0, 0.0, 30.0], "grade": [0, 1, 2, 3]}
+    )
+    patients = pd.DataFrame({"patient_id": ["P1"], "max_grade": [3], "onset_hours": [0.0]})
+    (heat,) = grade_heatmap(grades, patients)["data"]
+    # Both grades before the infusion fall on day 0 (the higher kept), hour 0 on day 1.
+    assert heat["x"] == [0, 1, 2] and heat["z"] == [[1, 2, 3]]
+
+
+def test_the_exclusion_bar_keeps_its_names_when_a_phone_shortens_its_words(site, quantified):
+    """Journey finding 7: at 390 px the bar hides the words a phone has no room for, as
+    visually hidden text, so that the field and the buttons keep their full names."""
+    _, _, users = site
+    page = users["ana"].get(f"/analyses/{quantified}").text
+    bar = page.split('<div class="form-bar">', 1)[1].split("</div>", 1)[0]
+    names = [
+        " ".join(_visible(x).split())
+        for x in re.findall(r"<(?:label|button)\b.*?</(?:label|button)>", bar, re.S)
+    ]
+    assert names == [
+        "Reason (required)",
+        "re-run the quantification",
+        "Exclude ticked",
+        "Restore ticked",
+    ]
+    css = users["ana"].get("/static/web.css").text
+    phone = css.split("@media (max-width: 720px)")[-1]
+    assert ".form-bar .lbl { position: absolute;" in phone and ".form-bar .wide {" in phone

@@ -210,13 +210,16 @@ def swimmer_figure(grades: pd.DataFrame, patients: pd.DataFrame) -> dict | None:
 
 def grade_heatmap(grades: pd.DataFrame, patients: pd.DataFrame) -> dict | None:
     """The highest CRS grade of each patient on each day after the infusion (day 1 is the
-    first 24 h), patients in the swimmer plot's order; days without observations blank."""
+    first 24 h), patients in the swimmer plot's order; days without observations blank.
+    Every observation before the infusion (negative hours) falls on day 0, as the page's
+    caption says ("day 0 is before the infusion")."""
     if grades is None or grades.empty or patients is None or patients.empty:
         return None
     grades, patients = _one_scale(grades, patients)
     order = _order(patients)
     g = grades[["patient_id", "hours", "grade"]].dropna(subset=["hours"]).copy()
     g["patient_id"] = g["patient_id"].astype(str)
+    # Clipped: a screening grade days before the infusion is day 0, not day -3.
     g["day"] = (np.floor(g["hours"].astype(float) / 24).astype(int) + 1).clip(lower=0)
     g["grade"] = pd.to_numeric(g["grade"], errors="coerce")
     table = g.groupby(["patient_id", "day"])["grade"].max().unstack("day")
