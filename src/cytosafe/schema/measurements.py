@@ -198,28 +198,44 @@ def to_numbers(values: pd.Series) -> pd.Series:
     fix = np.flatnonzero(text & numbers.notna().to_numpy())
     if fix.size == 0:
         return numbers
-    out = numbers.copy()
-    out.iloc[fix] = [_exact(raw[i], float(numbers.iat[i])) for i in fix]
-    return out
+    if numbers.dtype != np.float64:  # a nullable Float64 from pandas' string dtype
+        out = numbers.copy()
+        out.iloc[fix] = [_exact(raw[i], float(numbers.iat[i])) for i in fix]
+        return out
+    exact = numbers.to_numpy(dtype=np.float64, copy=True)
+    try:  # NumPy casts each text with Python's float: the same double, in one call
+        exact[fix] = raw[fix].astype(np.float64)
+    except (ValueError, TypeError):
+        exact[fix] = [_exact(raw[i], exact[i]) for i in fix]
+    return pd.Series(exact, index=numbers.index, name=numbers.name)
 
 
 def _numeric(df: pd.DataFrame, name: str, source: str | None) -> pd.Series:
     raw = df[name]
     values = to_numbers(raw)
-    text = raw.astype(str).str.strip()
-    text_bad = values.isna() & raw.notna() & (text != "")
-    # A decimal comma or a thousands separator is named as such: the number is refused,
-    # never guessed (issue 14: a European export misread is worse than one refused).
-    comma = text_bad & text.str.fullmatch(r"[+-]?\d[\d.,']*,\d*")
+    # Only cells that are present and read as no number are looked at as text (none in a
+    # numeric column).
+    odd = np.flatnonzero((values.isna() & raw.notna()).to_numpy())
+    text_bad = np.zeros(len(raw), dtype=bool)
+    comma = np.zeros(len(raw), dtype=bool)
+    if odd.size:
+        text = raw.iloc[odd].astype(str).str.strip()
+        text_bad[odd] = (text != "").to_numpy()
+        # A decimal comma or a thousands separator is named as such: the number is
+        # refused, never guessed (issue 14: a European export misread is worse than one
+        # refused).
+        comma[odd] = text_bad[odd] & text.str.fullmatch(r"[+-]?\d[\d.,']*,\d*").to_numpy(
+            dtype=bool, na_value=False
+        )
     _fail(
         df,
-        comma.to_numpy(),
+        comma,
         source,
         name,
         "'{value}' is written with a decimal comma or a thousands separator",
         "a number with a decimal point and no thousands separator (e.g. 1234.5)",
     )
-    _fail(df, text_bad.to_numpy(), source, name, "'{value}' is not a number", "a number")
+    _fail(df, text_bad, source, name, "'{value}' is not a number", "a number")
     values = values.astype(float)
     # An infinity (``inf``, or ``1e400``, which overflows a double) is never a measurement.
     _fail(
