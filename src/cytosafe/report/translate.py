@@ -240,8 +240,10 @@ def render_translate_report(
         "IL-6 is produced in proportion to stimulation x pool above its baseline and eliminated first-order.",
         f"Virtual population: {len(res.population['cl'])} subjects, log-normal between-subject variability "
         f"(theta_i = theta exp(omega z_i)) {cite('Karlsson & Sheiner 1993')}; every regimen is given to the "
-        "same subjects. Integration: vectorised fourth-order Runge-Kutta over all subjects at once "
-        f"(step {spec.dt_hours:g} h), checked against SciPy solve_ivp.",
+        "same subjects. Integration: exact pharmacokinetic steps (matrix exponential) and "
+        "fourth-order Runge-Kutta for the pool and IL-6, over all subjects at once "
+        f"(step {spec.dt_hours:g} h; the first step after each dose start cut into pieces from "
+        "1/64 of a step), checked against SciPy solve_ivp.",
     ]
     pot = run.potency
     context = {
