@@ -17,7 +17,9 @@
   benchmark and the comparison at a matched concentration);
 * **Reference library** — how the study's responder rule and formats did on the cited
   reference compounds (sensitivity and specificity against clinical CRS with exact
-  intervals, the compounds missed and why: :func:`cytosafe.reference.study_performance`),
+  intervals, judged against the library's donor panel as ``cytosafe reference evaluate``
+  judges, and again with the study's own donors; the compounds missed and why:
+  :func:`cytosafe.reference.study_performance`),
   and each test article among the library's compounds tested in the same format
   (:func:`cytosafe.reference.place_in_library`);
 * **Methods** — CytoSafe version, rule set, curve model, weighting, LLOQ rule,
@@ -783,7 +785,7 @@ def _reference_section(hz, refs: _Refs) -> dict:
     test article sits among the library's compounds in the same format."""
     from cytosafe.errors import InputError
     from cytosafe.reference import DISCLAIMER, load_library, place_in_library, study_performance
-    from cytosafe.reference.calibration import CLOPPER_PEARSON
+    from cytosafe.reference.calibration import CLOPPER_PEARSON, donor_panel
 
     resp = hz.responses
     # A study without formats (one unnamed format) has nothing to compare with the library.
@@ -793,7 +795,10 @@ def _reference_section(hz, refs: _Refs) -> dict:
     if not formats:
         return {"rows": [], "misses": [], "places": [], "disclaimer": DISCLAIMER, "rule": ""}
     library = load_library()
-    perf, _ = study_performance(rule_set, formats, library=library)
+    # Judged as `cytosafe reference evaluate` judges: against the library's cited donor
+    # panel, so a paper's result that needs more donors for 90 % power is not detected.
+    panel = donor_panel(library)
+    perf, _ = study_performance(rule_set, formats, library=library, donors=panel.donors)
     # With the study's donors, a paper's result that needs more donors for 90 % power is
     # not counted as detected: what this study, as run, could have seen.
     n_donors = int(resp["donor_id"].nunique())
@@ -802,6 +807,10 @@ def _reference_section(hz, refs: _Refs) -> dict:
     )
     powered = {(r["study_format"], r.get("endpoint")): r for r in with_donors.to_dict("records")}
     exact = refs.add("Clopper & Pearson 1934", CLOPPER_PEARSON)
+    for key in panel.citations:
+        source = library.sources.get(key)
+        refs.add(key, source.citation if source is not None else key)
+    panel_cite = refs.cite(*panel.citations)
     rows = []
     for r in perf.to_dict("records"):
         counted = pd.notna(r.get("tp"))
@@ -911,6 +920,8 @@ def _reference_section(hz, refs: _Refs) -> dict:
     return {
         "rule": rule_set.name,
         "n_donors": n_donors,
+        "panel_donors": panel.donors,
+        "panel_cite": panel_cite,
         "rows": rows,
         "misses": missed,
         "places": places,
