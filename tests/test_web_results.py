@@ -612,4 +612,7 @@ def test_the_exclusion_bar_keeps_its_names_when_a_phone_shortens_its_words(site,
     ]
     css = users["ana"].get("/static/web.css").text
     phone = css.split("@media (max-width: 720px)")[-1]
-    assert ".form-bar .lbl { position: absolute;" in phone and ".form-bar .wide {" in phone
+    assert (
+        "#exclusions-form .form-bar .lbl, #exclusions-form .form-bar .wide { position: absolute;"
+        in phone
+    )
