@@ -146,3 +146,18 @@ def test_a_small_quantification_never_imports_numba():
         "assert 'scipy.stats' not in sys.modules, 'scipy.stats was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_the_io_package_imports_a_reader_on_first_use():
+    code = (
+        "import sys, cytosafe.io as io, cytosafe.io.samples\n"
+        "readers = ('asm', 'bioplex', 'msd', 'platemap', 'registry', 'tidy', 'xponent')\n"
+        "assert not [m for m in readers if f'cytosafe.io.{m}' in sys.modules]\n"
+        "from cytosafe.io import read_msd\n"
+        "assert read_msd.__module__ == 'cytosafe.io.msd' and 'cytosafe.io.asm' not in sys.modules\n"
+        "assert all(getattr(io, name) is not None for name in io.__all__)\n"
+        "assert io.FORMATS == ('bioplex', 'xponent', 'msd', 'asm', 'tidy')\n"
+        "assert set(io.__all__) <= set(dir(io))\n"
+        "try:\n    io.nothing\nexcept AttributeError:\n    pass\nelse:\n    raise SystemExit(1)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

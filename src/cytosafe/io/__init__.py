@@ -55,21 +55,72 @@ exemptions.
 
 from __future__ import annotations
 
-from cytosafe.io.asm import read_asm, read_asm_plate, write_asm
-from cytosafe.io.bioplex import read_bioplex, read_bioplex_equations, write_bioplex
-from cytosafe.io.msd import read_msd, write_msd
-from cytosafe.io.platemap import (
-    join_plate_map,
-    read_plate_map,
-    read_reader_matrix,
-    write_plate_map,
-    write_reader_matrix,
-)
-from cytosafe.io.reader import Probe, finish
-from cytosafe.io.registry import FORMATS, READERS, detect_format, get_reader, read, read_plate
-from cytosafe.io.samples import annotate, read_sample_map
-from cytosafe.io.tidy import read_tidy, write_tidy
-from cytosafe.io.xponent import read_xponent, write_xponent
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the names as a type checker and an editor see them
+    from cytosafe.io.asm import read_asm, read_asm_plate, write_asm
+    from cytosafe.io.bioplex import read_bioplex, read_bioplex_equations, write_bioplex
+    from cytosafe.io.msd import read_msd, write_msd
+    from cytosafe.io.platemap import (
+        join_plate_map,
+        read_plate_map,
+        read_reader_matrix,
+        write_plate_map,
+        write_reader_matrix,
+    )
+    from cytosafe.io.reader import Probe, finish
+    from cytosafe.io.registry import (
+        FORMATS,
+        READERS,
+        detect_format,
+        get_reader,
+        read,
+        read_plate,
+    )
+    from cytosafe.io.samples import annotate, read_sample_map
+    from cytosafe.io.tidy import read_tidy, write_tidy
+    from cytosafe.io.xponent import read_xponent, write_xponent
+
+#: Public name -> the module that defines it. The modules are imported on first use
+#: (PEP 562), so ``import cytosafe.io.samples`` loads no reader and a plate-map run no
+#: workbook reader; :data:`cytosafe.io.registry.READER_MODULES` keeps the readers' order.
+_HOME = {
+    **dict.fromkeys(["read_asm", "read_asm_plate", "write_asm"], "asm"),
+    **dict.fromkeys(["read_bioplex", "read_bioplex_equations", "write_bioplex"], "bioplex"),
+    **dict.fromkeys(["read_msd", "write_msd"], "msd"),
+    **dict.fromkeys(
+        [
+            "join_plate_map",
+            "read_plate_map",
+            "read_reader_matrix",
+            "write_plate_map",
+            "write_reader_matrix",
+        ],
+        "platemap",
+    ),
+    **dict.fromkeys(["Probe", "finish"], "reader"),
+    **dict.fromkeys(
+        ["FORMATS", "READERS", "detect_format", "get_reader", "read", "read_plate"], "registry"
+    ),
+    **dict.fromkeys(["annotate", "read_sample_map"], "samples"),
+    **dict.fromkeys(["read_tidy", "write_tidy"], "tidy"),
+    **dict.fromkeys(["read_xponent", "write_xponent"], "xponent"),
+}
+
+
+def __getattr__(name: str) -> object:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value  # later look-ups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOME})
+
 
 __all__ = [
     "FORMATS",
