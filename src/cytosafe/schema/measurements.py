@@ -473,9 +473,9 @@ def _concentration_units(out: pd.DataFrame, source: str | None) -> pd.DataFrame:
     declared = (text != "").to_numpy()
     stored = np.full(len(out), None, dtype=object)
     factors = np.ones(len(out))
+    known: dict[str, tuple[str, float]] = {}
     if declared.any():
         firsts = text[declared].drop_duplicates()
-        known: dict[str, tuple[str, float]] = {}
         for pos, value in firsts.items():
             try:
                 known[value] = analyte_unit(value)
@@ -498,7 +498,9 @@ def _concentration_units(out: pd.DataFrame, source: str | None) -> pd.DataFrame:
                 out[column] = col
     key = ["study_id", "plate_id", "analyte"]
     units = pd.Series(stored, index=out.index)
-    if declared.any():
+    if declared.any() and declared.all() and len(known) == 1:
+        pass  # every row states the same unit: no curve can mix units, none lacks one
+    elif declared.any():
         said = out.loc[declared, key].assign(_unit=units[declared])
         curve_unit = said.groupby(key, sort=False)["_unit"].first()
         expected = curve_unit.reindex(pd.MultiIndex.from_frame(said[key])).to_numpy()
