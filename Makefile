@@ -43,7 +43,7 @@ test-newest: $(CHROMIUM) $(PDFTOTEXT)
 	rm -rf .venv-newest && $(PYTHON) -m venv .venv-newest
 	.venv-newest/bin/python -m pip install --quiet --upgrade pip
 	.venv-newest/bin/python -m pip install --quiet -e '.[dev]'
-	.venv-newest/bin/python -m pytest -q
+	.venv-newest/bin/python -m pytest -q $(PYTEST_PARALLEL)
 
 demo: setup
 	$(BIN)/cytosafe quantify examples/cra-study/msd/plate_*.csv --sample-map examples/cra-study/msd/samples.csv --study-id CRA-EX-001 --out out/demo/msd
@@ -66,8 +66,12 @@ format: setup
 	$(BIN)/ruff format $(LINTED)
 	$(BIN)/ruff check --fix $(LINTED)
 
+# Whole test files spread over every core (pytest-xdist; --dist loadfile keeps a file's
+# module fixtures, servers and PostgreSQL cluster in one worker).
+PYTEST_PARALLEL := -n auto --dist loadfile
+
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
 
 # One table of fit, grade and simulate against the baselines a user would write (CPU time,
 # min/median of 3 runs, parity, peak memory); then the end-to-end and service benchmarks.
