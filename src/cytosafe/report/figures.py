@@ -186,6 +186,8 @@ def rounded(values: Iterable[float] | np.ndarray, digits: int = 4) -> list[float
 
 def esc(value: object) -> str:
     """HTML-escape a user value for Plotly text; missing values become an empty string."""
+    if type(value) is str:  # the common case, without pandas' missing-value checks
+        return html.escape(value, quote=True)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     try:
@@ -198,7 +200,12 @@ def esc(value: object) -> str:
 
 def num(value: float, digits: int = 3) -> str:
     """A number for reading: thousands separated above 1,000, else ``digits`` significant."""
-    if value is None or not np.isfinite(value):
+    if value is None:
+        return "–"
+    if type(value) is float:  # math.isfinite: NumPy's ufunc is slow on one Python float
+        if not math.isfinite(value):
+            return "–"
+    elif not np.isfinite(value):
         return "–"
     v = float(value)
     if abs(v) >= 1000:
