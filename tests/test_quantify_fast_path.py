@@ -123,6 +123,37 @@ def test_no_cache_directory_packs_each_time(tmp_path, monkeypatch):
     assert page._cache_dir() is None
 
 
+def test_compiled_templates_are_kept_on_disk_and_render_the_same(
+    tmp_path, monkeypatch, measurements
+):
+    from cytosafe.report import page
+    from cytosafe.report.qc import render_qc_report
+
+    result = quantify(measurements)
+    monkeypatch.setenv("CYTOSAFE_CACHE_DIR", "")
+    assert page.environment().bytecode_cache is None
+
+    def render():
+        return render_qc_report(result, generated="2026-12-03 18:00 UTC")
+
+    fresh = render()
+    monkeypatch.setenv("CYTOSAFE_CACHE_DIR", str(tmp_path))
+    assert render() == fresh  # compiles and keeps
+    kept = sorted((tmp_path / "templates").glob("__jinja2_*.cache"))
+    assert len(kept) >= 2  # qc.html and the _base.html it extends
+    assert render() == fresh  # reads them back
+    # A cache that cannot be written (a read-only home) is skipped, never an error.
+    for path in kept:
+        path.unlink()
+
+    def refuse(*args, **kwargs):
+        raise PermissionError("read-only")
+
+    monkeypatch.setattr("jinja2.bccache.tempfile.NamedTemporaryFile", refuse)
+    assert render() == fresh
+    assert not list((tmp_path / "templates").glob("__jinja2_*.cache"))
+
+
 def test_workflows_are_imported_on_first_use():
     code = (
         "import sys, cytosafe.workflows as w\n"
