@@ -20,6 +20,7 @@ from cytosafe.web import Settings, create_app
 from cytosafe.web.security import report_policy
 from cytosafe.workflows import store_quantification
 from store_backends import STUDY, quantified
+from store_templates import store_template
 
 PASSWORD = "correct horse battery"
 WRONG = "a wrong horse battery"
@@ -41,11 +42,7 @@ def result():
     return quantified()
 
 
-@pytest.fixture
-def site(tmp_path, result):
-    """An app (3 attempts per account allowed) on a store with users of lab-a and two
-    completed quantifications of study CRA-EX-001 run by ana, each with a report."""
-    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+def _build(store: Store, result) -> tuple[int, int]:
     for name, (role, group) in USERS.items():
         by = None if name == "root" else "root"
         create_user(store, name, role=role, password=PASSWORD, by=by, display_name=name.title())
@@ -54,10 +51,26 @@ def site(tmp_path, result):
     create_study(store, STUDY, user="ana", group="lab-a")
     first = store_quantification(store, result, study=STUDY, user="ana", report=REPORT)
     second = store_quantification(store, result, study=STUDY, user="ana", report=REPORT)
-    app = create_app(store, settings=Settings(sign_in_account_attempts=3))
-    with TestClient(app) as client:
-        yield client, store, first.id, second.id
-    store.close()
+    return first.id, second.id
+
+
+@pytest.fixture(scope="module")
+def template(result):
+    # Users (argon2id hashes) and two stored quantifications cost seconds: built once.
+    return store_template(lambda store: _build(store, result))
+
+
+@pytest.fixture
+def site(tmp_path, template):
+    """An app (3 attempts per account allowed) on a store with users of lab-a and two
+    completed quantifications of study CRA-EX-001 run by ana, each with a report: each
+    test its own copy of the module's template store, signed by nobody."""
+    with template.copy("sqlite", tmp_path) as (store, (first, second)):
+        # No grading here: no worker process to spawn per test (compute_workers=0).
+        settings = Settings(sign_in_account_attempts=3, compute_workers=0)
+        app = create_app(store, settings=settings)
+        with TestClient(app) as client:
+            yield client, store, first, second
 
 
 def _token(client: TestClient, name: str) -> dict[str, str]:
