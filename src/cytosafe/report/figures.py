@@ -202,7 +202,7 @@ def num(value: float, digits: int = 3) -> str:
     """A number for reading: thousands separated above 1,000, else ``digits`` significant."""
     if value is None:
         return "–"
-    if type(value) is float:  # math.isfinite: NumPy's ufunc is slow on one Python float
+    if isinstance(value, float):  # and np.float64: NumPy's ufunc is slow on one number
         if not math.isfinite(value):
             return "–"
     elif not np.isfinite(value):
