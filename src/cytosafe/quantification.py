@@ -209,9 +209,10 @@ def _joined(tables: list[pd.DataFrame]) -> pd.DataFrame:
     a column some inputs lack).
     """
     joined = pd.concat(tables, ignore_index=True)
-    same = all(
-        c in t.columns and t[c].dtype == joined[c].dtype for t in tables for c in joined.columns
-    )
+    # dtypes read once per table: a column taken as a Series copies the table's attrs.
+    want = joined.dtypes.to_dict()
+    have = [t.dtypes.to_dict() for t in tables]
+    same = all(c in h and h[c] == dtype for h in have for c, dtype in want.items())
     return joined if same else validate_measurements(joined)
 
 
