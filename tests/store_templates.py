@@ -100,11 +100,14 @@ class StoreTemplate:
         return self._built[backend]
 
     @contextmanager
-    def copy(self, backend: str, tmp_path: Path) -> Iterator[tuple[Store, Any]]:
-        """A new store on ``backend`` holding what ``build`` made, and what it returned."""
+    def copy(
+        self, backend: str, tmp_path: Path, name: str = "store.sqlite3"
+    ) -> Iterator[tuple[Store, Any]]:
+        """A new store on ``backend`` holding what ``build`` made, and what it returned
+        (SQLite: the file ``name`` in ``tmp_path``)."""
         where, made = self._template(backend)
         if backend == "sqlite":
-            target = tmp_path / "store.sqlite3"
+            target = tmp_path / name
             shutil.copyfile(where, target)
             store = Store(f"sqlite:///{target}")
             try:

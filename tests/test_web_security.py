@@ -22,6 +22,7 @@ from cytosafe.store.passwords import check_password, common_passwords
 from cytosafe.web import Settings, create_app, services
 from cytosafe.web.security import inline_script_hashes, report_policy
 from cytosafe.web.upload_limits import BodyLimit
+from store_templates import store_template
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 MSD = EXAMPLES / "cra-study" / "msd"
@@ -371,7 +372,9 @@ def small(tmp_path_factory):
     """An app that takes request bodies of at most 1 MB, 3 MB at once."""
     store = Store(f"sqlite:///{tmp_path_factory.mktemp('small') / 'store.sqlite3'}")
     _users(store)
-    app = create_app(store, settings=Settings(max_request_mb=1, max_receiving_mb=3))
+    # No compute worker process (nothing is graded): the body limits are what is tested.
+    settings = Settings(max_request_mb=1, max_receiving_mb=3, compute_workers=0)
+    app = create_app(store, settings=settings)
     yield app
     store.close()
 
@@ -473,14 +476,20 @@ def test_uploads_in_total_are_bounded_with_a_retry_after():
 # --- 4. sign-in throttling and lockout; the same time for unknown users (defect 10) --------
 
 
+@pytest.fixture(scope="module")
+def users_template():
+    # Three argon2id hashes per test cost seconds: the users are made once, copied per test.
+    return store_template(_users)
+
+
 @pytest.fixture
-def fresh(tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
-    _users(store)
-    settings = Settings(sign_in_account_attempts=5, sign_in_address_failures=8)
-    with TestClient(create_app(store, settings=settings)) as client:
-        yield client, store
-    store.close()
+def fresh(tmp_path, users_template):
+    """Each test its own copy of a store holding the users, and its own app (no compute
+    worker process: nothing is graded)."""
+    settings = Settings(sign_in_account_attempts=5, sign_in_address_failures=8, compute_workers=0)
+    with users_template.copy("sqlite", tmp_path) as (store, _):
+        with TestClient(create_app(store, settings=settings)) as client:
+            yield client, store
 
 
 def _try(client, name, password, path="/api/token"):
@@ -629,8 +638,8 @@ def test_the_policy_holds_wherever_a_password_is_set(site):
 def test_the_first_admins_generated_password_meets_the_policy(tmp_path):
     from cytosafe.cli.serve import _first_admin
 
+    empty = store_template(lambda store: None)  # migrated once, copied 30 times
     for i in range(30):
-        store = Store(f"sqlite:///{tmp_path / f's{i}.sqlite3'}")
-        password = _first_admin(store)
-        check_password(password, username="admin")
-        store.close()
+        with empty.copy("sqlite", tmp_path, f"s{i}.sqlite3") as (store, _):
+            password = _first_admin(store)
+            check_password(password, username="admin")
