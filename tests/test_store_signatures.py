@@ -40,6 +40,7 @@ from cytosafe.store.signatures import (
 )
 from cytosafe.workflows import store_quantification
 from store_backends import STUDY, quantified
+from store_templates import store_template
 
 postgres_cluster = store_backends.postgres_cluster
 backend = store_backends.backend
@@ -53,16 +54,28 @@ def result():
     return quantified()
 
 
-@pytest.fixture
-def analysed(store, result):
-    """A store with a study director ``ada`` (Ada Lovelace), an analyst ``bob``, a second
-    director ``dan``, all with a password, and one completed quantification run by bob."""
+def _build(store, result):
     create_user(store, "ada", role="study_director", password=PASSWORD, display_name="Ada Lovelace")
     create_user(store, "bob", role="analyst", password=PASSWORD, by="ada")
     create_user(store, "dan", role="study_director", password=PASSWORD, by="ada")
     create_study(store, STUDY, user="ada")
-    analysis = store_quantification(store, result, user="bob", report="<html>v1</html>")
-    return store, analysis
+    return store_quantification(store, result, user="bob", report="<html>v1</html>")
+
+
+@pytest.fixture(scope="module")
+def template(result):
+    # Three argon2id hashes and a stored quantification: built once per backend.
+    return store_template(lambda store: _build(store, result))
+
+
+@pytest.fixture
+def analysed(backend, tmp_path, template):
+    """A store with a study director ``ada`` (Ada Lovelace), an analyst ``bob``, a second
+    director ``dan``, all with a password, and one completed quantification run by bob:
+    each test its own copy of the module's template store (the analysis object is the
+    detached one the build returned, which the store functions only read)."""
+    with template.copy(backend, tmp_path) as (store, analysis):
+        yield store, analysis
 
 
 def _status(store, analysis) -> str:
