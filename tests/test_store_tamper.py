@@ -41,6 +41,7 @@ from cytosafe.store import (
 from cytosafe.store.models import Study, User
 from cytosafe.workflows import store_quantification
 from store_backends import STUDY, quantified, seeded
+from store_templates import store_template
 
 postgres_cluster = store_backends.postgres_cluster
 backend = store_backends.backend
@@ -55,11 +56,7 @@ def result():
     return quantified()
 
 
-@pytest.fixture
-def full(store, result):
-    """A store holding one of everything the chain fingerprints: users, a group, a CRA
-    study with a quantified plate (an excluded well), a clinical study with observations
-    and a grading run, a token, and a signed-off analysis."""
+def _build(store, result):
     seeded(store)
     create_user(store, "dan", role="study_director", by="ada")
     create_study(store, COHORT, user="ada", kind="clinical", group="lab-t")
@@ -95,7 +92,24 @@ def full(store, result):
     )
     grading = import_grades(store, grades, study=COHORT, user="bob", settings={"scale": "astct"})
     issue_token(store, "vic")
-    return store, {"analysis": analysis, "signed": signed, "grading": grading}
+    return {"analysis": analysis, "signed": signed, "grading": grading}
+
+
+@pytest.fixture(scope="module")
+def template(result):
+    # Three quantifications, a sign-off, observations and grades: built once per backend.
+    return store_template(lambda store: _build(store, result))
+
+
+@pytest.fixture
+def full(backend, tmp_path, template):
+    """A store holding one of everything the chain fingerprints: users, a group, a CRA
+    study with a quantified plate (an excluded well), a clinical study with observations
+    and a grading run, a token, and a signed-off analysis: each test its own copy of the
+    module's template store (chain included; the objects are the detached ones the
+    build returned, which the tests only read)."""
+    with template.copy(backend, tmp_path) as (store, made):
+        yield store, made
 
 
 def _sql(store: Store, *statements: str, drop: tuple[str, ...] = ()) -> None:
