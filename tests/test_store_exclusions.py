@@ -39,6 +39,7 @@ from cytosafe.store import (
 from cytosafe.store.studies import plate_sha256
 from cytosafe.workflows import quantification_settings, run_quantification, store_quantification
 from store_backends import ELISA, STUDY, empty_database_url, seeded
+from store_templates import store_template
 
 postgres_cluster = store_backends.postgres_cluster
 backend = store_backends.backend
@@ -65,12 +66,24 @@ def first_run(table):
     return run_quantification([table])
 
 
-@pytest.fixture
-def stored(store, first_run):
-    """A seeded store with the two-analyte plate quantified (analysis 1, by bob)."""
+def _build(store: Store, first_run):
     seeded(store)
-    analysis = store_quantification(store, first_run, user="bob")
-    return store, analysis
+    return store_quantification(store, first_run, user="bob")
+
+
+@pytest.fixture(scope="module")
+def template(first_run):
+    # The stored quantification (a Parquet blob per table, every measurement) once per backend.
+    return store_template(lambda store: _build(store, first_run))
+
+
+@pytest.fixture
+def stored(backend, tmp_path, template):
+    """A seeded store with the two-analyte plate quantified (analysis 1, by bob): each
+    test its own copy of the module's template store (the analysis object is the
+    detached one the build returned, which the tests only read)."""
+    with template.copy(backend, tmp_path) as (store, analysis):
+        yield store, analysis
 
 
 def _count(store: Store, model) -> int:
