@@ -28,6 +28,7 @@ from cytosafe.store import (
     verify_audit,
 )
 from cytosafe.web import Settings, create_app
+from store_templates import store_template
 
 postgres_cluster = store_backends.postgres_cluster
 backend = store_backends.backend
@@ -729,10 +730,19 @@ def test_the_audit_log_is_for_study_directors(api, who):
     assert client.get("/api/audit/verify", headers=client.auth_headers[who]).status_code == 403
 
 
-def test_audit_verify_is_intact_then_finds_a_changed_table(tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
-    _users(store)
-    with TestClient(create_app(store)) as client:
+@pytest.fixture(scope="module")
+def users_template():
+    # The users (six argon2id hashes, seconds) made once per backend for the tests that
+    # start from a store holding only them, each of which gets its own copy.
+    return store_template(_users)
+
+
+def test_audit_verify_is_intact_then_finds_a_changed_table(tmp_path, users_template):
+    with (
+        users_template.copy("sqlite", tmp_path) as (store, _),
+        # No compute worker process to spawn: nothing is graded.
+        TestClient(create_app(store, settings=Settings(compute_workers=0))) as client,
+    ):
         dora = _sign_in(client, "dora")
         ok = client.get("/api/audit/verify", headers=dora).json()
         assert ok["intact"] is True and ok["broken"] is None and ok["entries"] > 0
@@ -753,7 +763,6 @@ def test_audit_verify_is_intact_then_finds_a_changed_table(tmp_path):
         bad = client.get("/api/audit/verify", headers=dora).json()
         assert bad["intact"] is False
         assert bad["changed"] == [f"analysis {analysis.id} table 'qc'"]
-    store.close()
 
 
 # --- clinical ----------------------------------------------------------------------------
@@ -961,10 +970,12 @@ def test_the_aop_figure_is_svg(api):
 # --- concurrency (SQLite and PostgreSQL) -------------------------------------------------
 
 
-def test_two_concurrent_uploads_to_one_study_lose_nothing(backend, tmp_path):
-    store = store_backends.new_store(backend, tmp_path)
-    _users(store)
-    with TestClient(create_app(store)) as client:
+def test_two_concurrent_uploads_to_one_study_lose_nothing(backend, tmp_path, users_template):
+    with (
+        users_template.copy(backend, tmp_path) as (store, _),
+        # No compute worker process to spawn: uploads are not graded (only observations are).
+        TestClient(create_app(store, settings=Settings(compute_workers=0))) as client,
+    ):
         ana = _sign_in(client, "ana")
         assert client.post("/api/studies", json={"code": STUDY}, headers=ana).status_code == 201
         barrier = threading.Barrier(2)
@@ -991,7 +1002,6 @@ def test_two_concurrent_uploads_to_one_study_lose_nothing(backend, tmp_path):
             "entries"
         ]
         assert sorted(e["details"]["plate"] for e in entries) == ["MSD-05", "MSD-06"]
-    store.close()
 
 
 # --- cytosafe serve ----------------------------------------------------------------------
