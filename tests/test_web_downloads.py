@@ -475,7 +475,7 @@ def test_the_simulation_page_simulates_the_regimens_and_says_simulated(site):
     assert r.status_code == 200, r.text
     body = r.text
     assert body.index('id="result"') < body.index('id="form"')  # the answer first
-    rows = re.findall(r"<tr><td>([^<]+)</td>((?:<td class=\"n\">[^<]*</td>)+)</tr>", body)
+    rows = re.findall(r"<tr><td>([^<]+)</td>((?:<td[^>]*class=\"n\"[^>]*>[^<]*</td>)+)</tr>", body)
     assert [name for name, _ in rows] == ["flat", "step-up"]
     # The same simulation as `cytosafe simulate` runs on the page's regimen file.
     toml = unescape(re.search(r'<pre class="toml">(.*?)</pre>', body, re.DOTALL).group(1))
@@ -484,7 +484,9 @@ def test_the_simulation_page_simulates_the_regimens_and_says_simulated(site):
         (Path(tmp) / "regimen.toml").write_text(toml, encoding="utf-8")
         run = run_regimen_file(Path(tmp) / "regimen.toml", search=False, chunk_size=None)
     peaks = run.result.comparison()["peak_il6_median"].tolist()
-    shown = [float(re.findall(r'<td class="n">([^<]*)</td>', cells)[4]) for _, cells in rows]
+    shown = [
+        float(re.findall(r'<td[^>]*class="n"[^>]*>([^<]*)</td>', cells)[4]) for _, cells in rows
+    ]
     assert shown == pytest.approx([float(f"{p:.3g}") for p in peaks])
     # Labelled SIMULATED: the banner, each section and the figure.
     assert body.count('<span class="badge warn">SIMULATED</span>') == 2
