@@ -72,8 +72,16 @@ def site(tmp_path_factory):
     store.close()
 
 
+_PARSED: dict[str, openpyxl.Workbook] = {}
+
+
 def _workbook(content: bytes) -> openpyxl.Workbook:
-    return openpyxl.load_workbook(io.BytesIO(content))
+    # Parsing the hazard analysis's workbook takes seconds and the tests only read it:
+    # the same bytes, served again (by the API and the page), are parsed once.
+    key = hashlib.sha256(content).hexdigest()
+    if key not in _PARSED:
+        _PARSED[key] = openpyxl.load_workbook(io.BytesIO(content))
+    return _PARSED[key]
 
 
 def _about(wb) -> dict[str, list]:
