@@ -225,3 +225,34 @@ def test_two_compartment_bolus_is_the_biexponential():
     )
     np.testing.assert_allclose(r.concentration, expected, rtol=1e-9)
     assert math.isclose(r.final_state[:4, 0].sum(), dose, rel_tol=1e-10)  # mass balance
+
+
+DOSE_AT_AN_OUTPUT_TIME = {
+    "IV bolus": ("iv", 0.0),
+    "IV infusion": ("iv", 1.0),
+    "SC": ("sc", 0.0),
+}
+
+
+@pytest.mark.parametrize("kernel", ["numpy", "compiled"])
+@pytest.mark.parametrize("name", list(DOSE_AT_AN_OUTPUT_TIME))
+def test_a_dose_at_an_output_time_is_given_once(name, kernel):
+    # np.arange(0, t, 0.1)[3] is 0.30000000000000004: the grid held it beside the dose
+    # time 0.3, both passed the dose test |T - a| < 1e-9, and the dose was given twice.
+    route, hours = DOSE_AT_AN_OUTPUT_TIME[name]
+    pop = sample_population(3, seed=5)
+    dose = 1000.0
+    r = simulate(
+        pop,
+        _schedule([0.3], [dose], [route], [hours]),
+        t_end_h=2.0,
+        output_step_h=0.1,
+        kernel=kernel,
+    )
+    given = dose * (pop["f_sc"] if route == "sc" else 1.0)
+    np.testing.assert_allclose(r.dosed_ug, given, rtol=1e-15)
+    # mass balance: depot + central + peripheral + eliminated is what was given
+    np.testing.assert_allclose(r.final_state[:4].sum(axis=0), given, rtol=1e-10)
+    assert len(r.times_h) == 21
+    if name == "IV bolus":  # the output at the dose time shows the dose once
+        np.testing.assert_allclose(r.concentration[3], dose / pop["v1"], rtol=1e-15)

@@ -349,10 +349,46 @@ def _initial(p: dict, n: int) -> np.ndarray:
     return y
 
 
+#: Times closer than this (hours) are one instant: a dose applies at the grid point within it
+#: and an output time maps to it (``np.arange(0, 1, 0.1)[3]`` is 0.30000000000000004).
+_SAME_TIME_H = 1e-9
+
+
+def _merge_close(pts: np.ndarray) -> np.ndarray:
+    """Sorted ``pts`` without the points within :data:`_SAME_TIME_H` of the last kept one."""
+    pts = np.unique(pts)
+    keep = np.ones(len(pts), dtype=bool)
+    last = -np.inf
+    for i, t in enumerate(pts):
+        if t - last < _SAME_TIME_H:
+            keep[i] = False
+        else:
+            last = t
+    return pts[keep]
+
+
 def _breakpoints(times: np.ndarray, ends: np.ndarray, t_end: float, t_out: np.ndarray):
-    pts = np.concatenate([[0.0], times.ravel(), ends.ravel(), t_out, [t_end]])
-    pts = pts[np.isfinite(pts)]
-    return np.unique(pts[(pts >= 0) & (pts <= t_end)])
+    """The integration grid: the dose starts and ends, ``0``, ``t_end`` and the output times.
+
+    The dose and end times are kept exactly; an output time within :data:`_SAME_TIME_H` of
+    one of them (or of another output time) is dropped, so that no two grid points both
+    pass the dose test ``|T - a| < 1e-9`` (which gave a dose twice) and the output maps to
+    the kept point (``round(t, 9)`` in :func:`simulate`).
+    """
+
+    def inside(x):
+        x = np.asarray(x, dtype=float).ravel()
+        return x[np.isfinite(x) & (x >= 0) & (x <= t_end)]
+
+    fixed = _merge_close(inside(np.concatenate([[0.0], times.ravel(), ends.ravel(), [t_end]])))
+    out = _merge_close(inside(t_out))
+    if len(fixed) and len(out):
+        # the distance to the nearest fixed point: the one after or the one before
+        j = np.searchsorted(fixed, out)
+        after = np.abs(fixed[np.minimum(j, len(fixed) - 1)] - out)
+        before = np.abs(out - fixed[np.maximum(j - 1, 0)])
+        out = out[np.minimum(after, before) >= _SAME_TIME_H]
+    return np.union1d(fixed, out)
 
 
 @dataclass
