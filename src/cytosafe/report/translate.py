@@ -193,6 +193,7 @@ def render_translate_report(
     """Render the simulation report as one self-contained HTML document (``packed``: see
     :func:`cytosafe.report.page.page_scripts`)."""
     from cytosafe import __version__
+    from cytosafe.translate.model import GRADED_LEVELS
 
     res = run.result
     spec = run.spec
@@ -243,7 +244,7 @@ def render_translate_report(
         "same subjects. Integration: exact pharmacokinetic steps (matrix exponential) and "
         "fourth-order Runge-Kutta for the pool and IL-6, over all subjects at once "
         f"(step {spec.dt_hours:g} h; the first step after each dose start cut into pieces from "
-        "1/64 of a step), checked against SciPy solve_ivp.",
+        f"1/{2**GRADED_LEVELS} of a step), checked against SciPy solve_ivp.",
     ]
     pot = run.potency
     context = {
