@@ -100,32 +100,118 @@ def test_report_groups_rows_as_pandas_groupby_does():
         ), key
 
 
-def test_packed_plotly_js_is_kept_on_disk_and_read_back(tmp_path, monkeypatch):
+@pytest.fixture
+def packer(monkeypatch):
+    """The plotly.js packer with its in-process value forgotten before and after, and a
+    count of the packings it runs."""
     from cytosafe.report import page
 
-    monkeypatch.setenv("CYTOSAFE_CACHE_DIR", str(tmp_path))
+    packings = []
+    real = page._pack
+
+    def counting(data):
+        packings.append(len(data))
+        return real(data)
+
+    monkeypatch.setattr(page, "_pack", counting)
     page._plotly_packed.cache_clear()
-    try:
-        first = page._plotly_packed()
-        kept = list(tmp_path.glob("plotly-*.gz.b64"))
-        assert len(kept) == 1 and kept[0].read_text(encoding="ascii") == first
-        assert first == page._pack(page._plotly_js().encode("utf-8"))
-        page._plotly_packed.cache_clear()
-        assert page._plotly_packed() == first
-    finally:
-        page._plotly_packed.cache_clear()
+    yield page, packings
+    page._plotly_packed.cache_clear()
 
 
-def test_no_cache_directory_packs_each_time(tmp_path, monkeypatch):
-    from cytosafe.report import page
+def test_packed_plotly_js_is_kept_on_disk_and_read_back(tmp_path, monkeypatch, packer):
+    page, packings = packer
+    monkeypatch.setenv("CYTOSAFE_CACHE_DIR", str(tmp_path))
+    first = page._plotly_packed()
+    assert len(packings) == 1
+    assert first == page._pack(page._plotly_js().encode("utf-8"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        p.name for p in tmp_path.glob("plotly-*.gz.b64")
+    ]  # one entry and no temp file left behind
+    (kept,) = tmp_path.glob("plotly-*.gz.b64")
+    assert page._read_packed(kept) == first
+    # What is on disk is what a later run embeds: a valid entry planted there is returned.
+    page._write_packed(kept, "PLANTED")
+    page._plotly_packed.cache_clear()
+    packings.clear()
+    assert page._plotly_packed() == "PLANTED" and packings == []
 
+
+@pytest.mark.parametrize("damage", ["empty", "cut", "flipped", "headless"])
+def test_a_damaged_packed_plotly_js_is_ignored_and_repaired(tmp_path, monkeypatch, packer, damage):
+    page, packings = packer
+    monkeypatch.setenv("CYTOSAFE_CACHE_DIR", str(tmp_path))
+    # A small stand-in for the bundle: the test checks the cache, not gzip's speed.
+    monkeypatch.setattr(page, "_plotly_js", lambda: "plotly stand-in " * 200)
+    fresh = page._plotly_packed()
+    (kept,) = tmp_path.glob("plotly-*.gz.b64")
+    data = kept.read_bytes()
+    damaged = {
+        "empty": b"",
+        "cut": data[:100],
+        "flipped": data[:-1] + (b"A" if data[-1:] != b"A" else b"B"),
+        "headless": data.partition(b"\n")[2],
+    }[damage]
+    kept.write_bytes(damaged)
+    page._plotly_packed.cache_clear()
+    packings.clear()
+    assert page._plotly_packed() == fresh
+    assert len(packings) == 1  # packed afresh, not read from the damaged entry
+    assert page._read_packed(kept) == fresh  # and written again
+    assert [p.name for p in tmp_path.iterdir()] == [kept.name]
+
+
+def test_threads_asking_at_once_pack_once(tmp_path, monkeypatch, packer):
+    import threading
+    import time
+
+    page, packings = packer
+    monkeypatch.setenv("CYTOSAFE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(page, "_plotly_js", lambda: "plotly stand-in " * 200)
+    counting = page._pack
+
+    def slow(data):  # widens the window in which the threads overlap
+        time.sleep(0.2)
+        return counting(data)
+
+    monkeypatch.setattr(page, "_pack", slow)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(page._plotly_packed())) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(got) == 4 and len(set(got)) == 1
+    assert len(packings) == 1
+    assert [p.name for p in tmp_path.iterdir()] == [
+        p.name for p in tmp_path.glob("plotly-*.gz.b64")
+    ]
+
+
+def test_no_cache_directory_packs_each_time(tmp_path, monkeypatch, packer, measurements):
+    page, packings = packer
+    from cytosafe.report.qc import render_qc_report
+
+    for name, folder in (("HOME", "home"), ("XDG_CACHE_HOME", "xdg")):
+        (tmp_path / folder).mkdir()
+        monkeypatch.setenv(name, str(tmp_path / folder))
     monkeypatch.setenv("CYTOSAFE_CACHE_DIR", "")
+    monkeypatch.setattr(page, "_plotly_js", lambda: "plotly stand-in " * 200)
     assert page._cache_dir() is None
+    first = page._plotly_packed()
+    page._plotly_packed.cache_clear()
+    assert page._plotly_packed() == first
+    assert len(packings) == 2  # packed by each process (here: after each forgetting)
+    assert page.environment().bytecode_cache is None
+    render_qc_report(quantify(measurements), generated="2026-12-03 18:00 UTC")
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []  # nothing kept anywhere
 
 
 def test_compiled_templates_are_kept_on_disk_and_render_the_same(
     tmp_path, monkeypatch, measurements
 ):
+    import jinja2
+
     from cytosafe.report import page
     from cytosafe.report.qc import render_qc_report
 
@@ -139,9 +225,16 @@ def test_compiled_templates_are_kept_on_disk_and_render_the_same(
     fresh = render()
     monkeypatch.setenv("CYTOSAFE_CACHE_DIR", str(tmp_path))
     assert render() == fresh  # compiles and keeps
-    kept = sorted((tmp_path / "templates").glob("__jinja2_*.cache"))
+    (folder,) = tmp_path.glob("templates-*")
+    kept = sorted(folder.glob("__jinja2_*.cache"))
     assert len(kept) >= 2  # qc.html and the _base.html it extends
-    assert render() == fresh  # reads them back
+    with monkeypatch.context() as m:  # read back: compiling now fails the render
+
+        def no_compile(*args, **kwargs):
+            raise AssertionError("compiled again instead of read from the cache")
+
+        m.setattr(jinja2.Environment, "compile", no_compile)
+        assert render() == fresh
     # A cache that cannot be written (a read-only home) is skipped, never an error.
     for path in kept:
         path.unlink()
@@ -151,7 +244,32 @@ def test_compiled_templates_are_kept_on_disk_and_render_the_same(
 
     monkeypatch.setattr("jinja2.bccache.tempfile.NamedTemporaryFile", refuse)
     assert render() == fresh
-    assert not list((tmp_path / "templates").glob("__jinja2_*.cache"))
+    assert not list(folder.glob("__jinja2_*.cache"))
+
+
+def test_compiled_templates_are_kept_apart_by_the_environments_options(tmp_path, monkeypatch):
+    import jinja2
+
+    import cytosafe
+    from cytosafe.report import page
+
+    monkeypatch.setenv("CYTOSAFE_CACHE_DIR", str(tmp_path))
+    source = "{% if true %}\nyes\n{% endif %}\n"
+
+    def render(**options):
+        env = jinja2.Environment(
+            loader=jinja2.DictLoader({"t.html": source}),
+            bytecode_cache=page._template_cache(options),
+            **options,
+        )
+        return env.get_template("t.html").render()
+
+    assert render(trim_blocks=False) == "\nyes\n"
+    assert render(trim_blocks=True) == "yes\n"  # not the entry compiled without trim_blocks
+    assert render(trim_blocks=False) == "\nyes\n"
+    folders = sorted(p.name for p in tmp_path.glob("templates-*"))
+    assert len(folders) == 2
+    assert all(f"-{cytosafe.__version__}-jinja{jinja2.__version__}-" in f for f in folders)
 
 
 def test_workflows_are_imported_on_first_use():

@@ -20,13 +20,17 @@ template) in one of two forms:
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import gzip
 import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable
+import tempfile
+import threading
+import zlib
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import jinja2
@@ -47,9 +51,11 @@ __all__ = [
 class _TemplateCache(jinja2.FileSystemBytecodeCache):
     """Jinja's compiled templates kept on disk, skipped where the disk refuses them.
 
-    Jinja checks each entry against its template's source (a SHA-1 of the text) and its
-    own version, and writes an entry whole or not at all, so an edited template is
-    compiled again and a concurrent run never reads half an entry.
+    Jinja checks each entry against its template's source (a SHA-1 of the text), its
+    bytecode format and the Python version, and writes an entry whole or not at all, so an
+    edited template is compiled again and a concurrent run never reads half an entry. What
+    Jinja does not check (the environment's options, Jinja's and CytoSafe's versions) is in
+    the folder's name (:func:`_template_cache`).
     """
 
     def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
@@ -59,13 +65,33 @@ class _TemplateCache(jinja2.FileSystemBytecodeCache):
             pass
 
 
-def _template_cache() -> jinja2.BytecodeCache | None:
+#: The options of the report templates' environment (:func:`environment`).
+_ENV_OPTIONS = {
+    "autoescape": True,
+    "undefined": jinja2.StrictUndefined,
+    "trim_blocks": True,
+    "lstrip_blocks": True,
+    "keep_trailing_newline": True,
+}
+
+
+def _template_cache(options: dict[str, object]) -> jinja2.BytecodeCache | None:
     """The compiled templates' cache, under :func:`_cache_dir` (none when it is off or
-    cannot be made): compiling the QC report's templates costs about 0.04 s of CPU a run."""
+    cannot be made): compiling the QC report's templates costs about 0.04 s of CPU a run.
+
+    Jinja keys an entry by the template's name and source only, yet the compiled code also
+    depends on the environment's ``options`` (``trim_blocks`` changes the output) and on
+    the Jinja and CytoSafe versions: the folder is named after all three, so a change of
+    any compiles afresh into a folder of its own.
+    """
+    from cytosafe import __version__
+
     folder = _cache_dir()
     if folder is None:
         return None
-    folder = folder / "templates"
+    shape = repr(sorted((k, repr(v)) for k, v in options.items()))
+    digest = hashlib.sha256(shape.encode()).hexdigest()[:12]
+    folder = folder / f"templates-{__version__}-jinja{jinja2.__version__}-{digest}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
@@ -78,12 +104,8 @@ def environment() -> jinja2.Environment:
     compiled templates are kept in the user's cache directory (:func:`_cache_dir`)."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("cytosafe.report", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        bytecode_cache=_template_cache(),
+        bytecode_cache=_template_cache(_ENV_OPTIONS),
+        **_ENV_OPTIONS,
     )
     env.filters["plural"] = lambda n, word, many=None: (
         f"{n} {word}" if n == 1 else f"{n} {many or word + 's'}"
@@ -185,35 +207,108 @@ def _plotly_js() -> str:
     return get_plotlyjs()
 
 
-@functools.lru_cache(maxsize=1)
+def _once(compute: Callable[[], str]) -> Callable[[], str]:
+    """``compute()`` run once per process however many threads ask at once (the web app's
+    threadpool): :func:`functools.lru_cache` would let each of them compute it.
+    ``cache_clear()`` forgets the value."""
+    lock = threading.Lock()
+    memo: list[str] = []
+
+    @functools.wraps(compute)
+    def get() -> str:
+        if not memo:
+            with lock:
+                if not memo:
+                    memo.append(compute())
+        return memo[0]
+
+    get.cache_clear = memo.clear  # type: ignore[attr-defined]
+    return get
+
+
+#: How :func:`_pack` packs (gzip level 9, mtime 0, base64): raised when it changes, so that
+#: text kept on disk by an older CytoSafe is never read as this one's.
+_PACK_FORMAT = 1
+#: The first line of a packed plotly.js kept on disk: the text's length and SHA-256 follow.
+_PACKED_HEADER = b"cytosafe-packed-plotly"
+
+
+@_once
 def _plotly_packed() -> str:
     """plotly.js packed (:func:`_pack`), from the disk cache when it holds this copy's.
 
     Packing the 4.8 MB bundle at gzip level 9 costs about 0.2 s of CPU, as much as the
     rest of a small report, and gives the same bytes every time: a report file reuses the
     packed text kept under the user's cache directory (:func:`_cache_dir`), keyed by the
-    bundle's path, size and modification time, and packs afresh when there is none.
+    bundle's path, size and modification time, the packing format (:data:`_PACK_FORMAT`)
+    and the zlib library, and packs afresh when there is none. Each entry carries the text's
+    length and SHA-256 (:func:`_read_packed`), so an entry cut short or damaged on disk is
+    never embedded in a report: it is packed afresh and written again.
     """
     source = _plotly_source()
     cached = None
     if source is not None and (folder := _cache_dir()) is not None:
         stat = source.stat()
-        tag = hashlib.sha256(f"{source}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+        key = (
+            f"{source}|{stat.st_size}|{stat.st_mtime_ns}|"
+            f"pack{_PACK_FORMAT}|zlib{zlib.ZLIB_RUNTIME_VERSION}"
+        )
+        tag = hashlib.sha256(key.encode()).hexdigest()
         cached = folder / f"plotly-{tag[:32]}.gz.b64"
-        try:
-            return cached.read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError):
-            pass
+        kept = _read_packed(cached)
+        if kept is not None:
+            return kept
     packed = _pack(_plotly_js().encode("utf-8"))
     if cached is not None:
-        try:  # written whole or not at all: a concurrent reader never sees half of it
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            partial = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
-            partial.write_text(packed, encoding="ascii")
-            os.replace(partial, cached)
-        except OSError:  # a read-only home: pack each time
-            pass
+        _write_packed(cached, packed)
     return packed
+
+
+def _read_packed(path: Path) -> str | None:
+    """The packed text kept at ``path``, or None when it is missing or does not match the
+    length and SHA-256 its header states (cut short, damaged, or not ours)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    header, _, body = data.partition(b"\n")
+    fields = header.split(b" ")
+    if len(fields) != 3 or fields[0] != _PACKED_HEADER:
+        return None
+    if (
+        fields[1] != str(len(body)).encode()
+        or fields[2] != hashlib.sha256(body).hexdigest().encode()
+    ):
+        return None
+    try:
+        return body.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+
+
+def _write_packed(path: Path, packed: str) -> None:
+    """Keep ``packed`` at ``path`` with its header, whole or not at all: written to a temp
+    file of its own in the same folder (threads and processes never share one), flushed
+    to disk, then renamed over ``path``; the temp file is removed when any step fails, and
+    a cache that cannot be written (a read-only home) is skipped."""
+    body = packed.encode("ascii")
+    header = b"%s %d %s\n" % (_PACKED_HEADER, len(body), hashlib.sha256(body).hexdigest().encode())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(header + body)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(partial, path)
+    except BaseException as exc:  # an interrupt too: no temp file is left behind
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        if not isinstance(exc, OSError):
+            raise
 
 
 def _plotly_source() -> Path | None:
