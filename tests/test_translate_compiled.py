@@ -256,3 +256,45 @@ def test_a_dose_at_an_output_time_is_given_once(name, kernel):
     assert len(r.times_h) == 21
     if name == "IV bolus":  # the output at the dose time shows the dose once
         np.testing.assert_allclose(r.concentration[3], dose / pop["v1"], rtol=1e-15)
+
+
+def _extreme(pop, name, value, at):
+    out = {k: v.copy() for k, v in pop.items()}
+    out[name][at] = value
+    return out
+
+
+@pytest.mark.parametrize("kernel", ["numpy", "compiled"])
+def test_a_subject_gets_the_same_numbers_whoever_shares_its_batch(kernel):
+    # The scaling of the matrix exponential was one number for the whole batch (the
+    # largest norm), so a stiff subject (ka = 400 /h) changed the others' rounding: the
+    # population chunks must give the same numbers as one call (population.py).
+    pop = sample_population(8, seed=6)
+    schedule = _schedule([0, 24], [300, 3000], ["sc", "iv"], [0, 1])
+    kw = {"t_end_h": 48, "output_step_h": 2.0, "keep_pool": True, "kernel": kernel}
+    alone = simulate({k: v[:5] for k, v in pop.items()}, schedule, **kw)
+    shared = simulate(_extreme(pop, "ka", 400.0, 7), schedule, **kw)
+    for field in ("concentration", "il6", "pool", "peak_il6", "peak_concentration"):
+        np.testing.assert_array_equal(
+            getattr(shared, field)[..., :5], getattr(alone, field), err_msg=field
+        )
+
+
+@pytest.mark.parametrize("kernel", ["numpy", "compiled"])
+@pytest.mark.parametrize(("name", "value"), [("v1", 1e-320), ("ka", np.inf)])
+def test_a_degenerate_subject_is_nan_and_leaves_the_others_alone(name, value, kernel):
+    # cl / v1 overflows to inf for a subnormal v1, and ka = inf is infinite: the scaling
+    # of the matrix exponential raised OverflowError for the whole population. That
+    # subject's rates have no finite exponential: its concentrations and IL-6 are NaN
+    # after the start, and the other subjects get their own numbers.
+    pop = sample_population(4, seed=7)
+    schedule = _schedule([0, 24], [300, 3000], ["sc", "iv"], [0, 1])
+    kw = {"t_end_h": 48, "output_step_h": 2.0, "kernel": kernel}
+    ref = simulate(pop, schedule, **kw)
+    got = simulate(_extreme(pop, name, value, 2), schedule, **kw)
+    assert np.isnan(got.concentration[1:, 2]).all()
+    assert np.isnan(got.il6[1:, 2]).all()
+    others = [0, 1, 3]
+    np.testing.assert_array_equal(got.concentration[:, others], ref.concentration[:, others])
+    np.testing.assert_array_equal(got.il6[:, others], ref.il6[:, others])
+    np.testing.assert_array_equal(got.peak_il6[:, others], ref.peak_il6[:, others])

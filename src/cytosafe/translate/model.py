@@ -574,18 +574,41 @@ def _use_compiled(kernel: str, n: int) -> bool:
 
 
 def _expm(M: np.ndarray) -> np.ndarray:
-    """``exp(M)`` of a stack ``(n, d, d)``: Taylor series of degree 12 after scaling to a
-    norm of at most 1/4, then squaring (Moler & Van Loan 2003, methods 1 and 3; the
-    truncation is below 0.25^13/13! = 2e-18 relative)."""
-    norm = float(np.abs(M).sum(axis=1).max()) if M.size else 0.0
-    s = max(0, math.ceil(math.log2(norm / 0.25))) if norm > 0.25 else 0
-    A = M / 2.0**s
+    """``exp(M)`` of a stack ``(n, d, d)``: Taylor series of degree 12 after scaling each
+    matrix to a norm of at most 1/4, then squaring it back (Moler & Van Loan 2003, methods
+    1 and 3; the truncation is below 0.25^13/13! = 2e-18 relative).
+
+    Each matrix has its own scaling (its own 1-norm), so its result does not depend on the
+    other matrices of the stack (the population chunks give the same numbers as one call).
+    A matrix with a non-finite entry (a rate that overflowed, e.g. ``cl / v1`` with a
+    subnormal ``v1``) gives NaN for that matrix only.
+    """
+    out = np.empty(M.shape)
+    if not M.size:
+        return out
+    norm = np.abs(M).sum(axis=-2).max(axis=-1)  # the 1-norm: largest column sum
+    ok = np.isfinite(norm)
+    out[~ok] = np.nan
+    if not ok.any():
+        return out
+    Mk = M[ok]
+    norm = norm[ok]
+    # s = ceil(log2(norm / 0.25)) exactly, also for norms near the largest float:
+    # norm / 0.25 = m 2^e with 0.5 <= m < 1, and m = 0.5 is the exact power 2^(e - 1).
+    m, e = np.frexp(norm / 0.25)
+    s = np.where(norm > 0.25, e - (m == 0.5), 0).astype(np.int64)
+    A = np.ldexp(Mk, -s[:, None, None])
     eye = np.eye(M.shape[-1])
-    out = eye + A / 12.0
+    e = eye + A / 12.0
     for k in range(11, 0, -1):
-        out = eye + (A @ out) / k
-    for _ in range(s):
-        out = out @ out
+        e = eye + (A @ e) / k
+    for k in range(int(s.max())):
+        sq = s > k
+        if sq.all():
+            e = e @ e
+        else:
+            e[sq] = e[sq] @ e[sq]
+    out[ok] = e
     return out
 
 
@@ -606,10 +629,12 @@ def _pk_propagators(p: dict, settings: ModelSettings, lengths: np.ndarray, level
     eliminated) and per unit rate (to central, peripheral, eliminated).
     """
     n = p["v1"].shape[0]
-    k10 = p["cl"] / p["v1"]
     two = settings.compartments == 2
-    k12 = p["q"] / p["v1"] if two else np.zeros(n)
-    k21 = p["q"] / p["v2"] if two else np.zeros(n)
+    # A degenerate subject (e.g. a subnormal v1) overflows here; _expm gives it NaN.
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        k10 = p["cl"] / p["v1"]
+        k12 = p["q"] / p["v1"] if two else np.zeros(n)
+        k21 = p["q"] / p["v2"] if two else np.zeros(n)
     K = np.zeros((n, 5, 5))
     K[:, 0, 0] = -p["ka"]
     K[:, 1, 0] = p["ka"]
