@@ -29,8 +29,9 @@ from cytosafe.store import (
     sign_off,
     verify_audit,
 )
-from cytosafe.web import create_app
+from cytosafe.web import Settings, create_app
 from cytosafe.workflows import run_quantification, store_quantification
+from store_templates import store_template
 
 postgres_cluster = store_backends.postgres_cluster
 
@@ -82,14 +83,27 @@ def _excluded(store: Store) -> set[tuple[str, str, str | None]]:
 # --- the REST API ---------------------------------------------------------------------------
 
 
+# Exclusions and quantifications grade nothing: no compute worker process to spawn.
+NOTHING_GRADED = Settings(compute_workers=0)
+
+
+@pytest.fixture(scope="module")
+def users_template():
+    # The users (argon2id hashes, seconds) made once per backend; each fixture that
+    # starts from them gets its own copy of the store.
+    return store_template(_users)
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def api(request, tmp_path_factory):
     """Study EX-1 (lab-a) with plate MSD-01 uploaded through the API; tokens per user."""
     if request.param == "postgresql":
         request.getfixturevalue("postgres_cluster")
-    store = store_backends.new_store(request.param, tmp_path_factory.mktemp("api"))
-    _users(store)
-    with TestClient(create_app(store)) as client:
+    users = request.getfixturevalue("users_template")
+    with (
+        users.copy(request.param, tmp_path_factory.mktemp("api")) as (store, _),
+        TestClient(create_app(store, settings=NOTHING_GRADED)) as client,
+    ):
         auth = {}
         for name in USERS:
             r = client.post("/api/token", data={"username": name, "password": PASSWORD})
@@ -99,7 +113,6 @@ def api(request, tmp_path_factory):
         r = client.post(f"/api/studies/{STUDY}/plates", files=_upload(), headers=auth["ana"])
         assert r.status_code == 201, r.text
         yield client, store, auth
-    store.close()
 
 
 def _wells(*items: tuple) -> dict:
@@ -248,13 +261,13 @@ class _Browser:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def site(tmp_path_factory, users_template):
     """Study EX-1 (lab-a), MSD-01 uploaded and quantified through the pages, with every
     option left at the vendor convention."""
-    store = Store(f"sqlite:///{tmp_path_factory.mktemp('pages') / 'store.sqlite3'}")
-    _users(store)
-    app = create_app(store)
-    with TestClient(app):
+    with (
+        users_template.copy("sqlite", tmp_path_factory.mktemp("pages")) as (store, _),
+        TestClient(app := create_app(store, settings=NOTHING_GRADED)),
+    ):
         users = {name: _Browser(app, name) for name in ("ana", "vic", "dora")}
         ana = users["ana"]
         r = ana.post("/studies", {"code": STUDY, "group": "lab-a"})
@@ -266,7 +279,6 @@ def site(tmp_path_factory):
         first = int(r.headers["location"].rsplit("/", 1)[1])
         app.state.jobs.wait(first, timeout=600)
         yield app, store, users, first
-    store.close()
 
 
 def _standards(browser: _Browser, analysis: int) -> pd.DataFrame:
