@@ -22,6 +22,7 @@ from cytosafe.store import Analysis, Measurement, Plate, Store, add_to_group, cr
 from cytosafe.web import create_app
 from cytosafe.web.pages import COOKIE
 from live_server import serve_app
+from store_templates import store_template
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -94,13 +95,18 @@ class _Browser:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    store = Store(f"sqlite:///{tmp_path_factory.mktemp('pages') / 'store.sqlite3'}")
-    _users(store)
-    app = create_app(store)
-    with TestClient(app):
-        yield app, store, {name: _Browser(app, name) for name in USERS}
-    store.close()
+def users_template():
+    # The users (five argon2id hashes, seconds) made once; the pages' store and each live
+    # server's store start from their own copy.
+    return store_template(_users)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, users_template):
+    with users_template.copy("sqlite", tmp_path_factory.mktemp("pages")) as (store, _):
+        app = create_app(store)
+        with TestClient(app):
+            yield app, store, {name: _Browser(app, name) for name in USERS}
 
 
 @pytest.fixture(scope="module")
@@ -800,14 +806,11 @@ def test_the_dockerfile_installs_the_package_and_serves_on_all_addresses():
 
 
 @pytest.fixture
-def live_server(tmp_path):
-
-    store = Store(f"sqlite:///{tmp_path / 'live.sqlite3'}")
-    _users(store)
-    base, stop = serve_app(create_app(store))
-    yield base
-    stop()
-    store.close()
+def live_server(tmp_path, users_template):
+    with users_template.copy("sqlite", tmp_path, "live.sqlite3") as (store, _):
+        base, stop = serve_app(create_app(store))
+        yield base
+        stop()
 
 
 def test_a_scientist_quantifies_the_example_plates_in_chromium(live_server, tmp_path):
