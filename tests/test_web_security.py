@@ -62,7 +62,8 @@ def site(tmp_path_factory):
     plate_MSD-02.csv) and quantified, so that it has a report."""
     store = Store(f"sqlite:///{tmp_path_factory.mktemp('sec') / 'store.sqlite3'}")
     _users(store)
-    with TestClient(create_app(store)) as client:
+    # No compute worker process to spawn: nothing here is graded.
+    with TestClient(create_app(store, settings=Settings(compute_workers=0))) as client:
         auth = {name: _sign_in(client, name) for name in USERS}
         client.auth_headers = auth
         r = client.post("/api/studies", json={"code": STUDY, "group": "lab-a"}, headers=auth["ana"])
