@@ -9,7 +9,8 @@ import pytest
 
 from cytosafe.errors import InputError
 from cytosafe.io import read
-from cytosafe.io.samples import annotate, check_map_plates
+from cytosafe.io.registry import FORMATS, READER_MODULES, READERS
+from cytosafe.io.samples import annotate, check_map_plates, read_sample_map
 from cytosafe.quantification import load_measurements
 
 STUDY = Path(__file__).resolve().parents[1] / "examples" / "cra-study" / "msd"
@@ -48,3 +49,21 @@ def test_a_map_without_plate_ids_needs_no_plate_check():
     check_map_plates(first, ["MSD-01"])  # nothing to check: does not raise
     table = annotate(read(PLATES[0]), first)
     assert table["donor_id"].notna().sum() > 0
+
+
+def test_a_map_is_prepared_once_and_again_when_it_changes():
+    # The study's map is prepared once for all its exports (issue 16, item 4); a map
+    # changed in place between two reads is checked again, with the same error as fresh.
+    smap = read_sample_map(MAP)
+    first = read(PLATES[0], sample_map=smap)
+    again = read(PLATES[0], sample_map=smap)
+    pd.testing.assert_frame_equal(first, again)
+    smap.loc[smap.index[1], "sample_id"] = smap["sample_id"].iloc[0]
+    with pytest.raises(InputError, match="appears more than once") as info:
+        read(PLATES[0], sample_map=smap)
+    assert "row 3" in str(info.value)
+
+
+def test_the_registry_names_each_reader_module_by_its_name():
+    assert FORMATS == tuple(m.NAME for m in READER_MODULES) == tuple(READERS)
+    assert [READERS[name].NAME for name in FORMATS] == list(FORMATS)

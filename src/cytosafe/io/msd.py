@@ -345,6 +345,12 @@ def _norm(text: str) -> str:
 
 
 def _is_header(record: _Record) -> bool:
+    # A cell that normalises to "signal" holds that word as lowercase text, so a line
+    # without all three words is no header: most lines are refused without normalising
+    # each cell (issue 16, item 4: this test runs on every line of every export).
+    text = "\n".join(record.cells).lower()
+    if "signal" not in text or "well" not in text or "sample" not in text:
+        return False
     names = {_norm(c) for c in record.cells}
     return {"sample", "well", "signal"} <= names
 

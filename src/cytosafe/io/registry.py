@@ -2,7 +2,7 @@
 
 Each reader is a module that follows the contract of :mod:`cytosafe.io.reader`
 (``NAME``, ``DESCRIPTION``, ``sniff``, ``parse`` and, where the layout has one, ``write``).
-Registering a reader is one line: add its module to :data:`READER_MODULES`. The order of
+Registering a reader is one line: add its name to :data:`FORMATS`. The order of
 that tuple is the order in which :func:`detect_format` asks the readers' ``sniff``:
 
 1. ``bioplex`` -- a BIFF8 ``.xls`` (the only ``.xls`` export supported), or an ``.xlsx``
@@ -25,33 +25,65 @@ to :func:`cytosafe.io.asm.read_asm_plate`, anything else is a reader matrix for
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 
 import pandas as pd
 
 from cytosafe.errors import InputError
-from cytosafe.io import asm, bioplex, msd, platemap, tidy, xponent
 from cytosafe.io.reader import Probe, finish
 
 __all__ = [
     "FORMATS",
     "READERS",
-    "READER_MODULES",
+    "READER_MODULES",  # noqa: F822 -- made by the module's __getattr__, on first use
     "detect_format",
     "get_reader",
     "read",
     "read_plate",
 ]
 
-#: The reader modules, in the order :func:`detect_format` asks them.
-READER_MODULES: tuple[ModuleType, ...] = (bioplex, xponent, msd, asm, tidy)
+#: The names of the single-file formats :func:`read` takes, in the order
+#: :func:`detect_format` asks their readers; each is the reader module
+#: ``cytosafe.io.<name>``, whose ``NAME`` it is.
+FORMATS: tuple[str, ...] = ("bioplex", "xponent", "msd", "asm", "tidy")
 
-#: Reader name -> module.
-READERS: dict[str, ModuleType] = {m.NAME: m for m in READER_MODULES}
 
-#: The names of the single-file formats :func:`read` takes.
-FORMATS: tuple[str, ...] = tuple(READERS)
+def _module(name: str) -> ModuleType:
+    # Imported on first use: a run reading MSD exports never loads the ASM or tidy reader
+    # (issue 16, item 4: importing all five cost ~0.04 s of every quantification).
+    return importlib.import_module(f"cytosafe.io.{name}")
+
+
+class _Readers(Mapping[str, ModuleType]):
+    """Reader name -> module, each module imported when it is first looked up."""
+
+    def __getitem__(self, name: str) -> ModuleType:
+        if name not in FORMATS:
+            raise KeyError(name)
+        return _module(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(FORMATS)
+
+    def __len__(self) -> int:
+        return len(FORMATS)
+
+    def __repr__(self) -> str:
+        return f"READERS({', '.join(FORMATS)})"
+
+
+#: Reader name -> module (a read-only mapping in the order of :data:`FORMATS`).
+READERS: Mapping[str, ModuleType] = _Readers()
+
+
+def __getattr__(name: str):
+    # READER_MODULES, the tuple of all five modules, imports them when it is asked for.
+    if name == "READER_MODULES":
+        return tuple(_module(n) for n in FORMATS)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_reader(name: str) -> ModuleType:
@@ -67,7 +99,7 @@ def get_reader(name: str) -> ModuleType:
 def detect_format(path: str | Path) -> str:
     """Recognise an export from its content: the ``NAME`` of the first reader that sniffs it.
 
-    The readers are asked in the order of :data:`READER_MODULES` (see the module notes);
+    The readers are asked in the order of :data:`FORMATS` (see the module notes);
     the file's name and extension are not used, so a renamed export is still recognised.
 
     Raises
@@ -77,14 +109,15 @@ def detect_format(path: str | Path) -> str:
         reader recognises the content.
     """
     probe = Probe.of(path)
-    for reader in READER_MODULES:
+    for name in FORMATS:
+        reader = READERS[name]
         if reader.sniff(probe):
             return reader.NAME
     raise InputError(
         "the file is not a format CytoSafe recognises",
         file=str(path),
         expected="one of: "
-        + "; ".join(f"{m.NAME} ({m.DESCRIPTION})" for m in READER_MODULES)
+        + "; ".join(f"{m.NAME} ({m.DESCRIPTION})" for m in READERS.values())
         + " (plate maps with reader matrices or plate-reader exports are read with "
         "read_plate / --plate-map)",
     )
@@ -188,6 +221,8 @@ def read_plate(
     >>> table = read_plate("plate_map.csv", "il6_softmax.txt", study_id="CRA-01",
     ...                    analyte="IL-6", wavelength=450, reference_wavelength=570)  # doctest: +SKIP
     """
+    from cytosafe.io import asm, platemap
+
     if vendor is not None or asm.export_kind(matrix) is not None:
         return asm.read_asm_plate(
             plate_map,

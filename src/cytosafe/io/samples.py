@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -194,19 +195,51 @@ def _check_numbers(smap: pd.DataFrame, source: str | None) -> None:
                 )
 
 
-def join_sample_map(
-    measurements: pd.DataFrame, sample_map: pd.DataFrame | str | Path, *, source: str | None = None
-) -> pd.DataFrame:
-    """:func:`annotate`'s join, without validating the result.
+#: id(sample map) -> (a weak reference to it, its fingerprint, the source named, what
+#: :func:`_prepare_map` made of it): a study's map is prepared once, not once per export
+#: (issue 16, item 4). A DataFrame is not hashable, hence its id; the entry goes with the map.
+_PREPARED: dict[int, tuple] = {}
 
-    For :func:`cytosafe.io.reader.finish`, which validates once after the join, so that a
-    map can supply what a reader's raw table lacks (a standard's concentration). The keys of
-    the measurement table are compared as the schema writes them (wells as ``A01``).
-    """
-    if not isinstance(sample_map, pd.DataFrame):
-        sample_map = read_sample_map(sample_map)
+
+def _fingerprint(sample_map: pd.DataFrame) -> tuple | None:
+    """The map's columns and a hash of its cells, so that a map changed in place between two
+    joins is prepared again; ``None`` (do not cache) for cells pandas cannot hash."""
+    try:
+        cells = pd.util.hash_pandas_object(sample_map, index=True, categorize=False)
+        cells = cells.to_numpy().tobytes()
+    except (TypeError, ValueError):
+        return None
+    return (tuple(map(str, sample_map.columns)), cells)
+
+
+def _prepared_map(
+    sample_map: pd.DataFrame, source: str | None
+) -> tuple[pd.DataFrame, str, list[str], list[str]]:
+    """:func:`_prepare_map`, once per map object and source (the same result, or error)."""
+    stamp = _fingerprint(sample_map)
+    cached = _PREPARED.get(id(sample_map)) if stamp is not None else None
+    if (
+        cached is not None
+        and cached[0]() is sample_map
+        and cached[1] == stamp
+        and cached[2] == source
+    ):
+        return cached[3]
+    prepared = _prepare_map(sample_map, source)
+    if stamp is not None:
+        if id(sample_map) not in _PREPARED:
+            weakref.finalize(sample_map, _PREPARED.pop, id(sample_map), None)
+        _PREPARED[id(sample_map)] = (weakref.ref(sample_map), stamp, source, prepared)
+    return prepared
+
+
+def _prepare_map(
+    sample_map: pd.DataFrame, source: str | None
+) -> tuple[pd.DataFrame, str, list[str], list[str]]:
+    """The map as :func:`join_sample_map` joins it: its key column, keys (with ``plate_id``),
+    other columns, and its checks (empty or duplicate keys, wells, numbers); the prepared
+    copy is never changed afterwards."""
     smap = sample_map.copy()
-    source = source or smap.attrs.get("source")
     if "_map_row" not in smap.columns:
         smap["_map_row"] = np.arange(len(smap)) + 2
     if "sample_id" in smap.columns:
@@ -249,6 +282,23 @@ def join_sample_map(
             field=key,
             expected="one row per " + " x ".join(keys),
         )
+
+    return smap, key, keys, unknown
+
+
+def join_sample_map(
+    measurements: pd.DataFrame, sample_map: pd.DataFrame | str | Path, *, source: str | None = None
+) -> pd.DataFrame:
+    """:func:`annotate`'s join, without validating the result.
+
+    For :func:`cytosafe.io.reader.finish`, which validates once after the join, so that a
+    map can supply what a reader's raw table lacks (a standard's concentration). The keys of
+    the measurement table are compared as the schema writes them (wells as ``A01``).
+    """
+    if not isinstance(sample_map, pd.DataFrame):
+        sample_map = read_sample_map(sample_map)
+    source = source or sample_map.attrs.get("source")
+    smap, key, keys, unknown = _prepared_map(sample_map, source)
 
     meas = measurements.copy()
     meas_keys = _measurement_keys(meas, keys)
