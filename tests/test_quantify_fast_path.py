@@ -310,3 +310,26 @@ def test_the_io_package_imports_a_reader_on_first_use():
         "try:\n    io.nothing\nexcept AttributeError:\n    pass\nelse:\n    raise SystemExit(1)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_reading_an_msd_export_imports_no_other_reader():
+    code = (
+        "import sys\n"
+        "from cytosafe.io.registry import READERS, read\n"
+        f"read({str(PLATE)!r})\n"
+        "assert 'cytosafe.io.asm' not in sys.modules and 'cytosafe.io.tidy' not in sys.modules\n"
+        "assert list(READERS) == ['bioplex', 'xponent', 'msd', 'asm', 'tidy']\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_the_version_is_the_installed_distributions_read_on_first_use():
+    code = (
+        "import sys, cytosafe\n"
+        "assert 'importlib.metadata' not in sys.modules, 'importlib.metadata was imported'\n"
+        "found = cytosafe.__version__\n"
+        "from importlib.metadata import version\n"
+        "assert found == version('cytosafe') == cytosafe.__version__, found\n"
+        "assert '__version__' in dir(cytosafe)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

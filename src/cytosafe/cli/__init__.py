@@ -42,7 +42,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cytosafe import __version__
+import cytosafe
 from cytosafe.cli import (
     analyze,
     aop,
@@ -73,7 +73,7 @@ app = typer.Typer(
 
 def _show_version(value: bool) -> None:
     if value:
-        typer.echo(f"cytosafe {__version__}")
+        typer.echo(f"cytosafe {cytosafe.__version__}")
         raise typer.Exit()
 
 
