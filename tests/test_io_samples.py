@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -67,3 +68,13 @@ def test_a_map_is_prepared_once_and_again_when_it_changes():
 def test_the_registry_names_each_reader_module_by_its_name():
     assert FORMATS == tuple(m.NAME for m in READER_MODULES) == tuple(READERS)
     assert [READERS[name].NAME for name in FORMATS] == list(FORMATS)
+
+
+def test_a_blank_map_cell_supplies_nothing_as_an_empty_one():
+    blank, empty = read_sample_map(MAP), read_sample_map(MAP)
+    row = blank.index[blank["plate_id"] == "MSD-01"][0]
+    blank.loc[row, "treatment"], empty.loc[row, "treatment"] = "   ", np.nan
+    with_blank, with_empty = read(PLATES[0], sample_map=blank), read(PLATES[0], sample_map=empty)
+    pd.testing.assert_frame_equal(with_blank, with_empty)
+    full = read(PLATES[0], sample_map=MAP)
+    assert not with_blank["treatment"].equals(full["treatment"])

@@ -212,9 +212,7 @@ def _fingerprint(sample_map: pd.DataFrame) -> tuple | None:
     return (tuple(map(str, sample_map.columns)), cells)
 
 
-def _prepared_map(
-    sample_map: pd.DataFrame, source: str | None
-) -> tuple[pd.DataFrame, str, list[str], list[str]]:
+def _prepared_map(sample_map: pd.DataFrame, source: str | None) -> tuple:
     """:func:`_prepare_map`, once per map object and source (the same result, or error)."""
     stamp = _fingerprint(sample_map)
     cached = _PREPARED.get(id(sample_map)) if stamp is not None else None
@@ -235,10 +233,11 @@ def _prepared_map(
 
 def _prepare_map(
     sample_map: pd.DataFrame, source: str | None
-) -> tuple[pd.DataFrame, str, list[str], list[str]]:
-    """The map as :func:`join_sample_map` joins it: its key column, keys (with ``plate_id``),
-    other columns, and its checks (empty or duplicate keys, wells, numbers); the prepared
-    copy is never changed afterwards."""
+) -> tuple[pd.DataFrame, str, list[str], pd.DataFrame, list[str], list[str]]:
+    """The map as :func:`join_sample_map` joins it, after its checks (empty or duplicate
+    keys, wells, numbers): the checked copy, its key column, keys (with ``plate_id``), the
+    frame merged onto an export (keys, values, other columns, ``_map_row``), and the names
+    of the value and other columns. Nothing returned is changed afterwards."""
     smap = sample_map.copy()
     if "_map_row" not in smap.columns:
         smap["_map_row"] = np.arange(len(smap)) + 2
@@ -283,7 +282,19 @@ def _prepare_map(
             expected="one row per " + " x ".join(keys),
         )
 
-    return smap, key, keys, unknown
+    values = [c for c in smap.columns if c in MAP_VALUE_COLUMNS]
+    extra = [c for c in unknown if c != "_map_row"]
+    # What the join merges: a text cell that is empty or blank supplies nothing, so it is
+    # NaN here, found once for the study instead of once per export and column.
+    right = smap[[*keys, *values, *extra, "_map_row"]].copy()
+    for col in [*values, *extra]:
+        if right[col].dtype != object:
+            continue  # a number, flag or date is never blank text
+        cells = right[col].to_numpy(dtype=object, copy=True)
+        blank = ~(pd.notna(cells) & (right[col].astype(str).str.strip() != "").to_numpy())
+        cells[blank] = np.nan
+        right[col] = cells
+    return smap, key, keys, right, values, extra
 
 
 def join_sample_map(
@@ -298,7 +309,7 @@ def join_sample_map(
     if not isinstance(sample_map, pd.DataFrame):
         sample_map = read_sample_map(sample_map)
     source = source or sample_map.attrs.get("source")
-    smap, key, keys, unknown = _prepared_map(sample_map, source)
+    smap, key, keys, right, values, extra = _prepared_map(sample_map, source)
 
     meas = measurements.copy()
     meas_keys = _measurement_keys(meas, keys)
@@ -321,9 +332,7 @@ def join_sample_map(
                 field=key,
             )
 
-    values = [c for c in smap.columns if c in MAP_VALUE_COLUMNS]
-    extra = [c for c in unknown if c != "_map_row"]
-    joined = meas_keys.merge(smap[[*keys, *values, *extra, "_map_row"]], on=keys, how="left")
+    joined = meas_keys.merge(right, on=keys, how="left")
     found = joined["_map_row"].notna().to_numpy()
     needs = (
         meas["sample_type"]
@@ -349,9 +358,7 @@ def join_sample_map(
         )
     for col in [*values, *extra]:
         mapped = joined[col].to_numpy()
-        has = (
-            found & pd.notna(mapped) & (pd.Series(mapped).astype(str).str.strip() != "").to_numpy()
-        )
+        has = found & pd.notna(mapped)  # blank text is NaN in the prepared map
         if col not in meas.columns:
             meas[col] = np.nan
         base = meas[col].astype(object).to_numpy(copy=True)
