@@ -525,6 +525,7 @@ def _rows(section: _Section, file: str, stem: str, factor: float) -> list[_Row]:
             expected="a header with Sample, Assay, Well and Signal",
         )
     out: list[_Row] = []
+    wells: dict[str, str] = {}  # well as written -> as the schema writes it (a pure function)
     for record in section.rows:
         cells = record.cells
         well_text = cells[columns["well"]] if columns["well"] < len(cells) else ""
@@ -549,7 +550,9 @@ def _rows(section: _Section, file: str, stem: str, factor: float) -> list[_Row]:
         def cell(key: str, cells: list[str] = cells) -> str:
             return cells[columns[key]] if key in columns else ""
 
-        well = normalize_well(well_text, **where)
+        well = wells.get(well_text)
+        if well is None:
+            well = wells[well_text] = normalize_well(well_text, **where)
         where["well"] = well
         plate = cell("plate") or section.plate or stem
         if "plate" in columns and not cell("plate"):
@@ -668,7 +671,7 @@ def _replicates(
             "p": plates,
             "a": assays,
             "s": samples,
-            "pos": [well_index(w)[0] * 100 + well_index(w)[1] for w in wells],
+            "pos": [row * 100 + col for row, col in map(well_index, wells)],
         }
     )
     return frame.groupby(["p", "a", "s"], sort=False)["pos"].rank(method="first").to_numpy(int)
