@@ -79,7 +79,8 @@ class StoreTemplate:
         self._built: dict[str, tuple[str, Any]] = {}  # backend -> (file or database, made)
 
     def _template(self, backend: str) -> tuple[str, Any]:
-        if backend not in self._built:
+        key = backend if backend == "sqlite" else f"{backend}@{get_cluster().root}"
+        if key not in self._built:  # (a new cluster, should one start, has no template)
             if backend == "sqlite":
                 folder = Path(tempfile.mkdtemp(prefix="cytosafe-template-"))
                 atexit.register(shutil.rmtree, folder, True)
@@ -96,8 +97,8 @@ class StoreTemplate:
                 store.close()  # every connection released: the copy is complete
             if backend == "sqlite":
                 _checkpointed(Path(where))
-            self._built[backend] = (where, made)
-        return self._built[backend]
+            self._built[key] = (where, made)
+        return self._built[key]
 
     @contextmanager
     def copy(
@@ -115,14 +116,14 @@ class StoreTemplate:
             finally:
                 store.close()
             return
-        name = f"{where}_copy_{next(_NUMBERS)}"
-        _admin(f'CREATE DATABASE "{name}" TEMPLATE "{where}" STRATEGY FILE_COPY')
-        store = Store(get_cluster().url(name))
+        database = f"{where}_copy_{next(_NUMBERS)}"
+        _admin(f'CREATE DATABASE "{database}" TEMPLATE "{where}" STRATEGY FILE_COPY')
+        store = Store(get_cluster().url(database))
         try:
             yield store, made
         finally:
             store.close()
-            _admin(f'DROP DATABASE "{name}" WITH (FORCE)')
+            _admin(f'DROP DATABASE "{database}" WITH (FORCE)')
 
 
 def store_template(build: Callable[[Store], Any]) -> StoreTemplate:
