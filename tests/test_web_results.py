@@ -28,10 +28,11 @@ from test_web_pages import (
     hazard_analysis,
     quantified,
     site,
+    users_template,
 )
 
 #: The fixtures of tests/test_web_pages.py this module uses (pytest finds them by name).
-FIXTURES = (site, quantified, hazard_analysis)
+FIXTURES = (site, quantified, hazard_analysis, users_template)
 
 #: Words and marks a reader must never see on a results page.
 REPRS = (r"\bNaT\b", r"\bFalse\b", r"\bTrue\b", r"\bNone\b", r"\bnan\b", r"\[\'", r"\{\'")

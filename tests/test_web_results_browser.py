@@ -16,10 +16,18 @@ import httpx
 import pytest
 
 from cytosafe.report.hazard import CHROMIUM, CHROMIUM_ARGS
-from test_web_pages import MSD, OBSERVATIONS, PASSWORD, STUDY_FILE, _sample_map, live_server
+from test_web_pages import (
+    MSD,
+    OBSERVATIONS,
+    PASSWORD,
+    STUDY_FILE,
+    _sample_map,
+    live_server,
+    users_template,
+)
 
-#: The fixture of tests/test_web_pages.py this module uses (pytest finds it by name).
-FIXTURES = (live_server,)
+#: The fixtures of tests/test_web_pages.py this module uses (pytest finds them by name).
+FIXTURES = (live_server, users_template)
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 WIDTHS = {"desktop": (1440, 900), "phone": (390, 844)}
 

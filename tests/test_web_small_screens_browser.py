@@ -24,10 +24,10 @@ import pytest
 
 from cytosafe.report.hazard import CHROMIUM, CHROMIUM_ARGS
 from cytosafe.web.offline_docs import DOCS_ASSETS
-from test_web_pages import MSD, PASSWORD, _sample_map, live_server
+from test_web_pages import MSD, PASSWORD, _sample_map, live_server, users_template
 
-#: The fixture of tests/test_web_pages.py this module uses (pytest finds it by name).
-FIXTURES = (live_server,)
+#: The fixtures of tests/test_web_pages.py this module uses (pytest finds them by name).
+FIXTURES = (live_server, users_template)
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 PHONE = (390, 844)
 PAGES = ("/studies", "/assays", "/aop", "/account")

@@ -18,6 +18,7 @@ from cytosafe.store import load_measurements, sign_off, verify_audit
 from test_web_pages import MSD, PASSWORD, STUDY_FILE, _flash, _sample_map
 
 site = web_pages.site  # the pages' site: users of two groups, one app and store
+users_template = web_pages.users_template  # the users' template store the site copies
 
 
 def _export(name: str = "MSD-01") -> tuple[str, tuple[str, bytes, str]]:
