@@ -77,6 +77,7 @@ test: lint
 # min/median of 3 runs, parity, peak memory); then the end-to-end and service benchmarks.
 bench: setup
 	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/bench_quantify.py
 	$(BIN)/python benchmarks/bench_real_exports.py
 	$(BIN)/python benchmarks/bench_analyze.py
 	$(BIN)/python benchmarks/bench_api.py
