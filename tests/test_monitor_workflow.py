@@ -6,8 +6,6 @@ stdout as JSON lines and to a webhook (retries with backoff, a timeout; a stub s
 from __future__ import annotations
 
 import json
-import threading
-import time
 
 import httpx
 import pandas as pd
@@ -27,7 +25,7 @@ from cytosafe.workflows.monitor import (
     post_alerts,
     run_monitor,
 )
-from live_server import free_port
+from live_server import free_port, serve_app
 
 runner = CliRunner()
 COLS = ["patient_id", "time", "item", "value", "unit"]
@@ -44,21 +42,6 @@ DAY0 = [
     ("P2", "2024-05-01T10:00:00Z", "infusion", "axi-cel", ""),
 ]
 FEVER = ("P1", "2024-05-02T08:00:00Z", "temperature", "38.6", "C")
-
-
-def _serve(app_: FastAPI):
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app_, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(400):
-        if server.started:
-            break
-        time.sleep(0.05)
-    assert server.started
-    return server, thread, f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture
@@ -192,7 +175,7 @@ def test_the_fhir_server_is_polled_with_last_updated():
              effectiveDateTime="2024-05-01T08:00:00Z"),
         _temp(2, "2024-05-01T12:00:00Z", 37.0, "2024-05-01T12:01:00Z"),
     ]  # fmt: skip
-    server, thread, base = _serve(stub)
+    base, stop = serve_app(stub, log_level="error")
     try:
         src = FHIRServerSource(f"{base}/fhir", product="SIM-CEL")
         run = MonitorRun(Monitor(), src)
@@ -214,8 +197,7 @@ def test_the_fhir_server_is_polled_with_last_updated():
         assert update.late == ["P1"] and run.monitor.patients["P1"].grade["astct2019"] == 0
         assert update.revised_from["P1"] == pd.Timestamp("2024-05-02T06:00:00")
     finally:
-        server.should_exit = True
-        thread.join(10)
+        stop()
 
 
 def test_a_resource_stamped_with_the_instant_last_seen_is_read_once():
@@ -231,7 +213,7 @@ def test_a_resource_stamped_with_the_instant_last_seen_is_read_once():
     first = _temp(2, "2024-05-01T12:00:00Z", 37.0, same)
     first["meta"]["versionId"] = "1"
     stub.state.resources += [infusion, first]
-    server, thread, base = _serve(stub)
+    base, stop = serve_app(stub, log_level="error")
     try:
         src = FHIRServerSource(f"{base}/fhir", product="SIM-CEL")
         run = MonitorRun(Monitor(), src)
@@ -256,8 +238,7 @@ def test_a_resource_stamped_with_the_instant_last_seen_is_read_once():
         assert run.step() is None
         assert all(since == f"ge{same}" for _, since in stub.state.queries[2:])
     finally:
-        server.should_exit = True
-        thread.join(10)
+        stop()
 
 
 def _webhook_stub(fail_first: int, delay: float = 0.0):
@@ -284,7 +265,7 @@ def _webhook_stub(fail_first: int, delay: float = 0.0):
 
 def test_the_webhook_is_retried_with_backoff_until_it_answers():
     stub = _webhook_stub(fail_first=2)
-    server, thread, base = _serve(stub)
+    base, stop = serve_app(stub, log_level="error")
     waits = []
     try:
         alerts = [{"patient_id": "P1", "kind": "vital_sign", "reason": "fever"}]
@@ -293,21 +274,19 @@ def test_the_webhook_is_retried_with_backoff_until_it_answers():
         body = stub.state.received[0]
         assert body["alerts"] == alerts and body["note"] == ALERT_DISCLAIMER
     finally:
-        server.should_exit = True
-        thread.join(10)
+        stop()
 
 
 def test_a_webhook_that_does_not_answer_in_time_is_given_up_after_the_retries():
     stub = _webhook_stub(fail_first=0, delay=2.0)
-    server, thread, base = _serve(stub)
+    base, stop = serve_app(stub, log_level="error")
     waits = []
     try:
         ok = post_alerts(f"{base}/hook", [{"kind": "vital_sign"}], timeout=0.3, retries=2,
                          backoff=0.1, sleep=waits.append)  # fmt: skip
         assert ok is False and waits == [0.1, 0.2]
     finally:
-        server.should_exit = True
-        thread.join(10)
+        stop()
 
 
 def test_a_refused_webhook_is_not_retried():
