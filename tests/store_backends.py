@@ -105,7 +105,8 @@ class Cluster:
             )
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def _admin(self, sql: str, database: str = "postgres") -> None:
+    def admin(self, sql: str, database: str = "postgres") -> None:
+        """Run ``sql`` as the superuser on ``database``, outside a transaction."""
         import psycopg
 
         with psycopg.connect(
@@ -120,17 +121,17 @@ class Cluster:
     def create_database(self) -> str:
         """A new, empty database (each one costs a copy of ``template1``: use sparingly)."""
         name = f"cytosafe_test_{next(_NUMBERS)}"
-        self._admin(f'CREATE DATABASE "{name}"')
+        self.admin(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
     def create_schema(self) -> str:
         """A URL whose connections work in a new, empty schema of the shared test
         database (``search_path``): as isolated as a database for the store, and free."""
         if not self._shared:
-            self._admin('CREATE DATABASE "cytosafe_tests"')
+            self.admin('CREATE DATABASE "cytosafe_tests"')
             self._shared = True
         name = f"test_{next(_NUMBERS)}"
-        self._admin(f'CREATE SCHEMA "{name}"', "cytosafe_tests")
+        self.admin(f'CREATE SCHEMA "{name}"', "cytosafe_tests")
         return self.url("cytosafe_tests") + f"&options=-csearch_path%3D{name}"
 
 

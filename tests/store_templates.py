@@ -57,20 +57,6 @@ def _checkpointed(path: Path) -> None:
         raise RuntimeError(f"{path} is still open elsewhere: its log was not folded in")
 
 
-def _admin(sql: str, database: str = "postgres") -> None:
-    import psycopg
-
-    cluster = get_cluster()
-    with psycopg.connect(
-        host=str(cluster.root),
-        port=cluster.port,
-        user=cluster.superuser,
-        dbname=database,
-        autocommit=True,
-    ) as conn:
-        conn.execute(sql)
-
-
 class StoreTemplate:
     """A store built once per backend by ``build`` and copied fresh for each test."""
 
@@ -89,7 +75,7 @@ class StoreTemplate:
             else:
                 cluster = get_cluster()
                 where = f"cytosafe_template_{next(_NUMBERS)}"
-                _admin(f'CREATE DATABASE "{where}"')
+                cluster.admin(f'CREATE DATABASE "{where}"')
                 store = Store(cluster.url(where))
             try:
                 made = self.build(store)
@@ -117,13 +103,13 @@ class StoreTemplate:
                 store.close()
             return
         database = f"{where}_copy_{next(_NUMBERS)}"
-        _admin(f'CREATE DATABASE "{database}" TEMPLATE "{where}" STRATEGY FILE_COPY')
+        get_cluster().admin(f'CREATE DATABASE "{database}" TEMPLATE "{where}" STRATEGY FILE_COPY')
         store = Store(get_cluster().url(database))
         try:
             yield store, made
         finally:
             store.close()
-            _admin(f'DROP DATABASE "{database}" WITH (FORCE)')
+            get_cluster().admin(f'DROP DATABASE "{database}" WITH (FORCE)')
 
 
 def store_template(build: Callable[[Store], Any]) -> StoreTemplate:
