@@ -44,13 +44,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import statistics
-import time
 import warnings
 
 import numpy as np
 
+from _measure import cpu, peak_mb, ratio_row, reset_peak, status_mb
 from cytosafe.curves import curve_weights, fit_curves, get_model
 
 CONC = 10000 / 4.0 ** np.arange(8)[::-1]
@@ -129,16 +127,6 @@ def curve_fit_loop(x, y, w, starts, jac=None) -> np.ndarray:
 # --- measurement -----------------------------------------------------------------------
 
 
-def _cpu(fn):
-    t0 = time.process_time()
-    out = fn()
-    return time.process_time() - t0, out
-
-
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def compare(n: int, runs: int, seed: int) -> list[dict]:
     model = get_model("5PL")
     x, y, _ = simulate(n, seed)
@@ -148,11 +136,11 @@ def compare(n: int, runs: int, seed: int) -> list[dict]:
     starts = model.start(xx, y, mask)  # data for the baselines, outside their timing
     times: dict[str, list[float]] = {"batched": [], "curve_fit": [], "curve_fit + jac": []}
     for _ in range(runs):  # interleaved, so a busy neighbour slows every method alike
-        t, res = _cpu(lambda: fit_curves(x, y, model=model, weights=w))
+        t, res = cpu(lambda: fit_curves(x, y, model=model, weights=w))
         times["batched"].append(t)
-        t, rss_plain = _cpu(lambda: curve_fit_loop(x, y, w, starts))
+        t, rss_plain = cpu(lambda: curve_fit_loop(x, y, w, starts))
         times["curve_fit"].append(t)
-        t, rss_jac = _cpu(lambda: curve_fit_loop(x, y, w, starts, jac=five_pl_jac))
+        t, rss_jac = cpu(lambda: curve_fit_loop(x, y, w, starts, jac=five_pl_jac))
         times["curve_fit + jac"].append(t)
     ours = times["batched"]
     rows = []
@@ -161,42 +149,18 @@ def compare(n: int, runs: int, seed: int) -> list[dict]:
         raised = np.isinf(ref)
         base = times[name]
         rows.append(
-            {
-                "benchmark": f"fit {n:,} 5PL curves",
-                "baseline": f"{name} loop (plain NumPy 5PL, defaults)",
-                "ours_cpu_s": [min(ours), statistics.median(ours)],
-                "base_cpu_s": [min(base), statistics.median(base)],
-                "ratio_min": min(base) / min(ours),
-                "ratio_median": statistics.median(base) / statistics.median(ours),
-                "parity": f"{100 * ok.mean():.2f} % WRSS <= base "
+            ratio_row(
+                f"fit {n:,} 5PL curves",
+                f"{name} loop (plain NumPy 5PL, defaults)",
+                ours,
+                base,
+                f"{100 * ok.mean():.2f} % WRSS <= base "
                 f"({100 * ok[~raised].mean():.2f} % where it did not raise; raised "
                 f"{int(raised.sum())})",
-                "peak_mb": peak_mb(),
-            }
+                peak_mb(),
+            )
         )
     return rows
-
-
-def _proc_status_mb(field: str) -> float | None:
-    """``VmRSS`` / ``VmHWM`` of this process from ``/proc/self/status`` (Linux), in MB."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak() -> bool:
-    """Reset the kernel's peak-RSS mark (``VmHWM``) of this process (Linux >= 4.0)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def memory_only(n: int, seed: int, block_size: int | None, kernel: str, keep_cov: bool) -> dict:
@@ -215,10 +179,10 @@ def memory_only(n: int, seed: int, block_size: int | None, kernel: str, keep_cov
     kw = dict(model="5PL", weighting="1/y2", kernel=kernel, keep_cov=keep_cov)
     fit_curves(x, y[:20], **{**kw, "kernel": "numpy" if kernel == "numpy" else "compiled"})
     before = peak_mb()
-    rss_before = _proc_status_mb("VmRSS")
-    reset = _reset_peak()
-    t, res = _cpu(lambda: fit_curves(x, y, block_size=block_size, **kw))
-    fit_peak = _proc_status_mb("VmHWM") if reset else None
+    rss_before = status_mb("VmRSS")
+    reset = reset_peak()
+    t, res = cpu(lambda: fit_curves(x, y, block_size=block_size, **kw))
+    fit_peak = status_mb("VmHWM") if reset else None
     return {
         "benchmark": f"fit {n:,} 5PL curves (memory)",
         "baseline": "-",

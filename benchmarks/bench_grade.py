@@ -43,16 +43,15 @@ import gc
 import json
 import math
 import pickle
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from _measure import cpu, peak_mb, ratio_row, reset_peak, status_mb
 from cytosafe.clinical import grade
 from cytosafe.clinical.criteria import settings_for
 from cytosafe.clinical.grading import grade_arrays
@@ -353,35 +352,6 @@ def _columns(rows: list[tuple]) -> tuple[list, ...]:
     )
 
 
-def _status_mb(field: str) -> float | None:
-    """A memory figure of this process from ``/proc/self/status`` (Linux), in MB."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak() -> bool:
-    """Start this process's peak resident memory afresh (Linux ``clear_refs``), so that
-    the peak read after ``grade()`` is its own and not that of loading the input."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _cpu(fn):
-    t0 = time.process_time()
-    out = fn()
-    return time.process_time() - t0, out
-
-
 def _peak_of(path: str) -> None:
     """In this fresh process: load the validated cohort, grade it once, print the peak
     resident memory while grading (the loaded input included) and what the input holds.
@@ -389,12 +359,12 @@ def _peak_of(path: str) -> None:
     with open(path, "rb") as fh:
         obs = pickle.load(fh)
     gc.collect()
-    loaded = _status_mb("VmRSS")
-    reset = _reset_peak()
+    loaded = status_mb("VmRSS")
+    reset = reset_peak()
     grade(obs, "astct2019")
-    peak = _status_mb("VmHWM") if reset else None
+    peak = status_mb("VmHWM") if reset else None
     if peak is None:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = peak_mb()
     print(json.dumps({"input_mb": loaded or float("nan"), "peak_mb": peak}))
 
 
@@ -438,19 +408,19 @@ def main() -> None:
     keys = ("core", "whole", "as_is", "tuned", "as_is_whole", "tuned_whole")
     times: dict[str, list[float]] = {k: [] for k in keys}
     for _ in range(args.runs):  # interleaved, so a busy neighbour slows every method alike
-        t, (graded, _) = _cpu(
+        t, (graded, _) = cpu(
             lambda: grade_arrays(build_states(obs.table, obs.weight_assumed), "astct2019", settings)
         )
         times["core"].append(t)
-        t, whole = _cpu(lambda: grade(obs, "astct2019"))
+        t, whole = cpu(lambda: grade(obs, "astct2019"))
         times["whole"].append(t)
-        t, slow = _cpu(lambda: grade_per_row(obs.table, cfg, devices))
+        t, slow = cpu(lambda: grade_per_row(obs.table, cfg, devices))
         times["as_is"].append(t)
-        t_sum, slow_summary = _cpu(lambda rows=slow: summarise_per_row(*_columns(rows), gap))
+        t_sum, slow_summary = cpu(lambda rows=slow: summarise_per_row(*_columns(rows), gap))
         times["as_is_whole"].append(t + t_sum)
-        t, tuned = _cpu(lambda: grade_per_row_tuned(obs.table, cfg, devices))
+        t, tuned = cpu(lambda: grade_per_row_tuned(obs.table, cfg, devices))
         times["tuned"].append(t)
-        t_sum, tuned_summary = _cpu(lambda cols=tuned: summarise_per_row(*cols, gap))
+        t_sum, tuned_summary = cpu(lambda cols=tuned: summarise_per_row(*cols, gap))
         times["tuned_whole"].append(t + t_sum)
     timeline = whole.timeline
     # The per-row baselines take the infusion as each patient's first charted time (true
@@ -473,18 +443,15 @@ def main() -> None:
     n_patients = len(whole.patients)
 
     def row(ours: str, base: str, label: str, base_label: str, parity: str) -> dict:
-        a, b = times[ours], times[base]
-        return {
-            "benchmark": f"grade {patient_hours:,} patient-hours ({label})",
-            "baseline": base_label,
-            "ours_cpu_s": [min(a), statistics.median(a)],
-            "base_cpu_s": [min(b), statistics.median(b)],
-            "ratio_min": min(b) / min(a),
-            "ratio_median": statistics.median(b) / statistics.median(a),
-            "parity": parity,
-            "peak_mb": memory["peak_mb"],
-            "input_mb": memory["input_mb"],
-        }
+        return ratio_row(
+            f"grade {patient_hours:,} patient-hours ({label})",
+            base_label,
+            times[ours],
+            times[base],
+            parity,
+            memory["peak_mb"],
+            input_mb=memory["input_mb"],
+        )
 
     def grades(ok: bool, n_ok: int) -> str:
         return f"{'identical' if ok else 'MISMATCH'} grades ({n_ok:,} / {len(g_fast):,})"

@@ -31,13 +31,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import resource
-import statistics
 import time
 
 import numpy as np
 from scipy.integrate import solve_ivp
 
+from _measure import peak_mb, ratio_row
 from cytosafe.translate import Dose, ModelSettings, Regimen, sample_population, simulate
 from cytosafe.translate.model import _use_compiled
 
@@ -157,19 +156,17 @@ def main() -> None:
         ok &= max(max_il6, max_conc) < TOLERANCE
         base = t_loop[name]
         rows.append(
-            {
-                "benchmark": f"simulate {n:,} subjects x {args.days:g} days ({kernel} kernel)",
-                "baseline": f"solve_ivp per subject (LSODA, rtol 1e-6, {name}, plain-Python RHS; "
+            ratio_row(
+                f"simulate {n:,} subjects x {args.days:g} days ({kernel} kernel)",
+                f"solve_ivp per subject (LSODA, rtol 1e-6, {name}, plain-Python RHS; "
                 f"{n_loop} subjects scaled to {n:,})",
-                "ours_cpu_s": [min(t_vec), statistics.median(t_vec)],
-                "base_cpu_s": [min(base), statistics.median(base)],
-                "ratio_min": min(base) / min(t_vec),
-                "ratio_median": statistics.median(base) / statistics.median(t_vec),
-                "parity": f"IL-6 within {max_il6:.1e} rel., conc. {max_conc:.1e} of peak "
+                t_vec,
+                base,
+                f"IL-6 within {max_il6:.1e} rel., conc. {max_conc:.1e} of peak "
                 f"({'OK' if max(max_il6, max_conc) < TOLERANCE else 'ABOVE'} tol. "
                 f"{TOLERANCE:g})",
-                "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            }
+                peak_mb(),
+            )
         )
     for row in rows:
         if args.json:
