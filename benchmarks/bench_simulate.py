@@ -79,7 +79,9 @@ def simulate_subject(P, starts, amounts, hours, t_end, t_out, atol=1e-9):
     """Concentration (ng/mL) and IL-6 (pg/mL) at ``t_out`` for one subject's infusions."""
     P = dict(P, ec50h=P["ec50"] ** P["hill"])
     ends = [s + h for s, h in zip(starts, hours, strict=True)]
-    cuts = sorted({0.0, t_end, *starts, *ends})
+    # Only the span simulated: a dose starting or ending after t_end would add a segment
+    # whose first output (t_end) is already the last one.
+    cuts = sorted({0.0, t_end, *(t for t in (*starts, *ends) if t < t_end)})
     y = [0.0, 0.0, 0.0, 0.0, 1.0, P["baseline"]]
     conc, il6 = [], []
     for a, b in itertools.pairwise(cuts):
