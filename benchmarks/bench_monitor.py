@@ -37,12 +37,12 @@ import gc
 import json
 import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import pandas as pd
 
+from _measure import cpu
 from cytosafe.clinical import grade
 from cytosafe.clinical.grading import grade_increment, grade_states
 from cytosafe.clinical.monitor import Monitor
@@ -77,9 +77,7 @@ def cohort(n: int, hours: int) -> tuple[pd.DataFrame, pd.DataFrame]:
 def _cpu(fn) -> tuple[float, object]:
     # collect the garbage of the run before (not timed), as timeit does before it times
     gc.collect()
-    t0 = time.process_time()
-    out = fn()
-    return time.process_time() - t0, out
+    return cpu(fn)
 
 
 def _stats(times: list[float]) -> dict[str, float]:
