@@ -36,6 +36,7 @@ from cytosafe.schema.observations import (
     DEVICES,
     VASOPRESSORS,
     Observations,
+    read_observation_table,
     read_observations,
     validate_observations,
 )
@@ -383,7 +384,8 @@ _POSITION = "_cytosafe_position"
 
 def _raw_table(observations: Any, source: str | None) -> tuple[pd.DataFrame, str | None] | None:
     """The unvalidated table of a DataFrame or a CSV/XLSX path, read as
-    :func:`~cytosafe.schema.observations.read_observations` reads it; None for anything
+    :func:`~cytosafe.schema.observations.read_observations` reads it (the same
+    :func:`~cytosafe.schema.observations.read_observation_table`); None for anything
     else or a file that does not read (one process then says why)."""
     if isinstance(observations, pd.DataFrame):
         return observations, source
@@ -393,15 +395,9 @@ def _raw_table(observations: Any, source: str | None) -> tuple[pd.DataFrame, str
     if not path.is_file():
         return None
     try:
-        if path.suffix.lower() in (".xlsx", ".xlsm"):
-            df = pd.read_excel(path, dtype=str)
-        else:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
+        return read_observation_table(path), str(path)
+    except InputError:
         return None
-    df["source_file"] = str(path)
-    df["source_row"] = np.arange(len(df)) + 2
-    return df, str(path)
 
 
 def _ranges(codes: np.ndarray, n_parts: int) -> np.ndarray:

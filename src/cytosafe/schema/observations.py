@@ -93,6 +93,7 @@ __all__ = [
     "TREATMENTS",
     "VASOPRESSORS",
     "Observations",
+    "read_observation_table",
     "read_observations",
     "validate_observations",
 ]
@@ -627,6 +628,15 @@ def read_observations(
     errors, timezone:
         See :func:`validate_observations`.
     """
+    return validate_observations(
+        read_observation_table(path), source=str(path), errors=errors, timezone=timezone
+    )
+
+
+def read_observation_table(path: str | Path) -> pd.DataFrame:
+    """An observation table from CSV (or XLSX) as text, unvalidated, with its
+    ``source_file`` and ``source_row`` (the file's line number: the header is line 1);
+    an :class:`InputError` naming the file when it is missing or does not read."""
     path = Path(path)
     if not path.exists():
         raise InputError("no such file", file=str(path))
@@ -639,4 +649,4 @@ def read_observations(
         raise InputError(f"cannot read the table: {exc}", file=str(path)) from None
     df["source_file"] = str(path)
     df["source_row"] = np.arange(len(df)) + 2
-    return validate_observations(df, source=str(path), errors=errors, timezone=timezone)
+    return df
