@@ -281,6 +281,72 @@ def test_negative_antibodies_with_only_qualitative_results_are_not_evaluable(def
     assert row["fp"] == 0 and "cetuximab" in row["not_evaluable"]
 
 
+# --- the authors' qualitative calls (qualitative="authors") -------------------------------
+
+
+@pytest.fixture(scope="module")
+def authors_eval():
+    return evaluate(DEFAULT, qualitative="authors")
+
+
+def test_counting_the_authors_calls_high_density_preculture_detects_tgn1412(authors_eval):
+    # Romer 2011 (abstract): "massive cytokine release" with soluble TGN1412 after
+    # high-density, not low-density, pre-culture; the preclinical PBMC tests had failed.
+    # Vessillier 2015's 4.4-fold (27 donors for 90 % power) still misses with 9 donors.
+    calls = authors_eval.calls.set_index(["compound", "format"])
+    hdc = calls.loc[("tgn1412", "pbmc_high_density_preculture")]
+    assert hdc["call"] == "detected" and hdc["basis"] == "authors' call"
+    assert "needs 27 donors" in hdc["reasons"] and "the authors' call: positive" in hdc["reasons"]
+    # whole blood still misses it (Vessillier 2015: 52 donors), aqueous PBMC missed it
+    # (Romer 2011), and solid phase sees it by the rule (110.9-fold, 4 donors)
+    assert _call(calls, "tgn1412", "whole_blood") == "not detected"
+    assert calls.loc[("tgn1412", "whole_blood"), "basis"] == "rule"
+    assert _call(calls, "tgn1412", "pbmc_aqueous") == "not detected"
+    assert calls.loc[("tgn1412", "pbmc_solid_phase_dry"), "basis"] == "rule"
+
+
+def test_counting_the_authors_calls_clears_a_negative_antibody(authors_eval):
+    # cetuximab: no CRS in its label; whole blood negative as its authors call it.
+    calls = authors_eval.calls.set_index(["compound", "format"])
+    assert _call(calls, "cetuximab", "whole_blood") == "not detected"
+    perf = authors_eval.performance.set_index(["format", "endpoint"])
+    row = perf.loc[("whole_blood", "CRS of any grade")]
+    assert (row["fp"], row["tn"]) == (0, 1)
+    assert row["specificity"] == 1.0
+    # exact 95 % interval of 1 of 1: (0.025)^(1/1) = 2.5 % to 100 %
+    assert row["specificity_ci_low"] == pytest.approx(0.025)
+    assert row["specificity_ci_high"] == 1.0
+    assert "cetuximab" in row["on_authors_call"] and "cetuximab" not in row["not_evaluable"]
+
+
+def test_counting_the_authors_calls_blinatumomab_is_detected_with_target_cells(authors_eval):
+    # Brandl 2007 (abstract): cytokines in the presence of target cells
+    calls = authors_eval.calls[authors_eval.calls["compound"] == "blinatumomab"]
+    assert calls[["format", "call", "basis"]].values.tolist() == [
+        ["target_cell_coculture", "detected", "authors' call"]
+    ]
+
+
+def test_a_weak_call_decides_neither_way(authors_eval):
+    calls = authors_eval.calls.set_index(["compound", "format"])
+    # bevacizumab in PBMC solid phase: the authors call it weak, no number
+    assert _call(calls, "bevacizumab", "pbmc_solid_phase_dry") == "not evaluable"
+    assert calls.loc[("bevacizumab", "pbmc_solid_phase_dry"), "basis"] == ""
+
+
+def test_the_default_counts_no_authors_call(default_calls):
+    assert set(default_calls["basis"]) <= {"rule", ""}
+    settings = evaluate(DEFAULT).settings
+    assert settings["qualitative"].startswith("not_evaluable")
+    assert any("not evaluable" in a for a in settings["assumptions"])
+
+
+@pytest.mark.parametrize("value", ["author", "", None, "published"])
+def test_an_unknown_way_to_count_qualitative_results_is_refused(value):
+    with pytest.raises(InputError, match="qualitative"):
+        evaluate(DEFAULT, qualitative=value)
+
+
 def _library_file(tmp_path: Path, extra: str = "", readout: str | None = None) -> Path:
     readout = readout or textwrap.dedent(
         """
@@ -515,6 +581,28 @@ def test_cli_donor_panel(tmp_path, args, donors, whole_blood):
     calls = pd.read_csv(out / "calls.csv").set_index(["compound", "format"])
     assert calls.loc[("tgn1412", "whole_blood"), "call"] == whole_blood
     assert "donor panel" in (out / "summary.md").read_text(encoding="utf-8")
+
+
+def test_cli_counts_the_authors_calls_on_request(tmp_path):
+    out = tmp_path / "c"
+    result = runner.invoke(
+        app,
+        ["evaluate", "--out", str(out), "--rule-set", DEFAULT, "--qualitative", "authors"],
+    )
+    assert result.exit_code == 0, result.output
+    calls = pd.read_csv(out / "calls.csv", keep_default_na=False).set_index(["compound", "format"])
+    assert calls.loc[("tgn1412", "pbmc_high_density_preculture"), "basis"] == "authors' call"
+    assert json.loads((out / "settings.json").read_text())["qualitative"].startswith("authors")
+    assert "on the authors' call" in (out / "summary.md").read_text(encoding="utf-8")
+
+
+def test_cli_refuses_an_unknown_way_to_count_qualitative_results(tmp_path):
+    result = runner.invoke(
+        app, ["evaluate", "--out", str(tmp_path / "c"), "--qualitative", "not_evaluable"]
+    )
+    assert result.exit_code == EXIT_INPUT_ERROR
+    assert "--qualitative" in result.output and "'not-evaluable' or 'authors'" in result.output
+    assert not (tmp_path / "c").exists()
 
 
 def test_cli_refuses_a_panel_and_mean_only_together(tmp_path):

@@ -8,6 +8,7 @@ Examples
     $ cytosafe reference evaluate --rule-set fold2_above_lloq --donors 27 --out calibration/
     $ cytosafe reference evaluate --mean-only --out calibration-means/
     $ cytosafe reference evaluate --confirmed-only --out calibration-confirmed/
+    $ cytosafe reference evaluate --qualitative authors --out calibration-authors/
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ REFERENCE_FILES = (
     "settings.json",
     "summary.md",
 )
+
+
+#: The CLI's spellings of ``evaluate(qualitative=...)``.
+_QUALITATIVE = {"not-evaluable": "not_evaluable", "authors": "authors"}
 
 
 def evaluate_command(
@@ -75,6 +80,16 @@ def evaluate_command(
             "(an unconfirmed outcome counts as unknown).",
         ),
     ] = False,
+    qualitative: Annotated[
+        str,
+        typer.Option(
+            "--qualitative",
+            help="How a readout with only its authors' qualitative call counts: "
+            "'not-evaluable' (the default: a rule set needs a number) or 'authors' (a "
+            "published positive counts as detected and a negative as not detected, each "
+            "labelled as resting on the authors' call; a weak call stays not evaluable).",
+        ),
+    ] = "not-evaluable",
     quiet: QuietOption = False,
 ) -> None:
     """Score hazard rule sets on the reference library's published CRA results, per format.
@@ -94,9 +109,19 @@ def evaluate_command(
         raise InputError("exists and is not a directory", file=str(out), field="--out")
     if mean_only and donors is not None:
         raise InputError("--donors and --mean-only contradict each other", field="--mean-only")
+    if qualitative not in _QUALITATIVE:
+        raise InputError(
+            repr(qualitative), field="--qualitative", expected="'not-evaluable' or 'authors'"
+        )
     lib = load_library(library)
     panel = None if mean_only else (donors if donors is not None else PANEL)
-    ev = evaluate(rule_set or None, library=lib, donors=panel, confirmed_only=confirmed_only)
+    ev = evaluate(
+        rule_set or None,
+        library=lib,
+        donors=panel,
+        confirmed_only=confirmed_only,
+        qualitative=_QUALITATIVE[qualitative],
+    )
     tables: dict[str, pd.DataFrame] = {
         "performance.csv": ev.performance,
         "misses.csv": ev.misses,

@@ -65,6 +65,7 @@ __all__ = [
     "DISCLAIMER",
     "ENDPOINTS",
     "PANEL",
+    "QUALITATIVE",
     "Evaluation",
     "clopper_pearson",
     "donor_panel",
@@ -89,6 +90,21 @@ DETECTED, MISSED, NOT_EVALUABLE = "detected", "not detected", "not evaluable"
 #: a user's file states none).
 PANEL: Final = "panel"
 _CALLS = {RESPONDER: DETECTED, NON_RESPONDER: MISSED, INDETERMINATE: NOT_EVALUABLE}
+
+#: How a readout with only the authors' qualitative call is counted (``evaluate(
+#: qualitative=...)``; a CytoSafe convention). A rule set needs a number, so by default such
+#: a readout is not evaluable. ``"authors"`` counts the call as a reader tabulating the
+#: literature by hand would: a published "positive" as detected, a "negative" as not
+#: detected, each labelled as resting on the authors' call (column ``basis``), so that a
+#: format's performance can be read with and without them. A "weak" call decides neither
+#: way and stays not evaluable under both.
+QUALITATIVE: Final = {
+    "not_evaluable": "not evaluable: a rule set needs a number",
+    "authors": "the authors' own positive or negative call counted (basis \"authors' call\"); "
+    "a weak call is not evaluable",
+}
+RULE, AUTHORS = "rule", "authors' call"
+_AUTHORS_CALLS = {"positive": DETECTED, "negative": MISSED}
 
 CLOPPER_PEARSON = (
     "Clopper CJ, Pearson ES. The use of confidence or fiducial limits illustrated in the "
@@ -302,6 +318,7 @@ def evaluate(
     donors: int | str | None = PANEL,
     knowledge: KnowledgeBase | None = None,
     confirmed_only: bool = False,
+    qualitative: str = "not_evaluable",
 ) -> Evaluation:
     """Apply hazard rule sets to the library's published readouts; score them per format.
 
@@ -323,6 +340,11 @@ def evaluate(
         Use only what was confirmed against its source: readouts marked unconfirmed are
         left out, and a compound whose clinical outcome is unconfirmed counts as outcome
         unknown (scored on no endpoint).
+    qualitative:
+        How a readout with only the authors' qualitative call counts (:data:`QUALITATIVE`):
+        ``"not_evaluable"`` (the default: the rule set cannot be applied to it) or
+        ``"authors"`` (a published positive counts as detected and a negative as not
+        detected; every such call is labelled ``basis = "authors' call"``).
 
     Returns
     -------
@@ -346,6 +368,10 @@ def evaluate(
         isinstance(donors, bool) or not isinstance(donors, Integral) or donors < 1
     ):
         raise InputError(f"{donors!r} donors", field="donors", expected="a whole number >= 1")
+    if qualitative not in QUALITATIVE:
+        raise InputError(
+            f"{qualitative!r}", field="qualitative", expected=" or ".join(map(repr, QUALITATIVE))
+        )
     kb = knowledge or load_knowledge_base()
     sets = _rule_sets(rule_set)
     if confirmed_only:
@@ -356,10 +382,18 @@ def evaluate(
         for c in lib.compounds.values():
             for i, r in enumerate(c.readouts):
                 q, why_not = _scale(r)
-                if why_not is not None:
-                    call, reason = NOT_EVALUABLE, why_not
-                else:
+                basis = RULE
+                if why_not is None:
                     call, reason = _apply_rule_set(rs, q)
+                elif qualitative == "authors" and r.published_call in _AUTHORS_CALLS:
+                    call, basis = _AUTHORS_CALLS[r.published_call], AUTHORS
+                    reason = (
+                        f"the authors' call: {r.published_call} (a qualitative result; "
+                        f"rule set {rs.name} not applied)"
+                    )
+                else:
+                    call, reason = NOT_EVALUABLE, why_not
+                    basis = ""
                 underpowered = None
                 if donors is not None and r.donors_for_power is not None:
                     underpowered = r.donors_for_power > donors
@@ -374,6 +408,8 @@ def evaluate(
                             f"; the paper needs {r.donors_for_power} donors for 90 % power, "
                             f"within the study's {donors}"
                         )
+                elif call == DETECTED and basis == AUTHORS:
+                    reason += "; no donors-for-power figure"
                 elif call == DETECTED:
                     reason += (
                         "; judged on the mean alone (no donors-for-power figure)"
@@ -395,6 +431,7 @@ def evaluate(
                         "comparator": r.comparator,
                         "fold_change": q.get("fold_change"),
                         "call": call,
+                        "basis": basis,
                         "reason": reason,
                         "published_call": r.published_call,
                         "donors": r.donors,
@@ -420,6 +457,7 @@ def evaluate(
         "donors": donors,
         "donor_panel": panel_text,
         "confirmed_only": confirmed_only,
+        "qualitative": f"{qualitative}: {QUALITATIVE[qualitative]}",
         "library_version": lib.version,
         "library_file": lib.file,
         "knowledge_base_version": kb.version,
@@ -433,8 +471,14 @@ def evaluate(
             "donors needed for 90 % power, that number is within the donor panel; without "
             "a power figure it is judged on its mean alone",
             "a compound is detected in a format when any evaluable readout is",
-            "qualitative results, ranges and concentrations without a control are not "
-            "evaluable and are not counted as misses",
+            (
+                "qualitative results, ranges and concentrations without a control are not "
+                "evaluable and are not counted as misses"
+                if qualitative == "not_evaluable"
+                else "a qualitative result counts by its authors' positive or negative call "
+                '(basis "authors\' call"; a weak call, ranges and concentrations without a '
+                "control are not evaluable and are not counted as misses)"
+            ),
         ],
         "sources": {k: s.citation for k, s in sorted(lib.sources.items())},
         "disclaimer": DISCLAIMER,
@@ -463,11 +507,12 @@ def _calls(readouts: pd.DataFrame, lib: ReferenceLibrary, kb: KnowledgeBase) -> 
         c = lib.compounds[key]
         evaluable = g[g["call"] != NOT_EVALUABLE]
         if evaluable.empty:
-            call = NOT_EVALUABLE
-        elif (evaluable["call"] == DETECTED).any():
-            call = DETECTED
+            call, basis = NOT_EVALUABLE, ""
         else:
-            call = MISSED
+            call = DETECTED if (evaluable["call"] == DETECTED).any() else MISSED
+            # the call rests on the rule when a rule-judged readout gives it
+            deciding = evaluable[evaluable["call"] == call]
+            basis = RULE if (deciding["basis"] == RULE).any() else AUTHORS
         best, view = _mechanism_view(kb, fmt, c)
         rows.append(
             {
@@ -476,6 +521,7 @@ def _calls(readouts: pd.DataFrame, lib: ReferenceLibrary, kb: KnowledgeBase) -> 
                 "name": c.name,
                 "format": fmt,
                 "call": call,
+                "basis": basis,
                 "readouts_evaluable": len(evaluable),
                 "readouts_not_evaluable": len(g) - len(evaluable),
                 "max_fold_change": evaluable["fold_change"].max() if len(evaluable) else np.nan,
@@ -526,6 +572,7 @@ def _performance(
                         known.loc[known["call"] == NOT_EVALUABLE, "compound"]
                     ),
                     "outcome_unknown": ", ".join(g.loc[g[endpoint].isna(), "compound"]),
+                    "on_authors_call": ", ".join(ev.loc[ev["basis"] == AUTHORS, "compound"]),
                 }
             )
             for row, kind in ((ev[truth & ~hit], "missed"), (ev[~truth & hit], "false alarm")):
@@ -579,7 +626,8 @@ def summary_markdown(ev: Evaluation) -> str:
         f"**{DISCLAIMER}**",
         "",
         f"Library {s['library_version']} ({s['library_file']}); assay knowledge base "
-        f"{s['knowledge_base_version']}; donor panel: {s['donor_panel']}.",
+        f"{s['knowledge_base_version']}; donor panel: {s['donor_panel']}; qualitative "
+        f"results: {s['qualitative']}.",
         "",
         "Sensitivity and specificity per format, with exact 95 % intervals "
         "(Clopper-Pearson). Compounds whose readouts cannot be put on the rule's scale are "
@@ -590,15 +638,15 @@ def summary_markdown(ev: Evaluation) -> str:
         lines += ["", f"## Rule set `{rs}` ({rules})", ""]
         lines += [
             "| format | endpoint | TP | FN | FP | TN | sensitivity (95 % CI) | "
-            "specificity (95 % CI) | not evaluable |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "specificity (95 % CI) | not evaluable | on the authors' call |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in g.itertuples(index=False):
             se = f"{_pct(r.sensitivity)} ({_pct(r.sensitivity_ci_low)}-{_pct(r.sensitivity_ci_high)})"
             sp = f"{_pct(r.specificity)} ({_pct(r.specificity_ci_low)}-{_pct(r.specificity_ci_high)})"
             lines.append(
                 f"| {r.format} | {r.endpoint} | {r.tp} | {r.fn} | {r.fp} | {r.tn} | {se} | "
-                f"{sp} | {r.not_evaluable or '–'} |"
+                f"{sp} | {r.not_evaluable or '–'} | {r.on_authors_call or '–'} |"
             )
         m = ev.misses[ev.misses["rule_set"] == rs]
         if len(m):
