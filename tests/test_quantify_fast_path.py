@@ -333,3 +333,37 @@ def test_the_version_is_the_installed_distributions_read_on_first_use():
         "assert '__version__' in dir(cytosafe)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_a_command_spares_the_interpreter_its_teardown_collections_once(monkeypatch):
+    from typer.testing import CliRunner
+
+    import cytosafe.cli._common as common
+    from cytosafe.cli import app
+
+    registered = []
+    monkeypatch.setattr(common, "_TEARDOWN", [])
+    monkeypatch.setattr(common.atexit, "register", registered.append)
+    for _ in range(2):
+        assert CliRunner().invoke(app, ["recommend", "--modality", "nothing"]).exit_code == 2
+    assert registered == [common._spare_teardown]
+
+
+def test_garbage_at_exit_is_still_finalised_and_output_flushed(tmp_path):
+    # The exit handler collects once before it freezes: a cycle that is garbage when the
+    # command ends still has its finalizer run, as in a normal shutdown.
+    mark = tmp_path / "finalised"
+    code = (
+        "import sys\n"
+        "from cytosafe.cli._common import _exit_quickly\n"
+        "_exit_quickly()\n"
+        "class Cycle:\n"
+        "    def __del__(self):\n"
+        f"        open({str(mark)!r}, 'w').write('yes')\n"
+        "c = Cycle(); c.me = c; del c\n"
+        "import gc; gc.disable()\n"  # only the exit handler may collect it
+        "sys.stdout.write('done')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout == "done"
+    assert mark.read_text() == "yes"
