@@ -367,3 +367,80 @@ def test_garbage_at_exit_is_still_finalised_and_output_flushed(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout == "done"
     assert mark.read_text() == "yes"
+
+
+MSD_DIR = ROOT / "examples" / "cra-study" / "msd"
+
+
+def _file_by_file(monkeypatch, *args, **kwargs):
+    """load_measurements as it read before the exports were validated at once."""
+    import cytosafe.quantification as q
+
+    with monkeypatch.context() as m:
+        m.setattr(q, "_read_at_once", lambda *a, **k: None)
+        return load_measurements(*args, **kwargs)
+
+
+def test_exports_validated_at_once_equal_exports_validated_one_by_one(monkeypatch):
+    import cytosafe.quantification as q
+
+    plates = sorted(MSD_DIR.glob("plate_*.csv"))
+    kwargs = {"sample_map": MSD_DIR / "samples.csv", "study_id": "CRA-EX-001"}
+    used = []
+    real = q._read_at_once
+    monkeypatch.setattr(q, "_read_at_once", lambda *a: used.append(1) or real(*a))
+    table, sources = load_measurements(plates, **kwargs)
+    assert used == [1]
+    slow, slow_sources = _file_by_file(monkeypatch, plates, **kwargs)
+    assert sources == slow_sources == [str(p) for p in plates]
+    pd.testing.assert_frame_equal(table, slow)  # values, dtypes, categories, column order
+    assert table.attrs == slow.attrs
+
+
+def _tidy_exports(tmp_path, n=3):
+    from test_report_qc import simulate_study
+
+    paths = []
+    for plate, part in simulate_study(n, ("IL-6",)).groupby("plate_id"):
+        path = tmp_path / f"{plate}.csv"
+        part.to_csv(path, index=False)
+        paths.append(path)
+    return paths
+
+
+def test_files_with_different_columns_are_read_one_by_one_with_the_same_table(
+    tmp_path, monkeypatch
+):
+    paths = _tidy_exports(tmp_path)
+    extra = pd.read_csv(paths[1]).assign(operator="AB")
+    extra.to_csv(paths[1], index=False)
+    import cytosafe.quantification as q
+
+    assert q._read_at_once(paths, None, None, None, None) is None
+    pd.testing.assert_frame_equal(load_measurements(paths)[0], _file_by_file(monkeypatch, paths)[0])
+
+
+def test_the_first_file_in_error_is_named_as_when_read_one_by_one(tmp_path):
+    # Read at once, the second file (not an export) fails first; read one by one, the
+    # first file's negative signal does, and that is the error the user gets.
+    from cytosafe.errors import InputError
+
+    first, second = _tidy_exports(tmp_path, 2)
+    bad = pd.read_csv(first)
+    bad.loc[5, "signal"] = -3.0
+    bad.to_csv(first, index=False)
+    second.write_text("not,an\nexport,at all\n")
+    with pytest.raises(InputError) as err:
+        load_measurements([first, second])
+    assert err.value.file == str(first) and err.value.field == "signal"
+    assert err.value.row == 7
+
+
+def test_a_plate_in_two_files_is_named_as_when_read_one_by_one(tmp_path):
+    from cytosafe.errors import InputError
+
+    first, second = _tidy_exports(tmp_path, 2)
+    pd.read_csv(first).to_csv(second, index=False)
+    with pytest.raises(InputError, match="appears in two inputs") as err:
+        load_measurements([first, second])
+    assert err.value.file == str(second)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ import pandas as pd
 
 from cytosafe.curves.calibration import Calibration, CalibrationSettings, calibrate_plates
 from cytosafe.curves.potency import PotencySettings, potency
-from cytosafe.errors import InputError
+from cytosafe.errors import CytoSafeError, InputError
 from cytosafe.schema.measurements import validate_measurements
 
 __all__ = ["QuantificationResult", "load_measurements", "plate_conventions", "quantify"]
@@ -166,6 +167,13 @@ def load_measurements(
         # Read once for every export (it keeps its file name for error messages), not
         # once per export and again for the plate check.
         sample_map = read_sample_map(sample_map)
+    if inputs and not pairs and all(isinstance(i, (str, Path)) for i in inputs):
+        try:
+            at_once = _read_at_once(inputs, sample_map, study_id, standard_unit, progress)
+        except CytoSafeError:
+            at_once = None  # read file by file below: the error each file's own read gives
+        if at_once is not None:
+            return at_once
     jobs: list[tuple[str, Callable[[], pd.DataFrame]]] = []
     for number, item in enumerate(inputs, start=1):
         if isinstance(item, pd.DataFrame):
@@ -198,6 +206,68 @@ def load_measurements(
 
         check_map_plates(sample_map, seen)
     return _joined(tables), sources
+
+
+#: Readers whose tables :func:`_read` completes after validation (from the validated
+#: analyte names): their files are read one by one.
+_COMPLETED_AFTER = ("bioplex", "xponent")
+
+
+def _read_at_once(
+    paths: list, sample_map, study_id: str | None, standard_unit: str | None, progress
+) -> tuple[pd.DataFrame, list[str]] | None:
+    """Exports read as :func:`load_measurements` reads them file by file, but validated
+    as one table: the same table, in a third of the time (issue 16, item 4: nine MSD
+    plates validated one by one cost 0.16 s of CPU, at once 0.05 s).
+
+    The checks of :func:`~cytosafe.schema.measurements.validate_measurements` look at one
+    row, one plate or one curve at a time, so the rows of files with the same columns and
+    types validate together as they do apart (no plate is in two files:
+    :func:`claim_plates`). ``None`` where that is not so (a file without rows, columns or
+    types that differ between files, a reader's ``attrs``, a reader that completes its
+    table after validation): then the files are read one by one. An error raised here is
+    not the user's answer either: the caller reads file by file, which raises the error
+    the first file in error gives, as it always did; warnings are issued only once every
+    file has read.
+    """
+    from cytosafe.errors import DataWarning
+    from cytosafe.io.registry import detect_format, read_unvalidated
+
+    formats = [detect_format(path) for path in paths]
+    if any(name in _COMPLETED_AFTER for name in formats):
+        return None
+    tables, pending = [], []
+    for done, (path, name) in enumerate(zip(paths, formats, strict=True)):
+        if progress is not None:
+            progress(done / len(paths), f"reading {Path(str(path)).name}")
+        table, attrs, messages = read_unvalidated(
+            path, format=name, sample_map=sample_map, study_id=study_id, standard_unit=standard_unit
+        )
+        if attrs or table.empty:
+            return None
+        table["reader"] = name  # as _read adds it to each validated table: the last column
+        tables.append(table)
+        pending.extend(messages)
+    first = tables[0]
+    if any(
+        list(t.columns) != list(first.columns) or not t.dtypes.equals(first.dtypes)
+        for t in tables[1:]
+    ):
+        return None
+    joined = validate_measurements(pd.concat(tables, ignore_index=True))
+    sources = [str(path) for path in paths]
+    seen: dict[str, str] = {}
+    start = 0
+    for name, table in zip(sources, tables, strict=True):
+        claim_plates(seen, joined.iloc[start : start + len(table)], name)
+        start += len(table)
+    if sample_map is not None:
+        from cytosafe.io.samples import check_map_plates
+
+        check_map_plates(sample_map, seen)
+    for message in pending:
+        warnings.warn(message, DataWarning, stacklevel=1)
+    return joined, sources
 
 
 def _joined(tables: list[pd.DataFrame]) -> pd.DataFrame:

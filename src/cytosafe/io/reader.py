@@ -70,6 +70,7 @@ __all__ = [
     "Probe",
     "finish",
     "names_file",
+    "prepare",
     "select_plate",
 ]
 
@@ -190,6 +191,47 @@ def _caller_stacklevel() -> int:
     return level
 
 
+def prepare(
+    table: pd.DataFrame,
+    *,
+    source: str | Path,
+    sample_map: pd.DataFrame | str | Path | None = None,
+    map_source: str | None = None,
+    check: Callable[[pd.DataFrame], None] | None = None,
+) -> tuple[pd.DataFrame, dict, list[str]]:
+    """The steps of :func:`finish` before validation: provenance, sample map, checks.
+
+    For a caller that validates the tables of many files as one
+    (:func:`cytosafe.quantification.load_measurements`: validating nine MSD plates one by
+    one cost 0.16 s of CPU, all of them at once 0.05 s). Parameters as :func:`finish`.
+
+    Returns
+    -------
+    tuple
+        The table (a copy, without ``attrs``), the reader's ``attrs`` without
+        ``"warnings"``, and the messages of ``attrs["warnings"]``, not yet issued.
+    """
+    source = str(source)
+    attrs = dict(table.attrs)
+    pending = list(attrs.pop("warnings", ()))
+    table = table.copy()
+    table.attrs = {}
+    # Provenance: every row names its file; a reader without lines leaves rows empty.
+    if "source_file" not in table.columns:
+        table["source_file"] = source
+    else:
+        missing = table["source_file"].isna()
+        if missing.any():
+            table["source_file"] = table["source_file"].astype(object).where(~missing, source)
+    if "source_row" not in table.columns:
+        table["source_row"] = np.nan
+    if sample_map is not None:
+        table = join_sample_map(table, sample_map, source=map_source)
+    if check is not None:
+        check(table)
+    return table, attrs, pending
+
+
 def finish(
     table: pd.DataFrame,
     *,
@@ -223,25 +265,10 @@ def finish(
         reader's ``attrs``. Then each message of ``attrs["warnings"]`` is issued as a
         :class:`~cytosafe.errors.DataWarning` (only a table that reads gets them).
     """
-    source = str(source)
-    attrs = dict(table.attrs)
-    pending = list(attrs.pop("warnings", ()))
-    table = table.copy()
-    table.attrs = {}
-    # Provenance: every row names its file; a reader without lines leaves rows empty.
-    if "source_file" not in table.columns:
-        table["source_file"] = source
-    else:
-        missing = table["source_file"].isna()
-        if missing.any():
-            table["source_file"] = table["source_file"].astype(object).where(~missing, source)
-    if "source_row" not in table.columns:
-        table["source_row"] = np.nan
-    if sample_map is not None:
-        table = join_sample_map(table, sample_map, source=map_source)
-    if check is not None:
-        check(table)
-    table = validate_measurements(table, source=source)
+    table, attrs, pending = prepare(
+        table, source=source, sample_map=sample_map, map_source=map_source, check=check
+    )
+    table = validate_measurements(table, source=str(source))
     table.attrs = attrs
     level = _caller_stacklevel()
     for message in pending:

@@ -33,7 +33,7 @@ from types import ModuleType
 import pandas as pd
 
 from cytosafe.errors import InputError
-from cytosafe.io.reader import Probe, finish
+from cytosafe.io.reader import Probe, finish, prepare
 
 __all__ = [
     "FORMATS",
@@ -43,6 +43,7 @@ __all__ = [
     "get_reader",
     "read",
     "read_plate",
+    "read_unvalidated",
 ]
 
 #: The names of the single-file formats :func:`read` takes, in the order
@@ -168,6 +169,31 @@ def read(
         path, study_id=study_id, plate_id=plate_id, standard_unit=standard_unit, **options
     )
     return finish(table, source=path, sample_map=sample_map, check=getattr(reader, "check", None))
+
+
+def read_unvalidated(
+    path: str | Path,
+    *,
+    format: str | None = None,
+    study_id: str | None = None,
+    plate_id: str | None = None,
+    sample_map: pd.DataFrame | str | Path | None = None,
+    standard_unit: str | None = None,
+    **options: object,
+) -> tuple[pd.DataFrame, dict, list[str]]:
+    """:func:`read` up to validation (:func:`cytosafe.io.reader.prepare`): the table, the
+    reader's ``attrs`` and its warnings, not yet issued.
+
+    For a caller that validates many files' tables at once and then issues their
+    warnings; :func:`validate_measurements <cytosafe.schema.measurements.validate_measurements>`
+    of the table, with these ``attrs``, is what :func:`read` returns. Parameters as
+    :func:`read`.
+    """
+    reader = get_reader(format) if format is not None else READERS[detect_format(path)]
+    table = reader.parse(
+        path, study_id=study_id, plate_id=plate_id, standard_unit=standard_unit, **options
+    )
+    return prepare(table, source=path, sample_map=sample_map, check=getattr(reader, "check", None))
 
 
 def read_plate(
