@@ -360,7 +360,9 @@ def _cli_mabel(args: list[str], out: Path) -> pd.DataFrame:
 def _page_approaches(html: str) -> pd.DataFrame:
     table = html.split('id="approaches"', 1)[1].split("</table>", 1)[0]
     rows = re.findall(
-        r"<tr><td>(.*?)</td><td class=\"n\">(.*?)</td><td class=\"n\">(.*?)</td>", table
+        r'<tr><td>(.*?)</td><td class="n" data-label="[^"]*">(.*?)</td>'
+        r'<td class="n" data-label="[^"]*">(.*?)</td>',
+        table,
     )
     return pd.DataFrame(rows, columns=["approach", "dose_ug_per_kg", "dose_mg"]).assign(
         approach=lambda f: f["approach"].map(unescape),
@@ -434,7 +436,9 @@ def test_the_mabel_page_reports_the_published_tgn1412_occupancy(site):
     params = {"kd": "2", "kd_unit": "nM", "dose": "0.1", "dose_unit": "mg/kg", "mw": "150"}
     html = site["page"].get("/mabel", params=params).text
     table = html.split('data-approach="receptor occupancy at a dose"', 1)[1].split("</table>")[0]
-    last = re.findall(r'<td class="n">([^<]+)</td><td>([^<]*)</td>', table)[-1]
+    last = re.findall(
+        r'<td class="n" data-label="Value">([^<]+)</td><td data-label="Unit">([^<]*)</td>', table
+    )[-1]
     assert last[1] == "%"
     assert 86.2 <= float(last[0]) <= 90.9
 

@@ -113,6 +113,9 @@ class User:
     def shoot(self, name: str) -> None:
         """The page at both widths: a full-page screenshot and how far it overflows."""
         page = self.page
+        # Figures are drawn as they scroll into view; a full-page shot scrolls nothing, so
+        # draw them all first (report.js's csDrawAll, as printing does).
+        page.evaluate("window.csDrawAll ? window.csDrawAll() : null")
         for label, (width, height) in WIDTHS.items():
             page.set_viewport_size({"width": width, "height": height})
             page.wait_for_timeout(200)  # Plotly redraws on resize

@@ -545,11 +545,38 @@ def test_a_phone_reads_the_qc_manifest_calls_and_incidence_tables_as_labelled_ca
         "Rank",
         "Condition, reason",
     ]
+    # The per-cytokine and potency tables have grouped headers (one group per test
+    # article), so each cell's label names its group and column.
+    articles = re.findall(r'name="articles" value="([^"]+)" checked', compare)
+    assert articles
+    for table_id, first in (
+        ("per-cytokine", " · responders"),
+        ("potency-table", " · responding fits"),
+    ):
+        assert re.search(r'class="data[^"]*\bstack\b', _opening_tag(compare, table_id))
+        rows = re.findall(
+            r"<tr\b[^>]*>(.*?)</tr>", _table(compare, table_id).split("<tbody>", 1)[1], re.S
+        )
+        assert rows, table_id
+        for row in rows:
+            cells = re.findall(r"<td\b([^>]*)>", row)
+            labels = [re.search(r'data-label="([^"]+)"', c) for c in cells]
+            assert labels[0] is None, (table_id, cells[0])
+            assert all(labels[1:]), (table_id, cells)
+            assert unescape(labels[1].group(1)) in (articles[0], articles[0] + first)
     graded_page = vic.get(f"/analyses/{approved_grading}").text
     assert _cards_on_a_phone(graded_page, "signature-manifest") == [
         ["User name", "Date and time", "Meaning", "Comment"]
     ]
-    for where in (graded_page, vic.get("/studies/CO-R02").text):
+    study_page = vic.get("/studies/CO-R02").text
+    assert _cards_on_a_phone(study_page, "analyses")[0] == [
+        "Kind",
+        "Version",
+        "Status",
+        "By",
+        "Created",
+    ]
+    for where in (graded_page, study_page):
         (incidence_row,) = _cards_on_a_phone(where, "incidence-table")
         assert incidence_row[0] == "Version" and incidence_row[-1] == "Median duration"
         # At desktop width its long headers wrap, its numbers do not (findings 2 and 3).
