@@ -347,7 +347,9 @@ def findings_from_timeline(timeline: pd.DataFrame) -> pd.DataFrame:
         id_vars="patient_id", value_vars=list(FINDINGS), var_name="finding", value_name="present"
     )
     long["present"] = long["present"].fillna(False).astype(bool)
-    return long.groupby(["patient_id", "finding"], as_index=False)["present"].any()
+    # observed=False (pandas' current default, named so as not to change with it): a
+    # categorical patient column keeps its every patient.
+    return long.groupby(["patient_id", "finding"], as_index=False, observed=False)["present"].any()
 
 
 def evidence_from_findings(
@@ -369,7 +371,7 @@ def evidence_from_findings(
         hit = table[table["_readout"].isin(wanted)]
         if hit.empty:
             continue
-        per_patient = hit.groupby("patient_id")["present"].any()
+        per_patient = hit.groupby("patient_id", observed=False)["present"].any()
         counts = hit[hit["present"]].groupby("finding")["patient_id"].nunique()
         records.append(
             EvidenceRecord(
