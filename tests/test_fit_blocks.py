@@ -82,6 +82,18 @@ def test_blocked_fit_equals_one_batch_shared_x_and_4pl():
     _assert_same(whole, fit_curves(shared, y, model="4PL", weighting="1/y", block_size=8))
 
 
+@pytest.mark.parametrize("kernel", ["numpy", "compiled"])
+def test_a_shared_series_of_standards_fits_as_its_rows_repeated(kernel):
+    # A shared x stays a broadcast view and the model's safety box is computed once for it
+    # (issue 16): the fits are those of the repeated rows, bit for bit, with and without a
+    # missing point (which makes every row its own again).
+    x, y = _curves(40, seed=21)
+    kw = dict(model="5PL", weighting="1/y2", kernel=kernel, bounds={"g": (0.1, 10.0)})
+    _assert_same(fit_curves(x, y, **kw), fit_curves(x[0], y, **kw))
+    y[3, 4] = np.nan
+    _assert_same(fit_curves(x, y, **kw), fit_curves(x[0], y, **kw))
+
+
 def test_blocked_fit_equals_one_batch_with_user_weights_and_starts():
     x, y = _curves(60, seed=8)
     model = get_model("5PL")

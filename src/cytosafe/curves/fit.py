@@ -417,7 +417,9 @@ def _fit_block(
     m = np.isfinite(x) & np.isfinite(y)
     if mask is not None:
         m &= mask.astype(bool)
-    x = np.where(m, x, 0.0)
+    if not m.all():
+        # (Where every point is used, a shared x stays the broadcast view it came as.)
+        x = np.where(m, x, 0.0)
     y = np.where(m, y, 0.0)
     if weights is None:
         w = curve_weights(x, y, m, weighting)
@@ -904,6 +906,16 @@ def _kernel_code(model: Model, kernel: str, n: int) -> int | None:
     return code
 
 
+def _internal_bounds(model, x, m):
+    """``model.internal_bounds(x, m)``, computed once where every curve has the same
+    concentrations and uses all of them (a plate's standards, broadcast: a view whose rows
+    share memory), which the box depends on only through a curve's own row."""
+    if x.shape[0] > 1 and x.strides[0] == 0 and m.all():
+        lo, hi = model.internal_bounds(x[:1], m[:1])
+        return np.repeat(lo, x.shape[0], axis=0), np.repeat(hi, x.shape[0], axis=0)
+    return model.internal_bounds(x, m)
+
+
 def _levenberg_marquardt(
     model, x, y, w, m, p0, is_fixed, max_iter, ftol, xtol, gtol, box=None, compiled=None
 ):
@@ -914,16 +926,7 @@ def _levenberg_marquardt(
     Moré's scaling (the largest column norms seen so far).
     """
     n = p0.shape[0]
-    sw = np.sqrt(w)
-    free = ~is_fixed
-    if model.linear and any(model.linear):
-        prob = _Projected(model, x, y, sw, m, free)
-    else:
-        prob = _Direct(model, x, y, sw, m, free)
-    sidx = prob.solve  # parameters the LM iterates on
-    ks = len(sidx)
-    sfree = free[:, sidx]
-    lo, hi = model.internal_bounds(x, m)
+    lo, hi = _internal_bounds(model, x, m)
     if box is not None:
         lo, hi = np.maximum(lo, box[0]), np.minimum(hi, box[1])
         hi = np.maximum(hi, lo)
@@ -934,6 +937,15 @@ def _levenberg_marquardt(
         return _compiled.levenberg_marquardt(
             compiled, x, y, w, m, theta, is_fixed, lo, hi, max_iter, ftol, xtol, gtol
         )
+    sw = np.sqrt(w)
+    free = ~is_fixed
+    if model.linear and any(model.linear):
+        prob = _Projected(model, x, y, sw, m, free)
+    else:
+        prob = _Direct(model, x, y, sw, m, free)
+    sidx = prob.solve  # parameters the LM iterates on
+    ks = len(sidx)
+    sfree = free[:, sidx]
     status = np.full(n, "max_iter", dtype=object)
     n_iter = np.zeros(n, dtype=int)
     every = np.arange(n)
