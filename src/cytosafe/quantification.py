@@ -224,8 +224,8 @@ def _read_at_once(
     row, one plate or one curve at a time, so the rows of files with the same columns and
     types validate together as they do apart (no plate is in two files:
     :func:`claim_plates`). ``None`` where that is not so (a file without rows, columns or
-    types that differ between files, a reader's ``attrs``, a reader that completes its
-    table after validation): then the files are read one by one. An error raised here is
+    types that differ between files, a reader that completes its table after
+    validation): then the files are read one by one. An error raised here is
     not the user's answer either: the caller reads file by file, which raises the error
     the first file in error gives, as it always did; warnings are issued only once every
     file has read.
@@ -236,17 +236,18 @@ def _read_at_once(
     formats = [detect_format(path) for path in paths]
     if any(name in _COMPLETED_AFTER for name in formats):
         return None
-    tables, pending = [], []
+    tables, kept, pending = [], [], []
     for done, (path, name) in enumerate(zip(paths, formats, strict=True)):
         if progress is not None:
             progress(done / len(paths), f"reading {Path(str(path)).name}")
         table, attrs, messages = read_unvalidated(
             path, format=name, sample_map=sample_map, study_id=study_id, standard_unit=standard_unit
         )
-        if attrs or table.empty:
+        if table.empty:
             return None
         table["reader"] = name  # as _read adds it to each validated table: the last column
         tables.append(table)
+        kept.append(_no_rows(attrs))
         pending.extend(messages)
     first = tables[0]
     if any(
@@ -255,6 +256,8 @@ def _read_at_once(
     ):
         return None
     joined = validate_measurements(pd.concat(tables, ignore_index=True))
+    # The readers' attrs as pandas joins them (kept where every table has the same).
+    joined.attrs = pd.concat(kept).attrs
     sources = [str(path) for path in paths]
     seen: dict[str, str] = {}
     start = 0
@@ -268,6 +271,14 @@ def _read_at_once(
     for message in pending:
         warnings.warn(message, DataWarning, stacklevel=1)
     return joined, sources
+
+
+def _no_rows(attrs: dict) -> pd.DataFrame:
+    """An empty frame carrying ``attrs``: what :func:`pandas.concat` makes of many tables'
+    attrs is read from such frames, without their rows."""
+    frame = pd.DataFrame()
+    frame.attrs = attrs
+    return frame
 
 
 def _joined(tables: list[pd.DataFrame]) -> pd.DataFrame:
