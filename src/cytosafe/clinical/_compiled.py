@@ -1,4 +1,7 @@
-"""A compiled kernel of the state table's item columns (:func:`cytosafe.clinical.states.build_states`).
+"""Compiled kernels of grading: the state table's item columns
+(:func:`cytosafe.clinical.states.build_states`), its group-wise scans, and ASTCT 2019 fused
+from the observations to the grades (:func:`astct2019`, below; its NumPy reference and
+conformance tests are named there).
 
 The NumPy path builds each charted item's column on its own: a column of NaN, the item's
 observations scattered into it, then carried forward within each segment
@@ -20,7 +23,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["item_columns"]
+__all__ = ["astct2019", "item_columns"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -192,3 +195,477 @@ def rows(pcode: np.ndarray, tint: np.ndarray) -> tuple[bool, np.ndarray, np.ndar
     return _rows(
         np.ascontiguousarray(pcode, dtype=np.int64), np.ascontiguousarray(tint, dtype=np.int64)
     )
+
+
+# ---------------------------------------------------------------------------------------
+# ASTCT 2019 in one pass: from the sorted observations to the grade, criterion and
+# estimates of every row. The reference is the NumPy path (build_states, then derive,
+# scales.astct2019.grade and the gate of scales._common); this kernel applies the same
+# rules to the same carried states, one patient at a time, and gives the same answers
+# (tests/test_grade_fused.py). Each step names the NumPy function it follows.
+
+#: Roles of an item (``role`` is indexed by item code).
+ROLE_LAB = -1  # a laboratory value: makes no row (build_states drops it)
+ROLE_ROW = 0  # makes a row, read by no ASTCT rule
+ROLE_TEMPERATURE = 1
+ROLE_SBP = 2
+ROLE_DEVICE = 3
+ROLE_FLOW = 4
+ROLE_PRESSOR = 5  # 5..8: norepinephrine, epinephrine, dopamine, phenylephrine
+ROLE_VASOPRESSIN = 9
+ROLE_MASKING = 10  # 10..14: the fever-masking treatments of the settings
+ROLE_INFUSION = 15
+ROLE_DEATH = 16
+_N_SLOTS = 16  # a row's value slots: roles 1..15 (a later observation of an item wins)
+
+#: A criterion is a key: its structure (:func:`_finish_row`) above ``T_BITS``, the
+#: temperature's tenths plus ``T_OFFSET`` below (0: no number in the text, or "nan").
+T_BITS = 41
+T_OFFSET = 1 << 40
+_T_LIMIT = float(1 << 39)  # |temperature x 10| beyond this is not this kernel's domain
+_TABLE = 1 << 15  # criterion hash slots; more than half full: not this kernel's domain
+
+#: Status of :func:`astct2019`.
+OK, UNSORTED, OUT_OF_DOMAIN = 0, 1, 2
+
+
+@numba.njit(cache=True, nogil=True)
+def _criterion_id(key, keys, ids, found):
+    """The dense id of a criterion key (open addressing; ``found`` lists keys by id)."""
+    h = ((key * 0x9E3779B97F4A7C15) >> 20) & (_TABLE - 1)
+    while True:
+        k = keys[h]
+        if k == key:
+            return ids[h]
+        if k == -1:
+            n = found[0]
+            keys[h] = key
+            ids[h] = n
+            found[n + 1] = key
+            found[0] = n + 1
+            return n
+        h = (h + 1) & (_TABLE - 1)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _finish_row(g, case, gv, hyp_lab, oxy_lab, est, ok, d_crs, d_other, t_code):
+    """Grade 5 for death due to CRS (``finish``), then the gate (``gate``): the row's
+    grade, estimate bits and criterion key."""
+    if d_crs:  # its text replaces the criterion; never gated
+        g = 5
+        case = gv = hyp_lab = oxy_lab = t_code = 0
+    if g == 0:
+        est = 0
+    blocked = not ok and g > 0 and not d_crs
+    if blocked:
+        g = 0
+        est = 0
+    struct = (
+        case | (gv << 3) | (hyp_lab << 6) | (oxy_lab << 9) | (int(d_crs) << 12)
+        | (int(d_other and not d_crs) << 13) | (int(blocked) << 14)
+    )  # fmt: skip
+    return g, est, (struct << T_BITS) | t_code
+
+
+@numba.njit(cache=True, nogil=True)
+def _astct2019(
+    pcode, tint, icode, vals, role, assumed,
+    fever_c, sbp_below, low_flow_max, device_grade, prior_fever, gated, gap,
+    keys, ids, found,
+):  # fmt: skip
+    m = len(pcode)
+    grade = np.empty(m, dtype=np.int8)
+    crit = np.empty(m, dtype=np.int64)
+    bits = np.empty(m, dtype=np.int64)
+    present = np.empty(m, dtype=np.bool_)
+    # rows with a death observation: the row and its observations [lo, hi)
+    death_row = np.empty(m, dtype=np.int64)  # untouched pages cost nothing
+    death_lo = np.empty(m, dtype=np.int64)
+    death_hi = np.empty(m, dtype=np.int64)
+    n_deaths = 0
+    n_dev = len(device_grade)
+    n_roles = len(role)
+    rowval = np.empty(_N_SLOTS, dtype=np.float64)
+    last_key = -1
+    last_id = -1
+    r = 0
+    k = 0
+    while k < m:
+        p = pcode[k]
+        if p < 0 or p >= len(assumed):
+            return (
+                OUT_OF_DOMAIN,
+                r,
+                grade,
+                crit,
+                bits,
+                present,
+                death_row[:n_deaths],
+                death_lo[:n_deaths],
+                death_hi[:n_deaths],
+            )
+        weight = assumed[p]
+        a = k  # the patient's first observation, its first row and death record
+        r0 = r
+        d0 = n_deaths
+        # Hour 0 is the earliest infusion charted with a value, else the first row. It is
+        # taken as the first row until an infusion after it is met; the patient's rows
+        # are then graded again from the start with that hour 0 (rows before it are the
+        # baseline).
+        zero_h = 0.0
+        has_first = False
+        has_inf = False
+        # the segment's carried states (reset at its first row: the patient's first
+        # row and the first row after the baseline)
+        temp = sbp = device = flow = np.nan
+        ne = epi = dop = phe = vaso = 0.0
+        fever_seen = masked = False
+        prev_quiet = seen_seg = prev_baseline = False
+        quiet_begin = 0.0
+        first_row = True
+        while k < m and pcode[k] == p:
+            t = tint[k]
+            k0 = k
+            for j in range(_N_SLOTS):
+                rowval[j] = np.nan
+            makes_row = False
+            has_death = False
+            while k < m and tint[k] == t and pcode[k] == p:
+                c = icode[k]
+                if c < 0 or c >= n_roles:
+                    return (
+                        OUT_OF_DOMAIN,
+                        r,
+                        grade,
+                        crit,
+                        bits,
+                        present,
+                        death_row[:n_deaths],
+                        death_lo[:n_deaths],
+                        death_hi[:n_deaths],
+                    )
+                ro = role[c]
+                if ro > ROLE_ROW:
+                    if ro == ROLE_DEATH:
+                        has_death = True
+                    else:
+                        rowval[ro - 1] = vals[k]
+                    makes_row = True
+                elif ro == ROLE_ROW:
+                    makes_row = True
+                k += 1
+            if k < m and (pcode[k] < p or (pcode[k] == p and tint[k] < t)):
+                return (
+                    UNSORTED,
+                    r,
+                    grade,
+                    crit,
+                    bits,
+                    present,
+                    death_row[:n_deaths],
+                    death_lo[:n_deaths],
+                    death_hi[:n_deaths],
+                )
+            if not makes_row:
+                continue
+            if not has_first:
+                has_first = True
+                zero_h = t / 3.6e12
+            inf = rowval[ROLE_INFUSION - 1]
+            if inf == inf and not has_inf:
+                has_inf = True
+                if t / 3.6e12 != zero_h:  # an infusion after the first row: again
+                    zero_h = t / 3.6e12
+                    k = a
+                    r = r0
+                    n_deaths = d0
+                    temp = sbp = device = flow = np.nan
+                    ne = epi = dop = phe = vaso = 0.0
+                    fever_seen = masked = False
+                    prev_quiet = seen_seg = prev_baseline = False
+                    first_row = True
+                    continue
+            hours = t / 3.6e12 - zero_h
+            baseline = has_inf and hours < 0
+            opens = first_row or (prev_baseline and not baseline)
+            first_row = False
+            prev_baseline = baseline
+            if opens:  # build_states: nothing carries into a segment
+                temp = sbp = device = flow = np.nan
+                ne = epi = dop = phe = vaso = 0.0
+                fever_seen = masked = False
+                prev_quiet = seen_seg = False
+            # carry_forward: an observed (non-NaN) value holds until the next
+            v = rowval[ROLE_TEMPERATURE - 1]
+            if v == v:
+                temp = v
+            v = rowval[ROLE_SBP - 1]
+            if v == v:
+                sbp = v
+            v = rowval[ROLE_DEVICE - 1]
+            if v == v:
+                device = v
+            v = rowval[ROLE_FLOW - 1]
+            if v == v:
+                flow = v
+            v = rowval[ROLE_PRESSOR - 1]
+            if v == v:
+                ne = v
+            v = rowval[ROLE_PRESSOR]
+            if v == v:
+                epi = v
+            v = rowval[ROLE_PRESSOR + 1]
+            if v == v:
+                dop = v
+            v = rowval[ROLE_PRESSOR + 2]
+            if v == v:
+                phe = v
+            v = rowval[ROLE_VASOPRESSIN - 1]
+            if v == v:
+                vaso = v
+            treated = False
+            for j in range(ROLE_MASKING - 1, ROLE_INFUSION - 1):
+                if rowval[j] == rowval[j]:
+                    treated = True
+
+            # derive and _fever_masked (scales._common)
+            fever = temp >= fever_c  # NaN: False
+            n_pressors = int(ne > 0) + int(epi > 0) + int(dop > 0) + int(phe > 0)
+            any_pressor = n_pressors > 0 or vaso > 0
+            if device != device:
+                dev = -1
+            elif device >= 0 and device < n_dev and device == np.floor(device):
+                dev = int(device)
+            else:
+                return (
+                    OUT_OF_DOMAIN,
+                    r,
+                    grade,
+                    crit,
+                    bits,
+                    present,
+                    death_row[:n_deaths],
+                    death_lo[:n_deaths],
+                    death_hi[:n_deaths],
+                )
+            cannula = dev == 1  # nasal_cannula
+            flow0 = 0.0 if flow != flow else flow
+            fever_seen = fever_seen or fever
+            masked = masked or (treated and (fever_seen or not prior_fever))
+
+            # scales.astct2019.grade
+            if n_pressors >= 2:
+                hyp = 4
+            elif any_pressor:
+                hyp = 3
+            elif sbp < sbp_below:  # NaN: False
+                hyp = 2
+            else:
+                hyp = 0
+            oxy = device_grade[dev] if dev >= 0 else 0
+            if cannula and flow0 > low_flow_max and oxy < 3:
+                oxy = 3
+            g_vital = hyp if hyp > oxy else oxy
+            if (fever or masked) and g_vital > 0:
+                g = g_vital
+            else:
+                g = 1 if fever else 0
+            if g >= 2:
+                case = 2 if fever else 3
+            elif g == 1:
+                case = 1
+            elif g_vital > 0:
+                case = 4
+            else:
+                case = 0
+            hyp_lab = oxy_lab = gv = 0
+            if case >= 2:  # the labels of the vitals that set g_vital are in the text
+                if hyp == g_vital and hyp >= 2:
+                    hyp_lab = hyp
+                if oxy == g_vital and oxy >= 2:
+                    oxy_lab = oxy
+                if case <= 3:
+                    gv = g_vital
+            est = 0
+            if hyp == 2:
+                est |= 1
+            if cannula and flow != flow and oxy == 2:
+                est |= 8
+            if weight and any_pressor:
+                est |= 16
+            t_code = 0
+            if case == 1 or case == 2:
+                x = temp * 10.0
+                if x - x == 0.0:  # finite (Text.fixed writes "nan" otherwise)
+                    if not abs(x) < _T_LIMIT:
+                        return (
+                            OUT_OF_DOMAIN,
+                            r,
+                            grade,
+                            crit,
+                            bits,
+                            present,
+                            death_row[:n_deaths],
+                            death_lo[:n_deaths],
+                            death_hi[:n_deaths],
+                        )
+                    t_code = int(np.rint(x)) + T_OFFSET
+
+            # the gate: quiet_breaks, then _crs_present
+            ok = True
+            if gated:
+                quiet = baseline or not (fever or any_pressor or dev > 0)
+                if quiet:
+                    if not prev_quiet:
+                        quiet_begin = hours
+                    brk = hours - quiet_begin >= gap
+                else:
+                    brk = prev_quiet and hours - quiet_begin >= gap
+                if opens or (brk and not quiet):
+                    seen_seg = False
+                if fever and not baseline:
+                    seen_seg = True
+                ok = seen_seg and not (brk and quiet) and not baseline
+                prev_quiet = quiet
+
+            if has_death:  # finished with its causes (_finish_deaths), which are text
+                death_row[n_deaths] = r
+                death_lo[n_deaths] = k0
+                death_hi[n_deaths] = k
+                n_deaths += 1
+                grade[r] = g
+                crit[r] = (
+                    (
+                        case
+                        | (gv << 3)
+                        | (hyp_lab << 6)
+                        | (oxy_lab << 9)
+                        | (est << 12)
+                        | (int(ok) << 17)
+                    )
+                    << T_BITS
+                ) | t_code
+                present[r] = ok
+                r += 1
+                continue
+            g, est, key = _finish_row(g, case, gv, hyp_lab, oxy_lab, est, ok, False, False, t_code)
+            if key != last_key:
+                if found[0] >= _TABLE // 2:
+                    return (
+                        OUT_OF_DOMAIN,
+                        r,
+                        grade,
+                        crit,
+                        bits,
+                        present,
+                        death_row[:n_deaths],
+                        death_lo[:n_deaths],
+                        death_hi[:n_deaths],
+                    )
+                last_key = key
+                last_id = _criterion_id(key, keys, ids, found)
+            grade[r] = g
+            crit[r] = last_id
+            bits[r] = est
+            present[r] = ok
+            r += 1
+    return (
+        OK,
+        r,
+        grade,
+        crit,
+        bits,
+        present,
+        death_row[:n_deaths],
+        death_lo[:n_deaths],
+        death_hi[:n_deaths],
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _finish_deaths(rows, crs, other, grade, crit, bits, keys, ids, found):
+    """The rows with a death observation, finished with its causes (``finish``): their
+    criterion holds what the main pass left (see there)."""
+    for i in range(len(rows)):
+        r = rows[i]
+        raw = crit[r]
+        t_code = raw & ((1 << T_BITS) - 1)
+        pre = raw >> T_BITS
+        g, est, key = _finish_row(
+            grade[r], pre & 7, (pre >> 3) & 7, (pre >> 6) & 7, (pre >> 9) & 7,
+            (pre >> 12) & 31, (pre >> 17) & 1 == 1, crs[i], other[i], t_code,
+        )  # fmt: skip
+        if found[0] >= _TABLE // 2:
+            return False
+        grade[r] = g
+        bits[r] = est
+        crit[r] = _criterion_id(key, keys, ids, found)
+    return True
+
+
+def astct2019(
+    pcode: np.ndarray,
+    tint: np.ndarray,
+    icode: np.ndarray,
+    vals: np.ndarray,
+    role: np.ndarray,
+    assumed: np.ndarray,
+    death_causes,
+    *,
+    fever_c: float,
+    sbp_below: float,
+    low_flow_max: float,
+    device_grade: np.ndarray,
+    prior_fever: bool,
+    gated: bool,
+    gap: float,
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """ASTCT 2019 grade, criterion, estimate bits and ``crs_present`` of every row.
+
+    Parameters
+    ----------
+    pcode, tint, icode, vals:
+        Per observation, sorted by patient code, then time (ns): patient code (>= 0),
+        time, item code and value (NumPy arrays of any integer width).
+    role:
+        Per item code, its role (``ROLE_*``).
+    assumed:
+        Per patient code, whether its rates were converted with an assumed weight.
+    death_causes:
+        ``death_causes(positions) -> (crs, other)``: of the rows whose death
+        observations are at ``positions`` (a list of index arrays), whether one names
+        CRS and whether one names another cause.
+    fever_c, sbp_below, low_flow_max, device_grade, prior_fever, gated, gap:
+        The settings: ``device_grade`` per device code (0..4), ``prior_fever`` (fever
+        masking requires a fever before), ``gated`` (``onset_requires_fever``), ``gap``
+        (``episode_gap_hours``).
+
+    Returns
+    -------
+    status, grade, criterion, bits, present, keys:
+        ``status`` :data:`OK`, :data:`UNSORTED` or :data:`OUT_OF_DOMAIN` (then nothing
+        else is meaningful); per row the grade (int8), criterion id, estimate bits and
+        ``crs_present`` (views of longer buffers); ``keys[i]``: the criterion key of id
+        ``i``.
+    """
+    keys = np.full(_TABLE, -1, dtype=np.int64)
+    ids = np.empty(_TABLE, dtype=np.int64)
+    found = np.zeros(_TABLE // 2 + 2, dtype=np.int64)  # [count, key of id 0, id 1, ...]
+    status, n, grade, crit, bits, present, rows, lo, hi = _astct2019(
+        pcode, tint, icode, np.ascontiguousarray(vals, dtype=np.float64), role,
+        np.ascontiguousarray(assumed, dtype=np.bool_),
+        float(fever_c), float(sbp_below), float(low_flow_max),
+        np.ascontiguousarray(device_grade, dtype=np.int64),
+        bool(prior_fever), bool(gated), float(gap), keys, ids, found,
+    )  # fmt: skip
+    if status == OK and len(rows):
+        at = [np.arange(a, b)[role[icode[a:b]] == ROLE_DEATH] for a, b in zip(lo, hi, strict=True)]
+        crs, other = death_causes(at)
+        done = _finish_deaths(
+            rows, np.asarray(crs, dtype=np.bool_), np.asarray(other, dtype=np.bool_),
+            grade, crit, bits, keys, ids, found,
+        )  # fmt: skip
+        if not done:
+            status = OUT_OF_DOMAIN
+    keys_used = found[1 : found[0] + 1]
+    return status, grade[:n], crit[:n], bits[:n], present[:n], keys_used

@@ -47,6 +47,7 @@ __all__ = [
     "grade_arrays",
     "grade_increment",
     "grade_states",
+    "grade_table",
     "scale_label",
     "split_by_patient",
 ]
@@ -130,15 +131,42 @@ def grade_arrays(
     mod = get_scale(scale)
     if mod.KIND != "CRS":
         return mod.grade(s, None, settings), None
-    cache = {} if cache is None else cache
-    key = repr([(k, settings[k]) for k in sorted(criteria()["common"])])
-    if key not in cache:
-        # scales with the same shared settings carry the same columns
-        cache[key] = derive(s, settings, carry)
-    d = cache[key]
+    d = _derived(s, settings, {} if cache is None else cache, carry)
     graded, present = gate(s, d, mod.grade(s, d, settings), settings)
     graded.extra["crs_present"] = present
     return graded, d
+
+
+def _derived(s: States, settings: dict, cache: dict, carry: dict | None = None) -> Derived:
+    """The shared quantities of ``settings``, computed once per cache (scales with the
+    same shared settings carry the same columns)."""
+    key = repr([(k, settings[k]) for k in sorted(criteria()["common"])])
+    if key not in cache:
+        cache[key] = derive(s, settings, carry)
+    return cache[key]
+
+
+def grade_table(
+    table: pd.DataFrame,
+    scale: str,
+    settings: dict,
+    weight_assumed: set[str] | None = None,
+) -> Graded:
+    """Grade, criterion and estimates of every patient x observation time of a validated
+    observation table (the rows of :func:`~cytosafe.clinical.states.build_states`, in
+    patient then time order) under one scale: the grading core without the timeline.
+
+    A scale with a fused compiled kernel (ASTCT 2019:
+    :func:`cytosafe.clinical.scales.astct2019.grade_observations`) grades large tables
+    straight from the observations; otherwise, and wherever that kernel does not apply,
+    :func:`grade_arrays` grades the state table. Both give the same answers.
+    """
+    mod = get_scale(scale)
+    fused = getattr(mod, "grade_observations", None)
+    graded = fused(table, weight_assumed, settings) if fused is not None else None
+    if graded is None:
+        graded = grade_arrays(build_states(table, weight_assumed), mod.NAME, settings)[0]
+    return graded
 
 
 def grade_states(obs: Observations, scales: Sequence[str], options: dict | None) -> pd.DataFrame:
@@ -260,7 +288,14 @@ def _grade_states(
         keep_hours = max([keep_hours] + [float(v) for k, v in settings.items()
                                          if k.endswith("_window_hours")])  # fmt: skip
         scale_carry = _per_row(s, carry.scales.get(mod.NAME)) if carry is not None else None
-        g, d = grade_arrays(s, mod.NAME, settings, cache, scale_carry)
+        fused = getattr(mod, "grade_observations", None)
+        g = None
+        if fused is not None and carry is None and out_carry is None:
+            g = fused(obs.table, obs.weight_assumed, settings)
+        if g is not None:  # the timeline's derived columns, from the state table
+            d = _derived(s, settings, cache)
+        else:
+            g, d = grade_arrays(s, mod.NAME, settings, cache, scale_carry)
         if d is not None:
             derived[mod.NAME] = (d, g.extra)
         meta = criteria()["scale"][mod.NAME]

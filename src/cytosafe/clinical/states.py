@@ -33,10 +33,13 @@ __all__ = [
     "States",
     "build_states",
     "carry_forward",
+    "death_names_crs",
     "group_cumany",
     "group_cumsum",
+    "observation_arrays",
     "quiet_breaks",
     "run_hours",
+    "use_compiled",
     "window_count",
 ]
 
@@ -363,8 +366,13 @@ def compiled_available() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
-def _use_compiled(n: int) -> bool:
+def use_compiled(n: int) -> bool:
+    """Whether a table of ``n`` rows (or observations) is worked on by the compiled
+    kernels: from :data:`COMPILED_MIN_ROWS`, when :func:`compiled_available`."""
     return n >= COMPILED_MIN_ROWS and compiled_available()
+
+
+_use_compiled = use_compiled
 
 
 def _int64(a: np.ndarray) -> np.ndarray:
@@ -388,6 +396,41 @@ def _codes(column: pd.Series, sort: bool) -> tuple[np.ndarray, np.ndarray]:
         return remap[codes], np.asarray(column.cat.categories, dtype=object)[used]
     codes, uniques = pd.factorize(column, sort=sort)
     return codes.astype(np.int64), np.asarray(uniques, dtype=object)
+
+
+def _raw_codes(column: pd.Series, sort: bool) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_codes` without the copy: a categorical's own codes (any integer width,
+    unused categories kept) when their order is the one asked for."""
+    if isinstance(column.dtype, pd.CategoricalDtype) and (
+        not sort or column.cat.categories.is_monotonic_increasing
+    ):
+        return column.cat.codes.to_numpy(), np.asarray(column.cat.categories, dtype=object)
+    codes, uniques = pd.factorize(column, sort=sort)
+    return codes, np.asarray(uniques, dtype=object)
+
+
+def observation_arrays(
+    table: pd.DataFrame,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The columns of an observation table as the compiled kernels read them, without
+    copies where the table's own arrays serve.
+
+    Returns ``pcode, patients, tint, icode, items, values``: per observation, the
+    patient's code (its rank among ``patients``, as :func:`build_states` orders them),
+    the time in ns, the item's code into ``items`` and ``value_num``. Codes may be
+    of any integer width and include -1 for a missing value.
+    """
+    pcode, patients = _raw_codes(table["patient_id"], sort=True)
+    tint = table["time"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    icode, items = _raw_codes(table["item"], sort=False)
+    return pcode, patients, tint, icode, items, table["value_num"].to_numpy(dtype=float)
+
+
+def death_names_crs(values: pd.Series, positions: np.ndarray) -> np.ndarray:
+    """Whether the death observations at ``positions`` of ``values`` give CRS as the cause
+    ("CRS", "cytokine release syndrome", any case and spacing around)."""
+    texts = values.iloc[positions].to_numpy(dtype=object)
+    return pd.Series(texts).astype(str).str.strip().str.lower().isin(_CRS_CAUSES).to_numpy()
 
 
 def build_states(
@@ -540,8 +583,7 @@ def build_states(
     death_other = np.zeros(n, dtype=bool)
     if "death" in inames:
         sel = rows_of(inames.index("death"))
-        texts = table["value"].iloc[sel if order is None else order[sel]].to_numpy(dtype=object)
-        cause = pd.Series(texts).astype(str).str.strip().str.lower().isin(_CRS_CAUSES).to_numpy()
+        cause = death_names_crs(table["value"], sel if order is None else order[sel])
         death_crs[row_of[sel][cause]] = True
         death_other[row_of[sel][~cause]] = True
     assumed = np.isin(patients, sorted(weight_assumed or ()))[row_code]

@@ -45,6 +45,13 @@ ESTIMATES = {
     32: "interpretation",
 }
 DEV = {name: i for i, name in enumerate(DEVICES)}
+#: The texts :func:`finish` and :func:`gate` write (the fused ASTCT kernel writes the same).
+DEATH_CRS_TEXT = "grade 5: death due to CRS"
+DEATH_OTHER_TEXT = "death not due to CRS"
+NO_CRITERION_TEXT = "no criterion met"
+GATE_HEAD = "CRS not present (fever >= "  # + fever_c (1 decimal)
+GATE_MIDDLE = " C required at onset; none since the infusion or the last resolution): "
+GATE_TAIL = " not graded"  # after the criterion that was not graded
 _NON_VASOPRESSIN = ("norepinephrine", "epinephrine", "dopamine", "phenylephrine")
 
 
@@ -232,7 +239,7 @@ def finish(
     criterion: Text,
     bits: np.ndarray,
     *,
-    death_text: str = "grade 5: death due to CRS",
+    death_text: str = DEATH_CRS_TEXT,
 ) -> Graded:
     """Apply grade 5 for death due to CRS and wrap the result."""
     grade = np.where(s.death_crs, 5, grade).astype(np.int8)
@@ -240,10 +247,10 @@ def finish(
     other = s.death_other & ~s.death_crs
     criterion = where(
         other,
-        where(criterion.empty, "death not due to CRS", criterion + "; death not due to CRS"),
+        where(criterion.empty, DEATH_OTHER_TEXT, criterion + "; " + DEATH_OTHER_TEXT),
         criterion,
     )
-    criterion = where((grade == 0) & criterion.empty, "no criterion met", criterion)
+    criterion = where((grade == 0) & criterion.empty, NO_CRITERION_TEXT, criterion)
     bits = np.where(grade > 0, bits, 0).astype(np.int16)
     return Graded(grade, criterion, estimate_text(bits))
 
@@ -343,10 +350,7 @@ def gate(s: States, d: Derived, graded: Graded, settings: dict) -> tuple[Graded,
     if not blocked.any():
         return graded, present
     fever_c = Text.fixed(np.full(len(s), float(settings["fever_c"])), 1)
-    reason = (
-        "CRS not present (fever >= " + fever_c + " C required at onset; none since the "
-        "infusion or the last resolution): " + graded.criterion + " not graded"
-    )
+    reason = GATE_HEAD + fever_c + GATE_MIDDLE + graded.criterion + GATE_TAIL
     grade = np.where(blocked, 0, graded.grade).astype(graded.grade.dtype)
     criterion = where(blocked, reason, graded.criterion)
     estimates = where(blocked, "", graded.estimates)

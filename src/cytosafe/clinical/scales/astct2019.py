@@ -43,11 +43,29 @@ How CytoSafe reads it (every number is in ``data/clinical_scales.toml``):
 
 from __future__ import annotations
 
-import numpy as np
+import numbers
 
-from cytosafe.clinical.scales._common import DEV, Derived, Graded, finish, label, pick
+import numpy as np
+import pandas as pd
+
+from cytosafe.clinical.scales._common import (
+    DEATH_CRS_TEXT,
+    DEATH_OTHER_TEXT,
+    DEV,
+    ESTIMATES,
+    GATE_HEAD,
+    GATE_MIDDLE,
+    GATE_TAIL,
+    NO_CRITERION_TEXT,
+    Derived,
+    Graded,
+    finish,
+    label,
+    pick,
+)
 from cytosafe.clinical.scales._text import Text, where
-from cytosafe.clinical.states import States
+from cytosafe.clinical.states import States, death_names_crs, observation_arrays, use_compiled
+from cytosafe.schema.observations import DEVICES, LAB_ITEMS, TREATMENTS
 
 NAME = "astct2019"
 KIND = "CRS"
@@ -62,6 +80,11 @@ _HYPOXIA = {
     3: "hypoxia requiring high-flow nasal cannula (>6 L/min), facemask, nonrebreather or Venturi mask",
     4: "hypoxia requiring positive pressure (CPAP, BiPAP, mechanical ventilation)",
 }
+# The criterion's wording (the fused kernel's texts are built from the same pieces).
+_FEVER_WITH = ("fever ", " C with ")  # around the temperature
+_MASKED = "fever not required after antipyretic/anti-cytokine therapy; "
+_GRADE1 = ("grade 1: fever ", " C without hypotension or hypoxia")
+_NO_FEVER = ("no fever: ", " not graded (fever required)")
 
 
 def grade(s: States, d: Derived, settings: dict) -> Graded:
@@ -83,16 +106,12 @@ def grade(s: States, d: Derived, settings: dict) -> Graded:
         "grade "
         + Text.ints(g)
         + ": "
-        + where(
-            d.fever,
-            "fever " + temp_text + " C with ",
-            "fever not required after antipyretic/anti-cytokine therapy; ",
-        )
+        + where(d.fever, _FEVER_WITH[0] + temp_text + _FEVER_WITH[1], _MASKED)
         + text,
         where(
             g == 1,
-            "grade 1: fever " + temp_text + " C without hypotension or hypoxia",
-            where(g_vital > 0, "no fever: " + text + " not graded (fever required)", ""),
+            _GRADE1[0] + temp_text + _GRADE1[1],
+            where(g_vital > 0, _NO_FEVER[0] + text + _NO_FEVER[1], ""),
         ),
     )
     bits = np.zeros(len(s), dtype=np.int16)
@@ -100,3 +119,138 @@ def grade(s: States, d: Derived, settings: dict) -> Graded:
     bits |= np.where(d.flow_unknown & (dev_grade == 2), 8, 0).astype(np.int16)
     bits |= d.weight_flag
     return finish(s, g, crit, bits)
+
+
+#: Every combination of the estimate bits ASTCT sets (1, 8, 16), as ``Text.bits`` writes it.
+_ESTIMATE_VOCAB = [";".join(n for b, n in ESTIMATES.items() if u & b) for u in range(64)]
+
+
+def _kernel_settings(settings: dict) -> bool:
+    """Whether the settings are of the types the fused kernel takes (the criteria file's:
+    finite numbers, device grades 0..4 of known devices, known masking treatments)."""
+    try:
+        numbers_ = [settings[key] for key in ("fever_c", "hypotension_sbp_below",
+                                              "low_flow_max_l_min", "episode_gap_hours")]  # fmt: skip
+        devices = settings["device_grade"]
+        treatments = settings["fever_masking"]["treatments"]
+        settings["fever_masking"]["requires_prior_fever"]
+    except (KeyError, TypeError):
+        return False
+    if not all(
+        isinstance(x, numbers.Real) and not isinstance(x, bool) and np.isfinite(x) for x in numbers_
+    ):
+        return False
+    if not isinstance(devices, dict) or not all(
+        name in DEV and isinstance(g, numbers.Integral) and not isinstance(g, bool) and 0 <= g <= 4
+        for name, g in devices.items()
+    ):
+        return False
+    return isinstance(treatments, (list, tuple)) and all(t in TREATMENTS for t in treatments)
+
+
+def _roles(k, masking: list[str]) -> dict[str, int]:
+    """Each item's role in the fused kernel (``k``: :mod:`cytosafe.clinical._compiled`)."""
+    roles = {
+        "temperature": k.ROLE_TEMPERATURE,
+        "systolic_bp": k.ROLE_SBP,
+        "oxygen_device": k.ROLE_DEVICE,
+        "oxygen_flow": k.ROLE_FLOW,
+        "norepinephrine": k.ROLE_PRESSOR,
+        "epinephrine": k.ROLE_PRESSOR + 1,
+        "dopamine": k.ROLE_PRESSOR + 2,
+        "phenylephrine": k.ROLE_PRESSOR + 3,
+        "vasopressin": k.ROLE_VASOPRESSIN,
+        "infusion": k.ROLE_INFUSION,
+        "death": k.ROLE_DEATH,
+    }
+    roles.update({name: k.ROLE_MASKING + i for i, name in enumerate(masking)})
+    roles.update(dict.fromkeys(LAB_ITEMS, k.ROLE_LAB))
+    return roles
+
+
+def _criterion_text(key: int, fever_c_text: str, k) -> str:
+    """The criterion of a fused-kernel key: the text :func:`grade`, ``finish`` and the
+    gate write for the same row (the key's layout: ``_finish_row`` in ``k``)."""
+    struct, t = key >> k.T_BITS, key & ((1 << k.T_BITS) - 1)
+    case, gv, hyp, oxy = struct & 7, (struct >> 3) & 7, (struct >> 6) & 7, (struct >> 9) & 7
+    temp = "nan" if t == 0 else f"{(t - k.T_OFFSET) / 10:.1f}"  # Text.fixed(temperature, 1)
+    text = "; ".join(x for x in (_HYPOTENSION.get(hyp, ""), _HYPOXIA.get(oxy, "")) if x)
+    crit = [
+        "",
+        _GRADE1[0] + temp + _GRADE1[1],
+        f"grade {gv}: " + _FEVER_WITH[0] + temp + _FEVER_WITH[1] + text,
+        f"grade {gv}: " + _MASKED + text,
+        _NO_FEVER[0] + text + _NO_FEVER[1],
+    ][case]
+    if (struct >> 12) & 1:  # death due to CRS
+        crit = DEATH_CRS_TEXT
+    elif (struct >> 13) & 1:  # death from another cause
+        crit = DEATH_OTHER_TEXT if crit == "" else crit + "; " + DEATH_OTHER_TEXT
+    if crit == "":  # grade 0 (every grade above 0 has a text)
+        crit = NO_CRITERION_TEXT
+    if (struct >> 14) & 1:  # gated: CRS not present
+        crit = GATE_HEAD + fever_c_text + GATE_MIDDLE + crit + GATE_TAIL
+    return crit
+
+
+def grade_observations(
+    table: pd.DataFrame, weight_assumed: set[str] | None, settings: dict
+) -> Graded | None:
+    """:func:`grade` and the CRS-present gate of every row of
+    ``build_states(table, weight_assumed)``, by the fused compiled kernel straight from
+    the observations; None where the kernel does not apply (the caller then grades the
+    state table: :func:`cytosafe.clinical.grading.grade_table`).
+
+    The kernel (:func:`cytosafe.clinical._compiled.astct2019`) applies these rules, the
+    shared derivations and the gate in one pass, each patient's states carried in
+    locals, and gives the same grades, criteria, estimates and ``crs_present`` as the
+    NumPy path, which stays the reference (``tests/test_grade_fused.py``). It applies
+    from ``COMPILED_MIN_ROWS`` observations with Numba installed (``CYTOSAFE_COMPILED``
+    not 0), to settings of the criteria file's types (finite numbers, device grades 0..4,
+    known masking treatments) and to data in its domain (device codes of
+    :data:`~cytosafe.schema.observations.DEVICES`, |temperature| < 5e10); anything else
+    returns None.
+    """
+    if not use_compiled(len(table)) or not _kernel_settings(settings):
+        return None
+    from cytosafe.clinical import _compiled as k
+
+    pcode, patients, tint, icode, inames, vals = observation_arrays(table)
+    masking = list(dict.fromkeys(settings["fever_masking"]["treatments"]))
+    roles = _roles(k, masking)
+    role = np.array([roles.get(str(n), k.ROLE_ROW) for n in inames], dtype=np.int64)
+    assumed = np.isin(patients, sorted(weight_assumed or ()))
+    device_grade = np.zeros(len(DEVICES), dtype=np.int64)
+    for name, g in settings["device_grade"].items():
+        device_grade[DEV[name]] = g
+    order = None
+
+    def causes(at: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        pos = np.concatenate(at)
+        crs = death_names_crs(table["value"], pos if order is None else order[pos])
+        row = np.repeat(np.arange(len(at)), [len(a) for a in at])
+        return (np.bincount(row[crs], minlength=len(at)) > 0,
+                np.bincount(row[~crs], minlength=len(at)) > 0)  # fmt: skip
+
+    args = dict(
+        fever_c=float(settings["fever_c"]),
+        sbp_below=float(settings["hypotension_sbp_below"]),
+        low_flow_max=float(settings["low_flow_max_l_min"]),
+        device_grade=device_grade,
+        prior_fever=bool(settings["fever_masking"]["requires_prior_fever"]),
+        gated=bool(settings.get("onset_requires_fever", False)),
+        gap=float(settings["episode_gap_hours"]),
+    )
+    out = k.astct2019(pcode, tint, icode, vals, role, assumed, causes, **args)
+    if out[0] == k.UNSORTED:  # as build_states: a stable sort by patient, then time
+        order = np.lexsort((tint, pcode))
+        out = k.astct2019(
+            pcode[order], tint[order], icode[order], vals[order], role, assumed, causes, **args
+        )
+    status, grade_, crit, bits, present, keys = out
+    if status != k.OK:
+        return None
+    fever_c_text = Text.fixed(np.array([float(settings["fever_c"])]), 1).to_array()[0]
+    vocab = [_criterion_text(int(key), fever_c_text, k) for key in keys]
+    return Graded(grade_, Text(crit, vocab), Text(bits, _ESTIMATE_VOCAB),
+                  extra={"crs_present": present})  # fmt: skip
