@@ -109,9 +109,9 @@ def packer(monkeypatch):
     packings = []
     real = page._pack
 
-    def counting(data):
+    def counting(data, *level):
         packings.append(len(data))
-        return real(data)
+        return real(data, *level)
 
     monkeypatch.setattr(page, "_pack", counting)
     page._plotly_packed.cache_clear()
@@ -170,9 +170,9 @@ def test_threads_asking_at_once_pack_once(tmp_path, monkeypatch, packer):
     monkeypatch.setattr(page, "_plotly_js", lambda: "plotly stand-in " * 200)
     counting = page._pack
 
-    def slow(data):  # widens the window in which the threads overlap
+    def slow(data, *level):  # widens the window in which the threads overlap
         time.sleep(0.2)
-        return counting(data)
+        return counting(data, *level)
 
     monkeypatch.setattr(page, "_pack", slow)
     got = []
@@ -452,3 +452,22 @@ def test_a_plate_in_two_files_is_named_as_when_read_one_by_one(tmp_path):
     with pytest.raises(InputError, match="appears in two inputs") as err:
         load_measurements([first, second])
     assert err.value.file == str(second)
+
+
+def test_packed_figures_unpack_to_the_figures_of_the_plain_page(measurements):
+    # The figures are packed at gzip level 6 (page.FIGURES_LEVEL), plotly.js at 9: a
+    # reader of the page gets the same figures as from the plain form.
+    import base64
+    import gzip
+    import re
+
+    from cytosafe.report import page
+    from cytosafe.report.qc import render_qc_report
+
+    result = quantify(measurements)
+    plain = render_qc_report(result)
+    packed = render_qc_report(result, packed=True)
+    assert page.figure_specs(packed) == page.figure_specs(plain) != {}
+    blob = re.search(r'id="cs-figures-packed">(.*?)</script>', packed, re.S).group(1)
+    data = gzip.decompress(base64.b64decode(blob))
+    assert blob == page._pack(data, page.FIGURES_LEVEL) != page._pack(data)
