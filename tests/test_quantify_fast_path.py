@@ -471,3 +471,26 @@ def test_packed_figures_unpack_to_the_figures_of_the_plain_page(measurements):
     blob = re.search(r'id="cs-figures-packed">(.*?)</script>', packed, re.S).group(1)
     data = gzip.decompress(base64.b64decode(blob))
     assert blob == page._pack(data, page.FIGURES_LEVEL) != page._pack(data)
+
+
+def test_a_command_runs_with_fewer_collections_and_restores_the_collector():
+    import gc
+
+    import typer
+
+    from cytosafe.cli._common import COMMAND_GC_THRESHOLD, reporting_errors
+    from cytosafe.errors import InputError
+
+    seen = []
+
+    def command(fail: bool) -> None:
+        seen.append(gc.get_threshold())
+        if fail:
+            raise InputError("bad", field="x")
+
+    before = gc.get_threshold()
+    reporting_errors(command)(False)
+    with pytest.raises(typer.Exit):  # after the one-line error
+        reporting_errors(command)(True)
+    assert seen == [(max(before[0], COMMAND_GC_THRESHOLD), *before[1:])] * 2
+    assert gc.get_threshold() == before

@@ -71,6 +71,27 @@ def _exit_quickly() -> None:
         atexit.register(_spare_teardown)
 
 
+#: The first-generation threshold of the cyclic garbage collector while a command runs
+#: (CPython's default is 700 allocations). A quantification allocates millions of small
+#: objects, nearly all freed by reference counting; at 700 the collector ran 336 times on
+#: the MSD example, promoting survivors into full collections over every loaded module
+#: (0.11 s of CPU, 7 % of the run); at 10,000, 20 times (0.06 s; issue 16, item 4). The
+#: older generations' thresholds are kept, and all three restored when the command ends.
+COMMAND_GC_THRESHOLD = 10_000
+
+
+@contextmanager
+def _collecting_less() -> Iterator[None]:
+    """The collector's first threshold raised to :data:`COMMAND_GC_THRESHOLD` (never
+    lowered) inside the block, restored after."""
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], COMMAND_GC_THRESHOLD), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 def reporting_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a command so that a :class:`CytoSafeError` ends it as one line and exit code 2.
 
@@ -93,7 +114,8 @@ def reporting_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         _exit_quickly()
         try:
-            return func(*args, **kwargs)
+            with _collecting_less():
+                return func(*args, **kwargs)
         except CytoSafeError as exc:
             typer.echo(f"error: {_one_line(exc)}", err=True)
             raise typer.Exit(EXIT_INPUT_ERROR) from None
