@@ -222,25 +222,32 @@ _N_SLOTS = 16  # a row's value slots: roles 1..15 (a later observation of an ite
 #: temperature's tenths plus ``T_OFFSET`` below (0: no number in the text, or "nan").
 T_BITS = 41
 T_OFFSET = 1 << 40
-_T_LIMIT = float(1 << 39)  # |temperature x 10| beyond this is not this kernel's domain
-_TABLE = 1 << 15  # criterion hash slots; more than half full: not this kernel's domain
+_T_LIMIT = float(1 << 39)
+_ROUNDER = 6755399441055744.0  # 1.5 * 2**52: adding and subtracting it rounds to an integer  # |temperature x 10| beyond this is not this kernel's domain
+_TABLE = 1 << 13  # criterion hash slots; more than half full: not this kernel's domain
+_MIX = 0x2545F4914F6CDD1D
 
 #: Status of :func:`astct2019`.
 OK, UNSORTED, OUT_OF_DOMAIN = 0, 1, 2
+_AGAIN = 3  # grade the patient again (an infusion after its first row)
 
 
 @numba.njit(cache=True, nogil=True)
-def _criterion_id(key, keys, ids, found):
-    """The dense id of a criterion key (open addressing; ``found`` lists keys by id)."""
-    h = ((key * 0x9E3779B97F4A7C15) >> 20) & (_TABLE - 1)
+def _criterion_id(key, table, found):
+    """The dense id of a criterion key: open addressing in ``table`` (key, id pairs; -1
+    free), a new key listed in ``found`` by id (``found[0]``: how many); -1 when the
+    table is half full (more criteria than the kernel is for)."""
+    h = ((key * _MIX) >> 40) & (_TABLE - 1)  # multiplicative hashing (wraps)
     while True:
-        k = keys[h]
+        k = table[2 * h]
         if k == key:
-            return ids[h]
+            return table[2 * h + 1]
         if k == -1:
             n = found[0]
-            keys[h] = key
-            ids[h] = n
+            if n >= _TABLE // 2:
+                return -1
+            table[2 * h] = key
+            table[2 * h + 1] = n
             found[n + 1] = key
             found[0] = n + 1
             return n
@@ -268,322 +275,267 @@ def _finish_row(g, case, gv, hyp_lab, oxy_lab, est, ok, d_crs, d_other, t_code):
 
 
 @numba.njit(cache=True, nogil=True)
-def _astct2019(
-    pcode, tint, icode, vals, role, assumed,
+def _astct2019_patient(
+    a, b, zero_h, has_inf, pcode, tint, icode, vals, role, weight,
     fever_c, sbp_below, low_flow_max, device_grade, prior_fever, gated, gap,
-    keys, ids, found,
+    grade, crit, bits, present, death_row, death_lo, death_hi, table, found,
+    r, n_deaths, rowval,
 ):  # fmt: skip
-    m = len(pcode)
-    grade = np.empty(m, dtype=np.int8)
-    crit = np.empty(m, dtype=np.int64)
-    bits = np.empty(m, dtype=np.int64)
-    present = np.empty(m, dtype=np.bool_)
-    # rows with a death observation: the row and its observations [lo, hi)
-    death_row = np.empty(m, dtype=np.int64)  # untouched pages cost nothing
-    death_lo = np.empty(m, dtype=np.int64)
-    death_hi = np.empty(m, dtype=np.int64)
-    n_deaths = 0
+    """One patient's observations ``[a, b)`` from row ``r`` on; returns ``(status, rows,
+    deaths, hour 0)``. Hour 0 is the earliest infusion charted with a value, else the
+    first row: without ``has_inf`` it is taken as the first row until an infusion after
+    it is met, which returns :data:`_AGAIN` and that infusion's hour (the caller grades
+    the patient again with it; rows before it are the baseline)."""
+    p = pcode[a]
     n_dev = len(device_grade)
     n_roles = len(role)
-    rowval = np.empty(_N_SLOTS, dtype=np.float64)
-    last_key = -1
-    last_id = -1
-    r = 0
-    k = 0
-    while k < m:
-        p = pcode[k]
-        if p < 0 or p >= len(assumed):
-            return (
-                OUT_OF_DOMAIN,
-                r,
-                grade,
-                crit,
-                bits,
-                present,
-                death_row[:n_deaths],
-                death_lo[:n_deaths],
-                death_hi[:n_deaths],
-            )
-        weight = assumed[p]
-        a = k  # the patient's first observation, its first row and death record
-        r0 = r
-        d0 = n_deaths
-        # Hour 0 is the earliest infusion charted with a value, else the first row. It is
-        # taken as the first row until an infusion after it is met; the patient's rows
-        # are then graded again from the start with that hour 0 (rows before it are the
-        # baseline).
-        zero_h = 0.0
-        has_first = False
-        has_inf = False
-        # the segment's carried states (reset at its first row: the patient's first
-        # row and the first row after the baseline)
-        temp = sbp = device = flow = np.nan
-        ne = epi = dop = phe = vaso = 0.0
-        fever_seen = masked = False
-        prev_quiet = seen_seg = prev_baseline = False
-        quiet_begin = 0.0
-        first_row = True
-        while k < m and pcode[k] == p:
-            t = tint[k]
-            k0 = k
-            for j in range(_N_SLOTS):
-                rowval[j] = np.nan
-            makes_row = False
-            has_death = False
-            while k < m and tint[k] == t and pcode[k] == p:
-                c = icode[k]
-                if c < 0 or c >= n_roles:
-                    return (
-                        OUT_OF_DOMAIN,
-                        r,
-                        grade,
-                        crit,
-                        bits,
-                        present,
-                        death_row[:n_deaths],
-                        death_lo[:n_deaths],
-                        death_hi[:n_deaths],
-                    )
-                ro = role[c]
-                if ro > ROLE_ROW:
-                    if ro == ROLE_DEATH:
-                        has_death = True
-                    else:
-                        rowval[ro - 1] = vals[k]
-                    makes_row = True
-                elif ro == ROLE_ROW:
-                    makes_row = True
-                k += 1
-            if k < m and (pcode[k] < p or (pcode[k] == p and tint[k] < t)):
-                return (
-                    UNSORTED,
-                    r,
-                    grade,
-                    crit,
-                    bits,
-                    present,
-                    death_row[:n_deaths],
-                    death_lo[:n_deaths],
-                    death_hi[:n_deaths],
-                )
-            if not makes_row:
-                continue
-            if not has_first:
-                has_first = True
-                zero_h = t / 3.6e12
-            inf = rowval[ROLE_INFUSION - 1]
-            if inf == inf and not has_inf:
+    has_first = has_inf
+    # the segment's carried states (reset at its first row: the patient's first row and
+    # the first row after the baseline)
+    temp = sbp = device = flow = np.nan
+    ne = epi = dop = phe = vaso = 0.0
+    fever_seen = masked = prev_quiet = seen_seg = prev_baseline = False
+    quiet_begin = 0.0
+    first_row = True
+    seen = 0  # bit ro - 1: the row has a value of role ro (the last one counts)
+    makes_row = has_death = False
+    k0 = a
+    for k in range(a, b):
+        if pcode[k] != p:
+            return UNSORTED, r, n_deaths, 0.0
+        c = icode[k]
+        if c < 0 or c >= n_roles:
+            return OUT_OF_DOMAIN, r, n_deaths, 0.0
+        ro = role[c]
+        if ro > ROLE_ROW:
+            if ro == ROLE_DEATH:
+                has_death = True
+            else:
+                rowval[ro - 1] = vals[k]
+                seen |= 1 << (ro - 1)
+            makes_row = True
+        elif ro == ROLE_ROW:
+            makes_row = True
+        t = tint[k]
+        if k + 1 < b:
+            if tint[k + 1] == t:
+                continue  # the row goes on
+            if tint[k + 1] < t:
+                return UNSORTED, r, n_deaths, 0.0
+        # the row (patient, t) ends at k
+        lo = k0
+        k0 = k + 1
+        if not makes_row:
+            continue
+        makes_row = False
+        th = t / 3.6e12
+        if not has_first:
+            has_first = True
+            zero_h = th
+        if not has_inf and seen >> (ROLE_INFUSION - 1) & 1:
+            if rowval[ROLE_INFUSION - 1] == rowval[ROLE_INFUSION - 1]:
                 has_inf = True
-                if t / 3.6e12 != zero_h:  # an infusion after the first row: again
-                    zero_h = t / 3.6e12
-                    k = a
-                    r = r0
-                    n_deaths = d0
-                    temp = sbp = device = flow = np.nan
-                    ne = epi = dop = phe = vaso = 0.0
-                    fever_seen = masked = False
-                    prev_quiet = seen_seg = prev_baseline = False
-                    first_row = True
-                    continue
-            hours = t / 3.6e12 - zero_h
-            baseline = has_inf and hours < 0
-            opens = first_row or (prev_baseline and not baseline)
-            first_row = False
-            prev_baseline = baseline
-            if opens:  # build_states: nothing carries into a segment
-                temp = sbp = device = flow = np.nan
-                ne = epi = dop = phe = vaso = 0.0
-                fever_seen = masked = False
-                prev_quiet = seen_seg = False
-            # carry_forward: an observed (non-NaN) value holds until the next
-            v = rowval[ROLE_TEMPERATURE - 1]
-            if v == v:
-                temp = v
-            v = rowval[ROLE_SBP - 1]
-            if v == v:
-                sbp = v
-            v = rowval[ROLE_DEVICE - 1]
-            if v == v:
-                device = v
-            v = rowval[ROLE_FLOW - 1]
-            if v == v:
-                flow = v
-            v = rowval[ROLE_PRESSOR - 1]
-            if v == v:
-                ne = v
-            v = rowval[ROLE_PRESSOR]
-            if v == v:
-                epi = v
-            v = rowval[ROLE_PRESSOR + 1]
-            if v == v:
-                dop = v
-            v = rowval[ROLE_PRESSOR + 2]
-            if v == v:
-                phe = v
-            v = rowval[ROLE_VASOPRESSIN - 1]
-            if v == v:
-                vaso = v
-            treated = False
-            for j in range(ROLE_MASKING - 1, ROLE_INFUSION - 1):
-                if rowval[j] == rowval[j]:
-                    treated = True
+                if th != zero_h:  # an infusion after the first row: grade again
+                    return _AGAIN, r, n_deaths, th
+        hours = th - zero_h
+        baseline = has_inf and hours < 0
+        opens = first_row or (prev_baseline and not baseline)
+        first_row = False
+        prev_baseline = baseline
+        if opens:  # build_states: nothing carries into a segment
+            temp = sbp = device = flow = np.nan
+            ne = epi = dop = phe = vaso = 0.0
+            fever_seen = masked = prev_quiet = seen_seg = False
+        # carry_forward: an observed (non-NaN) value holds until the next
+        treated = False
+        if seen:
+            if seen & 1 and rowval[0] == rowval[0]:
+                temp = rowval[0]
+            if seen >> 1 & 1 and rowval[1] == rowval[1]:
+                sbp = rowval[1]
+            if seen >> 2 & 1 and rowval[2] == rowval[2]:
+                device = rowval[2]
+            if seen >> 3 & 1 and rowval[3] == rowval[3]:
+                flow = rowval[3]
+            if seen >> 4 & 31:
+                if seen >> 4 & 1 and rowval[4] == rowval[4]:
+                    ne = rowval[4]
+                if seen >> 5 & 1 and rowval[5] == rowval[5]:
+                    epi = rowval[5]
+                if seen >> 6 & 1 and rowval[6] == rowval[6]:
+                    dop = rowval[6]
+                if seen >> 7 & 1 and rowval[7] == rowval[7]:
+                    phe = rowval[7]
+                if seen >> 8 & 1 and rowval[8] == rowval[8]:
+                    vaso = rowval[8]
+            if seen >> 9 & 31:
+                for j in range(ROLE_MASKING - 1, ROLE_INFUSION - 1):
+                    if seen >> j & 1 and rowval[j] == rowval[j]:
+                        treated = True
 
-            # derive and _fever_masked (scales._common)
-            fever = temp >= fever_c  # NaN: False
-            n_pressors = int(ne > 0) + int(epi > 0) + int(dop > 0) + int(phe > 0)
-            any_pressor = n_pressors > 0 or vaso > 0
-            if device != device:
-                dev = -1
-            elif device >= 0 and device < n_dev and device == np.floor(device):
-                dev = int(device)
-            else:
-                return (
-                    OUT_OF_DOMAIN,
-                    r,
-                    grade,
-                    crit,
-                    bits,
-                    present,
-                    death_row[:n_deaths],
-                    death_lo[:n_deaths],
-                    death_hi[:n_deaths],
-                )
-            cannula = dev == 1  # nasal_cannula
-            flow0 = 0.0 if flow != flow else flow
-            fever_seen = fever_seen or fever
-            masked = masked or (treated and (fever_seen or not prior_fever))
+        # derive and _fever_masked (scales._common)
+        fever = temp >= fever_c  # NaN: False
+        n_pressors = int(ne > 0) + int(epi > 0) + int(dop > 0) + int(phe > 0)
+        any_pressor = n_pressors > 0 or vaso > 0
+        if device != device:
+            dev = -1
+        elif device >= 0 and device < n_dev and device == np.floor(device):
+            dev = int(device)
+        else:
+            return OUT_OF_DOMAIN, r, n_deaths, 0.0
+        cannula = dev == 1  # nasal_cannula
+        fever_seen = fever_seen or fever
+        masked = masked or (treated and (fever_seen or not prior_fever))
 
-            # scales.astct2019.grade
-            if n_pressors >= 2:
-                hyp = 4
-            elif any_pressor:
-                hyp = 3
-            elif sbp < sbp_below:  # NaN: False
-                hyp = 2
-            else:
-                hyp = 0
-            oxy = device_grade[dev] if dev >= 0 else 0
-            if cannula and flow0 > low_flow_max and oxy < 3:
-                oxy = 3
-            g_vital = hyp if hyp > oxy else oxy
-            if (fever or masked) and g_vital > 0:
-                g = g_vital
-            else:
-                g = 1 if fever else 0
-            if g >= 2:
-                case = 2 if fever else 3
-            elif g == 1:
-                case = 1
-            elif g_vital > 0:
-                case = 4
-            else:
-                case = 0
-            hyp_lab = oxy_lab = gv = 0
-            if case >= 2:  # the labels of the vitals that set g_vital are in the text
-                if hyp == g_vital and hyp >= 2:
-                    hyp_lab = hyp
-                if oxy == g_vital and oxy >= 2:
-                    oxy_lab = oxy
-                if case <= 3:
-                    gv = g_vital
-            est = 0
-            if hyp == 2:
-                est |= 1
-            if cannula and flow != flow and oxy == 2:
-                est |= 8
-            if weight and any_pressor:
-                est |= 16
-            t_code = 0
-            if case == 1 or case == 2:
-                x = temp * 10.0
-                if x - x == 0.0:  # finite (Text.fixed writes "nan" otherwise)
-                    if not abs(x) < _T_LIMIT:
-                        return (
-                            OUT_OF_DOMAIN,
-                            r,
-                            grade,
-                            crit,
-                            bits,
-                            present,
-                            death_row[:n_deaths],
-                            death_lo[:n_deaths],
-                            death_hi[:n_deaths],
-                        )
-                    t_code = int(np.rint(x)) + T_OFFSET
+        # scales.astct2019.grade
+        if n_pressors >= 2:
+            hyp = 4
+        elif any_pressor:
+            hyp = 3
+        elif sbp < sbp_below:  # NaN: False
+            hyp = 2
+        else:
+            hyp = 0
+        oxy = device_grade[dev] if dev >= 0 else 0
+        if cannula and oxy < 3 and (0.0 if flow != flow else flow) > low_flow_max:
+            oxy = 3
+        g_vital = hyp if hyp > oxy else oxy
+        if (fever or masked) and g_vital > 0:
+            g = g_vital
+        else:
+            g = 1 if fever else 0
+        if g >= 2:
+            case = 2 if fever else 3
+        elif g == 1:
+            case = 1
+        elif g_vital > 0:
+            case = 4
+        else:
+            case = 0
+        hyp_lab = oxy_lab = gv = 0
+        if case >= 2:  # the labels of the vitals that set g_vital are in the text
+            if hyp == g_vital and hyp >= 2:
+                hyp_lab = hyp
+            if oxy == g_vital and oxy >= 2:
+                oxy_lab = oxy
+            if case <= 3:
+                gv = g_vital
+        est = 0
+        if hyp == 2:
+            est |= 1
+        if cannula and flow != flow and oxy == 2:
+            est |= 8
+        if weight and any_pressor:
+            est |= 16
+        t_code = 0
+        if case == 1 or case == 2:
+            x = temp * 10.0
+            if x - x == 0.0:  # finite (Text.fixed writes "nan" otherwise)
+                if not abs(x) < _T_LIMIT:
+                    return OUT_OF_DOMAIN, r, n_deaths, 0.0
+                # rounded half to even, as np.rint (exact: |x| < 2**51)
+                t_code = int((x + _ROUNDER) - _ROUNDER) + T_OFFSET
 
-            # the gate: quiet_breaks, then _crs_present
-            ok = True
-            if gated:
-                quiet = baseline or not (fever or any_pressor or dev > 0)
-                if quiet:
-                    if not prev_quiet:
-                        quiet_begin = hours
-                    brk = hours - quiet_begin >= gap
-                else:
-                    brk = prev_quiet and hours - quiet_begin >= gap
-                if opens or (brk and not quiet):
-                    seen_seg = False
-                if fever and not baseline:
-                    seen_seg = True
-                ok = seen_seg and not (brk and quiet) and not baseline
-                prev_quiet = quiet
+        # the gate: quiet_breaks, then _crs_present
+        ok = True
+        if gated:
+            quiet = baseline or not (fever or any_pressor or dev > 0)
+            if quiet:
+                if not prev_quiet:
+                    quiet_begin = hours
+                brk = hours - quiet_begin >= gap
+            else:
+                brk = prev_quiet and hours - quiet_begin >= gap
+            if opens or (brk and not quiet):
+                seen_seg = False
+            if fever and not baseline:
+                seen_seg = True
+            ok = seen_seg and not (brk and quiet) and not baseline
+            prev_quiet = quiet
 
-            if has_death:  # finished with its causes (_finish_deaths), which are text
-                death_row[n_deaths] = r
-                death_lo[n_deaths] = k0
-                death_hi[n_deaths] = k
-                n_deaths += 1
-                grade[r] = g
-                crit[r] = (
-                    (
-                        case
-                        | (gv << 3)
-                        | (hyp_lab << 6)
-                        | (oxy_lab << 9)
-                        | (est << 12)
-                        | (int(ok) << 17)
-                    )
-                    << T_BITS
-                ) | t_code
-                present[r] = ok
-                r += 1
-                continue
-            g, est, key = _finish_row(g, case, gv, hyp_lab, oxy_lab, est, ok, False, False, t_code)
-            if key != last_key:
-                if found[0] >= _TABLE // 2:
-                    return (
-                        OUT_OF_DOMAIN,
-                        r,
-                        grade,
-                        crit,
-                        bits,
-                        present,
-                        death_row[:n_deaths],
-                        death_lo[:n_deaths],
-                        death_hi[:n_deaths],
-                    )
-                last_key = key
-                last_id = _criterion_id(key, keys, ids, found)
+        seen = 0
+        present[r] = ok
+        if has_death:
+            has_death = False
+            death_row[n_deaths] = r
+            death_lo[n_deaths] = lo
+            death_hi[n_deaths] = k + 1
+            n_deaths += 1
             grade[r] = g
-            crit[r] = last_id
-            bits[r] = est
-            present[r] = ok
+            pre = case | (gv << 3) | (hyp_lab << 6) | (oxy_lab << 9) | (est << 12)
+            crit[r] = ((pre | (int(ok) << 17)) << T_BITS) | t_code
             r += 1
-    return (
-        OK,
-        r,
-        grade,
-        crit,
-        bits,
-        present,
-        death_row[:n_deaths],
-        death_lo[:n_deaths],
-        death_hi[:n_deaths],
-    )
+            continue
+        g, est, key = _finish_row(g, case, gv, hyp_lab, oxy_lab, est, ok, False, False, t_code)
+        # _criterion_id, its lookup written out here (Numba's inlining of it was slower)
+        h = ((key * _MIX) >> 40) & (_TABLE - 1)
+        while table[2 * h] != key and table[2 * h] != -1:
+            h = (h + 1) & (_TABLE - 1)
+        cid = table[2 * h + 1] if table[2 * h] == key else _criterion_id(key, table, found)
+        if cid < 0:
+            return OUT_OF_DOMAIN, r, n_deaths, 0.0
+        grade[r] = g
+        crit[r] = cid
+        bits[r] = est
+        r += 1
+    return OK, r, n_deaths, zero_h
 
 
 @numba.njit(cache=True, nogil=True)
-def _finish_deaths(rows, crs, other, grade, crit, bits, keys, ids, found):
+def _astct2019(
+    pcode, tint, icode, vals, role, assumed,
+    fever_c, sbp_below, low_flow_max, device_grade, prior_fever, gated, gap,
+    grade, crit, bits, present, death_row, death_lo, death_hi, table, found,
+):  # fmt: skip
+    """The main pass, patient by patient; returns ``(status, rows, rows with a death
+    observation)``. A row with a death observation is left for :func:`_finish_deaths`
+    (its causes are text): its ``death_*`` entry gives the row and its observations
+    ``[lo, hi)``, its criterion what finishing needs."""
+    m = len(pcode)
+    rowval = np.empty(_N_SLOTS, dtype=np.float64)  # valid where ``seen`` has the bit
+    r = 0
+    n_deaths = 0
+    a = 0
+    while a < m:
+        p = pcode[a]
+        if p < 0 or p >= len(assumed):
+            return OUT_OF_DOMAIN, r, n_deaths
+        # the patient's end, by galloping (its rows are checked to be its own)
+        step = 1
+        while a + step < m and pcode[a + step] == p:
+            step *= 2
+        lo, hi = a + step // 2, min(a + step, m)  # pcode[lo] == p; hi: end or another
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if pcode[mid] == p:
+                lo = mid
+            else:
+                hi = mid
+        b = hi
+        if b < m and pcode[b] < p:
+            return UNSORTED, r, n_deaths
+        status, r1, n1, zero_h = _astct2019_patient(
+            a, b, 0.0, False, pcode, tint, icode, vals, role, assumed[p],
+            fever_c, sbp_below, low_flow_max, device_grade, prior_fever, gated, gap,
+            grade, crit, bits, present, death_row, death_lo, death_hi, table, found,
+            r, n_deaths, rowval,
+        )  # fmt: skip
+        if status == _AGAIN:
+            status, r1, n1, zero_h = _astct2019_patient(
+                a, b, zero_h, True, pcode, tint, icode, vals, role, assumed[p],
+                fever_c, sbp_below, low_flow_max, device_grade, prior_fever, gated, gap,
+                grade, crit, bits, present, death_row, death_lo, death_hi, table, found,
+                r, n_deaths, rowval,
+            )  # fmt: skip
+        if status != OK:
+            return status, r1, n1
+        r, n_deaths = r1, n1
+        a = b
+    return OK, r, n_deaths
+
+
+@numba.njit(cache=True, nogil=True)
+def _finish_deaths(rows, crs, other, grade, crit, bits, table, found):
     """The rows with a death observation, finished with its causes (``finish``): their
     criterion holds what the main pass left (see there)."""
     for i in range(len(rows)):
@@ -595,11 +547,12 @@ def _finish_deaths(rows, crs, other, grade, crit, bits, keys, ids, found):
             grade[r], pre & 7, (pre >> 3) & 7, (pre >> 6) & 7, (pre >> 9) & 7,
             (pre >> 12) & 31, (pre >> 17) & 1 == 1, crs[i], other[i], t_code,
         )  # fmt: skip
-        if found[0] >= _TABLE // 2:
+        cid = _criterion_id(key, table, found)
+        if cid < 0:
             return False
         grade[r] = g
         bits[r] = est
-        crit[r] = _criterion_id(key, keys, ids, found)
+        crit[r] = cid
     return True
 
 
@@ -648,22 +601,29 @@ def astct2019(
         ``crs_present`` (views of longer buffers); ``keys[i]``: the criterion key of id
         ``i``.
     """
-    keys = np.full(_TABLE, -1, dtype=np.int64)
-    ids = np.empty(_TABLE, dtype=np.int64)
+    m = len(pcode)
+    # per row, sized for the worst case (a row per observation): untouched pages of
+    # these buffers cost nothing, and the results are views of them
+    grade, present = np.empty(m, dtype=np.int8), np.empty(m, dtype=np.bool_)
+    crit, bits = np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64)
+    death_row, lo, hi = (np.empty(m, dtype=np.int64) for _ in range(3))
+    table = np.full(2 * _TABLE, -1, dtype=np.int64)
     found = np.zeros(_TABLE // 2 + 2, dtype=np.int64)  # [count, key of id 0, id 1, ...]
-    status, n, grade, crit, bits, present, rows, lo, hi = _astct2019(
+    status, n, n_deaths = _astct2019(
         pcode, tint, icode, np.ascontiguousarray(vals, dtype=np.float64), role,
         np.ascontiguousarray(assumed, dtype=np.bool_),
         float(fever_c), float(sbp_below), float(low_flow_max),
         np.ascontiguousarray(device_grade, dtype=np.int64),
-        bool(prior_fever), bool(gated), float(gap), keys, ids, found,
+        bool(prior_fever), bool(gated), float(gap),
+        grade, crit, bits, present, death_row, lo, hi, table, found,
     )  # fmt: skip
+    rows, lo, hi = death_row[:n_deaths], lo[:n_deaths], hi[:n_deaths]
     if status == OK and len(rows):
         at = [np.arange(a, b)[role[icode[a:b]] == ROLE_DEATH] for a, b in zip(lo, hi, strict=True)]
         crs, other = death_causes(at)
         done = _finish_deaths(
             rows, np.asarray(crs, dtype=np.bool_), np.asarray(other, dtype=np.bool_),
-            grade, crit, bits, keys, ids, found,
+            grade, crit, bits, table, found,
         )  # fmt: skip
         if not done:
             status = OUT_OF_DOMAIN
