@@ -97,6 +97,20 @@ def _jit_fast_scratch(func):
 
 
 @_jit_fast_scratch
+def _exp_expm1(v):
+    """``(exp(v), expm1(v))``, each to about an ulp: ``expm1`` only where ``exp(v) - 1``
+    would cancel. Where ``exp(v) <= 1/2`` (``v <= -ln 2``) the difference ``exp(v) - 1``
+    loses nothing (its error is at most that of ``exp(v)``, relative to a result at least
+    as large), and glibc's ``exp`` costs a third of its ``expm1``, the single dearest call
+    of the iteration (perf at 10k curves: 13 % of it)."""
+    if v < -0.6931471805599453:
+        ex = math.exp(v)
+        return ex, ex - 1.0
+    em = math.expm1(v)
+    return 1.0 + em, em
+
+
+@_jit_fast_scratch
 def _shape(fam, pos, lr, b, c, g):
     """The logistic shape at one point, ``s``, ``1 - s`` and ``d s / d(b, c, g)`` (natural
     scale), as ``FivePL._dshape`` / ``MirrorFivePL._dshape`` compute them; ``lr`` is
@@ -106,6 +120,9 @@ def _shape(fam, pos, lr, b, c, g):
     if fam == 1:
         L = max(-z, 0.0) + math.log1p(e)
         frac = (e if z >= 0 else 1.0) / (1.0 + e)
+        # (expm1 kept here: with _exp_expm1 the mirror family's agreement with the NumPy
+        # path measured worse, 90 -> 81 % of tests/test_fit_compiled.py's curves within
+        # 1e-10, while the 5PL's stayed at 97 %.)
         em = math.expm1(-g * L)
         if pos:
             t = 1.0 + em
@@ -119,8 +136,7 @@ def _shape(fam, pos, lr, b, c, g):
         return s, t, -gxf * lr, gxf * (b / c), dsg
     log_s = max(z, 0.0) + math.log1p(e)
     frac = (1.0 if z >= 0 else e) / (1.0 + e)
-    em = math.expm1(-g * log_s)
-    s = 1.0 + em
+    s, em = _exp_expm1(-g * log_s)
     gxf = g * s * frac
     return s, -em, -gxf * lr, gxf * (b / c), -s * log_s
 
