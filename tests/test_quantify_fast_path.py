@@ -494,3 +494,41 @@ def test_a_command_runs_with_fewer_collections_and_restores_the_collector():
         reporting_errors(command)(True)
     assert seen == [(max(before[0], COMMAND_GC_THRESHOLD), *before[1:])] * 2
     assert gc.get_threshold() == before
+
+
+def _msd_raw(n=3):
+    from cytosafe.io.registry import read_unvalidated
+
+    return [read_unvalidated(p)[0] for p in sorted(MSD_DIR.glob("plate_*.csv"))[:n]]
+
+
+def test_exports_joined_to_the_map_at_once_equal_each_joined_alone():
+    from cytosafe.io.samples import join_sample_map, read_sample_map
+
+    smap = read_sample_map(MSD_DIR / "samples.csv")
+    raw = _msd_raw()
+    alone = pd.concat([join_sample_map(t, smap) for t in raw], ignore_index=True)
+    at_once = join_sample_map(
+        pd.concat(raw, ignore_index=True), smap, exports=[len(t) for t in raw]
+    )
+    pd.testing.assert_frame_equal(at_once, alone)
+
+
+def test_joined_at_once_each_export_must_still_hold_what_the_map_names():
+    # A map without plate ids names samples every export must hold: one that only the
+    # other export holds is the first export's error, joined alone or at once.
+    from cytosafe.errors import InputError
+    from cytosafe.io.samples import join_sample_map
+
+    first, second = _msd_raw(2)
+    second = second.copy()
+    second.loc[second.index[0], "sample_id"] = "ONLY-HERE"
+    both = pd.concat([first, second], ignore_index=True)
+    ids = both["sample_id"].dropna().astype(str).str.strip().unique()
+    smap = pd.DataFrame({"sample_id": ids, "donor_id": "D9"})  # every sample of both
+    join_sample_map(both, smap)  # as one export, the map's sample is there
+    with pytest.raises(InputError, match="which the export does not contain") as alone:
+        join_sample_map(first, smap)
+    with pytest.raises(InputError, match="which the export does not contain") as at_once:
+        join_sample_map(both, smap, exports=[len(first), len(second)])
+    assert str(at_once.value) == str(alone.value)

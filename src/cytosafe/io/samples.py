@@ -22,6 +22,7 @@ import csv
 import io
 import math
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -298,13 +299,23 @@ def _prepare_map(
 
 
 def join_sample_map(
-    measurements: pd.DataFrame, sample_map: pd.DataFrame | str | Path, *, source: str | None = None
+    measurements: pd.DataFrame,
+    sample_map: pd.DataFrame | str | Path,
+    *,
+    source: str | None = None,
+    exports: Sequence[int] | None = None,
 ) -> pd.DataFrame:
     """:func:`annotate`'s join, without validating the result.
 
     For :func:`cytosafe.io.reader.finish`, which validates once after the join, so that a
     map can supply what a reader's raw table lacks (a standard's concentration). The keys of
     the measurement table are compared as the schema writes them (wells as ``A01``).
+
+    ``exports``: the numbers of rows of the exports ``measurements`` joins end to end, in
+    order (default: one export). Each is checked against the map as if joined alone; the
+    rows are joined as one (:func:`cytosafe.quantification.load_measurements`: nine MSD
+    exports joined one by one cost 0.07 s of CPU, at once 0.02 s). Joining each export
+    alone gives the same rows, and the same first error where only one export is in error.
     """
     if not isinstance(sample_map, pd.DataFrame):
         sample_map = read_sample_map(sample_map)
@@ -313,24 +324,31 @@ def join_sample_map(
 
     meas = measurements.copy()
     meas_keys = _measurement_keys(meas, keys)
-    present = set(map(tuple, meas_keys.drop_duplicates().to_numpy().tolist()))
-    # A study-wide map annotates one export at a time: rows for plates this table does
-    # not hold are for other exports (check_map_plates confirms, once every export is read,
-    # that each plate of the map was found in one).
-    if "plate_id" in keys:
-        held = set(meas["plate_id"].astype(str))
-        smap_here = smap[smap["plate_id"].isin(held)]
-    else:
-        smap_here = smap
-    for row in smap_here[[*keys, "_map_row"]].itertuples(index=False):
-        if tuple(row[: len(keys)]) not in present:
-            where = " on plate '" + row[1] + "'" if len(keys) > 1 else ""
-            raise InputError(
-                f"the sample map names {key} '{row[0]}'{where}, which the export does not contain",
-                file=source,
-                row=int(row[-1]),
-                field=key,
-            )
+    start = 0
+    for rows in [len(meas)] if exports is None else exports:
+        part = slice(start, start + rows)
+        start += rows
+        present = set(map(tuple, meas_keys.iloc[part].drop_duplicates().to_numpy().tolist()))
+        # A study-wide map annotates one export at a time: rows for plates this export
+        # does not hold are for other exports (check_map_plates confirms, once every export
+        # is read, that each plate of the map was found in one).
+        if "plate_id" in keys:
+            held = set(meas["plate_id"].iloc[part].astype(str))
+            smap_here = smap[smap["plate_id"].isin(held)]
+        else:
+            smap_here = smap
+        for row in smap_here[[*keys, "_map_row"]].itertuples(index=False):
+            if tuple(row[: len(keys)]) not in present:
+                where = " on plate '" + row[1] + "'" if len(keys) > 1 else ""
+                raise InputError(
+                    f"the sample map names {key} '{row[0]}'{where}, which the export does not "
+                    "contain",
+                    file=source,
+                    row=int(row[-1]),
+                    field=key,
+                )
+    if exports is not None and start != len(meas):
+        raise ValueError(f"exports of {start} rows in all for a table of {len(meas)}")
 
     joined = meas_keys.merge(right, on=keys, how="left")
     found = joined["_map_row"].notna().to_numpy()
