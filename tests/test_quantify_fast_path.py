@@ -532,3 +532,44 @@ def test_joined_at_once_each_export_must_still_hold_what_the_map_names():
     with pytest.raises(InputError, match="which the export does not contain") as at_once:
         join_sample_map(both, smap, exports=[len(first), len(second)])
     assert str(at_once.value) == str(alone.value)
+
+
+def test_the_summary_off_a_terminal_is_plain_text_without_rich(capsys):
+    # Off a terminal the summary is printed as plain text (no rich import); text that
+    # looks like rich markup ("[bold]") is printed as written.
+    from types import SimpleNamespace
+
+    from cytosafe.cli.quantify import _summary
+    from cytosafe.curves.calibration import FLAGS
+
+    qc = pd.DataFrame(
+        {
+            "study_id": ["S", "S"],
+            "plate_id": ["P1", "P2"],
+            "analyte": ["IL-6", "IL-6"],
+            "qc_pass": [True, False],
+            "qc_reasons": ["", "[bold] r2 < 0.99"],
+        }
+    )
+    wells = pd.DataFrame({"sample_type": ["sample", "standard"], **{f: [False] * 2 for f in FLAGS}})
+    wells["below_lloq"] = [True, True]
+    result = SimpleNamespace(
+        calibration=SimpleNamespace(qc=qc, wells=wells),
+        potency=pd.DataFrame({"status": ["response", "no_response", "response"]}),
+    )
+    _summary(result, Path("out"))
+    assert capsys.readouterr().out.splitlines() == [
+        f"CytoSafe {cytosafe_version()} · 2 plate(s) × 1 analyte(s), 2 measurements",
+        "curves passing QC: 1 / 2",
+        "  ✗ P2 IL-6: [bold] r2 < 0.99",
+        "flags on sample wells: below_lloq 1",
+        "potency: no_response 1, response 2",
+        "wrote 8 files to out",
+        f"report: {Path('out') / 'report.html'}",
+    ]
+
+
+def cytosafe_version() -> str:
+    import cytosafe
+
+    return cytosafe.__version__
