@@ -160,6 +160,25 @@ def test_compiled_blocks_change_nothing():
     np.testing.assert_array_equal(whole.status, blocks.status)
 
 
+def test_a_curve_reuses_only_its_own_concentrations_logs():
+    # The kernels keep the grouping and logarithms of the curve before's concentrations
+    # for a curve with the same ones (a plate's standards): curves whose series differ
+    # (another dilution, a replicate missing, a point masked) must fit exactly as alone.
+    x, y = _curves(8, "5PL", seed=18)
+    x[2] *= 3.0  # another series between two shared ones
+    x[3, 5] = x[3, 4]  # a triplicate, one standard fewer
+    x[5, 0] = np.nan  # a missing concentration
+    mask = np.ones_like(y, dtype=bool)
+    mask[6, 9] = False
+    kw = dict(model="5PL", weighting="1/y2", covariance="expected", kernel="compiled")
+    together = fit_curves(x, y, mask=mask, **kw)
+    for i in range(len(y)):
+        alone = fit_curves(x[i], y[i], mask=mask[i], **kw)
+        for name in ("params", "se", "rss", "n_iter"):
+            np.testing.assert_array_equal(getattr(together, name)[i], getattr(alone, name)[0])
+        assert together.status[i] == alone.status[0]
+
+
 def test_auto_takes_the_compiled_kernel_from_the_threshold(monkeypatch):
     x, y = _curves(12, "5PL", seed=16)
     monkeypatch.setattr(fit_module, "COMPILED_MIN_CURVES", 12)

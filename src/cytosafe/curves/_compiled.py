@@ -142,6 +142,22 @@ def _shape(fam, pos, lr, b, c, g):
 
 
 @_jit_fast_scratch
+def _row_logs(x, xprev, lx):
+    """``lx[i] = log(x[i])`` where ``x[i] > 0`` (else 0), unless ``x`` equals ``xprev``,
+    the row the logs were last taken of (the curves of a plate share their standards);
+    returns whether it did."""
+    same = True
+    for i in range(x.shape[0]):
+        if x[i] != xprev[i]:
+            same = False
+    if not same:
+        for i in range(x.shape[0]):
+            xprev[i] = x[i]
+            lx[i] = math.log(x[i]) if x[i] > 0 else 0.0
+    return same
+
+
+@_jit_fast_scratch
 def _replicates(x, src):
     """``src[i]``: the first point ``j <= i`` with ``x[j] == x[i]`` (standards are run in
     duplicate or triplicate, so a curve of 16 points has 8 distinct concentrations)."""
@@ -379,13 +395,15 @@ def _valley_jump(
 @_jit_fast_scratch
 def _fit_one(
     fam, x, y, w, mk, th0, fixed, lo, hi, max_iter, ftol, xtol, gtol, n_jump, jump_min, th_out, V, P,
-    Ix, S, B, SS,
+    Ix, S, B, SS, Uc,
 ):  # fmt: skip
     """One curve (``_levenberg_marquardt`` for one row); returns ``(rss, status, n_iter)``.
 
-    ``V`` ``(26, m)``, ``P`` and ``Ix`` ``(m,)``, ``S`` ``(20, 5)``, ``B`` ``(2, 5)`` and ``SS``
-    ``(3, 5, 5)`` are scratch buffers shared by the curves of a call (nothing is
-    allocated per curve).
+    ``V`` ``(27, m)``, ``P`` and ``Ix`` ``(m,)``, ``S`` ``(20, 5)``, ``B`` ``(2, 5)``, ``SS``
+    ``(3, 5, 5)`` and ``Uc`` ``(1,)`` are scratch buffers shared by the curves of a call
+    (nothing is allocated per curve). ``V[26]`` holds the concentrations of the curve
+    before (NaN before the first): a curve with the same ones (a plate's standards)
+    reuses their grouping and logarithms, which depend on nothing else.
     """
     m = x.shape[0]
     k = th0.shape[0]
@@ -396,26 +414,41 @@ def _fit_one(
     # concentrations and a part the parameters cannot change, rss_c = sum w (y -
     # ybar_u)^2; the basis, the Jacobian and so the normal equations and the steps are
     # those of the pooled problem. Every sum over points then runs over 8, not 16.
-    xu, Wu, WYu, grp = V[23], V[24], V[25], Ix
+    xu, Wu, WYu, grp, xprev = V[23], V[24], V[25], Ix, V[26]
+    same = True
+    for i in range(m):
+        if x[i] != xprev[i]:
+            same = False
     m_n = 0
     ynorm = 0.0
-    U = 0
+    if same:
+        U = Uc[0]
+        for u in range(U):
+            Wu[u] = 0.0
+            WYu[u] = 0.0
+    else:
+        U = 0
     for i in range(m):
         wi = w[i]
         ynorm += (math.sqrt(wi) * y[i]) ** 2
         if mk[i]:
             m_n += 1
-        u = 0
-        while u < U and xu[u] != x[i]:
-            u += 1
-        if u == U:
-            xu[u] = x[i]
-            Wu[u] = 0.0
-            WYu[u] = 0.0
-            U += 1
-        grp[i] = u
+        if same:
+            u = grp[i]
+        else:
+            u = 0
+            while u < U and xu[u] != x[i]:
+                u += 1
+            if u == U:
+                xu[u] = x[i]
+                Wu[u] = 0.0
+                WYu[u] = 0.0
+                U += 1
+            grp[i] = u
+            xprev[i] = x[i]
         Wu[u] += wi
         WYu[u] += wi * y[i]
+    Uc[0] = U
     ynorm = math.sqrt(ynorm)
     rss_c = 0.0
     for i in range(m):
@@ -430,8 +463,9 @@ def _fit_one(
     for u in range(U):
         sw[u] = math.sqrt(Wu[u])
         ysw[u] = WYu[u] / sw[u] if Wu[u] != 0.0 else 0.0
-        pos_[u] = xu[u] > 0
-        lx[u] = math.log(xu[u]) if xu[u] > 0 else 0.0
+        if not same:
+            pos_[u] = xu[u] > 0
+            lx[u] = math.log(xu[u]) if xu[u] > 0 else 0.0
     m = U
     theta, th_tmp, th1, th_ev = S[0], S[1], S[2], S[3]
     scale3, scalen, alpha, alphan = S[4], S[5], S[6], S[7]
@@ -655,14 +689,14 @@ def _fit_one(
 @_jit_fast_scratch
 def _fit_rows(
     fam, x, y, w, mk, th0, fixed, lo, hi, max_iter, ftol, xtol, gtol, n_jump, jump_min,
-    theta, rss, status, n_iter, V, P, Ix, S, B, SS,
+    theta, rss, status, n_iter, V, P, Ix, S, B, SS, Uc,
 ):  # fmt: skip
     # The loop over the curves, in a helper without reference counting: the rows taken
     # per curve are views, which would otherwise cost an atomic incref/decref each.
     for i in range(y.shape[0]):
         r_, s_, it_ = _fit_one(
             fam, x[i], y[i], w[i], mk[i], th0[i], fixed[i], lo[i], hi[i],
-            max_iter, ftol, xtol, gtol, n_jump, jump_min, theta[i], V, P, Ix, S, B, SS,
+            max_iter, ftol, xtol, gtol, n_jump, jump_min, theta[i], V, P, Ix, S, B, SS, Uc,
         )  # fmt: skip
         rss[i] = r_
         status[i] = s_
@@ -677,15 +711,17 @@ def _fit_all(fam, x, y, w, mk, th0, fixed, lo, hi, max_iter, ftol, xtol, gtol, n
     rss = np.empty(n)
     status = np.empty(n, dtype=np.int8)
     n_iter = np.empty(n, dtype=np.int64)
-    V = np.empty((26, m))
+    V = np.empty((27, m))
+    V[26] = np.nan  # no curve before the first (see _fit_one)
     P = np.empty(m, dtype=np.bool_)
     Ix = np.empty(m, dtype=np.int64)
     S = np.empty((16, 5))
     B = np.empty((2, 5), dtype=np.bool_)
     SS = np.empty((3, 5, 5))
+    Uc = np.zeros(1, dtype=np.int64)
     _fit_rows(
         fam, x, y, w, mk, th0, fixed, lo, hi, max_iter, ftol, xtol, gtol, n_jump, jump_min,
-        theta, rss, status, n_iter, V, P, Ix, S, B, SS,
+        theta, rss, status, n_iter, V, P, Ix, S, B, SS, Uc,
     )  # fmt: skip
     return theta, rss, status, n_iter
 
@@ -757,8 +793,12 @@ def _start_all(x, y, mask, k, fb, ft, b1, frac):
     dd = np.empty(39)
     b2 = np.empty(5)
     t2 = np.empty(5)
+    # log x of the curve before's concentrations (a plate's standards are shared).
+    xprev = np.full(m, np.nan)
+    lxc = np.empty(m)
     big = np.finfo(np.float64).max
     for c in range(n):
+        _row_logs(x[c], xprev, lxc)
         t_lo = big
         t_hi = -big
         amax = 0.0
@@ -768,7 +808,7 @@ def _start_all(x, y, mask, k, fb, ft, b1, frac):
             yi = y[c, i]
             mi = mask[c, i] and math.isfinite(yi) and math.isfinite(xi) and xi >= 0
             if mi and xi > 0:
-                ti = math.log(xi)
+                ti = lxc[i]
                 anyp = True
                 t_lo = min(t_lo, ti)
                 t_hi = max(t_hi, ti)
@@ -976,7 +1016,11 @@ def _covariance_all(fam, x, w, m, params, fixed, sigma2):
     Wu = np.empty(mm)
     Rk = np.empty((k, k))
     Ri = np.empty((k, k))
+    xprev = np.full(mm, np.nan)
+    lxc = np.empty(mm)
+    lxu = np.empty(mm)
     for c in range(n):
+        _row_logs(x[c], xprev, lxc)
         a = params[c, 0]
         b = params[c, 1]
         cc = params[c, 2]
@@ -1010,13 +1054,14 @@ def _covariance_all(fam, x, w, m, params, fixed, sigma2):
                 u += 1
             if u == U:
                 xu[u] = x[c, i]
+                lxu[u] = lxc[i]
                 Wu[u] = 0.0
                 U += 1
             Wu[u] += w[c, i]
         for u in range(U):
             xi = xu[u]
             pos = xi > 0
-            lr = math.log(xi) - logc if pos else 0.0
+            lr = lxu[u] - logc if pos else 0.0
             s, oms, ds0, ds1, ds2 = _shape(fam, pos, lr, b, cc, g)
             sw = math.sqrt(Wu[u])
             for j in range(k):
@@ -1107,20 +1152,23 @@ def _wrss_all(fam, x, y, w, m, params):
     out = np.empty(n)
     src = np.empty(mm, dtype=np.int64)
     shp = np.empty((2, mm))
+    xprev = np.full(mm, np.nan)
+    lxc = np.empty(mm)
     for c in range(n):
+        if not _row_logs(x[c], xprev, lxc):
+            _replicates(x[c], src)
         a = params[c, 0]
         b = params[c, 1]
         cc = params[c, 2]
         d = params[c, 3]
         g = params[c, 4] if k == 5 else 1.0
         logc = math.log(cc) if cc > 0 else (-math.inf if cc == 0 else math.nan)
-        _replicates(x[c], src)
         t = 0.0
         for i in range(mm):
             j0 = src[i]
             if j0 == i:
                 pos = x[c, i] > 0
-                lr = math.log(x[c, i]) - logc if pos else 0.0
+                lr = lxc[i] - logc if pos else 0.0
                 s, oms, _d0, _d1, _d2 = _shape(fam, pos, lr, b, cc, g)
                 shp[0, i] = s
                 shp[1, i] = oms
