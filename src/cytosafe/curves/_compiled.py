@@ -727,7 +727,7 @@ def _fit_all(fam, x, y, w, mk, th0, fixed, lo, hi, max_iter, ftol, xtol, gtol, n
 
 
 @_jit_fast_scratch
-def _grid_rss(ut, uw, uwy, U, b, tc, sw, sy, syy, et, rss, aa, dd, offset):
+def _grid_rss(ut, uw, uwy, U, b, tc, sw, sy, syy, et, rss, aa, dd, offset, SH, fresh):
     """``_projected_rss`` of one curve for slopes ``b`` x inflections ``tc`` (g = 1),
     written into ``rss``/``aa``/``dd`` from ``offset``, slope by slope.
 
@@ -735,6 +735,9 @@ def _grid_rss(ut, uw, uwy, U, b, tc, sw, sy, syy, et, rss, aa, dd, offset):
     weights ``uw`` and of the weighted responses ``uwy`` of their replicates: the sums the
     projection needs are linear in the weights, so each shape value is computed once per
     concentration, and ``exp(b (t - t0))`` once per slope (``et``), not once per cell.
+    The shape values go to ``SH`` (one row per cell); ``fresh`` False takes them from
+    there, as the caller's last call with the same ``ut``, ``b`` and ``tc`` left them
+    (the sums then run over the same numbers in the same code).
     """
     T = tc.shape[0]
     t0 = 0.0
@@ -744,15 +747,19 @@ def _grid_rss(ut, uw, uwy, U, b, tc, sw, sy, syy, et, rss, aa, dd, offset):
     cell = offset
     for bi in range(b.shape[0]):
         bb = b[bi]
-        for u in range(U):
-            et[u] = math.exp(min(bb * (ut[u] - t0), 700.0))
+        if fresh:
+            for u in range(U):
+                et[u] = math.exp(min(bb * (ut[u] - t0), 700.0))
         for j in range(T):
-            ec = math.exp(min(-bb * (tc[j] - t0), 700.0))
+            if fresh:
+                ec = math.exp(min(-bb * (tc[j] - t0), 700.0))
+                for u in range(U):
+                    SH[cell, u] = 1.0 / (1.0 + ec * et[u])
             ss = 0.0
             sss = 0.0
             ssy = 0.0
             for u in range(U):
-                s = 1.0 / (1.0 + ec * et[u])
+                s = SH[cell, u]
                 sws = s * uw[u]
                 ss += sws
                 sss += sws * s
@@ -796,6 +803,13 @@ def _start_all(x, y, mask, k, fb, ft, b1, frac):
     # log x of the curve before's concentrations (a plate's standards are shared).
     xprev = np.full(m, np.nan)
     lxc = np.empty(m)
+    # The first grid's shape values depend on the distinct log-concentrations and the
+    # grid only: kept for the next curve with the same ones (a plate's standards).
+    SH1 = np.empty((39, m))
+    SH2 = np.empty((25, m))
+    ut1 = np.full(m, np.nan)
+    tc1_prev = np.full(13, np.nan)
+    U1 = -1
     big = np.finfo(np.float64).max
     for c in range(n):
         _row_logs(x[c], xprev, lxc)
@@ -858,7 +872,20 @@ def _start_all(x, y, mask, k, fb, ft, b1, frac):
         span = t_hi - t_lo
         for j in range(13):
             tc1[j] = (t_lo - 1.0) + (span + 3.5) * frac[j]
-        _grid_rss(ut, uw, uwy, U, b1, tc1, sw, sy, syy, et, rss, aa, dd, 0)
+        fresh = U != U1
+        for u in range(U):
+            if ut[u] != ut1[u]:
+                fresh = True
+        for j in range(13):
+            if tc1[j] != tc1_prev[j]:
+                fresh = True
+        if fresh:
+            U1 = U
+            for u in range(U):
+                ut1[u] = ut[u]
+            for j in range(13):
+                tc1_prev[j] = tc1[j]
+        _grid_rss(ut, uw, uwy, U, b1, tc1, sw, sy, syy, et, rss, aa, dd, 0, SH1, fresh)
         best = 0
         bestv = math.inf
         for j in range(39):
@@ -872,7 +899,7 @@ def _start_all(x, y, mask, k, fb, ft, b1, frac):
         for j in range(5):
             b2[j] = b0 * fb[j]
             t2[j] = t0 + step * ft[j]
-        _grid_rss(ut, uw, uwy, U, b2, t2, sw, sy, syy, et, rss, aa, dd, 0)
+        _grid_rss(ut, uw, uwy, U, b2, t2, sw, sy, syy, et, rss, aa, dd, 0, SH2, True)
         best = 0
         bestv = math.inf
         for j in range(25):
