@@ -216,6 +216,9 @@ def grade_observations(
     from cytosafe.clinical import _compiled as k
 
     pcode, patients, tint, icode, inames, vals = observation_arrays(table)
+    # one code width per kind (the kernel is compiled once per combination of widths)
+    pcode = pcode.astype(np.int16 if len(patients) < 2**15 else np.int32, copy=False)
+    icode = icode.astype(np.int8 if len(inames) < 2**7 else np.int16, copy=False)
     masking = list(dict.fromkeys(settings["fever_masking"]["treatments"]))
     roles = _roles(k, masking)
     role = np.array([roles.get(str(n), k.ROLE_ROW) for n in inames], dtype=np.int64)
