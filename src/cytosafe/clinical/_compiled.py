@@ -257,7 +257,7 @@ def _criterion_id(key, table, found):
 @numba.njit(cache=True, nogil=True, inline="always")
 def _finish_row(g, case, gv, hyp_lab, oxy_lab, est, ok, d_crs, d_other, t_code):
     """Grade 5 for death due to CRS (``finish``), then the gate (``gate``): the row's
-    grade, estimate bits and criterion key."""
+    grade and criterion key (which holds the estimate bits too)."""
     if d_crs:  # its text replaces the criterion; never gated
         g = 5
         case = gv = hyp_lab = oxy_lab = t_code = 0
@@ -269,16 +269,16 @@ def _finish_row(g, case, gv, hyp_lab, oxy_lab, est, ok, d_crs, d_other, t_code):
         est = 0
     struct = (
         case | (gv << 3) | (hyp_lab << 6) | (oxy_lab << 9) | (int(d_crs) << 12)
-        | (int(d_other and not d_crs) << 13) | (int(blocked) << 14)
+        | (int(d_other and not d_crs) << 13) | (int(blocked) << 14) | (est << 15)
     )  # fmt: skip
-    return g, est, (struct << T_BITS) | t_code
+    return g, (struct << T_BITS) | t_code
 
 
 @numba.njit(cache=True, nogil=True)
 def _astct2019_rows(
     a, b, redo_zero, pcode, tint, icode, vals, role, assumed,
     fever_c, sbp_below, low_flow_max, device_grade, prior_fever, gated, gap,
-    grade, crit, bits, present, death_row, death_lo, death_hi, table, found,
+    grade, crit, present, death_row, death_lo, death_hi, table, found,
     r, n_deaths, redo_obs, redo_row, redo_hour, n_redo,
 ):  # fmt: skip
     """The rows of observations ``[a, b)`` from row ``r`` on; returns ``(status, rows,
@@ -486,7 +486,7 @@ def _astct2019_rows(
             crit[r] = ((pre | (int(ok) << 17)) << T_BITS) | t_code
             r += 1
             continue
-        g, est, key = _finish_row(g, case, gv, hyp_lab, oxy_lab, est, ok, False, False, t_code)
+        g, key = _finish_row(g, case, gv, hyp_lab, oxy_lab, est, ok, False, False, t_code)
         # _criterion_id, its lookup written out here (Numba's inlining of it was slower)
         h = ((key * _MIX) >> 40) & (_TABLE - 1)
         while table[2 * h] != key and table[2 * h] != -1:
@@ -496,7 +496,6 @@ def _astct2019_rows(
             return OUT_OF_DOMAIN, r, n_deaths, n_redo
         grade[r] = g
         crit[r] = cid
-        bits[r] = est
         r += 1
     return OK, r, n_deaths, n_redo
 
@@ -505,7 +504,7 @@ def _astct2019_rows(
 def _astct2019(
     pcode, tint, icode, vals, role, assumed,
     fever_c, sbp_below, low_flow_max, device_grade, prior_fever, gated, gap,
-    grade, crit, bits, present, death_row, death_lo, death_hi, table, found,
+    grade, crit, present, death_row, death_lo, death_hi, table, found,
 ):  # fmt: skip
     """The main pass, then the patients graded again (:func:`_astct2019_rows`); returns
     ``(status, rows, rows with a death observation)``."""
@@ -518,7 +517,7 @@ def _astct2019(
     status, n, n_deaths, n_redo = _astct2019_rows(
         0, len(pcode), np.nan, pcode, tint, icode, vals, role, assumed,
         fever_c, sbp_below, low_flow_max, device_grade, prior_fever, gated, gap,
-        grade, crit, bits, present, death_row, death_lo, death_hi, table, found,
+        grade, crit, present, death_row, death_lo, death_hi, table, found,
         0, 0, redo_obs, redo_row, redo_hour, 0,
     )  # fmt: skip
     for i in range(n_redo):
@@ -527,14 +526,14 @@ def _astct2019(
         status, _, _, _ = _astct2019_rows(
             redo_obs[i], len(pcode), redo_hour[i], pcode, tint, icode, vals, role, assumed,
             fever_c, sbp_below, low_flow_max, device_grade, prior_fever, gated, gap,
-            grade, crit, bits, present, death_row, death_lo, death_hi, table, found,
+            grade, crit, present, death_row, death_lo, death_hi, table, found,
             redo_row[i], n_deaths, redo_obs, redo_row, redo_hour, n_redo,
         )  # fmt: skip
     return status, n, n_deaths
 
 
 @numba.njit(cache=True, nogil=True)
-def _finish_deaths(rows, crs, other, grade, crit, bits, table, found):
+def _finish_deaths(rows, crs, other, grade, crit, table, found):
     """The rows with a death observation, finished with its causes (``finish``): their
     criterion holds what the main pass left (see there)."""
     for i in range(len(rows)):
@@ -542,7 +541,7 @@ def _finish_deaths(rows, crs, other, grade, crit, bits, table, found):
         raw = crit[r]
         t_code = raw & ((1 << T_BITS) - 1)
         pre = raw >> T_BITS
-        g, est, key = _finish_row(
+        g, key = _finish_row(
             grade[r], pre & 7, (pre >> 3) & 7, (pre >> 6) & 7, (pre >> 9) & 7,
             (pre >> 12) & 31, (pre >> 17) & 1 == 1, crs[i], other[i], t_code,
         )  # fmt: skip
@@ -550,7 +549,6 @@ def _finish_deaths(rows, crs, other, grade, crit, bits, table, found):
         if cid < 0:
             return False
         grade[r] = g
-        bits[r] = est
         crit[r] = cid
     return True
 
@@ -571,8 +569,8 @@ def astct2019(
     prior_fever: bool,
     gated: bool,
     gap: float,
-) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """ASTCT 2019 grade, criterion, estimate bits and ``crs_present`` of every row.
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """ASTCT 2019 grade, criterion and estimates, and ``crs_present``, of every row.
 
     Parameters
     ----------
@@ -594,17 +592,17 @@ def astct2019(
 
     Returns
     -------
-    status, grade, criterion, bits, present, keys:
+    status, grade, criterion, present, keys:
         ``status`` :data:`OK`, :data:`UNSORTED` or :data:`OUT_OF_DOMAIN` (then nothing
-        else is meaningful); per row the grade (int8), criterion id, estimate bits and
-        ``crs_present`` (views of longer buffers); ``keys[i]``: the criterion key of id
-        ``i``.
+        else is meaningful); per row the grade (int8), criterion id and ``crs_present``
+        (views of longer buffers); ``keys[i]``: the key of criterion id ``i``, which
+        holds the estimate bits too (``(key >> T_BITS) >> 15``).
     """
     m = len(pcode)
     # per row, sized for the worst case (a row per observation): untouched pages of
     # these buffers cost nothing, and the results are views of them
     grade, present = np.empty(m, dtype=np.int8), np.empty(m, dtype=np.bool_)
-    crit, bits = np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64)
+    crit = np.empty(m, dtype=np.int64)
     death_row, lo, hi = (np.empty(m, dtype=np.int64) for _ in range(3))
     table = np.full(2 * _TABLE, -1, dtype=np.int64)
     found = np.zeros(_TABLE // 2 + 2, dtype=np.int64)  # [count, key of id 0, id 1, ...]
@@ -614,7 +612,7 @@ def astct2019(
         float(fever_c), float(sbp_below), float(low_flow_max),
         np.ascontiguousarray(device_grade, dtype=np.int64),
         bool(prior_fever), bool(gated), float(gap),
-        grade, crit, bits, present, death_row, lo, hi, table, found,
+        grade, crit, present, death_row, lo, hi, table, found,
     )  # fmt: skip
     rows, lo, hi = death_row[:n_deaths], lo[:n_deaths], hi[:n_deaths]
     if status == OK and len(rows):
@@ -622,9 +620,9 @@ def astct2019(
         crs, other = death_causes(at)
         done = _finish_deaths(
             rows, np.asarray(crs, dtype=np.bool_), np.asarray(other, dtype=np.bool_),
-            grade, crit, bits, table, found,
+            grade, crit, table, found,
         )  # fmt: skip
         if not done:
             status = OUT_OF_DOMAIN
     keys_used = found[1 : found[0] + 1]
-    return status, grade[:n], crit[:n], bits[:n], present[:n], keys_used
+    return status, grade[:n], crit[:n], present[:n], keys_used

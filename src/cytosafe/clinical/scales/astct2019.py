@@ -122,7 +122,7 @@ def grade(s: States, d: Derived, settings: dict) -> Graded:
 
 
 #: Every combination of the estimate bits ASTCT sets (1, 8, 16), as ``Text.bits`` writes it.
-_ESTIMATE_VOCAB = [";".join(n for b, n in ESTIMATES.items() if u & b) for u in range(64)]
+_ESTIMATE_VOCAB = [";".join(n for b, n in ESTIMATES.items() if u & b) for u in range(32)]
 
 
 def _kernel_settings(settings: dict) -> bool:
@@ -250,10 +250,12 @@ def grade_observations(
         out = k.astct2019(
             pcode[order], tint[order], icode[order], vals[order], role, assumed, causes, **args
         )
-    status, grade_, crit, bits, present, keys = out
+    status, grade_, crit, present, keys = out
     if status != k.OK:
         return None
     fever_c_text = Text.fixed(np.array([float(settings["fever_c"])]), 1).to_array()[0]
     vocab = [_criterion_text(int(key), fever_c_text, k) for key in keys]
-    return Graded(grade_, Text(crit, vocab), Text(bits, _ESTIMATE_VOCAB),
+    # a criterion key holds its row's estimate bits: one code array serves both texts
+    estimates = [_ESTIMATE_VOCAB[(int(key) >> k.T_BITS) >> 15] for key in keys]
+    return Graded(grade_, Text(crit, vocab), Text(crit, estimates),
                   extra={"crs_present": present})  # fmt: skip
