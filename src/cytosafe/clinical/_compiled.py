@@ -582,9 +582,8 @@ def astct2019(
     assumed:
         Per patient code, whether its rates were converted with an assumed weight.
     death_causes:
-        ``death_causes(positions) -> (crs, other)``: of the rows whose death
-        observations are at ``positions`` (a list of index arrays), whether one names
-        CRS and whether one names another cause.
+        ``death_causes(positions) -> crs``: whether each death observation at
+        ``positions`` names CRS as the cause.
     fever_c, sbp_below, low_flow_max, device_grade, prior_fever, gated, gap:
         The settings: ``device_grade`` per device code (0..4), ``prior_fever`` (fever
         masking requires a fever before), ``gated`` (``onset_requires_fever``), ``gap``
@@ -616,10 +615,18 @@ def astct2019(
     )  # fmt: skip
     rows, lo, hi = death_row[:n_deaths], lo[:n_deaths], hi[:n_deaths]
     if status == OK and len(rows):
-        at = [np.arange(a, b)[role[icode[a:b]] == ROLE_DEATH] for a, b in zip(lo, hi, strict=True)]
-        crs, other = death_causes(at)
+        # the death observations of those rows, and the row each belongs to
+        size = hi - lo
+        first = np.repeat(lo - (np.cumsum(size) - size), size)
+        pos = first + np.arange(int(size.sum()))
+        owner = np.repeat(np.arange(len(rows)), size)
+        is_death = role[icode[pos]] == ROLE_DEATH
+        pos, owner = pos[is_death], owner[is_death]
+        named = np.asarray(death_causes(pos), dtype=np.bool_)
+        crs = np.bincount(owner[named], minlength=len(rows)) > 0
+        other = np.bincount(owner[~named], minlength=len(rows)) > 0
         done = _finish_deaths(
-            rows, np.asarray(crs, dtype=np.bool_), np.asarray(other, dtype=np.bool_),
+            rows, crs, other,
             grade, crit, table, found,
         )  # fmt: skip
         if not done:

@@ -429,8 +429,8 @@ def observation_arrays(
 def death_names_crs(values: pd.Series, positions: np.ndarray) -> np.ndarray:
     """Whether the death observations at ``positions`` of ``values`` give CRS as the cause
     ("CRS", "cytokine release syndrome", any case and spacing around)."""
-    texts = values.iloc[positions].to_numpy(dtype=object)
-    return pd.Series(texts).astype(str).str.strip().str.lower().isin(_CRS_CAUSES).to_numpy()
+    texts = values.iloc[positions].to_numpy(dtype=object)  # few: a loop beats pandas' str
+    return np.array([str(x).strip().lower() in _CRS_CAUSES for x in texts], dtype=bool)
 
 
 def build_states(

@@ -228,12 +228,8 @@ def grade_observations(
         device_grade[DEV[name]] = g
     order = None
 
-    def causes(at: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        pos = np.concatenate(at)
-        crs = death_names_crs(table["value"], pos if order is None else order[pos])
-        row = np.repeat(np.arange(len(at)), [len(a) for a in at])
-        return (np.bincount(row[crs], minlength=len(at)) > 0,
-                np.bincount(row[~crs], minlength=len(at)) > 0)  # fmt: skip
+    def causes(pos: np.ndarray) -> np.ndarray:
+        return death_names_crs(table["value"], pos if order is None else order[pos])
 
     args = dict(
         fever_c=float(settings["fever_c"]),
