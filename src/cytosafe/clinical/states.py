@@ -348,10 +348,12 @@ def window_count(
 
 #: State tables from this many rows build their item columns, and the group-wise scans
 #: above run, with the compiled kernels (:mod:`cytosafe.clinical._compiled`; the same
-#: answers bit for bit). Importing Numba
-#: and loading the cached kernel costs about 0.2 s of CPU once per process; the kernel
-#: saves about that much per million rows (``benchmarks/bench_grade.py``), so smaller
-#: tables stay with NumPy.
+#: answers bit for bit); observation tables from this many rows are graded by ASTCT 2019's
+#: fused kernel (:func:`cytosafe.clinical.scales.astct2019.grade_observations`). Importing
+#: Numba and loading the cached kernels costs about 0.2-0.4 s of CPU once per process (a
+#: first compilation, once per installation, about 4 s per kernel); the kernels save
+#: about that much per million rows (``benchmarks/bench_grade.py``), so smaller tables
+#: stay with NumPy.
 COMPILED_MIN_ROWS = 500_000
 
 
