@@ -43,6 +43,7 @@ import copy
 import gc
 import json
 import math
+import os
 import pickle
 import statistics
 import subprocess
@@ -352,6 +353,19 @@ def _columns(rows: list[tuple]) -> tuple[list, ...]:
     )
 
 
+def _numpy_only(obs, settings):
+    """The core on the NumPy path (``CYTOSAFE_COMPILED=0``: no compiled kernel)."""
+    before = os.environ.get("CYTOSAFE_COMPILED")
+    os.environ["CYTOSAFE_COMPILED"] = "0"
+    try:
+        return grade_table(obs.table, "astct2019", settings, obs.weight_assumed)
+    finally:
+        if before is None:
+            del os.environ["CYTOSAFE_COMPILED"]
+        else:
+            os.environ["CYTOSAFE_COMPILED"] = before
+
+
 def _peak_of(path: str) -> None:
     """In this fresh process: load the validated cohort, grade it once, print the peak
     resident memory while grading (the loaded input included) and what the input holds.
@@ -407,11 +421,13 @@ def main() -> None:
     # The baselines' inputs (outside their timing): the settings and device list as data.
     cfg, devices = copy.deepcopy(settings), tuple(DEVICES)
     gap = float(cfg["episode_gap_hours"])
-    keys = ("core", "whole", "as_is", "tuned", "as_is_whole", "tuned_whole")
+    keys = ("core", "core_numpy", "whole", "as_is", "tuned", "as_is_whole", "tuned_whole")
     times: dict[str, list[float]] = {k: [] for k in keys}
     for _ in range(args.runs):  # interleaved, so a busy neighbour slows every method alike
         t, graded = cpu(lambda: grade_table(obs.table, "astct2019", settings, obs.weight_assumed))
         times["core"].append(t)
+        t, graded_numpy = cpu(lambda: _numpy_only(obs, settings))
+        times["core_numpy"].append(t)
         t, whole = cpu(lambda: grade(obs, "astct2019"))
         times["whole"].append(t)
         t, slow = cpu(lambda: grade_per_row(obs.table, cfg, devices))
@@ -428,6 +444,10 @@ def main() -> None:
     assert not timeline["baseline"].any(), "rows before the infusion: the baselines lack them"
     g_fast = timeline["grade"].to_numpy()
     assert (graded.grade == g_fast).all(), "the core and grade() disagree"
+    for name in ("grade", "criterion", "estimates"):  # the kernel and its NumPy reference
+        a, b = getattr(graded, name), getattr(graded_numpy, name)
+        same = np.array_equal(*((x.to_array() if hasattr(x, "to_array") else x) for x in (a, b)))
+        assert same, f"the compiled and NumPy cores disagree on {name}"
     fast_pid = timeline["patient_id"].astype(str).to_numpy()
 
     def agreement(pids, grades) -> tuple[bool, int]:
@@ -466,6 +486,8 @@ def main() -> None:
     rows = [
         row("core", "as_is", core, "per-row Python as it was", grades(ok_slow, n_slow)),
         row("core", "tuned", core, "tuned per-row Python", grades(ok_tuned, n_tuned)),
+        row("core_numpy", "tuned", core + ", NumPy only", "tuned per-row Python",
+            grades(ok_tuned, n_tuned)),
         row("whole", "as_is_whole", whole_, "per-row Python as it was + per-row summaries",
             summaries(ok_sum_slow, n_sum_slow, ok_slow, n_slow)),
         row("whole", "tuned_whole", whole_, "tuned per-row Python + per-row summaries",
@@ -476,7 +498,7 @@ def main() -> None:
             print("BENCH " + json.dumps(r))
         else:
             print(
-                f"{r['benchmark']} vs {r['baseline']}: {r['ours_cpu_s'][0]:.2f} s vs "
+                f"{r['benchmark']} vs {r['baseline']}: {r['ours_cpu_s'][0]:.3f} s vs "
                 f"{r['base_cpu_s'][0]:.2f} s CPU (min of {args.runs}) -> {r['ratio_min']:.1f}x "
                 f"min, {r['ratio_median']:.1f}x median; {r['parity']}"
             )
