@@ -452,7 +452,7 @@ def _fit_block(
         # Further starting points (where the model offers them) only for the curves the
         # first did not bring to convergence; the best fit of each curve is kept,
         # converged (or stalled) fits before the others.
-        retry = np.flatnonzero(np.isin(status, ["max_iter", "stalled", "failed"]))
+        retry = np.flatnonzero(_is_one_of(status, ("max_iter", "stalled", "failed")))
         if retry.size:
             if compiled is not None:
                 cands = model.candidates_from(first[retry])
@@ -462,8 +462,8 @@ def _fit_block(
                 if np.allclose(cand, first[retry], equal_nan=True):
                     continue
                 th2, rss2, st2, it2 = run(retry, cand)
-                ok_old = np.isin(status[retry], ["converged", "stalled"])
-                ok_new = np.isin(st2, ["converged", "stalled"])
+                ok_old = _is_one_of(status[retry], ("converged", "stalled"))
+                ok_new = _is_one_of(st2, ("converged", "stalled"))
                 r_old = np.where(np.isfinite(rss[retry]), rss[retry], np.inf)
                 r_new = np.where(np.isfinite(rss2), rss2, np.inf)
                 take = (ok_new & ~ok_old) | ((ok_new == ok_old) & (r_new < r_old))
@@ -496,7 +496,7 @@ def _fit_block(
     se = np.sqrt(np.clip(np.diagonal(cov, axis1=1, axis2=2), 0.0, None))
     se = np.where(is_fixed, np.nan, se)
     reason = np.full(n, "", dtype=object)
-    usable = np.isin(status, USABLE)
+    usable = _is_one_of(status, USABLE)
     if limits is not None and usable.any():
         why = check_limits(model, params[usable], x[usable], y[usable], m[usable], limits)
         reason[usable] = why
@@ -904,6 +904,15 @@ def _kernel_code(model: Model, kernel: str, n: int) -> int | None:
             raise FitError(f"the compiled kernel is not available ({why})")
         return None
     return code
+
+
+def _is_one_of(status: np.ndarray, names) -> np.ndarray:
+    """``np.isin(status, names)`` for an object array of a few status names, by one
+    comparison per name (np.isin sorts objects: 5x slower on the statuses of a block)."""
+    out = np.zeros(status.shape, dtype=bool)
+    for name in names:
+        out |= status == name
+    return out
 
 
 def _internal_bounds(model, x, m):
