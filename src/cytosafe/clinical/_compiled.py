@@ -301,6 +301,7 @@ def _astct2019_rows(
     k0 = a  # the first observation of the current row
     weight = has_first = has_inf = first_row = False
     zero_h = 0.0
+    last_key = last_id = -1
     # the segment's carried states (reset at its first row: the patient's first row and
     # the first row after the baseline)
     temp = sbp = device = flow = np.nan
@@ -488,10 +489,15 @@ def _astct2019_rows(
             continue
         g, key = _finish_row(g, case, gv, hyp_lab, oxy_lab, est, ok, False, False, t_code)
         # _criterion_id, its lookup written out here (Numba's inlining of it was slower)
-        h = ((key * _MIX) >> 40) & (_TABLE - 1)
-        while table[2 * h] != key and table[2 * h] != -1:
-            h = (h + 1) & (_TABLE - 1)
-        cid = table[2 * h + 1] if table[2 * h] == key else _criterion_id(key, table, found)
+        if key == last_key:  # most rows say what the row before said
+            cid = last_id
+        else:
+            h = ((key * _MIX) >> 40) & (_TABLE - 1)
+            while table[2 * h] != key and table[2 * h] != -1:
+                h = (h + 1) & (_TABLE - 1)
+            cid = table[2 * h + 1] if table[2 * h] == key else _criterion_id(key, table, found)
+            last_key = key
+            last_id = cid
         if cid < 0:
             return OUT_OF_DOMAIN, r, n_deaths, n_redo
         grade[r] = g
