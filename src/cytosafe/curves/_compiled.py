@@ -818,11 +818,15 @@ def _start_all(x, y, mask, k, fb, ft, b1, frac):
     xprev = np.full(m, np.nan)
     lxc = np.empty(m)
     # The first grid's shape values depend on the distinct log-concentrations and the
-    # grid only: kept for the next curve with the same ones (a plate's standards).
+    # range of the curve only, and the second grid's on those and the first grid's best
+    # cell: both kept for the next curves with the same ones (a plate's standards), the
+    # second for each of the 39 cells it can start from.
     SH1 = np.empty((39, m))
-    SH2 = np.empty((25, m))
+    SH2 = np.empty((39, 25, m))
+    have2 = np.zeros(39, dtype=np.bool_)
     ut1 = np.full(m, np.nan)
     tc1_prev = np.full(13, np.nan)
+    span_prev = np.nan
     U1 = -1
     big = np.finfo(np.float64).max
     for c in range(n):
@@ -893,12 +897,17 @@ def _start_all(x, y, mask, k, fb, ft, b1, frac):
         for j in range(13):
             if tc1[j] != tc1_prev[j]:
                 fresh = True
+        if span != span_prev:
+            fresh = True
         if fresh:
             U1 = U
             for u in range(U):
                 ut1[u] = ut[u]
             for j in range(13):
                 tc1_prev[j] = tc1[j]
+            span_prev = span
+            for j in range(39):
+                have2[j] = False
         _grid_rss(ut, uw, uwy, U, b1, tc1, sw, sy, syy, et, rss, aa, dd, 0, SH1, fresh)
         best = 0
         bestv = math.inf
@@ -907,13 +916,18 @@ def _start_all(x, y, mask, k, fb, ft, b1, frac):
             if v < bestv:
                 bestv = v
                 best = j
+        first_best = best
         b0 = b1[best // 13]
         t0 = tc1[best % 13]
         step = (span + 3.5) / 12.0
         for j in range(5):
             b2[j] = b0 * fb[j]
             t2[j] = t0 + step * ft[j]
-        _grid_rss(ut, uw, uwy, U, b2, t2, sw, sy, syy, et, rss, aa, dd, 0, SH2, True)
+        _grid_rss(
+            ut, uw, uwy, U, b2, t2, sw, sy, syy, et, rss, aa, dd, 0, SH2[first_best],
+            not have2[first_best],
+        )  # fmt: skip
+        have2[first_best] = True
         best = 0
         bestv = math.inf
         for j in range(25):
