@@ -294,3 +294,17 @@ def test_grade_uses_the_kernel_and_gives_the_tables_of_numpy(example, monkeypatc
     assert calls == [True]
     for table in ("timeline", "patients", "cohort"):
         assert getattr(fused, table).to_csv(index=False) == getattr(one, table).to_csv(index=False)
+
+
+@pytest.mark.parametrize("nan_as", [-np.inf, np.inf, -1.0, 0.0])
+@pytest.mark.parametrize("threshold", [38.0, 90, 0.0, -1.0, -5.0, np.inf, -np.inf, np.nan])
+def test_derive_comparisons_read_missing_values_as_before(nan_as, threshold):
+    """derive's comparisons skip np.nan_to_num's copy only where the answer is the same."""
+    import operator
+
+    from cytosafe.clinical.scales._common import _compare
+
+    values = np.array([np.nan, np.inf, -np.inf, -1.0, 0.0, 37.9, 38.0, 89.9, 90.0, 1e308])
+    for op in (operator.ge, operator.gt, operator.lt):
+        want = op(np.nan_to_num(values, nan=nan_as), threshold)
+        assert np.array_equal(_compare(values, op, threshold, nan_as), want)

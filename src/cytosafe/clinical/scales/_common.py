@@ -6,6 +6,7 @@ bit flags (:data:`ESTIMATES`) so that each grade can say which estimate it relie
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -95,10 +96,23 @@ class Derived:
 
 
 def _flag(carry: dict[str, np.ndarray] | None, name: str) -> np.ndarray | None:
-    """A carried flag per row (False where none is carried)."""
+    """A carried flag per row (False where none is carried: NaN > 0 is False)."""
     if carry is None:
         return None
-    return np.nan_to_num(carry[name], nan=0.0) > 0
+    return carry[name] > 0
+
+
+def _compare(values: np.ndarray, op, threshold, nan_as: float) -> np.ndarray:
+    """``op(np.nan_to_num(values, nan=nan_as), threshold)`` without the copy where it
+    reads the same as ``op(values, threshold)``: a finite threshold that ``nan_as`` fails
+    (NaN then compares False either way, and +-inf as the largest finite numbers)."""
+    try:
+        plain = bool(np.isfinite(threshold)) and not op(nan_as, threshold)
+    except TypeError:
+        plain = False
+    if plain:
+        return op(values, threshold)
+    return op(np.nan_to_num(values, nan=nan_as), threshold)
 
 
 def _fever_masked(
@@ -127,9 +141,9 @@ def derive(s: States, settings: dict, carry: dict[str, np.ndarray] | None = None
     v = s.values
     n = len(s)
     temp = v["temperature"]
-    fever = np.nan_to_num(temp, nan=-np.inf) >= settings["fever_c"]
+    fever = _compare(temp, operator.ge, settings["fever_c"], -np.inf)
     sbp = v["systolic_bp"]
-    sbp_low = np.nan_to_num(sbp, nan=np.inf) < settings["hypotension_sbp_below"]
+    sbp_low = _compare(sbp, operator.lt, settings["hypotension_sbp_below"], np.inf)
     n_pressors = sum((v[d] > 0).astype(np.int8) for d in _NON_VASOPRESSIN)
     vasopressin_on = v["vasopressin"] > 0
     ne = settings["ne_equivalent"]
@@ -152,13 +166,13 @@ def derive(s: States, settings: dict, carry: dict[str, np.ndarray] | None = None
     # "all doses required for >= 3 h": high dose counts once it has lasted min_hours.
     high_begin = run_begin(high_now, s.hours, s.start, carry["high_begin"] if carry else None)
     held = np.where(high_now, s.hours - high_begin, np.nan)
-    high_dose = high_now & (np.nan_to_num(held, nan=-1.0) >= hd["min_hours"])
+    high_dose = high_now & _compare(held, operator.ge, hd["min_hours"], -1.0)
 
     dev_raw = v["oxygen_device"]
     device = np.where(np.isnan(dev_raw), -1, dev_raw).astype(np.int8)
     flow = v["oxygen_flow"]
     cannula = device == DEV["nasal_cannula"]
-    high_flow_cannula = cannula & (np.nan_to_num(flow, nan=0.0) > settings["low_flow_max_l_min"])
+    high_flow_cannula = cannula & _compare(flow, operator.gt, settings["low_flow_max_l_min"], 0.0)
     flow_unknown = cannula & np.isnan(flow)
 
     # FiO2: charted when charted at or after the device; else estimated from flow/device.
