@@ -444,6 +444,28 @@ def test_the_first_file_in_error_is_named_as_when_read_one_by_one(tmp_path):
     assert err.value.row == 7
 
 
+def test_any_failure_of_the_read_at_once_falls_back_to_the_first_file_in_error(
+    tmp_path, monkeypatch
+):
+    # A parser that fails with something other than a CytoSafe error (a bug, a decoding
+    # error) on a later file must not hide the InputError of an earlier file.
+    import cytosafe.quantification as q
+    from cytosafe.errors import InputError
+
+    first, second = _tidy_exports(tmp_path, 2)
+    bad = pd.read_csv(first)
+    bad.loc[5, "signal"] = -3.0
+    bad.to_csv(first, index=False)
+
+    def broken(*args, **kwargs):
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+
+    monkeypatch.setattr(q, "_read_at_once", broken)
+    with pytest.raises(InputError) as err:
+        load_measurements([first, second])
+    assert err.value.file == str(first) and err.value.field == "signal"
+
+
 def test_a_plate_in_two_files_is_named_as_when_read_one_by_one(tmp_path):
     from cytosafe.errors import InputError
 
@@ -494,6 +516,27 @@ def test_a_command_runs_with_fewer_collections_and_restores_the_collector():
         reporting_errors(command)(True)
     assert seen == [(max(before[0], COMMAND_GC_THRESHOLD), *before[1:])] * 2
     assert gc.get_threshold() == before
+    # A command that runs until stopped (serve, monitor) keeps the collector's thresholds.
+    seen.clear()
+    reporting_errors(command, long_running=True)(False)
+    assert seen == [before]
+
+
+def test_only_serve_and_monitor_are_registered_as_long_running():
+    import typer
+
+    from cytosafe.cli import app
+
+    def commands(group: typer.Typer, prefix: str = ""):
+        for c in group.registered_commands:
+            yield prefix + (c.name or c.callback.__name__), c.callback
+        for g in group.registered_groups:
+            yield from commands(g.typer_instance, prefix + g.name + " ")
+
+    flags = dict(commands(app))
+    assert len(flags) > 10
+    running = {name for name, callback in flags.items() if callback.long_running}
+    assert running == {"serve", "monitor"}
 
 
 def _msd_raw(n=3):

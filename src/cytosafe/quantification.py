@@ -27,7 +27,7 @@ import pandas as pd
 
 from cytosafe.curves.calibration import Calibration, CalibrationSettings, calibrate_plates
 from cytosafe.curves.potency import PotencySettings, potency
-from cytosafe.errors import CytoSafeError, InputError
+from cytosafe.errors import InputError
 from cytosafe.schema.measurements import validate_measurements
 
 __all__ = ["QuantificationResult", "load_measurements", "plate_conventions", "quantify"]
@@ -170,8 +170,10 @@ def load_measurements(
     if inputs and not pairs and all(isinstance(i, (str, Path)) for i in inputs):
         try:
             at_once = _read_at_once(inputs, sample_map, study_id, standard_unit, progress)
-        except CytoSafeError:
-            at_once = None  # read file by file below: the error each file's own read gives
+        except Exception:  # any failure: the file-by-file read below says what it is
+            # Read file by file: the error each file's own read gives, in input order (a
+            # later file's parser error must not hide an earlier file's InputError).
+            at_once = None
         if at_once is not None:
             return at_once
     jobs: list[tuple[str, Callable[[], pd.DataFrame]]] = []

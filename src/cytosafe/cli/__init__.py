@@ -92,9 +92,16 @@ def main(
     """CytoSafe: cytokine release assays from the plate to the patient."""
 
 
-def command(name: str | None = None, *, group: typer.Typer = app, **kwargs: Any) -> Callable:
+def command(
+    name: str | None = None,
+    *,
+    group: typer.Typer = app,
+    long_running: bool = False,
+    **kwargs: Any,
+) -> Callable:
     """Register a function as a subcommand of ``group`` (default :data:`app`), with its
-    user errors printed as one line and exit code 2 (:func:`reporting_errors`).
+    user errors printed as one line and exit code 2 (:func:`reporting_errors`;
+    ``long_running`` for a command that runs until stopped).
 
     Examples
     --------
@@ -104,7 +111,7 @@ def command(name: str | None = None, *, group: typer.Typer = app, **kwargs: Any)
     """
 
     def register(func: Callable) -> Callable:
-        group.command(name, **kwargs)(reporting_errors(func))
+        group.command(name, **kwargs)(reporting_errors(func, long_running=long_running))
         return func
 
     return register
@@ -114,12 +121,12 @@ command("quantify")(quantify.quantify_command)
 command("analyze")(analyze.analyze_command)
 command("grade")(grade.grade_command)
 command("predict")(predict.predict_command)
-command("monitor")(monitor.monitor_command)
+command("monitor", long_running=True)(monitor.monitor_command)
 command("recommend")(recommend.recommend_command)
 command("aop")(aop.aop_command)
 command("mabel")(translate.mabel_command)
 command("simulate")(translate.simulate_command)
-command("serve")(serve.serve_command)
+command("serve", long_running=True)(serve.serve_command)
 
 audit_app = typer.Typer(help="The audit trail of the study store.", no_args_is_help=True)
 command("verify", group=audit_app)(store.audit_verify)

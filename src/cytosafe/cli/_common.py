@@ -92,7 +92,7 @@ def _collecting_less() -> Iterator[None]:
         gc.set_threshold(*before)
 
 
-def reporting_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+def reporting_errors(func: Callable[..., Any], *, long_running: bool = False) -> Callable[..., Any]:
     """Wrap a command so that a :class:`CytoSafeError` ends it as one line and exit code 2.
 
     The message goes to stderr as ``error: <message>`` (whitespace collapsed to one line),
@@ -103,6 +103,10 @@ def reporting_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     ----------
     func:
         The command function; its signature is kept for Typer.
+    long_running:
+        A command that runs until stopped (``serve``, ``monitor``): it keeps the
+        collector's own thresholds, since :data:`COMMAND_GC_THRESHOLD` suits a batch
+        command that ends, not a process whose cyclic garbage would linger for hours.
 
     Returns
     -------
@@ -114,12 +118,15 @@ def reporting_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         _exit_quickly()
         try:
+            if long_running:
+                return func(*args, **kwargs)
             with _collecting_less():
                 return func(*args, **kwargs)
         except CytoSafeError as exc:
             typer.echo(f"error: {_one_line(exc)}", err=True)
             raise typer.Exit(EXIT_INPUT_ERROR) from None
 
+    wrapper.long_running = long_running  # type: ignore[attr-defined]
     return wrapper
 
 
