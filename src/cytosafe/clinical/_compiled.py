@@ -223,8 +223,8 @@ _N_SLOTS = 17
 #: temperature's tenths plus ``T_OFFSET`` below (0: no number in the text, or "nan").
 T_BITS = 41
 T_OFFSET = 1 << 40
-_T_LIMIT = float(1 << 39)
-_ROUNDER = 6755399441055744.0  # 1.5 * 2**52: adding and subtracting it rounds to an integer  # |temperature x 10| beyond this is not this kernel's domain
+_T_LIMIT = float(1 << 39)  # |temperature x 10| beyond this is not this kernel's domain
+_ROUNDER = 6755399441055744.0  # 1.5 * 2**52: adding and subtracting it rounds to an integer
 _TABLE = 1 << 13  # criterion hash slots; more than half full: not this kernel's domain
 _MIX = 0x2545F4914F6CDD1D
 
