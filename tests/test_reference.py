@@ -417,6 +417,27 @@ def test_a_rule_the_readout_cannot_decide_is_not_evaluable_not_a_miss(tmp_path):
     assert "min_difference_lloq" in ev.readouts["reason"].iloc[0]
 
 
+def test_only_a_qualitative_result_is_counted_by_its_authors_call(tmp_path):
+    # A range across donors carries the authors' call too, but it is a number the rule
+    # cannot read, not a qualitative result: it stays not evaluable under "authors".
+    ranged = _readout_text(value="1.1", value_high="30.0", published_call='"negative"')
+    lib = load_library(_library_file(tmp_path, readout=ranged))
+    ev = evaluate(DEFAULT, library=lib, qualitative="authors")
+    assert ev.readouts[["call", "basis"]].values.tolist() == [["not evaluable", ""]]
+    assert "range across donors" in ev.readouts["reason"].iloc[0]
+    qualitative = _readout_text(measure='"qualitative"', value=None, published_call='"negative"')
+    lib = load_library(_library_file(tmp_path, readout=qualitative))
+    ev = evaluate(DEFAULT, library=lib, qualitative="authors")
+    assert ev.readouts[["call", "basis"]].values.tolist() == [["not detected", "authors' call"]]
+
+
+def test_a_readout_the_rule_cannot_decide_has_no_basis(tmp_path):
+    high = _library_file(tmp_path, readout=_readout_text(value="30.0"))
+    ev = evaluate("fold2_increase_lloq", library=load_library(high))
+    assert ev.readouts[["call", "basis"]].values.tolist() == [["not evaluable", ""]]
+    assert ev.calls[["call", "basis"]].values.tolist() == [["not evaluable", ""]]
+
+
 def _readout_text(**fields: str | None) -> str:
     """A readout table; each field a TOML literal (None leaves the field out)."""
     base = {

@@ -385,7 +385,11 @@ def evaluate(
                 basis = RULE
                 if why_not is None:
                     call, reason = _apply_rule_set(rs, q)
-                elif qualitative == "authors" and r.published_call in _AUTHORS_CALLS:
+                elif (
+                    qualitative == "authors"
+                    and r.measure == "qualitative"
+                    and r.published_call in _AUTHORS_CALLS
+                ):
                     call, basis = _AUTHORS_CALLS[r.published_call], AUTHORS
                     reason = (
                         f"the authors' call: {r.published_call} (a qualitative result; "
@@ -393,7 +397,8 @@ def evaluate(
                     )
                 else:
                     call, reason = NOT_EVALUABLE, why_not
-                    basis = ""
+                if call == NOT_EVALUABLE:
+                    basis = ""  # nothing decided, by the rule or by the authors
                 underpowered = None
                 if donors is not None and r.donors_for_power is not None:
                     underpowered = r.donors_for_power > donors
