@@ -29,6 +29,11 @@ from cytosafe.clinical.scales import astct2019
 from cytosafe.clinical.states import build_states
 from cytosafe.errors import DataWarning
 from cytosafe.schema.observations import DEVICES, ITEMS, TREATMENTS
+from test_grade_compiled import observations
+
+#: The fixture of tests/test_grade_compiled.py this module uses: the example cohort with a
+#: baseline (pre-infusion) fever, oxygen and vasopressor.
+FIXTURES = (observations,)
 
 pytest.importorskip("numba")
 
@@ -85,27 +90,11 @@ def assert_same(ref, fused) -> None:
     assert np.array_equal(fused.extra["crs_present"], ref.extra["crs_present"])
 
 
-@pytest.fixture(scope="module")
-def example():
-    """The example cohort with a baseline (pre-infusion) fever, oxygen and vasopressor."""
-    df = pd.read_csv(COHORT, dtype=str, keep_default_na=False)
-    pid = df["patient_id"].iat[0]
-    infusion = pd.Timestamp(df.loc[(df.patient_id == pid) & (df.item == "infusion"), "time"].iat[0])
-    before = [
-        {"patient_id": pid, "time": (infusion - pd.Timedelta(hours=h)).isoformat(),
-         "item": item, "value": value, "unit": unit}
-        for h, item, value, unit in ((30, "temperature", "38.9", "C"),
-                                     (20, "oxygen_device", "nasal_cannula", ""),
-                                     (20, "norepinephrine", "4", "ug/min"))
-    ]  # fmt: skip
-    return validate_observations(pd.concat([df, pd.DataFrame(before)], ignore_index=True))
-
-
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_example_cohort_under_every_setting(example, variant, monkeypatch):
+def test_example_cohort_under_every_setting(observations, variant, monkeypatch):
     settings = settings_for("astct2019", VARIANTS[variant])
-    ref = _reference(example.table, example.weight_assumed, settings, monkeypatch)
-    assert_same(ref, _fused(example.table, example.weight_assumed, settings, monkeypatch))
+    ref = _reference(observations.table, observations.weight_assumed, settings, monkeypatch)
+    assert_same(ref, _fused(observations.table, observations.weight_assumed, settings, monkeypatch))
 
 
 def test_simulated_cohort(monkeypatch):
@@ -273,7 +262,7 @@ def test_data_outside_the_kernel_falls_back_to_numpy(monkeypatch):
     assert _fused(table, assumed, settings, monkeypatch) is None
 
 
-def test_grade_uses_the_kernel_and_gives_the_tables_of_numpy(example, monkeypatch):
+def test_grade_uses_the_kernel_and_gives_the_tables_of_numpy(observations, monkeypatch):
     """grade() takes the kernel's grades, criteria, estimates and crs_present, and the
     rest of the timeline from the state table: every table equal to the NumPy path's."""
     calls = []
@@ -286,11 +275,11 @@ def test_grade_uses_the_kernel_and_gives_the_tables_of_numpy(example, monkeypatc
 
     monkeypatch.setattr(states_module, "COMPILED_MIN_ROWS", 10**12)
     with pytest.warns(DataWarning, match="fever before the infusion"):
-        one = grade(example, ["astct2019", "lee2014"])
+        one = grade(observations, ["astct2019", "lee2014"])
     monkeypatch.setattr(states_module, "COMPILED_MIN_ROWS", 0)
     monkeypatch.setattr(astct2019, "grade_observations", spy)
     with pytest.warns(DataWarning, match="fever before the infusion"):
-        fused = grade(example, ["astct2019", "lee2014"])
+        fused = grade(observations, ["astct2019", "lee2014"])
     assert calls == [True]
     for table in ("timeline", "patients", "cohort"):
         assert getattr(fused, table).to_csv(index=False) == getattr(one, table).to_csv(index=False)
