@@ -47,7 +47,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["covariance", "levenberg_marquardt", "start", "weighted_rss"]
+__all__ = ["covariance", "finish", "levenberg_marquardt", "start", "weighted_rss"]
 
 #: Status codes of the kernel, in the order of :data:`cytosafe.curves.fit.STATUSES`' names.
 STATUS_NAMES = np.array(["max_iter", "converged", "stalled", "failed", "insufficient_data"])
@@ -1062,181 +1062,179 @@ def _triangular_inverse(R, k, Ri):
     return True
 
 
-@_jit
-def _covariance_all(fam, x, w, m, params, fixed, sigma2):
-    """``_covariance(..., "expected")`` for every curve: ``σ² D⁻¹ V S⁻² Vᵀ D⁻¹`` from the
-    column-equilibrated weighted Jacobian, rank by ``s_min > 1e-10 s_max``."""
-    n, mm = x.shape
-    k = params.shape[1]
-    cov = np.zeros((n, k, k))
-    Js = np.empty((mm, k))
-    V = np.empty((k, k))
-    sv = np.empty(k)
-    dsafe = np.empty(k)
-    inv = np.empty(k)
-    xu = np.empty(mm)
-    Wu = np.empty(mm)
-    Rk = np.empty((k, k))
-    Ri = np.empty((k, k))
-    xprev = np.full(mm, np.nan)
-    lxc = np.empty(mm)
-    lxu = np.empty(mm)
-    for c in range(n):
-        _row_logs(x[c], xprev, lxc)
-        a = params[c, 0]
-        b = params[c, 1]
-        cc = params[c, 2]
-        d = params[c, 3]
-        g = params[c, 4] if k == 5 else 1.0
-        if not math.isfinite(a):
-            a = 0.0
-        if not math.isfinite(b):
-            b = 0.0
-        if not math.isfinite(cc):
-            cc = 0.0
-        if not math.isfinite(d):
-            d = 0.0
-        if not math.isfinite(g):
-            g = 0.0
-        logc = math.log(cc)
-        amd = a - d
-        good = math.isfinite(sigma2[c])
-        n_free = 0
-        for j in range(k):
-            if not fixed[c, j]:
-                n_free += 1
-        # The points used, pooled by concentration: rows sqrt(W_u) J(x_u) have the same
-        # J^T W J as the points' rows, so the same singular values and vectors.
-        U = 0
-        for i in range(mm):
-            if not m[c, i]:
-                continue
-            u = 0
-            while u < U and xu[u] != x[c, i]:
-                u += 1
-            if u == U:
-                xu[u] = x[c, i]
-                lxu[u] = lxc[i]
-                Wu[u] = 0.0
-                U += 1
-            Wu[u] += w[c, i]
-        for u in range(U):
+@_jit_scratch
+def _cov_one(
+    fam, x, lx, w, m, p, fixed, s2, shp, src, reuse, cov, Js, V, sv, dsafe, inv, xu, Wu, lxu,
+    iu, Rk, Ri,
+):  # fmt: skip
+    """``_covariance(..., "expected")`` of one curve into ``cov`` ``(k, k)``, all zeros on
+    entry: ``σ² D⁻¹ V S⁻² Vᵀ D⁻¹`` from the column-equilibrated weighted Jacobian, rank by
+    ``s_min > 1e-10 s_max``. ``lx``: the logs of ``x`` (see :func:`_row_logs`). ``reuse``:
+    ``shp[:, src[i]]`` already hold :func:`_shape`'s five values at ``p`` for point ``i``
+    (as :func:`_final_rows` leaves them), which are then not computed again."""
+    mm = x.shape[0]
+    k = p.shape[0]
+    a = p[0]
+    b = p[1]
+    cc = p[2]
+    d = p[3]
+    g = p[4] if k == 5 else 1.0
+    if not math.isfinite(a):
+        a = 0.0
+    if not math.isfinite(b):
+        b = 0.0
+    if not math.isfinite(cc):
+        cc = 0.0
+    if not math.isfinite(d):
+        d = 0.0
+    if not math.isfinite(g):
+        g = 0.0
+    logc = math.log(cc)
+    amd = a - d
+    good = math.isfinite(s2)
+    n_free = 0
+    for j in range(k):
+        if not fixed[j]:
+            n_free += 1
+    # The points used, pooled by concentration: rows sqrt(W_u) J(x_u) have the same
+    # J^T W J as the points' rows, so the same singular values and vectors.
+    U = 0
+    for i in range(mm):
+        if not m[i]:
+            continue
+        u = 0
+        while u < U and xu[u] != x[i]:
+            u += 1
+        if u == U:
+            xu[u] = x[i]
+            lxu[u] = lx[i]
+            iu[u] = i
+            Wu[u] = 0.0
+            U += 1
+        Wu[u] += w[i]
+    for u in range(U):
+        if reuse:
+            q = src[iu[u]]
+            s = shp[0, q]
+            oms = shp[1, q]
+            ds0 = shp[2, q]
+            ds1 = shp[3, q]
+            ds2 = shp[4, q]
+        else:
             xi = xu[u]
             pos = xi > 0
             lr = lxu[u] - logc if pos else 0.0
             s, oms, ds0, ds1, ds2 = _shape(fam, pos, lr, b, cc, g)
-            sw = math.sqrt(Wu[u])
-            for j in range(k):
-                if j == 0:
-                    v = s
-                elif j == 1:
-                    v = amd * ds0
-                elif j == 2:
-                    v = amd * ds1
-                elif j == 3:
-                    v = oms
-                else:
-                    v = amd * ds2
-                v = v * (0.0 if fixed[c, j] else 1.0)
-                v = sw * v
-                if not math.isfinite(v):
-                    good = False
-                Js[u, j] = v
-        if not good or n_free == 0:
-            for i in range(k):
-                for j in range(k):
-                    cov[c, i, j] = math.nan if not (fixed[c, i] or fixed[c, j]) else 0.0
-            continue
+        sw = math.sqrt(Wu[u])
         for j in range(k):
-            t = 0.0
-            for i in range(U):
-                t += Js[i, j] * Js[i, j]
-            t = math.sqrt(t)
-            dsafe[j] = t if t > 0 else 1.0
-            for i in range(U):
-                Js[i, j] = Js[i, j] / dsafe[j]
-        # Householder QR first (Demmel & Veselic 1992, section 5): the Jacobi sweeps then
-        # rotate the k x k triangle instead of m x k columns, with the same singular
-        # values and right singular vectors.
-        _householder_r(Js[:U], k, Rk)
-        if n_free == k and _triangular_inverse(Rk, k, Ri):
-            # Clearly of full rank: (J_s^T J_s)^-1 = R^-1 R^-T, no SVD needed. The test
-            # bounds s_min / s_max from below by 1 / (|R|_F |R^-1|_F) >= ratio / k, so
-            # > 1e-9 proves s_min > 1e-9 s_max, ten times the rank threshold below.
-            fr = 0.0
-            fi = 0.0
-            for i in range(k):
-                for j in range(i, k):
-                    fr += Rk[i, j] * Rk[i, j]
-                    fi += Ri[i, j] * Ri[i, j]
-            if 1.0 / math.sqrt(fr * fi) > 1e-9:
-                for i in range(k):
-                    for j in range(i, k):
-                        t = 0.0
-                        for q in range(j, k):
-                            t += Ri[i, q] * Ri[j, q]
-                        v = t / (dsafe[i] * dsafe[j]) * sigma2[c]
-                        cov[c, i, j] = v
-                        cov[c, j, i] = v
-                continue
-            # Clearly rank-deficient: s_max >= the largest column norm of R, and s_min =
-            # 1 / |R^-1|_2 <= 1 / the largest column norm of R^-1, so a product of the
-            # two norms above 1e11 proves s_min < 1e-11 s_max, ten times under the rank
-            # threshold below: the SVD would keep fewer than k values, and every entry is
-            # NaN. (Most fits along a limit of the 5PL: 18 % of bench_fit's curves, whose
-            # Jacobi sweeps were a quarter of the covariance's time.)
-            cr = 0.0
-            ci = 0.0
-            for j in range(k):
-                tr = 0.0
-                ti = 0.0
-                for i in range(j + 1):
-                    tr += Rk[i, j] * Rk[i, j]
-                    ti += Ri[i, j] * Ri[i, j]
-                cr = max(cr, tr)
-                ci = max(ci, ti)
-            if math.sqrt(cr * ci) > 1e11:
-                for i in range(k):
-                    for j in range(k):
-                        cov[c, i, j] = math.nan
-                continue
-        _jacobi_svd(Rk, V, sv, k)
-        top = 0.0
-        for j in range(k):
-            top = max(top, sv[j])
-        n_keep = 0
-        for j in range(k):
-            if sv[j] > 1e-10 * top:
-                n_keep += 1
-                inv[j] = 1.0 / sv[j] ** 2
+            if j == 0:
+                v = s
+            elif j == 1:
+                v = amd * ds0
+            elif j == 2:
+                v = amd * ds1
+            elif j == 3:
+                v = oms
             else:
-                inv[j] = 0.0
-        full = n_keep == n_free
+                v = amd * ds2
+            v = v * (0.0 if fixed[j] else 1.0)
+            v = sw * v
+            if not math.isfinite(v):
+                good = False
+            Js[u, j] = v
+    if not good or n_free == 0:
         for i in range(k):
             for j in range(k):
-                if fixed[c, i] or fixed[c, j]:
-                    cov[c, i, j] = 0.0
-                elif not full:
-                    cov[c, i, j] = math.nan
-                else:
+                cov[i, j] = math.nan if not (fixed[i] or fixed[j]) else 0.0
+        return
+    for j in range(k):
+        t = 0.0
+        for i in range(U):
+            t += Js[i, j] * Js[i, j]
+        t = math.sqrt(t)
+        dsafe[j] = t if t > 0 else 1.0
+        for i in range(U):
+            Js[i, j] = Js[i, j] / dsafe[j]
+    # Householder QR first (Demmel & Veselic 1992, section 5): the Jacobi sweeps then
+    # rotate the k x k triangle instead of m x k columns, with the same singular
+    # values and right singular vectors.
+    _householder_r(Js[:U], k, Rk)
+    if n_free == k and _triangular_inverse(Rk, k, Ri):
+        # Clearly of full rank: (J_s^T J_s)^-1 = R^-1 R^-T, no SVD needed. The test
+        # bounds s_min / s_max from below by 1 / (|R|_F |R^-1|_F) >= ratio / k, so
+        # > 1e-9 proves s_min > 1e-9 s_max, ten times the rank threshold below.
+        fr = 0.0
+        fi = 0.0
+        for i in range(k):
+            for j in range(i, k):
+                fr += Rk[i, j] * Rk[i, j]
+                fi += Ri[i, j] * Ri[i, j]
+        if 1.0 / math.sqrt(fr * fi) > 1e-9:
+            for i in range(k):
+                for j in range(i, k):
                     t = 0.0
-                    for q in range(k):
-                        t += V[i, q] * inv[q] * V[j, q]
-                    cov[c, i, j] = t / (dsafe[i] * dsafe[j]) * sigma2[c]
-    return cov
+                    for q in range(j, k):
+                        t += Ri[i, q] * Ri[j, q]
+                    v = t / (dsafe[i] * dsafe[j]) * s2
+                    cov[i, j] = v
+                    cov[j, i] = v
+            return
+        # Clearly rank-deficient: s_max >= the largest column norm of R, and s_min =
+        # 1 / |R^-1|_2 <= 1 / the largest column norm of R^-1, so a product of the
+        # two norms above 1e11 proves s_min < 1e-11 s_max, ten times under the rank
+        # threshold below: the SVD would keep fewer than k values, and every entry is
+        # NaN. (Most fits along a limit of the 5PL: 18 % of bench_fit's curves, whose
+        # Jacobi sweeps were a quarter of the covariance's time.)
+        cr = 0.0
+        ci = 0.0
+        for j in range(k):
+            tr = 0.0
+            ti = 0.0
+            for i in range(j + 1):
+                tr += Rk[i, j] * Rk[i, j]
+                ti += Ri[i, j] * Ri[i, j]
+            cr = max(cr, tr)
+            ci = max(ci, ti)
+        if math.sqrt(cr * ci) > 1e11:
+            for i in range(k):
+                for j in range(k):
+                    cov[i, j] = math.nan
+            return
+    _jacobi_svd(Rk, V, sv, k)
+    top = 0.0
+    for j in range(k):
+        top = max(top, sv[j])
+    n_keep = 0
+    for j in range(k):
+        if sv[j] > 1e-10 * top:
+            n_keep += 1
+            inv[j] = 1.0 / sv[j] ** 2
+        else:
+            inv[j] = 0.0
+    full = n_keep == n_free
+    for i in range(k):
+        for j in range(k):
+            if fixed[i] or fixed[j]:
+                cov[i, j] = 0.0
+            elif not full:
+                cov[i, j] = math.nan
+            else:
+                t = 0.0
+                for q in range(k):
+                    t += V[i, q] * inv[q] * V[j, q]
+                cov[i, j] = t / (dsafe[i] * dsafe[j]) * s2
 
 
-@_jit
-def _wrss_all(fam, x, y, w, m, params):
-    """The weighted RSS of every curve at ``params`` (natural scale), from the model's
-    own formula ``f = a s + d (1 - s)`` (as ``FivePL.f``), ``inf``/NaN passed through."""
-    n, mm = y.shape
+@_jit_scratch
+def _final_rows(
+    fam, x, y, w, m, params, fixed, with_rss, rss_lm, df, with_cov, sigma2_in, rss_out,
+    sigma2, cov, src, shp, xprev, lxc, Js, V, sv, dsafe, inv, xu, Wu, lxu, iu, Rk, Ri,
+):  # fmt: skip
+    # The loop over the curves, in a helper without reference counting (the rows taken
+    # per curve are views; see _fit_rows). Without ``with_rss`` only the covariance is
+    # computed, with ``sigma2_in``.
+    n, mm = x.shape
     k = params.shape[1]
-    out = np.empty(n)
-    src = np.empty(mm, dtype=np.int64)
-    shp = np.empty((2, mm))
-    xprev = np.full(mm, np.nan)
-    lxc = np.empty(mm)
     for c in range(n):
         if not _row_logs(x[c], xprev, lxc):
             _replicates(x[c], src)
@@ -1245,39 +1243,98 @@ def _wrss_all(fam, x, y, w, m, params):
         cc = params[c, 2]
         d = params[c, 3]
         g = params[c, 4] if k == 5 else 1.0
-        logc = math.log(cc) if cc > 0 else (-math.inf if cc == 0 else math.nan)
-        t = 0.0
-        for i in range(mm):
-            j0 = src[i]
-            if j0 == i:
-                pos = x[c, i] > 0
-                lr = lxc[i] - logc if pos else 0.0
-                s, oms, _d0, _d1, _d2 = _shape(fam, pos, lr, b, cc, g)
-                shp[0, i] = s
-                shp[1, i] = oms
-            if m[c, i]:
-                ri = math.sqrt(w[c, i]) * (y[c, i] - (a * shp[0, j0] + d * shp[1, j0]))
-                t += ri * ri
-        out[c] = t
-    return out
+        if not with_rss:
+            s2 = sigma2_in[c]
+            reuse = False
+        else:
+            # The weighted RSS at ``params``, from the model's own formula
+            # ``f = a s + d (1 - s)`` (as ``FivePL.f``), ``inf``/NaN passed through; the
+            # shape values and their derivatives are kept for the covariance.
+            logc = math.log(cc) if cc > 0 else (-math.inf if cc == 0 else math.nan)
+            t = 0.0
+            for i in range(mm):
+                j0 = src[i]
+                if j0 == i:
+                    pos = x[c, i] > 0
+                    lr = lxc[i] - logc if pos else 0.0
+                    s, oms, d0, d1, d2 = _shape(fam, pos, lr, b, cc, g)
+                    shp[0, i] = s
+                    shp[1, i] = oms
+                    shp[2, i] = d0
+                    shp[3, i] = d1
+                    shp[4, i] = d2
+                if m[c, i]:
+                    ri = math.sqrt(w[c, i]) * (y[c, i] - (a * shp[0, j0] + d * shp[1, j0]))
+                    t += ri * ri
+            # fit.py's rules: the LM's RSS where it is not finite, sigma^2 = RSS / df.
+            rep = t if math.isfinite(rss_lm[c]) else rss_lm[c]
+            rss_out[c] = rep
+            s2 = rep / max(df[c], 1) if df[c] > 0 else math.nan
+            sigma2[c] = s2
+            # The covariance takes _shape at the same parameters, which the loop above
+            # computed with the same arguments where they are finite (with c > 0): the
+            # covariance replaces a non-finite one by 0 first.
+            reuse = (
+                math.isfinite(a) and math.isfinite(b) and math.isfinite(cc) and cc > 0
+                and math.isfinite(d) and math.isfinite(g)
+            )  # fmt: skip
+        if with_cov:
+            _cov_one(
+                fam, x[c], lxc, w[c], m[c], params[c], fixed[c], s2, shp, src, reuse, cov[c],
+                Js, V, sv, dsafe, inv, xu, Wu, lxu, iu, Rk, Ri,
+            )  # fmt: skip
+
+
+@_jit
+def _final_all(fam, x, y, w, m, params, fixed, with_rss, rss_lm, df, with_cov, sigma2_in):
+    n, mm = x.shape
+    k = params.shape[1]
+    rss_out = np.empty(n)
+    sigma2 = np.empty(n)
+    cov = np.zeros((n if with_cov else 0, k, k))
+    xprev = np.full(mm, np.nan)
+    _final_rows(
+        fam, x, y, w, m, params, fixed, with_rss, rss_lm, df, with_cov, sigma2_in, rss_out,
+        sigma2, cov, np.empty(mm, dtype=np.int64), np.empty((5, mm)), xprev, np.empty(mm),
+        np.empty((mm, k)), np.empty((k, k)), np.empty(k), np.empty(k), np.empty(k),
+        np.empty(mm), np.empty(mm), np.empty(mm), np.empty(mm, dtype=np.int64),
+        np.empty((k, k)), np.empty((k, k)),
+    )  # fmt: skip
+    return rss_out, sigma2, cov
+
+
+def finish(fam, x, y, w, m, params, is_fixed, rss, df, with_cov):
+    """What :func:`cytosafe.curves.fit._fit_block` reports at the final ``params``, in one
+    pass: ``(rss, sigma2, cov)``, the weighted RSS recomputed at ``params`` (the LM's
+    ``rss`` where that is not finite), ``sigma2 = rss / df`` (NaN where ``df <= 0``) and,
+    with ``with_cov``, the expected-information covariance (see :func:`_cov_one`; else an
+    empty array). The covariance takes the shape values and derivatives the RSS computed
+    at the same parameters instead of computing them again (bit for bit the same)."""
+    c = np.ascontiguousarray
+    return _final_all(
+        fam, c(x, dtype=float), c(y, dtype=float), c(w, dtype=float), c(m, dtype=np.bool_),
+        c(params, dtype=float), c(is_fixed, dtype=np.bool_), True, c(rss, dtype=float),
+        c(df, dtype=np.int64), bool(with_cov), np.empty(0),
+    )  # fmt: skip
 
 
 def weighted_rss(fam, x, y, w, m, params):
     """The weighted residual sum of squares of every curve at ``params``."""
-    c = np.ascontiguousarray
-    return _wrss_all(
-        fam, c(x, dtype=float), c(y, dtype=float), c(w, dtype=float), c(m, dtype=np.bool_),
-        c(params, dtype=float),
-    )  # fmt: skip
+    n = np.shape(params)[0]
+    return finish(fam, x, y, w, m, params, np.zeros(np.shape(params), dtype=bool),
+                  np.zeros(n), np.zeros(n, dtype=np.int64), False)[0]  # fmt: skip
 
 
 def covariance(fam, x, w, m, params, is_fixed, sigma2):
-    """The expected-information covariance of every curve (see :func:`_covariance_all`)."""
+    """The expected-information covariance of every curve (see :func:`_cov_one`)."""
     c = np.ascontiguousarray
-    return _covariance_all(
-        fam, c(x, dtype=float), c(w, dtype=float), c(m, dtype=np.bool_), c(params, dtype=float),
-        c(is_fixed, dtype=np.bool_), c(sigma2, dtype=float),
-    )  # fmt: skip
+    x = c(x, dtype=float)
+    n = x.shape[0]
+    return _final_all(
+        fam, x, x, c(w, dtype=float), c(m, dtype=np.bool_), c(params, dtype=float),
+        c(is_fixed, dtype=np.bool_), False, np.zeros(n), np.zeros(n, dtype=np.int64), True,
+        c(sigma2, dtype=float),
+    )[2]  # fmt: skip
 
 
 def start(x, y, mask, k):

@@ -473,25 +473,29 @@ def _fit_block(
 
     params = model.from_internal(theta)
     params = np.where(is_fixed, fixed_values, params)
+    df = n_obs - n_free
+    cov = None
     if compiled is not None:
         from cytosafe.curves import _compiled
 
-        rss_fin = _compiled.weighted_rss(compiled, x, y, w, m, params)
+        # The same rules as below in one compiled pass, whose covariance reuses the shape
+        # values the RSS computed at the same parameters.
+        expected = covariance == Covariance.EXPECTED
+        rss, sigma2, cov = _compiled.finish(
+            compiled, x, y, w, m, params, is_fixed, rss, df, expected
+        )
+        if not expected:
+            cov = None
     else:
         with np.errstate(all="ignore"):
             # The reported RSS is that of the reported parameters, recomputed directly.
             r_fin = np.where(m, np.sqrt(w) * (y - model.f(x, params)), 0.0)
             rss_fin = _einsum("ij,ij->i", r_fin, r_fin)
-    rss = np.where(np.isfinite(rss), rss_fin, rss)
-    df = n_obs - n_free
+        rss = np.where(np.isfinite(rss), rss_fin, rss)
+        sigma2 = np.where(df > 0, rss / np.maximum(df, 1), np.nan)
     insufficient = df < 0
     status = np.where(insufficient, "insufficient_data", status)
-    sigma2 = np.where(df > 0, rss / np.maximum(df, 1), np.nan)
-    if compiled is not None and covariance == Covariance.EXPECTED:
-        from cytosafe.curves import _compiled
-
-        cov = _compiled.covariance(compiled, x, w, m, params, is_fixed, sigma2)
-    else:
+    if cov is None:
         cov = _covariance(model, x, y, w, m, params, is_fixed, sigma2, covariance)
     se = np.sqrt(np.clip(np.diagonal(cov, axis1=1, axis2=2), 0.0, None))
     se = np.where(is_fixed, np.nan, se)
