@@ -47,7 +47,14 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["covariance", "finish", "levenberg_marquardt", "start", "weighted_rss"]
+__all__ = [
+    "covariance",
+    "finish",
+    "levenberg_marquardt",
+    "start",
+    "weighted_rss",
+    "y_weights",
+]
 
 #: Status codes of the kernel, in the order of :data:`cytosafe.curves.fit.STATUSES`' names.
 STATUS_NAMES = np.array(["max_iter", "converged", "stalled", "failed", "insufficient_data"])
@@ -1303,6 +1310,67 @@ def _final_all(fam, x, y, w, m, params, fixed, with_rss, rss_lm, df, with_cov, s
     return rss_out, sigma2, cov
 
 
+@_jit
+def _y_weights_all(y, m, power):
+    """:func:`cytosafe.curves.fit.curve_weights` for ``"1/y"`` (``power`` 1) and ``"1/y2"``
+    (2), bit for bit: the same operations in the same order, the row sums in NumPy's
+    pairwise order (:func:`_numpy_row_sum`). Rows of at most 128 points."""
+    n, mm = y.shape
+    out = np.empty((n, mm))
+    for c in range(n):
+        floor = math.inf
+        for i in range(mm):
+            if m[c, i] and math.isfinite(y[c, i]) and y[c, i] > 0:
+                floor = min(floor, y[c, i])
+        if not math.isfinite(floor):
+            floor = 1.0
+        cnt = 0
+        for i in range(mm):
+            mi = m[c, i] and math.isfinite(y[c, i])
+            yy = y[c, i] if (mi and y[c, i] > 0) else floor
+            if mi:
+                cnt += 1
+                out[c, i] = 1.0 / yy if power == 1 else 1.0 / (yy * yy)
+            else:
+                out[c, i] = 0.0
+        mean = _numpy_row_sum(out[c]) / max(cnt, 1)
+        div = mean if mean > 0 else 1.0
+        for i in range(mm):
+            out[c, i] = out[c, i] / div
+    return out
+
+
+@_jit
+def _numpy_row_sum(a):
+    """``a.sum()`` as NumPy's pairwise summation adds a row of at most 128 (its block):
+    sequentially under 8 values, else in 8 running sums combined as a tree, then the
+    remainder in order (numpy/_core/src/umath/loops_utils.h.src, pairwise_sum)."""
+    n = a.shape[0]
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += a[i]
+        return 0.0 + res
+    r0, r1, r2, r3 = a[0], a[1], a[2], a[3]
+    r4, r5, r6, r7 = a[4], a[5], a[6], a[7]
+    i = 8
+    while i < n - (n % 8):
+        r0 += a[i]
+        r1 += a[i + 1]
+        r2 += a[i + 2]
+        r3 += a[i + 3]
+        r4 += a[i + 4]
+        r5 += a[i + 5]
+        r6 += a[i + 6]
+        r7 += a[i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[i]
+        i += 1
+    return 0.0 + res
+
+
 def finish(fam, x, y, w, m, params, is_fixed, rss, df, with_cov):
     """What :func:`cytosafe.curves.fit._fit_block` reports at the final ``params``, in one
     pass: ``(rss, sigma2, cov)``, the weighted RSS recomputed at ``params`` (the LM's
@@ -1335,6 +1403,17 @@ def covariance(fam, x, w, m, params, is_fixed, sigma2):
         c(is_fixed, dtype=np.bool_), False, np.zeros(n), np.zeros(n, dtype=np.int64), True,
         c(sigma2, dtype=float),
     )[2]  # fmt: skip
+
+
+def y_weights(y, m, power):
+    """``curve_weights(x, y, m, "1/y" or "1/y2")`` compiled (``power`` 1 or 2), the same
+    numbers; None where a curve has more than 128 points (NumPy then computes them)."""
+    y = np.asarray(y, dtype=float)
+    if y.ndim != 2 or y.shape[1] > 128:
+        return None
+    return _y_weights_all(
+        np.ascontiguousarray(y), np.ascontiguousarray(m, dtype=np.bool_), int(power)
+    )
 
 
 def start(x, y, mask, k):
