@@ -164,11 +164,8 @@ def read(
     --------
     >>> table = read("plate_1.csv", sample_map="samples.csv")  # doctest: +SKIP
     """
-    reader = get_reader(format) if format is not None else READERS[detect_format(path)]
-    table = reader.parse(
-        path, study_id=study_id, plate_id=plate_id, standard_unit=standard_unit, **options
-    )
-    return finish(table, source=path, sample_map=sample_map, check=getattr(reader, "check", None))
+    table, check = _parse(path, format, study_id, plate_id, standard_unit, options)
+    return finish(table, source=path, sample_map=sample_map, check=check)
 
 
 def read_unvalidated(
@@ -189,11 +186,19 @@ def read_unvalidated(
     of the table, with these ``attrs``, is what :func:`read` returns. Parameters as
     :func:`read`.
     """
+    table, check = _parse(path, format, study_id, plate_id, standard_unit, options)
+    return prepare(table, source=path, sample_map=sample_map, check=check)
+
+
+def _parse(path, format, study_id, plate_id, standard_unit, options):
+    """The chosen (or recognised) reader's raw table of ``path`` and the reader's own
+    ``check`` of the joined table (None when it has none): what :func:`read` and
+    :func:`read_unvalidated` share."""
     reader = get_reader(format) if format is not None else READERS[detect_format(path)]
     table = reader.parse(
         path, study_id=study_id, plate_id=plate_id, standard_unit=standard_unit, **options
     )
-    return prepare(table, source=path, sample_map=sample_map, check=getattr(reader, "check", None))
+    return table, getattr(reader, "check", None)
 
 
 def read_plate(
