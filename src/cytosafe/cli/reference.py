@@ -30,6 +30,7 @@ REFERENCE_FILES = (
     "misses.csv",
     "calls.csv",
     "readouts.csv",
+    "detection_by_panel.csv",
     "compounds.csv",
     "settings.json",
     "summary.md",
@@ -98,12 +99,20 @@ def evaluate_command(
     exact 95 % intervals, the compounds each format misses and the mechanism that explains
     it, and the calls behind them. A result counts as detected when it passes the rule and
     a study of the donor panel would have had 90 % power to show it (where the paper says
-    how many donors that takes).
+    how many donors that takes); detection_by_panel.csv gives the probability that panels
+    of 3 to 48 donors show each such result.
     """
     import pandas as pd
 
     from cytosafe._atomic import atomic_directory
-    from cytosafe.reference import DISCLAIMER, PANEL, evaluate, load_library, summary_markdown
+    from cytosafe.reference import (
+        DISCLAIMER,
+        PANEL,
+        detection_by_panel,
+        evaluate,
+        load_library,
+        summary_markdown,
+    )
 
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a directory", file=str(out), field="--out")
@@ -127,6 +136,7 @@ def evaluate_command(
         "misses.csv": ev.misses,
         "calls.csv": ev.calls,
         "readouts.csv": ev.readouts,
+        "detection_by_panel.csv": detection_by_panel(ev),
         "compounds.csv": ev.compounds,
     }
     with atomic_directory(out, REFERENCE_FILES) as staging:

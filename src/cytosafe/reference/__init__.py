@@ -8,7 +8,8 @@ of CytoSafe's hazard call against them.
   grade >= 3), exact (Clopper-Pearson) 95 % intervals, and the compounds each format
   misses with the mechanism that explains the miss; a result counts as detected only
   when a study of the cited donor panel (:func:`donor_panel`) would have had the power
-  to show it;
+  to show it, and :func:`detection_by_panel` how likely panels of other sizes are to
+  show each response (:mod:`cytosafe.reference.power`);
 * :func:`study_performance` and :func:`place_in_library` — a study's rule set and formats
   on the library, and its test article's fold change among the library's compounds
   tested in the same format.
@@ -23,6 +24,7 @@ from cytosafe.reference.calibration import (
     PANEL,
     Evaluation,
     clopper_pearson,
+    detection_by_panel,
     donor_panel,
     evaluate,
     expected_detection,
@@ -51,6 +53,7 @@ __all__ = [
     "ReferenceLibrary",
     "Source",
     "clopper_pearson",
+    "detection_by_panel",
     "donor_panel",
     "evaluate",
     "expected_detection",

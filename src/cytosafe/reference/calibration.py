@@ -60,14 +60,17 @@ from cytosafe.hazard import RuleSet, get_rule_set
 from cytosafe.hazard.rules import presets
 from cytosafe.hazard.summary import INDETERMINATE, NON_RESPONDER, RESPONDER, call_summary
 from cytosafe.reference.library import Compound, Readout, ReferenceLibrary, load_library
+from cytosafe.reference.power import detection_probability
 
 __all__ = [
     "DISCLAIMER",
     "ENDPOINTS",
     "PANEL",
+    "PANEL_SIZES",
     "QUALITATIVE",
     "Evaluation",
     "clopper_pearson",
+    "detection_by_panel",
     "donor_panel",
     "evaluate",
     "expected_detection",
@@ -311,6 +314,71 @@ def donor_panel(library: ReferenceLibrary | None = None):
     return lib.donor_panel or load_library().donor_panel
 
 
+#: The panel sizes :func:`detection_by_panel` tabulates besides the study's own.
+PANEL_SIZES: Final = (3, 6, 9, 12, 24, 48)
+
+
+def detection_by_panel(ev: Evaluation, sizes: Iterable[int] = PANEL_SIZES) -> pd.DataFrame:
+    """How likely a study of each panel size is to show each published response that
+    passes its rule set on the paper's mean, where the paper says how many donors 90 %
+    power takes (:func:`cytosafe.reference.power.detection_probability`).
+
+    One row per rule set x such readout: compound, format, fold change, the paper's donors
+    for 90 % power, its standardised effect, and one column ``p_<n>_donors`` per panel
+    size (the evaluation's own panel included). A planning aid: how many donors a study in
+    a format needs to see a response like the compound's.
+
+    Examples
+    --------
+    >>> t = detection_by_panel(evaluate("fold2_above_lloq")).set_index(["compound", "format"])
+    >>> round(t.loc[("tgn1412", "whole_blood"), "p_9_donors"], 2)
+    0.23
+    """
+    from cytosafe.reference.power import effect_for_power
+
+    sizes = sorted(
+        {int(n) for n in sizes}
+        | ({int(ev.settings["donors"])} if ev.settings.get("donors") else set())
+    )
+    if any(n < 1 for n in sizes):
+        raise InputError(f"{sizes}", field="sizes", expected="panel sizes >= 1")
+    r = ev.readouts
+    columns = [
+        "rule_set",
+        "compound",
+        "format",
+        "readout",
+        "analyte",
+        "fold_change",
+        "donors_for_power",
+        "effect_size",
+        *[f"p_{n}_donors" for n in sizes],
+        "source",
+        "citation",
+        "location",
+    ]
+    if r.empty:
+        return pd.DataFrame(columns=columns)
+    keep = r[r["passes_on_mean"] & r["donors_for_power"].notna()]
+    rows = []
+    for x in keep.itertuples(index=False):
+        n90 = int(x.donors_for_power)
+        row = {
+            "rule_set": x.rule_set,
+            "compound": x.compound,
+            "format": x.format,
+            "readout": x.readout,
+            "analyte": x.analyte,
+            "fold_change": x.fold_change,
+            "donors_for_power": n90,
+            "effect_size": effect_for_power(float(n90)),
+        }
+        row.update({f"p_{n}_donors": detection_probability(n90, n) for n in sizes})
+        row.update({"source": x.source, "citation": x.citation, "location": x.location})
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
 def evaluate(
     rule_set: str | RuleSet | Iterable[str | RuleSet] | None = None,
     *,
@@ -399,6 +467,14 @@ def evaluate(
                     call, reason = NOT_EVALUABLE, why_not
                 if call == NOT_EVALUABLE:
                     basis = ""  # nothing decided, by the rule or by the authors
+                # The probability that the panel shows a response whose mean passes the
+                # rule, where the paper says how many donors 90 % power takes (power.py).
+                passes_on_mean = call == DETECTED and basis == RULE
+                probability = (
+                    detection_probability(r.donors_for_power, donors)
+                    if passes_on_mean and donors is not None and r.donors_for_power is not None
+                    else np.nan
+                )
                 underpowered = None
                 if donors is not None and r.donors_for_power is not None:
                     underpowered = r.donors_for_power > donors
@@ -406,7 +482,8 @@ def evaluate(
                         call = MISSED
                         reason += (
                             f"; but the paper needs {r.donors_for_power} donors for 90 % "
-                            f"power and the study has {donors}"
+                            f"power and the study has {donors} (which show it with "
+                            f"probability {probability:.0%})"
                         )
                     elif call == DETECTED:
                         reason += (
@@ -442,6 +519,9 @@ def evaluate(
                         "donors": r.donors,
                         "donors_for_power": r.donors_for_power,
                         "underpowered": underpowered,
+                        "passes_on_mean": passes_on_mean,
+                        "detection_probability": probability,
+                        "source": r.citation,
                         "citation": lib.sources[r.citation].citation,
                         "location": r.location,
                         "confirmed": r.confirmed,
@@ -519,6 +599,7 @@ def _calls(readouts: pd.DataFrame, lib: ReferenceLibrary, kb: KnowledgeBase) -> 
             deciding = evaluable[evaluable["call"] == call]
             basis = RULE if (deciding["basis"] == RULE).any() else AUTHORS
         best, view = _mechanism_view(kb, fmt, c)
+        chance = g["detection_probability"].dropna()
         rows.append(
             {
                 "rule_set": rs,
@@ -530,6 +611,9 @@ def _calls(readouts: pd.DataFrame, lib: ReferenceLibrary, kb: KnowledgeBase) -> 
                 "readouts_evaluable": len(evaluable),
                 "readouts_not_evaluable": len(g) - len(evaluable),
                 "max_fold_change": evaluable["fold_change"].max() if len(evaluable) else np.nan,
+                # the best chance the panel has of showing a response that passes the rule
+                # on its mean (NaN where no paper gives a donors-for-power figure)
+                "detection_probability": chance.max() if len(chance) else np.nan,
                 "reasons": " | ".join(g["reason"]),
                 "published_calls": ", ".join(g["published_call"].dropna()),
                 "crs_any": c.clinical.crs_any,
@@ -620,6 +704,47 @@ def _yes_no(flag, percent) -> str:
     return f"{text} ({percent:g} %)" if percent is not None and not pd.isna(percent) else text
 
 
+def _panel_markdown(ev: Evaluation) -> list[str]:
+    """The summary's section on the probability that a panel shows each response."""
+    t = detection_by_panel(ev)
+    if t.empty:
+        return []
+    sizes = [c for c in t.columns if c.startswith("p_") and c.endswith("_donors")]
+    # one row per published response: the probabilities do not depend on the rule set
+    t = t.drop_duplicates(["compound", "format", "readout"])
+    heads = [c.removeprefix("p_").removesuffix("_donors") for c in sizes]
+    lines = [
+        "",
+        "## How likely a donor panel is to show each response",
+        "",
+        "For each published response whose mean passes a rule set and whose paper gives the "
+        "donors needed for 90 % power (paired t-test, 5 % level), the probability that a "
+        "study of n donors shows it: the paper's standardised effect, taken from its donor "
+        "count, carried to other panel sizes (non-central t; "
+        "`cytosafe.reference.power`). A planning aid for a study's size"
+        + (
+            f"; this evaluation's panel is {ev.settings['donors']} donors."
+            if ev.settings.get("donors")
+            else "."
+        ),
+        "",
+        "| compound | format | fold change | donors for 90 % | effect (d) | "
+        + " | ".join(f"n = {h}" for h in heads)
+        + " | source |",
+        "|---|---|---|---|---|" + "---|" * len(heads) + "---|",
+    ]
+    c = ev.compounds
+    names = dict(zip(c["compound"], c["name"], strict=True)) if len(c) else {}
+    for r in t.to_dict("records"):
+        lines.append(
+            f"| {names.get(r['compound'], r['compound'])} | {r['format']} | "
+            f"{r['fold_change']:g} | {r['donors_for_power']} | {r['effect_size']:.2f} | "
+            + " | ".join(_pct(r[c]) for c in sizes)
+            + f" | {r['source']} ({r['location']}) |"
+        )
+    return lines
+
+
 def summary_markdown(ev: Evaluation) -> str:
     """A short Markdown summary of an :class:`Evaluation`: performance per rule set and
     format, the misses with their mechanisms, what could not be evaluated, the
@@ -665,6 +790,7 @@ def summary_markdown(ev: Evaluation) -> str:
                     f"- {r.format}, {r.endpoint}: {r.kind} **{r.name}** — "
                     f"{r.mechanisms_in_format}. Why: {r.reasons}"
                 )
+    lines += _panel_markdown(ev)
     lines += [
         "",
         "## Clinical outcomes",
