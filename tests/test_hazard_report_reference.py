@@ -167,3 +167,29 @@ def test_the_ranking_shows_the_concentration_ratio_and_the_matched_comparison(ex
     start = page.index('id="ranking-concentrations"')
     printed = html.unescape(page[start : page.index("</div>", start)])
     assert "<b>TA-1</b>, pbmc aqueous · 24 h: 100 ug/mL vs anti-CD3 at 1 ug/mL" in printed
+
+
+def test_the_chance_the_studys_donors_had_to_see_each_library_response(example):
+    # Each response in the study's formats that passes the rule on its mean and gives the
+    # donors needed for 90 % power (Vessillier et al. 2015, Table 2), with the probability
+    # that this study's donors and the library's panel show it (cytosafe.reference.power).
+    from cytosafe.reference.power import detection_probability
+
+    result, page = example
+    n = int(result.hazard.responses["donor_id"].nunique())
+    panel = donor_panel().donors
+    section = _section(page)
+    assert f"What {n} donors could see" in section
+    table = _table(page, 'id="reference-chances"').set_index(["Format", "Compound"])
+    assert set(table.index) == {
+        ("whole blood", "TGN1412 (theralizumab)"),
+        ("whole blood", "Alemtuzumab (Campath-1H)"),
+        ("pbmc high density", "TGN1412 (theralizumab)"),
+        ("pbmc high density", "Muromonab-CD3 (OKT3)"),
+    }
+    row = table.loc[("pbmc high density", "TGN1412 (theralizumab)")]
+    assert row["Donors for 90% power"] == 27
+    assert row[f"Chance with {n} donors"] == f"{100 * detection_probability(27, n):.0f}%"
+    assert row[f"Chance with {panel} donors"] == f"{100 * detection_probability(27, panel):.0f}%"
+    wb = table.loc[("whole blood", "TGN1412 (theralizumab)")]
+    assert wb["Source"].startswith("vessillier2015 (Table 2")

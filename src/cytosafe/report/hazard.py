@@ -844,6 +844,7 @@ def _reference_section(hz, refs: _Refs) -> dict:
                 "note": r.get("note") or "",
             }
         )
+    chances = _panel_chances(rule_set, formats, library, max(n_donors, 1), panel.donors)
     missed = [
         {
             "format": str(m["study_format"]).replace("_", " "),
@@ -924,11 +925,40 @@ def _reference_section(hz, refs: _Refs) -> dict:
         "panel_cite": panel_cite,
         "rows": rows,
         "misses": missed,
+        "chances": chances,
         "places": places,
         "disclaimer": DISCLAIMER,
         "exact": exact,
         "version": library.version,
     }
+
+
+def _panel_chances(rule_set, formats, library, n_donors: int, panel_donors: int) -> list[dict]:
+    """The probability that this study's donors, and the library's panel, show each
+    published response in the study's formats that passes the rule on its mean and whose
+    paper says how many donors 90 % power takes (:func:`cytosafe.reference.
+    detection_by_panel`)."""
+    from cytosafe.reference import detection_by_panel, evaluate, library_format
+
+    ev = evaluate(rule_set, library=library, donors=n_donors)
+    table = detection_by_panel(ev, sizes=(panel_donors,))
+    names = dict(zip(ev.compounds["compound"], ev.compounds["name"], strict=True))
+    out = []
+    for study_format in formats:
+        key = library_format(study_format, library)
+        for r in table[table["format"] == key].to_dict("records"):
+            out.append(
+                {
+                    "format": study_format.replace("_", " "),
+                    "compound": names.get(r["compound"], r["compound"]),
+                    "fc": num(r["fold_change"]),
+                    "n90": int(r["donors_for_power"]),
+                    "study": f"{100 * r[f'p_{n_donors}_donors']:.0f}%",
+                    "panel": f"{100 * r[f'p_{panel_donors}_donors']:.0f}%",
+                    "source": f"{r['source']} ({r['location']})",
+                }
+            )
+    return out
 
 
 def _yes_no_unknown(flag: object) -> str:
