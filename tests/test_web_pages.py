@@ -206,7 +206,16 @@ def _figures(html: str) -> dict:
 
 
 @pytest.mark.parametrize(
-    "url", ["/studies", "/studies/PG-001", "/analyses/1", "/analyses/1/compare", "/assays", "/aop"]
+    "url",
+    [
+        "/studies",
+        "/studies/PG-001",
+        "/analyses/1",
+        "/analyses/1/compare",
+        "/assays",
+        "/aop",
+        "/reference",
+    ],
 )
 def test_pages_send_a_stranger_to_the_sign_in(site, url):
     app, _, _ = site

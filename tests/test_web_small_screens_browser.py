@@ -30,7 +30,7 @@ from test_web_pages import MSD, PASSWORD, _sample_map, live_server, users_templa
 FIXTURES = (live_server, users_template)
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 PHONE = (390, 844)
-PAGES = ("/studies", "/assays", "/aop", "/account")
+PAGES = ("/studies", "/assays", "/aop", "/reference", "/account")
 
 
 def _sign_in(page, base: str) -> None:

@@ -35,6 +35,7 @@ from cytosafe.web.deps import TokenCache
 from cytosafe.web.jobs import JobRunner
 from cytosafe.web.offline_docs import add_offline_docs
 from cytosafe.web.pages_accounts import add_account_pages
+from cytosafe.web.pages_reference import router as reference_pages
 from cytosafe.web.pages_study import router as study_pages
 from cytosafe.web.pages_tools import add_tools
 from cytosafe.web.pages_ward import router as ward_pages
@@ -138,6 +139,7 @@ def create_app(store: Store | None = None, *, settings: Settings | None = None) 
     add_offline_docs(app)  # /docs, /redoc and /favicon.svg without a CDN (offline_docs)
     app.include_router(study_pages)  # sample maps, plates, design (pages_study)
     add_tools(app)  # /mabel, /simulate and the downloads (pages_tools, downloads)
+    app.include_router(reference_pages)  # /reference, the reference library (pages_reference)
     add_account_pages(app)  # /account, /users, /audit and the forced password change
     app.include_router(ward_pages)  # /ward, a study's ward and its live events (pages_ward)
     # Outermost last: every answer, a refusal of the two below included, gets the headers.

@@ -1,5 +1,6 @@
-"""The knowledge bases: the assay recommender (``/api/assays/recommend``) and the CRS
-adverse outcome pathway (``/api/aop``)."""
+"""The knowledge bases: the assay recommender (``/api/assays/recommend``), the CRS
+adverse outcome pathway (``/api/aop``) and the reference compound library's calibration
+of the hazard call (``/api/reference/evaluate``)."""
 
 from typing import Annotated
 
@@ -26,6 +27,42 @@ def recommend_assays(
 ) -> dict:
     """Rank CRA formats for a molecule and name what they cannot see."""
     return services.recommend_assays(modality, target, fc, intended_use)
+
+
+@router.get("/reference/evaluate", tags=["knowledge"])
+def reference_evaluate(
+    user: Viewer,
+    rule_set: Annotated[
+        str | None, Query(description="A shipped responder rule set (the default one if absent).")
+    ] = None,
+    donors: Annotated[
+        int | None,
+        Query(ge=1, description="The study's donor panel (the library's cited panel if absent)."),
+    ] = None,
+    mean_only: Annotated[
+        bool, Query(description="Judge every readout on its paper's mean alone.")
+    ] = False,
+    qualitative: Annotated[
+        str,
+        Query(description="'not_evaluable' (default) or 'authors': count the authors' call."),
+    ] = "not_evaluable",
+    confirmed_only: Annotated[
+        bool, Query(description="Only what was confirmed against its source.")
+    ] = False,
+) -> dict:
+    """A responder rule set scored on the reference library's published CRA results, per
+    format, against clinical CRS (``cytosafe reference evaluate``): sensitivity and
+    specificity with exact 95 % intervals, the compounds missed with their mechanism, and
+    the probability that donor panels of several sizes show each response. The library's
+    figures come from the cited publications; the calls support, never replace, a
+    toxicologist's judgement."""
+    return services.reference_evaluation(
+        rule_set,
+        donors,
+        mean_only=mean_only,
+        qualitative=qualitative,
+        confirmed_only=confirmed_only,
+    )
 
 
 @router.post("/aop/probability", tags=["knowledge"])

@@ -42,6 +42,7 @@ from cytosafe.web.services.knowledge import (
     aop_figure,
     hazard_analyses,
     recommend_assays,
+    reference_evaluation,
 )
 from cytosafe.web.services.studies import (
     list_plates,
@@ -78,6 +79,7 @@ __all__ = [
     "read_study",
     "read_table",
     "recommend_assays",
+    "reference_evaluation",
     "rerun_quantification",
     "run_hazard",
     "run_quantification",

@@ -7,7 +7,13 @@ import json
 from cytosafe.errors import InputError
 from cytosafe.web.tables import records
 
-__all__ = ["aop_evidence", "aop_figure", "hazard_analyses", "recommend_assays"]
+__all__ = [
+    "aop_evidence",
+    "aop_figure",
+    "hazard_analyses",
+    "recommend_assays",
+    "reference_evaluation",
+]
 
 
 def recommend_assays(
@@ -34,6 +40,50 @@ def recommend_assays(
         "ranking": records(rec.ranking),
         "citations": rec.citations,
         "knowledge_base_version": rec.kb_version,
+    }
+
+
+def reference_evaluation(
+    rule_set: str | None = None,
+    donors: int | None = None,
+    *,
+    mean_only: bool = False,
+    qualitative: str = "not_evaluable",
+    confirmed_only: bool = False,
+) -> dict:
+    """One rule set scored on the reference library, as ``cytosafe reference evaluate``
+    scores it (:func:`cytosafe.reference.evaluate`), as JSON: the settings, performance
+    per format and endpoint, misses and false alarms with their mechanisms, the calls,
+    the probability that panels of several sizes show each response
+    (:func:`cytosafe.reference.detection_by_panel`), the compounds and the disclaimer.
+
+    ``rule_set``: a shipped rule set (the hazard layer's default when ``None``);
+    ``donors``: the study's donor panel (the library's cited panel when ``None``);
+    ``mean_only``: judge every readout on its paper's mean alone (no panel).
+    """
+    from cytosafe.hazard import get_rule_set
+    from cytosafe.reference import DISCLAIMER, PANEL, detection_by_panel, evaluate
+
+    if mean_only and donors is not None:
+        raise InputError("a donor panel and 'means alone' contradict each other", field="donors")
+    rs = get_rule_set(rule_set or None)
+    ev = evaluate(
+        rs,
+        donors=None if mean_only else (donors if donors is not None else PANEL),
+        qualitative=qualitative,
+        confirmed_only=confirmed_only,
+    )
+    return {
+        "rule_set": rs.name,
+        "rule_set_title": rs.title,
+        "rules": [r.describe() for r in rs.rules],
+        "settings": json.loads(json.dumps(ev.settings, default=str)),
+        "performance": records(ev.performance),
+        "misses": records(ev.misses),
+        "calls": records(ev.calls),
+        "detection_by_panel": records(detection_by_panel(ev)),
+        "compounds": records(ev.compounds),
+        "disclaimer": DISCLAIMER,
     }
 
 
