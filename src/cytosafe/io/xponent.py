@@ -44,6 +44,13 @@ Every row is padded with empty cells to the width of the widest row, and only ce
 hold a comma are quoted. xPONENT 4.x separates blocks with blank (all-empty) rows; 3.1
 does not. The 4.3 file has CRLF line endings; the 3.1 file as stored has LF.
 
+Variants seen in public exports (mini-pw/SerolyzeR ``inst/extdata/external/``): MAGPIX
+exports of xPONENT 4.2 quote every cell and pad nothing, so a well without a dilution
+factor is ``"1(1,A1)","Background0"`` (read as empty, = 1); xPONENT 3.1 writes the
+Dilution Factor header twice (``Location,Sample,1``: skipped); a batch stopped early
+lists in Dilution Factor wells no acquisition block has (set aside with a warning naming
+them; in any other block a well the Median block lacks is still an error).
+
 How the table is read
 ---------------------
 * ``signal`` is the **Median** block (raw median fluorescence intensity, MFI);
@@ -471,8 +478,17 @@ def _well_table(block: _Block, file: str, plate_format: int | None) -> _WellTabl
     n = len(h)
     keys, locations, samples, lines, values, total = [], [], [], [], [], []
     seen: dict[tuple[int, str], int] = {}
-    for rec in block.rows:
+    for k, rec in enumerate(block.rows):
         cells = rec.cells
+        if k == 0 and cells[:2] == ["Location", "Sample"] and len(_trim(cells)) <= n:
+            # xPONENT 3.1 writes the Dilution Factor block's header twice, the second time
+            # with the default dilution ('Location,Sample,1'): a header, not a well.
+            continue
+        if len(columns) == 1 and len(cells) == 2 and _LOCATION.match(cells[0]):
+            # Quoted exports (xPONENT 4.2, e.g. MAGPIX) drop the one empty value cell of a
+            # single-value block ('"1(1,A1)","Background0"' in Dilution Factor): the
+            # padded layout's empty cell, which means none (= 1), not a cut row.
+            cells = [*cells, ""]
         match = _LOCATION.match(cells[0])
         well = None
         if match:
@@ -537,16 +553,31 @@ def _well_table(block: _Block, file: str, plate_format: int | None) -> _WellTabl
     )
 
 
-def _align(other: _WellTable, med: _WellTable, file: str, *, by_analyte: bool) -> np.ndarray:
+def _align(
+    other: _WellTable,
+    med: _WellTable,
+    file: str,
+    *,
+    by_analyte: bool,
+    not_acquired: list[dict[str, object]] | None = None,
+) -> np.ndarray:
     """``other``'s values in the Median block's row (and analyte) order.
 
     The blocks of one export list the same wells with the same sample names; a well one
-    block lacks means the file was cut short or edited.
+    block lacks means the file was cut short or edited. The one exception is a layout
+    block (``not_acquired`` given: Dilution Factor), which lists every well of the
+    protocol: a complete export (it has its CRC trailer) of a batch stopped early lists
+    there wells the acquisition blocks lack; they are put in ``not_acquired``, not read.
     """
     med_pos = {k: i for i, k in enumerate(med.keys)}
     pos = {k: i for i, k in enumerate(other.keys)}
     for j, key in enumerate(other.keys):
         if key not in med_pos:
+            if not_acquired is not None:
+                not_acquired.append(
+                    {"row": int(other.lines[j]), "well": key[1], "sample_id": other.samples[j]}
+                )
+                continue
             raise InputError(
                 f"the {other.name} block lists well {_well_name(key)}, which the Median "
                 "block lacks: the Median block is cut short",
@@ -903,6 +934,8 @@ class _Export:
     blocks: dict[str, _Block]
     plate_format: int | None
     med: _WellTable
+    #: Wells the Dilution Factor block lists but no acquisition block has (batch stopped).
+    not_acquired: list[dict[str, object]] = field(default_factory=list)
 
     def per_well(
         self, name: str, *, what: str, by_analyte: bool = True, **rules: bool
@@ -916,6 +949,7 @@ class _Export:
             self.med,
             self.file,
             by_analyte=by_analyte,
+            not_acquired=self.not_acquired if name == _DILUTION else None,
         )
         values, kind = _numbers(texts)
         _check_numbers(
@@ -1216,6 +1250,7 @@ def parse(
         )
     table.attrs["warnings"] = [
         *([_skipped_message(skipped, file)] if skipped else []),
+        *([_not_acquired_message(export.not_acquired, file)] if export.not_acquired else []),
         *([_non_monotonic_message(found, file)] if found else []),
     ]
     table.attrs["header"] = {k: list(v) for k, (v, _) in export.header.items()}
@@ -1223,6 +1258,15 @@ def parse(
     table.attrs["skipped"] = skipped
     table.attrs["non_monotonic_standards"] = found
     return table
+
+
+def _not_acquired_message(wells: list[dict[str, object]], file: str) -> str:
+    shown = ", ".join(f"line {w['row']} well {w['well']} ({w['sample_id']})" for w in wells[:5])
+    more = f"; and {len(wells) - 5} more" if len(wells) > 5 else ""
+    return (
+        f"{file}: {len(wells)} well(s) of the Dilution Factor block were never acquired "
+        f"(no Median row; the batch stopped early?) and are not read: {shown}{more}"
+    )
 
 
 def _header_value(header: dict[str, tuple[list[str], int]], *keys: str) -> str | None:
