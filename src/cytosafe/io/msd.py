@@ -29,7 +29,9 @@ files or parsers):
   (``Plate_2BO40AW287``) above a header without ``Plate Name`` (tests of the MSD
   Workbench parser of Benchling-Open-Source/allotropy, MIT:
   ``tests/parsers/msd_workbench/testdata/msd_workbench_test_1.csv``, ``_test_2.csv``).
-  The title becomes ``plate_id``; several sections make several plates.
+  The title becomes ``plate_id``; several sections make several plates. :func:`sniff`
+  recognises a file that opens with such a title above a header naming ``Sample``,
+  ``Assay``, ``Well`` and ``Signal``.
 * **Optional columns** of DW's column chooser: ``Detection Range`` (``In Detection
   Range``, ``Below/Above Detection Range``, ``Below/Above Fit Curve Range``),
   ``Fit Statistic: RSquared``, ``Std. Deviation``, ``Detection Limits: Calc. Low/High``,
@@ -699,12 +701,27 @@ def sniff(probe: Probe) -> bool:
     ):
         return True
     header = first.lower()
-    return (
+    if (
         "sample" in header
         and "well" in header
         and "signal" not in header
         and "signal" in "".join(probe.lines).lower()
-    )
+    ):
+        return True
+    return _titled_table(probe.lines)
+
+
+def _titled_table(lines: tuple[str, ...]) -> bool:
+    """A per-plate section first: a lone title cell (``Plate_2BO40AW287``, padded with
+    separators or not) above DW's data-table header, which names ``Sample``, ``Assay``,
+    ``Well`` and ``Signal`` (a tidy table has no ``Assay`` column)."""
+    filled = [line for line in lines if line.replace('"', "").strip(" ,;\t")]
+    if len(filled) < 2:
+        return False
+    sep = "\t" if "\t" in filled[1] else ","
+    title = [c for c in filled[0].replace('"', "").split(sep) if c.strip()]
+    names = {_norm(c.strip('"')) for c in filled[1].split(sep)}
+    return len(title) == 1 and {"sample", "assay", "well", "signal"} <= names
 
 
 def read_msd(
