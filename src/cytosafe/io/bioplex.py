@@ -34,7 +34,9 @@ What the columns mean, and how they are read:
 * **Analyte** (and the ``Analyte:`` line) is the vendor's name with the bead region in
   parentheses: ``Hu IL-12(p70) (75)`` -> ``analyte`` ``Hu IL-12(p70)``, ``bead_region``
   75. The vendor's spelling is kept; a row naming another analyte than its sheet is an
-  error.
+  error. Two sheets whose names differ only by region (one antigen on two bead sets,
+  ``MyAnalyte (1)``, ``MyAnalyte (2)`` in LabKey/commonAssays ``WithBlankBead.xls``) keep
+  their full names, so they stay two analytes.
 * **Description** is the sample name -> ``sample_id`` of samples and controls (the Type
   label when empty; Excel's numeric IDs such as ``275001.0`` are read as ``275001``).
   Standards and blanks get their Type label (``S3``, ``B``) as ``sample_id``, because
@@ -344,6 +346,10 @@ class _AnalyteSheet:
     header: dict[str, tuple[str, int]]  # header-line key (lower case) -> (value, row)
     blocks: list[_Block]
     footer: dict[str, tuple[str, int]]  # "regression type" / "std. curve" / "fitprob"
+    #: The analyte's name without its bead region, unless another sheet's analyte of
+    #: another region has the same name (set by :func:`_analyte_sheets`).
+    analyte: str = ""
+    region: float = math.nan
 
     @property
     def analyte_text(self) -> str:
@@ -501,7 +507,23 @@ def _analyte_sheets(sheets: list[_Sheet], path: Path) -> list[_AnalyteSheet]:
                 field="Type/Well/FI",
                 expected="a header row 'Analyte, Type, Well, ..., FI, FI - Bkgd, ...'",
             )
+    _name_analytes(parsed)
     return parsed
+
+
+def _name_analytes(sheets: list[_AnalyteSheet]) -> None:
+    """Each sheet's analyte name and bead region. The name drops the region, except where
+    two bead regions carry one name ('MyAnalyte (1)' and 'MyAnalyte (2)': one antigen
+    coupled to two bead sets): those keep their full names, as two analytes must."""
+    split = [_split_region(sheet.analyte_text) for sheet in sheets]
+    regions: dict[str, set[float]] = {}
+    for name, region in split:
+        if math.isfinite(region):
+            regions.setdefault(_norm(name), set()).add(region)
+    for sheet, (name, region) in zip(sheets, split, strict=True):
+        shared = len(regions.get(_norm(name), ())) > 1
+        sheet.analyte = f"{name} ({region:g})" if shared else name
+        sheet.region = region
 
 
 # --------------------------------------------------------------------------- rows
@@ -591,7 +613,7 @@ def _choose_blocks(sheet: _AnalyteSheet, path: Path) -> list[_Block]:
 def _sheet_records(sheet: _AnalyteSheet, path: Path, seen: dict, skipped: list[dict]) -> list[dict]:
     """One record per data row of an analyte sheet (skipped rows go to ``skipped``)."""
     analyte_text = sheet.analyte_text
-    analyte, region = _split_region(analyte_text)
+    analyte, region = sheet.analyte, sheet.region
     file_where = _where_sheet(path, sheet.name)
     records = []
     replicate_count: dict[str, int] = {}
@@ -970,7 +992,7 @@ def read_bioplex_equations(path) -> pd.DataFrame:
     path = Path(path)
     rows = []
     for sheet in _analyte_sheets(_load_workbook(path), path):
-        analyte, region = _split_region(sheet.analyte_text)
+        analyte, region = sheet.analyte, sheet.region
         reg_text, reg_row = sheet.footer.get("regression type", ("", None))
         equation, eq_row = sheet.footer.get("std. curve", ("", None))
         stats_text = sheet.footer.get("fitprob", ("", None))[0]
