@@ -173,7 +173,7 @@ def test_the_chance_the_studys_donors_had_to_see_each_library_response(example):
     # Each response in the study's formats that passes the rule on its mean and gives the
     # donors needed for 90 % power (Vessillier et al. 2015, Table 2), with the probability
     # that this study's donors and the library's panel show it (cytosafe.reference.power).
-    from cytosafe.reference.power import detection_probability
+    from cytosafe.reference.power import chance_text, detection_probability
 
     result, page = example
     n = int(result.hazard.responses["donor_id"].nunique())
@@ -189,7 +189,25 @@ def test_the_chance_the_studys_donors_had_to_see_each_library_response(example):
     }
     row = table.loc[("pbmc high density", "TGN1412 (theralizumab)")]
     assert row["Donors for 90% power"] == 27
-    assert row[f"Chance with {n} donors"] == f"{100 * detection_probability(27, n):.0f}%"
-    assert row[f"Chance with {panel} donors"] == f"{100 * detection_probability(27, panel):.0f}%"
+    assert row[f"Chance with {n} donors"] == chance_text(detection_probability(27, n), "")
+    assert row[f"Chance with {panel} donors"] == chance_text(detection_probability(27, panel), "")
     wb = table.loc[("whole blood", "TGN1412 (theralizumab)")]
-    assert wb["Source"].startswith("vessillier2015 (Table 2")
+    # the paper's place, and its number in the report's reference list
+    number = re.search(r"\[(\d+)\]", wb["Source"]).group(1)
+    assert wb["Source"].startswith("Table 2 ('WB' relative mean)")
+    cited = re.search(rf'<li id="ref-{number}">([^<]*)</li>', page).group(1)
+    assert cited.startswith("Vessillier et al.")
+
+
+def test_a_study_without_named_formats_still_renders_the_section(example):
+    # Reviewer's finding: a study whose responses name no format has nothing to compare
+    # with the library; the section says so instead of failing to render.
+    import copy
+
+    result, _ = example
+    bare = copy.deepcopy(result)
+    bare.hazard.responses["assay_format"] = ""
+    page = render_hazard_report(bare, packed=False)
+    section = _section(page)
+    assert "No format to evaluate." in section
+    assert 'id="reference-chances"' not in section

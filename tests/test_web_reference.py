@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cytosafe.reference import DISCLAIMER, detection_by_panel, evaluate
-from cytosafe.reference.power import detection_probability
+from cytosafe.reference.power import chance_text, detection_probability
 from cytosafe.web.pages import COOKIE
 from test_web_pages import _flash, site, users_template
 
@@ -66,8 +66,10 @@ def test_the_donor_panel_table_highlights_the_studys_panel(site):
     rows = {(x[0], x[1]): x for x in _rows(r.text, "reference-panel")}
     hdc = rows[("TGN1412 (theralizumab)", "High-density PBMC pre-culture (RESTORE)")]
     sizes = re.findall(r"n = (\d+)</th>", head)
-    assert hdc[5 + sizes.index("27")] == _pct(detection_probability(27, 27))  # 90%
-    assert hdc[5 + sizes.index("9")] == _pct(detection_probability(27, 9))
+    assert hdc[5 + sizes.index("27")] == chance_text(detection_probability(27, 27), "")  # 90%
+    assert hdc[5 + sizes.index("9")] == chance_text(detection_probability(27, 9), "")
+    sp = rows[("TGN1412 (theralizumab)", "PBMC, solid phase (air-dried coating)")]
+    assert sp[5 + sizes.index("9")] == "> 99%"  # never rounded to a certainty
     assert len(rows) == len(
         detection_by_panel(evaluate("fold2_above_lloq", donors=27)).drop_duplicates(
             ["compound", "format", "readout"]
@@ -102,6 +104,10 @@ def test_the_authors_calls_and_the_means_alone(site):
         ({"donors": "9", "mean_only": "on"}, "donors"),
         ({"rule_set": "no_such_rules"}, "rule_set"),
         ({"qualitative": "gossip"}, "qualitative"),
+        ({"donors": "10001"}, "donors"),
+        ({"donors": "99999999999999999999"}, "donors"),
+        ({"donors": "١٢"}, "donors"),  # Arabic-Indic digits
+        ({"mean_only": "perhaps"}, "mean_only"),
     ],
 )
 def test_a_bad_value_is_named_and_marked(site, params, field):
@@ -128,5 +134,21 @@ def test_the_api_answers_as_the_page(site):
         (p.format, p.tp, p.fn) for p in ev.performance.itertuples(index=False)
     ]
     assert body["disclaimer"] == DISCLAIMER
-    bad = users["vic"].get("/api/reference/evaluate", params={"donors": 0}, headers=headers)
-    assert bad.status_code == 422
+    for donors in (0, 10_001):
+        bad = users["vic"].get(
+            "/api/reference/evaluate", params={"donors": donors}, headers=headers
+        )
+        assert bad.status_code == 422
+    # the page's panel table holds the API's probabilities
+    body = (
+        users["vic"].get("/api/reference/evaluate", params={"donors": 12}, headers=headers).json()
+    )
+    page = users["vic"].get("/reference", params={"donors": "12"})
+    head = page.text.split('id="reference-panel"', 1)[1].split("</thead>", 1)[0]
+    sizes = re.findall(r"n = (\d+)</th>", head)
+    shown = _rows(page.text, "reference-panel")  # one rule set: the API's rows, in order
+    names = {c["compound"]: c["name"] for c in body["compounds"]}
+    assert len(shown) == len(body["detection_by_panel"]) > 0
+    for row, r in zip(shown, body["detection_by_panel"], strict=True):
+        assert row[0] == names[r["compound"]] and row[2] == f"{r['fold_change']:g}"
+        assert row[5:-1] == [chance_text(r[f"p_{n}_donors"], "") for n in sizes]

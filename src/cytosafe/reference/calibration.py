@@ -60,7 +60,7 @@ from cytosafe.hazard import RuleSet, get_rule_set
 from cytosafe.hazard.rules import presets
 from cytosafe.hazard.summary import INDETERMINATE, NON_RESPONDER, RESPONDER, call_summary
 from cytosafe.reference.library import Compound, Readout, ReferenceLibrary, load_library
-from cytosafe.reference.power import detection_probability
+from cytosafe.reference.power import chance_text, detection_probability
 
 __all__ = [
     "DISCLAIMER",
@@ -149,7 +149,10 @@ class Evaluation:
         call (detected / not detected / not evaluable) and why.
     calls:
         One row per rule set x compound x format with a readout: the format's call, the
-        clinical outcome and what the format sees of the compound's mechanisms.
+        clinical outcome and what the format sees of the compound's mechanisms;
+        ``detection_probability`` is the best chance the donor panel has of showing a
+        readout that the rule judges and passes on its mean (:func:`detection_by_panel`),
+        whichever readout decides the call.
     performance:
         One row per rule set x format x endpoint: TP, FN, FP, TN, sensitivity and
         specificity with exact 95 % intervals, and the compounds not evaluable.
@@ -331,17 +334,18 @@ def detection_by_panel(ev: Evaluation, sizes: Iterable[int] = PANEL_SIZES) -> pd
     Examples
     --------
     >>> t = detection_by_panel(evaluate("fold2_above_lloq")).set_index(["compound", "format"])
-    >>> round(t.loc[("tgn1412", "whole_blood"), "p_9_donors"], 2)
+    >>> float(round(t.loc[("tgn1412", "whole_blood"), "p_9_donors"], 2))
     0.23
     """
     from cytosafe.reference.power import effect_for_power
 
+    sizes = list(sizes)
+    if not all(isinstance(n, Integral) and not isinstance(n, bool) and n >= 1 for n in sizes):
+        raise InputError(f"{sizes}", field="sizes", expected="whole numbers of donors >= 1")
     sizes = sorted(
         {int(n) for n in sizes}
         | ({int(ev.settings["donors"])} if ev.settings.get("donors") else set())
     )
-    if any(n < 1 for n in sizes):
-        raise InputError(f"{sizes}", field="sizes", expected="panel sizes >= 1")
     r = ev.readouts
     columns = [
         "rule_set",
@@ -482,9 +486,10 @@ def evaluate(
                         call = MISSED
                         reason += (
                             f"; but the paper needs {r.donors_for_power} donors for 90 % "
-                            f"power and the study has {donors} (which show it with "
-                            f"probability {probability:.0%})"
+                            f"power and the study has {donors}"
                         )
+                        if passes_on_mean:
+                            reason += f" (a {chance_text(probability)} chance of showing it)"
                     elif call == DETECTED:
                         reason += (
                             f"; the paper needs {r.donors_for_power} donors for 90 % power, "
@@ -611,8 +616,10 @@ def _calls(readouts: pd.DataFrame, lib: ReferenceLibrary, kb: KnowledgeBase) -> 
                 "readouts_evaluable": len(evaluable),
                 "readouts_not_evaluable": len(g) - len(evaluable),
                 "max_fold_change": evaluable["fold_change"].max() if len(evaluable) else np.nan,
-                # the best chance the panel has of showing a response that passes the rule
-                # on its mean (NaN where no paper gives a donors-for-power figure)
+                # the best chance the panel has of showing a response that the rule judges
+                # and that passes it on its mean, whichever readout decides the call (an
+                # authors' call may decide it); NaN where no such readout gives a
+                # donors-for-power figure
                 "detection_probability": chance.max() if len(chance) else np.nan,
                 "reasons": " | ".join(g["reason"]),
                 "published_calls": ", ".join(g["published_call"].dropna()),
@@ -739,7 +746,7 @@ def _panel_markdown(ev: Evaluation) -> list[str]:
         lines.append(
             f"| {names.get(r['compound'], r['compound'])} | {r['format']} | "
             f"{r['fold_change']:g} | {r['donors_for_power']} | {r['effect_size']:.2f} | "
-            + " | ".join(_pct(r[c]) for c in sizes)
+            + " | ".join(chance_text(r[c]) for c in sizes)
             + f" | {r['source']} ({r['location']}) |"
         )
     return lines

@@ -255,6 +255,16 @@ def _unknown_keys(f: Fields, allowed: set[str]) -> None:
         )
 
 
+def _power_donors(f: Fields) -> int | None:
+    """``donors_for_power``: a paired test across donors needs at least 2."""
+    n = _finite(f, "donors_for_power", integer=True)
+    if n is not None and n < 2:
+        f.fail(
+            f"{n} donors", field="donors_for_power", expected="a whole number >= 2 (a paired test)"
+        )
+    return n
+
+
 def _finite(f: Fields, field: str, *, integer: bool = False) -> float | int | None:
     if field not in f.table:
         return None
@@ -426,6 +436,6 @@ def _readout(r: Fields, compound: str, kb: KnowledgeBase, cited) -> Readout:
         unit=unit,
         published_call=call,
         donors=_finite(r, "donors", integer=True),
-        donors_for_power=_finite(r, "donors_for_power", integer=True),
+        donors_for_power=_power_donors(r),
         note=r.text("note", default=None),
     )

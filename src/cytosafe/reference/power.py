@@ -11,10 +11,13 @@ differences, :func:`effect_for_power`) gives the power of any other panel
 
 The power is that of the t-test on the non-central t distribution, as R's
 ``power.t.test`` computes it (R Core Team, ``stats``; the default ``strict = FALSE``:
-rejection in the direction of the effect, with the two-sided critical value). Two
-assumptions are the curators', not the papers': a published donor count is read as exact
-(the smallest effect consistent with it, since a paper rounds its n up: the probabilities
-are then on the low side), and the differences are taken as normal on the paper's scale.
+rejection in the direction of the effect, with the two-sided critical value). Three
+assumptions are the curators', not the papers': the paper's donor count came from this
+same test (Vessillier et al. 2015 name paired t-tests on log data, 90 % power, 5 %
+level; a normal approximation would give a smaller effect for a small n); a published
+donor count is read as exact (the smallest effect consistent with it, since a paper
+rounds its n up: the probabilities are then on the low side); and the differences are
+taken as normal on the paper's scale.
 
 The figures are a planning aid for a study's size; CytoSafe's calls support, never
 replace, a toxicologist's judgement.
@@ -24,10 +27,11 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from numbers import Real
 
 from cytosafe.errors import InputError
 
-__all__ = ["KINDS", "detection_probability", "effect_for_power", "t_test_power"]
+__all__ = ["KINDS", "chance_text", "detection_probability", "effect_for_power", "t_test_power"]
 
 #: The t-tests: ``paired`` (= one-sample on the paired differences: n - 1 degrees of
 #: freedom, non-centrality d * sqrt(n)) and ``two_sample`` (n per group: 2 (n - 1)
@@ -38,8 +42,8 @@ KINDS = ("paired", "two_sample")
 def _check(n: float, alpha: float, kind: str) -> None:
     if kind not in KINDS:
         raise InputError(repr(kind), field="kind", expected=" or ".join(map(repr, KINDS)))
-    if not (isinstance(n, int | float) and math.isfinite(n) and n >= 2):
-        raise InputError(f"{n!r} donors", field="n", expected="a number of donors >= 2")
+    if isinstance(n, bool) or not (isinstance(n, Real) and math.isfinite(n) and n >= 2):
+        raise InputError(f"{n!r} donors", field="donors", expected="a number of donors >= 2")
     if not 0 < alpha < 1:
         raise InputError(repr(alpha), field="alpha", expected="a level between 0 and 1")
 
@@ -61,6 +65,8 @@ def t_test_power(n: float, effect: float, *, alpha: float = 0.05, kind: str = "p
     from scipy.stats import nct, t
 
     _check(n, alpha, kind)
+    if not (isinstance(effect, Real) and math.isfinite(effect)):
+        raise InputError(repr(effect), field="effect", expected="a finite standardised effect")
     df, ncp = (
         (n - 1, effect * math.sqrt(n))
         if kind == "paired"
@@ -120,3 +126,22 @@ def detection_probability(
         return 0.0  # one donor has no paired test
     d = effect_for_power(float(donors_for_power), power, alpha=alpha)
     return t_test_power(float(donors), d, alpha=alpha)
+
+
+def chance_text(p: float, space: str = " ") -> str:
+    """A probability as a percentage that never rounds to a certainty: ``> 99 %`` and
+    ``< 1 %`` at the ends (a t-test's power approaches 1 but never reaches it), ``–`` for
+    none.
+
+    Examples
+    --------
+    >>> chance_text(0.402), chance_text(0.9999966), chance_text(0.0), chance_text(0.4, "")
+    ('40 %', '> 99 %', '0 %', '40%')
+    """
+    if p is None or math.isnan(p):
+        return "–"
+    if p > 0.99:
+        return f"> 99{space}%"
+    if 0 < p < 0.01:
+        return f"< 1{space}%"
+    return f"{100 * p:.0f}{space}%"

@@ -792,12 +792,24 @@ def _reference_section(hz, refs: _Refs) -> dict:
     named = {str(f).strip() for f in resp["assay_format"].dropna()} if len(resp) else set()
     formats = sorted(named - {""}, key=natural_key)
     rule_set = hz.settings.rule_set
-    if not formats:
-        return {"rows": [], "misses": [], "places": [], "disclaimer": DISCLAIMER, "rule": ""}
     library = load_library()
     # Judged as `cytosafe reference evaluate` judges: against the library's cited donor
     # panel, so a paper's result that needs more donors for 90 % power is not detected.
     panel = donor_panel(library)
+    if not formats:
+        return {
+            "rule": rule_set.name,
+            "n_donors": int(resp["donor_id"].nunique()) if len(resp) else 0,
+            "panel_donors": panel.donors,
+            "panel_cite": "",
+            "rows": [],
+            "misses": [],
+            "chances": [],
+            "places": [],
+            "disclaimer": DISCLAIMER,
+            "exact": "",
+            "version": library.version,
+        }
     perf, _ = study_performance(rule_set, formats, library=library, donors=panel.donors)
     # With the study's donors, a paper's result that needs more donors for 90 % power is
     # not counted as detected: what this study, as run, could have seen.
@@ -844,7 +856,7 @@ def _reference_section(hz, refs: _Refs) -> dict:
                 "note": r.get("note") or "",
             }
         )
-    chances = _panel_chances(rule_set, formats, library, max(n_donors, 1), panel.donors)
+    chances = _panel_chances(rule_set, formats, library, max(n_donors, 1), panel.donors, refs)
     missed = [
         {
             "format": str(m["study_format"]).replace("_", " "),
@@ -933,12 +945,15 @@ def _reference_section(hz, refs: _Refs) -> dict:
     }
 
 
-def _panel_chances(rule_set, formats, library, n_donors: int, panel_donors: int) -> list[dict]:
+def _panel_chances(
+    rule_set, formats, library, n_donors: int, panel_donors: int, refs: _Refs
+) -> list[dict]:
     """The probability that this study's donors, and the library's panel, show each
     published response in the study's formats that passes the rule on its mean and whose
     paper says how many donors 90 % power takes (:func:`cytosafe.reference.
     detection_by_panel`)."""
     from cytosafe.reference import detection_by_panel, evaluate, library_format
+    from cytosafe.reference.power import chance_text
 
     ev = evaluate(rule_set, library=library, donors=n_donors)
     table = detection_by_panel(ev, sizes=(panel_donors,))
@@ -953,9 +968,10 @@ def _panel_chances(rule_set, formats, library, n_donors: int, panel_donors: int)
                     "compound": names.get(r["compound"], r["compound"]),
                     "fc": num(r["fold_change"]),
                     "n90": int(r["donors_for_power"]),
-                    "study": f"{100 * r[f'p_{n_donors}_donors']:.0f}%",
-                    "panel": f"{100 * r[f'p_{panel_donors}_donors']:.0f}%",
-                    "source": f"{r['source']} ({r['location']})",
+                    "study": chance_text(r[f"p_{n_donors}_donors"], ""),
+                    "panel": chance_text(r[f"p_{panel_donors}_donors"], ""),
+                    "source": r["location"],
+                    "cite": refs.add(r["source"], library.sources[r["source"]].citation),
                 }
             )
     return out

@@ -23,10 +23,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from cytosafe.errors import InputError
+from cytosafe.reference.power import chance_text
 from cytosafe.web import services
 from cytosafe.web.pages import _message, page, render, signed_in
 
-__all__ = ["router"]
+__all__ = ["MAX_DONORS", "router"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -46,21 +47,30 @@ def _ci(p: Any, lo: Any, hi: Any) -> str:
     return "–" if p is None else f"{_pct(p)} ({_pct(lo)}–{_pct(hi)})"
 
 
+#: The largest donor panel the page and the API take (a bound, not a recommendation).
+MAX_DONORS = 10_000
+
+
 def _donors(text: str | None) -> int | None:
     text = (text or "").strip()
     if not text:
         return None
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise InputError(f"'{text}'", field="donors", expected="a whole number of donors >= 1")
+    n = int(text) if text.isascii() and text.isdigit() and len(text) <= 6 else 0
+    if not 1 <= n <= MAX_DONORS:
+        raise InputError(
+            f"'{text}'", field="donors", expected=f"a whole number of donors from 1 to {MAX_DONORS}"
+        )
     return n
 
 
-def _flag(text: str | None) -> bool:
-    return (text or "").strip().lower() in ("1", "on", "true", "yes")
+def _flag(text: str | None, field: str) -> bool:
+    """A checkbox: absent or empty is off; what a browser sends ("on") or true is on."""
+    value = (text or "").strip().lower()
+    if value in ("", "0", "off", "false", "no"):
+        return False
+    if value in ("1", "on", "true", "yes"):
+        return True
+    raise InputError(f"'{text}'", field=field, expected="on or off")
 
 
 def _context(result: dict, format_names: dict[str, str]) -> dict[str, Any]:
@@ -115,7 +125,7 @@ def _context(result: dict, format_names: dict[str, str]) -> dict[str, Any]:
                 "fc": f"{r['fold_change']:g}",
                 "n90": r["donors_for_power"],
                 "effect": f"{r['effect_size']:.2f}",
-                "p": [_pct(r[f"p_{n}_donors"]) for n in sizes],
+                "p": [chance_text(r[f"p_{n}_donors"], "") for n in sizes],
                 "source": f"{r['source']} ({r['location']})",
             }
         )
@@ -172,14 +182,16 @@ def reference(
     form = {
         "rule_set": rule_set or "",
         "donors": (donors or "").strip(),
-        "mean_only": _flag(mean_only),
+        "mean_only": bool(mean_only),
         "qualitative": qualitative,
-        "confirmed_only": _flag(confirmed_only),
+        "confirmed_only": bool(confirmed_only),
     }
     library = load_library()
     panel = donor_panel(library)
     error, error_field, result, shown, code = None, None, None, None, 200
     try:
+        form["mean_only"] = _flag(mean_only, "mean_only")
+        form["confirmed_only"] = _flag(confirmed_only, "confirmed_only")
         result = services.reference_evaluation(
             rule_set or None,
             _donors(donors),

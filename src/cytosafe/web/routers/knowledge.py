@@ -37,7 +37,11 @@ def reference_evaluate(
     ] = None,
     donors: Annotated[
         int | None,
-        Query(ge=1, description="The study's donor panel (the library's cited panel if absent)."),
+        Query(
+            ge=1,
+            le=10_000,
+            description="The study's donor panel (the library's cited panel if absent).",
+        ),
     ] = None,
     mean_only: Annotated[
         bool, Query(description="Judge every readout on its paper's mean alone.")
