@@ -337,6 +337,23 @@ def test_kit_control_recovery_is_compared_after_the_dilution_factor():
     assert qc["n_controls"] == 1 and qc["controls_passing"] == 1 and qc["qc_pass"]
 
 
+@pytest.mark.parametrize("expected", [np.nan, 0.0])
+def test_a_control_without_an_expected_value_is_not_judged(expected):
+    # Bio-Plex Manager prints Exp Conc 0 for a control it was given no value for (seen in
+    # LabKey's Bio-Plex test exports); the reader keeps it missing. With nothing to recover,
+    # it is not a failed kit control: the curve's QC and its samples stay unflagged.
+    df = _control(plate(samples=[("s", 150.0, 1)]), expected=expected, measured=150.0)
+    cal = calibrate(df)
+    qc = cal.qc.iloc[0]
+    assert qc["n_controls"] == 0 and qc["controls_pass"] and qc["qc_pass"]
+    s = cal.wells[cal.wells["sample_type"] == "sample"]
+    assert not s["controls_failed"].any()
+    # one judged control beside it still counts
+    df = _control(df, expected=400.0, measured=150.0, name="C2")
+    qc = calibrate(df).qc.iloc[0]
+    assert qc["n_controls"] == 1 and not qc["controls_pass"]
+
+
 def test_two_thirds_of_the_kit_controls_must_pass():
     # ICH M10 run acceptance: at least 67 % of the QCs within limits.
     df = plate()

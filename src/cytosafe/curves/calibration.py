@@ -1089,7 +1089,11 @@ def _plate_qc(curves, standards, samples, settings) -> pd.DataFrame:
         share_high_cv=("high_cv", "mean"),
     )
     qc = qc.merge(stats_smp, left_on=CURVE_KEY, right_index=True, how="left")
-    ctl = samples[samples["sample_type"] == "control"].copy()
+    ctl = samples[samples["sample_type"] == "control"]
+    # A control without an expected value (Bio-Plex prints Exp Conc 0, read as missing)
+    # has no recovery to judge: it is not a kit control of the acceptance count.
+    expected = pd.to_numeric(ctl["standard_concentration"], errors="coerce")
+    ctl = ctl[np.isfinite(expected) & (expected > 0)].copy()
     if len(ctl):
         # The expected value of a kit control is a concentration in the sample: compare it
         # after the dilution factor (xPONENT's % Recovery, Bio-Plex's (Obs/Exp) * 100).
