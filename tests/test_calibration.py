@@ -484,3 +484,52 @@ def test_asymmetry_bounds_keep_g_in_range_and_are_recorded():
     with pytest.raises(InputError) as err:
         CalibrationSettings(asymmetry_bounds=(10.0, 0.1))
     assert err.value.field == "asymmetry_bounds"
+
+
+def _printed(df, params, model="5PL"):
+    """``df`` as an export that printed the curve ``params`` (a, b, c, d[, g])."""
+    out = df.copy()
+    out["vendor_model"] = model
+    for name, value in zip(("vendor_a", "vendor_b", "vendor_c", "vendor_d", "vendor_g"),
+                           [*params, np.nan][:5], strict=True):  # fmt: skip
+        out[f"{name}"] = value
+    return out
+
+
+def test_a_printed_curve_that_misreads_accepted_standards_is_called_no_reference():
+    # Seen on LabKey's Bio-Plex IgA-Biotin exports: a printed 5PL stopped at its asymmetry
+    # bound read standards at ~2x nominal while CytoSafe's curve read them within 80-120 %.
+    # Here the printed curve's midpoint is twice the true one: it reads every standard at
+    # twice its nominal value.
+    from cytosafe.quantification import vendor_curve_qc
+
+    df = plate(samples=[("s", 150.0, 1)])
+    cal = calibrate(df)
+    vendor_curve_qc(cal, _printed(df, TRUE[0]))
+    qc = cal.qc.iloc[0]
+    assert qc["vendor_difference"] < 1e-6 and qc["vendor_curve_note"] == ""
+    wrong = TRUE[0].copy()
+    wrong[2] *= 2.0
+    cal = calibrate(df)
+    vendor_curve_qc(cal, _printed(df, wrong))
+    qc = cal.qc.iloc[0]
+    assert qc["vendor_difference"] > 0.2
+    note = qc["vendor_curve_note"]
+    assert note.startswith("reads standards ") and "no reference" in note
+    accepted = cal.standards.loc[cal.standards["passes"], "nominal"].unique()
+    assert all(f"{level:g} at" in note for level in accepted)
+    assert note.count(" at 200 %") == len(accepted)
+
+
+def test_a_printed_curve_close_to_ours_is_not_called_no_reference():
+    # Two sound curves may read a standard either side of a limit: only a printed curve
+    # that differs from ours by more than the recovery tolerance (20 %) is judged.
+    from cytosafe.quantification import vendor_curve_qc
+
+    df = plate()
+    near = TRUE[0].copy()
+    near[2] *= 1.12  # reads standards ~12 % high: differs, but within tolerance
+    cal = calibrate(df)
+    vendor_curve_qc(cal, _printed(df, near))
+    qc = cal.qc.iloc[0]
+    assert 0 < qc["vendor_difference"] <= 0.2 and qc["vendor_curve_note"] == ""

@@ -382,6 +382,10 @@ def vendor_curve_qc(calibration: Calibration, measurements: pd.DataFrame) -> Non
       the signal it was fitted to (our blank subtraction; the vendor's Net MFI or
       FI - Bkgd, ``net_signal``), so the near-zero net signal of the lowest standards
       does not blow the ratio up;
+    * ``vendor_curve_note``: where the two curves differ by more than the recovery
+      tolerance (20 % with the default 80-120 %), the standards CytoSafe's curve accepted
+      that the printed curve reads outside the recovery range (``""`` where none): the
+      vendor's numbers are then no reference for the curve (:func:`_printed_misreads`);
     * ``vendor_fit_reason``: why the printed curve itself is degenerate under
       :data:`cytosafe.curves.calibration.CALIBRATION_LIMITS` on the same standards
       (``""`` where it is not): a vendor's number from such a curve is one CytoSafe
@@ -392,13 +396,17 @@ def vendor_curve_qc(calibration: Calibration, measurements: pd.DataFrame) -> Non
     curves, qc = calibration.curves, calibration.qc
     curves["vendor_difference"] = math.nan
     curves["vendor_fit_reason"] = ""
+    curves["vendor_curve_note"] = ""
     if {"vendor_model", *VENDOR_PARAMS} <= set(measurements.columns):
         _compare_printed(calibration, measurements)
     merged = qc[CURVE_KEY].merge(
-        curves[[*CURVE_KEY, "vendor_difference", "vendor_fit_reason"]], on=CURVE_KEY, how="left"
+        curves[[*CURVE_KEY, "vendor_difference", "vendor_fit_reason", "vendor_curve_note"]],
+        on=CURVE_KEY,
+        how="left",
     )
     qc["vendor_difference"] = merged["vendor_difference"].to_numpy()
     qc["vendor_fit_reason"] = merged["vendor_fit_reason"].fillna("").to_numpy()
+    qc["vendor_curve_note"] = merged["vendor_curve_note"].fillna("").to_numpy()
 
 
 def _compare_printed(calibration: Calibration, measurements: pd.DataFrame) -> None:
@@ -453,13 +461,57 @@ def _compare_printed(calibration: Calibration, measurements: pd.DataFrame) -> No
         curves.at[i, "vendor_fit_reason"] = str(
             check_limits(vmodel, vparams, x, y, limits=CALIBRATION_LIMITS)[0]
         )
+        recovery_range = calibration.settings.recovery_range
         model = get_model(str(row["model"]))
         params = np.array([[row.get(n, math.nan) for n in model.names]], dtype=float)
         params[0, [model.names.index("a"), model.names.index("d")]] += own
         lo, hi = row.get("min_standard", math.nan), row.get("max_standard", math.nan)
         if np.all(np.isfinite(params)) and np.isfinite(lo) and np.isfinite(hi) and lo > 0:
-            diff = curve_difference(model, params, vmodel, raw, lo, hi)
-            curves.at[i, "vendor_difference"] = float(np.asarray(diff).ravel()[0])
+            diff = float(
+                np.asarray(curve_difference(model, params, vmodel, raw, lo, hi)).ravel()[0]
+            )
+            curves.at[i, "vendor_difference"] = diff
+            # A printed curve is called no reference only when the two curves differ by
+            # more than the recovery tolerance and the printed one misreads standards
+            # ours accepts (near the limits two sound curves may fall either side).
+            if diff > (recovery_range[1] - 100) / 100:
+                curves.at[i, "vendor_curve_note"] = _printed_misreads(
+                    vmodel, vparams, mine, y[0], recovery_range
+                )
+
+
+def _printed_misreads(vmodel, vparams, standards: pd.DataFrame, y, recovery_range) -> str:
+    """The standards CytoSafe's curve accepted that the printed curve reads outside the
+    recovery range, in words (``""`` for none).
+
+    The printed curve is applied to the same mean signals (on the vendor's fitted scale,
+    ``y``) as the back-calculated recovery of each accepted level, the acceptance rule of
+    the calibration (``recovery_range``: ICH M10 / FDA 2018 limits, see
+    :class:`cytosafe.curves.calibration.CalibrationSettings`). A vendor's concentrations
+    from a curve that misreads standards CytoSafe's curve reads within limits are no
+    reference for this curve: seen on real Bio-Plex exports whose printed 5PL stopped at
+    its asymmetry bound with a top asymptote far above the highest standard.
+    """
+    if "passes" not in standards or not len(standards):
+        return ""
+    lo, hi = recovery_range
+    x = standards["nominal"].to_numpy(dtype=float)
+    with np.errstate(all="ignore"):
+        back = vmodel.inverse(np.asarray(y, dtype=float)[None, :], vparams)[0]
+    recovery = 100 * back / x
+    accepted = standards["passes"].fillna(False).to_numpy(dtype=bool)
+    bad = accepted & np.isfinite(recovery) & ((recovery < lo) | (recovery > hi))
+    if not bad.any():
+        return ""
+    seen: dict[float, list[float]] = {}
+    for level, r in zip(x[bad], recovery[bad], strict=True):
+        seen.setdefault(float(level), []).append(float(r))
+    words = ", ".join(f"{level:g} at {np.median(rs):.0f} %" for level, rs in sorted(seen.items()))
+    return (
+        f"reads standard{'s' if len(seen) > 1 else ''} {words} of nominal, which CytoSafe's "
+        f"curve reads within {lo:g}-{hi:g} %: its concentrations are no reference for this "
+        "curve"
+    )
 
 
 def _printed_unit_factor(mine: pd.DataFrame, model, params: np.ndarray) -> float:

@@ -460,6 +460,9 @@ def _reasons(row) -> str:
     vendor = getattr(row, "vendor_fit_reason", "")
     if isinstance(vendor, str) and vendor:
         parts.append(f"the vendor's printed curve is itself degenerate ({vendor})")
+    note = getattr(row, "vendor_curve_note", "")
+    if isinstance(note, str) and note:
+        parts.append(f"the vendor's printed curve {note}")
     return "; ".join(p for p in parts if p)
 
 
