@@ -772,6 +772,13 @@ def test_error_raw_instrument_plate_file(tmp_path):
     with pytest.raises(InputError, match="raw MSD instrument plate file") as err:
         read_msd(path)
     check(err, path)
+    # read() and `cytosafe quantify FILE` say the same, not "not a format CytoSafe
+    # recognises" with every format listed (real-export survey)
+    from cytosafe.io import read
+
+    with pytest.raises(InputError, match="raw MSD instrument plate file") as err:
+        read(path)
+    assert "Discovery Workbench" in str(err.value) and "xPONENT" not in str(err.value)
 
 
 def test_error_file_ends_in_the_preamble(plate_file):

@@ -318,13 +318,7 @@ def _load(path: Path) -> tuple[list[_Record], str | None]:
     # DW runs on Windows; non-ASCII sample names may come as Windows-1252.
     text = decode_text(path.read_bytes(), file=file)
     if "==========Data" in text:
-        raise InputError(
-            "this is a raw MSD instrument plate file (ECL counts on a plate grid, without "
-            "sample names, calibrator concentrations or assays), not a Discovery Workbench "
-            "data table",
-            file=file,
-            expected="the Experiment Data Table exported from Discovery Workbench",
-        )
+        raise InputError(RAW_PLATE_FILE, file=file, expected=RAW_PLATE_REMEDY)
     lines = [ln for ln in text.splitlines()[:60] if ln.strip()]
     delimiter = "\t" if sum("\t" in ln for ln in lines) > sum("," in ln for ln in lines) else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -677,6 +671,25 @@ def _replicates(
         }
     )
     return frame.groupby(["p", "a", "s"], sort=False)["pos"].rank(method="first").to_numpy(int)
+
+
+#: Why a raw MSD instrument plate file (MESO QuickPlex / Methodical Mind, an
+#: ``==========Data`` grid) is refused, and what to export instead.
+RAW_PLATE_FILE = (
+    "this is a raw MSD instrument plate file (ECL counts on a plate grid, without sample "
+    "names, calibrator concentrations or assays), not a Discovery Workbench data table"
+)
+RAW_PLATE_REMEDY = "the Experiment Data Table exported from Discovery Workbench"
+
+
+def refuse(probe: Probe) -> tuple[str, str] | None:
+    """A raw MSD instrument plate file: recognised as MSD's, and refused with what to
+    export instead (the ``refuse`` hook of :mod:`cytosafe.io.reader`)."""
+    if probe.is_ole2 or probe.is_xlsx:
+        return None
+    if any(line.startswith("==========Data") for line in probe.lines):
+        return RAW_PLATE_FILE, RAW_PLATE_REMEDY
+    return None
 
 
 def sniff(probe: Probe) -> bool:

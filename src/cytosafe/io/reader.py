@@ -31,8 +31,13 @@ and, where the vendor layout has one, a writer beside the reader:
     File name endings of the format, the writer's first (the contract test names the files
     it writes with it).
 
-Optional hook:
+Optional hooks:
 
+``refuse(probe) -> (message, remedy) | None``
+    For a file no reader takes: whether it is a related format of this vendor that the
+    reader does not read (e.g. MSD's raw instrument plate file), with why and what to
+    export instead, so that :func:`cytosafe.io.read` names it instead of listing every
+    format.
 ``check(table) -> None``
     A reader's own checks of the joined table, with clearer messages than the schema's
     (e.g. xPONENT names its *Standard Expected Concentration* block); run by

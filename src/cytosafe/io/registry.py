@@ -114,6 +114,11 @@ def detect_format(path: str | Path) -> str:
         reader = READERS[name]
         if reader.sniff(probe):
             return reader.NAME
+    for name in FORMATS:
+        refuse = getattr(READERS[name], "refuse", None)
+        why = refuse(probe) if refuse is not None else None
+        if why is not None:
+            raise InputError(why[0], file=str(path), expected=why[1])
     raise InputError(
         "the file is not a format CytoSafe recognises",
         file=str(path),
