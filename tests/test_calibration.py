@@ -533,3 +533,26 @@ def test_a_printed_curve_close_to_ours_is_not_called_no_reference():
     vendor_curve_qc(cal, _printed(df, near))
     qc = cal.qc.iloc[0]
     assert 0 < qc["vendor_difference"] <= 0.2 and qc["vendor_curve_note"] == ""
+
+
+def test_a_curve_on_bio_plex_s_asymmetry_bound_fails_for_its_short_range_not_its_fit():
+    # A steep Bio-Plex curve held on g = 0.1 (tests/test_curves_limits.py) used to stop at
+    # max_iter, so QC said 'curve fit max_iter' and showed no recoveries. Its fit now
+    # converges and it fails for what is wrong with it: background below, a plateau
+    # above, and too few standard levels between them for a quantifiable range.
+    from tests.test_curves_limits import _steep_bio_plex_standards
+
+    x, y = _steep_bio_plex_standards()
+    df = pd.DataFrame(
+        dict(study_id="S1", plate_id="P1", well=[f"{ROWS[i // 12]}{i % 12 + 1:02d}" for i in
+             range(20)], analyte="ENV", sample_type="standard", signal=y,
+             replicate=np.tile([1, 2], 10), standard_concentration=x)
+    )  # fmt: skip
+    settings = CalibrationSettings(model="5PL-mirror", weighting="1/y2", blank="ignore",
+                                   asymmetry_bounds=(0.1, 10.0))  # fmt: skip
+    cal = calibrate(df, settings)
+    curve, qc = cal.curves.iloc[0], cal.qc.iloc[0]
+    assert curve["status"] == "converged" and curve["g"] == pytest.approx(0.1)
+    assert cal.standards["recovery"].notna().sum() >= 6
+    assert curve["curve_failed"] and "max_iter" not in qc["qc_reasons"]
+    assert f"only {int(qc['levels_in_range'])} standard levels" in qc["qc_reasons"]

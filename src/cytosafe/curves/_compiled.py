@@ -485,7 +485,7 @@ def _fit_one(
     theta, th_tmp, th1, th_ev = S[0], S[1], S[2], S[3]
     scale3, scalen, alpha, alphan = S[4], S[5], S[6], S[7]
     D, dscale, rhs, delta, zb, Ad, d0, gv = S[8], S[9], S[10], S[11], S[12], S[13], S[14], S[15]
-    free, sfree = B[0], B[1]
+    free, sfree, act = B[0], B[1], B[2]
     A, M, Lb = SS[0], SS[1], SS[2]
     n_free = 0
     for j in range(k):
@@ -541,12 +541,18 @@ def _fit_one(
         if not active:
             break
         n_iter = it
+        # Active set (see fit.py): a parameter on a bound whose descent direction points
+        # out of the box sits this iteration out.
+        for j in range(r):
+            q = 1 + j if j < 2 else 4
+            out = (theta[q] <= lo[q] and gv[j] < 0) or (theta[q] >= hi[q] and gv[j] > 0)
+            act[j] = sfree[j] and not out
         # Scaled gradient test (MINPACK gtol).
         rn = math.sqrt(max(rss, 0.0))
         gnorm = 0.0
         for j in range(r):
             cn = math.sqrt(max(A[j, j], 0.0))
-            cosine = abs(gv[j]) / (cn * rn)
+            cosine = (abs(gv[j]) if act[j] or not sfree[j] else 0.0) / (cn * rn)
             if not math.isfinite(cosine):
                 cosine = 0.0
             if cosine > gnorm:
@@ -560,14 +566,14 @@ def _fit_one(
             if D[j] > dmax:
                 dmax = D[j]
         for j in range(r):
-            dscale[j] = max(D[j], 1e-12 * max(dmax, 1e-300)) if sfree[j] else 1.0
+            dscale[j] = max(D[j], 1e-12 * max(dmax, 1e-300)) if act[j] else 1.0
         for i in range(r):
             for j in range(r):
-                if sfree[i] and sfree[j]:
+                if act[i] and act[j]:
                     M[i, j] = A[i, j] + (lam * dscale[i] if i == j else 0.0)
                 else:
                     M[i, j] = 1.0 if i == j else 0.0
-            rhs[i] = gv[i] if sfree[i] else 0.0
+            rhs[i] = gv[i] if act[i] else 0.0
         _chol_solve(M, rhs, r, Lb, zb, delta)
         for j in range(k):
             th1[j] = theta[j]
@@ -657,7 +663,7 @@ def _fit_one(
             # The nearly undamped Gauss-Newton step, cut to one log unit (see fit.py).
             for i in range(r):
                 for j in range(r):
-                    if sfree[i] and sfree[j]:
+                    if act[i] and act[j]:
                         M[i, j] = A[i, j] + (1e-10 * dscale[i] if i == j else 0.0)
                     else:
                         M[i, j] = 1.0 if i == j else 0.0
@@ -731,7 +737,7 @@ def _fit_all(fam, x, y, w, mk, th0, fixed, lo, hi, max_iter, ftol, xtol, gtol, n
     P = np.empty(m, dtype=np.bool_)
     Ix = np.empty(m, dtype=np.int64)
     S = np.empty((16, 5))
-    B = np.empty((2, 5), dtype=np.bool_)
+    B = np.empty((3, 5), dtype=np.bool_)
     SS = np.empty((3, 5, 5))
     Uc = np.zeros(1, dtype=np.int64)
     # The derivatives and Jacobians: C-contiguous (3, m) blocks, whose sums over points
