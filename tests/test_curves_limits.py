@@ -202,7 +202,7 @@ def _steep_bio_plex_standards(seed=156):
 
 @pytest.mark.parametrize("kernel", ["numpy", "compiled"])
 def test_a_fit_held_on_its_asymmetry_bound_converges_there(kernel):
-    # The unbounded optimum lies outside [0.1, 10] (g ~ 0.03) and the bounded one on
+    # The unbounded optimum lies outside [0.1, 10] (g ~ 0.01) and the bounded one on
     # g = 0.1. With the clipped step alone the fit crawled along the ridge of b and g and
     # ended at max_iter after 600 iterations at the optimum (LabKey's Bio-Plex
     # IgA-Biotin ENV4 curve failed as 'curve fit max_iter' for it); a parameter on its

@@ -1125,7 +1125,10 @@ def _plate_qc(curves, standards, samples, settings) -> pd.DataFrame:
         elif not np.isfinite(row.lloq):
             why.append("no standard levels meet the acceptance criteria")
         elif row.levels_in_range < settings.min_levels:
-            why.append(f"only {int(row.levels_in_range)} standard levels in the quantifiable range")
+            why.append(
+                f"only {int(row.levels_in_range)} standard levels in the quantifiable range "
+                f"({row.lloq:.4g}-{row.uloq:.4g}); at least {settings.min_levels} are needed"
+            )
         curve_ok.append(not why)
         n_ctl = 0 if pd.isna(row.n_controls) else int(row.n_controls)
         n_ok = 0 if pd.isna(row.controls_passing) else int(row.controls_passing)
