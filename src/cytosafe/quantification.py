@@ -508,9 +508,8 @@ def _printed_misreads(vmodel, vparams, standards: pd.DataFrame, y, recovery_rang
         seen.setdefault(float(level), []).append(float(r))
     words = ", ".join(f"{level:g} at {np.median(rs):.0f} %" for level, rs in sorted(seen.items()))
     return (
-        f"reads standard{'s' if len(seen) > 1 else ''} {words} of nominal, which CytoSafe's "
-        f"curve reads within {lo:g}-{hi:g} %: its concentrations are no reference for this "
-        "curve"
+        f"reads standard{'s' if len(seen) > 1 else ''} {words} of nominal (CytoSafe's "
+        f"curve: within {lo:g}-{hi:g} %): no reference for this curve"
     )
 
 
