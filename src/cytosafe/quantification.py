@@ -441,6 +441,7 @@ def _compare_printed(calibration: Calibration, measurements: pd.DataFrame) -> No
         return keyed.groupby(CURVE_KEY)["gap"].median().to_dict()
 
     ours_off, vendor_off = offsets("signal_used"), offsets("net_signal")
+    recovery_range = calibration.settings.recovery_range
     for i, key in zip(curves.index, curve_keys(curves), strict=True):
         if key not in printed:
             continue
@@ -461,7 +462,6 @@ def _compare_printed(calibration: Calibration, measurements: pd.DataFrame) -> No
         curves.at[i, "vendor_fit_reason"] = str(
             check_limits(vmodel, vparams, x, y, limits=CALIBRATION_LIMITS)[0]
         )
-        recovery_range = calibration.settings.recovery_range
         model = get_model(str(row["model"]))
         params = np.array([[row.get(n, math.nan) for n in model.names]], dtype=float)
         params[0, [model.names.index("a"), model.names.index("d")]] += own

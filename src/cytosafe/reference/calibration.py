@@ -740,13 +740,15 @@ def _panel_markdown(ev: Evaluation) -> list[str]:
         + " | source |",
         "|---|---|---|---|---|" + "---|" * len(heads) + "---|",
     ]
-    c = ev.compounds
-    names = dict(zip(c["compound"], c["name"], strict=True)) if len(c) else {}
+    compounds = ev.compounds
+    names = (
+        dict(zip(compounds["compound"], compounds["name"], strict=True)) if len(compounds) else {}
+    )
     for r in t.to_dict("records"):
         lines.append(
             f"| {names.get(r['compound'], r['compound'])} | {r['format']} | "
             f"{r['fold_change']:g} | {r['donors_for_power']} | {r['effect_size']:.2f} | "
-            + " | ".join(chance_text(r[c]) for c in sizes)
+            + " | ".join(chance_text(r[size]) for size in sizes)
             + f" | {r['source']} ({r['location']}) |"
         )
     return lines

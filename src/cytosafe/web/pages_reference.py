@@ -26,8 +26,9 @@ from cytosafe.errors import InputError
 from cytosafe.reference.power import chance_text
 from cytosafe.web import services
 from cytosafe.web.pages import _message, page, render, signed_in
+from cytosafe.web.services.knowledge import MAX_DONORS
 
-__all__ = ["MAX_DONORS", "router"]
+__all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -45,10 +46,6 @@ def _pct(x: Any) -> str:
 
 def _ci(p: Any, lo: Any, hi: Any) -> str:
     return "–" if p is None else f"{_pct(p)} ({_pct(lo)}–{_pct(hi)})"
-
-
-#: The largest donor panel the page and the API take (a bound, not a recommendation).
-MAX_DONORS = 10_000
 
 
 def _donors(text: str | None) -> int | None:
@@ -109,26 +106,22 @@ def _context(result: dict, format_names: dict[str, str]) -> dict[str, Any]:
         }
         for m in result["misses"]
     ]
-    seen, panel = set(), []
+    # One rule set was evaluated, so each published response has one row.
     sizes = sorted(
         {int(k[2:-7]) for r in result["detection_by_panel"] for k in r if k.startswith("p_")}
     )
-    for r in result["detection_by_panel"]:
-        key = (r["compound"], r["format"], r["readout"])
-        if key in seen:  # the probabilities do not depend on the rule set
-            continue
-        seen.add(key)
-        panel.append(
-            {
-                "compound": names.get(r["compound"], r["compound"]),
-                "format": fmt(r["format"]),
-                "fc": f"{r['fold_change']:g}",
-                "n90": r["donors_for_power"],
-                "effect": f"{r['effect_size']:.2f}",
-                "p": [chance_text(r[f"p_{n}_donors"], "") for n in sizes],
-                "source": f"{r['source']} ({r['location']})",
-            }
-        )
+    panel = [
+        {
+            "compound": names.get(r["compound"], r["compound"]),
+            "format": fmt(r["format"]),
+            "fc": f"{r['fold_change']:g}",
+            "n90": r["donors_for_power"],
+            "effect": f"{r['effect_size']:.2f}",
+            "p": [chance_text(r[f"p_{n}_donors"], "") for n in sizes],
+            "source": f"{r['source']} ({r['location']})",
+        }
+        for r in result["detection_by_panel"]
+    ]
 
     def outcome(flag: Any, percent: Any) -> str:
         if flag is None:

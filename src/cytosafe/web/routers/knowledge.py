@@ -11,6 +11,7 @@ from cytosafe.errors import InputError
 from cytosafe.web import services
 from cytosafe.web.deps import Viewer
 from cytosafe.web.schemas import AopQuery
+from cytosafe.web.services.knowledge import MAX_DONORS
 
 __all__ = ["router"]
 
@@ -39,7 +40,7 @@ def reference_evaluate(
         int | None,
         Query(
             ge=1,
-            le=10_000,
+            le=MAX_DONORS,
             description="The study's donor panel (the library's cited panel if absent).",
         ),
     ] = None,

@@ -8,6 +8,7 @@ from cytosafe.errors import InputError
 from cytosafe.web.tables import records
 
 __all__ = [
+    "MAX_DONORS",
     "aop_evidence",
     "aop_figure",
     "hazard_analyses",
@@ -41,6 +42,11 @@ def recommend_assays(
         "citations": rec.citations,
         "knowledge_base_version": rec.kb_version,
     }
+
+
+#: The largest donor panel the reference page and API take (a bound, not a
+#: recommendation).
+MAX_DONORS = 10_000
 
 
 def reference_evaluation(
