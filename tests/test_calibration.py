@@ -131,7 +131,7 @@ def test_a_top_level_that_drives_the_fit_to_a_limit_fails_the_curve_with_the_rea
 
 
 def test_end_levels_may_recover_within_75_to_125_percent():
-    # ICH M10 4.1.2: +/-20% for calibrators, +/-25% at the LLOQ and ULOQ.
+    # ICH M10 4.2.3: +/-20% for calibrators, +/-25% at the LLOQ and ULOQ.
     s = CalibrationSettings()
     assert (
         s.recovery_range == (80.0, 120.0)
@@ -370,7 +370,7 @@ def test_failed_kit_controls_flag_the_wells_and_keep_their_numbers_by_default():
     # The standards pass: the curve is sound, the run's kit controls are not. Flagged
     # ``controls_failed`` with the number kept (as xPONENT and Bio-Plex report them), or
     # withheld as a failed curve's with ``control_failure="withhold"`` (regulated runs,
-    # ICH M10 section 7.2.1).
+    # ICH M10 section 4.3.2).
     df = _control(plate(samples=[("s", 150.0, 1)]), expected=400.0, measured=150.0)
     cal = calibrate(df)
     qc = cal.qc.iloc[0]

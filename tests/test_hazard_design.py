@@ -148,6 +148,7 @@ def test_missing_inputs_glob_is_an_error(tmp_path):
         ("weighting", "1/x", "none | 1/y | 1/y2 | 1/var"),
         ("model", "6PL", "5PL | 5PL-mirror | 5PL-auto | 4PL | L4"),
         ("blank", "drop", "zero_standard | subtract | ignore"),
+        ("acceptance", "glp", "cytosafe | ich-m10"),
     ],
 )
 def test_an_unknown_calibration_choice_names_file_line_and_choices(tmp_path, key, value, expected):
@@ -157,6 +158,12 @@ def test_an_unknown_calibration_choice_names_file_line_and_choices(tmp_path, key
     err = exc.value
     assert err.file.endswith("study.toml") and err.field == key and err.expected == expected
     assert err.row == text.splitlines().index(f'{key} = "{value}"') + 1
+
+
+def test_the_study_file_names_its_acceptance_criteria(tmp_path):
+    assert load_study(_write(tmp_path, MINIMAL)).analysis.acceptance == "cytosafe"
+    text = MINIMAL + '\n[analysis]\nacceptance = "ICH-M10"\n'
+    assert load_study(_write(tmp_path, text)).analysis.acceptance == "ich_m10"
 
 
 def _table(**over) -> pd.DataFrame:

@@ -321,7 +321,7 @@ def test_a_form_without_its_csrf_token_or_reason_excludes_nothing(site):
     r = ana.post(f"/analyses/{first}/exclusions", {"wells": [tick], "reason": "  "})
     assert r.status_code == 422
     assert _flash(r.text) == ["field 'reason': an exclusion needs a reason (expected a "
-                              "documented, assignable reason (ICH M10, 2022, 4.1.2))"]  # fmt: skip
+                              "documented, assignable reason (ICH M10, 2022, section 8))"]  # fmt: skip
     r = ana.post(f"/analyses/{first}/exclusions", {"reason": "bubble"})
     assert r.status_code == 422
     assert "tick at least one well" in _flash(r.text)[0]

@@ -64,6 +64,18 @@ def _check_unit(value: str | None) -> str | None:
     return value
 
 
+def _check_acceptance(value: str | None) -> str | None:
+    from cytosafe.curves.calibration import acceptance_fields
+    from cytosafe.errors import InputError
+
+    if value is not None:
+        try:
+            acceptance_fields(value)
+        except InputError as exc:
+            raise typer.BadParameter(exc.message + f" (expected {exc.expected})") from None
+    return value
+
+
 def _check_wavelength(value: float | None) -> float | None:
     if value is not None and not value > 0:
         raise typer.BadParameter("must be a wavelength in nm, e.g. 450")
@@ -233,6 +245,18 @@ def quantify_command(
             case_sensitive=False,
         ),
     ] = None,
+    acceptance: Annotated[
+        str | None,
+        typer.Option(
+            help="Acceptance criteria of the standards and kit controls: 'cytosafe' (the "
+            "default: every standard level in the range within 80-120 %, 75-125 % at its "
+            "ends; at least 5 levels) or 'ich-m10' (ICH M10 for ligand-binding assays: at "
+            "least 75 % of the levels within limits and at least 6, CV up to 25 % at the "
+            "LLOQ and ULOQ, half of the kit controls at each level).",
+            case_sensitive=False,
+            callback=_check_acceptance,
+        ),
+    ] = None,
     workers: WorkersOption = None,
     scheduler: SchedulerOption = None,
     quiet: QuietOption = False,
@@ -259,6 +283,10 @@ def quantify_command(
         options["accept_curves"] = tuple(accept_curve)
     if control_failure is not None:
         options["control_failure"] = control_failure.lower()
+    if acceptance is not None:
+        from cytosafe.curves.calibration import acceptance_fields
+
+        options.update(acceptance_fields(acceptance))
     excluded = [*(exclude or []), *([exclusions] if exclusions is not None else [])]
     potency_settings = PotencySettings(**({} if ecx is None else {"ecx": ecx}))
     progress = Progress(enabled=None if not quiet else False)

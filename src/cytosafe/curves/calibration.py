@@ -4,27 +4,55 @@ One curve is fitted to the standards of each plate x analyte (all curves in one 
 every well is back-calculated through its own curve with a 95% interval, the quantifiable
 range is read off the standards, and each value carries the flags a bioanalyst expects.
 
-Acceptance rules (defaults; each is a field of :class:`CalibrationSettings`):
+Acceptance rules (defaults; each is a field of :class:`CalibrationSettings`). Two sets of
+them are named in :data:`ACCEPTANCE` and chosen with ``cytosafe quantify --acceptance``;
+the sources disagree on how a run's range is read, so the choice is the user's:
 
-* **Calibrator accuracy** — the back-calculated concentration of a standard level lies
+* ``"cytosafe"`` (the defaults): the quantifiable range is read off this run's standards
+  and every level inside it must pass. Multiplex cytokine panels are biomarker assays,
+  outside ICH M10's scope (section 1) and validated fit for purpose (Lee et al., Pharm
+  Res 2006;23:312-328); CytoSafe reads the range off each run's standards, and a level
+  that fails inside the range ends the range there.
+* ``"ich_m10"``: ICH M10's criteria for ligand-binding assays, for a lab that runs its
+  CRA under them: at least 6 levels, at least 75 % of the standard levels in the range
+  within limits (a failing inner level is tolerated and reported, not a break in the
+  range; section 4.2.3 and, for study runs, 4.3.2), CV up to 25 % at the LLOQ and ULOQ
+  (section 4.2.4), and at least half of the kit controls at each concentration level
+  within limits besides two thirds of all of them (section 4.3.2).
+
+The fields:
+
+* **Calibrator accuracy** -- the back-calculated concentration of a standard level lies
   within 80-120% of nominal, 75-125% at the lowest and highest level of the range
   (the LLOQ and ULOQ). Source: ICH M10 *Bioanalytical method validation and study sample
-  analysis* (2022), section 4.1.2 (ligand-binding assays: ±20%, ±25% at LLOQ/ULOQ), the
+  analysis* (2022), section 4.2.3 (ligand-binding assays: ±20%, ±25% at LLOQ/ULOQ), the
   same limits as the FDA *Bioanalytical Method Validation* guidance (2018), and DeSilva
   et al., Pharm Res 2003;20:1885-1900.
-* **Precision** — the CV of a level's replicate back-calculated concentrations at most
-  20% (ICH M10 section 4.1.2 allows 25% at LLOQ and ULOQ: set ``end_max_cv=25`` to use it).
-* **Quantifiable range** — the longest run of consecutive standard levels whose two ends
-  pass the end criteria and whose inner levels pass the inner criteria; LLOQ and ULOQ are
-  the nominal concentrations of its ends. A standard series needs at least 5 levels
-  (``min_levels``): fewer cannot identify a 5PL with any residual degrees of freedom.
+* **Precision** -- the CV of a level's replicate back-calculated concentrations at most
+  20% (``max_cv``; ICH M10 section 4.2.4 allows 25% at LLOQ and ULOQ, ``end_max_cv``,
+  which the ``"ich_m10"`` set uses; the default keeps 20 % there too). A level is judged
+  on the mean of its replicates and their CV, as the vendors' software reports it, not
+  replicate by replicate.
+* **Quantifiable range** -- the longest run of consecutive standard levels whose two ends
+  pass the end criteria and of whose levels at least ``min_passing_share`` pass (1: all
+  of them, the default; 0.75 under ICH M10); LLOQ and ULOQ are the nominal concentrations
+  of its ends. At least ``min_levels`` passing levels must lie in it (5 by default: fewer
+  cannot identify a 5PL with any residual degrees of freedom; 6 under ICH M10), and a
+  standard series with fewer levels is not fitted at all. A level that fails inside the
+  range stays in the fit (leaving it out is the analyst's documented exclusion,
+  :mod:`cytosafe.curves.exclusions`) and is counted in the QC table's
+  ``levels_failing_in_range``.
 * **Limit of detection** — mean blank signal plus 2.5 SD, back-calculated (the LLOD
   definition of Meso Scale Discovery's kit inserts); reported, not used for flags.
-* **Kit controls** — a control's back-calculated concentration *in the sample* (after
+* **Kit controls** -- a control's back-calculated concentration *in the sample* (after
   its dilution factor, as xPONENT's % Recovery and Bio-Plex's (Obs/Exp) * 100) lies
   within ``recovery_range`` of its expected value; a curve passes when at least
   ``min_control_share`` (two thirds) of its controls do: the run acceptance rule of ICH
-  M10 section 7.2.1 for ligand-binding assays (at least 67 % of the QCs within ±20 %).
+  M10 section 4.3.2 for ligand-binding assays (at least 67 % of the QCs within ±20 %).
+  The same section also asks for at least 50 % at each concentration level
+  (``min_control_level_share``; 0, not applied, by default; 0.5 under ``"ich_m10"``). A
+  control is judged on the mean of its replicate wells, and its level is its expected
+  concentration.
 * **Failed curves** — a curve that fails QC, or whose fit status is not in
   :data:`FIT_OK`, gives its sample and control wells the flag ``curve_failed`` and no
   concentration, unless the user accepts it (``accept_curves``: ``PLATE:ANALYTE`` or
@@ -92,7 +120,16 @@ from cytosafe.errors import InputError
 from cytosafe.schema.choices import BlankHandling, Covariance, CurveModel, Weighting, parse_choice
 from cytosafe.schema.measurements import validate_measurements
 
-__all__ = ["FLAGS", "Calibration", "CalibrationSettings", "calibrate", "calibrate_plates"]
+__all__ = [
+    "ACCEPTANCE",
+    "FLAGS",
+    "Calibration",
+    "CalibrationSettings",
+    "acceptance_fields",
+    "acceptance_name",
+    "calibrate",
+    "calibrate_plates",
+]
 
 #: Per-value flags, in the order they are reported.
 FLAGS = (
@@ -150,10 +187,12 @@ class CalibrationSettings:
     max_cv: float = 20.0
     end_max_cv: float = 20.0
     min_levels: int = 5
+    min_passing_share: float = 1.0
     min_bead_count: float = 35.0
     confidence: float = 0.95
     lod_sd: float = 2.5
     min_control_share: float = 2 / 3
+    min_control_level_share: float = 0.0
     weight_floor: float | None = None
     asymmetry_bounds: tuple[float, float] | None = None
     accept_curves: tuple[str, ...] = ()
@@ -184,6 +223,14 @@ class CalibrationSettings:
             raise InputError(
                 "min_levels below 4 cannot identify a logistic curve", field="min_levels"
             )
+        for name in ("min_passing_share", "min_control_share", "min_control_level_share"):
+            share = float(getattr(self, name))
+            if not (0 < share <= 1 if name == "min_passing_share" else 0 <= share <= 1):
+                raise InputError(
+                    f"{name} must be a share of at most 1, not {share:g}",
+                    field=name,
+                    expected="a share, e.g. 0.75 for ICH M10's 75 % of the standards",
+                )
         accepted = (
             (self.accept_curves,) if isinstance(self.accept_curves, str) else self.accept_curves
         )
@@ -230,6 +277,8 @@ class CalibrationSettings:
         out["curve_models"] = dict(self.curve_models)
         if self.asymmetry_bounds is not None:
             out["asymmetry_bounds"] = list(self.asymmetry_bounds)
+        # Which named acceptance criteria these are (or "custom"): a label, not a field.
+        out["acceptance"] = acceptance_name(self)
         return out
 
 
@@ -237,6 +286,79 @@ class CalibrationSettings:
 #: ``flag`` them ``controls_failed`` and keep their numbers, or ``withhold`` the numbers as
 #: a failed curve's.
 CONTROL_FAILURE = ("flag", "withhold")
+
+#: The named sets of acceptance criteria (module notes; ``cytosafe quantify --acceptance``):
+#: the fields each sets. :func:`acceptance_name` says which one a settings object holds.
+ACCEPTANCE: dict[str, dict[str, object]] = {
+    "cytosafe": {
+        "recovery_range": (80.0, 120.0),
+        "end_recovery_range": (75.0, 125.0),
+        "max_cv": 20.0,
+        "end_max_cv": 20.0,
+        "min_levels": 5,
+        "min_passing_share": 1.0,
+        "min_control_share": 2 / 3,
+        "min_control_level_share": 0.0,
+    },
+    # ICH M10 (2022), ligand-binding assays: 4.2.3 (calibration curve: >= 6 levels,
+    # +/-20 %, +/-25 % at LLOQ and ULOQ, >= 75 % of the standards), 4.2.4 (CV <= 20 %,
+    # <= 25 % at LLOQ and ULOQ), 4.3.2 (run acceptance: >= 2/3 of the QCs and >= 50 % at
+    # each level within +/-20 %).
+    "ich_m10": {
+        "recovery_range": (80.0, 120.0),
+        "end_recovery_range": (75.0, 125.0),
+        "max_cv": 20.0,
+        "end_max_cv": 25.0,
+        "min_levels": 6,
+        "min_passing_share": 0.75,
+        "min_control_share": 2 / 3,
+        "min_control_level_share": 0.5,
+    },
+}
+
+#: How each set is named in reports.
+ACCEPTANCE_TITLES = {
+    "cytosafe": "CytoSafe's defaults (every standard level in the range within limits)",
+    "ich_m10": "ICH M10 (2022) for ligand-binding assays, sections 4.2.3, 4.2.4 and 4.3.2",
+}
+
+
+def acceptance_name(settings: CalibrationSettings) -> str:
+    """The named acceptance set ``settings`` holds (:data:`ACCEPTANCE`), or ``"custom"``
+    when any of its acceptance fields differs from every named set.
+
+    Examples
+    --------
+    >>> acceptance_name(CalibrationSettings())
+    'cytosafe'
+    >>> acceptance_name(CalibrationSettings(**ACCEPTANCE["ich_m10"]))
+    'ich_m10'
+    >>> acceptance_name(CalibrationSettings(max_cv=25.0))
+    'custom'
+    """
+    for name, fields in ACCEPTANCE.items():
+        if all(_same(getattr(settings, k), v) for k, v in fields.items()):
+            return name
+    return "custom"
+
+
+def acceptance_fields(name: str) -> dict[str, object]:
+    """The fields of the named acceptance set; an unknown name is an InputError."""
+    key = str(name).strip().lower().replace("-", "_")
+    if key not in ACCEPTANCE:
+        raise InputError(
+            f"unknown acceptance criteria '{name}'",
+            field="acceptance",
+            expected=" | ".join(n.replace("_", "-") for n in ACCEPTANCE),
+        )
+    return dict(ACCEPTANCE[key])
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(b, tuple):
+        return isinstance(a, (tuple, list)) and len(a) == len(b) and all(map(_same, a, b))
+    return bool(np.isclose(float(a), float(b), rtol=0, atol=1e-9))
+
 
 #: The forms ``5PL-auto`` chooses between, per curve, and the nested 4PL it falls back to
 #: where neither 5PL form gives a usable fit (:func:`_calibrate_families`).
@@ -994,8 +1116,9 @@ def _standards_table(df, is_std, grp, g_mean, grp_x, cv, mean_conc, usable, n_cu
     inner = usable[cid] & (recovery >= lo) & (recovery <= hi) & (cv_ok <= settings.max_cv)
     end = usable[cid] & (recovery >= elo) & (recovery <= ehi) & (cv_ok <= settings.end_max_cv)
 
-    # Longest run [i..j] with passing ends and passing inner levels, per curve (levels are
-    # few, <= ~16, so the pairwise search per curve is cheap and exact).
+    # Longest run [i..j] with passing ends of whose levels at least min_passing_share pass
+    # (all inner levels under the default share of 1), per curve (levels are few, <= ~16,
+    # so the pairwise search per curve is cheap and exact).
     lloq = np.full(n_curves, np.nan)
     uloq = np.full(n_curves, np.nan)
     mask, (NOM, INNER, END), _ = _pad(cid, [nominal, inner.astype(float), end.astype(float)])
@@ -1005,10 +1128,13 @@ def _standards_table(df, is_std, grp, g_mean, grp_x, cv, mean_conc, usable, n_cu
     cum = np.concatenate([np.zeros((NOM.shape[0], 1)), np.cumsum(inner_m, axis=1)], axis=1)
     best_len = np.zeros(NOM.shape[0], dtype=int)
     best_i = np.full(NOM.shape[0], -1)
+    share = float(settings.min_passing_share)
     for i in range(L):
         for j in range(i + 1, L):  # a range needs at least two levels
             n_inner = cum[:, j] - cum[:, i + 1]
-            ok = end_m[:, i] & end_m[:, j] & (n_inner == j - i - 1)
+            # The two ends pass; the share counts them with the passing inner levels.
+            enough = (n_inner + 2) >= share * (j - i + 1) - 1e-9
+            ok = end_m[:, i] & end_m[:, j] & (n_inner == j - i - 1 if share >= 1 else enough)
             longer = ok & (j - i + 1 > best_len)
             best_len = np.where(longer, j - i + 1, best_len)
             best_i = np.where(longer, i, best_i)
@@ -1062,6 +1188,11 @@ def _standards_table(df, is_std, grp, g_mean, grp_x, cv, mean_conc, usable, n_cu
     return table.reset_index(drop=True), lloq, uloq
 
 
+def _count(value: object) -> int:
+    """A count from a merged QC column (missing: 0)."""
+    return 0 if pd.isna(value) else int(value)
+
+
 def _flag_text(flags: dict[str, np.ndarray]) -> np.ndarray:
     names = np.array(FLAGS, dtype=object)
     stack = np.column_stack([flags[n] for n in FLAGS])
@@ -1071,10 +1202,25 @@ def _flag_text(flags: dict[str, np.ndarray]) -> np.ndarray:
 def _plate_qc(curves, standards, samples, settings) -> pd.DataFrame:
     columns = ["status", "fit_reason", "n_levels", "lloq", "uloq", "lod", "blank_mean", "blank_cv"]
     qc = curves[[*CURVE_KEY, *columns]].copy()
-    std_groups = standards.groupby(CURVE_KEY, sort=False, observed=True)
+    # A level of the range counts as passing when it meets the criteria of its place: the
+    # end criteria at the LLOQ and ULOQ, the inner ones between them.
+    std = standards.merge(
+        curves[[*CURVE_KEY, "lloq", "uloq"]], on=CURVE_KEY, how="left", suffixes=("", "_c")
+    )
+    nominal = std["nominal"].to_numpy(dtype=float)
+    at_end = np.isclose(nominal, std["lloq"].to_numpy(dtype=float)) | np.isclose(
+        nominal, std["uloq"].to_numpy(dtype=float)
+    )
+    in_range = std["in_range"].to_numpy(dtype=bool)
+    passing = np.where(at_end, std["passes_as_end"], std["passes"]).astype(bool)
+    std["passing_in_range"] = in_range & passing
+    std["failing_in_range"] = in_range & ~passing
+    std_groups = std.groupby(CURVE_KEY, sort=False, observed=True)
     stats_std = std_groups.agg(
         levels_passing=("passes", "sum"),
         levels_in_range=("in_range", "sum"),
+        levels_passing_in_range=("passing_in_range", "sum"),
+        levels_failing_in_range=("failing_in_range", "sum"),
         median_recovery=("recovery", "median"),
         max_standard_cv=("cv", "max"),
     )
@@ -1103,17 +1249,33 @@ def _plate_qc(curves, standards, samples, settings) -> pd.DataFrame:
         stats_ctl = ctl.groupby(CURVE_KEY, sort=False, observed=True).agg(
             n_controls=("ok", "size"), controls_passing=("ok", "sum")
         )
+        # ICH M10 4.3.2's second condition: at least a share of the controls at each
+        # concentration level (a control's level is its expected concentration).
+        per_level = ctl.groupby([*CURVE_KEY, "standard_concentration"], sort=False, observed=True)[
+            "ok"
+        ].mean()
+        short_levels = per_level[per_level < settings.min_control_level_share - 1e-9]
+        stats_ctl["control_levels_failing"] = (
+            short_levels.groupby(level=list(range(len(CURVE_KEY))), observed=True).size()
+            if len(short_levels)
+            else 0
+        )
+        stats_ctl["control_levels"] = per_level.groupby(
+            level=list(range(len(CURVE_KEY))), observed=True
+        ).size()
         qc = qc.merge(stats_ctl, left_on=CURVE_KEY, right_index=True, how="left")
     else:
         qc["n_controls"] = 0
         qc["controls_passing"] = 0
+        qc["control_levels"] = 0
+        qc["control_levels_failing"] = 0
     reasons, curve_ok, controls_ok = [], [], []
     for row in qc.itertuples(index=False):
         why = []
         if row.status == "too_few_levels":
             why.append(
                 f"only {int(row.n_levels)} standard level(s); at least {settings.min_levels} "
-                "are needed to fit the curve"
+                "are needed"
             )
         elif row.status not in FIT_OK:
             detail = (
@@ -1124,10 +1286,16 @@ def _plate_qc(curves, standards, samples, settings) -> pd.DataFrame:
             pass
         elif not np.isfinite(row.lloq):
             why.append("no standard levels meet the acceptance criteria")
-        elif row.levels_in_range < settings.min_levels:
+        elif row.levels_passing_in_range < settings.min_levels:
+            passing = (
+                ""
+                if row.levels_failing_in_range == 0
+                else f" ({int(row.levels_passing_in_range)} within limits)"
+            )
             why.append(
                 f"only {int(row.levels_in_range)} standard levels in the quantifiable range "
-                f"({row.lloq:.4g}-{row.uloq:.4g}); at least {settings.min_levels} are needed"
+                f"({row.lloq:.4g}-{row.uloq:.4g}){passing}; at least {settings.min_levels} "
+                "are needed"
             )
         curve_ok.append(not why)
         n_ctl = 0 if pd.isna(row.n_controls) else int(row.n_controls)
@@ -1137,6 +1305,14 @@ def _plate_qc(curves, standards, samples, settings) -> pd.DataFrame:
             why.append(
                 f"{n_ctl - n_ok} of {n_ctl} kit controls outside recovery limits (at least "
                 f"{settings.min_control_share:.0%} must pass)"
+            )
+        short_levels = _count(row.control_levels_failing)
+        if n_ctl and short_levels:
+            ctl_ok = False
+            why.append(
+                f"{short_levels} of {_count(row.control_levels)} kit control levels with fewer "
+                f"than {settings.min_control_level_share:.0%} of their controls within "
+                "recovery limits"
             )
         controls_ok.append(ctl_ok)
         reasons.append("; ".join(why))

@@ -9,9 +9,9 @@ gives (issue 12, item 8)::
 columns ``plate_id``, ``well``, ``analyte`` (optional, empty = every analyte) and
 ``reason``, or a text file of one ``PLATE:WELL[:ANALYTE]=REASON`` per line (``#``
 comments). Without an analyte the well is excluded for every analyte. The reason is
-required: ICH M10 (2022), section 4.1.2 and 5, asks that any calibrator excluded from a
-curve be excluded for a documented, assignable reason, and that the exclusion be
-reported. The excluded wells get ``exclude = True`` and their ``exclusion_reason``; the
+required: ICH M10 (2022) asks that any calibrator excluded from a curve be excluded for
+a documented, assignable reason, and that the exclusion be reported (section 8,
+documentation). The excluded wells get ``exclude = True`` and their ``exclusion_reason``; the
 calibration leaves them out of the fit and lists them in ``standards.csv``; every curve
 they do not touch is fitted exactly as before (each curve is its own least-squares
 problem).

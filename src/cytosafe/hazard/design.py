@@ -31,6 +31,7 @@ where a study says what its treatments are and how it is to be analysed::
     sample_map = "msd/samples.csv"
     model = "4PL"                      # standard-curve model, weighting, blank handling
     weighting = "1/y2"
+    acceptance = "ich-m10"             # calibration acceptance criteria: cytosafe | ich-m10
 
     [hazard]                           # every choice of the hazard step (HazardSettings)
     rule_set = "fold2_above_lloq"      # a preset of cytosafe/data/hazard_rules.toml,
@@ -205,6 +206,9 @@ class AnalysisInputs:
     weighting: Weighting = Weighting.Y2
     blank: BlankHandling = BlankHandling.ZERO_STANDARD
     ecx: float = 20.0
+    #: The named acceptance criteria of the calibration
+    #: (:data:`cytosafe.curves.calibration.ACCEPTANCE`).
+    acceptance: str = "cytosafe"
 
 
 @dataclass(frozen=True)
@@ -273,7 +277,7 @@ _TREATMENT_KEYS = {
     "name", "role", "concentrations", "unit", "formats", "negative_control", "benchmark",
     "expect_response_in", "description", "code", "mechanism",
 }  # fmt: skip
-_ANALYSIS_KEYS = {"inputs", "sample_map", "model", "weighting", "blank", "ecx"}
+_ANALYSIS_KEYS = {"inputs", "sample_map", "model", "weighting", "blank", "ecx", "acceptance"}
 _ANALYSIS_CHOICES = {"model": CurveModel, "weighting": Weighting, "blank": BlankHandling}
 _HAZARD_KEYS = {
     "rule_set", "classification", "below_lloq", "multiplicity", "alpha", "alternative",
@@ -503,6 +507,14 @@ def _analysis(raw: dict, loc: _Locator, base: Path) -> AnalysisInputs:
         if not isinstance(raw["ecx"], (int, float)) or not 0 < raw["ecx"] < 100:
             raise InputError("ecx must lie between 0 and 100", **loc.where("analysis", "ecx"))
         kwargs["ecx"] = float(raw["ecx"])
+    if "acceptance" in raw:
+        from cytosafe.curves.calibration import acceptance_fields
+
+        try:
+            acceptance_fields(str(raw["acceptance"]))
+        except InputError as exc:
+            raise exc.located(**loc.where("analysis", "acceptance")) from None
+        kwargs["acceptance"] = str(raw["acceptance"]).strip().lower().replace("-", "_")
     return AnalysisInputs(inputs=tuple(inputs), sample_map=sample_map, **kwargs)
 
 

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 import cytosafe.report.figures as figs
-from cytosafe.curves.calibration import FLAGS
+from cytosafe.curves.calibration import ACCEPTANCE_TITLES, FLAGS, acceptance_name
 from cytosafe.curves.models import MODELS
 from cytosafe.curves.potency import POTENCY_KEY, censored_response
 from cytosafe.report.figures import Figures, esc, num
@@ -70,9 +70,11 @@ REFERENCES: tuple[Reference, ...] = (
     Reference(
         "ICH M10",
         "International Council for Harmonisation. ICH M10: Bioanalytical method validation "
-        "and study sample analysis. Adopted 24 May 2022. Section 4.1.2 (ligand-binding "
-        "assays: calibration curve).",
-        "calibrator accuracy (80-120%, 75-125% at LLOQ/ULOQ) and precision",
+        "and study sample analysis. Adopted 24 May 2022. Ligand-binding assays: sections "
+        "4.2.3 (calibration curve and range), 4.2.4 (accuracy and precision) and 4.3.2 "
+        "(acceptance criteria for an analytical run).",
+        "calibrator accuracy (80-120%, 75-125% at LLOQ/ULOQ), precision and the run's "
+        "kit-control rule",
     ),
     Reference(
         "FDA 2018",
@@ -310,7 +312,33 @@ def _settings(result: QuantificationResult) -> list[tuple[str, str, str]]:
             f"CV ≤ {s.max_cv:g}%; ≤ {s.end_max_cv:g}% at the LLOQ and ULOQ",
             _cite("ICH M10"),
         ),
-        ("Standard levels", f"at least {s.min_levels} per plate and analyte", ""),
+        (
+            "Acceptance criteria",
+            ACCEPTANCE_TITLES.get(acceptance_name(s), "custom (set field by field)"),
+            _cite("ICH M10") if acceptance_name(s) == "ich_m10" else "",
+        ),
+        (
+            "Quantifiable range",
+            (
+                "the longest run of consecutive standard levels, every one within limits"
+                if s.min_passing_share >= 1
+                else "the longest run of consecutive standard levels whose ends and at least "
+                f"{s.min_passing_share:.0%} of whose levels are within limits (a failing "
+                "level inside it stays in the fit and is reported)"
+            ),
+            _cite("ICH M10") if s.min_passing_share < 1 else "",
+        ),
+        ("Standard levels", f"at least {s.min_levels} within limits in the range", ""),
+        (
+            "Kit controls",
+            f"at least {s.min_control_share:.0%} within {lo:g}-{hi:g}% of expected"
+            + (
+                f", and at least {s.min_control_level_share:.0%} at each level"
+                if s.min_control_level_share > 0
+                else ""
+            ),
+            _cite("ICH M10"),
+        ),
         (
             "Limit of detection",
             f"blank mean + {s.lod_sd:g} SD, back-calculated",
@@ -423,7 +451,13 @@ def qc_table(result: QuantificationResult, many: bool) -> tuple[list[dict], list
                 "analyte": r.analyte,
                 "passed": bool(r.qc_pass),
                 "status": str(r.status),
-                "levels": f"{_int(r.levels_in_range)} / {int(r.n_levels)}",
+                "levels": f"{_int(r.levels_in_range)} / {int(r.n_levels)}"
+                + (
+                    f" ({_int(failing)} outside limits)"
+                    if (failing := getattr(r, "levels_failing_in_range", 0))
+                    and _int(failing) != "0"
+                    else ""
+                ),
                 "lloq": num(r.lloq) + tail,
                 "uloq": num(r.uloq) + tail,
                 "lod": num(r.lod) + (_suffix(unit) if np.isfinite(r.lod) else ""),
@@ -958,12 +992,29 @@ def _methods(result: QuantificationResult) -> list[str]:
         f"Each standard level was back-calculated through its curve. A level was accepted when "
         f"its mean back-calculated concentration was within {lo:g}-{hi:g}% of nominal "
         f"({elo:g}-{ehi:g}% at the ends of the range) and the CV of its replicates at most "
-        f"{s.max_cv:g}% {_cite('ICH M10', 'FDA 2018', 'DeSilva 2003')}. The lower and upper "
+        f"{s.max_cv:g}% ({s.end_max_cv:g}% at the ends) "
+        f"{_cite('ICH M10', 'FDA 2018', 'DeSilva 2003')}. The lower and upper "
         f"limits of quantification (LLOQ, ULOQ) are the nominal concentrations of the ends of "
-        f"the longest run of consecutive accepted levels; a plate and analyte passed QC when "
-        f"the curve converged, at least {s.min_levels} levels lay in the range and at least "
-        f"{s.min_control_share:.0%} of the kit controls recovered within {lo:g}-{hi:g}% of "
-        f"their expected value after the dilution factor {_cite('ICH M10')}. A curve that "
+        + (
+            "the longest run of consecutive accepted levels; "
+            if s.min_passing_share >= 1
+            else "the longest run of consecutive levels with accepted ends in which at least "
+            f"{s.min_passing_share:.0%} of the levels were accepted (a level that failed inside "
+            "it stayed in the fit and is reported) "
+            f"{_cite('ICH M10')}; "
+        )
+        + f"a plate and analyte passed QC when "
+        f"the curve converged, at least {s.min_levels} accepted levels lay in the range and at "
+        f"least {s.min_control_share:.0%} of the kit controls"
+        + (
+            f" (and at least {s.min_control_level_share:.0%} at each level)"
+            if s.min_control_level_share > 0
+            else ""
+        )
+        + f" recovered within {lo:g}-{hi:g}% of "
+        f"their expected value after the dilution factor {_cite('ICH M10')}. The acceptance "
+        f"criteria were {ACCEPTANCE_TITLES.get(acceptance_name(s), 'set field by field')}. "
+        "A curve that "
         f"failed on its fit or its standards gave its wells no concentration (flag "
         f"curve_failed) unless the analyst accepted it, and a net signal below the blank none "
         f"(flag below_blank). A curve whose kit controls failed "

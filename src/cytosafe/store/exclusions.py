@@ -1,7 +1,7 @@
 """Exclude and restore wells of a stored study, each with a reason, as audited events.
 
 A bioanalyst leaves a well out of the calibration with the reason ICH M10 (2022,
-sections 4.1.2 and 5) asks for: a calibrator is excluded for a documented, assignable
+section 8, documentation) asks for: a calibrator is excluded for a documented, assignable
 reason, and the exclusion is reported. In the store an exclusion is an audited event:
 :func:`exclude_wells` marks the measurements (``exclude`` and ``exclusion_reason``),
 records one audit entry per exclusion (action ``exclude``: plate, well, analyte, reason;

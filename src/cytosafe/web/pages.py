@@ -690,7 +690,7 @@ def analysis_exclusions(
             raise InputError(
                 "an exclusion needs a reason",
                 field="reason",
-                expected="a documented, assignable reason (ICH M10, 2022, 4.1.2)",
+                expected="a documented, assignable reason (ICH M10, 2022, section 8)",
             )
         try:
             keys = [json.loads(w) for w in wells]

@@ -129,7 +129,7 @@ class ExclusionIn(BaseModel):
     analyte: str | None = Field(None, description="The analyte (default: every analyte).")
     reason: str = Field(
         min_length=1,
-        description="Why: a documented, assignable reason (ICH M10, 2022, sections 4.1.2, 5).",
+        description="Why: a documented, assignable reason (ICH M10, 2022, section 8).",
     )
 
 

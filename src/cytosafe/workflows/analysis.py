@@ -90,7 +90,7 @@ def run_analysis(
     >>> result = analyze("examples/cra-study/study.toml", out="out/analysis")  # doctest: +SKIP
     >>> result.hazard.hazard[["treatment", "assay_format", "hazard_class"]]  # doctest: +SKIP
     """
-    from cytosafe.curves.calibration import CalibrationSettings
+    from cytosafe.curves.calibration import CalibrationSettings, acceptance_fields
     from cytosafe.curves.potency import PotencySettings
     from cytosafe.quantification import load_measurements
     from cytosafe.workflows.parallel import quantifier
@@ -112,7 +112,9 @@ def run_analysis(
             field="inputs",
             expected='[analysis] inputs = ["plates/*.csv"]',
         )
-    cal = CalibrationSettings(model=a.model, weighting=a.weighting, blank=a.blank)
+    cal = CalibrationSettings(
+        model=a.model, weighting=a.weighting, blank=a.blank, **acceptance_fields(a.acceptance)
+    )
     measurements, sources = load_measurements(
         inputs, sample_map=sample_map, study_id=design.study_id
     )
