@@ -71,6 +71,13 @@ What the columns mean, and how they are read:
   ``fi_sd``, ``fi_cv``; **Sampling Errors** -> ``sampling_errors``. ``(Obs/Exp) * 100``,
   ``Conc in Range``, ``Group`` and ``Ratio`` are derived or empty and not read.
 
+The same report table exported with *all analytes on one sheet* (analytes side by side,
+one block of wells per data type: ``FI``, ``Bead Count``, ...) is read by
+:mod:`cytosafe.io.bioplex_wide`, which turns each analyte's columns into the analyte sheet
+above, so both layouts follow the rules here. It prints no standard curve, and a one-sheet
+report without an ``Exp Conc`` block (the public example, SerolyzeR's
+``synthetic_bioplex.xlsx``) is refused, naming the layout and what to export instead.
+
 Units: Bio-Plex's report does not print the concentration unit in the versions studied.
 The unit is taken, in this order, from the analyte sheet (a header such as ``Exp Conc
 (pg/mL)`` or a ``...Units...: pg/mL`` header line), from a *Project Template* sheet in
@@ -328,6 +335,9 @@ class _Block:
     columns: dict[str, int]
     units: dict[str, str]
     rows: list[tuple[int, list[object]]] = field(default_factory=list)
+    #: For a table made from a one-sheet report (:mod:`cytosafe.io.bioplex_wide`): row ->
+    #: data type -> the sheet row its value is on (errors name that row).
+    field_rows: dict[int, dict[str, int]] = field(default_factory=dict)
 
     @property
     def is_summary(self) -> bool:
@@ -489,11 +499,21 @@ def _split_wells(value: object) -> list[str]:
 
 
 def _analyte_sheets(sheets: list[_Sheet], path: Path) -> list[_AnalyteSheet]:
-    parsed = [p for p in (_parse_sheet(s) for s in sheets) if p is not None]
+    from cytosafe.io import bioplex_wide
+
+    # A one-sheet report's block header also names Type, Well and FI: it is told apart
+    # (the analyte row above its data columns) before the per-analyte rules see it.
+    parsed = []
+    for sheet in sheets:
+        if bioplex_wide.is_wide(sheet.rows):
+            parsed.extend(bioplex_wide.analyte_sheets(sheet, path))
+        elif (one := _parse_sheet(sheet)) is not None:
+            parsed.append(one)
     if not parsed:
         raise InputError(
-            "not a Bio-Plex Manager report: no sheet has an 'Analyte:' header line or a "
-            "data table with Type, Well and FI columns",
+            "not a Bio-Plex Manager report: no sheet has an 'Analyte:' header line, a "
+            "data table with Type, Well and FI columns, or analytes side by side over "
+            "Type, Well and FI blocks",
             file=str(path),
             expected="a Bio-Plex Manager report table exported to Excel",
         )
@@ -612,134 +632,153 @@ def _choose_blocks(sheet: _AnalyteSheet, path: Path) -> list[_Block]:
 
 def _sheet_records(sheet: _AnalyteSheet, path: Path, seen: dict, skipped: list[dict]) -> list[dict]:
     """One record per data row of an analyte sheet (skipped rows go to ``skipped``)."""
+    records: list[dict] = []
+    replicate_count: dict[str, int] = {}
+    for block in _choose_blocks(sheet, path):
+        try:
+            _block_records(block, sheet, path, seen, skipped, records, replicate_count)
+        except InputError as exc:
+            if not block.field_rows:
+                raise
+            from cytosafe.io.bioplex_wide import sheet_error
+
+            # A one-sheet report's row is its FI row; the bad value may sit in another block.
+            raise sheet_error(exc, block) from None
+    return records
+
+
+def _block_records(
+    block: _Block,
+    sheet: _AnalyteSheet,
+    path: Path,
+    seen: dict,
+    skipped: list[dict],
+    records: list[dict],
+    replicate_count: dict[str, int],
+) -> None:
+    """The records of one data table of an analyte sheet (see :func:`_sheet_records`)."""
     analyte_text = sheet.analyte_text
     analyte, region = sheet.analyte, sheet.region
     file_where = _where_sheet(path, sheet.name)
-    records = []
-    replicate_count: dict[str, int] = {}
-    for block in _choose_blocks(sheet, path):
-        for row, vals in block.rows:
-            where = {"file": file_where, "row": row}
-            raw_wells = _split_wells(_cell(block, vals, "Well"))
-            if not raw_wells:
-                raise InputError(
-                    "well is empty", field="Well", expected="a well such as A1 or C1,D1", **where
-                )
-            try:
-                wells = [normalize_well(w) for w in raw_wells]
-            except InputError as exc:  # name the report's column, as every error here does
-                raise InputError(
-                    exc.message, field="Well", expected=exc.expected, **where
-                ) from None
-            where["well"] = wells[0]
-
-            type_label = _text(_cell(block, vals, "Type")).upper()
-            m = _TYPE.match(type_label)
-            if not m:
-                raise InputError(
-                    f"unknown well type '{type_label}'" if type_label else "well type is empty",
-                    field="Type",
-                    expected="S<n> (standard), B (blank), C<n> (control), X<n> or U<n> (sample)",
-                    **where,
-                )
-            sample_type = _SAMPLE_TYPE.get(m.group(1), "sample")
-
-            row_analyte = _text(_cell(block, vals, "Analyte"))
-            if row_analyte and _norm(row_analyte) != _norm(analyte_text):
-                raise InputError(
-                    f"the row names analyte '{row_analyte}' on the sheet of '{analyte_text}'",
-                    field="Analyte",
-                    expected=f"'{analyte_text}' (one analyte per sheet)",
-                    **where,
-                )
-            for well in wells:
-                key = (analyte, well)
-                if key in seen:
-                    first_sheet, first_row = seen[key]
-                    raise InputError(
-                        f"duplicate well x analyte: {analyte} in well {well} already has a "
-                        f"row (sheet '{first_sheet}', row {first_row})",
-                        field="Well",
-                        expected="one row per well x analyte",
-                        **{**where, "well": well},
-                    )
-                seen[key] = (sheet.name, row)
-
-            fi = _read_fi(_cell(block, vals, "FI"), where)
-            if isinstance(fi, str):
-                skipped.append(
-                    {"sheet": sheet.name, "row": row, "well": ",".join(wells),
-                     "type_label": type_label, "analyte": analyte, "reason": fi}
-                )  # fmt: skip
-                continue
-
-            exp_conc = _number(_cell(block, vals, "Exp Conc"))
-            if sample_type == "standard":
-                if not math.isfinite(exp_conc):
-                    raise InputError(
-                        f"standard {type_label} has no expected concentration",
-                        field="Exp Conc",
-                        expected="the nominal concentration of the standard",
-                        **where,
-                    )
-                if exp_conc < 0:
-                    raise InputError(
-                        f"standard {type_label} has a negative expected concentration {exp_conc}",
-                        field="Exp Conc",
-                        expected="a concentration >= 0",
-                        **where,
-                    )
-                if exp_conc == 0:
-                    sample_type = "blank"  # the zero calibrator
-            obs_value, obs_flag = parse_vendor_value(_cell(block, vals, "Obs Conc"))
-            bead_count = _number(_cell(block, vals, "Bead Count"))
-            if bead_count < 0:
-                raise InputError(
-                    f"bead count {bead_count:g} is negative",
-                    field="Bead Count",
-                    expected="a count >= 0",
-                    **where,
-                )
-            outlier = _number(_cell(block, vals, "Outlier"))
-            description = _text(_cell(block, vals, "Description"))
-            sampling = _text(_cell(block, vals, "Sampling Errors"))
-            if len(wells) == 1:
-                replicate_count[type_label] = replicate_count.get(type_label, 0) + 1
-                replicate = replicate_count[type_label]
-            else:
-                replicate = math.nan  # a group mean is not one replicate
-            if sample_type in ("standard", "blank") or not description:
-                sample_id = type_label  # Description names the series, not the level
-            else:
-                sample_id = description
-            records.append(
-                {
-                    "analyte": analyte,
-                    "well": wells[0],
-                    "sample_type": sample_type,
-                    "signal": fi,
-                    "dilution_factor": _read_dilution(_cell(block, vals, "Dilution"), where),
-                    "sample_id": sample_id,
-                    "bead_count": bead_count,
-                    "replicate": replicate,
-                    "source_row": row,
-                    "net_signal": _number(_cell(block, vals, "FI - Bkgd")),
-                    "exp_conc": exp_conc,
-                    "_obs_conc": obs_value,
-                    "vendor_flag": obs_flag,
-                    "fi_sd": _number(_cell(block, vals, "Std Dev")),
-                    "fi_cv": _number(_cell(block, vals, "%CV")),
-                    "wells": ",".join(wells),
-                    "n_wells": len(wells),
-                    "type_label": type_label,
-                    "description": description or None,
-                    "outlier": (outlier != 0) if math.isfinite(outlier) else None,
-                    "sampling_errors": sampling or None,
-                    "bead_region": region,
-                    "source_sheet": sheet.name,
-                }
+    for row, vals in block.rows:
+        where = {"file": file_where, "row": row}
+        raw_wells = _split_wells(_cell(block, vals, "Well"))
+        if not raw_wells:
+            raise InputError(
+                "well is empty", field="Well", expected="a well such as A1 or C1,D1", **where
             )
-    return records
+        try:
+            wells = [normalize_well(w) for w in raw_wells]
+        except InputError as exc:  # name the report's column, as every error here does
+            raise InputError(exc.message, field="Well", expected=exc.expected, **where) from None
+        where["well"] = wells[0]
+
+        type_label = _text(_cell(block, vals, "Type")).upper()
+        m = _TYPE.match(type_label)
+        if not m:
+            raise InputError(
+                f"unknown well type '{type_label}'" if type_label else "well type is empty",
+                field="Type",
+                expected="S<n> (standard), B (blank), C<n> (control), X<n> or U<n> (sample)",
+                **where,
+            )
+        sample_type = _SAMPLE_TYPE.get(m.group(1), "sample")
+
+        row_analyte = _text(_cell(block, vals, "Analyte"))
+        if row_analyte and _norm(row_analyte) != _norm(analyte_text):
+            raise InputError(
+                f"the row names analyte '{row_analyte}' on the sheet of '{analyte_text}'",
+                field="Analyte",
+                expected=f"'{analyte_text}' (one analyte per sheet)",
+                **where,
+            )
+        for well in wells:
+            key = (analyte, well)
+            if key in seen:
+                first_sheet, first_row = seen[key]
+                raise InputError(
+                    f"duplicate well x analyte: {analyte} in well {well} already has a "
+                    f"row (sheet '{first_sheet}', row {first_row})",
+                    field="Well",
+                    expected="one row per well x analyte",
+                    **{**where, "well": well},
+                )
+            seen[key] = (sheet.name, row)
+
+        fi = _read_fi(_cell(block, vals, "FI"), where)
+        if isinstance(fi, str):
+            skipped.append(
+                {"sheet": sheet.name, "row": row, "well": ",".join(wells),
+                 "type_label": type_label, "analyte": analyte, "reason": fi}
+            )  # fmt: skip
+            continue
+
+        exp_conc = _number(_cell(block, vals, "Exp Conc"))
+        if sample_type == "standard":
+            if not math.isfinite(exp_conc):
+                raise InputError(
+                    f"standard {type_label} has no expected concentration",
+                    field="Exp Conc",
+                    expected="the nominal concentration of the standard",
+                    **where,
+                )
+            if exp_conc < 0:
+                raise InputError(
+                    f"standard {type_label} has a negative expected concentration {exp_conc}",
+                    field="Exp Conc",
+                    expected="a concentration >= 0",
+                    **where,
+                )
+            if exp_conc == 0:
+                sample_type = "blank"  # the zero calibrator
+        obs_value, obs_flag = parse_vendor_value(_cell(block, vals, "Obs Conc"))
+        bead_count = _number(_cell(block, vals, "Bead Count"))
+        if bead_count < 0:
+            raise InputError(
+                f"bead count {bead_count:g} is negative",
+                field="Bead Count",
+                expected="a count >= 0",
+                **where,
+            )
+        outlier = _number(_cell(block, vals, "Outlier"))
+        description = _text(_cell(block, vals, "Description"))
+        sampling = _text(_cell(block, vals, "Sampling Errors"))
+        if len(wells) == 1:
+            replicate_count[type_label] = replicate_count.get(type_label, 0) + 1
+            replicate = replicate_count[type_label]
+        else:
+            replicate = math.nan  # a group mean is not one replicate
+        if sample_type in ("standard", "blank") or not description:
+            sample_id = type_label  # Description names the series, not the level
+        else:
+            sample_id = description
+        records.append(
+            {
+                "analyte": analyte,
+                "well": wells[0],
+                "sample_type": sample_type,
+                "signal": fi,
+                "dilution_factor": _read_dilution(_cell(block, vals, "Dilution"), where),
+                "sample_id": sample_id,
+                "bead_count": bead_count,
+                "replicate": replicate,
+                "source_row": row,
+                "net_signal": _number(_cell(block, vals, "FI - Bkgd")),
+                "exp_conc": exp_conc,
+                "_obs_conc": obs_value,
+                "vendor_flag": obs_flag,
+                "fi_sd": _number(_cell(block, vals, "Std Dev")),
+                "fi_cv": _number(_cell(block, vals, "%CV")),
+                "wells": ",".join(wells),
+                "n_wells": len(wells),
+                "type_label": type_label,
+                "description": description or None,
+                "outlier": (outlier != 0) if math.isfinite(outlier) else None,
+                "sampling_errors": sampling or None,
+                "bead_region": region,
+                "source_sheet": sheet.name,
+            }
+        )
 
 
 def _resolve_unit(
@@ -774,7 +813,9 @@ def _resolve_unit(
 
 def sniff(probe: Probe) -> bool:
     """A BIFF8 ``.xls`` (the only ``.xls`` export CytoSafe reads), or an ``.xlsx`` with a
-    sheet whose first rows hold an ``Analyte:`` line."""
+    sheet whose first rows hold an ``Analyte:`` line or the block header of the one-sheet
+    report (:mod:`cytosafe.io.bioplex_wide`: analytes side by side over Type, Well and a
+    data type), which would otherwise fall to the tidy reader."""
     if probe.is_ole2:
         return True
     for rows in probe.sheets.values():
@@ -782,7 +823,9 @@ def sniff(probe: Probe) -> bool:
             cells = [str(c).strip() for c in row if c is not None]
             if cells and cells[0].startswith("Analyte:"):
                 return True
-    return False
+    from cytosafe.io.bioplex_wide import is_wide
+
+    return any(is_wide([list(row) for row in rows]) for rows in probe.sheets.values())
 
 
 def read_bioplex(

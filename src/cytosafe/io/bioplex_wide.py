@@ -1,0 +1,306 @@
+"""Bio-Plex Manager's one-sheet report: every analyte side by side, one block per data type.
+
+Besides the report of one sheet per analyte (:mod:`cytosafe.io.bioplex`), Bio-Plex
+Manager's report table is met with all analytes on one sheet. The one public example is
+``inst/extdata/synthetic_bioplex.xlsx`` of mini-pw/SerolyzeR, a synthetic file in the
+layout its ``read_bioplex_format`` reads (1-based sheet rows)::
+
+    File Name: plate1.rbx                      <- "Key: value" header lines in column A
+    Acquisition Date: 04-Dec-2026, 10:00 AM
+    Plate ID: ...
+    <blank row>
+    |      |             | IL-6 (12) | TNF (33)    <- the analyte of each column below
+    Type | Well | Description | FI  | FI          <- the block's data type over each column
+    B    | A1   |             | 31.5 | 28.0
+    S1   | A2   | ...         | ... | ...          <- one row per well (or replicate group)
+    <blank row>
+    |      |             | IL-6 (12) | TNF (33)
+    Type | Well | Description | Bead Count | Bead Count
+    ...
+
+Each block repeats the wells; its data type is named as the per-analyte report names
+its column (``FI``, ``Bead Count`` in the example; SerolyzeR maps ``FI``, ``FI - Bkgd``
+and ``Bead Count``), and is read as that column is (see :mod:`cytosafe.io.bioplex`):
+``Obs Conc``, ``Exp Conc``, ``Dilution``, ``Std Dev``, ... by the same names (no public
+example has those blocks, so their names are the per-analyte report's). A column whose
+label above is empty belongs to the analyte on its left (a label merged over several
+columns). The blocks are joined by the row's Type and Well, and each analyte becomes the
+analyte sheet it would have been in the per-analyte report, so that both layouts are read
+by one set of rules.
+
+What a calibration needs is the standards' expected concentrations: the public example
+has only ``FI`` and ``Bead Count`` blocks, and its standards' Description is a dilution
+of a standard serum (``1/100``), not a concentration. A one-sheet report whose standards
+have no ``Exp Conc`` is refused, naming the layout and what to export instead.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from cytosafe.errors import InputError
+from cytosafe.io.bioplex import (
+    _COLUMNS,
+    _DASH,
+    _HEADER_LINE,
+    _AnalyteSheet,
+    _Block,
+    _is_empty,
+    _norm,
+    _Sheet,
+    _text,
+    _where_sheet,
+)
+
+__all__ = ["LAYOUT", "REMEDY", "analyte_sheets", "find_header", "is_wide", "sheet_error"]
+
+#: How error messages name this layout.
+LAYOUT = (
+    "a Bio-Plex Manager report with all analytes on one sheet (analytes side by side, one "
+    "block of wells per data type)"
+)
+#: What to export instead when the layout lacks what a calibration needs.
+REMEDY = (
+    "the Bio-Plex Manager report table exported to Excel with one sheet per analyte, whose "
+    "columns include Type, Well, FI, FI - Bkgd, Obs Conc and Exp Conc (the layout CytoSafe "
+    "reads), or this layout with an Exp Conc block"
+)
+
+_STANDARD = re.compile(r"^E?S\d*$")
+_KEYS = ("Type", "Well", "Description")
+_FIELDS = {name for name in _COLUMNS.values() if name not in ("Analyte", "Type", "Well")}
+
+
+@dataclass
+class _Column:
+    """One data column of a block: its index, analyte label, data type and unit."""
+
+    index: int
+    analyte: str
+    field: str | None  # None: a data type the reader does not use
+    unit: str | None
+
+
+def _data_type(value: object) -> tuple[str | None, str | None]:
+    """A block header cell -> (field name, unit printed in it), e.g. 'Exp Conc (pg/mL)'."""
+    text = _DASH.sub(" - ", _norm(value))
+    unit = None
+    m = re.match(r"^(obs conc|exp conc)\s*\((.+)\)$", text)
+    if m:
+        raw = _text(value)
+        text, unit = m.group(1), raw[raw.rfind("(") + 1 : -1].strip()
+    name = _COLUMNS.get(text)
+    return (name if name in _FIELDS else None), unit
+
+
+def find_header(rows: list[list[object]], r: int) -> tuple[dict[str, int], list[_Column]] | None:
+    """Whether sheet row ``r`` (0-based) heads a one-sheet block: ``Type`` and ``Well``
+    (and ``Description``) cells, no ``Analyte`` column, and the row above holding analyte
+    labels over the data columns after them. Returns the key columns and data columns."""
+    if r == 0:
+        return None
+    row = rows[r]
+    keys: dict[str, int] = {}
+    for idx, value in enumerate(row):
+        if isinstance(value, str):
+            norm = _norm(value)
+            if norm == "analyte":
+                return None  # a per-analyte report's data header
+            for key in _KEYS:
+                if norm == key.lower() and key not in keys:
+                    keys[key] = idx
+    if "Type" not in keys or "Well" not in keys:
+        return None
+    above = rows[r - 1]
+    start = max(keys.values()) + 1
+    if any(i < len(above) and _text(above[i]) for i in range(start)):
+        return None  # a line over the key columns is no analyte row
+    columns: list[_Column] = []
+    label = ""
+    for idx in range(start, len(row)):
+        if not _text(row[idx]):
+            continue
+        label = _text(above[idx]) if idx < len(above) and _text(above[idx]) else label
+        if not label:
+            return None  # a data column before any analyte label
+        field, unit = _data_type(row[idx])
+        columns.append(_Column(idx, label, field, unit))
+    if not any(c.field for c in columns):
+        return None
+    return keys, columns
+
+
+def is_wide(rows: list[list[object]]) -> bool:
+    """Whether a sheet's rows hold a one-sheet block (see :func:`find_header`)."""
+    return any(
+        find_header(rows, r) is not None
+        for r in range(1, len(rows))
+        # a cheap first test (most rows hold no 'Type' cell), then the full one
+        if any(isinstance(v, str) and v.strip().lower() == "type" for v in rows[r])
+    )
+
+
+def _header_lines(rows: list[list[object]], end: int) -> dict[str, tuple[str, int]]:
+    """The ``Key: value`` lines in column A before the first block (as the per-analyte
+    report's header lines)."""
+    header: dict[str, tuple[str, int]] = {}
+    for r in range(end):
+        first = _text(rows[r][0]) if rows[r] else ""
+        m = _HEADER_LINE.match(first) if first else None
+        if m and m.group(1).lower() not in header:
+            header[m.group(1).lower()] = (m.group(2), r + 1)
+    return header
+
+
+@dataclass
+class _Cells:
+    """One well (or replicate group) of one analyte, gathered from every block."""
+
+    type_label: object
+    well: object
+    description: object
+    row: int  # the sheet row of its FI (or first) cell
+    values: dict[str, object]
+    rows: dict[str, int]  # data type -> the sheet row its value is on
+
+
+def analyte_sheets(sheet: _Sheet, path: Path) -> list[_AnalyteSheet]:
+    """The analyte sheets the one-sheet report ``sheet`` stands for, one per analyte, each
+    with one data table of the columns Analyte, Type, Well, Description and the data types
+    of its blocks (the per-analyte report's layout; :mod:`cytosafe.io.bioplex`).
+
+    Raises
+    ------
+    InputError
+        A well listed twice in one block, or in a block but not in the analyte's FI block;
+        an analyte without an FI column; standards without an ``Exp Conc`` block (the
+        layout and what to export instead are named).
+    """
+    rows = sheet.rows
+    where = _where_sheet(path, sheet.name)
+    first_header: int | None = None
+    analytes: dict[str, dict[tuple[str, str], _Cells]] = {}
+    fields: dict[str, dict[str, int]] = {}  # analyte -> data type -> its header row
+    units: dict[str, dict[str, str]] = {}
+    r = 1
+    while r < len(rows):
+        found = find_header(rows, r)
+        if found is None:
+            r += 1
+            continue
+        keys, columns = found
+        header_row = r + 1
+        first_header = header_row if first_header is None else first_header
+        r += 1
+        while r < len(rows) and not _is_empty(rows[r]):
+            vals = rows[r]
+            key_cells = [vals[keys[k]] if k in keys and keys[k] < len(vals) else None
+                         for k in _KEYS]  # fmt: skip
+            if not _text(key_cells[0]) and not _text(key_cells[1]):
+                break  # the next block's analyte row, or a line below the table
+            key = (_norm(key_cells[0]), re.sub(r"\s+", "", _norm(key_cells[1])))
+            for col in columns:
+                if col.field is None:
+                    continue
+                cells = analytes.setdefault(col.analyte, {})
+                fields.setdefault(col.analyte, {}).setdefault(col.field, header_row)
+                if col.unit:
+                    units.setdefault(col.analyte, {})[col.field] = col.unit
+                entry = cells.get(key)
+                if entry is None:
+                    entry = cells[key] = _Cells(*key_cells, r + 1, {}, {})
+                elif col.field in entry.values:
+                    raise InputError(
+                        f"{col.analyte}: well '{_text(key_cells[1])}' ({_text(key_cells[0])}) "
+                        f"is listed twice in the {col.field} block (first at row "
+                        f"{entry.rows[col.field]})",
+                        file=where,
+                        row=r + 1,
+                        field="Well",
+                        expected="each well once per block",
+                    )
+                entry.values[col.field] = vals[col.index] if col.index < len(vals) else None
+                entry.rows[col.field] = r + 1
+                if col.field == "FI":
+                    entry.row = r + 1
+            r += 1
+    if first_header is None:  # pragma: no cover - callers pass sheets is_wide() accepted
+        return []
+
+    header = _header_lines(rows, first_header - 2)
+    out: list[_AnalyteSheet] = []
+    for analyte, cells in analytes.items():
+        have = fields[analyte]
+        if "FI" not in have:
+            raise InputError(
+                f"analyte '{analyte}' has no FI block",
+                file=where,
+                row=min(have.values()),
+                field="FI",
+                expected=f"an FI block with a column for every analyte, in {LAYOUT}",
+            )
+        for entry in cells.values():
+            if "FI" not in entry.values:
+                missing = min(entry.rows, key=entry.rows.get)
+                raise InputError(
+                    f"{analyte}: well '{_text(entry.well)}' ({_text(entry.type_label)}) is in "
+                    f"the {missing} block but not in the FI block",
+                    file=where,
+                    row=entry.rows[missing],
+                    field="Well",
+                    expected="the same wells in every block",
+                )
+        standards = [e for e in cells.values() if _STANDARD.match(_text(e.type_label).upper())]
+        if standards and "Exp Conc" not in have:
+            blocks = ", ".join(dict.fromkeys(f for a in fields.values() for f in a))
+            labels = [_text(e.type_label) for e in standards]
+            raise InputError(
+                f"this is {LAYOUT}; its blocks ({blocks}) include no Exp Conc, so the "
+                f"standards of {analyte} ({labels[0]} to {labels[-1]}) have no expected "
+                "concentration to calibrate with",
+                file=where,
+                row=first_header,
+                field="Exp Conc",
+                expected=REMEDY,
+            )
+        order = ["FI", *sorted(f for f in have if f != "FI")]
+        columns = {"Analyte": 0, "Type": 1, "Well": 2, "Description": 3}
+        columns.update({f: 4 + i for i, f in enumerate(order)})
+        block = _Block(have["FI"], columns, dict(units.get(analyte, {})))
+        for entry in cells.values():
+            vals = [analyte, entry.type_label, entry.well, entry.description]
+            vals += [entry.values.get(f) for f in order]
+            block.rows.append((entry.row, vals))
+            block.field_rows[entry.row] = dict(entry.rows)
+        label_row = have["FI"] - 1
+        out.append(
+            _AnalyteSheet(sheet.name, {**header, "analyte": (analyte, label_row)}, [block], {})
+        )
+    if not out:
+        raise InputError(
+            f"this is {LAYOUT}, but its blocks have no data row",
+            file=where,
+            row=first_header,
+            field="FI",
+            expected="rows of wells under each block header",
+        )
+    return out
+
+
+def sheet_error(error: InputError, block: _Block) -> InputError:
+    """``error`` of a row of a one-sheet analyte table, moved to the sheet row its field's
+    value is on (the table's row is the well's FI row; Exp Conc is in another block)."""
+    rows = block.field_rows.get(error.row or -1, {})
+    field = error.field
+    if field not in rows or rows[field] == error.row:
+        return error
+    return type(error)(
+        error.message,
+        file=error.file,
+        row=rows[field],
+        well=error.well,
+        field=error.field,
+        expected=error.expected,
+    )
