@@ -1,16 +1,19 @@
-"""Bio-Plex Manager's one-sheet report (all analytes side by side).
+"""Bio-Plex Manager's one-sheet report (all analytes side by side) and INTELLIFLEX's CSV.
 
 Both came up in the 2026-12-04 survey of public exports. The one-sheet report
 (SerolyzeR's ``inst/extdata/synthetic_bioplex.xlsx``: blocks of FI and Bead Count, one
 column per analyte, the analyte named in the row above) was taken by the tidy reader,
 whose message about the header misled; a ``.xls`` of it went to the per-analyte rules,
 which took its sheet for one analyte named after the sheet, the first column of each block
-its values. Every workbook here is typed in the layout with synthetic values; nothing is
-copied from the public file.
+its values. Luminex INTELLIFLEX's own CSV (allotropy's ``luminex_intelliflex_*.csv``,
+SerolyzeR's ``random_intelliflex.csv``) was "not a format CytoSafe recognises". Every
+workbook and CSV here is typed in the layout with synthetic values; nothing is copied from
+the public files.
 """
 
 from __future__ import annotations
 
+import csv
 import warnings
 from pathlib import Path
 
@@ -319,3 +322,42 @@ def test_a_tidy_workbook_with_type_and_well_columns_is_not_taken_for_it(tmp_path
     ws.append(["S1", "A1", "std", 100.0, "IL-6", 100.0])
     book.save(path)
     assert detect_format(path) == "tidy"
+
+
+# --------------------------------------------------------------------------- INTELLIFLEX
+
+
+def write_intelliflex(path: Path, *, regions=("R25", "R27")) -> Path:
+    """INTELLIFLEX's CSV: one row per well, per region NAME/REGION/MEDIAN/COUNT columns."""
+    header = ["INSTRUMENT TYPE", "SERIAL NUMBER", "PLATE NAME", "WELL LOCATION", "WELL TYPE",
+              "SAMPLE ID", "DILUTION", "TOTAL EVENTS"]  # fmt: skip
+    for region in regions:
+        header += [f"{region}: RP1 {k}" for k in ("ANALYTE NAME", "REGION", "MEDIAN", "COUNT")]
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh)
+        out.writerow(header)
+        for n, well in enumerate(("A1", "B1", "C1"), start=1):
+            line = ["INTELLIFLEX", "SN-0", "PLATE-1", well, f"U{n}", f"Unknown{n}", "1", "900"]
+            for k, region in enumerate(regions):
+                line += [f"Analyte {k}", region[1:], f"{1000.5 * n + k}", "60"]
+            out.writerow(line)
+    return path
+
+
+def test_an_intelliflex_csv_is_named_with_what_to_export_instead(tmp_path):
+    path = write_intelliflex(tmp_path / "plate.csv")
+    with pytest.raises(InputError) as info:
+        read(path)
+    err = info.value
+    assert err.file == str(path)
+    assert "Luminex INTELLIFLEX CSV export" in err.message
+    assert "no column for the standards' expected concentrations" in err.message
+    assert "xPONENT" in err.expected
+    res = CliRunner().invoke(app, ["quantify", str(path), "--out", str(tmp_path / "out")])
+    assert res.exit_code != 0 and "INTELLIFLEX" in res.output
+
+
+def test_a_csv_without_region_columns_is_not_called_intelliflex(tmp_path):
+    path = write_intelliflex(tmp_path / "plate.csv", regions=())
+    with pytest.raises(InputError, match="not a format CytoSafe recognises"):
+        read(path)

@@ -129,6 +129,7 @@ __all__ = [
     "parse",
     "read_bioplex",
     "read_bioplex_equations",
+    "refuse",
     "sniff",
     "write",
     "write_bioplex",
@@ -826,6 +827,44 @@ def sniff(probe: Probe) -> bool:
     from cytosafe.io.bioplex_wide import is_wide
 
     return any(is_wide([list(row) for row in rows]) for rows in probe.sheets.values())
+
+
+#: Luminex INTELLIFLEX's own CSV (one row per well; per bead region ``R25: RP1 MEDIAN``,
+#: ``R25: RP1 COUNT``, ... columns, after ``INSTRUMENT TYPE``, ``WELL LOCATION``, ``SAMPLE
+#: ID``): the layout of allotropy's ``luminex_intelliflex_single_dataset.csv`` and
+#: ``luminex_intelliflex_v2_2.csv`` (Benchling-Open-Source/allotropy
+#: ``tests/parsers/luminex_intelliflex/testdata``) and SerolyzeR's
+#: ``inst/extdata/random_intelliflex.csv``. None of them has a column for a standard's
+#: expected concentration; the same runs exported by xPONENT (allotropy's
+#: ``luminex_intelliflex_example_01.csv``, first line ``Program,xPONENT,,Intelliflex``)
+#: are read by :mod:`cytosafe.io.xponent`.
+_INTELLIFLEX_REGION = re.compile(r"^R\d+:\s*RP\d+\s+\S")
+INTELLIFLEX_CSV = (
+    "this is a Luminex INTELLIFLEX CSV export (one row per well, a 'R<region>: RP1 MEDIAN' "
+    "column per bead region), which CytoSafe does not read"
+)
+INTELLIFLEX_REMEDY = (
+    "the batch exported by xPONENT as its CSV (first line 'Program,xPONENT'; xPONENT writes "
+    "it for INTELLIFLEX runs too), with the standards' expected concentrations; or a tidy "
+    "CSV with columns well, analyte, sample_type, signal, standard_concentration"
+)
+
+
+def refuse(probe: Probe) -> tuple[str, str] | None:
+    """A Luminex INTELLIFLEX CSV export: named, with what to export instead (the ``refuse``
+    hook of :mod:`cytosafe.io.reader`). Its public examples carry no expected
+    concentrations of standards, so no calibration could be made from one."""
+    if probe.is_ole2 or probe.is_xlsx or not probe.lines:
+        return None
+    cells = [c.strip().strip('"').strip().upper() for c in probe.lines[0].split(",")]
+    if not {"INSTRUMENT TYPE", "WELL LOCATION"} <= set(cells):
+        return None
+    if not any(_INTELLIFLEX_REGION.match(c) for c in cells):
+        return None
+    message = INTELLIFLEX_CSV
+    if not any("CONC" in c or "EXPECTED" in c for c in cells):
+        message += ": it has no column for the standards' expected concentrations"
+    return message, INTELLIFLEX_REMEDY
 
 
 def read_bioplex(
