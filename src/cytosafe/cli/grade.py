@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 
 from cytosafe.cli._common import OutOption, QuietOption
-from cytosafe.cli._parallel import check_workers
+from cytosafe.cli._parallel import check_scheduler, check_workers
 
 __all__ = ["grade_command"]
 
@@ -82,7 +82,8 @@ def grade_command(
             "-w",
             metavar="N",
             help="Processes that validate and grade the observations, each a part of whole "
-            "patients (default 1: in this process). The tables are byte-identical whatever N.",
+            "patients (default 1: in this process). The tables are byte-identical whatever N. "
+            "Not with --scheduler.",
             callback=check_workers,
             show_default=False,
         ),
@@ -93,7 +94,9 @@ def grade_command(
             "--scheduler",
             metavar="tcp://HOST:PORT",
             help="Validate and grade parts of whole patients on this Dask cluster instead "
-            "(dask.distributed scheduler address); the tables and report are still written here.",
+            "(dask.distributed scheduler address); the tables and report are still written here. "
+            "Not with --workers.",
+            callback=check_scheduler,
             show_default=False,
         ),
     ] = None,
