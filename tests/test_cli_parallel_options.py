@@ -1,18 +1,23 @@
-"""The many-plate commands' options.
+"""The many-plate commands' options and progress bar.
 
 ``--workers N`` (processes here) and ``--scheduler ADDRESS`` (a Dask cluster) together are
 a usage error naming both, on every command that takes them: before, the scheduler won and
-the user was not told.
+the user was not told. And the progress bar of ``cytosafe quantify`` never moves back,
+not even when the at-once read of the exports falls back to reading them file by file
+(:func:`cytosafe.quantification.load_measurements`), which reports every file again from 0.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from cytosafe.cli import app
+from cytosafe.cli._common import Progress
+from cytosafe.workflows import run_quantification
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "examples" / "cra-study"
@@ -61,3 +66,51 @@ def test_a_bad_worker_count_is_still_named_on_its_own():
     result = runner.invoke(app, ["grade", str(COHORT), "--out", "x", "--workers", "0"])
     text = _text(result.output)
     assert result.exit_code == 2 and "--workers" in text and "1 or more" in text
+
+
+def _shown(progress: Progress) -> tuple[float, str]:
+    """What the rich bar itself shows: its task's completed fraction and description."""
+    (task,) = progress._bar.tasks
+    return task.completed, task.description
+
+
+def test_the_bar_never_moves_back():
+    progress = Progress(enabled=True)
+    with progress.running():
+        progress(0.5, "reading b.csv")
+        progress(0.0, "reading a.csv")
+        assert _shown(progress) == (0.5, "reading a.csv")
+        progress(0.75, "fitting")
+        assert _shown(progress) == (0.75, "fitting")
+    # A new run starts from 0 again.
+    with progress.running():
+        progress(0.25, "reading a.csv")
+        assert _shown(progress) == (0.25, "reading a.csv")
+
+
+@pytest.fixture
+def mismatched(tmp_path) -> list[Path]:
+    """Two tidy tables of one plate each whose columns differ (the second has no
+    bead_count): the at-once read reads both, then falls back to file by file."""
+    table = pd.read_csv(STUDY / "tidy" / "measurements.csv")
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    table[table["plate_id"] == "MSD-01"].to_csv(first, index=False)
+    one = table[table["plate_id"] == "MSD-02"].drop(columns=["bead_count"])
+    one.to_csv(second, index=False)
+    return [first, second]
+
+
+def test_the_bar_does_not_restart_when_the_at_once_read_falls_back(mismatched):
+    progress = Progress(enabled=True)
+    messages, shown = [], []
+
+    def watch(fraction: float, message: str) -> None:
+        progress(fraction, message)
+        messages.append(message)
+        shown.append(_shown(progress)[0])
+
+    with progress.running():
+        run_quantification(mismatched, progress=watch)
+    assert messages.count("reading a.csv") == 2  # read at once, then again file by file
+    assert shown == sorted(shown)
+    assert shown[-1] == 1.0

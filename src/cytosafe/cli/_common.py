@@ -148,13 +148,17 @@ class Progress:
     """A progress bar on a terminal (stderr); silent when ``enabled`` is false.
 
     Workflows report ``progress(fraction, message)``; this object is such a callable
-    inside ``with progress.running():``.
+    inside ``with progress.running():``. The bar never moves back: a workflow may report
+    a step again from its start, as :func:`cytosafe.quantification.load_measurements`
+    does when its at-once read of the exports falls back to reading them file by file.
+    The bar then holds where it was, with the new message, until the work passes it.
     """
 
     def __init__(self, enabled: bool | None = None) -> None:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self._bar = None
         self._task = None
+        self._shown = 0.0
 
     @contextmanager
     def running(self) -> Iterator[Progress]:
@@ -173,9 +177,11 @@ class Progress:
             transient=True,
         ) as bar:
             self._bar, self._task = bar, bar.add_task("starting", total=1.0)
+            self._shown = 0.0
             yield self
         self._bar = self._task = None
 
     def __call__(self, fraction: float, message: str) -> None:
         if self._bar is not None:
-            self._bar.update(self._task, completed=fraction, description=message)
+            self._shown = max(self._shown, fraction)
+            self._bar.update(self._task, completed=self._shown, description=message)
