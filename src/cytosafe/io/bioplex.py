@@ -106,7 +106,6 @@ import io
 import math
 import re
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +113,19 @@ import pandas as pd
 
 from cytosafe._atomic import atomic_write
 from cytosafe.errors import DataWarning, InputError
+from cytosafe.io._bioplex_sheets import (
+    _COLUMNS,
+    _DASH,
+    _HEADER_LINE,
+    _AnalyteSheet,
+    _Block,
+    _is_empty,
+    _norm,
+    _Sheet,
+    _split_wells,
+    _text,
+    _where_sheet,
+)
 from cytosafe.io._text import short_error
 from cytosafe.io._values import export_time, parse_vendor_value, written_unit
 from cytosafe.io.reader import Probe, finish, names_file
@@ -170,7 +182,6 @@ _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # BIFF8 .xls lives in an OLE2
 _ZIP_MAGIC = b"PK\x03\x04"  # .xlsx / .xlsm are zip packages
 
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-_HEADER_LINE = re.compile(r"^\s*([^:]{1,60}?)\s*:\s*(.*?)\s*$")
 _TYPE = re.compile(r"^(ES|S|B|C|X|U)(\d*)$")
 _SAMPLE_TYPE = {"ES": "standard", "S": "standard", "B": "blank", "C": "control"}
 _REGION = re.compile(r"^(.*?\S)\s*\((\d+)\)\s*$")
@@ -185,37 +196,10 @@ _FIT_STATS = re.compile(
     rf"FitProb\.?\s*=\s*(?P<p>{_NUM})\s*,\s*ResVar\.?\s*=\s*(?P<r>{_NUM})", re.IGNORECASE
 )
 
-# Header cells of the data table, normalised (lower case, single spaces) -> field name.
-_COLUMNS = {
-    "analyte": "Analyte",
-    "type": "Type",
-    "well": "Well",
-    "outlier": "Outlier",
-    "description": "Description",
-    "fi": "FI",
-    "fi - bkgd": "FI - Bkgd",
-    "std dev": "Std Dev",
-    "%cv": "%CV",
-    "obs conc": "Obs Conc",
-    "exp conc": "Exp Conc",
-    "dilution": "Dilution",
-    "bead count": "Bead Count",
-    "beadcount": "Bead Count",
-    "count": "Bead Count",
-    "sampling errors": "Sampling Errors",
-}
 _REQUIRED_COLUMNS = ("Type", "Well", "FI")
 
 
 # --------------------------------------------------------------------------- workbook
-
-
-@dataclass
-class _Sheet:
-    """One worksheet as plain cell values; ``rows[i]`` is sheet row ``i + 1``."""
-
-    name: str
-    rows: list[list[object]]
 
 
 def _load_workbook(path: Path) -> list[_Sheet]:
@@ -292,31 +276,6 @@ def _load_xlsx(path: Path) -> list[_Sheet]:
 # --------------------------------------------------------------------------- cells
 
 
-def _text(value: object) -> str:
-    """A cell as stripped text; whole numbers without '.0' (Excel stores IDs as floats)."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        if math.isnan(value):
-            return ""
-        if value.is_integer():
-            return str(int(value))
-    return str(value).strip()
-
-
-_SPACES = re.compile(r"\s+")
-
-
-def _norm(value: object) -> str:
-    if value is None:  # most cells of a sheet: no text to normalise
-        return ""
-    return _SPACES.sub(" ", _text(value)).lower()
-
-
-def _is_empty(row: list[object]) -> bool:
-    return all(v is None or _text(v) == "" for v in row)
-
-
 def _number(value: object) -> float:
     """A plain number, or NaN for anything else (empty, markers, text)."""
     if isinstance(value, bool):
@@ -326,55 +285,6 @@ def _number(value: object) -> float:
 
 
 # --------------------------------------------------------------------------- sheet layout
-
-
-@dataclass
-class _Block:
-    """One data table: its header row, the column of each field, and its data rows."""
-
-    header_row: int
-    columns: dict[str, int]
-    units: dict[str, str]
-    rows: list[tuple[int, list[object]]] = field(default_factory=list)
-    #: For a table made from a one-sheet report (:mod:`cytosafe.io.bioplex_wide`): row ->
-    #: data type -> the sheet row its value is on (errors name that row).
-    field_rows: dict[int, dict[str, int]] = field(default_factory=dict)
-
-    @property
-    def is_summary(self) -> bool:
-        """A replicate-group table lists several wells in at least one row."""
-        col = self.columns["Well"]
-        return any(
-            len(_split_wells(vals[col] if col < len(vals) else None)) > 1 for _, vals in self.rows
-        )
-
-
-@dataclass
-class _AnalyteSheet:
-    """A parsed Bio-Plex analyte sheet."""
-
-    name: str
-    header: dict[str, tuple[str, int]]  # header-line key (lower case) -> (value, row)
-    blocks: list[_Block]
-    footer: dict[str, tuple[str, int]]  # "regression type" / "std. curve" / "fitprob"
-    #: The analyte's name without its bead region, unless another sheet's analyte of
-    #: another region has the same name (set by :func:`_analyte_sheets`).
-    analyte: str = ""
-    region: float = math.nan
-
-    @property
-    def analyte_text(self) -> str:
-        if "analyte" in self.header and self.header["analyte"][0]:
-            return self.header["analyte"][0]
-        for block in self.blocks:
-            col = block.columns.get("Analyte")
-            for _, vals in block.rows:
-                if col is not None and col < len(vals) and _text(vals[col]):
-                    return _text(vals[col])
-        return self.name
-
-
-_DASH = re.compile(r"\s*-\s*")
 
 
 def _header_cells(row: list[object]) -> tuple[dict[str, int], dict[str, str]] | None:
@@ -482,21 +392,12 @@ def _sheet_unit(sheet: _AnalyteSheet, path: Path) -> tuple[str, str] | None:
     return units[0] if units else None
 
 
-def _where_sheet(path: Path, sheet: str) -> str:
-    # InputError has no 'sheet' part; naming it next to the file keeps one location.
-    return f"{path} (sheet '{sheet}')"
-
-
 def _split_region(text: str) -> tuple[str, float]:
     """'Hu IL-12(p70) (75)' -> ('Hu IL-12(p70)', 75): analyte name and bead region."""
     m = _REGION.match(text)
     if m:
         return m.group(1), float(m.group(2))
     return text.strip(), math.nan
-
-
-def _split_wells(value: object) -> list[str]:
-    return [w for w in re.split(r"[,;\s]+", _text(value)) if w]
 
 
 def _analyte_sheets(sheets: list[_Sheet], path: Path) -> list[_AnalyteSheet]:

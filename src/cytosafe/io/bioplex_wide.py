@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cytosafe.errors import InputError
-from cytosafe.io.bioplex import (
+from cytosafe.io._bioplex_sheets import (
     _COLUMNS,
     _DASH,
     _HEADER_LINE,

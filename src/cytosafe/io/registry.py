@@ -6,7 +6,8 @@ Registering a reader is one line: add its name to :data:`FORMATS`. The order of
 that tuple is the order in which :func:`detect_format` asks the readers' ``sniff``:
 
 1. ``bioplex`` -- a BIFF8 ``.xls`` (the only ``.xls`` export supported), or an ``.xlsx``
-   whose sheet opens with ``Analyte:`` lines;
+   whose sheet opens with ``Analyte:`` lines or holds the one-sheet report (analytes side
+   by side over ``Type``, ``Well`` and ``Description``, :mod:`cytosafe.io.bioplex_wide`);
 2. ``xponent`` -- a first line ``Program,xPONENT``;
 3. ``msd`` -- an ``.xlsx`` with DW's ``Exp_Data_Tbl`` sheet or an ``Assay`` data-table
    header; a text file with DW's ``Name,Value`` preamble or ``Experiment Data Table``
