@@ -177,6 +177,31 @@
     });
   });
 
+  // A table box that scrolls sideways is marked data-scrolls and says so (its .scroll-hint,
+  // e.g. the plate QC table on a phone); a long reason (details.more) offers "show all" only
+  // where its four lines do not hold it. Measured again when the window changes size.
+  function measure() {
+    document.querySelectorAll(".table-wrap").forEach(function (box) {
+      box.toggleAttribute("data-scrolls", box.scrollWidth > box.clientWidth + 1);
+    });
+    document.querySelectorAll(".scroll-hint[data-for]").forEach(function (hint) {
+      var table = document.getElementById(hint.getAttribute("data-for"));
+      var box = table && table.closest(".table-wrap");
+      if (box) hint.hidden = !box.hasAttribute("data-scrolls");
+    });
+    document.querySelectorAll("details.more:not([open])").forEach(function (more) {
+      var text = more.querySelector(".reason-text");
+      if (text) more.toggleAttribute("data-fits", text.scrollHeight <= text.clientHeight + 1);
+    });
+  }
+  var measuring = false;
+  window.addEventListener("resize", function () {
+    if (measuring) return;
+    measuring = true;
+    requestAnimationFrame(function () { measuring = false; measure(); });
+  });
+  measure();
+
   var links = {};
   document.querySelectorAll("nav.toc a[href^='#']").forEach(function (a) { links[a.getAttribute("href").slice(1)] = a; });
   if ("IntersectionObserver" in window) {
