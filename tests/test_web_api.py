@@ -553,6 +553,27 @@ def test_quantifying_unknown_plates_is_422_and_queues_nothing(api, cra):
     assert _counts(store) == before
 
 
+def test_a_quantification_takes_ich_m10_acceptance_and_records_it(api, cra):
+    # The request names the set; the analysis's settings record it and its fields (ICH
+    # M10, 2022, sections 4.2.3, 4.2.4, 4.3.2: 6 levels, 75 % of the standards, CV 25 % at
+    # the range ends); an unknown set is 422 and queues nothing.
+    client, store = api
+    ana = client.auth_headers["ana"]
+    url = f"/api/studies/{STUDY}/analyses/quantification"
+    before = _counts(store)
+    assert client.post(url, json={"acceptance": "glp"}, headers=ana).status_code == 422
+    assert _counts(store) == before
+    r = client.post(url, json={"plates": ["MSD-01"], "acceptance": "ich-m10"}, headers=ana)
+    assert r.status_code == 202, r.text
+    done = _finished(client, ana, r.json()["id"])
+    assert done["status"] == "completed", done
+    calibration = done["settings"]["calibration"]
+    assert calibration["acceptance"] == "ich_m10"
+    assert (calibration["min_levels"], calibration["min_passing_share"]) == (6, 0.75)
+    assert calibration["end_max_cv"] == 25.0
+    assert "acceptance=ich-m10" in done["settings"]["conventions"][0]["applied"]
+
+
 def test_tables_as_csv_json_and_parquet_hold_the_same_rows(api, cra):
     client, _ = api
     vic = client.auth_headers["vic"]

@@ -324,6 +324,17 @@ def test_a_viewer_sees_no_forms_and_cannot_post_them(site, quantified):
     assert "VIC-1" not in vic.get("/studies").text
 
 
+def test_the_quantification_form_offers_ich_m10_and_refuses_an_unknown_set(site, quantified):
+    _, store, users = site
+    ana = users["ana"]
+    page = ana.get("/studies/PG-001").text
+    assert '<select name="acceptance">' in page and 'value="ich-m10"' in page
+    before = _count(store, Analysis)
+    r = ana.post("/studies/PG-001/quantify", {"acceptance": "glp"})
+    assert r.status_code == 422 and _count(store, Analysis) == before
+    assert any("acceptance" in m for m in _flash(r.text)), _flash(r.text)
+
+
 def test_another_groups_study_and_analysis_are_not_found(site, quantified):
     _, _, users = site
     olga = users["olga"]

@@ -25,7 +25,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cytosafe.curves.calibration import Calibration, CalibrationSettings, calibrate_plates
+from cytosafe.curves.calibration import (
+    Calibration,
+    CalibrationSettings,
+    acceptance_fields,
+    calibrate_plates,
+)
 from cytosafe.curves.potency import PotencySettings, potency
 from cytosafe.errors import InputError
 from cytosafe.schema.measurements import validate_measurements
@@ -167,6 +172,8 @@ def load_measurements(
         # Read once for every export (it keeps its file name for error messages), not
         # once per export and again for the plate check.
         sample_map = read_sample_map(sample_map)
+    if progress is not None:  # never back: a fallback reads the files again from the first
+        progress = _forward(progress)
     if inputs and not pairs and all(isinstance(i, (str, Path)) for i in inputs):
         try:
             at_once = _read_at_once(inputs, sample_map, study_id, standard_unit, progress)
@@ -208,6 +215,19 @@ def load_measurements(
 
         check_map_plates(sample_map, seen)
     return _joined(tables), sources
+
+
+def _forward(progress: Callable[[float, str], None]) -> Callable[[float, str], None]:
+    """``progress`` whose fraction never falls: the at-once read's fallback reports each
+    file again from 0, which would send a progress bar back to its start."""
+    reached = 0.0
+
+    def report(fraction: float, message: str) -> None:
+        nonlocal reached
+        reached = max(reached, fraction)
+        progress(reached, message)
+
+    return report
 
 
 #: Readers whose tables :func:`_read` completes after validation (from the validated
@@ -604,7 +624,10 @@ def quantify(
     options:
         Calibration fields the user set explicitly (``model``, ``weighting``, ``blank``,
         ``covariance`` and any other field of ``CalibrationSettings``, e.g.
-        ``accept_curves``): they override the convention of every plate.
+        ``accept_curves``): they override the convention of every plate. ``acceptance``
+        names a set of acceptance criteria
+        (:data:`~cytosafe.curves.calibration.ACCEPTANCE`: ``"cytosafe"`` or ``"ich-m10"``)
+        whose fields it sets; a field also given explicitly wins.
     exclusions:
         Standard wells (or any wells) to leave out of the fit, with a reason each:
         :func:`cytosafe.curves.exclusions.parse_exclusions` entries (``PLATE:WELL[:ANALYTE]=
@@ -775,13 +798,15 @@ def plate_conventions(
                 if name
                 else "the defaults (no vendor export behind this plate)"
             )
-        over = {k: v for k, v in options.items()}
+        over = {k: v for k, v in options.items() if k != "acceptance"}
         if "model" in over:  # the user's model applies to every curve of the plate
             fields.pop("curve_models", None)
-        if over:
+        if options:
             applied += "; overridden by the options " + ", ".join(
-                f"{k}={v}" for k, v in over.items()
+                f"{k}={v}" for k, v in options.items()
             )
+        if "acceptance" in options:  # a named set of acceptance criteria: its fields
+            over = {**acceptance_fields(str(options["acceptance"])), **over}
         current = dataclasses.asdict(base) if settings is not None else {}
         plate_settings = CalibrationSettings(
             **{**current, **({} if settings is not None else fields), **over}

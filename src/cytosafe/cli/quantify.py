@@ -283,10 +283,8 @@ def quantify_command(
         options["accept_curves"] = tuple(accept_curve)
     if control_failure is not None:
         options["control_failure"] = control_failure.lower()
-    if acceptance is not None:
-        from cytosafe.curves.calibration import acceptance_fields
-
-        options.update(acceptance_fields(acceptance))
+    if acceptance is not None:  # a named set: plate_conventions expands its fields
+        options["acceptance"] = acceptance.lower()
     excluded = [*(exclude or []), *([exclusions] if exclusions is not None else [])]
     potency_settings = PotencySettings(**({} if ecx is None else {"ecx": ecx}))
     progress = Progress(enabled=None if not quiet else False)

@@ -303,6 +303,7 @@ def study_page(
         return render(request, "cohort.html", found, status_code, **context)
     context["plates"] = services.list_plates(store, user, code)
     context["choices"] = QUANTIFY_CHOICES
+    context["acceptance_choices"] = ACCEPTANCE_CHOICES
     from cytosafe.web.services.studies import unmapped_plates
 
     context["unmapped"] = unmapped_plates(store, user, code)
@@ -316,6 +317,13 @@ QUANTIFY_CHOICES = (
     ("weighting", "Weighting", list(Weighting)),
     ("blank", "Blanks", list(BlankHandling)),
     ("covariance", "Covariance", list(Covariance)),
+)
+
+#: The acceptance criteria of the calibration (:data:`cytosafe.curves.calibration.ACCEPTANCE`):
+#: left empty, CytoSafe's defaults (nothing is sent, as for the other options).
+ACCEPTANCE_CHOICES = (
+    ("", "CytoSafe defaults (every standard of the range within limits)"),
+    ("ich-m10", "ICH M10, ligand-binding assays (75 % of the standards, 6 levels)"),
 )
 
 
@@ -365,12 +373,14 @@ def quantify(
     weighting: Annotated[str, Form()] = "",
     blank: Annotated[str, Form()] = "",
     covariance: Annotated[str, Form()] = "",
+    acceptance: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
 ):
     found = signed_in(request, "analyst")
     check_csrf(found[1], csrf)
     state = request.app.state
-    chosen = {"model": model, "weighting": weighting, "blank": blank, "covariance": covariance}
+    chosen = {"model": model, "weighting": weighting, "blank": blank, "covariance": covariance,
+              "acceptance": acceptance}  # fmt: skip
     try:
         # Empty is "vendor convention": only the options the user set are passed on.
         body = QuantifyIn(**{k: v.strip() for k, v in chosen.items() if v.strip()})

@@ -115,11 +115,17 @@ class QuantifyIn(BaseModel):
     weighting: Weighting | None = Field(None, description="Weights of the curve fit" + _CONVENTION)
     blank: BlankHandling | None = Field(None, description="How blanks enter the fit" + _CONVENTION)
     covariance: Covariance | None = Field(None, description="Parameter covariance" + _CONVENTION)
+    acceptance: Literal["cytosafe", "ich-m10"] | None = Field(
+        None,
+        description="Acceptance criteria of the standards and kit controls: 'cytosafe' "
+        "(default: every standard level of the range within limits, at least 5) or 'ich-m10' "
+        "(ICH M10 for ligand-binding assays, sections 4.2.3, 4.2.4 and 4.3.2).",
+    )
 
     def options(self) -> dict[str, str]:
         """The calibration options the caller set (they override the conventions)."""
         chosen = {"model": self.model, "weighting": self.weighting, "blank": self.blank,
-                  "covariance": self.covariance}  # fmt: skip
+                  "covariance": self.covariance, "acceptance": self.acceptance}  # fmt: skip
         return {k: str(v) for k, v in chosen.items() if v is not None}
 
 
