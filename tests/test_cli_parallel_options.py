@@ -114,3 +114,34 @@ def test_the_bar_does_not_restart_when_the_at_once_read_falls_back(mismatched):
     assert messages.count("reading a.csv") == 2  # read at once, then again file by file
     assert shown == sorted(shown)
     assert shown[-1] == 1.0
+
+
+def test_load_measurements_reports_progress_that_never_falls(mismatched):
+    # The library itself: a caller's own callback (no Progress bar between) sees the
+    # fraction hold while the fallback reads the files again.
+    from cytosafe.quantification import load_measurements
+
+    seen: list[tuple[float, str]] = []
+    load_measurements(mismatched, progress=lambda f, m: seen.append((f, m)))
+    fractions = [f for f, _ in seen]
+    assert [m for _, m in seen].count("reading a.csv") == 2
+    assert fractions == sorted(fractions)
+
+
+@pytest.mark.parametrize("workers", [0, 2, 3])
+def test_the_library_refuses_workers_with_a_scheduler_too(workers):
+    # run_quantification, run_analysis (both through workflows.parallel.quantifier) and
+    # run_grading (grading._partitioning) let the cluster win before; 1 (the library's
+    # default) and None ('not chosen') pass, as they cannot be told from no choice.
+    from cytosafe.errors import InputError
+    from cytosafe.workflows import run_analysis, run_grading
+
+    calls = [
+        lambda: run_quantification(MSD[:1], workers=workers, scheduler=NOWHERE),
+        lambda: run_analysis(STUDY / "study.toml", workers=workers, scheduler=NOWHERE),
+        lambda: run_grading(COHORT, workers=workers, scheduler=NOWHERE),
+    ]
+    for call in calls:
+        with pytest.raises(InputError) as err:
+            call()
+        assert err.value.field == "workers" and "not both" in err.value.expected

@@ -241,8 +241,14 @@ def _partitioning(workers: int | None, scheduler) -> tuple[int, Callable | None]
     (:func:`cytosafe.workflows.parallel.map_plates`: a Dask cluster, processes, or here)."""
     from functools import partial
 
-    from cytosafe.workflows.parallel import _cluster_size, check_workers, map_plates
+    from cytosafe.workflows.parallel import (
+        _cluster_size,
+        check_placement,
+        check_workers,
+        map_plates,
+    )
 
+    check_placement(workers, scheduler)
     if scheduler is not None:
         return _cluster_size(scheduler), partial(map_plates, scheduler=scheduler)
     workers = check_workers(workers)

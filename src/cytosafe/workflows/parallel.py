@@ -89,6 +89,21 @@ def check_workers(workers: int | None) -> int:
 DEFAULT_MIN_CURVES = 500
 
 
+def check_placement(workers: int | None, scheduler) -> None:
+    """Refuse a worker count together with a scheduler: ``workers`` runs the work here,
+    ``scheduler`` on a Dask cluster, and the cluster would silently win. ``1`` (the
+    library's default) and ``None`` (``cytosafe quantify``'s "not chosen") pass: they
+    cannot be told from a count not given."""
+    from cytosafe.errors import InputError
+
+    if scheduler is not None and workers not in (None, 1):
+        raise InputError(
+            f"workers={workers!r} with scheduler={str(scheduler)!r}",
+            field="workers",
+            expected="workers (processes here) or scheduler (a Dask cluster), not both",
+        )
+
+
 def quantifier(*, workers: int | None = 1, scheduler=None) -> Callable[..., Any]:
     """The quantify function a workflow runs.
 
@@ -100,6 +115,7 @@ def quantifier(*, workers: int | None = 1, scheduler=None) -> Callable[..., Any]
     """
     from functools import partial
 
+    check_placement(workers, scheduler)
     if workers == 1 and scheduler is None:
         from cytosafe.quantification import quantify
 
