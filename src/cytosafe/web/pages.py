@@ -322,8 +322,8 @@ QUANTIFY_CHOICES = (
 #: The acceptance criteria of the calibration (:data:`cytosafe.curves.calibration.ACCEPTANCE`):
 #: left empty, CytoSafe's defaults (nothing is sent, as for the other options).
 ACCEPTANCE_CHOICES = (
-    ("", "CytoSafe defaults (every standard of the range within limits)"),
-    ("ich-m10", "ICH M10, ligand-binding assays (75 % of the standards, 6 levels)"),
+    ("", "CytoSafe defaults"),
+    ("ich-m10", "ICH M10 (ligand-binding assays)"),
 )
 
 
