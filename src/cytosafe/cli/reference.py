@@ -57,7 +57,7 @@ def evaluate_command(
             min=1,
             help="The donor panel of the study being calibrated: a readout whose paper "
             "needs more donors for 90 % power is not counted as detected. Default: the "
-            "library's cited [donor_panel] (9 donors in the shipped library, Iwata et al. "
+            "library's cited donor panel (9 donors in the shipped library, Iwata et al. "
             "2016).",
         ),
     ] = None,

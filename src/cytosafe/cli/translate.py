@@ -261,7 +261,7 @@ def simulate_command(
     potency: Annotated[
         Path | None,
         typer.Option(
-            help="potency.csv of `cytosafe quantify`: its EC50 replaces the file's [potency] ec50."
+            help="potency.csv of `cytosafe quantify`: its EC50 replaces the file's \\[potency] ec50."
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
@@ -269,7 +269,7 @@ def simulate_command(
     """Simulate cytokine release (IL-6) under the dosing regimens of REGIMEN_FILE.
 
     Writes comparison.csv, per_dose.csv, time_courses.csv, subjects.csv, parameters.csv,
-    search.csv (with a [search] section), settings.json and report.html into OUT: all of
+    search.csv (with a \\[search] section), settings.json and report.html into OUT: all of
     them, or nothing.
     """
     import dataclasses
