@@ -107,23 +107,21 @@ def evaluate_command(
     from cytosafe._atomic import atomic_directory
     from cytosafe.reference import (
         DISCLAIMER,
-        PANEL,
         detection_by_panel,
         evaluate,
         load_library,
         summary_markdown,
     )
+    from cytosafe.reference.calibration import panel_choice
 
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a directory", file=str(out), field="--out")
-    if mean_only and donors is not None:
-        raise InputError("--donors and --mean-only contradict each other", field="--mean-only")
+    panel = panel_choice(donors, mean_only, names=("--donors", "--mean-only"))
     if qualitative not in _QUALITATIVE:
         raise InputError(
             repr(qualitative), field="--qualitative", expected="'not-evaluable' or 'authors'"
         )
     lib = load_library(library)
-    panel = None if mean_only else (donors if donors is not None else PANEL)
     ev = evaluate(
         rule_set or None,
         library=lib,

@@ -74,6 +74,7 @@ __all__ = [
     "donor_panel",
     "evaluate",
     "expected_detection",
+    "panel_choice",
     "summary_markdown",
 ]
 
@@ -307,6 +308,31 @@ def expected_detection(
         level, view = _mechanism_view(kb, fmt, c)
         rows.append({"format": fmt, "level": level, "mechanisms_in_format": view})
     return pd.DataFrame(rows)
+
+
+def panel_choice(
+    donors: int | None,
+    mean_only: bool,
+    *,
+    names: tuple[str, str] = ("donors", "mean_only"),
+    field: str | None = None,
+) -> int | str | None:
+    """The ``donors=`` of :func:`evaluate` for a user's choice: a panel of ``donors``, the
+    library's cited panel (:data:`PANEL`) when none is given, or no panel (``None``:
+    every readout on its mean) with ``mean_only``. Both at once contradict each other: an
+    InputError saying so with ``names`` (how the caller calls the two options), on
+    ``field`` (the second name by default).
+
+    Examples
+    --------
+    >>> panel_choice(None, False), panel_choice(27, False), panel_choice(None, True)
+    ('panel', 27, None)
+    """
+    if mean_only and donors is not None:
+        raise InputError(
+            f"{names[0]} and {names[1]} contradict each other", field=field or names[1]
+        )
+    return None if mean_only else (PANEL if donors is None else donors)
 
 
 def donor_panel(library: ReferenceLibrary | None = None):

@@ -68,14 +68,16 @@ def reference_evaluation(
     ``mean_only``: judge every readout on its paper's mean alone (no panel).
     """
     from cytosafe.hazard import get_rule_set
-    from cytosafe.reference import DISCLAIMER, PANEL, detection_by_panel, evaluate
+    from cytosafe.reference import DISCLAIMER, detection_by_panel, evaluate
+    from cytosafe.reference.calibration import panel_choice
 
-    if mean_only and donors is not None:
-        raise InputError("a donor panel and 'means alone' contradict each other", field="donors")
+    panel = panel_choice(
+        donors, mean_only, names=("a donor panel", "'means alone'"), field="donors"
+    )
     rs = get_rule_set(rule_set or None)
     ev = evaluate(
         rs,
-        donors=None if mean_only else (donors if donors is not None else PANEL),
+        donors=panel,
         qualitative=qualitative,
         confirmed_only=confirmed_only,
     )
