@@ -300,12 +300,13 @@ def test_a_small_quantification_never_imports_numba():
 def test_the_io_package_imports_a_reader_on_first_use():
     code = (
         "import sys, cytosafe.io as io, cytosafe.io.samples\n"
-        "readers = ('asm', 'bioplex', 'msd', 'platemap', 'registry', 'tidy', 'xponent')\n"
+        "readers = ('asm', 'bioplex', 'bioplex_xml', 'msd', 'platemap', 'registry', 'tidy',"
+        " 'xponent')\n"
         "assert not [m for m in readers if f'cytosafe.io.{m}' in sys.modules]\n"
         "from cytosafe.io import read_msd\n"
         "assert read_msd.__module__ == 'cytosafe.io.msd' and 'cytosafe.io.asm' not in sys.modules\n"
         "assert all(getattr(io, name) is not None for name in io.__all__)\n"
-        "assert io.FORMATS == ('bioplex', 'xponent', 'msd', 'asm', 'tidy')\n"
+        "assert io.FORMATS == ('bioplex', 'bioplex_xml', 'xponent', 'msd', 'asm', 'tidy')\n"
         "assert set(io.__all__) <= set(dir(io))\n"
         "try:\n    io.nothing\nexcept AttributeError:\n    pass\nelse:\n    raise SystemExit(1)\n"
     )
@@ -318,7 +319,7 @@ def test_reading_an_msd_export_imports_no_other_reader():
         "from cytosafe.io.registry import READERS, read\n"
         f"read({str(PLATE)!r})\n"
         "assert 'cytosafe.io.asm' not in sys.modules and 'cytosafe.io.tidy' not in sys.modules\n"
-        "assert list(READERS) == ['bioplex', 'xponent', 'msd', 'asm', 'tidy']\n"
+        "assert list(READERS) == ['bioplex', 'bioplex_xml', 'xponent', 'msd', 'asm', 'tidy']\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 

@@ -8,12 +8,15 @@ that tuple is the order in which :func:`detect_format` asks the readers' ``sniff
 1. ``bioplex`` -- a BIFF8 ``.xls`` (the only ``.xls`` export supported), or an ``.xlsx``
    whose sheet opens with ``Analyte:`` lines or holds the one-sheet report (analytes side
    by side over ``Type``, ``Well`` and ``Description``, :mod:`cytosafe.io.bioplex_wide`);
-2. ``xponent`` -- a first line ``Program,xPONENT``;
-3. ``msd`` -- an ``.xlsx`` with DW's ``Exp_Data_Tbl`` sheet or an ``Assay`` data-table
+2. ``bioplex_xml`` -- a text file opening the root element ``BioPlexManager`` (Bio-Plex
+   Manager 6's XML export, namespace ``http://www.Bio-Rad.com/XMLschema/2010/Bio-Plex_5``),
+   asked before the text readers below, none of which takes an XML document;
+3. ``xponent`` -- a first line ``Program,xPONENT``;
+4. ``msd`` -- an ``.xlsx`` with DW's ``Exp_Data_Tbl`` sheet or an ``Assay`` data-table
    header; a text file with DW's ``Name,Value`` preamble or ``Experiment Data Table``
    title, or a data-table header (``Sample``, ``Well``) whose signal column comes later;
-4. ``asm`` -- Allotrope Simple Model JSON, or a SoftMax Pro / Gen5 text export;
-5. ``tidy`` -- last, as the most permissive: a header naming ``well`` and ``signal``, or
+5. ``asm`` -- Allotrope Simple Model JSON, or a SoftMax Pro / Gen5 text export;
+6. ``tidy`` -- last, as the most permissive: a header naming ``well`` and ``signal``, or
    any other ``.xlsx`` workbook.
 
 A file no reader claims is an :class:`~cytosafe.errors.InputError`. Plate maps come in
@@ -50,7 +53,7 @@ __all__ = [
 #: The names of the single-file formats :func:`read` takes, in the order
 #: :func:`detect_format` asks their readers; each is the reader module
 #: ``cytosafe.io.<name>``, whose ``NAME`` it is.
-FORMATS: tuple[str, ...] = ("bioplex", "xponent", "msd", "asm", "tidy")
+FORMATS: tuple[str, ...] = ("bioplex", "bioplex_xml", "xponent", "msd", "asm", "tidy")
 
 
 def _module(name: str) -> ModuleType:
@@ -82,7 +85,7 @@ READERS: Mapping[str, ModuleType] = _Readers()
 
 
 def __getattr__(name: str):
-    # READER_MODULES, the tuple of all five modules, imports them when it is asked for.
+    # READER_MODULES, the tuple of all the reader modules, imports them when it is asked for.
     if name == "READER_MODULES":
         return tuple(_module(n) for n in FORMATS)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
