@@ -57,7 +57,9 @@ How it is read (one row per member well x analyte):
   ``RegionCount`` where ``Wells`` holds the well, else empty.
 * **vendor_concentration** is ``MWObsConc`` where ``ReadingOK="true"`` (empty with
   ``vendor_flag`` ``missing`` otherwise; ``vendor_recovery`` keeps ``RecoveryRange``),
-  taken, like the Excel report's Obs Conc, as dilution included; **net_signal** is the
+  taken, like the Excel report's Obs Conc, as dilution included (an assumption: every
+  MWObsConc of the public example is unset, ``ReadingOK="false"``, ``Data field has not
+  been set``, so it could not be checked there); **net_signal** is the
   Reading minus the mean Reading of the ``Blank`` group's wells (Bio-Plex's FI - Bkgd:
   the group ``Mean`` of the example is its ``RawMean`` less that mean; zero calibrators
   are not in it). **vendor_model** is the family of the analyte's ``Regression``
