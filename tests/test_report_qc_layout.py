@@ -16,7 +16,10 @@ curves is given that long reason:
 * no row is taller than :data:`MAX_ROW_PX`: a long reason shows its first four lines and
   a visible control (its ``<details>`` summary, "show all") that shows the rest; on paper it
   is printed in full;
-* numbers are right-aligned.
+* numbers are right-aligned;
+* every other table of the report fits its box at 1440 px too (the Flags table, ten flag
+  columns beside plate, analyte and wells, was 1296 px in a 1150 px box on this plate), and
+  at 390 px each table whose box scrolls sideways says so in a hint above it.
 
 Screenshots go to tests/artifacts/ (git-ignored).
 """
@@ -73,6 +76,37 @@ MEASURE = """() => {
   };
 }"""
 
+#: Every data table of the page, its box, its tallest row, and the text a details.more
+#: leaves out, with whether its control is in view (run in the browser).
+TABLES = """() => {
+  const seen = el => el.getBoundingClientRect().height > 0;
+  return {
+    page: document.documentElement.scrollWidth,
+    window: window.innerWidth,
+    tables: [...document.querySelectorAll('table.data')].filter(seen).map(t => {
+      const box = t.closest('.table-wrap');
+      const hint = box.previousElementSibling;
+      const key = t.querySelector('tbody td.key');
+      return {
+        name: t.id || t.dataset.format || t.tHead.rows[0].cells[0].textContent.trim(),
+        table: t.scrollWidth,
+        boxScroll: box.scrollWidth,
+        box: box.clientWidth,
+        tallest: Math.max(...[...t.rows].map(r => r.getBoundingClientRect().height)),
+        hint: !!hint && hint.classList.contains('scroll-hint') && seen(hint),
+        sticky: key ? getComputedStyle(key).position : null,
+      };
+    }),
+    numbers: [...document.querySelectorAll('table.data td.n, table.data th.n')]
+      .map(c => getComputedStyle(c).textAlign),
+    cut: [...document.querySelectorAll('details.more')].filter(seen).map(d => {
+      const text = d.querySelector('.reason-text');
+      return {hidden: text.scrollHeight - text.clientHeight, open: d.open,
+              control: seen(d.querySelector('.cue'))};
+    }),
+  };
+}"""
+
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> tuple[Path, int]:
@@ -103,13 +137,19 @@ def _measure(browser, path: Path, size: tuple[int, int], name: str, *, media: st
         page.locator("#qc-table").scroll_into_view_if_needed()
         page.locator("#plate-qc").screenshot(path=str(ARTIFACTS / f"qc-layout-{name}.png"))
         seen = page.evaluate(MEASURE)
+        # Every table of the report, each plate's standards opened (the first is).
+        page.evaluate("document.querySelectorAll('details.plate').forEach(d => d.open = true)")
+        page.evaluate(
+            "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+        )
+        tables = page.evaluate(TABLES)
         opened = None
         if media == "screen" and seen["control"]:
             # The visible control shows the whole reason.
             page.locator("#qc-table td.reason summary").first.click()
             opened = page.evaluate(MEASURE)
         assert errors == []
-        return seen, opened
+        return seen, opened, tables
     finally:
         page.close()
 
@@ -133,7 +173,7 @@ def seen(report):
 
 
 def test_the_whole_table_fits_a_1440_px_screen(report, seen):
-    shown, _ = seen["desktop"]
+    shown, _, _ = seen["desktop"]
     assert shown["rows"] == report[1]
     assert shown["page"] <= shown["window"] == DESKTOP[0]
     # every column in view: the table's box does not scroll sideways either
@@ -142,23 +182,50 @@ def test_the_whole_table_fits_a_1440_px_screen(report, seen):
 
 
 def test_the_page_does_not_scroll_sideways_on_a_phone(seen):
-    shown, _ = seen["phone"]
+    shown, _, _ = seen["phone"]
     assert shown["page"] <= shown["window"] == PHONE[0]
 
 
 @pytest.mark.parametrize("screen", ["desktop", "phone"])
 def test_a_long_reason_keeps_its_row_short_and_shows_in_full_on_request(seen, screen):
-    shown, opened = seen[screen]
+    shown, opened, _ = seen[screen]
     assert shown["tallest"] <= MAX_ROW_PX
     assert shown["control"]  # the rest of the reason is behind a visible control ...
     assert opened is not None and opened["hidden"] <= 1  # ... that shows all of it
 
 
 def test_a_long_reason_is_printed_in_full(seen):
-    shown, _ = seen["print"]
+    shown, _, _ = seen["print"]
     assert shown["hidden"] <= 1
 
 
+def test_every_table_of_the_report_fits_its_box_on_a_1440_px_screen(seen):
+    """The Flags table too: ten flag columns beside plate, analyte and wells (1296 px in a
+    1150 px box on the real Bio-Plex plate, before their names wrapped)."""
+    _, _, shown = seen["desktop"]
+    names = [t["name"] for t in shown["tables"]]
+    assert "qc-table" in names and "flags-table" in names and "Setting" in names
+    wide = [
+        (t["name"], t["table"], t["box"])
+        for t in shown["tables"]
+        if max(t["table"], t["boxScroll"]) > t["box"]
+    ]
+    assert wide == []
+    assert [(t["name"], t["tallest"]) for t in shown["tables"] if t["tallest"] > MAX_ROW_PX] == []
+
+
+def test_on_a_phone_a_table_that_scrolls_in_its_box_says_so(seen):
+    _, _, shown = seen["phone"]
+    scrolling = [t for t in shown["tables"] if t["boxScroll"] > t["box"]]
+    assert {"qc-table", "flags-table"} <= {t["name"] for t in scrolling}
+    assert [t["name"] for t in scrolling if not t["hint"]] == []
+    # the per-curve tables keep their analyte in view
+    assert {t["name"]: t["sticky"] for t in scrolling if t["sticky"]} == {
+        "qc-table": "sticky",
+        "flags-table": "sticky",
+    }
+
+
 def test_numbers_are_right_aligned(seen):
-    shown, _ = seen["desktop"]
+    shown, _, _ = seen["desktop"]
     assert shown["numbers"] and set(shown["numbers"]) == {"right"}

@@ -177,12 +177,32 @@
     });
   });
 
+  // In a report whose every table must fit (main.fit-tables), a table box without a
+  // .scroll-hint of its own gets one just before it, naming the column that stays in view
+  // (its th.key), if any.
+  document.querySelectorAll(".fit-tables .table-wrap").forEach(function (box) {
+    var table = box.querySelector("table.data");
+    if (!table || (table.id && document.querySelector('.scroll-hint[data-for="' + table.id + '"]'))) return;
+    var key = table.querySelector("thead th.key");
+    var hint = document.createElement("p");
+    hint.className = "scroll-hint no-print";
+    hint.hidden = true;
+    hint.textContent = "The table scrolls sideways in its box" +
+      (key ? "; the " + key.textContent.trim().toLowerCase() + " stays in view." : ".");
+    box.parentNode.insertBefore(hint, box);
+  });
+
   // A table box that scrolls sideways is marked data-scrolls and says so (its .scroll-hint,
   // e.g. the plate QC table on a phone); a long reason (details.more) offers "show all" only
-  // where its four lines do not hold it. Measured again when the window changes size.
+  // where its lines do not hold it. Measured again when the window changes size or a
+  // <details> (a plate's standards) opens or closes.
   function measure() {
     document.querySelectorAll(".table-wrap").forEach(function (box) {
       box.toggleAttribute("data-scrolls", box.scrollWidth > box.clientWidth + 1);
+      var hint = box.previousElementSibling;
+      if (hint && hint.classList.contains("scroll-hint") && !hint.hasAttribute("data-for")) {
+        hint.hidden = !box.hasAttribute("data-scrolls");
+      }
     });
     document.querySelectorAll(".scroll-hint[data-for]").forEach(function (hint) {
       var table = document.getElementById(hint.getAttribute("data-for"));
@@ -195,11 +215,13 @@
     });
   }
   var measuring = false;
-  window.addEventListener("resize", function () {
+  function remeasure() {
     if (measuring) return;
     measuring = true;
     requestAnimationFrame(function () { measuring = false; measure(); });
-  });
+  }
+  window.addEventListener("resize", remeasure);
+  document.addEventListener("toggle", remeasure, true);  // toggle does not bubble
   measure();
 
   var links = {};
