@@ -313,6 +313,76 @@ def test_a_well_listed_twice_in_a_block_is_an_error(tmp_path):
     assert info.value.row == first_fi + 1
 
 
+def test_a_word_over_the_key_columns_of_a_block_is_an_error_not_a_skipped_block(tmp_path):
+    # Skipped, the Dilution block was read as no dilution: samples 4x too low, no warning.
+    header = block_header_row("Dilution")
+
+    def label(rows):
+        rows[header - 2][2] = "Analyte"  # over the Description column
+
+    path = write_wide(tmp_path / "wide.xlsx", edit=label)
+    with pytest.raises(InputError) as info:
+        quietly(path)
+    err = info.value
+    assert err.file == f"{path} (sheet 'Report')" and err.row == header
+    assert f"row {header} holds Type and Well cells" in err.message
+    assert f"(row {header - 1})" in err.message and "'Analyte' in column C" in err.message
+
+
+def test_a_block_of_an_unknown_data_type_is_refused_naming_it(tmp_path):
+    header = block_header_row("Dilution")
+
+    def rename(rows):
+        rows[header - 1][3] = rows[header - 1][4] = "Dilution Factor"
+
+    with pytest.raises(InputError) as info:
+        quietly(write_wide(tmp_path / "wide.xlsx", edit=rename))
+    err = info.value
+    assert err.row == header and err.field == "Dilution Factor"
+    assert "column D holds the data type 'Dilution Factor'" in err.message
+    assert "Dilution, Bead Count" in err.expected and "Description" not in err.expected
+
+
+def test_a_block_of_a_data_type_left_unread_on_purpose_is_passed_over(tmp_path):
+    # (Obs/Exp) * 100 is derived (the per-analyte reader does not read it either).
+    header = block_header_row("Bead Count")
+
+    def rename(rows):
+        rows[header - 1][3] = rows[header - 1][4] = "(Obs/Exp) * 100"
+
+    table = quietly(write_wide(tmp_path / "wide.xlsx", edit=rename))
+    assert table["bead_count"].isna().all()
+    assert set(table["dilution_factor"]) == {1.0, DILUTION}
+
+
+def test_a_column_without_its_analyte_label_is_named(tmp_path):
+    # Blank, TNF-a's Exp Conc column fell to IL-6 (the label on its left) and the error
+    # said a well was listed twice, at the row it was first listed on.
+    header = block_header_row("Exp Conc")
+
+    def unlabel(rows):
+        rows[header - 2][4] = None  # TNF-a's label over column E
+
+    with pytest.raises(InputError) as info:
+        quietly(write_wide(tmp_path / "wide.xlsx", edit=unlabel))
+    err = info.value
+    assert err.row == header - 1 and err.field == "Exp Conc"
+    assert f"column E (Exp Conc) has no analyte label in row {header - 1}" in err.message
+    assert "IL-6 (25)'s, whose Exp Conc is column D" in err.message
+    assert "listed twice" not in err.message
+
+
+def test_two_columns_labelled_with_one_analyte_and_data_type_are_named(tmp_path):
+    header = block_header_row("FI")
+
+    def relabel(rows):
+        rows[header - 2][4] = rows[header - 2][3]  # both columns say IL-6 (25)
+
+    with pytest.raises(InputError, match=r"columns D and E both hold IL-6 \(25\)'s FI") as info:
+        quietly(write_wide(tmp_path / "wide.xlsx", edit=relabel))
+    assert info.value.row == header
+
+
 def test_a_tidy_workbook_with_type_and_well_columns_is_not_taken_for_it(tmp_path):
     path = tmp_path / "tidy.xlsx"
     book = openpyxl.Workbook()

@@ -24,7 +24,8 @@ and ``Bead Count``), and is read as that column is (see :mod:`cytosafe.io.biople
 ``Obs Conc``, ``Exp Conc``, ``Dilution``, ``Std Dev``, ... by the same names (no public
 example has those blocks, so their names are the per-analyte report's). A column whose
 label above is empty belongs to the analyte on its left (a label merged over several
-columns). The blocks are joined by the row's Type and Well, and each analyte becomes the
+columns), unless that analyte has its data type already: then the label is missing, and
+the column and row are named in an error. The blocks are joined by the row's Type and Well, and each analyte becomes the
 analyte sheet it would have been in the per-analyte report, so that both layouts are read
 by one set of rules.
 
@@ -32,6 +33,16 @@ What a calibration needs is the standards' expected concentrations: the public e
 has only ``FI`` and ``Bead Count`` blocks, and its standards' Description is a dilution
 of a standard serum (``1/100``), not a concentration. A one-sheet report whose standards
 have no ``Exp Conc`` is refused, naming the layout and what to export instead.
+
+Nothing is passed over in silence: a block skipped leaves its data type unread, and a
+skipped ``Dilution`` block left every sample's concentration 1/4 of its value without a
+word. So a row with Type and Well cells that is no block header the reader can read
+(text over the key columns, no analyte label, an Analyte column) is an error naming the
+row and why, and so is a block data type the reader does not know: it knows the
+per-analyte report's column names (``_COLUMNS``; ``Dilution Factor`` is none of them,
+nor does LabKey/commonAssays ``LuminexExcelParser`` read it, so no report is known to
+print it and it is refused, not guessed to be ``Dilution``) and passes over the four
+that report's reader does not read either (:data:`_IGNORED`).
 """
 
 from __future__ import annotations
@@ -70,7 +81,7 @@ REMEDY = (
 
 _STANDARD = re.compile(r"^E?S\d*$")
 _KEYS = ("Type", "Well", "Description")
-_FIELDS = {name for name in _COLUMNS.values() if name not in ("Analyte", "Type", "Well")}
+_FIELDS = {name for name in _COLUMNS.values() if name not in ("Analyte", *_KEYS)}
 
 
 @dataclass
@@ -79,12 +90,32 @@ class _Column:
 
     index: int
     analyte: str
-    field: str | None  # None: a data type the reader does not use
+    field: str | None  # None: a data type the reader leaves unread (see _IGNORED)
     unit: str | None
+    header: str = ""  # the block header cell as printed
+    known: bool = True  # False: a data type the reader does not know (an error)
+    labelled: bool = True  # False: no analyte label above it (its left neighbour's)
 
 
-def _data_type(value: object) -> tuple[str | None, str | None]:
-    """A block header cell -> (field name, unit printed in it), e.g. 'Exp Conc (pg/mL)'."""
+#: Data types of the per-analyte report that are read from neither layout, and why (the
+#: per-analyte report's columns as :mod:`cytosafe.io.bioplex` documents them, after
+#: LabKey/commonAssays ``LuminexExcelParser``, which knows the same names): a block of
+#: one of them is passed over; any other name is refused rather than dropped unread.
+_IGNORED = {
+    "(Obs/Exp) * 100": "Obs Conc over Exp Conc, recomputed from both",
+    "Conc in Range": "Obs Conc within the curve's range, recomputed from the fit",
+    "Group": "empty in the reports studied",
+    "Ratio": "empty in the reports studied",
+}
+_IGNORED_NORM = {_norm(k) for k in _IGNORED}
+#: The block data types read, as the per-analyte report spells them (its column names).
+KNOWN_TYPES = tuple(dict.fromkeys(v for v in _COLUMNS.values() if v in _FIELDS))
+
+
+def _data_type(value: object) -> tuple[str | None, str | None, bool]:
+    """A block header cell -> (field name, unit printed in it, known), e.g. 'Exp Conc
+    (pg/mL)' -> ('Exp Conc', 'pg/mL', True); a data type left unread on purpose (see
+    :data:`_IGNORED`) -> (None, None, True); any other -> (None, None, False)."""
     text = _DASH.sub(" - ", _norm(value))
     unit = None
     m = re.match(r"^(obs conc|exp conc)\s*\((.+)\)$", text)
@@ -92,44 +123,130 @@ def _data_type(value: object) -> tuple[str | None, str | None]:
         raw = _text(value)
         text, unit = m.group(1), raw[raw.rfind("(") + 1 : -1].strip()
     name = _COLUMNS.get(text)
-    return (name if name in _FIELDS else None), unit
+    if name in _FIELDS:
+        return name, unit, True
+    return None, None, text in _IGNORED_NORM
 
 
-def find_header(rows: list[list[object]], r: int) -> tuple[dict[str, int], list[_Column]] | None:
-    """Whether sheet row ``r`` (0-based) heads a one-sheet block: ``Type`` and ``Well``
-    (and ``Description``) cells, no ``Analyte`` column, and the row above holding analyte
-    labels over the data columns after them. Returns the key columns and data columns."""
-    if r == 0:
-        return None
+def column_letter(index: int) -> str:
+    """A 0-based column index as Excel names it: 0 -> 'A', 26 -> 'AA'."""
+    letters = ""
+    n = index + 1
+    while n:
+        n, rest = divmod(n - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
+
+
+def _scan_header(
+    rows: list[list[object]], r: int
+) -> tuple[dict[str, int], list[_Column]] | str | None:
+    """Sheet row ``r`` (0-based) as a one-sheet block header: None if it holds no ``Type``
+    and ``Well`` cells; else its key columns and data columns, or why it is no block
+    header (a sentence naming the cell)."""
     row = rows[r]
     keys: dict[str, int] = {}
+    analyte: int | None = None
     for idx, value in enumerate(row):
         if isinstance(value, str):
             norm = _norm(value)
-            if norm == "analyte":
-                return None  # a per-analyte report's data header
+            if norm == "analyte" and analyte is None:
+                analyte = idx
             for key in _KEYS:
                 if norm == key.lower() and key not in keys:
                     keys[key] = idx
     if "Type" not in keys or "Well" not in keys:
         return None
+    if analyte is not None:
+        return (
+            f"it has an Analyte column ({column_letter(analyte)}), as the data header of "
+            "the per-analyte report has, not analyte labels in the row above"
+        )
+    if r == 0:
+        return "it is the sheet's first row, with no row of analyte labels above it"
     above = rows[r - 1]
     start = max(keys.values()) + 1
-    if any(i < len(above) and _text(above[i]) for i in range(start)):
-        return None  # a line over the key columns is no analyte row
+    for i in range(min(start, len(above))):
+        if _text(above[i]):
+            return (
+                f"the row above it (row {r}), which should name the analyte over each data "
+                f"column, holds '{_text(above[i])}' in column {column_letter(i)}, over the "
+                "Type, Well and Description columns"
+            )
     columns: list[_Column] = []
     label = ""
     for idx in range(start, len(row)):
         if not _text(row[idx]):
             continue
-        label = _text(above[idx]) if idx < len(above) and _text(above[idx]) else label
+        own = _text(above[idx]) if idx < len(above) else ""
+        label = own or label
         if not label:
-            return None  # a data column before any analyte label
-        field, unit = _data_type(row[idx])
-        columns.append(_Column(idx, label, field, unit))
-    if not any(c.field for c in columns):
-        return None
+            return (
+                f"its data column {column_letter(idx)} ('{_text(row[idx])}') has no analyte "
+                f"label in the row above (row {r}), nor has any column on its left"
+            )
+        field, unit, known = _data_type(row[idx])
+        columns.append(_Column(idx, label, field, unit, _text(row[idx]), known, bool(own)))
+    if not columns:
+        return "it has no data column after Type, Well and Description"
     return keys, columns
+
+
+def find_header(rows: list[list[object]], r: int) -> tuple[dict[str, int], list[_Column]] | None:
+    """Whether sheet row ``r`` (0-based) heads a one-sheet block: ``Type`` and ``Well``
+    (and ``Description``) cells, no ``Analyte`` column, the row above holding analyte
+    labels over the data columns after them, and at least one data type the reader reads.
+    Returns the key columns and data columns (which :func:`analyte_sheets` checks)."""
+    found = _scan_header(rows, r)
+    if not isinstance(found, tuple) or not any(c.field for c in found[1]):
+        return None
+    return found
+
+
+_ONE_COLUMN_EACH = (
+    "one column per analyte and data type, each under its analyte's label (a label over "
+    "several columns names them all only when they hold different data types)"
+)
+
+
+def _column_problem(columns: list[_Column], r: int) -> InputError | None:
+    """Why the data columns of the block header on sheet row ``r`` (0-based) cannot be
+    read (an error without its file), or None."""
+    for col in columns:
+        if not col.known:
+            ignored = "; ".join(f"{k} ({why})" for k, why in _IGNORED.items())
+            return InputError(
+                f"column {column_letter(col.index)} holds the data type '{col.header}', "
+                f"which CytoSafe does not know (it passes over {ignored}); a block it "
+                "does not know is refused rather than left unread",
+                row=r + 1,
+                field=col.header,
+                expected=f"a block of one of: {', '.join(KNOWN_TYPES)}",
+            )
+    seen: dict[tuple[str, str], _Column] = {}
+    for col in columns:
+        if col.field is None:
+            continue
+        first = seen.setdefault((col.analyte, col.field), col)
+        if first is col:
+            continue
+        a, b = column_letter(first.index), column_letter(col.index)
+        if not col.labelled:
+            return InputError(
+                f"column {b} ({col.header}) has no analyte label in row {r}, above its "
+                f"block header (row {r + 1}); unlabelled it would be {col.analyte}'s, "
+                f"whose {col.field} is column {a} already",
+                row=r,
+                field=col.field,
+                expected=f"the analyte's label over column {b}: {_ONE_COLUMN_EACH}",
+            )
+        return InputError(
+            f"columns {a} and {b} both hold {col.analyte}'s {col.field}",
+            row=r + 1,
+            field=col.field,
+            expected=_ONE_COLUMN_EACH,
+        )
+    return None
 
 
 def is_wide(rows: list[list[object]]) -> bool:
@@ -184,13 +301,28 @@ def analyte_sheets(sheet: _Sheet, path: Path) -> list[_AnalyteSheet]:
     analytes: dict[str, dict[tuple[str, str], _Cells]] = {}
     fields: dict[str, dict[str, int]] = {}  # analyte -> data type -> its header row
     units: dict[str, dict[str, str]] = {}
-    r = 1
+    r = 0
     while r < len(rows):
-        found = find_header(rows, r)
+        found = _scan_header(rows, r)
         if found is None:
             r += 1
             continue
+        if isinstance(found, str):
+            # A row of Type and Well cells in a one-sheet report is a block header; one
+            # that cannot be read is refused (skipping it dropped its block unread).
+            raise InputError(
+                f"this is {LAYOUT}, and row {r + 1} holds Type and Well cells as a block "
+                f"header does, but is no block header CytoSafe can read: {found}",
+                file=where,
+                row=r + 1,
+                expected="over each block: a row naming the analyte over each data column "
+                "(nothing over Type, Well and Description), then the row Type | Well | "
+                "Description | the data type of each column",
+            )
         keys, columns = found
+        problem = _column_problem(columns, r)
+        if problem is not None:
+            raise problem.located(file=where)
         header_row = r + 1
         first_header = header_row if first_header is None else first_header
         r += 1
