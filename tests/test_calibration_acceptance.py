@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,15 @@ from test_calibration import LEVELS, _control, plate, signal_of
 FIXTURES = (plate, _control, signal_of)
 M10 = CalibrationSettings(**ACCEPTANCE["ich_m10"])
 MIDDLE = LEVELS[3]  # 156.25 pg/mL, the fourth of the eight levels from the top
+
+
+def _run_plate():
+    """A plate with a sample and kit controls at 3 levels, all recovering (ICH M10 4.3.1
+    asks a run for QCs at 3 levels at least)."""
+    df = plate(samples=[("s", 300.0, 1)])
+    for n, expected in enumerate((200.0, 800.0, 3000.0), start=1):
+        df = _control(df, expected=expected, measured=expected, name=f"C{n}")
+    return df
 
 
 def _misprepared(df, level, factor):
@@ -82,7 +92,7 @@ def test_one_failing_inner_level_breaks_the_default_range_but_not_ich_m10s():
     # default the range ends at the level below it (4 levels: the curve fails); under ICH
     # M10 7 of 8 levels (88 % >= 75 %) pass, the range keeps all 8 and the run passes,
     # with the failing level reported.
-    df = _misprepared(plate(samples=[("s", 300.0, 1)]), MIDDLE, 1.5)
+    df = _misprepared(_run_plate(), MIDDLE, 1.5)
     default = calibrate(df)
     q = default.qc.iloc[0]
     assert q["uloq"] < MIDDLE and not q["qc_pass"]
@@ -117,7 +127,7 @@ def test_ich_m10_keeps_the_range_only_while_three_quarters_of_its_levels_pass():
     # meet the minimum, so the run passes with the range whole. Three: 5 of 8 (62 %); no
     # 8-level range, and every shorter one holds fewer than 6 passing levels: the run
     # fails, saying how many levels of its range are within limits.
-    df = plate(samples=[("s", 300.0, 1)])
+    df = _run_plate()
     two = _scattered(_scattered(df, LEVELS[2]), LEVELS[5])
     cal = calibrate(two, M10)
     q = cal.qc.iloc[0]
@@ -147,7 +157,7 @@ def test_ich_m10_needs_six_levels_where_the_defaults_need_five():
 def test_ich_m10_allows_a_cv_of_25_percent_at_the_ends_of_the_range():
     # The top standard's two wells 22 % apart in concentration (CV about 21 %): beyond the
     # default 20 % at the ULOQ, within ICH M10's 25 % (section 4.2.4).
-    df = plate(samples=[("s", 300.0, 1)])
+    df = _run_plate()
     top = df.index[df["standard_concentration"] == LEVELS.max()]
     df.loc[top, "signal"] = signal_of([LEVELS.max() * 0.86, LEVELS.max() * 1.14])
     default = calibrate(df)
@@ -155,7 +165,16 @@ def test_ich_m10_allows_a_cv_of_25_percent_at_the_ends_of_the_range():
     cv = m10.standards.set_index("nominal").loc[LEVELS.max(), "cv"]
     assert 20 < cv <= 25
     assert default.qc.iloc[0]["uloq"] < LEVELS.max()
-    assert m10.qc.iloc[0]["uloq"] == pytest.approx(LEVELS.max())
+    q = m10.qc.iloc[0]
+    assert q["uloq"] == pytest.approx(LEVELS.max()) and q["qc_pass"], q["qc_reasons"]
+    # The ULOQ passes as an end, not as an inner level: all 8 levels count as within limits.
+    assert (q["levels_passing_in_range"], q["levels_failing_in_range"]) == (8, 0)
+    # With only 6 levels the ULOQ judged on the inner CV limit would leave 5 of the 6
+    # within limits, one short of ICH M10's minimum.
+    six = df[~df["standard_concentration"].isin(LEVELS[-2:])]
+    q = calibrate(six, M10).qc.iloc[0]
+    assert (q["levels_passing_in_range"], q["levels_failing_in_range"]) == (6, 0)
+    assert q["qc_pass"], q["qc_reasons"]
 
 
 def _three_controls(recoveries):
@@ -188,9 +207,26 @@ def test_a_control_level_is_its_expected_concentration():
     df = _three_controls((1.0, 0.6, 1.0))
     df.loc[df["sample_id"] == "C3", "standard_concentration"] = 800.0
     df.loc[df["sample_id"] == "C3", "signal"] = signal_of([800.0, 800.0])
-    q = calibrate(df, dataclasses.replace(M10, min_control_share=0.5)).qc.iloc[0]
+    # The third expected value as a computation gives it (800.0000000000001): one level.
+    df.loc[df["sample_id"] == "C3", "standard_concentration"] = 8 * 100.00000000000001
+    relaxed = dataclasses.replace(M10, min_control_share=0.5, min_control_levels=2)
+    q = calibrate(df, relaxed).qc.iloc[0]
     assert q["control_levels"] == 2 and q["control_levels_failing"] == 0
-    assert q["controls_pass"]
+    assert q["controls_pass"], q["qc_reasons"]
+
+
+@pytest.mark.parametrize(("levels", "words"), [(0, "no kit control level(s)"),
+                                               (2, "only 2 kit control level(s)")])  # fmt: skip
+def test_ich_m10_needs_kit_controls_at_three_levels_to_judge_a_run(levels, words):
+    # ICH M10 4.3.1: a run holds QCs at 3 levels at least. The default set judges the
+    # controls a plate has (none: nothing to fail).
+    df = plate(samples=[("s", 300.0, 1)])
+    for n, expected in enumerate((200.0, 800.0)[:levels], start=1):
+        df = _control(df, expected=expected, measured=expected, name=f"C{n}")
+    assert calibrate(df).qc.iloc[0]["qc_pass"]
+    q = calibrate(df, M10).qc.iloc[0]
+    assert q["curve_pass"] and not q["controls_pass"] and not q["qc_pass"]
+    assert f"{words} with an expected value; at least 3 are needed" in q["qc_reasons"]
 
 
 def test_the_default_qc_table_keeps_its_verdicts_on_a_clean_plate():
@@ -206,7 +242,7 @@ def test_the_default_qc_table_keeps_its_verdicts_on_a_clean_plate():
 def test_quantify_takes_the_acceptance_criteria_and_says_which_it_used(tmp_path):
     from test_cli import run
 
-    df = _misprepared(plate(samples=[("s", 300.0, 1)]), MIDDLE, 1.5)
+    df = _misprepared(_run_plate(), MIDDLE, 1.5)
     path = tmp_path / "plate.csv"
     df.to_csv(path, index=False)
     runs = {}
@@ -229,3 +265,39 @@ def test_quantify_takes_the_acceptance_criteria_and_says_which_it_used(tmp_path)
     )
     bad = run("quantify", path, "-o", tmp_path / "bad", "-q", "--acceptance", "glp")
     assert bad.exit_code == 2 and "cytosafe | ich-m10" in bad.output
+
+
+def test_a_study_files_acceptance_keeps_each_plates_vendor_convention(tmp_path):
+    # [analysis] acceptance = "ich-m10" is an option over the plates' conventions, as
+    # --acceptance is: the MSD plates keep Discovery Workbench's 4PL (the study file names
+    # no model), and the run records the set. Folded into the settings it made them
+    # explicit: every plate was fitted 5PL and most curves failed.
+    import shutil
+
+    from cytosafe.workflows import run_analysis
+
+    root = Path(__file__).resolve().parents[1] / "examples" / "cra-study"
+    study = tmp_path / "study"
+    shutil.copytree(root / "msd", study / "msd")
+    text = (root / "study.toml").read_text()
+    text = text.replace('model = "4PL"\nweighting = "1/y2"\n', 'acceptance = "ich-m10"\n')
+    assert 'acceptance = "ich-m10"' in text
+    (study / "study.toml").write_text(text)
+    # The example's MSD plates carry no kit controls, so every run fails ICH M10's control
+    # rule and the hazard step has nothing left: it says so, naming the curves.
+    with pytest.raises(InputError, match="every plate x analyte failed QC") as err:
+        run_analysis(study / "study.toml")
+    assert err.value.field == "qc_pass" and "exclude_failed_qc" in err.value.expected
+    (study / "study.toml").write_text(
+        text.replace("[hazard]\n", "[hazard]\nexclude_failed_qc = false\n", 1)
+    )
+    result = run_analysis(study / "study.toml", out=tmp_path / "out")
+    cal = result.quantification.calibration
+    assert set(cal.curves["model"]) == {"4PL"}
+    assert cal.conventions["applied"].str.contains("acceptance=ich_m10").all()
+    assert acceptance_name(cal.settings) == "ich_m10"
+    # The curves themselves pass (4PL, as Discovery Workbench); the runs fail on controls.
+    assert cal.qc["curve_pass"].mean() > 0.9 and not cal.qc["controls_pass"].any()
+    assert cal.qc["qc_reasons"].str.contains("no kit control level").all()
+    written = json.loads((tmp_path / "out" / "settings.json").read_text())
+    assert written["calibration"]["acceptance"] == "ich_m10"

@@ -17,16 +17,16 @@ from typer.testing import CliRunner
 from cytosafe.cli import app
 
 runner = CliRunner()
-#: A Rich tag: an opening bracket not escaped, a name, a closing bracket.
-TAG = re.compile(r"(?<!\\)\[([a-zA-Z_/][^\]\[]*)\]")
+#: A Rich tag: an opening bracket not escaped, then a name, a closing tag ('/...'), a
+#: colour ('#...') or a handler ('@...'), and a closing bracket (Rich's own tag pattern).
+TAG = re.compile(r"(?<!\\)\[([a-zA-Z_/#@][^\]\[]*)\]")
 
 
 def _commands(command=None, path=()):
+    """Every command and group (a group's own help is shown too), the app's as ``""``."""
     command = command or get_command(app)
-    subcommands = getattr(command, "commands", {})
-    if not subcommands:
-        yield path, command
-    for name, sub in subcommands.items():
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
         yield from _commands(sub, (*path, name))
 
 

@@ -17,8 +17,12 @@ the sources disagree on how a run's range is read, so the choice is the user's:
   CRA under them: at least 6 levels, at least 75 % of the standard levels in the range
   within limits (a failing inner level is tolerated and reported, not a break in the
   range; section 4.2.3 and, for study runs, 4.3.2), CV up to 25 % at the LLOQ and ULOQ
-  (section 4.2.4), and at least half of the kit controls at each concentration level
-  within limits besides two thirds of all of them (section 4.3.2).
+  (by analogy with section 4.2.4), kit controls at 3 levels at least (4.3.1), and at
+  least half of them at each concentration level within limits besides two thirds of all
+  of them (section 4.3.2). M10 counts the 75 % over the standards *excluding anchor
+  points*; CytoSafe reads the range off the run, so the levels outside it (below the
+  LLOQ, above the ULOQ) are its anchor points, and a standard the analyst excluded with a
+  documented reason is not one of the run's standards.
 
 The fields:
 
@@ -29,8 +33,10 @@ The fields:
   same limits as the FDA *Bioanalytical Method Validation* guidance (2018), and DeSilva
   et al., Pharm Res 2003;20:1885-1900.
 * **Precision** -- the CV of a level's replicate back-calculated concentrations at most
-  20% (``max_cv``; ICH M10 section 4.2.4 allows 25% at LLOQ and ULOQ, ``end_max_cv``,
-  which the ``"ich_m10"`` set uses; the default keeps 20 % there too). A level is judged
+  20% (``max_cv``). ICH M10 sets no CV for calibration standards; its precision limits
+  for QCs (section 4.2.4: 20 %, 25 % at the LLOQ and ULOQ) are applied by analogy, and
+  the ``"ich_m10"`` set takes their 25 % at the ends (``end_max_cv``; the default keeps
+  20 % there too). A level is judged
   on the mean of its replicates and their CV, as the vendors' software reports it, not
   replicate by replicate.
 * **Quantifiable range** -- the longest run of consecutive standard levels whose two ends
@@ -50,7 +56,9 @@ The fields:
   ``min_control_share`` (two thirds) of its controls do: the run acceptance rule of ICH
   M10 section 4.3.2 for ligand-binding assays (at least 67 % of the QCs within ±20 %).
   The same section also asks for at least 50 % at each concentration level
-  (``min_control_level_share``; 0, not applied, by default; 0.5 under ``"ich_m10"``). A
+  (``min_control_level_share``; 0, not applied, by default; 0.5 under ``"ich_m10"``), and
+  its section 4.3.1 QCs at 3 levels at least (``min_control_levels``; 0 by default, 3
+  under ``"ich_m10"``: a curve with fewer judged control levels fails its controls). A
   control is judged on the mean of its replicate wells, and its level is its expected
   concentration.
 * **Failed curves** — a curve that fails QC, or whose fit status is not in
@@ -193,6 +201,7 @@ class CalibrationSettings:
     lod_sd: float = 2.5
     min_control_share: float = 2 / 3
     min_control_level_share: float = 0.0
+    min_control_levels: int = 0
     weight_floor: float | None = None
     asymmetry_bounds: tuple[float, float] | None = None
     accept_curves: tuple[str, ...] = ()
@@ -222,6 +231,11 @@ class CalibrationSettings:
         if self.min_levels < 4:
             raise InputError(
                 "min_levels below 4 cannot identify a logistic curve", field="min_levels"
+            )
+        if self.min_control_levels < 0:
+            raise InputError(
+                f"min_control_levels must be 0 or more, not {self.min_control_levels}",
+                field="min_control_levels",
             )
         for name in ("min_passing_share", "min_control_share", "min_control_level_share"):
             share = float(getattr(self, name))
@@ -277,8 +291,6 @@ class CalibrationSettings:
         out["curve_models"] = dict(self.curve_models)
         if self.asymmetry_bounds is not None:
             out["asymmetry_bounds"] = list(self.asymmetry_bounds)
-        # Which named acceptance criteria these are (or "custom"): a label, not a field.
-        out["acceptance"] = acceptance_name(self)
         return out
 
 
@@ -299,11 +311,13 @@ ACCEPTANCE: dict[str, dict[str, object]] = {
         "min_passing_share": 1.0,
         "min_control_share": 2 / 3,
         "min_control_level_share": 0.0,
+        "min_control_levels": 0,
     },
     # ICH M10 (2022), ligand-binding assays: 4.2.3 (calibration curve: >= 6 levels,
     # +/-20 %, +/-25 % at LLOQ and ULOQ, >= 75 % of the standards), 4.2.4 (CV <= 20 %,
     # <= 25 % at LLOQ and ULOQ), 4.3.2 (run acceptance: >= 2/3 of the QCs and >= 50 % at
-    # each level within +/-20 %).
+    # each level within +/-20 %), 4.3.1 (a run holds QCs at 3 levels at least: low, medium,
+    # high).
     "ich_m10": {
         "recovery_range": (80.0, 120.0),
         "end_recovery_range": (75.0, 125.0),
@@ -313,6 +327,7 @@ ACCEPTANCE: dict[str, dict[str, object]] = {
         "min_passing_share": 0.75,
         "min_control_share": 2 / 3,
         "min_control_level_share": 0.5,
+        "min_control_levels": 3,
     },
 }
 
@@ -1188,6 +1203,11 @@ def _standards_table(df, is_std, grp, g_mean, grp_x, cv, mean_conc, usable, n_cu
     return table.reset_index(drop=True), lloq, uloq
 
 
+def _share_text(share: float) -> str:
+    """A share as people say it: "two thirds" for 2/3 (not "67%", which 2 of 3 miss)."""
+    return "two thirds" if abs(share - 2 / 3) < 1e-9 else f"{share:.0%}"
+
+
 def _count(value: object) -> int:
     """A count from a merged QC column (missing: 0)."""
     return 0 if pd.isna(value) else int(value)
@@ -1251,9 +1271,10 @@ def _plate_qc(curves, standards, samples, settings) -> pd.DataFrame:
         )
         # ICH M10 4.3.2's second condition: at least a share of the controls at each
         # concentration level (a control's level is its expected concentration).
-        per_level = ctl.groupby([*CURVE_KEY, "standard_concentration"], sort=False, observed=True)[
-            "ok"
-        ].mean()
+        # Levels are compared to 6 significant figures: expected values typed per well
+        # (or computed, 1.1 * 1000 = 1100.0000000000002) are one level.
+        ctl["level"] = [float(f"{v:.6g}") for v in ctl["standard_concentration"]]
+        per_level = ctl.groupby([*CURVE_KEY, "level"], sort=False, observed=True)["ok"].mean()
         short_levels = per_level[per_level < settings.min_control_level_share - 1e-9]
         stats_ctl["control_levels_failing"] = (
             short_levels.groupby(level=list(range(len(CURVE_KEY))), observed=True).size()
@@ -1304,15 +1325,23 @@ def _plate_qc(curves, standards, samples, settings) -> pd.DataFrame:
         if not ctl_ok:
             why.append(
                 f"{n_ctl - n_ok} of {n_ctl} kit controls outside recovery limits (at least "
-                f"{settings.min_control_share:.0%} must pass)"
+                f"{_share_text(settings.min_control_share)} must pass)"
             )
         short_levels = _count(row.control_levels_failing)
         if n_ctl and short_levels:
             ctl_ok = False
             why.append(
                 f"{short_levels} of {_count(row.control_levels)} kit control levels with fewer "
-                f"than {settings.min_control_level_share:.0%} of their controls within "
-                "recovery limits"
+                f"than {_share_text(settings.min_control_level_share)} of their controls "
+                "within recovery limits"
+            )
+        n_levels = _count(row.control_levels)
+        if n_levels < settings.min_control_levels:
+            ctl_ok = False
+            count = "no" if n_levels == 0 else f"only {n_levels}"
+            why.append(
+                f"{count} kit control level(s) with an expected value; at least "
+                f"{settings.min_control_levels} are needed to judge the run"
             )
         controls_ok.append(ctl_ok)
         reasons.append("; ".join(why))

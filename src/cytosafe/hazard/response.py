@@ -48,6 +48,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cytosafe.errors import InputError
 from cytosafe.hazard.design import HazardSettings, StudyDesign
 from cytosafe.schema.units import CONCENTRATION_UNIT
 
@@ -164,14 +165,29 @@ def donor_responses(
         if len(bad):
             tag = bad.assign(_bad=True)
             s = s.merge(tag, on=["study_id", "plate_id", "analyte"], how="left")
-            n_bad = int(s["_bad"].fillna(False).astype(bool).sum())
-            s = s[~s["_bad"].fillna(False).astype(bool)].drop(columns="_bad")
+            failed = s["_bad"].eq(True).to_numpy()  # True where merged, NaN elsewhere
+            n_bad = int(failed.sum())
+            s = s[~failed].drop(columns="_bad")
             pairs = ", ".join(
                 f"{p} {a}" for p, a in bad[["plate_id", "analyte"]].itertuples(index=False)
             )
             warnings.append(
                 f"{n_bad} sample value(s) left out because their plate x analyte failed QC ({pairs})"
             )
+            if s.empty:  # nothing left to call a hazard on: say why, not fail further on
+                shown = bad.drop_duplicates().head(5)
+                more = len(bad.drop_duplicates()) - len(shown)
+                named = ", ".join(
+                    f"{p} {a}" for p, a in shown[["plate_id", "analyte"]].itertuples(index=False)
+                ) + (f" and {more} more" if more > 0 else "")
+                raise InputError(
+                    f"no sample value is left for the hazard step: every plate x analyte failed "
+                    f"QC ({named})",
+                    field="qc_pass",
+                    expected="curves that pass QC: see the QC report of 'cytosafe quantify' "
+                    "(qc.csv, qc_reasons); accept curves explicitly, or set [hazard] "
+                    "exclude_failed_qc = false",
+                )
     unusable = (
         ~np.isfinite(s["concentration"].to_numpy(dtype=float))
         & ~s["below_lloq"].astype(bool).to_numpy()

@@ -115,7 +115,7 @@ class QuantifyIn(BaseModel):
     weighting: Weighting | None = Field(None, description="Weights of the curve fit" + _CONVENTION)
     blank: BlankHandling | None = Field(None, description="How blanks enter the fit" + _CONVENTION)
     covariance: Covariance | None = Field(None, description="Parameter covariance" + _CONVENTION)
-    acceptance: Literal["cytosafe", "ich-m10"] | None = Field(
+    acceptance: Literal["cytosafe", "ich-m10", "ich_m10"] | None = Field(
         None,
         description="Acceptance criteria of the standards and kit controls: 'cytosafe' "
         "(default: every standard level of the range within limits, at least 5) or 'ich-m10' "

@@ -90,7 +90,7 @@ def run_analysis(
     >>> result = analyze("examples/cra-study/study.toml", out="out/analysis")  # doctest: +SKIP
     >>> result.hazard.hazard[["treatment", "assay_format", "hazard_class"]]  # doctest: +SKIP
     """
-    from cytosafe.curves.calibration import CalibrationSettings, acceptance_fields
+    from cytosafe.curves.calibration import CalibrationSettings
     from cytosafe.curves.potency import PotencySettings
     from cytosafe.quantification import load_measurements
     from cytosafe.workflows.parallel import quantifier
@@ -112,16 +112,23 @@ def run_analysis(
             field="inputs",
             expected='[analysis] inputs = ["plates/*.csv"]',
         )
-    cal = CalibrationSettings(
-        model=a.model, weighting=a.weighting, blank=a.blank, **acceptance_fields(a.acceptance)
-    )
+    cal = CalibrationSettings(model=a.model, weighting=a.weighting, blank=a.blank)
+    # The acceptance set is an option over each plate's convention, as --acceptance is:
+    # folded into the settings, it would make them explicit and drop the vendors' curves.
+    options = {"acceptance": a.acceptance} if a.acceptance != "cytosafe" else None
     measurements, sources = load_measurements(
         inputs, sample_map=sample_map, study_id=design.study_id
     )
     timings["read"] = time.perf_counter() - t0
     t = time.perf_counter()
     # load_measurements validated the table: the run does not validate it again.
-    q = run(measurements, settings=cal, potency_settings=PotencySettings(ecx=a.ecx), validated=True)
+    q = run(
+        measurements,
+        settings=cal,
+        potency_settings=PotencySettings(ecx=a.ecx),
+        options=options,
+        validated=True,
+    )
     q.sources = sources
     timings["quantify"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -144,6 +151,7 @@ def analysis_tables(result: AnalysisResult) -> dict[str, pd.DataFrame]:
 def analysis_settings(result: AnalysisResult) -> dict:
     """The settings of an analysis as JSON-ready data (``settings.json``)."""
     from cytosafe import __version__
+    from cytosafe.curves.calibration import acceptance_name
 
     q, hz = result.quantification, result.hazard
     d = hz.design
@@ -155,6 +163,7 @@ def analysis_settings(result: AnalysisResult) -> dict:
         "inputs": list(getattr(q, "sources", [])),
         "calibration": {
             **q.calibration.settings.to_dict(),
+            "acceptance": acceptance_name(q.calibration.settings),
             "formula": q.calibration.fit.model.formula,
         },
         "potency": q.potency_settings.to_dict(),

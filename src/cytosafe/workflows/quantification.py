@@ -217,6 +217,7 @@ def quantification_settings(result, *, command: str = "quantify", **inputs) -> d
     ``inputs`` records what was read (file names, plates, study id) as the face knows it.
     """
     from cytosafe import __version__
+    from cytosafe.curves.calibration import acceptance_name
 
     cal = result.calibration
     conventions = cal.conventions
@@ -225,7 +226,12 @@ def quantification_settings(result, *, command: str = "quantify", **inputs) -> d
         "cytosafe_version": __version__,
         "command": command,
         **inputs,
-        "calibration": {**cal.settings.to_dict(), "formula": cal.fit.model.formula},
+        "calibration": {
+            **cal.settings.to_dict(),
+            # Which named acceptance criteria these are (or "custom"): a label.
+            "acceptance": acceptance_name(cal.settings),
+            "formula": cal.fit.model.formula,
+        },
         # Which convention each plate was calibrated with, and why (issue 12, item 2).
         "conventions": _records(conventions),
         # Every standard left out of the fit, with its reason (issue 12, item 8).
