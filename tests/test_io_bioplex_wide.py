@@ -397,20 +397,40 @@ def test_a_tidy_workbook_with_type_and_well_columns_is_not_taken_for_it(tmp_path
 # --------------------------------------------------------------------------- INTELLIFLEX
 
 
-def write_intelliflex(path: Path, *, regions=("R25", "R27")) -> Path:
-    """INTELLIFLEX's CSV: one row per well, per region NAME/REGION/MEDIAN/COUNT columns."""
+def write_intelliflex(path: Path, *, regions=("R25", "R27"), title: str | None = None) -> Path:
+    """INTELLIFLEX's CSV: one row per well, per region NAME/REGION/MEDIAN/COUNT columns;
+    the same table in a workbook (numbers as numbers, a ``title`` line above it) when
+    ``path`` ends in ``.xlsx``."""
     header = ["INSTRUMENT TYPE", "SERIAL NUMBER", "PLATE NAME", "WELL LOCATION", "WELL TYPE",
               "SAMPLE ID", "DILUTION", "TOTAL EVENTS"]  # fmt: skip
     for region in regions:
         header += [f"{region}: RP1 {k}" for k in ("ANALYTE NAME", "REGION", "MEDIAN", "COUNT")]
+    lines: list[list[object]] = [header]
+    for n, well in enumerate(("A1", "B1", "C1"), start=1):
+        line: list[object] = [
+            "INTELLIFLEX",
+            "SN-0",
+            "PLATE-1",
+            well,
+            f"U{n}",
+            f"Unknown{n}",
+            1,
+            900,
+        ]
+        for k, region in enumerate(regions):
+            line += [f"Analyte {k}", int(region[1:]), 1000.5 * n + k, 60]
+        lines.append(line)
+    if path.suffix == ".xlsx":
+        book = openpyxl.Workbook()
+        book.active.title = "Plate"
+        if title is not None:
+            book.active.append([title])
+        for line in lines:
+            book.active.append(line)
+        book.save(path)
+        return path
     with path.open("w", newline="", encoding="utf-8") as fh:
-        out = csv.writer(fh)
-        out.writerow(header)
-        for n, well in enumerate(("A1", "B1", "C1"), start=1):
-            line = ["INTELLIFLEX", "SN-0", "PLATE-1", well, f"U{n}", f"Unknown{n}", "1", "900"]
-            for k, region in enumerate(regions):
-                line += [f"Analyte {k}", region[1:], f"{1000.5 * n + k}", "60"]
-            out.writerow(line)
+        csv.writer(fh).writerows(lines)
     return path
 
 
@@ -431,3 +451,24 @@ def test_a_csv_without_region_columns_is_not_called_intelliflex(tmp_path):
     path = write_intelliflex(tmp_path / "plate.csv", regions=())
     with pytest.raises(InputError, match="not a format CytoSafe recognises"):
         read(path)
+
+
+@pytest.mark.parametrize("title", [None, "Plate 1 export"])
+def test_an_intelliflex_table_in_a_workbook_is_named_as_the_csv_is(tmp_path, title):
+    # The tidy reader took it and said "missing required column(s): study_id, ...".
+    path = write_intelliflex(tmp_path / "plate.xlsx", title=title)
+    for call in (detect_format, read):
+        with pytest.raises(InputError) as info:
+            call(path)
+        err = info.value
+        assert err.file == str(path)
+        assert err.message.startswith("this is a Luminex INTELLIFLEX export saved as a workbook")
+        assert "no column for the standards' expected concentrations" in err.message
+        assert "xPONENT" in err.expected
+    res = CliRunner().invoke(app, ["quantify", str(path), "--out", str(tmp_path / "out")])
+    assert res.exit_code != 0 and "INTELLIFLEX" in res.output and "study_id" not in res.output
+
+
+def test_a_workbook_without_region_columns_is_not_called_intelliflex(tmp_path):
+    path = write_intelliflex(tmp_path / "plate.xlsx", regions=())
+    assert detect_format(path) == "tidy"

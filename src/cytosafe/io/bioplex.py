@@ -106,6 +106,7 @@ import io
 import math
 import re
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -717,7 +718,14 @@ def sniff(probe: Probe) -> bool:
     """A BIFF8 ``.xls`` (the only ``.xls`` export CytoSafe reads), or an ``.xlsx`` with a
     sheet whose first rows hold an ``Analyte:`` line or the block header of the one-sheet
     report (:mod:`cytosafe.io.bioplex_wide`: analytes side by side over Type, Well and a
-    data type), which would otherwise fall to the tidy reader."""
+    data type), which would otherwise fall to the tidy reader.
+
+    Raises
+    ------
+    InputError
+        A workbook holding Luminex INTELLIFLEX's table (see :func:`refuse`), which the
+        tidy reader, asked last and taking every workbook, would misread.
+    """
     if probe.is_ole2:
         return True
     for rows in probe.sheets.values():
@@ -727,7 +735,15 @@ def sniff(probe: Probe) -> bool:
                 return True
     from cytosafe.io.bioplex_wide import is_wide
 
-    return any(is_wide([list(row) for row in rows]) for rows in probe.sheets.values())
+    if any(is_wide([list(row) for row in rows]) for rows in probe.sheets.values()):
+        return True
+    # INTELLIFLEX's export saved as a workbook would be taken by the tidy reader, which
+    # takes every .xlsx (asked last; registry.detect_format consults the refuse hooks only
+    # for a file no reader takes) and said "missing required column(s): study_id, ...":
+    # it is refused here, with refuse()'s message, before the tidy reader is asked.
+    if probe.is_xlsx and (why := refuse(probe)) is not None:
+        raise InputError(why[0], file=str(probe.path), expected=why[1])
+    return False
 
 
 #: Luminex INTELLIFLEX's own CSV (one row per well; per bead region ``R25: RP1 MEDIAN``,
@@ -735,15 +751,21 @@ def sniff(probe: Probe) -> bool:
 #: ID``): the layout of allotropy's ``luminex_intelliflex_single_dataset.csv`` and
 #: ``luminex_intelliflex_v2_2.csv`` (Benchling-Open-Source/allotropy
 #: ``tests/parsers/luminex_intelliflex/testdata``) and SerolyzeR's
-#: ``inst/extdata/random_intelliflex.csv``. None of them has a column for a standard's
-#: expected concentration; the same runs exported by xPONENT (allotropy's
-#: ``luminex_intelliflex_example_01.csv``, first line ``Program,xPONENT,,Intelliflex``)
-#: are read by :mod:`cytosafe.io.xponent`.
+#: ``inst/extdata/random_intelliflex.csv``; allotropy also lists the same table as a
+#: workbook (``luminex_intelliflex_v2_2_excel.xlsx``), whose header is looked for in the
+#: first :data:`_INTELLIFLEX_SHEET_ROWS` rows of each sheet. None of them has a column
+#: for a standard's expected concentration; the same runs exported by xPONENT
+#: (allotropy's ``luminex_intelliflex_example_01.csv``, first line
+#: ``Program,xPONENT,,Intelliflex``) are read by :mod:`cytosafe.io.xponent`.
 _INTELLIFLEX_REGION = re.compile(r"^R\d+:\s*RP\d+\s+\S")
-INTELLIFLEX_CSV = (
-    "this is a Luminex INTELLIFLEX CSV export (one row per well, a 'R<region>: RP1 MEDIAN' "
+#: Rows of each sheet searched for the header (a title line or two may stand above it).
+_INTELLIFLEX_SHEET_ROWS = 5
+_INTELLIFLEX = (
+    "this is a Luminex INTELLIFLEX {form} (one row per well, a 'R<region>: RP1 MEDIAN' "
     "column per bead region), which CytoSafe does not read"
 )
+INTELLIFLEX_CSV = _INTELLIFLEX.format(form="CSV export")
+INTELLIFLEX_XLSX = _INTELLIFLEX.format(form="export saved as a workbook")
 INTELLIFLEX_REMEDY = (
     "the batch exported by xPONENT as its CSV (first line 'Program,xPONENT'; xPONENT writes "
     "it for INTELLIFLEX runs too), with the standards' expected concentrations; or a tidy "
@@ -751,21 +773,38 @@ INTELLIFLEX_REMEDY = (
 )
 
 
-def refuse(probe: Probe) -> tuple[str, str] | None:
-    """A Luminex INTELLIFLEX CSV export: named, with what to export instead (the ``refuse``
-    hook of :mod:`cytosafe.io.reader`). Its public examples carry no expected
-    concentrations of standards, so no calibration could be made from one."""
-    if probe.is_ole2 or probe.is_xlsx or not probe.lines:
-        return None
-    cells = [c.strip().strip('"').strip().upper() for c in probe.lines[0].split(",")]
+def _intelliflex_message(row: Iterable[object], message: str) -> str | None:
+    """``message``, completed, for a header row of INTELLIFLEX's table; else None."""
+    cells = [str(c).strip().strip('"').strip().upper() for c in row if c is not None]
     if not {"INSTRUMENT TYPE", "WELL LOCATION"} <= set(cells):
         return None
     if not any(_INTELLIFLEX_REGION.match(c) for c in cells):
         return None
-    message = INTELLIFLEX_CSV
     if not any("CONC" in c or "EXPECTED" in c for c in cells):
         message += ": it has no column for the standards' expected concentrations"
-    return message, INTELLIFLEX_REMEDY
+    return message
+
+
+def refuse(probe: Probe) -> tuple[str, str] | None:
+    """A Luminex INTELLIFLEX export, its CSV or the same table in a workbook: named, with
+    what to export instead (the ``refuse`` hook of :mod:`cytosafe.io.reader`; a workbook
+    is refused by :func:`sniff`, since the tidy reader takes every workbook). Its public
+    examples carry no expected concentrations of standards, so no calibration could be
+    made from one."""
+    if probe.is_ole2:
+        return None
+    if probe.is_xlsx:
+        rows: list[Iterable[object]] = [
+            row for sheet in probe.sheets.values() for row in sheet[:_INTELLIFLEX_SHEET_ROWS]
+        ]
+    else:
+        rows = [probe.lines[0].split(",")] if probe.lines else []
+    form = INTELLIFLEX_XLSX if probe.is_xlsx else INTELLIFLEX_CSV
+    for row in rows:
+        message = _intelliflex_message(row, form)
+        if message is not None:
+            return message, INTELLIFLEX_REMEDY
+    return None
 
 
 def read_bioplex(
