@@ -7,7 +7,8 @@ nothing printed by a third-party library, and never misreads a planted locale tr
 
 The corpus is built from the example study (``examples/cra-study/``: MSD, xPONENT, tidy
 CSV, a tidy workbook written from it, the ELISA plate map with its reader matrix, the
-culture sample maps), the test fixtures (a Gen5 export read through ASM) and the real
+culture sample maps), the test fixtures (a Gen5 export read through ASM, a Bio-Plex
+Manager 6 XML run written by ``run_xml`` of ``tests/test_io_bioplex_xml.py``) and the real
 vendor exports in ``../shared/data/real-exports/`` (read in place, never copied; see its
 SOURCES.md). Each case takes one file and applies one to three mutations:
 
@@ -107,6 +108,7 @@ def corpus(workdir: Path) -> list[Entry]:
         Entry("msd-two-plates", "read", FIXTURES / "msd" / "two_plates.csv"),
         Entry("xponent", "read", EXAMPLES / "luminex" / "plate_LX-01.csv"),
         Entry("xponent-small", "read", FIXTURES / "xponent" / "small_plate.csv"),
+        Entry("bioplex-xml", "read", FIXTURES / "bioplex_xml" / "run.xml"),
         Entry("tidy-csv", "read", EXAMPLES / "tidy" / "elisa.csv"),
         Entry("tidy-xlsx", "read", small_xlsx),
         Entry(

@@ -477,6 +477,14 @@ def test_an_export_without_samples_is_refused(tmp_path):
 # --------------------------------------------------------------------------- fuzz
 
 
+def test_the_fuzz_corpus_fixture_is_the_run_written_here():
+    """``tests/fixtures/bioplex_xml/run.xml`` (the fuzz corpus's Bio-Plex XML,
+    ``benchmarks/fuzz_readers.py``) is :func:`run_xml`'s output, synthetic values only;
+    regenerate it from there when the fixture run changes."""
+    fixture = Path(__file__).parent / "fixtures" / "bioplex_xml" / "run.xml"
+    assert fixture.read_text(encoding="utf-8") == run_xml()
+
+
 def _fuzz_engine():
     engine = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz_readers.py"
     spec = importlib.util.spec_from_file_location("fuzz_readers", engine)
