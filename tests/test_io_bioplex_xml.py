@@ -474,6 +474,22 @@ def test_an_export_without_samples_is_refused(tmp_path):
     assert info.value.field == "Samples"
 
 
+def test_the_reader_and_writer_are_exported_beside_read_bioplex(run_file, tmp_path):
+    # They were reachable only as cytosafe.io.bioplex_xml.read_bioplex_xml.
+    assert {"read_bioplex_xml", "write_bioplex_xml"} <= set(cio.__all__)
+    from cytosafe.io import read_bioplex_xml, write_bioplex_xml
+
+    assert read_bioplex_xml is bioplex_xml.read_bioplex_xml
+    table = read_bioplex_xml(run_file)
+    again = read_bioplex_xml(write_bioplex_xml(table, tmp_path / "again.xml"))
+    columns = ["well", "analyte", "sample_type", "signal", "standard_concentration"]
+    key = ["analyte", "well"]
+    pd.testing.assert_frame_equal(
+        table[columns].sort_values(key).reset_index(drop=True),
+        again[columns].sort_values(key).reset_index(drop=True),
+    )
+
+
 # --------------------------------------------------------------------------- fuzz
 
 

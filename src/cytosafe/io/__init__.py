@@ -10,6 +10,7 @@ file from its content, so a user can pass any export without saying what it is.
 | ``msd`` Discovery Workbench | :mod:`~cytosafe.io.msd` | :func:`read_msd` | :func:`write_msd` |
 | ``xponent`` Luminex CSV | :mod:`~cytosafe.io.xponent` | :func:`read_xponent` | :func:`write_xponent` |
 | ``bioplex`` Bio-Plex Manager (.xls/.xlsx) | :mod:`~cytosafe.io.bioplex` | :func:`read_bioplex` | :func:`write_bioplex` |
+| ``bioplex_xml`` Bio-Plex Manager 6 XML | :mod:`~cytosafe.io.bioplex_xml` | :func:`read_bioplex_xml` | :func:`write_bioplex_xml` |
 | ``asm`` ASM JSON, SoftMax Pro, Gen5 | :mod:`~cytosafe.io.asm` | :func:`read_asm`, :func:`read_asm_plate` | :func:`write_asm` |
 | plate map + reader matrix (96/384) | :mod:`~cytosafe.io.platemap` | :func:`~cytosafe.io.platemap.read_plate` | :func:`write_plate_map`, :func:`write_reader_matrix` |
 
@@ -61,6 +62,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the names as a type checker and an editor see them
     from cytosafe.io.asm import read_asm, read_asm_plate, write_asm
     from cytosafe.io.bioplex import read_bioplex, read_bioplex_equations, write_bioplex
+    from cytosafe.io.bioplex_xml import read_bioplex_xml, write_bioplex_xml
     from cytosafe.io.msd import read_msd, write_msd
     from cytosafe.io.platemap import (
         join_plate_map,
@@ -88,6 +90,7 @@ if TYPE_CHECKING:  # the names as a type checker and an editor see them
 _HOME = {
     **dict.fromkeys(["read_asm", "read_asm_plate", "write_asm"], "asm"),
     **dict.fromkeys(["read_bioplex", "read_bioplex_equations", "write_bioplex"], "bioplex"),
+    **dict.fromkeys(["read_bioplex_xml", "write_bioplex_xml"], "bioplex_xml"),
     **dict.fromkeys(["read_msd", "write_msd"], "msd"),
     **dict.fromkeys(
         [
@@ -136,6 +139,7 @@ __all__ = [
     "read_asm_plate",
     "read_bioplex",
     "read_bioplex_equations",
+    "read_bioplex_xml",
     "read_msd",
     "read_plate",
     "read_plate_map",
@@ -145,6 +149,7 @@ __all__ = [
     "read_xponent",
     "write_asm",
     "write_bioplex",
+    "write_bioplex_xml",
     "write_msd",
     "write_plate_map",
     "write_reader_matrix",
