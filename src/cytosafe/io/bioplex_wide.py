@@ -65,7 +65,15 @@ from cytosafe.io._bioplex_sheets import (
     _where_sheet,
 )
 
-__all__ = ["LAYOUT", "REMEDY", "analyte_sheets", "find_header", "is_wide", "sheet_error"]
+__all__ = [
+    "KNOWN_TYPES",
+    "LAYOUT",
+    "REMEDY",
+    "analyte_sheets",
+    "find_header",
+    "is_wide",
+    "sheet_error",
+]
 
 #: How error messages name this layout.
 LAYOUT = (
@@ -128,7 +136,7 @@ def _data_type(value: object) -> tuple[str | None, str | None, bool]:
     return None, None, text in _IGNORED_NORM
 
 
-def column_letter(index: int) -> str:
+def _column_letter(index: int) -> str:
     """A 0-based column index as Excel names it: 0 -> 'A', 26 -> 'AA'."""
     letters = ""
     n = index + 1
@@ -159,7 +167,7 @@ def _scan_header(
         return None
     if analyte is not None:
         return (
-            f"it has an Analyte column ({column_letter(analyte)}), as the data header of "
+            f"it has an Analyte column ({_column_letter(analyte)}), as the data header of "
             "the per-analyte report has, not analyte labels in the row above"
         )
     if r == 0:
@@ -170,7 +178,7 @@ def _scan_header(
         if _text(above[i]):
             return (
                 f"the row above it (row {r}), which should name the analyte over each data "
-                f"column, holds '{_text(above[i])}' in column {column_letter(i)}, over the "
+                f"column, holds '{_text(above[i])}' in column {_column_letter(i)}, over the "
                 "Type, Well and Description columns"
             )
     columns: list[_Column] = []
@@ -182,7 +190,7 @@ def _scan_header(
         label = own or label
         if not label:
             return (
-                f"its data column {column_letter(idx)} ('{_text(row[idx])}') has no analyte "
+                f"its data column {_column_letter(idx)} ('{_text(row[idx])}') has no analyte "
                 f"label in the row above (row {r}), nor has any column on its left"
             )
         field, unit, known = _data_type(row[idx])
@@ -216,7 +224,7 @@ def _column_problem(columns: list[_Column], r: int) -> InputError | None:
         if not col.known:
             ignored = "; ".join(f"{k} ({why})" for k, why in _IGNORED.items())
             return InputError(
-                f"column {column_letter(col.index)} holds the data type '{col.header}', "
+                f"column {_column_letter(col.index)} holds the data type '{col.header}', "
                 f"which CytoSafe does not know (it passes over {ignored}); a block it "
                 "does not know is refused rather than left unread",
                 row=r + 1,
@@ -230,7 +238,7 @@ def _column_problem(columns: list[_Column], r: int) -> InputError | None:
         first = seen.setdefault((col.analyte, col.field), col)
         if first is col:
             continue
-        a, b = column_letter(first.index), column_letter(col.index)
+        a, b = _column_letter(first.index), _column_letter(col.index)
         if not col.labelled:
             return InputError(
                 f"column {b} ({col.header}) has no analyte label in row {r}, above its "
