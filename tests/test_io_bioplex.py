@@ -691,6 +691,20 @@ def test_error_bad_dilution(report):
     assert err.value.field == "Dilution"
 
 
+def test_error_dilution_column_under_another_name(report):
+    # 'Dilution Factor' was dropped unread and the samples at 1:4 read undiluted, 4x low.
+    columns = [("Dilution Factor" if c == "Dilution" else c) for c in COLUMNS]
+    sheet = analyte_sheet(columns=columns)
+    for row in sheet.rows():
+        row["Dilution Factor"] = row.pop("Dilution", None)
+    path = report([sheet])
+    with pytest.raises(InputError, match=r"column P \('Dilution Factor'\) is not a column") as err:
+        read_bioplex(path, standard_unit="pg/mL")
+    assert err.value.file == f"{path} (sheet 'IL-6 (12)')"
+    assert err.value.row == 9  # the table's header row
+    assert err.value.field == "Dilution Factor" and "'Dilution'" in err.value.expected
+
+
 def test_error_bad_well(report):
     sheet = analyte_sheet()
     sheet.row("X1")["Well"] = "Z99"

@@ -80,6 +80,8 @@ class _Block:
     #: For a table made from a one-sheet report (:mod:`cytosafe.io.bioplex_wide`): row ->
     #: data type -> the sheet row its value is on (errors name that row).
     field_rows: dict[int, dict[str, int]] = field(default_factory=dict)
+    #: Header cells of a per-analyte table the reader does not know: column -> text.
+    unread: dict[int, str] = field(default_factory=dict)
 
     @property
     def is_summary(self) -> bool:
@@ -121,6 +123,16 @@ _DASH = re.compile(r"\s*-\s*")
 def _where_sheet(path: Path, sheet: str) -> str:
     # InputError has no 'sheet' part; naming it next to the file keeps one location.
     return f"{path} (sheet '{sheet}')"
+
+
+def _column_letter(index: int) -> str:
+    """A 0-based column index as Excel names it: 0 -> 'A', 26 -> 'AA'."""
+    letters = ""
+    n = index + 1
+    while n:
+        n, rest = divmod(n - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
 
 
 def _split_wells(value: object) -> list[str]:

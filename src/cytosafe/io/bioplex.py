@@ -66,7 +66,9 @@ What the columns mean, and how they are read:
   (:func:`~cytosafe.schema.units.analyte_unit`), named by ``concentration_unit``; the
   printed number stays in ``exp_conc`` and its unit as printed (canonical spelling) in
   ``exp_conc_unit``.
-* **Dilution** (``4`` or ``1:4``) -> ``dilution_factor``; **Bead Count** -> ``bead_count``
+* **Dilution** (``4`` or ``1:4``) -> ``dilution_factor`` (1 when the table has no such
+  column; a table without it that has another column naming a dilution, ``Dilution
+  Factor`` say, is an error rather than read undiluted); **Bead Count** -> ``bead_count``
   (summary tables have none); **Outlier** -> ``outlier``; **Std Dev**, **%CV** ->
   ``fi_sd``, ``fi_cv``; **Sampling Errors** -> ``sampling_errors``. ``(Obs/Exp) * 100``,
   ``Conc in Range``, ``Group`` and ``Ratio`` are derived or empty and not read.
@@ -120,6 +122,7 @@ from cytosafe.io._bioplex_sheets import (
     _HEADER_LINE,
     _AnalyteSheet,
     _Block,
+    _column_letter,
     _is_empty,
     _norm,
     _Sheet,
@@ -288,10 +291,14 @@ def _number(value: object) -> float:
 # --------------------------------------------------------------------------- sheet layout
 
 
-def _header_cells(row: list[object]) -> tuple[dict[str, int], dict[str, str]] | None:
-    """The column map of a data-table header row, or None if the row is not one."""
+def _header_cells(
+    row: list[object],
+) -> tuple[dict[str, int], dict[str, str], dict[int, str]] | None:
+    """The column map of a data-table header row, its units and the header cells not
+    known (column -> text), or None if the row is not one."""
     columns: dict[str, int] = {}
     units: dict[str, str] = {}
+    unread: dict[int, str] = {}
     for idx, value in enumerate(row):
         if not isinstance(value, str):
             continue  # every header label is text (a damaged sheet has many empty cells)
@@ -305,8 +312,10 @@ def _header_cells(row: list[object]) -> tuple[dict[str, int], dict[str, str]] | 
             columns[name] = idx
             if unit:
                 units[name] = unit
+        elif not name and text:
+            unread[idx] = _text(value)
     if all(c in columns for c in _REQUIRED_COLUMNS):
-        return columns, units
+        return columns, units, unread
     return None
 
 
@@ -320,7 +329,8 @@ def _parse_sheet(sheet: _Sheet) -> _AnalyteSheet | None:
     while r < len(rows):
         found = _header_cells(rows[r])
         if found:
-            block = _Block(r + 1, *found)
+            columns, units, unread = found
+            block = _Block(r + 1, columns, units, unread=unread)
             r += 1
             while r < len(rows) and not _is_empty(rows[r]) and not _header_cells(rows[r]):
                 block.rows.append((r + 1, rows[r]))
@@ -563,6 +573,20 @@ def _block_records(
     analyte_text = sheet.analyte_text
     analyte, region = sheet.analyte, sheet.region
     file_where = _where_sheet(path, sheet.name)
+    if "Dilution" not in block.columns:
+        # Without a Dilution column every well is read undiluted; a dilution column under
+        # another name would be dropped and the samples read too low without a word.
+        for idx, text in block.unread.items():
+            if "dilution" in text.lower():
+                raise InputError(
+                    f"column {_column_letter(idx)} ('{text}') is not a column CytoSafe reads, and the "
+                    "table has no Dilution column: its samples would be read undiluted",
+                    file=file_where,
+                    row=block.header_row,
+                    field=text,
+                    expected="the dilutions in a column headed 'Dilution', as Bio-Plex "
+                    "Manager prints it",
+                )
     for row, vals in block.rows:
         where = {"file": file_where, "row": row}
         raw_wells = _split_wells(_cell(block, vals, "Well"))

@@ -58,6 +58,7 @@ from cytosafe.io._bioplex_sheets import (
     _HEADER_LINE,
     _AnalyteSheet,
     _Block,
+    _column_letter,
     _is_empty,
     _norm,
     _Sheet,
@@ -134,16 +135,6 @@ def _data_type(value: object) -> tuple[str | None, str | None, bool]:
     if name in _FIELDS:
         return name, unit, True
     return None, None, text in _IGNORED_NORM
-
-
-def _column_letter(index: int) -> str:
-    """A 0-based column index as Excel names it: 0 -> 'A', 26 -> 'AA'."""
-    letters = ""
-    n = index + 1
-    while n:
-        n, rest = divmod(n - 1, 26)
-        letters = chr(ord("A") + rest) + letters
-    return letters
 
 
 def _scan_header(
