@@ -290,7 +290,10 @@ def analyte_sheets(sheet: _Sheet, path: Path) -> list[_AnalyteSheet]:
     Raises
     ------
     InputError
-        A well listed twice in one block, or in a block but not in the analyte's FI block;
+        A row of Type and Well cells that is no readable block header (why is named); a
+        block data type the reader does not know; a data column without its analyte label
+        or two columns of one analyte and data type (named by column letter);
+        a well listed twice in one block, or in a block but not in the analyte's FI block;
         an analyte without an FI column; standards without an ``Exp Conc`` block (the
         layout and what to export instead are named).
     """
