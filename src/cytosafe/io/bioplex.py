@@ -742,14 +742,9 @@ def sniff(probe: Probe) -> bool:
     """A BIFF8 ``.xls`` (the only ``.xls`` export CytoSafe reads), or an ``.xlsx`` with a
     sheet whose first rows hold an ``Analyte:`` line or the block header of the one-sheet
     report (:mod:`cytosafe.io.bioplex_wide`: analytes side by side over Type, Well and a
-    data type), which would otherwise fall to the tidy reader.
-
-    Raises
-    ------
-    InputError
-        A workbook holding Luminex INTELLIFLEX's table (see :func:`refuse`), which the
-        tidy reader, asked last and taking every workbook, would misread.
-    """
+    data type), which would otherwise fall to the tidy reader. A workbook holding Luminex
+    INTELLIFLEX's table is refused by :func:`refuse`, which the registry asks before the
+    tidy reader (:func:`cytosafe.io.registry.detect_format`)."""
     if probe.is_ole2:
         return True
     for rows in probe.sheets.values():
@@ -761,12 +756,6 @@ def sniff(probe: Probe) -> bool:
 
     if any(is_wide([list(row) for row in rows]) for rows in probe.sheets.values()):
         return True
-    # INTELLIFLEX's export saved as a workbook would be taken by the tidy reader, which
-    # takes every .xlsx (asked last; registry.detect_format consults the refuse hooks only
-    # for a file no reader takes) and said "missing required column(s): study_id, ...":
-    # it is refused here, with refuse()'s message, before the tidy reader is asked.
-    if probe.is_xlsx and (why := refuse(probe)) is not None:
-        raise InputError(why[0], file=str(probe.path), expected=why[1])
     return False
 
 

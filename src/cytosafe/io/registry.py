@@ -19,7 +19,10 @@ that tuple is the order in which :func:`detect_format` asks the readers' ``sniff
 6. ``tidy`` -- last, as the most permissive: a header naming ``well`` and ``signal``, or
    any other ``.xlsx`` workbook.
 
-A file no reader claims is an :class:`~cytosafe.errors.InputError`. Plate maps come in
+Before the last, catch-all reader is asked, the readers' optional ``refuse(probe)`` hooks
+name a related format of their vendor that they do not read (a raw MESO plate file, a
+Luminex INTELLIFLEX table): an :class:`~cytosafe.errors.InputError` saying what to export
+instead. A file no reader claims is an :class:`~cytosafe.errors.InputError` too. Plate maps come in
 pairs with the file that holds the signals, and are read with :func:`read_plate`: a
 SoftMax Pro, Gen5 or ASM export (recognised by :func:`cytosafe.io.asm.export_kind`) goes
 to :func:`cytosafe.io.asm.read_asm_plate`, anything else is a reader matrix for
@@ -114,7 +117,11 @@ def detect_format(path: str | Path) -> str:
         reader recognises the content.
     """
     probe = Probe.of(path)
-    for name in FORMATS:
+    # The specific readers first; then their refusals (a related format of their vendor
+    # they name but do not read); the tidy reader, which takes any workbook, last: asked
+    # before the refusals it took INTELLIFLEX's workbook and said "missing columns".
+    *specific, catch_all = FORMATS
+    for name in specific:
         reader = READERS[name]
         if reader.sniff(probe):
             return reader.NAME
@@ -123,6 +130,8 @@ def detect_format(path: str | Path) -> str:
         why = refuse(probe) if refuse is not None else None
         if why is not None:
             raise InputError(why[0], file=str(path), expected=why[1])
+    if READERS[catch_all].sniff(probe):
+        return READERS[catch_all].NAME
     raise InputError(
         "the file is not a format CytoSafe recognises",
         file=str(path),
