@@ -257,7 +257,9 @@ def test_quantify_takes_the_acceptance_criteria_and_says_which_it_used(tmp_path)
     qc = {name: pd.read_csv(out / "qc.csv").iloc[0] for name, out in runs.items()}
     assert not qc[None]["qc_pass"] and qc["ich-m10"]["qc_pass"]
     report = (runs["ich-m10"] / "report.html").read_text()
-    assert "ICH M10 (2022) for ligand-binding assays, sections 4.2.3, 4.2.4 and 4.3.2" in report
+    assert (
+        "ICH M10 (2022) for ligand-binding assays, sections 4.2.3, 4.2.4, 4.3.1 and 4.3.2" in report
+    )
     assert "8 / 8 (1 outside limits)" in report
     assert (
         "defaults (every standard level in the range within limits)"

@@ -334,7 +334,7 @@ ACCEPTANCE: dict[str, dict[str, object]] = {
 #: How each set is named in reports.
 ACCEPTANCE_TITLES = {
     "cytosafe": "CytoSafe's defaults (every standard level in the range within limits)",
-    "ich_m10": "ICH M10 (2022) for ligand-binding assays, sections 4.2.3, 4.2.4 and 4.3.2",
+    "ich_m10": "ICH M10 (2022) for ligand-binding assays, sections 4.2.3, 4.2.4, 4.3.1 and 4.3.2",
 }
 
 

@@ -119,7 +119,7 @@ class QuantifyIn(BaseModel):
         None,
         description="Acceptance criteria of the standards and kit controls: 'cytosafe' "
         "(default: every standard level of the range within limits, at least 5) or 'ich-m10' "
-        "(ICH M10 for ligand-binding assays, sections 4.2.3, 4.2.4 and 4.3.2).",
+        "(ICH M10 for ligand-binding assays, sections 4.2.3, 4.2.4, 4.3.1 and 4.3.2).",
     )
 
     def options(self) -> dict[str, str]:
