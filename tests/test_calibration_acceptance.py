@@ -303,3 +303,6 @@ def test_a_study_files_acceptance_keeps_each_plates_vendor_convention(tmp_path):
     assert cal.qc["qc_reasons"].str.contains("no kit control level").all()
     written = json.loads((tmp_path / "out" / "settings.json").read_text())
     assert written["calibration"]["acceptance"] == "ich_m10"
+    # The hazard report's methods name the set.
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert "under the acceptance criteria of ICH M10 (2022) for ligand-binding assays" in report

@@ -1001,7 +1001,8 @@ def _methods(result: AnalysisResult, refs: _Refs) -> list[str]:
         f"standard curve ({model.formula}) per plate and analyte by weighted least squares "
         f"({weight}) {refs.cite('Findlay & Dillard 2007')}, blanks handled as “{cal.blank}”, "
         f"calibrator acceptance {cal.recovery_range[0]:g}-{cal.recovery_range[1]:g}% of nominal "
-        f"{refs.cite('ICH M10', 'FDA 2018')}, and the LLOQ and ULOQ read off the accepted standards. "
+        f"{refs.cite('ICH M10', 'FDA 2018')}, and the LLOQ and ULOQ read off the accepted standards "
+        f"under the acceptance criteria of {_acceptance_title(cal)}. "
         + (
             "Values of plate x analyte curves that failed QC were left out of the hazard analysis. "
             if s.exclude_failed_qc
@@ -1349,3 +1350,10 @@ def _print_pdf(browser, html_path: Path, pdf_path: Path) -> None:
         )
     finally:
         page.close()
+
+
+def _acceptance_title(settings) -> str:
+    """The named acceptance set the calibration used, in words (the QC report's)."""
+    from cytosafe.curves.calibration import ACCEPTANCE_TITLES, acceptance_name
+
+    return ACCEPTANCE_TITLES.get(acceptance_name(settings), "the settings, set field by field")
