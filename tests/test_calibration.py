@@ -559,3 +559,22 @@ def test_a_curve_on_bio_plex_s_asymmetry_bound_fails_for_its_short_range_not_its
     assert qc["qc_reasons"] == (
         "only 4 standard levels in the quantifiable range (0.01072-2.315); at least 5 are needed"
     )
+
+
+def test_one_sample_name_at_two_dilutions_is_two_replicate_groups():
+    # A sample run neat and 1:4 under one name (Bio-Plex XML groups share a Description
+    # so): its wells are not replicates of one another. Averaged, their signals gave one
+    # number at one dilution that was neither (here ~4,000 for a true 8,000 pg/mL).
+    df = plate(samples=[("donor1", 2000.0, 1), ("donor1", 500.0, 4)])
+    got = calibrate(df).samples.query("sample_id == 'donor1'").sort_values("dilution_factor")
+    assert list(got["dilution_factor"]) == [1.0, 4.0]
+    np.testing.assert_allclose(got["concentration"], [2000.0, 2000.0], rtol=1e-5)
+    assert list(got["n_replicates"]) == [2, 2]
+
+
+def test_two_control_levels_under_one_name_stay_two_levels():
+    df = _control(_control(plate(), expected=200.0, measured=200.0, name="C1"),
+                  expected=3000.0, measured=3000.0, name="C2")  # fmt: skip
+    df.loc[df["sample_type"] == "control", "sample_id"] = "Kit control"
+    ctl = calibrate(df).samples.query("sample_type == 'control'")
+    np.testing.assert_allclose(sorted(ctl["concentration"]), [200.0, 3000.0], rtol=1e-5)

@@ -531,3 +531,67 @@ def test_mutated_exports_give_a_table_or_an_input_error(run_file, tmp_path, capf
             outcomes["input_error"] += 1
     assert outcomes["valid"] and outcomes["input_error"], outcomes
     assert capfd.readouterr() == ("", "")
+
+
+def test_standards_that_all_have_expected_concentration_zero_are_refused(tmp_path):
+    # The public example's situation (allotropy's bio-rad_bio-plex_manager_example_01.xml:
+    # every ExpectedConc 0, EquationErr "All expected values set to zero"): read as zero
+    # calibrators, the whole series became blanks, raised the background and sent the
+    # samples below it. It is refused, saying what to do in Bio-Plex Manager.
+    text = run_xml()
+    for level in LEVELS:
+        text = text.replace(
+            f"<ExpectedConc>{vendor(level)}</ExpectedConc>",
+            f"<ExpectedConc>{vendor(0.0)}</ExpectedConc>",
+        )
+    path = write(tmp_path, text)
+    with pytest.raises(InputError, match=r"every Standard of IL-6 .* has ExpectedConc 0") as info:
+        cio.read(path)
+    err = info.value
+    assert err.field == "ExpectedConc" and err.file == str(path) and "S1" in err.message
+    assert "<Reading" in line_of(path, err.row)
+
+
+def test_readings_with_an_error_code_are_read_with_a_warning_naming_them(tmp_path):
+    text = run_xml()
+    target = f'<Reading Valid="true" Code="0" OutlierType="None">{vendor(fi("IL-6", 350.0))}'
+    text = text.replace(target, target.replace('Code="0"', 'Code="1"'), 1)
+    with pytest.warns(DataWarning, match=r"1 reading\(s\) carry a Bio-Plex Manager error code"):
+        table = cio.read(write(tmp_path, text))
+    coded = table[table["reading_code"] > 0]
+    assert coded[["well", "analyte"]].values.tolist() == [["C04", "IL-6"]]
+
+
+def test_an_outlier_blank_stays_out_of_the_background(tmp_path):
+    # FI - Bkgd (net_signal) subtracts the mean of the blank wells Bio-Plex kept.
+    text = run_xml()
+    target = f'OutlierType="None">{vendor(fi("IL-6", 0.0))}'
+    assert target in text
+    text = text.replace(target, f'OutlierType="Manual">{vendor(5 * fi("IL-6", 0.0))}', 1)
+    table = cio.read(write(tmp_path, text))
+    il6 = table[(table["analyte"] == "IL-6") & (table["sample_type"] == "sample")]
+    np.testing.assert_allclose(il6["net_signal"], il6["signal"] - fi("IL-6", 0.0), rtol=1e-9)
+
+
+def test_a_regression_the_convention_does_not_reproduce_is_named_in_a_warning(tmp_path):
+    text = run_xml().replace(
+        '<Regression Type="10">Logistic - 5PL</Regression>', "<Regression>Linear</Regression>", 1
+    )
+    with pytest.warns(DataWarning, match=r"regression 'Linear' \(fitted 5PL\)"):
+        cio.read(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(("old", "new"), [('<MWAnalyte RegionNumber="25"', '<MWAnalyte RegionNumber="²5"'),
+                                          ('Reading Valid="true" Code="0"',
+                                           'Reading Valid="true" Code="¹"')])  # fmt: skip
+def test_unicode_digits_give_an_input_error_or_are_not_codes(tmp_path, old, new):
+    # str.isdigit takes '²', which int() refuses: a ValueError escaped before.
+    text = run_xml()
+    assert old in text
+    path = write(tmp_path, text.replace(old, new, 1))
+    if "RegionNumber" in old:
+        with pytest.raises(InputError, match="RegionNumber"):
+            cio.read(path)
+    else:
+        table = cio.read(path)
+        assert table["reading_code"].isna().sum() == 1

@@ -439,16 +439,20 @@ class Calibration:
 
 
 def _group_key(df: pd.DataFrame) -> pd.Series:
-    """Replicate group of each row: the sample name, else the culture description."""
+    """Replicate group of each row: the sample name, else the culture description; either
+    way at one dilution and one expected concentration. Wells of one name at two dilutions
+    (a sample run neat and 1:4) or two expected values (two control levels given one
+    description) are not replicates of one another: averaged, their signals gave a number
+    that was neither (a Bio-Plex XML group's Description is shared so in practice)."""
     parts = ["sample_type", "donor_id", "treatment", "treatment_concentration", "assay_format", "incubation_h",
              "dilution_factor", "standard_concentration"]  # fmt: skip
     text = [df[c].astype(object).where(df[c].notna(), "").astype(str) for c in parts]
     described = text[0].str.cat(text[1:], sep="|")
-    by_name = (
-        text[0]
-        + "|"
-        + df["sample_id"].astype(object).where(df["sample_id"].notna(), "").astype(str)
-    )
+    by_name = text[0].str.cat(
+        [df["sample_id"].astype(object).where(df["sample_id"].notna(), "").astype(str),
+         text[6], text[7]],
+        sep="|",
+    )  # fmt: skip
     return by_name.where(df["sample_id"].notna(), described)
 
 

@@ -39,11 +39,14 @@ How it is read (one row per member well x analyte):
   one, while ``Wells`` may hold only some wells (8 of 96 in the example). A reading with
   ``Valid="false"`` is not read (a :class:`~cytosafe.errors.DataWarning` names it,
   ``attrs["skipped"]`` lists it); ``Code`` (non-zero: an acquisition problem such as a low
-  bead number) is kept in ``reading_code``, ``OutlierType`` other than ``None`` makes
+  bead number) is kept in ``reading_code`` and such readings are named in a DataWarning
+  (they are read, as Bio-Plex reads them), ``OutlierType`` other than ``None`` makes
   ``outlier`` true and leaves a standard or blank out of the fit (``exclude``).
 * **sample_type** is the group's element: ``Standard`` -> standard (one whose
   ``ExpectedConc`` is 0 is the zero calibrator, a blank, as :mod:`cytosafe.io.bioplex`
-  reads it), ``Blank`` -> blank, ``Control`` -> control, ``Unknown`` -> sample.
+  reads it, while another standard of the analyte has a concentration; when none has,
+  the concentrations were never entered and the file is refused, naming the analyte:
+  the public example is such a file), ``Blank`` -> blank, ``Control`` -> control, ``Unknown`` -> sample.
   ``sample_id`` is the ``Description`` of controls and samples (their ``Label``, ``C1``
   / ``X12``, when it is empty) and the ``Label`` of standards and blanks; ``replicate`` is
   the member well's place in its group.
@@ -60,9 +63,11 @@ How it is read (one row per member well x analyte):
   taken, like the Excel report's Obs Conc, as dilution included (an assumption: every
   MWObsConc of the public example is unset, ``ReadingOK="false"``, ``Data field has not
   been set``, so it could not be checked there); **net_signal** is the
-  Reading minus the mean Reading of the ``Blank`` group's wells (Bio-Plex's FI - Bkgd:
-  the group ``Mean`` of the example is its ``RawMean`` less that mean; zero calibrators
-  are not in it). **vendor_model** is the family of the analyte's ``Regression``
+  Reading minus the mean Reading of the ``Blank`` group's wells that are not outliers
+  (Bio-Plex's FI - Bkgd: the group ``Mean`` of the example is its ``RawMean`` less that
+  mean; zero calibrators are not in it). A ``Regression`` or ``LogisticWeightingModel``
+  the convention does not reproduce (other than Logistic 4PL/5PL and Power Law
+  Variance) is named in a DataWarning. **vendor_model** is the family of the analyte's ``Regression``
   (``Logistic - 5PL`` -> ``5PL-auto``: the XML prints no coefficients, so the slope's
   sign, hence the 5PL's form, is unknown; ``Logistic - 4PL`` -> ``4PL``), which the
   ``"printed"`` model of :data:`CALIBRATION` follows. An Interpolator's ``EquationErr``
@@ -151,6 +156,16 @@ _ROOT = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?BioPlexManager[\s>/]")
 _NUMBER = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$")
 #: Regression text -> the model it names (5PL without coefficients: either form).
 _REGRESSIONS = {"logistic-5pl": "5PL-auto", "logistic-4pl": "4PL"}
+
+#: What a Reading's ``Code`` means (Bio-Plex Manager's acquisition error codes, as
+#: allotropy's parser maps them, constants.ERROR_MAPPING; 0 is no error).
+_READING_CODES = {
+    1: "low bead number",
+    2: "aggregated beads",
+    3: "classify efficiency",
+    4: "region selection",
+    5: "platform temperature",
+}
 
 
 # --------------------------------------------------------------------------- the tree
@@ -306,9 +321,14 @@ def _number(node: _Node | None, what: str, where: dict, *, text: str | None = No
     return number
 
 
+def _is_whole(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also takes '²' or '١', which ``int`` refuses."""
+    return bool(text) and text.isascii() and text.isdigit()
+
+
 def _int_attr(node: _Node, attr: str, where: dict) -> int:
     value = node.attrib.get(attr, "").strip()
-    if not value.isdigit() or int(value) < 1:
+    if not _is_whole(value) or int(value) < 1:
         raise InputError(
             f"{node.name} has {attr}='{value}'" if value else f"{node.name} has no {attr}",
             field=f"{node.name}/@{attr}",
@@ -351,7 +371,7 @@ def _interpolators(root: _Node, file: str) -> dict[str, _Curve]:
     for it in node.findall("Interpolator") if node is not None else ():
         region = it.attrib.get("RegionNumber", "").strip()
         where = {"file": file, "row": it.line}
-        if not region.isdigit():
+        if not _is_whole(region):
             raise InputError(
                 f"Interpolator has RegionNumber='{region}'",
                 field="Interpolator/@RegionNumber",
@@ -490,7 +510,7 @@ def _records(root: _Node, path: Path, skipped: list[dict]) -> list[dict]:
             for node in readings:
                 rwhere = {**mwhere, "row": node.line}
                 region = node.attrib.get("RegionNumber", "").strip()
-                if not region.isdigit():
+                if not _is_whole(region):
                     raise InputError(
                         f"MWAnalyte of well {well} has RegionNumber='{region}'",
                         field="MWAnalyte/@RegionNumber",
@@ -577,9 +597,10 @@ def _records(root: _Node, path: Path, skipped: list[dict]) -> list[dict]:
                         "type_label": label,
                         "description": description or None,
                         "outlier": outlier,
-                        "reading_code": int(code) if code.isdigit() else math.nan,
+                        "reading_code": int(code) if _is_whole(code) else math.nan,
                         "bead_region": int(region),
-                        "_blank_group": kind == "Blank",
+                        "_blank_group": kind == "Blank" and not outlier,
+                        "_standard_group": kind == "Standard",
                     }
                 )
     return records
@@ -718,6 +739,22 @@ def parse(
     for rec in records:
         by_region.setdefault(rec["region"], []).append(rec)
     for region, recs in by_region.items():
+        standards = [r for r in recs if r.pop("_standard_group")]
+        if standards and not any(r["exp_conc"] > 0 for r in standards):
+            # Not a zero calibrator: no standard has a concentration (Bio-Plex says
+            # "All expected values set to zero" in EquationErr); read as blanks, the series
+            # raised the background and sent samples below it.
+            labels = list(dict.fromkeys(r["type_label"] for r in standards))
+            raise InputError(
+                f"every Standard of {recs[0]['analyte_name']} (region {region}) has "
+                f"ExpectedConc 0 ({', '.join(labels[:6])}{', ...' if len(labels) > 6 else ''}): "
+                "the standards' concentrations were not entered in Bio-Plex Manager",
+                file=file,
+                row=standards[0]["source_row"],
+                field="ExpectedConc",
+                expected="the kit's standard concentrations entered in Bio-Plex Manager's "
+                "protocol (Standards), then the XML exported again",
+            )
         needs_unit = any(r["exp_conc"] > 0 or math.isfinite(r["_obs_conc"]) for r in recs)
         unit, where = _unit(region, curves, standard_unit, file)
         if needs_unit and unit is None:
@@ -782,6 +819,33 @@ def parse(
         pending.append(
             f'{path}: {len(skipped)} reading(s) are marked Valid="false" by Bio-Plex '
             f"Manager and were not read: {listed}{more}"
+        )
+    coded = table[table["reading_code"].fillna(0) > 0]
+    if len(coded):
+        listed = "; ".join(
+            f"line {r.source_row} ({r.well}, {r.analyte}: code {r.reading_code} "
+            f"{_READING_CODES.get(int(r.reading_code), 'unknown')})"
+            for r in coded.head(5).itertuples(index=False)
+        )
+        more = f"; and {len(coded) - 5} more" if len(coded) > 5 else ""
+        pending.append(
+            f"{path}: {len(coded)} reading(s) carry a Bio-Plex Manager error code and were "
+            f"read as they are (column reading_code): {listed}{more}"
+        )
+    odd: list[str] = []
+    for region, curve in curves.items():
+        if region not in names:
+            continue
+        key = re.sub(r"\s+", "", curve.regression.lower())
+        if curve.regression and key not in _REGRESSIONS:
+            odd.append(f"{names[region]}: regression '{curve.regression}' (fitted 5PL)")
+        if curve.weighting and curve.weighting.strip().lower() != "power law variance":
+            odd.append(f"{names[region]}: weighting '{curve.weighting}' (weighted 1/y2)")
+    if odd:
+        pending.append(
+            f"{path}: the convention reproduces Bio-Plex's Logistic 4PL/5PL with Power Law "
+            f"Variance weighting; these Interpolators name another: {'; '.join(odd[:5])}"
+            f"{'; ...' if len(odd) > 5 else ''}"
         )
     failed: dict[str, list[str]] = {}
     for region, curve in curves.items():
