@@ -34,6 +34,9 @@ ANALYTES = (("IL-6 (25)", 1.0), ("TNF-a (36)", 2.0))
 BACKGROUND = 30.0
 DILUTION = 4.0
 SAMPLES_IN_WELL = (20.0, 150.0, 900.0, 2500.0)  # pg/mL in the well, times the scale
+EXAMPLE_TIDY = (
+    Path(__file__).resolve().parents[1] / "examples" / "cra-study" / "tidy" / "measurements.csv"
+)
 
 
 def net_fi(conc: float, scale: float) -> float:
@@ -472,3 +475,49 @@ def test_an_intelliflex_table_in_a_workbook_is_named_as_the_csv_is(tmp_path, tit
 def test_a_workbook_without_region_columns_is_not_called_intelliflex(tmp_path):
     path = write_intelliflex(tmp_path / "plate.xlsx", regions=())
     assert detect_format(path) == "tidy"
+
+
+#: Columns of INTELLIFLEX's own table (the refusal's header test) that a tidy table may
+#: also carry, kept from the instrument's export.
+INTELLIFLEX_COLUMNS = ("Instrument Type", "Well Location", "R12: RP1 Median")
+
+
+def _tidy_with(tmp_path, suffix, extra_columns=(), extra_line=None, raw_sheet=False):
+    """The example's tidy table (MSD-01) with a vendor-looking column, line or sheet."""
+    table = pd.read_csv(EXAMPLE_TIDY)
+    table = table[table["plate_id"] == "MSD-01"].head(40)
+    for column in extra_columns:
+        table[column] = 1.0
+    path = tmp_path / f"tidy{suffix}"
+    if suffix == ".csv":
+        text = table.to_csv(index=False)
+        if extra_line:
+            text += extra_line + "\n"
+        path.write_text(text)
+    else:
+        with pd.ExcelWriter(path) as xl:
+            table.to_excel(xl, sheet_name="data", index=False)
+            if raw_sheet:  # a provenance sheet holding the instrument's own table
+                pd.DataFrame([list(INTELLIFLEX_COLUMNS)]).to_excel(
+                    xl, sheet_name="raw", index=False, header=False
+                )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("suffix", "kwargs"),
+    [
+        (".csv", {"extra_columns": INTELLIFLEX_COLUMNS}),
+        (".csv", {"extra_line": "==========Data"}),
+        (".xlsx", {"extra_columns": INTELLIFLEX_COLUMNS}),
+        (".xlsx", {"raw_sheet": True}),
+    ],
+)
+def test_a_tidy_table_with_vendor_looking_content_is_still_tidy(tmp_path, suffix, kwargs):
+    # The refusals (INTELLIFLEX's region columns, MSD's raw '==========Data' grid) are
+    # asked before the catch-all tidy reader, but not for a file whose header (or first
+    # sheet) names well and signal: it is a tidy table whatever else it carries.
+    path = _tidy_with(tmp_path, suffix, **kwargs)
+    assert detect_format(path) == "tidy"
+    if "extra_line" not in kwargs:  # a trailing line of '=' is no row of a tidy table
+        assert len(read(path)) == 40

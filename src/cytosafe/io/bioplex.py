@@ -800,8 +800,9 @@ def _intelliflex_message(row: Iterable[object], message: str) -> str | None:
 
 def refuse(probe: Probe) -> tuple[str, str] | None:
     """A Luminex INTELLIFLEX export, its CSV or the same table in a workbook: named, with
-    what to export instead (the ``refuse`` hook of :mod:`cytosafe.io.reader`; a workbook
-    is refused by :func:`sniff`, since the tidy reader takes every workbook). Its public
+    what to export instead (the ``refuse`` hook of :mod:`cytosafe.io.reader`, asked before
+    the tidy reader that takes every workbook, unless the file opens as a tidy table:
+    :func:`cytosafe.io.registry.detect_format`). Its public
     examples carry no expected concentrations of standards, so no calibration could be
     made from one."""
     if probe.is_ole2:

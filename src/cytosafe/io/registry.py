@@ -117,14 +117,20 @@ def detect_format(path: str | Path) -> str:
         reader recognises the content.
     """
     probe = Probe.of(path)
-    # The specific readers first; then their refusals (a related format of their vendor
-    # they name but do not read); the tidy reader, which takes any workbook, last: asked
-    # before the refusals it took INTELLIFLEX's workbook and said "missing columns".
+    # The specific readers first; a file that opens as a tidy table (its header names well
+    # and signal) is tidy; then the refusals (a related format of a vendor, named but not
+    # read); the tidy reader, which takes any workbook, last: asked before the refusals it
+    # took INTELLIFLEX's workbook and said "missing columns", asked after them all a tidy
+    # table with an 'R12: RP1 Median' column would be refused.
     *specific, catch_all = FORMATS
     for name in specific:
         reader = READERS[name]
         if reader.sniff(probe):
             return reader.NAME
+    from cytosafe.io.tidy import has_tidy_header
+
+    if catch_all == "tidy" and has_tidy_header(probe):
+        return READERS[catch_all].NAME
     for name in FORMATS:
         refuse = getattr(READERS[name], "refuse", None)
         why = refuse(probe) if refuse is not None else None

@@ -157,6 +157,24 @@ def sniff(probe: Probe) -> bool:
     return "signal" in header and "well" in header
 
 
+def has_tidy_header(probe: Probe) -> bool:
+    """The file opens as a tidy table: a text header, or the first row of a workbook's
+    first sheet (the sheet :func:`read_tidy` reads), naming ``well`` and ``signal``.
+    :func:`cytosafe.io.registry.detect_format` takes such a file for tidy before asking
+    the readers' refusals, which look for other vendors' columns and lines that a tidy
+    table may also carry (an ``R12: RP1 Median`` column, a line of ``=``)."""
+    if probe.is_xlsx:
+        for rows in probe.sheets.values():  # the first sheet only
+            for row in rows:
+                cells = {str(c).strip().lower() for c in row if c is not None and str(c).strip()}
+                if cells:
+                    return {"well", "signal"} <= cells
+            return False
+        return False
+    header = [c.strip().strip('"').lower() for c in re.split(r"[,;\t]", probe.first_line)]
+    return "well" in header and "signal" in header
+
+
 def read_tidy(
     path,
     *,
