@@ -595,3 +595,17 @@ def test_unicode_digits_give_an_input_error_or_are_not_codes(tmp_path, old, new)
     else:
         table = cio.read(path)
         assert table["reading_code"].isna().sum() == 1
+
+
+def test_bio_plex_normalisation_is_named_in_a_warning(tmp_path):
+    # Bio-Plex then computes its concentrations from normalised FI; CytoSafe calibrates
+    # the raw Readings, so the printed concentrations are no reference.
+    settings = (
+        '<NormalizationSettings NormalizationOn="true">'
+        "<UsingNormFIForConcCalcs>true</UsingNormFIForConcCalcs></NormalizationSettings>\n"
+    )
+    off = '<NormalizationSettings NormalizationOn="false" />\n'
+    assert off in run_xml()
+    text = run_xml().replace(off, settings)
+    with pytest.warns(DataWarning, match="normalisation is on"):
+        cio.read(write(tmp_path, text))

@@ -847,6 +847,16 @@ def parse(
             f"Variance weighting; these Interpolators name another: {'; '.join(odd[:5])}"
             f"{'; ...' if len(odd) > 5 else ''}"
         )
+    norm = root.find("NormalizationSettings")
+    if norm is not None and (
+        norm.attrib.get("NormalizationOn", "").strip().lower() == "true"
+        or (_text(norm, "UsingNormFIForConcCalcs") or "").strip().lower() == "true"
+    ):
+        pending.append(
+            f"{path}: Bio-Plex Manager's normalisation is on (NormalizationSettings, line "
+            f"{norm.line}): its concentrations came from normalised FI, while CytoSafe "
+            "calibrates the raw Readings, so the two will not agree (vendor_concentration)"
+        )
     failed: dict[str, list[str]] = {}
     for region, curve in curves.items():
         if curve.error and region in names:
