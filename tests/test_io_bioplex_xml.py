@@ -609,3 +609,17 @@ def test_bio_plex_normalisation_is_named_in_a_warning(tmp_path):
     text = run_xml().replace(off, settings)
     with pytest.warns(DataWarning, match="normalisation is on"):
         cio.read(write(tmp_path, text))
+
+
+def test_a_well_in_two_sample_groups_is_refused(tmp_path):
+    # A control's well listed again under a standard: its role would depend on which
+    # group's reading is taken. The writer refuses such a table; the reader now too.
+    text = run_xml().replace('<MemberWell RowNo="3" ColNo="1"', '<MemberWell RowNo="1" ColNo="1"')
+    path = write(tmp_path, text)
+    with pytest.raises(InputError, match=r"well A01 is a member of .* and of ") as info:
+        cio.read(path)
+    err = info.value
+    assert "Control C1" in err.message and "Standard S1" in err.message
+    assert (err.field, err.well) == ("MemberWell", "A01") and "<MemberWell" in line_of(
+        path, err.row
+    )

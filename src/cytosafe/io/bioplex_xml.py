@@ -438,6 +438,9 @@ def _records(root: _Node, path: Path, skipped: list[dict]) -> list[dict]:
     samples = root.find("Samples")
     records: list[dict] = []
     seen: dict[tuple[str, str], int] = {}
+    #: The group each well belongs to (a well is one sample: in two groups, one for some
+    #: analytes and another for others, its role would depend on the analyte).
+    owner: dict[str, tuple[str, int]] = {}
     groups = _group_members(samples)
     if not groups:
         raise InputError(
@@ -497,6 +500,15 @@ def _records(root: _Node, path: Path, skipped: list[dict]) -> list[dict]:
         for replicate, member in enumerate(wells, start=1):
             well = _well(member, {"file": file})
             mwhere = {"file": file, "well": well}
+            first = owner.setdefault(well, (what, member.line))
+            if first[0] != what:
+                raise InputError(
+                    f"well {well} is a member of {what} and of {first[0]} (line {first[1]})",
+                    field="MemberWell",
+                    expected="each well in one sample group",
+                    row=member.line,
+                    **mwhere,
+                )
             mw = member.find("MWAnalytes")
             readings = mw.findall("MWAnalyte") if mw is not None else []
             if not readings:
