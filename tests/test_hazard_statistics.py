@@ -160,3 +160,21 @@ def test_batched_wilcoxon_equals_one_call_per_set():
         v1, p1, n1 = paired_wilcoxon(d, np.zeros_like(d))
         assert n[i] == n1
         np.testing.assert_allclose([v[i], p[i]], [v1, p1], rtol=1e-12, equal_nan=True)
+
+
+def test_an_empty_summary_has_every_column_so_the_ranking_reads_it():
+    # No response to summarise (no test treatment): the summary keeps the columns of a
+    # full one; with only its key and counts the ranking failed on 'gmr' (KeyError).
+    from cytosafe.hazard.classify import best_concentration
+    from cytosafe.hazard.response import _empty
+    from cytosafe.hazard.statistics import across_donors
+
+    empty = across_donors(_empty(), HazardSettings())
+    documented = {  # across_donors' docstring
+        "n_donors", "n_responders", "n_indeterminate", "responder_fraction", "responders",
+        "indeterminate_donors", "median_log2_fold_change", "gmr", "gmr_ci_low", "gmr_ci_high",
+        "wilcoxon_v", "wilcoxon_n", "p_value", "p_adjusted", "significant",
+        "median_percent_of_positive", "note",
+    }  # fmt: skip
+    assert empty.empty and documented | {"treatment_role"} <= set(empty)
+    assert best_concentration(empty).empty

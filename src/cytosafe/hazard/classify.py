@@ -104,8 +104,6 @@ def positive_control_acceptance(
 def best_concentration(summary: pd.DataFrame) -> pd.DataFrame:
     """Per format x treatment x analyte, the concentration with the most responders."""
     s = _key_frame(summary)
-    if s.empty or "gmr" not in s.columns:  # nothing to rank (e.g. every curve failed QC)
-        return s.iloc[0:0].copy()
     s = s.assign(_g=s["gmr"].fillna(-np.inf), _c=s["treatment_concentration"])
     s = s.sort_values(["n_responders", "_g", "_c"], ascending=[False, False, False], kind="stable")
     best = s.drop_duplicates([*FORMAT_KEY, "treatment", "analyte"]).drop(columns=["_g", "_c"])

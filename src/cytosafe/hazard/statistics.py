@@ -164,6 +164,16 @@ def _per_donor(responses: pd.DataFrame) -> pd.DataFrame:
     return out.drop(columns="_ind")
 
 
+#: The columns of :func:`across_donors` before its multiplicity adjustment.
+_SUMMARY_COLUMNS = [
+    *SUMMARY_KEY, "treatment_role", "treatment_unit", "positive_control", "n_donors",
+    "n_responders", "n_indeterminate", "responder_fraction", "responders",
+    "indeterminate_donors", "median_log2_fold_change", "gmr",
+    "gmr_ci_low", "gmr_ci_high", "wilcoxon_v", "wilcoxon_n", "p_value",
+    "median_percent_of_positive", "note",
+]  # fmt: skip
+
+
 def across_donors(responses: pd.DataFrame, settings: HazardSettings) -> pd.DataFrame:
     """Summary across donors per treatment x concentration x analyte (x format).
 
@@ -175,8 +185,10 @@ def across_donors(responses: pd.DataFrame, settings: HazardSettings) -> pd.DataF
     ``wilcoxon_v``, ``wilcoxon_n``, ``p_value``, ``p_adjusted``, ``significant``,
     ``median_percent_of_positive`` and ``note``.
     """
-    if responses.empty:
-        return pd.DataFrame(columns=[*SUMMARY_KEY, "n_donors", "n_responders"])
+    if responses.empty:  # the same columns, so what reads a summary reads this one too
+        return pd.DataFrame(
+            columns=[*_SUMMARY_COLUMNS, "p_adjusted", "significant", "multiplicity"]
+        )
     d = _per_donor(responses)
     groups = d.groupby(SUMMARY_KEY, sort=False, dropna=False)
     out = groups.agg(
@@ -235,14 +247,7 @@ def across_donors(responses: pd.DataFrame, settings: HazardSettings) -> pd.DataF
         out[name] = res[:, j]
     out["wilcoxon_n"] = out["wilcoxon_n"].astype(int)
     out["note"] = notes
-    cols = [
-        *SUMMARY_KEY, "treatment_role", "treatment_unit", "positive_control", "n_donors",
-        "n_responders", "n_indeterminate", "responder_fraction", "responders",
-        "indeterminate_donors", "median_log2_fold_change", "gmr",
-        "gmr_ci_low", "gmr_ci_high", "wilcoxon_v", "wilcoxon_n", "p_value",
-        "median_percent_of_positive", "note",
-    ]  # fmt: skip
-    out = out[cols]
+    out = out[_SUMMARY_COLUMNS]
     family = ["study_id", "assay_format", "incubation_h", "treatment", "treatment_concentration"]
     out["p_adjusted"] = np.nan
     for _, idx in out.groupby(family, sort=False, dropna=False).groups.items():
