@@ -58,10 +58,20 @@ def test_the_named_sets_hold_the_guideline_numbers():
     assert m10["min_levels"] == 6 and m10["min_passing_share"] == 0.75
     assert m10["min_control_share"] == pytest.approx(2 / 3)
     assert m10["min_control_level_share"] == 0.5
-    # The defaults are the "cytosafe" set, field for field.
+    # The defaults are the "cytosafe" set (taken from them), with the numbers the module
+    # notes give: ICH M10's limits, every level of the range within them, 5 levels, two
+    # thirds of the kit controls.
+    cytosafe = ACCEPTANCE["cytosafe"]
+    assert cytosafe["recovery_range"] == (80.0, 120.0)
+    assert cytosafe["end_recovery_range"] == (75.0, 125.0)
+    assert (cytosafe["max_cv"], cytosafe["end_max_cv"], cytosafe["min_levels"]) == (20.0, 20.0, 5)
+    assert cytosafe["min_passing_share"] == 1.0
+    assert cytosafe["min_control_share"] == pytest.approx(2 / 3)
+    assert (cytosafe["min_control_level_share"], cytosafe["min_control_levels"]) == (0.0, 0)
     default = CalibrationSettings()
-    for name, value in ACCEPTANCE["cytosafe"].items():
+    for name, value in cytosafe.items():
         assert getattr(default, name) == pytest.approx(value), name
+    assert set(cytosafe) == set(ACCEPTANCE["ich_m10"])
 
 
 def test_acceptance_name_reads_the_set_back_and_says_custom_otherwise():

@@ -52,28 +52,28 @@ def _check_ecx(value: float | None) -> float | None:
     return value
 
 
-def _check_unit(value: str | None) -> str | None:
-    from cytosafe.errors import UnitError
-    from cytosafe.schema.units import analyte_unit
-
-    if value is not None:
-        try:
-            analyte_unit(value)
-        except UnitError as exc:
-            raise typer.BadParameter(exc.message + f" (expected {exc.expected})") from None
-    return value
-
-
-def _check_acceptance(value: str | None) -> str | None:
-    from cytosafe.curves.calibration import acceptance_fields
+def _checked(value: str | None, check) -> str | None:
+    """``value`` once ``check(value)`` accepts it; its InputError as a usage error."""
     from cytosafe.errors import InputError
 
     if value is not None:
         try:
-            acceptance_fields(value)
-        except InputError as exc:
+            check(value)
+        except InputError as exc:  # a UnitError too
             raise typer.BadParameter(exc.message + f" (expected {exc.expected})") from None
     return value
+
+
+def _check_unit(value: str | None) -> str | None:
+    from cytosafe.schema.units import analyte_unit
+
+    return _checked(value, analyte_unit)
+
+
+def _check_acceptance(value: str | None) -> str | None:
+    from cytosafe.curves.calibration import acceptance_key
+
+    return _checked(value, acceptance_key)
 
 
 def _check_wavelength(value: float | None) -> float | None:

@@ -508,13 +508,12 @@ def _analysis(raw: dict, loc: _Locator, base: Path) -> AnalysisInputs:
             raise InputError("ecx must lie between 0 and 100", **loc.where("analysis", "ecx"))
         kwargs["ecx"] = float(raw["ecx"])
     if "acceptance" in raw:
-        from cytosafe.curves.calibration import acceptance_fields
+        from cytosafe.curves.calibration import acceptance_key
 
         try:
-            acceptance_fields(str(raw["acceptance"]))
+            kwargs["acceptance"] = acceptance_key(str(raw["acceptance"]))
         except InputError as exc:
             raise exc.located(**loc.where("analysis", "acceptance")) from None
-        kwargs["acceptance"] = str(raw["acceptance"]).strip().lower().replace("-", "_")
     return AnalysisInputs(inputs=tuple(inputs), sample_map=sample_map, **kwargs)
 
 

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 import cytosafe.report.figures as figs
-from cytosafe.curves.calibration import ACCEPTANCE_TITLES, FLAGS, acceptance_name
+from cytosafe.curves.calibration import ACCEPTANCE_TITLES, FLAGS, acceptance_name, share_text
 from cytosafe.curves.models import MODELS
 from cytosafe.curves.potency import POTENCY_KEY, censored_response
 from cytosafe.report.figures import Figures, esc, num
@@ -331,9 +331,9 @@ def _settings(result: QuantificationResult) -> list[tuple[str, str, str]]:
         ("Standard levels", f"at least {s.min_levels} within limits in the range", ""),
         (
             "Kit controls",
-            f"at least {_share(s.min_control_share)} within {lo:g}-{hi:g}% of expected"
+            f"at least {share_text(s.min_control_share)} within {lo:g}-{hi:g}% of expected"
             + (
-                f", and at least {_share(s.min_control_level_share)} at each level"
+                f", and at least {share_text(s.min_control_level_share)} at each level"
                 if s.min_control_level_share > 0
                 else ""
             )
@@ -503,11 +503,6 @@ def _reasons(row) -> str:
     if isinstance(note, str) and note:
         parts.append(f"the vendor's printed curve {note}")
     return "; ".join(p for p in parts if p)
-
-
-def _share(share: float) -> str:
-    """A share as the report says it: "two thirds" for 2/3 (2 of 3 is not 67 %)."""
-    return "two thirds" if abs(share - 2 / 3) < 1e-9 else f"{share:.0%}"
 
 
 def _int(value: object) -> str:
@@ -1015,9 +1010,9 @@ def _methods(result: QuantificationResult) -> list[str]:
         )
         + f"a plate and analyte passed QC when "
         f"the curve converged, at least {s.min_levels} accepted levels lay in the range and at "
-        f"least {_share(s.min_control_share)} of the kit controls"
+        f"least {share_text(s.min_control_share)} of the kit controls"
         + (
-            f" (and at least {_share(s.min_control_level_share)} at each level)"
+            f" (and at least {share_text(s.min_control_level_share)} at each level)"
             if s.min_control_level_share > 0
             else ""
         )
