@@ -126,13 +126,10 @@ def _where_sheet(path: Path, sheet: str) -> str:
 
 
 def _column_letter(index: int) -> str:
-    """A 0-based column index as Excel names it: 0 -> 'A', 26 -> 'AA'."""
-    letters = ""
-    n = index + 1
-    while n:
-        n, rest = divmod(n - 1, 26)
-        letters = chr(ord("A") + rest) + letters
-    return letters
+    """A 0-based column index as Excel names it: 0 -> 'A', 26 -> 'AA' (openpyxl's)."""
+    from openpyxl.utils import get_column_letter
+
+    return get_column_letter(index + 1)
 
 
 def _split_wells(value: object) -> list[str]:
